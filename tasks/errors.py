@@ -1,0 +1,91 @@
+"""The exception tree of metalearn.
+
+Every error the product raises on purpose derives from :class:`MetaLearnError`, and each
+subclass also inherits the builtin exception a caller would naturally catch (``ValueError``,
+``FileNotFoundError``, ``KeyError`` ...). Messages say what was wrong *and* how to fix it, in one
+line, so the CLI and the API can show them to a user as they are (no traceback).
+
+The tree lives in ``tasks`` (the leftmost package) so every layer can raise and catch it.
+"""
+
+from __future__ import annotations
+
+
+class MetaLearnError(Exception):
+    """Root of every deliberate metalearn error. ``str(err)`` is a one-line user-facing message."""
+
+    #: exit code the CLI uses for this error
+    exit_code: int = 2
+    #: HTTP status the API maps this error to
+    http_status: int = 400
+
+
+class InputError(MetaLearnError, ValueError):
+    """User input (data, arguments, configuration) is invalid."""
+
+
+class DataError(InputError):
+    """A dataset is unusable: empty, all-NaN, a single class, inf values, duplicate columns..."""
+
+
+class TargetError(InputError, KeyError):
+    """A target column is missing, unknown, or unusable for the requested task kind."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class TaskKindError(InputError):
+    """The task kind cannot be inferred or does not fit the targets."""
+
+
+class DataFileNotFoundError(MetaLearnError, FileNotFoundError):
+    """A data file, corpus directory or snapshot directory does not exist."""
+
+    http_status = 404
+
+
+class FileFormatError(InputError):
+    """A file exists but cannot be parsed (malformed CSV, unreadable ARFF, bad parquet...)."""
+
+
+class ConfigurationError(InputError):
+    """A configuration is not valid in the search space it claims to belong to."""
+
+
+class NotFoundError(MetaLearnError, LookupError):
+    """A record (dataset, configuration, run, search) does not exist in the knowledge base."""
+
+    http_status = 404
+
+
+class KnowledgeBaseError(MetaLearnError, RuntimeError):
+    """The knowledge base cannot be opened or written (locked, corrupt...)."""
+
+    http_status = 503
+
+
+class SchemaVersionError(KnowledgeBaseError):
+    """The knowledge-base file has a schema version this code cannot use."""
+
+
+class OpenMLUnavailableError(MetaLearnError, ConnectionError):
+    """OpenML cannot be reached and the item is not in the local cache."""
+
+    http_status = 503
+
+
+class SearchError(MetaLearnError, RuntimeError):
+    """A search could not run (not a failed trial: those are recorded, never raised)."""
+
+    http_status = 500
+
+
+class TrialTimeoutError(MetaLearnError, TimeoutError):
+    """A trial exceeded its time limit (recorded as a run with status 'timeout')."""
+
+
+class CancelledError(MetaLearnError, RuntimeError):
+    """A search was cancelled by its user."""
+
+    http_status = 409
