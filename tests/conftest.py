@@ -61,3 +61,15 @@ def load_corpus(corpus_dir: Path):
         return cache[name]
 
     return _load
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_default_kb(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never touch the user's default KB: point METALEARN_KB at a session temp file."""
+    old = os.environ.get("METALEARN_KB")
+    os.environ["METALEARN_KB"] = str(tmp_path_factory.mktemp("kb") / "default.duckdb")
+    yield
+    if old is None:
+        os.environ.pop("METALEARN_KB", None)
+    else:
+        os.environ["METALEARN_KB"] = old

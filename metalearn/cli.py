@@ -1,0 +1,335 @@
+"""The ``metalearn`` command line.
+
+Every command prints a one-line ``error: ...`` (and exits non-zero) for bad input instead of a traceback;
+``--debug`` (or ``METALEARN_DEBUG=1``) shows the traceback of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="metalearn",
+    help="Meta-learning warm-start AutoML: recommend configurations from a knowledge base and warm-start SMAC.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+kb_app = typer.Typer(help="Inspect, build, export, import and evaluate the knowledge base.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+console = Console(stderr=True)
+out = Console()
+
+KbOpt = Annotated[
+    str | None,
+    typer.Option("--kb", help="Knowledge-base file (default: $METALEARN_KB or the per-user default file)."),
+]
+TargetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--target", "-t", help="Target column (repeat for several targets). Not needed for sklearn:/openml:/corpus: data."),
+]
+KindOpt = Annotated[
+    str | None,
+    typer.Option("--kind", help="Override the inferred task kind: binary, multiclass, regression, multilabel, multitarget, multitask."),
+]
+MetricOpt = Annotated[str | None, typer.Option("--metric", help="Metric to optimise (default: the kind's AMLB default).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+DataArg = Annotated[
+    str,
+    typer.Argument(help="A CSV/parquet/ARFF file, or sklearn:NAME, openml:DID, openml-task:TID, corpus:NAME."),
+]
+
+
+def _load(data: str, target: list[str] | None, kind: str | None, metric: str | None, corpus: str | None = None):
+    from tasks.loading import load_dataset
+
+    tgt: Any = None
+    if target:
+        tgt = target[0] if len(target) == 1 else list(target)
+    return load_dataset(data, target=tgt, kind=kind, metric=metric, corpus=corpus)
+
+
+def _open_kb(path: str | None, read_only: bool = False):
+    from metalearn.knowledge import open_default_kb
+
+    return open_default_kb(path, read_only=read_only)
+
+
+def _json(obj: Any) -> None:
+    def default(o: Any) -> Any:
+        if hasattr(o, "item"):
+            return o.item()
+        if hasattr(o, "isoformat"):
+            return o.isoformat()
+        if isinstance(o, set | tuple):
+            return list(o)
+        return str(o)
+
+    def clean(o: Any) -> Any:
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        return o
+
+    sys.stdout.write(json.dumps(clean(json.loads(json.dumps(obj, default=default))), indent=2) + "\n")
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return "nan" if math.isnan(x) else f"{x:.{digits}g}"
+    return str(x)
+
+
+# --------------------------------------------------------------------------------------------- data
+@app.command()
+def metafeatures(
+    data: DataArg,
+    target: TargetOpt = None,
+    kind: KindOpt = None,
+    json_out: JsonOpt = False,
+    seed: Annotated[int, typer.Option(help="Random seed (subsampling, landmarkers).")] = 0,
+) -> None:
+    """Extract the meta-feature vector of a dataset."""
+    from metalearn.metafeatures import EXTRACTOR_VERSION, metafeature_record
+
+    ds = _load(data, target, kind, None)
+    with console.status(f"extracting meta-features of {ds.name} ({ds.n_rows} x {ds.n_features})"):
+        rec = metafeature_record(ds, seed=seed)
+    if json_out:
+        _json(
+            {
+                "dataset": ds.name,
+                "dataset_id": ds.dataset_id,
+                "kind": str(ds.task.kind),
+                "version": EXTRACTOR_VERSION,
+                "seconds": rec.extraction_seconds,
+                "metafeatures": rec.values,
+            }
+        )
+        return
+    table = Table(title=f"{ds.name}: {ds.task.kind}, {ds.n_rows} rows x {ds.n_features} features ({EXTRACTOR_VERSION})")
+    table.add_column("meta-feature")
+    table.add_column("value", justify="right")
+    for k, v in rec.values.items():
+        table.add_row(k, _fmt(v))
+    out.print(table)
+    n_nan = sum(1 for v in rec.values.values() if isinstance(v, float) and math.isnan(v))
+    console.print(f"{len(rec.values)} meta-features ({n_nan} not computable) in {rec.extraction_seconds:.2f} s")
+
+
+@app.command()
+def recommend(
+    data: DataArg,
+    target: TargetOpt = None,
+    kind: KindOpt = None,
+    metric: MetricOpt = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=200, help="How many configurations.")] = 10,
+    strategy: Annotated[str | None, typer.Option(help="Recommender strategy (default: the best in LOO evaluation).")] = None,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recommend starting configurations for a dataset from the most similar KB datasets / portfolios."""
+    from metalearn.advisor import Advisor
+    from metalearn.metafeatures import metafeature_record
+
+    ds = _load(data, target, kind, metric)
+    store = _open_kb(kb, read_only=True)
+    with console.status("extracting meta-features"):
+        mf = metafeature_record(ds)
+    advisor = Advisor(store)
+    recs = advisor.recommend(mf.values, ds.task, strategy=strategy, k=k, exclude_ids={ds.dataset_id})
+    if json_out:
+        _json({"dataset": ds.name, "kind": str(ds.task.kind), "strategy": advisor.resolve_strategy(strategy),
+               "recommendations": [r.to_dict() for r in recs]})
+        return
+    if not recs:
+        console.print(f"the knowledge base has no {ds.task.kind} configurations yet: a search will start cold")
+        return
+    table = Table(title=f"top {len(recs)} configurations for {ds.name} ({advisor.resolve_strategy(strategy)})")
+    for col in ("#", "model", "expected regret", "from", "config_id"):
+        table.add_column(col)
+    for r in recs:
+        table.add_row(str(r.rank), r.summary, _fmt(r.expected_regret, 3), r.source_text, r.config_id)
+    out.print(table)
+
+
+@app.command()
+def optimize(
+    data: DataArg,
+    target: TargetOpt = None,
+    kind: KindOpt = None,
+    metric: MetricOpt = None,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Trial budget (includes runs resumed from the KB).")] = 30,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Wall-clock budget in seconds.")] = None,
+    trial_time_limit: Annotated[float, typer.Option("--trial-time-limit", help="Seconds per trial.")] = 120.0,
+    warm_start: Annotated[bool, typer.Option("--warm-start/--no-warm-start", help="Start from KB recommendations.")] = True,
+    strategy: Annotated[str | None, typer.Option(help="Recommender strategy for the warm start.")] = None,
+    n_warm: Annotated[int, typer.Option("--n-warm", min=0, help="How many recommendations to start from.")] = 10,
+    optimizer: Annotated[str, typer.Option(help="smac or random.")] = "smac",
+    multi_fidelity: Annotated[bool, typer.Option("--multi-fidelity", help="SMAC Hyperband on data subsets.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    folds: Annotated[int, typer.Option(help="CV folds (holdout for large data).")] = 5,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for the refit model and summary.json.")] = None,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a warm-started SMAC search; every trial goes to the KB, the best pipeline is refit and saved."""
+    from metalearn.automl import optimize as run_optimize
+    from metalearn.evaluation import EvalProtocol
+    from metalearn.progress import SearchProgress
+    from metalearn.search import SearchSettings
+
+    ds = _load(data, target, kind, metric)
+    settings = SearchSettings(
+        n_trials=trials,
+        time_limit=time_limit,
+        trial_time_limit=trial_time_limit,
+        warm_start=warm_start,
+        strategy=strategy,
+        n_warm=n_warm,
+        optimizer=optimizer,
+        multi_fidelity=multi_fidelity,
+        seed=seed,
+        protocol=EvalProtocol(n_folds=folds, seed=seed),
+    )
+    store = _open_kb(kb)
+    with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
+        outcome = run_optimize(ds, kb=store, settings=settings, out_dir=out_dir, on_trial=progress.update,
+                               on_status=progress.status)
+    summary = outcome.summary
+    if json_out:
+        _json(summary)
+        return
+    res = outcome.result
+    out.print(
+        f"[bold]best {res.metric}[/bold] = {_fmt(res.best_score)} after {len(res.trials)} trials "
+        f"({res.n_resumed} resumed from the KB, {res.n_new} new, {res.n_failed} failed) in {res.seconds:.1f} s"
+    )
+    if res.best_values:
+        out.print(f"best configuration ({res.best_config_id}): {json.dumps(res.best_values, default=str)}")
+    if outcome.out_dir:
+        out.print(f"model and summary written to {outcome.out_dir}")
+
+
+# ----------------------------------------------------------------------------------------- kb
+@kb_app.command("info")
+def kb_info(kb: KbOpt = None, json_out: JsonOpt = False) -> None:
+    """Counts of datasets (by kind), configurations, runs and searches."""
+    store = _open_kb(kb, read_only=True)
+    stats = store.stats()
+    stats["path"] = str(getattr(store, "path", kb or ""))
+    if json_out:
+        _json(stats)
+        return
+    table = Table(title=f"knowledge base {stats['path']}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                table.add_row(f"{key}: {sub}", str(v))
+        elif key != "path":
+            table.add_row(key, str(value))
+    out.print(table)
+
+
+@kb_app.command("export")
+def kb_export(directory: Annotated[Path, typer.Argument(help="Directory for the parquet snapshot.")], kb: KbOpt = None) -> None:
+    """Export the KB as a parquet snapshot (one file per table + snapshot.json)."""
+    from kb.snapshot import export_snapshot
+
+    counts = export_snapshot(_open_kb(kb, read_only=True), directory)
+    out.print(f"exported {counts} to {directory}")
+
+
+@kb_app.command("import")
+def kb_import(directory: Annotated[Path, typer.Argument(help="A snapshot directory written by kb export.")], kb: KbOpt = None) -> None:
+    """Import a parquet snapshot into the KB (existing records are kept; all or nothing)."""
+    from kb.snapshot import import_snapshot
+
+    counts = import_snapshot(_open_kb(kb), directory)
+    out.print(f"imported {counts} from {directory}")
+
+
+@kb_app.command("evaluate")
+def kb_evaluate(
+    kb: KbOpt = None,
+    kind: Annotated[str | None, typer.Option(help="Only this task kind (default: every kind in the KB).")] = None,
+    strategies: Annotated[str | None, typer.Option(help="Comma-separated strategies (default: all).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Leave-one-dataset-out evaluation of the recommender strategies on the KB (normalised regret of top-k)."""
+    from metalearn.advisor import evaluate_strategies
+
+    store = _open_kb(kb, read_only=True)
+    names = [s.strip() for s in strategies.split(",")] if strategies else None
+    with console.status("leave-one-dataset-out evaluation"):
+        report = evaluate_strategies(store, kind=kind, strategies=names)
+    if json_out:
+        _json(report)
+        return
+    for kind_name, block in report["kinds"].items():
+        table = Table(title=f"{kind_name}: mean normalised regret of the best of the top-k ({block['n_datasets']} datasets)")
+        table.add_column("strategy")
+        ks = block["ks"]
+        for kk in ks:
+            table.add_column(f"k={kk}", justify="right")
+        for strat, row in block["table"].items():
+            table.add_row(strat, *[_fmt(row.get(str(kk)), 3) for kk in ks])
+        out.print(table)
+    out.print(f"default strategy: [bold]{report['best']}[/bold]")
+
+
+# ----------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> None:
+    from tasks.errors import MetaLearnError
+
+    debug = os.environ.get("METALEARN_DEBUG") == "1"
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:
+        args.remove("--debug")
+        debug = True
+    try:
+        app(args=args, standalone_mode=False)
+    except MetaLearnError as exc:
+        if debug:
+            raise
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        console.print("interrupted; run the same command again to resume where it stopped")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors and unexpected failures: one line, no traceback
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)",
+                      highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
