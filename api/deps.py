@@ -1,0 +1,131 @@
+"""Dependencies of the routes: the resources opened in the lifespan handler, and API-key checks.
+
+Routes declare what they need with the ``Annotated`` aliases below (``KBDep``, ``AdvisorDep`` ...), as in
+the FastAPI full-stack template's ``api/deps.py``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+from api.metrics import ServiceMetrics
+from api.searches import SearchManager
+from api.settings import Settings
+from kb.base import KnowledgeBase
+from metalearn.advisor import Advisor
+
+API_KEY_HEADER = "X-API-Key"
+
+api_key_scheme = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="A key from the server's METALEARN_API_KEYS (needed for uploads and searches).",
+)
+
+
+def _state(request: Request, name: str) -> object:
+    value = getattr(request.app.state, name, None)
+    if value is None:  # the lifespan did not run (an app used without its lifespan)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail="the service is starting up; retry shortly"
+        )
+    return value
+
+
+def get_settings(request: Request) -> Settings:
+    settings = _state(request, "settings")
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def get_kb(request: Request) -> KnowledgeBase:
+    kb = _state(request, "kb")
+    assert isinstance(kb, KnowledgeBase)
+    return kb
+
+
+def get_advisor(request: Request) -> Advisor:
+    advisor = _state(request, "advisor")
+    assert isinstance(advisor, Advisor)
+    return advisor
+
+
+def get_searches(request: Request) -> SearchManager:
+    searches = _state(request, "searches")
+    assert isinstance(searches, SearchManager)
+    return searches
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    metrics = _state(request, "metrics")
+    assert isinstance(metrics, ServiceMetrics)
+    return metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+KBDep = Annotated[KnowledgeBase, Depends(get_kb)]
+AdvisorDep = Annotated[Advisor, Depends(get_advisor)]
+SearchesDep = Annotated[SearchManager, Depends(get_searches)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+ApiKeyDep = Annotated[str | None, Security(api_key_scheme)]
+
+
+def check_api_key(settings: Settings, key: str | None, what: str) -> None:
+    """Raise 401/403 unless ``key`` is one of the configured keys (or anonymous access is allowed)."""
+    keys = settings.key_values()
+    if not keys:
+        if settings.allow_anonymous_writes:
+            return
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"{what} are disabled because no API key is configured; set METALEARN_API_KEYS=key1,key2 "
+            "(or METALEARN_ALLOW_ANONYMOUS_WRITES=1 on a trusted network) and restart the server",
+        )
+    if not key:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=f"{what} need an API key; send it in the {API_KEY_HEADER} header",
+            headers={"WWW-Authenticate": API_KEY_HEADER},
+        )
+    given = key.encode("utf-8", errors="surrogateescape")
+    if not any(hmac.compare_digest(given, k.encode("utf-8")) for k in keys):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"the {API_KEY_HEADER} header does not hold a valid API key; use one of the server's METALEARN_API_KEYS",
+        )
+
+
+def require_write_access(settings: SettingsDep, key: ApiKeyDep) -> None:
+    """Writes (uploads, searches) always need a key."""
+    check_api_key(settings, key, "uploads and searches")
+
+
+def require_read_access(settings: SettingsDep, key: ApiKeyDep) -> None:
+    """Reads need a key only when ``METALEARN_PROTECT_READS=1``."""
+    if settings.protect_reads:
+        check_api_key(settings, key, "reads")
+
+
+WriteAccess = Depends(require_write_access)
+ReadAccess = Depends(require_read_access)
+
+
+def pagination(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31, description="Items to skip.")] = 0,
+) -> tuple[int, int]:
+    settings = get_settings(request)
+    if limit > settings.max_page_size:
+        raise HTTPException(
+            422,
+            detail=f"limit must be at most {settings.max_page_size}, got {limit}; page with offset instead",
+        )
+    return limit, offset
+
+
+PageDep = Annotated[tuple[int, int], Depends(pagination)]

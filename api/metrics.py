@@ -1,0 +1,173 @@
+"""Prometheus metrics of the service (one registry per app, so several apps can live in one process).
+
+* ``metalearn_http_request_duration_seconds{method,route}`` — latency histogram per route template;
+* ``metalearn_http_requests_total{method,route,status}`` — requests by final status code;
+* ``metalearn_http_errors_total{method,route,status_class}`` — 4xx / 5xx responses;
+* ``metalearn_unhandled_exceptions_total{route}`` — bugs that produced a generic 500;
+* ``metalearn_searches_running`` / ``metalearn_searches_pending`` — the search worker pool;
+* ``metalearn_searches_finished_total{status}`` — finished searches by outcome;
+* ``metalearn_kb_*`` — KB sizes, read from ``kb.stats()`` when scraped (cached for a few seconds).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: Latency buckets (seconds): fine below 100 ms where the recommendation targets are.
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class KBCollector(Collector):
+    """KB size gauges computed at scrape time from ``stats()`` (cached ``ttl`` seconds)."""
+
+    def __init__(self, stats: Callable[[], dict[str, Any]], ttl: float = 5.0) -> None:
+        self._stats = stats
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, Any]] | None = None
+
+    def _current(self) -> dict[str, Any]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > self._ttl:
+                try:
+                    self._cached = (now, self._stats())
+                except Exception:  # a scrape must never fail because the KB is busy
+                    return self._cached[1] if self._cached else {}
+            return self._cached[1]
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._current()
+        datasets = GaugeMetricFamily(
+            "metalearn_kb_datasets", "Datasets in the knowledge base", labels=["kind"]
+        )
+        ds = stats.get("datasets")
+        if isinstance(ds, dict):
+            for kind, n in (ds.get("by_kind") or {}).items():
+                datasets.add_metric([str(kind)], float(n))
+            datasets.add_metric(["all"], float(ds.get("total", 0) or 0))
+        elif isinstance(ds, int | float):
+            datasets.add_metric(["all"], float(ds))
+        yield datasets
+        runs = GaugeMetricFamily("metalearn_kb_runs", "Runs in the knowledge base", labels=["status"])
+        rs = stats.get("runs")
+        if isinstance(rs, dict):
+            for key, n in rs.items():
+                if isinstance(n, int | float):
+                    runs.add_metric([str(key)], float(n))
+        elif isinstance(rs, int | float):
+            runs.add_metric(["total"], float(rs))
+        yield runs
+        for name in ("configurations", "searches", "metafeatures"):
+            value = stats.get(name)
+            if isinstance(value, dict):
+                value = value.get("total")
+            if isinstance(value, int | float):
+                g = GaugeMetricFamily(f"metalearn_kb_{name}", f"{name.capitalize()} in the knowledge base")
+                g.add_metric([], float(value))
+                yield g
+
+
+class ServiceMetrics:
+    """The metrics of one app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.latency = Histogram(
+            "metalearn_http_request_duration_seconds",
+            "Request latency by route",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "metalearn_http_requests",
+            "Requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "metalearn_http_errors",
+            "Responses with a 4xx or 5xx status",
+            ["method", "route", "status_class"],
+            registry=self.registry,
+        )
+        self.exceptions = Counter(
+            "metalearn_unhandled_exceptions",
+            "Unexpected exceptions (generic 500s)",
+            ["route"],
+            registry=self.registry,
+        )
+        self.searches_running = Gauge(
+            "metalearn_searches_running", "Searches running now", registry=self.registry
+        )
+        self.searches_pending = Gauge(
+            "metalearn_searches_pending", "Searches waiting for a worker", registry=self.registry
+        )
+        self.searches_finished = Counter(
+            "metalearn_searches_finished", "Finished searches by outcome", ["status"], registry=self.registry
+        )
+        self._kb_collector: KBCollector | None = None
+
+    def watch_kb(self, stats: Callable[[], dict[str, Any]]) -> None:
+        if self._kb_collector is not None:
+            self.registry.unregister(self._kb_collector)
+        self._kb_collector = KBCollector(stats)
+        self.registry.register(self._kb_collector)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.latency.labels(method, route).observe(seconds)
+        self.requests.labels(method, route, str(status)).inc()
+        if status >= 400:
+            self.errors.labels(method, route, f"{status // 100}xx").inc()
+
+
+def route_of(scope: Scope) -> str:
+    """The route template of a handled request (``/datasets/{dataset_id}``), never the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else UNMATCHED_ROUTE
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware timing every HTTP request (cheaper than ``BaseHTTPMiddleware``)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.observe(
+                scope.get("method", "GET"), route_of(scope), status, time.perf_counter() - start
+            )
