@@ -181,6 +181,19 @@ def _holdout_strata(labels: np.ndarray) -> np.ndarray:
     return strata
 
 
+def _exact_size(tr: np.ndarray, te: np.ndarray, n_test: int, seed: int) -> Fold:
+    """Move a few random rows so the test side has exactly ``n_test`` rows (iterstrat's shuffle
+    split only approximates the requested size)."""
+    rng = np.random.default_rng(seed)
+    if len(te) > n_test:
+        move = rng.choice(len(te), size=len(te) - n_test, replace=False)
+        tr, te = np.concatenate([tr, te[move]]), np.delete(te, move)
+    elif len(te) < n_test:
+        move = rng.choice(len(tr), size=n_test - len(te), replace=False)
+        tr, te = np.delete(tr, move), np.concatenate([te, tr[move]])
+    return np.sort(tr).astype(np.int64), np.sort(te).astype(np.int64)
+
+
 def holdout_split(task: Task, y: pd.DataFrame, test_size: float = 0.33, seed: int = 0) -> Fold:
     """One ``(train_idx, test_idx)`` split with about ``test_size`` of the rows in test, stratified
     like :func:`cv_splits` (iteratively for multilabel). Deterministic for a seed."""
@@ -196,9 +209,10 @@ def holdout_split(task: Task, y: pd.DataFrame, test_size: float = 0.33, seed: in
     if task.kind is TaskKind.MULTILABEL:
         from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
-        sss = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_test, random_state=seed)
+        # a fraction gives iterstrat's best stratification (an int test_size is looser and less exact)
+        sss = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_test / n, random_state=seed)
         tr, te = next(iter(sss.split(np.zeros((n, 1)), _multilabel_matrix(y))))
-        return np.sort(tr).astype(np.int64), np.sort(te).astype(np.int64)
+        return _exact_size(np.sort(tr), np.sort(te), n_test, seed)
     labels = stratification_labels(task, y)
     stratify = None
     if labels is not None:
