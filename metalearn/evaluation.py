@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
 import os
 import signal
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -350,17 +350,44 @@ def _child_main(conn: Any, trial: _Trial, memory_limit_mb: int | None) -> None:
             conn.close()
 
 
-def _kill(proc: Any) -> None:
-    if proc.pid is None:
-        return
-    try:
-        if os.getpgid(proc.pid) == proc.pid:
-            os.killpg(proc.pid, signal.SIGKILL)
+class _Child:
+    """A forked child process (raw ``os.fork``: works inside daemonic processes such as Dask workers,
+    where ``multiprocessing`` refuses to start children)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.exitcode: int | None = None
+
+    def exited(self) -> bool:
+        if self.exitcode is not None:
+            return True
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            self.exitcode = -1
+            return True
+        if pid == 0:
+            return False
+        self.exitcode = os.waitstatus_to_exitcode(status)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the child's process group (it and anything it started); only before reaping."""
+        if self.exitcode is not None:
             return
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-    with contextlib.suppress(Exception):
-        proc.kill()
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def join(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not self.exited():
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.005)
+        return True
 
 
 @dataclass
@@ -387,14 +414,23 @@ def _run_inline(trial: _Trial) -> _Outcome:
 
 
 def _run_in_child(trial: _Trial, time_limit: float | None, memory_limit_mb: int | None) -> _Outcome:
-    ctx = multiprocessing.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(send, trial, memory_limit_mb), name="metalearn-trial")
-    out = _Outcome()
+    r_fd, w_fd = os.pipe()
     start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: run, report over the pipe, and leave without any cleanup of the parent's state
+        code = 0
+        try:
+            os.close(r_fd)
+            _child_main(Connection(w_fd, readable=False), trial, memory_limit_mb)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w_fd)
+    child = _Child(pid)
+    recv = Connection(r_fd, writable=False)
+    out = _Outcome()
     deadline = None if time_limit is None else start + time_limit
-    proc.start()
-    send.close()
     try:
         while out.final is None:
             now = time.monotonic()
@@ -407,20 +443,17 @@ def _run_in_child(trial: _Trial, time_limit: float | None, memory_limit_mb: int 
                     out.emit(recv.recv())
                 except (EOFError, OSError):
                     break  # the child died without a final message
-            elif not proc.is_alive() and not recv.poll(0):
+            elif child.exited() and not recv.poll(0):
                 break
     finally:
         out.wall = time.monotonic() - start
-        if proc.is_alive() and (out.timed_out or out.final is None):
-            _kill(proc)
-        proc.join(timeout=5)
-        if proc.is_alive():
-            _kill(proc)
-            proc.join(timeout=5)
-        out.exitcode = proc.exitcode
+        if out.timed_out or out.final is None:
+            child.kill()
+        if not child.join(5.0):
+            child.kill()
+            child.join(5.0)
+        out.exitcode = child.exitcode
         recv.close()
-        with contextlib.suppress(Exception):
-            proc.close()
     return out
 
 

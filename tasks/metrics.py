@@ -72,6 +72,12 @@ class Metric:
     worst: float | None = None
     description: str = ""
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(lower, upper)`` attainable values (``-inf``/``inf`` where unbounded)."""
+        lo, hi = (self.worst, self.best) if self.greater_is_better else (self.best, self.worst)
+        return (-math.inf if lo is None else lo, math.inf if hi is None else hi)
+
     def applies_to(self, kind: TaskKind | str) -> bool:
         return TaskKind(kind) in self.kinds
 

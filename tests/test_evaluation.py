@@ -402,6 +402,35 @@ def test_child_process_gives_the_same_result_as_inline(load) -> None:
     assert child.metrics == inline.metrics and child.fold_scores == inline.fold_scores
 
 
+def _evaluate_in_daemon(conn: Any, ds: Dataset) -> None:
+    r = evaluate_config(ds, SPACE, cfg(max_features=2), time_limit=60)
+    t = evaluate_config(ds, SPACE, cfg(n_estimators=5000, max_features=4), time_limit=0.5)
+    conn.send((r.status, r.error, r.score, t.status))
+    conn.close()
+
+
+def test_limits_work_inside_a_daemonic_process(load) -> None:
+    """Dask workers are daemonic processes: multiprocessing cannot start children there, os.fork can."""
+    import multiprocessing
+
+    ds = load("iris")
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_evaluate_in_daemon, args=(send, ds), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        assert recv.poll(60), "the daemonic evaluation did not report back"
+        status, error, score, t_status = recv.recv()
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+    assert status == "ok", error
+    assert score == evaluate_config(ds, SPACE, cfg(max_features=2)).score
+    assert t_status == "timeout"
+
+
 # --------------------------------------------------------------------------------------------
 # records, final fit
 

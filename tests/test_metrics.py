@@ -152,6 +152,9 @@ def test_registry_matches_defaults_and_kinds() -> None:
     assert metric_names(TaskKind.MULTITASK) == ["multitask_mean"]
     assert all(m.needs_proba for m in metrics_for(B) if m.name in ("roc_auc", "log_loss"))
     assert not get_metric("accuracy").needs_proba
+    assert get_metric("roc_auc").bounds == (0.0, 1.0)
+    assert get_metric("log_loss").bounds == (0.0, math.inf)
+    assert get_metric("r2").bounds == (-math.inf, 1.0)
     losses = {"log_loss", "rmse", "mae", "hamming_loss", "log_loss_mean", "rmse_mean", "mae_mean"}
     for m in METRICS.values():
         assert m.greater_is_better == (m.name not in losses), m.name
