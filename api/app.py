@@ -16,7 +16,6 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -26,6 +25,7 @@ from fastapi.responses import JSONResponse
 
 from api.limits import BodyLimitMiddleware
 from api.metrics import MetricsMiddleware, ServiceMetrics, route_of
+from api.recommender import ServingAdvisor
 from api.routers import configurations, datasets, health, metafeatures, recommendations, searches
 from api.routers import kb as kb_router
 from api.searches import SearchManager
@@ -54,7 +54,7 @@ Write endpoints (uploads, searches) need an `X-API-Key` header holding one of th
 class AdvisorRefresher:
     """Re-checks the advisor's cached KB frames in the background (never on the request path)."""
 
-    def __init__(self, advisor: Any, interval: float) -> None:
+    def __init__(self, advisor: ServingAdvisor, interval: float) -> None:
         self.advisor = advisor
         self.interval = interval
         self._stop = threading.Event()
@@ -67,7 +67,7 @@ class AdvisorRefresher:
         with self._lock:
             for k in kinds:
                 try:
-                    self.advisor.kind_data(k, check=True)
+                    self.advisor.warm(k, check=True)
                 except Exception:
                     log.exception("could not load the recommender frames of %s tasks", k)
 
@@ -96,7 +96,7 @@ def _open_kb(settings: Settings) -> KnowledgeBase:
 def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = None) -> FastAPI:
     """Build the service. ``kb``: an already open knowledge base to serve (the caller closes it);
     by default the lifespan opens ``settings.kb`` and closes it at shutdown."""
-    from metalearn.advisor import Advisor
+    from metalearn.metafeatures import EXTRACTOR_VERSION
 
     settings = settings or Settings()
     metrics = ServiceMetrics()
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = kb if kb is not None else await run_in_threadpool(_open_kb, settings)
-        advisor = Advisor(store)
+        advisor = ServingAdvisor(store, mf_version=settings.metafeature_version or EXTRACTOR_VERSION)
         refresher = AdvisorRefresher(advisor, settings.advisor_refresh_seconds)
         await run_in_threadpool(refresher.refresh)  # load every kind's frames before serving
         manager = SearchManager(store, settings, metrics, on_kb_change=refresher.refresh)

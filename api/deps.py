@@ -66,7 +66,13 @@ def get_metrics(request: Request) -> ServiceMetrics:
     return metrics
 
 
+def get_metafeature_version(request: Request) -> str:
+    """The meta-feature version this service reads and serves (the advisor's)."""
+    return get_advisor(request).mf_version
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetaFeatureVersionDep = Annotated[str, Depends(get_metafeature_version)]
 KBDep = Annotated[KnowledgeBase, Depends(get_kb)]
 AdvisorDep = Annotated[Advisor, Depends(get_advisor)]
 SearchesDep = Annotated[SearchManager, Depends(get_searches)]

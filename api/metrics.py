@@ -6,7 +6,8 @@
 * ``metalearn_unhandled_exceptions_total{route}`` — bugs that produced a generic 500;
 * ``metalearn_searches_running`` / ``metalearn_searches_pending`` — the search worker pool;
 * ``metalearn_searches_finished_total{status}`` — finished searches by outcome;
-* ``metalearn_kb_*`` — KB sizes, read from ``kb.stats()`` when scraped (cached for a few seconds).
+* ``metalearn_kb_*`` — KB sizes (``metalearn_kb_runs``, ``metalearn_kb_datasets_by_kind{group}`` ...), read
+  from ``kb.stats()`` when scraped (cached for a few seconds).
 """
 
 from __future__ import annotations
@@ -50,35 +51,27 @@ class KBCollector(Collector):
             return self._cached[1]
 
     def collect(self) -> Iterator[Metric]:
-        stats = self._current()
-        datasets = GaugeMetricFamily(
-            "metalearn_kb_datasets", "Datasets in the knowledge base", labels=["kind"]
-        )
-        ds = stats.get("datasets")
-        if isinstance(ds, dict):
-            for kind, n in (ds.get("by_kind") or {}).items():
-                datasets.add_metric([str(kind)], float(n))
-            datasets.add_metric(["all"], float(ds.get("total", 0) or 0))
-        elif isinstance(ds, int | float):
-            datasets.add_metric(["all"], float(ds))
-        yield datasets
-        runs = GaugeMetricFamily("metalearn_kb_runs", "Runs in the knowledge base", labels=["status"])
-        rs = stats.get("runs")
-        if isinstance(rs, dict):
-            for key, n in rs.items():
-                if isinstance(n, int | float):
-                    runs.add_metric([str(key)], float(n))
-        elif isinstance(rs, int | float):
-            runs.add_metric(["total"], float(rs))
-        yield runs
-        for name in ("configurations", "searches", "metafeatures"):
-            value = stats.get(name)
-            if isinstance(value, dict):
-                value = value.get("total")
+        """``metalearn_kb_<key>`` for every count in ``stats()``; a dict of counts becomes one gauge
+        with a ``group`` label (``metalearn_kb_datasets_by_kind{group="binary"}``)."""
+        for key, value in sorted(self._current().items()):
+            name = "metalearn_kb_" + "".join(ch if ch.isalnum() else "_" for ch in str(key)).lower()
+            if isinstance(value, bool):
+                continue
             if isinstance(value, int | float):
-                g = GaugeMetricFamily(f"metalearn_kb_{name}", f"{name.capitalize()} in the knowledge base")
+                g = GaugeMetricFamily(name, f"Knowledge base: {key}")
                 g.add_metric([], float(value))
                 yield g
+            elif isinstance(value, dict):
+                counts = {
+                    str(k): v
+                    for k, v in value.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                }
+                if counts:
+                    g = GaugeMetricFamily(name, f"Knowledge base: {key}", labels=["group"])
+                    for k, v in counts.items():
+                        g.add_metric([k], float(v))
+                    yield g
 
 
 class ServiceMetrics:

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default=False,
         description="Open the KB read-only (several server processes may share a file); searches are refused.",
     )
+    metafeature_version: str | None = Field(
+        default=None,
+        description="Meta-feature version the recommender reads from the KB (default: the installed extractor's); "
+        "only for KBs built with another extractor, e.g. synthetic benchmark KBs.",
+    )
     advisor_refresh_seconds: float = Field(
         default=30.0,
         ge=0.0,

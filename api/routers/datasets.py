@@ -6,10 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import KBDep, PageDep, ReadAccess
+from api.deps import KBDep, MetaFeatureVersionDep, PageDep, ReadAccess
 from api.schemas import ID_PATTERN, DatasetDetail, DatasetOut, Message, Page, RunOut, finite_or_none
 from kb.records import DatasetRecord, RunRecord
-from metalearn.metafeatures import EXTRACTOR_VERSION
 from tasks.errors import NotFoundError
 from tasks.task import TaskKind
 
@@ -77,15 +76,15 @@ def list_datasets(
     responses={404: {"model": Message}},
     summary="One dataset with its stored meta-feature vector",
 )
-def get_dataset(dataset_id: DatasetId, kb: KBDep) -> DatasetDetail:
+def get_dataset(dataset_id: DatasetId, kb: KBDep, mf_version: MetaFeatureVersionDep) -> DatasetDetail:
     d = kb.get_dataset(dataset_id)
     try:
-        mf = kb.get_metafeatures(dataset_id, EXTRACTOR_VERSION)
+        mf = kb.get_metafeatures(dataset_id, mf_version)
         values: dict[str, float | None] | None = {k: finite_or_none(v) for k, v in mf.values.items()}
     except NotFoundError:
         values = None
     return DatasetDetail.model_validate(
-        {**dataset_out(d), "metafeature_version": EXTRACTOR_VERSION, "metafeatures": values}
+        {**dataset_out(d), "metafeature_version": mf_version, "metafeatures": values}
     )
 
 

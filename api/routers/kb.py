@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import KBDep, ReadAccess
+from api.deps import KBDep, MetaFeatureVersionDep, ReadAccess
 from api.schemas import clean_json
-from metalearn.metafeatures import EXTRACTOR_VERSION
 
 router = APIRouter(prefix="/kb", tags=["knowledge base"], dependencies=[ReadAccess])
 
@@ -17,8 +16,8 @@ router = APIRouter(prefix="/kb", tags=["knowledge base"], dependencies=[ReadAcce
 @router.get(
     "/stats", response_model=dict[str, Any], summary="Counts of datasets, configurations, runs, searches"
 )
-async def kb_stats(kb: KBDep) -> dict[str, Any]:
+async def kb_stats(kb: KBDep, mf_version: MetaFeatureVersionDep) -> dict[str, Any]:
     stats = await run_in_threadpool(kb.stats)
     out = clean_json(dict(stats))
-    out["metafeature_version"] = EXTRACTOR_VERSION
+    out["metafeature_version"] = mf_version
     return out

@@ -1,0 +1,610 @@
+"""The HTTP service, driven over HTTP: FastAPI's TestClient and a real uvicorn server on 127.0.0.1.
+
+The KB is a temporary DuckDB file seeded once per session with real records: three scikit-learn
+datasets (two binary, one regression), their meta-features, and real runs of a few random-search
+trials each. Every test works on its own copy of that file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+
+KEY = "test-key-123"
+AUTH = {"X-API-Key": KEY}
+
+
+# ------------------------------------------------------------------------------------------ data
+def _binary_from(loader: str, positive: int, name: str) -> pd.DataFrame:
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, loader)(as_frame=True)
+    frame = bunch.frame.copy()
+    target = str(bunch.target.name)
+    frame[target] = np.where(frame[target] == positive, "yes", "no")
+    return frame.rename(columns={target: "label"})
+
+
+def breast_cancer_csv() -> bytes:
+    import sklearn.datasets
+
+    frame = sklearn.datasets.load_breast_cancer(as_frame=True).frame
+    return frame.to_csv(index=False).encode()
+
+
+def small_csv(n: int = 60, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    y = np.where(x[:, 0] + 0.5 * rng.normal(size=n) > 0, "a", "b")
+    return pd.DataFrame({"f1": x[:, 0], "f2": x[:, 1], "f3": x[:, 2], "y": y}).to_csv(index=False).encode()
+
+
+@pytest.fixture(scope="session")
+def seeded_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB KB with real datasets, meta-features and runs (built once per session)."""
+    import sklearn.datasets
+
+    from kb import open_kb
+    from metalearn.evaluation import EvalProtocol
+    from metalearn.knowledge import ensure_metafeatures
+    from metalearn.search import SearchSettings, run_search
+    from tasks.validation import prepare_frame
+
+    path = tmp_path_factory.mktemp("api-kb") / "seeded.duckdb"
+    wine = _binary_from("load_wine", 0, "wine")
+    iris = _binary_from("load_iris", 1, "iris")
+    diabetes = sklearn.datasets.load_diabetes(as_frame=True).frame
+    datasets = [
+        prepare_frame(wine, "label", name="wine_class0", origin="sklearn:wine"),
+        prepare_frame(iris, "label", name="iris_versicolor", origin="sklearn:iris"),
+        prepare_frame(diabetes, "target", name="diabetes", origin="sklearn:diabetes"),
+    ]
+    settings = SearchSettings(
+        n_trials=3,
+        trial_time_limit=30,
+        optimizer="random",
+        warm_start=False,
+        protocol=EvalProtocol(n_folds=3),
+    )
+    kb = open_kb(path)
+    try:
+        for ds in datasets:
+            ensure_metafeatures(kb, ds)
+            run_search(ds, kb, settings, source="test-seed")
+    finally:
+        kb.close()
+    return path
+
+
+@pytest.fixture()
+def kb_copy(seeded_kb: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "kb.duckdb"
+    shutil.copyfile(seeded_kb, dst)
+    return dst
+
+
+def make_settings(kb_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        kb=str(kb_path), api_keys=[KEY], advisor_refresh_seconds=0, search_workers=1, max_pending_searches=4
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture()
+def client(kb_copy: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(kb_copy))) as c:
+        yield c
+
+
+def _datasets(client: TestClient, kind: str | None = None) -> list[dict[str, Any]]:
+    params = {"limit": 100} if kind is None else {"limit": 100, "kind": kind}
+    r = client.get("/datasets", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+def _upload(
+    client: TestClient | httpx.Client,
+    url: str,
+    content: bytes,
+    filename: str = "data.csv",
+    targets: list[str] | None = None,
+    headers: dict[str, str] | None = AUTH,
+    **fields: Any,
+) -> httpx.Response:
+    data: dict[str, Any] = {"target": targets if targets is not None else ["target"], **fields}
+    return client.post(url, files={"file": (filename, content, "text/csv")}, data=data, headers=headers or {})
+
+
+def assert_error(r: httpx.Response, status: int, *words: str) -> None:
+    assert r.status_code == status, (r.status_code, r.text)
+    body = r.json()
+    text = body["detail"] if isinstance(body["detail"], str) else body.get("message", "")
+    assert isinstance(text, str) and text, body
+    for w in words:
+        assert w.lower() in json.dumps(body).lower(), (w, body)
+
+
+# ------------------------------------------------------------------------------------ read endpoints
+def test_health_docs_and_openapi(client: TestClient) -> None:
+    r = client.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["kb"]["schema_version"] >= 1
+    assert body["searches"]["workers"] == 1
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in (
+        "/recommendations",
+        "/recommendations/upload",
+        "/metafeatures",
+        "/searches",
+        "/searches/{search_id}",
+        "/datasets",
+        "/datasets/{dataset_id}",
+        "/datasets/{dataset_id}/runs",
+        "/configurations/{config_id}",
+        "/kb/stats",
+        "/health",
+        "/metrics",
+    ):
+        assert p in paths, p
+
+
+def test_datasets_runs_configurations(client: TestClient) -> None:
+    items = _datasets(client)
+    assert {d["name"] for d in items} == {"wine_class0", "iris_versicolor", "diabetes"}
+    assert [d["name"] for d in _datasets(client, "regression")] == ["diabetes"]
+    assert _datasets(client, "multilabel") == []
+
+    page1 = client.get("/datasets", params={"limit": 2}).json()
+    assert len(page1["items"]) == 2 and page1["next_offset"] == 2
+    page2 = client.get("/datasets", params={"limit": 2, "offset": 2}).json()
+    assert len(page2["items"]) == 1 and page2["next_offset"] is None
+    assert {d["dataset_id"] for d in page1["items"] + page2["items"]} == {d["dataset_id"] for d in items}
+
+    wine = next(d for d in items if d["name"] == "wine_class0")
+    detail = client.get(f"/datasets/{wine['dataset_id']}").json()
+    assert detail["kind"] == "binary" and detail["n_rows"] == 178 and detail["targets"] == ["label"]
+    assert detail["metafeatures"] and sum(v is not None for v in detail["metafeatures"].values()) > 10
+
+    runs = client.get(f"/datasets/{wine['dataset_id']}/runs").json()
+    assert len(runs["items"]) == 3 and runs["next_offset"] is None
+    first = client.get(f"/datasets/{wine['dataset_id']}/runs", params={"limit": 1}).json()
+    assert len(first["items"]) == 1 and first["next_offset"] == 1
+    run = runs["items"][0]
+    assert run["dataset_id"] == wine["dataset_id"] and run["source"] == "test-seed"
+    assert run["status"] in ("ok", "crash", "timeout", "memout")
+
+    cfg = client.get(f"/configurations/{run['config_id']}").json()
+    assert cfg["config_id"] == run["config_id"] and cfg["values"] and cfg["space"]
+
+    stats = client.get("/kb/stats").json()
+    assert stats["datasets"] == 3 and stats["runs"] == 9 and stats["metafeature_version"]
+
+
+def test_read_endpoints_bad_input(client: TestClient) -> None:
+    assert_error(client.get("/datasets/ffffffffffffffffffff"), 404, "ffffffffffffffffffff")
+    assert_error(client.get("/datasets/ffffffffffffffffffff/runs"), 404)
+    assert_error(client.get("/configurations/0000deadbeef"), 404)
+    assert_error(client.get("/searches/0000deadbeef"), 404)
+    assert client.get("/datasets", params={"kind": "bogus"}).status_code == 422
+    assert client.get("/datasets", params={"limit": 0}).status_code == 422
+    assert client.get("/datasets", params={"limit": 5000}).status_code == 422
+    assert client.get("/datasets", params={"offset": -1}).status_code == 422
+    assert client.get("/datasets", params={"limit": "ten"}).status_code == 422
+    assert client.get("/datasets/bad%20id!").status_code == 422
+    assert client.get("/datasets/x/runs", params={"status": "weird"}).status_code == 422
+    assert client.get("/no/such/route").status_code == 404
+
+
+# ----------------------------------------------------------------------------------- recommendations
+def test_recommendations_from_metafeatures(client: TestClient) -> None:
+    items = _datasets(client, "binary")
+    wine = next(d for d in items if d["name"] == "wine_class0")
+    iris = next(d for d in items if d["name"] == "iris_versicolor")
+    mf = client.get(f"/datasets/{wine['dataset_id']}").json()["metafeatures"]
+    strategies = client.get("/recommendations/strategies").json()
+    assert strategies["default"] in strategies["strategies"]
+    for strategy in strategies["strategies"]:
+        body = {"metafeatures": mf, "kind": "binary", "strategy": strategy, "k": 5,
+                "exclude_dataset_ids": [wine["dataset_id"]]}  # fmt: skip
+        r = client.post("/recommendations", json=body)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["strategy"] == strategy and out["kind"] == "binary" and out["n_features_used"] > 10
+        recs = out["recommendations"]
+        assert 1 <= len(recs) <= 5, strategy
+        assert [x["rank"] for x in recs] == list(range(1, len(recs) + 1))
+        for x in recs:
+            assert x["values"] and x["explanation"], x
+            # wine is excluded: the evidence can only come from the other binary dataset
+            assert {s["dataset_id"] for s in x["sources"]} <= {iris["dataset_id"]}, x["sources"]
+            assert client.get(f"/configurations/{x['config_id']}").status_code == 200
+    # without exclusion wine itself is the nearest neighbour (distance 0)
+    r = client.post(
+        "/recommendations", json={"metafeatures": mf, "kind": "binary", "strategy": "knn", "k": 3}
+    )
+    first_sources = r.json()["recommendations"][0]["sources"]
+    assert first_sources[0]["dataset_id"] == wine["dataset_id"] and first_sources[0]["distance"] == 0.0
+    # no KB evidence for this kind: an empty list, not an error
+    r = client.post("/recommendations", json={"metafeatures": mf, "kind": "multilabel"})
+    assert r.status_code == 200 and r.json()["recommendations"] == []
+
+
+def test_recommendations_bad_input(client: TestClient) -> None:
+    mf = {"nr_inst": 100.0, "nr_attr": 5.0}
+    ok = {"metafeatures": mf, "kind": "binary"}
+    assert client.post("/recommendations", json=ok).status_code in (200, 400)
+    headers = {"content-type": "application/json"}
+    r = client.post("/recommendations", content=b'{"metafeatures": {', headers=headers)
+    assert_error(r, 422, "json")
+    assert_error(client.post("/recommendations", content=b"", headers=headers), 422)
+    assert_error(client.post("/recommendations", json={**ok, "k": 0}), 422, "k")
+    assert_error(client.post("/recommendations", json={**ok, "k": 101}), 422, "k")
+    assert_error(client.post("/recommendations", json={**ok, "k": "many"}), 422)
+    assert_error(client.post("/recommendations", json={**ok, "strategy": "magic"}), 422, "unknown strategy")
+    assert_error(client.post("/recommendations", json={**ok, "kind": "ternary"}), 422, "kind")
+    assert_error(client.post("/recommendations", json={"kind": "binary"}), 422, "metafeatures")
+    assert_error(client.post("/recommendations", json={**ok, "metafeatures": [1, 2]}), 422)
+    assert_error(client.post("/recommendations", json={**ok, "metafeatures": {"a": "x"}}), 422)
+    assert_error(client.post("/recommendations", json={**ok, "surprise": 1}), 422, "surprise")
+    r = client.post("/recommendations", content=b'{"metafeatures": {"nr_inst": Infinity}, "kind": "binary"}',
+                    headers=headers)  # fmt: skip
+    assert_error(r, 422, "finite")
+    # nothing in common with the KB's meta-features: a 400 saying what to send
+    assert_error(
+        client.post("/recommendations", json={**ok, "metafeatures": {"zzz": 1.0}}), 400, "meta-features"
+    )
+    assert_error(client.post("/recommendations", json=[1, 2, 3]), 422)
+
+
+# ------------------------------------------------------------------------------------------ uploads
+def test_metafeatures_upload_then_recommend(client: TestClient) -> None:
+    r = _upload(client, "/metafeatures", breast_cancer_csv(), filename="breast_cancer.csv")
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["kind"] == "binary" and out["n_rows"] == 569 and out["n_features"] == 30
+    assert out["cached"] is False and len(out["dataset_id"]) >= 16
+    names = client.get("/metafeatures").json()
+    assert names["version"] == out["version"]
+    assert set(out["metafeatures"]) == set(names["names"])
+    # the vector from /metafeatures is exactly what /recommendations takes
+    r = client.post(
+        "/recommendations", json={"metafeatures": out["metafeatures"], "kind": out["kind"], "k": 4}
+    )
+    assert r.status_code == 200, r.text
+    assert 1 <= len(r.json()["recommendations"]) <= 4
+    # the upload variant gives the same ranking for the same data
+    r2 = _upload(client, "/recommendations/upload", breast_cancer_csv(), filename="bc.csv", k="4")
+    assert r2.status_code == 200, r2.text
+    assert r2.json()["dataset_id"] == out["dataset_id"]
+    assert [x["config_id"] for x in r2.json()["recommendations"]] == [
+        x["config_id"] for x in r.json()["recommendations"]
+    ]
+    # a parquet upload of the same frame is the same dataset
+    buf = io.BytesIO()
+    pd.read_csv(io.BytesIO(breast_cancer_csv())).to_parquet(buf, index=False)
+    r3 = client.post(
+        "/metafeatures", files={"file": ("bc.parquet", buf.getvalue(), "application/octet-stream")},
+        data={"target": "target"}, headers=AUTH,
+    )  # fmt: skip
+    assert r3.status_code == 200, r3.text
+    assert r3.json()["dataset_id"] == out["dataset_id"]
+
+
+def test_upload_bad_input(client: TestClient) -> None:
+    for url in ("/metafeatures", "/recommendations/upload"):
+        assert_error(_upload(client, url, small_csv(), targets=["nope"]), 400, "not found")
+        assert_error(_upload(client, url, b""), 400, "empty")
+        assert_error(_upload(client, url, b"\x00\x01\x02\xff\xfe garbage \x00" * 50), 400)
+        assert_error(_upload(client, url, b'a,b\n1,"2\n3'), 400)
+        assert_error(_upload(client, url, b"a,b,target\n1,2,x\n"), 400, "rows")
+        assert_error(_upload(client, url, small_csv(), targets=["y"], kind="regression"), 400)
+        assert_error(_upload(client, url, small_csv(), targets=["y"], kind="nonsense"), 422)
+        r = client.post(url, files={"file": ("d.csv", small_csv(), "text/csv")}, headers=AUTH)
+        assert_error(r, 422, "target")
+        r = client.post(url, data={"target": "y"}, headers=AUTH)
+        assert_error(r, 422, "file")
+        assert_error(_upload(client, url, small_csv(), targets=["y"], headers={}), 401, "X-API-Key")
+        assert_error(
+            _upload(client, url, small_csv(), targets=["y"], headers={"X-API-Key": "wrong"}), 403, "valid"
+        )
+    assert_error(_upload(client, "/recommendations/upload", small_csv(), targets=["y"], strategy="x"), 422)
+    assert_error(_upload(client, "/recommendations/upload", small_csv(), targets=["y"], k="0"), 422)
+
+
+def test_write_access_configuration(kb_copy: Path) -> None:
+    with TestClient(create_app(make_settings(kb_copy, api_keys=[]))) as c:
+        r = _upload(c, "/metafeatures", small_csv(), targets=["y"], headers={"X-API-Key": "anything"})
+        assert_error(r, 403, "METALEARN_API_KEYS")
+        assert c.get("/datasets").status_code == 200
+    with TestClient(create_app(make_settings(kb_copy, api_keys=[], allow_anonymous_writes=True))) as c:
+        r = _upload(c, "/metafeatures", small_csv(), targets=["y"], headers={})
+        assert r.status_code == 200, r.text
+    with TestClient(create_app(make_settings(kb_copy, protect_reads=True))) as c:
+        assert_error(c.get("/datasets"), 401)
+        assert_error(c.get("/kb/stats", headers={"X-API-Key": "nope"}), 403)
+        assert c.get("/datasets", headers=AUTH).status_code == 200
+        assert c.get("/health").status_code == 200  # probes stay open
+
+
+def test_upload_limits(kb_copy: Path) -> None:
+    settings = make_settings(kb_copy, max_upload_bytes=20_000, max_rows=100, max_columns=10)
+    with TestClient(create_app(settings)) as c:
+        big = breast_cancer_csv()
+        assert len(big) > 20_000
+        assert_error(_upload(c, "/metafeatures", big), 413, "limited")
+
+        # a chunked body without Content-Length is cut while it streams
+        def chunks() -> Iterator[bytes]:
+            boundary = b"--xyz"
+            yield boundary + b'\r\nContent-Disposition: form-data; name="target"\r\n\r\ntarget\r\n'
+            yield boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\n'
+            for _ in range(100):
+                yield b"1.0,2.0,3.0\n" * 100
+            yield b"\r\n" + boundary + b"--\r\n"
+
+        r = c.post(
+            "/metafeatures",
+            content=chunks(),
+            headers={**AUTH, "content-type": "multipart/form-data; boundary=xyz"},
+        )
+        assert_error(r, 413)
+        assert_error(_upload(c, "/metafeatures", small_csv(n=150), targets=["y"]), 413, "rows")
+        wide = (
+            pd.DataFrame(np.ones((20, 12)), columns=[f"c{i}" for i in range(12)]).to_csv(index=False).encode()
+        )
+        assert_error(_upload(c, "/metafeatures", wide, targets=["c0"]), 413, "columns")
+        assert _upload(c, "/metafeatures", small_csv(n=50), targets=["y"]).status_code == 200
+        r = c.post(
+            "/recommendations",
+            content=b"[" + b"1," * 700_000 + b"1]",
+            headers={"content-type": "application/json"},
+        )
+        assert_error(r, 413)
+
+
+def test_metrics(client: TestClient) -> None:
+    wine = _datasets(client, "binary")[0]
+    mf = client.get(f"/datasets/{wine['dataset_id']}").json()["metafeatures"]
+    for _ in range(3):
+        assert client.post("/recommendations", json={"metafeatures": mf, "kind": "binary"}).status_code == 200
+    client.get("/datasets/ffffffffffffffffffff")
+    text = client.get("/metrics").text
+    assert 'metalearn_http_request_duration_seconds_count{method="POST",route="/recommendations"} 3.0' in text
+    assert (
+        'metalearn_http_requests_total{method="GET",route="/datasets/{dataset_id}",status="404"} 1.0' in text
+    )
+    assert (
+        'metalearn_http_errors_total{method="GET",route="/datasets/{dataset_id}",status_class="4xx"}' in text
+    )
+    assert "metalearn_searches_running 0.0" in text
+    assert "metalearn_kb_runs 9.0" in text
+    assert 'metalearn_kb_datasets_by_kind{group="binary"} 2.0' in text
+    assert "metalearn_unhandled_exceptions_total" not in text.replace(
+        "# HELP metalearn_unhandled_exceptions_total", ""
+    )
+
+
+# ------------------------------------------------------------------------------------------ searches
+def _wait(client: Any, search_id: str, done: set[str], timeout: float = 240.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get(f"/searches/{search_id}")
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        if body["status"] in done:
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"search {search_id} did not reach {done} in {timeout} s: {body}")
+
+
+def test_search_runs_to_done_and_writes_runs(client: TestClient) -> None:
+    r = _upload(
+        client, "/searches", breast_cancer_csv(), filename="breast_cancer.csv",
+        n_trials="3", trial_time_limit="30", n_warm="2", n_folds="3",
+    )  # fmt: skip
+    assert r.status_code == 202, r.text
+    created = r.json()
+    sid = created["search_id"]
+    assert r.headers["location"].endswith(f"/searches/{sid}") and created["status"] == "pending"
+    body = _wait(client, sid, {"done", "failed", "cancelled"})
+    assert body["status"] == "done", body
+    assert body["n_trials"] == 3 and len(body["trials"]) == 3 and len(body["trajectory"]) == 3
+    assert body["kind"] == "binary" and body["metric"] == "roc_auc"
+    assert any(t["origin"].startswith("recommendation") for t in body["trials"]), body["trials"]
+    assert body["incumbent"] and 0.5 < body["incumbent"]["score"] <= 1.0
+    assert body["trajectory"][-1] == body["incumbent"]["score"]
+    assert body["settings"]["n_trials"] == 3
+
+    runs = client.get(f"/datasets/{created['dataset_id']}/runs").json()["items"]
+    assert len(runs) == 3 and {x["search_id"] for x in runs} == {sid}
+    assert {x["config_id"] for x in runs} == {t["config_id"] for t in body["trials"]}
+    listing = client.get("/searches").json()["items"]
+    assert listing[0]["search_id"] == sid and listing[0]["status"] == "done"
+    assert [s["search_id"] for s in client.get("/searches", params={"status": "done"}).json()["items"]] == [
+        sid
+    ]
+    assert client.get("/searches", params={"status": "running"}).json()["items"] == []
+    # the status persisted in the KB
+    kb = client.app.state.kb  # type: ignore[attr-defined]
+    rec = kb.get_search(sid)
+    assert (
+        rec.status == "done"
+        and rec.n_trials == 3
+        and rec.incumbent_config_id == body["incumbent"]["config_id"]
+    )
+    # the recommender saw the new dataset: it is now its own nearest neighbour
+    mf = client.get(f"/datasets/{created['dataset_id']}").json()["metafeatures"]
+    rec_body = client.post(
+        "/recommendations", json={"metafeatures": mf, "kind": "binary", "strategy": "knn"}
+    ).json()
+    assert rec_body["recommendations"][0]["sources"][0]["dataset_id"] == created["dataset_id"]
+    assert_error(client.delete(f"/searches/{sid}", headers=AUTH), 409, "finished")
+    text = client.get("/metrics").text
+    assert 'metalearn_searches_finished_total{status="done"} 1.0' in text
+
+
+def test_search_cancel_and_bad_input(client: TestClient) -> None:
+    # a long search, and a second one that waits for the single worker
+    r1 = _upload(client, "/searches", small_csv(200), targets=["y"], n_trials="200", trial_time_limit="20",
+                 optimizer="random", warm_start="false", n_folds="2")  # fmt: skip
+    r2 = _upload(client, "/searches", small_csv(200, seed=1), targets=["y"], n_trials="5", optimizer="random")
+    assert r1.status_code == 202 and r2.status_code == 202, (r1.text, r2.text)
+    s1, s2 = r1.json()["search_id"], r2.json()["search_id"]
+    assert_error(client.delete(f"/searches/{s2}"), 401)
+    cancelled = client.delete(f"/searches/{s2}", headers=AUTH)
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+    deadline = time.monotonic() + 60
+    while client.get(f"/searches/{s1}").json()["n_trials"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    r = client.delete(f"/searches/{s1}", headers=AUTH)
+    assert r.status_code == 202, r.text
+    body = _wait(client, s1, {"cancelled", "done", "failed"}, timeout=90)
+    assert body["status"] == "cancelled" and 1 <= body["n_trials"] < 200, body
+    kb = client.app.state.kb  # type: ignore[attr-defined]
+    assert kb.get_search(s1).status == "cancelled" and kb.get_search(s2).status == "cancelled"
+    assert len(kb.list_runs(search_id=s1)) == body["n_trials"]
+    assert_error(client.delete("/searches/0000deadbeef", headers=AUTH), 404)
+
+    # bad submissions never start anything
+    assert_error(_upload(client, "/searches", small_csv(), targets=["y"], headers={}), 401)
+    assert_error(_upload(client, "/searches", small_csv(), targets=["y"], n_trials="0"), 422)
+    assert_error(_upload(client, "/searches", small_csv(), targets=["y"], n_trials="100000"), 422, "n_trials")
+    assert_error(_upload(client, "/searches", small_csv(), targets=["y"], optimizer="grid"), 422)
+    assert_error(_upload(client, "/searches", small_csv(), targets=["y"], strategy="nope"), 422, "strategy")
+    assert_error(_upload(client, "/searches", small_csv(), targets=["y"], trial_time_limit="-1"), 422)
+    assert_error(_upload(client, "/searches", b"x;y\n\x00\x00", targets=["y"]), 400)
+    assert_error(_upload(client, "/searches", small_csv(), targets=["missing"]), 400, "not found")
+    assert len(client.get("/searches").json()["items"]) == 2
+
+
+# ------------------------------------------------------------------------------ a real uvicorn server
+@pytest.fixture()
+def live_server(kb_copy: Path) -> Iterator[str]:
+    app = create_app(make_settings(kb_copy, max_upload_bytes=50_000, search_workers=1))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=120)
+        sock.close()
+
+
+def test_live_server_concurrent_reads_during_a_search(live_server: str) -> None:
+    with httpx.Client(base_url=live_server, timeout=60) as http:
+        assert http.get("/health").json()["status"] == "ok"
+        datasets = http.get("/datasets").json()["items"]
+        wine = next(d for d in datasets if d["name"] == "wine_class0")
+        mf = http.get(f"/datasets/{wine['dataset_id']}").json()["metafeatures"]
+        # a search writes to the KB while many clients read it
+        r = _upload(http, "/searches", small_csv(120), targets=["y"], n_trials="4", optimizer="random",
+                    trial_time_limit="20", n_folds="2")  # fmt: skip
+        assert r.status_code == 202, r.text
+        sid = r.json()["search_id"]
+        # an oversized upload is refused with 413 by the real server
+        big = _upload(http, "/metafeatures", breast_cancer_csv())
+        assert_error(big, 413)
+
+    def reader(i: int) -> list[int]:
+        codes = []
+        with httpx.Client(base_url=live_server, timeout=60) as h:
+            for j in range(15):
+                which = (i + j) % 4
+                if which == 0:
+                    resp = h.post("/recommendations", json={"metafeatures": mf, "kind": "binary", "k": 5})
+                elif which == 1:
+                    resp = h.get("/datasets", params={"limit": 10})
+                elif which == 2:
+                    resp = h.get(f"/datasets/{wine['dataset_id']}/runs")
+                else:
+                    resp = h.get(f"/searches/{sid}")
+                codes.append(resp.status_code)
+        return codes
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = [c for chunk in pool.map(reader, range(8)) for c in chunk]
+    assert codes == [200] * len(codes), sorted(set(codes))
+    with httpx.Client(base_url=live_server, timeout=60) as http:
+        body = _wait(http, sid, {"done", "failed", "cancelled"}, timeout=120)
+        assert body["status"] == "done" and body["n_trials"] == 4, body
+        metrics = http.get("/metrics").text
+        assert 'route="/recommendations",status="200"' in metrics
+        assert "metalearn_unhandled_exceptions_total" not in metrics.replace(
+            "# HELP metalearn_unhandled_exceptions_total", ""
+        ).replace("# TYPE metalearn_unhandled_exceptions_total", "")
+
+
+# ------------------------------------------------------------------------- property-based (schemathesis)
+def test_schemathesis_finds_no_server_error(kb_copy: Path) -> None:
+    """Every operation but POST /searches (long-running) fuzzed from the OpenAPI schema: never a 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+
+    app = create_app(make_settings(kb_copy, max_upload_bytes=200_000))
+    with TestClient(app):  # runs the lifespan: the app's resources stay open during the fuzzing
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        failures: list[str] = []
+        n_cases = 0
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            if operation.method.upper() == "POST" and operation.path == "/searches":
+                continue
+
+            @given(case=operation.as_strategy())
+            @hsettings(
+                max_examples=25,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            def fuzz(case: Any) -> None:
+                nonlocal n_cases
+                n_cases += 1
+                headers = dict(case.headers or {})
+                headers["X-API-Key"] = KEY
+                case.headers = headers
+                response = case.call()
+                if response.status_code >= 500:
+                    failures.append(
+                        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
+                    )
+
+            fuzz()
+        assert n_cases > 100
+        assert not failures, "\n".join(failures[:10])
