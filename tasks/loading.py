@@ -117,14 +117,8 @@ def _read_arff(path: Path) -> pd.DataFrame:
     except arff.ArffException as err:
         raise FileFormatError(f"cannot parse ARFF file {path.name!r}: {_one_line(err)}") from None
     attributes: list[tuple[str, object]] = decoded["attributes"]
-    rows = decoded["data"]
+    rows = decoded["data"]  # dense rows, also for sparse ARFF ({index value, ...} lines)
     names = [str(a[0]) for a in attributes]
-    if not isinstance(rows, list):  # sparse COO form: (values, rows, cols)
-        values, r_idx, c_idx = rows
-        n_rows = (max(r_idx) + 1) if r_idx else 0
-        dense = np.zeros((n_rows, len(names)), dtype=object)
-        dense[r_idx, c_idx] = values
-        rows = dense.tolist()
     columns: dict[str, pd.Series] = {}
     raw = pd.DataFrame(rows, columns=names, dtype=object) if rows else pd.DataFrame(columns=names)
     for name, kind in attributes:

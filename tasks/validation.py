@@ -7,8 +7,9 @@ OpenML, API uploads), so every dataset in metalearn obeys the same rules:
 - there is at least :data:`MIN_ROWS` rows and one feature column;
 - targets have no missing or infinite values; a classification target has at least two classes;
 - no feature holds infinite values and no feature column is entirely missing;
-- features: ``object`` / string / ``bool`` columns become ``category`` (string categories), every
-  other column is numeric ``float64``; the categorical mask follows the dtypes;
+- features: ``category`` columns stay categorical, ``object`` / string / ``bool`` columns become
+  ``category`` with string categories (bytes decoded), every other column is numeric ``float64``;
+  the categorical mask follows the dtypes;
 - targets: class targets are ``category`` (integer-valued numbers stay integers), multilabel targets
   are 0/1 ``int64``, regression targets are ``float64``.
 
