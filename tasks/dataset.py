@@ -11,6 +11,9 @@ import pandas as pd
 from tasks.task import Task
 
 
+_NA_HASH = np.uint64(0x9E3779B97F4A7C15)
+
+
 def fingerprint_frame(X: pd.DataFrame, y: pd.DataFrame) -> str:
     """A stable content hash of a dataset (column names, order and values; not the row index).
 
@@ -31,11 +34,16 @@ def fingerprint_frame(X: pd.DataFrame, y: pd.DataFrame) -> str:
                 or pd.api.types.is_string_dtype(s.dtype)
                 or pd.api.types.is_bool_dtype(s.dtype)
             ):
-                vals = s.astype("string").fillna("\x00<NA>")
-                hashed = pd.util.hash_pandas_object(vals, index=False).to_numpy()
+                # hash each category's string once, then look the codes up: independent of the
+                # category order and of unused categories, and fast on long columns
+                cat = s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("category")
+                cat_hashes = pd.util.hash_pandas_object(
+                    pd.Series(cat.cat.categories.astype(str), dtype="string"), index=False
+                ).to_numpy()
+                codes = cat.cat.codes.to_numpy()
+                hashed = np.where(codes < 0, _NA_HASH, cat_hashes[np.maximum(codes, 0)] if len(cat_hashes) else _NA_HASH)
             else:
                 arr = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-                arr = np.where(np.isnan(arr), np.nan, arr)  # canonical NaN
                 hashed = arr.view(np.uint64)
                 hashed = np.where(np.isnan(arr), np.uint64(0x7FF8000000000000), hashed)
             h.update(np.ascontiguousarray(hashed).tobytes())
