@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from tasks.errors import TaskKindError
 
@@ -107,9 +108,11 @@ class Task:
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> Task:
+        targets: Any = d["targets"]
+        target_kinds: Any = d.get("target_kinds") or ()
         return cls(
             kind=TaskKind(str(d["kind"])),
-            targets=tuple(d["targets"]),  # type: ignore[arg-type]
-            target_kinds=tuple(TaskKind(str(k)) for k in d.get("target_kinds", ()) or ()),  # type: ignore[union-attr]
+            targets=tuple(str(t) for t in targets),
+            target_kinds=tuple(TaskKind(str(k)) for k in target_kinds),
             metric=str(d.get("metric") or ""),
         )
