@@ -24,6 +24,7 @@ from kb import (
     MetaFeatureRecord,
     RunRecord,
     run_id_for,
+    schema,
 )
 
 KINDS = ("binary", "multiclass", "regression", "multilabel", "multitarget", "multitask")
@@ -181,13 +182,14 @@ def build_synthetic_kb(
     metafeatures = _metafeatures(datasets, rng)
     configs = _configurations(n_configs, rng)
     with DuckDBKnowledgeBase(path) as kb:
+        # the static part goes in through the bulk path (load_table), the runs through add_runs
         with kb.transaction():
-            for d in datasets:
-                kb.put_dataset(d)
-            for m in metafeatures:
-                kb.put_metafeatures(m)
-            for c in configs:
-                kb.put_configuration(c)
+            for table, static in (
+                ("datasets", datasets),
+                ("metafeatures", metafeatures),
+                ("configurations", configs),
+            ):
+                kb.load_table(table, schema.arrow_to_frame(schema.records_to_arrow(table, static)))
         done = 0
         while done < n_runs:
             size = min(batch, n_runs - done)

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import pandas as pd
@@ -63,7 +63,37 @@ _SEARCH_COLS = (
 )
 
 _BATCH = "_metalearn_batch"
-_LONG = "_metalearn_long"
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_list(t):
+        return _duck_type(t.value_type) + "[]"
+    names = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.float64(): "DOUBLE"}
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP"
+    return names[t]
+
+
+#: A one-row SELECT with one typed parameter per snapshot-layout column, per table.
+_ONE_ROW_SQL: dict[str, str] = {
+    table: "(SELECT " + ", ".join(f'?::{_duck_type(f.type)} AS "{f.name}"' for f in layout) + ")"
+    for table, layout in schema.LAYOUTS.items()
+}
+
+
+class _Source:
+    """A row source (``{src}`` in SQL) plus the parameters each occurrence of it needs."""
+
+    def __init__(self, sql: str, params: list[Any], cur: duckdb.DuckDBPyConnection) -> None:
+        self.sql, self.params, self.cur = sql, params, cur
+
+    def rows(self, template: str) -> list[tuple[Any, ...]]:
+        n = template.count("{src}")
+        return self.cur.execute(template.replace("{src}", self.sql), self.params * n).fetchall()
+
+    def count(self, template: str) -> int:
+        rows = self.rows(template)
+        return int(rows[0][0]) if rows else 0
 
 
 def _dataset(row: tuple[Any, ...]) -> DatasetRecord:
@@ -179,6 +209,9 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         return KnowledgeBaseError(
             f"cannot open kb file {path} ({_first_line(err)}): check the file, or point --kb at another file"
         )
+
+    def __enter__(self) -> Self:
+        return self
 
     @property
     def schema_version(self) -> int:
@@ -309,104 +342,109 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         finally:
             cur.unregister(name)
 
-    def _missing(self, cur: duckdb.DuckDBPyConnection, column: str, table: str) -> list[str]:
-        rows = cur.execute(
-            f"SELECT DISTINCT b.{column} FROM {_BATCH} b ANTI JOIN {table} t ON t.{column} = b.{column} "
-            f"ORDER BY 1 LIMIT 3"
-        ).fetchall()
-        return [str(r[0]) for r in rows]
+    @contextmanager
+    def _source(
+        self, cur: duckdb.DuckDBPyConnection, table: str, records: Sequence[Any]
+    ) -> Iterator[_Source]:
+        """The records as an SQL row source in the snapshot layout: a registered Arrow table for a batch,
+        a parameterised one-row SELECT for a single record (several times cheaper in DuckDB)."""
+        if len(records) == 1:
+            cols = schema.record_columns(table, records)
+            yield _Source(_ONE_ROW_SQL[table], [cols[f.name][0] for f in schema.LAYOUTS[table]], cur)
+        else:
+            with self._registered(cur, _BATCH, schema.records_to_arrow(table, records)):
+                yield _Source(_BATCH, [], cur)
 
-    def _check_refs(self, cur: duckdb.DuckDBPyConnection, what: str, refs: Sequence[tuple[str, str]]) -> None:
-        for column, table in refs:
-            missing = self._missing(cur, column, table)
-            if missing:
+    def _check_refs(self, src: _Source, what: str, refs: Sequence[tuple[str, str]]) -> None:
+        sql = " UNION ALL ".join(
+            f"(SELECT DISTINCT '{table}', b.{column} FROM {{src}} b ANTI JOIN {table} t ON t.{column} = b.{column} "
+            "ORDER BY 2 LIMIT 3)"
+            for column, table in refs
+        )
+        missing: dict[str, list[str]] = {}
+        for table, key in src.rows(sql):
+            missing.setdefault(str(table), []).append(str(key))
+        for _, table in refs:
+            if table in missing:
                 noun = "dataset" if table == "datasets" else "configuration"
                 put = "put_dataset" if table == "datasets" else "put_configuration"
                 raise NotFoundError(
-                    f"{what} name {noun}(s) {', '.join(missing)} not stored in the knowledge base: "
+                    f"{what} name {noun}(s) {', '.join(missing[table])} not stored in the knowledge base: "
                     f"{put} them first; nothing was written"
                 )
 
-    # -- bulk writers (inside a transaction) ------------------------------------------------------
+    # -- writers (inside a transaction) ----------------------------------------------------------
     def _insert_datasets(self, cur: duckdb.DuckDBPyConnection, records: Sequence[DatasetRecord]) -> int:
         if not records:
             return 0
-        with self._registered(cur, _BATCH, schema.records_to_arrow("datasets", records)):
-            rows = cur.execute(
-                f"INSERT INTO datasets SELECT {_DATASET_COLS} FROM {_BATCH} b "
+        with self._source(cur, "datasets", records) as src:
+            return src.count(
+                f"INSERT INTO datasets SELECT {_DATASET_COLS} FROM {{src}} b "
                 "WHERE NOT EXISTS (SELECT 1 FROM datasets t WHERE t.dataset_id = b.dataset_id)"
-            ).fetchall()
-        return int(rows[0][0]) if rows else 0
+            )
 
     def _insert_configurations(
         self, cur: duckdb.DuckDBPyConnection, records: Sequence[ConfigurationRecord]
     ) -> int:
         if not records:
             return 0
-        with self._registered(cur, _BATCH, schema.records_to_arrow("configurations", records)):
-            rows = cur.execute(
-                f'INSERT INTO configurations SELECT config_id, space, space_version, "values", created_at '
-                f"FROM {_BATCH} b WHERE NOT EXISTS (SELECT 1 FROM configurations t WHERE t.config_id = b.config_id)"
-            ).fetchall()
-        return int(rows[0][0]) if rows else 0
+        with self._source(cur, "configurations", records) as src:
+            return src.count(
+                'INSERT INTO configurations SELECT config_id, space, space_version, "values", created_at '
+                "FROM {src} b WHERE NOT EXISTS (SELECT 1 FROM configurations t WHERE t.config_id = b.config_id)"
+            )
 
     def _insert_runs(self, cur: duckdb.DuckDBPyConnection, records: Sequence[RunRecord]) -> int:
         if not records:
             return 0
-        with self._registered(cur, _BATCH, schema.records_to_arrow("runs", records)):
+        with self._source(cur, "runs", records) as src:
             self._check_refs(
-                cur,
+                src,
                 "runs" if len(records) > 1 else f"run {records[0].run_id}",
                 [("dataset_id", "datasets"), ("config_id", "configurations")],
             )
-            rows = cur.execute(
+            return src.count(
                 "INSERT INTO runs SELECT run_id, dataset_id, config_id, protocol, status, metric, score, cost, "
                 "map(metric_names, metric_values), fit_seconds, predict_seconds, error, source, search_id, budget, "
-                f"n_rows_used, created_at FROM {_BATCH} b "
+                "n_rows_used, created_at FROM {src} b "
                 "WHERE NOT EXISTS (SELECT 1 FROM runs t WHERE t.run_id = b.run_id)"
-            ).fetchall()
-        return int(rows[0][0]) if rows else 0
+            )
 
     def _insert_metafeatures(
         self, cur: duckdb.DuckDBPyConnection, records: Sequence[MetaFeatureRecord], upsert: bool
     ) -> int:
         if not records:
             return 0
-        with self._registered(cur, _BATCH, schema.records_to_arrow("metafeatures", records)):
-            self._check_refs(cur, f"meta-features of {len(records)} dataset(s)", [("dataset_id", "datasets")])
-            if not upsert:
-                existing = {
+        with self._source(cur, "metafeatures", records) as src:
+            self._check_refs(src, f"meta-features of {len(records)} dataset(s)", [("dataset_id", "datasets")])
+            existing = (
+                set()
+                if upsert
+                else {
                     (str(a), str(b))
-                    for a, b in cur.execute(
-                        f"SELECT m.dataset_id, m.version FROM metafeatures m SEMI JOIN {_BATCH} b "
+                    for a, b in src.rows(
+                        "SELECT m.dataset_id, m.version FROM metafeatures m SEMI JOIN {src} b "
                         "ON m.dataset_id = b.dataset_id AND m.version = b.version"
-                    ).fetchall()
+                    )
                 }
-                records = [r for r in records if (r.dataset_id, r.version) not in existing]
-                if not records:
-                    return 0
-        with self._registered(cur, _BATCH, schema.records_to_arrow("metafeatures", records)):
-            cur.execute(
-                f"DELETE FROM metafeature_values v USING {_BATCH} b "
+            )
+        if existing:
+            records = [r for r in records if (r.dataset_id, r.version) not in existing]
+            if not records:
+                return 0
+        with self._source(cur, "metafeatures", records) as src:
+            src.rows(
+                "DELETE FROM metafeature_values v USING {src} b "
                 "WHERE v.dataset_id = b.dataset_id AND v.version = b.version"
             )
-            cur.execute(
-                f"INSERT INTO metafeatures SELECT dataset_id, version, extraction_seconds, created_at FROM {_BATCH} "
+            src.rows(
+                "INSERT INTO metafeatures SELECT dataset_id, version, extraction_seconds, created_at FROM {src} b "
                 "ON CONFLICT (dataset_id, version) DO UPDATE SET extraction_seconds = excluded.extraction_seconds, "
                 "created_at = excluded.created_at"
             )
-        long = pa.table(
-            {
-                "dataset_id": pa.array([r.dataset_id for r in records for _ in r.values], pa.string()),
-                "version": pa.array([r.version for r in records for _ in r.values], pa.string()),
-                "position": pa.array([i for r in records for i in range(len(r.values))], pa.int32()),
-                "name": pa.array([k for r in records for k in r.values], pa.string()),
-                "value": pa.array([v for r in records for v in r.values.values()], pa.float64()),
-            }
-        )
-        with self._registered(cur, _LONG, long):
-            cur.execute(
-                f"INSERT INTO metafeature_values SELECT dataset_id, version, position, name, value FROM {_LONG}"
+            src.rows(
+                "INSERT INTO metafeature_values SELECT b.dataset_id, b.version, "
+                "unnest(generate_series(0, len(b.names) - 1)), unnest(b.names), unnest(b.values) FROM {src} b"
             )
         return len(records)
 
@@ -423,13 +461,12 @@ class DuckDBKnowledgeBase(KnowledgeBase):
             if upsert
             else "DO NOTHING"
         )
-        with self._registered(cur, _BATCH, schema.records_to_arrow("searches", records)):
-            rows = cur.execute(
+        with self._source(cur, "searches", records) as src:
+            return src.count(
                 "INSERT INTO searches SELECT search_id, dataset_id, status, settings, incumbent_config_id, "
-                f"incumbent_score, n_trials, error, created_at, updated_at FROM {_BATCH} "
+                "incumbent_score, n_trials, error, created_at, updated_at FROM {src} b "
                 f"ON CONFLICT (search_id) {conflict}"
-            ).fetchall()
-        return int(rows[0][0]) if rows else 0
+            )
 
     # -- datasets --------------------------------------------------------------------------------
     def put_dataset(self, record: DatasetRecord) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 import pyarrow as pa
@@ -43,6 +43,9 @@ class InMemoryKnowledgeBase(KnowledgeBase):
         self._searches: dict[str, SearchRecord] = {}
         self._depth = 0
         self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+
+    def __enter__(self) -> Self:
+        return self
 
     @property
     def schema_version(self) -> int:

@@ -571,7 +571,7 @@ def record_key(table: str, record: Any) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _columns(table: str, records: Sequence[Any]) -> dict[str, list[Any]]:
+def record_columns(table: str, records: Sequence[Any]) -> dict[str, list[Any]]:
     if table == "datasets":
         return {
             "dataset_id": [r.dataset_id for r in records],
@@ -645,7 +645,7 @@ def _columns(table: str, records: Sequence[Any]) -> dict[str, list[Any]]:
 def records_to_arrow(table: str, records: Sequence[Any]) -> pa.Table:
     """Normalised records -> an Arrow table in the snapshot layout (floats exact, NaN kept, None -> null)."""
     schema = LAYOUTS[table]
-    cols = _columns(table, records)
+    cols = record_columns(table, records)
     arrays = [pa.array(cols[f.name], type=f.type) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
 
