@@ -312,6 +312,41 @@ def test_rare_class_reduces_folds(load) -> None:
     assert r.metric == "log_loss" and math.isfinite(r.score)
 
 
+REAL_SPACE_CASES = [
+    ("sonar", "roc_auc", 0.75),
+    ("iris", "accuracy", 0.85),
+    ("uci_housing", "r2", 0.5),
+    ("emotions", "roc_auc_macro", 0.7),
+    ("enb", "r2_mean", 0.8),
+]
+
+
+@pytest.mark.parametrize(("name", "metric", "floor"), REAL_SPACE_CASES)
+def test_real_search_space_default_configuration(load, name: str, metric: str, floor: float) -> None:
+    """The product's own search spaces (metalearn.spaces.get_space) evaluate to sane scores."""
+    import metalearn.spaces as spaces
+
+    if not hasattr(spaces, "get_space"):
+        pytest.skip("metalearn.spaces.get_space is not available yet")
+    ds = load(name)
+    space = spaces.get_space(ds.task)
+    r = evaluate_config(ds, space, space.default(), protocol=EvalProtocol(n_folds=3), time_limit=120)
+    assert r.status == "ok", r.error
+    assert r.metrics[metric] > floor, r.metrics
+
+
+def test_real_search_space_multitask(load) -> None:
+    import metalearn.spaces as spaces
+
+    if not hasattr(spaces, "get_space"):
+        pytest.skip("metalearn.spaces.get_space is not available yet")
+    ds = penguins_multitask(load)
+    space = spaces.get_space(ds.task)
+    r = evaluate_config(ds, space, space.default(), protocol=EvalProtocol(n_folds=3), time_limit=120)
+    assert r.status == "ok", r.error
+    assert r.score > 0.6 and r.metrics["t0:balanced_accuracy"] > 0.8
+
+
 # --------------------------------------------------------------------------------------------
 # failures are recorded, not raised
 
