@@ -130,8 +130,9 @@ def snapshot_info(directory: str | Path) -> dict[str, Any]:
     return info
 
 
-def read_snapshot(directory: str | Path) -> dict[str, pa.Table]:
-    """Read and validate every table of a snapshot (layout, row counts, record validity); nothing is written."""
+def read_snapshot(directory: str | Path, validate_records: bool = True) -> dict[str, pa.Table]:
+    """Read and validate every table of a snapshot (layout, row counts and, with ``validate_records``,
+    every record); nothing is written."""
     src = Path(directory).expanduser()
     info = snapshot_info(src)
     tables: dict[str, pa.Table] = {}
@@ -152,7 +153,8 @@ def read_snapshot(directory: str | Path) -> dict[str, pa.Table]:
             )
         try:
             tbl = schema.conform(table, tbl)
-            schema.arrow_to_records(table, tbl)  # validates every record
+            if validate_records:
+                schema.arrow_to_records(table, tbl)
         except MetaLearnError as err:
             raise FileFormatError(f"snapshot file {path}: {err}") from err
         tables[table] = tbl
@@ -167,14 +169,20 @@ def import_snapshot(kb: KnowledgeBase, directory: str | Path) -> dict[str, int]:
     :class:`MetaLearnError` and write nothing.
     """
     src = Path(directory).expanduser()
-    tables = read_snapshot(src)
+    tables = read_snapshot(
+        src, validate_records=False
+    )  # load_table validates every record, in the transaction
     inserted: dict[str, int] = {}
     with kb.transaction():
         for table in TABLES:
             try:
                 inserted[table] = kb.load_table(table, schema.arrow_to_frame(tables[table]))
-            except (KnowledgeBaseError, FileFormatError):
+            except KnowledgeBaseError:
                 raise
-            except MetaLearnError as err:  # e.g. runs naming a dataset neither stored nor in the snapshot
-                raise FileFormatError(f"snapshot {src}: {table}.parquet cannot be imported ({err})") from err
+            except (
+                MetaLearnError
+            ) as err:  # invalid records, or runs naming a dataset neither stored nor in the snapshot
+                raise FileFormatError(
+                    f"snapshot file {src / (table + '.parquet')} cannot be imported: {err}"
+                ) from err
     return inserted
