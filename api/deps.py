@@ -1,5 +1,8 @@
 """Dependencies of the routes: the resources opened in the lifespan handler, and API-key checks.
 
+They are ``async def`` on purpose: they never block, and FastAPI would otherwise run each one in the
+thread pool (a thread hop per dependency per request, which dominated the hot path's overhead).
+
 Routes declare what they need with the ``Annotated`` aliases below (``KBDep``, ``AdvisorDep`` ...), as in
 the FastAPI full-stack template's ``api/deps.py``.
 """
@@ -13,10 +16,10 @@ from fastapi import Depends, HTTPException, Query, Request, Security, status
 from fastapi.security import APIKeyHeader
 
 from api.metrics import ServiceMetrics
+from api.recommender import ServingAdvisor
 from api.searches import SearchManager
 from api.settings import Settings
 from kb.base import KnowledgeBase
-from metalearn.advisor import Advisor
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -36,45 +39,45 @@ def _state(request: Request, name: str) -> object:
     return value
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings = _state(request, "settings")
     assert isinstance(settings, Settings)
     return settings
 
 
-def get_kb(request: Request) -> KnowledgeBase:
+async def get_kb(request: Request) -> KnowledgeBase:
     kb = _state(request, "kb")
     assert isinstance(kb, KnowledgeBase)
     return kb
 
 
-def get_advisor(request: Request) -> Advisor:
+async def get_advisor(request: Request) -> ServingAdvisor:
     advisor = _state(request, "advisor")
-    assert isinstance(advisor, Advisor)
+    assert isinstance(advisor, ServingAdvisor)
     return advisor
 
 
-def get_searches(request: Request) -> SearchManager:
+async def get_searches(request: Request) -> SearchManager:
     searches = _state(request, "searches")
     assert isinstance(searches, SearchManager)
     return searches
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     metrics = _state(request, "metrics")
     assert isinstance(metrics, ServiceMetrics)
     return metrics
 
 
-def get_metafeature_version(request: Request) -> str:
+async def get_metafeature_version(request: Request) -> str:
     """The meta-feature version this service reads and serves (the advisor's)."""
-    return get_advisor(request).mf_version
+    return (await get_advisor(request)).mf_version
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetaFeatureVersionDep = Annotated[str, Depends(get_metafeature_version)]
 KBDep = Annotated[KnowledgeBase, Depends(get_kb)]
-AdvisorDep = Annotated[Advisor, Depends(get_advisor)]
+AdvisorDep = Annotated[ServingAdvisor, Depends(get_advisor)]
 SearchesDep = Annotated[SearchManager, Depends(get_searches)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 ApiKeyDep = Annotated[str | None, Security(api_key_scheme)]
@@ -105,12 +108,12 @@ def check_api_key(settings: Settings, key: str | None, what: str) -> None:
         )
 
 
-def require_write_access(settings: SettingsDep, key: ApiKeyDep) -> None:
+async def require_write_access(settings: SettingsDep, key: ApiKeyDep) -> None:
     """Writes (uploads, searches) always need a key."""
     check_api_key(settings, key, "uploads and searches")
 
 
-def require_read_access(settings: SettingsDep, key: ApiKeyDep) -> None:
+async def require_read_access(settings: SettingsDep, key: ApiKeyDep) -> None:
     """Reads need a key only when ``METALEARN_PROTECT_READS=1``."""
     if settings.protect_reads:
         check_api_key(settings, key, "reads")
@@ -120,12 +123,12 @@ WriteAccess = Depends(require_write_access)
 ReadAccess = Depends(require_read_access)
 
 
-def pagination(
+async def pagination(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31, description="Items to skip.")] = 0,
 ) -> tuple[int, int]:
-    settings = get_settings(request)
+    settings = await get_settings(request)
     if limit > settings.max_page_size:
         raise HTTPException(
             422,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,45 @@ from tasks.errors import InputError
 from tasks.task import Task, TaskKind
 
 
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """Everything a query of one kind needs, built once off the request path: the advisor's frames,
+    the regret matrix, the meta-feature names, and the values of every candidate configuration that
+    is valid in the current search space (so a request never reads the KB)."""
+
+    data: Any  # metalearn.advisor._KindData
+    kb: rec.MetaKB
+    names: tuple[str, ...]
+    index: pd.Index
+    space: Any
+    configs: dict[str, dict[str, Any]]  # valid candidate configurations: id -> values
+
+    @classmethod
+    def build(cls, data: Any, store: Any, kind: TaskKind) -> Prepared:
+        names = tuple(str(c) for c in data.metafeatures.columns)
+        mkb = rec.prepare_kb(data.metafeatures, data.runs)
+        space = get_space(kind)
+        found = store.get_configurations([str(c) for c in mkb.config_ids]) if mkb.n_configs else {}
+        configs = {cid: dict(c.values) for cid, c in found.items() if space.is_valid(dict(c.values))}
+        return cls(data, mkb, names, pd.Index(names, dtype=object), space, configs)
+
+    def query(self, metafeatures: Mapping[str, Any] | pd.Series) -> tuple[pd.Series, int]:
+        """The query aligned to the KB's meta-features (NaN where unknown) and how many are known."""
+        get = metafeatures.get
+        values = np.fromiter((_number(get(n)) for n in self.names), dtype=float, count=len(self.names))
+        return pd.Series(values, index=self.index, dtype=float), int(np.count_nonzero(~np.isnan(values)))
+
+
+def _number(x: Any) -> float:
+    if x is None:
+        return math.nan
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return f if math.isfinite(f) else math.nan
+
+
 class ServingAdvisor(Advisor):
     """An :class:`Advisor` for a long-running service. Thread-safe."""
 
@@ -34,43 +74,46 @@ class ServingAdvisor(Advisor):
             super().__init__(kb)
         else:
             super().__init__(kb, mf_version=mf_version)
-        self._prepared: dict[str, tuple[Any, rec.MetaKB]] = {}
-        self._valid: dict[tuple[str, str, str], bool] = {}
+        self._prepared: dict[str, Prepared] = {}
         self._plock = threading.Lock()
 
-    def prepared(self, kind: TaskKind | str, check: bool = False) -> tuple[Any, rec.MetaKB]:
-        """The advisor's frames of ``kind`` and the regret matrix built from them (cached together)."""
+    def prepared(self, kind: TaskKind | str, check: bool = False) -> Prepared:
+        """The advisor's frames of ``kind`` and the regret matrix built from them (cached together).
+
+        With ``check=False`` (the request path) a cached entry is returned as it is, never rebuilt: only
+        :meth:`warm` (run in the background) replaces it, atomically, once the new one is ready.
+        """
         kind = str(TaskKind(kind))
+        if not check:
+            entry = self._prepared.get(kind)
+            if entry is not None:
+                return entry
         data = self.kind_data(kind, check=check)
         with self._plock:
             entry = self._prepared.get(kind)
-        if entry is not None and entry[0] is data:
-            return data, entry[1]
-        mkb = rec.prepare_kb(data.metafeatures, data.runs)
+        if entry is not None and entry.data is data:
+            return entry
+        entry = Prepared.build(data, self.kb, TaskKind(kind))
         with self._plock:
-            self._prepared[kind] = (data, mkb)
-        return data, mkb
+            self._prepared[kind] = entry
+        return entry
 
     def warm(self, kind: TaskKind | str, check: bool = True) -> None:
         """Load (or reload, if the KB changed) the frames and matrix of ``kind`` — off the request path."""
         self.prepared(kind, check=check)
+
+    def n_known(self, kind: TaskKind | str, metafeatures: Mapping[str, Any]) -> int:
+        """How many of the KB's meta-features of ``kind`` the query gives a finite value."""
+        return self.prepared(kind).query(metafeatures)[1]
 
     def invalidate(self) -> None:
         super().invalidate()
         with self._plock:
             self._prepared.clear()
 
-    def _is_valid(self, space: Any, config_id: str, values: dict[str, Any]) -> bool:
-        key = (space.name, space.version, config_id)
-        ok = self._valid.get(key)
-        if ok is None:
-            ok = bool(space.is_valid(values))
-            self._valid[key] = ok
-        return ok
-
     def recommend(
         self,
-        metafeatures: Mapping[str, float] | pd.Series,
+        metafeatures: Mapping[str, Any] | pd.Series,
         task: Task | TaskKind | str,
         strategy: str | None = None,
         k: int = 10,
@@ -82,14 +125,12 @@ class ServingAdvisor(Advisor):
         name = self.resolve_strategy(strategy)
         if not 1 <= int(k) <= 1000:
             raise InputError(f"k must be between 1 and 1000, got {k}")
-        data, mkb = self.prepared(kind, check=check_fresh)
+        entry = self.prepared(kind, check=check_fresh)
+        data, mkb = entry.data, entry.kb
         if data.runs.empty or data.metafeatures.empty:
             return []
-        query = (
-            pd.Series(metafeatures, dtype=float) if not isinstance(metafeatures, pd.Series) else metafeatures
-        )
-        query = query.reindex(data.metafeatures.columns)
-        if query.notna().sum() == 0:
+        query, n_known = entry.query(metafeatures)
+        if n_known == 0:
             raise InputError(
                 f"none of the given meta-features match the KB's ({self.mf_version}); "
                 "send the vector returned by the metafeatures command/endpoint"
@@ -100,12 +141,11 @@ class ServingAdvisor(Advisor):
         if ctx.empty:
             return []
         raw = list(rec.STRATEGIES[name](ctx, int(k)))
-        space = get_space(kind)
-        values = self._values(data, [r.config_id for r in raw])
+        space = entry.space
         out: list[RecommendedConfig] = []
         for r in raw:
-            vals = values.get(r.config_id)
-            if vals is None or not self._is_valid(space, r.config_id, vals):
+            vals = entry.configs.get(r.config_id)
+            if vals is None:  # not valid in the current space version (or gone): never recommended
                 continue
             sources = tuple(
                 SourceInfo(

@@ -7,7 +7,6 @@ after every search), never by scanning the KB.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import AdvisorDep, KBDep, ReadAccess, SettingsDep, WriteAccess
 from api.extraction import metafeatures_for
+from api.recommender import ServingAdvisor
 from api.schemas import Message, RecommendationRequest, RecommendationResponse, StrategiesOut
 from api.uploads import read_upload
 from metalearn.advisor import Advisor
@@ -39,7 +39,7 @@ def check_strategy(strategy: str | None) -> str:
 
 
 def compute_recommendations(
-    advisor: Advisor,
+    advisor: ServingAdvisor,
     metafeatures: Mapping[str, float | None],
     kind: TaskKind,
     strategy: str | None,
@@ -48,10 +48,8 @@ def compute_recommendations(
     dataset_id: str | None = None,
 ) -> RecommendationResponse:
     name = check_strategy(strategy)
-    query = {str(n): (math.nan if v is None else float(v)) for n, v in metafeatures.items()}
-    recs = advisor.recommend(query, kind, strategy=name, k=k, exclude_ids=exclude, check_fresh=False)
-    columns = advisor.kind_data(kind, check=False).metafeatures.columns
-    n_used = sum(1 for c in columns if not math.isnan(query.get(str(c), math.nan)))
+    recs = advisor.recommend(metafeatures, kind, strategy=name, k=k, exclude_ids=exclude, check_fresh=False)
+    n_used = advisor.n_known(kind, metafeatures)
     return RecommendationResponse.model_validate(
         {
             "kind": str(kind),
@@ -79,12 +77,15 @@ def strategies() -> StrategiesOut:
     responses=ERRORS,
     summary="Recommend configurations for a meta-feature vector",
 )
-def recommend(body: RecommendationRequest, advisor: AdvisorDep) -> RecommendationResponse:
+async def recommend(body: RecommendationRequest, advisor: AdvisorDep) -> RecommendationResponse:
     """Rank configurations of the KB for a dataset described by its meta-features (from ``POST /metafeatures``).
 
     Each recommendation explains itself: the strategy's reasoning, its expected normalised regret and
     the KB datasets it came from (with their meta-feature distance and the configuration's regret there).
     """
+    # Computed inline on the event loop on purpose: it is a few milliseconds of CPU-bound work on
+    # in-memory arrays (the advisor never touches the KB here), and a thread-pool hop per request
+    # costs more than it saves under load (GIL hand-offs between the loop and the worker).
     return compute_recommendations(
         advisor, body.metafeatures, body.kind, body.strategy, body.k, body.exclude_dataset_ids
     )
