@@ -12,9 +12,10 @@ The vector has four blocks (names in brackets are prefixes):
    ``log_n_features`` (natural log), ``ratio_categorical``, ``ratio_binary_features`` (features with at
    most two distinct values), ``missing_ratio`` (missing cells / all cells), ``rows_with_missing_ratio``,
    ``cols_with_missing_ratio``, ``mean_cat_levels`` / ``max_cat_levels`` (distinct values of the
-   categorical features; 0 without categorical features), the kind one-hot ``is_binary`` ... ``is_multitask``, ``n_classes`` (classes of the
-   *representative target*, see below; 0 for a regression target) and ``minority_class_ratio``
-   (smallest / largest class count of the representative target; NaN for regression).
+   categorical features; 0 without categorical features), the kind one-hot ``is_binary`` ...
+   ``is_multitask``, ``n_classes`` (classes of the *representative target*, see below; 0 for a
+   regression target) and ``minority_class_ratio`` (smallest / largest class count of the
+   representative target; NaN for regression).
 
 2. **Targets** (``label.``, computed on all targets): ``n_targets``; ``frac_class_targets``;
    ``assoc_mean`` / ``assoc_max``, the mean / max pairwise association between targets (``|Pearson|``
@@ -25,13 +26,15 @@ The vector has four blocks (names in brackets are prefixes):
    (distinct label sets / rows), ``ir_mean`` / ``ir_max`` (Mulan's per-label imbalance ratio IRLbl:
    positives of the most frequent label / positives of the label); and the per-target statistics of
    the regression targets summarised by mean and sd: ``target_skewness_*``, ``target_kurtosis_*``
-   (Fisher) and ``target_cv_*`` (sd / |mean|, NaN when the mean is ~0).
+   (Fisher) and ``target_cv_*`` (sd / mean, only for ratio-scale targets: NaN for a target with
+   negative values, e.g. a standardised one).
 
    Neutral values, chosen so one schema serves every kind: a single-target dataset has
    ``n_targets = 1`` and ``assoc_mean = assoc_max = 0`` (there is no other target to share structure
    with). The label-set statistics are NaN without a binary target (regression, multiclass,
    multitarget); a single binary target counts as one label (0/1 values: 1 is the label; other values:
-   the minority class is), so cardinality = density = its positive rate and ``ir_* = 1``. The
+   the minority class is), so cardinality = density = its positive rate and ``ir_*`` = 1 (stored
+   log-scaled, see Scaling). The
    per-target statistics are NaN without a regression target; with one regression target their ``sd``
    is 0.
 
@@ -63,14 +66,30 @@ missing are dropped for the supervised features.
 
 **Cost control.** Landmarking, model-based and info-theory dominate pymfe's cost, and it grows
 with rows (1-NN is quadratic) and columns. pymfe and block 4 therefore run on a sample of at most
-``max_rows`` rows (stratified on a class representative target, every class kept) and at most
-``max_cols`` feature columns (a seeded random choice among the non-constant columns); categorical
-columns keep their ``MAX_CATEGORY_LEVELS - 1`` most frequent levels (the rest are pooled) so one-hot
-expansion stays small. Blocks 1 and 2 always use the full data. Missing values are imputed before
-pymfe (median for numeric, most frequent for categorical columns); otherwise pymfe turns half of
-its values into NaN. Measured on the 264-dataset corpus with the defaults (2,000 rows, 50
-columns) on one core: p95 about 1.5 s per dataset; a 100,000 x 100 dataset takes about 1.5 s (see
-``benchmarks/metafeatures.py``).
+``max_rows`` rows (stratified on a class representative target, every class keeps >= 2 rows) and at
+most ``max_cols`` feature columns (a seeded random choice among the non-constant columns);
+categorical columns keep their ``MAX_CATEGORY_LEVELS - 1`` most frequent levels (the rest are
+pooled) so one-hot expansion stays small. Blocks 1 and 2 always use the full data. Missing values
+are imputed before pymfe (median for numeric, most frequent level for categorical columns);
+otherwise pymfe turns half of its values into NaN. Further choices, all measured:
+
+- pymfe's info-theory helpers build one ``pd.crosstab`` per attribute (pair); under pandas 3 these
+  took 1-3 s per dataset, so :func:`_install_fast_crosstab` swaps them for numpy contingency tables
+  computing the same numbers (checked in the tests);
+- ``attr_conc`` compares ordered pairs of 8 sampled attributes (pymfe default 12: 132 pairs);
+- landmarking uses 5-fold (shuffled, seeded) CV instead of 10 (-35% on 100k x 100);
+- the defaults (2,000 rows, 50 columns) keep the whole corpus far inside the targets: on one core,
+  per dataset median 0.13 s, p95 0.70 s, max 2.0 s (coil2000) wall; 100,000 x 100 (10
+  categorical, 1% missing) 0.9-1.3 s. 5,000 rows / 100 columns would cost p95 2.6 s but 11 s on
+  100k x 100 and 29 s on coil2000, missing the 5 s targets. See ``benchmarks/metafeatures.py``.
+
+**Scaling.** Unbounded heavy-tailed features (:data:`SIGNED_LOG_FEATURES`, e.g. tree sizes,
+``lh_trace``, kurtosis, imbalance ratios) are stored as ``sign(x) * log1p(|x|)`` under their usual
+names: their raw values span up to 18 orders of magnitude on the corpus, which min-max scaling in a
+recommender cannot use. ``label.n_targets`` and ``n_classes`` stay raw counts.
+
+**NaN by design.** Classification vectors are ~80% finite on the corpus; regression and
+multitarget vectors ~53% (the class-only pymfe features and the label-set statistics are NaN).
 
 ``timeout`` is soft: blocks 1 and 2 (cheap) always run; the expensive stages (pymfe
 statistical+info-theory, pymfe model-based+landmarking or the regression block) are skipped, their
@@ -102,9 +121,11 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "EXTRACTOR_VERSION",
     "MAX_CATEGORY_LEVELS",
+    "SIGNED_LOG_FEATURES",
     "extract_metafeatures",
     "metafeature_names",
     "metafeature_record",
+    "signed_log",
 ]
 
 log = logging.getLogger(__name__)
@@ -191,9 +212,44 @@ REGRESSION_NAMES: tuple[str, ...] = tuple(
     )
 )
 
-_PYMFE_UNSUPERVISED_GROUPS = ("statistical", "info-theory")
-_PYMFE_SUPERVISED_GROUPS = ("model-based", "landmarking")
-_PYMFE_GROUPS = _PYMFE_UNSUPERVISED_GROUPS + _PYMFE_SUPERVISED_GROUPS
+#: Unbounded, heavy-tailed features stored as ``sign(x) * log1p(|x|)`` (their raw values span up to
+#: 18 orders of magnitude on the corpus, e.g. ``mfe.leaves_homo``, ``mfe.lh_trace``; min-max or
+#: z-scaling of raw values would squash every other dataset to one point).
+SIGNED_LOG_FEATURES: frozenset[str] = frozenset(
+    {
+        "max_cat_levels",
+        "label.n_distinct_sets",
+        "label.ir_mean",
+        "label.ir_max",
+        "label.target_kurtosis_mean",
+        "label.target_kurtosis_sd",
+        "label.target_cv_mean",
+        "label.target_cv_sd",
+        "mfe.eq_num_attr",
+        "mfe.ns_ratio",
+        "mfe.kurtosis.mean",
+        "mfe.kurtosis.sd",
+        "mfe.lh_trace",
+        "mfe.roy_root",
+        "mfe.p_trace",
+        "mfe.leaves",
+        "mfe.nodes",
+        "mfe.leaves_homo.mean",
+        "mfe.leaves_homo.sd",
+        "mfe.nodes_per_attr",
+        "mfe.nodes_per_level.mean",
+        "mfe.nodes_per_level.sd",
+        "mfe.nodes_repeated.mean",
+        "mfe.nodes_repeated.sd",
+        "mfe.nr_outliers",
+        "mfe.nr_norm",
+        "reg.target_kurtosis",
+    }
+)
+
+_PYMFE_STAGE1_GROUPS = ("statistical", "info-theory")
+_PYMFE_STAGE2_GROUPS = ("model-based", "landmarking")
+_PYMFE_GROUPS = _PYMFE_STAGE1_GROUPS + _PYMFE_STAGE2_GROUPS
 #: scale-only statistics: constant after min-max rescaling (max, min, range) or degenerate on 0s
 #: (g_mean, h_mean); sd_ratio (Box's M test) is NaN on ~80% of the corpus (singular class covariances)
 _PYMFE_EXCLUDED = frozenset({"max", "min", "range", "g_mean", "h_mean", "sd_ratio"})
@@ -249,9 +305,14 @@ def _pymfe_names() -> tuple[str, ...]:
 def metafeature_names() -> tuple[str, ...]:
     """The fixed, ordered schema of the meta-feature vector (the same for every task kind)."""
     names = SIMPLE_NAMES + LABEL_NAMES + _pymfe_names() + REGRESSION_NAMES
-    if len(set(names)) != len(names):  # pragma: no cover - guards the schema definition
-        raise RuntimeError("meta-feature names repeat")
+    if len(set(names)) != len(names) or not set(names) >= SIGNED_LOG_FEATURES:  # pragma: no cover
+        raise RuntimeError("meta-feature schema is inconsistent (repeated or unknown names)")
     return names
+
+
+def signed_log(x: float) -> float:
+    """``sign(x) * log1p(|x|)``: the transform applied to :data:`SIGNED_LOG_FEATURES`."""
+    return math.copysign(math.log1p(abs(x)), x) if math.isfinite(x) else math.nan
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,7 +568,7 @@ def _label_features(dataset: Dataset) -> dict[str, float]:
             skews.append(_finite(stats.skew(v)))
             kurts.append(_finite(stats.kurtosis(v)))
         mean, sd = float(v.mean()), float(v.std(ddof=1))
-        cvs.append(sd / abs(mean) if abs(mean) > 1e-6 * sd else math.nan)
+        cvs.append(sd / mean if v.min() >= 0 and mean > 0 else math.nan)  # ratio-scale targets only
     for name, vals in (("skewness", skews), ("kurtosis", kurts), ("cv", cvs)):
         m, s = _mean_sd(vals)
         out[f"label.target_{name}_mean"], out[f"label.target_{name}_sd"] = m, s
@@ -785,7 +846,9 @@ def extract_metafeatures(
             log.warning("meta-features of %s: skipped %s (soft timeout %.1fs)", dataset.name, label, timeout)
             return
         try:
-            result = fn()
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")  # numerical noise of degenerate columns/targets
+                result = fn()
         except Exception as err:  # a failing block leaves its values NaN; the others still count
             log.warning(
                 "meta-features of %s: %s failed (%s: %s)", dataset.name, label, type(err).__name__, err
@@ -799,24 +862,32 @@ def extract_metafeatures(
     stage("simple features", lambda: _simple_features(dataset, rep), always=True)
     stage("target features", lambda: _label_features(dataset), always=True)
     rng = np.random.default_rng(seed)
-    prep = _prepare(dataset, rep, int(max_rows), int(max_cols), rng)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            prep = _prepare(dataset, rep, int(max_rows), int(max_cols), rng)
+    except Exception as err:  # unusable sample: the expensive blocks stay NaN
+        log.warning("meta-features of %s: sampling failed (%s: %s)", dataset.name, type(err).__name__, err)
+        prep = None
     if prep is not None:
         if prep.is_class and len(np.unique(prep.y)) >= 2:
             stage(
                 "pymfe statistical/info-theory",
-                lambda: _pymfe_values(prep, _PYMFE_UNSUPERVISED_GROUPS, seed, supervised=True),
+                lambda: _pymfe_values(prep, _PYMFE_STAGE1_GROUPS, seed, supervised=True),
             )
             stage(
                 "pymfe model-based/landmarking",
-                lambda: _pymfe_values(prep, _PYMFE_SUPERVISED_GROUPS, seed, supervised=True),
+                lambda: _pymfe_values(prep, _PYMFE_STAGE2_GROUPS, seed, supervised=True),
             )
         else:
             stage(
                 "pymfe statistical/info-theory",
-                lambda: _pymfe_values(prep, _PYMFE_UNSUPERVISED_GROUPS, seed, supervised=False),
+                lambda: _pymfe_values(prep, _PYMFE_STAGE1_GROUPS, seed, supervised=False),
             )
             if not prep.is_class:
                 stage("regression features", lambda: _regression_values(prep, seed))
+    for name in SIGNED_LOG_FEATURES:
+        values[name] = signed_log(values[name])
     return values
 
 

@@ -14,12 +14,14 @@ from metalearn.metafeatures import (
     EXTRACTOR_VERSION,
     LABEL_NAMES,
     REGRESSION_NAMES,
+    SIGNED_LOG_FEATURES,
     SIMPLE_NAMES,
     _fast_calc_conc,
     _fast_calc_joint_ent,
     extract_metafeatures,
     metafeature_names,
     metafeature_record,
+    signed_log,
 )
 from tasks.dataset import Dataset
 from tasks.errors import DataError, InputError, MetaLearnError
@@ -117,6 +119,8 @@ def test_schema_is_fixed_and_versioned() -> None:
     assert len(mfe_names) > 60
     assert not any(n.endswith((".nanmean", ".nansd")) for n in mfe_names)
     assert "mfe.range.mean" not in names  # scale-only features are excluded
+    assert set(names) >= SIGNED_LOG_FEATURES
+    assert signed_log(math.e - 1) == pytest.approx(1.0) and signed_log(-(math.e - 1)) == pytest.approx(-1.0)
 
 
 def test_every_kind_gives_the_fixed_vector(extracted) -> None:
@@ -125,6 +129,8 @@ def test_every_kind_gives_the_fixed_vector(extracted) -> None:
         assert tuple(values) == names, kind
         assert all(isinstance(v, float) for v in values.values())
         assert not any(math.isinf(v) for v in values.values()), kind
+        # heavy-tailed features are log-scaled, so no value dwarfs the others
+        assert max(abs(v) for v in values.values() if math.isfinite(v)) < 100, kind
         assert values[f"is_{kind}"] == 1.0 and sum(values[f] for f in KIND_FLAGS) == 1.0
         assert values["log_n_rows"] == pytest.approx(math.log(ds.n_rows))
         assert values["log_n_features"] == pytest.approx(math.log(ds.n_features))
@@ -163,7 +169,9 @@ def test_single_target_neutral_values(extracted) -> None:
     else:
         assert v["label.cardinality"] == pytest.approx(counts.min() / counts.sum())
     assert v["label.density"] == v["label.cardinality"]
-    assert v["label.n_distinct_sets"] == 2 and v["label.ir_mean"] == 1.0
+    assert v["label.n_distinct_sets"] == pytest.approx(math.log(3)) and v["label.ir_mean"] == pytest.approx(
+        math.log(2)
+    )
     assert v["minority_class_ratio"] == pytest.approx(counts.min() / counts.max())
     assert math.isnan(v["label.target_skewness_mean"])
     _, r = extracted["regression"]
@@ -180,11 +188,11 @@ def test_multilabel_label_features(extracted) -> None:
     assert v["label.cardinality"] == pytest.approx(Y.sum(axis=1).mean())
     assert v["label.density"] == pytest.approx(Y.sum(axis=1).mean() / q)
     n_sets = len({tuple(r) for r in Y.astype(int)})
-    assert v["label.n_distinct_sets"] == n_sets
+    assert v["label.n_distinct_sets"] == pytest.approx(signed_log(n_sets))  # heavy-tailed: log-scaled
     assert v["label.distinct_sets_ratio"] == pytest.approx(n_sets / len(Y))
     pos = Y.sum(axis=0)
-    assert v["label.ir_max"] == pytest.approx(pos.max() / pos.min())
-    assert v["label.ir_mean"] == pytest.approx((pos.max() / pos).mean())
+    assert v["label.ir_max"] == pytest.approx(signed_log(pos.max() / pos.min()))
+    assert v["label.ir_mean"] == pytest.approx(signed_log((pos.max() / pos).mean()))
     corr = np.abs(np.corrcoef(Y.T))[np.triu_indices(q, 1)]
     assert v["label.assoc_mean"] == pytest.approx(corr.mean())
     assert v["label.assoc_max"] == pytest.approx(corr.max())
@@ -205,7 +213,8 @@ def test_multitarget_target_features(extracted) -> None:
     for stat in ("skewness", "kurtosis", "cv"):
         assert math.isfinite(v[f"label.target_{stat}_mean"]) and v[f"label.target_{stat}_sd"] >= 0
     cvs = Y.std(axis=0, ddof=1) / np.abs(Y.mean(axis=0))
-    assert v["label.target_cv_mean"] == pytest.approx(cvs.mean())
+    assert (Y >= 0).all()  # cv is defined for ratio-scale (non-negative) targets
+    assert v["label.target_cv_mean"] == pytest.approx(signed_log(cvs.mean()))
     assert math.isnan(v["label.cardinality"])
 
 
