@@ -10,10 +10,12 @@ twice into the same file adds nothing the second time.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,50 +89,82 @@ def _metafeatures(
     return out
 
 
-def _configurations(n: int, rng: np.random.Generator) -> list[ConfigurationRecord]:
-    out = []
-    for i in range(n):
-        space = SPACES[i % len(SPACES)]
-        values = {
-            "model": ("rf", "gbm", "linear", "knn", "mlp")[int(rng.integers(0, 5))],
-            "learning_rate": float(10 ** rng.uniform(-4, 0)),
-            "n_estimators": int(rng.integers(10, 1000)),
-            "max_depth": int(rng.integers(1, 30)),
-            "seed": i,
+def _real_spaces() -> dict[str, Any] | None:
+    """kind -> the product's SearchSpace (``metalearn.spaces.get_space``), or None when unavailable."""
+    try:
+        from metalearn.spaces import get_space  # type: ignore[attr-defined]
+
+        return {kind: get_space(kind) for kind in KINDS}
+    except Exception:  # the spaces are optional here: fall back to synthetic ones
+        return None
+
+
+def _configurations(
+    n: int, rng: np.random.Generator, spaces: dict[str, Any] | None
+) -> tuple[list[ConfigurationRecord], dict[str, str]]:
+    """``n`` configurations spread over the search spaces, and kind -> space name.
+
+    With the product's spaces, configurations are sampled from their ConfigSpaces (so they are valid and
+    a recommender serving this KB can use them); otherwise they are synthetic dicts in made-up spaces.
+    """
+    out: list[ConfigurationRecord] = []
+    if spaces is not None:
+        distinct = {(sp.name, sp.version): sp for sp in spaces.values()}
+        per_space = -(-n // len(distinct))
+        for (name, version), sp in distinct.items():
+            cs = copy.deepcopy(sp.configspace)
+            cs.seed(int(rng.integers(0, 2**31 - 1)))
+            seen: set[str] = set()
+            for conf in cs.sample_configuration(per_space * 2):
+                if len(seen) >= per_space:
+                    break
+                rec = ConfigurationRecord.create(name, version, sp.validate(dict(conf)))
+                if rec.config_id not in seen:
+                    seen.add(rec.config_id)
+                    out.append(rec)
+        kind_space = {kind: sp.name for kind, sp in spaces.items()}
+    else:
+        for i in range(n):
+            values = {
+                "model": ("rf", "gbm", "linear", "knn", "mlp")[int(rng.integers(0, 5))],
+                "learning_rate": float(10 ** rng.uniform(-4, 0)),
+                "n_estimators": int(rng.integers(10, 1000)),
+                "max_depth": int(rng.integers(1, 30)),
+                "seed": i,
+            }
+            out.append(ConfigurationRecord.create(SPACES[i % len(SPACES)], "1", values))
+        kind_space = {
+            kind: SPACES[0]
+            if kind in ("binary", "multiclass")
+            else SPACES[1]
+            if kind == "regression"
+            else SPACES[2]
+            for kind in KINDS
         }
-        rec = ConfigurationRecord.create(space, "1", values)
-        out.append(
-            ConfigurationRecord(
-                rec.config_id, rec.space, rec.space_version, rec.values, _T0 + timedelta(seconds=i)
-            )
-        )
-    return out
-
-
-def _space_of(kind: str) -> str:
-    if kind in ("binary", "multiclass"):
-        return SPACES[0]
-    if kind == "regression":
-        return SPACES[1]
-    return SPACES[2]
+    stamped = [
+        ConfigurationRecord(c.config_id, c.space, c.space_version, c.values, _T0 + timedelta(seconds=i))
+        for i, c in enumerate(out[:n])
+    ]
+    return stamped, kind_space
 
 
 def _runs(
     datasets: list[DatasetRecord],
     configs: list[ConfigurationRecord],
+    kind_space: dict[str, str],
     n_runs: int,
     rng: np.random.Generator,
     start: int,
 ) -> list[RunRecord]:
     """Runs ``start .. start+n_runs`` of the deterministic run sequence (pairs drawn without repetition)."""
-    by_space: dict[str, list[ConfigurationRecord]] = {s: [] for s in SPACES}
+    by_space: dict[str, list[ConfigurationRecord]] = {}
     for c in configs:
-        by_space[c.space].append(c)
+        by_space.setdefault(c.space, []).append(c)
     out = []
     n_d = len(datasets)
     for k in range(start, start + n_runs):
         d = datasets[k % n_d]
-        pool = by_space[_space_of(d.kind)]
+        pool = by_space[kind_space[d.kind]]
         # the j-th visit of dataset d takes configuration j of its space, then cycles with a new protocol
         j = k // n_d
         c = pool[j % len(pool)]
@@ -173,14 +207,22 @@ def build_synthetic_kb(
     n_datasets: int = 300,
     n_configs: int = 5_000,
     batch: int = 100_000,
+    real_spaces: bool | None = None,
     verbose: bool = False,
 ) -> None:
     """Fill the DuckDB KB at ``path`` with ``n_datasets`` datasets (+ meta-features), ``n_configs``
-    configurations and ``n_runs`` runs, inserted through ``add_runs`` in batches of ``batch``."""
+    configurations and ``n_runs`` runs, inserted through ``add_runs`` in batches of ``batch``.
+
+    ``real_spaces``: sample the configurations from the product's search spaces (``metalearn.spaces``);
+    ``None`` = when they can be imported, ``False`` = always synthetic spaces.
+    """
     rng = np.random.default_rng(seed)
     datasets = _datasets(n_datasets, rng)
     metafeatures = _metafeatures(datasets, rng)
-    configs = _configurations(n_configs, rng)
+    spaces = _real_spaces() if real_spaces is not False else None
+    if real_spaces and spaces is None:
+        raise RuntimeError("metalearn.spaces.get_space is not available: pass real_spaces=None or False")
+    configs, kind_space = _configurations(n_configs, np.random.default_rng(seed + 1), spaces)
     with DuckDBKnowledgeBase(path) as kb:
         # the static part goes in through the bulk path (load_table), the runs through add_runs
         with kb.transaction():
@@ -194,7 +236,7 @@ def build_synthetic_kb(
         while done < n_runs:
             size = min(batch, n_runs - done)
             t0 = time.perf_counter()
-            records = _runs(datasets, configs, size, rng, done)
+            records = _runs(datasets, configs, kind_space, size, rng, done)
             t1 = time.perf_counter()
             kb.add_runs(records)
             t2 = time.perf_counter()
@@ -236,7 +278,9 @@ def main(argv: list[str] | None = None) -> None:
         _timed("runs_frame()", kb.runs_frame)
         _timed("runs_frame(ok_only=False)", lambda: kb.runs_frame(ok_only=False))
         _timed("runs_frame(kind='binary')", lambda: kb.runs_frame(kind="binary"))
-        _timed("runs_frame(space='sklearn-regressor')", lambda: kb.runs_frame(space="sklearn-regressor"))
+        space = kb.list_runs(limit=1)[0].config_id
+        space_name = kb.get_configuration(space).space
+        _timed(f"runs_frame(space={space_name!r})", lambda: kb.runs_frame(space=space_name))
         _timed(
             f"metafeature_frame({METAFEATURE_VERSION!r})", lambda: kb.metafeature_frame(METAFEATURE_VERSION)
         )

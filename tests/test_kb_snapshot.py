@@ -311,7 +311,7 @@ def test_a_20k_run_snapshot_stays_small(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     path = tmp_path / "kb.duckdb"
-    build_synthetic_kb(path, 20_000, seed=1)
+    build_synthetic_kb(path, 20_000, seed=1, real_spaces=False)  # independent of metalearn.spaces
     with DuckDBKnowledgeBase(path) as kb:
         counts = export_snapshot(kb, tmp_path / "snap")
     assert counts["runs"] == 20_000 and counts["configurations"] == 5_000
