@@ -30,19 +30,16 @@ def open_default_kb(path: str | Path | None = None, read_only: bool = False, see
     A KB file that does not exist yet is seeded with the shipped snapshot (unless ``seed_from_shipped``
     is false). ``read_only`` applies to existing files only: a new file must be written once.
     """
-    from kb import default_kb_path
+    from kb import resolve_kb_path
 
-    resolved = None if path is None else str(path)
-    is_memory = resolved == ":memory:"
-    file = Path(resolved) if resolved and not is_memory else (None if is_memory else default_kb_path())
-    fresh = file is not None and not file.exists()
-    if fresh or is_memory:
-        store = open_kb(resolved, read_only=False)
+    where = resolve_kb_path(path)
+    if where == ":memory:" or not Path(where).exists():
+        store = open_kb(where, read_only=False)
         snap = shipped_snapshot()
         if seed_from_shipped and snap is not None:
             import_snapshot(store, snap)
         return store
-    return open_kb(resolved, read_only=read_only)
+    return open_kb(where, read_only=read_only)
 
 
 def dataset_record(dataset: Dataset) -> DatasetRecord:
