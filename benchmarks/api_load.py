@@ -294,7 +294,7 @@ def prepare_kb(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict[str,
         from kb_synthetic import METAFEATURE_VERSION, build_synthetic_kb
 
         t0 = time.perf_counter()
-        build_synthetic_kb(target, args.synthetic_runs, args.seed)
+        build_synthetic_kb(target, args.synthetic_runs, args.seed, real_spaces=True)
         print(f"built a synthetic KB with {args.synthetic_runs:,} runs in {time.perf_counter() - t0:.1f} s")
         return (
             target,
