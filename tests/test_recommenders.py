@@ -21,6 +21,7 @@ from metalearn.recommenders import (
     performance_matrix,
     prepare_kb,
     recommend,
+    recommend_from_kb,
 )
 from tasks.errors import InputError, MetaLearnError
 
@@ -296,6 +297,26 @@ def test_portfolio_equals_naive_greedy_on_dense_random_matrix() -> None:
     assert recs[0].expected_regret == pytest.approx(g)
 
 
+def test_portfolio_on_sparse_kb_gives_no_credit_to_unevaluated_pairs() -> None:
+    # 'inc_d1' (a search incumbent) was evaluated on d1 only; 'shared' is fair everywhere, 'a' and
+    # 'b' are best on two datasets each
+    costs = {
+        "d1": {"shared": 0.3, "a": 0.9, "b": 0.9, "inc_d1": 0.1},
+        "d2": {"shared": 0.3, "a": 0.1, "b": 0.9},
+        "d3": {"shared": 0.3, "a": 0.1, "b": 0.9},
+        "d4": {"shared": 0.3, "a": 0.9, "b": 0.1},
+        "d5": {"shared": 0.3, "a": 0.9, "b": 0.1},
+    }
+    runs = matrix_runs(costs)
+    ignore = recommend("portfolio", None, None, runs, k=4)
+    assert ignore[0].config_id == "shared" and ignore[-1].config_id == "inc_d1"
+    # imputing its (shrunk) mean regret everywhere makes the once-seen incumbent look best
+    impute = recommend("portfolio", None, None, runs, k=4, missing="impute")
+    assert impute[0].config_id == "inc_d1"
+    with pytest.raises(InputError, match="missing"):
+        recommend("portfolio", None, None, runs, k=2, missing="zero")
+
+
 def test_weighted_portfolio_is_tailored_to_the_query(cluster_kb) -> None:
     mf, runs = cluster_kb
     near_a = pd.Series({"log_n_rows": 4.1, "log_n_features": 1.1, "class_entropy": 0.85})
@@ -470,3 +491,14 @@ def test_prepare_kb_aligns_metafeatures_with_regret_rows(cluster_kb) -> None:
     np.testing.assert_allclose(kb.metafeature_row("b1").to_numpy(), CLUSTER_MF.loc["b1"].to_numpy())
     frame = kb.regret_frame()
     assert frame.loc["a1", "lin"] == 0.0 and frame.loc["a1", "bad"] == 1.0
+
+
+def test_recommend_from_prepared_kb_equals_recommend(cluster_kb) -> None:
+    mf, runs = cluster_kb
+    kb = prepare_kb(mf, runs)
+    q = pd.Series({"log_n_rows": 9.2, "log_n_features": 3.0, "class_entropy": 0.5})
+    for strategy in STRATEGIES:
+        a = recommend(strategy, q, mf, runs, k=3, exclude={"b1"})
+        b = recommend_from_kb(strategy, q, kb, k=3, exclude={"b1"})
+        assert a == b, strategy
+    assert recommend_from_kb("knn", q, prepare_kb(None, pd.DataFrame())) == []
