@@ -344,13 +344,16 @@ class SearchManager:
         """Searches newest first (live state for this server's, KB records for older ones)."""
         records = self.kb.list_searches()
         records.sort(key=lambda r: (r.created_at, r.search_id), reverse=True)
-        out = []
+        chosen: list[tuple[SearchRecord, SearchJob | None]] = []
         for rec in records:
             job = self.job(rec.search_id)
-            view = job.view(with_trials=False) if job is not None else self._from_kb(rec, with_trials=False)
-            if status is None or view["status"] == status:
-                out.append(view)
-        return out[offset : offset + limit]
+            current = job.status if job is not None else rec.status
+            if status is None or current == status:
+                chosen.append((rec, job))
+        return [
+            job.view(with_trials=False) if job is not None else self._from_kb(rec, with_trials=False)
+            for rec, job in chosen[offset : offset + limit]
+        ]
 
     def _from_kb(self, rec: SearchRecord, with_trials: bool) -> dict[str, Any]:
         try:

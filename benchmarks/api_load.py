@@ -55,6 +55,12 @@ def _get_json(url: str, timeout: float = 30.0) -> Any:
         return json.loads(resp.read())
 
 
+def _post_json(url: str, body: bytes, timeout: float = 30.0) -> Any:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
 def start_server(kb_path: Path, port: int, env_extra: dict[str, str]) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(
@@ -344,6 +350,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"KB: {stats.get('datasets')} datasets, {stats.get('configurations')} configurations, "
                   f"{stats.get('runs')} runs")  # fmt: skip
             bodies = make_queries(base, 2000, args.seed, args.strategy, args.k)
+            sizes = [len(_post_json(f"{base}/recommendations", b)["recommendations"]) for b in bodies[:50]]
+            print(f"sanity: {sum(1 for n in sizes if n)} of {len(sizes)} sample queries got recommendations "
+                  f"(mean {np.mean(sizes):.1f} configurations)")  # fmt: skip
+            if not any(sizes):
+                raise SystemExit(
+                    "no query got a recommendation: the KB has no usable runs for the served spaces"
+                )
             if args.warmup > 0:
                 asyncio.run(closed_loop(port, bodies, min(args.clients, 8), args.warmup))
             results = [asyncio.run(closed_loop(port, bodies, args.clients, args.duration))]
@@ -351,7 +364,9 @@ def main(argv: list[str] | None = None) -> None:
                 results.append(asyncio.run(open_loop(port, bodies, args.clients, args.duration, args.rate)))
         finally:
             stop_server(proc)
-    print(f"POST /recommendations, k={args.k}, strategy={args.strategy or 'default'}, {os.cpu_count()} CPUs")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"POST /recommendations, k={args.k}, strategy={args.strategy or 'default'}, {os.cpu_count()} CPUs, "
+          f"load average {load}")  # fmt: skip
     for r in results:
         print(r.line())
     if args.json:
