@@ -4,9 +4,11 @@
 rebuilds the regret matrix from the runs frame (``prepare_kb``: a group-by over every run of the kind)
 on every call — tens of milliseconds on a small KB, far more on a large one. A service answers many
 queries against the same KB, so :class:`ServingAdvisor` builds that :class:`~metalearn.recommenders.MetaKB`
-once per version of the advisor's cached frames and answers each query with only the query-dependent
-work (distances, the strategy itself). Results are identical to ``Advisor.recommend``'s: the same
-frames, the same ``prepare_kb``, ``RecommendContext`` and strategy functions.
+once per version of the advisor's cached frames and answers each query with
+:func:`~metalearn.recommenders.recommend_from_kb` — only the query-dependent work (distances, the
+strategy itself). Results equal ``Advisor.recommend``'s (the same frames, ``prepare_kb`` and strategy
+functions), except that configurations invalid in the current search space are excluded before the
+ranking rather than dropped after it.
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ class ServingAdvisor(Advisor):
         exclude_ids: Iterable[str] = (),
         check_fresh: bool = True,
     ) -> list[RecommendedConfig]:
-        """Same contract and results as :meth:`Advisor.recommend`, without rebuilding the regret matrix."""
+        """Same contract as :meth:`Advisor.recommend`, without rebuilding the regret matrix; configurations
+        that are not valid in the current search space never take a place in the top ``k``."""
         kind = task.kind if isinstance(task, Task) else TaskKind(task)
         name = self.resolve_strategy(strategy)
         if not 1 <= int(k) <= 1000:
@@ -135,12 +138,11 @@ class ServingAdvisor(Advisor):
                 f"none of the given meta-features match the KB's ({self.mf_version}); "
                 "send the vector returned by the metafeatures command/endpoint"
             )
-        if mkb.n_datasets == 0 or mkb.n_configs == 0:
-            return []
-        ctx = rec.RecommendContext.build(mkb, query, exclude=set(exclude_ids))
-        if ctx.empty:
-            return []
-        raw = list(rec.STRATEGIES[name](ctx, int(k)))
+        # candidates not valid in the current space are kept out of the ranking (not dropped after it)
+        allowed = entry.configs.keys() if len(entry.configs) < mkb.n_configs else None
+        raw = rec.recommend_from_kb(
+            name, query, mkb, k=int(k), exclude=set(exclude_ids), allowed_configs=allowed
+        )
         space = entry.space
         out: list[RecommendedConfig] = []
         for r in raw:
