@@ -226,6 +226,32 @@ def test_read_endpoints_bad_input(client: TestClient) -> None:
 
 
 # ----------------------------------------------------------------------------------- recommendations
+def test_serving_advisor_matches_the_advisor(kb_copy: Path) -> None:
+    """The service's cached-matrix advisor ranks exactly like metalearn's Advisor on the same KB."""
+    from api.recommender import ServingAdvisor
+    from kb import open_kb
+    from metalearn.advisor import Advisor
+    from metalearn.metafeatures import EXTRACTOR_VERSION
+
+    kb = open_kb(kb_copy)
+    try:
+        plain, serving = Advisor(kb), ServingAdvisor(kb)
+        n = 0
+        for d in kb.list_datasets():
+            mf = kb.get_metafeatures(d.dataset_id, EXTRACTOR_VERSION).values
+            for strategy in Advisor.strategies():
+                for exclude in ((), (d.dataset_id,)):
+                    a = plain.recommend(mf, d.kind, strategy=strategy, k=5, exclude_ids=exclude)
+                    b = serving.recommend(
+                        mf, d.kind, strategy=strategy, k=5, exclude_ids=exclude, check_fresh=False
+                    )
+                    assert [r.to_dict() for r in a] == [r.to_dict() for r in b], (d.name, strategy, exclude)
+                    n += len(a)
+        assert n > 50
+    finally:
+        kb.close()
+
+
 def test_recommendations_from_metafeatures(client: TestClient) -> None:
     items = _datasets(client, "binary")
     wine = next(d for d in items if d["name"] == "wine_class0")
@@ -625,3 +651,36 @@ def test_schemathesis_finds_no_server_error(kb_copy: Path) -> None:
         # the fuzzing reached the handlers: uploads were parsed and rejected, listings answered
         assert any(400 <= code < 500 for code in seen["POST /metafeatures"]), seen["POST /metafeatures"]
         assert seen["GET /datasets"][200] > 0 and seen["GET /health"][200] > 0, seen
+
+
+# ---------------------------------------------------------------------------------- settings, restart
+def test_settings_from_env_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("METALEARN_API_KEYS", "alpha, beta ,,gamma")
+    monkeypatch.setenv("METALEARN_PROTECT_READS", "1")
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.key_values() == ["alpha", "beta", "gamma"] and s.protect_reads
+    assert "alpha" not in repr(s)  # keys are secrets
+    monkeypatch.delenv("METALEARN_KB", raising=False)  # the environment wins over .env
+    env = tmp_path / ".env"
+    env.write_text("METALEARN_MAX_ROWS=123\nMETALEARN_SEARCH_WORKERS=3\nMETALEARN_KB=/tmp/x.duckdb\n")
+    s = Settings(_env_file=env)  # type: ignore[call-arg]
+    assert s.max_rows == 123 and s.search_workers == 3 and s.kb == "/tmp/x.duckdb"
+    monkeypatch.setenv("METALEARN_SEARCH_WORKERS", "0")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_restart_marks_interrupted_searches_failed(kb_copy: Path) -> None:
+    from kb import open_kb
+    from kb.records import SearchRecord
+
+    kb = open_kb(kb_copy)
+    dataset_id = kb.list_datasets(limit=1)[0].dataset_id
+    kb.put_search(SearchRecord(search_id="interrupted01", dataset_id=dataset_id, status="running"))
+    kb.close()
+    with TestClient(create_app(make_settings(kb_copy))) as c:
+        body = c.get("/searches/interrupted01").json()
+        assert body["status"] == "failed" and "submit it again" in body["error"]
+        assert_error(c.delete("/searches/interrupted01", headers=AUTH), 409, "failed")
