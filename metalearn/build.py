@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,8 @@ from tasks.dataset import Dataset
 from tasks.errors import InputError
 from tasks.task import TaskKind
 
-SOURCE = "build"
+SOURCE_EXPLORE = "build:explore"  # the per-dataset SMAC exploration
+SOURCE_MATRIX = "build:matrix"  # the common candidate set on every dataset
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ def _evaluate_task(source: DatasetSource, values: dict[str, Any], protocol: Eval
     space = get_space(ds.task)
     cfg = ConfigurationRecord.create(space.name, space.version, values)
     result = evaluate_config(ds, space, values, protocol=protocol, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
-    run = to_run_record(result, dataset_id=ds.dataset_id, config_id=cfg.config_id, protocol_key=protocol.key, source=SOURCE)
+    run = to_run_record(result, dataset_id=ds.dataset_id, config_id=cfg.config_id, protocol_key=protocol.key,
+                        source=SOURCE_MATRIX)
     return run, cfg
 
 
@@ -139,7 +142,8 @@ def _explore_task(source: DatasetSource, known: dict[str, RunRecord], n_trials: 
     space = get_space(ds.task)
     crash = crash_cost_for(ds)
     out: list[tuple[RunRecord, ConfigurationRecord]] = []
-    with tempfile.TemporaryDirectory(prefix="metalearn-explore-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="metalearn-explore-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         scenario = Scenario(space.configspace, output_directory=Path(tmp) / "smac", deterministic=True,
                             crash_cost=crash, n_trials=n_trials, seed=seed)
         smac = HPO(
@@ -160,7 +164,7 @@ def _explore_task(source: DatasetSource, known: dict[str, RunRecord], n_trials: 
                 result = evaluate_config(ds, space, values, protocol=protocol, time_limit=time_limit,
                                          memory_limit_mb=memory_limit_mb)
                 run = to_run_record(result, dataset_id=ds.dataset_id, config_id=cfg.config_id,
-                                    protocol_key=protocol.key, source=SOURCE)
+                                    protocol_key=protocol.key, source=SOURCE_EXPLORE)
                 out.append((run, cfg))
             ok = run.status == "ok" and not math.isnan(run.score)
             smac.tell(info, TrialValue(cost=max(smac_cost(ds.task.metric, run.score), 0.0) if ok else crash,
@@ -346,10 +350,12 @@ def common_candidates(kb: KnowledgeBase, kind: TaskKind, dataset_ids: Sequence[s
             chosen.append(values)
 
     add(space.default())
+    # only exploration runs count here: the matrix phase must not change the set it is evaluating
     quota = settings.n_configs // 2
     bests: list[str] = []
     for did in dataset_ids:
-        runs = [r for r in kb.list_runs(dataset_id=did) if r.protocol == protocol.key and r.ok]
+        runs = [r for r in kb.list_runs(dataset_id=did)
+                if r.protocol == protocol.key and r.ok and r.source == SOURCE_EXPLORE]
         if not runs:
             continue
         sign = -1.0 if _greater(runs[0].metric) else 1.0

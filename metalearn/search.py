@@ -18,6 +18,7 @@ import math
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -423,7 +424,8 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
 
     metric = dataset.task.metric
     crash = crash_cost_for(dataset)
-    with tempfile.TemporaryDirectory(prefix="metalearn-smac-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="metalearn-smac-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # SMAC's surrogate on few points warns on empty means
         scenario_kwargs: dict[str, Any] = dict(
             configspace=space.configspace,
             output_directory=Path(tmp) / "smac",
