@@ -124,6 +124,18 @@ class ServingAdvisor(Advisor):
     ) -> list[RecommendedConfig]:
         """Same contract as :meth:`Advisor.recommend`, without rebuilding the regret matrix; configurations
         that are not valid in the current search space never take a place in the top ``k``."""
+        return self.recommend_with_count(metafeatures, task, strategy, k, exclude_ids, check_fresh)[0]
+
+    def recommend_with_count(
+        self,
+        metafeatures: Mapping[str, Any] | pd.Series,
+        task: Task | TaskKind | str,
+        strategy: str | None = None,
+        k: int = 10,
+        exclude_ids: Iterable[str] = (),
+        check_fresh: bool = True,
+    ) -> tuple[list[RecommendedConfig], int]:
+        """:meth:`recommend`, and how many of the KB's meta-features the query gives a finite value."""
         kind = task.kind if isinstance(task, Task) else TaskKind(task)
         name = self.resolve_strategy(strategy)
         if not 1 <= int(k) <= 1000:
@@ -131,7 +143,7 @@ class ServingAdvisor(Advisor):
         entry = self.prepared(kind, check=check_fresh)
         data, mkb = entry.data, entry.kb
         if data.runs.empty or data.metafeatures.empty:
-            return []
+            return [], 0
         query, n_known = entry.query(metafeatures)
         if n_known == 0:
             raise InputError(
@@ -174,4 +186,4 @@ class ServingAdvisor(Advisor):
                     space_version=space.version,
                 )
             )
-        return out
+        return out, n_known

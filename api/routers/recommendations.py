@@ -48,8 +48,9 @@ def compute_recommendations(
     dataset_id: str | None = None,
 ) -> RecommendationResponse:
     name = check_strategy(strategy)
-    recs = advisor.recommend(metafeatures, kind, strategy=name, k=k, exclude_ids=exclude, check_fresh=False)
-    n_used = advisor.n_known(kind, metafeatures)
+    recs, n_used = advisor.recommend_with_count(
+        metafeatures, kind, strategy=name, k=k, exclude_ids=exclude, check_fresh=False
+    )
     return RecommendationResponse.model_validate(
         {
             "kind": str(kind),
