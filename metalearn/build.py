@@ -398,6 +398,46 @@ def _name_of(src: DatasetSource) -> str:
     return spec.split(":", 1)[1] if spec.startswith("corpus:") else Path(spec).stem if "/" in spec else spec
 
 
+def resolve_sources(
+    corpus: str | None = None,
+    suite: str | None = None,
+    names: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+) -> tuple[list[DatasetSource], list[str]]:
+    """The datasets of a build: a corpus directory (all, or ``names``), a suite resolved in the corpus by
+    OpenML id, or (no corpus) a suite loaded through openml-python. Returns (sources, missing names)."""
+    from tasks.loading import Corpus
+
+    if corpus is None and suite is None:
+        raise InputError("give --corpus DIR and/or --suite openml-cc18|amlb|FILE")
+    missing: list[str] = []
+    if suite is not None:
+        from tasks.suites import load_suite, resolve_in_corpus
+
+        s = load_suite(suite)
+        if corpus is not None:
+            found, miss = resolve_in_corpus(s, Corpus(corpus))
+            missing = [f"{e.name} (did {e.did})" for e in miss]
+            specs = [f"corpus:{name}" for _, name in found]
+        else:
+            specs = [f"openml:{e.did}" for e in s.entries]
+    else:
+        c = Corpus(str(corpus))
+        specs = [f"corpus:{n}" for n in c.names()]
+    if names:
+        wanted = set(names)
+        known = {sp.split(":", 1)[1] for sp in specs}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise InputError(f"unknown datasets {unknown[:10]}; see the corpus manifest for names")
+        specs = [sp for sp in specs if sp.split(":", 1)[1] in wanted]
+    if kinds and corpus is not None:
+        c = Corpus(str(corpus))
+        allowed = {str(TaskKind(k)) for k in kinds}
+        specs = [sp for sp in specs if not sp.startswith("corpus:") or c.entry(sp.split(":", 1)[1]).kind in allowed]
+    return [DatasetSource(sp, corpus) for sp in specs], missing
+
+
 class _NullProgress:
     def phase(self, name: str, total: int) -> None: ...
 

@@ -295,6 +295,52 @@ def kb_evaluate(
     out.print(f"default strategy: [bold]{report['best']}[/bold]")
 
 
+@kb_app.command("build")
+def kb_build(
+    corpus: Annotated[str | None, typer.Option("--corpus", help="Corpus directory (manifest.csv + data/).")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", help="openml-cc18, amlb, or a suite CSV with a did column.")] = None,
+    datasets: Annotated[str | None, typer.Option("--datasets", help="Comma-separated dataset names (default: all).")] = None,
+    kinds: Annotated[str | None, typer.Option("--kinds", help="Comma-separated task kinds to include.")] = None,
+    kb: KbOpt = None,
+    configs: Annotated[int, typer.Option("--configs", min=1, help="Common candidate configurations per kind.")] = 56,
+    explore: Annotated[int, typer.Option("--explore", min=0, help="SMAC exploration trials per dataset.")] = 8,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Dask workers (LocalCluster).")] = 1,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Address of an existing Dask scheduler.")] = None,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Subsample larger datasets to this many rows.")] = 1500,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="CV folds per evaluation.")] = 3,
+    trial_time_limit: Annotated[float, typer.Option("--trial-time-limit", help="Seconds per evaluation.")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build or extend the KB offline: meta-features, per-dataset exploration, dense performance matrix.
+
+    Resumable: kill it at any point and run the same command again.
+    """
+    from metalearn.build import BuildSettings, build_kb, resolve_sources
+    from metalearn.progress import BuildProgress
+
+    sources, missing = resolve_sources(
+        corpus=corpus, suite=suite,
+        names=[d.strip() for d in datasets.split(",") if d.strip()] if datasets else None,
+        kinds=[k.strip() for k in kinds.split(",") if k.strip()] if kinds else None,
+    )
+    if missing:
+        console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
+                      + (" ..." if len(missing) > 20 else ""))
+    settings = BuildSettings(n_configs=configs, n_explore=explore, max_rows=max_rows, n_folds=folds,
+                             trial_time_limit=trial_time_limit, seed=seed, workers=workers, scheduler=scheduler)
+    store = _open_kb(kb)
+    with BuildProgress(console, enabled=not json_out or console.is_terminal) as progress:
+        report = build_kb(store, sources, settings, progress=progress)
+    if json_out:
+        _json(report.to_dict())
+        return
+    out.print(f"{report.datasets} datasets, {report.evaluations_done} evaluations in the KB "
+              f"({report.evaluations_new} new, {report.failures} failed) in {report.seconds:.0f} s")
+    for spec, reason in report.skipped[:20]:
+        console.print(f"skipped {spec}: {reason}")
+
+
 # ----------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> None:
     from tasks.errors import MetaLearnError

@@ -55,3 +55,39 @@ class SearchProgress:
             f"{mark} {_fmt(trial.score)} ({trial.seconds:.1f}s)"
         )
         self._progress.update(self._task, completed=trial.number, info=info)
+
+
+class BuildProgress:
+    """Phases of a KB build: items done / total, failures, elapsed and ETA."""
+
+    def __init__(self, console: Console, enabled: bool = True) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            disable=not enabled,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> BuildProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def phase(self, name: str, total: int) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._progress.tasks[-1].total)
+        self._task = self._progress.add_task(name, total=total, info="")
+
+    def advance(self, failures: int | None = None) -> None:
+        info = "" if not failures else f"[red]{failures} failed[/red]"
+        self._progress.update(self._task, advance=1, info=info)
+
+    def close(self) -> None:
+        pass
