@@ -1,0 +1,413 @@
+"""Task models built by the search spaces, fitted and evaluated on real corpus data.
+
+Each space samples seeded random configurations (+ its default) and fits/predicts on a small real
+dataset of its kind; the shared multi-task network is gradient-checked and must learn a multitask
+problem made from a corpus classification dataset by promoting a feature to a target.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Callable
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from metalearn.models import Adaptive, SharedTrunkMLP
+from metalearn.models.adaptive import adapted_params, mlp_epoch_cap
+from metalearn.models.shared_mlp import init_params, loss_and_grads
+from metalearn.spaces import get_space
+from tasks.dataset import Dataset
+from tasks.errors import DataError
+from tasks.prediction import Prediction
+from tasks.task import Task, TaskKind
+
+pytestmark = pytest.mark.corpus
+
+# the dataset used per kind: small, real, with categorical features (and NaNs for penguins)
+DATASETS = {
+    "binary": "cleve",
+    "multiclass": "penguins",
+    "regression": "1027_ESL",
+    "multilabel": "flags",
+    "multitarget": "sf1",
+}
+N_SAMPLED = 12
+
+
+@pytest.fixture(scope="module")
+def load(load_corpus) -> Callable[[str], Dataset]:
+    return load_corpus
+
+
+def penguins_multitask(load: Callable[[str], Dataset]) -> Dataset:
+    """Species (multiclass) + island (a categorical feature promoted to a target) + body mass
+    (a numeric feature promoted to a regression target; 2 rows have it missing)."""
+    base = load("penguins")
+    X = base.X.drop(columns=["island", "body_mass_g"])
+    y = pd.DataFrame(
+        {"species": base.y["target"], "island": base.X["island"], "mass": base.X["body_mass_g"].astype(float)}
+    )
+    task = Task(
+        TaskKind.MULTITASK,
+        ("species", "island", "mass"),
+        (TaskKind.MULTICLASS, TaskKind.MULTICLASS, TaskKind.REGRESSION),
+    )
+    cat = tuple(isinstance(d, pd.CategoricalDtype) for d in X.dtypes)
+    return Dataset("penguins-mt", X, y, task, cat, "corpus:penguins")
+
+
+def cleve_multitask(load: Callable[[str], Dataset]) -> Dataset:
+    """Heart disease (binary) + chest pain type (categorical feature -> multiclass target) + max heart
+    rate (numeric feature -> regression target)."""
+    base = load("cleve")
+    X = base.X.drop(columns=["Chest pain type", "Max heart rate"])
+    y = pd.DataFrame(
+        {
+            "target": base.y["target"],
+            "chest_pain": base.X["Chest pain type"],
+            "max_hr": base.X["Max heart rate"].astype(float),
+        }
+    )
+    task = Task(
+        TaskKind.MULTITASK,
+        tuple(y.columns),
+        (TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.REGRESSION),
+    )
+    cat = tuple(isinstance(d, pd.CategoricalDtype) for d in X.dtypes)
+    return Dataset("cleve-mt", X, y, task, cat, "corpus:cleve")
+
+
+def dataset_for(kind: str, load: Callable[[str], Dataset]) -> Dataset:
+    return cleve_multitask(load) if kind == "multitask" else load(DATASETS[kind])
+
+
+def split(ds: Dataset, frac: float = 0.7, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.random.default_rng(seed).permutation(ds.n_rows)
+    cut = int(frac * ds.n_rows)
+    return idx[:cut], idx[cut:]
+
+
+def true_labels(s: pd.Series) -> np.ndarray:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return np.asarray(s.astype(s.cat.categories.dtype))
+    return s.to_numpy()
+
+
+def check_prediction(pred: Prediction, ds: Dataset, rows: np.ndarray, y_train: pd.DataFrame) -> None:
+    """A Prediction is well formed for the task (shapes, probabilities, labels, dtypes)."""
+    assert isinstance(pred, Prediction)
+    assert pred.n_targets == ds.task.n_targets and pred.n_rows == len(rows)
+    for t, kind in enumerate(ds.task.target_kinds):
+        values, proba, classes = pred.values[t], pred.probas[t], pred.classes[t]
+        assert values.shape == (len(rows),)
+        if kind is TaskKind.REGRESSION:
+            assert proba is None and classes is None
+            assert np.issubdtype(values.dtype, np.floating) and np.isfinite(values).all()
+            continue
+        assert classes is not None and proba is not None
+        assert list(classes) == sorted(classes)
+        assert proba.shape == (len(rows), len(classes))
+        assert np.all(proba >= 0) and np.allclose(proba.sum(axis=1), 1.0)
+        assert set(np.unique(values)) <= set(classes.tolist())
+        seen = true_labels(y_train.iloc[:, t].dropna())
+        assert set(np.unique(seen).tolist()) <= set(classes.tolist())
+        assert values.dtype.kind == seen.dtype.kind  # original labels, not codes or strings
+        if ds.task.kind is TaskKind.MULTILABEL:
+            assert list(classes) == [0, 1]
+
+
+# ------------------------------------------------------------------------------------ every space
+
+
+@pytest.mark.parametrize(
+    "kind", ["binary", "multiclass", "regression", "multilabel", "multitarget", "multitask"]
+)
+def test_sampled_configurations_fit_and_predict(load, kind: str) -> None:
+    ds = dataset_for(kind, load)
+    space = get_space(ds.task)
+    tr, te = split(ds)
+    configs = [space.default(), *space.sample(N_SAMPLED, seed=7)]
+    failures = []
+    start = time.perf_counter()
+    for i, values in enumerate(configs):
+        try:
+            model = space.build(values, ds.task, ds.categorical, seed=0)
+            assert model.fit(ds.X.iloc[tr], ds.y.iloc[tr]) is model
+            pred = model.predict_task(ds.X.iloc[te])
+        except Exception as err:  # collected: the assertion below reports them all
+            failures.append((i, values.get("model", values.get("mtl_strategy")), repr(err)[:200]))
+            continue
+        check_prediction(pred, ds, te, ds.y.iloc[tr])
+    assert len(failures) <= 1, failures
+    assert time.perf_counter() - start < 40
+
+
+def test_default_configurations_beat_trivial_baselines(load) -> None:
+    for name in ("cleve", "penguins", "1027_ESL", "flags", "enb"):
+        ds = load(name)
+        space = get_space(ds.task)
+        tr, te = split(ds)
+        pred = space.build(space.default(), ds.task, ds.categorical, seed=0).fit(ds.X.iloc[tr], ds.y.iloc[tr])
+        pred = pred.predict_task(ds.X.iloc[te])
+        for t, kind in enumerate(ds.task.target_kinds):
+            y_tr = ds.y.iloc[tr, t]
+            y_te = ds.y.iloc[te, t]
+            if kind is TaskKind.REGRESSION:
+                r2 = 1 - np.mean((pred.values[t] - y_te.to_numpy()) ** 2) / np.var(y_te.to_numpy())
+                assert r2 > 0.3, (name, t, r2)
+            else:
+                truth = true_labels(y_te)
+                prior = pd.Series(true_labels(y_tr)).value_counts(normalize=True)
+                majority = float(np.mean(truth == prior.index[0]))
+                acc = float(np.mean(pred.values[t] == truth))
+                if ds.task.kind is TaskKind.MULTILABEL:  # some flag colours are nearly constant
+                    assert acc >= majority - 0.02, (name, t, acc, majority)
+                else:
+                    assert acc > majority + 0.05, (name, t, acc, majority)
+
+
+# ------------------------------------------------------------------------------ estimator contract
+
+
+def test_task_models_are_sklearn_estimators(load) -> None:
+    ds = load("penguins")
+    space = get_space(ds.task)
+    values = space.validate({"model": "hgb", "preprocessing": "pca"}, fill_defaults=True)
+    model = space.build(values, ds.task, ds.categorical, seed=3)
+    params = model.get_params()
+    assert "estimator__estimator__learning_rate" in params and "preprocessor__tabular__scaling" in params
+    assert not hasattr(model, "estimator_")  # no work in __init__
+    twin = clone(model)
+    twin.set_params(preprocessor__tabular__scaling="robust")
+    assert model.get_params()["preprocessor__tabular__scaling"] == "standard"
+    tr, te = split(ds)
+    fitted = model.fit(ds.X.iloc[tr], ds.y.iloc[tr])
+    assert fitted is model
+    p1 = model.predict_task(ds.X.iloc[te])
+    buf = io.BytesIO()
+    joblib.dump(model, buf)
+    buf.seek(0)
+    p2 = joblib.load(buf).predict_task(ds.X.iloc[te])
+    np.testing.assert_array_equal(p1.probas[0], p2.probas[0])
+    p3 = clone(model).fit(ds.X.iloc[tr], ds.y.iloc[tr]).predict_task(ds.X.iloc[te])
+    np.testing.assert_allclose(p1.probas[0], p3.probas[0])  # same seed, same model
+    assert twin.fit(ds.X.iloc[tr], ds.y.iloc[tr]).predict_task(ds.X.iloc[te]).n_rows == len(te)
+
+
+def test_seed_controls_randomness(load) -> None:
+    ds = load("cleve")
+    space = get_space(ds.task)
+    v = space.validate({"model": "et", "et:n_estimators": 20.0}, fill_defaults=True)
+    tr, te = split(ds)
+
+    def probas(seed: int) -> np.ndarray:
+        m = space.build(v, ds.task, ds.categorical, seed=seed).fit(ds.X.iloc[tr], ds.y.iloc[tr])
+        return m.predict_task(ds.X.iloc[te]).probas[0]
+
+    np.testing.assert_array_equal(probas(1), probas(1))
+    assert not np.array_equal(probas(1), probas(2))
+
+
+def test_unseen_and_single_classes_do_not_crash(load) -> None:
+    ds = load("penguins")
+    space = get_space(ds.task)
+    y = true_labels(ds.y["target"])
+    train = np.flatnonzero(y != 1)  # class 1 absent from training
+    for model_name in ("linear", "svm", "mlp", "hgb", "knn"):
+        v = space.validate({"model": model_name, "mlp:early_stopping": "valid"}, fill_defaults=True)
+        m = space.build(v, ds.task, ds.categorical).fit(ds.X.iloc[train], ds.y.iloc[train])
+        pred = m.predict_task(ds.X)  # includes class-1 rows
+        assert list(pred.classes[0]) == [0, 2] and pred.probas[0].shape == (ds.n_rows, 2)
+    only = np.flatnonzero(y == 2)
+    m = space.build(space.default(), ds.task, ds.categorical).fit(ds.X.iloc[only], ds.y.iloc[only])
+    pred = m.predict_task(ds.X.iloc[:5])
+    assert list(pred.classes[0]) == [2] and np.all(pred.values[0] == 2) and np.allclose(pred.probas[0], 1)
+    # one row of a class (stratified early stopping / calibration folds are impossible for it)
+    one = np.concatenate([np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:1], np.flatnonzero(y == 2)])
+    for model_name in ("mlp", "svm", "hgb"):
+        extra = {"mlp:early_stopping": "valid", "hgb:early_stop": "valid"}
+        v = space.validate({"model": model_name, **extra}, fill_defaults=True)
+        m = space.build(v, ds.task, ds.categorical).fit(ds.X.iloc[one], ds.y.iloc[one])
+        check_prediction(m.predict_task(ds.X), ds, np.arange(ds.n_rows), ds.y.iloc[one])
+
+
+def test_multilabel_constant_label_keeps_two_classes(load) -> None:
+    ds = load("flags")
+    space = get_space(ds.task)
+    orange = ds.y["orange"].to_numpy()
+    rows = np.flatnonzero(orange == 0)  # "orange" is all 0 in training
+    for strategy, model_name in (
+        ("native", "rf"),
+        ("native", "mlp"),
+        ("binary_relevance", "linear"),
+        ("chain", "svm"),
+    ):
+        v = space.validate({"model": model_name, "ml_strategy": strategy}, fill_defaults=True)
+        m = space.build(v, ds.task, ds.categorical).fit(ds.X.iloc[rows], ds.y.iloc[rows])
+        pred = m.predict_task(ds.X)
+        j = list(ds.task.targets).index("orange")
+        assert list(pred.classes[j]) == [0, 1] and pred.probas[j].shape == (ds.n_rows, 2)
+        if model_name == "mlp":  # one sigmoid output per label, trained towards 0
+            assert pred.probas[j][:, 1].mean() < 0.1
+        else:  # a constant model
+            assert np.allclose(pred.probas[j][:, 1], 0.0) and np.all(pred.values[j] == 0)
+
+
+def test_missing_values_unseen_categories_and_column_order(load) -> None:
+    ds = load("foodtruck")  # string categorical features
+    space = get_space(ds.task)
+    tr, te = split(ds)
+    for encoding in ("onehot", "ordinal"):
+        v = space.validate({"encoding": encoding, "model": "knn", "scaling": "quantile"}, fill_defaults=True)
+        m = space.build(v, ds.task, ds.categorical).fit(ds.X.iloc[tr], ds.y.iloc[tr])
+        X_te = ds.X.iloc[te].copy()
+        cat_col = ds.X.columns[ds.categorical.index(True)]
+        num_col = ds.X.columns[ds.categorical.index(False)]
+        X_te[cat_col] = X_te[cat_col].cat.add_categories(["never-seen"])
+        X_te.iloc[:5, X_te.columns.get_loc(cat_col)] = "never-seen"
+        X_te.iloc[5:10, X_te.columns.get_loc(cat_col)] = np.nan
+        X_te.iloc[:10, X_te.columns.get_loc(num_col)] = np.nan
+        pred = m.predict_task(X_te)
+        check_prediction(pred, ds, te, ds.y.iloc[tr])
+        shuffled = m.predict_task(X_te[list(reversed(X_te.columns))])
+        np.testing.assert_array_equal(pred.probas[0], shuffled.probas[0])
+        with pytest.raises(DataError, match="fitted on 21 feature columns but got 20"):
+            m.predict_task(X_te.iloc[:, 1:])
+
+
+def test_regression_model_families_are_sane(load) -> None:
+    ds = load("enb").subsample(400, seed=0)
+    task = Task(TaskKind.REGRESSION, ("Y1",))
+    single = Dataset("enb-y1", ds.X, ds.y[["Y1"]], task, ds.categorical, ds.origin)
+    space = get_space(task)
+    tr, te = split(single)
+    y_te = single.y.iloc[te, 0].to_numpy()
+    for fam in ("linear", "svm", "knn", "rf", "et", "hgb", "mlp"):
+        v = space.validate({"model": fam}, fill_defaults=True)
+        pred = space.build(v, task, single.categorical).fit(single.X.iloc[tr], single.y.iloc[tr])
+        out = pred.predict_task(single.X.iloc[te]).values[0]
+        r2 = 1 - np.mean((out - y_te) ** 2) / np.var(y_te)
+        assert r2 > 0.6, (fam, r2)
+
+
+# ------------------------------------------------------------------------------ adaptation, budget
+
+
+def test_fit_time_adaptation_from_real_shapes(load) -> None:
+    ds = load("magic")  # 19k rows
+    X = np.zeros((ds.n_rows, 50))
+    y = true_labels(ds.y["target"])
+    space = get_space(ds.task)
+    mlp = space.validate(
+        {
+            "model": "mlp",
+            "mlp:n_layers": 3,
+            "mlp:width_1": 256.0,
+            "mlp:width_2": 256.0,
+            "mlp:width_3": 256.0,
+            "mlp:batch_size": 16.0,
+        },
+        fill_defaults=True,
+    )
+    est = space.build(mlp, ds.task, ds.categorical).estimator.estimator
+    p = adapted_params(est, X, y, budget=12.0, max_features_exponent=None)
+    assert 2 <= p["max_iter"] <= 10  # 200 epochs of a 3x256 net on 19k rows would take minutes
+    assert mlp_epoch_cap(500, 10, (64,), 1, 128, 12.0) == 200
+    small = space.validate({"model": "knn", "knn:n_neighbors": 100.0}, fill_defaults=True)
+    knn = space.build(small, ds.task, ds.categorical).estimator.estimator
+    assert adapted_params(knn, X[:30], y[:30], 12.0, None)["n_neighbors"] == 30
+    rf = space.validate({"model": "rf", "rf:max_features_exponent": 0.5}, fill_defaults=True)
+    forest = space.build(rf, ds.task, ds.categorical).estimator
+    assert isinstance(forest, Adaptive)
+    assert adapted_params(forest.estimator, X[:100, :49], y[:100], 12.0, 0.5)["max_features"] == 7
+
+
+def test_kernel_svm_trains_on_a_capped_stratified_subsample(load) -> None:
+    ds = load("magic").subsample(6000, seed=0)
+    space = get_space(ds.task)
+    v = space.validate({"model": "svm"}, fill_defaults=True)
+    start = time.perf_counter()
+    m = space.build(v, ds.task, ds.categorical).fit(ds.X, ds.y)
+    assert time.perf_counter() - start < 20
+    assert m.estimator_.n_train_rows_ <= 2100
+    _, te = split(ds)
+    acc = np.mean(m.predict_task(ds.X.iloc[te]).values[0] == true_labels(ds.y.iloc[te, 0]))
+    assert acc > 0.75
+
+
+# ------------------------------------------------------------------------------ shared multitask net
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_shared_mlp_gradient_check(activation: str) -> None:
+    rng = np.random.default_rng(0)
+    n, p, hidden = 9, 5, [4, 3]
+    kinds, sizes = ["class", "regression", "class"], [3, 1, 2]
+    X = rng.normal(size=(n, p))
+    Y = np.column_stack([rng.integers(0, 3, n), rng.normal(size=n), rng.integers(0, 2, n)]).astype(float)
+    Y[1, 0] = np.nan  # missing targets are ignored by their head
+    Y[4, 1] = np.nan
+    params = [q + rng.normal(scale=0.1, size=q.shape) for q in init_params(p, hidden, sizes, rng)]
+    weights, alpha = [0.5, 0.3, 0.2], 0.05
+    loss, grads = loss_and_grads(params, X, Y, kinds, len(hidden), activation, alpha, weights)
+    assert math.isfinite(loss) and len(grads) == len(params)
+    eps = 1e-6
+    for q, g in zip(params, grads, strict=True):
+        num = np.zeros_like(q)
+        for idx in np.ndindex(q.shape):
+            old = q[idx]
+            q[idx] = old + eps
+            up, _ = loss_and_grads(params, X, Y, kinds, len(hidden), activation, alpha, weights, False)
+            q[idx] = old - eps
+            down, _ = loss_and_grads(params, X, Y, kinds, len(hidden), activation, alpha, weights, False)
+            q[idx] = old
+            num[idx] = (up - down) / (2 * eps)
+        scale = max(1e-8, np.abs(num).max() + np.abs(g).max())
+        assert np.abs(num - g).max() / scale < 1e-6
+
+
+def _log_loss(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray) -> float:
+    idx = np.searchsorted(classes, truth)
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(truth)), idx], 1e-15, None))))
+
+
+def test_shared_mlp_learns_a_real_multitask_problem(load) -> None:
+    ds = penguins_multitask(load)
+    space = get_space(ds.task)
+    v = space.validate({"mtl_strategy": "shared"}, fill_defaults=True)
+    tr, te = split(ds, seed=1)
+    model = space.build(v, ds.task, ds.categorical, seed=0).fit(ds.X.iloc[tr], ds.y.iloc[tr])
+    net = model.estimators_[0]
+    assert isinstance(net, SharedTrunkMLP) and net.hidden_ == [64, 64]
+    assert 1 <= net.n_epochs_ <= net.max_epochs_ and net.validation_curve_[0] > net.best_loss_
+    pred = model.predict_task(ds.X.iloc[te])
+    check_prediction(pred, ds, te, ds.y.iloc[tr])
+    for t in (0, 1):  # both class heads beat the training prior clearly
+        truth = true_labels(ds.y.iloc[te, t])
+        prior = pd.Series(true_labels(ds.y.iloc[tr, t])).value_counts(normalize=True).sort_index()
+        base_ll = _log_loss(np.tile(prior.to_numpy(), (len(te), 1)), prior.index.to_numpy(), truth)
+        ll = _log_loss(pred.probas[t], pred.classes[t], truth)
+        assert ll < 0.75 * base_ll, (t, ll, base_ll)
+        assert np.mean(pred.values[t] == truth) > prior.max() + 0.1
+    mass = ds.y.iloc[te, 2].to_numpy()
+    ok = ~np.isnan(mass)
+    r2 = 1 - np.mean((pred.values[2][ok] - mass[ok]) ** 2) / np.var(mass[ok])
+    assert r2 > 0.5
+
+
+def test_shared_mlp_is_seeded_and_standalone() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    Y = np.column_stack([(X[:, 0] > 0).astype(float), X[:, 1] * 3 + 100])
+    net = SharedTrunkMLP(target_kinds=("binary", "regression"), hidden_layer_sizes=(16,), random_state=4)
+    a = net.fit(X, Y).predict_heads(X)
+    b = clone(net).fit(X, Y).predict_heads(X)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[0].shape == (200, 2) and a[1].shape == (200,)
+    assert abs(np.mean(a[1]) - 100) < 1.0  # regression head works in the original units

@@ -1,0 +1,210 @@
+"""Search spaces: registry, ConfigSpace structure, validation and canonical (JSON round-trip) values."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ConfigSpace import ConfigurationSpace
+
+from metalearn.spaces import SPACES, ConfigSpaceSearchSpace, SearchSpace, get_space, space_by_name
+from metalearn.spaces.components import FAMILIES, NATIVE_MULTILABEL, NATIVE_MULTITARGET
+from tasks.errors import ConfigurationError, InputError, TaskKindError
+from tasks.task import Task, TaskKind
+
+KINDS = [str(k) for k in TaskKind]
+
+
+def _types_ok(space: ConfigSpaceSearchSpace, values: dict) -> None:
+    cs = space.configspace
+    for name, value in values.items():
+        hp = cs[name]
+        kind = type(hp).__name__
+        if "Integer" in kind:
+            assert type(value) is int, (name, value)
+        elif "Float" in kind:
+            assert type(value) is float, (name, value)
+        else:
+            assert type(value) is str, (name, value)
+
+
+# ------------------------------------------------------------------------------------------ registry
+
+
+def test_one_space_per_kind_named_after_it() -> None:
+    assert sorted(SPACES) == sorted(KINDS)
+    for name, space in SPACES.items():
+        assert isinstance(space, SearchSpace)
+        assert space.name == name and str(space.kind) == name
+        assert isinstance(space.version, str) and space.version
+        assert isinstance(space.configspace, ConfigurationSpace)
+
+
+def test_get_space_accepts_task_kind_and_string() -> None:
+    task = Task(TaskKind.MULTILABEL, ("a", "b"))
+    assert get_space(task) is SPACES["multilabel"]
+    assert get_space(TaskKind.REGRESSION) is SPACES["regression"]
+    assert get_space("binary") is SPACES["binary"]
+    with pytest.raises(TaskKindError, match="unknown task kind 'ranking'"):
+        get_space("ranking")
+
+
+def test_space_by_name_and_version() -> None:
+    space = space_by_name("multiclass")
+    assert space is SPACES["multiclass"]
+    assert space_by_name("multiclass", space.version) is space
+    with pytest.raises(ConfigurationError, match="unknown search space 'svm'"):
+        space_by_name("svm")
+    with pytest.raises(ConfigurationError, match=r"version '0\.0' is not available"):
+        space_by_name("multiclass", "0.0")
+
+
+def test_configspace_is_deterministic() -> None:
+    for space in SPACES.values():
+        assert space.sample(5, seed=3) == space.sample(5, seed=3)
+        assert space.sample(5, seed=3) != space.sample(5, seed=4)
+        assert space.fresh_configspace(0) == space.configspace
+
+
+# ------------------------------------------------------------------------------------------ structure
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_default_is_valid_canonical_and_fast(name: str) -> None:
+    space = SPACES[name]
+    default = space.default()
+    assert space.validate(default) == default
+    _types_ok(space, default)
+    assert default["model" if "model" in default else "mtl_strategy"] in (*FAMILIES, "independent")
+    # a config mentions only its active hyperparameters: the default forest, no MLP widths
+    assert not any(k.startswith(("mlp:", "svm:", "hgb:", "shared:")) for k in default)
+
+
+def test_every_family_and_strategy_is_reachable() -> None:
+    for name in ("binary", "regression", "multilabel", "multitarget", "multitask"):
+        space = SPACES[name]
+        configs = space.sample(300, seed=0)
+        families = {c["model"] for c in configs if "model" in c}
+        assert families == set(FAMILIES), (name, families)
+    ml = SPACES["multilabel"].sample(300, seed=1)
+    assert {c["ml_strategy"] for c in ml} == {"native", "binary_relevance", "chain"}
+    assert all(c["model"] in NATIVE_MULTILABEL for c in ml if c["ml_strategy"] == "native")
+    mt = SPACES["multitarget"].sample(300, seed=1)
+    assert {c["mt_strategy"] for c in mt} == {"native", "per_target", "chain"}
+    assert all(c["model"] in NATIVE_MULTITARGET for c in mt if c["mt_strategy"] == "native")
+    mtl = SPACES["multitask"].sample(200, seed=1)
+    shared = [c for c in mtl if c["mtl_strategy"] == "shared"]
+    assert shared and all("model" not in c and "shared:width_1" in c for c in shared)
+
+
+def test_mlp_architecture_conditions() -> None:
+    configs = [c for c in SPACES["multiclass"].sample(400, seed=2) if c["model"] == "mlp"]
+    depths = {c["mlp:n_layers"] for c in configs}
+    assert depths == {1, 2, 3}
+    for c in configs:
+        n = c["mlp:n_layers"]
+        widths = [k for k in c if k.startswith("mlp:width_")]
+        assert sorted(widths) == [f"mlp:width_{i}" for i in range(1, n + 1)]
+        assert all(16.0 <= c[w] <= 256.0 for w in widths)
+
+
+def test_budget_relevant_ranges_are_capped() -> None:
+    cs = SPACES["binary"].configspace
+    assert cs["rf:n_estimators"].upper <= 300 and cs["et:n_estimators"].upper <= 300
+    assert cs["hgb:max_iter"].upper <= 512
+    assert cs["mlp:width_1"].log and cs["knn:n_neighbors"].log
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_json_round_trip_is_identity(name: str) -> None:
+    space = SPACES[name]
+    for values in space.sample(40, seed=11):
+        back = json.loads(json.dumps(values))
+        assert space.validate(back) == values
+        _types_ok(space, space.validate(back))
+
+
+def test_integers_given_as_floats_become_ints() -> None:
+    space = SPACES["binary"]
+    v = space.default()
+    v["rf:min_samples_leaf"] = 3.0
+    out = space.validate(v)
+    assert out["rf:min_samples_leaf"] == 3 and type(out["rf:min_samples_leaf"]) is int
+    v["rf:n_estimators"] = 50  # an int for a float hyperparameter
+    assert type(space.validate(v)["rf:n_estimators"]) is float
+
+
+def test_inactive_hyperparameters_are_dropped() -> None:
+    space = SPACES["binary"]
+    v = space.default()
+    given = {**v, "svm:C": 10.0, "mlp:width_3": 64.0, "pca:keep_variance": 0.9}
+    assert space.validate(given) == v
+    mlp = space.validate({**v, "model": "mlp", "mlp:n_layers": 1, "mlp:width_2": 32.0}, fill_defaults=True)
+    assert "mlp:width_2" not in mlp and mlp["mlp:width_1"] == 64.0
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        ({"no_such": 1}, r"unknown hyperparameter 'no_such' for search space 'binary'"),
+        ({"rf:n_estimator": 10.0}, r"did you mean 'rf:n_estimators'\?"),
+        ({"rf:n_estimators": 5000.0}, r"'rf:n_estimators'.*out of range: 5000.*\[16, 300\]"),
+        ({"rf:n_estimators": "100"}, r"'rf:n_estimators'.*must be a number, got str"),
+        ({"rf:min_samples_leaf": 2.5}, r"'rf:min_samples_leaf'.*whole number.*integer in \[1, 20\]"),
+        ({"rf:min_samples_leaf": True}, r"'rf:min_samples_leaf'.*must be a number, got bool"),
+        ({"rf:max_features_exponent": float("nan")}, r"must be finite"),
+        ({"model": "xgboost"}, r"'model'.*got 'xgboost'; allowed: one of 'linear', 'svm'"),
+        ({"scaling": 1}, r"'scaling'.*got 1"),
+    ],
+)
+def test_bad_values_are_named_with_allowed_values(change: dict, pattern: str) -> None:
+    space = SPACES["binary"]
+    with pytest.raises(ConfigurationError, match=pattern) as err:
+        space.validate({**space.default(), **change})
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert isinstance(err.value, InputError) and isinstance(err.value, ValueError)
+    assert not space.is_valid({**space.default(), **change})
+
+
+def test_missing_active_hyperparameter() -> None:
+    space = SPACES["regression"]
+    v = space.default()
+    del v["rf:n_estimators"]
+    with pytest.raises(ConfigurationError, match=r"missing hyperparameter 'rf:n_estimators'.*\[16, 300\]"):
+        space.validate(v)
+    assert space.validate(v, fill_defaults=True)["rf:n_estimators"] == 100.0
+    with pytest.raises(ConfigurationError, match="must be a mapping"):
+        space.validate(["model", "rf"])  # type: ignore[arg-type]
+
+
+def test_forbidden_native_strategies() -> None:
+    ml = SPACES["multilabel"]
+    with pytest.raises(ConfigurationError, match=r"forbidden combination.*ml_strategy='native'.*model in"):
+        ml.validate({"model": "svm", "ml_strategy": "native"}, fill_defaults=True)
+    ok = ml.validate({"model": "svm", "ml_strategy": "chain"}, fill_defaults=True)
+    assert ok["ml_strategy"] == "chain"
+    mt = SPACES["multitarget"]
+    with pytest.raises(ConfigurationError, match=r"mt_strategy='native'"):
+        mt.validate({"model": "hgb", "mt_strategy": "native"}, fill_defaults=True)
+    assert mt.validate({"model": "linear", "mt_strategy": "native"}, fill_defaults=True)["model"] == "linear"
+
+
+def test_kind_specific_hyperparameters() -> None:
+    assert "linear:C" in SPACES["binary"].configspace and "linear:alpha" not in SPACES["binary"].configspace
+    assert "svm:epsilon" in SPACES["regression"].configspace
+    assert "rf:criterion" not in SPACES["regression"].configspace
+    mtl = SPACES["multitask"].configspace
+    assert {"linear:C", "linear:alpha", "svm:epsilon", "rf:criterion", "shared:n_layers"} <= set(mtl)
+
+
+def test_build_rejects_other_kind() -> None:
+    task = Task(TaskKind.REGRESSION, ("y",))
+    space = SPACES["binary"]
+    with pytest.raises(TaskKindError, match="space 'binary' is for binary tasks but the task is regression"):
+        space.build(space.default(), task, [False])
+    with pytest.raises(ConfigurationError):
+        space.build({"model": "nope"}, Task(TaskKind.BINARY, ("y",)), [False])
