@@ -1,19 +1,50 @@
-"""Request-body size limits, enforced while the body streams in (a 413 before the whole body is read).
+"""Request-body size limits, enforced while the body streams in (a 413 before the app reads the body).
 
-A declared ``Content-Length`` above the limit is refused at once; a body without one (chunked) is
-counted chunk by chunk and refused as soon as it passes the limit. Multipart (upload) requests get
-``max_upload_bytes``, every other body ``max_json_bytes``.
+A declared ``Content-Length`` above the limit is refused without handing the request to the app; a
+body without one (chunked) is counted chunk by chunk and refused as soon as it passes the limit.
+Multipart (upload) requests get ``max_upload_bytes``, every other body ``max_json_bytes``.
+
+Before answering, the rest of the body is read and discarded ("lingering close", bounded to twice the
+limit or 16 MiB, and 5 seconds): a client that sends its whole body before reading the answer (most do) would
+otherwise see the connection reset instead of the 413. Bigger bodies get the 413 and a closed connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class _BodyTooLarge(Exception):
     pass
+
+
+#: How long, and how much of, a rejected body is still read (and discarded) so the client gets the 413.
+DRAIN_SECONDS = 5.0
+DRAIN_MIN_BYTES = 16 * 1024 * 1024
+
+
+async def _drain(receive: Receive, max_bytes: int, seconds: float = DRAIN_SECONDS) -> bool:
+    """Read and discard the rest of the request body; True when it was read to its end."""
+    end = time.monotonic() + seconds
+    n = 0
+    while n <= max_bytes:
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        try:
+            msg = await asyncio.wait_for(receive(), timeout=left)
+        except TimeoutError:
+            return False
+        if msg["type"] != "http.request":
+            return False
+        n += len(msg.get("body", b""))
+        if not msg.get("more_body", False):
+            return True
+    return False
 
 
 def _human(n: int) -> str:
@@ -51,19 +82,12 @@ class BodyLimitMiddleware:
         return None
 
     @staticmethod
-    async def _reject(send: Send, text: str) -> None:
+    async def _reject(send: Send, text: str, close: bool) -> None:
         body = json.dumps({"detail": text}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -74,7 +98,9 @@ class BodyLimitMiddleware:
         message = template.format(limit=_human(limit))
         declared = self._content_length(scope)
         if declared is not None and declared > limit:
-            await self._reject(send, f"the request body is {_human(declared)}; {message}")
+            cap = max(2 * limit, DRAIN_MIN_BYTES)
+            drained = declared <= cap and await _drain(receive, cap)
+            await self._reject(send, f"the request body is {_human(declared)}; {message}", close=not drained)
             return
 
         received = 0
@@ -107,4 +133,5 @@ class BodyLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not response_started:
-            await self._reject(send, f"the request body is larger than allowed; {message}")
+            drained = await _drain(receive, max(2 * limit, DRAIN_MIN_BYTES))
+            await self._reject(send, f"the request body is larger than allowed; {message}", close=not drained)
