@@ -127,6 +127,15 @@ def test_json_round_trip_is_identity(name: str) -> None:
         _types_ok(space, space.validate(back))
 
 
+@pytest.mark.parametrize("name", KINDS)
+def test_validated_values_are_configspace_configurations(name: str) -> None:
+    space = SPACES[name]
+    for values in [space.default(), *space.sample(30, seed=5)]:
+        config = space.to_configuration(json.loads(json.dumps(values)))
+        assert config.config_space is space.configspace
+        assert space.validate(dict(config)) == values
+
+
 def test_integers_given_as_floats_become_ints() -> None:
     space = SPACES["binary"]
     v = space.default()

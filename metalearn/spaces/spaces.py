@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from ConfigSpace import (
     Categorical,
+    Configuration,
     ConfigurationSpace,
     ForbiddenAndConjunction,
     ForbiddenEqualsClause,
@@ -225,6 +226,10 @@ class ConfigSpaceSearchSpace(SearchSpace):
 
     def default(self) -> dict[str, Any]:
         return self.validate({}, fill_defaults=True)
+
+    def to_configuration(self, values: Mapping[str, Any]) -> Configuration:
+        """A ConfigSpace ``Configuration`` of this space's ``configspace`` (e.g. to warm-start SMAC)."""
+        return Configuration(self.configspace, values=self.validate(values))
 
     def sample(self, n: int, seed: int = 0) -> list[dict[str, Any]]:
         """``n`` random valid configurations (canonical dicts), reproducible from ``seed``."""
