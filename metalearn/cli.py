@@ -341,6 +341,64 @@ def kb_build(
         console.print(f"skipped {spec}: {reason}")
 
 
+@app.command()
+def benchmark(
+    suite: Annotated[str | None, typer.Option("--suite", help="openml-cc18, amlb, or a suite CSV with a did column.")] = None,
+    corpus: Annotated[str | None, typer.Option("--corpus", help="Corpus directory: suite datasets are matched in it by OpenML id; alone, benchmark its datasets.")] = None,
+    datasets: Annotated[str | None, typer.Option("--datasets", help="Comma-separated dataset names (default: all).")] = None,
+    strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated: warm, cold, random, knn, portfolio, weighted_portfolio, surrogate, zeroshot, flaml, or all.")] = "warm,cold,random",
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Trial budget of every search.")] = 25,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Wall-clock seconds per search (cell).")] = None,
+    trial_time_limit: Annotated[float, typer.Option("--trial-time-limit", help="Seconds per trial.")] = 60.0,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per (dataset, strategy): 0..K-1.")] = 1,
+    kb: KbOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory (results.duckdb, parquet, report.md, plots).")] = Path("benchmark-results"),
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Cells run in parallel (process pool).")] = 1,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Subsample larger datasets to this many rows.")] = 5000,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="CV folds on the training part.")] = 3,
+    write_kb: Annotated[bool, typer.Option("--write-kb", help="Also store the benchmark searches in the KB.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again on resume.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Benchmark warm-start strategies side by side on held-out datasets (no KB leakage); resumable.
+
+    Writes raw trajectories (results.duckdb + parquet), report.md and PNG plots to --out.
+    """
+    from metalearn.benchmark import BenchmarkSettings, RichProgress, resolve_benchmark_sources, run_benchmark
+
+    settings = BenchmarkSettings(
+        strategies=tuple(s for s in strategies.split(",")), n_trials=trials, seeds=tuple(range(seeds)),
+        time_limit=time_limit, trial_time_limit=trial_time_limit, max_rows=max_rows, n_folds=folds,
+        workers=workers, write_kb=write_kb, retry_failed=retry_failed,
+    )
+    names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+    sources, missing = resolve_benchmark_sources(suite=suite, corpus=corpus, names=names)
+    if missing:
+        console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
+                      + (" ..." if len(missing) > 20 else ""))
+    store = _open_kb(kb, read_only=not write_kb)
+    with RichProgress(console, enabled=not json_out or console.is_terminal) as progress:
+        outcome = run_benchmark(sources, store, out_dir, settings, progress=progress, missing=missing)
+    if json_out:
+        _json(outcome.summary)
+        return
+    summary = outcome.summary
+    budgets = summary["budgets"]
+    table = Table(title=f"mean normalised regret over {summary['n_instances']} (dataset, seed) instances")
+    table.add_column("strategy")
+    for b in budgets:
+        table.add_column(f"{b} trials", justify="right")
+    table.add_column("test rank", justify="right")
+    for strat in summary["strategies"]:
+        row = summary["regret"]["overall"]["table"].get(strat, {})
+        test_rank = summary["test"].get(strat, {}).get("rank", {}).get("mean")
+        table.add_row(strat, *[_fmt(row.get(str(b), {}).get("mean"), 3) for b in budgets], _fmt(test_rank, 3))
+    out.print(table)
+    out.print(f"{outcome.n_run} cells run now, {outcome.n_cells - outcome.n_run} finished earlier, "
+              f"{outcome.n_failed} failed; {len(outcome.failed_datasets)} datasets failed to load; "
+              f"report: {outcome.report_path}")
+
+
 # ----------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> None:
     from tasks.errors import MetaLearnError

@@ -1,0 +1,503 @@
+"""The strategy benchmark on real corpus data: a small real KB built with metalearn.build, then real
+searches (warm / cold / flaml) on held-out datasets, the stored trajectories, the report, resume and
+leakage exclusion; the regret / rank / time-to-1 % math against hand computations."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kb import open_kb
+from metalearn.benchmark import (
+    FLAML_HINT,
+    BenchmarkSettings,
+    DatasetInfo,
+    ResultStore,
+    leakage_exclusions,
+    load_frames,
+    normalise_name,
+    parse_strategies,
+    recompute_report,
+    resolve_benchmark_sources,
+    run_benchmark,
+)
+from metalearn.build import BuildSettings, DatasetSource, build_kb
+from metalearn.report import compute_summary, mean_ci, regret_curve
+from tasks.errors import InputError
+
+pytestmark = pytest.mark.corpus
+
+KB_DATASETS = ["iris", "wine_recognition", "glass", "haberman", "heart_statlog", "prnn_crabs"]
+HELD_OUT = ["biomed", "new_thyroid"]  # binary, multiclass: not in the KB
+STRATEGIES = ("warm", "cold", "flaml")
+N_TRIALS = 4
+
+
+@pytest.fixture(scope="module")
+def kb_path(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real KB (6 corpus datasets, exploration + dense matrix) in a DuckDB file."""
+    path = tmp_path_factory.mktemp("bench-kb") / "kb.duckdb"
+    kb = open_kb(path)
+    sources = [DatasetSource(f"corpus:{n}", str(corpus_dir)) for n in KB_DATASETS]
+    report = build_kb(
+        kb,
+        sources,
+        BuildSettings(
+            n_configs=4, n_explore=2, max_rows=300, n_folds=3, trial_time_limit=None, memory_limit_mb=None
+        ),
+    )
+    assert report.datasets == len(KB_DATASETS) and not report.skipped
+    kb.close()
+    return path
+
+
+def _settings(**kw: object) -> BenchmarkSettings:
+    base: dict[str, object] = dict(
+        strategies=STRATEGIES, n_trials=N_TRIALS, max_rows=300, n_folds=3, trial_time_limit=None, n_warm=4
+    )
+    base.update(kw)
+    return BenchmarkSettings(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def bench(kb_path: Path, corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """One benchmark run: two held-out datasets, iris (which IS in the KB) and a dataset that cannot load."""
+    out = tmp_path_factory.mktemp("bench-out")
+    sources = [DatasetSource(f"corpus:{n}", str(corpus_dir)) for n in [*HELD_OUT, "iris"]]
+    sources.append(DatasetSource("corpus:no_such_dataset", str(corpus_dir)))
+    kb = open_kb(kb_path, read_only=True)
+    try:
+        outcome = run_benchmark(sources, kb, out, _settings())
+        kb_ids = {d.name: d.dataset_id for d in kb.list_datasets()}
+    finally:
+        kb.close()
+    return {"out": out, "outcome": outcome, "sources": sources, "kb_ids": kb_ids}
+
+
+# ------------------------------------------------------------------------------------------ end to end
+def test_cells_trajectories_and_outputs(bench: dict) -> None:
+    out: Path = bench["out"]
+    outcome = bench["outcome"]
+    frames = load_frames(out)
+    cells, trials, datasets = frames["cells"], frames["trials"], frames["datasets"]
+    keys = [*HELD_OUT, "iris"]
+    assert outcome.n_cells == len(keys) * len(STRATEGIES)
+    assert outcome.n_run == outcome.n_cells
+    assert sorted(cells["dataset"].unique()) == sorted(keys)
+    assert len(cells) == len(keys) * len(STRATEGIES)
+    for key in keys:
+        d = datasets[datasets["key"] == key].iloc[0]
+        assert d["status"] == "ok" and d["n_train"] + d["n_test"] == d["n_rows_used"] <= 300
+        for strat in ("warm", "cold"):
+            c = cells[(cells["dataset"] == key) & (cells["strategy"] == strat)].iloc[0]
+            assert c["status"] == "done", c["error"]
+            assert c["n_trials"] == N_TRIALS
+            assert math.isfinite(c["test_score"]) and math.isfinite(c["best_cv_score"])
+            t = trials[(trials["dataset"] == key) & (trials["strategy"] == strat)].sort_values("number")
+            assert list(t["number"]) == list(range(1, N_TRIALS + 1))
+            # best-so-far is monotone in the metric's direction and ends at the cell's best CV score
+            best = t["best_score"].to_numpy()
+            diffs = np.diff(best) if d["greater_is_better"] else -np.diff(best)
+            assert (diffs >= -1e-12).all()
+            assert best[-1] == pytest.approx(c["best_cv_score"])
+            assert (np.diff(t["elapsed"].to_numpy()) > 0).all()
+        warm = cells[(cells["dataset"] == key) & (cells["strategy"] == "warm")].iloc[0]
+        assert warm["n_recommended"] >= 1  # the KB has binary and multiclass configurations
+        origins = trials[(trials["dataset"] == key) & (trials["strategy"] == "warm")]["origin"]
+        assert origins.iloc[0].startswith("recommendation:")
+    # raw results as parquet too
+    for table in ("datasets", "cells", "trials"):
+        assert pd.read_parquet(out / f"{table}.parquet").shape[0] == len(frames[table])
+
+
+def test_failures_are_recorded_and_the_rest_continue(bench: dict) -> None:
+    outcome = bench["outcome"]
+    frames = load_frames(bench["out"])
+    datasets, cells = frames["datasets"], frames["cells"]
+    bad = datasets[datasets["key"] == "no_such_dataset"].iloc[0]
+    assert bad["status"] == "failed" and "no_such_dataset" in bad["error"]
+    assert [k for k, _ in outcome.failed_datasets] == ["no_such_dataset"]
+    flaml = cells[cells["strategy"] == "flaml"]
+    assert len(flaml) == 3
+    if importlib.util.find_spec("flaml") is None:
+        assert (flaml["status"] == "failed").all()
+        assert all(FLAML_HINT in e for e in flaml["error"])
+        assert outcome.n_failed == 3
+    else:  # with flaml installed it runs with the warm cell's wall-clock budget
+        warm = cells[cells["strategy"] == "warm"].set_index("dataset")["search_seconds"]
+        for row in flaml.to_dict("records"):
+            assert row["budget_seconds"] == pytest.approx(warm[row["dataset"]])
+    assert (cells[cells["strategy"] != "flaml"]["status"] == "done").all()
+    report = (bench["out"] / "report.md").read_text()
+    assert "no_such_dataset" in report
+
+
+def test_leakage_exclusion_removes_the_dataset_itself(bench: dict) -> None:
+    frames = load_frames(bench["out"])
+    datasets, cells = frames["datasets"], frames["cells"]
+    iris = datasets[datasets["key"] == "iris"].iloc[0]
+    excluded = json.loads(iris["excluded"])
+    assert iris["n_excluded"] == len(excluded) >= 1
+    assert {"dataset_id": bench["kb_ids"]["iris"], "name": "iris", "reason": "fingerprint"}.items() <= {
+        k: v for k, v in excluded[0].items() if k != "distance"
+    }.items()
+    # no recommendation for iris came from iris
+    recs = json.loads(
+        cells[(cells["dataset"] == "iris") & (cells["strategy"] == "warm")].iloc[0]["recommendations"]
+    )
+    assert recs and all("iris" not in r["sources"] for r in recs)
+    # held-out datasets have nothing to exclude (no same name/fingerprint/near-duplicate in this KB)
+    for key in HELD_OUT:
+        assert datasets[datasets["key"] == key].iloc[0]["n_excluded"] == 0
+    report = (bench["out"] / "report.md").read_text()
+    assert "- iris: 1 excluded — iris (fingerprint)" in report
+
+
+def test_report_plots_and_recompute(bench: dict) -> None:
+    out: Path = bench["out"]
+    stored = json.loads((out / "summary.json").read_text())
+    assert stored == json.loads(json.dumps(bench["outcome"].summary, sort_keys=True))
+    # the report's numbers come back from the stored raw trajectories alone
+    (out / "report.md").unlink()
+    for png in (out / "plots").glob("*.png"):
+        png.unlink()
+    again = recompute_report(out)
+    assert json.loads(json.dumps(again, sort_keys=True)) == stored
+    report = (out / "report.md").read_text()
+    assert "Mean normalised regret" in report and "Average rank" in report and "Time to reach" in report
+    for strat in STRATEGIES:
+        assert f"| {strat} |" in report
+    for name in ("regret_overall", "rank_overall", "regret_binary", "rank_multiclass"):
+        data = (out / "plots" / f"{name}.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    s = again
+    assert s["budgets"] == [1] and s["n_instances"] == 3 and s["trajectory_strategies"] == ["warm", "cold"]
+    # regret of every cell recomputed by hand from the trials table
+    frames = load_frames(out)
+    trials = frames["trials"]
+    for d in s["per_dataset"]:
+        ok = trials[
+            (trials["dataset"] == d["dataset"])
+            & (trials["status"] == "ok")
+            & trials["strategy"].isin(["warm", "cold"])
+        ]["score"]
+        best, worst = (ok.max(), ok.min()) if d["greater_is_better"] else (ok.min(), ok.max())
+        assert d["best_cv"] == pytest.approx(best) and d["worst_cv"] == pytest.approx(worst)
+        for strat in ("warm", "cold"):
+            first = trials[
+                (trials["dataset"] == d["dataset"]) & (trials["strategy"] == strat) & (trials["number"] == 1)
+            ]["best_score"].iloc[0]
+            hand = 1.0 if math.isnan(first) else min(1.0, max(0.0, (best - first) / (best - worst)))
+            assert d["regret_at"][strat]["1"] == pytest.approx(hand)
+    overall = s["regret"]["overall"]["table"]["warm"]["1"]
+    hand_mean = np.mean([d["regret_at"]["warm"]["1"] for d in s["per_dataset"]])
+    assert overall["mean"] == pytest.approx(hand_mean) and overall["n"] == 3
+
+
+def test_resume_skips_finished_cells(bench: dict, kb_path: Path) -> None:
+    out: Path = bench["out"]
+    before = load_frames(out)
+    kb = open_kb(kb_path, read_only=True)
+    try:
+        again = run_benchmark(bench["sources"], kb, out, _settings())
+        assert again.n_run == 0  # nothing evaluated again
+        after = load_frames(out)
+        assert len(after["trials"]) == len(before["trials"])
+        # an interrupted cell (not stored) is the only one that runs on the next call
+        store = ResultStore(out)
+        store.con.execute("DELETE FROM trials WHERE dataset = 'biomed' AND strategy = 'cold'")
+        store.con.execute("DELETE FROM cells WHERE dataset = 'biomed' AND strategy = 'cold'")
+        store.close()
+        third = run_benchmark(bench["sources"], kb, out, _settings())
+        assert third.n_run == 1
+        final = load_frames(out)
+        assert len(final["trials"]) == len(before["trials"])
+        redo = final["trials"][
+            (final["trials"]["dataset"] == "biomed") & (final["trials"]["strategy"] == "cold")
+        ]
+        assert len(redo) == N_TRIALS
+        # different comparable settings in the same directory are refused
+        with pytest.raises(InputError, match="different settings"):
+            run_benchmark(bench["sources"], kb, out, _settings(n_trials=N_TRIALS + 1))
+    finally:
+        kb.close()
+
+
+def test_cli_benchmark(
+    kb_path: Path, corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from metalearn.cli import main
+
+    out = tmp_path / "cli"
+    args = [
+        "benchmark",
+        "--corpus",
+        str(corpus_dir),
+        "--datasets",
+        "biomed",
+        "--strategies",
+        "cold",
+        "--trials",
+        "2",
+        "--max-rows",
+        "200",
+        "--kb",
+        str(kb_path),
+        "--out",
+        str(out),
+        "--json",
+    ]
+    main(args)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_datasets"] == 1 and summary["strategies"] == ["cold"]
+    assert summary["regret"]["overall"]["table"]["cold"]["1"]["n"] == 1
+    assert (out / "report.md").is_file() and (out / "results.duckdb").is_file()
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "benchmark",
+                "--corpus",
+                str(corpus_dir),
+                "--strategies",
+                "warm,nope",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+    assert exc.value.code != 0
+    err = capsys.readouterr().err
+    assert "unknown benchmark strategy 'nope'" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------ units
+def test_regret_rank_and_time_math_by_hand() -> None:
+    """Two datasets (one loss, one score), two strategies, 3 trials: every number by hand."""
+    datasets = pd.DataFrame(
+        [
+            {
+                "key": "a",
+                "spec": "corpus:a",
+                "name": "a",
+                "kind": "binary",
+                "metric": "roc_auc",
+                "greater_is_better": True,
+                "n_rows": 100,
+                "n_features": 3,
+                "n_rows_used": 100,
+                "n_train": 75,
+                "n_test": 25,
+                "dataset_id": "ida",
+                "train_id": "ta",
+                "openml_id": None,
+                "metafeatures": "{}",
+                "mf_seconds": 0.0,
+                "n_excluded": 0,
+                "excluded": "[]",
+                "status": "ok",
+                "error": "",
+            },
+            {
+                "key": "b",
+                "spec": "corpus:b",
+                "name": "b",
+                "kind": "regression",
+                "metric": "rmse",
+                "greater_is_better": False,
+                "n_rows": 100,
+                "n_features": 3,
+                "n_rows_used": 100,
+                "n_train": 75,
+                "n_test": 25,
+                "dataset_id": "idb",
+                "train_id": "tb",
+                "openml_id": None,
+                "metafeatures": "{}",
+                "mf_seconds": 0.0,
+                "n_excluded": 0,
+                "excluded": "[]",
+                "status": "ok",
+                "error": "",
+            },
+        ]
+    )
+    # dataset a (AUC): observed scores 0.6 .. 0.9; dataset b (RMSE): observed 1.0 .. 3.0
+    traj = {
+        ("a", "x"): [(0.6, 0.6), (0.9, 0.9), (0.7, 0.9)],
+        ("a", "y"): [(0.8, 0.8), (0.85, 0.85), (0.7, 0.85)],
+        ("b", "x"): [(3.0, 3.0), (2.0, 2.0), (1.0, 1.0)],
+        ("b", "y"): [(1.5, 1.5)],  # stopped after one trial (time limit): keeps its incumbent
+    }
+    rows = []
+    for (d, s), ts in traj.items():
+        for i, (score, best) in enumerate(ts, start=1):
+            rows.append(
+                {
+                    "dataset": d,
+                    "strategy": s,
+                    "seed": 0,
+                    "number": i,
+                    "score": score,
+                    "best_score": best,
+                    "status": "ok",
+                    "origin": "smac",
+                    "elapsed": float(i),
+                    "seconds": 1.0,
+                    "config_id": f"c{i}",
+                }
+            )
+    trials = pd.DataFrame(rows)
+    cells = pd.DataFrame(
+        [
+            {
+                "dataset": d,
+                "strategy": s,
+                "seed": 0,
+                "status": "done",
+                "error": "",
+                "n_trials": len(traj[(d, s)]),
+                "n_failed_trials": 0,
+                "n_recommended": 0,
+                "best_cv_score": traj[(d, s)][-1][1],
+                "test_score": t,
+                "search_seconds": 3.0,
+                "refit_seconds": 0.1,
+                "budget_seconds": None,
+                "test_metrics": "{}",
+                "incumbent": "{}",
+                "recommendations": "[]",
+                "finished_at": 0.0,
+            }
+            for (d, s), t in {("a", "x"): 0.88, ("a", "y"): 0.80, ("b", "x"): 1.2, ("b", "y"): 1.1}.items()
+        ]
+    )
+    s = compute_summary(
+        datasets, cells, trials, {"strategies": ["x", "y"], "seeds": [0], "n_trials": 3}, budgets=(1, 3, 5)
+    )
+    assert s["budgets"] == [1, 3]
+    # regrets: a: x = [1, 0, 0], y = [1/3, 1/6, 1/6]; b: x = [1, 0.5, 0], y = [0.25, 0.25, 0.25]
+    reg = s["regret"]["overall"]["table"]
+    assert reg["x"]["1"]["mean"] == pytest.approx(1.0) and reg["x"]["3"]["mean"] == pytest.approx(0.0)
+    assert reg["y"]["1"]["mean"] == pytest.approx((1 / 3 + 0.25) / 2)
+    assert reg["y"]["3"]["mean"] == pytest.approx((1 / 6 + 0.25) / 2)
+    assert s["regret"]["overall"]["curve"]["x"]["mean"] == pytest.approx([1.0, 0.25, 0.0])
+    # 95% CI: t(0.975, 1) * sd / sqrt(2) of y's regrets at 1 trial
+    sd = np.std([1 / 3, 0.25], ddof=1)
+    assert reg["y"]["1"]["ci"] == pytest.approx(12.706204736 * sd / math.sqrt(2), rel=1e-6)
+    # ranks per instance: trial 1 y wins both; trial 2: a x wins, b y wins; trial 3 x wins both
+    rk = s["rank"]["overall"]["curve"]
+    assert rk["x"]["mean"] == pytest.approx([2.0, 1.5, 1.0]) and rk["y"]["mean"] == pytest.approx(
+        [1.0, 1.5, 2.0]
+    )
+    # per kind tables hold one dataset each
+    assert s["regret"]["regression"]["table"]["y"]["1"]["mean"] == pytest.approx(0.25)
+    # time to within 1%: x reaches 0 regret at trial 2 on a (elapsed 2 s) and trial 3 on b; y never
+    tt = s["time_to_1pct"]
+    assert tt["x"]["reached"] == 1.0 and tt["x"]["trials"]["mean"] == pytest.approx(2.5)
+    assert tt["x"]["seconds"]["mean"] == pytest.approx(2.5) and tt["y"]["reached"] == 0.0
+    # test ranks: a (AUC, higher better) x 0.88 > y 0.80; b (RMSE) y 1.1 < x 1.2
+    assert s["test"]["x"]["rank"]["mean"] == pytest.approx(1.5) and s["test"]["y"]["rank"][
+        "mean"
+    ] == pytest.approx(1.5)
+    per = {d["dataset"]: d for d in s["per_dataset"]}
+    assert per["a"]["best_cv"] == 0.9 and per["a"]["worst_cv"] == 0.6
+    assert per["b"]["best_cv"] == 1.0 and per["b"]["worst_cv"] == 3.0
+
+
+def test_regret_curve_and_mean_ci_edges() -> None:
+    assert regret_curve([], 1.0, 0.0, 3).tolist() == [1.0, 1.0, 1.0]
+    assert regret_curve([math.nan, 0.5], 1.0, 0.0, 3).tolist() == [1.0, 0.5, 0.5]
+    assert regret_curve([0.5], math.nan, math.nan, 2).tolist() == [1.0, 1.0]
+    m, ci, n = mean_ci([0.2, math.nan])
+    assert (m, n) == (0.2, 1) and math.isnan(ci)
+    assert mean_ci([])[2] == 0
+
+
+def test_leakage_rules(kb_path: Path, corpus_dir: Path) -> None:
+    """Name, OpenML id and near-duplicate rules on the real KB's meta-features."""
+    from metalearn.advisor import Advisor
+    from metalearn.metafeatures import EXTRACTOR_VERSION
+
+    kb = open_kb(kb_path, read_only=True)
+    try:
+        data = Advisor(kb).kind_data("multiclass")
+        records = kb.list_datasets(kind="multiclass")
+        glass = next(r for r in records if r.name == "glass")
+        mf = kb.get_metafeatures(glass.dataset_id, EXTRACTOR_VERSION).values
+    finally:
+        kb.close()
+
+    def info(**kw: object) -> DatasetInfo:
+        base: dict[str, object] = dict(
+            key="query",
+            spec="corpus:query",
+            name="query",
+            kind="multiclass",
+            metric="log_loss",
+            greater_is_better=False,
+            n_rows=glass.n_rows,
+            n_features=glass.n_features,
+            n_rows_used=glass.n_rows,
+            n_train=1,
+            n_test=1,
+            dataset_id="x",
+            train_id="y",
+            openml_id=None,
+            metafeatures=dict(mf),
+            mf_seconds=0.0,
+        )
+        base.update(kw)
+        return DatasetInfo(**base)  # type: ignore[arg-type]
+
+    # a copy of glass under another name: same shape, zero distance -> near-duplicate
+    ex = leakage_exclusions(info(), records, data.metafeatures)
+    assert [(e.name, e.reason) for e in ex] == [("glass", "near-duplicate")] and ex[
+        0
+    ].distance == pytest.approx(0.0)
+    # another shape, far meta-features: nothing
+    far = {k: v * 3 + 1 for k, v in mf.items()}
+    assert leakage_exclusions(info(metafeatures=far, n_features=99), records, data.metafeatures) == []
+    # name after normalisation
+    ex = leakage_exclusions(
+        info(name="42_Glass", key="42_Glass", metafeatures=far, n_features=99), records, data.metafeatures
+    )
+    assert [(e.name, e.reason) for e in ex] == [("glass", "name")]
+    assert normalise_name("1089_USCrime") == "uscrime" and normalise_name("kr-vs-kp") == normalise_name(
+        "kr_vs_kp"
+    )
+    assert normalise_name("monk1") != normalise_name("monk2")
+
+
+def test_settings_and_sources_validation(corpus_dir: Path) -> None:
+    assert parse_strategies("warm, cold,warm") == ("warm", "cold")
+    assert "knn" in parse_strategies("all") and "flaml" in parse_strategies("all")
+    with pytest.raises(InputError, match="unknown benchmark strategy"):
+        parse_strategies("warm,bogus")
+    with pytest.raises(InputError, match="--trials"):
+        BenchmarkSettings(n_trials=0)
+    with pytest.raises(InputError, match="--max-rows"):
+        BenchmarkSettings(max_rows=10)
+    with pytest.raises(InputError, match="--suite"):
+        resolve_benchmark_sources()
+    sources, missing = resolve_benchmark_sources(corpus=str(corpus_dir), names=["iris", "biomed"])
+    assert sorted(s.spec for s in sources) == ["corpus:biomed", "corpus:iris"] and missing == []
+
+
+@pytest.mark.slow
+def test_parallel_workers(kb_path: Path, corpus_dir: Path, tmp_path: Path) -> None:
+    """--workers 2: a process pool runs the cells; the main process alone writes the results."""
+    sources = [DatasetSource(f"corpus:{n}", str(corpus_dir)) for n in HELD_OUT]
+    kb = open_kb(kb_path, read_only=True)
+    try:
+        outcome = run_benchmark(
+            sources, kb, tmp_path / "par", _settings(strategies=("warm", "random"), workers=2)
+        )
+    finally:
+        kb.close()
+    assert outcome.n_run == 4 and outcome.n_failed == 0
+    assert len(load_frames(tmp_path / "par")["trials"]) == 4 * N_TRIALS
