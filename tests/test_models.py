@@ -281,6 +281,41 @@ def test_missing_values_unseen_categories_and_column_order(load) -> None:
             m.predict_task(X_te.iloc[:, 1:])
 
 
+def test_string_labels_object_features_and_missing_targets(load) -> None:
+    """Foodtruck's 'marital.status' (string categories) becomes a multiclass target of a multitask
+    problem with 'gender' as a plain object column flagged numeric, and some targets missing."""
+    base = load("foodtruck")
+    X = base.X.drop(columns=["marital.status"]).copy()
+    X["gender"] = X["gender"].astype(object)  # strings in an object column, flagged as numeric below
+    y = pd.DataFrame({"marital": base.X["marital.status"], "snacks": base.y["snacks"].astype("Int64")})
+    y.loc[:9, "marital"] = np.nan
+    y.loc[10:19, "snacks"] = np.nan
+    task = Task(TaskKind.MULTITASK, ("marital", "snacks"), (TaskKind.MULTICLASS, TaskKind.BINARY))
+    cat = tuple(isinstance(d, pd.CategoricalDtype) for d in X.dtypes)
+    ds = Dataset("foodtruck-mt", X, y, task, cat, "corpus:foodtruck")
+    space = get_space(task)
+    tr, te = split(ds)
+    for strategy in ("independent", "shared"):
+        v = space.validate({"mtl_strategy": strategy, "model": "linear"}, fill_defaults=True)
+        model = space.build(v, task, cat).fit(ds.X.iloc[tr], ds.y.iloc[tr])
+        pred = model.predict_task(ds.X.iloc[te])
+        assert list(pred.classes[0]) == ["divorced", "married", "single"]
+        assert pred.values[0].dtype == object and set(pred.values[0]) <= {"divorced", "married", "single"}
+        assert list(pred.classes[1]) == [0, 1] and pred.values[1].dtype.kind == "i"
+        assert np.allclose(pred.probas[0].sum(axis=1), 1.0)
+        tab = model.preprocessor_.named_steps["tabular"]
+        assert X.columns.get_loc("gender") in tab.categorical_idx_  # strings cannot be numeric
+
+
+def test_one_model_per_output_shares_the_budget(load) -> None:
+    ds = load("flags")
+    space = get_space(ds.task)
+    v = space.validate({"model": "rf", "ml_strategy": "binary_relevance"}, fill_defaults=True)
+    model = space.build(v, ds.task, ds.categorical, budget=7.0).fit(ds.X, ds.y)
+    assert len(model.estimator_) == 7
+    assert all(e.budget == pytest.approx(1.0) for e in model.estimator_)
+
+
 def test_regression_model_families_are_sane(load) -> None:
     ds = load("enb").subsample(400, seed=0)
     task = Task(TaskKind.REGRESSION, ("Y1",))
