@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from rich.console import Console
@@ -58,9 +59,19 @@ class SearchProgress:
 
 
 class BuildProgress:
-    """Phases of a KB build: items done / total, failures, elapsed and ETA."""
+    """Phases of a KB build: items done / total, failures, elapsed and ETA.
 
-    def __init__(self, console: Console, enabled: bool = True) -> None:
+    On a terminal it is a live display; otherwise (a log file, CI) it prints a status line every
+    ``log_every`` seconds, so a build running in the background can be followed with ``tail -f``.
+    """
+
+    def __init__(self, console: Console, enabled: bool = True, log_every: float = 30.0) -> None:
+        self._console = console
+        self._log = enabled and not console.is_terminal
+        self._log_every = log_every
+        self._last = 0.0
+        self._t0 = time.monotonic()
+        self._phase_t0 = self._t0
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -84,10 +95,24 @@ class BuildProgress:
         if self._task is not None:
             self._progress.update(self._task, completed=self._progress.tasks[-1].total)
         self._task = self._progress.add_task(name, total=total, info="")
+        self._phase_t0 = time.monotonic()
+        if self._log:
+            self._console.print(f"[{time.strftime('%H:%M:%S')}] phase {name}: {total} to do", highlight=False)
 
     def advance(self, failures: int | None = None) -> None:
         info = "" if not failures else f"[red]{failures} failed[/red]"
         self._progress.update(self._task, advance=1, info=info)
+        now = time.monotonic()
+        if self._log and now - self._last >= self._log_every:
+            self._last = now
+            t = self._progress.tasks[-1]
+            rate = t.completed / max(now - self._phase_t0, 1e-9)
+            eta = (t.total - t.completed) / rate if rate > 0 and t.total else float("nan")
+            self._console.print(
+                f"[{time.strftime('%H:%M:%S')}] {t.description}: {t.completed:.0f}/{t.total:.0f}"
+                f" ({rate * 3600:.0f}/h, eta {eta / 60:.0f} min) failures={failures or 0}",
+                highlight=False,
+            )
 
     def close(self) -> None:
         pass
