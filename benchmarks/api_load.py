@@ -3,6 +3,7 @@
     python benchmarks/api_load.py                          # the shipped KB (a fresh copy)
     python benchmarks/api_load.py --kb /path/to/kb.duckdb  # a copy of an existing KB
     python benchmarks/api_load.py --synthetic-runs 1000000 # a synthetic KB (benchmarks/kb_synthetic.py)
+    python benchmarks/api_load.py --synthetic-runs 30000 --synthetic-datasets 264 --synthetic-configs 600
 
 The server runs as a subprocess (``uvicorn --factory api.app:create_app``, 1 worker). Queries are the
 meta-feature vectors of KB datasets, each perturbed (every value scaled by a random factor in
@@ -300,13 +301,20 @@ def prepare_kb(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict[str,
         from kb_synthetic import METAFEATURE_VERSION, build_synthetic_kb
 
         t0 = time.perf_counter()
-        build_synthetic_kb(target, args.synthetic_runs, args.seed, real_spaces=True)
-        print(f"built a synthetic KB with {args.synthetic_runs:,} runs in {time.perf_counter() - t0:.1f} s")
-        return (
+        build_synthetic_kb(
             target,
-            {"METALEARN_METAFEATURE_VERSION": METAFEATURE_VERSION},
-            f"synthetic, {args.synthetic_runs:,} runs",
+            args.synthetic_runs,
+            args.seed,
+            n_datasets=args.synthetic_datasets,
+            n_configs=args.synthetic_configs,
+            real_spaces=True,
         )
+        what = (
+            f"synthetic: {args.synthetic_runs:,} runs, {args.synthetic_datasets} datasets, "
+            f"{args.synthetic_configs} configurations"
+        )
+        print(f"built a {what} KB in {time.perf_counter() - t0:.1f} s")
+        return target, {"METALEARN_METAFEATURE_VERSION": METAFEATURE_VERSION}, what
     if args.kb:
         shutil.copyfile(args.kb, target)
         return target, {}, f"copy of {args.kb}"
@@ -323,6 +331,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kb", type=Path, help="KB file to copy and serve (default: the shipped KB)")
     parser.add_argument(
         "--synthetic-runs", type=int, default=0, help="serve a synthetic KB with this many runs"
+    )
+    parser.add_argument("--synthetic-datasets", type=int, default=300, help="datasets of the synthetic KB")
+    parser.add_argument(
+        "--synthetic-configs", type=int, default=5000, help="configurations of the synthetic KB"
     )
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase")

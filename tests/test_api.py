@@ -684,3 +684,15 @@ def test_restart_marks_interrupted_searches_failed(kb_copy: Path) -> None:
         body = c.get("/searches/interrupted01").json()
         assert body["status"] == "failed" and "submit it again" in body["error"]
         assert_error(c.delete("/searches/interrupted01", headers=AUTH), 409, "failed")
+
+
+def test_cli_registers_serve() -> None:
+    from typer.testing import CliRunner
+
+    import api.cli
+
+    result = CliRunner().invoke(api.cli.app, ["serve", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--workers" in result.output and "--kb" in result.output
+    result = CliRunner().invoke(api.cli.app, ["serve", "--port", "70000"])
+    assert result.exit_code != 0  # refused before anything starts
