@@ -8,10 +8,12 @@ Every problem is a :class:`~tasks.errors.MetaLearnError` with a one-line message
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
 import shutil
 import tempfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -54,6 +56,59 @@ def safe_name(filename: str | None) -> tuple[str, str]:
             break
     name = re.sub(r"[^\w.+-]+", "_", base).strip("._") or "upload"
     return name[:100], suffix
+
+
+#: An upload may expand (gzip, parquet compression) to at most this many times the upload limit.
+EXPANSION_LIMIT = 10
+
+
+def _too_large(detail: str) -> HTTPException:
+    return HTTPException(413, detail=detail)
+
+
+def _gunzip_bounded(path: Path, name: str, limit: int) -> Path:
+    """Decompress a ``.gz`` upload next to itself, refusing (413) output beyond ``limit`` bytes."""
+    out_path = path.with_name(path.name[: -len(".gz")])
+    total = 0
+    try:
+        with gzip.open(path, "rb") as src, out_path.open("wb") as out:
+            while chunk := src.read(1024 * 1024):
+                total += len(chunk)
+                if total > limit:
+                    raise _too_large(
+                        f"{name!r} decompresses to more than {limit} bytes; send a smaller file "
+                        f"(compressed uploads may expand to {EXPANSION_LIMIT}x METALEARN_MAX_UPLOAD_BYTES)"
+                    )
+                out.write(chunk)
+    except (OSError, EOFError, zlib.error) as err:
+        raise FileFormatError(f"cannot decompress the uploaded file {name!r}: {_one_line(err)}") from None
+    path.unlink()
+    return out_path
+
+
+def _check_parquet_shape(path: Path, name: str, settings: Settings) -> None:
+    """Refuse (413) a parquet upload whose metadata declares too many rows, columns or bytes."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as err:  # not parquet at all: let the loader report it
+        log.debug("parquet metadata unreadable: %s", err)
+        return
+    if meta.num_rows > settings.max_rows:
+        raise _too_large(
+            f"{name!r} has {meta.num_rows} rows; this server accepts at most {settings.max_rows}"
+        )
+    if meta.num_columns > settings.max_columns:
+        raise _too_large(
+            f"{name!r} has {meta.num_columns} columns; this server accepts at most {settings.max_columns}"
+        )
+    raw = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    limit = EXPANSION_LIMIT * settings.max_upload_bytes
+    if raw > limit:
+        raise _too_large(
+            f"{name!r} holds {raw} bytes of uncompressed data; this server accepts at most {limit}"
+        )
 
 
 def split_targets(targets: Sequence[str] | None) -> list[str]:
@@ -99,6 +154,10 @@ def read_upload(
             raise HTTPException(
                 413, detail=f"the upload is {size} bytes; uploads are limited to {settings.max_upload_bytes}"
             )
+        if suffix.endswith(".gz"):
+            path = _gunzip_bounded(path, name, EXPANSION_LIMIT * settings.max_upload_bytes)
+        elif suffix in (".parquet", ".pq"):
+            _check_parquet_shape(path, name, settings)
         try:
             frame = load_frame_file(path)
         except MetaLearnError as err:

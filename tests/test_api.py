@@ -8,6 +8,7 @@ trials each. Every test works on its own copy of that file.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import re
@@ -410,6 +411,20 @@ def test_upload_limits(kb_copy: Path) -> None:
         )
         assert_error(_upload(c, "/metafeatures", wide, targets=["c0"]), 413, "columns")
         assert _upload(c, "/metafeatures", small_csv(n=50), targets=["y"]).status_code == 200
+        # compressed uploads are bounded by what they expand to, parquet by its metadata
+        bomb = gzip.compress(b"f1,f2,y\n" + b"1.0,2.0,a\n" * 100_000)
+        assert len(bomb) < 20_000
+        assert_error(
+            _upload(c, "/metafeatures", bomb, filename="d.csv.gz", targets=["y"]), 413, "decompresses"
+        )
+        ok = _upload(c, "/metafeatures", gzip.compress(small_csv(n=50)), filename="d.csv.gz", targets=["y"])
+        assert ok.status_code == 200, ok.text
+        assert_error(_upload(c, "/metafeatures", b"not gzip at all", filename="d.csv.gz", targets=["y"]), 400)
+        buf = io.BytesIO()
+        pd.read_csv(io.BytesIO(small_csv(n=150))).to_parquet(buf, index=False)
+        assert_error(
+            _upload(c, "/metafeatures", buf.getvalue(), filename="d.parquet", targets=["y"]), 413, "rows"
+        )
         r = c.post(
             "/recommendations",
             content=b"[" + b"1," * 700_000 + b"1]",
