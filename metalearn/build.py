@@ -41,6 +41,7 @@ from tasks.task import TaskKind
 
 SOURCE_EXPLORE = "build:explore"  # the per-dataset SMAC exploration
 SOURCE_MATRIX = "build:matrix"  # the common candidate set on every dataset
+MATRIX_BLOCK = 8  # configurations per block of the matrix phase
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,7 @@ def build_kb(
             prog.advance()
         report.datasets = len(registered)
         by_kind: dict[str, list[str]] = {}
-        for did, (_, kind, name) in sorted(registered.items(), key=lambda kv: kv[1][2]):
+        for did, (_, kind, _name) in sorted(registered.items(), key=lambda kv: kv[1][2]):
             by_kind.setdefault(kind, []).append(did)
 
         def known_runs(did: str) -> dict[str, RunRecord]:
@@ -299,18 +300,26 @@ def build_kb(
                 prog.advance(failures=report.failures)
 
         # 3. common candidate set per kind, then 4. the dense matrix
+        # Jobs go in blocks of configurations (block-major, then dataset): an interrupted build leaves
+        # every dataset with the same leading configurations — a smaller but still dense matrix — while
+        # each worker still evaluates a block on one dataset in a row (its dataset cache stays warm).
         grid_jobs: list[tuple[Any, ...]] = []
+        commons: dict[str, list[dict[str, Any]]] = {}
         for kind in sorted(by_kind):
-            common = common_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol)
-            for did in by_kind[kind]:
-                have = known_runs(did)
-                for values in common:
-                    cid = ConfigurationRecord.create(get_space(TaskKind(kind)).name, get_space(TaskKind(kind)).version,
-                                                     values).config_id
-                    if cid not in have:
-                        grid_jobs.append((registered[did][0], values, protocol, settings.trial_time_limit,
-                                          settings.memory_limit_mb))
-            report.by_kind[kind] = {"datasets": len(by_kind[kind]), "configs": len(common)}
+            commons[kind] = common_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol)
+            report.by_kind[kind] = {"datasets": len(by_kind[kind]), "configs": len(commons[kind])}
+        have = {did: set(known_runs(did)) for kind in by_kind for did in by_kind[kind]}
+        n_blocks = max((len(c) for c in commons.values()), default=0)
+        for start in range(0, n_blocks, MATRIX_BLOCK):
+            for kind in sorted(by_kind):
+                space = get_space(TaskKind(kind))
+                block = commons[kind][start : start + MATRIX_BLOCK]
+                for did in by_kind[kind]:
+                    for values in block:
+                        cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+                        if cid not in have[did]:
+                            grid_jobs.append((registered[did][0], values, protocol, settings.trial_time_limit,
+                                              settings.memory_limit_mb))
         prog.phase("performance matrix", len(grid_jobs))
         batch: list[tuple[RunRecord, ConfigurationRecord]] = []
         last = time.monotonic()
