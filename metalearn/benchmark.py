@@ -53,7 +53,7 @@ from metalearn.build import DatasetSource
 from metalearn.evaluation import EvalProtocol
 from metalearn.report import BUDGETS
 from tasks.dataset import Dataset
-from tasks.errors import InputError, MetaLearnError, NotFoundError
+from tasks.errors import InputError, MetaLearnError, NotFoundError, OpenMLUnavailableError
 from tasks.task import TaskKind
 
 __all__ = [
@@ -242,8 +242,13 @@ def resolve_benchmark_sources(
         corpus=None if corpus is None else str(corpus), suite=suite, names=names
     )
     if not sources:
+        if suite is not None and corpus is not None and missing and not names:
+            raise InputError(
+                f"none of the {len(missing)} datasets of suite {suite!r} is in the corpus (matched by OpenML id); "
+                "drop --corpus to load them through openml-python (needs the network or an OpenML cache)"
+            )
         raise InputError(
-            "no dataset to benchmark: the suite has none in the corpus, or --datasets matched none"
+            "no dataset to benchmark: --datasets matched none of the suite's or corpus's datasets"
         )
     return sources, missing
 
@@ -1092,8 +1097,18 @@ def run_benchmark(
         todo = [s for s in sources if _dataset_key(s) not in infos]
         prog.phase("preparing datasets", len(sources), done=len(sources) - len(todo))
         failed_datasets: list[tuple[str, str]] = []
-        for src, res in _map(executor, _prepare_job, [(s, settings) for s in todo], settings.workers):
+        offline: list[BaseException] = []
+
+        def skip_offline(args: tuple[Any, ...]) -> BaseException | None:
+            if offline and args[0].spec.startswith("openml"):
+                return OpenMLUnavailableError(f"not tried: {offline[0]}")
+            return None
+
+        jobs = [(s, settings) for s in todo]
+        for src, res in _map(executor, _prepare_job, jobs, settings.workers, skip=skip_offline):
             key = _dataset_key(src)
+            if isinstance(res, OpenMLUnavailableError) and not offline:
+                offline.append(res)  # the other OpenML datasets fail fast (retried on the next run)
             if isinstance(res, BaseException):
                 info = DatasetInfo(
                     key,
@@ -1335,15 +1350,26 @@ def _store_cell(
 
 
 def _map(
-    executor: Any, fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], workers: int
+    executor: Any,
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple[Any, ...]],
+    workers: int,
+    skip: Callable[[tuple[Any, ...]], BaseException | None] | None = None,
 ) -> Iterable[tuple[Any, Any]]:
-    """(first argument, result or exception) as jobs finish, at most ``workers`` in flight."""
+    """(first argument, result or exception) as jobs finish, at most ``workers`` in flight; ``skip(args)``
+    may return an exception to report for a job instead of running it."""
     queue = deque(jobs)
     in_flight: dict[Future[Any], tuple[Any, ...]] = {}
     while queue or in_flight:
         while queue and len(in_flight) < workers:
             args = queue.popleft()
+            skipped = skip(args) if skip is not None else None
+            if skipped is not None:
+                yield args[0], skipped
+                continue
             in_flight[executor.submit(fn, *args)] = args
+        if not in_flight:
+            continue
         done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
         for fut in done:
             args = in_flight.pop(fut)
