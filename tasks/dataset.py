@@ -10,7 +10,6 @@ import pandas as pd
 
 from tasks.task import Task
 
-
 _NA_HASH = np.uint64(0x9E3779B97F4A7C15)
 
 

@@ -35,4 +35,4 @@ class Prediction:
 
     @property
     def n_rows(self) -> int:
-        return int(len(self.values[0])) if self.values else 0
+        return len(self.values[0]) if self.values else 0
