@@ -13,6 +13,7 @@ facade on data-subset budgets), so that
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tempfile
@@ -30,6 +31,7 @@ from ConfigSpace import Configuration
 from kb.base import KnowledgeBase
 from kb.records import ConfigurationRecord, RunRecord, SearchRecord, utcnow
 from metalearn.evaluation import EvalProtocol, EvalResult, evaluate_config, to_run_record
+from metalearn.recommenders import STRATEGIES
 from metalearn.spaces import get_space
 from metalearn.spaces.base import SearchSpace
 from tasks.dataset import Dataset
@@ -38,6 +40,10 @@ from tasks.metrics import get_metric
 from tasks.task import TaskKind
 
 OPTIMIZERS = ("smac", "random")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -64,16 +70,20 @@ class SearchSettings:
     n_initial: int | None = None  # cold-start initial design size (None = SMAC's default rule)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_trials, int) or self.n_trials < 1:
+        if not _is_int(self.n_trials) or self.n_trials < 1:
             raise InputError(f"n_trials must be a positive integer, got {self.n_trials!r}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise InputError(f"time_limit must be positive seconds, got {self.time_limit!r}")
         if self.trial_time_limit is not None and not self.trial_time_limit > 0:
             raise InputError(f"trial_time_limit must be positive seconds, got {self.trial_time_limit!r}")
+        if self.memory_limit_mb is not None and not _is_int(self.memory_limit_mb):
+            raise InputError(f"memory_limit_mb must be an integer number of MB, got {self.memory_limit_mb!r}")
         if self.memory_limit_mb is not None and self.memory_limit_mb < 128:
             raise InputError(f"memory_limit_mb must be at least 128, got {self.memory_limit_mb}")
-        if self.n_warm < 0:
-            raise InputError(f"n_warm must be >= 0, got {self.n_warm}")
+        if not _is_int(self.n_warm) or self.n_warm < 0:
+            raise InputError(f"n_warm must be an integer >= 0, got {self.n_warm!r}")
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            raise InputError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if self.optimizer not in OPTIMIZERS:
             raise InputError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not 0 < self.min_budget < 1:
@@ -136,6 +146,34 @@ class SearchResult:
         d = asdict(self)
         d["trajectory"] = self.trajectory()
         return json.loads(json.dumps(d, default=str, allow_nan=True))
+
+
+def ordered_acquisition_maximizer(facade_cls: Any, scenario: Any) -> Any:
+    """SMAC's default acquisition maximizer, with the local-search start points in a fixed order.
+
+    SMAC 2 de-duplicates the start points through a ``set`` of Configurations, whose hash is the hash of
+    a string: their order (and so the local search, and the configuration proposed) then depends on
+    ``PYTHONHASHSEED``, i.e. differs between processes. A build resumed in a new process (or run on Dask
+    workers) would not replay the exploration exactly, and a seeded search would not be reproducible.
+    Sorting the de-duplicated points fixes it.
+    """
+    maximizer = facade_cls.get_acquisition_maximizer(scenario)
+    maximizer._local_search.__class__ = _ordered_local_search_class()
+    return maximizer
+
+
+@functools.cache
+def _ordered_local_search_class() -> type:
+    from smac.acquisition.maximizer.local_search import LocalSearch
+
+    class OrderedLocalSearch(LocalSearch):
+        def _get_init_points_from_previous_configs(self, previous_configs: Any, n_points: int,
+                                                   additional_start_points: Any) -> list[Any]:
+            points = super()._get_init_points_from_previous_configs(previous_configs, n_points,
+                                                                    additional_start_points)
+            return sorted(points, key=repr)
+
+    return OrderedLocalSearch
 
 
 def smac_cost(metric: str, score: float) -> float:
@@ -219,7 +257,8 @@ def run_search(
     ``recommendations`` are objects with ``config_id`` and (optionally) ``values``, ``rank``,
     ``sources`` — usually from :func:`metalearn.advisor.Advisor.recommend`; they are used when
     ``settings.warm_start`` is true. The dataset record must already be in the KB (see
-    :func:`metalearn.advisor.register_dataset`). ``should_stop`` is polled between trials (cancellation).
+    :func:`metalearn.knowledge.ensure_metafeatures`, or ``kb.put_dataset(dataset_record(dataset))``).
+    ``should_stop`` is polled between trials (cancellation).
     """
     settings = settings or SearchSettings()
     t_start = time.monotonic()
@@ -263,84 +302,84 @@ def run_search(
             on_trial(trial)
         return trial
 
-    # 1. resume: runs of earlier searches on the same data are told, not re-run
     told: list[tuple[dict[str, Any], RunRecord]] = []
     seen: set[str] = set()
-    if settings.resume:
-        prev = previous_runs(kb, dataset.dataset_id, space, protocol)
-        configs = kb.get_configurations({r.config_id for r in prev})
-        for r in sorted(prev, key=lambda r: (r.created_at, r.run_id)):
-            if r.config_id in seen:
-                continue
-            try:
-                values = space.validate(configs[r.config_id].values)
-            except (InputError, KeyError):
-                continue
-            seen.add(r.config_id)
-            told.append((values, r))
-    told = told[: settings.n_trials]
-    for values, r in told:
-        finish_trial(values, r.config_id, "resumed", r, r.fit_seconds + r.predict_seconds, ())
-
-    # 2. warm start: recommended configurations not evaluated yet
     warm: list[tuple[dict[str, Any], str, str, tuple[str, ...]]] = []
-    if settings.warm_start and settings.n_warm > 0:
-        for rec in recommendations:
-            values = getattr(rec, "values", None)
-            if values is None:
-                values = kb.get_configuration(rec.config_id).values
-            try:
-                values = space.validate(values)
-            except InputError:
-                continue
-            cid = ConfigurationRecord.create(space.name, space.version, values).config_id
-            if cid in seen:
-                continue
-            seen.add(cid)
-            srcs = tuple(str(getattr(s, "name", None) or getattr(s, "dataset_id", s)) for s in getattr(rec, "sources", ()))
-            warm.append((values, cid, f"recommendation:{getattr(rec, 'rank', len(warm) + 1)}", srcs))
-            if len(warm) >= settings.n_warm:
-                break
-    remaining = settings.n_trials - len(told)
-    warm = warm[: max(0, remaining)]
-
-    def evaluate(values: dict[str, Any], origin: str, budget: float | None, sources: tuple[str, ...]) -> Trial:
-        cfg_rec = ConfigurationRecord.create(space.name, space.version, values)
-        kb.put_configuration(cfg_rec)
-        t0 = time.monotonic()
-        result: EvalResult = evaluate_config(
-            dataset,
-            space,
-            values,
-            protocol=protocol,
-            time_limit=settings.trial_time_limit,
-            memory_limit_mb=settings.memory_limit_mb,
-            budget=budget,
-        )
-        run = to_run_record(
-            result,
-            dataset_id=dataset.dataset_id,
-            config_id=cfg_rec.config_id,
-            protocol_key=protocol.key,
-            source=source,
-            search_id=search_id,
-        )
-        kb.add_runs([run])
-        stored = kb.get_run(run.run_id)  # an identical evaluation may exist: the stored one is the truth
-        return finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
-
-    def out_of_budget() -> bool:
-        if len(trials) >= settings.n_trials:
-            return True
-        if settings.time_limit is not None and time.monotonic() - t_start >= settings.time_limit:
-            return True
-        if should_stop is not None and should_stop():
-            raise CancelledError(f"search {search_id} was cancelled")
-        return False
-
+    remaining = 0
     status = "done"
     error = ""
-    try:
+    try:  # preparing the search (resume, warm start) can fail too: that is recorded like the rest
+        # 1. resume: runs of earlier searches on the same data are told, not re-run
+        if settings.resume:
+            prev = previous_runs(kb, dataset.dataset_id, space, protocol)
+            configs = kb.get_configurations({r.config_id for r in prev})
+            for r in sorted(prev, key=lambda r: (r.created_at, r.run_id)):
+                if r.config_id in seen:
+                    continue
+                try:
+                    values = space.validate(configs[r.config_id].values)
+                except (InputError, KeyError):
+                    continue
+                seen.add(r.config_id)
+                told.append((values, r))
+        told = told[: settings.n_trials]
+        for values, r in told:
+            finish_trial(values, r.config_id, "resumed", r, r.fit_seconds + r.predict_seconds, ())
+
+        # 2. warm start: recommended configurations not evaluated yet
+        if settings.warm_start and settings.n_warm > 0:
+            for rec in recommendations:
+                rec_values = getattr(rec, "values", None)
+                values = dict(kb.get_configuration(rec.config_id).values if rec_values is None else rec_values)
+                try:
+                    values = space.validate(values)
+                except InputError:
+                    continue
+                cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+                if cid in seen:
+                    continue
+                seen.add(cid)
+                srcs = tuple(str(getattr(s, "name", None) or getattr(s, "dataset_id", s)) for s in getattr(rec, "sources", ()))
+                warm.append((values, cid, f"recommendation:{getattr(rec, 'rank', len(warm) + 1)}", srcs))
+                if len(warm) >= settings.n_warm:
+                    break
+        remaining = settings.n_trials - len(told)
+        warm = warm[: max(0, remaining)]
+
+        def evaluate(values: dict[str, Any], origin: str, budget: float | None, sources: tuple[str, ...]) -> Trial:
+            cfg_rec = ConfigurationRecord.create(space.name, space.version, values)
+            kb.put_configuration(cfg_rec)
+            t0 = time.monotonic()
+            result: EvalResult = evaluate_config(
+                dataset,
+                space,
+                values,
+                protocol=protocol,
+                time_limit=settings.trial_time_limit,
+                memory_limit_mb=settings.memory_limit_mb,
+                budget=budget,
+            )
+            run = to_run_record(
+                result,
+                dataset_id=dataset.dataset_id,
+                config_id=cfg_rec.config_id,
+                protocol_key=protocol.key,
+                source=source,
+                search_id=search_id,
+            )
+            kb.add_runs([run])
+            stored = kb.get_run(run.run_id)  # an identical evaluation may exist: the stored one is the truth
+            return finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
+
+        def out_of_budget() -> bool:
+            if len(trials) >= settings.n_trials:
+                return True
+            if settings.time_limit is not None and time.monotonic() - t_start >= settings.time_limit:
+                return True
+            if should_stop is not None and should_stop():
+                raise CancelledError(f"search {search_id} was cancelled")
+            return False
+
         if remaining > 0:
             if settings.optimizer == "random":
                 _random_loop(space, settings, warm, evaluate, out_of_budget, seen)
@@ -440,6 +479,7 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
             scenario_kwargs.update(min_budget=settings.min_budget, max_budget=1.0)
         scenario = Scenario(**scenario_kwargs)
         additional = [_space_config(space, v, origin) for v, _, origin, _ in warm]
+        initial: Any
         if settings.warm_start and additional:
             initial = facade_cls.get_initial_design(scenario, n_configs=0, additional_configs=additional)
         else:
@@ -453,6 +493,7 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
             target_function=None,
             model=model,
             initial_design=initial,
+            acquisition_maximizer=ordered_acquisition_maximizer(facade_cls, scenario),
             intensifier=facade_cls.get_intensifier(scenario, max_config_calls=1)
             if facade_cls is HPO
             else facade_cls.get_intensifier(scenario),
