@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -292,7 +293,8 @@ def kb_evaluate(
         for strat, row in block["table"].items():
             table.add_row(strat, *[_fmt(row.get(str(kk)), 3) for kk in ks])
         out.print(table)
-    out.print(f"default strategy: [bold]{report['best']}[/bold]")
+    by_kind = ", ".join(f"{k}: {v}" for k, v in report.get("best_by_kind", {}).items())
+    out.print(f"best strategy overall: [bold]{report['best']}[/bold]" + (f" (per kind: {by_kind})" if by_kind else ""))
 
 
 @kb_app.command("build")
@@ -338,7 +340,7 @@ def kb_build(
     out.print(f"{report.datasets} datasets, {report.evaluations_done} evaluations in the KB "
               f"({report.evaluations_new} new, {report.failures} failed) in {report.seconds:.0f} s")
     for spec, reason in report.skipped[:20]:
-        console.print(f"skipped {spec}: {reason}")
+        console.print(f"skipped {escape(spec)}: {escape(reason)}", highlight=False)
 
 
 @app.command()
@@ -409,11 +411,11 @@ def main(argv: list[str] | None = None) -> None:
         args.remove("--debug")
         debug = True
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except MetaLearnError as exc:
         if debug:
             raise
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         console.print("interrupted; run the same command again to resume where it stopped")
@@ -421,18 +423,34 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as exc:  # click usage errors and unexpected failures: one line, no traceback
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, _usage_errors()) and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+            sys.exit(getattr(exc, "exit_code", 2))
         if debug:
             raise
-        console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)",
+        console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for details)",
                       highlight=False, soft_wrap=True)
         sys.exit(1)
+    # without standalone mode, typer turns Ctrl-C (and an explicit typer.Exit) into a returned exit code
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        if code == 130:
+            console.print("interrupted; run the same command again to resume where it stopped")
+        sys.exit(code)
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Click's usage-error base class: typer >= 0.2x vendors click (``typer.TyperException``), older
+    typer versions use click itself."""
+    types: list[type[BaseException]] = []
+    if hasattr(typer, "TyperException"):
+        types.append(typer.TyperException)
+    try:
+        import click
+
+        types.append(click.exceptions.ClickException)
+    except ImportError:  # pragma: no cover - typer without click
+        pass
+    return tuple(types)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,23 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
         header = str(df.columns[0])
         for other in (";", "\t"):
             if other in header:
-                return pd.read_csv(path, sep=other, float_precision="round_trip", low_memory=False)
+                sep = other
+                df = pd.read_csv(path, sep=sep, float_precision="round_trip", low_memory=False)
+                break
+    return _with_file_header(path, sep, df)
+
+
+def _with_file_header(path: Path, sep: str, df: pd.DataFrame) -> pd.DataFrame:
+    """pandas silently renames repeated header names ('a', 'a' -> 'a', 'a.1'); put the file's names
+    back so validation reports the duplicates instead of treating them as two distinct features."""
+    if df.shape[1] < 2:
+        return df
+    raw = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+    header = [str(v) for v in raw.iloc[0].tolist()] if len(raw) else []
+    named = [h for h in header if h != ""]
+    if len(header) != df.shape[1] or len(set(named)) == len(named):
+        return df
+    df.columns = [h if h != "" else str(c) for h, c in zip(header, df.columns, strict=True)]
     return df
 
 

@@ -1,0 +1,335 @@
+"""The ``metalearn`` command line (``api.cli.main``), in-process with captured output and, for the
+exit-code / traceback contract, as a subprocess: one-line errors that write nothing to the KB, the
+meta-feature JSON, kb info / export / import, recommend, optimize + resume, kb build.
+
+Every command gets ``--kb`` inside tmp_path (the user's default KB is never used). KBs that must start
+empty are created with ``kb.open_kb`` (never seeded from the shipped snapshot), and assertions compare
+counts before / after, so they hold whether or not a shipped snapshot exists."""
+
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from api.cli import main
+from kb import open_kb
+from metalearn.build import BuildSettings, DatasetSource, build_kb
+from metalearn.metafeatures import EXTRACTOR_VERSION, metafeature_names
+
+REPO = Path(__file__).resolve().parents[1]
+KB_DATASETS = ("iris", "breast_cancer")  # the small KB: multiclass + binary, sklearn-bundled (no corpus)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``metalearn ARGV`` in-process: (exit code, stdout, stderr)."""
+    try:
+        main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    gc.collect()  # the command's KB connection is garbage: release the file before the next command
+    return code, out, err
+
+
+def kb_stats(path: Path) -> dict[str, Any]:
+    kb = open_kb(path, read_only=True)
+    try:
+        return kb.stats()
+    finally:
+        kb.close()
+
+
+def empty_kb(path: Path) -> Path:
+    """A KB file with no records (created directly, so never seeded from a shipped snapshot)."""
+    open_kb(path).close()
+    assert kb_stats(path)["datasets"] == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real KB: meta-features and a 3-configuration dense matrix on iris and breast_cancer."""
+    path = tmp_path_factory.mktemp("cli-kb") / "kb.duckdb"
+    kb = open_kb(path)
+    report = build_kb(kb, [DatasetSource(f"sklearn:{n}") for n in KB_DATASETS],
+                      BuildSettings(n_configs=3, n_explore=0, max_rows=200, n_folds=2, trial_time_limit=20.0))
+    assert report.skipped == [] and report.datasets == len(KB_DATASETS) and report.failures == 0
+    kb.close()
+    return path
+
+
+@pytest.fixture()
+def kb_copy(small_kb: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "kb.duckdb"
+    shutil.copy(small_kb, dst)
+    return dst
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def _frame(n: int = 20, **cols: Any) -> pd.DataFrame:
+    a = np.arange(n)
+    base = {"a": a, "b": a * 1.5, "y": a % 2}
+    base.update(cols)
+    return pd.DataFrame(base)
+
+
+def _write_csv(df: pd.DataFrame) -> Callable[[Path], None]:
+    return lambda p: df.to_csv(p, index=False)
+
+
+def _write_text(text: str) -> Callable[[Path], None]:
+    return lambda p: p.write_text(text)
+
+
+def _inf_b() -> np.ndarray:
+    b = np.arange(20) * 1.5
+    b[3] = np.inf
+    return b
+
+
+BAD_INPUTS: list[tuple[str, str, Callable[[Path], None] | None, list[str], tuple[str, ...]]] = [
+    # (id, file name, writer (None: not created), extra args, substrings the error must contain)
+    ("missing-file", "no_such_file.csv", None, ["-t", "y"], ("no_such_file.csv", "existing file")),
+    ("unknown-target", "data.csv", _write_csv(_frame()), ["-t", "nope"], ("'nope'", "not found", "'y'")),
+    ("empty-csv", "empty.csv", _write_text(""), ["-t", "y"], ("empty.csv", "empty")),
+    ("header-only", "header.csv", _write_text("a,b,y\n"), ["-t", "y"], ("no rows",)),
+    ("single-class", "single.csv", _write_csv(_frame(y=["x"] * 20)), ["-t", "y"], ("single class", "'x'")),
+    ("inf-values", "inf.csv", _write_csv(_frame(b=_inf_b())), ["-t", "y"], ("infinite", "'b'")),
+    ("all-nan-column", "nan.csv", _write_csv(_frame(b=[np.nan] * 20)), ["-t", "y"], ("no values", "'b'")),
+    ("duplicate-columns", "dup.csv",
+     _write_text("a,a,y\n" + "".join(f"{i},{2 * i},{i % 2}\n" for i in range(20))), ["-t", "y"],
+     ("duplicate column names", "'a'")),
+    ("malformed-arff", "bad.arff",
+     _write_text("@relation x\n@attribute a numeric\n@attribute y {p,q\n@data\n1,p\n"), ["-t", "y"],
+     ("ARFF", "bad.arff")),
+    ("binary-arff", "binary.arff", lambda p: p.write_bytes(b"\x00\x01\x02\xff\xfe garbage"), ["-t", "y"],
+     ("ARFF", "binary.arff")),
+    ("markup-in-name", "x[/b]y.csv", None, ["-t", "y"], ("x[/b]y.csv",)),  # printed as text, not markup
+]
+
+
+def _assert_one_line_error(code: int, out: str, err: str, expected: tuple[str, ...]) -> None:
+    assert code != 0
+    assert "Traceback" not in out + err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+    assert out == ""
+
+
+@pytest.mark.parametrize(("name", "writer", "args", "expected"),
+                         [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_is_a_one_line_error_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, writer: Callable[[Path], None] | None,
+    args: list[str], expected: tuple[str, ...],
+) -> None:
+    data = tmp_path / name
+    if writer is not None:
+        writer(data)
+    kb_path = empty_kb(tmp_path / "kb.duckdb")
+    before = kb_stats(kb_path)
+    # optimize writes to the KB: nothing is written, and a KB that does not exist is not created
+    _assert_one_line_error(*run_cli(capsys, "optimize", data, *args, "--trials", "1", "--kb", kb_path), expected)
+    assert kb_stats(kb_path) == before
+    fresh = tmp_path / "fresh" / "kb.duckdb"
+    _assert_one_line_error(*run_cli(capsys, "optimize", data, *args, "--trials", "1", "--kb", fresh), expected)
+    _assert_one_line_error(*run_cli(capsys, "recommend", data, *args, "--kb", fresh), expected)
+    assert not fresh.exists()
+    _assert_one_line_error(*run_cli(capsys, "metafeatures", data, *args), expected)
+
+
+def test_bad_input_exit_code_and_no_traceback_in_a_subprocess(tmp_path: Path) -> None:
+    _write_csv(_frame(b=_inf_b()))(tmp_path / "inf.csv")
+    kb_path = tmp_path / "kb.duckdb"
+    proc = subprocess.run(
+        [sys.executable, "-m", "api.cli", "optimize", str(tmp_path / "inf.csv"), "-t", "y", "--kb", str(kb_path)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: 'inf' has infinite values in feature(s) 'b'; replace them (e.g. by NaN or a large finite number)"
+    ]
+    assert not kb_path.exists()
+
+
+def test_usage_errors_are_reported_without_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for argv, named in ((["optimize", "sklearn:iris", "--trials", "0"], "'--trials'"),
+                        (["no-such-command"], "'no-such-command'"),
+                        (["optimize"], "'data'")):
+        code, out, err = run_cli(capsys, *argv, *(["--kb", tmp_path / "kb.duckdb"] if len(argv) > 1 else []))
+        assert code == 2, (argv, err)
+        assert "Traceback" not in out + err and "unexpected" not in err
+        assert next(ln for ln in err.splitlines() if ln.startswith("Error: ")).count(named) == 1, err
+    assert not (tmp_path / "kb.duckdb").exists()
+    code, out, err = run_cli(capsys, "kb")  # no sub-command: the help, and a usage exit code
+    assert code == 2 and "Usage:" in out + err and "error" not in (out + err).lower()
+
+
+def test_interrupted_command_says_how_to_resume(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import metalearn.build
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "manifest.csv").write_text(
+        'name,kind,targets,file\nd,binary,"[""y""]",data/d.parquet\n')
+
+    def ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(metalearn.build, "build_kb", ctrl_c)
+    code, out, err = run_cli(capsys, "kb", "build", "--corpus", tmp_path / "corpus", "--kb", tmp_path / "kb.duckdb")
+    assert code == 130 and "Traceback" not in out + err
+    assert "run the same command again to resume" in err
+
+
+# ------------------------------------------------------------------------------------------ commands
+def test_metafeatures_json_is_a_fixed_length_vector(capsys: pytest.CaptureFixture[str]) -> None:
+    vectors = {}
+    for name in ("iris", "diabetes"):  # a classification and a regression dataset: the same schema
+        code, out, err = run_cli(capsys, "metafeatures", f"sklearn:{name}", "--json")
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["dataset"] == name and doc["version"] == EXTRACTOR_VERSION
+        assert doc["kind"] == {"iris": "multiclass", "diabetes": "regression"}[name]
+        assert list(doc["metafeatures"]) == list(metafeature_names())
+        assert all(v is None or isinstance(v, int | float) for v in doc["metafeatures"].values())
+        vectors[name] = doc["metafeatures"]
+    # values describe the data: iris is 150 x 4 multiclass, diabetes 442 x 10 regression
+    assert vectors["iris"]["log_n_rows"] == pytest.approx(np.log(150))
+    assert vectors["iris"]["log_n_features"] == pytest.approx(np.log(4))
+    assert vectors["diabetes"]["log_n_rows"] == pytest.approx(np.log(442))
+    assert (vectors["iris"]["is_multiclass"], vectors["diabetes"]["is_regression"]) == (1.0, 1.0)
+    # deterministic for a seed
+    code, out, _ = run_cli(capsys, "metafeatures", "sklearn:iris", "--json")
+    assert code == 0 and json.loads(out)["metafeatures"] == vectors["iris"]
+
+
+def test_kb_info_export_import_round_trip(capsys: pytest.CaptureFixture[str], kb_copy: Path, tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "kb", "info", "--json", "--kb", kb_copy)
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["path"] == str(kb_copy)
+    assert info["datasets"] == len(KB_DATASETS) and info["datasets_by_kind"] == {"binary": 1, "multiclass": 1}
+    assert info["runs"] == 6 and info["runs_ok"] == 6 and info["metafeature_vectors"] == 2
+    assert {k: v for k, v in info.items() if k != "path"} == kb_stats(kb_copy)
+
+    snap = tmp_path / "snap"
+    code, out, err = run_cli(capsys, "kb", "export", snap, "--kb", kb_copy)
+    assert code == 0, err
+    assert (snap / "snapshot.json").is_file()
+    fresh = empty_kb(tmp_path / "fresh.duckdb")
+    code, out, err = run_cli(capsys, "kb", "import", snap, "--kb", fresh)
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "kb", "info", "--json", "--kb", fresh)
+    assert code == 0, err
+    imported = json.loads(out)
+    assert {k: v for k, v in imported.items() if k != "path"} == {k: v for k, v in info.items() if k != "path"}
+    # importing again keeps what is there and adds nothing
+    assert run_cli(capsys, "kb", "import", snap, "--kb", fresh)[0] == 0
+    assert kb_stats(fresh) == kb_stats(kb_copy)
+    # a directory that is not a snapshot: one-line error, nothing imported
+    code, out, err = run_cli(capsys, "kb", "import", tmp_path / "nowhere", "--kb", fresh)
+    assert code != 0 and "Traceback" not in out + err and err.startswith("error: ") and "nowhere" in err
+    assert kb_stats(fresh) == kb_stats(kb_copy)
+
+
+def test_recommend_uses_the_other_datasets_of_the_kb(capsys: pytest.CaptureFixture[str], kb_copy: Path) -> None:
+    before = kb_stats(kb_copy)
+    code, out, err = run_cli(capsys, "recommend", "sklearn:wine", "--json", "--k", "3", "--kb", kb_copy)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["dataset"] == "wine" and doc["kind"] == "multiclass"
+    recs = doc["recommendations"]
+    assert 1 <= len(recs) <= 3
+    assert [r["rank"] for r in recs] == list(range(1, len(recs) + 1))
+    kb = open_kb(kb_copy, read_only=True)
+    try:
+        iris = kb.find_datasets(name="iris")[0]
+        tried = {r.config_id for r in kb.list_runs(dataset_id=iris.dataset_id)}
+    finally:
+        kb.close()
+    for r in recs:
+        assert r["space"] == "multiclass" and r["config_id"] in tried
+        assert {s["name"] for s in r["sources"]} <= {"iris"}  # only the multiclass KB dataset
+    assert kb_stats(kb_copy) == before  # recommending writes nothing
+
+
+def test_optimize_then_the_same_command_resumes(capsys: pytest.CaptureFixture[str], kb_copy: Path) -> None:
+    before = kb_stats(kb_copy)
+    args = ["optimize", "sklearn:iris", "--trials", "3", "--trial-time-limit", "20", "--folds", "3",
+            "--kb", kb_copy, "--json"]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["n_trials"] == 3 and first["n_resumed"] == 0 and first["n_new"] == 3
+    assert first["dataset"]["name"] == "iris" and first["best"]["config_id"]
+    assert kb_stats(kb_copy)["runs"] == before["runs"] + 3
+
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    second = json.loads(out)
+    assert second["n_resumed"] == 3 and second["n_new"] == 0 and second["n_trials"] == 3
+    assert {t["config_id"] for t in second["trials"]} == {t["config_id"] for t in first["trials"]}
+    assert second["best"] == first["best"]
+    assert kb_stats(kb_copy)["runs"] == before["runs"] + 3
+
+
+# ------------------------------------------------------------------------------------------ kb build
+@pytest.mark.corpus
+def test_kb_build_from_a_suite_in_a_corpus_dir(
+    capsys: pytest.CaptureFixture[str], corpus_dir: Path, suites_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("METALEARN_SUITES", str(suites_dir))
+    suite = pd.read_csv(suites_dir / "openml_cc18.csv")
+    manifest = pd.read_csv(corpus_dir / "manifest.csv").set_index("name")
+    corpus = tmp_path / "corpus"
+    (corpus / "data").mkdir(parents=True)
+    rows = []
+    for name, copy_of, did in (("cc_one", "lupus", int(suite["did"][0])), ("cc_two", "analcatdata_aids", None),
+                               ("cc_broken", "lupus", int(suite["did"][2]))):
+        row = {**manifest.loc[copy_of].to_dict(), "name": name, "file": f"data/{name}.parquet", "openml_did": did}
+        if name == "cc_broken":
+            (corpus / row["file"]).write_text("not parquet")
+        else:
+            shutil.copy(corpus_dir / manifest.loc[copy_of, "file"], corpus / row["file"])
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(corpus / "manifest.csv", index=False)
+
+    kb_path = empty_kb(tmp_path / "kb.duckdb")
+    code, out, err = run_cli(capsys, "kb", "build", "--suite", "openml-cc18", "--corpus", corpus, "--kb", kb_path,
+                             "--configs", "2", "--explore", "0", "--max-rows", "100", "--folds", "2",
+                             "--trial-time-limit", "20", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["datasets"] == 1  # cc_one; cc_two is not in the suite, cc_broken fails to load
+    assert [s["dataset"] for s in report["skipped"]] == ["corpus:cc_broken"]
+    assert report["evaluations_new"] == report["evaluations_done"] == 2
+    assert f"{len(suite) - 2} suite datasets not found locally" in err
+    assert "Traceback" not in err
+    assert [d.name for d in open_kb(kb_path, read_only=True).list_datasets()] == ["cc_one"]
+    gc.collect()
+
+    before = kb_stats(kb_path)
+    code, out, err = run_cli(capsys, "kb", "build", "--corpus", corpus, "--datasets", "cc_one,nope", "--kb", kb_path)
+    _assert_one_line_error(code, out, err, ("unknown datasets", "nope"))
+    code, out, err = run_cli(capsys, "kb", "build", "--kb", kb_path)
+    _assert_one_line_error(code, out, err, ("--corpus",))
+    code, out, err = run_cli(capsys, "kb", "build", "--corpus", tmp_path / "no_corpus", "--kb", kb_path)
+    _assert_one_line_error(code, out, err, ("no_corpus", "manifest.csv"))
+    assert kb_stats(kb_path) == before
