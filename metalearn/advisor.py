@@ -233,20 +233,33 @@ def evaluate_strategies(
         table = leave_one_dataset_out(data.metafeatures, data.runs, names, ks=ks)
         if table is None or len(table) == 0:
             continue
-        per = _table_dict(table, ks)
-        report["kinds"][kd] = {"n_datasets": int(table["n_datasets"].max()) if "n_datasets" in table else None,
-                               "ks": list(ks), "table": per}
-        tables.append(table.assign(kind=kd))
+        low, high = _table_dict(table, "ci_low"), _table_dict(table, "ci_high")
+        report["kinds"][kd] = {
+            "n_datasets": int(table["n_datasets"].max()),
+            "n_skipped": int(table.attrs.get("n_skipped", 0)),
+            "ks": list(ks),
+            "table": _table_dict(table, "mean"),
+            "ci": {s: {k: [low[s][k], high[s][k]] for k in low[s]} for s in low},
+            "mean_rank": _table_dict(table, "mean_rank"),
+            "win_rate": _table_dict(table, "win_rate"),
+        }
+        summary = table.assign(kind=kd)
+        summary.attrs = {}  # the per-dataset frames in attrs would make pd.concat compare DataFrames
+        tables.append(summary)
     if tables:
         allt = pd.concat(tables)
         report["best"] = best_strategy(allt[allt["strategy"].isin(names)])
+        report["best_by_kind"] = {t["kind"].iloc[0]: best_strategy(t[t["strategy"].isin(names)]) for t in tables}
     else:
         report["best"] = rec.DEFAULT_STRATEGY
+        report["best_by_kind"] = {}
     return report
 
 
-def _table_dict(table: pd.DataFrame, ks: tuple[int, ...]) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    for _, row in table.iterrows():
-        out.setdefault(str(row["strategy"]), {})[str(int(row["k"]))] = float(row["mean_regret"])
+def _table_dict(table: pd.DataFrame, column: str) -> dict[str, dict[str, float | None]]:
+    """{strategy: {k: value of ``column``}} from a LOO summary table (NaN -> None)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for strategy, k, value in zip(table["strategy"], table["k"], table[column], strict=True):
+        v = float(value) if value is not None and np.isfinite(float(value)) else None
+        out.setdefault(str(strategy), {})[str(int(k))] = v
     return out
