@@ -1,1 +1,32 @@
+"""metalearn: meta-learning warm-start AutoML over a knowledge base.
 
+The Python API, imported lazily so that ``import metalearn`` (and the CLI's start-up) stays cheap:
+
+- :func:`optimize` — warm-started SMAC search on a :class:`tasks.dataset.Dataset`, results written to the KB;
+- :class:`MetaLearnEstimator` — a scikit-learn estimator that searches in ``fit``;
+- :class:`SearchSettings` — the frozen description of a search;
+- :class:`Advisor` — recommendations from a KB without fitting anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "optimize": "metalearn.automl",
+    "MetaLearnEstimator": "metalearn.automl",
+    "OptimizeOutcome": "metalearn.automl",
+    "SearchSettings": "metalearn.search",
+    "Advisor": "metalearn.advisor",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'metalearn' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
