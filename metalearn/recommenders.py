@@ -285,6 +285,10 @@ def _distances(
     mean absolute difference, L2: root mean square difference), so it is comparable across queries
     that know different numbers of meta-features; rank-equivalent to auto-sklearn's plain L1. Rows
     without any meta-feature get inf. ``None`` when no column can be used.
+
+    When min-max scaling is undefined (a KB of one dataset, or no column varies), each shared column
+    contributes the relative difference ``|x - q| / (|x| + |q|)`` (in [0, 1], 0 when both are 0), so a
+    KB's first dataset of a kind is already a neighbour.
     """
     out = np.full(X.shape[0], np.inf)
     if not rows.any() or X.shape[1] == 0:
@@ -293,7 +297,19 @@ def _distances(
     usable, lo, span, fill = _fit_minmax(Xa, max_nan_fraction, impute)
     usable &= ~np.isnan(q)
     if not usable.any():
-        return None
+        shared = ~np.isnan(q) & ~np.isnan(Xa).all(axis=0)
+        if not shared.any():
+            return None
+        Xs, qs_raw = Xa[:, shared], q[shared][None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            denom = np.abs(Xs) + np.abs(qs_raw)
+            rel = np.where(denom > 0, np.abs(Xs - qs_raw) / denom, 0.0)
+        rel = np.where(np.isnan(Xs), np.nan, rel)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            d = np.nanmean(rel, axis=1) if metric == "l1" else np.sqrt(np.nanmean(rel * rel, axis=1))
+        out[np.flatnonzero(rows)] = np.where(np.isnan(d), np.inf, d)
+        return out
     Xa = Xa[:, usable]
     known = ~np.isnan(Xa).all(axis=1)
     scaled = (Xa - lo[usable]) / span[usable]
