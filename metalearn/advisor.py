@@ -116,7 +116,7 @@ class Advisor:
         return (
             runs.get("total") if isinstance(runs, dict) else runs,
             datasets.get("total") if isinstance(datasets, dict) else datasets,
-            s.get("metafeatures"),
+            s.get("metafeature_vectors"),
             s.get("configurations"),
         )
 
