@@ -63,6 +63,35 @@ def load_corpus(corpus_dir: Path):
     return _load
 
 
+@pytest.fixture(scope="session")
+def mini_corpus(corpus_dir: Path):
+    """``mini_corpus(dst, rows)``: a corpus-format directory at ``dst`` built from real corpus files.
+
+    Each row is ``{"name", "copy_of", "openml_did"}`` (a copy of a corpus dataset under a new name and
+    OpenML id) or has ``"content"`` instead (the bytes of the parquet file; None: no file at all).
+    """
+    import pandas as pd
+
+    manifest = pd.read_csv(corpus_dir / "manifest.csv").set_index("name")
+
+    def _make(dst: Path, rows: list[dict]) -> Path:
+        (dst / "data").mkdir(parents=True)
+        out = []
+        for row in rows:
+            base = manifest.loc[row["copy_of"]].to_dict()
+            file = f"data/{row['name']}.parquet"
+            if "content" in row:
+                if row["content"] is not None:
+                    (dst / file).write_bytes(row["content"])
+            else:
+                shutil.copy(corpus_dir / base["file"], dst / file)
+            out.append({**base, "name": row["name"], "file": file, "openml_did": row.get("openml_did")})
+        pd.DataFrame(out).to_csv(dst / "manifest.csv", index=False)
+        return dst
+
+    return _make
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_default_kb(tmp_path_factory: pytest.TempPathFactory):
     """Tests never touch the user's default KB: point METALEARN_KB at a session temp file."""

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -486,6 +487,26 @@ def test_settings_and_sources_validation(corpus_dir: Path) -> None:
         resolve_benchmark_sources()
     sources, missing = resolve_benchmark_sources(corpus=str(corpus_dir), names=["iris", "biomed"])
     assert sorted(s.spec for s in sources) == ["corpus:biomed", "corpus:iris"] and missing == []
+
+
+@pytest.mark.corpus
+def test_suite_datasets_resolve_by_openml_id_in_a_corpus_directory(
+    suites_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mini_corpus: Any
+) -> None:
+    """`metalearn benchmark --suite openml-cc18 --corpus DIR`: suite datasets matched by openml_did."""
+    monkeypatch.setenv("METALEARN_SUITES", str(suites_dir))
+    suite = pd.read_csv(suites_dir / "openml_cc18.csv")
+    did = int(suite["did"].iloc[2])
+    corpus = mini_corpus(tmp_path / "corpus", [
+        {"name": "held_out_copy", "copy_of": "lupus", "openml_did": did},
+        {"name": "other", "copy_of": "192_vineyard", "openml_did": None},
+    ])
+    sources, missing = resolve_benchmark_sources(suite="openml-cc18", corpus=str(corpus))
+    assert [s.spec for s in sources] == ["corpus:held_out_copy"] and sources[0].corpus == str(corpus)
+    assert len(missing) == len(suite) - 1 and all("(did " in m for m in missing)
+    empty = mini_corpus(tmp_path / "empty", [{"name": "other", "copy_of": "lupus", "openml_did": None}])
+    with pytest.raises(InputError, match=r"none of the \d+ datasets of suite"):
+        resolve_benchmark_sources(suite="openml-cc18", corpus=str(empty))
 
 
 @pytest.mark.slow

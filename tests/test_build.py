@@ -360,27 +360,9 @@ def test_two_dask_workers_give_the_same_runs(reference: dict[str, Any], corpus_d
 
 
 # ------------------------------------------------------------------------------------------ failures
-def _mini_corpus(corpus_dir: Path, dst: Path, rows: list[dict[str, Any]]) -> Path:
-    """A corpus-format directory: each row is {name, copy_of | content, openml_did}."""
-    manifest = pd.read_csv(corpus_dir / "manifest.csv").set_index("name")
-    (dst / "data").mkdir(parents=True)
-    out = []
-    for row in rows:
-        base = manifest.loc[row["copy_of"]].to_dict()
-        file = f"data/{row['name']}.parquet"
-        if "content" in row:
-            if row["content"] is not None:
-                (dst / file).write_bytes(row["content"])
-        else:
-            shutil.copy(corpus_dir / base["file"], dst / file)
-        out.append({**base, "name": row["name"], "file": file, "openml_did": row.get("openml_did")})
-    pd.DataFrame(out).to_csv(dst / "manifest.csv", index=False)
-    return dst
-
-
 @pytest.mark.corpus
-def test_datasets_that_fail_to_load_are_skipped_not_fatal(corpus_dir: Path, tmp_path: Path) -> None:
-    corpus = _mini_corpus(corpus_dir, tmp_path / "corpus", [
+def test_datasets_that_fail_to_load_are_skipped_not_fatal(corpus_dir: Path, tmp_path: Path, mini_corpus: Any) -> None:
+    corpus = mini_corpus(tmp_path / "corpus", [
         {"name": "broken", "copy_of": "lupus", "content": b"this is not a parquet file"},
         {"name": "good", "copy_of": "lupus"},
         {"name": "gone", "copy_of": "lupus", "content": None},  # in the manifest, file missing
@@ -406,13 +388,13 @@ def test_datasets_that_fail_to_load_are_skipped_not_fatal(corpus_dir: Path, tmp_
 # ------------------------------------------------------------------------------------------ sources
 @pytest.mark.corpus
 def test_resolve_sources_from_a_suite_in_a_corpus_directory(
-    corpus_dir: Path, suites_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    corpus_dir: Path, suites_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mini_corpus: Any
 ) -> None:
     monkeypatch.setenv("METALEARN_SUITES", str(suites_dir))
     suite = pd.read_csv(suites_dir / "openml_cc18.csv")
     dids = [int(d) for d in suite["did"]]
     a, b = dids[1], dids[3]
-    corpus = _mini_corpus(corpus_dir, tmp_path / "corpus", [
+    corpus = mini_corpus(tmp_path / "corpus", [
         {"name": "not_in_suite", "copy_of": "lupus", "openml_did": None},
         {"name": "suite_b", "copy_of": "192_vineyard", "openml_did": b},
         {"name": "suite_a", "copy_of": "lupus", "openml_did": a},
