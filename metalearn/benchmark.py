@@ -51,6 +51,7 @@ import pandas as pd
 from kb.base import TABLES, KnowledgeBase
 from metalearn.build import DatasetSource
 from metalearn.evaluation import EvalProtocol
+from metalearn.progress import BuildProgress
 from metalearn.report import BUDGETS
 from tasks.dataset import Dataset
 from tasks.errors import InputError, MetaLearnError, NotFoundError, OpenMLUnavailableError
@@ -968,51 +969,16 @@ class NullProgress:
     def message(self, text: str) -> None: ...
 
 
-class RichProgress(NullProgress):
-    """A live rich progress display: phase bar, items done / total, elapsed, ETA, the last result."""
-
-    def __init__(self, console: Any = None, enabled: bool = True) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = console or Console(stderr=True)
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=self.console,
-            disable=not enabled,
-        )
-        self._task: Any = None
+class RichProgress(BuildProgress):
+    """The benchmark's progress display (see :class:`metalearn.progress.BuildProgress`)."""
 
     def __enter__(self) -> RichProgress:
-        self._progress.__enter__()
+        super().__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)  # type: ignore[arg-type]
-
-    def phase(self, name: str, total: int, done: int = 0) -> None:
+    def advance(self, text: str = "") -> None:  # type: ignore[override]
         if self._task is not None:
-            self._progress.update(self._task, completed=self._progress.tasks[-1].total)
-        self._task = self._progress.add_task(name, total=total, completed=done, info="")
-
-    def advance(self, text: str = "") -> None:
-        if self._task is not None:
-            self._progress.update(self._task, advance=1, info=text)
-
-    def message(self, text: str) -> None:
-        self._progress.console.print(text, highlight=False)
+            super().advance(text=text)
 
 
 @dataclass
@@ -1066,7 +1032,7 @@ def run_benchmark(
     out_dir: str | Path,
     settings: BenchmarkSettings | None = None,
     *,
-    progress: NullProgress | None = None,
+    progress: NullProgress | RichProgress | None = None,
     missing: Sequence[str] = (),
     write_report: bool = True,
 ) -> BenchmarkOutcome:

@@ -66,19 +66,21 @@ class SearchProgress:
 
 
 class BuildProgress:
-    """Phases of a KB build: items done / total, failures, elapsed and ETA.
+    """Phases of long work (a KB build, a benchmark): items done / total, failures, elapsed and ETA.
 
     On a terminal it is a live display; otherwise (a log file, CI) it prints a status line every
-    ``log_every`` seconds, so a build running in the background can be followed with ``tail -f``.
+    ``log_every`` seconds, so work running in the background can be followed with ``tail -f``.
     """
 
-    def __init__(self, console: Console, enabled: bool = True, log_every: float = 30.0) -> None:
-        self._console = console
+    def __init__(self, console: Console | None = None, enabled: bool = True, log_every: float = 30.0) -> None:
+        console = console or Console(stderr=True)
+        self.console = console
         self._log = enabled and not console.is_terminal
         self._log_every = log_every
         self._last = 0.0
         self._t0 = time.monotonic()
         self._phase_t0 = self._t0
+        self._phase_done0 = 0
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -98,28 +100,37 @@ class BuildProgress:
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(*exc)  # type: ignore[arg-type]
 
-    def phase(self, name: str, total: int) -> None:
+    def phase(self, name: str, total: int, done: int = 0) -> None:
+        """A new phase of ``total`` items, ``done`` of them finished earlier (a resumed run)."""
         if self._task is not None:
             self._progress.update(self._task, completed=self._progress.tasks[-1].total)
-        self._task = self._progress.add_task(name, total=total, info="")
+        self._task = self._progress.add_task(name, total=total, completed=done, info="")
         self._phase_t0 = time.monotonic()
+        self._phase_done0 = done
         if self._log:
-            self._console.print(f"[{time.strftime('%H:%M:%S')}] phase {name}: {total} to do", highlight=False)
+            extra = f" ({done} done earlier)" if done else ""
+            self.console.print(f"[{time.strftime('%H:%M:%S')}] phase {name}: {total - done} to do{extra}",
+                               highlight=False)
 
-    def advance(self, failures: int | None = None) -> None:
-        info = "" if not failures else f"[red]{failures} failed[/red]"
+    def advance(self, failures: int | None = None, text: str = "") -> None:
+        """One more item done; ``failures`` so far and/or a ``text`` about the last item."""
+        info = text or ("" if not failures else f"[red]{failures} failed[/red]")
         self._progress.update(self._task, advance=1, info=info)
         now = time.monotonic()
         if self._log and now - self._last >= self._log_every:
             self._last = now
             t = self._progress.tasks[-1]
-            rate = t.completed / max(now - self._phase_t0, 1e-9)
+            rate = (t.completed - self._phase_done0) / max(now - self._phase_t0, 1e-9)
             eta = (t.total - t.completed) / rate if rate > 0 and t.total else float("nan")
-            self._console.print(
+            tail = f" failures={failures or 0}" if text == "" else f" | {text}"
+            self.console.print(
                 f"[{time.strftime('%H:%M:%S')}] {t.description}: {t.completed:.0f}/{t.total:.0f}"
-                f" ({rate * 3600:.0f}/h, eta {eta / 60:.0f} min) failures={failures or 0}",
+                f" ({rate * 3600:.0f}/h, eta {eta / 60:.0f} min){tail}",
                 highlight=False,
             )
+
+    def message(self, text: str) -> None:
+        self._progress.console.print(text, highlight=False)
 
     def close(self) -> None:
         pass
