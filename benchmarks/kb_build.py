@@ -26,6 +26,7 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,8 +51,7 @@ def run_once(sources, settings: BuildSettings, workers: int) -> tuple[float, int
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, memory_limit=0)
         try:
-            run_settings = BuildSettings(**{**settings.__dict__, "scheduler": cluster.scheduler_address,
-                                            "workers": workers})
+            run_settings = replace(settings, scheduler=cluster.scheduler_address, workers=workers)
             t0 = time.perf_counter()
             report = build_kb(kb, sources, run_settings)
             wall = time.perf_counter() - t0

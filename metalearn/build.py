@@ -336,10 +336,10 @@ def build_kb(
         for start in range(0, n_blocks, MATRIX_BLOCK):
             for kind in sorted(by_kind):
                 space = get_space(TaskKind(kind))
-                block = commons[kind][start : start + MATRIX_BLOCK]
+                block = [(ConfigurationRecord.create(space.name, space.version, values).config_id, values)
+                         for values in commons[kind][start : start + MATRIX_BLOCK]]
                 for did in by_kind[kind]:
-                    for values in block:
-                        cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+                    for cid, values in block:
                         if cid not in have[did]:
                             grid_jobs.append((registered[did][0], values, protocol, settings.trial_time_limit,
                                               settings.memory_limit_mb))

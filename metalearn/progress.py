@@ -130,7 +130,7 @@ class BuildProgress:
             )
 
     def message(self, text: str) -> None:
-        self._progress.console.print(text, highlight=False)
+        self.console.print(text, highlight=False)
 
     def close(self) -> None:
         pass

@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,10 +81,15 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
     return _with_file_header(path, sep, df)
 
 
+_MANGLED = re.compile(r"(.+)\.\d+")
+
+
 def _with_file_header(path: Path, sep: str, df: pd.DataFrame) -> pd.DataFrame:
     """pandas silently renames repeated header names ('a', 'a' -> 'a', 'a.1'); put the file's names
     back so validation reports the duplicates instead of treating them as two distinct features."""
-    if df.shape[1] < 2:
+    names = {str(c) for c in df.columns}
+    # pandas renames the second 'a' to 'a.1' (the third to 'a.2' ...): only then can the header repeat
+    if not any(m and m.group(1) in names for m in (_MANGLED.fullmatch(n) for n in names)):
         return df
     raw = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     header = [str(v) for v in raw.iloc[0].tolist()] if len(raw) else []
