@@ -38,24 +38,26 @@ class Prepared:
     data: Any  # metalearn.advisor._KindData
     kb: rec.MetaKB
     names: tuple[str, ...]
-    index: pd.Index
     space: Any
     configs: dict[str, dict[str, Any]]  # valid candidate configurations: id -> values
 
     @classmethod
     def build(cls, data: Any, store: Any, kind: TaskKind) -> Prepared:
-        names = tuple(str(c) for c in data.metafeatures.columns)
         mkb = rec.prepare_kb(data.metafeatures, data.runs)
+        names = mkb.feature_names  # the order of the query vectors
         space = get_space(kind)
         found = store.get_configurations([str(c) for c in mkb.config_ids]) if mkb.n_configs else {}
         configs = {cid: dict(c.values) for cid, c in found.items() if space.is_valid(dict(c.values))}
-        return cls(data, mkb, names, pd.Index(names, dtype=object), space, configs)
+        # configurations not valid in the current space are dropped from the matrix once, here
+        mkb = mkb.with_configs(configs.keys())
+        rec.RecommendContext.build(mkb, None).warm()  # the query-independent state, built now
+        return cls(data, mkb, names, space, configs)
 
-    def query(self, metafeatures: Mapping[str, Any] | pd.Series) -> tuple[pd.Series, int]:
+    def query(self, metafeatures: Mapping[str, Any] | pd.Series) -> tuple[np.ndarray, int]:
         """The query aligned to the KB's meta-features (NaN where unknown) and how many are known."""
         get = metafeatures.get
         values = np.fromiter((_number(get(n)) for n in self.names), dtype=float, count=len(self.names))
-        return pd.Series(values, index=self.index, dtype=float), int(np.count_nonzero(~np.isnan(values)))
+        return values, int(np.count_nonzero(~np.isnan(values)))
 
 
 def _number(x: Any) -> float:
@@ -150,11 +152,8 @@ class ServingAdvisor(Advisor):
                 f"none of the given meta-features match the KB's ({self.mf_version}); "
                 "send the vector returned by the metafeatures command/endpoint"
             )
-        # candidates not valid in the current space are kept out of the ranking (not dropped after it)
-        allowed = entry.configs.keys() if len(entry.configs) < mkb.n_configs else None
-        raw = rec.recommend_from_kb(
-            name, query, mkb, k=int(k), exclude=set(exclude_ids), allowed_configs=allowed
-        )
+        # candidates not valid in the current space are not in entry.kb (not dropped after the ranking)
+        raw = rec.recommend_from_kb(name, query, mkb, k=int(k), exclude=set(exclude_ids))
         space = entry.space
         out: list[RecommendedConfig] = []
         for r in raw:

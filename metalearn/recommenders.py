@@ -270,6 +270,35 @@ def fit_scaling(
     )
 
 
+@dataclass(frozen=True, eq=False)
+class _DistanceFit:
+    """The query-independent part of :func:`_distances` for one set of KB rows: the min-max fit
+    of the usable columns and the KB rows scaled by it (NaN already imputed). Cached per context
+    base, so a query only pays for its own vector."""
+
+    rows: np.ndarray  # KB row indices the fit is on
+    raw: np.ndarray  # X[rows]
+    columns: np.ndarray  # indices of the usable columns
+    lo: np.ndarray
+    span: np.ndarray
+    scaled: np.ndarray  # rows x usable columns, NaN -> fill
+    missing: np.ndarray  # rows x usable columns, True where the raw value is NaN
+
+    @classmethod
+    def fit(
+        cls, X: np.ndarray, rows: np.ndarray, max_nan_fraction: float, impute: Literal["median", "mid"]
+    ) -> _DistanceFit:
+        idx = np.flatnonzero(rows)
+        Xa = X[idx]
+        usable, lo, span, fill = _fit_minmax(Xa, max_nan_fraction, impute)
+        cols = np.flatnonzero(usable)
+        sub = Xa[:, cols]
+        missing = np.isnan(sub)
+        scaled = (sub - lo[cols]) / span[cols]
+        scaled = np.where(missing, fill[cols][None, :], scaled)
+        return cls(idx, Xa, cols, lo[cols], span[cols], scaled, missing)
+
+
 def _distances(
     X: np.ndarray,
     q: np.ndarray,
@@ -278,13 +307,15 @@ def _distances(
     metric: Metric,
     max_nan_fraction: float = 0.5,
     impute: Literal["median", "mid"] = "median",
+    fit: _DistanceFit | None = None,
 ) -> np.ndarray | None:
     """Distance of every KB row to the query, scaling fitted on ``rows`` only (others get inf).
 
     Uses the columns usable in the KB *and* known for the query; the distance is per feature (L1:
     mean absolute difference, L2: root mean square difference), so it is comparable across queries
     that know different numbers of meta-features; rank-equivalent to auto-sklearn's plain L1. Rows
-    without any meta-feature get inf. ``None`` when no column can be used.
+    without any meta-feature get inf. ``None`` when no column can be used. ``fit``: the
+    :class:`_DistanceFit` of ``X`` on ``rows`` if already computed.
 
     When min-max scaling is undefined (a KB of one dataset, or no column varies), each shared column
     contributes the relative difference ``|x - q| / (|x| + |q|)`` (in [0, 1], 0 when both are 0), so a
@@ -293,10 +324,11 @@ def _distances(
     out = np.full(X.shape[0], np.inf)
     if not rows.any() or X.shape[1] == 0:
         return None
-    Xa = X[rows]
-    usable, lo, span, fill = _fit_minmax(Xa, max_nan_fraction, impute)
-    usable &= ~np.isnan(q)
-    if not usable.any():
+    if fit is None:
+        fit = _DistanceFit.fit(X, rows, max_nan_fraction, impute)
+    qknown = ~np.isnan(q[fit.columns])
+    if not qknown.any():
+        Xa = fit.raw
         shared = ~np.isnan(q) & ~np.isnan(Xa).all(axis=0)
         if not shared.any():
             return None
@@ -308,16 +340,18 @@ def _distances(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             d = np.nanmean(rel, axis=1) if metric == "l1" else np.sqrt(np.nanmean(rel * rel, axis=1))
-        out[np.flatnonzero(rows)] = np.where(np.isnan(d), np.inf, d)
+        out[fit.rows] = np.where(np.isnan(d), np.inf, d)
         return out
-    Xa = Xa[:, usable]
-    known = ~np.isnan(Xa).all(axis=1)
-    scaled = (Xa - lo[usable]) / span[usable]
-    scaled = np.where(np.isnan(scaled), fill[usable][None, :], scaled)
-    qs = (q[usable] - lo[usable]) / span[usable]
+    if qknown.all():
+        scaled, missing = fit.scaled, fit.missing
+        qs = (q[fit.columns] - fit.lo) / fit.span
+    else:
+        scaled, missing = fit.scaled[:, qknown], fit.missing[:, qknown]
+        qs = (q[fit.columns[qknown]] - fit.lo[qknown]) / fit.span[qknown]
+    known = ~missing.all(axis=1)
     diff = scaled - qs[None, :]
     d = np.abs(diff).mean(axis=1) if metric == "l1" else np.sqrt((diff * diff).mean(axis=1))
-    out[np.flatnonzero(rows)] = np.where(known, d, np.inf)
+    out[fit.rows] = np.where(known, d, np.inf)
     return out
 
 
@@ -325,6 +359,13 @@ def _query_vector(query_mf: Any, names: Sequence[str]) -> np.ndarray:
     """The query's meta-features aligned to ``names`` (NaN where unknown or not finite)."""
     if query_mf is None:
         return np.full(len(names), np.nan)
+    if isinstance(query_mf, np.ndarray):
+        if query_mf.shape != (len(names),):
+            raise InputError(
+                f"a query vector must have one value per KB meta-feature ({len(names)}), got shape {query_mf.shape}"
+            )
+        qa = query_mf.astype(float, copy=False)
+        return np.where(np.isfinite(qa), qa, np.nan)
     if isinstance(query_mf, pd.DataFrame):
         if len(query_mf) != 1:
             raise InputError(
@@ -391,6 +432,8 @@ class MetaKB:
     regret: np.ndarray
     features: np.ndarray
     feature_names: tuple[str, ...]
+    #: the query-independent state of a context without exclusions (masks + static cache), built once
+    _base: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_datasets(self) -> int:
@@ -407,6 +450,42 @@ class MetaKB:
     @functools.cached_property
     def config_index(self) -> dict[Hashable, int]:
         return {c: j for j, c in enumerate(self.config_ids.tolist())}
+
+    @functools.cached_property
+    def evaluated(self) -> np.ndarray:
+        """``~isnan(regret)``: which (dataset, configuration) pairs were evaluated."""
+        return ~np.isnan(self.regret)
+
+    def base_masks(self) -> tuple[np.ndarray, np.ndarray, dict[tuple[Any, ...], Any]]:
+        """(usable datasets, candidate configurations, shared static cache) of a query without
+        exclusions or configuration filter: the same for every such query, so computed once (the
+        masks are read-only; the cache holds only values that depend on them, not on the query)."""
+        base = self._base
+        if "masks" not in base:
+            dmask, cmask = _usable_masks(
+                self, np.ones(self.n_datasets, dtype=bool), np.ones(self.n_configs, dtype=bool)
+            )
+            dmask.setflags(write=False)
+            cmask.setflags(write=False)
+            base.setdefault("masks", (dmask, cmask, {}))
+        masks: tuple[np.ndarray, np.ndarray, dict[tuple[Any, ...], Any]] = base["masks"]
+        return masks
+
+    def with_configs(self, allowed: Collection[Hashable]) -> MetaKB:
+        """This KB restricted to the configurations in ``allowed`` (the others' columns dropped;
+        the regrets of the kept ones are unchanged, so they still compare with every configuration
+        observed). A query on it equals a query here with ``allowed_configs=allowed``, minus the
+        per-query filtering."""
+        keep = np.fromiter((c in allowed for c in self.config_ids.tolist()), dtype=bool, count=self.n_configs)
+        if keep.all():
+            return self
+        return MetaKB(
+            dataset_ids=self.dataset_ids,
+            config_ids=self.config_ids[keep],
+            regret=np.ascontiguousarray(self.regret[:, keep]),
+            features=self.features,
+            feature_names=self.feature_names,
+        )
 
     def regret_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -452,6 +531,8 @@ class RecommendContext:
     datasets: np.ndarray
     configs: np.ndarray
     _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
+    #: values that depend on the masks only (shared by every query without exclusions)
+    _static: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -462,13 +543,14 @@ class RecommendContext:
         allowed_configs: Collection[Hashable] | None = None,
     ) -> RecommendContext:
         q = _query_vector(query_mf, kb.feature_names)
-        dmask = np.ones(kb.n_datasets, dtype=bool)
         if isinstance(exclude, str):
             exclude = (exclude,)
-        for d in exclude:
-            i = kb.dataset_index.get(d)
-            if i is not None:
-                dmask[i] = False
+        excluded = [i for i in (kb.dataset_index.get(d) for d in exclude) if i is not None]
+        if not excluded and allowed_configs is None:
+            dmask, cmask, static = kb.base_masks()
+            return cls(kb=kb, query=q, datasets=dmask, configs=cmask, _static=static)
+        dmask = np.ones(kb.n_datasets, dtype=bool)
+        dmask[excluded] = False
         cmask = np.ones(kb.n_configs, dtype=bool)
         if allowed_configs is not None:
             if isinstance(allowed_configs, str):
@@ -478,9 +560,7 @@ class RecommendContext:
                 j = kb.config_index.get(c)
                 if j is not None:
                     cmask[j] = True
-        evaluated = ~np.isnan(kb.regret)
-        dmask &= (evaluated & cmask[None, :]).any(axis=1) if kb.n_configs else False
-        cmask &= (evaluated & dmask[:, None]).any(axis=0) if kb.n_datasets else False
+        dmask, cmask = _usable_masks(kb, dmask, cmask)
         return cls(kb=kb, query=q, datasets=dmask, configs=cmask)
 
     @property
@@ -491,43 +571,94 @@ class RecommendContext:
         """Distance of each KB dataset to the query (inf for unusable ones), or None."""
         key = ("dist", metric, max_nan_fraction)
         if key not in self._cache:
-            self._cache[key] = _distances(
-                self.kb.features, self.query, self.datasets, metric=metric, max_nan_fraction=max_nan_fraction
+            fit = self.static(
+                ("fit", max_nan_fraction),
+                lambda: _DistanceFit.fit(self.kb.features, self.datasets, max_nan_fraction, "median"),
             )
+            self._cache[key] = _distances(
+                self.kb.features, self.query, self.datasets, metric=metric, max_nan_fraction=max_nan_fraction,
+                fit=fit,
+            )  # fmt: skip
         result: np.ndarray | None = self._cache[key]
         return result
 
+    def warm(self) -> RecommendContext:
+        """Compute the query-independent values the strategies use (with their default parameters),
+        so that the first queries sharing these masks do not pay for them."""
+        if not self.empty:
+            self.submatrix()
+            self.filled()
+            self.global_means()
+            self.no_credit_matrices()
+            _row_keys(self, 0)
+            self.static(
+                ("fit", 0.5), lambda: _DistanceFit.fit(self.kb.features, self.datasets, 0.5, "median")
+            )
+        return self
+
+    def static(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        """A value that depends on the masks only, computed once per set of masks (thread-safe:
+        two threads may both compute it; the first stored wins and both values are equal)."""
+        try:
+            return self._static[key]
+        except KeyError:
+            return self._static.setdefault(key, make())
+
     def submatrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(dataset rows, config columns, regret[rows][:, cols]) of the usable part of the KB."""
-        key = ("sub",)
-        if key not in self._cache:
+
+        def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             rows = np.flatnonzero(self.datasets)
             cols = np.flatnonzero(self.configs)
-            self._cache[key] = (rows, cols, self.kb.regret[np.ix_(rows, cols)])
-        result: tuple[np.ndarray, np.ndarray, np.ndarray] = self._cache[key]
+            return rows, cols, self.kb.regret[np.ix_(rows, cols)]
+
+        result: tuple[np.ndarray, np.ndarray, np.ndarray] = self.static(("sub",), make)
         return result
 
     def filled(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Of :meth:`submatrix`'s regret: (evaluated mask, same as float, regret with 0 for NaN)."""
-        key = ("filled",)
-        if key not in self._cache:
+
+        def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             _, _, R = self.submatrix()
             E = ~np.isnan(R)
-            self._cache[key] = (E, E.astype(float), np.where(E, R, 0.0))
-        result: tuple[np.ndarray, np.ndarray, np.ndarray] = self._cache[key]
+            return E, E.astype(float), np.where(E, R, 0.0)
+
+        result: tuple[np.ndarray, np.ndarray, np.ndarray] = self.static(("filled",), make)
+        return result
+
+    def no_credit_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """For the greedy with ``missing="ignore"``: (regret with 1 where not evaluated, 1 - that),
+        i.e. each pair's regret and its gain over an empty portfolio."""
+
+        def make() -> tuple[np.ndarray, np.ndarray]:
+            E, _, _ = self.filled()
+            _, _, R = self.submatrix()
+            Rimp = np.where(E, R, 1.0)
+            return Rimp, 1.0 - Rimp
+
+        result: tuple[np.ndarray, np.ndarray] = self.static(("nocredit",), make)
         return result
 
     def global_means(self, prior_strength: float = 1.0) -> np.ndarray:
         """Each candidate's mean regret over usable datasets, shrunk toward the overall mean."""
-        key = ("gmean", prior_strength)
-        if key not in self._cache:
+
+        def make() -> np.ndarray:
             E, _, R0 = self.filled()
             total = R0.sum(axis=0)
             n = E.sum(axis=0)
             mu = float(total.sum() / max(int(n.sum()), 1))
-            self._cache[key] = (total + prior_strength * mu) / (n + prior_strength)
-        result: np.ndarray = self._cache[key]
+            return (total + prior_strength * mu) / (n + prior_strength)
+
+        result: np.ndarray = self.static(("gmean", prior_strength), make)
         return result
+
+
+def _usable_masks(kb: MetaKB, dmask: np.ndarray, cmask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Datasets with an allowed evaluated configuration, and allowed configurations evaluated on one."""
+    evaluated = kb.evaluated
+    dmask = dmask & ((evaluated & cmask[None, :]).any(axis=1) if kb.n_configs else False)
+    cmask = cmask & ((evaluated & dmask[:, None]).any(axis=0) if kb.n_datasets else False)
+    return dmask, cmask
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,23 +727,26 @@ def _predict(ctx: RecommendContext, w: np.ndarray, shrink: float) -> np.ndarray:
 
 
 def _greedy(
-    R: np.ndarray, E: np.ndarray, w: np.ndarray, pred: np.ndarray, k: int, impute: bool = False
+    Rimp: np.ndarray, E: np.ndarray, w: np.ndarray, pred: np.ndarray, k: int, G0: np.ndarray | None = None
 ) -> tuple[list[int], list[float], list[np.ndarray]]:
-    """Greedy portfolio over columns of ``R`` (NaN: no credit, or imputed by ``pred`` when
-    ``impute``) minimising the
-    ``w``-weighted mean of the per-row minimum regret (rows start at 1, the worst).
+    """Greedy portfolio over the columns of ``Rimp`` (regret, missing values already replaced: 1 for
+    no credit, or an imputed prediction) minimising the ``w``-weighted mean of the per-row minimum
+    regret (rows start at 1, the worst). ``G0``: ``max(1 - Rimp, 0)`` if already computed (the
+    gains over the empty portfolio; query-independent for ``missing="ignore"``, so cached).
 
     Returns picked column indices, the portfolio value after each pick, and per pick the
-    improvement it brought to each row. Ties (gains equal to 1e-12) go to the lower ``pred``, then
-    the lower column index. The gain of every column is kept up to date incrementally: after a
-    pick only the rows whose best-so-far regret dropped are recomputed, so the whole greedy costs a
-    few passes over the matrix instead of one per pick.
+    improvement it brought to each row (0 where ``E``, the evaluated mask, is false). Ties (gains
+    equal to 1e-12) go to the lower ``pred``, then the lower column index. The gain of every column
+    is kept up to date incrementally: after a pick only the rows whose best-so-far regret dropped
+    (from ``cur`` to ``new``) are revisited, and a column loses there exactly
+    ``clip(cur - R, 0, cur - new)`` — three passes over those rows instead of one per column.
     """
-    n_rows, n_cols = R.shape
-    Rimp = np.where(E, R, pred[None, :] if impute else 1.0)
+    n_rows, n_cols = Rimp.shape
+    if G0 is None:
+        G0 = np.maximum(1.0 - Rimp, 0.0)
     wsum = float(w.sum()) or 1.0
     cur = np.ones(n_rows)
-    gain = w @ np.maximum(cur[:, None] - Rimp, 0.0)
+    gain = w @ G0
     available = np.ones(n_cols, dtype=bool)
     picks: list[int] = []
     values: list[float] = []
@@ -625,10 +759,9 @@ def _greedy(
         new = np.minimum(cur, Rimp[:, j])
         changed = np.flatnonzero(new < cur)
         if changed.size:
-            sub = Rimp[changed]
-            before = np.maximum(cur[changed, None] - sub, 0.0)
-            after = np.maximum(new[changed, None] - sub, 0.0)
-            gain -= w[changed] @ (before - after)
+            loss = cur[changed, None] - Rimp[changed]
+            np.clip(loss, 0.0, (cur - new)[changed, None], out=loss)
+            gain -= w[changed] @ loss
         picks.append(j)
         gains.append(np.where(E[:, j], cur - new, 0.0))
         cur = new
@@ -663,13 +796,14 @@ def _top_sources(
 def _row_keys(ctx: RecommendContext, row: int) -> np.ndarray:
     """Sort keys of all KB configurations on KB ``row``: regret there, ties broken by the lower
     global mean regret (to 1e-9); inf for configurations that are not candidates or not evaluated."""
-    key = ("gm_full",)
-    if key not in ctx._cache:
+
+    def make() -> np.ndarray:
         gm = np.full(ctx.kb.n_configs, 1.0)
         _, sub_cols, _ = ctx.submatrix()
         gm[sub_cols] = ctx.global_means()
-        ctx._cache[key] = gm * 1e-9
-    tiny: np.ndarray = ctx._cache[key]
+        return gm * 1e-9
+
+    tiny: np.ndarray = ctx.static(("gm_full",), make)
     keys = ctx.kb.regret[row] + tiny
     return np.where(ctx.configs & ~np.isnan(keys), keys, np.inf)
 
@@ -777,7 +911,11 @@ def _portfolio_recs(
     # plain portfolio: each config's mean regret shrunk toward the overall mean; weighted: kernel
     # regression toward that global mean
     pred = _predict(ctx, w, shrink) if weighted else ctx.global_means(shrink)
-    picks, values, gains = _greedy(R, E, w, pred, k, impute=missing == "impute")
+    if missing == "impute":
+        Rimp, G0 = np.where(E, R, pred[None, :]), None
+    else:
+        Rimp, G0 = ctx.no_credit_matrices()
+    picks, values, gains = _greedy(Rimp, E, w, pred, k, G0)
     recs: list[Recommendation] = []
     prev = 1.0
     n_ds = int((w > 0).sum())
@@ -961,12 +1099,20 @@ def zeroshot(
     if key not in ctx._cache:
         idx = [i for i, _ in resolved]
         logs = np.array([lg for _, lg in resolved])
-        X = ctx.kb.features[:, idx].copy()
+
+        def make() -> tuple[np.ndarray, _DistanceFit]:
+            X = ctx.kb.features[:, idx].copy()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                X[:, logs] = np.log1p(np.clip(X[:, logs], 0, None))
+            return X, _DistanceFit.fit(X, ctx.datasets, 0.5, "median")
+
+        X, fit = ctx.static(("zs", tuple(resolved)), make)
         q = ctx.query[idx].copy()
         with np.errstate(invalid="ignore", divide="ignore"):
-            X[:, logs] = np.log1p(np.clip(X[:, logs], 0, None))
             q[logs] = np.log1p(np.clip(q[logs], 0, None))
-        ctx._cache[key] = _distances(X, q, ctx.datasets, metric=_check_metric(metric), max_nan_fraction=0.5)
+        ctx._cache[key] = _distances(
+            X, q, ctx.datasets, metric=_check_metric(metric), max_nan_fraction=0.5, fit=fit
+        )
     dist = ctx._cache[key]
     if dist is None:
         return []

@@ -502,3 +502,40 @@ def test_recommend_from_prepared_kb_equals_recommend(cluster_kb) -> None:
         b = recommend_from_kb(strategy, q, kb, k=3, exclude={"b1"})
         assert a == b, strategy
     assert recommend_from_kb("knn", q, prepare_kb(None, pd.DataFrame())) == []
+
+
+def test_reused_kb_answers_like_a_fresh_one_for_interleaved_queries() -> None:
+    """A prepared KB caches the query-independent state of queries without exclusions (the service
+    reuses one per kind); queries with and without exclusions, in any order, must answer exactly as
+    a freshly prepared KB without the excluded datasets, and the weighted greedy must pick what a textbook greedy picks."""
+    rng = np.random.default_rng(7)
+    n_ds, n_cf = 30, 40
+    cost = rng.random((n_ds, n_cf))
+    seen = rng.random((n_ds, n_cf)) < 0.7  # a sparse matrix, as after searches
+    runs = make_runs(
+        [(f"d{i:02d}", f"c{j:02d}", cost[i, j]) for i in range(n_ds) for j in range(n_cf) if seen[i, j]]
+    )
+    mf = pd.DataFrame(
+        rng.normal(size=(n_ds, 4)), index=[f"d{i:02d}" for i in range(n_ds)], columns=list("abcd")
+    )
+    mf.loc["d03", "b"] = np.nan
+    shared = prepare_kb(mf, runs)
+    queries = [
+        (pd.Series(rng.normal(size=4), index=list("abcd")), excl)
+        for excl in ((), ("d05",), (), ("d00", "d29"))
+    ]
+    for strategy in STRATEGIES:
+        for q, excl in queries * 2:
+            # reference: a KB prepared without the excluded datasets' runs at all
+            fresh = recommend_from_kb(strategy, q, prepare_kb(mf, runs[~runs["dataset_id"].isin(excl)]), k=8)
+            assert recommend_from_kb(strategy, q, shared, k=8, exclude=excl) == fresh, (strategy, excl)
+    # the weighted portfolio's picks equal a textbook greedy with the same weights (no credit for NaN)
+    ctx = RecommendContext.build(shared, queries[0][0])
+    rows, _, R = ctx.submatrix()
+    from metalearn.recommenders import _kernel_weights
+
+    dist = ctx.distances()
+    w = 0.7 * _kernel_weights(np.where(ctx.datasets, dist, np.inf), 10, 1.0)[rows] + 0.3
+    expected = naive_greedy(np.where(np.isnan(R), 1.0, R), w, 8)
+    got = recommend_from_kb("weighted_portfolio", queries[0][0], shared, k=8)
+    assert [r.config_id for r in got] == [shared.config_ids[ctx.submatrix()[1][j]] for j in expected]
