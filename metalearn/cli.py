@@ -343,6 +343,59 @@ def kb_build(
         console.print(f"skipped {escape(spec)}: {escape(reason)}", highlight=False)
 
 
+@kb_app.command("import-openml")
+def kb_import_openml(
+    tasks: Annotated[str | None, typer.Option("--tasks", help="Comma-separated OpenML task ids.")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", help="openml-cc18, amlb, or a suite CSV: its task ids.")] = None,
+    measure: Annotated[str | None, typer.Option("--measure", help="OpenML measure (default per kind: area_under_roc_curve, predictive_accuracy, root_mean_squared_error).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Evaluations per task (best first).")] = 1000,
+    foreign: Annotated[bool, typer.Option("--foreign/--no-foreign", help="Also keep setups without a counterpart in the search space (in the 'openml' space).")] = True,
+    openml_cache: Annotated[str | None, typer.Option("--openml-cache", help="openml-python cache root (default: $METALEARN_OPENML_CACHE or openml's).")] = None,
+    server: Annotated[str | None, typer.Option("--server", help="OpenML API URL (default: openml.org).")] = None,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import past run evaluations from OpenML (evaluations + setups of each task) into the KB.
+
+    Setups of scikit-learn flows that the search space can express become its configurations (and
+    feed the recommenders); re-running adds nothing twice.
+    """
+    from metalearn.openml_runs import import_openml_runs
+    from tasks.errors import InputError
+    from tasks.suites import load_suite
+
+    ids: list[int] = []
+    if tasks:
+        try:
+            ids += [int(t) for t in tasks.split(",") if t.strip()]
+        except ValueError:
+            raise InputError(f"--tasks must be comma-separated integers, got {tasks!r}") from None
+    if suite:
+        entries = load_suite(suite).entries
+        without = [e.name or str(e.did) for e in entries if e.tid is None]
+        ids += [int(e.tid) for e in entries if e.tid is not None]
+        if without:
+            console.print(f"{len(without)} suite datasets have no OpenML task id, skipped: {', '.join(without[:10])}"
+                          + (" ..." if len(without) > 10 else ""))
+    if not ids:
+        raise InputError("give --tasks ID,... and/or --suite NAME (with OpenML task ids)")
+    store = _open_kb(kb)
+
+    def on_task(tid: int, status: str) -> None:
+        if not json_out:
+            console.print(f"task {tid}: {escape(status)}", highlight=False)
+
+    report = import_openml_runs(store, ids, measure=measure, limit=limit, keep_foreign=foreign,
+                                cache_dir=openml_cache, server=server, on_task=on_task)
+    if json_out:
+        _json(report.to_dict())
+        return
+    out.print(f"{report.evaluations} evaluations: {report.translated} in the search space, {report.foreign} kept "
+              f"verbatim, {report.skipped} skipped; {report.runs_added} runs added")
+    for reason, n in list(report.to_dict()["reasons"].items())[:8]:
+        console.print(f"  not translated ({n}): {escape(reason)}", highlight=False)
+
+
 @app.command()
 def benchmark(
     suite: Annotated[str | None, typer.Option("--suite", help="openml-cc18, amlb, or a suite CSV with a did column.")] = None,

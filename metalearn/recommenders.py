@@ -119,8 +119,9 @@ def performance_matrix(runs: pd.DataFrame, *, full_budget_only: bool = True) -> 
     Only full-budget runs count (``budget`` NaN or >= 1) unless ``full_budget_only`` is false. A pair
     evaluated only by failed runs (status other than ``ok``, or a non-finite cost) holds ``+inf`` so
     :func:`normalised_regret_matrix` can count it as the worst; a pair never evaluated holds NaN.
-    When a dataset was scored with several metrics, only the runs of its most frequent metric count
-    (costs of different metrics are not comparable).
+    When a dataset was scored with several metrics, only the runs of one metric count (costs of
+    different metrics are not comparable): the one of most of the KB's own runs (``source`` not
+    ``import:...``), then the most frequent.
     """
     _check_runs(runs)
     if len(runs) == 0:
@@ -142,8 +143,19 @@ def performance_matrix(runs: pd.DataFrame, *, full_budget_only: bool = True) -> 
         frame["metric"] = df["metric"].astype(str).to_numpy(dtype=object)
         counts = frame[ok].groupby(["dataset_id", "metric"], sort=False).size()
         if counts.index.get_level_values("dataset_id").duplicated().any():
-            main = counts.sort_values(ascending=False, kind="stable").reset_index()
-            main = main.drop_duplicates("dataset_id").set_index("dataset_id")["metric"]
+            # the metric of the KB's own evaluations wins over imported ones (e.g. OpenML accuracies
+            # on a multiclass dataset the KB scored by log loss), then the most frequent
+            own = frame[ok]
+            if "source" in df.columns:
+                native = ~df["source"].astype(str).str.startswith("import:").to_numpy()
+                own = frame[ok & native]
+            n_own = (
+                own.groupby(["dataset_id", "metric"], sort=False).size().reindex(counts.index, fill_value=0)
+            )
+            ranked = pd.DataFrame({"own": n_own, "n": counts}).sort_values(
+                ["own", "n"], ascending=False, kind="stable"
+            )
+            main = ranked.reset_index().drop_duplicates("dataset_id").set_index("dataset_id")["metric"]
             keep = frame["metric"].to_numpy() == frame["dataset_id"].map(main).to_numpy()
             frame = frame[keep]
     if len(frame) == 0:

@@ -48,8 +48,9 @@ class OpenMLConfig:
 
     @property
     def cache_dir(self) -> Path:
-        """The server-specific cache folder (``ROOT/org/openml/www`` for openml.org)."""
-        host = urlparse(self.server).netloc.split(":")[0]
+        """The server-specific cache folder (``ROOT/org/openml/www`` for openml.org), exactly as
+        openml-python derives it (the port, if any, stays in the host part: ``localhost:8080``)."""
+        host = urlparse(self.server).netloc
         return self.cache_root.joinpath(*reversed(host.split(".")))
 
 

@@ -113,6 +113,11 @@ def test_performance_matrix_keeps_main_metric_per_dataset() -> None:
     )
     perf = performance_matrix(runs)
     assert list(perf.columns) == ["c1", "c2"]
+    # imported runs (e.g. OpenML accuracies) never outvote the KB's own metric, however many they are
+    imported = make_runs([(*r, "acc") for r in (("d1", f"o{i}", 0.1, "ok", np.nan) for i in range(5))])
+    mixed = pd.concat([runs, imported.assign(source="import:openml")], ignore_index=True)
+    assert list(performance_matrix(mixed).columns) == ["c1", "c2"]
+    assert len(performance_matrix(pd.concat([runs, imported], ignore_index=True)).columns) == 5
 
 
 def test_normalised_regret_matrix() -> None:

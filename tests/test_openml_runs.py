@@ -1,0 +1,236 @@
+"""Importing OpenML run evaluations (flows, setups, evaluations) into the KB.
+
+openml-python talks to a local HTTP server that replays OpenML API responses
+(``tests/data/openml_replay``) in place of the OpenML server; the task and its dataset (the test
+server's anneal, task 1882) come from the real cache in ``../shared/openml-cache``. So the
+importer's whole path runs for real — openml-python's requests and XML parsing, the dataset load,
+meta-feature extraction, translation, KB writes — without network.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from kb import InMemoryKnowledgeBase
+from metalearn.openml_runs import (
+    FOREIGN_SPACE,
+    OpenMLParameter,
+    import_openml_runs,
+    translate_setup,
+)
+from metalearn.spaces import get_space
+from tasks.errors import InputError
+
+REPLAY = Path(__file__).parent / "data" / "openml_replay"
+
+NO_RESULTS = (
+    '<oml:error xmlns:oml="http://openml.org/openml"><oml:code>372</oml:code>'
+    "<oml:message>No results</oml:message></oml:error>"
+)
+
+
+class Replay:
+    """A stand-in OpenML server: GET /api/v1/xml/<path> answers REPLAY/<path with / as __>.xml."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.misses: list[str] = []
+        replay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = unquote(urlparse(self.path).path)
+                prefix = "/api/v1/xml/"
+                key = path[len(prefix) :].strip("/") if path.startswith(prefix) else path
+                replay.requests.append(key)
+                file = REPLAY / (key.replace("/", "__") + ".xml")
+                if file.is_file():
+                    body, code = file.read_bytes(), 200
+                else:
+                    replay.misses.append(key)
+                    body, code = NO_RESULTS.encode(), 412
+                self.send_response(code)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v1/xml"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Replay:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def replay_openml(tmp_path: Path, openml_cache: Path) -> Iterator[tuple[Replay, Path]]:
+    """The replay server, and an openml cache root whose folder for that server holds the real
+    test-server cache (a private copy: openml-python deletes folders of failed lookups)."""
+    src = openml_cache / "org" / "openml" / "test"
+    with Replay() as server:
+        netloc = urlparse(server.url).netloc
+        dst = tmp_path.joinpath("cache", *reversed(netloc.split(".")))
+        dst.parent.mkdir(parents=True)
+        src.rename(dst)
+        yield server, tmp_path / "cache"
+
+
+def test_import_runs_of_a_task_through_openml_python(replay_openml) -> None:
+    server, cache = replay_openml
+    kb = InMemoryKnowledgeBase()
+    report = import_openml_runs(kb, [1882], limit=6, cache_dir=cache, server=server.url)
+    assert server.misses == [], server.misses
+    assert any(r.startswith("evaluation/list/function/predictive_accuracy") for r in server.requests)
+    # the task's dataset (anneal, multiclass) was loaded from the cache and described
+    (ds,) = kb.find_datasets(openml_id=2)
+    assert ds.kind == "multiclass" and report.tasks[1882].startswith(ds.dataset_id)
+    from metalearn.metafeatures import EXTRACTOR_VERSION
+
+    assert len(kb.get_metafeatures(ds.dataset_id, EXTRACTOR_VERSION).values) > 50
+    # 6 evaluations: RF (twice, same setup), HGB -> the product's space; RF with 500 trees (outside
+    # the space), SVC with gamma="scale", weka J48 -> kept verbatim in the foreign space
+    assert (report.evaluations, report.translated, report.foreign, report.runs_added) == (6, 3, 3, 6)
+    runs = kb.list_runs(dataset_id=ds.dataset_id)
+    assert len(runs) == 6 and all(r.source == "import:openml" and r.metric == "accuracy" for r in runs)
+    by_protocol = {r.protocol: r for r in runs}
+    rf = by_protocol["openml-task1882-run9001"]
+    assert rf.score == pytest.approx(0.9944) and rf.cost == pytest.approx(-0.9944)
+    # the same setup's second run is the same configuration under its own protocol
+    assert by_protocol["openml-task1882-run9006"].config_id == rf.config_id
+    space = get_space("multiclass")
+    conf = kb.get_configuration(rf.config_id)
+    assert conf.space == space.name and space.is_valid(conf.values)
+    assert {k: conf.values[k] for k in ("model", "rf:n_estimators", "rf:criterion", "rf:bootstrap")} == {
+        "model": "rf", "rf:n_estimators": 100.0, "rf:criterion": "entropy", "rf:bootstrap": "false",
+    }  # fmt: skip
+    assert conf.values["imputation:numeric"] == "median" and conf.values["encoding"] == "onehot"
+    hgb = kb.get_configuration(by_protocol["openml-task1882-run9005"].config_id)
+    assert hgb.values["model"] == "hgb" and hgb.values["hgb:max_leaf_nodes"] == 15.0
+    assert hgb.values["encoding"] == "ordinal" and hgb.values["hgb:early_stop"] == "off"
+    j48 = kb.get_configuration(by_protocol["openml-task1882-run9004"].config_id)
+    assert j48.space == FOREIGN_SPACE and j48.values["flow"] == "weka.J48(1)"
+    assert j48.values["parameters"] == {"J48.C": 0.9, "J48.M": 2}
+    assert any("500" in reason or "n_estimators" in reason for reason in report.reasons)
+    assert any("gamma" in reason for reason in report.reasons)
+    # the translated runs are what the recommenders see: the space's runs frame has exactly those
+    frame = kb.runs_frame(kind="multiclass", space=space.name)
+    assert sorted(frame["protocol"]) == sorted(
+        ["openml-task1882-run9001", "openml-task1882-run9005", "openml-task1882-run9006"]
+    )
+
+    # importing again adds nothing; without foreign setups only translated runs are considered
+    again = import_openml_runs(kb, [1882], limit=6, cache_dir=cache, server=server.url, keep_foreign=False)
+    assert again.runs_added == 0 and again.foreign == 0 and again.skipped == 3
+    assert len(kb.list_runs(dataset_id=ds.dataset_id)) == 6
+
+
+def test_unknown_or_unreachable_tasks_are_reported_not_raised(replay_openml, tmp_path: Path) -> None:
+    server, cache = replay_openml
+    kb = InMemoryKnowledgeBase()
+    report = import_openml_runs(kb, [999999], cache_dir=cache, server=server.url)
+    assert report.tasks[999999].startswith("skipped:") and "999999" in report.tasks[999999]
+    unreachable = import_openml_runs(
+        kb, [31], cache_dir=tmp_path / "empty", server="http://127.0.0.1:9/api/v1/xml"
+    )
+    assert "unreachable" in unreachable.tasks[31]
+    assert kb.stats()["runs"] == 0
+    with pytest.raises(InputError, match="unknown OpenML measure"):
+        import_openml_runs(kb, [1882], measure="f1")
+    with pytest.raises(InputError, match="limit"):
+        import_openml_runs(kb, [1882], limit=0)
+
+
+def P(component: str, name: str, value: object) -> OpenMLParameter:
+    return OpenMLParameter(component, name, value)
+
+
+@pytest.mark.parametrize(
+    ("flow", "params", "kind", "expected"),
+    [
+        (
+            "sklearn.ensemble.forest.RandomForestRegressor",
+            [
+                P("RandomForestRegressor", "n_estimators", 50),
+                P("RandomForestRegressor", "max_features", "auto"),
+            ],
+            "regression",
+            {"model": "rf", "rf:n_estimators": 50.0, "rf:max_features_exponent": 1.0},
+        ),
+        (
+            "sklearn.pipeline.Pipeline(scaler=sklearn.preprocessing.RobustScaler,knn=sklearn.neighbors.KNeighborsClassifier)",
+            [P("KNeighborsClassifier", "n_neighbors", 15), P("KNeighborsClassifier", "weights", "distance")],
+            "binary",
+            {"model": "knn", "knn:n_neighbors": 15.0, "knn:weights": "distance", "scaling": "robust"},
+        ),
+        (
+            "sklearn.neural_network.MLPClassifier",
+            [P("MLPClassifier", "hidden_layer_sizes", [64, 32]), P("MLPClassifier", "alpha", 0.001)],
+            "multiclass",
+            {"model": "mlp", "mlp:n_layers": 2, "mlp:width_1": 64.0, "mlp:width_2": 32.0, "mlp:alpha": 0.001},
+        ),
+        (
+            "sklearn.linear_model.LogisticRegression",
+            [P("LogisticRegression", "C", 0.5), P("LogisticRegression", "penalty", "l2")],
+            "binary",
+            {"model": "linear", "linear:C": 0.5, "linear:penalty": "l2"},
+        ),
+    ],
+)
+def test_translation_of_supported_flows(flow: str, params, kind: str, expected: dict) -> None:
+    tr = translate_setup(flow, params, kind)
+    assert tr.values is not None, tr.reason
+    assert get_space(kind).is_valid(tr.values)
+    assert {k: tr.values[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("flow", "params", "kind", "reason"),
+    [
+        ("weka.RandomForest", [], "binary", "not a scikit-learn flow"),
+        ("sklearn.ensemble.RandomForestClassifier", [P("RandomForestClassifier", "max_depth", 5)], "binary", "max_depth"),
+        ("sklearn.ensemble.RandomForestClassifier", [P("RandomForestClassifier", "max_features", 0.3)], "binary", "max_features"),
+        ("sklearn.ensemble.RandomForestClassifier", [], "regression", "does not fit a regression task"),
+        ("sklearn.svm.SVC", [P("SVC", "kernel", "linear")], "binary", "kernel"),
+        ("sklearn.pipeline.Pipeline(pca=sklearn.decomposition.KernelPCA,svc=sklearn.svm.SVC)", [P("SVC", "gamma", 0.1)], "binary", "KernelPCA"),
+        ("sklearn.neighbors.KNeighborsClassifier", [P("KNeighborsClassifier", "n_neighbors", 500)], "binary", "outside the search space"),
+        ("sklearn.ensemble.RandomForestClassifier", [P("RandomForestClassifier", "oob_score", True), P("RandomForestClassifier", "some_new_option", 1)], "binary", "some_new_option"),
+    ],
+)  # fmt: skip
+def test_setups_without_a_counterpart_say_why(flow: str, params, kind: str, reason: str) -> None:
+    tr = translate_setup(flow, params, kind)
+    assert tr.values is None and reason in tr.reason, tr.reason
+
+
+def test_cli_import_openml_json(replay_openml, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from test_cli import empty_kb, kb_stats, run_cli
+
+    server, cache = replay_openml
+    kb = empty_kb(tmp_path / "kb.duckdb")
+    argv = ["kb", "import-openml", "--tasks", "1882", "--limit", "6", "--kb", kb, "--openml-cache", cache,
+            "--server", server.url, "--json"]  # fmt: skip
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["runs_added"] == 6 and report["translated"] == 3
+    assert kb_stats(kb)["runs"] == 6
+    code, out, err = run_cli(capsys, *argv)  # again: nothing new
+    assert code == 0 and json.loads(out)["runs_added"] == 0
+    code, out, err = run_cli(capsys, "kb", "import-openml", "--kb", kb)
+    assert code != 0 and "give --tasks" in err and "Traceback" not in err
