@@ -38,7 +38,7 @@ import multiprocessing
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
@@ -956,7 +956,34 @@ def _make_executor(workers: int) -> Any:
         return _Inline()
     # spawn: workers start clean (no inherited DuckDB handles or threads); scripts need the
     # `if __name__ == "__main__":` guard
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    from metalearn.build import ignore_sigint
+
+    # cells ignore Ctrl-C: the owner stops, records what finished and shuts the pool down
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=ignore_sigint
+    )
+
+
+def _wait_first(in_flight: Mapping[Future[Any], Any]) -> set[Future[Any]]:
+    """The finished futures, once at least one is: waits in short slices, so that a Ctrl-C in the
+    owner is handled within a second rather than when the next cell happens to finish."""
+    while True:
+        done, _ = wait(list(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
+        if done:
+            return done
+
+
+def _terminate(executor: Any) -> None:
+    """Stop a process pool without waiting for its running jobs (their results are lost; finished
+    ones are already recorded, so a rerun resumes)."""
+    if executor is None:
+        return
+    procs = list((getattr(executor, "_processes", None) or {}).values())  # shutdown() forgets them
+    executor.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=10)
 
 
 class NullProgress:
@@ -1190,7 +1217,7 @@ def run_benchmark(
             while ready and len(in_flight) < settings.workers:
                 job = ready.popleft()
                 in_flight[executor.submit(_run_cell_job, job)] = job
-            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            done = _wait_first(in_flight)
             broken = False
             for fut in done:
                 job = in_flight.pop(fut)
@@ -1223,6 +1250,10 @@ def run_benchmark(
 
         store.export_parquet()
         frames = _frames_after_run(store, infos, new_cells)
+    except BaseException:  # Ctrl-C (the cells ignore it) or an error: stop the running cells now
+        _terminate(executor)
+        executor = None
+        raise
     finally:
         if executor is not None:
             executor.shutdown(wait=True)
@@ -1336,7 +1367,7 @@ def _map(
             in_flight[executor.submit(fn, *args)] = args
         if not in_flight:
             continue
-        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+        done = _wait_first(in_flight)
         for fut in done:
             args = in_flight.pop(fut)
             exc = fut.exception()

@@ -21,11 +21,14 @@ process alone owns the DuckDB file and writes results as they come back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,6 +205,27 @@ def configure_dask() -> None:
     })
 
 
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while worker processes are started, so they inherit "ignore" (a disposition
+    survives exec): a Ctrl-C in a terminal reaches the whole process group, and only the owner should
+    act on it — it stops, keeps every finished result, and shuts the workers down — instead of each
+    worker dying with its own KeyboardInterrupt traceback (and Dask's nanny restarting it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ignore_sigint() -> None:
+    """Process-pool initializer: the worker ignores SIGINT (see :func:`sigint_ignored`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Executor:
     """Either a Dask client (parallel) or inline execution (workers=1 and no scheduler)."""
 
@@ -215,8 +239,9 @@ class _Executor:
             if settings.scheduler:
                 self.client = Client(settings.scheduler)
             else:
-                self.cluster = LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, memory_limit=0)
+                with sigint_ignored():  # workers inherit it: Ctrl-C stops the owner, which closes them
+                    self.cluster = LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=True,
+                                                dashboard_address=None, memory_limit=0)
                 self.client = Client(self.cluster)
 
     def map_unordered(self, fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]]) -> Iterable[tuple[int, Any]]:

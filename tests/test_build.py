@@ -345,6 +345,79 @@ def _cli_build(kb_path: Path, corpus: Path, hash_seed: str) -> dict[str, Any]:
 
 
 @pytest.mark.corpus
+def test_ctrl_c_stops_a_dask_build_at_once_and_it_resumes_exactly(
+    reference: dict[str, Any], corpus_dir: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C in a terminal signals the whole process group (owner and Dask workers): the owner stops
+    within seconds with exit code 130 and the resume hint, no worker prints a traceback or survives,
+    and the same command finishes with exactly the uninterrupted runs."""
+    import signal
+    import threading
+
+    s = SETTINGS
+    kb_path = tmp_path / "kb.duckdb"
+    open_kb(kb_path).close()  # an empty KB (a new file would be seeded with the shipped snapshot)
+    cmd = [sys.executable, "-m", "api.cli", "kb", "build", "--corpus", str(corpus_dir), "--datasets", ",".join(DATASETS),
+           "--kb", str(kb_path), "--configs", str(s.n_configs), "--explore", str(s.n_explore),
+           "--max-rows", str(s.max_rows), "--folds", str(s.n_folds), "--trial-time-limit", str(s.trial_time_limit),
+           "--seed", str(s.seed), "--workers", "2"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )  # fmt: skip
+    lines: list[str] = []
+    matrix = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "phase performance matrix" in line:
+                matrix.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert matrix.wait(240), "".join(lines)[-2000:]
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        assert proc.wait(timeout=60) == 130
+        stopped = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(10)
+    out = "".join(lines)
+    assert stopped < 20, f"took {stopped:.1f} s to stop"
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-3000:]
+    assert "run the same command again" in out
+    left: list[str] = []
+    for _ in range(50):  # no process of the group (Dask nanny, worker, trial) is left running
+        ps = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-g", str(proc.pid)], capture_output=True, text=True)
+        left = [ln for ln in ps.stdout.splitlines() if ln.split()[1][0] != "Z"]
+        if not left:
+            break
+        time.sleep(0.2)
+    assert left == [], left
+    kb = open_kb(kb_path, read_only=True)
+    try:
+        n_before = len(_runs(kb))
+        assert n_before < len(reference["runs"])
+        _assert_same_runs(_runs(kb), {k: reference["runs"][k] for k in _runs(kb)})
+    finally:
+        kb.close()
+    report = _cli_build(kb_path, corpus_dir, hash_seed="7")
+    assert report["evaluations_done"] == len(reference["runs"])
+    assert report["evaluations_new"] == len(reference["runs"]) - n_before
+    kb = open_kb(kb_path, read_only=True)
+    try:
+        _assert_same_runs(_runs(kb), reference["runs"])
+    finally:
+        kb.close()
+
+
+@pytest.mark.corpus
 @pytest.mark.slow
 def test_two_dask_workers_give_the_same_runs(reference: dict[str, Any], corpus_dir: Path, tmp_path: Path) -> None:
     kb = open_kb(tmp_path / "kb.duckdb")
