@@ -62,7 +62,10 @@ def _post_json(url: str, body: bytes, timeout: float = 30.0) -> Any:
         return json.loads(resp.read())
 
 
-def start_server(kb_path: Path, port: int, env_extra: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_server(
+    kb_path: Path, port: int, env_extra: dict[str, str], workers: int = 1
+) -> subprocess.Popen[bytes]:
+    """uvicorn on 127.0.0.1:``port``; ``workers`` > 1 share the KB read-only (as ``metalearn serve``)."""
     env = dict(os.environ)
     env.update(
         {
@@ -72,9 +75,11 @@ def start_server(kb_path: Path, port: int, env_extra: dict[str, str]) -> subproc
         }
     )
     env.update(env_extra)
+    if workers > 1:
+        env["METALEARN_KB_READ_ONLY"] = "1"
     cmd = [
         sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, cwd=str(REPO))
@@ -337,6 +342,9 @@ def main(argv: list[str] | None = None) -> None:
         "--synthetic-configs", type=int, default=5000, help="configurations of the synthetic KB"
     )
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (> 1: read-only KB, as `metalearn serve --workers`)"
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase")
     parser.add_argument(
         "--rate", type=float, default=300.0, help="open-loop offered load (req/s); 0 skips it"
@@ -354,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
         kb_path, env, what = prepare_kb(args, Path(tmp))
         port = free_port()
         t0 = time.perf_counter()
-        proc = start_server(kb_path, port, env)
+        proc = start_server(kb_path, port, env, workers=args.workers)
         print(f"server ready on 127.0.0.1:{port} in {time.perf_counter() - t0:.1f} s ({what})")
         try:
             base = f"http://127.0.0.1:{port}"
@@ -377,7 +385,8 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             stop_server(proc)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"POST /recommendations, k={args.k}, strategy={args.strategy or 'default'}, {os.cpu_count()} CPUs, "
+    print(f"POST /recommendations, k={args.k}, strategy={args.strategy or 'default'}, {args.workers} server "
+          f"worker(s), {os.cpu_count()} CPUs, "
           f"load average {load}")  # fmt: skip
     for r in results:
         print(r.line())
