@@ -361,8 +361,8 @@ def kb_import_openml(
     feed the recommenders); re-running adds nothing twice.
     """
     from metalearn.openml_runs import import_openml_runs
-    from tasks.errors import InputError
-    from tasks.suites import load_suite
+    from tasks.errors import InputError, OpenMLUnavailableError
+    from tasks.suites import load_suite, with_task_ids
 
     ids: list[int] = []
     if tasks:
@@ -371,7 +371,12 @@ def kb_import_openml(
         except ValueError:
             raise InputError(f"--tasks must be comma-separated integers, got {tasks!r}") from None
     if suite:
-        entries = load_suite(suite).entries
+        chosen = load_suite(suite)
+        try:
+            chosen = with_task_ids(chosen)  # OpenML-CC18's local CSV lists dataset ids only
+        except OpenMLUnavailableError as err:
+            console.print(escape(str(err)), highlight=False)
+        entries = chosen.entries
         without = [e.name or str(e.did) for e in entries if e.tid is None]
         ids += [int(e.tid) for e in entries if e.tid is not None]
         if without:

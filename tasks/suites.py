@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +221,27 @@ def load_suite(name_or_path: str | Path, suites_dir: str | Path | None = None) -
         except Exception:
             metadata = None
     return read_suite_csv(path, name=canonical, metadata=metadata)
+
+
+def with_task_ids(suite: Suite) -> Suite:
+    """``suite`` with the OpenML task ids its local definition lacks (OpenML-CC18's CSV lists datasets
+    only) filled in from its OpenML study, matched by dataset id. Needs network (or an openml cache
+    holding the study); unchanged for suites that are not OpenML studies or already have every id."""
+    known = KNOWN_SUITES.get(suite.name)
+    if known is None or all(e.tid is not None for e in suite.entries):
+        return suite
+    try:
+        fetched = _suite_from_openml(suite.name, known[1])
+    except OpenMLUnavailableError:
+        missing = sum(1 for e in suite.entries if e.tid is None)
+        raise OpenMLUnavailableError(
+            f"{missing} datasets of suite {suite.name!r} have no task id in {suite.source or 'its definition'} "
+            f"and OpenML (study {'+'.join(map(str, known[1]))}) is unreachable to look them up; "
+            "connect to the internet or give the task ids (a suite CSV with a tid column)"
+        ) from None
+    remote = {e.did: e.tid for e in fetched.entries}
+    entries = tuple(e if e.tid is not None else replace(e, tid=remote.get(e.did)) for e in suite.entries)
+    return Suite(name=suite.name, entries=entries, source=suite.source)
 
 
 def resolve_in_corpus(

@@ -234,3 +234,33 @@ def test_cli_import_openml_json(replay_openml, tmp_path: Path, capsys: pytest.Ca
     assert code == 0 and json.loads(out)["runs_added"] == 0
     code, out, err = run_cli(capsys, "kb", "import-openml", "--kb", kb)
     assert code != 0 and "give --tasks" in err and "Traceback" not in err
+
+
+def test_cli_import_openml_from_a_suite_file(
+    replay_openml, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from test_cli import empty_kb, run_cli
+
+    server, cache = replay_openml
+    suite = tmp_path / "suite.csv"
+    suite.write_text("did,name,tid\n2,anneal,1882\n")
+    kb = empty_kb(tmp_path / "kb.duckdb")
+    code, out, err = run_cli(capsys, "kb", "import-openml", "--suite", suite, "--limit", "6", "--kb", kb,
+                             "--openml-cache", cache, "--server", server.url, "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["runs_added"] == 6
+
+
+def test_suite_without_task_ids_offline_says_so(suites_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.errors import OpenMLUnavailableError
+    from tasks.suites import load_suite, with_task_ids
+
+    monkeypatch.setenv("METALEARN_OPENML_SERVER", "http://127.0.0.1:9/api/v1/xml")  # nothing listens
+    cc18 = load_suite(suites_dir / "openml_cc18.csv")
+    assert with_task_ids(cc18) is cc18  # a suite file that is not a known study: left as it is
+    cc18 = load_suite("openml-cc18", suites_dir)
+    assert all(e.tid is None for e in cc18.entries)
+    with pytest.raises(OpenMLUnavailableError, match=r"no task id.*study 99.*unreachable"):
+        with_task_ids(cc18)
