@@ -141,12 +141,18 @@ def fetch_evaluations(
     cache_dir: str | Path | None = None,
     server: str | None = None,
 ) -> list[OpenMLEvaluation]:
-    """Up to ``limit`` evaluations of task ``task_id`` under ``measure`` (best first, as OpenML sorts)."""
+    """Up to ``limit`` evaluations of task ``task_id`` under ``measure``, best first (OpenML sorts by
+    value: descending for scores, ascending for errors such as RMSE)."""
     import openml
+
+    from tasks.metrics import get_metric
+
+    known = MEASURES.get(measure)
+    order = "desc" if known is None or get_metric(known[0]).greater_is_better else "asc"
 
     def call() -> Any:
         return openml.evaluations.list_evaluations(
-            function=measure, tasks=[int(task_id)], size=int(limit), sort_order="desc", output_format="object"
+            function=measure, tasks=[int(task_id)], size=int(limit), sort_order=order, output_format="object"
         )
 
     try:

@@ -149,6 +149,14 @@ def test_unknown_or_unreachable_tasks_are_reported_not_raised(replay_openml, tmp
     )
     assert "unreachable" in unreachable.tasks[31]
     assert kb.stats()["runs"] == 0
+    # errors are listed lowest first, scores highest first (so --limit keeps the best runs); OpenML's
+    # "no results" answer is an empty list, not an error
+    from metalearn.openml_runs import fetch_evaluations
+
+    assert fetch_evaluations(1882, "root_mean_squared_error", 5, cache, server.url) == []
+    assert server.requests[-1].endswith("/sort_order/asc")
+    assert fetch_evaluations(1882, "area_under_roc_curve", 5, cache, server.url) == []
+    assert server.requests[-1].endswith("/sort_order/desc")
     with pytest.raises(InputError, match="unknown OpenML measure"):
         import_openml_runs(kb, [1882], measure="f1")
     with pytest.raises(InputError, match="limit"):
