@@ -308,12 +308,14 @@ def real_kb(request: pytest.FixtureRequest, corpus_dir: Path) -> tuple[pd.DataFr
 
     spec = json.dumps([REAL_DATASETS, sorted(real_configs()), MAX_ROWS, sklearn.__version__, 2])
     key = "metalearn/loo_real_matrix/" + hashlib.sha256(spec.encode()).hexdigest()[:16]
-    data = request.config.cache.get(key, None)
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    data = cache.get(key, None) if cache is not None else None
     if data is None:
         t0 = time.perf_counter()
         data = measure_real_matrix(corpus_dir)
         print(f"\nmeasured the real performance matrix in {time.perf_counter() - t0:.1f} s")
-        request.config.cache.set(key, data)
+        if cache is not None:
+            cache.set(key, data)
     mf = pd.DataFrame.from_dict(data["metafeatures"], orient="index")
     mf.index.name = "dataset_id"
     rows = pd.DataFrame(
