@@ -157,5 +157,6 @@ class KnowledgeBase(abc.ABC):
 
     @abc.abstractmethod
     def stats(self) -> dict[str, object]:
-        """Counts: datasets (total and by kind), configurations, runs (total, ok, failed), searches,
+        """Counts: datasets (total and by kind), configurations (total and by space), runs (total, ok,
+        failed, by source: build, search, import:openml...), searches (total and by status),
         meta-feature vectors, schema version."""

@@ -713,6 +713,12 @@ class DuckDBKnowledgeBase(KnowledgeBase):
                     "SELECT status, count(*) FROM searches GROUP BY status ORDER BY status"
                 ).fetchall()
             )
+            by_space = dict(
+                cur.execute("SELECT space, count(*) FROM configurations GROUP BY space ORDER BY space").fetchall()
+            )
+            by_source = dict(
+                cur.execute("SELECT source, count(*) FROM runs GROUP BY source ORDER BY source").fetchall()
+            )
             rows = cur.execute(
                 "SELECT (SELECT count(*) FROM metafeatures), (SELECT count(*) FROM configurations), "
                 "(SELECT count(*) FROM runs), "
@@ -725,9 +731,11 @@ class DuckDBKnowledgeBase(KnowledgeBase):
             "datasets_by_kind": {str(k): int(v) for k, v in by_kind.items()},
             "metafeature_vectors": n_mf,
             "configurations": n_cfg,
+            "configurations_by_space": {str(k): int(v) for k, v in by_space.items()},
             "runs": n_runs,
             "runs_ok": n_ok,
             "runs_failed": n_runs - n_ok,
+            "runs_by_source": {str(k): int(v) for k, v in by_source.items()},
             "searches": int(sum(by_status.values())),
             "searches_by_status": {str(k): int(v) for k, v in by_status.items()},
         }

@@ -342,15 +342,23 @@ class InMemoryKnowledgeBase(KnowledgeBase):
             for s in self._searches.values():
                 by_status[s.status] = by_status.get(s.status, 0) + 1
             n_ok = sum(1 for r in self._runs.values() if r.ok)
+            by_space: dict[str, int] = {}
+            for c in self._configurations.values():
+                by_space[c.space] = by_space.get(c.space, 0) + 1
+            by_source: dict[str, int] = {}
+            for r in self._runs.values():
+                by_source[r.source] = by_source.get(r.source, 0) + 1
             return {
                 "schema_version": self.schema_version,
                 "datasets": len(self._datasets),
                 "datasets_by_kind": dict(sorted(by_kind.items())),
                 "metafeature_vectors": len(self._metafeatures),
                 "configurations": len(self._configurations),
+                "configurations_by_space": dict(sorted(by_space.items())),
                 "runs": len(self._runs),
                 "runs_ok": n_ok,
                 "runs_failed": len(self._runs) - n_ok,
+                "runs_by_source": dict(sorted(by_source.items())),
                 "searches": len(self._searches),
                 "searches_by_status": dict(sorted(by_status.items())),
             }

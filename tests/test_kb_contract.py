@@ -197,6 +197,10 @@ def test_add_runs_counts_new_runs_and_skips_existing(kb: KnowledgeBase) -> None:
     assert kb.add_run(run(ds[2], cs[0], score=0.1)) is False  # same id: the stored run is kept
     assert kb.get_run(run_id_for(ds[2].dataset_id, cs[0].config_id, "cv5-s0")).score == 0.75
     assert kb.stats()["runs"] == 9
+    assert kb.add_run(run(ds[2], cs[1], source="import:openml")) is True
+    stats = kb.stats()
+    assert stats["configurations_by_space"] == {"sklearn-classifier": 2, "sklearn-regressor": 2}
+    assert stats["runs_by_source"] == {"import:openml": 1, "test": 9} and stats["runs"] == 10
     assert kb.add_runs([]) == 0
 
 
@@ -615,9 +619,11 @@ def test_stats(kb: KnowledgeBase) -> None:
         "datasets_by_kind": {"binary": 1, "multilabel": 1, "regression": 1},
         "metafeature_vectors": 1,
         "configurations": 4,
+        "configurations_by_space": {"sklearn-classifier": 2, "sklearn-regressor": 2},
         "runs": 2,
         "runs_ok": 1,
         "runs_failed": 1,
+        "runs_by_source": {"test": 2},
         "searches": 1,
         "searches_by_status": {"running": 1},
     }
