@@ -769,10 +769,15 @@ def _greedy(
         ties = np.flatnonzero(g >= best - 1e-12)
         j = int(ties[np.argmin(pred[ties])]) if ties.size > 1 else int(ties[0])
         new = np.minimum(cur, Rimp[:, j])
-        changed = np.flatnonzero(new < cur)
-        if changed.size:
+        drop = cur - new
+        changed = np.flatnonzero(drop > 0)
+        if changed.size * 2 > n_rows:  # most rows: no gather (unchanged rows clip to 0 anyway)
+            loss = cur[:, None] - Rimp
+            np.clip(loss, 0.0, drop[:, None], out=loss)
+            gain -= w @ loss
+        elif changed.size:
             loss = cur[changed, None] - Rimp[changed]
-            np.clip(loss, 0.0, (cur - new)[changed, None], out=loss)
+            np.clip(loss, 0.0, drop[changed, None], out=loss)
             gain -= w[changed] @ loss
         picks.append(j)
         gains.append(np.where(E[:, j], cur - new, 0.0))
