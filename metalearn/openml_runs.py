@@ -333,9 +333,21 @@ def _translate(flow_name: str, parameters: Sequence[OpenMLParameter], kind: Task
         if comp == est or comp in _CONTAINERS:
             continue
         if comp in ("SimpleImputer", "Imputer"):
-            strategy = params.get("strategy", "mean")
-            _need(strategy in ("mean", "median"), f"imputation strategy {strategy!r} is not in the space")
-            out["imputation:numeric"] = strategy
+            # a flow may impute twice (a numeric and a nominal branch of a ColumnTransformer): the
+            # space imputes numeric columns by mean or median and categories by the most frequent
+            strategies = [p.value for p in parameters if p.component == comp and p.name == "strategy"] or [
+                "mean"
+            ]
+            numeric = [x for x in strategies if x in ("mean", "median")]
+            other = [x for x in strategies if x not in ("mean", "median")]
+            encoded = any(c in _ENCODERS for c in by_comp)
+            _need(
+                len(set(numeric)) <= 1
+                and (not other or (encoded and set(other) <= {"most_frequent", "constant"})),
+                f"imputation strategies {sorted(set(map(str, strategies)))} (the space: mean or median for "
+                "numbers, most frequent for categories)",
+            )
+            out["imputation:numeric"] = numeric[0] if numeric else "mean"
         elif comp in _SCALERS:
             if comp == "QuantileTransformer":  # the space's quantile scaling maps to a normal distribution
                 dist = params.get("output_distribution", "uniform")

@@ -167,6 +167,32 @@ def P(component: str, name: str, value: object) -> OpenMLParameter:
     return OpenMLParameter(component, name, value)
 
 
+def test_translation_of_a_column_transformer_with_two_imputers() -> None:
+    """The openml-python tutorials' pipeline: numeric branch (mean imputer, scaler), nominal branch
+    (most-frequent imputer, one-hot encoder); both imputers are the same component class."""
+    flow = (
+        "sklearn.pipeline.Pipeline(columntransformer=sklearn.compose._column_transformer.ColumnTransformer("
+        "numeric=sklearn.pipeline.Pipeline(simpleimputer=sklearn.impute._base.SimpleImputer,"
+        "standardscaler=sklearn.preprocessing._data.StandardScaler),nominal=sklearn.pipeline.Pipeline("
+        "simpleimputer=sklearn.impute._base.SimpleImputer,onehotencoder=sklearn.preprocessing._encoders.OneHotEncoder)),"
+        "svc=sklearn.svm._classes.SVC)"
+    )
+    params = [P("SimpleImputer", "strategy", "median"), P("SimpleImputer", "strategy", "most_frequent"),
+              P("OneHotEncoder", "handle_unknown", "ignore"), P("SVC", "gamma", 0.01), P("SVC", "C", 4.0)]  # fmt: skip
+    tr = translate_setup(flow, params, "binary")
+    assert tr.values is not None, tr.reason
+    assert (tr.values["imputation:numeric"], tr.values["scaling"], tr.values["encoding"]) == (
+        "median", "standard", "onehot",
+    )  # fmt: skip
+    assert (tr.values["model"], tr.values["svm:gamma"], tr.values["svm:C"]) == ("svm", 0.01, 4.0)
+    # without an encoder, a most-frequent imputer acts on numbers: not in the space
+    no_encoder = [q for q in params if q.component != "OneHotEncoder"]
+    tr = translate_setup(
+        flow.replace(",onehotencoder=sklearn.preprocessing._encoders.OneHotEncoder", ""), no_encoder, "binary"
+    )
+    assert tr.values is None and "imputation strategies" in tr.reason
+
+
 @pytest.mark.parametrize(
     ("flow", "params", "kind", "expected"),
     [
