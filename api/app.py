@@ -11,6 +11,7 @@ recommendation never touches the KB.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import uuid
@@ -107,6 +108,10 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
         advisor = ServingAdvisor(store, mf_version=settings.metafeature_version or EXTRACTOR_VERSION)
         refresher = AdvisorRefresher(advisor, settings.advisor_refresh_seconds)
         await run_in_threadpool(refresher.refresh)  # load every kind's frames before serving
+        # the frames and matrices just loaded live as long as the server: keep them out of the
+        # cyclic garbage collector's full passes (which otherwise walk them, pausing requests)
+        gc.collect()
+        gc.freeze()
         manager = SearchManager(store, settings, metrics, on_kb_change=refresher.refresh)
         if kb is None:
             stale = await run_in_threadpool(manager.recover_stale)

@@ -406,7 +406,7 @@ def benchmark(
     suite: Annotated[str | None, typer.Option("--suite", help="openml-cc18, amlb, or a suite CSV with a did column.")] = None,
     corpus: Annotated[str | None, typer.Option("--corpus", help="Corpus directory: suite datasets are matched in it by OpenML id; alone, benchmark its datasets.")] = None,
     datasets: Annotated[str | None, typer.Option("--datasets", help="Comma-separated dataset names (default: all).")] = None,
-    strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated: warm, cold, random, knn, portfolio, weighted_portfolio, surrogate, zeroshot, flaml, or all.")] = "warm,cold,random",
+    strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated: warm, cold, random, knn, portfolio, weighted_portfolio, surrogate, zeroshot, hybrid, flaml, or all.")] = "warm,cold,random",
     trials: Annotated[int, typer.Option("--trials", min=1, help="Trial budget of every search.")] = 25,
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="Wall-clock seconds per search (cell).")] = None,
     trial_time_limit: Annotated[float, typer.Option("--trial-time-limit", help="Seconds per trial.")] = 60.0,

@@ -544,3 +544,33 @@ def test_reused_kb_answers_like_a_fresh_one_for_interleaved_queries() -> None:
     expected = naive_greedy(np.where(np.isnan(R), 1.0, R), w, 8)
     got = recommend_from_kb("weighted_portfolio", queries[0][0], shared, k=8)
     assert [r.config_id for r in got] == [shared.config_ids[ctx.submatrix()[1][j]] for j in expected]
+
+
+def test_hybrid_is_the_surrogate_guess_then_the_weighted_greedy_from_it() -> None:
+    rng = np.random.default_rng(11)
+    n_ds, n_cf = 25, 30
+    cost = rng.random((n_ds, n_cf))
+    runs = make_runs([(f"d{i:02d}", f"c{j:02d}", cost[i, j]) for i in range(n_ds) for j in range(n_cf)])
+    mf = pd.DataFrame(
+        rng.normal(size=(n_ds, 3)), index=[f"d{i:02d}" for i in range(n_ds)], columns=list("abc")
+    )
+    kb = prepare_kb(mf, runs)
+    q = pd.Series(rng.normal(size=3), index=list("abc"))
+    got = recommend_from_kb("hybrid", q, kb, k=6)
+    sur = recommend_from_kb("surrogate", q, kb, k=1)
+    assert got[0].config_id == sur[0].config_id and got[0].expected_regret == sur[0].expected_regret
+    assert got[0].explanation.startswith(sur[0].explanation)
+    # the rest: a textbook greedy with the weighted portfolio's weights, started from that pick
+    from metalearn.recommenders import _kernel_weights
+
+    ctx = RecommendContext.build(kb, q)
+    rows, cols, R = ctx.submatrix()
+    w = 0.7 * _kernel_weights(np.where(ctx.datasets, ctx.distances(), np.inf), 10, 1.0)[rows] + 0.3
+    cur = np.minimum(np.ones(len(rows)), R[:, list(kb.config_ids).index(sur[0].config_id)])
+    picks = [list(kb.config_ids).index(sur[0].config_id)]
+    for _ in range(5):
+        vals = [np.inf if j in picks else float(w @ np.minimum(cur, R[:, j])) for j in range(R.shape[1])]
+        picks.append(int(np.argmin(vals)))
+        cur = np.minimum(cur, R[:, picks[-1]])
+    assert [r.config_id for r in got] == [kb.config_ids[cols[j]] for j in picks]
+    assert len({r.config_id for r in got}) == 6 and [r.rank for r in got] == list(range(1, 7))
