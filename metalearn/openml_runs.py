@@ -256,10 +256,10 @@ _IGNORED = {
     "algorithm", "leaf_size", "metric_params", "min_impurity_split", "presort", "fit_intercept",
     "intercept_scaling", "multi_class", "n_quantiles", "subsample", "ignore_implicit_zeros", "iterated_power",
     "svd_solver", "whiten", "power_t", "shuffle", "momentum", "nesterovs_momentum", "beta_1", "beta_2",
-    "epsilon_adam", "max_fun", "learning_rate_sched", "quantile_range", "unit_variance", "drop",
+    "max_fun", "quantile_range", "unit_variance", "drop",
     "encoded_missing_value", "unknown_value", "max_categories", "feature_name_combiner", "monotonic_cst",
-    "interaction_cst", "categorical_features", "warm_start_", "class_weight_", "l1_ratios", "score_func",
-    "force_int_remainder_cols", "early_stopping_", "scoring", "max_bins", "loss",
+    "interaction_cst", "categorical_features", "l1_ratios", "score_func",
+    "force_int_remainder_cols", "scoring", "max_bins", "loss",
 }  # fmt: skip
 
 #: Parameters the space fixes at scikit-learn's default: a setup with another value has no counterpart.
@@ -274,8 +274,6 @@ _MUST_BE_DEFAULT: dict[str, tuple[Any, ...]] = {
     "p": (2,),
     "metric": ("minkowski", "euclidean"),
     "dual": (False,),
-    "shrinking": (True,),
-    "solver_mlp": ("adam",),
 }
 
 _FORESTS = {

@@ -587,13 +587,9 @@ class RecommendContext:
         """Distance of each KB dataset to the query (inf for unusable ones), or None."""
         key = ("dist", metric, max_nan_fraction)
         if key not in self._cache:
-            fit = self.static(
-                ("fit", max_nan_fraction),
-                lambda: _DistanceFit.fit(self.kb.features, self.datasets, max_nan_fraction, "median"),
-            )
             self._cache[key] = _distances(
                 self.kb.features, self.query, self.datasets, metric=metric, max_nan_fraction=max_nan_fraction,
-                fit=fit,
+                fit=self.distance_fit(max_nan_fraction),
             )  # fmt: skip
         result: np.ndarray | None = self._cache[key]
         return result
@@ -607,10 +603,16 @@ class RecommendContext:
             self.global_means()
             self.no_credit_matrices()
             _row_keys(self, 0)
-            self.static(
-                ("fit", 0.5), lambda: _DistanceFit.fit(self.kb.features, self.datasets, 0.5, "median")
-            )
+            self.distance_fit()
         return self
+
+    def distance_fit(self, max_nan_fraction: float = 0.5) -> _DistanceFit:
+        """The meta-feature scaling fitted on the usable datasets (shared by queries with these masks)."""
+        fit: _DistanceFit = self.static(
+            ("fit", max_nan_fraction),
+            lambda: _DistanceFit.fit(self.kb.features, self.datasets, max_nan_fraction, "median"),
+        )
+        return fit
 
     def static(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
         """A value that depends on the masks only, computed once per set of masks (thread-safe:
@@ -785,14 +787,12 @@ def _greedy(
         new = np.minimum(cur, Rimp[:, j])
         drop = cur - new
         changed = np.flatnonzero(drop > 0)
-        if changed.size * 2 > n_rows:  # most rows: no gather (unchanged rows clip to 0 anyway)
-            loss = cur[:, None] - Rimp
-            np.clip(loss, 0.0, drop[:, None], out=loss)
-            gain -= w @ loss
-        elif changed.size:
-            loss = cur[changed, None] - Rimp[changed]
-            np.clip(loss, 0.0, drop[changed, None], out=loss)
-            gain -= w[changed] @ loss
+        if changed.size:
+            # most rows changed: all of them, without a gather (unchanged rows clip to 0 anyway)
+            at: slice | np.ndarray = slice(None) if changed.size * 2 > n_rows else changed
+            loss = cur[at, None] - Rimp[at]
+            np.clip(loss, 0.0, drop[at, None], out=loss)
+            gain -= w[at] @ loss
         picks.append(j)
         gains.append(np.where(E[:, j], cur - new, 0.0))
         cur = new
@@ -1066,8 +1066,8 @@ def hybrid(
     if ctx.empty:
         return []
     first = surrogate(ctx, 1, n_neighbors=n_neighbors, tau=tau, shrink=shrink, metric=metric)
-    dist = ctx.distances(_check_metric(metric))
-    if not first or dist is None or not np.isfinite(dist[ctx.datasets]).any():
+    dist = ctx.distances(_check_metric(metric))  # computed by the surrogate: cached
+    if not first or dist is None:  # the surrogate gives nothing without usable distances
         return weighted_portfolio(
             ctx, k, n_neighbors=n_neighbors, tau=tau, floor=floor, shrink=shrink, metric=metric
         )
