@@ -5,7 +5,7 @@
     python benchmarks/api_load.py --synthetic-runs 1000000 # a synthetic KB (benchmarks/kb_synthetic.py)
     python benchmarks/api_load.py --synthetic-runs 30000 --synthetic-datasets 264 --synthetic-configs 600
 
-The server runs as a subprocess (``uvicorn --factory api.app:create_app``, 1 worker). Queries are the
+The server runs as a subprocess (``uvicorn --factory metalearn.service.app:create_app``, 1 worker). Queries are the
 meta-feature vectors of KB datasets, each perturbed (every value scaled by a random factor in
 [0.8, 1.25]) so no two requests are the same. ``--clients`` concurrent keep-alive clients (asyncio,
 raw HTTP/1.1 so the load generator stays cheap) run two bounded phases:
@@ -78,7 +78,7 @@ def start_server(
     if workers > 1:
         env["METALEARN_KB_READ_ONLY"] = "1"
     cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
+        sys.executable, "-m", "uvicorn", "--factory", "metalearn.service.app:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
@@ -323,7 +323,7 @@ def prepare_kb(args: argparse.Namespace, workdir: Path) -> tuple[Path, dict[str,
     if args.kb:
         shutil.copyfile(args.kb, target)
         return target, {}, f"copy of {args.kb}"
-    from metalearn.knowledge import open_default_kb, shipped_snapshot
+    from metalearn.kb.shipped import open_default_kb, shipped_snapshot
 
     if shipped_snapshot() is None:
         raise SystemExit("this install ships no KB snapshot; pass --kb PATH or --synthetic-runs N")

@@ -32,9 +32,9 @@ from pathlib import Path  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kb import open_kb  # noqa: E402
-from metalearn.build import BuildSettings, build_kb, configure_dask, resolve_sources  # noqa: E402
-from tasks.loading import default_corpus_dir  # noqa: E402
+from metalearn.data.loading import default_corpus_dir  # noqa: E402
+from metalearn.kb import open_kb  # noqa: E402
+from metalearn.offline.build import BuildSettings, build_kb, configure_dask, resolve_sources  # noqa: E402
 
 #: small and medium corpus datasets of every kind (no tuning to them: they only carry the load)
 DEFAULT_DATASETS = (

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from kb import (
+from metalearn.kb import (
     ConfigurationRecord,
     DatasetRecord,
     DuckDBKnowledgeBase,
@@ -90,9 +90,9 @@ def _metafeatures(
 
 
 def _real_spaces() -> dict[str, Any] | None:
-    """kind -> the product's SearchSpace (``metalearn.spaces.get_space``), or None when unavailable."""
+    """kind -> the product's SearchSpace (``metalearn.pipelines.spaces.get_space``), or None when unavailable."""
     try:
-        from metalearn.spaces import get_space  # type: ignore[attr-defined]
+        from metalearn.pipelines.spaces import get_space  # type: ignore[attr-defined]
 
         return {kind: get_space(kind) for kind in KINDS}
     except Exception:  # the spaces are optional here: fall back to synthetic ones
@@ -213,7 +213,7 @@ def build_synthetic_kb(
     """Fill the DuckDB KB at ``path`` with ``n_datasets`` datasets (+ meta-features), ``n_configs``
     configurations and ``n_runs`` runs, inserted through ``add_runs`` in batches of ``batch``.
 
-    ``real_spaces``: sample the configurations from the product's search spaces (``metalearn.spaces``);
+    ``real_spaces``: sample the configurations from the product's search spaces (``metalearn.pipelines.spaces``);
     ``None`` = when they can be imported, ``False`` = always synthetic spaces.
     """
     rng = np.random.default_rng(seed)
@@ -221,7 +221,7 @@ def build_synthetic_kb(
     metafeatures = _metafeatures(datasets, rng)
     spaces = _real_spaces() if real_spaces is not False else None
     if real_spaces and spaces is None:
-        raise RuntimeError("metalearn.spaces.get_space is not available: pass real_spaces=None or False")
+        raise RuntimeError("metalearn.pipelines.spaces.get_space is not available: pass real_spaces=None or False")
     configs, kind_space = _configurations(n_configs, np.random.default_rng(seed + 1), spaces)
     with DuckDBKnowledgeBase(path) as kb:
         # the static part goes in through the bulk path (load_table), the runs through add_runs

@@ -32,16 +32,16 @@ import pandas as pd  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from metalearn.metafeatures import (  # noqa: E402
+from metalearn.data.dataset import Dataset  # noqa: E402
+from metalearn.data.loading import Corpus  # noqa: E402
+from metalearn.data.task import Task, TaskKind  # noqa: E402
+from metalearn.metalearning.metafeatures import (  # noqa: E402
     DEFAULT_MAX_COLS,
     DEFAULT_MAX_ROWS,
     EXTRACTOR_VERSION,
     extract_metafeatures,
     metafeature_names,
 )
-from tasks.dataset import Dataset  # noqa: E402
-from tasks.loading import Corpus  # noqa: E402
-from tasks.task import Task, TaskKind  # noqa: E402
 
 TARGET_SECONDS = 5.0
 

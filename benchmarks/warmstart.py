@@ -13,7 +13,7 @@ is ``--corpus``, else ``$METALEARN_CORPUS``, else ``<repo>/../shared/corpus``.
 Datasets are chosen reproducibly (``--selection-seed``) from the corpus's real (non-synthetic) datasets
 of 100-50,000 rows and at most 100 features (multi-output: at most 8 targets), stratified by task kind
 (20 datasets: 6 binary, 5 multiclass, 5 regression, 2 multilabel, 2 multitarget). They are *held out*
-by :func:`metalearn.benchmark.run_benchmark`: each dataset's recommendations come from the KB without
+by :func:`metalearn.benchmark.runner.run_benchmark`: each dataset's recommendations come from the KB without
 that dataset and its near-duplicates, however the KB was built.
 
 Prints the mean normalised regret after 1, 5, 10 and 25 trials per strategy and the fraction of datasets
@@ -41,9 +41,9 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from metalearn.benchmark import BenchmarkSettings, RichProgress, run_benchmark  # noqa: E402
-from metalearn.build import DatasetSource  # noqa: E402
-from tasks.loading import Corpus, default_corpus_dir  # noqa: E402
+from metalearn.benchmark.runner import BenchmarkSettings, RichProgress, run_benchmark  # noqa: E402
+from metalearn.data.loading import Corpus, default_corpus_dir  # noqa: E402
+from metalearn.offline.build import DatasetSource  # noqa: E402
 
 #: datasets per task kind for 20 datasets (scaled for other counts)
 QUOTAS = {"binary": 6, "multiclass": 5, "regression": 5, "multilabel": 2, "multitarget": 2}
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="print the chosen datasets and exit")
     args = p.parse_args(argv)
 
-    from metalearn.knowledge import open_default_kb
+    from metalearn.kb.shipped import open_default_kb
 
     corpus_dir = default_corpus_dir(args.corpus)
     corpus = Corpus(corpus_dir)

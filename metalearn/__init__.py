@@ -2,7 +2,7 @@
 
 The Python API, imported lazily so that ``import metalearn`` (and the CLI's start-up) stays cheap:
 
-- :func:`optimize` — warm-started SMAC search on a :class:`tasks.dataset.Dataset`, results written to the KB;
+- :func:`optimize` — warm-started SMAC search on a :class:`metalearn.data.dataset.Dataset`, results written to the KB;
 - :class:`MetaLearnEstimator` — a scikit-learn estimator that searches in ``fit``;
 - :class:`SearchSettings` — the frozen description of a search;
 - :class:`Advisor` — recommendations from a KB without fitting anything.
@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "optimize": "metalearn.automl",
-    "MetaLearnEstimator": "metalearn.automl",
-    "OptimizeOutcome": "metalearn.automl",
-    "SearchSettings": "metalearn.search",
-    "Advisor": "metalearn.advisor",
+    "optimize": "metalearn.search.automl",
+    "MetaLearnEstimator": "metalearn.search.automl",
+    "OptimizeOutcome": "metalearn.search.automl",
+    "SearchSettings": "metalearn.search.loop",
+    "Advisor": "metalearn.metalearning.advisor",
 }
 
 __all__ = sorted(_EXPORTS)

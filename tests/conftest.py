@@ -50,7 +50,7 @@ def openml_cache(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def load_corpus(corpus_dir: Path):
     """``load_corpus(name)`` -> Dataset, cached per session."""
-    from tasks.loading import Corpus
+    from metalearn.data.loading import Corpus
 
     corpus = Corpus(corpus_dir)
     cache: dict[str, object] = {}

@@ -29,8 +29,8 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings
+from metalearn.service.app import create_app
+from metalearn.service.settings import Settings
 
 KEY = "test-key-123"
 #: a sample of the unhandled-exceptions counter (only present once a generic 500 happened)
@@ -68,11 +68,11 @@ def seeded_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DuckDB KB with real datasets, meta-features and runs (built once per session)."""
     import sklearn.datasets
 
-    from kb import open_kb
-    from metalearn.evaluation import EvalProtocol
-    from metalearn.knowledge import ensure_metafeatures
-    from metalearn.search import SearchSettings, run_search
-    from tasks.validation import prepare_frame
+    from metalearn.data.validation import prepare_frame
+    from metalearn.kb import open_kb
+    from metalearn.metalearning.metafeatures import ensure_metafeatures
+    from metalearn.search.evaluation import EvalProtocol
+    from metalearn.search.loop import SearchSettings, run_search
 
     path = tmp_path_factory.mktemp("api-kb") / "seeded.duckdb"
     wine = _binary_from("load_wine", 0, "wine")
@@ -229,10 +229,10 @@ def test_read_endpoints_bad_input(client: TestClient) -> None:
 # ----------------------------------------------------------------------------------- recommendations
 def test_serving_advisor_matches_the_advisor(kb_copy: Path) -> None:
     """The service's cached-matrix advisor ranks exactly like metalearn's Advisor on the same KB."""
-    from api.recommender import ServingAdvisor
-    from kb import open_kb
-    from metalearn.advisor import Advisor
-    from metalearn.metafeatures import EXTRACTOR_VERSION
+    from metalearn.kb import open_kb
+    from metalearn.metalearning.advisor import Advisor
+    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
+    from metalearn.service.recommender import ServingAdvisor
 
     kb = open_kb(kb_copy)
     try:
@@ -688,8 +688,8 @@ def test_settings_from_env_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_restart_marks_interrupted_searches_failed(kb_copy: Path) -> None:
-    from kb import open_kb
-    from kb.records import SearchRecord
+    from metalearn.kb import open_kb
+    from metalearn.kb.records import SearchRecord
 
     kb = open_kb(kb_copy)
     dataset_id = kb.list_datasets(limit=1)[0].dataset_id
@@ -704,10 +704,10 @@ def test_restart_marks_interrupted_searches_failed(kb_copy: Path) -> None:
 def test_cli_registers_serve() -> None:
     from typer.testing import CliRunner
 
-    import api.cli
+    import metalearn.cli
 
-    result = CliRunner().invoke(api.cli.app, ["serve", "--help"])
+    result = CliRunner().invoke(metalearn.cli.app, ["serve", "--help"])
     assert result.exit_code == 0, result.output
     assert "--workers" in result.output and "--kb" in result.output
-    result = CliRunner().invoke(api.cli.app, ["serve", "--port", "70000"])
+    result = CliRunner().invoke(metalearn.cli.app, ["serve", "--port", "70000"])
     assert result.exit_code != 0  # refused before anything starts

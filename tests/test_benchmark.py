@@ -1,4 +1,4 @@
-"""The strategy benchmark on real corpus data: a small real KB built with metalearn.build, then real
+"""The strategy benchmark on real corpus data: a small real KB built with metalearn.offline.build, then real
 searches (warm / cold / flaml) on held-out datasets, the stored trajectories, the report, resume and
 leakage exclusion; the regret / rank / time-to-1 % math against hand computations."""
 
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kb import open_kb
-from metalearn.benchmark import (
+from metalearn.benchmark.report import compute_summary, mean_ci, regret_curve
+from metalearn.benchmark.runner import (
     FLAML_HINT,
     BenchmarkSettings,
     DatasetInfo,
@@ -28,9 +28,9 @@ from metalearn.benchmark import (
     resolve_benchmark_sources,
     run_benchmark,
 )
-from metalearn.build import BuildSettings, DatasetSource, build_kb
-from metalearn.report import compute_summary, mean_ci, regret_curve
-from tasks.errors import InputError
+from metalearn.data.errors import InputError
+from metalearn.kb import open_kb
+from metalearn.offline.build import BuildSettings, DatasetSource, build_kb
 
 pytestmark = pytest.mark.corpus
 
@@ -233,7 +233,7 @@ def test_resume_skips_finished_cells(bench: dict, kb_path: Path) -> None:
 def test_cli_benchmark(
     kb_path: Path, corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from metalearn.cli import main
+    from metalearn.cli.commands import main
 
     out = tmp_path / "cli"
     args = [
@@ -421,8 +421,8 @@ def test_regret_curve_and_mean_ci_edges() -> None:
 
 def test_leakage_rules(kb_path: Path, corpus_dir: Path) -> None:
     """Name, OpenML id and near-duplicate rules on the real KB's meta-features."""
-    from metalearn.advisor import Advisor
-    from metalearn.metafeatures import EXTRACTOR_VERSION
+    from metalearn.metalearning.advisor import Advisor
+    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
 
     kb = open_kb(kb_path, read_only=True)
     try:

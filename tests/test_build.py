@@ -1,4 +1,4 @@
-"""The offline KB build (metalearn.build) on real corpus data: registration + meta-features, the SMAC
+"""The offline KB build (metalearn.offline.build) on real corpus data: registration + meta-features, the SMAC
 exploration, the common candidate set and the dense matrix; resume after interruptions at every phase
 (the acceptance criterion: a killed and re-run build finishes with exactly the runs of an uninterrupted
 one); Dask workers; failing datasets; and how sources are resolved from a corpus and a suite."""
@@ -18,11 +18,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import metalearn.build as build_mod
-from kb import ConfigurationRecord, open_kb, records_equal
-from kb.base import KnowledgeBase
-from kb.records import RunRecord
-from metalearn.build import (
+import metalearn.offline.build as build_mod
+from metalearn.data.errors import InputError
+from metalearn.data.metrics import get_metric
+from metalearn.data.task import DEFAULT_METRIC, TaskKind
+from metalearn.kb import ConfigurationRecord, open_kb, records_equal
+from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.records import RunRecord
+from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_names
+from metalearn.offline.build import (
     SOURCE_EXPLORE,
     SOURCE_MATRIX,
     BuildSettings,
@@ -31,11 +35,7 @@ from metalearn.build import (
     common_candidates,
     resolve_sources,
 )
-from metalearn.metafeatures import EXTRACTOR_VERSION, metafeature_names
-from metalearn.spaces import get_space
-from tasks.errors import InputError
-from tasks.metrics import get_metric
-from tasks.task import DEFAULT_METRIC, TaskKind
+from metalearn.pipelines.spaces import get_space
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,7 @@ class Interrupt:
 
 
 class SlowClock:
-    """Stands in for the ``time`` module inside metalearn.build: each reading is 3 s after the last, as if
+    """Stands in for the ``time`` module inside metalearn.offline.build: each reading is 3 s after the last, as if
     every evaluation took that long, so the matrix phase writes each result as soon as it comes back."""
 
     def __init__(self) -> None:
@@ -334,7 +334,7 @@ def test_interrupted_build_resumes_to_exactly_the_uninterrupted_runs(
 def _cli_build(kb_path: Path, corpus: Path, hash_seed: str) -> dict[str, Any]:
     """``metalearn kb build`` with SETTINGS on DATASETS, in a subprocess; its JSON report."""
     s = SETTINGS
-    cmd = [sys.executable, "-m", "api.cli", "kb", "build", "--corpus", str(corpus), "--datasets", ",".join(DATASETS),
+    cmd = [sys.executable, "-m", "metalearn.cli", "kb", "build", "--corpus", str(corpus), "--datasets", ",".join(DATASETS),
            "--kb", str(kb_path), "--configs", str(s.n_configs), "--explore", str(s.n_explore),
            "--max-rows", str(s.max_rows), "--folds", str(s.n_folds), "--trial-time-limit", str(s.trial_time_limit),
            "--seed", str(s.seed), "--json"]
@@ -357,7 +357,7 @@ def test_ctrl_c_stops_a_dask_build_at_once_and_it_resumes_exactly(
     s = SETTINGS
     kb_path = tmp_path / "kb.duckdb"
     open_kb(kb_path).close()  # an empty KB (a new file would be seeded with the shipped snapshot)
-    cmd = [sys.executable, "-m", "api.cli", "kb", "build", "--corpus", str(corpus_dir), "--datasets", ",".join(DATASETS),
+    cmd = [sys.executable, "-m", "metalearn.cli", "kb", "build", "--corpus", str(corpus_dir), "--datasets", ",".join(DATASETS),
            "--kb", str(kb_path), "--configs", str(s.n_configs), "--explore", str(s.n_explore),
            "--max-rows", str(s.max_rows), "--folds", str(s.n_folds), "--trial-time-limit", str(s.trial_time_limit),
            "--seed", str(s.seed), "--workers", "2"]  # fmt: skip
@@ -379,7 +379,7 @@ def test_ctrl_c_stops_a_dask_build_at_once_and_it_resumes_exactly(
     reader.start()
     try:
         assert matrix.wait(240), "".join(lines)[-2000:]
-        time.sleep(1.0)
+        time.sleep(0.1)  # the matrix phase of this small build can end within a second
         os.killpg(proc.pid, signal.SIGINT)
         t0 = time.monotonic()
         assert proc.wait(timeout=60) == 130
@@ -509,8 +509,8 @@ def test_resolve_sources_needs_a_corpus_or_a_suite() -> None:
 # ------------------------------------------------------------------------------------------ kb evaluate
 def test_kb_evaluate_reports_loo_regret_per_kind_of_a_built_kb(reference: dict[str, Any]) -> None:
     """The leave-one-dataset-out table `metalearn kb evaluate` prints, on the real KB built above."""
-    from metalearn.advisor import evaluate_strategies
-    from metalearn.recommenders import STRATEGIES
+    from metalearn.metalearning.advisor import evaluate_strategies
+    from metalearn.metalearning.strategies import STRATEGIES
 
     kb = open_kb(reference["path"], read_only=True)
     try:

@@ -1,4 +1,4 @@
-"""The ``metalearn`` command line (``api.cli.main``), in-process with captured output and, for the
+"""The ``metalearn`` command line (``metalearn.cli.main``), in-process with captured output and, for the
 exit-code / traceback contract, as a subprocess: one-line errors that write nothing to the KB, the
 meta-feature JSON, kb info / export / import, recommend, optimize + resume, kb build.
 
@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.cli import main
-from kb import open_kb
-from metalearn.build import BuildSettings, DatasetSource, build_kb
-from metalearn.metafeatures import EXTRACTOR_VERSION, metafeature_names
+from metalearn.cli import main
+from metalearn.kb import open_kb
+from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_names
+from metalearn.offline.build import BuildSettings, DatasetSource, build_kb
 
 REPO = Path(__file__).resolve().parents[1]
 KB_DATASETS = ("iris", "breast_cancer")  # the small KB: multiclass + binary, sklearn-bundled (no corpus)
@@ -155,7 +155,7 @@ def test_bad_input_exit_code_and_no_traceback_in_a_subprocess(tmp_path: Path) ->
     _write_csv(_frame(b=_inf_b()))(tmp_path / "inf.csv")
     kb_path = tmp_path / "kb.duckdb"
     proc = subprocess.run(
-        [sys.executable, "-m", "api.cli", "optimize", str(tmp_path / "inf.csv"), "-t", "y", "--kb", str(kb_path)],
+        [sys.executable, "-m", "metalearn.cli", "optimize", str(tmp_path / "inf.csv"), "-t", "y", "--kb", str(kb_path)],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )
     assert proc.returncode == 2
@@ -182,7 +182,7 @@ def test_usage_errors_are_reported_without_traceback(capsys: pytest.CaptureFixtu
 def test_interrupted_command_says_how_to_resume(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import metalearn.build
+    import metalearn.offline.build
 
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "manifest.csv").write_text(
@@ -191,7 +191,7 @@ def test_interrupted_command_says_how_to_resume(
     def ctrl_c(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(metalearn.build, "build_kb", ctrl_c)
+    monkeypatch.setattr(metalearn.offline.build, "build_kb", ctrl_c)
     code, out, err = run_cli(capsys, "kb", "build", "--corpus", tmp_path / "corpus", "--kb", tmp_path / "kb.duckdb")
     assert code == 130 and "Traceback" not in out + err
     assert "run the same command again to resume" in err

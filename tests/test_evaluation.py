@@ -18,8 +18,13 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder, PolynomialFeatures
 
-from kb.records import ConfigurationRecord, RunRecord, run_id_for
-from metalearn.evaluation import (
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import ConfigurationError, InputError
+from metalearn.data.prediction import Prediction
+from metalearn.data.task import Task, TaskKind
+from metalearn.kb.records import ConfigurationRecord, RunRecord, run_id_for
+from metalearn.pipelines.spaces.base import SearchSpace
+from metalearn.search.evaluation import (
     EvalProtocol,
     EvalResult,
     evaluate_config,
@@ -28,11 +33,6 @@ from metalearn.evaluation import (
     test_score,
     to_run_record,
 )
-from metalearn.spaces.base import SearchSpace
-from tasks.dataset import Dataset
-from tasks.errors import ConfigurationError, InputError
-from tasks.prediction import Prediction
-from tasks.task import Task, TaskKind
 
 pytestmark = pytest.mark.corpus
 
@@ -323,11 +323,11 @@ REAL_SPACE_CASES = [
 
 @pytest.mark.parametrize(("name", "metric", "floor"), REAL_SPACE_CASES)
 def test_real_search_space_default_configuration(load, name: str, metric: str, floor: float) -> None:
-    """The product's own search spaces (metalearn.spaces.get_space) evaluate to sane scores."""
-    import metalearn.spaces as spaces
+    """The product's own search spaces (metalearn.pipelines.spaces.get_space) evaluate to sane scores."""
+    import metalearn.pipelines.spaces as spaces
 
     if not hasattr(spaces, "get_space"):
-        pytest.skip("metalearn.spaces.get_space is not available yet")
+        pytest.skip("metalearn.pipelines.spaces.get_space is not available yet")
     ds = load(name)
     space = spaces.get_space(ds.task)
     r = evaluate_config(ds, space, space.default(), protocol=EvalProtocol(n_folds=3), time_limit=120)
@@ -336,10 +336,10 @@ def test_real_search_space_default_configuration(load, name: str, metric: str, f
 
 
 def test_real_search_space_multitask(load) -> None:
-    import metalearn.spaces as spaces
+    import metalearn.pipelines.spaces as spaces
 
     if not hasattr(spaces, "get_space"):
-        pytest.skip("metalearn.spaces.get_space is not available yet")
+        pytest.skip("metalearn.pipelines.spaces.get_space is not available yet")
     ds = penguins_multitask(load)
     space = spaces.get_space(ds.task)
     r = evaluate_config(ds, space, space.default(), protocol=EvalProtocol(n_folds=3), time_limit=120)

@@ -24,7 +24,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kb import (
+from metalearn.data.errors import FileFormatError, InputError, KnowledgeBaseError, NotFoundError
+from metalearn.kb import (
     RUNS_FRAME_COLUMNS,
     TABLES,
     ConfigurationRecord,
@@ -38,7 +39,6 @@ from kb import (
     records_equal,
     run_id_for,
 )
-from tasks.errors import FileFormatError, InputError, KnowledgeBaseError, NotFoundError
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 5, 17, 12, 30, 45, 123456)
@@ -839,7 +839,7 @@ def test_each_thread_gets_its_own_cursor_and_dead_threads_release_theirs(duck: D
 _CHILD = r"""
 import sys
 from datetime import datetime, timedelta
-from kb import DuckDBKnowledgeBase, DatasetRecord, ConfigurationRecord, RunRecord
+from metalearn.kb import DuckDBKnowledgeBase, DatasetRecord, ConfigurationRecord, RunRecord
 
 path, first, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 kb = DuckDBKnowledgeBase(path)

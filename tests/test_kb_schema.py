@@ -13,8 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import kb.schema as kb_schema
-from kb import (
+import metalearn.kb.schema as kb_schema
+from metalearn.data.errors import KnowledgeBaseError, SchemaVersionError
+from metalearn.kb import (
     ConfigurationRecord,
     DatasetRecord,
     DuckDBKnowledgeBase,
@@ -26,8 +27,7 @@ from kb import (
     open_kb,
     records_equal,
 )
-from kb.schema import CURRENT_VERSION, MIGRATIONS
-from tasks.errors import KnowledgeBaseError, SchemaVersionError
+from metalearn.kb.schema import CURRENT_VERSION, MIGRATIONS
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 6, 1, 10, 0, 0, 42)
@@ -229,7 +229,7 @@ def test_files_that_are_not_duckdb(tmp_path: Path) -> None:
 
 _HOLDER = r"""
 import sys, time
-from kb import DuckDBKnowledgeBase
+from metalearn.kb import DuckDBKnowledgeBase
 kb = DuckDBKnowledgeBase(sys.argv[1])
 print("ready", flush=True)
 time.sleep(120)

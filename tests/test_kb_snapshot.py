@@ -15,7 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kb import (
+from metalearn.data.errors import (
+    DataFileNotFoundError,
+    FileFormatError,
+    KnowledgeBaseError,
+    SchemaVersionError,
+)
+from metalearn.kb import (
     TABLES,
     ConfigurationRecord,
     DatasetRecord,
@@ -31,8 +37,7 @@ from kb import (
     run_id_for,
     snapshot_info,
 )
-from kb.schema import CURRENT_VERSION
-from tasks.errors import DataFileNotFoundError, FileFormatError, KnowledgeBaseError, SchemaVersionError
+from metalearn.kb.schema import CURRENT_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 3, 1, 8, 0, 0, 654321)
@@ -311,7 +316,7 @@ def test_a_20k_run_snapshot_stays_small(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     path = tmp_path / "kb.duckdb"
-    build_synthetic_kb(path, 20_000, seed=1, real_spaces=False)  # independent of metalearn.spaces
+    build_synthetic_kb(path, 20_000, seed=1, real_spaces=False)  # independent of metalearn.pipelines.spaces
     with DuckDBKnowledgeBase(path) as kb:
         counts = export_snapshot(kb, tmp_path / "snap")
     assert counts["runs"] == 20_000 and counts["configurations"] == 5_000

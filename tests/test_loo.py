@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metalearn.loo import (
+from metalearn.data.errors import InputError
+from metalearn.metalearning.loo import (
     BASELINES,
     best_strategy,
     expected_min_of_random,
@@ -25,8 +26,7 @@ from metalearn.loo import (
     summarise_loo,
     variant,
 )
-from metalearn.recommenders import DEFAULT_STRATEGY, STRATEGIES, Recommendation, RecommendContext
-from tasks.errors import InputError
+from metalearn.metalearning.strategies import DEFAULT_STRATEGY, STRATEGIES, Recommendation, RecommendContext
 
 
 def runs_from_matrix(cost: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Meta-feature extraction on real corpus datasets of every kind (metalearn.metafeatures)."""
+"""Meta-feature extraction on real corpus datasets of every kind (metalearn.metalearning.metafeatures)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kb.records import MetaFeatureRecord
-from metalearn.metafeatures import (
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import DataError, InputError, MetaLearnError
+from metalearn.data.task import Task, TaskKind
+from metalearn.kb.records import MetaFeatureRecord
+from metalearn.metalearning.metafeatures import (
     EXTRACTOR_VERSION,
     LABEL_NAMES,
     REGRESSION_NAMES,
@@ -23,9 +26,6 @@ from metalearn.metafeatures import (
     metafeature_record,
     signed_log,
 )
-from tasks.dataset import Dataset
-from tasks.errors import DataError, InputError, MetaLearnError
-from tasks.task import Task, TaskKind
 
 pytestmark = pytest.mark.corpus
 

@@ -13,9 +13,9 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from tasks.dataset import Dataset
-from tasks.errors import InputError
-from tasks.metrics import (
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import InputError
+from metalearn.data.metrics import (
     METRICS,
     check_metric,
     compute_metrics,
@@ -27,8 +27,8 @@ from tasks.metrics import (
     score,
     to_cost,
 )
-from tasks.prediction import Prediction
-from tasks.task import DEFAULT_METRIC, Task, TaskKind
+from metalearn.data.prediction import Prediction
+from metalearn.data.task import DEFAULT_METRIC, Task, TaskKind
 
 B, MC, R = TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.REGRESSION
 

@@ -18,14 +18,14 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from metalearn.models import Adaptive, SharedTrunkMLP
-from metalearn.models.adaptive import adapted_params, mlp_epoch_cap
-from metalearn.models.shared_mlp import init_params, loss_and_grads
-from metalearn.spaces import get_space
-from tasks.dataset import Dataset
-from tasks.errors import DataError
-from tasks.prediction import Prediction
-from tasks.task import Task, TaskKind
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import DataError
+from metalearn.data.prediction import Prediction
+from metalearn.data.task import Task, TaskKind
+from metalearn.pipelines.models import Adaptive, SharedTrunkMLP
+from metalearn.pipelines.models.adaptive import adapted_params, mlp_epoch_cap
+from metalearn.pipelines.models.shared_mlp import init_params, loss_and_grads
+from metalearn.pipelines.spaces import get_space
 
 pytestmark = pytest.mark.corpus
 

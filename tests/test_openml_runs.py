@@ -17,15 +17,15 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from kb import InMemoryKnowledgeBase
-from metalearn.openml_runs import (
+from metalearn.data.errors import InputError
+from metalearn.kb import InMemoryKnowledgeBase
+from metalearn.offline.openml_import import (
     FOREIGN_SPACE,
     OpenMLParameter,
     import_openml_runs,
     translate_setup,
 )
-from metalearn.spaces import get_space
-from tasks.errors import InputError
+from metalearn.pipelines.spaces import get_space
 
 REPLAY = Path(__file__).parent / "data" / "openml_replay"
 
@@ -99,7 +99,7 @@ def test_import_runs_of_a_task_through_openml_python(replay_openml) -> None:
     # the task's dataset (anneal, multiclass) was loaded from the cache and described
     (ds,) = kb.find_datasets(openml_id=2)
     assert ds.kind == "multiclass" and report.tasks[1882].startswith(ds.dataset_id)
-    from metalearn.metafeatures import EXTRACTOR_VERSION
+    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
 
     assert len(kb.get_metafeatures(ds.dataset_id, EXTRACTOR_VERSION).values) > 50
     # 6 evaluations: RF (twice, same setup), HGB -> the product's space; RF with 500 trees (outside
@@ -151,7 +151,7 @@ def test_unknown_or_unreachable_tasks_are_reported_not_raised(replay_openml, tmp
     assert kb.stats()["runs"] == 0
     # errors are listed lowest first, scores highest first (so --limit keeps the best runs); OpenML's
     # "no results" answer is an empty list, not an error
-    from metalearn.openml_runs import fetch_evaluations
+    from metalearn.offline.openml_import import fetch_evaluations
 
     assert fetch_evaluations(1882, "root_mean_squared_error", 5, cache, server.url) == []
     assert server.requests[-1].endswith("/sort_order/asc")
@@ -288,8 +288,8 @@ def test_cli_import_openml_from_a_suite_file(
 
 
 def test_suite_without_task_ids_offline_says_so(suites_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.errors import OpenMLUnavailableError
-    from tasks.suites import load_suite, with_task_ids
+    from metalearn.data.errors import OpenMLUnavailableError
+    from metalearn.data.suites import load_suite, with_task_ids
 
     monkeypatch.setenv("METALEARN_OPENML_SERVER", "http://127.0.0.1:9/api/v1/xml")  # nothing listens
     cc18 = load_suite(suites_dir / "openml_cc18.csv")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metalearn.recommenders import (
+from metalearn.data.errors import InputError, MetaLearnError
+from metalearn.metalearning.strategies import (
     DEFAULT_STRATEGY,
     STRATEGIES,
     MetaKB,
@@ -23,7 +24,6 @@ from metalearn.recommenders import (
     recommend,
     recommend_from_kb,
 )
-from tasks.errors import InputError, MetaLearnError
 
 RUN_COLUMNS = [
     "run_id", "dataset_id", "config_id", "space", "space_version", "protocol", "status", "metric",
@@ -537,7 +537,7 @@ def test_reused_kb_answers_like_a_fresh_one_for_interleaved_queries() -> None:
     # the weighted portfolio's picks equal a textbook greedy with the same weights (no credit for NaN)
     ctx = RecommendContext.build(shared, queries[0][0])
     rows, _, R = ctx.submatrix()
-    from metalearn.recommenders import _kernel_weights
+    from metalearn.metalearning.strategies import _kernel_weights
 
     dist = ctx.distances()
     w = 0.7 * _kernel_weights(np.where(ctx.datasets, dist, np.inf), 10, 1.0)[rows] + 0.3
@@ -561,7 +561,7 @@ def test_hybrid_is_the_surrogate_guess_then_the_weighted_greedy_from_it() -> Non
     assert got[0].config_id == sur[0].config_id and got[0].expected_regret == sur[0].expected_regret
     assert got[0].explanation.startswith(sur[0].explanation)
     # the rest: a textbook greedy with the weighted portfolio's weights, started from that pick
-    from metalearn.recommenders import _kernel_weights
+    from metalearn.metalearning.strategies import _kernel_weights
 
     ctx = RecommendContext.build(kb, q)
     rows, cols, R = ctx.submatrix()

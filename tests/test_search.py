@@ -1,4 +1,4 @@
-"""The warm-started SMAC search (``metalearn.search``), the Python API (``metalearn.automl``) and their
+"""The warm-started SMAC search (``metalearn.search.loop``), the Python API (``metalearn.search.automl``) and their
 write-back to the knowledge base, on real data: scikit-learn's bundled datasets and small corpus datasets.
 
 Every search here is small (2-6 trials, 3-fold CV on at most a few hundred rows) and writes to an
@@ -22,21 +22,21 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
-from kb import open_kb
-from kb.base import KnowledgeBase
-from metalearn.advisor import Advisor
-from metalearn.automl import MetaLearnEstimator, optimize
-from metalearn.evaluation import EvalProtocol, test_score
-from metalearn.knowledge import dataset_record, ensure_metafeatures
-from metalearn.metafeatures import EXTRACTOR_VERSION
-from metalearn.search import SearchResult, SearchSettings, run_search
-from metalearn.spaces import get_space
-from tasks.dataset import Dataset
-from tasks.errors import InputError, NotFoundError, SearchError
-from tasks.loading import load_dataset
-from tasks.metrics import get_metric, metric_names
-from tasks.task import TaskKind
-from tasks.validation import prepare_frame
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import InputError, NotFoundError, SearchError
+from metalearn.data.loading import load_dataset
+from metalearn.data.metrics import get_metric, metric_names
+from metalearn.data.task import TaskKind
+from metalearn.data.validation import prepare_frame
+from metalearn.kb import open_kb
+from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.records import dataset_record
+from metalearn.metalearning.advisor import Advisor
+from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, ensure_metafeatures
+from metalearn.pipelines.spaces import get_space
+from metalearn.search.automl import MetaLearnEstimator, optimize
+from metalearn.search.evaluation import EvalProtocol, test_score
+from metalearn.search.loop import SearchResult, SearchSettings, run_search
 
 #: 3-fold CV on at most 150 rows: every trial takes about a second.
 PROTOCOL = EvalProtocol(n_folds=3, max_rows=150)
@@ -555,7 +555,7 @@ def test_estimator_fit_predict_proba_on_iris(tmp_path: Path) -> None:
 def test_estimator_multitarget_regression() -> None:
     lin = load_dataset("sklearn:linnerud")
     # linnerud's targets are whole numbers with few distinct values: inferred as class targets (see
-    # tasks.kinds), so the kind is given, as a user would
+    # metalearn.data.kinds), so the kind is given, as a user would
     est = MetaLearnEstimator(
         kind="multitarget", n_trials=2, n_folds=3, trial_time_limit=TRIAL_LIMIT, kb=":memory:"
     )

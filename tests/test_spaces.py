@@ -7,10 +7,10 @@ import json
 import pytest
 from ConfigSpace import ConfigurationSpace
 
-from metalearn.spaces import SPACES, ConfigSpaceSearchSpace, SearchSpace, get_space, space_by_name
-from metalearn.spaces.components import FAMILIES, NATIVE_MULTILABEL, NATIVE_MULTITARGET
-from tasks.errors import ConfigurationError, InputError, TaskKindError
-from tasks.task import Task, TaskKind
+from metalearn.data.errors import ConfigurationError, InputError, TaskKindError
+from metalearn.data.task import Task, TaskKind
+from metalearn.pipelines.spaces import SPACES, ConfigSpaceSearchSpace, SearchSpace, get_space, space_by_name
+from metalearn.pipelines.spaces.components import FAMILIES, NATIVE_MULTILABEL, NATIVE_MULTITARGET
 
 KINDS = [str(k) for k in TaskKind]
 

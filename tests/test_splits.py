@@ -8,9 +8,9 @@ import pytest
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from tasks.errors import DataError, InputError
-from tasks.splits import cv_splits, holdout_split, make_splitter, plan_splits
-from tasks.task import Task, TaskKind
+from metalearn.data.errors import DataError, InputError
+from metalearn.data.splits import cv_splits, holdout_split, make_splitter, plan_splits
+from metalearn.data.task import Task, TaskKind
 
 B, MC, R = TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.REGRESSION
 

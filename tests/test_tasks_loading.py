@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.dataset import Dataset
-from tasks.errors import (
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import (
     DataError,
     DataFileNotFoundError,
     FileFormatError,
@@ -22,8 +22,8 @@ from tasks.errors import (
     TargetError,
     TaskKindError,
 )
-from tasks.kinds import MAX_INTEGER_CLASSES, infer_task, target_kind_of
-from tasks.loading import (
+from metalearn.data.kinds import MAX_INTEGER_CLASSES, infer_task, target_kind_of
+from metalearn.data.loading import (
     SKLEARN_DATASETS,
     Corpus,
     load_dataset,
@@ -32,8 +32,8 @@ from tasks.loading import (
     load_sklearn,
     write_frame_file,
 )
-from tasks.task import DEFAULT_METRIC, TaskKind
-from tasks.validation import MIN_ROWS, prepare_frame
+from metalearn.data.task import DEFAULT_METRIC, TaskKind
+from metalearn.data.validation import MIN_ROWS, prepare_frame
 
 K = TaskKind
 

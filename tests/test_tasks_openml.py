@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.errors import DataError, MetaLearnError, OpenMLUnavailableError, TargetError
-from tasks.loading import load_dataset
-from tasks.openml_io import (
+from metalearn.data.errors import DataError, MetaLearnError, OpenMLUnavailableError, TargetError
+from metalearn.data.loading import load_dataset
+from metalearn.data.openml_io import (
     TEST_SERVER,
     configure_openml,
     get_openml_task_info,
     load_openml_dataset,
     load_openml_task,
 )
-from tasks.task import TaskKind
+from metalearn.data.task import TaskKind
 
 OFFLINE_SERVER = "https://test.openml.invalid/api/v1/xml"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.errors import FileFormatError, NotFoundError, OpenMLUnavailableError
-from tasks.loading import Corpus
-from tasks.suites import Suite, SuiteEntry, load_suite, resolve_in_corpus
+from metalearn.data.errors import FileFormatError, NotFoundError, OpenMLUnavailableError
+from metalearn.data.loading import Corpus
+from metalearn.data.suites import Suite, SuiteEntry, load_suite, resolve_in_corpus
 
 
 def test_openml_cc18(suites_dir: Path) -> None:

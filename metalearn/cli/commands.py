@@ -1,0 +1,517 @@
+"""The ``metalearn`` command line.
+
+Every command prints a one-line ``error: ...`` (and exits non-zero) for bad input instead of a traceback;
+``--debug`` (or ``METALEARN_DEBUG=1``) shows the traceback of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+app = typer.Typer(
+    name="metalearn",
+    help="Meta-learning warm-start AutoML: recommend configurations from a knowledge base and warm-start SMAC.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+kb_app = typer.Typer(help="Inspect, build, export, import and evaluate the knowledge base.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+console = Console(stderr=True)
+out = Console()
+
+KbOpt = Annotated[
+    str | None,
+    typer.Option("--kb", help="Knowledge-base file (default: $METALEARN_KB or the per-user default file)."),
+]
+TargetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--target", "-t", help="Target column (repeat for several targets). Not needed for sklearn:/openml:/corpus: data."),
+]
+KindOpt = Annotated[
+    str | None,
+    typer.Option("--kind", help="Override the inferred task kind: binary, multiclass, regression, multilabel, multitarget, multitask."),
+]
+MetricOpt = Annotated[str | None, typer.Option("--metric", help="Metric to optimise (default: the kind's AMLB default).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+DataArg = Annotated[
+    str,
+    typer.Argument(help="A CSV/parquet/ARFF file, or sklearn:NAME, openml:DID, openml-task:TID, corpus:NAME."),
+]
+
+
+def _load(data: str, target: list[str] | None, kind: str | None, metric: str | None, corpus: str | None = None):
+    from metalearn.data.loading import load_dataset
+
+    tgt: Any = None
+    if target:
+        tgt = target[0] if len(target) == 1 else list(target)
+    return load_dataset(data, target=tgt, kind=kind, metric=metric, corpus=corpus)
+
+
+def _open_kb(path: str | None, read_only: bool = False):
+    from metalearn.kb.shipped import open_default_kb
+
+    return open_default_kb(path, read_only=read_only)
+
+
+def _json(obj: Any) -> None:
+    def default(o: Any) -> Any:
+        if hasattr(o, "item"):
+            return o.item()
+        if hasattr(o, "isoformat"):
+            return o.isoformat()
+        if isinstance(o, set | tuple):
+            return list(o)
+        return str(o)
+
+    def clean(o: Any) -> Any:
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        return o
+
+    sys.stdout.write(json.dumps(clean(json.loads(json.dumps(obj, default=default))), indent=2) + "\n")
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return "nan" if math.isnan(x) else f"{x:.{digits}g}"
+    return str(x)
+
+
+# --------------------------------------------------------------------------------------------- data
+@app.command()
+def metafeatures(
+    data: DataArg,
+    target: TargetOpt = None,
+    kind: KindOpt = None,
+    json_out: JsonOpt = False,
+    seed: Annotated[int, typer.Option(help="Random seed (subsampling, landmarkers).")] = 0,
+) -> None:
+    """Extract the meta-feature vector of a dataset."""
+    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_record
+
+    ds = _load(data, target, kind, None)
+    with console.status(f"extracting meta-features of {ds.name} ({ds.n_rows} x {ds.n_features})"):
+        rec = metafeature_record(ds, seed=seed)
+    if json_out:
+        _json(
+            {
+                "dataset": ds.name,
+                "dataset_id": ds.dataset_id,
+                "kind": str(ds.task.kind),
+                "version": EXTRACTOR_VERSION,
+                "seconds": rec.extraction_seconds,
+                "metafeatures": rec.values,
+            }
+        )
+        return
+    table = Table(title=f"{ds.name}: {ds.task.kind}, {ds.n_rows} rows x {ds.n_features} features ({EXTRACTOR_VERSION})")
+    table.add_column("meta-feature")
+    table.add_column("value", justify="right")
+    for k, v in rec.values.items():
+        table.add_row(k, _fmt(v))
+    out.print(table)
+    n_nan = sum(1 for v in rec.values.values() if isinstance(v, float) and math.isnan(v))
+    console.print(f"{len(rec.values)} meta-features ({n_nan} not computable) in {rec.extraction_seconds:.2f} s")
+
+
+@app.command()
+def recommend(
+    data: DataArg,
+    target: TargetOpt = None,
+    kind: KindOpt = None,
+    metric: MetricOpt = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=200, help="How many configurations.")] = 10,
+    strategy: Annotated[str | None, typer.Option(help="Recommender strategy (default: the best in LOO evaluation).")] = None,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recommend starting configurations for a dataset from the most similar KB datasets / portfolios."""
+    from metalearn.metalearning.advisor import Advisor
+    from metalearn.metalearning.metafeatures import metafeature_record
+
+    ds = _load(data, target, kind, metric)
+    store = _open_kb(kb, read_only=True)
+    with console.status("extracting meta-features"):
+        mf = metafeature_record(ds)
+    advisor = Advisor(store)
+    recs = advisor.recommend(mf.values, ds.task, strategy=strategy, k=k, exclude_ids={ds.dataset_id})
+    if json_out:
+        _json({"dataset": ds.name, "kind": str(ds.task.kind), "strategy": advisor.resolve_strategy(strategy),
+               "recommendations": [r.to_dict() for r in recs]})
+        return
+    if not recs:
+        console.print(f"the knowledge base has no {ds.task.kind} configurations yet: a search will start cold")
+        return
+    table = Table(title=f"top {len(recs)} configurations for {ds.name} ({advisor.resolve_strategy(strategy)})")
+    for col in ("#", "model", "expected regret", "from", "config_id"):
+        table.add_column(col)
+    for r in recs:
+        table.add_row(str(r.rank), r.summary, _fmt(r.expected_regret, 3), r.source_text, r.config_id)
+    out.print(table)
+
+
+@app.command()
+def optimize(
+    data: DataArg,
+    target: TargetOpt = None,
+    kind: KindOpt = None,
+    metric: MetricOpt = None,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Trial budget (includes runs resumed from the KB).")] = 30,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Wall-clock budget in seconds.")] = None,
+    trial_time_limit: Annotated[float, typer.Option("--trial-time-limit", help="Seconds per trial.")] = 120.0,
+    warm_start: Annotated[bool, typer.Option("--warm-start/--no-warm-start", help="Start from KB recommendations.")] = True,
+    strategy: Annotated[str | None, typer.Option(help="Recommender strategy for the warm start.")] = None,
+    n_warm: Annotated[int, typer.Option("--n-warm", min=0, help="How many recommendations to start from.")] = 10,
+    optimizer: Annotated[str, typer.Option(help="smac or random.")] = "smac",
+    multi_fidelity: Annotated[bool, typer.Option("--multi-fidelity", help="SMAC Hyperband on data subsets.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    folds: Annotated[int, typer.Option(help="CV folds (holdout for large data).")] = 5,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for the refit model and summary.json.")] = None,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a warm-started SMAC search; every trial goes to the KB, the best pipeline is refit and saved."""
+    from metalearn.runtime.progress import SearchProgress
+    from metalearn.search.automl import optimize as run_optimize
+    from metalearn.search.evaluation import EvalProtocol
+    from metalearn.search.loop import SearchSettings
+
+    ds = _load(data, target, kind, metric)
+    settings = SearchSettings(
+        n_trials=trials,
+        time_limit=time_limit,
+        trial_time_limit=trial_time_limit,
+        warm_start=warm_start,
+        strategy=strategy,
+        n_warm=n_warm,
+        optimizer=optimizer,
+        multi_fidelity=multi_fidelity,
+        seed=seed,
+        protocol=EvalProtocol(n_folds=folds, seed=seed),
+    )
+    store = _open_kb(kb)
+    with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
+        outcome = run_optimize(ds, kb=store, settings=settings, out_dir=out_dir, on_trial=progress.update,
+                               on_status=progress.status)
+    summary = outcome.summary
+    if json_out:
+        _json(summary)
+        return
+    res = outcome.result
+    out.print(
+        f"[bold]best {res.metric}[/bold] = {_fmt(res.best_score)} after {len(res.trials)} trials "
+        f"({res.n_resumed} resumed from the KB, {res.n_new} new, {res.n_failed} failed) in {res.seconds:.1f} s"
+    )
+    if res.best_values:
+        out.print(f"best configuration ({res.best_config_id}): {json.dumps(res.best_values, default=str)}")
+    if outcome.out_dir:
+        out.print(f"model and summary written to {outcome.out_dir}")
+
+
+# ----------------------------------------------------------------------------------------- kb
+@kb_app.command("info")
+def kb_info(kb: KbOpt = None, json_out: JsonOpt = False) -> None:
+    """Counts of datasets (by kind), configurations, runs and searches."""
+    store = _open_kb(kb, read_only=True)
+    stats = store.stats()
+    stats["path"] = str(getattr(store, "path", kb or ""))
+    if json_out:
+        _json(stats)
+        return
+    table = Table(title=f"knowledge base {stats['path']}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                table.add_row(f"{key}: {sub}", str(v))
+        elif key != "path":
+            table.add_row(key, str(value))
+    out.print(table)
+
+
+@kb_app.command("export")
+def kb_export(directory: Annotated[Path, typer.Argument(help="Directory for the parquet snapshot.")], kb: KbOpt = None) -> None:
+    """Export the KB as a parquet snapshot (one file per table + snapshot.json)."""
+    from metalearn.kb.snapshot import export_snapshot
+
+    counts = export_snapshot(_open_kb(kb, read_only=True), directory)
+    out.print(f"exported {counts} to {directory}")
+
+
+@kb_app.command("import")
+def kb_import(directory: Annotated[Path, typer.Argument(help="A snapshot directory written by kb export.")], kb: KbOpt = None) -> None:
+    """Import a parquet snapshot into the KB (existing records are kept; all or nothing)."""
+    from metalearn.kb.snapshot import import_snapshot
+
+    counts = import_snapshot(_open_kb(kb), directory)
+    out.print(f"imported {counts} from {directory}")
+
+
+@kb_app.command("evaluate")
+def kb_evaluate(
+    kb: KbOpt = None,
+    kind: Annotated[str | None, typer.Option(help="Only this task kind (default: every kind in the KB).")] = None,
+    strategies: Annotated[str | None, typer.Option(help="Comma-separated strategies (default: all).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Leave-one-dataset-out evaluation of the recommender strategies on the KB (normalised regret of top-k)."""
+    from metalearn.metalearning.advisor import evaluate_strategies
+
+    store = _open_kb(kb, read_only=True)
+    names = [s.strip() for s in strategies.split(",")] if strategies else None
+    with console.status("leave-one-dataset-out evaluation"):
+        report = evaluate_strategies(store, kind=kind, strategies=names)
+    if json_out:
+        _json(report)
+        return
+    for kind_name, block in report["kinds"].items():
+        table = Table(title=f"{kind_name}: mean normalised regret of the best of the top-k ({block['n_datasets']} datasets)")
+        table.add_column("strategy")
+        ks = block["ks"]
+        for kk in ks:
+            table.add_column(f"k={kk}", justify="right")
+        for strat, row in block["table"].items():
+            table.add_row(strat, *[_fmt(row.get(str(kk)), 3) for kk in ks])
+        out.print(table)
+    by_kind = ", ".join(f"{k}: {v}" for k, v in report.get("best_by_kind", {}).items())
+    out.print(f"best strategy overall: [bold]{report['best']}[/bold]" + (f" (per kind: {by_kind})" if by_kind else ""))
+
+
+@kb_app.command("build")
+def kb_build(
+    corpus: Annotated[str | None, typer.Option("--corpus", help="Corpus directory (manifest.csv + data/).")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", help="openml-cc18, amlb, or a suite CSV with a did column.")] = None,
+    datasets: Annotated[str | None, typer.Option("--datasets", help="Comma-separated dataset names (default: all).")] = None,
+    kinds: Annotated[str | None, typer.Option("--kinds", help="Comma-separated task kinds to include.")] = None,
+    kb: KbOpt = None,
+    configs: Annotated[int, typer.Option("--configs", min=1, help="Common candidate configurations per kind.")] = 56,
+    explore: Annotated[int, typer.Option("--explore", min=0, help="SMAC exploration trials per dataset.")] = 8,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Dask workers (LocalCluster).")] = 1,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Address of an existing Dask scheduler.")] = None,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Subsample larger datasets to this many rows.")] = 1500,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="CV folds per evaluation.")] = 3,
+    trial_time_limit: Annotated[float, typer.Option("--trial-time-limit", help="Seconds per evaluation.")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build or extend the KB offline: meta-features, per-dataset exploration, dense performance matrix.
+
+    Resumable: kill it at any point and run the same command again.
+    """
+    from metalearn.offline.build import BuildSettings, build_kb, resolve_sources
+    from metalearn.runtime.progress import BuildProgress
+
+    sources, missing = resolve_sources(
+        corpus=corpus, suite=suite,
+        names=[d.strip() for d in datasets.split(",") if d.strip()] if datasets else None,
+        kinds=[k.strip() for k in kinds.split(",") if k.strip()] if kinds else None,
+    )
+    if missing:
+        console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
+                      + (" ..." if len(missing) > 20 else ""))
+    settings = BuildSettings(n_configs=configs, n_explore=explore, max_rows=max_rows, n_folds=folds,
+                             trial_time_limit=trial_time_limit, seed=seed, workers=workers, scheduler=scheduler)
+    store = _open_kb(kb)
+    with BuildProgress(console, enabled=not json_out or console.is_terminal) as progress:
+        report = build_kb(store, sources, settings, progress=progress)
+    if json_out:
+        _json(report.to_dict())
+        return
+    out.print(f"{report.datasets} datasets, {report.evaluations_done} evaluations in the KB "
+              f"({report.evaluations_new} new, {report.failures} failed) in {report.seconds:.0f} s")
+    for spec, reason in report.skipped[:20]:
+        console.print(f"skipped {escape(spec)}: {escape(reason)}", highlight=False)
+
+
+@kb_app.command("import-openml")
+def kb_import_openml(
+    tasks: Annotated[str | None, typer.Option("--tasks", help="Comma-separated OpenML task ids.")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", help="openml-cc18, amlb, or a suite CSV: its task ids.")] = None,
+    measure: Annotated[str | None, typer.Option("--measure", help="OpenML measure (default per kind: area_under_roc_curve, predictive_accuracy, root_mean_squared_error).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Evaluations per task (best first).")] = 1000,
+    foreign: Annotated[bool, typer.Option("--foreign/--no-foreign", help="Also keep setups without a counterpart in the search space (in the 'openml' space).")] = True,
+    openml_cache: Annotated[str | None, typer.Option("--openml-cache", help="openml-python cache root (default: $METALEARN_OPENML_CACHE or openml's).")] = None,
+    server: Annotated[str | None, typer.Option("--server", help="OpenML API URL (default: openml.org).")] = None,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import past run evaluations from OpenML (evaluations + setups of each task) into the KB.
+
+    Setups of scikit-learn flows that the search space can express become its configurations (and
+    feed the recommenders); re-running adds nothing twice.
+    """
+    from metalearn.data.errors import InputError, OpenMLUnavailableError
+    from metalearn.data.suites import load_suite, with_task_ids
+    from metalearn.offline.openml_import import import_openml_runs
+
+    ids: list[int] = []
+    if tasks:
+        try:
+            ids += [int(t) for t in tasks.split(",") if t.strip()]
+        except ValueError:
+            raise InputError(f"--tasks must be comma-separated integers, got {tasks!r}") from None
+    if suite:
+        chosen = load_suite(suite)
+        try:
+            chosen = with_task_ids(chosen)  # OpenML-CC18's local CSV lists dataset ids only
+        except OpenMLUnavailableError as err:
+            console.print(escape(str(err)), highlight=False)
+        entries = chosen.entries
+        without = [e.name or str(e.did) for e in entries if e.tid is None]
+        ids += [int(e.tid) for e in entries if e.tid is not None]
+        if without:
+            console.print(f"{len(without)} suite datasets have no OpenML task id, skipped: {', '.join(without[:10])}"
+                          + (" ..." if len(without) > 10 else ""))
+    if not ids:
+        raise InputError("give --tasks ID,... and/or --suite NAME (with OpenML task ids)")
+    store = _open_kb(kb)
+
+    def on_task(tid: int, status: str) -> None:
+        if not json_out:
+            console.print(f"task {tid}: {escape(status)}", highlight=False)
+
+    report = import_openml_runs(store, ids, measure=measure, limit=limit, keep_foreign=foreign,
+                                cache_dir=openml_cache, server=server, on_task=on_task)
+    if json_out:
+        _json(report.to_dict())
+        return
+    out.print(f"{report.evaluations} evaluations: {report.translated} in the search space, {report.foreign} kept "
+              f"verbatim, {report.skipped} skipped; {report.runs_added} runs added")
+    for reason, n in list(report.to_dict()["reasons"].items())[:8]:
+        console.print(f"  not translated ({n}): {escape(reason)}", highlight=False)
+
+
+@app.command()
+def benchmark(
+    suite: Annotated[str | None, typer.Option("--suite", help="openml-cc18, amlb, or a suite CSV with a did column.")] = None,
+    corpus: Annotated[str | None, typer.Option("--corpus", help="Corpus directory: suite datasets are matched in it by OpenML id; alone, benchmark its datasets.")] = None,
+    datasets: Annotated[str | None, typer.Option("--datasets", help="Comma-separated dataset names (default: all).")] = None,
+    strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated: warm, cold, random, knn, portfolio, weighted_portfolio, surrogate, zeroshot, hybrid, flaml, or all.")] = "warm,cold,random",
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Trial budget of every search.")] = 25,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Wall-clock seconds per search (cell).")] = None,
+    trial_time_limit: Annotated[float, typer.Option("--trial-time-limit", help="Seconds per trial.")] = 60.0,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per (dataset, strategy): 0..K-1.")] = 1,
+    kb: KbOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory (results.duckdb, parquet, report.md, plots).")] = Path("benchmark-results"),
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Cells run in parallel (process pool).")] = 1,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Subsample larger datasets to this many rows.")] = 5000,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="CV folds on the training part.")] = 3,
+    write_kb: Annotated[bool, typer.Option("--write-kb", help="Also store the benchmark searches in the KB.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again on resume.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Benchmark warm-start strategies side by side on held-out datasets (no KB leakage); resumable.
+
+    Writes raw trajectories (results.duckdb + parquet), report.md and PNG plots to --out.
+    """
+    from metalearn.benchmark.runner import (
+        BenchmarkSettings,
+        RichProgress,
+        resolve_benchmark_sources,
+        run_benchmark,
+    )
+
+    settings = BenchmarkSettings(
+        strategies=tuple(s for s in strategies.split(",")), n_trials=trials, seeds=tuple(range(seeds)),
+        time_limit=time_limit, trial_time_limit=trial_time_limit, max_rows=max_rows, n_folds=folds,
+        workers=workers, write_kb=write_kb, retry_failed=retry_failed,
+    )
+    names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+    sources, missing = resolve_benchmark_sources(suite=suite, corpus=corpus, names=names)
+    if missing:
+        console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
+                      + (" ..." if len(missing) > 20 else ""))
+    store = _open_kb(kb, read_only=not write_kb)
+    with RichProgress(console, enabled=not json_out or console.is_terminal) as progress:
+        outcome = run_benchmark(sources, store, out_dir, settings, progress=progress, missing=missing)
+    if json_out:
+        _json(outcome.summary)
+        return
+    summary = outcome.summary
+    budgets = summary["budgets"]
+    table = Table(title=f"mean normalised regret over {summary['n_instances']} (dataset, seed) instances")
+    table.add_column("strategy")
+    for b in budgets:
+        table.add_column(f"{b} trials", justify="right")
+    table.add_column("test rank", justify="right")
+    for strat in summary["strategies"]:
+        row = summary["regret"]["overall"]["table"].get(strat, {})
+        test_rank = summary["test"].get(strat, {}).get("rank", {}).get("mean")
+        table.add_row(strat, *[_fmt(row.get(str(b), {}).get("mean"), 3) for b in budgets], _fmt(test_rank, 3))
+    out.print(table)
+    out.print(f"{outcome.n_run} cells run now, {outcome.n_cells - outcome.n_run} finished earlier, "
+              f"{outcome.n_failed} failed; {len(outcome.failed_datasets)} datasets failed to load; "
+              f"report: {outcome.report_path}")
+
+
+# ----------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> None:
+    from metalearn.data.errors import MetaLearnError
+
+    debug = os.environ.get("METALEARN_DEBUG") == "1"
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:
+        args.remove("--debug")
+        debug = True
+    try:
+        code = app(args=args, standalone_mode=False)
+    except MetaLearnError as exc:
+        if debug:
+            raise
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        console.print("interrupted; run the same command again to resume where it stopped")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors and unexpected failures: one line, no traceback
+        if isinstance(exc, _usage_errors()) and hasattr(exc, "show"):
+            exc.show()
+            sys.exit(getattr(exc, "exit_code", 2))
+        if debug:
+            raise
+        console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for details)",
+                      highlight=False, soft_wrap=True)
+        sys.exit(1)
+    # without standalone mode, typer turns Ctrl-C (and an explicit typer.Exit) into a returned exit code
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        if code == 130:
+            console.print("interrupted; run the same command again to resume where it stopped")
+        sys.exit(code)
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Click's usage-error base class: typer >= 0.2x vendors click (``typer.TyperException``), older
+    typer versions use click itself."""
+    types: list[type[BaseException]] = []
+    if hasattr(typer, "TyperException"):
+        types.append(typer.TyperException)
+    try:
+        import click
+
+        types.append(click.exceptions.ClickException)
+    except ImportError:  # pragma: no cover - typer without click
+        pass
+    return tuple(types)
+

@@ -1,0 +1,118 @@
+"""What a problem is: its kind, its target column(s) and the metric it is judged by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from metalearn.data.errors import TaskKindError
+
+
+class TaskKind(StrEnum):
+    """Kinds of supervised problem. Single-target words follow scikit-learn's ``type_of_target``."""
+
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    REGRESSION = "regression"
+    MULTILABEL = "multilabel"  # several 0/1 targets
+    MULTITARGET = "multitarget"  # several continuous targets
+    MULTITASK = "multitask"  # several targets of mixed kinds
+
+    @property
+    def is_classification(self) -> bool:
+        return self in (TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.MULTILABEL)
+
+    @property
+    def is_multi_output(self) -> bool:
+        return self in (TaskKind.MULTILABEL, TaskKind.MULTITARGET, TaskKind.MULTITASK)
+
+
+SINGLE_KINDS = (TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.REGRESSION)
+
+#: Default metric per kind, following the AutoML Benchmark.
+DEFAULT_METRIC: dict[TaskKind, str] = {
+    TaskKind.BINARY: "roc_auc",
+    TaskKind.MULTICLASS: "log_loss",
+    TaskKind.REGRESSION: "rmse",
+    TaskKind.MULTILABEL: "roc_auc_macro",
+    TaskKind.MULTITARGET: "r2_mean",
+    TaskKind.MULTITASK: "multitask_mean",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One supervised problem.
+
+    ``target_kinds`` gives the kind of each target (one of binary/multiclass/regression), in the
+    order of ``targets``. For single-target tasks it is ``(kind,)``; for multilabel every entry is
+    binary, for multitarget every entry is regression; multitask mixes them.
+    """
+
+    kind: TaskKind
+    targets: tuple[str, ...]
+    target_kinds: tuple[TaskKind, ...] = ()
+    metric: str = ""
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        kind = TaskKind(self.kind)
+        object.__setattr__(self, "kind", kind)
+        targets = tuple(self.targets)
+        object.__setattr__(self, "targets", targets)
+        if not targets:
+            raise TaskKindError("a task needs at least one target column; pass --target NAME")
+        if len(set(targets)) != len(targets):
+            raise TaskKindError(f"target columns repeat: {list(targets)}; name each target once")
+        tk = tuple(TaskKind(k) for k in self.target_kinds)
+        if not tk:
+            if kind in SINGLE_KINDS:
+                tk = (kind,)
+            elif kind is TaskKind.MULTILABEL:
+                tk = (TaskKind.BINARY,) * len(targets)
+            elif kind is TaskKind.MULTITARGET:
+                tk = (TaskKind.REGRESSION,) * len(targets)
+            else:
+                raise TaskKindError("a multitask task needs target_kinds, one per target")
+        object.__setattr__(self, "target_kinds", tk)
+        if len(tk) != len(targets):
+            raise TaskKindError(f"{len(targets)} targets but {len(tk)} target kinds; give one kind per target")
+        if any(k not in SINGLE_KINDS for k in tk):
+            raise TaskKindError(f"target kinds must be binary, multiclass or regression, got {[str(k) for k in tk]}")
+        if kind in SINGLE_KINDS and len(targets) != 1:
+            raise TaskKindError(
+                f"a {kind} task has exactly one target, got {len(targets)}; "
+                "use multilabel, multitarget or multitask for several targets"
+            )
+        if kind.is_multi_output and len(targets) < 2:
+            raise TaskKindError(f"a {kind} task needs at least two targets, got {list(targets)}")
+        if kind is TaskKind.MULTILABEL and any(k is not TaskKind.BINARY for k in tk):
+            raise TaskKindError("multilabel targets must all be binary (0/1); use multitask for mixed targets")
+        if kind is TaskKind.MULTITARGET and any(k is not TaskKind.REGRESSION for k in tk):
+            raise TaskKindError("multitarget targets must all be continuous; use multitask for mixed targets")
+        if not self.metric:
+            object.__setattr__(self, "metric", DEFAULT_METRIC[kind])
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.targets)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": str(self.kind),
+            "targets": list(self.targets),
+            "target_kinds": [str(k) for k in self.target_kinds],
+            "metric": self.metric,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Task:
+        targets: Any = d["targets"]
+        target_kinds: Any = d.get("target_kinds") or ()
+        return cls(
+            kind=TaskKind(str(d["kind"])),
+            targets=tuple(str(t) for t in targets),
+            target_kinds=tuple(TaskKind(str(k)) for k in target_kinds),
+            metric=str(d.get("metric") or ""),
+        )

@@ -1,0 +1,174 @@
+"""Frozen records stored in the knowledge base. Plain data: no behaviour beyond (de)serialisation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from metalearn.data.dataset import Dataset
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def canonical_json(obj: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, floats as repr (so equal configs hash equally)."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): norm(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [norm(x) for x in v]
+        if hasattr(v, "item") and not isinstance(v, str | bytes):  # numpy scalar
+            v = v.item()
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+            return float(v)
+        return v
+
+    return json.dumps(norm(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def config_id_for(space: str, space_version: str, values: dict[str, Any]) -> str:
+    """Content hash of a configuration within its search space (name + version)."""
+    payload = f"{space}\x00{space_version}\x00{canonical_json(values)}"
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def run_id_for(dataset_id: str, config_id: str, protocol: str) -> str:
+    """A run is identified by what was evaluated, on what, and how: re-evaluating is a no-op."""
+    return hashlib.sha256(f"{dataset_id}\x00{config_id}\x00{protocol}".encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A dataset known to the KB. ``dataset_id`` is the content fingerprint."""
+
+    dataset_id: str
+    name: str
+    kind: str
+    n_rows: int
+    n_features: int
+    n_categorical: int = 0
+    n_targets: int = 1
+    targets: tuple[str, ...] = ()
+    target_kinds: tuple[str, ...] = ()
+    origin: str = ""
+    openml_id: int | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class MetaFeatureRecord:
+    """The meta-feature vector of one dataset under one extractor version.
+
+    ``values`` maps feature name to value; NaN marks a value the extractor could not compute.
+    """
+
+    dataset_id: str
+    version: str
+    values: dict[str, float]
+    extraction_seconds: float = 0.0
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class ConfigurationRecord:
+    """A configuration of a search space. ``config_id`` = hash(space, space_version, canonical JSON)."""
+
+    config_id: str
+    space: str
+    space_version: str
+    values: dict[str, Any]
+    created_at: datetime = field(default_factory=utcnow)
+
+    @classmethod
+    def create(cls, space: str, space_version: str, values: dict[str, Any]) -> ConfigurationRecord:
+        clean = json.loads(canonical_json(values))
+        return cls(config_id_for(space, space_version, clean), space, space_version, clean)
+
+
+RUN_STATUSES = ("ok", "crash", "timeout", "memout")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One evaluation of a configuration on a dataset.
+
+    ``protocol`` describes how it was evaluated (e.g. ``cv5-s0`` or ``holdout0.33-s0-sub20000``),
+    so the same evaluation is never stored twice: ``run_id = hash(dataset_id, config_id, protocol)``.
+    ``metrics`` holds every metric of the task kind (name -> value, in the metric's own direction);
+    ``score`` is the task's main metric, ``cost`` the value minimised by the search (lower is better).
+    A failed run has status crash/timeout/memout, ``error`` text, and NaN score/cost.
+    """
+
+    run_id: str
+    dataset_id: str
+    config_id: str
+    protocol: str
+    status: str
+    metric: str
+    score: float
+    cost: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    fit_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    error: str = ""
+    source: str = ""  # "build", "search", "import:openml", ...
+    search_id: str | None = None
+    budget: float | None = None  # fidelity (fraction of data) for multi-fidelity runs; None = full
+    n_rows_used: int | None = None  # rows actually used when the dataset was subsampled
+    created_at: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        if self.status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, got {self.status!r}")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and not math.isnan(self.score)
+
+
+SEARCH_STATUSES = ("pending", "running", "done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """A search (SMAC, random, build exploration) on one dataset: its settings and result."""
+
+    search_id: str
+    dataset_id: str
+    status: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    incumbent_config_id: str | None = None
+    incumbent_score: float | None = None
+    n_trials: int = 0
+    error: str = ""
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        if self.status not in SEARCH_STATUSES:
+            raise ValueError(f"search status must be one of {SEARCH_STATUSES}, got {self.status!r}")
+
+
+def dataset_record(dataset: Dataset) -> DatasetRecord:
+    """The KB record describing ``dataset`` (its shape, targets and their kinds)."""
+    return DatasetRecord(
+        dataset_id=dataset.dataset_id,
+        name=dataset.name,
+        kind=str(dataset.task.kind),
+        n_rows=dataset.n_rows,
+        n_features=dataset.n_features,
+        n_categorical=dataset.n_categorical,
+        n_targets=dataset.task.n_targets,
+        targets=tuple(dataset.task.targets),
+        target_kinds=tuple(str(k) for k in dataset.task.target_kinds),
+        origin=dataset.origin,
+        openml_id=dataset.openml_id,
+    )

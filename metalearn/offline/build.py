@@ -1,0 +1,502 @@
+"""Offline knowledge-base build: meta-features, per-dataset exploration, and a dense performance matrix.
+
+Phases, per task kind:
+
+1. **register** every dataset: record + meta-features (computed on the full data; extraction subsamples).
+2. **explore** each dataset with a short SMAC search (``n_explore`` trials, fixed seed) to find strong
+   configurations for it.
+3. **common set**: the space's default, the best explored configuration of each dataset (in a fixed order)
+   and a seeded space-filling sample, up to ``n_configs`` per kind.
+4. **matrix**: every configuration of the common set on every dataset of its kind, so portfolio strategies
+   and the leave-one-dataset-out evaluation see a dense performance matrix.
+
+Resumable and exact: a run's id is a hash of (dataset, configuration, protocol), so nothing is evaluated
+twice; the exploration *replays* SMAC — stored results are told back in the order SMAC asks for them, so a
+resumed build proposes exactly the configurations an uninterrupted one would. Datasets are subsampled to
+``max_rows`` for the build (recorded in the protocol and in ``RunRecord.n_rows_used``).
+
+Parallel: evaluations run as Dask tasks (a ``LocalCluster`` by default, or ``scheduler=ADDRESS``); this
+process alone owns the DuckDB file and writes results as they come back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import InputError
+from metalearn.data.task import TaskKind
+from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.records import ConfigurationRecord, RunRecord, dataset_record
+from metalearn.pipelines.spaces import get_space
+from metalearn.search.evaluation import EvalProtocol, evaluate_config, to_run_record
+
+SOURCE_EXPLORE = "build:explore"  # the per-dataset SMAC exploration
+SOURCE_MATRIX = "build:matrix"  # the common candidate set on every dataset
+MATRIX_BLOCK = 8  # configurations per block of the matrix phase
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    n_configs: int = 50  # common candidate set size per kind
+    n_explore: int = 8  # SMAC trials per dataset in the exploration phase (0: none)
+    max_rows: int = 2000  # subsample larger datasets for the build
+    n_folds: int = 3
+    trial_time_limit: float | None = 60.0
+    memory_limit_mb: int | None = 4096
+    seed: int = 0
+    workers: int = 1
+    scheduler: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_configs < 1:
+            raise InputError(f"--configs must be >= 1, got {self.n_configs}")
+        if self.n_explore < 0:
+            raise InputError(f"--explore must be >= 0, got {self.n_explore}")
+        if self.max_rows < 50:
+            raise InputError(f"--max-rows must be >= 50, got {self.max_rows}")
+        if self.workers < 1:
+            raise InputError(f"--workers must be >= 1, got {self.workers}")
+
+    @property
+    def protocol(self) -> EvalProtocol:
+        return EvalProtocol(n_folds=self.n_folds, seed=self.seed, max_rows=self.max_rows)
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """How a worker loads a dataset: a ``metalearn.data.loading.load_dataset`` spec (+ corpus dir)."""
+
+    spec: str
+    corpus: str | None = None
+
+    def load(self) -> Dataset:
+        return _load_cached(self.spec, self.corpus)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(spec: str, corpus: str | None) -> Dataset:
+    from metalearn.data.loading import load_dataset
+
+    return load_dataset(spec, corpus=corpus)
+
+
+@dataclass
+class BuildReport:
+    datasets: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (spec, reason)
+    evaluations_done: int = 0
+    evaluations_new: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+    eval_seconds: float = 0.0
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "datasets": self.datasets,
+            "skipped": [{"dataset": s, "reason": r} for s, r in self.skipped],
+            "evaluations_done": self.evaluations_done,
+            "evaluations_new": self.evaluations_new,
+            "failures": self.failures,
+            "seconds": round(self.seconds, 2),
+            "eval_seconds": round(self.eval_seconds, 2),
+            "by_kind": self.by_kind,
+        }
+
+
+# ----------------------------------------------------------------------------------------- worker side
+def _evaluate_task(source: DatasetSource, values: dict[str, Any], protocol: EvalProtocol, time_limit: float | None,
+                   memory_limit_mb: int | None) -> tuple[RunRecord, ConfigurationRecord]:
+    """Runs in a worker: evaluate one configuration on one dataset and return the run (not written)."""
+    ds = source.load()
+    space = get_space(ds.task)
+    cfg = ConfigurationRecord.create(space.name, space.version, values)
+    result = evaluate_config(ds, space, values, protocol=protocol, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
+    run = to_run_record(result, dataset_id=ds.dataset_id, config_id=cfg.config_id, protocol_key=protocol.key,
+                        source=SOURCE_MATRIX)
+    return run, cfg
+
+
+def _explore_task(source: DatasetSource, known: dict[str, RunRecord], n_trials: int, protocol: EvalProtocol,
+                  time_limit: float | None, memory_limit_mb: int | None, seed: int) -> list[tuple[RunRecord, ConfigurationRecord]]:
+    """Runs in a worker: a short cold SMAC search on one dataset, replaying ``known`` runs (config_id -> run)."""
+    import tempfile
+
+    from smac import HyperparameterOptimizationFacade as HPO
+    from smac import Scenario
+    from smac.model.random_forest import RandomForest
+    from smac.runhistory.dataclasses import TrialValue
+    from smac.runhistory.enumerations import StatusType
+
+    from metalearn.search.loop import crash_cost_for, ordered_acquisition_maximizer, smac_cost
+
+    ds = source.load()
+    space = get_space(ds.task)
+    crash = crash_cost_for(ds)
+    out: list[tuple[RunRecord, ConfigurationRecord]] = []
+    with tempfile.TemporaryDirectory(prefix="metalearn-explore-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scenario = Scenario(space.configspace, output_directory=Path(tmp) / "smac", deterministic=True,
+                            crash_cost=crash, n_trials=n_trials, seed=seed)
+        smac = HPO(
+            scenario,
+            target_function=None,
+            model=RandomForest(space.configspace, log_y=True, n_jobs=1, seed=seed),
+            intensifier=HPO.get_intensifier(scenario, max_config_calls=1),
+            initial_design=HPO.get_initial_design(scenario, n_configs=max(1, n_trials // 3)),
+            acquisition_maximizer=ordered_acquisition_maximizer(HPO, scenario),
+            overwrite=True,
+            logging_level=40,
+        )
+        for _ in range(n_trials):
+            info = smac.ask()
+            values = space.validate(dict(info.config))
+            cfg = ConfigurationRecord.create(space.name, space.version, values)
+            run = known.get(cfg.config_id)
+            if run is None:
+                result = evaluate_config(ds, space, values, protocol=protocol, time_limit=time_limit,
+                                         memory_limit_mb=memory_limit_mb)
+                run = to_run_record(result, dataset_id=ds.dataset_id, config_id=cfg.config_id,
+                                    protocol_key=protocol.key, source=SOURCE_EXPLORE)
+                out.append((run, cfg))
+            ok = run.status == "ok" and not math.isnan(run.score)
+            smac.tell(info, TrialValue(cost=max(smac_cost(ds.task.metric, run.score), 0.0) if ok else crash,
+                                       time=run.fit_seconds,
+                                       status=StatusType.SUCCESS if ok else StatusType.CRASHED), save=False)
+    return out
+
+
+def _metafeature_task(source: DatasetSource, seed: int) -> tuple[Any, Any]:
+    from metalearn.metalearning.metafeatures import metafeature_record
+
+    ds = source.load()
+    return dataset_record(ds), metafeature_record(ds, seed=seed)
+
+
+# ----------------------------------------------------------------------------------------- owner side
+def configure_dask() -> None:
+    """Dask settings for evaluation workers started by this process (``LocalCluster``).
+
+    - workers are not daemonic: a trial forks a child to enforce its time and memory limits;
+    - workers get one BLAS/OpenMP thread each, but *not* Dask's default ``MALLOC_TRIM_THRESHOLD_=65536``:
+      fixing glibc's trim threshold also freezes its mmap threshold at 128 KiB, so every larger numpy
+      temporary is mmap'ed and page-faulted afresh. Measured here: the same MLP trial took 2.7 s in a
+      plain process and 11-13 s in a default Dask worker (2.5-4x slower MLPs, 1.7x over a random sample
+      of configurations). Workers you start yourself for ``--scheduler`` should not set it either.
+    """
+    import dask
+
+    dask.config.set({
+        "distributed.worker.daemon": False,
+        "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                                                "OPENBLAS_NUM_THREADS": 1},
+    })
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while worker processes are started, so they inherit "ignore" (a disposition
+    survives exec): a Ctrl-C in a terminal reaches the whole process group, and only the owner should
+    act on it — it stops, keeps every finished result, and shuts the workers down — instead of each
+    worker dying with its own KeyboardInterrupt traceback (and Dask's nanny restarting it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ignore_sigint() -> None:
+    """Process-pool initializer: the worker ignores SIGINT (see :func:`sigint_ignored`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _Executor:
+    """Either a Dask client (parallel) or inline execution (workers=1 and no scheduler)."""
+
+    def __init__(self, settings: BuildSettings) -> None:
+        self.client = None
+        self.cluster = None
+        if settings.scheduler or settings.workers > 1:
+            from distributed import Client, LocalCluster
+
+            configure_dask()
+            if settings.scheduler:
+                self.client = Client(settings.scheduler)
+            else:
+                with sigint_ignored():  # workers inherit it: Ctrl-C stops the owner, which closes them
+                    self.cluster = LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=True,
+                                                dashboard_address=None, memory_limit=0)
+                self.client = Client(self.cluster)
+
+    def map_unordered(self, fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]]) -> Iterable[tuple[int, Any]]:
+        if self.client is None:
+            for i, args in enumerate(jobs):
+                try:
+                    res = fn(*args)
+                except Exception as exc:  # as with Dask: one failed job is reported, the build goes on
+                    res = exc
+                yield i, res
+            return
+        from distributed import as_completed
+
+        futures = {}
+        for i, args in enumerate(jobs):
+            fut = self.client.submit(fn, *args, pure=False, key=f"{fn.__name__}-{i}-{time.time_ns()}")
+            futures[fut] = i
+        for fut in as_completed(list(futures)):
+            try:
+                yield futures[fut], fut.result()
+            except Exception as exc:  # a worker-level failure of one job: reported, the build goes on
+                yield futures[fut], exc
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def build_kb(
+    kb: KnowledgeBase,
+    sources: Sequence[DatasetSource],
+    settings: BuildSettings | None = None,
+    progress: Any = None,
+) -> BuildReport:
+    """Build (or continue building) the KB from ``sources``. See the module docstring."""
+    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
+
+    settings = settings or BuildSettings()
+    report = BuildReport()
+    t0 = time.monotonic()
+    protocol = settings.protocol
+    ex = _Executor(settings)
+    prog = progress or _NullProgress()
+    try:
+        # 1. register: datasets + meta-features (skip those already there)
+        prog.phase("meta-features", len(sources))
+        registered: dict[str, tuple[DatasetSource, str, str]] = {}  # dataset_id -> (source, kind, name)
+        todo = []
+        for src in sources:
+            found = kb.find_datasets(name=_name_of(src))
+            rec = next((d for d in found if _has_mf(kb, d.dataset_id, EXTRACTOR_VERSION)), None)
+            if rec is not None:
+                registered[rec.dataset_id] = (src, rec.kind, rec.name)
+                prog.advance()
+            else:
+                todo.append(src)
+        for i, res in ex.map_unordered(_metafeature_task, [(s, settings.seed) for s in todo]):
+            src = todo[i]
+            if isinstance(res, Exception):
+                report.skipped.append((src.spec, f"{type(res).__name__}: {res}"))
+            else:
+                drec, mrec = res
+                with kb.transaction():
+                    kb.put_dataset(drec)
+                    kb.put_metafeatures(mrec)
+                registered[drec.dataset_id] = (src, drec.kind, drec.name)
+            prog.advance()
+        report.datasets = len(registered)
+        by_kind: dict[str, list[str]] = {}
+        for did, (_, kind, _name) in sorted(registered.items(), key=lambda kv: kv[1][2]):
+            by_kind.setdefault(kind, []).append(did)
+
+        def known_runs(did: str) -> dict[str, RunRecord]:
+            return {r.config_id: r for r in kb.list_runs(dataset_id=did) if r.protocol == protocol.key}
+
+        def store(pairs: Sequence[tuple[RunRecord, ConfigurationRecord]]) -> None:
+            if not pairs:
+                return
+            with kb.transaction():
+                for _, cfg in pairs:
+                    kb.put_configuration(cfg)
+                new = kb.add_runs([r for r, _ in pairs])
+            report.evaluations_new += new
+            for r, _ in pairs:
+                report.eval_seconds += r.fit_seconds + r.predict_seconds
+                if r.status != "ok":
+                    report.failures += 1
+
+        # 2. explore each dataset with a short, replayable SMAC search
+        if settings.n_explore > 0:
+            prog.phase("exploration", len(registered))
+            jobs = [
+                (registered[did][0], known_runs(did), settings.n_explore, protocol, settings.trial_time_limit,
+                 settings.memory_limit_mb, settings.seed)
+                for kind in sorted(by_kind) for did in by_kind[kind]
+            ]
+            for i, res in ex.map_unordered(_explore_task, jobs):
+                if isinstance(res, Exception):
+                    report.skipped.append((jobs[i][0].spec, f"exploration failed: {type(res).__name__}: {res}"))
+                else:
+                    store(res)
+                prog.advance(failures=report.failures)
+
+        # 3. common candidate set per kind, then 4. the dense matrix
+        # Jobs go in blocks of configurations (block-major, then dataset): an interrupted build leaves
+        # every dataset with the same leading configurations — a smaller but still dense matrix — while
+        # each worker still evaluates a block on one dataset in a row (its dataset cache stays warm).
+        grid_jobs: list[tuple[Any, ...]] = []
+        commons: dict[str, list[dict[str, Any]]] = {}
+        for kind in sorted(by_kind):
+            commons[kind] = common_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol)
+            report.by_kind[kind] = {"datasets": len(by_kind[kind]), "configs": len(commons[kind])}
+        have = {did: set(known_runs(did)) for kind in by_kind for did in by_kind[kind]}
+        n_blocks = max((len(c) for c in commons.values()), default=0)
+        for start in range(0, n_blocks, MATRIX_BLOCK):
+            for kind in sorted(by_kind):
+                space = get_space(TaskKind(kind))
+                block = [(ConfigurationRecord.create(space.name, space.version, values).config_id, values)
+                         for values in commons[kind][start : start + MATRIX_BLOCK]]
+                for did in by_kind[kind]:
+                    for cid, values in block:
+                        if cid not in have[did]:
+                            grid_jobs.append((registered[did][0], values, protocol, settings.trial_time_limit,
+                                              settings.memory_limit_mb))
+        prog.phase("performance matrix", len(grid_jobs))
+        batch: list[tuple[RunRecord, ConfigurationRecord]] = []
+        last = time.monotonic()
+        for i, res in ex.map_unordered(_evaluate_task, grid_jobs):
+            if isinstance(res, Exception):
+                report.skipped.append((grid_jobs[i][0].spec, f"evaluation failed: {type(res).__name__}: {res}"))
+            else:
+                batch.append(res)
+            if len(batch) >= 20 or time.monotonic() - last > 2.0:
+                store(batch)
+                batch, last = [], time.monotonic()
+            prog.advance(failures=report.failures)
+        store(batch)
+        report.evaluations_done = sum(len(known_runs(did)) for did in registered)
+    finally:
+        ex.close()
+        report.seconds = time.monotonic() - t0
+        prog.close()
+    return report
+
+
+def common_candidates(kb: KnowledgeBase, kind: TaskKind, dataset_ids: Sequence[str], settings: BuildSettings,
+                      protocol: EvalProtocol) -> list[dict[str, Any]]:
+    """The common configuration set of a kind: default, each dataset's best explored config, space-filling fill.
+
+    Deterministic given the stored exploration runs (datasets in name order, ties by config id).
+    """
+    space = get_space(kind)
+    chosen: list[dict[str, Any]] = []
+    ids: set[str] = set()
+
+    def add(values: dict[str, Any]) -> None:
+        values = space.validate(values)
+        cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+        if cid not in ids and len(chosen) < settings.n_configs:
+            ids.add(cid)
+            chosen.append(values)
+
+    add(space.default())
+    # only exploration runs count here: the matrix phase must not change the set it is evaluating
+    quota = settings.n_configs // 2
+    bests: list[str] = []
+    for did in dataset_ids:
+        runs = [r for r in kb.list_runs(dataset_id=did)
+                if r.protocol == protocol.key and r.ok and r.source == SOURCE_EXPLORE]
+        if not runs:
+            continue
+        sign = -1.0 if _greater(runs[0].metric) else 1.0
+        best = min(runs, key=lambda r: (sign * r.score, r.config_id))
+        bests.append(best.config_id)
+    configs = kb.get_configurations(bests)
+    for cid in bests:
+        if len(chosen) >= 1 + quota:
+            break
+        c = configs.get(cid)
+        if c is not None and c.space == space.name and c.space_version == space.version:
+            add(dict(c.values))
+    cs = space.configspace
+    cs.seed(settings.seed + 1)
+    tries = 0
+    while len(chosen) < settings.n_configs and tries < 50 * settings.n_configs:
+        tries += 1
+        add(dict(cs.sample_configuration()))
+    return chosen
+
+
+def _greater(metric: str) -> bool:
+    from metalearn.data.metrics import get_metric
+
+    return get_metric(metric).greater_is_better
+
+
+def _has_mf(kb: KnowledgeBase, dataset_id: str, version: str) -> bool:
+    from metalearn.data.errors import NotFoundError
+
+    try:
+        kb.get_metafeatures(dataset_id, version)
+        return True
+    except NotFoundError:
+        return False
+
+
+def _name_of(src: DatasetSource) -> str:
+    spec = src.spec
+    return spec.split(":", 1)[1] if spec.startswith("corpus:") else Path(spec).stem if "/" in spec else spec
+
+
+def resolve_sources(
+    corpus: str | None = None,
+    suite: str | None = None,
+    names: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+) -> tuple[list[DatasetSource], list[str]]:
+    """The datasets of a build: a corpus directory (all, or ``names``), a suite resolved in the corpus by
+    OpenML id, or (no corpus) a suite loaded through openml-python. Returns (sources, missing names)."""
+    from metalearn.data.loading import Corpus
+
+    if corpus is None and suite is None:
+        raise InputError("give --corpus DIR and/or --suite openml-cc18|amlb|FILE")
+    missing: list[str] = []
+    if suite is not None:
+        from metalearn.data.suites import load_suite, resolve_in_corpus
+
+        s = load_suite(suite)
+        if corpus is not None:
+            found, miss = resolve_in_corpus(s, Corpus(corpus))
+            missing = [f"{e.name} (did {e.did})" for e in miss]
+            specs = [f"corpus:{name}" for _, name in found]
+        else:
+            specs = [f"openml:{e.did}" for e in s.entries]
+    else:
+        c = Corpus(str(corpus))
+        specs = [f"corpus:{n}" for n in c.names()]
+    if names:
+        wanted = set(names)
+        known = {sp.split(":", 1)[1] for sp in specs}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise InputError(f"unknown datasets {unknown[:10]}; see the corpus manifest for names")
+        specs = [sp for sp in specs if sp.split(":", 1)[1] in wanted]
+    if kinds and corpus is not None:
+        c = Corpus(str(corpus))
+        allowed = {str(TaskKind(k)) for k in kinds}
+        specs = [sp for sp in specs if not sp.startswith("corpus:") or c.entry(sp.split(":", 1)[1]).kind in allowed]
+    return [DatasetSource(sp, corpus) for sp in specs], missing
+
+
+class _NullProgress:
+    def phase(self, name: str, total: int) -> None: ...
+
+    def advance(self, **fields: Any) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,550 @@
+"""Task models: scikit-learn estimators that fit a ``(X, y)`` pair of DataFrames for one task kind and
+predict a uniform :class:`metalearn.data.prediction.Prediction`.
+
+Every model is ``preprocessor`` (fitted once, on all targets) + a final estimator used per the kind's
+strategy. Class targets are label-encoded internally; predictions carry the original labels (sorted)
+in ``classes`` and the matching probability columns. A class target with a single class in the training
+data gets a constant model; classes absent from the training data are simply not in ``classes``.
+Rows whose target is missing are ignored for that target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.dummy import DummyClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.multioutput import MultiOutputRegressor, RegressorChain
+from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
+
+from metalearn.data.errors import DataError, TargetError
+from metalearn.data.prediction import Prediction
+from metalearn.pipelines.models.shared_mlp import SharedTrunkMLP
+
+ML_STRATEGIES = ("native", "binary_relevance", "chain")
+MT_STRATEGIES = ("native", "per_target", "chain")
+MTL_STRATEGIES = ("independent", "shared")
+
+
+# ---------------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------------
+def _as_frame(y: Any) -> pd.DataFrame:
+    if isinstance(y, pd.DataFrame):
+        return y
+    if isinstance(y, pd.Series):
+        return y.to_frame()
+    arr = np.asarray(y)
+    return pd.DataFrame(arr if arr.ndim == 2 else arr.reshape(-1, 1))
+
+
+def _check_rows(X: Any, y: pd.DataFrame) -> None:
+    if len(X) != len(y):
+        raise DataError(f"X has {len(X)} rows but y has {len(y)}; give one target row per feature row")
+    if len(X) == 0:
+        raise DataError("cannot fit on zero rows; give a non-empty training set")
+
+
+def target_values(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, present)``: the column's values in their natural numpy dtype (categories decoded) and
+    the mask of non-missing rows. Missing rows hold an arbitrary placeholder."""
+    present = ~s.isna().to_numpy()
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = np.asarray(s.cat.categories)
+        codes = s.cat.codes.to_numpy()
+        values = cats[np.where(codes >= 0, codes, 0)] if cats.size else np.zeros(len(s))
+        return values, present
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.fillna(False).to_numpy(dtype=bool), present
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        if pd.api.types.is_integer_dtype(s.dtype):
+            return s.fillna(0).to_numpy(dtype=np.int64), present
+        return s.to_numpy(dtype=np.float64, na_value=np.nan), present
+    return s.to_numpy(dtype=object), present
+
+
+def encode_classes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted classes of a class column and its codes (float, NaN where missing)."""
+    values, present = target_values(s)
+    seen = values[present]
+    if seen.size == 0:
+        raise TargetError(
+            f"target {s.name!r} has no non-missing value in the training data; drop it or give labels"
+        )
+    try:
+        classes, inverse = np.unique(seen, return_inverse=True)
+    except TypeError:  # mixed label types: compare as strings
+        seen = seen.astype(str)
+        classes, inverse = np.unique(seen, return_inverse=True)
+    codes = np.full(len(s), np.nan)
+    codes[present] = inverse
+    return classes, codes
+
+
+def regression_values(s: pd.Series) -> np.ndarray:
+    """A regression column as float64 (NaN where missing); raises TargetError when not numeric."""
+    try:
+        out = pd.to_numeric(
+            s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s, errors="raise"
+        )
+    except (ValueError, TypeError) as err:
+        raise TargetError(
+            f"regression target {s.name!r} has non-numeric values; use a classification task kind for labels"
+        ) from err
+    arr = np.array(out, dtype=np.float64, copy=True)
+    arr[~np.isfinite(arr)] = np.nan
+    return arr
+
+
+def full_proba(proba: Any, est_classes: Any, n_classes: int) -> np.ndarray:
+    """Probabilities over all ``n_classes`` codes from an estimator knowing only ``est_classes``;
+    rows are cleaned (non-finite -> uniform) and renormalised."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim == 1:
+        proba = np.column_stack([1.0 - proba, proba])
+    out = np.zeros((proba.shape[0], n_classes))
+    cols = np.asarray(est_classes, dtype=np.int64)
+    out[:, cols] = proba[:, : cols.size]
+    return normalise_rows(out)
+
+
+def normalise_rows(p: np.ndarray) -> np.ndarray:
+    p = np.where(np.isfinite(p), np.clip(p, 0.0, None), 0.0)
+    s = p.sum(axis=1, keepdims=True)
+    bad = (s[:, 0] <= 0) | ~np.isfinite(s[:, 0])
+    p[bad] = 1.0 / p.shape[1]
+    s[bad] = 1.0
+    return p / s
+
+
+def fit_classifier(estimator: Any, X: np.ndarray, codes: np.ndarray) -> Any:
+    """A fitted clone of ``estimator`` on integer ``codes``, or a constant model for a single class."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if np.unique(codes).size < 2:
+        return DummyClassifier(strategy="prior").fit(X, codes)
+    return clone(estimator).fit(X, codes)
+
+
+def split_budget(estimator: Any, n_parts: int) -> Any:
+    """A clone of ``estimator`` whose time budget (if it has one) is shared by ``n_parts`` fits."""
+    est = clone(estimator)
+    if n_parts > 1 and "budget" in est.get_params(deep=False):
+        est.set_params(budget=float(est.get_params(deep=False)["budget"]) / n_parts)
+    return est
+
+
+def class_outputs(proba: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    proba = normalise_rows(np.asarray(proba, dtype=np.float64))
+    return classes[np.argmax(proba, axis=1)], proba
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silences the convergence / numerical warnings that configurations at range edges produce, and
+    runs on one BLAS/OpenMP thread (parallel trials must not oversubscribe the cores)."""
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
+def _fit_preprocessor(preprocessor: Any, X: Any, Y: np.ndarray) -> tuple[Any, np.ndarray]:
+    if preprocessor is None:
+        return None, np.asarray(X, dtype=np.float64)
+    pre = clone(preprocessor)
+    Xt = pre.fit_transform(X, Y)
+    return pre, np.asarray(Xt, dtype=np.float64)
+
+
+def _transform(preprocessor: Any, X: Any) -> np.ndarray:
+    if preprocessor is None:
+        return np.asarray(X, dtype=np.float64)
+    return np.asarray(preprocessor.transform(X), dtype=np.float64)
+
+
+class _TaskModelBase(BaseEstimator):
+    def predict_task(self, X: pd.DataFrame) -> Prediction:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted values, one column per target (a 1-d array for single-target models)."""
+        pred = self.predict_task(X)
+        if pred.n_targets == 1:
+            return pred.values[0]
+        return np.column_stack(pred.values)
+
+
+# ---------------------------------------------------------------------------------------------------
+# single target
+# ---------------------------------------------------------------------------------------------------
+class ClassificationModel(_TaskModelBase):
+    """One class target (binary or multiclass)."""
+
+    def __init__(self, preprocessor: Any = None, estimator: Any = None) -> None:
+        self.preprocessor = preprocessor
+        self.estimator = estimator
+
+    def fit(self, X: pd.DataFrame, y: Any) -> ClassificationModel:
+        yf = _as_frame(y)
+        _check_rows(X, yf)
+        if yf.shape[1] != 1:
+            raise TargetError(f"a single-target classifier needs one target column, got {yf.shape[1]}")
+        classes, codes = encode_classes(yf.iloc[:, 0])
+        present = ~np.isnan(codes)
+        Xp = X[present] if isinstance(X, pd.DataFrame) else np.asarray(X)[present]
+        with _quiet():
+            self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, Xp, codes[present])
+            self.estimator_ = fit_classifier(self.estimator, Xt, codes[present])
+        self.classes_ = classes
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        with _quiet():
+            Xt = _transform(self.preprocessor_, X)
+            return full_proba(self.estimator_.predict_proba(Xt), self.estimator_.classes_, self.classes_.size)
+
+    def predict_task(self, X: pd.DataFrame) -> Prediction:
+        values, proba = class_outputs(self.predict_proba(X), self.classes_)
+        return Prediction(values=[values], probas=[proba], classes=[self.classes_.copy()])
+
+
+class RegressionModel(_TaskModelBase):
+    """One regression target; the estimator sees the standardised target."""
+
+    def __init__(self, preprocessor: Any = None, estimator: Any = None) -> None:
+        self.preprocessor = preprocessor
+        self.estimator = estimator
+
+    def fit(self, X: pd.DataFrame, y: Any) -> RegressionModel:
+        yf = _as_frame(y)
+        _check_rows(X, yf)
+        if yf.shape[1] != 1:
+            raise TargetError(f"a single-target regressor needs one target column, got {yf.shape[1]}")
+        values = regression_values(yf.iloc[:, 0])
+        present = ~np.isnan(values)
+        if not present.any():
+            raise TargetError(f"target {yf.columns[0]!r} has no numeric value in the training data")
+        v = values[present]
+        self.y_mean_ = float(v.mean())
+        sd = float(v.std())
+        self.y_scale_ = sd if sd > 1e-12 else 1.0
+        ys = (v - self.y_mean_) / self.y_scale_
+        Xp = X[present] if isinstance(X, pd.DataFrame) else np.asarray(X)[present]
+        with _quiet():
+            self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, Xp, ys)
+            self.estimator_ = clone(self.estimator).fit(Xt, ys)
+        return self
+
+    def predict_task(self, X: pd.DataFrame) -> Prediction:
+        check_is_fitted(self, "estimator_")
+        with _quiet():
+            out = np.asarray(
+                self.estimator_.predict(_transform(self.preprocessor_, X)), dtype=np.float64
+            ).ravel()
+        out = np.where(np.isfinite(out), out, 0.0) * self.y_scale_ + self.y_mean_
+        return Prediction(values=[out], probas=[None], classes=[None])
+
+
+# ---------------------------------------------------------------------------------------------------
+# multilabel
+# ---------------------------------------------------------------------------------------------------
+def _label_classes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    classes, codes = encode_classes(s)
+    if classes.size > 2:
+        raise TargetError(
+            f"multilabel target {s.name!r} has {classes.size} distinct values; labels must be binary (0/1)"
+        )
+    if classes.size == 1:  # complete a 0/1 (or False/True) label seen with one value only
+        only = classes[0]
+        if isinstance(only, bool | np.bool_):
+            classes = np.array([False, True])
+        elif isinstance(only, int | float | np.integer | np.floating) and only in (0, 1):
+            classes = np.array([0, 1], dtype=np.asarray(classes).dtype)
+        codes = np.where(np.isnan(codes), np.nan, float(np.searchsorted(classes, only)))
+    return classes, codes
+
+
+class _ClassifierChainModel(BaseEstimator):
+    """A classifier chain over label codes: label ``j`` is predicted from the features plus labels
+    ``0..j-1`` (true labels when fitting, predicted labels when predicting). Constant labels get a
+    constant model."""
+
+    def __init__(self, estimator: Any = None) -> None:
+        self.estimator = estimator
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> _ClassifierChainModel:
+        self.estimators_ = []
+        Z = np.asarray(X, dtype=np.float64)
+        for j in range(Y.shape[1]):
+            self.estimators_.append(fit_classifier(self.estimator, Z, Y[:, j]))
+            Z = np.column_stack([Z, Y[:, j]])
+        return self
+
+    def predict_probas(self, X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        Z = np.asarray(X, dtype=np.float64)
+        out = []
+        for est in self.estimators_:
+            proba = np.asarray(est.predict_proba(Z))
+            out.append((proba, est.classes_))
+            Z = np.column_stack([Z, np.asarray(est.classes_)[np.argmax(proba, axis=1)]])
+        return out
+
+
+class MultiLabelModel(_TaskModelBase):
+    """Several binary labels. ``strategy``: ``native`` (one multi-output estimator), ``binary_relevance``
+    (one estimator per label) or ``chain`` (a classifier chain in column order)."""
+
+    def __init__(self, preprocessor: Any = None, estimator: Any = None, strategy: str = "native") -> None:
+        self.preprocessor = preprocessor
+        self.estimator = estimator
+        self.strategy = strategy
+
+    def fit(self, X: pd.DataFrame, y: Any) -> MultiLabelModel:
+        yf = _as_frame(y)
+        _check_rows(X, yf)
+        if self.strategy not in ML_STRATEGIES:
+            raise ValueError(
+                f"unknown multilabel strategy {self.strategy!r}; use one of {list(ML_STRATEGIES)}"
+            )
+        self.classes_: list[np.ndarray] = []
+        cols = []
+        for name in yf.columns:
+            classes, codes = _label_classes(yf[name])
+            self.classes_.append(classes)
+            cols.append(codes)
+        codes_all = np.column_stack(cols)
+        present = ~np.isnan(codes_all).any(axis=1)
+        if present.sum() < 2:
+            raise DataError("fewer than two rows have every label present; give rows with complete labels")
+        C = codes_all[present].astype(np.int64)
+        Xp = X[present] if isinstance(X, pd.DataFrame) else np.asarray(X)[present]
+        with _quiet():
+            self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, Xp, C)
+            if self.strategy == "native":
+                self.estimator_ = clone(self.estimator).fit(Xt, C)
+            elif self.strategy == "binary_relevance":
+                base = split_budget(self.estimator, C.shape[1])
+                self.estimator_ = [fit_classifier(base, Xt, C[:, j]) for j in range(C.shape[1])]
+            else:
+                self.estimator_ = _ClassifierChainModel(split_budget(self.estimator, C.shape[1])).fit(Xt, C)
+        return self
+
+    def _raw_probas(self, Xt: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        if self.strategy == "binary_relevance":
+            return [(np.asarray(e.predict_proba(Xt)), e.classes_) for e in self.estimator_]
+        if self.strategy == "chain":
+            return self.estimator_.predict_probas(Xt)
+        est = self.estimator_
+        proba = est.predict_proba(Xt)
+        if isinstance(proba, list):  # forests, k-NN: one (n, k_j) array per label
+            return [(np.asarray(p), np.asarray(c)) for p, c in zip(proba, est.classes_, strict=True)]
+        proba = np.asarray(proba)  # MLP: (n, L) probabilities of the positive code 1
+        return [
+            (np.column_stack([1.0 - proba[:, j], proba[:, j]]), np.array([0, 1]))
+            for j in range(proba.shape[1])
+        ]
+
+    def predict_task(self, X: pd.DataFrame) -> Prediction:
+        check_is_fitted(self, "estimator_")
+        with _quiet():
+            Xt = _transform(self.preprocessor_, X)
+            raw = self._raw_probas(Xt)
+        values: list[np.ndarray] = []
+        probas: list[np.ndarray | None] = []
+        for (proba, est_classes), classes in zip(raw, self.classes_, strict=True):
+            v, p = class_outputs(full_proba(proba, est_classes, classes.size), classes)
+            values.append(v)
+            probas.append(p)
+        return Prediction(values=values, probas=probas, classes=[c.copy() for c in self.classes_])
+
+
+# ---------------------------------------------------------------------------------------------------
+# multitarget regression
+# ---------------------------------------------------------------------------------------------------
+class MultiTargetModel(_TaskModelBase):
+    """Several regression targets (standardised internally). ``strategy``: ``native`` (one multi-output
+    regressor), ``per_target`` (one regressor per target) or ``chain`` (a regressor chain in column order)."""
+
+    def __init__(self, preprocessor: Any = None, estimator: Any = None, strategy: str = "native") -> None:
+        self.preprocessor = preprocessor
+        self.estimator = estimator
+        self.strategy = strategy
+
+    def fit(self, X: pd.DataFrame, y: Any) -> MultiTargetModel:
+        yf = _as_frame(y)
+        _check_rows(X, yf)
+        if self.strategy not in MT_STRATEGIES:
+            raise ValueError(
+                f"unknown multitarget strategy {self.strategy!r}; use one of {list(MT_STRATEGIES)}"
+            )
+        Y = np.column_stack([regression_values(yf[c]) for c in yf.columns])
+        present = ~np.isnan(Y).any(axis=1)
+        if present.sum() < 2:
+            raise DataError("fewer than two rows have every target present; give rows with complete targets")
+        Y = Y[present]
+        self.y_mean_ = Y.mean(axis=0)
+        sd = Y.std(axis=0)
+        self.y_scale_ = np.where(sd > 1e-12, sd, 1.0)
+        Ys = (Y - self.y_mean_) / self.y_scale_
+        Xp = X[present] if isinstance(X, pd.DataFrame) else np.asarray(X)[present]
+        with _quiet():
+            self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, Xp, Ys)
+            if self.strategy == "native":
+                est: Any = clone(self.estimator)
+            elif self.strategy == "per_target":
+                est = MultiOutputRegressor(split_budget(self.estimator, Y.shape[1]))
+            else:
+                est = RegressorChain(split_budget(self.estimator, Y.shape[1]))
+            self.estimator_ = est.fit(Xt, Ys)
+        self.n_targets_ = Y.shape[1]
+        return self
+
+    def predict_task(self, X: pd.DataFrame) -> Prediction:
+        check_is_fitted(self, "estimator_")
+        with _quiet():
+            out = np.asarray(self.estimator_.predict(_transform(self.preprocessor_, X)), dtype=np.float64)
+        out = out.reshape(out.shape[0], -1)
+        out = np.where(np.isfinite(out), out, 0.0) * self.y_scale_ + self.y_mean_
+        return Prediction(
+            values=[out[:, j].copy() for j in range(self.n_targets_)],
+            probas=[None] * self.n_targets_,
+            classes=[None] * self.n_targets_,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# multitask (mixed target kinds)
+# ---------------------------------------------------------------------------------------------------
+class MultiTaskModel(_TaskModelBase):
+    """Targets of mixed kinds (``target_kinds``: binary / multiclass / regression per target).
+
+    ``strategy="independent"``: one model per target on the shared preprocessing (``classifier`` for
+    class targets, ``regressor`` for regression targets). ``strategy="shared"``: one
+    :class:`SharedTrunkMLP` (``shared``) trained jointly on every target.
+    """
+
+    def __init__(
+        self,
+        preprocessor: Any = None,
+        target_kinds: Sequence[str] = (),
+        strategy: str = "independent",
+        classifier: Any = None,
+        regressor: Any = None,
+        shared: Any = None,
+    ) -> None:
+        self.preprocessor = preprocessor
+        self.target_kinds = target_kinds
+        self.strategy = strategy
+        self.classifier = classifier
+        self.regressor = regressor
+        self.shared = shared
+
+    def fit(self, X: pd.DataFrame, y: Any) -> MultiTaskModel:
+        yf = _as_frame(y)
+        _check_rows(X, yf)
+        kinds = [str(k) for k in self.target_kinds]
+        if len(kinds) != yf.shape[1]:
+            raise TargetError(
+                f"the model expects {len(kinds)} targets ({kinds}) but y has {yf.shape[1]} columns; "
+                "pass the task's target columns in order"
+            )
+        if self.strategy not in MTL_STRATEGIES:
+            raise ValueError(
+                f"unknown multitask strategy {self.strategy!r}; use one of {list(MTL_STRATEGIES)}"
+            )
+        self.classes_: list[np.ndarray | None] = []
+        cols = []
+        for name, kind in zip(yf.columns, kinds, strict=True):
+            if kind == "regression":
+                self.classes_.append(None)
+                cols.append(regression_values(yf[name]))
+            else:
+                classes, codes = encode_classes(yf[name])
+                self.classes_.append(classes)
+                cols.append(codes)
+        Y = np.column_stack(cols)
+        # the preprocessor's supervised step (feature selection) ignores missing values per target
+        with _quiet():
+            self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, X, Y)
+            if self.strategy == "shared":
+                self.estimators_: list[Any] = [
+                    clone(self.shared).set_params(target_kinds=tuple(kinds)).fit(Xt, Y)
+                ]
+            else:
+                self.estimators_ = []
+                classifier = (
+                    split_budget(self.classifier, len(kinds)) if self.classifier is not None else None
+                )
+                regressor = split_budget(self.regressor, len(kinds)) if self.regressor is not None else None
+                self.y_mean_ = np.zeros(len(kinds))
+                self.y_scale_ = np.ones(len(kinds))
+                for t, kind in enumerate(kinds):
+                    present = ~np.isnan(Y[:, t])
+                    if not present.any():
+                        raise TargetError(f"target {yf.columns[t]!r} has no value in the training data")
+                    if kind == "regression":
+                        v = Y[present, t]
+                        self.y_mean_[t] = float(v.mean())
+                        sd = float(v.std())
+                        self.y_scale_[t] = sd if sd > 1e-12 else 1.0
+                        ys = (v - self.y_mean_[t]) / self.y_scale_[t]
+                        self.estimators_.append(clone(regressor).fit(Xt[present], ys))
+                    else:
+                        self.estimators_.append(fit_classifier(classifier, Xt[present], Y[present, t]))
+        return self
+
+    def predict_task(self, X: pd.DataFrame) -> Prediction:
+        check_is_fitted(self, "estimators_")
+        with _quiet():
+            Xt = _transform(self.preprocessor_, X)
+            if self.strategy == "shared":
+                heads = self.estimators_[0].predict_heads(Xt)
+            else:
+                heads = []
+                for t, est in enumerate(self.estimators_):
+                    known = self.classes_[t]
+                    if known is None:
+                        out = np.asarray(est.predict(Xt), dtype=np.float64).ravel()
+                        heads.append(
+                            np.where(np.isfinite(out), out, 0.0) * self.y_scale_[t] + self.y_mean_[t]
+                        )
+                    else:
+                        heads.append(full_proba(est.predict_proba(Xt), est.classes_, known.size))
+        values: list[np.ndarray] = []
+        probas: list[np.ndarray | None] = []
+        for head, classes in zip(heads, self.classes_, strict=True):
+            if classes is None:
+                out = np.asarray(head, dtype=np.float64)
+                values.append(
+                    np.where(np.isfinite(out), out, np.nanmean(out) if np.isfinite(out).any() else 0.0)
+                )
+                probas.append(None)
+            else:
+                v, p = class_outputs(full_proba(head, np.arange(head.shape[1]), classes.size), classes)
+                values.append(v)
+                probas.append(p)
+        return Prediction(
+            values=values, probas=probas, classes=[None if c is None else c.copy() for c in self.classes_]
+        )
+
+
+__all__ = [
+    "ML_STRATEGIES",
+    "MTL_STRATEGIES",
+    "MT_STRATEGIES",
+    "ClassificationModel",
+    "MultiLabelModel",
+    "MultiTargetModel",
+    "MultiTaskModel",
+    "RegressionModel",
+    "SharedTrunkMLP",
+]

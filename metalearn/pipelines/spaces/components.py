@@ -1,0 +1,412 @@
+"""Building blocks of the search spaces: hyperparameter definitions (ConfigSpace) and the builders that
+turn a configuration's values into scikit-learn estimators.
+
+Hyperparameter names are ``<component>`` for choices (``model``, ``scaling``, ``encoding``...) and
+``<component>:<name>`` for the hyperparameters of one choice (``rf:n_estimators``). Ranges follow
+auto-sklearn's, narrowed where a range edge makes a fit impractically slow; counts that are naturally
+log-scaled (trees, neighbours, layer widths, batch sizes, leaves) are log-scaled *Floats* rounded when
+the estimator is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ConfigSpace import (
+    Categorical,
+    ConfigurationSpace,
+    EqualsCondition,
+    Float,
+    GreaterThanCondition,
+    Integer,
+)
+from ConfigSpace.conditions import Condition
+from ConfigSpace.hyperparameters import CategoricalHyperparameter, OrdinalHyperparameter
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import ElasticNet, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC, SVR
+
+from metalearn.pipelines.models.adaptive import DEFAULT_BUDGET, MAX_EPOCHS, Adaptive
+from metalearn.pipelines.models.preprocessing import (
+    ENCODINGS,
+    MAX_ONEHOT_CATEGORIES,
+    NUMERIC_IMPUTATIONS,
+    SCALINGS,
+    TabularPreprocessor,
+    TargetSelectPercentile,
+    VariancePCA,
+)
+from metalearn.pipelines.models.shared_mlp import ACTIVATIONS, SharedTrunkMLP
+
+#: Model families, in the order of the ``model`` choice.
+FAMILIES = ("linear", "svm", "knn", "rf", "et", "hgb", "mlp")
+#: Families whose estimator fits several binary labels at once.
+NATIVE_MULTILABEL = ("knn", "rf", "et", "mlp")
+#: Families whose estimator fits several regression targets at once.
+NATIVE_MULTITARGET = ("linear", "knn", "rf", "et", "mlp")
+FEATURE_PREPROCESSORS = ("none", "pca", "select_percentile")
+DEFAULT_FAMILY = "rf"
+
+#: Kernel SVMs train on at most this many rows (stratified subsample): libsvm is quadratic in rows.
+SVM_MAX_ROWS = 2000
+SVM_MAX_ITER = 200_000
+LINEAR_MAX_ITER = 300
+SAGA_MAX_ITER = 100
+MLP_MAX_LAYERS = 3
+
+
+def _cond(child: Any, parent: Any, value: Any) -> Condition:
+    return EqualsCondition(child, parent, value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# hyperparameters
+# ---------------------------------------------------------------------------------------------------
+def add_preprocessing(cs: ConfigurationSpace) -> None:
+    """Imputation, categorical encoding, scaling and the optional feature preprocessor."""
+    encoding = Categorical("encoding", list(ENCODINGS), default="onehot")
+    min_freq = Float("encoding:min_frequency", (1e-4, 0.2), log=True, default=0.01)
+    pre = Categorical("preprocessing", list(FEATURE_PREPROCESSORS), default="none")
+    keep = Float("pca:keep_variance", (0.5, 0.9999), default=0.9999)
+    pct = Float("select_percentile:percentile", (1.0, 99.0), default=50.0)
+    cs.add(
+        [
+            Categorical("imputation:numeric", list(NUMERIC_IMPUTATIONS), default="mean"),
+            encoding,
+            min_freq,
+            Categorical("scaling", list(SCALINGS), default="standard"),
+            pre,
+            keep,
+            pct,
+        ]
+    )
+    cs.add(
+        [_cond(min_freq, encoding, "onehot"), _cond(keep, pre, "pca"), _cond(pct, pre, "select_percentile")]
+    )
+
+
+def add_mlp_architecture(
+    cs: ConfigurationSpace, prefix: str, parent: Any, value: Any, default_layers: int
+) -> None:
+    """An MLP architecture + optimiser search under ``prefix`` (``mlp`` or ``shared``), active when
+    ``parent == value``: depth 1-3, a log-scaled width per layer, activation, L2 penalty, initial
+    learning rate and batch size."""
+    layers = Integer(f"{prefix}:n_layers", (1, MLP_MAX_LAYERS), default=default_layers)
+    widths = [Float(f"{prefix}:width_{i}", (16.0, 256.0), log=True, default=64.0) for i in range(1, 4)]
+    others = [
+        Categorical(f"{prefix}:activation", list(ACTIVATIONS), default="relu"),
+        Float(f"{prefix}:alpha", (1e-7, 1e-1), log=True, default=1e-4),
+        Float(f"{prefix}:learning_rate_init", (1e-4, 1e-1), log=True, default=1e-3),
+        Float(f"{prefix}:batch_size", (16.0, 512.0), log=True, default=128.0 if prefix == "mlp" else 64.0),
+    ]
+    cs.add([layers, *widths, *others])
+    cs.add([_cond(h, parent, value) for h in [layers, widths[0], *others]])
+    cs.add([GreaterThanCondition(widths[1], layers, 1), GreaterThanCondition(widths[2], layers, 2)])
+
+
+def add_model_families(
+    cs: ConfigurationSpace,
+    classification: bool,
+    regression: bool,
+    parent: Any = None,
+    parent_value: Any = None,
+) -> CategoricalHyperparameter | OrdinalHyperparameter:
+    """The ``model`` choice and every family's hyperparameters (classification-only and/or
+    regression-only ones as asked). ``model`` is active when ``parent == parent_value`` if given."""
+    model = Categorical("model", list(FAMILIES), default=DEFAULT_FAMILY)
+    cs.add(model)
+    if parent is not None:
+        cs.add(_cond(model, parent, parent_value))
+
+    def family(name: str, hps: Sequence[Any]) -> None:
+        cs.add(list(hps))
+        cs.add([_cond(h, model, name) for h in hps])
+
+    # linear: logistic regression (C) / ridge or elastic net (alpha)
+    penalty = Categorical("linear:penalty", ["l2", "elasticnet"], default="l2")
+    l1_ratio = Float("linear:l1_ratio", (0.05, 1.0), default=0.5)
+    lin: list[Any] = [penalty]
+    if classification:
+        lin.append(Float("linear:C", (0.03125, 32768.0), log=True, default=1.0))
+    if regression:
+        lin.append(Float("linear:alpha", (1e-5, 10.0), log=True, default=1.0))
+    family("linear", lin)
+    cs.add(l1_ratio)
+    cs.add(_cond(l1_ratio, penalty, "elasticnet"))
+
+    # svm: libsvm on a capped number of rows
+    kernel = Categorical("svm:kernel", ["rbf", "poly"], default="rbf")
+    svm: list[Any] = [
+        Float("svm:C", (0.03125, 32768.0), log=True, default=1.0),
+        kernel,
+        Float("svm:gamma", (3.0517578125e-05, 8.0), log=True, default=0.1),
+    ]
+    if regression:
+        svm.append(Float("svm:epsilon", (1e-3, 1.0), log=True, default=0.1))
+    family("svm", svm)
+    degree = Integer("svm:degree", (2, 4), default=3)
+    coef0 = Float("svm:coef0", (-1.0, 1.0), default=0.0)
+    cs.add([degree, coef0])
+    cs.add([_cond(degree, kernel, "poly"), _cond(coef0, kernel, "poly")])
+
+    family(
+        "knn",
+        [
+            Float("knn:n_neighbors", (1.0, 100.0), log=True, default=5.0),
+            Categorical("knn:weights", ["uniform", "distance"], default="uniform"),
+        ],
+    )
+
+    exp_default = 0.5 if classification else 1.0
+    for name, bootstrap_default in (("rf", "true"), ("et", "false")):
+        hps: list[Any] = [
+            Float(f"{name}:n_estimators", (16.0, 300.0), log=True, default=100.0),
+            Float(f"{name}:max_features_exponent", (0.0, 1.0), default=exp_default),
+            Integer(f"{name}:min_samples_split", (2, 20), default=2),
+            Integer(f"{name}:min_samples_leaf", (1, 20), default=1),
+            Categorical(f"{name}:bootstrap", ["true", "false"], default=bootstrap_default),
+        ]
+        if classification:
+            hps.append(Categorical(f"{name}:criterion", ["gini", "entropy"], default="gini"))
+        family(name, hps)
+
+    early = Categorical("hgb:early_stop", ["off", "valid"], default="off")
+    family(
+        "hgb",
+        [
+            Float("hgb:learning_rate", (0.01, 1.0), log=True, default=0.1),
+            Float("hgb:max_iter", (32.0, 512.0), log=True, default=128.0),
+            Float("hgb:max_leaf_nodes", (3.0, 255.0), log=True, default=31.0),
+            Float("hgb:min_samples_leaf", (1.0, 200.0), log=True, default=20.0),
+            Float("hgb:l2_regularization", (1e-10, 1.0), log=True, default=1e-10),
+            early,
+        ],
+    )
+    no_change = Integer("hgb:n_iter_no_change", (1, 20), default=10)
+    val_frac = Float("hgb:validation_fraction", (0.01, 0.4), default=0.1)
+    cs.add([no_change, val_frac])
+    cs.add([_cond(no_change, early, "valid"), _cond(val_frac, early, "valid")])
+
+    add_mlp_architecture(cs, "mlp", model, "mlp", default_layers=1)
+    mlp_es = Categorical("mlp:early_stopping", ["valid", "train"], default="valid")
+    cs.add(mlp_es)
+    cs.add(_cond(mlp_es, model, "mlp"))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------
+# builders
+# ---------------------------------------------------------------------------------------------------
+def _r(x: float) -> int:
+    return int(max(1, round(float(x))))
+
+
+def build_preprocessor(
+    values: Mapping[str, Any], categorical: Sequence[bool], target_kinds: Sequence[str], seed: int
+) -> Pipeline:
+    """Tabular preprocessing + the optional feature preprocessor of a configuration."""
+    encoding = str(values["encoding"])
+    steps: list[tuple[str, Any]] = [
+        (
+            "tabular",
+            TabularPreprocessor(
+                categorical=tuple(bool(c) for c in categorical),
+                numeric_imputation=str(values["imputation:numeric"]),
+                encoding=encoding,
+                min_frequency=float(values.get("encoding:min_frequency", 0.01)),
+                max_categories=MAX_ONEHOT_CATEGORIES,
+                scaling=str(values["scaling"]),
+                random_state=seed,
+            ),
+        )
+    ]
+    pre = str(values["preprocessing"])
+    if pre == "pca":
+        steps.append(
+            ("features", VariancePCA(keep_variance=float(values["pca:keep_variance"]), random_state=seed))
+        )
+    elif pre == "select_percentile":
+        steps.append(
+            (
+                "features",
+                TargetSelectPercentile(
+                    percentile=float(values["select_percentile:percentile"]),
+                    target_kinds=tuple(str(k) for k in target_kinds),
+                ),
+            )
+        )
+    return Pipeline(steps)
+
+
+def _mlp_hidden(values: Mapping[str, Any], prefix: str) -> tuple[int, ...]:
+    n = int(values[f"{prefix}:n_layers"])
+    return tuple(_r(values[f"{prefix}:width_{i}"]) for i in range(1, n + 1))
+
+
+def build_classifier(values: Mapping[str, Any], seed: int, budget: float = DEFAULT_BUDGET) -> Adaptive:
+    """The classifier of the configuration's ``model`` family, wrapped for fit-time adaptation."""
+    fam = str(values["model"])
+    v = values
+    exponent: float | None = None
+    max_rows: int | None = None
+    est: Any
+    if fam == "linear":
+        if v["linear:penalty"] == "elasticnet":
+            est = LogisticRegression(
+                C=float(v["linear:C"]),
+                l1_ratio=float(v["linear:l1_ratio"]),
+                solver="saga",
+                max_iter=SAGA_MAX_ITER,
+                tol=1e-3,
+                random_state=seed,
+            )
+        else:
+            est = LogisticRegression(C=float(v["linear:C"]), solver="lbfgs", max_iter=LINEAR_MAX_ITER)
+    elif fam == "svm":
+        # Platt scaling on 5-fold out-of-fold decision values (what SVC(probability=True) did)
+        est = CalibratedClassifierCV(
+            SVC(random_state=seed, max_iter=SVM_MAX_ITER, cache_size=500, **_svm_kwargs(v)),
+            method="sigmoid",
+            cv=5,
+            ensemble=False,
+        )
+        max_rows = SVM_MAX_ROWS
+    elif fam == "knn":
+        est = KNeighborsClassifier(**_knn_kwargs(v))
+    elif fam in ("rf", "et"):
+        cls = RandomForestClassifier if fam == "rf" else ExtraTreesClassifier
+        est = cls(criterion=str(v[f"{fam}:criterion"]), random_state=seed, n_jobs=1, **_forest_kwargs(v, fam))
+        exponent = float(v[f"{fam}:max_features_exponent"])
+    elif fam == "hgb":
+        est = HistGradientBoostingClassifier(random_state=seed, **_hgb_kwargs(v))
+    elif fam == "mlp":
+        est = MLPClassifier(random_state=seed, **_mlp_kwargs(v))
+    else:
+        raise ValueError(f"unknown model family {fam!r}; use one of {list(FAMILIES)}")
+    return Adaptive(est, budget=budget, max_rows=max_rows, max_features_exponent=exponent, random_state=seed)
+
+
+def build_regressor(values: Mapping[str, Any], seed: int, budget: float = DEFAULT_BUDGET) -> Adaptive:
+    """The regressor of the configuration's ``model`` family, wrapped for fit-time adaptation."""
+    fam = str(values["model"])
+    v = values
+    exponent: float | None = None
+    max_rows: int | None = None
+    est: Any
+    if fam == "linear":
+        if v["linear:penalty"] == "elasticnet":
+            est = ElasticNet(
+                alpha=float(v["linear:alpha"]),
+                l1_ratio=float(v["linear:l1_ratio"]),
+                max_iter=1000,
+                random_state=seed,
+            )
+        else:
+            est = Ridge(alpha=float(v["linear:alpha"]))
+    elif fam == "svm":
+        est = SVR(epsilon=float(v["svm:epsilon"]), max_iter=SVM_MAX_ITER, cache_size=500, **_svm_kwargs(v))
+        max_rows = SVM_MAX_ROWS
+    elif fam == "knn":
+        est = KNeighborsRegressor(**_knn_kwargs(v))
+    elif fam in ("rf", "et"):
+        cls = RandomForestRegressor if fam == "rf" else ExtraTreesRegressor
+        est = cls(criterion="squared_error", random_state=seed, n_jobs=1, **_forest_kwargs(v, fam))
+        exponent = float(v[f"{fam}:max_features_exponent"])
+    elif fam == "hgb":
+        est = HistGradientBoostingRegressor(random_state=seed, **_hgb_kwargs(v))
+    elif fam == "mlp":
+        est = MLPRegressor(random_state=seed, **_mlp_kwargs(v))
+    else:
+        raise ValueError(f"unknown model family {fam!r}; use one of {list(FAMILIES)}")
+    return Adaptive(est, budget=budget, max_rows=max_rows, max_features_exponent=exponent, random_state=seed)
+
+
+def _svm_kwargs(v: Mapping[str, Any]) -> dict[str, Any]:
+    kw: dict[str, Any] = {
+        "C": float(v["svm:C"]),
+        "kernel": str(v["svm:kernel"]),
+        "gamma": float(v["svm:gamma"]),
+    }
+    if kw["kernel"] == "poly":
+        kw["degree"] = int(v["svm:degree"])
+        kw["coef0"] = float(v["svm:coef0"])
+    return kw
+
+
+def _knn_kwargs(v: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "n_neighbors": _r(v["knn:n_neighbors"]),
+        "weights": str(v["knn:weights"]),
+    }
+
+
+def _forest_kwargs(v: Mapping[str, Any], fam: str) -> dict[str, Any]:
+    return {
+        "n_estimators": _r(v[f"{fam}:n_estimators"]),
+        "min_samples_split": int(v[f"{fam}:min_samples_split"]),
+        "min_samples_leaf": int(v[f"{fam}:min_samples_leaf"]),
+        "bootstrap": v[f"{fam}:bootstrap"] == "true",
+    }
+
+
+def _hgb_kwargs(v: Mapping[str, Any]) -> dict[str, Any]:
+    early = v["hgb:early_stop"] == "valid"
+    kw: dict[str, Any] = {
+        "learning_rate": float(v["hgb:learning_rate"]),
+        "max_iter": _r(v["hgb:max_iter"]),
+        "max_leaf_nodes": max(2, _r(v["hgb:max_leaf_nodes"])),
+        "min_samples_leaf": _r(v["hgb:min_samples_leaf"]),
+        "l2_regularization": float(v["hgb:l2_regularization"]),
+        "early_stopping": early,
+    }
+    if early:
+        kw["n_iter_no_change"] = int(v["hgb:n_iter_no_change"])
+        kw["validation_fraction"] = float(v["hgb:validation_fraction"])
+    return kw
+
+
+def _mlp_kwargs(v: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "hidden_layer_sizes": _mlp_hidden(v, "mlp"),
+        "activation": str(v["mlp:activation"]),
+        "alpha": float(v["mlp:alpha"]),
+        "learning_rate_init": float(v["mlp:learning_rate_init"]),
+        "batch_size": _r(v["mlp:batch_size"]),
+        "early_stopping": v["mlp:early_stopping"] == "valid",
+        "validation_fraction": 0.1,
+        "n_iter_no_change": 10,
+        "max_iter": MAX_EPOCHS,
+        "solver": "adam",
+    }
+
+
+def build_shared_mlp(
+    values: Mapping[str, Any], target_kinds: Sequence[str], seed: int, budget: float = DEFAULT_BUDGET
+) -> SharedTrunkMLP:
+    """The shared-trunk multi-task network of a configuration's ``shared:*`` hyperparameters."""
+    return SharedTrunkMLP(
+        target_kinds=tuple(str(k) for k in target_kinds),
+        hidden_layer_sizes=_mlp_hidden(values, "shared"),
+        activation=str(values["shared:activation"]),
+        alpha=float(values["shared:alpha"]),
+        learning_rate_init=float(values["shared:learning_rate_init"]),
+        batch_size=_r(values["shared:batch_size"]),
+        max_epochs=MAX_EPOCHS,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        budget=budget,
+        random_state=seed,
+    )

@@ -1,0 +1,648 @@
+"""Evaluate one configuration of a search space on one dataset, safely.
+
+:func:`evaluate_config` cross-validates (or, for large datasets, holds out) a configuration and
+returns an :class:`EvalResult`. It never raises because of the configuration: exceptions, NaN
+predictions, time-outs and memory errors become a result with status ``crash``/``timeout``/
+``memout`` and a one-line error. Bad *arguments* (a budget outside (0, 1], a negative time limit)
+still raise :class:`~metalearn.data.errors.InputError`.
+
+With a time or memory limit the trial runs in a forked child process: BLAS/OpenMP threads are
+limited to 1 there, ``RLIMIT_AS`` caps its memory, and the parent kills the child's whole process
+group when the time limit passes. Without limits the trial runs inline in the calling process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import ConfigurationError, InputError, MetaLearnError, SearchError
+from metalearn.data.metrics import check_metric, compute_metrics, get_metric
+from metalearn.data.prediction import Prediction
+from metalearn.data.splits import cv_splits, holdout_split, plan_splits
+from metalearn.data.task import Task, TaskKind
+from metalearn.kb.records import RunRecord, run_id_for
+from metalearn.pipelines.spaces.base import SearchSpace, TaskModel
+
+__all__ = [
+    "EvalProtocol",
+    "EvalResult",
+    "evaluate_config",
+    "fit_final",
+    "protocol_key_with_budget",
+    "test_score",
+    "to_run_record",
+]
+
+STATUSES = ("ok", "crash", "timeout", "memout")
+_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+_MIN_BUDGET_ROWS = 10
+_MAX_ERROR_CHARS = 400
+
+
+# --------------------------------------------------------------------------------------------
+# protocol and result
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How a configuration is evaluated.
+
+    ``mode="auto"`` uses ``n_folds``-fold CV for datasets with at most ``holdout_threshold`` rows
+    and a single stratified holdout split (``holdout_fraction`` in test) above it (decided on the
+    dataset's full size); ``"cv"``/``"holdout"`` force one. ``max_rows`` caps the rows used
+    (stratified subsample, ``None`` = all). ``seed`` fixes the splits and subsamples.
+
+    ``key`` is a short stable string identifying the protocol for any dataset (the default one is
+    ``cv5-s0-holdout0.33-over20000``; a forced mode gives ``cv5-s0`` or ``holdout0.33-s0-sub20000``);
+    store it as ``RunRecord.protocol``. :meth:`key_for` gives the key of the protocol as resolved
+    for a dataset of ``n_rows`` rows (what was actually done: ``cv5-s0``, ``holdout0.33-s0-sub20000``);
+    it is reported in ``EvalResult.protocol_key``.
+    """
+
+    n_folds: int = 5
+    holdout_threshold: int | None = 20_000
+    holdout_fraction: float = 0.33
+    max_rows: int | None = None
+    seed: int = 0
+    mode: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "cv", "holdout"):
+            raise InputError(f"protocol mode must be auto, cv or holdout, got {self.mode!r}")
+        if not _is_int(self.n_folds) or self.n_folds < 2:
+            raise InputError(f"n_folds must be an integer >= 2, got {self.n_folds!r}")
+        if self.holdout_threshold is not None and (
+            not _is_int(self.holdout_threshold) or self.holdout_threshold < 2
+        ):
+            raise InputError(
+                f"holdout_threshold must be an integer >= 2 or None, got {self.holdout_threshold!r}"
+            )
+        if not isinstance(self.holdout_fraction, float | int) or not 0.0 < float(self.holdout_fraction) < 1.0:
+            raise InputError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction!r}")
+        if self.max_rows is not None and (not _is_int(self.max_rows) or self.max_rows < 10):
+            raise InputError(f"max_rows must be an integer >= 10 or None, got {self.max_rows!r}")
+        if not _is_int(self.seed):
+            raise InputError(f"seed must be an integer, got {self.seed!r}")
+
+    def uses_holdout(self, n_rows: int) -> bool:
+        if self.mode != "auto":
+            return self.mode == "holdout"
+        return self.holdout_threshold is not None and n_rows > self.holdout_threshold
+
+    def resolve(self, n_rows: int) -> EvalProtocol:
+        """The concrete protocol (mode cv/holdout, ``max_rows`` only if it subsamples) for ``n_rows``."""
+        mode = "holdout" if self.uses_holdout(n_rows) else "cv"
+        max_rows = self.max_rows if self.max_rows is not None and n_rows > self.max_rows else None
+        return EvalProtocol(
+            self.n_folds, self.holdout_threshold, self.holdout_fraction, max_rows, self.seed, mode
+        )
+
+    @property
+    def key(self) -> str:
+        sub = f"-sub{self.max_rows}" if self.max_rows is not None else ""
+        if self.mode == "cv":
+            return f"cv{self.n_folds}-s{self.seed}{sub}"
+        if self.mode == "holdout":
+            return f"holdout{self.holdout_fraction:g}-s{self.seed}{sub}"
+        if self.holdout_threshold is None:
+            return f"cv{self.n_folds}-s{self.seed}{sub}"
+        return f"cv{self.n_folds}-s{self.seed}-holdout{self.holdout_fraction:g}-over{self.holdout_threshold}{sub}"
+
+    def key_for(self, n_rows: int) -> str:
+        """The key of this protocol applied to a dataset of ``n_rows`` rows (stored in RunRecord)."""
+        return self.resolve(n_rows).key
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The outcome of one evaluation.
+
+    ``metrics`` are means over folds (NaN folds skipped) in each metric's own direction; ``score``
+    is the task metric and ``cost`` its lower-is-better form (both NaN unless status is ``ok``).
+    ``fit_seconds``/``predict_seconds`` are totals over folds; ``fold_scores`` the task metric per
+    completed fold; ``n_rows_used`` the rows of the (possibly subsampled) dataset evaluated and
+    ``n_train_rows`` the mean training rows per fold (after ``budget``).
+    """
+
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    score: float = math.nan
+    cost: float = math.nan
+    fit_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    error: str = ""
+    n_rows_used: int = 0
+    budget: float | None = None
+    fold_scores: tuple[float, ...] = ()
+    metric: str = ""
+    protocol_key: str = ""
+    n_folds: int = 0
+    n_train_rows: int = 0
+    wall_seconds: float = 0.0
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and not math.isnan(self.score)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def protocol_key_with_budget(protocol_key: str, budget: float | None) -> str:
+    """``protocol_key`` with a ``-b<budget>`` suffix when ``budget < 1`` (so fidelities never collide)."""
+    if budget is None or budget >= 1.0:
+        return protocol_key
+    suffix = f"-b{float(budget):.3g}"
+    return protocol_key if protocol_key.endswith(suffix) else protocol_key + suffix
+
+
+def to_run_record(
+    result: EvalResult,
+    dataset_id: str,
+    config_id: str,
+    protocol_key: str | None = None,
+    source: str = "",
+    search_id: str | None = None,
+) -> RunRecord:
+    """The KB record of an evaluation. ``protocol_key`` defaults to ``result.protocol_key``; the
+    budget is appended to it when below 1 and stored in ``RunRecord.budget``."""
+    key = protocol_key_with_budget(protocol_key or result.protocol_key, result.budget)
+    if not key:
+        raise InputError("to_run_record needs a protocol key; pass protocol.key_for(dataset.n_rows)")
+    ok = result.status == "ok"
+    budget = result.budget if result.budget is not None and result.budget < 1.0 else None
+    return RunRecord(
+        run_id=run_id_for(dataset_id, config_id, key),
+        dataset_id=dataset_id,
+        config_id=config_id,
+        protocol=key,
+        status=result.status,
+        metric=result.metric,
+        score=float(result.score) if ok else math.nan,
+        cost=float(result.cost) if ok else math.nan,
+        metrics=dict(result.metrics),
+        fit_seconds=float(result.fit_seconds),
+        predict_seconds=float(result.predict_seconds),
+        error=result.error,
+        source=source,
+        search_id=search_id,
+        budget=budget,
+        n_rows_used=int(result.n_rows_used) if result.n_rows_used else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen and len(seen) < 10:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def _status_of(exc: BaseException) -> str:
+    for e in _chain(exc):
+        if isinstance(e, MemoryError):
+            return "memout"
+        if isinstance(e, OSError) and e.errno == 12:  # ENOMEM
+            return "memout"
+        text = str(e)
+        if "bad_alloc" in text or "Unable to allocate" in text or "Cannot allocate memory" in text:
+            return "memout"
+        if isinstance(e, TimeoutError):
+            return "timeout"
+    return "crash"
+
+
+def _error_text(exc: BaseException, where: str = "") -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    msg = lines[0] if lines else repr(exc)
+    if len(msg) > _MAX_ERROR_CHARS:
+        msg = msg[: _MAX_ERROR_CHARS - 3] + "..."
+    return f"{type(exc).__name__}: {msg}" + (f" ({where})" if where else "")
+
+
+# --------------------------------------------------------------------------------------------
+# the trial itself
+
+
+@dataclass(frozen=True)
+class _Trial:
+    dataset: Dataset
+    space: SearchSpace
+    values: dict[str, Any]
+    folds: list[tuple[np.ndarray, np.ndarray]]
+
+
+def _check_prediction(pred: Any, task: Task, n: int) -> None:
+    if not isinstance(pred, Prediction):
+        raise TypeError(f"predict_task returned {type(pred).__name__}, expected a Prediction")
+    if pred.n_targets != task.n_targets:
+        raise ValueError(f"the model predicted {pred.n_targets} targets, the task has {task.n_targets}")
+    for name, tk, v, p in zip(task.targets, task.target_kinds, pred.values, pred.probas, strict=True):
+        if len(v) != n:
+            raise ValueError(f"the model predicted {len(v)} rows for target {name!r}, expected {n}")
+        if tk is TaskKind.REGRESSION:
+            arr = np.asarray(v, dtype=np.float64)
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"predictions for target {name!r} contain NaN or inf")
+        else:
+            if bool(pd.isna(pd.Series(np.asarray(v, dtype=object))).any()):
+                raise ValueError(f"predicted labels for target {name!r} contain missing values")
+            if p is not None and not np.all(np.isfinite(np.asarray(p, dtype=np.float64))):
+                raise ValueError(f"probabilities for target {name!r} contain NaN or inf")
+
+
+def _execute(
+    trial: _Trial, emit: Callable[[tuple[Any, ...]], None], catch: tuple[type[BaseException], ...]
+) -> None:
+    """Run every fold; emit ("fold", i, metrics, fit_s, predict_s) per fold, then ("done",) or
+    ("error", status, text) at the first failure."""
+    ds = trial.dataset
+    k = len(trial.folds)
+    for i, (tr, te) in enumerate(trial.folds):
+        where = f"fold {i + 1}/{k}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = trial.space.build(trial.values, ds.task, ds.categorical)
+                X_tr = ds.X.iloc[tr].reset_index(drop=True)
+                y_tr = ds.y.iloc[tr].reset_index(drop=True)
+                X_te = ds.X.iloc[te].reset_index(drop=True)
+                t0 = time.perf_counter()
+                model.fit(X_tr, y_tr)
+                t1 = time.perf_counter()
+                pred = model.predict_task(X_te)
+                t2 = time.perf_counter()
+                _check_prediction(pred, ds.task, len(te))
+                metrics = compute_metrics(ds.task, ds.y.iloc[te].reset_index(drop=True), pred)
+        except catch as exc:
+            emit(("error", _status_of(exc), _error_text(exc, where)))
+            return
+        emit(("fold", i, metrics, t1 - t0, t2 - t1))
+    emit(("done",))
+
+
+def _vm_size_bytes() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _child_main(conn: Any, trial: _Trial, memory_limit_mb: int | None) -> None:
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # own process group: the parent can kill grandchildren too
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+    try:
+        if memory_limit_mb is not None:
+            import resource
+
+            limit = _vm_size_bytes() + int(memory_limit_mb) * 1024 * 1024
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            _execute(trial, conn.send, (BaseException,))
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            conn.send(("error", _status_of(exc), _error_text(exc)))
+    finally:
+        with contextlib.suppress(BaseException):
+            conn.close()
+
+
+class _Child:
+    """A forked child process (raw ``os.fork``: works inside daemonic processes such as Dask workers,
+    where ``multiprocessing`` refuses to start children)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.exitcode: int | None = None
+
+    def exited(self) -> bool:
+        if self.exitcode is not None:
+            return True
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            self.exitcode = -1
+            return True
+        if pid == 0:
+            return False
+        self.exitcode = os.waitstatus_to_exitcode(status)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the child's process group (it and anything it started); only before reaping."""
+        if self.exitcode is not None:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def join(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not self.exited():
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.005)
+        return True
+
+
+@dataclass
+class _Outcome:
+    folds: list[tuple[int, dict[str, float], float, float]] = field(default_factory=list)
+    final: tuple[Any, ...] | None = None
+    timed_out: bool = False
+    exitcode: int | None = None
+    wall: float = 0.0
+
+    def emit(self, msg: tuple[Any, ...]) -> None:
+        if msg[0] == "fold":
+            self.folds.append((int(msg[1]), msg[2], float(msg[3]), float(msg[4])))
+        else:
+            self.final = msg
+
+
+def _run_inline(trial: _Trial) -> _Outcome:
+    out = _Outcome()
+    t0 = time.monotonic()
+    _execute(trial, out.emit, (Exception,))
+    out.wall = time.monotonic() - t0
+    return out
+
+
+def _run_in_child(trial: _Trial, time_limit: float | None, memory_limit_mb: int | None) -> _Outcome:
+    r_fd, w_fd = os.pipe()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: run, report over the pipe, and leave without any cleanup of the parent's state
+        code = 0
+        try:
+            os.close(r_fd)
+            _child_main(Connection(w_fd, readable=False), trial, memory_limit_mb)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w_fd)
+    child = _Child(pid)
+    recv = Connection(r_fd, writable=False)
+    out = _Outcome()
+    deadline = None if time_limit is None else start + time_limit
+    try:
+        while out.final is None:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                out.timed_out = True
+                break
+            wait = 0.5 if deadline is None else min(0.5, deadline - now)
+            if recv.poll(wait):
+                try:
+                    out.emit(recv.recv())
+                except (EOFError, OSError):
+                    break  # the child died without a final message
+            elif child.exited() and not recv.poll(0):
+                break
+    finally:
+        out.wall = time.monotonic() - start
+        if out.timed_out or out.final is None:
+            child.kill()
+        if not child.join(5.0):
+            child.kill()
+            child.join(5.0)
+        out.exitcode = child.exitcode
+        recv.close()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation
+
+
+def _budget_rows(task: Task, y: pd.DataFrame, train: np.ndarray, budget: float, seed: int) -> np.ndarray:
+    """A ``budget`` fraction of the training rows (stratified like the splits; at least 10 rows)."""
+    n = len(train)
+    n_keep = max(math.ceil(budget * n), min(n, _MIN_BUDGET_ROWS))
+    if n_keep >= n:
+        return train
+    keep, _ = holdout_split(task, y.iloc[train].reset_index(drop=True), (n - n_keep) / n, seed)
+    return train[keep]
+
+
+def _failure(
+    status: str, error: str, metric: str, key: str, n_rows: int, budget: float | None, **kw: Any
+) -> EvalResult:
+    return EvalResult(
+        status=status,
+        error=error,
+        metric=metric,
+        protocol_key=key,
+        n_rows_used=n_rows,
+        budget=budget,
+        **kw,
+    )
+
+
+def _mean_metrics(per_fold: Sequence[dict[str, float]]) -> dict[str, float]:
+    names: list[str] = []
+    for m in per_fold:
+        names.extend(n for n in m if n not in names)
+    out: dict[str, float] = {}
+    for name in names:
+        vals = np.array([m.get(name, math.nan) for m in per_fold], dtype=float)
+        out[name] = float(np.nanmean(vals)) if np.any(~np.isnan(vals)) else math.nan
+    return out
+
+
+def evaluate_config(
+    dataset: Dataset,
+    space: SearchSpace,
+    values: Mapping[str, Any],
+    protocol: EvalProtocol | None = None,
+    time_limit: float | None = None,
+    memory_limit_mb: int | None = None,
+    budget: float | None = None,
+) -> EvalResult:
+    """Cross-validate ``space.build(values, ...)`` on ``dataset`` under ``protocol``.
+
+    ``budget`` in (0, 1] is the fraction of each fold's training rows used (multi-fidelity; test
+    folds stay whole). ``time_limit`` (seconds, whole trial) and ``memory_limit_mb`` (memory the
+    trial may allocate on top of what the process already holds) run the trial in a child process.
+    Never raises for a failing configuration; see the module docstring.
+    """
+    protocol = protocol or EvalProtocol()
+    if budget is not None and (not isinstance(budget, float | int) or not 0.0 < float(budget) <= 1.0):
+        raise InputError(f"budget must be a fraction in (0, 1], got {budget!r}")
+    if time_limit is not None and (not isinstance(time_limit, float | int) or not time_limit > 0):
+        raise InputError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    if memory_limit_mb is not None and (not _is_int(memory_limit_mb) or memory_limit_mb <= 0):
+        raise InputError(f"memory_limit_mb must be a positive integer, got {memory_limit_mb!r}")
+    budget = float(budget) if budget is not None else None
+    task = dataset.task
+    metric = check_metric(task.kind, task.metric)
+    resolved = protocol.resolve(dataset.n_rows)
+    key = resolved.key
+    started = time.monotonic()
+
+    try:
+        clean = space.validate(values)
+    except (ConfigurationError, ValueError, KeyError, TypeError) as exc:
+        text = _error_text(exc)
+        if not isinstance(exc, ConfigurationError):
+            text = f"ConfigurationError: {text}"
+        return _failure("crash", text, metric, key, dataset.n_rows, budget)
+
+    data = dataset.subsample(resolved.max_rows, seed=resolved.seed) if resolved.max_rows else dataset
+    notes = ""
+    if resolved.mode == "holdout":
+        folds = [holdout_split(task, data.y, resolved.holdout_fraction, resolved.seed)]
+    else:
+        plan = plan_splits(task, data.y, resolved.n_folds)
+        notes = plan.reason
+        folds = cv_splits(data, resolved.n_folds, resolved.seed)
+    if budget is not None and budget < 1.0:
+        folds = [
+            (_budget_rows(task, data.y, tr, budget, resolved.seed + i), te)
+            for i, (tr, te) in enumerate(folds)
+        ]
+    n_train = round(float(np.mean([len(tr) for tr, _ in folds])))
+
+    trial = _Trial(data, space, clean, folds)
+    if time_limit is None and memory_limit_mb is None:
+        out = _run_inline(trial)
+    else:
+        out = _run_in_child(trial, time_limit, memory_limit_mb)
+
+    out.folds.sort(key=lambda f: f[0])
+    per_fold = [f[1] for f in out.folds]
+    common: dict[str, Any] = {
+        "fit_seconds": float(sum(f[2] for f in out.folds)),
+        "predict_seconds": float(sum(f[3] for f in out.folds)),
+        "fold_scores": tuple(float(m.get(metric, math.nan)) for m in per_fold),
+        "n_folds": len(folds),
+        "n_train_rows": n_train,
+        "wall_seconds": time.monotonic() - started,
+        "notes": notes,
+    }
+    if out.timed_out:
+        text = (
+            f"TrialTimeoutError: the trial exceeded its {time_limit:g} s time limit "
+            f"after {len(out.folds)}/{len(folds)} folds"
+        )
+        return _failure("timeout", text, metric, key, data.n_rows, budget, **common)
+    if out.final is None or out.final[0] not in ("done", "error"):
+        code = out.exitcode
+        sig = -code if code is not None and code < 0 else None
+        signame = (
+            signal.Signals(sig).name if sig is not None and sig in signal.Signals._value2member_map_ else ""
+        )
+        if memory_limit_mb is not None and sig in (
+            signal.SIGKILL,
+            signal.SIGABRT,
+            signal.SIGSEGV,
+            signal.SIGBUS,
+        ):
+            text = f"MemoryError: the trial process was killed by {signame} under a {memory_limit_mb} MB memory limit"
+            return _failure("memout", text, metric, key, data.n_rows, budget, **common)
+        how = f"signal {signame}" if signame else f"exit code {code}"
+        text = f"RuntimeError: the trial process died without a result ({how})"
+        return _failure("crash", text, metric, key, data.n_rows, budget, **common)
+    if out.final[0] == "error":
+        return _failure(str(out.final[1]), str(out.final[2]), metric, key, data.n_rows, budget, **common)
+
+    metrics = _mean_metrics(per_fold)
+    score = metrics.get(metric, math.nan)
+    if math.isnan(score):
+        text = (
+            f"ValueError: metric {metric} is undefined on every fold (e.g. a single class in each test fold)"
+        )
+        return _failure("crash", text, metric, key, data.n_rows, budget, metrics=metrics, **common)
+    return EvalResult(
+        status="ok",
+        metrics=metrics,
+        score=float(score),
+        cost=get_metric(metric).to_cost(score),
+        error="",
+        n_rows_used=data.n_rows,
+        budget=budget,
+        metric=metric,
+        protocol_key=key,
+        **common,
+    )
+
+
+def fit_final(dataset: Dataset, space: SearchSpace, values: Mapping[str, Any]) -> TaskModel:
+    """Fit the configuration on all rows of ``dataset`` (in this process, no limits).
+
+    Raises ``ConfigurationError`` for an invalid configuration and ``SearchError`` when the model
+    fails to fit.
+    """
+    clean = space.validate(values)
+    model = space.build(clean, dataset.task, dataset.categorical)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(dataset.X, dataset.y)
+    except MetaLearnError:
+        raise
+    except Exception as exc:
+        raise SearchError(f"the final model failed to fit on {dataset.name}: {_error_text(exc)}") from exc
+    return model
+
+
+def test_score(
+    model: TaskModel, X: pd.DataFrame, y: pd.DataFrame | pd.Series, task: Task
+) -> dict[str, float]:
+    """Every metric of ``task`` for ``model`` on held-out ``(X, y)``."""
+    y_df = y.to_frame() if isinstance(y, pd.Series) else y
+    if len(X) != len(y_df):
+        raise InputError(f"X has {len(X)} rows but y has {len(y_df)}; give one target row per feature row")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pred = model.predict_task(X)
+    return compute_metrics(task, y_df, pred)
+
+
+test_score.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported in tests

@@ -1,0 +1,547 @@
+"""Warm-started Bayesian optimisation of a task's pipeline with SMAC3, writing every trial to the KB.
+
+The loop is our own ask/tell around SMAC's ``HyperparameterOptimizationFacade`` (or the multi-fidelity
+facade on data-subset budgets), so that
+
+- configurations recommended from *other* datasets enter SMAC's initial design (``additional_configs``)
+  and are evaluated fresh;
+- runs already in the KB for the *same* dataset (same fingerprint, space version and protocol) are
+  *told* to SMAC instead of re-run, and count toward ``n_trials`` — a second search resumes the first;
+- every trial is written to the KB the moment it finishes (a crash loses at most the running trial);
+- a failing configuration is a failed run with its error, never the end of the search.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ConfigSpace import Configuration
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import CancelledError, InputError
+from metalearn.data.metrics import get_metric
+from metalearn.data.task import TaskKind
+from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.records import ConfigurationRecord, RunRecord, SearchRecord, utcnow
+from metalearn.metalearning.strategies import STRATEGIES
+from metalearn.pipelines.spaces import get_space
+from metalearn.pipelines.spaces.base import SearchSpace
+from metalearn.search.evaluation import EvalProtocol, EvalResult, evaluate_config, to_run_record
+
+OPTIMIZERS = ("smac", "random")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """A frozen, self-checking description of one search (like SMAC's ``Scenario``).
+
+    ``n_trials`` counts every trial of this dataset in the KB under the same protocol and space version,
+    including those of earlier searches (they are told to SMAC, not re-run).
+    """
+
+    n_trials: int = 30
+    time_limit: float | None = None  # wall-clock seconds for the whole search
+    trial_time_limit: float | None = 120.0
+    memory_limit_mb: int | None = None
+    seed: int = 0
+    warm_start: bool = True
+    strategy: str | None = None  # recommender strategy (None = the default one)
+    n_warm: int = 10  # how many recommended configurations enter the initial design
+    optimizer: str = "smac"  # "smac" or "random"
+    multi_fidelity: bool = False  # SMAC Hyperband on data-subset budgets
+    min_budget: float = 0.1
+    protocol: EvalProtocol = field(default_factory=EvalProtocol)
+    resume: bool = True
+    n_initial: int | None = None  # cold-start initial design size (None = SMAC's default rule)
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.n_trials) or self.n_trials < 1:
+            raise InputError(f"n_trials must be a positive integer, got {self.n_trials!r}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise InputError(f"time_limit must be positive seconds, got {self.time_limit!r}")
+        if self.trial_time_limit is not None and not self.trial_time_limit > 0:
+            raise InputError(f"trial_time_limit must be positive seconds, got {self.trial_time_limit!r}")
+        if self.memory_limit_mb is not None and not _is_int(self.memory_limit_mb):
+            raise InputError(f"memory_limit_mb must be an integer number of MB, got {self.memory_limit_mb!r}")
+        if self.memory_limit_mb is not None and self.memory_limit_mb < 128:
+            raise InputError(f"memory_limit_mb must be at least 128, got {self.memory_limit_mb}")
+        if not _is_int(self.n_warm) or self.n_warm < 0:
+            raise InputError(f"n_warm must be an integer >= 0, got {self.n_warm!r}")
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            raise InputError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not 0 < self.min_budget < 1:
+            raise InputError(f"min_budget must be in (0, 1), got {self.min_budget}")
+        if self.optimizer == "random" and self.multi_fidelity:
+            raise InputError("multi_fidelity needs optimizer='smac'")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["protocol"] = self.protocol.key
+        return d
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One finished trial of a search, as reported to progress callbacks and in the summary."""
+
+    number: int
+    config_id: str
+    values: dict[str, Any]
+    origin: str  # "resumed", "recommendation:<rank>", "initial-design", "smac", "random", "default"
+    status: str
+    score: float
+    cost: float
+    seconds: float
+    budget: float | None
+    best_score: float
+    best_config_id: str | None
+    error: str = ""
+    sources: tuple[str, ...] = ()  # KB dataset names a recommended configuration came from
+
+
+@dataclass
+class SearchResult:
+    search_id: str
+    dataset_id: str
+    dataset_name: str
+    kind: str
+    metric: str
+    greater_is_better: bool
+    space: str
+    space_version: str
+    settings: dict[str, Any]
+    trials: list[Trial]
+    best_config_id: str | None
+    best_values: dict[str, Any] | None
+    best_score: float
+    n_resumed: int
+    n_new: int
+    n_failed: int
+    recommendations: list[dict[str, Any]]
+    seconds: float
+    status: str = "done"
+
+    def trajectory(self) -> list[float]:
+        """Best score after each trial (NaN until a trial succeeded)."""
+        return [t.best_score for t in self.trials]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["trajectory"] = self.trajectory()
+        return json.loads(json.dumps(d, default=str, allow_nan=True))
+
+
+def ordered_acquisition_maximizer(facade_cls: Any, scenario: Any) -> Any:
+    """SMAC's default acquisition maximizer, with the local-search start points in a fixed order.
+
+    SMAC 2 de-duplicates the start points through a ``set`` of Configurations, whose hash is the hash of
+    a string: their order (and so the local search, and the configuration proposed) then depends on
+    ``PYTHONHASHSEED``, i.e. differs between processes. A build resumed in a new process (or run on Dask
+    workers) would not replay the exploration exactly, and a seeded search would not be reproducible.
+    Sorting the de-duplicated points fixes it.
+    """
+    maximizer = facade_cls.get_acquisition_maximizer(scenario)
+    maximizer._local_search.__class__ = _ordered_local_search_class()
+    return maximizer
+
+
+@functools.cache
+def _ordered_local_search_class() -> type:
+    from smac.acquisition.maximizer.local_search import LocalSearch
+
+    class OrderedLocalSearch(LocalSearch):
+        def _get_init_points_from_previous_configs(self, previous_configs: Any, n_points: int,
+                                                   additional_start_points: Any) -> list[Any]:
+            points = super()._get_init_points_from_previous_configs(previous_configs, n_points,
+                                                                    additional_start_points)
+            return sorted(points, key=repr)
+
+    return OrderedLocalSearch
+
+
+def smac_cost(metric: str, score: float) -> float:
+    """The positive cost SMAC minimises (its surrogate models log(cost)).
+
+    Greater-is-better metrics are bounded above by 1 (ROC AUC, accuracy, R², ...), so ``1 - score`` is
+    non-negative; losses (log loss, RMSE, ...) are already non-negative.
+    """
+    m = get_metric(metric)
+    return float(1.0 - score) if m.greater_is_better else float(score)
+
+
+def crash_cost_for(dataset: Dataset) -> float:
+    """A finite cost for failed trials, worse than any sane configuration on this dataset."""
+    m = get_metric(dataset.task.metric)
+    if m.greater_is_better:
+        return 2.0  # score -1: worse than chance for every bounded metric we use
+    if dataset.task.kind is TaskKind.REGRESSION or "rmse" in m.name or "mae" in m.name:
+        y = dataset.y.to_numpy(dtype=float)
+        return float(10.0 * max(np.nanstd(y), 1e-6))
+    n_classes = max(2, int(dataset.y.nunique().max()))
+    return float(10.0 * math.log(n_classes))
+
+
+class _Best:
+    def __init__(self, greater: bool) -> None:
+        self.greater = greater
+        self.score = math.nan
+        self.config_id: str | None = None
+        self.values: dict[str, Any] | None = None
+
+    def offer(self, score: float, config_id: str, values: dict[str, Any], budget: float | None) -> None:
+        if budget is not None and budget < 1.0:
+            return  # the incumbent is chosen at full fidelity only
+        if math.isnan(score):
+            return
+        if math.isnan(self.score) or (score > self.score if self.greater else score < self.score):
+            self.score, self.config_id, self.values = score, config_id, values
+
+
+def _space_config(space: SearchSpace, values: dict[str, Any], origin: str) -> Configuration:
+    cfg = Configuration(space.configspace, values=values)
+    cfg.origin = origin
+    return cfg
+
+
+def _protocol_for_budget(protocol: EvalProtocol, budget: float | None) -> str:
+    return protocol.key if budget is None or budget >= 1.0 else f"{protocol.key}-b{budget:.3g}"
+
+
+def previous_runs(kb: KnowledgeBase, dataset_id: str, space: SearchSpace, protocol: EvalProtocol) -> list[RunRecord]:
+    """Runs of this dataset already in the KB under this space version and protocol (full budget)."""
+    runs = kb.list_runs(dataset_id=dataset_id)
+    if not runs:
+        return []
+    configs = kb.get_configurations({r.config_id for r in runs})
+    out = []
+    for r in runs:
+        c = configs.get(r.config_id)
+        if c is None or c.space != space.name or c.space_version != space.version:
+            continue
+        if r.protocol != protocol.key or (r.budget is not None and r.budget < 1.0):
+            continue
+        out.append(r)
+    return out
+
+
+def run_search(
+    dataset: Dataset,
+    kb: KnowledgeBase,
+    settings: SearchSettings | None = None,
+    *,
+    recommendations: Sequence[Any] = (),
+    on_trial: Callable[[Trial], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    search_id: str | None = None,
+    source: str = "search",
+) -> SearchResult:
+    """Run a (warm-started) search on ``dataset``, writing every trial to ``kb``.
+
+    ``recommendations`` are objects with ``config_id`` and (optionally) ``values``, ``rank``,
+    ``sources`` — usually from :func:`metalearn.metalearning.advisor.Advisor.recommend`; they are used when
+    ``settings.warm_start`` is true. The dataset record must already be in the KB (see
+    :func:`metalearn.kb.shipped.ensure_metafeatures`, or ``kb.put_dataset(dataset_record(dataset))``).
+    ``should_stop`` is polled between trials (cancellation).
+    """
+    settings = settings or SearchSettings()
+    t_start = time.monotonic()
+    task = dataset.task
+    space = get_space(task)
+    metric = get_metric(task.metric)
+    search_id = search_id or uuid.uuid4().hex[:16]
+    record = SearchRecord(
+        search_id=search_id, dataset_id=dataset.dataset_id, status="running", settings=settings.to_dict()
+    )
+    kb.put_search(record)
+    best = _Best(metric.greater_is_better)
+    trials: list[Trial] = []
+    n_failed = 0
+    protocol = settings.protocol
+
+    def finish_trial(
+        values: dict[str, Any], config_id: str, origin: str, run: RunRecord, seconds: float, sources: tuple[str, ...]
+    ) -> Trial:
+        nonlocal n_failed
+        if run.status != "ok":
+            n_failed += 1
+        best.offer(run.score, config_id, values, run.budget)
+        trial = Trial(
+            number=len(trials) + 1,
+            config_id=config_id,
+            values=values,
+            origin=origin,
+            status=run.status,
+            score=run.score,
+            cost=run.cost,
+            seconds=seconds,
+            budget=run.budget,
+            best_score=best.score,
+            best_config_id=best.config_id,
+            error=run.error,
+            sources=sources,
+        )
+        trials.append(trial)
+        if on_trial is not None:
+            on_trial(trial)
+        return trial
+
+    told: list[tuple[dict[str, Any], RunRecord]] = []
+    seen: set[str] = set()
+    warm: list[tuple[dict[str, Any], str, str, tuple[str, ...]]] = []
+    remaining = 0
+    status = "done"
+    error = ""
+    try:  # preparing the search (resume, warm start) can fail too: that is recorded like the rest
+        # 1. resume: runs of earlier searches on the same data are told, not re-run
+        if settings.resume:
+            prev = previous_runs(kb, dataset.dataset_id, space, protocol)
+            configs = kb.get_configurations({r.config_id for r in prev})
+            for r in sorted(prev, key=lambda r: (r.created_at, r.run_id)):
+                if r.config_id in seen:
+                    continue
+                try:
+                    values = space.validate(configs[r.config_id].values)
+                except (InputError, KeyError):
+                    continue
+                seen.add(r.config_id)
+                told.append((values, r))
+        told = told[: settings.n_trials]
+        for values, r in told:
+            finish_trial(values, r.config_id, "resumed", r, r.fit_seconds + r.predict_seconds, ())
+
+        # 2. warm start: recommended configurations not evaluated yet
+        if settings.warm_start and settings.n_warm > 0:
+            for rec in recommendations:
+                rec_values = getattr(rec, "values", None)
+                values = dict(kb.get_configuration(rec.config_id).values if rec_values is None else rec_values)
+                try:
+                    values = space.validate(values)
+                except InputError:
+                    continue
+                cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+                if cid in seen:
+                    continue
+                seen.add(cid)
+                srcs = tuple(str(getattr(s, "name", None) or getattr(s, "dataset_id", s)) for s in getattr(rec, "sources", ()))
+                warm.append((values, cid, f"recommendation:{getattr(rec, 'rank', len(warm) + 1)}", srcs))
+                if len(warm) >= settings.n_warm:
+                    break
+        remaining = settings.n_trials - len(told)
+        warm = warm[: max(0, remaining)]
+
+        def evaluate(values: dict[str, Any], origin: str, budget: float | None, sources: tuple[str, ...]) -> Trial:
+            cfg_rec = ConfigurationRecord.create(space.name, space.version, values)
+            kb.put_configuration(cfg_rec)
+            t0 = time.monotonic()
+            result: EvalResult = evaluate_config(
+                dataset,
+                space,
+                values,
+                protocol=protocol,
+                time_limit=settings.trial_time_limit,
+                memory_limit_mb=settings.memory_limit_mb,
+                budget=budget,
+            )
+            run = to_run_record(
+                result,
+                dataset_id=dataset.dataset_id,
+                config_id=cfg_rec.config_id,
+                protocol_key=protocol.key,
+                source=source,
+                search_id=search_id,
+            )
+            kb.add_runs([run])
+            stored = kb.get_run(run.run_id)  # an identical evaluation may exist: the stored one is the truth
+            return finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
+
+        def out_of_budget() -> bool:
+            if len(trials) >= settings.n_trials:
+                return True
+            if settings.time_limit is not None and time.monotonic() - t_start >= settings.time_limit:
+                return True
+            if should_stop is not None and should_stop():
+                raise CancelledError(f"search {search_id} was cancelled")
+            return False
+
+        if remaining > 0:
+            if settings.optimizer == "random":
+                _random_loop(space, settings, warm, evaluate, out_of_budget, seen)
+            else:
+                _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, seen)
+    except CancelledError as exc:
+        status, error = "cancelled", str(exc)
+    except KeyboardInterrupt:
+        status, error = "cancelled", "interrupted by the user; run the same command again to resume"
+        raise
+    except Exception as exc:  # a search-level failure (not a trial failure) is recorded, then raised
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        kb.put_search(
+            replace(
+                record,
+                status=status,
+                incumbent_config_id=best.config_id,
+                incumbent_score=None if math.isnan(best.score) else best.score,
+                n_trials=len(trials),
+                error=error,
+                updated_at=utcnow(),
+            )
+        )
+
+    return SearchResult(
+        search_id=search_id,
+        dataset_id=dataset.dataset_id,
+        dataset_name=dataset.name,
+        kind=str(task.kind),
+        metric=task.metric,
+        greater_is_better=metric.greater_is_better,
+        space=space.name,
+        space_version=space.version,
+        settings=settings.to_dict(),
+        trials=trials,
+        best_config_id=best.config_id,
+        best_values=best.values,
+        best_score=best.score,
+        n_resumed=len(told),
+        n_new=len(trials) - len(told),
+        n_failed=n_failed,
+        recommendations=[
+            {"rank": i + 1, "config_id": cid, "origin": origin, "sources": list(srcs)}
+            for i, (_, cid, origin, srcs) in enumerate(warm)
+        ],
+        seconds=time.monotonic() - t_start,
+        status=status,
+    )
+
+
+def _random_loop(space, settings, warm, evaluate, out_of_budget, seen) -> None:
+    for values, _cid, origin, srcs in warm:
+        if out_of_budget():
+            return
+        evaluate(values, origin, None, srcs)
+    cs = space.configspace
+    cs.seed(settings.seed)
+    misses = 0
+    while not out_of_budget():
+        cfg = cs.sample_configuration()
+        values = space.validate(dict(cfg))
+        cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+        if cid in seen:
+            misses += 1
+            if misses > 100:
+                return  # the space is exhausted
+            continue
+        seen.add(cid)
+        evaluate(values, "random", None, ())
+
+
+def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, seen) -> None:
+    from smac import HyperparameterOptimizationFacade as HPO
+    from smac import MultiFidelityFacade as MF
+    from smac import Scenario
+    from smac.model.random_forest import RandomForest
+    from smac.runhistory.dataclasses import TrialInfo, TrialValue
+    from smac.runhistory.enumerations import StatusType
+
+    metric = dataset.task.metric
+    crash = crash_cost_for(dataset)
+    with tempfile.TemporaryDirectory(prefix="metalearn-smac-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # SMAC's surrogate on few points warns on empty means
+        scenario_kwargs: dict[str, Any] = dict(
+            configspace=space.configspace,
+            output_directory=Path(tmp) / "smac",
+            deterministic=True,
+            crash_cost=crash,
+            n_trials=max(settings.n_trials, len(told) + len(warm) + 1),
+            seed=settings.seed,
+        )
+        facade_cls = HPO
+        if settings.multi_fidelity:
+            facade_cls = MF
+            scenario_kwargs.update(min_budget=settings.min_budget, max_budget=1.0)
+        scenario = Scenario(**scenario_kwargs)
+        additional = [_space_config(space, v, origin) for v, _, origin, _ in warm]
+        initial: Any
+        if settings.warm_start and additional:
+            initial = facade_cls.get_initial_design(scenario, n_configs=0, additional_configs=additional)
+        else:
+            n_init = settings.n_initial
+            initial = facade_cls.get_initial_design(scenario, n_configs=n_init) if n_init else None
+        model = RandomForest(
+            space.configspace, log_y=not settings.multi_fidelity, n_jobs=1, seed=settings.seed
+        ) if not settings.multi_fidelity else RandomForest(space.configspace, n_jobs=1, seed=settings.seed)
+        smac = facade_cls(
+            scenario,
+            target_function=None,
+            model=model,
+            initial_design=initial,
+            acquisition_maximizer=ordered_acquisition_maximizer(facade_cls, scenario),
+            intensifier=facade_cls.get_intensifier(scenario, max_config_calls=1)
+            if facade_cls is HPO
+            else facade_cls.get_intensifier(scenario),
+            overwrite=True,
+            logging_level=40,
+        )
+        for values, run in told:
+            cfg = _space_config(space, values, "resumed")
+            info = TrialInfo(config=cfg, seed=settings.seed, budget=1.0 if settings.multi_fidelity else None)
+            ok = run.status == "ok" and not math.isnan(run.score)
+            smac.tell(
+                info,
+                TrialValue(
+                    cost=smac_cost(metric, run.score) if ok else crash,
+                    time=run.fit_seconds,
+                    status=StatusType.SUCCESS if ok else StatusType.CRASHED,
+                ),
+                save=False,
+            )
+        warm_sources = {cid: srcs for _, cid, _, srcs in warm}
+        while not out_of_budget():
+            info = smac.ask()
+            values = space.validate(dict(info.config))
+            cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+            origin = _origin_of(info.config.origin)
+            budget = float(info.budget) if settings.multi_fidelity and info.budget is not None else None
+            trial = evaluate(values, origin, budget, warm_sources.get(cid, ()))
+            seen.add(cid)
+            ok = trial.status == "ok" and not math.isnan(trial.score)
+            smac.tell(
+                info,
+                TrialValue(
+                    cost=max(smac_cost(metric, trial.score), 0.0) if ok else crash,
+                    time=trial.seconds,
+                    status=StatusType.SUCCESS if ok else StatusType.CRASHED,
+                ),
+                save=False,
+            )
+
+
+def _origin_of(smac_origin: str | None) -> str:
+    o = (smac_origin or "").lower()
+    if o.startswith("recommendation:"):
+        return o
+    if "default" in o:
+        return "default"
+    if "initial" in o or "sobol" in o:
+        return "initial-design"
+    if "random" in o:
+        return "smac-random"
+    return "smac"

@@ -1,0 +1,190 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; resources open in the lifespan handler.
+
+Run it with ``metalearn serve`` or ``uvicorn --factory metalearn.service.app:create_app``. OpenAPI docs at ``/docs``.
+
+Lifespan: the KB is opened (seeded from the shipped snapshot when the file is new), ONE
+:class:`~metalearn.metalearning.advisor.Advisor` is created and its per-kind frames are loaded, the search worker
+pool starts, and a background thread re-checks the advisor's frames every
+``advisor_refresh_seconds`` (searches run here refresh them as they finish), so serving a
+recommendation never touches the KB.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from metalearn.data.errors import MetaLearnError
+from metalearn.data.task import TaskKind
+from metalearn.kb.base import KnowledgeBase
+from metalearn.service.limits import BodyLimitMiddleware
+from metalearn.service.metrics import MetricsMiddleware, ServiceMetrics, route_of
+from metalearn.service.recommender import ServingAdvisor
+from metalearn.service.routers import (
+    configurations,
+    datasets,
+    health,
+    metafeatures,
+    recommendations,
+    searches,
+)
+from metalearn.service.routers import kb as kb_router
+from metalearn.service.searches import SearchManager
+from metalearn.service.settings import Settings
+from metalearn.service.version import service_version
+
+log = logging.getLogger("metalearn.api")
+
+DESCRIPTION = """\
+Meta-learning warm-start AutoML as a service.
+
+* **Recommendations**: send a dataset's meta-feature vector (or upload the dataset) and get ranked
+  starting configurations, each explained by the KB datasets it came from.
+* **Searches**: upload a dataset and run a warm-started SMAC search in the background; every trial is
+  written to the knowledge base.
+* **Knowledge base**: browse datasets, their runs and configurations.
+
+Write endpoints (uploads, searches) need an `X-API-Key` header holding one of the server's
+`METALEARN_API_KEYS`. Errors are `{"detail": "..."}` with a one-line message.
+"""
+
+
+class AdvisorRefresher:
+    """Re-checks the advisor's cached KB frames in the background (never on the request path)."""
+
+    def __init__(self, advisor: ServingAdvisor, interval: float) -> None:
+        self.advisor = advisor
+        self.interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self, kind: str | None = None) -> None:
+        """Reload the frames of ``kind`` (every kind when None) if the KB changed since they were read."""
+        kinds = [str(k) for k in TaskKind] if kind is None else [kind]
+        with self._lock:
+            for k in kinds:
+                try:
+                    self.advisor.warm(k, check=True)
+                except Exception:
+                    log.exception("could not load the recommender frames of %s tasks", k)
+
+    def start(self) -> None:
+        if self.interval <= 0:
+            return
+        self._thread = threading.Thread(target=self._loop, name="metalearn-advisor-refresh", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def _open_kb(settings: Settings) -> KnowledgeBase:
+    from metalearn.kb.shipped import open_default_kb
+
+    return open_default_kb(settings.kb, read_only=settings.kb_read_only)
+
+
+def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = None) -> FastAPI:
+    """Build the service. ``kb``: an already open knowledge base to serve (the caller closes it);
+    by default the lifespan opens ``settings.kb`` and closes it at shutdown."""
+    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
+
+    settings = settings or Settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = kb if kb is not None else await run_in_threadpool(_open_kb, settings)
+        advisor = ServingAdvisor(store, mf_version=settings.metafeature_version or EXTRACTOR_VERSION)
+        refresher = AdvisorRefresher(advisor, settings.advisor_refresh_seconds)
+        await run_in_threadpool(refresher.refresh)  # load every kind's frames before serving
+        # the frames and matrices just loaded live as long as the server: keep them out of the
+        # cyclic garbage collector's full passes (which otherwise walk them, pausing requests)
+        gc.collect()
+        gc.freeze()
+        manager = SearchManager(store, settings, metrics, on_kb_change=refresher.refresh)
+        if kb is None:
+            stale = await run_in_threadpool(manager.recover_stale)
+            if stale:
+                log.warning("marked %d searches of a previous server run as failed", stale)
+        metrics.watch_kb(store.stats)
+        app.state.kb = store
+        app.state.advisor = advisor
+        app.state.searches = manager
+        app.state.refresher = refresher
+        refresher.start()
+        try:
+            yield
+        finally:
+            refresher.stop()
+            await run_in_threadpool(manager.shutdown)
+            app.state.searches = app.state.advisor = app.state.kb = None
+            if kb is None:
+                store.close()
+
+    app = FastAPI(
+        title="metalearn recommender service",
+        version=service_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.kb = app.state.advisor = app.state.searches = None
+
+    # middleware: the last added runs first, so metrics see the 413s of the body limit too
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_json_bytes=settings.max_json_bytes,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.exception_handler(MetaLearnError)
+    async def metalearn_error(request: Request, exc: MetaLearnError) -> JSONResponse:
+        status = int(getattr(exc, "http_status", 400) or 400)
+        return JSONResponse(status_code=status, content={"detail": str(exc)})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for e in exc.errors():
+            # never echo the input back (it may be a whole upload)
+            errors.append({"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")})
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in errors[:5]
+        )
+        return JSONResponse(
+            status_code=422,
+            content=jsonable_encoder({"detail": errors, "message": f"invalid request: {summary}"}),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        incident = uuid.uuid4().hex[:12]
+        metrics.exceptions.labels(route_of(request.scope)).inc()
+        log.error("unexpected error %s on %s %s", incident, request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            status_code=500, content={"detail": f"internal server error (incident {incident}); it was logged"}
+        )
+
+    for module in (health, recommendations, metafeatures, searches, datasets, configurations, kb_router):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,64 @@
+"""Meta-feature extraction for uploaded datasets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from metalearn.data.task import TaskKind
+from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_names
+from metalearn.service.deps import KBDep, ReadAccess, SettingsDep, WriteAccess
+from metalearn.service.extraction import metafeatures_for
+from metalearn.service.routers.recommendations import ERRORS
+from metalearn.service.schemas import MetaFeaturesOut, finite_or_none
+from metalearn.service.uploads import read_upload
+
+router = APIRouter(prefix="/metafeatures", tags=["meta-features"])
+
+
+class MetaFeatureNamesOut(BaseModel):
+    version: str
+    names: list[str]
+
+
+@router.get("", response_model=MetaFeatureNamesOut, dependencies=[ReadAccess], summary="Meta-feature names")
+def names() -> MetaFeatureNamesOut:
+    return MetaFeatureNamesOut(version=EXTRACTOR_VERSION, names=list(metafeature_names()))
+
+
+@router.post(
+    "",
+    response_model=MetaFeaturesOut,
+    dependencies=[WriteAccess],
+    responses=ERRORS,
+    summary="Meta-feature vector of an uploaded dataset",
+)
+async def extract(
+    kb: KBDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="CSV, TSV, parquet or ARFF file with a header row.")],
+    target: Annotated[
+        list[str], Form(description="Target column(s): repeat the field or separate with commas.")
+    ],
+    kind: Annotated[
+        TaskKind | None, Form(description="Task kind (inferred from the targets when absent).")
+    ] = None,
+) -> MetaFeaturesOut:
+    """The vector to send to ``POST /recommendations``, with the dataset's fingerprint (its KB id)."""
+    dataset = await run_in_threadpool(read_upload, file, target, settings, kind, None)
+    mf = await run_in_threadpool(metafeatures_for, kb, dataset)
+    return MetaFeaturesOut(
+        dataset_id=dataset.dataset_id,
+        name=dataset.name,
+        kind=str(dataset.task.kind),
+        targets=list(dataset.task.targets),
+        n_rows=dataset.n_rows,
+        n_features=dataset.n_features,
+        version=mf.version,
+        seconds=round(mf.seconds, 4),
+        cached=mf.cached,
+        metafeatures={k: finite_or_none(v) for k, v in mf.values.items()},
+    )

@@ -1,0 +1,141 @@
+"""Searches: warm-started SMAC runs on an uploaded dataset, executed by the worker pool."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from metalearn.data.task import TaskKind
+from metalearn.search.evaluation import EvalProtocol
+from metalearn.search.loop import SearchSettings
+from metalearn.service.deps import PageDep, ReadAccess, SearchesDep, SettingsDep, WriteAccess
+from metalearn.service.routers.recommendations import ERRORS, check_strategy
+from metalearn.service.schemas import ID_PATTERN, Message, Page, SearchCreated, SearchOut, SearchSummaryOut
+from metalearn.service.searches import SearchesDisabledError
+from metalearn.service.uploads import read_upload
+
+router = APIRouter(prefix="/searches", tags=["searches"])
+
+SearchId = Annotated[str, Path(pattern=ID_PATTERN, description="Search id.")]
+StatusFilter = Literal["pending", "running", "done", "failed", "cancelled"]
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=SearchCreated,
+    dependencies=[WriteAccess],
+    responses={**ERRORS, 429: {"model": Message, "description": "Too many pending searches"}},
+    summary="Start a warm-started search on an uploaded dataset",
+)
+async def create_search(
+    request: Request,
+    response: Response,
+    searches: SearchesDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="CSV, TSV, parquet or ARFF file with a header row.")],
+    target: Annotated[
+        list[str], Form(description="Target column(s): repeat the field or separate with commas.")
+    ],
+    kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
+    metric: Annotated[str | None, Form(max_length=64, description="Metric to optimise.")] = None,
+    n_trials: Annotated[
+        int, Form(ge=1, le=100_000, description="Trial budget (includes resumed runs).")
+    ] = 20,
+    time_limit: Annotated[
+        float | None, Form(gt=0, le=1e7, description="Wall-clock budget (seconds).")
+    ] = None,
+    trial_time_limit: Annotated[float, Form(gt=0, le=1e6, description="Seconds per trial.")] = 60.0,
+    seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
+    warm_start: Annotated[bool, Form(description="Start from KB recommendations.")] = True,
+    strategy: Annotated[
+        str | None, Form(max_length=64, description="Recommender strategy for the warm start.")
+    ] = None,
+    n_warm: Annotated[int, Form(ge=0, le=100, description="Recommendations in the initial design.")] = 10,
+    optimizer: Annotated[Literal["smac", "random"], Form()] = "smac",
+    n_folds: Annotated[int, Form(ge=2, le=20, description="Cross-validation folds.")] = 5,
+    multi_fidelity: Annotated[bool, Form(description="SMAC Hyperband on data subsets.")] = False,
+) -> SearchCreated:
+    """Returns 202 at once with the search id and a ``Location`` to poll; every trial goes to the KB."""
+    if not searches.enabled:
+        raise SearchesDisabledError(
+            "this server opened its knowledge base read-only, so it cannot run searches; "
+            "start it with --workers 1 and without METALEARN_KB_READ_ONLY"
+        )
+    if n_trials > settings.max_search_trials:
+        raise HTTPException(
+            422,
+            detail=f"n_trials must be at most {settings.max_search_trials} on this server, got {n_trials}",
+        )
+    if time_limit is not None and time_limit > settings.max_search_seconds:
+        raise HTTPException(
+            422,
+            detail=f"time_limit must be at most {settings.max_search_seconds:g} s on this server, got {time_limit:g}",
+        )
+    if optimizer == "random" and multi_fidelity:
+        raise HTTPException(422, detail="multi_fidelity needs optimizer=smac")
+    check_strategy(strategy)
+    dataset = await run_in_threadpool(read_upload, file, target, settings, kind, metric or None)
+    search_settings = SearchSettings(
+        n_trials=n_trials,
+        time_limit=time_limit,
+        trial_time_limit=trial_time_limit,
+        seed=seed,
+        warm_start=warm_start,
+        strategy=strategy,
+        n_warm=n_warm,
+        optimizer=optimizer,
+        multi_fidelity=multi_fidelity,
+        protocol=EvalProtocol(n_folds=n_folds, seed=seed),
+    )
+    job = await run_in_threadpool(searches.submit, dataset, search_settings)
+    location = str(request.url_for("get_search", search_id=job.search_id))
+    response.headers["Location"] = location
+    return SearchCreated(
+        search_id=job.search_id, status="pending", dataset_id=job.dataset_id, location=location
+    )
+
+
+@router.get(
+    "", response_model=Page[SearchSummaryOut], dependencies=[ReadAccess], summary="Searches, newest first"
+)
+def list_searches(
+    searches: SearchesDep,
+    page: PageDep,
+    status: Annotated[StatusFilter | None, Query(description="Only searches with this status.")] = None,
+) -> Page[SearchSummaryOut]:
+    limit, offset = page
+    rows = searches.list(limit + 1, offset, status=status)
+    return Page[SearchSummaryOut](
+        items=[SearchSummaryOut.model_validate(r) for r in rows[:limit]],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if len(rows) > limit else None,
+    )
+
+
+@router.get(
+    "/{search_id}",
+    response_model=SearchOut,
+    dependencies=[ReadAccess],
+    responses={404: {"model": Message}},
+    summary="Status, trials so far, trajectory and incumbent of a search",
+)
+def get_search(search_id: SearchId, searches: SearchesDep) -> SearchOut:
+    return SearchOut.model_validate(searches.get(search_id))
+
+
+@router.delete(
+    "/{search_id}",
+    status_code=202,
+    response_model=SearchOut,
+    dependencies=[WriteAccess],
+    responses={404: {"model": Message}, 409: {"model": Message, "description": "Already finished"}},
+    summary="Cancel a pending or running search",
+)
+def cancel_search(search_id: SearchId, searches: SearchesDep) -> SearchOut:
+    """A pending search is cancelled at once; a running one stops after its current trial."""
+    view: dict[str, Any] = searches.cancel(search_id)
+    return SearchOut.model_validate(view)

@@ -1,0 +1,458 @@
+"""The search worker pool: warm-started searches run in a ``ThreadPoolExecutor`` outside the requests.
+
+A submitted search is stored in the KB as ``pending`` at once (with its dataset, so it is a KB record
+before any trial runs), then runs :func:`metalearn.search.automl.optimize` in a worker thread, which writes
+every trial to the KB and the search's final status. The manager keeps the live state (trials so far,
+incumbent) in memory for ``GET /searches/{id}``; searches of earlier server runs are read back from the
+KB (their trials from the runs table). Cancellation sets an event the search polls between trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import MetaLearnError, NotFoundError
+from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.records import SearchRecord, dataset_record, utcnow
+from metalearn.search.loop import SearchSettings, Trial
+from metalearn.service.metrics import ServiceMetrics
+from metalearn.service.settings import Settings
+
+log = logging.getLogger("metalearn.api.searches")
+
+FINISHED = ("done", "failed", "cancelled")
+
+
+class TooManySearchesError(MetaLearnError, RuntimeError):
+    """The queue of pending searches is full."""
+
+    http_status = 429
+
+
+class SearchConflictError(MetaLearnError, RuntimeError):
+    """The search is not in a state that allows the request (e.g. cancelling a finished search)."""
+
+    http_status = 409
+
+
+class SearchesDisabledError(MetaLearnError, RuntimeError):
+    """This server cannot run searches (read-only KB)."""
+
+    http_status = 503
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+@dataclass
+class SearchJob:
+    """The live state of one search submitted to this server."""
+
+    search_id: str
+    dataset_id: str
+    dataset_name: str
+    kind: str
+    metric: str
+    settings: SearchSettings
+    dataset: Dataset | None
+    status: str = "pending"
+    error: str = ""
+    trials: list[Trial] = field(default_factory=list)
+    created_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime = field(default_factory=utcnow)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    future: Future[None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_trial(self, trial: Trial) -> None:
+        with self.lock:
+            self.trials.append(trial)
+            self.updated_at = utcnow()
+
+    def view(self, with_trials: bool = True) -> dict[str, Any]:
+        with self.lock:
+            trials = list(self.trials)
+            status = self.status
+        incumbent = None
+        best = None
+        for t in trials:
+            if t.best_config_id is not None:
+                best = t
+        if best is not None:
+            values = next((t.values for t in trials if t.config_id == best.best_config_id), None)
+            incumbent = {"config_id": best.best_config_id, "score": _num(best.best_score), "values": values}
+        out: dict[str, Any] = {
+            "search_id": self.search_id,
+            "dataset_id": self.dataset_id,
+            "dataset_name": self.dataset_name,
+            "kind": self.kind,
+            "metric": self.metric,
+            "status": status,
+            "cancel_requested": self.cancel.is_set() and status not in FINISHED,
+            "n_trials": len(trials),
+            "incumbent": incumbent,
+            "error": self.error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+        if with_trials:
+            out["settings"] = self.settings.to_dict()
+            out["trials"] = [trial_dict(t) for t in trials]
+            out["trajectory"] = [_num(t.best_score) for t in trials]
+        return out
+
+
+def trial_dict(t: Trial) -> dict[str, Any]:
+    return {
+        "number": t.number,
+        "config_id": t.config_id,
+        "origin": t.origin,
+        "status": t.status,
+        "score": _num(t.score),
+        "seconds": _num(t.seconds),
+        "budget": t.budget,
+        "best_score": _num(t.best_score),
+        "error": t.error,
+        "sources": list(t.sources),
+    }
+
+
+class SearchManager:
+    """Runs searches in a bounded worker pool and reports their state. Thread-safe."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        settings: Settings,
+        metrics: ServiceMetrics | None = None,
+        on_kb_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.kb = kb
+        self.settings = settings
+        self.metrics = metrics
+        self.on_kb_change = on_kb_change
+        self.enabled = not settings.kb_read_only
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.search_workers, thread_name_prefix="metalearn-search"
+        )
+        self._jobs: OrderedDict[str, SearchJob] = OrderedDict()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return {
+            "running": sum(j.status == "running" for j in jobs),
+            "pending": sum(j.status == "pending" for j in jobs),
+            "workers": self.settings.search_workers,
+        }
+
+    def _update_gauges(self) -> None:
+        if self.metrics is not None:
+            c = self.counts()
+            self.metrics.searches_running.set(c["running"])
+            self.metrics.searches_pending.set(c["pending"])
+
+    def _forget_old(self) -> None:
+        finished = [sid for sid, j in self._jobs.items() if j.status in FINISHED]
+        for sid in finished[: max(0, len(finished) - self.settings.search_history)]:
+            del self._jobs[sid]
+
+    def recover_stale(self) -> int:
+        """Mark searches a previous server process left pending/running as failed (they cannot finish)."""
+        if not self.enabled:
+            return 0
+        n = 0
+        offset = 0
+        while True:
+            page = self.kb.list_searches(limit=500, offset=offset)
+            for rec in page:
+                if rec.status in ("pending", "running"):
+                    self.kb.put_search(
+                        replace(
+                            rec,
+                            status="failed",
+                            error="the server stopped while this search ran; submit it again to resume from its trials",
+                            updated_at=utcnow(),
+                        )
+                    )
+                    n += 1
+            if len(page) < 500:
+                return n
+            offset += 500
+
+    # -- submit / run -------------------------------------------------------------------------------
+    def submit(self, dataset: Dataset, search_settings: SearchSettings) -> SearchJob:
+        if not self.enabled:
+            raise SearchesDisabledError(
+                "this server opened its knowledge base read-only, so it cannot run searches; "
+                "start it with --workers 1 and without METALEARN_KB_READ_ONLY"
+            )
+        with self._lock:
+            if self._closed:
+                raise SearchesDisabledError("the server is shutting down; submit the search again later")
+            pending = sum(j.status == "pending" for j in self._jobs.values())
+            if pending >= self.settings.max_pending_searches:
+                raise TooManySearchesError(
+                    f"{pending} searches are already waiting for a worker; retry when some have finished "
+                    "(or raise METALEARN_MAX_PENDING_SEARCHES)"
+                )
+            job = SearchJob(
+                search_id=uuid.uuid4().hex[:16],
+                dataset_id=dataset.dataset_id,
+                dataset_name=dataset.name,
+                kind=str(dataset.task.kind),
+                metric=dataset.task.metric,
+                settings=search_settings,
+                dataset=dataset,
+            )
+            self._jobs[job.search_id] = job
+        try:
+            self.kb.put_dataset(dataset_record(dataset))
+            self.kb.put_search(self._record(job))
+        except BaseException:
+            with self._lock:
+                self._jobs.pop(job.search_id, None)
+            raise
+        with self._lock:
+            job.future = self._pool.submit(self._run, job)
+            self._forget_old()
+        self._update_gauges()
+        return job
+
+    def _record(self, job: SearchJob, base: SearchRecord | None = None) -> SearchRecord:
+        view = job.view(with_trials=False)
+        inc = view["incumbent"] or {}
+        fields = dict(
+            status=job.status,
+            incumbent_config_id=inc.get("config_id"),
+            incumbent_score=inc.get("score"),
+            n_trials=view["n_trials"],
+            error=job.error[:2000],
+            updated_at=utcnow(),
+        )
+        if base is not None:
+            # the search itself may have recorded a better incumbent / count: keep the richer one
+            if base.incumbent_config_id and not fields["incumbent_config_id"]:
+                fields["incumbent_config_id"] = base.incumbent_config_id
+                fields["incumbent_score"] = base.incumbent_score
+            fields["n_trials"] = max(int(fields["n_trials"] or 0), base.n_trials)  # type: ignore[call-overload]
+            return replace(base, **fields)  # type: ignore[arg-type]
+        return SearchRecord(
+            search_id=job.search_id,
+            dataset_id=job.dataset_id,
+            settings=job.settings.to_dict(),
+            created_at=job.created_at,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def _persist(self, job: SearchJob) -> None:
+        try:
+            try:
+                base: SearchRecord | None = self.kb.get_search(job.search_id)
+            except NotFoundError:
+                base = None
+            self.kb.put_search(self._record(job, base))
+        except Exception:
+            log.exception("could not store the status of search %s", job.search_id)
+
+    def _finish(self, job: SearchJob, status: str, error: str = "") -> None:
+        with job.lock:
+            job.status = status
+            job.error = error
+            job.finished_at = job.updated_at = utcnow()
+            job.dataset = None  # free the data; the KB has everything else
+        self._persist(job)
+        if self.metrics is not None:
+            self.metrics.searches_finished.labels(status).inc()
+        self._update_gauges()
+
+    def _run(self, job: SearchJob) -> None:
+        from metalearn.search.automl import optimize
+
+        if job.cancel.is_set() or job.dataset is None:
+            self._finish(job, "cancelled", "cancelled before it started")
+            return
+        with job.lock:
+            job.status = "running"
+            job.started_at = job.updated_at = utcnow()
+        self._persist(job)
+        self._update_gauges()
+        status, error = "failed", ""
+        try:
+            outcome = optimize(
+                job.dataset,
+                kb=self.kb,
+                settings=job.settings,
+                refit=False,
+                on_trial=job.add_trial,
+                should_stop=job.cancel.is_set,
+                search_id=job.search_id,
+            )
+            status = outcome.result.status if outcome.result.status in FINISHED else "done"
+            if status == "cancelled":
+                error = "cancelled by request"
+        except MetaLearnError as exc:
+            status, error = ("cancelled", str(exc)) if job.cancel.is_set() else ("failed", str(exc))
+        except Exception as exc:  # the search crashed: record it, keep the worker alive
+            log.exception("search %s failed", job.search_id)
+            status, error = "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+        finally:
+            self._finish(job, status, error)
+            if self.on_kb_change is not None:
+                try:
+                    self.on_kb_change(job.kind)
+                except Exception:
+                    log.exception("refreshing the recommender after search %s failed", job.search_id)
+
+    # -- queries ------------------------------------------------------------------------------------
+    def job(self, search_id: str) -> SearchJob | None:
+        with self._lock:
+            return self._jobs.get(search_id)
+
+    def get(self, search_id: str) -> dict[str, Any]:
+        job = self.job(search_id)
+        if job is not None:
+            return job.view()
+        return self._from_kb(self.kb.get_search(search_id), with_trials=True)
+
+    def list(self, limit: int, offset: int, status: str | None = None) -> list[dict[str, Any]]:
+        """Searches newest first (live state for this server's, KB records for older ones)."""
+        records = self.kb.list_searches()
+        records.sort(key=lambda r: (r.created_at, r.search_id), reverse=True)
+        chosen: list[tuple[SearchRecord, SearchJob | None]] = []
+        for rec in records:
+            job = self.job(rec.search_id)
+            current = job.status if job is not None else rec.status
+            if status is None or current == status:
+                chosen.append((rec, job))
+        return [
+            job.view(with_trials=False) if job is not None else self._from_kb(rec, with_trials=False)
+            for rec, job in chosen[offset : offset + limit]
+        ]
+
+    def _from_kb(self, rec: SearchRecord, with_trials: bool) -> dict[str, Any]:
+        try:
+            ds = self.kb.get_dataset(rec.dataset_id)
+            name, kind = ds.name, ds.kind
+        except NotFoundError:
+            name, kind = None, None
+        incumbent = None
+        if rec.incumbent_config_id:
+            try:
+                values: dict[str, Any] | None = dict(
+                    self.kb.get_configuration(rec.incumbent_config_id).values
+                )
+            except NotFoundError:
+                values = None
+            incumbent = {
+                "config_id": rec.incumbent_config_id,
+                "score": _num(rec.incumbent_score),
+                "values": values,
+            }
+        out: dict[str, Any] = {
+            "search_id": rec.search_id,
+            "dataset_id": rec.dataset_id,
+            "dataset_name": name,
+            "kind": kind,
+            "metric": None,
+            "status": rec.status,
+            "cancel_requested": False,
+            "n_trials": rec.n_trials,
+            "incumbent": incumbent,
+            "error": rec.error,
+            "created_at": rec.created_at,
+            "updated_at": rec.updated_at,
+            "started_at": None,
+            "finished_at": rec.updated_at if rec.status in FINISHED else None,
+        }
+        if with_trials:
+            runs = self.kb.list_runs(search_id=rec.search_id)
+            runs.sort(key=lambda r: (r.created_at, r.run_id))
+            trials: list[dict[str, Any]] = []
+            best: float | None = None
+            greater = True
+            if runs:
+                from metalearn.data.metrics import get_metric
+
+                out["metric"] = runs[0].metric
+                try:
+                    greater = get_metric(runs[0].metric).greater_is_better
+                except MetaLearnError:
+                    greater = True
+            for i, r in enumerate(runs, 1):
+                score = _num(r.score)
+                full = r.budget is None or r.budget >= 1.0
+                ok = score is not None and r.status == "ok" and full
+                if ok and (best is None or (score > best if greater else score < best)):  # type: ignore[operator]
+                    best = score
+                trials.append(
+                    {
+                        "number": i,
+                        "config_id": r.config_id,
+                        "origin": r.source or "search",
+                        "status": r.status,
+                        "score": score,
+                        "seconds": _num(r.fit_seconds + r.predict_seconds),
+                        "budget": r.budget,
+                        "best_score": best,
+                        "error": r.error,
+                        "sources": [],
+                    }
+                )
+            out["settings"] = dict(rec.settings)
+            out["trials"] = trials
+            out["trajectory"] = [t["best_score"] for t in trials]
+        return out
+
+    # -- cancel / shutdown --------------------------------------------------------------------------
+    def cancel(self, search_id: str) -> dict[str, Any]:
+        job = self.job(search_id)
+        if job is None:
+            rec = self.kb.get_search(search_id)  # NotFoundError -> 404
+            raise SearchConflictError(
+                f"search {search_id} is {rec.status} and not running on this server; nothing to cancel"
+            )
+        if job.status in FINISHED:
+            raise SearchConflictError(
+                f"search {search_id} already finished ({job.status}); nothing to cancel"
+            )
+        job.cancel.set()
+        if job.future is not None and job.future.cancel():  # it had not started: it never will
+            self._finish(job, "cancelled", "cancelled before it started")
+        return job.view()
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            self._closed = True
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            if job.status not in FINISHED:
+                job.cancel.set()
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        for job in jobs:
+            if job.status == "pending":
+                self._finish(job, "cancelled", "the server stopped before this search started")

@@ -1,0 +1,98 @@
+"""Service settings, read from the environment (prefix ``METALEARN_``) and an optional ``.env`` file.
+
+Every field can be set as ``METALEARN_<FIELD>`` (case-insensitive), e.g. ``METALEARN_API_KEYS=k1,k2``,
+``METALEARN_KB=/data/kb.duckdb``, ``METALEARN_SEARCH_WORKERS=2``. Tests and embedders pass a
+:class:`Settings` instance to :func:`metalearn.service.app.create_app` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Configuration of the recommender service."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="METALEARN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # -- knowledge base ------------------------------------------------------------------------------
+    kb: str | None = Field(
+        default=None,
+        description="Knowledge-base file (':memory:' for an in-memory KB seeded from the shipped snapshot); "
+        "default: the per-user default file.",
+    )
+    kb_read_only: bool = Field(
+        default=False,
+        description="Open the KB read-only (several server processes may share a file); searches are refused.",
+    )
+    metafeature_version: str | None = Field(
+        default=None,
+        description="Meta-feature version the recommender reads from the KB (default: the installed extractor's); "
+        "only for KBs built with another extractor, e.g. synthetic benchmark KBs.",
+    )
+    advisor_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0.0,
+        description="How often the recommender's cached KB frames are checked against the KB (0: never; "
+        "searches run by this service refresh them as they finish).",
+    )
+
+    # -- security ------------------------------------------------------------------------------------
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Keys accepted in the X-API-Key header for write endpoints (comma-separated in the env).",
+    )
+    allow_anonymous_writes: bool = Field(
+        default=False, description="Allow write endpoints without a key when no key is configured."
+    )
+    protect_reads: bool = Field(default=False, description="Require an API key for read endpoints too.")
+
+    # -- limits --------------------------------------------------------------------------------------
+    max_upload_bytes: int = Field(default=64 * MIB, ge=1024, description="Largest accepted upload body.")
+    max_json_bytes: int = Field(default=1 * MIB, ge=1024, description="Largest accepted JSON request body.")
+    max_rows: int = Field(default=1_000_000, ge=10, description="Most rows an uploaded dataset may have.")
+    max_columns: int = Field(default=5_000, ge=2, description="Most columns an uploaded dataset may have.")
+    max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` of a paginated listing.")
+
+    # -- searches ------------------------------------------------------------------------------------
+    search_workers: int = Field(default=1, ge=1, le=64, description="Searches that run at once.")
+    max_pending_searches: int = Field(
+        default=32, ge=1, description="Searches that may wait for a worker; more are refused with 429."
+    )
+    max_search_trials: int = Field(default=500, ge=1, description="Largest n_trials a search may ask for.")
+    max_search_seconds: float = Field(
+        default=6 * 3600.0, gt=0, description="Largest time_limit (seconds) a search may ask for."
+    )
+    search_history: int = Field(
+        default=200, ge=1, description="Finished searches whose trial details are kept in memory."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        if isinstance(value, list | tuple | set):
+            return [k for k in value if str(k.get_secret_value() if isinstance(k, SecretStr) else k).strip()]
+        return value
+
+    def key_values(self) -> list[str]:
+        """The configured API keys as plain strings."""
+        return [k.get_secret_value() for k in self.api_keys]
+
+    @property
+    def writes_configured(self) -> bool:
+        return bool(self.api_keys) or self.allow_anonymous_writes

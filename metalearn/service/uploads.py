@@ -1,0 +1,192 @@
+"""Turning an uploaded data file into a validated :class:`~metalearn.data.dataset.Dataset`.
+
+The upload is copied to a private temporary file (with the extension its name or content type
+implies) and read by :func:`metalearn.data.loading.load_frame_file` — CSV, TSV, parquet or ARFF, never pickle —
+then checked against the row/column limits and validated by :func:`metalearn.data.validation.prepare_frame`.
+Every problem is a :class:`~metalearn.data.errors.MetaLearnError` with a one-line message (-> 4xx).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+import shutil
+import tempfile
+import zlib
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from fastapi import HTTPException, UploadFile
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import DataError, FileFormatError, MetaLearnError, TargetError
+from metalearn.data.loading import SUPPORTED_SUFFIXES, load_frame_file
+from metalearn.data.validation import prepare_frame
+from metalearn.service.settings import Settings
+
+log = logging.getLogger("metalearn.api")
+
+_CONTENT_TYPES = {
+    "text/csv": ".csv",
+    "application/csv": ".csv",
+    "text/tab-separated-values": ".tsv",
+    "application/vnd.apache.parquet": ".parquet",
+    "application/x-parquet": ".parquet",
+    "application/parquet": ".parquet",
+}
+_PARQUET_MAGIC = b"PAR1"
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return (text[:200] + "...") if len(text) > 200 else (text or type(err).__name__)
+
+
+def safe_name(filename: str | None) -> tuple[str, str]:
+    """(display name, suffix) of an uploaded file name, without any directory part."""
+    raw = filename or "upload"
+    base = PureWindowsPath(PurePosixPath(raw).name).name or "upload"
+    lower = base.lower()
+    suffix = ""
+    for s in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True):
+        if lower.endswith(s):
+            suffix = s
+            base = base[: -len(s)] or base
+            break
+    name = re.sub(r"[^\w.+-]+", "_", base).strip("._") or "upload"
+    return name[:100], suffix
+
+
+#: An upload may expand (gzip, parquet compression) to at most this many times the upload limit.
+EXPANSION_LIMIT = 10
+
+
+def _too_large(detail: str) -> HTTPException:
+    return HTTPException(413, detail=detail)
+
+
+def _gunzip_bounded(path: Path, name: str, limit: int) -> Path:
+    """Decompress a ``.gz`` upload next to itself, refusing (413) output beyond ``limit`` bytes."""
+    out_path = path.with_name(path.name[: -len(".gz")])
+    total = 0
+    try:
+        with gzip.open(path, "rb") as src, out_path.open("wb") as out:
+            while chunk := src.read(1024 * 1024):
+                total += len(chunk)
+                if total > limit:
+                    raise _too_large(
+                        f"{name!r} decompresses to more than {limit} bytes; send a smaller file "
+                        f"(compressed uploads may expand to {EXPANSION_LIMIT}x METALEARN_MAX_UPLOAD_BYTES)"
+                    )
+                out.write(chunk)
+    except (OSError, EOFError, zlib.error) as err:
+        raise FileFormatError(f"cannot decompress the uploaded file {name!r}: {_one_line(err)}") from None
+    path.unlink()
+    return out_path
+
+
+def _check_parquet_shape(path: Path, name: str, settings: Settings) -> None:
+    """Refuse (413) a parquet upload whose metadata declares too many rows, columns or bytes."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as err:  # not parquet at all: let the loader report it
+        log.debug("parquet metadata unreadable: %s", err)
+        return
+    if meta.num_rows > settings.max_rows:
+        raise _too_large(
+            f"{name!r} has {meta.num_rows} rows; this server accepts at most {settings.max_rows}"
+        )
+    if meta.num_columns > settings.max_columns:
+        raise _too_large(
+            f"{name!r} has {meta.num_columns} columns; this server accepts at most {settings.max_columns}"
+        )
+    raw = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    limit = EXPANSION_LIMIT * settings.max_upload_bytes
+    if raw > limit:
+        raise _too_large(
+            f"{name!r} holds {raw} bytes of uncompressed data; this server accepts at most {limit}"
+        )
+
+
+def split_targets(targets: Sequence[str] | None) -> list[str]:
+    """Target form fields (repeated and/or comma-separated) as a list of column names."""
+    out: list[str] = []
+    for t in targets or ():
+        out.extend(part.strip() for part in str(t).split(","))
+    out = [t for t in out if t]
+    if not out:
+        raise TargetError(
+            "no target column given; send one or more 'target' form fields naming the target column(s)"
+        )
+    return out
+
+
+def read_upload(
+    file: UploadFile,
+    targets: Sequence[str] | None,
+    settings: Settings,
+    kind: str | None = None,
+    metric: str | None = None,
+) -> Dataset:
+    """Validate an uploaded data file into a Dataset. Runs in a worker thread (blocking I/O)."""
+    target_names = split_targets(targets)
+    name, suffix = safe_name(file.filename)
+    stream = file.file
+    stream.seek(0)
+    head = stream.read(4)
+    stream.seek(0)
+    if not head:
+        raise FileFormatError(
+            f"the uploaded file {name!r} is empty; send a CSV or parquet file with a header row"
+        )
+    if not suffix:
+        content_type = (file.content_type or "").split(";")[0].strip().lower()
+        suffix = ".parquet" if head == _PARQUET_MAGIC else _CONTENT_TYPES.get(content_type, ".csv")
+    with tempfile.TemporaryDirectory(prefix="metalearn-upload-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        with path.open("wb") as out:
+            shutil.copyfileobj(stream, out, length=1024 * 1024)
+        size = path.stat().st_size
+        if size > settings.max_upload_bytes:
+            raise HTTPException(
+                413, detail=f"the upload is {size} bytes; uploads are limited to {settings.max_upload_bytes}"
+            )
+        if suffix.endswith(".gz"):
+            path = _gunzip_bounded(path, name, EXPANSION_LIMIT * settings.max_upload_bytes)
+        elif suffix in (".parquet", ".pq"):
+            _check_parquet_shape(path, name, settings)
+        try:
+            frame = load_frame_file(path)
+        except MetaLearnError as err:
+            raise FileFormatError(str(err).replace(path.name, f"{name}{suffix}")) from None
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as err:  # a parser failure the loader did not anticipate is still bad input
+            raise FileFormatError(f"cannot read the uploaded file {name!r}: {_one_line(err)}") from None
+    n_rows, n_cols = frame.shape
+    if n_rows > settings.max_rows:
+        raise HTTPException(
+            413,
+            detail=f"{name!r} has {n_rows} rows; this server accepts at most {settings.max_rows} "
+            "(METALEARN_MAX_ROWS); subsample the data",
+        )
+    if n_cols > settings.max_columns:
+        raise HTTPException(
+            413,
+            detail=f"{name!r} has {n_cols} columns; this server accepts at most {settings.max_columns} "
+            "(METALEARN_MAX_COLUMNS); select features first",
+        )
+    try:
+        return prepare_frame(
+            frame, target_names, kind=kind, metric=metric, name=name, origin=f"upload:{name}"
+        )
+    except MetaLearnError:
+        raise
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as err:  # validation tripped on data it did not foresee: still the data's fault
+        log.warning("prepare_frame failed unexpectedly on an upload", exc_info=True)
+        raise DataError(f"cannot use the uploaded data {name!r}: {_one_line(err)}") from None

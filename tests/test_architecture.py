@@ -1,0 +1,87 @@
+"""The architecture is checked, not only described: one installed namespace, and layers that import
+only from the layers below them (the import-linter contracts in ``pyproject.toml``)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import metalearn
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+LAYERS: list[str] = PYPROJECT["tool"]["importlinter"]["contracts"][0]["layers"]
+
+
+def test_the_layer_contracts_hold() -> None:
+    importlinter_cli = pytest.importorskip("importlinter.cli", reason="import-linter is a dev dependency")
+    code = importlinter_cli.lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
+    assert code == 0, "a lower layer imports a higher one: run `lint-imports` for the chain"
+
+
+def _imports_of(path: Path, package: str) -> set[str]:
+    """Every metalearn module ``path`` imports (absolute and relative imports, also inside functions)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("metalearn"))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                mod = f"{base}.{node.module}" if node.module else base
+            else:
+                mod = node.module or ""
+            if mod.startswith("metalearn"):
+                found.add(mod)
+                found.update(f"{mod}.{a.name}" for a in node.names)
+    return found
+
+
+def _layer_of(module: str) -> int | None:
+    for i, layer in enumerate(LAYERS):
+        if module == layer or module.startswith(layer + "."):
+            return i
+    return None
+
+
+def test_no_module_imports_a_higher_layer_by_parsing() -> None:
+    """The same rule without import-linter's machinery (so a broken contract file cannot hide a
+    violation): parse every module and compare the layer of each metalearn import with its own."""
+    violations = []
+    for path in sorted((ROOT / "metalearn").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        own = _layer_of(module)
+        if own is None:
+            continue
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        for imported in _imports_of(path, package.removesuffix(".__init__")):
+            other = _layer_of(imported)
+            if other is not None and other < own:  # LAYERS lists the top layer first
+                violations.append(f"{module} imports {imported}")
+    assert violations == []
+
+
+def test_every_module_lives_in_a_layer() -> None:
+    top = {m.name for m in pkgutil.iter_modules(metalearn.__path__, "metalearn.")}
+    assert top <= set(LAYERS), f"modules outside every layer: {sorted(top - set(LAYERS))}"
+
+
+def test_the_distribution_installs_only_the_metalearn_namespace() -> None:
+    from setuptools import find_packages
+
+    conf = PYPROJECT["tool"]["setuptools"]["packages"]["find"]
+    packages = find_packages(str(ROOT), include=conf["include"], exclude=conf.get("exclude", ()))
+    assert packages and {p.split(".")[0] for p in packages} == {"metalearn"}
+    for name in ("api", "kb", "tasks"):  # the generic names of the old layout collide with users' modules
+        assert not (ROOT / name / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_says_what_it_holds_and_may_import(layer: str) -> None:
+    doc = importlib.import_module(layer).__doc__ or ""
+    assert "May import" in doc, f"{layer}.__init__ docstring must say what the layer may import"
