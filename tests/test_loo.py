@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 from metalearn.data.errors import InputError
+from metalearn.metalearning.context import RecommendContext
+from metalearn.metalearning.explain import Recommendation
 from metalearn.metalearning.loo import (
     BASELINES,
     best_strategy,
@@ -26,7 +28,7 @@ from metalearn.metalearning.loo import (
     summarise_loo,
     variant,
 )
-from metalearn.metalearning.strategies import DEFAULT_STRATEGY, STRATEGIES, Recommendation, RecommendContext
+from metalearn.metalearning.strategies import DEFAULT_STRATEGY, STRATEGIES
 
 
 def runs_from_matrix(cost: pd.DataFrame) -> pd.DataFrame:
@@ -109,7 +111,7 @@ def test_loo_never_leaks_the_held_out_dataset() -> None:
     seen: list[tuple[str, set[str]]] = []
 
     def spy(ctx: RecommendContext, k: int) -> list[Recommendation]:
-        usable = set(ctx.kb.dataset_ids[ctx.datasets].tolist())
+        usable = set(ctx.matrix.dataset_ids[ctx.datasets].tolist())
         seen.append((str(ctx.query.tolist()), usable))
         return STRATEGIES["knn"](ctx, k)
 
@@ -129,7 +131,7 @@ def test_skip_mode_reports_coverage_and_fills_with_random() -> None:
     mf.loc["ghost"] = [9.0, 9.0]
 
     def only_bad(ctx: RecommendContext, k: int) -> list[Recommendation]:
-        recs = STRATEGIES["portfolio"](ctx, ctx.kb.n_configs)
+        recs = STRATEGIES["portfolio"](ctx, ctx.matrix.n_configs)
         return [r for r in recs if r.config_id.startswith("noise")][:1]
 
     table = leave_one_dataset_out(mf, runs, {"only_bad": only_bad}, ks=(1, 3))

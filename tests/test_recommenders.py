@@ -9,20 +9,20 @@ import pandas as pd
 import pytest
 
 from metalearn.data.errors import InputError, MetaLearnError
+from metalearn.metalearning.context import RecommendContext
+from metalearn.metalearning.distances import fit_scaling, metafeature_distances
+from metalearn.metalearning.explain import Recommendation, Source
+from metalearn.metalearning.matrix import (
+    RegretMatrix,
+    normalised_regret_matrix,
+    performance_matrix,
+    prepare_matrix,
+)
 from metalearn.metalearning.strategies import (
     DEFAULT_STRATEGY,
     STRATEGIES,
-    MetaKB,
-    Recommendation,
-    RecommendContext,
-    Source,
-    fit_scaling,
-    metafeature_distances,
-    normalised_regret_matrix,
-    performance_matrix,
-    prepare_kb,
     recommend,
-    recommend_from_kb,
+    recommend_from_matrix,
 )
 
 RUN_COLUMNS = [
@@ -137,7 +137,7 @@ def test_empty_inputs_give_empty_matrices() -> None:
     assert performance_matrix(pd.DataFrame()).empty
     assert performance_matrix(make_runs([])).empty
     assert normalised_regret_matrix(performance_matrix(pd.DataFrame())).empty
-    kb = prepare_kb(pd.DataFrame(), pd.DataFrame())
+    kb = prepare_matrix(pd.DataFrame(), pd.DataFrame())
     assert kb.n_datasets == 0 and kb.n_configs == 0
 
 
@@ -292,7 +292,7 @@ def test_portfolio_equals_naive_greedy_on_dense_random_matrix() -> None:
     rng = np.random.default_rng(3)
     cost = rng.random((40, 25))
     runs = make_runs([(f"d{i:02d}", f"c{j:02d}", cost[i, j]) for i in range(40) for j in range(25)])
-    kb = prepare_kb(None, runs)
+    kb = prepare_matrix(None, runs)
     expected = naive_greedy(kb.regret, np.ones(40), 10)
     recs = recommend("portfolio", None, None, runs, k=10)
     assert [r.config_id for r in recs] == [kb.config_ids[j] for j in expected]
@@ -343,7 +343,7 @@ def test_surrogate_prediction_is_weighted_mean_shrunk_to_global_mean(cluster_kb)
     recs = recommend("surrogate", q, mf, runs, k=4, shrink=0.0, tau=0.05)
     assert recs[0].config_id == "lin" and recs[0].expected_regret == pytest.approx(0.0, abs=1e-6)
     # by hand: kernel weights, shrink=1 toward the global mean (shrunk by one pseudo-observation)
-    kb = prepare_kb(mf, runs)
+    kb = prepare_matrix(mf, runs)
     ctx = RecommendContext.build(kb, q)
     dist = ctx.distances()
     assert dist is not None
@@ -480,7 +480,7 @@ def test_custom_strategy_callable_and_registry(cluster_kb) -> None:
 
     def first_candidate(ctx: RecommendContext, k: int) -> list[Recommendation]:
         j = int(np.flatnonzero(ctx.configs)[0])
-        return [Recommendation(1, ctx.kb.config_ids[j], "custom", 0.5, (), "first candidate")]
+        return [Recommendation(1, ctx.matrix.config_ids[j], "custom", 0.5, (), "first candidate")]
 
     recs = recommend(first_candidate, CLUSTER_MF.loc["a1"], mf, runs, k=1)
     assert recs[0].strategy == "custom"
@@ -489,8 +489,8 @@ def test_custom_strategy_callable_and_registry(cluster_kb) -> None:
 def test_prepare_kb_aligns_metafeatures_with_regret_rows(cluster_kb) -> None:
     mf, runs = cluster_kb
     extra = pd.concat([mf, pd.DataFrame({"log_n_rows": [1.0]}, index=["no_runs"])])
-    kb = prepare_kb(extra.iloc[::-1], runs)  # order and extra rows do not matter
-    assert isinstance(kb, MetaKB)
+    kb = prepare_matrix(extra.iloc[::-1], runs)  # order and extra rows do not matter
+    assert isinstance(kb, RegretMatrix)
     assert list(kb.dataset_ids) == sorted(CLUSTER_COSTS)
     assert kb.regret.shape == (5, 4) and kb.features.shape == (5, 3)
     np.testing.assert_allclose(kb.metafeature_row("b1").to_numpy(), CLUSTER_MF.loc["b1"].to_numpy())
@@ -500,13 +500,13 @@ def test_prepare_kb_aligns_metafeatures_with_regret_rows(cluster_kb) -> None:
 
 def test_recommend_from_prepared_kb_equals_recommend(cluster_kb) -> None:
     mf, runs = cluster_kb
-    kb = prepare_kb(mf, runs)
+    kb = prepare_matrix(mf, runs)
     q = pd.Series({"log_n_rows": 9.2, "log_n_features": 3.0, "class_entropy": 0.5})
     for strategy in STRATEGIES:
         a = recommend(strategy, q, mf, runs, k=3, exclude={"b1"})
-        b = recommend_from_kb(strategy, q, kb, k=3, exclude={"b1"})
+        b = recommend_from_matrix(strategy, q, kb, k=3, exclude={"b1"})
         assert a == b, strategy
-    assert recommend_from_kb("knn", q, prepare_kb(None, pd.DataFrame())) == []
+    assert recommend_from_matrix("knn", q, prepare_matrix(None, pd.DataFrame())) == []
 
 
 def test_reused_kb_answers_like_a_fresh_one_for_interleaved_queries() -> None:
@@ -524,7 +524,7 @@ def test_reused_kb_answers_like_a_fresh_one_for_interleaved_queries() -> None:
         rng.normal(size=(n_ds, 4)), index=[f"d{i:02d}" for i in range(n_ds)], columns=list("abcd")
     )
     mf.loc["d03", "b"] = np.nan
-    shared = prepare_kb(mf, runs)
+    shared = prepare_matrix(mf, runs)
     queries = [
         (pd.Series(rng.normal(size=4), index=list("abcd")), excl)
         for excl in ((), ("d05",), (), ("d00", "d29"))
@@ -532,8 +532,8 @@ def test_reused_kb_answers_like_a_fresh_one_for_interleaved_queries() -> None:
     for strategy in STRATEGIES:
         for q, excl in queries * 2:
             # reference: a KB prepared without the excluded datasets' runs at all
-            fresh = recommend_from_kb(strategy, q, prepare_kb(mf, runs[~runs["dataset_id"].isin(excl)]), k=8)
-            assert recommend_from_kb(strategy, q, shared, k=8, exclude=excl) == fresh, (strategy, excl)
+            fresh = recommend_from_matrix(strategy, q, prepare_matrix(mf, runs[~runs["dataset_id"].isin(excl)]), k=8)
+            assert recommend_from_matrix(strategy, q, shared, k=8, exclude=excl) == fresh, (strategy, excl)
     # the weighted portfolio's picks equal a textbook greedy with the same weights (no credit for NaN)
     ctx = RecommendContext.build(shared, queries[0][0])
     rows, _, R = ctx.submatrix()
@@ -542,7 +542,7 @@ def test_reused_kb_answers_like_a_fresh_one_for_interleaved_queries() -> None:
     dist = ctx.distances()
     w = 0.7 * _kernel_weights(np.where(ctx.datasets, dist, np.inf), 10, 1.0)[rows] + 0.3
     expected = naive_greedy(np.where(np.isnan(R), 1.0, R), w, 8)
-    got = recommend_from_kb("weighted_portfolio", queries[0][0], shared, k=8)
+    got = recommend_from_matrix("weighted_portfolio", queries[0][0], shared, k=8)
     assert [r.config_id for r in got] == [shared.config_ids[ctx.submatrix()[1][j]] for j in expected]
 
 
@@ -554,10 +554,10 @@ def test_hybrid_is_the_surrogate_guess_then_the_weighted_greedy_from_it() -> Non
     mf = pd.DataFrame(
         rng.normal(size=(n_ds, 3)), index=[f"d{i:02d}" for i in range(n_ds)], columns=list("abc")
     )
-    kb = prepare_kb(mf, runs)
+    kb = prepare_matrix(mf, runs)
     q = pd.Series(rng.normal(size=3), index=list("abc"))
-    got = recommend_from_kb("hybrid", q, kb, k=6)
-    sur = recommend_from_kb("surrogate", q, kb, k=1)
+    got = recommend_from_matrix("hybrid", q, kb, k=6)
+    sur = recommend_from_matrix("surrogate", q, kb, k=1)
     assert got[0].config_id == sur[0].config_id and got[0].expected_regret == sur[0].expected_regret
     assert got[0].explanation.startswith(sur[0].explanation)
     # the rest: a textbook greedy with the weighted portfolio's weights, started from that pick

@@ -31,7 +31,9 @@ import pandas as pd
 from scipy import stats
 
 from metalearn.data.errors import InputError
-from metalearn.metalearning.strategies import STRATEGIES, MetaKB, RecommendContext, Strategy, prepare_kb
+from metalearn.metalearning.context import RecommendContext
+from metalearn.metalearning.matrix import RegretMatrix, prepare_matrix
+from metalearn.metalearning.strategies import STRATEGIES, Strategy
 
 __all__ = [
     "BASELINES",
@@ -112,8 +114,8 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     return out
 
 
-def _evaluate_kb(
-    kb: MetaKB,
+def _evaluate_matrix(
+    matrix: RegretMatrix,
     strategies: dict[str, Strategy],
     ks: tuple[int, ...],
     mode: Mode,
@@ -123,27 +125,27 @@ def _evaluate_kb(
     rows: list[dict[str, object]] = []
     seconds = dict.fromkeys(strategies, 0.0)
     n_skipped = 0
-    evaluated = ~np.isnan(kb.regret)
+    evaluated = ~np.isnan(matrix.regret)
     n_other = evaluated.sum(axis=0)
     kmax = max(ks)
     fetch = kmax if mode == "restrict" else max(kmax, int(np.ceil(fetch_factor * kmax)))
-    for h in range(kb.n_datasets):
+    for h in range(matrix.n_datasets):
         on_h = evaluated[h]
         # candidates any recommender could propose: evaluated on h and on another dataset
         pool_mask = on_h & (n_other - on_h.astype(int) > 0)
         if int(on_h.sum()) < min_configs or not pool_mask.any():
             n_skipped += 1
             continue
-        dataset_id = kb.dataset_ids[h]
-        allowed = kb.config_ids[on_h].tolist() if mode == "restrict" else None
+        dataset_id = matrix.dataset_ids[h]
+        allowed = matrix.config_ids[on_h].tolist() if mode == "restrict" else None
         ctx = RecommendContext.build(
-            kb, kb.metafeature_row(dataset_id), exclude={dataset_id}, allowed_configs=allowed
+            matrix, matrix.metafeature_row(dataset_id), exclude={dataset_id}, allowed_configs=allowed
         )
         pool_mask &= ctx.configs
         if not pool_mask.any():
             n_skipped += 1
             continue
-        regret_h = kb.regret[h]
+        regret_h = matrix.regret[h]
         pool_values = np.sort(regret_h[pool_mask])
         n_pool = int(pool_values.size)
         for k in ks:
@@ -161,7 +163,7 @@ def _evaluate_kb(
             t0 = time.perf_counter()
             recs = fn(ctx, fetch) if not ctx.empty else []
             seconds[name] += time.perf_counter() - t0
-            cols = [kb.config_index[r.config_id] for r in recs]
+            cols = [matrix.config_index[r.config_id] for r in recs]
             found = [j for j in cols if on_h[j]]
             for k in ks:
                 top = found[:k]
@@ -215,8 +217,8 @@ def loo_per_dataset(
     ks_ = _check_ks(ks)
     if kind is not None and isinstance(runs, pd.DataFrame) and "kind" in runs.columns:
         runs = runs[runs["kind"].astype(str) == str(kind)]
-    kb = prepare_kb(metafeatures, runs)
-    rows, seconds, n_skipped = _evaluate_kb(kb, resolved, ks_, mode, fetch_factor, min_configs)
+    matrix = prepare_matrix(metafeatures, runs)
+    rows, seconds, n_skipped = _evaluate_matrix(matrix, resolved, ks_, mode, fetch_factor, min_configs)
     columns = ["kind", "dataset_id", "strategy", "k", "regret", "n_found", "coverage", "n_pool"]
     out = pd.DataFrame(rows, columns=columns[1:])
     out.insert(0, "kind", kind)

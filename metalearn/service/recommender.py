@@ -26,6 +26,8 @@ from metalearn.data.errors import InputError
 from metalearn.data.task import Task, TaskKind
 from metalearn.metalearning import strategies as rec
 from metalearn.metalearning.advisor import Advisor, RecommendedConfig, SourceInfo
+from metalearn.metalearning.context import RecommendContext
+from metalearn.metalearning.matrix import RegretMatrix, prepare_matrix
 from metalearn.pipelines.spaces import get_space
 
 
@@ -36,21 +38,21 @@ class Prepared:
     is valid in the current search space (so a request never reads the KB)."""
 
     data: Any  # metalearn.metalearning.advisor._KindData
-    kb: rec.MetaKB
+    kb: RegretMatrix
     names: tuple[str, ...]
     space: Any
     configs: dict[str, dict[str, Any]]  # valid candidate configurations: id -> values
 
     @classmethod
     def build(cls, data: Any, store: Any, kind: TaskKind) -> Prepared:
-        mkb = rec.prepare_kb(data.metafeatures, data.runs)
+        mkb = prepare_matrix(data.metafeatures, data.runs)
         names = mkb.feature_names  # the order of the query vectors
         space = get_space(kind)
         found = store.get_configurations([str(c) for c in mkb.config_ids]) if mkb.n_configs else {}
         configs = {cid: dict(c.values) for cid, c in found.items() if space.is_valid(dict(c.values))}
         # configurations not valid in the current space are dropped from the matrix once, here
         mkb = mkb.with_configs(configs.keys())
-        rec.RecommendContext.build(mkb, None).warm()  # the query-independent state, built now
+        RecommendContext.build(mkb, None).warm()  # the query-independent state, built now
         return cls(data, mkb, names, space, configs)
 
     def query(self, metafeatures: Mapping[str, Any] | pd.Series) -> tuple[np.ndarray, int]:
@@ -153,7 +155,7 @@ class ServingAdvisor(Advisor):
                 "send the vector returned by the metafeatures command/endpoint"
             )
         # candidates not valid in the current space are not in entry.kb (not dropped after the ranking)
-        raw = rec.recommend_from_kb(name, query, mkb, k=int(k), exclude=set(exclude_ids))
+        raw = rec.recommend_from_matrix(name, query, mkb, k=int(k), exclude=set(exclude_ids))
         space = entry.space
         out: list[RecommendedConfig] = []
         for r in raw:

@@ -1,0 +1,77 @@
+"""What a recommender returns and how it explains itself: :class:`Recommendation`, the KB datasets
+it came from (:class:`Source`), and the helpers that pick and format those sources."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from metalearn.metalearning.context import RecommendContext
+
+__all__ = ["Recommendation", "Source", "format_sources", "top_sources", "with_suffix"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A KB dataset a recommendation came from: its distance to the query and the config's regret there."""
+
+    dataset_id: str
+    distance: float
+    regret_there: float
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended configuration. ``expected_regret``: predicted normalised regret (lower better)."""
+
+    rank: int
+    config_id: str
+    strategy: str
+    expected_regret: float
+    sources: tuple[Source, ...]
+    explanation: str
+
+
+def format_sources(sources: Sequence[Source]) -> str:
+    parts = []
+    for s in sources:
+        d = "" if math.isnan(s.distance) or math.isinf(s.distance) else f" d={s.distance:.3f}"
+        parts.append(f"{s.dataset_id} (regret {s.regret_there:.3f}{d})")
+    return ", ".join(parts)
+
+
+def top_sources(
+    ctx: RecommendContext,
+    rows: np.ndarray,
+    col: int,
+    score: np.ndarray,
+    dist: np.ndarray | None,
+    n: int = 3,
+) -> tuple[Source, ...]:
+    """Up to ``n`` sources among ``rows`` (KB row indices) with the highest positive ``score``."""
+    cand = np.flatnonzero((score > 0) & ~np.isnan(ctx.matrix.regret[rows, col]))
+    if cand.size == 0:
+        return ()
+    cand = cand[np.argsort(-score[cand], kind="stable")][:n]
+    return tuple(
+        Source(
+            dataset_id=ctx.matrix.dataset_ids[rows[i]],
+            distance=float(dist[rows[i]]) if dist is not None else float("nan"),
+            regret_there=float(ctx.matrix.regret[rows[i], col]),
+        )
+        for i in cand
+    )
+
+
+def with_suffix(rec: Recommendation, suffix: str) -> Recommendation:
+    return Recommendation(
+        rank=rec.rank,
+        config_id=rec.config_id,
+        strategy=rec.strategy,
+        expected_regret=rec.expected_regret,
+        sources=rec.sources,
+        explanation=rec.explanation + suffix,
+    )
