@@ -466,6 +466,7 @@ def benchmark(
 
 # ----------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> None:
+    from metalearn.cli.errors import exit_code
     from metalearn.data.errors import MetaLearnError
 
     debug = os.environ.get("METALEARN_DEBUG") == "1"
@@ -479,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        sys.exit(exit_code(exc))
     except (typer.Abort, KeyboardInterrupt):
         console.print("interrupted; run the same command again to resume where it stopped")
         sys.exit(130)

@@ -5,19 +5,29 @@ subclass also inherits the builtin exception a caller would naturally catch (``V
 ``FileNotFoundError``, ``KeyError`` ...). Messages say what was wrong *and* how to fix it, in one
 line, so the CLI and the API can show them to a user as they are (no traceback).
 
-The tree lives in ``tasks`` (the leftmost package) so every layer can raise and catch it.
+The tree lives in the bottom layer so every layer can raise and catch it. What an error means to an
+interface (the CLI's exit code, the service's HTTP status) is decided there: ``metalearn.cli.errors``
+and ``metalearn.service.errors`` map classes to codes with :func:`most_specific`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
+_V = TypeVar("_V")
+
+
+def most_specific(table: Mapping[type[BaseException], _V], exc: BaseException, default: _V) -> _V:
+    """``table``'s value for the most specific class of ``exc`` (the first along its MRO), else ``default``."""
+    for cls in type(exc).__mro__:
+        if cls in table:
+            return table[cls]
+    return default
+
 
 class MetaLearnError(Exception):
     """Root of every deliberate metalearn error. ``str(err)`` is a one-line user-facing message."""
-
-    #: exit code the CLI uses for this error
-    exit_code: int = 2
-    #: HTTP status the API maps this error to
-    http_status: int = 400
 
 
 class InputError(MetaLearnError, ValueError):
@@ -42,8 +52,6 @@ class TaskKindError(InputError):
 class DataFileNotFoundError(MetaLearnError, FileNotFoundError):
     """A data file, corpus directory or snapshot directory does not exist."""
 
-    http_status = 404
-
 
 class FileFormatError(InputError):
     """A file exists but cannot be parsed (malformed CSV, unreadable ARFF, bad parquet...)."""
@@ -56,13 +64,9 @@ class ConfigurationError(InputError):
 class NotFoundError(MetaLearnError, LookupError):
     """A record (dataset, configuration, run, search) does not exist in the knowledge base."""
 
-    http_status = 404
-
 
 class KnowledgeBaseError(MetaLearnError, RuntimeError):
     """The knowledge base cannot be opened or written (locked, corrupt...)."""
-
-    http_status = 503
 
 
 class SchemaVersionError(KnowledgeBaseError):
@@ -72,20 +76,10 @@ class SchemaVersionError(KnowledgeBaseError):
 class OpenMLUnavailableError(MetaLearnError, ConnectionError):
     """OpenML cannot be reached and the item is not in the local cache."""
 
-    http_status = 503
-
 
 class SearchError(MetaLearnError, RuntimeError):
     """A search could not run (not a failed trial: those are recorded, never raised)."""
 
-    http_status = 500
-
-
-class TrialTimeoutError(MetaLearnError, TimeoutError):
-    """A trial exceeded its time limit (recorded as a run with status 'timeout')."""
-
 
 class CancelledError(MetaLearnError, RuntimeError):
     """A search was cancelled by its user."""
-
-    http_status = 409

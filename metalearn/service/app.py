@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
+from metalearn.service.errors import http_status
 from metalearn.service.limits import BodyLimitMiddleware
 from metalearn.service.metrics import MetricsMiddleware, ServiceMetrics, route_of
 from metalearn.service.recommender import ServingAdvisor
@@ -159,8 +160,7 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
 
     @app.exception_handler(MetaLearnError)
     async def metalearn_error(request: Request, exc: MetaLearnError) -> JSONResponse:
-        status = int(getattr(exc, "http_status", 400) or 400)
-        return JSONResponse(status_code=status, content={"detail": str(exc)})
+        return JSONResponse(status_code=http_status(exc), content={"detail": str(exc)})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

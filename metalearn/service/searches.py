@@ -36,19 +36,13 @@ FINISHED = ("done", "failed", "cancelled")
 class TooManySearchesError(MetaLearnError, RuntimeError):
     """The queue of pending searches is full."""
 
-    http_status = 429
-
 
 class SearchConflictError(MetaLearnError, RuntimeError):
     """The search is not in a state that allows the request (e.g. cancelling a finished search)."""
 
-    http_status = 409
-
 
 class SearchesDisabledError(MetaLearnError, RuntimeError):
     """This server cannot run searches (read-only KB)."""
-
-    http_status = 503
 
 
 def _num(x: Any) -> float | None:
