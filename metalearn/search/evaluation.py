@@ -6,22 +6,20 @@ predictions, time-outs and memory errors become a result with status ``crash``/`
 ``memout`` and a one-line error. Bad *arguments* (a budget outside (0, 1], a negative time limit)
 still raise :class:`~metalearn.data.errors.InputError`.
 
-With a time or memory limit the trial runs in a forked child process: BLAS/OpenMP threads are
-limited to 1 there, ``RLIMIT_AS`` caps its memory, and the parent kills the child's whole process
-group when the time limit passes. Without limits the trial runs inline in the calling process.
+With a time or memory limit the trial runs in a forked child process (:mod:`.sandbox`: BLAS/OpenMP
+threads limited to 1, ``RLIMIT_AS`` capping its memory, the child's whole process group killed when
+the time limit passes); without limits it runs inline in the calling process.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
-import os
 import signal
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -35,6 +33,7 @@ from metalearn.data.splits import cv_splits, holdout_split, plan_splits
 from metalearn.data.task import Task, TaskKind
 from metalearn.kb.records import RunRecord, run_id_for
 from metalearn.pipelines.spaces.base import SearchSpace, TaskModel
+from metalearn.search.sandbox import Emit, error_text, run_in_child, run_inline, status_of
 
 __all__ = [
     "EvalProtocol",
@@ -47,16 +46,7 @@ __all__ = [
 ]
 
 STATUSES = ("ok", "crash", "timeout", "memout")
-_THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-)
 _MIN_BUDGET_ROWS = 10
-_MAX_ERROR_CHARS = 400
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,41 +208,6 @@ def to_run_record(
 
 
 # --------------------------------------------------------------------------------------------
-# errors
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and cur not in seen and len(seen) < 10:
-        seen.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return seen
-
-
-def _status_of(exc: BaseException) -> str:
-    for e in _chain(exc):
-        if isinstance(e, MemoryError):
-            return "memout"
-        if isinstance(e, OSError) and e.errno == 12:  # ENOMEM
-            return "memout"
-        text = str(e)
-        if "bad_alloc" in text or "Unable to allocate" in text or "Cannot allocate memory" in text:
-            return "memout"
-        if isinstance(e, TimeoutError):
-            return "timeout"
-    return "crash"
-
-
-def _error_text(exc: BaseException, where: str = "") -> str:
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    msg = lines[0] if lines else repr(exc)
-    if len(msg) > _MAX_ERROR_CHARS:
-        msg = msg[: _MAX_ERROR_CHARS - 3] + "..."
-    return f"{type(exc).__name__}: {msg}" + (f" ({where})" if where else "")
-
-
-# --------------------------------------------------------------------------------------------
 # the trial itself
 
 
@@ -283,9 +238,7 @@ def _check_prediction(pred: Any, task: Task, n: int) -> None:
                 raise ValueError(f"probabilities for target {name!r} contain NaN or inf")
 
 
-def _execute(
-    trial: _Trial, emit: Callable[[tuple[Any, ...]], None], catch: tuple[type[BaseException], ...]
-) -> None:
+def _execute(trial: _Trial, emit: Emit, catch: tuple[type[BaseException], ...]) -> None:
     """Run every fold; emit ("fold", i, metrics, fit_s, predict_s) per fold, then ("done",) or
     ("error", status, text) at the first failure."""
     ds = trial.dataset
@@ -307,154 +260,10 @@ def _execute(
                 _check_prediction(pred, ds.task, len(te))
                 metrics = compute_metrics(ds.task, ds.y.iloc[te].reset_index(drop=True), pred)
         except catch as exc:
-            emit(("error", _status_of(exc), _error_text(exc, where)))
+            emit(("error", status_of(exc), error_text(exc, where)))
             return
         emit(("fold", i, metrics, t1 - t0, t2 - t1))
     emit(("done",))
-
-
-def _vm_size_bytes() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _child_main(conn: Any, trial: _Trial, memory_limit_mb: int | None) -> None:
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)  # own process group: the parent can kill grandchildren too
-    for var in _THREAD_VARS:
-        os.environ[var] = "1"
-    try:
-        if memory_limit_mb is not None:
-            import resource
-
-            limit = _vm_size_bytes() + int(memory_limit_mb) * 1024 * 1024
-            _, hard = resource.getrlimit(resource.RLIMIT_AS)
-            if hard != resource.RLIM_INFINITY:
-                limit = min(limit, hard)
-            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1):
-            _execute(trial, conn.send, (BaseException,))
-    except BaseException as exc:
-        with contextlib.suppress(BaseException):
-            conn.send(("error", _status_of(exc), _error_text(exc)))
-    finally:
-        with contextlib.suppress(BaseException):
-            conn.close()
-
-
-class _Child:
-    """A forked child process (raw ``os.fork``: works inside daemonic processes such as Dask workers,
-    where ``multiprocessing`` refuses to start children)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.exitcode: int | None = None
-
-    def exited(self) -> bool:
-        if self.exitcode is not None:
-            return True
-        try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            self.exitcode = -1
-            return True
-        if pid == 0:
-            return False
-        self.exitcode = os.waitstatus_to_exitcode(status)
-        return True
-
-    def kill(self) -> None:
-        """SIGKILL the child's process group (it and anything it started); only before reaping."""
-        if self.exitcode is not None:
-            return
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, signal.SIGKILL)
-
-    def join(self, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while not self.exited():
-            if time.monotonic() >= end:
-                return False
-            time.sleep(0.005)
-        return True
-
-
-@dataclass
-class _Outcome:
-    folds: list[tuple[int, dict[str, float], float, float]] = field(default_factory=list)
-    final: tuple[Any, ...] | None = None
-    timed_out: bool = False
-    exitcode: int | None = None
-    wall: float = 0.0
-
-    def emit(self, msg: tuple[Any, ...]) -> None:
-        if msg[0] == "fold":
-            self.folds.append((int(msg[1]), msg[2], float(msg[3]), float(msg[4])))
-        else:
-            self.final = msg
-
-
-def _run_inline(trial: _Trial) -> _Outcome:
-    out = _Outcome()
-    t0 = time.monotonic()
-    _execute(trial, out.emit, (Exception,))
-    out.wall = time.monotonic() - t0
-    return out
-
-
-def _run_in_child(trial: _Trial, time_limit: float | None, memory_limit_mb: int | None) -> _Outcome:
-    r_fd, w_fd = os.pipe()
-    start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # the child: run, report over the pipe, and leave without any cleanup of the parent's state
-        code = 0
-        try:
-            os.close(r_fd)
-            _child_main(Connection(w_fd, readable=False), trial, memory_limit_mb)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w_fd)
-    child = _Child(pid)
-    recv = Connection(r_fd, writable=False)
-    out = _Outcome()
-    deadline = None if time_limit is None else start + time_limit
-    try:
-        while out.final is None:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                out.timed_out = True
-                break
-            wait = 0.5 if deadline is None else min(0.5, deadline - now)
-            if recv.poll(wait):
-                try:
-                    out.emit(recv.recv())
-                except (EOFError, OSError):
-                    break  # the child died without a final message
-            elif child.exited() and not recv.poll(0):
-                break
-    finally:
-        out.wall = time.monotonic() - start
-        if out.timed_out or out.final is None:
-            child.kill()
-        if not child.join(5.0):
-            child.kill()
-            child.join(5.0)
-        out.exitcode = child.exitcode
-        recv.close()
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,7 +338,7 @@ def evaluate_config(
     try:
         clean = space.validate(values)
     except (ConfigurationError, ValueError, KeyError, TypeError) as exc:
-        text = _error_text(exc)
+        text = error_text(exc)
         if not isinstance(exc, ConfigurationError):
             text = f"ConfigurationError: {text}"
         return _failure("crash", text, metric, key, dataset.n_rows, budget)
@@ -549,11 +358,11 @@ def evaluate_config(
         ]
     n_train = round(float(np.mean([len(tr) for tr, _ in folds])))
 
-    trial = _Trial(data, space, clean, folds)
+    work = functools.partial(_execute, _Trial(data, space, clean, folds))
     if time_limit is None and memory_limit_mb is None:
-        out = _run_inline(trial)
+        out = run_inline(work)
     else:
-        out = _run_in_child(trial, time_limit, memory_limit_mb)
+        out = run_in_child(work, time_limit, memory_limit_mb)
 
     out.folds.sort(key=lambda f: f[0])
     per_fold = [f[1] for f in out.folds]
@@ -628,7 +437,7 @@ def fit_final(dataset: Dataset, space: SearchSpace, values: Mapping[str, Any]) -
     except MetaLearnError:
         raise
     except Exception as exc:
-        raise SearchError(f"the final model failed to fit on {dataset.name}: {_error_text(exc)}") from exc
+        raise SearchError(f"the final model failed to fit on {dataset.name}: {error_text(exc)}") from exc
     return model
 
 
