@@ -4,7 +4,7 @@ The Python API, imported lazily so that ``import metalearn`` (and the CLI's star
 
 - :func:`optimize` — warm-started SMAC search on a :class:`metalearn.data.dataset.Dataset`, results written to the KB;
 - :class:`MetaLearnEstimator` — a scikit-learn estimator that searches in ``fit``;
-- :class:`SearchSettings` — the frozen description of a search;
+- :class:`SearchSettings` — the frozen description of a search (every parameter declared once);
 - :class:`Advisor` — recommendations from a KB without fitting anything.
 """
 
@@ -16,7 +16,7 @@ _EXPORTS = {
     "optimize": "metalearn.search.automl",
     "MetaLearnEstimator": "metalearn.search.automl",
     "OptimizeOutcome": "metalearn.search.automl",
-    "SearchSettings": "metalearn.search.loop",
+    "SearchSettings": "metalearn.search.settings",
     "Advisor": "metalearn.metalearning.advisor",
 }
 

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 KB_DATASETS = ("iris", "breast_cancer")  # the small KB: multiclass + binary, sklearn-bundled (no corpus)
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
     """``metalearn ARGV`` in-process: (exit code, stdout, stderr)."""
     try:
         main([str(a) for a in argv])
@@ -84,11 +84,11 @@ def _frame(n: int = 20, **cols: Any) -> pd.DataFrame:
     return pd.DataFrame(base)
 
 
-def _write_csv(df: pd.DataFrame) -> Callable[[Path], None]:
+def _write_csv(df: pd.DataFrame) -> Callable[[Path], object]:
     return lambda p: df.to_csv(p, index=False)
 
 
-def _write_text(text: str) -> Callable[[Path], None]:
+def _write_text(text: str) -> Callable[[Path], object]:
     return lambda p: p.write_text(text)
 
 
@@ -98,7 +98,7 @@ def _inf_b() -> np.ndarray:
     return b
 
 
-BAD_INPUTS: list[tuple[str, str, Callable[[Path], None] | None, list[str], tuple[str, ...]]] = [
+BAD_INPUTS: list[tuple[str, str, Callable[[Path], object] | None, list[str], tuple[str, ...]]] = [
     # (id, file name, writer (None: not created), extra args, substrings the error must contain)
     ("missing-file", "no_such_file.csv", None, ["-t", "y"], ("no_such_file.csv", "existing file")),
     ("unknown-target", "data.csv", _write_csv(_frame()), ["-t", "nope"], ("'nope'", "not found", "'y'")),
@@ -133,7 +133,7 @@ def _assert_one_line_error(code: int, out: str, err: str, expected: tuple[str, .
 @pytest.mark.parametrize(("name", "writer", "args", "expected"),
                          [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS])
 def test_bad_input_is_a_one_line_error_and_writes_nothing(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, writer: Callable[[Path], None] | None,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, writer: Callable[[Path], object] | None,
     args: list[str], expected: tuple[str, ...],
 ) -> None:
     data = tmp_path / name
@@ -168,6 +168,11 @@ def test_bad_input_exit_code_and_no_traceback_in_a_subprocess(tmp_path: Path) ->
 
 def test_usage_errors_are_reported_without_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     for argv, named in ((["optimize", "sklearn:iris", "--trials", "0"], "'--trials'"),
+                        # SearchSettings validates the search options; the CLI names the flag
+                        (["optimize", "sklearn:iris", "--n-warm", "-1"], "'--n-warm'"),
+                        (["optimize", "sklearn:iris", "--strategy", "nope"], "'--strategy'"),
+                        (["optimize", "sklearn:iris", "--optimizer", "random", "--multi-fidelity"],
+                         "'--multi-fidelity'"),
                         (["no-such-command"], "'no-such-command'"),
                         (["optimize"], "'data'")):
         code, out, err = run_cli(capsys, *argv, *(["--kb", tmp_path / "kb.duckdb"] if len(argv) > 1 else []))

@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from metalearn.search.settings import PARAMS, defaults
+
 app = typer.Typer(
     name="metalearn",
     help="Meta-learning warm-start AutoML: recommend configurations from a knowledge base and warm-start SMAC.",
@@ -50,6 +52,29 @@ DataArg = Annotated[
     typer.Argument(help="A CSV/parquet/ARFF file, or sklearn:NAME, openml:DID, openml-task:TID, corpus:NAME."),
 ]
 
+_SEARCH_DEFAULTS = defaults("cli")
+
+
+def _search_option(name: str) -> Any:
+    """The ``optimize`` option of search parameter ``name``: its flag and help as
+    :mod:`metalearn.search.settings` declares them (SearchSettings validates the value)."""
+    param = PARAMS[name]
+    low = f" (>= {param.ge:g})" if param.ge is not None else f" (> {param.gt:g})" if param.gt is not None else ""
+    return typer.Option(param.cli, help=param.help + low)
+
+
+def _search_settings(**values: Any) -> Any:
+    """``SearchSettings`` from the ``optimize`` options; an invalid value is a usage error naming its flag."""
+    from metalearn.search.settings import SearchSettings, SettingError
+
+    try:
+        return SearchSettings.from_params(**values)
+    except SettingError as exc:
+        param = PARAMS.get(exc.param or "")
+        if param is None or not param.flags:
+            raise
+        raise typer.BadParameter(str(exc), param_hint=list(param.flags)) from None
+
 
 def _load(data: str, target: list[str] | None, kind: str | None, metric: str | None, corpus: str | None = None):
     from metalearn.data.loading import load_dataset
@@ -67,6 +92,8 @@ def _open_kb(path: str | None, read_only: bool = False):
 
 
 def _json(obj: Any) -> None:
+    from metalearn.data.numbers import json_safe
+
     def default(o: Any) -> Any:
         if hasattr(o, "item"):
             return o.item()
@@ -76,16 +103,7 @@ def _json(obj: Any) -> None:
             return list(o)
         return str(o)
 
-    def clean(o: Any) -> Any:
-        if isinstance(o, float) and not math.isfinite(o):
-            return None
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [clean(v) for v in o]
-        return o
-
-    sys.stdout.write(json.dumps(clean(json.loads(json.dumps(obj, default=default))), indent=2) + "\n")
+    sys.stdout.write(json.dumps(json_safe(json.loads(json.dumps(obj, default=default))), indent=2) + "\n")
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -175,16 +193,17 @@ def optimize(
     target: TargetOpt = None,
     kind: KindOpt = None,
     metric: MetricOpt = None,
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Trial budget (includes runs resumed from the KB).")] = 30,
-    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Wall-clock budget in seconds.")] = None,
-    trial_time_limit: Annotated[float, typer.Option("--trial-time-limit", help="Seconds per trial.")] = 120.0,
-    warm_start: Annotated[bool, typer.Option("--warm-start/--no-warm-start", help="Start from KB recommendations.")] = True,
-    strategy: Annotated[str | None, typer.Option(help="Recommender strategy for the warm start.")] = None,
-    n_warm: Annotated[int, typer.Option("--n-warm", min=0, help="How many recommendations to start from.")] = 10,
-    optimizer: Annotated[str, typer.Option(help="smac or random.")] = "smac",
-    multi_fidelity: Annotated[bool, typer.Option("--multi-fidelity", help="SMAC Hyperband on data subsets.")] = False,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    folds: Annotated[int, typer.Option(help="CV folds (holdout for large data).")] = 5,
+    # the search parameters: flags, help and defaults from metalearn.search.settings
+    n_trials: Annotated[int, _search_option("n_trials")] = _SEARCH_DEFAULTS["n_trials"],
+    time_limit: Annotated[float | None, _search_option("time_limit")] = _SEARCH_DEFAULTS["time_limit"],
+    trial_time_limit: Annotated[float, _search_option("trial_time_limit")] = _SEARCH_DEFAULTS["trial_time_limit"],
+    warm_start: Annotated[bool, _search_option("warm_start")] = _SEARCH_DEFAULTS["warm_start"],
+    strategy: Annotated[str | None, _search_option("strategy")] = _SEARCH_DEFAULTS["strategy"],
+    n_warm: Annotated[int, _search_option("n_warm")] = _SEARCH_DEFAULTS["n_warm"],
+    optimizer: Annotated[str, _search_option("optimizer")] = _SEARCH_DEFAULTS["optimizer"],
+    multi_fidelity: Annotated[bool, _search_option("multi_fidelity")] = _SEARCH_DEFAULTS["multi_fidelity"],
+    seed: Annotated[int, _search_option("seed")] = _SEARCH_DEFAULTS["seed"],
+    n_folds: Annotated[int, _search_option("n_folds")] = _SEARCH_DEFAULTS["n_folds"],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for the refit model and summary.json.")] = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,
@@ -192,12 +211,9 @@ def optimize(
     """Run a warm-started SMAC search; every trial goes to the KB, the best pipeline is refit and saved."""
     from metalearn.runtime.progress import SearchProgress
     from metalearn.search.automl import optimize as run_optimize
-    from metalearn.search.evaluation import EvalProtocol
-    from metalearn.search.loop import SearchSettings
 
-    ds = _load(data, target, kind, metric)
-    settings = SearchSettings(
-        n_trials=trials,
+    settings = _search_settings(
+        n_trials=n_trials,
         time_limit=time_limit,
         trial_time_limit=trial_time_limit,
         warm_start=warm_start,
@@ -206,8 +222,9 @@ def optimize(
         optimizer=optimizer,
         multi_fidelity=multi_fidelity,
         seed=seed,
-        protocol=EvalProtocol(n_folds=folds, seed=seed),
+        n_folds=n_folds,
     )
+    ds = _load(data, target, kind, metric)
     store = _open_kb(kb)
     with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
         outcome = run_optimize(ds, kb=store, settings=settings, out_dir=out_dir, on_trial=progress.update,
@@ -424,12 +441,10 @@ def benchmark(
 
     Writes raw trajectories (results.duckdb + parquet), report.md and PNG plots to --out.
     """
-    from metalearn.benchmark.runner import (
-        BenchmarkSettings,
-        RichProgress,
-        resolve_benchmark_sources,
-        run_benchmark,
-    )
+    from metalearn.benchmark.datasets import resolve_benchmark_sources
+    from metalearn.benchmark.runner import run_benchmark
+    from metalearn.benchmark.settings import BenchmarkSettings
+    from metalearn.runtime.progress import RichProgress
 
     settings = BenchmarkSettings(
         strategies=tuple(s for s in strategies.split(",")), n_trials=trials, seeds=tuple(range(seeds)),

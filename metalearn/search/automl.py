@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +15,14 @@ from sklearn.base import BaseEstimator
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import InputError, SearchError
+from metalearn.data.numbers import finite_or_none
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.shipped import open_default_kb
 from metalearn.metalearning.metafeatures import ensure_metafeatures
 from metalearn.pipelines.spaces import get_space
-from metalearn.search.evaluation import EvalProtocol, fit_final
-from metalearn.search.loop import SearchResult, SearchSettings, Trial, run_search
+from metalearn.search.evaluation import fit_final
+from metalearn.search.loop import SearchResult, Trial, run_search
+from metalearn.search.settings import SearchSettings, defaults, params
 
 
 @dataclass
@@ -88,9 +89,6 @@ def optimize(
 
 
 def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs: list[Any], seconds: float) -> dict[str, Any]:
-    def num(x: float | None) -> float | None:
-        return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
     return {
         "search_id": result.search_id,
         "dataset": {"name": dataset.name, "dataset_id": dataset.dataset_id, "origin": dataset.origin,
@@ -101,44 +99,49 @@ def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs:
         "space": {"name": result.space, "version": result.space_version},
         "settings": result.settings,
         "warm_start": {"strategy": strategy, "recommended": [r.to_dict() for r in recs if hasattr(r, "to_dict")]},
-        "best": {"score": num(result.best_score), "config_id": result.best_config_id, "values": result.best_values},
+        "best": {"score": finite_or_none(result.best_score), "config_id": result.best_config_id,
+                 "values": result.best_values},
         "n_trials": len(result.trials),
         "n_resumed": result.n_resumed,
         "n_new": result.n_new,
         "n_failed": result.n_failed,
         "status": result.status,
         "seconds": seconds,
-        "trajectory": [num(x) for x in result.trajectory()],
+        "trajectory": [finite_or_none(x) for x in result.trajectory()],
         "trials": [
             {"number": t.number, "config_id": t.config_id, "origin": t.origin, "sources": list(t.sources),
-             "status": t.status, "score": num(t.score), "seconds": round(t.seconds, 3), "budget": t.budget,
-             "best_score": num(t.best_score), "error": t.error}
+             "status": t.status, "score": finite_or_none(t.score), "seconds": round(t.seconds, 3),
+             "budget": t.budget, "best_score": finite_or_none(t.best_score), "error": t.error}
             for t in result.trials
         ],
     }
+
+
+_DEFAULTS = defaults("estimator")
 
 
 class MetaLearnEstimator(BaseEstimator):
     """A scikit-learn estimator that runs a warm-started search in ``fit`` and predicts with the refit
     best pipeline. Works for every task kind: pass ``y`` as a Series (one target) or DataFrame (several).
 
-    Parameters mirror ``metalearn optimize``. ``kb`` is a KB path (None: the default KB, ``":memory:"``:
-    an in-memory KB seeded with the shipped snapshot).
+    Parameters mirror ``metalearn optimize``. ``kind`` and ``metric`` override the inferred task kind and
+    its default metric; ``kb`` is a KB path (None: the default KB, ``":memory:"``: an in-memory KB seeded
+    with the shipped snapshot). The search parameters (declared in :mod:`metalearn.search.settings`):
     """
 
     def __init__(
         self,
         kind: str | None = None,
         metric: str | None = None,
-        n_trials: int = 20,
-        time_limit: float | None = None,
-        trial_time_limit: float | None = 120.0,
-        warm_start: bool = True,
-        strategy: str | None = None,
-        n_warm: int = 10,
-        n_folds: int = 5,
+        n_trials: int = _DEFAULTS["n_trials"],
+        time_limit: float | None = _DEFAULTS["time_limit"],
+        trial_time_limit: float | None = _DEFAULTS["trial_time_limit"],
+        warm_start: bool = _DEFAULTS["warm_start"],
+        strategy: str | None = _DEFAULTS["strategy"],
+        n_warm: int = _DEFAULTS["n_warm"],
+        n_folds: int = _DEFAULTS["n_folds"],
         kb: str | None = None,
-        seed: int = 0,
+        seed: int = _DEFAULTS["seed"],
     ) -> None:
         self.kind = kind
         self.metric = metric
@@ -168,11 +171,7 @@ class MetaLearnEstimator(BaseEstimator):
         frame = pd.concat([X.reset_index(drop=True), Y.reset_index(drop=True)], axis=1)
         ds = prepare_frame(frame, list(Y.columns), kind=self.kind, metric=self.metric, name="estimator-fit",
                            origin="python:MetaLearnEstimator")
-        settings = SearchSettings(
-            n_trials=self.n_trials, time_limit=self.time_limit, trial_time_limit=self.trial_time_limit,
-            warm_start=self.warm_start, strategy=self.strategy, n_warm=self.n_warm, seed=self.seed,
-            protocol=EvalProtocol(n_folds=self.n_folds, seed=self.seed),
-        )
+        settings = SearchSettings.from_params(**{name: getattr(self, name) for name in _DEFAULTS})
         outcome = optimize(ds, kb=self.kb, settings=settings)
         if outcome.model is None:
             raise SearchError(
@@ -214,3 +213,9 @@ class MetaLearnEstimator(BaseEstimator):
         if pred_classes is None:
             raise AttributeError("classes_ is only defined for a single classification target")
         return pred_classes
+
+
+if MetaLearnEstimator.__doc__ is not None:  # None under python -OO
+    MetaLearnEstimator.__doc__ = MetaLearnEstimator.__doc__.rstrip() + "\n\n" + "".join(
+        f"    - ``{name}`` (default ``{_DEFAULTS[name]!r}``): {p.help}\n" for name, p in params("estimator").items()
+    )

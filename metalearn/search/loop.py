@@ -9,6 +9,8 @@ facade on data-subset budgets), so that
   *told* to SMAC instead of re-run, and count toward ``n_trials`` — a second search resumes the first;
 - every trial is written to the KB the moment it finishes (a crash loses at most the running trial);
 - a failing configuration is a failed run with its error, never the end of the search.
+
+What a search is asked to do is a :class:`metalearn.search.settings.SearchSettings`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,67 +36,10 @@ from metalearn.data.metrics import get_metric
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.records import ConfigurationRecord, RunRecord, SearchRecord, utcnow
-from metalearn.metalearning.strategies import STRATEGIES
 from metalearn.pipelines.spaces import get_space
 from metalearn.pipelines.spaces.base import SearchSpace
 from metalearn.search.evaluation import EvalProtocol, EvalResult, evaluate_config, to_run_record
-
-OPTIMIZERS = ("smac", "random")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """A frozen, self-checking description of one search (like SMAC's ``Scenario``).
-
-    ``n_trials`` counts every trial of this dataset in the KB under the same protocol and space version,
-    including those of earlier searches (they are told to SMAC, not re-run).
-    """
-
-    n_trials: int = 30
-    time_limit: float | None = None  # wall-clock seconds for the whole search
-    trial_time_limit: float | None = 120.0
-    memory_limit_mb: int | None = None
-    seed: int = 0
-    warm_start: bool = True
-    strategy: str | None = None  # recommender strategy (None = the default one)
-    n_warm: int = 10  # how many recommended configurations enter the initial design
-    optimizer: str = "smac"  # "smac" or "random"
-    multi_fidelity: bool = False  # SMAC Hyperband on data-subset budgets
-    min_budget: float = 0.1
-    protocol: EvalProtocol = field(default_factory=EvalProtocol)
-    resume: bool = True
-    n_initial: int | None = None  # cold-start initial design size (None = SMAC's default rule)
-
-    def __post_init__(self) -> None:
-        if not _is_int(self.n_trials) or self.n_trials < 1:
-            raise InputError(f"n_trials must be a positive integer, got {self.n_trials!r}")
-        if self.time_limit is not None and not self.time_limit > 0:
-            raise InputError(f"time_limit must be positive seconds, got {self.time_limit!r}")
-        if self.trial_time_limit is not None and not self.trial_time_limit > 0:
-            raise InputError(f"trial_time_limit must be positive seconds, got {self.trial_time_limit!r}")
-        if self.memory_limit_mb is not None and not _is_int(self.memory_limit_mb):
-            raise InputError(f"memory_limit_mb must be an integer number of MB, got {self.memory_limit_mb!r}")
-        if self.memory_limit_mb is not None and self.memory_limit_mb < 128:
-            raise InputError(f"memory_limit_mb must be at least 128, got {self.memory_limit_mb}")
-        if not _is_int(self.n_warm) or self.n_warm < 0:
-            raise InputError(f"n_warm must be an integer >= 0, got {self.n_warm!r}")
-        if self.strategy is not None and self.strategy not in STRATEGIES:
-            raise InputError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise InputError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not 0 < self.min_budget < 1:
-            raise InputError(f"min_budget must be in (0, 1), got {self.min_budget}")
-        if self.optimizer == "random" and self.multi_fidelity:
-            raise InputError("multi_fidelity needs optimizer='smac'")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["protocol"] = self.protocol.key
-        return d
+from metalearn.search.settings import SearchSettings  # also importable from here
 
 
 @dataclass(frozen=True)
@@ -218,10 +163,6 @@ def _space_config(space: SearchSpace, values: dict[str, Any], origin: str) -> Co
     cfg = Configuration(space.configspace, values=values)
     cfg.origin = origin
     return cfg
-
-
-def _protocol_for_budget(protocol: EvalProtocol, budget: float | None) -> str:
-    return protocol.key if budget is None or budget >= 1.0 else f"{protocol.key}-b{budget:.3g}"
 
 
 def previous_runs(kb: KnowledgeBase, dataset_id: str, space: SearchSpace, protocol: EvalProtocol) -> list[RunRecord]:

@@ -10,7 +10,6 @@ KB (their trials from the runs table). Cancellation sets an event the search pol
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import uuid
 from collections import OrderedDict
@@ -22,9 +21,11 @@ from typing import Any
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError, NotFoundError
+from metalearn.data.numbers import finite_or_none
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.records import SearchRecord, dataset_record, utcnow
-from metalearn.search.loop import SearchSettings, Trial
+from metalearn.search.loop import Trial
+from metalearn.search.settings import SearchSettings
 from metalearn.service.metrics import ServiceMetrics
 from metalearn.service.settings import Settings
 
@@ -43,16 +44,6 @@ class SearchConflictError(MetaLearnError, RuntimeError):
 
 class SearchesDisabledError(MetaLearnError, RuntimeError):
     """This server cannot run searches (read-only KB)."""
-
-
-def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 @dataclass
@@ -93,7 +84,8 @@ class SearchJob:
                 best = t
         if best is not None:
             values = next((t.values for t in trials if t.config_id == best.best_config_id), None)
-            incumbent = {"config_id": best.best_config_id, "score": _num(best.best_score), "values": values}
+            score = finite_or_none(best.best_score)
+            incumbent = {"config_id": best.best_config_id, "score": score, "values": values}
         out: dict[str, Any] = {
             "search_id": self.search_id,
             "dataset_id": self.dataset_id,
@@ -113,7 +105,7 @@ class SearchJob:
         if with_trials:
             out["settings"] = self.settings.to_dict()
             out["trials"] = [trial_dict(t) for t in trials]
-            out["trajectory"] = [_num(t.best_score) for t in trials]
+            out["trajectory"] = [finite_or_none(t.best_score) for t in trials]
         return out
 
 
@@ -123,10 +115,10 @@ def trial_dict(t: Trial) -> dict[str, Any]:
         "config_id": t.config_id,
         "origin": t.origin,
         "status": t.status,
-        "score": _num(t.score),
-        "seconds": _num(t.seconds),
+        "score": finite_or_none(t.score),
+        "seconds": finite_or_none(t.seconds),
         "budget": t.budget,
-        "best_score": _num(t.best_score),
+        "best_score": finite_or_none(t.best_score),
         "error": t.error,
         "sources": list(t.sources),
     }
@@ -364,7 +356,7 @@ class SearchManager:
                 values = None
             incumbent = {
                 "config_id": rec.incumbent_config_id,
-                "score": _num(rec.incumbent_score),
+                "score": finite_or_none(rec.incumbent_score),
                 "values": values,
             }
         out: dict[str, Any] = {
@@ -398,7 +390,7 @@ class SearchManager:
                 except MetaLearnError:
                     greater = True
             for i, r in enumerate(runs, 1):
-                score = _num(r.score)
+                score = finite_or_none(r.score)
                 full = r.budget is None or r.budget >= 1.0
                 ok = score is not None and r.status == "ok" and full
                 if ok and (best is None or (score > best if greater else score < best)):  # type: ignore[operator]
@@ -410,7 +402,7 @@ class SearchManager:
                         "origin": r.source or "search",
                         "status": r.status,
                         "score": score,
-                        "seconds": _num(r.fit_seconds + r.predict_seconds),
+                        "seconds": finite_or_none(r.fit_seconds + r.predict_seconds),
                         "budget": r.budget,
                         "best_score": best,
                         "error": r.error,

@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
+from metalearn.data.errors import InputError
 from metalearn.data.task import TaskKind
-from metalearn.search.evaluation import EvalProtocol
-from metalearn.search.loop import SearchSettings
+from metalearn.search.settings import PARAMS, SearchSettings, defaults
 from metalearn.service.deps import PageDep, ReadAccess, SearchesDep, SettingsDep, WriteAccess
-from metalearn.service.routers.recommendations import ERRORS, check_strategy
+from metalearn.service.routers.recommendations import ERRORS
 from metalearn.service.schemas import ID_PATTERN, Message, Page, SearchCreated, SearchOut, SearchSummaryOut
 from metalearn.service.searches import SearchesDisabledError
 from metalearn.service.uploads import read_upload
@@ -20,6 +20,15 @@ router = APIRouter(prefix="/searches", tags=["searches"])
 
 SearchId = Annotated[str, Path(pattern=ID_PATTERN, description="Search id.")]
 StatusFilter = Literal["pending", "running", "done", "failed", "cancelled"]
+
+_DEFAULTS = defaults("api")
+
+
+def _form(name: str) -> Any:
+    """The form field of search parameter ``name``: its help and bounds as metalearn.search.settings
+    declares them (validation itself is SearchSettings')."""
+    param = PARAMS[name]
+    return Form(description=param.help, **param.form_bounds())
 
 
 @router.post(
@@ -41,22 +50,17 @@ async def create_search(
     ],
     kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
     metric: Annotated[str | None, Form(max_length=64, description="Metric to optimise.")] = None,
-    n_trials: Annotated[
-        int, Form(ge=1, le=100_000, description="Trial budget (includes resumed runs).")
-    ] = 20,
-    time_limit: Annotated[
-        float | None, Form(gt=0, le=1e7, description="Wall-clock budget (seconds).")
-    ] = None,
-    trial_time_limit: Annotated[float, Form(gt=0, le=1e6, description="Seconds per trial.")] = 60.0,
-    seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
-    warm_start: Annotated[bool, Form(description="Start from KB recommendations.")] = True,
-    strategy: Annotated[
-        str | None, Form(max_length=64, description="Recommender strategy for the warm start.")
-    ] = None,
-    n_warm: Annotated[int, Form(ge=0, le=100, description="Recommendations in the initial design.")] = 10,
-    optimizer: Annotated[Literal["smac", "random"], Form()] = "smac",
-    n_folds: Annotated[int, Form(ge=2, le=20, description="Cross-validation folds.")] = 5,
-    multi_fidelity: Annotated[bool, Form(description="SMAC Hyperband on data subsets.")] = False,
+    # the search parameters: help, bounds and defaults from metalearn.search.settings
+    n_trials: Annotated[int, _form("n_trials")] = _DEFAULTS["n_trials"],
+    time_limit: Annotated[float | None, _form("time_limit")] = _DEFAULTS["time_limit"],
+    trial_time_limit: Annotated[float, _form("trial_time_limit")] = _DEFAULTS["trial_time_limit"],
+    seed: Annotated[int, _form("seed")] = _DEFAULTS["seed"],
+    warm_start: Annotated[bool, _form("warm_start")] = _DEFAULTS["warm_start"],
+    strategy: Annotated[str | None, _form("strategy")] = _DEFAULTS["strategy"],
+    n_warm: Annotated[int, _form("n_warm")] = _DEFAULTS["n_warm"],
+    optimizer: Annotated[Literal["smac", "random"], _form("optimizer")] = _DEFAULTS["optimizer"],
+    n_folds: Annotated[int, _form("n_folds")] = _DEFAULTS["n_folds"],
+    multi_fidelity: Annotated[bool, _form("multi_fidelity")] = _DEFAULTS["multi_fidelity"],
 ) -> SearchCreated:
     """Returns 202 at once with the search id and a ``Location`` to poll; every trial goes to the KB."""
     if not searches.enabled:
@@ -74,22 +78,22 @@ async def create_search(
             422,
             detail=f"time_limit must be at most {settings.max_search_seconds:g} s on this server, got {time_limit:g}",
         )
-    if optimizer == "random" and multi_fidelity:
-        raise HTTPException(422, detail="multi_fidelity needs optimizer=smac")
-    check_strategy(strategy)
+    try:  # SearchSettings validates; its error is a 422 like the form's own
+        search_settings = SearchSettings.from_params(
+            n_trials=n_trials,
+            time_limit=time_limit,
+            trial_time_limit=trial_time_limit,
+            seed=seed,
+            warm_start=warm_start,
+            strategy=strategy,
+            n_warm=n_warm,
+            optimizer=optimizer,
+            n_folds=n_folds,
+            multi_fidelity=multi_fidelity,
+        )
+    except InputError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
     dataset = await run_in_threadpool(read_upload, file, target, settings, kind, metric or None)
-    search_settings = SearchSettings(
-        n_trials=n_trials,
-        time_limit=time_limit,
-        trial_time_limit=trial_time_limit,
-        seed=seed,
-        warm_start=warm_start,
-        strategy=strategy,
-        n_warm=n_warm,
-        optimizer=optimizer,
-        multi_fidelity=multi_fidelity,
-        protocol=EvalProtocol(n_folds=n_folds, seed=seed),
-    )
     job = await run_in_threadpool(searches.submit, dataset, search_settings)
     location = str(request.url_for("get_search", search_id=job.search_id))
     response.headers["Location"] = location

@@ -1,0 +1,207 @@
+"""The parameters of a search, declared once: :class:`SearchSettings` and how each interface exposes them.
+
+Every field of :class:`SearchSettings` carries a :class:`Param` in its dataclass metadata: its help text,
+its ``metalearn optimize`` flag, the bounds the HTTP form declares, and whether ``POST /searches`` and
+:class:`metalearn.search.automl.MetaLearnEstimator` expose it. ``n_folds`` (the protocol's folds, which
+every interface offers) is the one parameter that is not a field. The CLI, the API form and the estimator
+take their help texts and defaults from :func:`params`/:func:`defaults` and leave validation to
+``SearchSettings`` (its :class:`SettingError` names the parameter, so each interface can report it in
+its own error format); ``tests/test_search_settings.py`` fails when one of them drifts from this module.
+
+This module imports nothing heavy at import time (the CLI builds its options from it at start-up): the
+evaluation protocol and the recommender strategies are imported when a ``SearchSettings`` is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+from metalearn.data.errors import InputError
+
+if TYPE_CHECKING:
+    from metalearn.search.evaluation import EvalProtocol
+
+OPTIMIZERS = ("smac", "random")
+
+Surface = Literal["cli", "api", "estimator"]
+
+_SAME: Any = object()  # an interface's default is SearchSettings' default
+
+
+@dataclass(frozen=True)
+class Param:
+    """One search parameter, as the interfaces expose it.
+
+    ``ge``/``gt`` are the lower bounds ``SearchSettings`` checks, restated for the HTTP form's schema
+    (a test keeps them in step); ``api_ge``/``api_le``/``max_length`` are limits of the HTTP API only.
+    ``api_default``/``estimator_default`` are set where that interface deliberately starts from another
+    value than ``SearchSettings`` (a server's shorter trials, a quicker estimator fit).
+    """
+
+    help: str
+    cli: str | None = None  # the ``metalearn optimize`` flag ("--on/--off" for a switch); None: not in the CLI
+    api: bool = False  # a field of the ``POST /searches`` form
+    estimator: bool = False  # a parameter of ``MetaLearnEstimator``
+    ge: float | None = None
+    gt: float | None = None
+    api_ge: float | None = None
+    api_le: float | None = None
+    max_length: int | None = None
+    api_default: Any = _SAME
+    estimator_default: Any = _SAME
+    name: str = ""  # filled in from the field
+    default: Any = None  # SearchSettings' default, filled in from the field
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The CLI flags, the switch's "on" flag first (``("--warm-start", "--no-warm-start")``)."""
+        return tuple(self.cli.split("/")) if self.cli else ()
+
+    def exposed(self, surface: Surface) -> bool:
+        return self.cli is not None if surface == "cli" else bool(getattr(self, surface))
+
+    def default_for(self, surface: Surface) -> Any:
+        own = {"cli": _SAME, "api": self.api_default, "estimator": self.estimator_default}[surface]
+        return self.default if own is _SAME else own
+
+    def form_bounds(self) -> dict[str, Any]:
+        """Keyword bounds for a FastAPI/pydantic field (``ge``, ``gt``, ``le``, ``max_length``)."""
+        ge = self.ge if self.ge is not None else self.api_ge
+        bounds = {"ge": ge, "gt": self.gt, "le": self.api_le, "max_length": self.max_length}
+        return {k: v for k, v in bounds.items() if v is not None}
+
+
+def _param(help: str, **how: Any) -> dict[str, Param]:
+    return {"param": Param(help, **how)}
+
+
+def _default_protocol() -> EvalProtocol:
+    from metalearn.search.evaluation import EvalProtocol
+
+    return EvalProtocol()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class SettingError(InputError):
+    """A search parameter is invalid; ``param`` names it (a :class:`SearchSettings` field)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """A frozen, self-checking description of one search (like SMAC's ``Scenario``).
+
+    ``n_trials`` counts every trial of this dataset in the KB under the same protocol and space version,
+    including those of earlier searches (they are told to SMAC, not re-run).
+    """
+
+    n_trials: int = field(default=30, metadata=_param(
+        "Trial budget (includes runs resumed from the KB).", cli="--trials", api=True, estimator=True,
+        ge=1, api_le=100_000, api_default=20, estimator_default=20))
+    time_limit: float | None = field(default=None, metadata=_param(
+        "Wall-clock budget of the whole search, in seconds.", cli="--time-limit", api=True, estimator=True,
+        gt=0, api_le=1e7))
+    trial_time_limit: float | None = field(default=120.0, metadata=_param(
+        "Seconds per trial.", cli="--trial-time-limit", api=True, estimator=True, gt=0, api_le=1e6,
+        api_default=60.0))
+    memory_limit_mb: int | None = field(default=None, metadata=_param(
+        "Memory limit of a trial's process in MB (at least 128).", ge=128))
+    seed: int = field(default=0, metadata=_param(
+        "Random seed.", cli="--seed", api=True, estimator=True, api_ge=0, api_le=2**31 - 1))
+    warm_start: bool = field(default=True, metadata=_param(
+        "Start from KB recommendations.", cli="--warm-start/--no-warm-start", api=True, estimator=True))
+    strategy: str | None = field(default=None, metadata=_param(
+        "Recommender strategy for the warm start.", cli="--strategy", api=True, estimator=True,
+        max_length=64))
+    n_warm: int = field(default=10, metadata=_param(
+        "How many recommendations enter the initial design.", cli="--n-warm", api=True, estimator=True,
+        ge=0, api_le=100))
+    optimizer: str = field(default="smac", metadata=_param(
+        "The optimizer: smac or random.", cli="--optimizer", api=True))
+    multi_fidelity: bool = field(default=False, metadata=_param(
+        "SMAC Hyperband on data subsets.", cli="--multi-fidelity", api=True))
+    min_budget: float = field(default=0.1, metadata=_param(
+        "Smallest data-subset budget of the multi-fidelity search, in (0, 1).", gt=0))
+    protocol: EvalProtocol = field(default_factory=_default_protocol)
+    resume: bool = field(default=True, metadata=_param(
+        "Tell SMAC the KB's earlier runs of this dataset instead of re-running them."))
+    n_initial: int | None = field(default=None, metadata=_param(
+        "Cold-start initial design size (None: SMAC's default rule)."))
+
+    def __post_init__(self) -> None:
+        def fail(param: str, message: str) -> NoReturn:
+            raise SettingError(message, param)
+
+        if not _is_int(self.n_trials) or self.n_trials < 1:
+            fail("n_trials", f"n_trials must be a positive integer, got {self.n_trials!r}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            fail("time_limit", f"time_limit must be positive seconds, got {self.time_limit!r}")
+        if self.trial_time_limit is not None and not self.trial_time_limit > 0:
+            fail("trial_time_limit", f"trial_time_limit must be positive seconds, got {self.trial_time_limit!r}")
+        if self.memory_limit_mb is not None and not _is_int(self.memory_limit_mb):
+            fail("memory_limit_mb", f"memory_limit_mb must be an integer number of MB, got {self.memory_limit_mb!r}")
+        if self.memory_limit_mb is not None and self.memory_limit_mb < 128:
+            fail("memory_limit_mb", f"memory_limit_mb must be at least 128, got {self.memory_limit_mb}")
+        if not _is_int(self.n_warm) or self.n_warm < 0:
+            fail("n_warm", f"n_warm must be an integer >= 0, got {self.n_warm!r}")
+        if self.strategy is not None:
+            from metalearn.metalearning.strategies import STRATEGIES
+
+            if self.strategy not in STRATEGIES:
+                fail("strategy", f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.optimizer not in OPTIMIZERS:
+            fail("optimizer", f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not 0 < self.min_budget < 1:
+            fail("min_budget", f"min_budget must be in (0, 1), got {self.min_budget}")
+        if self.optimizer == "random" and self.multi_fidelity:
+            fail("multi_fidelity", "multi_fidelity needs optimizer='smac'")
+
+    @classmethod
+    def from_params(cls, *, n_folds: int | None = None, **values: Any) -> SearchSettings:
+        """Settings from the parameters as the interfaces name them: the fields, and ``n_folds`` (the
+        protocol's folds, seeded with ``seed``) instead of a ``protocol``."""
+        from metalearn.search.evaluation import EvalProtocol
+
+        n_folds = PARAMS["n_folds"].default if n_folds is None else n_folds
+        seed = values.get("seed", PARAMS["seed"].default)
+        return cls(**values, protocol=EvalProtocol(n_folds=n_folds, seed=seed))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["protocol"] = self.protocol.key
+        return d
+
+
+def _declared() -> dict[str, Param]:
+    out: dict[str, Param] = {}
+    for f in fields(SearchSettings):
+        if "param" in f.metadata:
+            default = f.default if f.default is not MISSING else None
+            out[f.name] = replace(f.metadata["param"], name=f.name, default=default)
+    # the protocol's folds: EvalProtocol's default (a test keeps them equal; importing it here is heavy)
+    out["n_folds"] = Param(
+        "Cross-validation folds (holdout for large data).", cli="--folds", api=True, estimator=True,
+        ge=2, api_le=20, name="n_folds", default=5,
+    )
+    return out
+
+
+#: every search parameter by name (the SearchSettings fields with a Param, and ``n_folds``)
+PARAMS: dict[str, Param] = _declared()
+
+
+def params(surface: Surface) -> dict[str, Param]:
+    """The parameters ``surface`` exposes, by name."""
+    return {name: p for name, p in PARAMS.items() if p.exposed(surface)}
+
+
+def defaults(surface: Surface) -> dict[str, Any]:
+    """The defaults of the parameters ``surface`` exposes, by name."""
+    return {name: p.default_for(surface) for name, p in params(surface).items()}

@@ -1,0 +1,142 @@
+"""The search parameters are declared once (metalearn.search.settings): the CLI's ``optimize`` options,
+the ``POST /searches`` form and ``MetaLearnEstimator``'s parameters must not drift from it (names,
+defaults, help, bounds), and SearchSettings' own checks are the bounds the declaration states."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import metalearn
+from metalearn.data.errors import InputError
+from metalearn.search import loop
+from metalearn.search.automl import MetaLearnEstimator
+from metalearn.search.evaluation import EvalProtocol
+from metalearn.search.settings import (
+    OPTIMIZERS,
+    PARAMS,
+    Param,
+    SearchSettings,
+    SettingError,
+    Surface,
+    defaults,
+    params,
+)
+
+SURFACES: tuple[Surface, ...] = ("cli", "api", "estimator")
+
+
+def test_one_class_wherever_it_is_imported_from() -> None:
+    assert loop.SearchSettings is SearchSettings
+    assert metalearn.SearchSettings is SearchSettings
+
+
+def test_every_field_is_declared_with_searchsettings_own_default() -> None:
+    declared = {f.name: f for f in fields(SearchSettings) if f.name != "protocol"}
+    assert set(PARAMS) == {*declared, "n_folds"}
+    for name, f in declared.items():
+        assert PARAMS[name].name == name and PARAMS[name].default == f.default, name
+        assert PARAMS[name].help.endswith("."), name
+    assert PARAMS["n_folds"].default == EvalProtocol().n_folds  # restated there to keep the CLI start-up light
+    assert SearchSettings.from_params() == SearchSettings()
+    for surface in SURFACES:  # every interface's defaults make valid settings
+        SearchSettings.from_params(**defaults(surface))
+
+
+def _below_and_at(p: Param) -> tuple[Any, Any]:
+    if p.ge is not None:
+        return p.ge - 1, p.ge
+    assert p.gt is not None
+    return p.gt, p.gt + 0.5
+
+
+@pytest.mark.parametrize("name", [n for n, p in PARAMS.items() if p.ge is not None or p.gt is not None])
+def test_declared_lower_bounds_are_the_ones_searchsettings_checks(name: str) -> None:
+    below, at = _below_and_at(PARAMS[name])
+    with pytest.raises(InputError, match=name) as info:
+        SearchSettings.from_params(**{name: below})
+    if name != "n_folds":  # the protocol's own check (EvalProtocol) does not name the parameter
+        assert isinstance(info.value, SettingError) and info.value.param == name
+    SearchSettings.from_params(**{name: at})
+
+
+def test_setting_errors_name_their_parameter() -> None:
+    cases: dict[str, dict[str, Any]] = {"optimizer": {"optimizer": "grid"}, "strategy": {"strategy": "bogus"},
+             "multi_fidelity": {"optimizer": "random", "multi_fidelity": True}}
+    for name, values in cases.items():
+        with pytest.raises(SettingError) as info:
+            SearchSettings.from_params(**values)
+        assert info.value.param == name
+
+
+def test_from_params_seeds_the_protocol() -> None:
+    s = SearchSettings.from_params(n_folds=3, seed=7, n_trials=4)
+    assert s.protocol == EvalProtocol(n_folds=3, seed=7) and s.seed == 7 and s.n_trials == 4
+
+
+# ----------------------------------------------------------------------------------- the interfaces
+def test_cli_options_are_the_declared_ones() -> None:
+    import typer.main
+
+    from metalearn.cli import app
+
+    command = typer.main.get_command(app).commands["optimize"]  # type: ignore[attr-defined]
+    options = {p.name: p for p in command.params}
+    assert set(options) - {"data", "target", "kind", "metric", "out_dir", "kb", "json_out"} == set(params("cli"))
+    for name, p in params("cli").items():
+        option = options[name]
+        assert (*option.opts, *option.secondary_opts) == p.flags, name
+        assert option.default == p.default_for("cli") == p.default, name
+        assert option.help.startswith(p.help), name
+
+
+def _api_form(tmp_path: Path) -> dict[str, Any]:
+    from metalearn.service.app import create_app
+    from metalearn.service.settings import Settings
+
+    app = create_app(Settings(_env_file=None, kb=str(tmp_path / "kb.duckdb")))  # type: ignore[call-arg]
+    schema = app.openapi()
+    body = schema["paths"]["/searches"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    props: dict[str, Any] = schema["components"]["schemas"][body["$ref"].split("/")[-1]]["properties"]
+    return props
+
+
+def test_api_form_fields_are_the_declared_ones(tmp_path: Path) -> None:
+    props = _api_form(tmp_path)
+    assert set(props) - {"file", "target", "kind", "metric"} == set(params("api"))
+    for name, p in params("api").items():
+        prop = props[name]
+        assert prop["description"] == p.help, name
+        assert prop.get("default") == p.default_for("api"), name
+        value = next((b for b in prop.get("anyOf", [prop]) if b.get("type") != "null"), prop)
+        bounds = {"minimum": p.ge if p.ge is not None else p.api_ge, "exclusiveMinimum": p.gt,
+                  "maximum": p.api_le, "maxLength": p.max_length}
+        assert {k: value.get(k) for k in bounds} == bounds, name
+    assert props["optimizer"]["enum"] == list(OPTIMIZERS)
+    assert not (tmp_path / "kb.duckdb").exists()
+
+
+def test_estimator_parameters_are_the_declared_ones() -> None:
+    signature = inspect.signature(MetaLearnEstimator.__init__).parameters
+    assert set(signature) - {"self", "kind", "metric", "kb"} == set(params("estimator"))
+    doc = MetaLearnEstimator.__doc__ or ""
+    for name, p in params("estimator").items():
+        assert signature[name].default == p.default_for("estimator"), name
+        assert f"``{name}``" in doc and p.help in doc, name
+    est = MetaLearnEstimator()
+    built = SearchSettings.from_params(**{n: getattr(est, n) for n in params("estimator")})
+    assert built.n_trials == defaults("estimator")["n_trials"]
+
+
+def test_interfaces_differ_from_searchsettings_only_where_declared() -> None:
+    for surface in SURFACES:
+        for name, p in params(surface).items():
+            own = {"cli": None, "api": p.api_default, "estimator": p.estimator_default}[surface]
+            if p.default_for(surface) != p.default:
+                assert own is not None and own == p.default_for(surface), (surface, name)
+    assert defaults("api")["n_trials"] == defaults("estimator")["n_trials"] == 20
+    assert defaults("api")["trial_time_limit"] == 60.0 and defaults("cli")["n_trials"] == 30
