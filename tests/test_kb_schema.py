@@ -227,6 +227,53 @@ def test_files_that_are_not_duckdb(tmp_path: Path) -> None:
     assert not (tmp_path / "missing.duckdb").exists()
 
 
+@pytest.mark.parametrize("suffix", [".bin", ".csv", ".parquet", ".duckdb"])
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_file_that_is_not_duckdb_gets_one_clear_error_whatever_its_name(
+    tmp_path: Path, suffix: str, read_only: bool
+) -> None:
+    """DuckDB opens a .csv or .parquet file as a view in an in-memory database (read-write: a KB that forgets
+    everything; read-only: "Cannot launch in-memory database"); the KB says what is wrong instead."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    for name, write in (("table", lambda p: frame.to_csv(p, index=False)), ("parquet", frame.to_parquet)):
+        path = tmp_path / f"{name}{suffix}"
+        write(path)
+        before = path.read_bytes()
+        with pytest.raises(KnowledgeBaseError) as err:
+            open_kb(path, read_only=read_only)
+        assert one_line(err) == (
+            f"{path} is not a DuckDB file, so not a metalearn knowledge base: point --kb at a KB file "
+            "(*.duckdb) or at a new path"
+        )
+        assert path.read_bytes() == before
+
+
+def test_the_record_dataclasses_declare_the_migrated_tables(tmp_path: Path) -> None:
+    """The migrations are history (never edited); the record dataclasses declare the current columns: a
+    file migrated to the current version has exactly the columns, types and NULL rules they derive."""
+    path = tmp_path / "kb.duckdb"
+    DuckDBKnowledgeBase(path).close()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        for table in kb_schema.RECORD_TYPES:
+            rows = con.execute(
+                "SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
+                "WHERE table_name = ? ORDER BY column_index",
+                [table],
+            ).fetchall()
+            assert rows == kb_schema.sql_columns(table), table
+            keys = con.execute(
+                "SELECT constraint_column_names FROM duckdb_constraints() "
+                "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
+                [table],
+            ).fetchall()
+            assert keys == [(list(kb_schema.KEYS[table]),)], table
+    finally:
+        con.close()
+
+
 _HOLDER = r"""
 import sys, time
 from metalearn.kb import DuckDBKnowledgeBase

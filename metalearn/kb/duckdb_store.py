@@ -49,42 +49,123 @@ def _lock_for(key: str) -> threading.RLock:
         return lock
 
 
+#: Bytes 8-11 of every DuckDB database file (after the header checksum).
+_DUCKDB_MAGIC = b"DUCK"
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    """Whether the existing file ``path`` starts like a DuckDB database (True when it cannot be read:
+    DuckDB then says what is wrong)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError:
+        return True
+    return head[8:12] == _DUCKDB_MAGIC
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
 
-_DATASET_COLS = (
-    "dataset_id, name, kind, n_rows, n_features, n_categorical, n_targets, targets, target_kinds, origin, "
-    "openml_id, created_at"
-)
-_CONFIG_COLS = "config_id, space, space_version, values_json, created_at"
-_RUN_COLS = (
-    "run_id, dataset_id, config_id, protocol, status, metric, score, cost, metrics, fit_seconds, "
-    "predict_seconds, error, source, search_id, budget, n_rows_used, created_at"
-)
-_SEARCH_COLS = (
-    "search_id, dataset_id, status, settings_json, incumbent_config_id, incumbent_score, n_trials, error, "
-    "created_at, updated_at"
-)
-
 _BATCH = "_metalearn_batch"
 
 
-def _duck_type(t: pa.DataType) -> str:
-    if pa.types.is_list(t):
-        return _duck_type(t.value_type) + "[]"
-    names = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.float64(): "DOUBLE"}
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMP"
-    return names[t]
+def _q(name: str) -> str:
+    return f'"{name}"'
 
+
+#: The DuckDB columns of each table's records, comma-separated (what a SELECT of whole records names).
+_SELECT: dict[str, str] = {
+    table: ", ".join(_q(name) for name, _, _ in schema.sql_columns(table)) for table in TABLES
+}
 
 #: A one-row SELECT with one typed parameter per snapshot-layout column, per table.
 _ONE_ROW_SQL: dict[str, str] = {
-    table: "(SELECT " + ", ".join(f'?::{_duck_type(f.type)} AS "{f.name}"' for f in layout) + ")"
+    table: "(SELECT " + ", ".join(f"?::{schema.duck_type(f.type)} AS {_q(f.name)}" for f in layout) + ")"
     for table, layout in schema.LAYOUTS.items()
 }
+
+
+def _stored_value(c: schema.Column, prefix: str = "") -> str:
+    """The SQL expression of field ``c`` as its DuckDB column stores it, from snapshot-layout columns."""
+    if c.kind == "pairs":
+        names, values = (prefix + _q(a.name) for a in c.arrow)
+        return f"map({names}, {values})"
+    return prefix + _q(c.name)
+
+
+def _dump_sql(table: str) -> str:
+    """The SELECT of a whole table in the snapshot layout (a field kept in its own long table is gathered
+    back into its name and value lists), ordered by creation time then key."""
+    keys = schema.KEYS[table]
+    exprs: list[str] = []
+    join = ""
+    for c in schema.COLUMNS[table]:
+        if c.kind == "pairs" and c.sql_name is None:
+            names, values = (_q(a.name) for a in c.arrow)
+            some = "FILTER (WHERE v.name IS NOT NULL)"
+            exprs.append(f"coalesce(list(v.name ORDER BY v.position) {some}, []::VARCHAR[]) AS {names}")
+            exprs.append(f"coalesce(list(v.value ORDER BY v.position) {some}, []::DOUBLE[]) AS {values}")
+            on = " AND ".join(f"v.{_q(k)} = m.{_q(k)}" for k in keys)
+            own = ", ".join(f"m.{_q(name)}" for name, _, _ in schema.sql_columns(table))
+            join = f" LEFT JOIN {c.how.rows_table} v ON {on} GROUP BY {own}"
+        elif c.kind == "pairs":
+            exprs.append(f"map_keys(m.{_q(c.name)}) AS {_q(c.arrow[0].name)}")
+            exprs.append(f"map_values(m.{_q(c.name)}) AS {_q(c.arrow[1].name)}")
+        else:
+            exprs.append(f"m.{_q(c.sql_name or c.name)} AS {_q(c.name)}")
+    order = ", ".join(f"m.{_q(k)}" for k in ("created_at", *keys))
+    return f"SELECT {', '.join(exprs)} FROM {table} m{join} ORDER BY {order}"
+
+
+def _insert_sql(table: str, upsert: bool) -> str:
+    """INSERT the records of a row source ``{src}`` (snapshot layout) into ``table``: a key already stored
+    is skipped, or with ``upsert`` overwritten."""
+    cols = [c for c in schema.COLUMNS[table] if c.sql_name is not None]
+    keys = schema.KEYS[table]
+    head = (
+        f"INSERT INTO {table} ({', '.join(_q(c.sql_name or '') for c in cols)}) "
+        f"SELECT {', '.join(_stored_value(c, 'b.') for c in cols)} FROM {{src}} b"
+    )
+    if upsert:
+        update = ", ".join(
+            f"{_q(c.sql_name or '')} = excluded.{_q(c.sql_name or '')}" for c in cols if c.name not in keys
+        )
+        return f"{head} ON CONFLICT ({', '.join(_q(k) for k in keys)}) DO UPDATE SET {update}"
+    same = " AND ".join(f"t.{_q(k)} = b.{_q(k)}" for k in keys)
+    return f"{head} WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {same})"
+
+
+#: The columns of ``runs_frame`` from runs ``r`` joined with their configurations ``c``.
+_RUNS_FRAME_SELECT = ", ".join(
+    f"{'r' if table == 'runs' else 'c'}.{_q(name)}" for table, name in schema.RUNS_FRAME_SOURCES
+)
+
+
+def _what(table: str, records: Sequence[Any]) -> str:
+    """How messages name a batch of records of ``table`` (runs or meta-features)."""
+    if table == "metafeatures":
+        return f"meta-features of {len(records)} dataset(s)"
+    return "runs" if len(records) > 1 else f"run {records[0].run_id}"
+
+
+#: The long table of meta-feature values (one row per feature), as ``MetaFeatureRecord.values`` declares.
+_VALUES = next(c.how.rows_table for c in schema.COLUMNS["metafeatures"] if c.how.rows_table)
+
+
+def _record(table: str, row: dict[str, Any]) -> Any:
+    """The record of a DuckDB row given as column name -> value."""
+    values: dict[str, Any] = {}
+    for c in schema.COLUMNS[table]:
+        v = row[c.sql_name or c.name]
+        if c.kind == "strs":
+            v = tuple(v)
+        elif c.kind == "json":
+            v = json.loads(v)
+        values[c.name] = v
+    return schema.RECORD_TYPES[table](**values)
 
 
 class _Source:
@@ -100,35 +181,6 @@ class _Source:
     def count(self, template: str) -> int:
         rows = self.rows(template)
         return int(rows[0][0]) if rows else 0
-
-
-def _dataset(row: tuple[Any, ...]) -> DatasetRecord:
-    return DatasetRecord(
-        dataset_id=row[0],
-        name=row[1],
-        kind=row[2],
-        n_rows=row[3],
-        n_features=row[4],
-        n_categorical=row[5],
-        n_targets=row[6],
-        targets=tuple(row[7]),
-        target_kinds=tuple(row[8]),
-        origin=row[9],
-        openml_id=row[10],
-        created_at=row[11],
-    )
-
-
-def _configuration(row: tuple[Any, ...]) -> ConfigurationRecord:
-    return ConfigurationRecord(row[0], row[1], row[2], json.loads(row[3]), row[4])
-
-
-def _run(row: tuple[Any, ...]) -> RunRecord:
-    return RunRecord(*row)
-
-
-def _search(row: tuple[Any, ...]) -> SearchRecord:
-    return SearchRecord(row[0], row[1], row[2], json.loads(row[3]), *row[4:])
 
 
 def _page(limit: int | None, offset: int) -> tuple[str, list[Any]]:
@@ -180,6 +232,9 @@ class DuckDBKnowledgeBase(KnowledgeBase):
             raise KnowledgeBaseError(
                 f"kb file {path} does not exist: open it read-write once to create it, or point --kb at an existing KB"
             )
+        if path.is_file() and not _is_duckdb_file(path):
+            # DuckDB itself would open a .csv or .parquet file as a view in an in-memory database
+            raise self._not_duckdb()
         if not self.read_only:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +247,12 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         except duckdb.Error as err:
             raise self._open_error(err) from err
 
+    def _not_duckdb(self) -> KnowledgeBaseError:
+        return KnowledgeBaseError(
+            f"{self.path} is not a DuckDB file, so not a metalearn knowledge base: point --kb at a KB file "
+            "(*.duckdb) or at a new path"
+        )
+
     def _open_error(self, err: duckdb.Error) -> KnowledgeBaseError:
         text = str(err)
         path = self.path
@@ -203,10 +264,7 @@ class DuckDBKnowledgeBase(KnowledgeBase):
                 "stop it, send your request to its HTTP API instead, or point --kb at another file"
             )
         if "not a valid DuckDB database file" in text or "not a valid DuckDB" in text:
-            return KnowledgeBaseError(
-                f"{path} is not a DuckDB file, so not a metalearn knowledge base: point --kb at a KB file "
-                "(*.duckdb) or at a new path"
-            )
+            return self._not_duckdb()
         if "different configuration" in text:
             return KnowledgeBaseError(
                 f"kb file {path} is already open in this process with a different read_only setting: "
@@ -280,10 +338,14 @@ class DuckDBKnowledgeBase(KnowledgeBase):
                 ) from err
             raise KnowledgeBaseError(f"kb file {self.path}: {action} failed ({_first_line(err)})") from err
 
-    def _rows(self, sql: str, params: Sequence[Any] = (), action: str = "reading") -> list[tuple[Any, ...]]:
+    def _records(self, table: str, rest: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The records of ``table`` that ``SELECT <its columns> FROM table <rest>`` gives, mapped by column name."""
         cur = self._cursor()
-        with self._errors(action):
-            return cur.execute(sql, list(params)).fetchall()
+        with self._errors("reading"):
+            cur.execute(f"SELECT {_SELECT[table]} FROM {table} {rest}", list(params))
+            names = [d[0] for d in cur.description or ()]
+            rows = cur.fetchall()
+        return [_record(table, dict(zip(names, row, strict=True))) for row in rows]
 
     def _arrow(self, sql: str, params: Sequence[Any] = (), action: str = "reading") -> pa.Table:
         cur = self._cursor()
@@ -380,125 +442,70 @@ class DuckDBKnowledgeBase(KnowledgeBase):
                 )
 
     # -- writers (inside a transaction) ----------------------------------------------------------
-    def _insert_datasets(self, cur: duckdb.DuckDBPyConnection, records: Sequence[DatasetRecord]) -> int:
-        if not records:
-            return 0
-        with self._source(cur, "datasets", records) as src:
-            return src.count(
-                f"INSERT INTO datasets SELECT {_DATASET_COLS} FROM {{src}} b "
-                "WHERE NOT EXISTS (SELECT 1 FROM datasets t WHERE t.dataset_id = b.dataset_id)"
-            )
-
-    def _insert_configurations(
-        self, cur: duckdb.DuckDBPyConnection, records: Sequence[ConfigurationRecord]
+    def _insert(
+        self, cur: duckdb.DuckDBPyConnection, table: str, records: Sequence[Any], upsert: bool = False
     ) -> int:
+        """Insert normalised records (their references checked first); returns how many were inserted."""
         if not records:
             return 0
-        with self._source(cur, "configurations", records) as src:
-            return src.count(
-                'INSERT INTO configurations SELECT config_id, space, space_version, "values", created_at '
-                "FROM {src} b WHERE NOT EXISTS (SELECT 1 FROM configurations t WHERE t.config_id = b.config_id)"
-            )
-
-    def _insert_runs(self, cur: duckdb.DuckDBPyConnection, records: Sequence[RunRecord]) -> int:
-        if not records:
-            return 0
-        with self._source(cur, "runs", records) as src:
-            self._check_refs(
-                src,
-                "runs" if len(records) > 1 else f"run {records[0].run_id}",
-                [("dataset_id", "datasets"), ("config_id", "configurations")],
-            )
-            return src.count(
-                "INSERT INTO runs SELECT run_id, dataset_id, config_id, protocol, status, metric, score, cost, "
-                "map(metric_names, metric_values), fit_seconds, predict_seconds, error, source, search_id, budget, "
-                "n_rows_used, created_at FROM {src} b "
-                "WHERE NOT EXISTS (SELECT 1 FROM runs t WHERE t.run_id = b.run_id)"
-            )
+        refs = [(c.name, c.how.ref) for c in schema.COLUMNS[table] if c.how.ref]
+        with self._source(cur, table, records) as src:
+            if refs:
+                self._check_refs(src, _what(table, records), refs)
+            return src.count(_insert_sql(table, upsert))
 
     def _insert_metafeatures(
         self, cur: duckdb.DuckDBPyConnection, records: Sequence[MetaFeatureRecord], upsert: bool
     ) -> int:
+        """Meta-feature vectors: their rows (upsert: the new vector replaces a stored one) and their values,
+        one row per feature in :data:`_VALUES`."""
         if not records:
             return 0
-        with self._source(cur, "metafeatures", records) as src:
-            self._check_refs(src, f"meta-features of {len(records)} dataset(s)", [("dataset_id", "datasets")])
-            existing = (
-                set()
-                if upsert
-                else {
+        if not upsert:
+            with self._source(cur, "metafeatures", records) as src:
+                existing = {
                     (str(a), str(b))
                     for a, b in src.rows(
                         "SELECT m.dataset_id, m.version FROM metafeatures m SEMI JOIN {src} b "
                         "ON m.dataset_id = b.dataset_id AND m.version = b.version"
                     )
                 }
-            )
-        if existing:
             records = [r for r in records if (r.dataset_id, r.version) not in existing]
             if not records:
                 return 0
+        self._insert(cur, "metafeatures", records, upsert=True)
         with self._source(cur, "metafeatures", records) as src:
             src.rows(
-                "DELETE FROM metafeature_values v USING {src} b "
+                f"DELETE FROM {_VALUES} v USING {{src}} b "
                 "WHERE v.dataset_id = b.dataset_id AND v.version = b.version"
             )
             src.rows(
-                "INSERT INTO metafeatures SELECT dataset_id, version, extraction_seconds, created_at FROM {src} b "
-                "ON CONFLICT (dataset_id, version) DO UPDATE SET extraction_seconds = excluded.extraction_seconds, "
-                "created_at = excluded.created_at"
-            )
-            src.rows(
-                "INSERT INTO metafeature_values SELECT b.dataset_id, b.version, "
+                f"INSERT INTO {_VALUES} SELECT b.dataset_id, b.version, "
                 "unnest(generate_series(0, len(b.names) - 1)), unnest(b.names), unnest(b.values) FROM {src} b"
             )
         return len(records)
 
-    def _insert_searches(
-        self, cur: duckdb.DuckDBPyConnection, records: Sequence[SearchRecord], upsert: bool
-    ) -> int:
-        if not records:
-            return 0
-        conflict = (
-            "DO UPDATE SET dataset_id = excluded.dataset_id, status = excluded.status, "
-            "settings_json = excluded.settings_json, incumbent_config_id = excluded.incumbent_config_id, "
-            "incumbent_score = excluded.incumbent_score, n_trials = excluded.n_trials, error = excluded.error, "
-            "created_at = excluded.created_at, updated_at = excluded.updated_at"
-            if upsert
-            else "DO NOTHING"
-        )
-        with self._source(cur, "searches", records) as src:
-            return src.count(
-                "INSERT INTO searches SELECT search_id, dataset_id, status, settings, incumbent_config_id, "
-                "incumbent_score, n_trials, error, created_at, updated_at FROM {src} b "
-                f"ON CONFLICT (search_id) {conflict}"
-            )
-
     # -- datasets --------------------------------------------------------------------------------
     def put_dataset(self, record: DatasetRecord) -> bool:
         self._writable("put_dataset")
-        rec = schema.normalise_dataset(record)
+        rec = schema.normalise("datasets", record)
         with self._tx("put_dataset") as cur:
-            return self._insert_datasets(cur, [rec]) == 1
+            return self._insert(cur, "datasets", [rec]) == 1
 
     def get_dataset(self, dataset_id: str) -> DatasetRecord:
-        rows = self._rows(f"SELECT {_DATASET_COLS} FROM datasets WHERE dataset_id = ?", [dataset_id])
+        rows = self._records("datasets", "WHERE dataset_id = ?", [dataset_id])
         if not rows:
             raise NotFoundError(
                 f"dataset {dataset_id} is not in the knowledge base: list datasets to find its id"
             )
-        return _dataset(rows[0])
+        return rows[0]
 
     def list_datasets(
         self, kind: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[DatasetRecord]:
         page, page_params = _page(limit, offset)
         where, params = ("WHERE kind = ?", [kind]) if kind is not None else ("", [])
-        rows = self._rows(
-            f"SELECT {_DATASET_COLS} FROM datasets {where} ORDER BY created_at, dataset_id{page}",
-            params + page_params,
-        )
-        return [_dataset(r) for r in rows]
+        return self._records("datasets", f"{where} ORDER BY created_at, dataset_id{page}", params + page_params)
 
     def find_datasets(self, name: str | None = None, openml_id: int | None = None) -> list[DatasetRecord]:
         if name is None and openml_id is None:
@@ -511,35 +518,35 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         if openml_id is not None:
             conds.append("openml_id = ?")
             params.append(schema.openml_id_arg(openml_id))
-        rows = self._rows(
-            f"SELECT {_DATASET_COLS} FROM datasets WHERE {' AND '.join(conds)} ORDER BY created_at, dataset_id",
-            params,
+        return self._records(
+            "datasets", f"WHERE {' AND '.join(conds)} ORDER BY created_at, dataset_id", params
         )
-        return [_dataset(r) for r in rows]
 
     # -- meta-features ---------------------------------------------------------------------------
     def put_metafeatures(self, record: MetaFeatureRecord) -> None:
         self._writable("put_metafeatures")
-        rec = schema.normalise_metafeatures(record)
+        rec = schema.normalise("metafeatures", record)
         with self._tx("put_metafeatures") as cur:
             self._insert_metafeatures(cur, [rec], upsert=True)
 
     def get_metafeatures(self, dataset_id: str, version: str) -> MetaFeatureRecord:
         cur = self._cursor()
         with self._errors("reading meta-features"):
-            head = cur.execute(
-                "SELECT extraction_seconds, created_at FROM metafeatures WHERE dataset_id = ? AND version = ?",
+            cur.execute(
+                f"SELECT {_SELECT['metafeatures']} FROM metafeatures WHERE dataset_id = ? AND version = ?",
                 [dataset_id, version],
-            ).fetchall()
+            )
+            names = [d[0] for d in cur.description or ()]
+            head = cur.fetchall()
             if not head:
                 raise NotFoundError(
                     f"no meta-features of dataset {dataset_id} for extractor version {version!r}: extract them first"
                 )
             values = cur.execute(
-                "SELECT name, value FROM metafeature_values WHERE dataset_id = ? AND version = ? ORDER BY position",
+                f"SELECT name, value FROM {_VALUES} WHERE dataset_id = ? AND version = ? ORDER BY position",
                 [dataset_id, version],
             ).fetchall()
-        return MetaFeatureRecord(dataset_id, version, dict(values), head[0][0], head[0][1])
+        return _record("metafeatures", {**dict(zip(names, head[0], strict=True)), "values": dict(values)})
 
     def metafeature_frame(self, version: str, kind: str | None = None) -> pd.DataFrame:
         sql = "SELECT v.dataset_id, v.name, v.value FROM metafeature_values v"
@@ -554,37 +561,36 @@ class DuckDBKnowledgeBase(KnowledgeBase):
     # -- configurations --------------------------------------------------------------------------
     def put_configuration(self, record: ConfigurationRecord) -> bool:
         self._writable("put_configuration")
-        rec = schema.normalise_configuration(record)
+        rec = schema.normalise("configurations", record)
         with self._tx("put_configuration") as cur:
-            return self._insert_configurations(cur, [rec]) == 1
+            return self._insert(cur, "configurations", [rec]) == 1
 
     def get_configuration(self, config_id: str) -> ConfigurationRecord:
-        rows = self._rows(f"SELECT {_CONFIG_COLS} FROM configurations WHERE config_id = ?", [config_id])
+        rows = self._records("configurations", "WHERE config_id = ?", [config_id])
         if not rows:
             raise NotFoundError(f"configuration {config_id} is not in the knowledge base")
-        return _configuration(rows[0])
+        return rows[0]
 
     def get_configurations(self, config_ids: Iterable[str]) -> dict[str, ConfigurationRecord]:
         ids = sorted({str(c) for c in config_ids})
         if not ids:
             return {}
-        rows = self._rows(f"SELECT {_CONFIG_COLS} FROM configurations WHERE config_id = ANY(?)", [ids])
-        return {r[0]: _configuration(r) for r in rows}
+        return {c.config_id: c for c in self._records("configurations", "WHERE config_id = ANY(?)", [ids])}
 
     # -- runs ------------------------------------------------------------------------------------
     def add_runs(self, records: Sequence[RunRecord]) -> int:
         self._writable("add_runs")
-        recs = schema.dedupe("runs", [schema.normalise_run(r) for r in records])
+        recs = schema.dedupe("runs", [schema.normalise("runs", r) for r in records])
         if not recs:
             return 0
         with self._tx("add_runs") as cur:
-            return self._insert_runs(cur, recs)
+            return self._insert(cur, "runs", recs)
 
     def get_run(self, run_id: str) -> RunRecord:
-        rows = self._rows(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?", [run_id])
+        rows = self._records("runs", "WHERE run_id = ?", [run_id])
         if not rows:
             raise NotFoundError(f"run {run_id} is not in the knowledge base")
-        return _run(rows[0])
+        return rows[0]
 
     def list_runs(
         self,
@@ -607,19 +613,12 @@ class DuckDBKnowledgeBase(KnowledgeBase):
                 conds.append(f"{column} = ?")
                 params.append(value)
         where = f"WHERE {' AND '.join(conds)}" if conds else ""
-        rows = self._rows(
-            f"SELECT {_RUN_COLS} FROM runs {where} ORDER BY created_at, run_id{page}", params + page_params
-        )
-        return [_run(r) for r in rows]
+        return self._records("runs", f"{where} ORDER BY created_at, run_id{page}", params + page_params)
 
     def runs_frame(
         self, kind: str | None = None, space: str | None = None, ok_only: bool = True
     ) -> pd.DataFrame:
-        sql = (
-            "SELECT r.run_id, r.dataset_id, r.config_id, c.space, c.space_version, r.protocol, r.status, r.metric, "
-            "r.score, r.cost, r.fit_seconds, r.budget, r.source FROM runs r "
-            "JOIN configurations c ON c.config_id = r.config_id"
-        )
+        sql = f"SELECT {_RUNS_FRAME_SELECT} FROM runs r JOIN configurations c ON c.config_id = r.config_id"
         conds, params = [], []
         if kind is not None:
             sql += " JOIN datasets d ON d.dataset_id = r.dataset_id"
@@ -638,55 +637,27 @@ class DuckDBKnowledgeBase(KnowledgeBase):
     # -- searches --------------------------------------------------------------------------------
     def put_search(self, record: SearchRecord) -> None:
         self._writable("put_search")
-        rec = schema.normalise_search(record)
+        rec = schema.normalise("searches", record)
         with self._tx("put_search") as cur:
-            self._insert_searches(cur, [rec], upsert=True)
+            self._insert(cur, "searches", [rec], upsert=True)
 
     def get_search(self, search_id: str) -> SearchRecord:
-        rows = self._rows(f"SELECT {_SEARCH_COLS} FROM searches WHERE search_id = ?", [search_id])
+        rows = self._records("searches", "WHERE search_id = ?", [search_id])
         if not rows:
             raise NotFoundError(
                 f"search {search_id} is not in the knowledge base: list searches to find its id"
             )
-        return _search(rows[0])
+        return rows[0]
 
     def list_searches(
         self, dataset_id: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[SearchRecord]:
         page, page_params = _page(limit, offset)
         where, params = ("WHERE dataset_id = ?", [dataset_id]) if dataset_id is not None else ("", [])
-        rows = self._rows(
-            f"SELECT {_SEARCH_COLS} FROM searches {where} ORDER BY created_at, search_id{page}",
-            params + page_params,
-        )
-        return [_search(r) for r in rows]
+        return self._records("searches", f"{where} ORDER BY created_at, search_id{page}", params + page_params)
 
     # -- whole tables ----------------------------------------------------------------------------
-    _DUMP_SQL: dict[str, str] = {
-        "datasets": f"SELECT {_DATASET_COLS} FROM datasets ORDER BY created_at, dataset_id",
-        "metafeatures": (
-            "SELECT m.dataset_id, m.version, "
-            "coalesce(list(v.name ORDER BY v.position) FILTER (WHERE v.name IS NOT NULL), []::VARCHAR[]) AS names, "
-            "coalesce(list(v.value ORDER BY v.position) FILTER (WHERE v.name IS NOT NULL), []::DOUBLE[]) AS values, "
-            "m.extraction_seconds, m.created_at FROM metafeatures m LEFT JOIN metafeature_values v "
-            "ON v.dataset_id = m.dataset_id AND v.version = m.version "
-            "GROUP BY m.dataset_id, m.version, m.extraction_seconds, m.created_at "
-            "ORDER BY m.created_at, m.dataset_id, m.version"
-        ),
-        "configurations": (
-            'SELECT config_id, space, space_version, values_json AS "values", created_at FROM configurations '
-            "ORDER BY created_at, config_id"
-        ),
-        "runs": (
-            "SELECT run_id, dataset_id, config_id, protocol, status, metric, score, cost, "
-            "map_keys(metrics) AS metric_names, map_values(metrics) AS metric_values, fit_seconds, predict_seconds, "
-            "error, source, search_id, budget, n_rows_used, created_at FROM runs ORDER BY created_at, run_id"
-        ),
-        "searches": (
-            "SELECT search_id, dataset_id, status, settings_json AS settings, incumbent_config_id, incumbent_score, "
-            "n_trials, error, created_at, updated_at FROM searches ORDER BY created_at, search_id"
-        ),
-    }
+    _DUMP_SQL: dict[str, str] = {table: _dump_sql(table) for table in TABLES}
 
     def dump_table(self, table: str) -> pd.DataFrame:
         schema.check_table(table)
@@ -698,15 +669,9 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         self._writable("load_table")
         records = schema.dedupe(table, schema.frame_to_records(table, frame))
         with self._tx(f"loading table {table}") as cur:
-            if table == "datasets":
-                return self._insert_datasets(cur, records)
             if table == "metafeatures":
                 return self._insert_metafeatures(cur, records, upsert=False)
-            if table == "configurations":
-                return self._insert_configurations(cur, records)
-            if table == "runs":
-                return self._insert_runs(cur, records)
-            return self._insert_searches(cur, records, upsert=False)
+            return self._insert(cur, table, records)
 
     def stats(self) -> dict[str, object]:
         cur = self._cursor()
@@ -746,5 +711,3 @@ class DuckDBKnowledgeBase(KnowledgeBase):
             "searches_by_status": {str(k): int(v) for k, v in by_status.items()},
         }
 
-
-assert set(DuckDBKnowledgeBase._DUMP_SQL) == set(TABLES)

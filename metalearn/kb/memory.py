@@ -8,7 +8,7 @@ since the outermost ``transaction()`` began is reverted.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
 
@@ -92,7 +92,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
 
     # -- datasets --------------------------------------------------------------------------------
     def put_dataset(self, record: DatasetRecord) -> bool:
-        rec = schema.normalise_dataset(record)
+        rec = schema.normalise("datasets", record)
         with self._lock:
             if rec.dataset_id in self._datasets:
                 return False
@@ -138,7 +138,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
             )
 
     def put_metafeatures(self, record: MetaFeatureRecord) -> None:
-        rec = schema.normalise_metafeatures(record)
+        rec = schema.normalise("metafeatures", record)
         with self._lock:
             self._need_datasets("meta-features of 1 dataset(s)", [rec.dataset_id])
             self._set(self._metafeatures, (rec.dataset_id, rec.version), rec)
@@ -170,7 +170,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
 
     # -- configurations --------------------------------------------------------------------------
     def put_configuration(self, record: ConfigurationRecord) -> bool:
-        rec = schema.normalise_configuration(record)
+        rec = schema.normalise("configurations", record)
         with self._lock:
             if rec.config_id in self._configurations:
                 return False
@@ -206,7 +206,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
         return new
 
     def add_runs(self, records: Sequence[RunRecord]) -> int:
-        recs = schema.dedupe("runs", [schema.normalise_run(r) for r in records])
+        recs = schema.dedupe("runs", [schema.normalise("runs", r) for r in records])
         with self._lock:
             return self._insert_runs(recs)
 
@@ -253,30 +253,16 @@ class InMemoryKnowledgeBase(KnowledgeBase):
         order = sorted(range(len(runs)), key=lambda i: (runs[i].created_at, runs[i].run_id))
         runs = [runs[i] for i in order]
         configs = [configs[i] for i in order]
-        cols: dict[str, list[Any]] = {
-            "run_id": [r.run_id for r in runs],
-            "dataset_id": [r.dataset_id for r in runs],
-            "config_id": [r.config_id for r in runs],
-            "space": [c.space for c in configs],
-            "space_version": [c.space_version for c in configs],
-            "protocol": [r.protocol for r in runs],
-            "status": [r.status for r in runs],
-            "metric": [r.metric for r in runs],
-            "score": [r.score for r in runs],
-            "cost": [r.cost for r in runs],
-            "fit_seconds": [r.fit_seconds for r in runs],
-            "budget": [r.budget for r in runs],
-            "source": [r.source for r in runs],
-        }
-        tbl = pa.Table.from_arrays(
-            [pa.array(cols[f.name], type=f.type) for f in schema.RUNS_FRAME_SCHEMA],
-            schema=schema.RUNS_FRAME_SCHEMA,
-        )
+        arrays = [
+            pa.array([getattr(x, name) for x in (runs if table == "runs" else configs)], type=f.type)
+            for (table, name), f in zip(schema.RUNS_FRAME_SOURCES, schema.RUNS_FRAME_SCHEMA, strict=True)
+        ]
+        tbl = pa.Table.from_arrays(arrays, schema=schema.RUNS_FRAME_SCHEMA)
         return schema.runs_frame_from_arrow(tbl)
 
     # -- searches --------------------------------------------------------------------------------
     def put_search(self, record: SearchRecord) -> None:
-        rec = schema.normalise_search(record)
+        rec = schema.normalise("searches", record)
         with self._lock:
             self._set(self._searches, rec.search_id, rec)
 
@@ -326,14 +312,10 @@ class InMemoryKnowledgeBase(KnowledgeBase):
                 self._need_datasets(
                     f"meta-features of {len(records)} dataset(s)", (r.dataset_id for r in records)
                 )
-            key: Callable[[Any], Any] = (
-                (lambda r: (r.dataset_id, r.version))
-                if table == "metafeatures"
-                else (lambda r: schema.record_key(table, r)[0])
-            )
             new = 0
             for r in records:
-                k = key(r)
+                k: Any = schema.record_key(table, r)
+                k = k if len(k) > 1 else k[0]  # the stores key by the id alone where there is one
                 if k not in store:
                     self._set(store, k, r)
                     new += 1

@@ -1,4 +1,10 @@
-"""Frozen records stored in the knowledge base. Plain data: no behaviour beyond (de)serialisation."""
+"""Frozen records stored in the knowledge base. Plain data: no behaviour beyond (de)serialisation.
+
+Each record dataclass is the one declaration of its KB table: :mod:`metalearn.kb.schema` derives the
+DuckDB columns, the snapshot (Arrow) layout, the primary keys and the normalisers from its fields, their
+types (``X | None`` = nullable) and the :class:`Stored` metadata given with ``field(metadata=stored(...))``;
+the HTTP response models are derived from them too.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,39 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from metalearn.data.task import TaskKind
+
 if TYPE_CHECKING:
     from metalearn.data.dataset import Dataset
+
+#: The task kinds a dataset record may have.
+TASK_KINDS: tuple[str, ...] = tuple(str(k) for k in TaskKind)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """How a record field is stored, where its type alone does not say (read by :mod:`metalearn.kb.schema`).
+
+    By type: ``str`` VARCHAR/string, ``int`` BIGINT/int64, ``float`` DOUBLE/float64, ``datetime`` TIMESTAMP/
+    timestamp[us], ``tuple[str, ...]`` VARCHAR[]/list<string>; ``X | None`` may be missing (NULL).
+    """
+
+    key: bool = False  #: part of the table's primary key (so a non-empty string)
+    ref: str = ""  #: names a record of this KB table, which must be stored first (a non-empty string)
+    int32: bool = False  #: INTEGER / int32 rather than BIGINT / int64
+    choices: tuple[str, ...] = ()  #: the values allowed (stored as plain str)
+    #: a ``dict[str, Any]`` stored as JSON text (column ``<name>_json`` in DuckDB, ``<name>`` in a snapshot):
+    #: "canonical" (finite numbers only, the form configuration ids hash) or "lenient" (NaN allowed)
+    json: str = ""
+    #: a ``dict[str, float]`` stored in a snapshot as two parallel list columns (names, values)
+    pairs: tuple[str, str] | None = None
+    #: a ``dict[str, float]`` kept in DuckDB in its own long table (one row per entry) instead of a MAP column
+    rows_table: str = ""
+
+
+def stored(**how: Any) -> dict[str, Stored]:
+    """The ``field(metadata=...)`` of a record field stored as ``how`` says (see :class:`Stored`)."""
+    return {"kb": Stored(**how)}
 
 
 def utcnow() -> datetime:
@@ -49,13 +86,13 @@ def run_id_for(dataset_id: str, config_id: str, protocol: str) -> str:
 class DatasetRecord:
     """A dataset known to the KB. ``dataset_id`` is the content fingerprint."""
 
-    dataset_id: str
+    dataset_id: str = field(metadata=stored(key=True))
     name: str
-    kind: str
+    kind: str = field(metadata=stored(choices=TASK_KINDS))
     n_rows: int
-    n_features: int
-    n_categorical: int = 0
-    n_targets: int = 1
+    n_features: int = field(metadata=stored(int32=True))
+    n_categorical: int = field(default=0, metadata=stored(int32=True))
+    n_targets: int = field(default=1, metadata=stored(int32=True))
     targets: tuple[str, ...] = ()
     target_kinds: tuple[str, ...] = ()
     origin: str = ""
@@ -70,9 +107,9 @@ class MetaFeatureRecord:
     ``values`` maps feature name to value; NaN marks a value the extractor could not compute.
     """
 
-    dataset_id: str
-    version: str
-    values: dict[str, float]
+    dataset_id: str = field(metadata=stored(key=True, ref="datasets"))
+    version: str = field(metadata=stored(key=True))
+    values: dict[str, float] = field(metadata=stored(pairs=("names", "values"), rows_table="metafeature_values"))
     extraction_seconds: float = 0.0
     created_at: datetime = field(default_factory=utcnow)
 
@@ -81,10 +118,10 @@ class MetaFeatureRecord:
 class ConfigurationRecord:
     """A configuration of a search space. ``config_id`` = hash(space, space_version, canonical JSON)."""
 
-    config_id: str
+    config_id: str = field(metadata=stored(key=True))
     space: str
     space_version: str
-    values: dict[str, Any]
+    values: dict[str, Any] = field(metadata=stored(json="canonical"))
     created_at: datetime = field(default_factory=utcnow)
 
     @classmethod
@@ -107,15 +144,15 @@ class RunRecord:
     A failed run has status crash/timeout/memout, ``error`` text, and NaN score/cost.
     """
 
-    run_id: str
-    dataset_id: str
-    config_id: str
+    run_id: str = field(metadata=stored(key=True))
+    dataset_id: str = field(metadata=stored(ref="datasets"))
+    config_id: str = field(metadata=stored(ref="configurations"))
     protocol: str
     status: str
     metric: str
     score: float
     cost: float
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict, metadata=stored(pairs=("metric_names", "metric_values")))
     fit_seconds: float = 0.0
     predict_seconds: float = 0.0
     error: str = ""
@@ -141,10 +178,10 @@ SEARCH_STATUSES = ("pending", "running", "done", "failed", "cancelled")
 class SearchRecord:
     """A search (SMAC, random, build exploration) on one dataset: its settings and result."""
 
-    search_id: str
+    search_id: str = field(metadata=stored(key=True))
     dataset_id: str
     status: str
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict, metadata=stored(json="lenient"))
     incumbent_config_id: str | None = None
     incumbent_score: float | None = None
     n_trials: int = 0

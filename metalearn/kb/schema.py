@@ -13,9 +13,12 @@ backend, exported and imported into the other comes back equal:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import typing
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,13 +28,13 @@ import pandas as pd
 import pyarrow as pa
 
 from metalearn.data.errors import FileFormatError, InputError, KnowledgeBaseError, SchemaVersionError
-from metalearn.data.task import TaskKind
 from metalearn.kb.records import (
     ConfigurationRecord,
     DatasetRecord,
     MetaFeatureRecord,
     RunRecord,
     SearchRecord,
+    Stored,
     canonical_json,
 )
 
@@ -213,112 +216,111 @@ def migrate(con: Any, path: str | Path, read_only: bool = False) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Snapshot / dump_table layout
+# The stored form of each record field, derived from the record dataclasses
 # ---------------------------------------------------------------------------------------------------------
 
 _S = pa.string()
 _F = pa.float64()
 _TS = pa.timestamp("us")
 
+#: The record type stored in each table of :data:`metalearn.kb.base.TABLES`.
+RECORD_TYPES: dict[str, type] = {
+    "datasets": DatasetRecord,
+    "metafeatures": MetaFeatureRecord,
+    "configurations": ConfigurationRecord,
+    "runs": RunRecord,
+    "searches": SearchRecord,
+}
+#: How messages name a record of each table (followed by its first key).
+_NOUNS: dict[str, str] = {
+    "datasets": "dataset",
+    "metafeatures": "meta-features of dataset",
+    "configurations": "configuration",
+    "runs": "run",
+    "searches": "search",
+}
+
+_SCALARS: dict[Any, tuple[str, pa.DataType]] = {
+    str: ("str", _S),
+    int: ("int", pa.int64()),
+    float: ("float", _F),
+    datetime: ("datetime", _TS),
+}
+
+
+def duck_type(t: pa.DataType) -> str:
+    """The DuckDB type of an Arrow type of the snapshot layout."""
+    if pa.types.is_list(t):
+        return duck_type(t.value_type) + "[]"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP"
+    names = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.float64(): "DOUBLE"}
+    return names[t]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One record field as stored: its kind, its snapshot (Arrow) columns and its DuckDB column."""
+
+    name: str
+    #: "str", "int", "float", "datetime", "strs" (tuple of str), "json" (dict as JSON text) or "pairs"
+    #: (dict name -> float)
+    kind: str
+    nullable: bool
+    how: Stored
+    arrow: tuple[pa.Field, ...]
+    #: the DuckDB column (None: the field lives in its own table, ``how.rows_table``) and its type
+    sql_name: str | None
+    sql_type: str
+
+
+def _column(f: dataclasses.Field[Any], hint: Any) -> Column:
+    how = f.metadata.get("kb", Stored())
+    args = typing.get_args(hint)
+    nullable = type(None) in args
+    if nullable:
+        (hint,) = (a for a in args if a is not type(None))
+    origin = typing.get_origin(hint)
+    if hint in _SCALARS:
+        kind, t = _SCALARS[hint]
+        t = pa.int32() if how.int32 else t
+    elif origin is tuple and typing.get_args(hint) == (str, ...):
+        kind, t = "strs", pa.list_(_S)
+    elif origin is dict and how.json:
+        kind, t = "json", _S
+    elif origin is dict and how.pairs:
+        names, values = how.pairs
+        arrow = (pa.field(names, pa.list_(_S), nullable=False), pa.field(values, pa.list_(_F), nullable=False))
+        sql_name = None if how.rows_table else f.name
+        return Column(f.name, "pairs", False, how, arrow, sql_name, "MAP(VARCHAR, DOUBLE)")
+    else:
+        raise TypeError(f"record field {f.name}: {hint} has no stored form; declare it with field(metadata=stored(...))")
+    sql_name = f"{f.name}_json" if kind == "json" else f.name
+    return Column(f.name, kind, nullable, how, (pa.field(f.name, t, nullable=nullable),), sql_name, duck_type(t))
+
+
+def _columns(cls: type) -> tuple[Column, ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple(_column(f, hints[f.name]) for f in dataclasses.fields(cls))
+
+
+#: The stored fields of each table's record, in field order.
+COLUMNS: dict[str, tuple[Column, ...]] = {table: _columns(cls) for table, cls in RECORD_TYPES.items()}
+
+#: One Arrow schema per table: the column layout of ``dump_table``/``load_table`` frames and snapshot files.
 LAYOUTS: dict[str, pa.Schema] = {
-    "datasets": pa.schema(
-        [
-            pa.field("dataset_id", _S, nullable=False),
-            pa.field("name", _S, nullable=False),
-            pa.field("kind", _S, nullable=False),
-            pa.field("n_rows", pa.int64(), nullable=False),
-            pa.field("n_features", pa.int32(), nullable=False),
-            pa.field("n_categorical", pa.int32(), nullable=False),
-            pa.field("n_targets", pa.int32(), nullable=False),
-            pa.field("targets", pa.list_(_S), nullable=False),
-            pa.field("target_kinds", pa.list_(_S), nullable=False),
-            pa.field("origin", _S, nullable=False),
-            pa.field("openml_id", pa.int64()),
-            pa.field("created_at", _TS, nullable=False),
-        ]
-    ),
-    "metafeatures": pa.schema(
-        [
-            pa.field("dataset_id", _S, nullable=False),
-            pa.field("version", _S, nullable=False),
-            pa.field("names", pa.list_(_S), nullable=False),
-            pa.field("values", pa.list_(_F), nullable=False),
-            pa.field("extraction_seconds", _F, nullable=False),
-            pa.field("created_at", _TS, nullable=False),
-        ]
-    ),
-    "configurations": pa.schema(
-        [
-            pa.field("config_id", _S, nullable=False),
-            pa.field("space", _S, nullable=False),
-            pa.field("space_version", _S, nullable=False),
-            pa.field("values", _S, nullable=False),  # canonical JSON text
-            pa.field("created_at", _TS, nullable=False),
-        ]
-    ),
-    "runs": pa.schema(
-        [
-            pa.field("run_id", _S, nullable=False),
-            pa.field("dataset_id", _S, nullable=False),
-            pa.field("config_id", _S, nullable=False),
-            pa.field("protocol", _S, nullable=False),
-            pa.field("status", _S, nullable=False),
-            pa.field("metric", _S, nullable=False),
-            pa.field("score", _F, nullable=False),
-            pa.field("cost", _F, nullable=False),
-            pa.field("metric_names", pa.list_(_S), nullable=False),
-            pa.field("metric_values", pa.list_(_F), nullable=False),
-            pa.field("fit_seconds", _F, nullable=False),
-            pa.field("predict_seconds", _F, nullable=False),
-            pa.field("error", _S, nullable=False),
-            pa.field("source", _S, nullable=False),
-            pa.field("search_id", _S),
-            pa.field("budget", _F),
-            pa.field("n_rows_used", pa.int64()),
-            pa.field("created_at", _TS, nullable=False),
-        ]
-    ),
-    "searches": pa.schema(
-        [
-            pa.field("search_id", _S, nullable=False),
-            pa.field("dataset_id", _S, nullable=False),
-            pa.field("status", _S, nullable=False),
-            pa.field("settings", _S, nullable=False),  # JSON text (NaN allowed)
-            pa.field("incumbent_config_id", _S),
-            pa.field("incumbent_score", _F),
-            pa.field("n_trials", pa.int64(), nullable=False),
-            pa.field("error", _S, nullable=False),
-            pa.field("created_at", _TS, nullable=False),
-            pa.field("updated_at", _TS, nullable=False),
-        ]
-    ),
+    table: pa.schema([a for c in cols for a in c.arrow]) for table, cols in COLUMNS.items()
 }
 
-#: Primary key columns of each snapshot table.
+#: Primary key columns of each table.
 KEYS: dict[str, tuple[str, ...]] = {
-    "datasets": ("dataset_id",),
-    "metafeatures": ("dataset_id", "version"),
-    "configurations": ("config_id",),
-    "runs": ("run_id",),
-    "searches": ("search_id",),
+    table: tuple(c.name for c in cols if c.how.key) for table, cols in COLUMNS.items()
 }
 
-#: Columns of ``runs_frame`` in order.
-RUNS_FRAME_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "dataset_id",
-    "config_id",
-    "space",
-    "space_version",
-    "protocol",
-    "status",
-    "metric",
-    "score",
-    "cost",
-    "fit_seconds",
-    "budget",
-    "source",
-)
+
+def sql_columns(table: str) -> list[tuple[str, str, bool]]:
+    """(name, DuckDB type, nullable) of each column of the DuckDB table of ``table``'s records, in order."""
+    return [(c.sql_name, c.sql_type, c.nullable) for c in COLUMNS[table] if c.sql_name is not None]
 
 
 def openml_id_arg(value: Any) -> int:
@@ -340,23 +342,18 @@ def check_table(table: str) -> None:
 # Record normalisation (validation + canonical stored form)
 # ---------------------------------------------------------------------------------------------------------
 
-_KINDS = frozenset(str(k) for k in TaskKind)
-
 
 def _bad(what: str, field: str, value: Any, expected: str) -> InputError:
     return InputError(f"{what}: field {field} must be {expected}, got {value!r}")
 
 
 def _str(what: str, field: str, v: Any, *, empty: bool = True) -> str:
+    """``v`` as a plain ``str`` (a str subclass such as an enum member gives its value)."""
     if type(v) is str and (empty or v):
         return v
     if not isinstance(v, str) or (not empty and not v):
         raise _bad(what, field, v, "a string" if empty else "a non-empty string")
-    return v
-
-
-def _opt_str(what: str, field: str, v: Any) -> str | None:
-    return None if v is None else _str(what, field, v)
+    return str.__str__(v)
 
 
 def _int(what: str, field: str, v: Any) -> int:
@@ -369,20 +366,12 @@ def _int(what: str, field: str, v: Any) -> int:
     return int(v)
 
 
-def _opt_int(what: str, field: str, v: Any) -> int | None:
-    return None if v is None else _int(what, field, v)
-
-
 def _float(what: str, field: str, v: Any) -> float:
     if type(v) is float:
         return v
     if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
         raise _bad(what, field, v, "a number")
     return float(v)
-
-
-def _opt_float(what: str, field: str, v: Any) -> float | None:
-    return None if v is None else _float(what, field, v)
 
 
 def _ts(what: str, field: str, v: Any) -> datetime:
@@ -425,141 +414,58 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
 
 
-def settings_to_json(what: str, settings: Any) -> str:
-    if not isinstance(settings, dict):
-        raise _bad(what, "settings", settings, "a dict")
+def _json_text(what: str, c: Column, v: Any) -> str:
+    """The stored JSON text of a dict field: canonical (finite numbers only) or lenient (NaN allowed)."""
+    if not isinstance(v, dict):
+        raise _bad(what, c.name, v, "a dict")
     try:
-        return json.dumps(settings, sort_keys=True, separators=(",", ":"), default=_json_default)
+        if c.how.json == "canonical":
+            return canonical_json(v)
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), default=_json_default)
     except (TypeError, ValueError) as err:
+        if c.how.json == "canonical":
+            raise InputError(
+                f"{what}: {c.name} must be JSON (finite numbers, str, bool, None, lists, dicts) ({err})"
+            ) from err
         raise InputError(
-            f"{what}: settings must be JSON-serialisable ({err}); pass plain str/number/list/dict"
+            f"{what}: {c.name} must be JSON-serialisable ({err}); pass plain str/number/list/dict"
         ) from err
 
 
-def config_values_to_json(what: str, values: Any) -> str:
-    if not isinstance(values, dict):
-        raise _bad(what, "values", values, "a dict")
-    try:
-        return canonical_json(values)
-    except (TypeError, ValueError) as err:
-        raise InputError(
-            f"{what}: configuration values must be JSON (finite numbers, str, bool, None, lists, dicts) ({err})"
-        ) from err
+def _normal_value(what: str, c: Column, v: Any) -> Any:
+    if v is None and c.nullable:
+        return None
+    if c.kind == "str":
+        s = _str(what, c.name, v, empty=not (c.how.key or c.how.ref))
+        if c.how.choices and s not in c.how.choices:
+            raise _bad(what, c.name, s, f"one of {sorted(c.how.choices)}")
+        return s
+    if c.kind == "int":
+        return _int(what, c.name, v)
+    if c.kind == "float":
+        return _float(what, c.name, v)
+    if c.kind == "datetime":
+        return _ts(what, c.name, v)
+    if c.kind == "strs":
+        if isinstance(v, str) or not isinstance(v, Sequence):
+            raise _bad(what, c.name, v, "a tuple of strings")
+        return tuple(_str(what, c.name, s) for s in v)
+    if c.kind == "json":
+        return json.loads(_json_text(what, c, v))
+    return _float_map(what, c.name, v)
 
 
-def normalise_dataset(r: DatasetRecord) -> DatasetRecord:
-    if not isinstance(r, DatasetRecord):
-        raise InputError(f"expected a DatasetRecord, got {type(r).__name__}")
-    what = f"dataset {r.dataset_id!r}"
-    kind = _str(what, "kind", r.kind)
-    if kind not in _KINDS:
-        raise _bad(what, "kind", kind, f"one of {sorted(_KINDS)}")
-    if isinstance(r.targets, str) or not isinstance(r.targets, Sequence):
-        raise _bad(what, "targets", r.targets, "a tuple of column names")
-    if isinstance(r.target_kinds, str) or not isinstance(r.target_kinds, Sequence):
-        raise _bad(what, "target_kinds", r.target_kinds, "a tuple of kinds")
-    targets = tuple(_str(what, "targets", t) for t in r.targets)
-    target_kinds = tuple(str(_str(what, "target_kinds", t)) for t in r.target_kinds)
-    return DatasetRecord(
-        dataset_id=_str(what, "dataset_id", r.dataset_id, empty=False),
-        name=_str(what, "name", r.name),
-        kind=str(kind),
-        n_rows=_int(what, "n_rows", r.n_rows),
-        n_features=_int(what, "n_features", r.n_features),
-        n_categorical=_int(what, "n_categorical", r.n_categorical),
-        n_targets=_int(what, "n_targets", r.n_targets),
-        targets=targets,
-        target_kinds=target_kinds,
-        origin=_str(what, "origin", r.origin),
-        openml_id=_opt_int(what, "openml_id", r.openml_id),
-        created_at=_ts(what, "created_at", r.created_at),
-    )
+def _what(table: str, record: Any) -> str:
+    return f"{_NOUNS[table]} {getattr(record, KEYS[table][0])!r}"
 
 
-def normalise_metafeatures(r: MetaFeatureRecord) -> MetaFeatureRecord:
-    if not isinstance(r, MetaFeatureRecord):
-        raise InputError(f"expected a MetaFeatureRecord, got {type(r).__name__}")
-    what = f"meta-features of dataset {r.dataset_id!r}"
-    return MetaFeatureRecord(
-        dataset_id=_str(what, "dataset_id", r.dataset_id, empty=False),
-        version=_str(what, "version", r.version, empty=False),
-        values=_float_map(what, "values", r.values),
-        extraction_seconds=_float(what, "extraction_seconds", r.extraction_seconds),
-        created_at=_ts(what, "created_at", r.created_at),
-    )
-
-
-def normalise_configuration(r: ConfigurationRecord) -> ConfigurationRecord:
-    if not isinstance(r, ConfigurationRecord):
-        raise InputError(f"expected a ConfigurationRecord, got {type(r).__name__}")
-    what = f"configuration {r.config_id!r}"
-    return ConfigurationRecord(
-        config_id=_str(what, "config_id", r.config_id, empty=False),
-        space=_str(what, "space", r.space),
-        space_version=_str(what, "space_version", r.space_version),
-        values=json.loads(config_values_to_json(what, r.values)),
-        created_at=_ts(what, "created_at", r.created_at),
-    )
-
-
-def normalise_run(r: RunRecord) -> RunRecord:
-    if not isinstance(r, RunRecord):
-        raise InputError(f"expected a RunRecord, got {type(r).__name__}")
-    what = f"run {r.run_id!r}"
-    return RunRecord(
-        run_id=_str(what, "run_id", r.run_id, empty=False),
-        dataset_id=_str(what, "dataset_id", r.dataset_id, empty=False),
-        config_id=_str(what, "config_id", r.config_id, empty=False),
-        protocol=_str(what, "protocol", r.protocol),
-        status=_str(what, "status", r.status),
-        metric=_str(what, "metric", r.metric),
-        score=_float(what, "score", r.score),
-        cost=_float(what, "cost", r.cost),
-        metrics=_float_map(what, "metrics", r.metrics),
-        fit_seconds=_float(what, "fit_seconds", r.fit_seconds),
-        predict_seconds=_float(what, "predict_seconds", r.predict_seconds),
-        error=_str(what, "error", r.error),
-        source=_str(what, "source", r.source),
-        search_id=_opt_str(what, "search_id", r.search_id),
-        budget=_opt_float(what, "budget", r.budget),
-        n_rows_used=_opt_int(what, "n_rows_used", r.n_rows_used),
-        created_at=_ts(what, "created_at", r.created_at),
-    )
-
-
-def normalise_search(r: SearchRecord) -> SearchRecord:
-    if not isinstance(r, SearchRecord):
-        raise InputError(f"expected a SearchRecord, got {type(r).__name__}")
-    what = f"search {r.search_id!r}"
-    return SearchRecord(
-        search_id=_str(what, "search_id", r.search_id, empty=False),
-        dataset_id=_str(what, "dataset_id", r.dataset_id),
-        status=_str(what, "status", r.status),
-        settings=json.loads(settings_to_json(what, r.settings)),
-        incumbent_config_id=_opt_str(what, "incumbent_config_id", r.incumbent_config_id),
-        incumbent_score=_opt_float(what, "incumbent_score", r.incumbent_score),
-        n_trials=_int(what, "n_trials", r.n_trials),
-        error=_str(what, "error", r.error),
-        created_at=_ts(what, "created_at", r.created_at),
-        updated_at=_ts(what, "updated_at", r.updated_at),
-    )
-
-
-NORMALISERS: dict[str, Callable[[Any], Any]] = {
-    "datasets": normalise_dataset,
-    "metafeatures": normalise_metafeatures,
-    "configurations": normalise_configuration,
-    "runs": normalise_run,
-    "searches": normalise_search,
-}
-
-RECORD_TYPES: dict[str, type] = {
-    "datasets": DatasetRecord,
-    "metafeatures": MetaFeatureRecord,
-    "configurations": ConfigurationRecord,
-    "runs": RunRecord,
-    "searches": SearchRecord,
-}
+def normalise(table: str, record: Any) -> Any:
+    """``record`` validated and in its canonical stored form (a new record of the table's type)."""
+    cls = RECORD_TYPES[table]
+    if not isinstance(record, cls):
+        raise InputError(f"expected a {cls.__name__}, got {type(record).__name__}")
+    what = _what(table, record)
+    return cls(**{c.name: _normal_value(what, c, getattr(record, c.name)) for c in COLUMNS[table]})
 
 
 def record_key(table: str, record: Any) -> tuple[str, ...]:
@@ -572,74 +478,21 @@ def record_key(table: str, record: Any) -> tuple[str, ...]:
 
 
 def record_columns(table: str, records: Sequence[Any]) -> dict[str, list[Any]]:
-    if table == "datasets":
-        return {
-            "dataset_id": [r.dataset_id for r in records],
-            "name": [r.name for r in records],
-            "kind": [r.kind for r in records],
-            "n_rows": [r.n_rows for r in records],
-            "n_features": [r.n_features for r in records],
-            "n_categorical": [r.n_categorical for r in records],
-            "n_targets": [r.n_targets for r in records],
-            "targets": [list(r.targets) for r in records],
-            "target_kinds": [list(r.target_kinds) for r in records],
-            "origin": [r.origin for r in records],
-            "openml_id": [r.openml_id for r in records],
-            "created_at": [r.created_at for r in records],
-        }
-    if table == "metafeatures":
-        return {
-            "dataset_id": [r.dataset_id for r in records],
-            "version": [r.version for r in records],
-            "names": [list(r.values) for r in records],
-            "values": [list(r.values.values()) for r in records],
-            "extraction_seconds": [r.extraction_seconds for r in records],
-            "created_at": [r.created_at for r in records],
-        }
-    if table == "configurations":
-        return {
-            "config_id": [r.config_id for r in records],
-            "space": [r.space for r in records],
-            "space_version": [r.space_version for r in records],
-            "values": [canonical_json(r.values) for r in records],
-            "created_at": [r.created_at for r in records],
-        }
-    if table == "runs":
-        return {
-            "run_id": [r.run_id for r in records],
-            "dataset_id": [r.dataset_id for r in records],
-            "config_id": [r.config_id for r in records],
-            "protocol": [r.protocol for r in records],
-            "status": [r.status for r in records],
-            "metric": [r.metric for r in records],
-            "score": [r.score for r in records],
-            "cost": [r.cost for r in records],
-            "metric_names": [list(r.metrics) for r in records],
-            "metric_values": [list(r.metrics.values()) for r in records],
-            "fit_seconds": [r.fit_seconds for r in records],
-            "predict_seconds": [r.predict_seconds for r in records],
-            "error": [r.error for r in records],
-            "source": [r.source for r in records],
-            "search_id": [r.search_id for r in records],
-            "budget": [r.budget for r in records],
-            "n_rows_used": [r.n_rows_used for r in records],
-            "created_at": [r.created_at for r in records],
-        }
-    if table == "searches":
-        return {
-            "search_id": [r.search_id for r in records],
-            "dataset_id": [r.dataset_id for r in records],
-            "status": [r.status for r in records],
-            "settings": [settings_to_json(f"search {r.search_id!r}", r.settings) for r in records],
-            "incumbent_config_id": [r.incumbent_config_id for r in records],
-            "incumbent_score": [r.incumbent_score for r in records],
-            "n_trials": [r.n_trials for r in records],
-            "error": [r.error for r in records],
-            "created_at": [r.created_at for r in records],
-            "updated_at": [r.updated_at for r in records],
-        }
-    check_table(table)
-    raise AssertionError(table)
+    """Normalised records -> their snapshot-layout columns (name -> one value per record)."""
+    cols: dict[str, list[Any]] = {}
+    for c in COLUMNS[table]:
+        values = [getattr(r, c.name) for r in records]
+        if c.kind == "strs":
+            cols[c.name] = [list(v) for v in values]
+        elif c.kind == "json":
+            cols[c.name] = [_json_text(_what(table, r), c, v) for r, v in zip(records, values, strict=True)]
+        elif c.kind == "pairs":
+            names, numbers = (a.name for a in c.arrow)
+            cols[names] = [list(v) for v in values]
+            cols[numbers] = [list(v.values()) for v in values]
+        else:
+            cols[c.name] = values
+    return cols
 
 
 def records_to_arrow(table: str, records: Sequence[Any]) -> pa.Table:
@@ -677,78 +530,46 @@ def _loads(table: str, column: str, text: str) -> Any:
     return value
 
 
+def _reader(table: str, c: Column, data: dict[str, list[Any]]) -> Callable[[int], Any]:
+    """The value of field ``c`` in row ``i`` of the snapshot-layout columns ``data``."""
+    if c.kind == "pairs":
+        names_col, values_col = (a.name for a in c.arrow)
+        label = names_col.replace("_", " ")
+
+        def pairs(i: int) -> dict[str, float]:
+            names, values = data[names_col][i], data[values_col][i]
+            if len(names) != len(values) or len(set(names)) != len(names):
+                raise FileFormatError(
+                    f"KB table {table}: row {i} has {len(names)} {label} (unique: {len(set(names))}) "
+                    f"for {len(values)} values; names must be unique and match the values one to one"
+                )
+            return dict(zip(names, values, strict=True))
+
+        return pairs
+    col = data[c.name]
+    if c.kind == "strs":
+        return lambda i: tuple(col[i])
+    if c.kind == "json":
+        return lambda i: _loads(table, c.name, col[i])
+    return col.__getitem__
+
+
 def arrow_to_records(table: str, tbl: pa.Table) -> list[Any]:
     """An Arrow table in the snapshot layout -> validated, normalised records (in row order)."""
     check_table(table)
     tbl = conform(table, tbl)
     _nulls(table, tbl)
-    c = {name: tbl.column(name).to_pylist() for name in tbl.column_names}
-    n = tbl.num_rows
-    out: list[Any] = []
+    data = {name: tbl.column(name).to_pylist() for name in tbl.column_names}
+    cls = RECORD_TYPES[table]
+    readers = [(c.name, _reader(table, c, data)) for c in COLUMNS[table]]
     try:
-        if table == "datasets":
-            for i in range(n):
-                out.append(
-                    DatasetRecord(
-                        c["dataset_id"][i], c["name"][i], c["kind"][i], c["n_rows"][i], c["n_features"][i],
-                        c["n_categorical"][i], c["n_targets"][i], tuple(c["targets"][i]), tuple(c["target_kinds"][i]),
-                        c["origin"][i], c["openml_id"][i], c["created_at"][i],
-                    )
-                )  # fmt: skip
-        elif table == "metafeatures":
-            for i in range(n):
-                names, values = c["names"][i], c["values"][i]
-                if len(names) != len(values) or len(set(names)) != len(names):
-                    raise FileFormatError(
-                        f"KB table metafeatures: row {i} has {len(names)} names (unique: {len(set(names))}) "
-                        f"for {len(values)} values; names must be unique and match the values one to one"
-                    )
-                out.append(
-                    MetaFeatureRecord(
-                        c["dataset_id"][i], c["version"][i], dict(zip(names, values, strict=True)),
-                        c["extraction_seconds"][i], c["created_at"][i],
-                    )
-                )  # fmt: skip
-        elif table == "configurations":
-            for i in range(n):
-                values = _loads(table, "values", c["values"][i])
-                out.append(
-                    ConfigurationRecord(
-                        c["config_id"][i], c["space"][i], c["space_version"][i], values, c["created_at"][i]
-                    )
-                )
-        elif table == "runs":
-            for i in range(n):
-                names, values = c["metric_names"][i], c["metric_values"][i]
-                if len(names) != len(values) or len(set(names)) != len(names):
-                    raise FileFormatError(
-                        f"KB table runs: row {i} has {len(names)} metric names (unique: {len(set(names))}) "
-                        f"for {len(values)} values; names must be unique and match the values one to one"
-                    )
-                out.append(
-                    RunRecord(
-                        c["run_id"][i], c["dataset_id"][i], c["config_id"][i], c["protocol"][i], c["status"][i],
-                        c["metric"][i], c["score"][i], c["cost"][i], dict(zip(names, values, strict=True)),
-                        c["fit_seconds"][i], c["predict_seconds"][i], c["error"][i], c["source"][i],
-                        c["search_id"][i], c["budget"][i], c["n_rows_used"][i], c["created_at"][i],
-                    )
-                )  # fmt: skip
-        elif table == "searches":
-            for i in range(n):
-                out.append(
-                    SearchRecord(
-                        c["search_id"][i], c["dataset_id"][i], c["status"][i], _loads(table, "settings", c["settings"][i]),
-                        c["incumbent_config_id"][i], c["incumbent_score"][i], c["n_trials"][i], c["error"][i],
-                        c["created_at"][i], c["updated_at"][i],
-                    )
-                )  # fmt: skip
+        out = [cls(**{name: read(i) for name, read in readers}) for i in range(tbl.num_rows)]
     except ValueError as err:
         if isinstance(err, InputError):
             raise
         # the record constructors reject unknown run / search statuses
         raise FileFormatError(f"KB table {table}: {err}") from err
-    norm = NORMALISERS[table]
-    return [norm(r) for r in out]
+    return [normalise(table, r) for r in out]
 
 
 def conform(table: str, tbl: pa.Table) -> pa.Table:
@@ -845,23 +666,26 @@ def dedupe(table: str, records: Iterable[Any]) -> list[Any]:
 # Frames for algorithms
 # ---------------------------------------------------------------------------------------------------------
 
-RUNS_FRAME_SCHEMA = pa.schema(
-    [
-        ("run_id", _S),
-        ("dataset_id", _S),
-        ("config_id", _S),
-        ("space", _S),
-        ("space_version", _S),
-        ("protocol", _S),
-        ("status", _S),
-        ("metric", _S),
-        ("score", _F),
-        ("cost", _F),
-        ("fit_seconds", _F),
-        ("budget", _F),
-        ("source", _S),
-    ]
+#: The columns of ``runs_frame`` in order, each with the table whose record field it is (a run's
+#: configuration gives ``space`` and ``space_version``).
+RUNS_FRAME_SOURCES: tuple[tuple[str, str], ...] = (
+    ("runs", "run_id"),
+    ("runs", "dataset_id"),
+    ("runs", "config_id"),
+    ("configurations", "space"),
+    ("configurations", "space_version"),
+    ("runs", "protocol"),
+    ("runs", "status"),
+    ("runs", "metric"),
+    ("runs", "score"),
+    ("runs", "cost"),
+    ("runs", "fit_seconds"),
+    ("runs", "budget"),
+    ("runs", "source"),
 )
+RUNS_FRAME_SCHEMA = pa.schema([(name, LAYOUTS[table].field(name).type) for table, name in RUNS_FRAME_SOURCES])
+#: Columns of ``runs_frame`` in order.
+RUNS_FRAME_COLUMNS: tuple[str, ...] = tuple(RUNS_FRAME_SCHEMA.names)
 
 
 def runs_frame_from_arrow(tbl: pa.Table) -> pd.DataFrame:
