@@ -711,3 +711,39 @@ def test_cli_registers_serve() -> None:
     assert "--workers" in result.output and "--kb" in result.output
     result = CliRunner().invoke(metalearn.cli.app, ["serve", "--port", "70000"])
     assert result.exit_code != 0  # refused before anything starts
+
+
+# ------------------------------------------------------------------------------ unparseable JSON bodies
+def test_unparseable_json_body_says_what_was_wrong(client: TestClient) -> None:
+    """Bodies the JSON parser gives up on (not a syntax error) get a 400 saying why, in the
+    ``{"detail": "..."}`` format the OpenAPI schema declares for a 400."""
+    headers = {"content-type": "application/json"}
+    declared = client.get("/openapi.json").json()["paths"]["/recommendations"]["post"]["responses"]["400"]
+    assert declared["content"]["application/json"]["schema"]["$ref"].endswith("/Message")
+
+    deep = b"[" * 200_000 + b"]" * 200_000
+    r = client.post("/recommendations", content=deep, headers=headers)
+    assert_error(r, 400, "not valid JSON", "nesting 200000 levels deep", "fewer than")
+    assert list(r.json()) == ["detail"]
+
+    huge = b'{"metafeatures": {"nr_inst": ' + b"7" * 5000 + b'}, "kind": "binary"}'
+    r = client.post("/recommendations", content=huge, headers=headers)
+    assert_error(r, 400, "not valid JSON", "integer with more than 4300 digits")
+
+    latin1 = '{"metafeatures": {"nr_inst": 1.0}, "kind": "binaire é"}'.encode("latin-1")
+    r = client.post("/recommendations", content=latin1, headers=headers)
+    assert_error(r, 400, "not valid JSON", f"not valid UTF-8 at byte {latin1.index(0xE9)}")
+
+    # nothing else changed: a syntax error is still a 422, an unknown route a plain 404
+    assert_error(client.post("/recommendations", content=b"[1,", headers=headers), 422, "json")
+    r = client.get("/no-such-route")
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+    assert not UNHANDLED.search(client.get("/metrics").text)
+
+
+def test_json_depth_counts_brackets_outside_strings() -> None:
+    from metalearn.service.limits import json_depth
+
+    assert json_depth(b"") == 0 and json_depth(b"1") == 0
+    assert json_depth(b"[" * 7 + b"]" * 7) == 7
+    assert json_depth(b'{"a": "[[[[{", "b": [[1], {"c": "\\"[["}]}') == 3

@@ -21,14 +21,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
 from metalearn.service.errors import http_status
-from metalearn.service.limits import BodyLimitMiddleware
+from metalearn.service.limits import BodyLimitMiddleware, json_body_error
 from metalearn.service.metrics import MetricsMiddleware, ServiceMetrics, route_of
 from metalearn.service.recommender import ServingAdvisor
 from metalearn.service.routers import (
@@ -161,6 +163,14 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
     @app.exception_handler(MetaLearnError)
     async def metalearn_error(request: Request, exc: MetaLearnError) -> JSONResponse:
         return JSONResponse(status_code=http_status(exc), content={"detail": str(exc)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # a body the JSON parser gave up on: say why instead of FastAPI's bare "error parsing the body"
+        text = await json_body_error(request, exc)
+        if text is not None:
+            return JSONResponse(status_code=exc.status_code, content={"detail": text})
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

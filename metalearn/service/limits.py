@@ -7,14 +7,23 @@ Multipart (upload) requests get ``max_upload_bytes``, every other body ``max_jso
 Before answering, the rest of the body is read and discarded ("lingering close", bounded to twice the
 limit or 16 MiB, and 5 seconds): a client that sends its whole body before reading the answer (most do) would
 otherwise see the connection reset instead of the 413. Bigger bodies get the 413 and a closed connection.
+
+The limits of the JSON parser itself (nesting depth, digits of an integer, the text encoding) make
+FastAPI answer a bare "There was an error parsing the body"; :func:`json_body_error` says which one
+a body broke.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import re
+import sys
 import time
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -135,3 +144,46 @@ class BodyLimitMiddleware:
         if exceeded and not response_started:
             drained = await _drain(receive, max(2 * limit, DRAIN_MIN_BYTES))
             await self._reject(send, f"the request body is larger than allowed; {message}", close=not drained)
+
+
+# ------------------------------------------------------------------------------- unparseable JSON bodies
+#: FastAPI's 400 for a body it could not parse for another reason than a JSON syntax error
+_PARSE_ERROR = "There was an error parsing the body"
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_A_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in ``body`` (brackets inside strings not counted)."""
+    brackets = _JSON_STRING.sub(b"", body).translate(_BRACKET_STEPS, _NOT_A_BRACKET)
+    steps = memoryview(brackets).cast("b")  # +1 per opening bracket, -1 per closing one
+    return max(itertools.accumulate(steps), default=0)
+
+
+async def json_body_error(request: Request, exc: HTTPException) -> str | None:
+    """What made the JSON parser give up on the request body, when ``exc`` is FastAPI's bare
+    "There was an error parsing the body"; None for any other error."""
+    cause = exc.__cause__
+    content_type = request.headers.get("content-type", "").lower()
+    if exc.status_code != 400 or exc.detail != _PARSE_ERROR or "form" in content_type:
+        return None
+    if isinstance(cause, RecursionError):
+        limit = f"the parser accepts fewer than {sys.getrecursionlimit()} levels"
+        try:
+            depth = json_depth(await request.body())  # read already: FastAPI keeps it on the request
+        except RuntimeError:  # the body was not kept: the stream is consumed
+            return f"request body is not valid JSON: nesting too deep; {limit}"
+        return f"request body is not valid JSON: nesting {depth} levels deep; {limit}"
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"request body is not valid JSON: not valid {cause.encoding.upper()} at byte {cause.start}"
+            f" ({cause.reason}); send UTF-8 text"
+        )
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        digits = sys.get_int_max_str_digits()
+        return (
+            f"request body is not valid JSON: an integer with more than {digits} digits"
+            " (send large numbers as floats or strings)"
+        )
+    return None
