@@ -227,26 +227,44 @@ def test_read_endpoints_bad_input(client: TestClient) -> None:
 
 
 # ----------------------------------------------------------------------------------- recommendations
-def test_serving_advisor_matches_the_advisor(kb_copy: Path) -> None:
-    """The service's cached-matrix advisor ranks exactly like metalearn's Advisor on the same KB."""
+def test_advisor_matches_the_recommenders(kb_copy: Path) -> None:
+    """The advisor's prepared, cached regret matrix ranks exactly like the recommenders run from
+    scratch on the same KB frames, with only the configurations valid in the current space allowed."""
     from metalearn.kb import open_kb
     from metalearn.metalearning.advisor import Advisor
     from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
-    from metalearn.service.recommender import ServingAdvisor
+    from metalearn.metalearning.strategies import recommend
+    from metalearn.pipelines.spaces import get_space
 
     kb = open_kb(kb_copy)
     try:
-        plain, serving = Advisor(kb), ServingAdvisor(kb)
+        advisor = Advisor(kb)
         n = 0
         for d in kb.list_datasets():
             mf = kb.get_metafeatures(d.dataset_id, EXTRACTOR_VERSION).values
+            data, space = advisor.kind_data(d.kind), get_space(d.kind)
+            found = kb.get_configurations(sorted(set(data.runs["config_id"])))
+            valid = {cid for cid, c in found.items() if space.is_valid(dict(c.values))}
             for strategy in Advisor.strategies():
                 for exclude in ((), (d.dataset_id,)):
-                    a = plain.recommend(mf, d.kind, strategy=strategy, k=5, exclude_ids=exclude)
-                    b = serving.recommend(
+                    a = advisor.recommend(
                         mf, d.kind, strategy=strategy, k=5, exclude_ids=exclude, check_fresh=False
                     )
-                    assert [r.to_dict() for r in a] == [r.to_dict() for r in b], (d.name, strategy, exclude)
+                    b = recommend(
+                        strategy, pd.Series(mf, dtype=float), data.metafeatures, data.runs, k=5,
+                        exclude=set(exclude), allowed_configs=valid,
+                    )  # fmt: skip
+                    got = [
+                        (r.rank, r.config_id, r.expected_regret, r.explanation,
+                         [(s.dataset_id, s.distance, s.regret) for s in r.sources])
+                        for r in a
+                    ]  # fmt: skip
+                    want = [
+                        (r.rank, r.config_id, r.expected_regret, r.explanation,
+                         [(s.dataset_id, s.distance, s.regret_there) for s in r.sources])
+                        for r in b
+                    ]  # fmt: skip
+                    assert got == want, (d.name, strategy, exclude)
                     n += len(a)
         assert n > 50
     finally:

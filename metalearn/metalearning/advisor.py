@@ -1,8 +1,16 @@
-"""The advisor: the recommenders (pure functions in ``metalearn.metalearning.strategies``) over a live KB.
+"""The advisor: the recommenders (:mod:`metalearn.metalearning.strategies`) over a live KB, for the
+Python API and the service alike.
 
-It reads the KB frames the recommenders need once per task kind and caches them until the KB changes
-(the run count or dataset count moves), so serving a recommendation is a pure in-memory computation.
-Only configurations of the *current* search-space version are recommended.
+Per task kind it reads the KB frames the recommenders need and prepares, once, everything a query
+needs (:class:`_Prepared`): the regret matrix (``prepare_matrix``: a group-by over every run of the
+kind, the costly part), restricted to the configurations valid in the *current* search-space
+version, the values of those configurations, and the strategies' query-independent state. A query
+then only pays for its own work (distances, the strategy itself) and never reads the KB.
+
+The prepared state is cached per kind until the KB changes (the run, dataset, meta-feature or
+configuration count moves). ``recommend(check_fresh=True)`` (the Python API's default) checks that
+on every call; a service passes ``check_fresh=False`` and calls :meth:`Advisor.warm` in the
+background, which replaces a kind's state atomically once the new one is ready.
 """
 
 from __future__ import annotations
@@ -10,18 +18,21 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from metalearn.data.errors import InputError
+from metalearn.data.numbers import finite_or_none
 from metalearn.data.task import Task, TaskKind
 from metalearn.kb.base import KnowledgeBase
 from metalearn.metalearning import strategies as rec
+from metalearn.metalearning.context import RecommendContext
+from metalearn.metalearning.matrix import RegretMatrix, prepare_matrix
 from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
-from metalearn.pipelines.spaces import get_space
+from metalearn.pipelines.spaces import SearchSpace, get_space
 
 
 @dataclass(frozen=True)
@@ -61,9 +72,6 @@ class RecommendedConfig:
         return ", ".join(parts) + more if parts else "-"
 
     def to_dict(self) -> dict[str, Any]:
-        def num(x: float | None) -> float | None:
-            return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
-
         return {
             "rank": self.rank,
             "config_id": self.config_id,
@@ -71,22 +79,65 @@ class RecommendedConfig:
             "space_version": self.space_version,
             "values": self.values,
             "strategy": self.strategy,
-            "expected_regret": num(self.expected_regret),
+            "expected_regret": finite_or_none(self.expected_regret),
             "explanation": self.explanation,
             "sources": [
-                {"dataset_id": s.dataset_id, "name": s.name, "distance": num(s.distance), "regret": num(s.regret)}
+                {
+                    "dataset_id": s.dataset_id,
+                    "name": s.name,
+                    "distance": finite_or_none(s.distance),
+                    "regret": finite_or_none(s.regret),
+                }
                 for s in self.sources
             ],
         }
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class _KindData:
+    """The KB frames of one task kind the recommenders read (runs of the current search-space version)."""
+
     signature: tuple[Any, ...]
     metafeatures: pd.DataFrame
     runs: pd.DataFrame
-    names: dict[str, str]
-    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    names: dict[str, str]  # dataset id -> name
+
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """Everything a query of one kind needs, built once off the request path: the frames, the regret
+    matrix restricted to the candidate configurations valid in the current search space (so such a
+    configuration never takes a place in the top ``k``), their values (so a query never reads the
+    KB), and the meta-feature names in the order of the query vectors."""
+
+    data: _KindData
+    matrix: RegretMatrix
+    names: tuple[str, ...]
+    space: SearchSpace
+    configs: dict[str, dict[str, Any]]  # valid candidate configurations: id -> values
+
+    @classmethod
+    def build(cls, data: _KindData, kb: KnowledgeBase, kind: TaskKind) -> _Prepared:
+        matrix = prepare_matrix(data.metafeatures, data.runs)
+        names = matrix.feature_names
+        space = get_space(kind)
+        found = kb.get_configurations([str(c) for c in matrix.config_ids]) if matrix.n_configs else {}
+        configs = {cid: dict(c.values) for cid, c in found.items() if space.is_valid(dict(c.values))}
+        matrix = matrix.with_configs(configs.keys())
+        RecommendContext.build(matrix, None).warm()  # the query-independent state, built now
+        return cls(data, matrix, names, space, configs)
+
+    def query(self, metafeatures: Mapping[str, Any] | pd.Series) -> tuple[np.ndarray, int]:
+        """The query aligned to the KB's meta-features (NaN where unknown) and how many are known."""
+        get = metafeatures.get
+        values = np.fromiter((_number(get(n)) for n in self.names), dtype=float, count=len(self.names))
+        return values, int(np.count_nonzero(~np.isnan(values)))
+
+
+def _number(x: Any) -> float:
+    """``x`` as a float, NaN when it is missing, not a number or not finite (the query vector's form)."""
+    f = finite_or_none(x)
+    return math.nan if f is None else f
 
 
 class Advisor:
@@ -95,7 +146,8 @@ class Advisor:
     def __init__(self, kb: KnowledgeBase, mf_version: str = EXTRACTOR_VERSION) -> None:
         self.kb = kb
         self.mf_version = mf_version
-        self._cache: dict[str, _KindData] = {}
+        self._frames: dict[str, _KindData] = {}
+        self._prepared: dict[str, _Prepared] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -122,13 +174,15 @@ class Advisor:
 
     def invalidate(self) -> None:
         with self._lock:
-            self._cache.clear()
+            self._frames.clear()
+            self._prepared.clear()
 
     def kind_data(self, kind: TaskKind | str, check: bool = True) -> _KindData:
+        """The KB frames of ``kind`` (cached; with ``check``, re-read when the KB changed)."""
         kind = str(TaskKind(kind))
         sig = self._signature() if check else None
         with self._lock:
-            cached = self._cache.get(kind)
+            cached = self._frames.get(kind)
             if cached is not None and (not check or cached.signature == sig):
                 return cached
         space = get_space(TaskKind(kind))
@@ -139,20 +193,37 @@ class Advisor:
         names = {d.dataset_id: d.name for d in self.kb.list_datasets(kind=kind)}
         data = _KindData(signature=sig or self._signature(), metafeatures=mf, runs=runs, names=names)
         with self._lock:
-            self._cache[kind] = data
+            self._frames[kind] = data
         return data
 
-    def _values(self, data: _KindData, config_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        missing = [c for c in config_ids if c not in data.configs]
-        if missing:
-            found = self.kb.get_configurations(missing)
-            for cid, c in found.items():
-                data.configs[cid] = dict(c.values)
-        return data.configs
+    def prepared(self, kind: TaskKind | str, check: bool = False) -> _Prepared:
+        """The frames of ``kind`` and everything built from them (cached together).
+
+        With ``check=False`` (a service's request path) a cached entry is returned as it is, never
+        rebuilt: only :meth:`warm` (run in the background) replaces it, once the new one is ready.
+        """
+        kind = str(TaskKind(kind))
+        if not check:
+            entry = self._prepared.get(kind)
+            if entry is not None:
+                return entry
+        data = self.kind_data(kind, check=check)
+        with self._lock:
+            entry = self._prepared.get(kind)
+        if entry is not None and entry.data is data:
+            return entry
+        entry = _Prepared.build(data, self.kb, TaskKind(kind))
+        with self._lock:
+            self._prepared[kind] = entry
+        return entry
+
+    def warm(self, kind: TaskKind | str, check: bool = True) -> None:
+        """Load (or reload, if the KB changed) the frames and matrix of ``kind`` — off the request path."""
+        self.prepared(kind, check=check)
 
     def recommend(
         self,
-        metafeatures: Mapping[str, float] | pd.Series,
+        metafeatures: Mapping[str, Any] | pd.Series,
         task: Task | TaskKind | str,
         strategy: str | None = None,
         k: int = 10,
@@ -162,38 +233,49 @@ class Advisor:
         """Ranked configurations for a dataset described by ``metafeatures``.
 
         ``exclude_ids`` removes KB datasets (the query itself, or every near-duplicate in a benchmark).
-        An empty KB for the kind gives an empty list.
+        Only configurations valid in the current search-space version are candidates. An empty KB for
+        the kind gives an empty list. ``check_fresh=False`` skips the check that the KB has not changed
+        since the kind's state was prepared (a service refreshes it with :meth:`warm` instead).
         """
+        return self.recommend_with_count(metafeatures, task, strategy, k, exclude_ids, check_fresh)[0]
+
+    def recommend_with_count(
+        self,
+        metafeatures: Mapping[str, Any] | pd.Series,
+        task: Task | TaskKind | str,
+        strategy: str | None = None,
+        k: int = 10,
+        exclude_ids: Iterable[str] = (),
+        check_fresh: bool = True,
+    ) -> tuple[list[RecommendedConfig], int]:
+        """:meth:`recommend`, and how many of the KB's meta-features the query gives a finite value."""
         kind = task.kind if isinstance(task, Task) else TaskKind(task)
         name = self.resolve_strategy(strategy)
         if not 1 <= int(k) <= 1000:
             raise InputError(f"k must be between 1 and 1000, got {k}")
-        data = self.kind_data(kind, check=check_fresh)
+        entry = self.prepared(kind, check=check_fresh)
+        data = entry.data
         if data.runs.empty or data.metafeatures.empty:
-            return []
-        query = pd.Series(metafeatures, dtype=float) if not isinstance(metafeatures, pd.Series) else metafeatures
-        query = query.reindex(data.metafeatures.columns)
-        if query.notna().sum() == 0:
+            return [], 0
+        query, n_known = entry.query(metafeatures)
+        if n_known == 0:
             raise InputError(
                 f"none of the given meta-features match the KB's ({self.mf_version}); "
                 "send the vector returned by the metafeatures command/endpoint"
             )
-        raw = rec.recommend(
-            name, query, data.metafeatures, data.runs, k=int(k), exclude=set(exclude_ids)
-        )
-        space = get_space(kind)
-        values = self._values(data, [r.config_id for r in raw])
+        raw = rec.recommend_from_matrix(name, query, entry.matrix, k=int(k), exclude=set(exclude_ids))
+        space = entry.space
         out: list[RecommendedConfig] = []
         for r in raw:
-            vals = values.get(r.config_id)
-            if vals is None or not space.is_valid(vals):
+            vals = entry.configs.get(r.config_id)
+            if vals is None:  # not valid in the current space version (or gone): never recommended
                 continue
             sources = tuple(
                 SourceInfo(
                     s.dataset_id,
                     data.names.get(s.dataset_id, s.dataset_id),
-                    None if s.distance is None or not np.isfinite(s.distance) else float(s.distance),
-                    None if s.regret_there is None or not np.isfinite(s.regret_there) else float(s.regret_there),
+                    finite_or_none(s.distance),
+                    finite_or_none(s.regret_there),
                 )
                 for s in r.sources
             )
@@ -203,14 +285,14 @@ class Advisor:
                     config_id=r.config_id,
                     values=vals,
                     strategy=name,
-                    expected_regret=r.expected_regret,
+                    expected_regret=finite_or_none(r.expected_regret),
                     sources=sources,
                     explanation=r.explanation,
                     space=space.name,
                     space_version=space.version,
                 )
             )
-        return out
+        return out, n_known
 
 
 def evaluate_strategies(

@@ -29,10 +29,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
+from metalearn.metalearning.advisor import Advisor
 from metalearn.service.errors import http_status
 from metalearn.service.limits import BodyLimitMiddleware, json_body_error
 from metalearn.service.metrics import MetricsMiddleware, ServiceMetrics, route_of
-from metalearn.service.recommender import ServingAdvisor
 from metalearn.service.routers import (
     configurations,
     datasets,
@@ -65,7 +65,7 @@ Write endpoints (uploads, searches) need an `X-API-Key` header holding one of th
 class AdvisorRefresher:
     """Re-checks the advisor's cached KB frames in the background (never on the request path)."""
 
-    def __init__(self, advisor: ServingAdvisor, interval: float) -> None:
+    def __init__(self, advisor: Advisor, interval: float) -> None:
         self.advisor = advisor
         self.interval = interval
         self._stop = threading.Event()
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = kb if kb is not None else await run_in_threadpool(_open_kb, settings)
-        advisor = ServingAdvisor(store, mf_version=settings.metafeature_version or EXTRACTOR_VERSION)
+        advisor = Advisor(store, mf_version=settings.metafeature_version or EXTRACTOR_VERSION)
         refresher = AdvisorRefresher(advisor, settings.advisor_refresh_seconds)
         await run_in_threadpool(refresher.refresh)  # load every kind's frames before serving
         # the frames and matrices just loaded live as long as the server: keep them out of the

@@ -16,8 +16,8 @@ from fastapi import Depends, HTTPException, Query, Request, Security, status
 from fastapi.security import APIKeyHeader
 
 from metalearn.kb.base import KnowledgeBase
+from metalearn.metalearning.advisor import Advisor
 from metalearn.service.metrics import ServiceMetrics
-from metalearn.service.recommender import ServingAdvisor
 from metalearn.service.searches import SearchManager
 from metalearn.service.settings import Settings
 
@@ -51,9 +51,9 @@ async def get_kb(request: Request) -> KnowledgeBase:
     return kb
 
 
-async def get_advisor(request: Request) -> ServingAdvisor:
+async def get_advisor(request: Request) -> Advisor:
     advisor = _state(request, "advisor")
-    assert isinstance(advisor, ServingAdvisor)
+    assert isinstance(advisor, Advisor)
     return advisor
 
 
@@ -77,7 +77,7 @@ async def get_metafeature_version(request: Request) -> str:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetaFeatureVersionDep = Annotated[str, Depends(get_metafeature_version)]
 KBDep = Annotated[KnowledgeBase, Depends(get_kb)]
-AdvisorDep = Annotated[ServingAdvisor, Depends(get_advisor)]
+AdvisorDep = Annotated[Advisor, Depends(get_advisor)]
 SearchesDep = Annotated[SearchManager, Depends(get_searches)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 ApiKeyDep = Annotated[str | None, Security(api_key_scheme)]

@@ -17,7 +17,6 @@ from metalearn.data.task import TaskKind
 from metalearn.metalearning.advisor import Advisor
 from metalearn.service.deps import AdvisorDep, KBDep, ReadAccess, SettingsDep, WriteAccess
 from metalearn.service.extraction import metafeatures_for
-from metalearn.service.recommender import ServingAdvisor
 from metalearn.service.schemas import Message, RecommendationRequest, RecommendationResponse, StrategiesOut
 from metalearn.service.uploads import read_upload
 
@@ -39,7 +38,7 @@ def check_strategy(strategy: str | None) -> str:
 
 
 def compute_recommendations(
-    advisor: ServingAdvisor,
+    advisor: Advisor,
     metafeatures: Mapping[str, float | None],
     kind: TaskKind,
     strategy: str | None,
