@@ -48,6 +48,13 @@ class Task:
     ``target_kinds`` gives the kind of each target (one of binary/multiclass/regression), in the
     order of ``targets``. For single-target tasks it is ``(kind,)``; for multilabel every entry is
     binary, for multitarget every entry is regression; multitask mixes them.
+
+    ``kind_reasons`` says, per target and in the order of ``targets``, why the target has its kind
+    (one human-readable sentence each, e.g. ``"9 non-negative integer values 0..8 whose frequencies
+    fall off in a long thin tail ...: a count"``); :func:`metalearn.data.kinds.infer_task` fills it,
+    :meth:`kind_report` prints it with the target names. It is empty for tasks built by hand or read
+    back with :meth:`from_dict`, and, like ``extra``, takes no part in equality, hashing or
+    :meth:`to_dict`.
     """
 
     kind: TaskKind
@@ -55,6 +62,7 @@ class Task:
     target_kinds: tuple[TaskKind, ...] = ()
     metric: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    kind_reasons: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
     def __post_init__(self) -> None:
         kind = TaskKind(self.kind)
@@ -77,9 +85,13 @@ class Task:
                 raise TaskKindError("a multitask task needs target_kinds, one per target")
         object.__setattr__(self, "target_kinds", tk)
         if len(tk) != len(targets):
-            raise TaskKindError(f"{len(targets)} targets but {len(tk)} target kinds; give one kind per target")
+            raise TaskKindError(
+                f"{len(targets)} targets but {len(tk)} target kinds; give one kind per target"
+            )
         if any(k not in SINGLE_KINDS for k in tk):
-            raise TaskKindError(f"target kinds must be binary, multiclass or regression, got {[str(k) for k in tk]}")
+            raise TaskKindError(
+                f"target kinds must be binary, multiclass or regression, got {[str(k) for k in tk]}"
+            )
         if kind in SINGLE_KINDS and len(targets) != 1:
             raise TaskKindError(
                 f"a {kind} task has exactly one target, got {len(targets)}; "
@@ -88,15 +100,31 @@ class Task:
         if kind.is_multi_output and len(targets) < 2:
             raise TaskKindError(f"a {kind} task needs at least two targets, got {list(targets)}")
         if kind is TaskKind.MULTILABEL and any(k is not TaskKind.BINARY for k in tk):
-            raise TaskKindError("multilabel targets must all be binary (0/1); use multitask for mixed targets")
+            raise TaskKindError(
+                "multilabel targets must all be binary (0/1); use multitask for mixed targets"
+            )
         if kind is TaskKind.MULTITARGET and any(k is not TaskKind.REGRESSION for k in tk):
             raise TaskKindError("multitarget targets must all be continuous; use multitask for mixed targets")
         if not self.metric:
             object.__setattr__(self, "metric", DEFAULT_METRIC[kind])
+        reasons = tuple(str(r) for r in self.kind_reasons)
+        if reasons and len(reasons) != len(targets):
+            raise TaskKindError(
+                f"{len(targets)} targets but {len(reasons)} kind reasons; give one per target"
+            )
+        object.__setattr__(self, "kind_reasons", reasons)
 
     @property
     def n_targets(self) -> int:
         return len(self.targets)
+
+    def kind_report(self) -> list[str]:
+        """One line per target: ``"'name': kind - reason"`` (the reason omitted when unknown)."""
+        reasons = self.kind_reasons or ("",) * len(self.targets)
+        return [
+            f"{t!r}: {k}" + (f" - {r}" if r else "")
+            for t, k, r in zip(self.targets, self.target_kinds, reasons, strict=True)
+        ]
 
     def to_dict(self) -> dict[str, object]:
         return {
