@@ -264,6 +264,39 @@ def test_multilabel_constant_label_is_skipped(load) -> None:
     assert got["roc_auc_macro"] == pytest.approx(ref)
 
 
+def test_label_constant_in_training_predicted_as_a_constant(load) -> None:
+    """A label constant in the training part is predicted with probability exactly 1/0 (issue 14
+    item 18): ROC AUC is the mean over the labels where it is defined, nothing is NaN or raises, and
+    a constant multitarget column predicted exactly scores as scikit-learn says."""
+    ds = load("emotions")
+    y, pred = fit_predict(ds)
+    n = len(y)
+    probas = list(pred.probas)
+    values = list(pred.values)
+    probas[2] = np.column_stack([np.ones(n), np.zeros(n)])  # "always 0", as the models now predict
+    values[2] = np.zeros(n, dtype=int)
+    const = Prediction(values, probas, list(pred.classes))
+    Y = y.to_numpy(dtype=int)
+    for y_true in (y, y.assign(**{y.columns[2]: 0})):  # the label occurs in the test rows, or not
+        got = compute_metrics(ds.task, y_true, const)
+        assert all(math.isfinite(v) for v in got.values()), got
+        Yt = y_true.to_numpy(dtype=int)
+        defined = [j for j in range(Y.shape[1]) if 0 < Yt[:, j].sum() < n]
+        S = [probas[j][:, 1] for j in range(Y.shape[1])]  # type: ignore[index]
+        ref = np.mean([skm.roc_auc_score(Yt[:, j], S[j]) for j in defined])
+        assert got["roc_auc_macro"] == pytest.approx(ref)
+        Pv = np.column_stack(values).astype(int)
+        assert got["hamming_loss"] == pytest.approx(skm.hamming_loss(Yt, Pv))
+    mt = load("enb")
+    y, pred = fit_predict(mt)
+    y0 = y.assign(**{y.columns[1]: 3.0})
+    const = Prediction([pred.values[0], np.full(len(y), 3.0)], [None, None], [None, None])
+    got = compute_metrics(mt.task, y0, const)
+    P = np.column_stack(const.values)
+    assert got["r2_mean"] == pytest.approx(skm.r2_score(y0.to_numpy(dtype=float), P))
+    assert got["rmse_mean"] == pytest.approx(skm.root_mean_squared_error(y.iloc[:, 0], P[:, 0]) / 2)
+
+
 def test_multitarget_matches_sklearn(load) -> None:
     ds = load("enb")
     y, pred = fit_predict(ds)

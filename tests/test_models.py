@@ -253,10 +253,68 @@ def test_multilabel_constant_label_keeps_two_classes(load) -> None:
         pred = m.predict_task(ds.X)
         j = list(ds.task.targets).index("orange")
         assert list(pred.classes[j]) == [0, 1] and pred.probas[j].shape == (ds.n_rows, 2)
-        if model_name == "mlp":  # one sigmoid output per label, trained towards 0
-            assert pred.probas[j][:, 1].mean() < 0.1
-        else:  # a constant model
-            assert np.allclose(pred.probas[j][:, 1], 0.0) and np.all(pred.values[j] == 0)
+        # the constant is predicted for every strategy (the native MLP used to learn towards it)
+        assert np.all(pred.probas[j][:, 1] == 0.0) and np.all(pred.values[j] == 0)
+        assert m.constant_targets_ == ["orange"]
+
+
+def test_multilabel_label_absent_from_training_fits_predicts_and_scores(load_corpus, corpus_dir) -> None:
+    """Issue 14 item 18: a training file without any "orange" flag is accepted (it used to be refused
+    by the loader), every strategy predicts probability 0/1 for the constant label, the other labels
+    are learned, and the metrics over the test rows (where "orange" occurs) are finite."""
+    from metalearn.data.loading import Corpus, load_frame_file
+    from metalearn.data.metrics import compute_metrics
+    from metalearn.data.validation import prepare_frame
+
+    entry = Corpus(corpus_dir).entry("flags")
+    raw = load_frame_file(entry.file)
+    targets = list(entry.targets)
+    train = prepare_frame(raw[raw["orange"] == 0].reset_index(drop=True), targets, name="flags-train")
+    test = prepare_frame(raw, targets, name="flags-all")
+    assert train.task.kind is TaskKind.MULTILABEL and (train.y["orange"] == 0).all()
+    space = get_space(train.task)
+    j = targets.index("orange")
+    for strategy, model_name in (("native", "rf"), ("binary_relevance", "linear"), ("chain", "knn")):
+        v = space.validate({"model": model_name, "ml_strategy": strategy}, fill_defaults=True)
+        m = space.build(v, train.task, train.categorical).fit(train.X, train.y)
+        assert m.constant_targets_ == ["orange"]
+        pred = m.predict_task(test.X)
+        check_prediction(pred, test, np.arange(test.n_rows), train.y)
+        assert np.all(pred.probas[j] == [1.0, 0.0])
+        scores = compute_metrics(train.task, test.y, pred)
+        assert all(math.isfinite(x) for x in scores.values()), scores
+        assert scores["roc_auc_macro"] > 0.6
+
+
+def test_multitarget_constant_column_is_predicted_constant(load) -> None:
+    """A multitarget column constant in the training rows ("x-class" flares: 0 in 316 of 323 rows) is
+    predicted as that constant by every strategy; the other targets are learned and scored."""
+    from metalearn.data.metrics import compute_metrics
+
+    ds = load("sf1")
+    space = get_space(ds.task)
+    j = list(ds.task.targets).index("x-class")
+    rows = np.flatnonzero(ds.y["x-class"].to_numpy() == 0)
+    for strategy, model_name in (
+        ("native", "rf"),
+        ("native", "mlp"),
+        ("per_target", "linear"),
+        ("chain", "knn"),
+    ):
+        v = space.validate({"model": model_name, "mt_strategy": strategy}, fill_defaults=True)
+        m = space.build(v, ds.task, ds.categorical).fit(ds.X.iloc[rows], ds.y.iloc[rows])
+        assert m.constant_targets_ == ["x-class"]
+        pred = m.predict_task(ds.X)
+        check_prediction(pred, ds, np.arange(ds.n_rows), ds.y.iloc[rows])
+        assert np.all(pred.values[j] == 0.0)
+        scores = compute_metrics(ds.task, ds.y, pred)
+        assert all(math.isfinite(x) for x in scores.values()), scores
+    # every target constant: no estimator at all, the constants are predicted
+    y0 = ds.y.iloc[rows[:50]] * 0.0 + 2.0
+    v = space.validate({"model": "rf"}, fill_defaults=True)
+    m = space.build(v, ds.task, ds.categorical).fit(ds.X.iloc[rows[:50]], y0)
+    assert m.constant_targets_ == list(ds.task.targets)
+    assert all(np.all(p == 2.0) for p in m.predict_task(ds.X).values)
 
 
 def test_missing_values_unseen_categories_and_column_order(load) -> None:

@@ -5,7 +5,9 @@ OpenML, API uploads), so every dataset in metalearn obeys the same rules:
 
 - column names are strings and unique; the target columns exist and are not among the features;
 - there is at least :data:`MIN_ROWS` rows and one feature column;
-- targets have no missing or infinite values; a classification target has at least two classes;
+- targets have no missing or infinite values; a classification target has at least two classes,
+  except that a multilabel label or a multitarget column may be constant (a rare label absent from a
+  split: the task models predict the constant for it and list it in ``constant_targets_``);
 - no feature holds infinite values and no feature column is entirely missing;
 - features: ``category`` columns stay categorical, ``object`` / string / ``bool`` columns become
   ``category`` with string categories (bytes decoded), every other column is numeric ``float64``;
@@ -136,11 +138,8 @@ def _convert_targets(y: pd.DataFrame, task: Task, dataset: str) -> pd.DataFrame:
         s = y[col]
         if task.kind is TaskKind.MULTILABEL:
             out = _numeric_target(s).astype(np.int64)
-            if out.nunique() < 2:
-                raise DataError(
-                    f"label {col!r} of {dataset!r} is constant (always {int(out.iloc[0])}); "
-                    "drop that label column, a model cannot learn it"
-                )
+            if out.nunique() < 2:  # a rare label absent from these rows: the models predict it constant
+                log.info("%s: label %r is constant (always %d)", dataset, col, int(out.iloc[0]))
         elif tk is TaskKind.REGRESSION:
             out = _numeric_target(s)
             if not np.isfinite(out.to_numpy()).all():

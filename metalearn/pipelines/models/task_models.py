@@ -6,6 +6,11 @@ strategy. Class targets are label-encoded internally; predictions carry the orig
 in ``classes`` and the matching probability columns. A class target with a single class in the training
 data gets a constant model; classes absent from the training data are simply not in ``classes``.
 Rows whose target is missing are ignored for that target.
+
+A multilabel label or a multitarget column that is constant in the training data (a rare label absent
+from a split) is not given to the estimator: the model predicts the constant for it (probability 1.0
+for the seen label, 0.0 for the other), as scikit-learn's multi-output wrappers do, and lists its
+name in ``constant_targets_`` so a summary can say so.
 """
 
 from __future__ import annotations
@@ -327,21 +332,34 @@ class MultiLabelModel(_TaskModelBase):
             raise DataError("fewer than two rows have every label present; give rows with complete labels")
         C = codes_all[present].astype(np.int64)
         Xp = X[present] if isinstance(X, pd.DataFrame) else np.asarray(X)[present]
+        varying = [j for j in range(C.shape[1]) if np.unique(C[:, j]).size > 1]
+        self.constant_targets_ = [str(yf.columns[j]) for j in range(C.shape[1]) if j not in varying]
+        self.constant_codes_ = {j: int(C[0, j]) for j in range(C.shape[1]) if j not in varying}
+        self.fitted_columns_ = varying
+        # one varying label left: a plain classifier (a multi-output estimator would see a 1-column y)
+        self.fit_strategy_ = "binary_relevance" if len(varying) == 1 else self.strategy
+        Cv = C[:, varying]
         with _quiet():
             self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, Xp, C)
-            if self.strategy == "native":
-                self.estimator_ = clone(self.estimator).fit(Xt, C)
-            elif self.strategy == "binary_relevance":
-                base = split_budget(self.estimator, C.shape[1])
-                self.estimator_ = [fit_classifier(base, Xt, C[:, j]) for j in range(C.shape[1])]
+            if not varying:
+                self.estimator_: Any = None
+            elif self.fit_strategy_ == "native":
+                self.estimator_ = clone(self.estimator).fit(Xt, Cv)
+            elif self.fit_strategy_ == "binary_relevance":
+                base = split_budget(self.estimator, Cv.shape[1])
+                self.estimator_ = [fit_classifier(base, Xt, Cv[:, j]) for j in range(Cv.shape[1])]
             else:
-                self.estimator_ = _ClassifierChainModel(split_budget(self.estimator, C.shape[1])).fit(Xt, C)
+                self.estimator_ = _ClassifierChainModel(split_budget(self.estimator, Cv.shape[1])).fit(Xt, Cv)
         return self
 
     def _raw_probas(self, Xt: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        if self.strategy == "binary_relevance":
+        """``(proba, estimator classes)`` of each fitted (not constant) label."""
+        strategy = getattr(self, "fit_strategy_", self.strategy)
+        if self.estimator_ is None:
+            return []
+        if strategy == "binary_relevance":
             return [(np.asarray(e.predict_proba(Xt)), e.classes_) for e in self.estimator_]
-        if self.strategy == "chain":
+        if strategy == "chain":
             return self.estimator_.predict_probas(Xt)
         est = self.estimator_
         proba = est.predict_proba(Xt)
@@ -357,10 +375,21 @@ class MultiLabelModel(_TaskModelBase):
         check_is_fitted(self, "estimator_")
         with _quiet():
             Xt = _transform(self.preprocessor_, X)
-            raw = self._raw_probas(Xt)
+            fitted = dict(
+                zip(
+                    getattr(self, "fitted_columns_", range(len(self.classes_))),
+                    self._raw_probas(Xt),
+                    strict=True,
+                )
+            )
+        constant: dict[int, int] = getattr(self, "constant_codes_", {})
         values: list[np.ndarray] = []
         probas: list[np.ndarray | None] = []
-        for (proba, est_classes), classes in zip(raw, self.classes_, strict=True):
+        for j, classes in enumerate(self.classes_):
+            if j in constant:  # constant in training: probability 1 for its value, 0 for the other
+                proba, est_classes = np.ones((Xt.shape[0], 1)), np.array([constant[j]])
+            else:
+                proba, est_classes = fitted[j]
             v, p = class_outputs(full_proba(proba, est_classes, classes.size), classes)
             values.append(v)
             probas.append(p)
@@ -391,28 +420,42 @@ class MultiTargetModel(_TaskModelBase):
         if present.sum() < 2:
             raise DataError("fewer than two rows have every target present; give rows with complete targets")
         Y = Y[present]
+        varying = [j for j in range(Y.shape[1]) if np.any(Y[:, j] != Y[0, j])]
+        constant = [j for j in range(Y.shape[1]) if j not in varying]
+        self.constant_targets_ = [str(yf.columns[j]) for j in constant]
+        self.fitted_columns_ = varying
         self.y_mean_ = Y.mean(axis=0)
+        self.y_mean_[constant] = Y[0, constant]  # predicted exactly
         sd = Y.std(axis=0)
         self.y_scale_ = np.where(sd > 1e-12, sd, 1.0)
         Ys = (Y - self.y_mean_) / self.y_scale_
         Xp = X[present] if isinstance(X, pd.DataFrame) else np.asarray(X)[present]
         with _quiet():
             self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, Xp, Ys)
-            if self.strategy == "native":
-                est: Any = clone(self.estimator)
-            elif self.strategy == "per_target":
-                est = MultiOutputRegressor(split_budget(self.estimator, Y.shape[1]))
+            if not varying:
+                self.estimator_: Any = None
+            elif len(varying) == 1 and Y.shape[1] > 1:  # one target left: a plain regressor on 1-d y
+                self.estimator_ = clone(self.estimator).fit(Xt, Ys[:, varying[0]])
             else:
-                est = RegressorChain(split_budget(self.estimator, Y.shape[1]))
-            self.estimator_ = est.fit(Xt, Ys)
+                if self.strategy == "native":
+                    est: Any = clone(self.estimator)
+                elif self.strategy == "per_target":
+                    est = MultiOutputRegressor(split_budget(self.estimator, len(varying)))
+                else:
+                    est = RegressorChain(split_budget(self.estimator, len(varying)))
+                self.estimator_ = est.fit(Xt, Ys[:, varying])
         self.n_targets_ = Y.shape[1]
         return self
 
     def predict_task(self, X: pd.DataFrame) -> Prediction:
         check_is_fitted(self, "estimator_")
+        varying = getattr(self, "fitted_columns_", list(range(self.n_targets_)))
         with _quiet():
-            out = np.asarray(self.estimator_.predict(_transform(self.preprocessor_, X)), dtype=np.float64)
-        out = out.reshape(out.shape[0], -1)
+            Xt = _transform(self.preprocessor_, X)
+            out = np.zeros((Xt.shape[0], self.n_targets_))  # constant targets: 0 -> their value
+            if self.estimator_ is not None:
+                fitted = np.asarray(self.estimator_.predict(Xt), dtype=np.float64)
+                out[:, varying] = fitted.reshape(fitted.shape[0], -1)
         out = np.where(np.isfinite(out), out, 0.0) * self.y_scale_ + self.y_mean_
         return Prediction(
             values=[out[:, j].copy() for j in range(self.n_targets_)],
