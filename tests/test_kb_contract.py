@@ -303,6 +303,22 @@ def test_bad_records_are_rejected_with_input_errors(kb: KnowledgeBase) -> None:
     assert kb.stats()["datasets"] == 0
 
 
+def test_records_are_stored_in_their_plain_form_on_every_backend(kb: KnowledgeBase) -> None:
+    """Enum members and numpy numbers go in; plain str and int come out, the same from either backend."""
+    import numpy as np
+
+    from metalearn.data.task import TaskKind
+
+    kb.put_dataset(dataset(1, kind=TaskKind.BINARY, n_rows=np.int64(40), target_kinds=(TaskKind.BINARY,)))
+    got = kb.list_datasets()[0]
+    assert (got.kind, got.n_rows, got.target_kinds) == ("binary", 40, ("binary",))
+    assert type(got.kind) is str and type(got.n_rows) is int and type(got.target_kinds[0]) is str
+    with pytest.raises(InputError, match="field dataset_id must be a non-empty string"):
+        kb.put_dataset(dataset(2, dataset_id=""))
+    with pytest.raises(InputError, match="field targets must be a tuple of strings"):
+        kb.put_dataset(dataset(3, targets="y"))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # 3. atomic writes and transactions
 # ----------------------------------------------------------------------------------------------------------

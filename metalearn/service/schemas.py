@@ -1,17 +1,25 @@
 """Request and response models of the HTTP API (requests and responses are separate models).
 
-Floats that may be unknown (NaN in the KB) are ``float | None`` and travel as JSON ``null``.
+Floats that may be unknown (NaN in the KB) are ``float | None`` and travel as JSON ``null``. The models of
+KB records are derived from the record dataclasses (:func:`record_model`), so a record field is declared once.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+import operator
+import types
+import typing
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
+from metalearn.data.numbers import finite_or_none, json_safe
 from metalearn.data.task import TaskKind
+from metalearn.kb.records import ConfigurationRecord, DatasetRecord, RunRecord
 
 T = TypeVar("T")
 
@@ -22,28 +30,7 @@ MAX_METAFEATURES = 5000
 MAX_EXCLUDE = 10_000
 
 
-def finite_or_none(x: Any) -> float | None:
-    """``x`` as a float, or None when it is missing, NaN or infinite."""
-    if x is None:
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def clean_json(obj: Any) -> Any:
-    """``obj`` with every non-finite float replaced by None and numpy scalars unwrapped (JSON-safe)."""
-    if isinstance(obj, dict):
-        return {str(k): clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [clean_json(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, str | bytes):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+__all__ = ["finite_or_none", "json_safe"]  # routers take the shared NaN helpers from here too
 
 
 # ------------------------------------------------------------------------------------------ generic
@@ -63,19 +50,41 @@ class Message(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------ KB records
-class DatasetOut(BaseModel):
-    dataset_id: str
-    name: str
-    kind: str
-    n_rows: int
-    n_features: int
-    n_categorical: int
-    n_targets: int
-    targets: list[str]
-    target_kinds: list[str]
-    origin: str
-    openml_id: int | None = None
-    created_at: datetime
+def _json_type(tp: Any) -> Any:
+    """The type a record field has in JSON, as :func:`json_safe` makes it: a float may be null (NaN),
+    a tuple is a list."""
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if tp is float:
+        return float | None
+    if origin is tuple:
+        return types.GenericAlias(list, (_json_type(args[0]),))
+    if origin is dict:
+        return types.GenericAlias(dict, (args[0], _json_type(args[1])))
+    if args and type(None) in args:
+        return functools.reduce(operator.or_, [_json_type(a) for a in args])
+    return tp
+
+
+def record_model(record: type) -> type[BaseModel]:
+    """The response model of a KB record dataclass: its fields in order, typed as :func:`record_json`
+    gives them; a field that may be None defaults to null, every other one is required."""
+    hints = typing.get_type_hints(record)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        nullable = type(None) in typing.get_args(hints[f.name])
+        fields[f.name] = (_json_type(hints[f.name]), None if nullable else ...)
+    return create_model(f"{record.__name__}Fields", __module__=__name__, **fields)
+
+
+def record_json(record: Any) -> dict[str, Any]:
+    """A KB record as its response model takes it (NaN/inf -> None, tuples -> lists)."""
+    return json_safe({f.name: getattr(record, f.name) for f in dataclasses.fields(record)})
+
+
+# The classes take their fields from the record dataclasses (no docstrings: they would enter the OpenAPI).
+class DatasetOut(record_model(DatasetRecord)):  # type: ignore[misc]
+    pass
 
 
 class DatasetDetail(DatasetOut):
@@ -86,32 +95,12 @@ class DatasetDetail(DatasetOut):
     )
 
 
-class RunOut(BaseModel):
-    run_id: str
-    dataset_id: str
-    config_id: str
-    protocol: str
-    status: str
-    metric: str
-    score: float | None
-    cost: float | None
-    metrics: dict[str, float | None]
-    fit_seconds: float | None
-    predict_seconds: float | None
-    error: str
-    source: str
-    search_id: str | None = None
-    budget: float | None = None
-    n_rows_used: int | None = None
-    created_at: datetime
+class RunOut(record_model(RunRecord)):  # type: ignore[misc]
+    pass
 
 
-class ConfigurationOut(BaseModel):
-    config_id: str
-    space: str
-    space_version: str
-    values: dict[str, Any]
-    created_at: datetime
+class ConfigurationOut(record_model(ConfigurationRecord)):  # type: ignore[misc]
+    pass
 
 
 # ------------------------------------------------------------------------------------- recommendations

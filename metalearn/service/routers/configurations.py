@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from metalearn.service.deps import KBDep, ReadAccess
-from metalearn.service.schemas import ID_PATTERN, ConfigurationOut, Message, clean_json
+from metalearn.service.schemas import ID_PATTERN, ConfigurationOut, Message, record_json
 
 router = APIRouter(prefix="/configurations", tags=["knowledge base"], dependencies=[ReadAccess])
 
@@ -21,11 +21,4 @@ ConfigId = Annotated[str, Path(pattern=ID_PATTERN, description="Configuration id
     summary="One configuration and its hyperparameter values",
 )
 def get_configuration(config_id: ConfigId, kb: KBDep) -> ConfigurationOut:
-    c = kb.get_configuration(config_id)
-    return ConfigurationOut(
-        config_id=c.config_id,
-        space=c.space,
-        space_version=c.space_version,
-        values=clean_json(dict(c.values)),
-        created_at=c.created_at,
-    )
+    return ConfigurationOut.model_validate(record_json(kb.get_configuration(config_id)))

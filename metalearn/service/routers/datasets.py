@@ -8,7 +8,6 @@ from fastapi import APIRouter, Path, Query
 
 from metalearn.data.errors import NotFoundError
 from metalearn.data.task import TaskKind
-from metalearn.kb.records import DatasetRecord, RunRecord
 from metalearn.service.deps import KBDep, MetaFeatureVersionDep, PageDep, ReadAccess
 from metalearn.service.schemas import (
     ID_PATTERN,
@@ -17,51 +16,13 @@ from metalearn.service.schemas import (
     Message,
     Page,
     RunOut,
-    finite_or_none,
+    json_safe,
+    record_json,
 )
 
 router = APIRouter(prefix="/datasets", tags=["knowledge base"], dependencies=[ReadAccess])
 
 DatasetId = Annotated[str, Path(pattern=ID_PATTERN, description="Dataset id (content fingerprint).")]
-
-
-def dataset_out(d: DatasetRecord) -> dict[str, object]:
-    return {
-        "dataset_id": d.dataset_id,
-        "name": d.name,
-        "kind": d.kind,
-        "n_rows": d.n_rows,
-        "n_features": d.n_features,
-        "n_categorical": d.n_categorical,
-        "n_targets": d.n_targets,
-        "targets": list(d.targets),
-        "target_kinds": list(d.target_kinds),
-        "origin": d.origin,
-        "openml_id": d.openml_id,
-        "created_at": d.created_at,
-    }
-
-
-def run_out(r: RunRecord) -> RunOut:
-    return RunOut(
-        run_id=r.run_id,
-        dataset_id=r.dataset_id,
-        config_id=r.config_id,
-        protocol=r.protocol,
-        status=r.status,
-        metric=r.metric,
-        score=finite_or_none(r.score),
-        cost=finite_or_none(r.cost),
-        metrics={str(k): finite_or_none(v) for k, v in (r.metrics or {}).items()},
-        fit_seconds=finite_or_none(r.fit_seconds),
-        predict_seconds=finite_or_none(r.predict_seconds),
-        error=r.error,
-        source=r.source,
-        search_id=r.search_id,
-        budget=finite_or_none(r.budget),
-        n_rows_used=r.n_rows_used,
-        created_at=r.created_at,
-    )
 
 
 @router.get("", response_model=Page[DatasetOut], summary="Datasets, oldest first, optionally of one kind")
@@ -72,7 +33,7 @@ def list_datasets(
 ) -> Page[DatasetOut]:
     limit, offset = page
     rows = kb.list_datasets(kind=None if kind is None else str(kind), limit=limit + 1, offset=offset)
-    items = [DatasetOut.model_validate(dataset_out(d)) for d in rows[:limit]]
+    items = [DatasetOut.model_validate(record_json(d)) for d in rows[:limit]]
     return Page[DatasetOut](
         items=items, limit=limit, offset=offset, next_offset=offset + limit if len(rows) > limit else None
     )
@@ -88,11 +49,11 @@ def get_dataset(dataset_id: DatasetId, kb: KBDep, mf_version: MetaFeatureVersion
     d = kb.get_dataset(dataset_id)
     try:
         mf = kb.get_metafeatures(dataset_id, mf_version)
-        values: dict[str, float | None] | None = {k: finite_or_none(v) for k, v in mf.values.items()}
+        values: dict[str, float | None] | None = json_safe(mf.values)
     except NotFoundError:
         values = None
     return DatasetDetail.model_validate(
-        {**dataset_out(d), "metafeature_version": mf_version, "metafeatures": values}
+        {**record_json(d), "metafeature_version": mf_version, "metafeatures": values}
     )
 
 
@@ -119,7 +80,7 @@ def list_dataset_runs(
         dataset_id=dataset_id, search_id=search_id, status=status, limit=limit + 1, offset=offset
     )
     return Page[RunOut](
-        items=[run_out(r) for r in rows[:limit]],
+        items=[RunOut.model_validate(record_json(r)) for r in rows[:limit]],
         limit=limit,
         offset=offset,
         next_offset=offset + limit if len(rows) > limit else None,

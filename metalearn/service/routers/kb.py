@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from metalearn.service.deps import KBDep, MetaFeatureVersionDep, ReadAccess
-from metalearn.service.schemas import clean_json
+from metalearn.service.schemas import json_safe
 
 router = APIRouter(prefix="/kb", tags=["knowledge base"], dependencies=[ReadAccess])
 
@@ -18,6 +18,6 @@ router = APIRouter(prefix="/kb", tags=["knowledge base"], dependencies=[ReadAcce
 )
 async def kb_stats(kb: KBDep, mf_version: MetaFeatureVersionDep) -> dict[str, Any]:
     stats = await run_in_threadpool(kb.stats)
-    out = clean_json(dict(stats))
+    out = json_safe(dict(stats))
     out["metafeature_version"] = mf_version
     return out
