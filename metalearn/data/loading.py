@@ -16,8 +16,9 @@ import json
 import math
 import os
 import re
+import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,15 @@ SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq", "
 
 #: Environment variable naming the corpus directory.
 CORPUS_ENV = "METALEARN_CORPUS"
+
+#: Environment variable bounding what a compressed data file (``.gz``, parquet) may expand to, in MiB
+#: (``0``: no bound); :func:`load_frame_file` refuses a larger file before building its table.
+MAX_DECOMPRESSED_ENV = "METALEARN_MAX_DECOMPRESSED_MB"
+#: The bound when ``METALEARN_MAX_DECOMPRESSED_MB`` is not set. Parsing needs up to ~13x the text in
+#: memory (600 MiB of '0,0,...' took 7.8 GB), so this keeps a small file's worst case near 7 GB.
+DEFAULT_MAX_DECOMPRESSED_MB = 512
+_MIB = 1024 * 1024
+_BLOCK = _MIB
 
 
 def _one_line(err: BaseException) -> str:
@@ -64,6 +74,260 @@ def _stem(path: Path) -> str:
         if lower.endswith(suffix):
             return name[: -len(suffix)] or name
     return path.stem
+
+
+# -------------------------------------------------------------------------------------------- limits
+
+
+class DataTooLargeError(FileFormatError):
+    """A data file exceeds a read limit (decompressed size, rows, columns, values) or the memory."""
+
+    http_status = 413
+
+
+def _size_text(n: int) -> str:
+    return f"{n // _MIB} MiB" if n >= _MIB and n % _MIB == 0 else f"{n} bytes"
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds :func:`load_frame_file` checks while it streams a file, before the table is built.
+
+    ``max_bytes`` bounds what a compressed file (``.gz``, parquet) expands to; ``max_rows``,
+    ``max_columns`` and ``max_cells`` (rows x columns) the table. ``None``: no bound. ``advice`` maps
+    ``"bytes"``/``"rows"``/``"columns"``/``"cells"`` to the end of the message (how to change the limit).
+    """
+
+    max_bytes: int | None = None
+    max_rows: int | None = None
+    max_columns: int | None = None
+    max_cells: int | None = None
+    advice: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_env(cls) -> ReadLimits:
+        """The command line's bound: ``$METALEARN_MAX_DECOMPRESSED_MB`` MiB (default 512; 0: none)."""
+        raw = os.environ.get(MAX_DECOMPRESSED_ENV, "").strip()
+        try:
+            mb = float(raw) if raw else float(DEFAULT_MAX_DECOMPRESSED_MB)
+        except ValueError:
+            raise InputError(
+                f"{MAX_DECOMPRESSED_ENV}={raw!r} is not a number; set it to a size in MiB (0: no limit)"
+            ) from None
+        if not math.isfinite(mb) or mb < 0:
+            raise InputError(f"{MAX_DECOMPRESSED_ENV}={raw!r} must be a size in MiB >= 0 (0: no limit)")
+        if mb == 0:
+            return cls()
+        limit = int(mb * _MIB)
+        return cls(
+            max_bytes=limit,
+            advice={
+                "bytes": f"the limit is {MAX_DECOMPRESSED_ENV}={raw or DEFAULT_MAX_DECOMPRESSED_MB}; "
+                f"set it higher (in MiB, 0: no limit) to read this file"
+            },
+        )
+
+    @property
+    def counts_shape(self) -> bool:
+        return self.max_rows is not None or self.max_columns is not None or self.max_cells is not None
+
+    def _advice(self, key: str, limit: int) -> str:
+        return self.advice.get(key) or f"at most {limit} are accepted"
+
+    def check_bytes(self, name: str, n: int, exact: bool = True) -> None:
+        if self.max_bytes is not None and n > self.max_bytes:
+            what = f"more than {_size_text(self.max_bytes)}" if exact else f"about {_size_text(n)}"
+            advice = self.advice.get("bytes") or f"at most {_size_text(self.max_bytes)} is accepted"
+            raise DataTooLargeError(f"{name!r} decompresses to {what}; {advice}")
+
+    def check_shape(
+        self, name: str, rows: int, columns: int, rows_final: bool = True, columns_final: bool = True
+    ) -> None:
+        """Refuse ``rows`` x ``columns`` (lower bounds while the file streams: not ``*_final``)."""
+        least_rows = "" if rows_final else "at least "
+        least_columns = "" if columns_final else "at least "
+        if self.max_columns is not None and columns > self.max_columns:
+            raise DataTooLargeError(
+                f"{name!r} has {least_columns}{columns} columns; {self._advice('columns', self.max_columns)}"
+            )
+        if self.max_rows is not None and rows > self.max_rows:
+            raise DataTooLargeError(
+                f"{name!r} has {least_rows}{rows} rows; {self._advice('rows', self.max_rows)}"
+            )
+        if self.max_cells is not None and rows * columns > self.max_cells:
+            least = least_rows or least_columns
+            raise DataTooLargeError(
+                f"{name!r} has {least}{rows} rows x {columns} columns = {rows * columns} values; "
+                f"{self._advice('cells', self.max_cells)}"
+            )
+
+
+def _blocks(path: Path, limits: ReadLimits) -> Iterator[bytes]:
+    """The file's bytes (decompressed for ``.gz``) in blocks; the decompressed size is bounded."""
+    gz = path.name.lower().endswith(".gz")
+    total = 0
+    try:
+        with gzip.open(path, "rb") if gz else path.open("rb") as src:
+            while block := src.read(_BLOCK):
+                total += len(block)
+                if gz:
+                    limits.check_bytes(path.name, total)
+                yield block
+    except (OSError, EOFError, zlib.error) as err:
+        what = "decompress" if gz else "read"
+        raise FileFormatError(f"cannot {what} {path.name!r}: {_one_line(err)}") from None
+
+
+class _CsvShape:
+    """Counts the records and the header's fields of CSV text fed in blocks, without parsing it.
+
+    Quote-aware (a separator or newline between double quotes does not count), blank lines are
+    skipped as pandas does; a ``,`` header without commas falls back to ``;`` / tab like ``_read_csv``.
+    """
+
+    def __init__(self, sep: str) -> None:
+        self.codes = [ord(s) for s in ([sep, ";", "\t"] if sep == "," else [sep])]
+        self.header_seps = [0] * len(self.codes)  # separators of the header read so far
+        self.header_done = False
+        self.quoted = False  # inside a quoted field at the end of what was fed
+        self.records = 0  # non-blank records ended so far, the header included
+        self.partial = 0  # bytes of the record being read
+        self.last_cr = False  # the last byte fed was '\r'
+
+    @property
+    def rows(self) -> int:
+        return max(self.records - 1, 0)
+
+    @property
+    def columns(self) -> int:
+        first = self.header_seps[0]
+        if self.header_done and first == 0:
+            other = next((n for n in self.header_seps[1:] if n), 0)
+            return other + 1
+        return first + 1  # while the header streams: a lower bound
+
+    def feed(self, block: bytes) -> None:
+        a = np.frombuffer(block, dtype=np.uint8)
+        if not a.size:
+            return
+        outside: np.ndarray | None = None
+        quote = a == 34
+        if self.quoted or quote.any():
+            inside = np.bitwise_xor.accumulate(quote) ^ self.quoted
+            outside = ~inside
+            self.quoted = bool(inside[-1])
+        newline = a == 10
+        if outside is not None:
+            newline &= outside
+        ends = np.flatnonzero(newline)
+        if ends.size:
+            starts = np.concatenate(([0], ends[:-1] + 1))
+            lengths = ends - starts
+            lengths[0] += self.partial
+            cr = np.zeros(ends.size, dtype=bool)
+            cr[ends > 0] = a[ends[ends > 0] - 1] == 13
+            cr[0] = cr[0] if ends[0] > 0 else self.last_cr
+            nonblank = (lengths - cr) > 0
+            self.records += int(np.count_nonzero(nonblank))
+            self.partial = int(a.size - ends[-1] - 1)
+            if not self.header_done and nonblank.any():
+                self._count_header(a[: ends[int(np.argmax(nonblank))]], outside)
+                self.header_done = True
+        else:
+            self.partial += int(a.size)
+        if not self.header_done:
+            self._count_header(a, outside)
+        self.last_cr = bool(a[-1] == 13)
+
+    def _count_header(self, part: np.ndarray, outside: np.ndarray | None) -> None:
+        for i, code in enumerate(self.codes):
+            hit = part == code
+            if outside is not None:
+                hit &= outside[: part.size]
+            self.header_seps[i] += int(np.count_nonzero(hit))
+
+    def finish(self) -> None:
+        if self.partial > int(self.last_cr):  # a last record without a newline
+            self.records += 1
+        self.header_done = True
+
+
+class _ArffShape:
+    """Counts ARFF attributes (columns) and data lines (rows) of text fed in blocks."""
+
+    def __init__(self) -> None:
+        self.in_data = False
+        self.header_done = False  # (the attributes end where the data starts)
+        self.columns = 0
+        self.rows = 0
+        self.head = b""  # the start of the line being read (enough to classify it)
+
+    def feed(self, block: bytes) -> None:
+        lines = block.split(b"\n")
+        for line in lines[:-1]:
+            self._line((self.head + line[:64]) if self.head else line[:64])
+            self.head = b""
+        self.head = (self.head + lines[-1][:64])[:64]
+
+    def _line(self, start: bytes) -> None:
+        text = start.strip().lower()
+        if self.in_data:
+            self.rows += bool(text) and not text.startswith(b"%")
+        elif text.startswith(b"@attribute"):
+            self.columns += 1
+        elif text.startswith(b"@data"):
+            self.in_data = self.header_done = True
+
+    def finish(self) -> None:
+        if self.head:
+            self._line(self.head)
+            self.head = b""
+
+
+#: In-memory width of parquet's physical types (variable-length values: a pointer at least).
+_PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
+
+
+def _check_parquet(path: Path, limits: ReadLimits) -> None:
+    """Refuse a parquet file whose metadata declares too many rows, columns or decompressed bytes."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception:  # not parquet at all: the reader reports it
+        return
+    limits.check_shape(path.name, meta.num_rows, meta.num_columns)
+    if limits.max_bytes is None:
+        return
+    size = 0
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        for j in range(group.num_columns):
+            col = group.column(j)
+            width = _PARQUET_WIDTH.get(col.physical_type, 8)
+            size += max(int(col.total_uncompressed_size), group.num_rows * width)
+        limits.check_bytes(path.name, size, exact=False)
+
+
+def _check_limits(path: Path, fmt: str, limits: ReadLimits) -> None:
+    """Stream the file once (bounded memory) and refuse it if it breaks ``limits``."""
+    if fmt == "parquet":
+        if limits.counts_shape or limits.max_bytes is not None:
+            _check_parquet(path, limits)
+        return
+    gz = path.name.lower().endswith(".gz")
+    if not limits.counts_shape and not (gz and limits.max_bytes is not None):
+        return
+    shape: _CsvShape | _ArffShape | None = None
+    if limits.counts_shape:
+        shape = _ArffShape() if fmt == "arff" else _CsvShape("\t" if fmt == "tsv" else ",")
+    for block in _blocks(path, limits):
+        if shape is not None:
+            shape.feed(block)
+            limits.check_shape(path.name, shape.rows, shape.columns, False, shape.header_done)
+    if shape is not None:
+        shape.finish()
+        limits.check_shape(path.name, shape.rows, shape.columns)
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -156,10 +420,12 @@ def _read_arff(path: Path) -> pd.DataFrame:
     return pd.DataFrame(columns, columns=names)
 
 
-def load_frame_file(path: str | Path) -> pd.DataFrame:
+def load_frame_file(path: str | Path, limits: ReadLimits | None = None) -> pd.DataFrame:
     """Read a ``.csv`` (``.csv.gz``, ``.tsv``), ``.parquet`` / ``.pq`` or ``.arff`` file as it is.
 
-    Raises :class:`DataFileNotFoundError` when the file does not exist and
+    ``limits`` (default: :meth:`ReadLimits.from_env`, the ``$METALEARN_MAX_DECOMPRESSED_MB`` bound) are
+    checked while the file streams, before the table is built. Raises :class:`DataFileNotFoundError`
+    when the file does not exist, :class:`DataTooLargeError` beyond a limit (or the memory) and
     :class:`FileFormatError` for an unknown extension or content the parser rejects.
     """
     path = Path(path).expanduser()
@@ -168,7 +434,9 @@ def load_frame_file(path: str | Path) -> pd.DataFrame:
         raise DataFileNotFoundError(f"data file {str(path)!r} does not exist; check the path")
     if path.is_dir():
         raise FileFormatError(f"{str(path)!r} is a directory, not a data file; give the file inside it")
+    limits = ReadLimits.from_env() if limits is None else limits
     try:
+        _check_limits(path, fmt, limits)
         if fmt in ("csv", "tsv"):
             return _read_csv(path, "\t" if fmt == "tsv" else ",")
         if fmt == "parquet":
@@ -182,8 +450,11 @@ def load_frame_file(path: str | Path) -> pd.DataFrame:
         raise FileFormatError(
             f"cannot parse {fmt.upper()} file {path.name!r}: not UTF-8 text ({_one_line(err)})"
         ) from None
-    except MemoryError:
-        raise
+    except MemoryError:  # pyarrow's ArrowMemoryError too
+        raise DataTooLargeError(
+            f"not enough memory to read {path.name!r} ({_size_text(path.stat().st_size)} on disk); "
+            "subsample it or use a machine with more memory"
+        ) from None
     except Exception as err:
         raise FileFormatError(
             f"cannot parse {fmt.upper()} file {path.name!r}: {_one_line(err)}; check that it is a valid {fmt} file"
