@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(default=1 * MIB, ge=1024, description="Largest accepted JSON request body.")
     max_rows: int = Field(default=1_000_000, ge=10, description="Most rows an uploaded dataset may have.")
     max_columns: int = Field(default=5_000, ge=2, description="Most columns an uploaded dataset may have.")
+    max_cells: int = Field(
+        default=20_000_000,
+        ge=20,
+        description="Most values (rows x columns) an uploaded dataset may have; bounds the memory an upload "
+        "takes (a compressed upload may expand to 10x max_upload_bytes).",
+    )
     max_page_size: int = Field(default=1000, ge=1, description="Largest `limit` of a paginated listing.")
 
     # -- searches ------------------------------------------------------------------------------------

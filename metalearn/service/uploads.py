@@ -2,18 +2,17 @@
 
 The upload is copied to a private temporary file (with the extension its name or content type
 implies) and read by :func:`metalearn.data.loading.load_frame_file` — CSV, TSV, parquet or ARFF, never pickle —
-then checked against the row/column limits and validated by :func:`metalearn.data.validation.prepare_frame`.
+which checks the decompressed size, row, column and value limits while it streams the file (before the
+table is built, so memory stays bounded); then it is validated by :func:`metalearn.data.validation.prepare_frame`.
 Every problem is a :class:`~metalearn.data.errors.MetaLearnError` with a one-line message (-> 4xx).
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
 import shutil
 import tempfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -21,7 +20,7 @@ from fastapi import HTTPException, UploadFile
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import DataError, FileFormatError, MetaLearnError, TargetError
-from metalearn.data.loading import SUPPORTED_SUFFIXES, load_frame_file
+from metalearn.data.loading import SUPPORTED_SUFFIXES, DataTooLargeError, ReadLimits, load_frame_file
 from metalearn.data.validation import prepare_frame
 from metalearn.service.settings import Settings
 
@@ -66,49 +65,23 @@ def _too_large(detail: str) -> HTTPException:
     return HTTPException(413, detail=detail)
 
 
-def _gunzip_bounded(path: Path, name: str, limit: int) -> Path:
-    """Decompress a ``.gz`` upload next to itself, refusing (413) output beyond ``limit`` bytes."""
-    out_path = path.with_name(path.name[: -len(".gz")])
-    total = 0
-    try:
-        with gzip.open(path, "rb") as src, out_path.open("wb") as out:
-            while chunk := src.read(1024 * 1024):
-                total += len(chunk)
-                if total > limit:
-                    raise _too_large(
-                        f"{name!r} decompresses to more than {limit} bytes; send a smaller file "
-                        f"(compressed uploads may expand to {EXPANSION_LIMIT}x METALEARN_MAX_UPLOAD_BYTES)"
-                    )
-                out.write(chunk)
-    except (OSError, EOFError, zlib.error) as err:
-        raise FileFormatError(f"cannot decompress the uploaded file {name!r}: {_one_line(err)}") from None
-    path.unlink()
-    return out_path
-
-
-def _check_parquet_shape(path: Path, name: str, settings: Settings) -> None:
-    """Refuse (413) a parquet upload whose metadata declares too many rows, columns or bytes."""
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.ParquetFile(path).metadata
-    except Exception as err:  # not parquet at all: let the loader report it
-        log.debug("parquet metadata unreadable: %s", err)
-        return
-    if meta.num_rows > settings.max_rows:
-        raise _too_large(
-            f"{name!r} has {meta.num_rows} rows; this server accepts at most {settings.max_rows}"
-        )
-    if meta.num_columns > settings.max_columns:
-        raise _too_large(
-            f"{name!r} has {meta.num_columns} columns; this server accepts at most {settings.max_columns}"
-        )
-    raw = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    limit = EXPANSION_LIMIT * settings.max_upload_bytes
-    if raw > limit:
-        raise _too_large(
-            f"{name!r} holds {raw} bytes of uncompressed data; this server accepts at most {limit}"
-        )
+def read_limits(settings: Settings) -> ReadLimits:
+    """The limits an upload is read under, each with how to change it."""
+    return ReadLimits(
+        max_bytes=EXPANSION_LIMIT * settings.max_upload_bytes,
+        max_rows=settings.max_rows,
+        max_columns=settings.max_columns,
+        max_cells=settings.max_cells,
+        advice={
+            "bytes": f"send a smaller file (compressed uploads may expand to {EXPANSION_LIMIT}x "
+            "METALEARN_MAX_UPLOAD_BYTES)",
+            "rows": f"this server accepts at most {settings.max_rows} (METALEARN_MAX_ROWS); subsample the data",
+            "columns": f"this server accepts at most {settings.max_columns} (METALEARN_MAX_COLUMNS); "
+            "select features first",
+            "cells": f"this server accepts at most {settings.max_cells} (METALEARN_MAX_CELLS); "
+            "subsample the rows or select features",
+        },
+    )
 
 
 def split_targets(targets: Sequence[str] | None) -> list[str]:
@@ -154,12 +127,10 @@ def read_upload(
             raise HTTPException(
                 413, detail=f"the upload is {size} bytes; uploads are limited to {settings.max_upload_bytes}"
             )
-        if suffix.endswith(".gz"):
-            path = _gunzip_bounded(path, name, EXPANSION_LIMIT * settings.max_upload_bytes)
-        elif suffix in (".parquet", ".pq"):
-            _check_parquet_shape(path, name, settings)
         try:
-            frame = load_frame_file(path)
+            frame = load_frame_file(path, read_limits(settings))
+        except DataTooLargeError as err:
+            raise _too_large(str(err).replace(path.name, f"{name}{suffix}")) from None
         except MetaLearnError as err:
             raise FileFormatError(str(err).replace(path.name, f"{name}{suffix}")) from None
         except (MemoryError, RecursionError):
