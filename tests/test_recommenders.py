@@ -486,7 +486,7 @@ def test_custom_strategy_callable_and_registry(cluster_kb) -> None:
     assert recs[0].strategy == "custom"
 
 
-def test_prepare_kb_aligns_metafeatures_with_regret_rows(cluster_kb) -> None:
+def test_prepare_matrix_aligns_metafeatures_with_regret_rows(cluster_kb) -> None:
     mf, runs = cluster_kb
     extra = pd.concat([mf, pd.DataFrame({"log_n_rows": [1.0]}, index=["no_runs"])])
     kb = prepare_matrix(extra.iloc[::-1], runs)  # order and extra rows do not matter
