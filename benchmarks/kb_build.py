@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO))
 
 from metalearn.data.loading import default_corpus_dir  # noqa: E402
 from metalearn.kb import open_kb  # noqa: E402
-from metalearn.offline.build import BuildSettings, build_kb, configure_dask, resolve_sources  # noqa: E402
+from metalearn.offline.build import BuildSettings, build_kb, resolve_sources  # noqa: E402
+from metalearn.runtime.executors import configure_dask  # noqa: E402
 
 #: small and medium corpus datasets of every kind (no tuning to them: they only carry the load)
 DEFAULT_DATASETS = (

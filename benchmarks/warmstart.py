@@ -41,9 +41,11 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from metalearn.benchmark.runner import BenchmarkSettings, RichProgress, run_benchmark  # noqa: E402
+from metalearn.benchmark.runner import run_benchmark  # noqa: E402
+from metalearn.benchmark.settings import BenchmarkSettings  # noqa: E402
 from metalearn.data.loading import Corpus, default_corpus_dir  # noqa: E402
 from metalearn.offline.build import DatasetSource  # noqa: E402
+from metalearn.runtime.progress import RichProgress  # noqa: E402
 
 #: datasets per task kind for 20 datasets (scaled for other counts)
 QUOTAS = {"binary": 6, "multiclass": 5, "regression": 5, "multilabel": 2, "multitarget": 2}

@@ -14,20 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metalearn.benchmark.report import compute_summary, mean_ci, regret_curve
-from metalearn.benchmark.runner import (
-    FLAML_HINT,
-    BenchmarkSettings,
+from metalearn.benchmark.datasets import (
     DatasetInfo,
-    ResultStore,
     leakage_exclusions,
-    load_frames,
     normalise_name,
-    parse_strategies,
-    recompute_report,
     resolve_benchmark_sources,
-    run_benchmark,
 )
+from metalearn.benchmark.report import compute_summary, mean_ci, regret_curve
+from metalearn.benchmark.runner import recompute_report, run_benchmark
+from metalearn.benchmark.settings import FLAML_HINT, BenchmarkSettings, parse_strategies
+from metalearn.benchmark.store import ResultStore, load_frames
 from metalearn.data.errors import InputError
 from metalearn.kb import open_kb
 from metalearn.offline.build import BuildSettings, DatasetSource, build_kb

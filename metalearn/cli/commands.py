@@ -441,12 +441,10 @@ def benchmark(
 
     Writes raw trajectories (results.duckdb + parquet), report.md and PNG plots to --out.
     """
-    from metalearn.benchmark.runner import (
-        BenchmarkSettings,
-        RichProgress,
-        resolve_benchmark_sources,
-        run_benchmark,
-    )
+    from metalearn.benchmark.datasets import resolve_benchmark_sources
+    from metalearn.benchmark.runner import run_benchmark
+    from metalearn.benchmark.settings import BenchmarkSettings
+    from metalearn.runtime.progress import RichProgress
 
     settings = BenchmarkSettings(
         strategies=tuple(s for s in strategies.split(",")), n_trials=trials, seeds=tuple(range(seeds)),

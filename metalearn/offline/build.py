@@ -21,14 +21,11 @@ process alone owns the DuckDB file and writes results as they come back.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import signal
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +36,8 @@ from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.records import ConfigurationRecord, RunRecord, dataset_record
 from metalearn.pipelines.spaces import get_space
+from metalearn.runtime.executors import Executor
+from metalearn.runtime.progress import NullProgress
 from metalearn.search.evaluation import EvalProtocol, evaluate_config, to_run_record
 
 SOURCE_EXPLORE = "build:explore"  # the per-dataset SMAC exploration
@@ -185,92 +184,6 @@ def _metafeature_task(source: DatasetSource, seed: int) -> tuple[Any, Any]:
 
 
 # ----------------------------------------------------------------------------------------- owner side
-def configure_dask() -> None:
-    """Dask settings for evaluation workers started by this process (``LocalCluster``).
-
-    - workers are not daemonic: a trial forks a child to enforce its time and memory limits;
-    - workers get one BLAS/OpenMP thread each, but *not* Dask's default ``MALLOC_TRIM_THRESHOLD_=65536``:
-      fixing glibc's trim threshold also freezes its mmap threshold at 128 KiB, so every larger numpy
-      temporary is mmap'ed and page-faulted afresh. Measured here: the same MLP trial took 2.7 s in a
-      plain process and 11-13 s in a default Dask worker (2.5-4x slower MLPs, 1.7x over a random sample
-      of configurations). Workers you start yourself for ``--scheduler`` should not set it either.
-    """
-    import dask
-
-    dask.config.set({
-        "distributed.worker.daemon": False,
-        "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
-                                                "OPENBLAS_NUM_THREADS": 1},
-    })
-
-
-@contextlib.contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT while worker processes are started, so they inherit "ignore" (a disposition
-    survives exec): a Ctrl-C in a terminal reaches the whole process group, and only the owner should
-    act on it — it stops, keeps every finished result, and shuts the workers down — instead of each
-    worker dying with its own KeyboardInterrupt traceback (and Dask's nanny restarting it)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def ignore_sigint() -> None:
-    """Process-pool initializer: the worker ignores SIGINT (see :func:`sigint_ignored`)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class _Executor:
-    """Either a Dask client (parallel) or inline execution (workers=1 and no scheduler)."""
-
-    def __init__(self, settings: BuildSettings) -> None:
-        self.client = None
-        self.cluster = None
-        if settings.scheduler or settings.workers > 1:
-            from distributed import Client, LocalCluster
-
-            configure_dask()
-            if settings.scheduler:
-                self.client = Client(settings.scheduler)
-            else:
-                with sigint_ignored():  # workers inherit it: Ctrl-C stops the owner, which closes them
-                    self.cluster = LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=True,
-                                                dashboard_address=None, memory_limit=0)
-                self.client = Client(self.cluster)
-
-    def map_unordered(self, fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]]) -> Iterable[tuple[int, Any]]:
-        if self.client is None:
-            for i, args in enumerate(jobs):
-                try:
-                    res = fn(*args)
-                except Exception as exc:  # as with Dask: one failed job is reported, the build goes on
-                    res = exc
-                yield i, res
-            return
-        from distributed import as_completed
-
-        futures = {}
-        for i, args in enumerate(jobs):
-            fut = self.client.submit(fn, *args, pure=False, key=f"{fn.__name__}-{i}-{time.time_ns()}")
-            futures[fut] = i
-        for fut in as_completed(list(futures)):
-            try:
-                yield futures[fut], fut.result()
-            except Exception as exc:  # a worker-level failure of one job: reported, the build goes on
-                yield futures[fut], exc
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-
 def build_kb(
     kb: KnowledgeBase,
     sources: Sequence[DatasetSource],
@@ -284,8 +197,8 @@ def build_kb(
     report = BuildReport()
     t0 = time.monotonic()
     protocol = settings.protocol
-    ex = _Executor(settings)
-    prog = progress or _NullProgress()
+    ex = Executor(settings.workers, pool="dask", scheduler=settings.scheduler)
+    prog = progress or NullProgress()
     try:
         # 1. register: datasets + meta-features (skip those already there)
         prog.phase("meta-features", len(sources))
@@ -299,8 +212,7 @@ def build_kb(
                 prog.advance()
             else:
                 todo.append(src)
-        for i, res in ex.map_unordered(_metafeature_task, [(s, settings.seed) for s in todo]):
-            src = todo[i]
+        for (src, _), res in ex.map_unordered(_metafeature_task, [(s, settings.seed) for s in todo]):
             if isinstance(res, Exception):
                 report.skipped.append((src.spec, f"{type(res).__name__}: {res}"))
             else:
@@ -339,9 +251,9 @@ def build_kb(
                  settings.memory_limit_mb, settings.seed)
                 for kind in sorted(by_kind) for did in by_kind[kind]
             ]
-            for i, res in ex.map_unordered(_explore_task, jobs):
+            for args, res in ex.map_unordered(_explore_task, jobs):
                 if isinstance(res, Exception):
-                    report.skipped.append((jobs[i][0].spec, f"exploration failed: {type(res).__name__}: {res}"))
+                    report.skipped.append((args[0].spec, f"exploration failed: {type(res).__name__}: {res}"))
                 else:
                     store(res)
                 prog.advance(failures=report.failures)
@@ -370,9 +282,9 @@ def build_kb(
         prog.phase("performance matrix", len(grid_jobs))
         batch: list[tuple[RunRecord, ConfigurationRecord]] = []
         last = time.monotonic()
-        for i, res in ex.map_unordered(_evaluate_task, grid_jobs):
+        for args, res in ex.map_unordered(_evaluate_task, grid_jobs):
             if isinstance(res, Exception):
-                report.skipped.append((grid_jobs[i][0].spec, f"evaluation failed: {type(res).__name__}: {res}"))
+                report.skipped.append((args[0].spec, f"evaluation failed: {type(res).__name__}: {res}"))
             else:
                 batch.append(res)
             if len(batch) >= 20 or time.monotonic() - last > 2.0:
@@ -381,6 +293,9 @@ def build_kb(
             prog.advance(failures=report.failures)
         store(batch)
         report.evaluations_done = sum(len(known_runs(did)) for did in registered)
+    except BaseException:  # Ctrl-C or an error: stop the workers without waiting for their jobs
+        ex.terminate()
+        raise
     finally:
         ex.close()
         report.seconds = time.monotonic() - t0
@@ -493,10 +408,3 @@ def resolve_sources(
         specs = [sp for sp in specs if not sp.startswith("corpus:") or c.entry(sp.split(":", 1)[1]).kind in allowed]
     return [DatasetSource(sp, corpus) for sp in specs], missing
 
-
-class _NullProgress:
-    def phase(self, name: str, total: int) -> None: ...
-
-    def advance(self, **fields: Any) -> None: ...
-
-    def close(self) -> None: ...

@@ -1,4 +1,4 @@
-"""Live progress displays (rich) for searches and builds."""
+"""Progress displays: live (rich) ones for searches, builds and benchmarks, and :class:`NullProgress`."""
 
 from __future__ import annotations
 
@@ -134,3 +134,28 @@ class BuildProgress:
 
     def close(self) -> None:
         pass
+
+
+class RichProgress(BuildProgress):
+    """The benchmark's progress display: :class:`BuildProgress` that ignores an item done before the
+    first phase."""
+
+    def __enter__(self) -> RichProgress:
+        super().__enter__()
+        return self
+
+    def advance(self, failures: int | None = None, text: str = "") -> None:
+        if self._task is not None:
+            super().advance(failures, text)
+
+
+class NullProgress:
+    """The progress interface of a KB build and a benchmark (all no-ops): see :class:`BuildProgress`."""
+
+    def phase(self, name: str, total: int, done: int = 0) -> None: ...
+
+    def advance(self, failures: int | None = None, text: str = "") -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,158 @@
+"""What a benchmark runs: its strategies (baselines, recommenders, FLAML) and :class:`BenchmarkSettings`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from metalearn.data.errors import InputError
+from metalearn.search.evaluation import EvalProtocol
+
+__all__ = [
+    "BASELINES",
+    "FLAML",
+    "FLAML_HINT",
+    "BenchmarkSettings",
+    "StrategySpec",
+    "all_strategies",
+    "parse_strategies",
+    "strategy_spec",
+]
+
+#: Strategies that are not recommenders.
+BASELINES: tuple[str, ...] = ("warm", "cold", "random")
+FLAML = "flaml"
+FLAML_HINT = "pip install metalearn[flaml]"
+
+
+# ------------------------------------------------------------------------------------------ strategies
+@dataclass(frozen=True)
+class StrategySpec:
+    """How a benchmark strategy searches: optimizer ``smac``/``random``/``flaml``, warm start, recommender."""
+
+    name: str
+    optimizer: str
+    warm_start: bool
+    recommender: str | None
+
+    @property
+    def has_trajectory(self) -> bool:
+        """Whether the strategy's per-trial CV scores are comparable with the others' (not FLAML)."""
+        return self.optimizer != FLAML
+
+
+def all_strategies() -> list[str]:
+    """Every strategy name: the baselines, one per recommender, and flaml."""
+    from metalearn.metalearning.advisor import Advisor
+
+    return [*BASELINES, *Advisor.strategies(), FLAML]
+
+
+def strategy_spec(name: str) -> StrategySpec:
+    from metalearn.metalearning.advisor import Advisor
+    from metalearn.metalearning.strategies import DEFAULT_STRATEGY
+
+    if name == "warm":
+        return StrategySpec(name, "smac", True, DEFAULT_STRATEGY)
+    if name == "cold":
+        return StrategySpec(name, "smac", False, None)
+    if name == "random":
+        return StrategySpec(name, "random", False, None)
+    if name == FLAML:
+        return StrategySpec(name, FLAML, False, None)
+    if name in Advisor.strategies():
+        return StrategySpec(name, "smac", True, name)
+    raise InputError(
+        f"unknown benchmark strategy {name!r}; choose from {', '.join(all_strategies())} (or 'all')"
+    )
+
+
+def parse_strategies(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"warm,cold,knn"`` (or a list, or ``"all"``) -> validated, de-duplicated strategy names."""
+    if text is None:
+        return BASELINES
+    items = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
+    items = [s for s in items if s]
+    if not items:
+        raise InputError("no strategies given; use e.g. --strategies warm,cold,random (or 'all')")
+    if items == ["all"]:
+        return tuple(all_strategies())
+    out: list[str] = []
+    for s in items:
+        strategy_spec(s)
+        if s not in out:
+            out.append(s)
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------------------------ settings
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """What a benchmark runs. Fields in :data:`COMPARABLE` must match when a benchmark is resumed."""
+
+    strategies: tuple[str, ...] = BASELINES
+    n_trials: int = 25
+    seeds: tuple[int, ...] = (0,)
+    time_limit: float | None = None  # wall-clock seconds per search (cell)
+    trial_time_limit: float | None = 60.0
+    memory_limit_mb: int | None = None
+    max_rows: int | None = 5000
+    n_folds: int = 3
+    test_size: float = 0.25
+    split_seed: int = 0
+    n_warm: int = 10
+    workers: int = 1
+    write_kb: bool = False
+    retry_failed: bool = False
+    dup_distance: float = 0.05  # meta-feature distance (mean |scaled difference|) of a near-duplicate
+
+    COMPARABLE = (
+        "n_trials",
+        "time_limit",
+        "trial_time_limit",
+        "max_rows",
+        "n_folds",
+        "test_size",
+        "split_seed",
+        "n_warm",
+        "dup_distance",
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strategies", parse_strategies(self.strategies))
+        if not isinstance(self.n_trials, int) or self.n_trials < 1:
+            raise InputError(f"--trials must be a positive integer, got {self.n_trials!r}")
+        seeds = tuple(int(s) for s in self.seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise InputError(f"seeds must be distinct integers (at least one), got {self.seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise InputError(f"--time-limit must be positive seconds, got {self.time_limit!r}")
+        if self.trial_time_limit is not None and not self.trial_time_limit > 0:
+            raise InputError(f"--trial-time-limit must be positive seconds, got {self.trial_time_limit!r}")
+        if self.max_rows is not None and self.max_rows < 50:
+            raise InputError(f"--max-rows must be at least 50, got {self.max_rows}")
+        if self.n_folds < 2:
+            raise InputError(f"--folds must be at least 2, got {self.n_folds}")
+        if not 0.05 <= self.test_size <= 0.5:
+            raise InputError(f"test_size must be in [0.05, 0.5], got {self.test_size}")
+        if self.n_warm < 1:
+            raise InputError(f"n_warm must be >= 1, got {self.n_warm}")
+        if self.workers < 1:
+            raise InputError(f"--workers must be >= 1, got {self.workers}")
+        if not self.dup_distance >= 0:
+            raise InputError(f"dup_distance must be >= 0, got {self.dup_distance}")
+
+    @property
+    def protocol(self) -> EvalProtocol:
+        return EvalProtocol(n_folds=self.n_folds, seed=self.split_seed)
+
+    def comparable(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.COMPARABLE}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["strategies"] = list(self.strategies)
+        d["seeds"] = list(self.seeds)
+        return d
