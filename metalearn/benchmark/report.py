@@ -1,6 +1,6 @@
 """Benchmark summary (HPO-B / AMLB style metrics), Markdown report and matplotlib plots.
 
-Everything here is computed from the raw stored tables of a benchmark (see :mod:`metalearn.benchmark.runner`):
+Everything here is computed from the raw stored tables of a benchmark (see :mod:`metalearn.benchmark.store`):
 ``datasets`` (one row per dataset), ``cells`` (one per dataset x strategy x seed) and ``trials`` (one per
 trial of a cell: the best CV score so far and the wall-clock time since the cell's search started).
 
@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from metalearn.data.numbers import json_safe
 
 __all__ = [
     "BUDGETS",
@@ -93,21 +95,6 @@ def regret_curve(best_scores: Sequence[float], best: float, worst: float, n_tria
 def _stat(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
     m, ci, n = mean_ci(values)
     return {"mean": m, "ci": ci, "n": n}
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, tuples -> lists, keys -> str."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_clean(v) for v in obj.tolist()]
-    if hasattr(obj, "item") and not isinstance(obj, str | bytes):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _json_list(text: Any) -> list[Any]:
@@ -341,7 +328,7 @@ def compute_summary(
         "failed_datasets": failed_datasets,
         "missing": list(missing),
     }
-    return _clean(summary)
+    return json_safe(summary)
 
 
 # ------------------------------------------------------------------------------------------ rendering

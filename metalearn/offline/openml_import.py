@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import Any
 
 from metalearn.data.errors import InputError, MetaLearnError, NotFoundError
 from metalearn.data.metrics import to_cost
+from metalearn.data.numbers import finite_or_none
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.records import ConfigurationRecord, DatasetRecord, RunRecord, run_id_for
@@ -161,7 +161,7 @@ def fetch_evaluations(
         return []
     out = []
     for e in raw.values():
-        value = _float(e.value)
+        value = finite_or_none(e.value)
         if value is None:
             continue
         out.append(
@@ -204,14 +204,6 @@ def fetch_setups(
                 for p in params.values()
             )
     return out
-
-
-def _float(x: Any) -> float | None:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _parse_value(raw: Any) -> Any:
