@@ -298,3 +298,26 @@ def test_suite_without_task_ids_offline_says_so(suites_dir: Path, monkeypatch: p
     assert all(e.tid is None for e in cc18.entries)
     with pytest.raises(OpenMLUnavailableError, match=r"no task id.*study 99.*unreachable"):
         with_task_ids(cc18)
+
+
+def test_cli_import_openml_offline_imports_nothing_and_says_so(
+    replay_openml, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Offline, a task whose dataset is cached but whose evaluations are not: nothing is imported, so
+    nothing is written (not even the dataset), the command exits non-zero, and the hint names the
+    option the user gave (--openml-cache), not the environment variable."""
+    from test_cli import empty_kb, kb_stats, run_cli
+
+    server, cache = replay_openml
+    url = server.url
+    server.__exit__()  # the server goes away: only the cache is left
+    kb = empty_kb(tmp_path / "kb.duckdb")
+    before = kb_stats(kb)
+    argv = ["kb", "import-openml", "--tasks", "1882", "--kb", kb, "--openml-cache", cache, "--server", url]
+    code, out, err = run_cli(capsys, *argv)
+    assert code != 0 and "Traceback" not in err
+    assert "nothing imported" in err and "unreachable" in err
+    assert "--openml-cache" in err and "METALEARN_OPENML_CACHE" not in err
+    assert kb_stats(kb) == before and before["datasets"] == 0
+    code, out, err = run_cli(capsys, *argv, "--json")  # the report is printed, the exit code still says it
+    assert code != 0 and '"runs_added": 0' in out and kb_stats(kb) == before

@@ -377,7 +377,7 @@ def kb_import_openml(
     Setups of scikit-learn flows that the search space can express become its configurations (and
     feed the recommenders); re-running adds nothing twice.
     """
-    from metalearn.data.errors import InputError, OpenMLUnavailableError
+    from metalearn.data.errors import InputError, NotFoundError, OpenMLUnavailableError
     from metalearn.data.suites import load_suite, with_task_ids
     from metalearn.offline.openml_import import import_openml_runs
 
@@ -411,11 +411,17 @@ def kb_import_openml(
                                 cache_dir=openml_cache, server=server, on_task=on_task)
     if json_out:
         _json(report.to_dict())
-        return
-    out.print(f"{report.evaluations} evaluations: {report.translated} in the search space, {report.foreign} kept "
-              f"verbatim, {report.skipped} skipped; {report.runs_added} runs added")
-    for reason, n in list(report.to_dict()["reasons"].items())[:8]:
-        console.print(f"  not translated ({n}): {escape(reason)}", highlight=False)
+    else:
+        out.print(f"{report.evaluations} evaluations: {report.translated} in the search space, {report.foreign} "
+                  f"kept verbatim, {report.skipped} skipped; {report.runs_added} runs added")
+        for reason, n in list(report.to_dict()["reasons"].items())[:8]:
+            console.print(f"  not translated ({n}): {escape(reason)}", highlight=False)
+    if report.imported_tasks == 0:  # every task was skipped: nothing was written
+        first = next(iter(report.tasks.items()))
+        raise NotFoundError(
+            f"nothing imported from {len(report.tasks)} OpenML task(s) and nothing written to the KB "
+            f"(task {first[0]}: {first[1].removeprefix('skipped: ')})"
+        )
 
 
 @app.command()

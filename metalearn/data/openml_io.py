@@ -51,6 +51,17 @@ class OpenMLConfig:
 
     cache_root: Path
     server: str
+    #: where the cache root came from: "argument" (e.g. --openml-cache), "env" or "default"
+    cache_source: str = "default"
+
+    @property
+    def how_to_change_cache(self) -> str:
+        """How the user points openml-python at another cache, in the words of how they chose this one."""
+        if self.cache_source == "argument":
+            return "point the cache directory you gave (--openml-cache)"
+        if self.cache_source == "env":
+            return f"set {CACHE_ENV}"
+        return f"give --openml-cache or set {CACHE_ENV}"
 
     @property
     def cache_dir(self) -> Path:
@@ -87,7 +98,8 @@ def configure_openml(cache_dir: str | Path | None = None, server: str | None = N
     openml.config.set_root_cache_directory(str(root))
     openml.config.server = url
     openml.config.connection_n_retries = 1
-    return OpenMLConfig(root, url)
+    source = "argument" if cache_dir is not None else "env" if root_text else "default"
+    return OpenMLConfig(root, url, source)
 
 
 # ------------------------------------------------------------------------------- error translation
@@ -124,7 +136,7 @@ def _translate(err: BaseException, what: str, cfg: OpenMLConfig) -> BaseExceptio
     if _is_network_error(err):
         return OpenMLUnavailableError(
             f"OpenML {what} is not in the cache at {str(cfg.cache_dir)!r} and {host} is unreachable "
-            f"({_short(err)}); connect to the internet or set {CACHE_ENV} to a cache that holds it"
+            f"({_short(err)}); connect to the internet or {cfg.how_to_change_cache} to a cache that holds it"
         )
     if isinstance(err, OpenMLPrivateDatasetError):
         return InputError(

@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metalearn.data.dataset import Dataset
 from metalearn.data.errors import InputError, MetaLearnError, NotFoundError
 from metalearn.data.metrics import to_cost
 from metalearn.data.numbers import finite_or_none
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
-from metalearn.kb.records import ConfigurationRecord, DatasetRecord, RunRecord, run_id_for
+from metalearn.kb.records import ConfigurationRecord, DatasetRecord, RunRecord, dataset_record, run_id_for
 from metalearn.pipelines.spaces import get_space
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class ImportReport:
     foreign: int = 0
     skipped: int = 0
     runs_added: int = 0
+    imported_tasks: int = 0  # tasks whose runs are in the KB now (added now or by an earlier import)
     reasons: dict[str, int] = field(default_factory=dict)  # why setups were not translated -> count
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +119,7 @@ class ImportReport:
             "foreign": self.foreign,
             "skipped": self.skipped,
             "runs_added": self.runs_added,
+            "imported_tasks": self.imported_tasks,
             "reasons": dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])),
         }
 
@@ -513,29 +516,44 @@ def _kb_dataset(kb: KnowledgeBase, data_id: int, target: str | None) -> DatasetR
     return found[0] if found else None
 
 
+@dataclass(frozen=True)
+class _TaskDataset:
+    """The KB dataset of an OpenML task: already in the KB, or loaded and not written yet (it is written
+    with its meta-features only when the task has runs to import)."""
+
+    record: DatasetRecord
+    new: Dataset | None = None
+
+    def write(self, kb: KnowledgeBase) -> None:
+        """Store a newly loaded dataset and its meta-features (call inside the import's transaction)."""
+        if self.new is None:
+            return
+        from metalearn.metalearning.metafeatures import ensure_metafeatures
+
+        ensure_metafeatures(kb, self.new)
+
+
 def _dataset_for_task(
     kb: KnowledgeBase,
     task_id: int,
     cache_dir: str | Path | None,
     server: str | None,
     load_missing: bool,
-) -> DatasetRecord:
-    """The KB dataset of OpenML task ``task_id`` (loaded and added, with meta-features, if absent)."""
+) -> _TaskDataset:
+    """The KB dataset of OpenML task ``task_id`` (loaded, not yet written, if absent)."""
     from metalearn.data.openml_io import get_openml_task_info, load_openml_task
-    from metalearn.metalearning.metafeatures import ensure_metafeatures
 
     info = get_openml_task_info(task_id, cache_dir=cache_dir, server=server, with_splits=False)
     record = _kb_dataset(kb, info.dataset_id, info.target)
     if record is not None:
-        return record
+        return _TaskDataset(record)
     if not load_missing:
         raise NotFoundError(
             f"OpenML dataset {info.dataset_id} (task {task_id}) is not in the KB; add it with "
             "`metalearn kb build --suite ...` or allow loading it"
         )
     dataset, _ = load_openml_task(task_id, cache_dir=cache_dir, server=server)
-    ensure_metafeatures(kb, dataset)
-    return kb.get_dataset(dataset.dataset_id)
+    return _TaskDataset(dataset_record(dataset), dataset)
 
 
 def import_openml_runs(
@@ -586,7 +604,8 @@ def _import_task(
     server: str | None,
     report: ImportReport,
 ) -> str:
-    record = _dataset_for_task(kb, tid, cache_dir, server, load_missing)
+    found = _dataset_for_task(kb, tid, cache_dir, server, load_missing)
+    record = found.record
     kind = TaskKind(record.kind)
     name = measure or DEFAULT_MEASURE.get(kind)
     if name is None:
@@ -595,6 +614,8 @@ def _import_task(
     if kind not in kinds:
         return f"skipped: OpenML {name} is not the product's {metric} for {kind} tasks"
     evaluations = fetch_evaluations(tid, name, limit, cache_dir, server)
+    if not evaluations:  # nothing to import: a new dataset is not added either
+        return f"skipped: OpenML has no {name} evaluations of task {tid}"
     report.evaluations += len(evaluations)
     setups = fetch_setups({e.setup_id for e in evaluations}, cache_dir, server) if evaluations else {}
     space = get_space(kind)
@@ -640,10 +661,14 @@ def _import_task(
                 source=SOURCE,
             )
         )
-    with kb.transaction():
+    if not runs:
+        return f"skipped: none of the {len(evaluations)} evaluations of task {tid} could be imported"
+    with kb.transaction():  # the dataset, its configurations and runs together, or nothing
+        found.write(kb)
         for conf in configs.values():
             kb.put_configuration(conf)
         added = kb.add_runs(runs)
     report.runs_added += added
+    report.imported_tasks += 1
     n_ours = sum(1 for c in configs.values() if c.space == space.name)
     return f"{record.dataset_id}: {len(evaluations)} evaluations, {added} runs added ({n_ours} configurations in the space)"
