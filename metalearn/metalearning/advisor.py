@@ -95,7 +95,7 @@ class RecommendedConfig:
 
 @dataclass(frozen=True, eq=False)
 class _KindData:
-    """The KB frames of one task kind the recommenders read (runs of the current search-space version)."""
+    """The KB frames of one task kind the recommenders read (runs of the kind's search space, any version)."""
 
     signature: tuple[Any, ...]
     metafeatures: pd.DataFrame
@@ -186,9 +186,9 @@ class Advisor:
             if cached is not None and (not check or cached.signature == sig):
                 return cached
         space = get_space(TaskKind(kind))
+        # every version's runs: a configuration of an earlier version is a candidate when it is still
+        # valid in the current space (see _Prepared.build), so a space bump keeps the KB warm-starting
         runs = self.kb.runs_frame(kind=kind, space=space.name, ok_only=False)
-        if len(runs):
-            runs = runs[runs["space_version"] == space.version]
         mf = self.kb.metafeature_frame(self.mf_version, kind=kind)
         names = {d.dataset_id: d.name for d in self.kb.list_datasets(kind=kind)}
         data = _KindData(signature=sig or self._signature(), metafeatures=mf, runs=runs, names=names)
@@ -233,9 +233,9 @@ class Advisor:
         """Ranked configurations for a dataset described by ``metafeatures``.
 
         ``exclude_ids`` removes KB datasets (the query itself, or every near-duplicate in a benchmark).
-        Only configurations valid in the current search-space version are candidates. An empty KB for
-        the kind gives an empty list. ``check_fresh=False`` skips the check that the KB has not changed
-        since the kind's state was prepared (a service refreshes it with :meth:`warm` instead).
+        Only configurations valid in the current search space (of any version) are candidates. An empty
+        KB for the kind gives an empty list. ``check_fresh=False`` skips the check that the KB has not
+        changed since the kind's state was prepared (a service refreshes it with :meth:`warm` instead).
         """
         return self.recommend_with_count(metafeatures, task, strategy, k, exclude_ids, check_fresh)[0]
 

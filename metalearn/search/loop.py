@@ -5,8 +5,9 @@ facade on data-subset budgets), so that
 
 - configurations recommended from *other* datasets enter SMAC's initial design (``additional_configs``)
   and are evaluated fresh;
-- runs already in the KB for the *same* dataset (same fingerprint, space version and protocol) are
-  *told* to SMAC instead of re-run, and count toward ``n_trials`` — a second search resumes the first;
+- runs already in the KB for the *same* dataset (same fingerprint and protocol; a configuration of any
+  space version still valid in the current one) are *told* to SMAC instead of re-run, and count
+  toward ``n_trials`` — a second search resumes the first;
 - every trial is written to the KB the moment it finishes (a crash loses at most the running trial);
 - a failing configuration is a failed run with its error, never the end of the search.
 
@@ -166,7 +167,8 @@ def _space_config(space: SearchSpace, values: dict[str, Any], origin: str) -> Co
 
 
 def previous_runs(kb: KnowledgeBase, dataset_id: str, space: SearchSpace, protocol: EvalProtocol) -> list[RunRecord]:
-    """Runs of this dataset already in the KB under this space version and protocol (full budget)."""
+    """Runs of this dataset already in the KB under this space (of any version, when the configuration is
+    valid in the current one) and protocol (full budget)."""
     runs = kb.list_runs(dataset_id=dataset_id)
     if not runs:
         return []
@@ -174,7 +176,7 @@ def previous_runs(kb: KnowledgeBase, dataset_id: str, space: SearchSpace, protoc
     out = []
     for r in runs:
         c = configs.get(r.config_id)
-        if c is None or c.space != space.name or c.space_version != space.version:
+        if c is None or c.space != space.name or not space.is_valid(dict(c.values)):
             continue
         if r.protocol != protocol.key or (r.budget is not None and r.budget < 1.0):
             continue
@@ -261,7 +263,11 @@ def run_search(
                     values = space.validate(configs[r.config_id].values)
                 except (InputError, KeyError):
                     continue
-                seen.add(r.config_id)
+                # the configuration's id in this space version (an earlier version's run has another)
+                cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+                if cid in seen:
+                    continue
+                seen.update((r.config_id, cid))
                 told.append((values, r))
         told = told[: settings.n_trials]
         for values, r in told:
