@@ -381,7 +381,7 @@ def test_regression_model_families_are_sane(load) -> None:
     space = get_space(task)
     tr, te = split(single)
     y_te = single.y.iloc[te, 0].to_numpy()
-    for fam in ("linear", "svm", "knn", "rf", "et", "hgb", "mlp"):
+    for fam in ("linear", "svm", "knn", "rf", "et", "hgb", "mlp", "lgbm", "xgb", "catboost"):
         v = space.validate({"model": fam}, fill_defaults=True)
         pred = space.build(v, task, single.categorical).fit(single.X.iloc[tr], single.y.iloc[tr])
         out = pred.predict_task(single.X.iloc[te]).values[0]

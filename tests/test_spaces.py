@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from ConfigSpace import ConfigurationSpace
@@ -10,7 +11,13 @@ from ConfigSpace import ConfigurationSpace
 from metalearn.data.errors import ConfigurationError, InputError, TaskKindError
 from metalearn.data.task import Task, TaskKind
 from metalearn.pipelines.spaces import SPACES, ConfigSpaceSearchSpace, SearchSpace, get_space, space_by_name
-from metalearn.pipelines.spaces.components import FAMILIES, NATIVE_MULTILABEL, NATIVE_MULTITARGET
+from metalearn.pipelines.spaces.components import (
+    BOOSTING_LIBRARIES,
+    FAMILIES,
+    MAX_BOOSTING_ROUNDS,
+    NATIVE_MULTILABEL,
+    NATIVE_MULTITARGET,
+)
 
 KINDS = [str(k) for k in TaskKind]
 
@@ -77,7 +84,8 @@ def test_default_is_valid_canonical_and_fast(name: str) -> None:
     _types_ok(space, default)
     assert default["model" if "model" in default else "mtl_strategy"] in (*FAMILIES, "independent")
     # a config mentions only its active hyperparameters: the default forest, no MLP widths
-    assert not any(k.startswith(("mlp:", "svm:", "hgb:", "shared:")) for k in default)
+    inactive = ("mlp:", "svm:", "hgb:", "shared:", "lgbm:", "xgb:", "catboost:")
+    assert not any(k.startswith(inactive) for k in default)
 
 
 def test_every_family_and_strategy_is_reachable() -> None:
@@ -97,6 +105,23 @@ def test_every_family_and_strategy_is_reachable() -> None:
     assert shared and all("model" not in c and "shared:width_1" in c for c in shared)
 
 
+@pytest.mark.parametrize("name", KINDS)
+def test_boosting_hyperparameters_are_active_only_for_their_family(name: str) -> None:
+    """The LightGBM / XGBoost / CatBoost hyperparameters are conditional on ``model``, so a
+    configuration of another family (every configuration of space version 1) is unchanged by them."""
+    space = SPACES[name]
+    configs = space.sample(300, seed=5)
+    for c in configs:
+        prefixes = {k.split(":")[0] for k in c if ":" in k}
+        for fam in BOOSTING_LIBRARIES:
+            assert (fam in prefixes) == (c.get("model") == fam), (fam, c)
+        if c.get("model") == "xgb":  # depth-wise growth bounded by depth, leaf-wise by leaves
+            assert ("xgb:max_depth" in c) == (c["xgb:grow_policy"] == "depthwise")
+            assert ("xgb:max_leaves" in c) == (c["xgb:grow_policy"] == "lossguide")
+    old = [c for c in configs if c.get("model") not in BOOSTING_LIBRARIES]
+    assert old and all(space.validate(c) == c for c in old)
+
+
 def test_mlp_architecture_conditions() -> None:
     configs = [c for c in SPACES["multiclass"].sample(400, seed=2) if c["model"] == "mlp"]
     depths = {c["mlp:n_layers"] for c in configs}
@@ -109,9 +134,12 @@ def test_mlp_architecture_conditions() -> None:
 
 
 def test_budget_relevant_ranges_are_capped() -> None:
-    cs = SPACES["binary"].configspace
+    cs: Any = SPACES["binary"].configspace
     assert cs["rf:n_estimators"].upper <= 300 and cs["et:n_estimators"].upper <= 300
     assert cs["hgb:max_iter"].upper <= 512
+    for fam in BOOSTING_LIBRARIES:
+        rounds = cs[f"{fam}:n_estimators"]
+        assert rounds.upper <= MAX_BOOSTING_ROUNDS and rounds.log
     assert cs["mlp:width_1"].log and cs["knn:n_neighbors"].log
 
 

@@ -181,6 +181,9 @@ def adapted_params(
         per_round = boosting_round_seconds(n, p, leaves, k, int(estimator.min_samples_leaf))
         cap = math.floor(budget / max(per_round, 1e-9))
         params["max_iter"] = int(min(estimator.max_iter, max(MIN_BOOSTING_ROUNDS, cap)))
+    elif hasattr(estimator, "round_seconds"):  # LightGBM / XGBoost / CatBoost (models.boosting)
+        cap = math.floor(budget / max(float(estimator.round_seconds(n, p, y)), 1e-9))
+        params["n_estimators"] = int(min(estimator.n_estimators, max(MIN_BOOSTING_ROUNDS, cap)))
     elif isinstance(estimator, _MLPS):
         bs = estimator.batch_size if isinstance(estimator.batch_size, int) else 200
         bs = int(max(1, min(bs, n)))

@@ -35,6 +35,9 @@ MAX_ONEHOT_CATEGORIES = 32
 
 NUMERIC_IMPUTATIONS = ("mean", "median")
 ENCODINGS = ("onehot", "ordinal")
+#: Not a search choice: integer category codes for models with native categorical handling (gradient
+#: boosting), see ``TabularPreprocessor``.
+NATIVE_ENCODING = "native"
 SCALINGS = ("none", "standard", "robust", "quantile")
 
 
@@ -79,8 +82,10 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     Numeric columns: ``numeric_imputation`` (mean/median) then ``scaling``. Categorical columns: most
     frequent imputation, then one-hot (categories rarer than ``min_frequency`` of the rows, and those
     beyond ``max_categories``, are pooled into one "infrequent" column; unseen categories at predict time
-    go there too) or ordinal codes (unseen -> -1) followed by the same scaling. All-NaN columns are
-    dropped. Columns are matched by name when ``X`` is a DataFrame with the training column names.
+    go there too) or ordinal codes (unseen -> -1) followed by the same scaling; with
+    ``encoding="native"`` (models that handle categories themselves) integer codes ``0..k-1``, missing
+    values being a category of their own and unseen categories ``-1``, unscaled, whose output columns
+    are ``native_categorical_``. All-NaN numeric columns are dropped. Columns are matched by name when ``X`` is a DataFrame with the training column names.
     Columns flagged in ``categorical`` and columns that cannot be numeric (strings, string categories)
     are categorical; the others are converted to numbers.
     """
@@ -161,6 +166,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         num, cat = self._blocks(X)
         self.numeric_pipeline_: Pipeline | None = None
         self.categorical_pipeline_: Pipeline | None = None
+        self.native_categorical_: tuple[int, ...] = ()
         widths = 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # all-NaN columns dropped, quantiles > rows ...
@@ -182,6 +188,14 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                         dtype=np.float64,
                     )
                     steps = [("impute", SimpleImputer(strategy="most_frequent")), ("encode", encoder)]
+                elif self.encoding == NATIVE_ENCODING:
+                    encoder = OrdinalEncoder(
+                        handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64
+                    )
+                    steps = [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="<missing>")),
+                        ("encode", encoder),
+                    ]
                 elif self.encoding == "ordinal":
                     encoder = OrdinalEncoder(
                         handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64
@@ -194,7 +208,10 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 else:
                     raise ValueError(f"unknown encoding {self.encoding!r}; use one of {list(ENCODINGS)}")
                 self.categorical_pipeline_ = Pipeline(steps).fit(cat)
-                widths += self.categorical_pipeline_.transform(cat[:1]).shape[1]
+                cat_width = self.categorical_pipeline_.transform(cat[:1]).shape[1]
+                if self.encoding == NATIVE_ENCODING:
+                    self.native_categorical_ = tuple(range(widths, widths + cat_width))
+                widths += cat_width
         if widths == 0:
             raise DataError(
                 "no usable feature: every feature column is entirely missing; give informative features"
@@ -312,3 +329,27 @@ class TargetSelectPercentile(SelectorMixin, BaseEstimator):
     def _get_support_mask(self) -> np.ndarray:
         check_is_fitted(self, "support_")
         return self.support_
+
+
+def native_categorical_columns(preprocessor: Any) -> tuple[int, ...]:
+    """The output columns of a fitted preprocessing (a ``TabularPreprocessor`` or a ``Pipeline`` of one
+    and feature preprocessors) that hold native category codes: none after PCA, the selected ones
+    after a feature selection."""
+    if preprocessor is None:
+        return ()
+    steps = [s for _, s in preprocessor.steps] if isinstance(preprocessor, Pipeline) else [preprocessor]
+    mask: np.ndarray | None = None
+    for step in steps:
+        if isinstance(step, TabularPreprocessor):
+            mask = np.zeros(step.n_features_out_, dtype=bool)
+            mask[list(getattr(step, "native_categorical_", ()))] = True
+        elif mask is None or step is None or step == "passthrough":
+            continue
+        elif isinstance(step, VariancePCA):
+            if step.pca_ is not None:
+                mask = np.zeros(int(step.pca_.n_components_), dtype=bool)
+        elif isinstance(step, SelectorMixin):
+            mask = mask[step.get_support()]
+        else:
+            return ()  # an unknown step: its output columns are not category codes
+    return () if mask is None else tuple(int(j) for j in np.flatnonzero(mask))

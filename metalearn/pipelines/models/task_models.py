@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from metalearn.data.errors import DataError, TargetError
 from metalearn.data.prediction import Prediction
+from metalearn.pipelines.models.preprocessing import native_categorical_columns
 from metalearn.pipelines.models.shared_mlp import SharedTrunkMLP
 
 ML_STRATEGIES = ("native", "binary_relevance", "chain")
@@ -145,6 +146,19 @@ def split_budget(estimator: Any, n_parts: int) -> Any:
     return est
 
 
+def with_categorical(estimator: Any, preprocessor: Any) -> Any:
+    """``estimator`` told which columns of the fitted ``preprocessor``'s output hold native category
+    codes, if it takes them (a ``categorical_features`` parameter, possibly nested); else unchanged."""
+    if estimator is None:
+        return None
+    key = next(
+        (k for k in estimator.get_params(deep=True) if k.split("__")[-1] == "categorical_features"), None
+    )
+    if key is None:
+        return estimator
+    return clone(estimator).set_params(**{key: native_categorical_columns(preprocessor)})
+
+
 def class_outputs(proba: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     proba = normalise_rows(np.asarray(proba, dtype=np.float64))
     return classes[np.argmax(proba, axis=1)], proba
@@ -207,7 +221,8 @@ class ClassificationModel(_TaskModelBase):
         Xp = X[present] if isinstance(X, pd.DataFrame) else np.asarray(X)[present]
         with _quiet():
             self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, Xp, codes[present])
-            self.estimator_ = fit_classifier(self.estimator, Xt, codes[present])
+            estimator = with_categorical(self.estimator, self.preprocessor_)
+            self.estimator_ = fit_classifier(estimator, Xt, codes[present])
         self.classes_ = classes
         return self
 
@@ -246,7 +261,7 @@ class RegressionModel(_TaskModelBase):
         Xp = X[present] if isinstance(X, pd.DataFrame) else np.asarray(X)[present]
         with _quiet():
             self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, Xp, ys)
-            self.estimator_ = clone(self.estimator).fit(Xt, ys)
+            self.estimator_ = clone(with_categorical(self.estimator, self.preprocessor_)).fit(Xt, ys)
         return self
 
     def predict_task(self, X: pd.DataFrame) -> Prediction:
@@ -341,15 +356,16 @@ class MultiLabelModel(_TaskModelBase):
         Cv = C[:, varying]
         with _quiet():
             self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, Xp, C)
+            estimator = with_categorical(self.estimator, self.preprocessor_)
             if not varying:
                 self.estimator_: Any = None
             elif self.fit_strategy_ == "native":
-                self.estimator_ = clone(self.estimator).fit(Xt, Cv)
+                self.estimator_ = clone(estimator).fit(Xt, Cv)
             elif self.fit_strategy_ == "binary_relevance":
-                base = split_budget(self.estimator, Cv.shape[1])
+                base = split_budget(estimator, Cv.shape[1])
                 self.estimator_ = [fit_classifier(base, Xt, Cv[:, j]) for j in range(Cv.shape[1])]
             else:
-                self.estimator_ = _ClassifierChainModel(split_budget(self.estimator, Cv.shape[1])).fit(Xt, Cv)
+                self.estimator_ = _ClassifierChainModel(split_budget(estimator, Cv.shape[1])).fit(Xt, Cv)
         return self
 
     def _raw_probas(self, Xt: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -432,17 +448,18 @@ class MultiTargetModel(_TaskModelBase):
         Xp = X[present] if isinstance(X, pd.DataFrame) else np.asarray(X)[present]
         with _quiet():
             self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, Xp, Ys)
+            estimator = with_categorical(self.estimator, self.preprocessor_)
             if not varying:
                 self.estimator_: Any = None
             elif len(varying) == 1 and Y.shape[1] > 1:  # one target left: a plain regressor on 1-d y
-                self.estimator_ = clone(self.estimator).fit(Xt, Ys[:, varying[0]])
+                self.estimator_ = clone(estimator).fit(Xt, Ys[:, varying[0]])
             else:
                 if self.strategy == "native":
-                    est: Any = clone(self.estimator)
+                    est: Any = clone(estimator)
                 elif self.strategy == "per_target":
-                    est = MultiOutputRegressor(split_budget(self.estimator, len(varying)))
+                    est = MultiOutputRegressor(split_budget(estimator, len(varying)))
                 else:
-                    est = RegressorChain(split_budget(self.estimator, len(varying)))
+                    est = RegressorChain(split_budget(estimator, len(varying)))
                 self.estimator_ = est.fit(Xt, Ys[:, varying])
         self.n_targets_ = Y.shape[1]
         return self
@@ -524,10 +541,10 @@ class MultiTaskModel(_TaskModelBase):
                 ]
             else:
                 self.estimators_ = []
-                classifier = (
-                    split_budget(self.classifier, len(kinds)) if self.classifier is not None else None
-                )
-                regressor = split_budget(self.regressor, len(kinds)) if self.regressor is not None else None
+                classifier = with_categorical(self.classifier, self.preprocessor_)
+                classifier = split_budget(classifier, len(kinds)) if classifier is not None else None
+                regressor = with_categorical(self.regressor, self.preprocessor_)
+                regressor = split_budget(regressor, len(kinds)) if regressor is not None else None
                 self.y_mean_ = np.zeros(len(kinds))
                 self.y_scale_ = np.ones(len(kinds))
                 for t, kind in enumerate(kinds):

@@ -5,9 +5,10 @@ Every space shares the preprocessing hyperparameters and the model families of
 
 - ``binary`` / ``multiclass`` / ``regression``: preprocessing + one family.
 - ``multilabel``: ``ml_strategy`` in {native, binary_relevance, chain}; ``native`` only for the families
-  that fit several labels at once (k-NN, RF, ET, MLP) -- a forbidden clause excludes the others.
+  that fit several labels at once (k-NN, RF, ET, MLP, XGBoost, CatBoost) -- a forbidden clause excludes
+  the others.
 - ``multitarget``: ``mt_strategy`` in {native, per_target, chain}; ``native`` only for linear, k-NN, RF,
-  ET, MLP.
+  ET, MLP, XGBoost, CatBoost.
 - ``multitask``: ``mtl_strategy`` in {independent, shared}: one model of the chosen family per target
   (classifier or regressor, same hyperparameters), or one hard-parameter-sharing network
   (``shared:*`` hyperparameters).
@@ -65,7 +66,9 @@ from metalearn.pipelines.spaces.components import (
 )
 
 #: Bumped whenever the meaning of a configuration changes (ranges, defaults, builders).
-SPACE_VERSION = "1"
+#: "2": the LightGBM, XGBoost and CatBoost families (every configuration of "1" is valid in "2" and
+#: builds the same model).
+SPACE_VERSION = "2"
 
 _FLOAT_TOL = 1e-9
 

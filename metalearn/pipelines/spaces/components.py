@@ -6,6 +6,14 @@ Hyperparameter names are ``<component>`` for choices (``model``, ``scaling``, ``
 auto-sklearn's, narrowed where a range edge makes a fit impractically slow; counts that are naturally
 log-scaled (trees, neighbours, layer widths, batch sizes, leaves) are log-scaled *Floats* rounded when
 the estimator is built.
+
+The gradient-boosting libraries (``lgbm``, ``xgb``, ``catboost``, see
+:mod:`metalearn.pipelines.models.boosting`) take FLAML's ranges (``flaml/automl/model.py``:
+``LGBMEstimator``, ``XGBoostSklearnEstimator`` / ``XGBoostLimitDepthEstimator``, ``CatBoostEstimator``)
+with the number of rounds capped at ``MAX_BOOSTING_ROUNDS`` (early stopping on a validation split
+decides the rest) and CatBoost's depth and L2 regularisation from TabRepo's CatBoost space. They
+handle categorical features natively: their preprocessing gives them integer category codes whatever
+``encoding`` says (``encoding`` and ``encoding:min_frequency`` have no effect for them).
 """
 
 from __future__ import annotations
@@ -39,9 +47,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC, SVR
 
 from metalearn.pipelines.models.adaptive import DEFAULT_BUDGET, MAX_EPOCHS, Adaptive
+from metalearn.pipelines.models.boosting import BoostedTreesClassifier, BoostedTreesRegressor
 from metalearn.pipelines.models.preprocessing import (
     ENCODINGS,
     MAX_ONEHOT_CATEGORIES,
+    NATIVE_ENCODING,
     NUMERIC_IMPUTATIONS,
     SCALINGS,
     TabularPreprocessor,
@@ -51,11 +61,15 @@ from metalearn.pipelines.models.preprocessing import (
 from metalearn.pipelines.models.shared_mlp import ACTIVATIONS, SharedTrunkMLP
 
 #: Model families, in the order of the ``model`` choice.
-FAMILIES = ("linear", "svm", "knn", "rf", "et", "hgb", "mlp")
+FAMILIES = ("linear", "svm", "knn", "rf", "et", "hgb", "mlp", "lgbm", "xgb", "catboost")
+#: Gradient-boosting library families: family -> library (see metalearn.pipelines.models.boosting).
+BOOSTING_LIBRARIES = {"lgbm": "lightgbm", "xgb": "xgboost", "catboost": "catboost"}
+#: Families that handle categorical features themselves (given integer codes, never one-hot).
+NATIVE_CATEGORICAL = tuple(BOOSTING_LIBRARIES)
 #: Families whose estimator fits several binary labels at once.
-NATIVE_MULTILABEL = ("knn", "rf", "et", "mlp")
+NATIVE_MULTILABEL = ("knn", "rf", "et", "mlp", "xgb", "catboost")
 #: Families whose estimator fits several regression targets at once.
-NATIVE_MULTITARGET = ("linear", "knn", "rf", "et", "mlp")
+NATIVE_MULTITARGET = ("linear", "knn", "rf", "et", "mlp", "xgb", "catboost")
 FEATURE_PREPROCESSORS = ("none", "pca", "select_percentile")
 DEFAULT_FAMILY = "rf"
 
@@ -65,6 +79,9 @@ SVM_MAX_ITER = 200_000
 LINEAR_MAX_ITER = 300
 SAGA_MAX_ITER = 100
 MLP_MAX_LAYERS = 3
+#: Upper end of the boosting libraries' rounds (FLAML's is 32768 for LightGBM/XGBoost and 8192 for
+#: CatBoost, with a time budget; here early stopping and the fit budget cut it further).
+MAX_BOOSTING_ROUNDS = 4096
 
 
 def _cond(child: Any, parent: Any, value: Any) -> Condition:
@@ -203,7 +220,59 @@ def add_model_families(
     mlp_es = Categorical("mlp:early_stopping", ["valid", "train"], default="valid")
     cs.add(mlp_es)
     cs.add(_cond(mlp_es, model, "mlp"))
+    add_boosting_families(cs, family)
     return model
+
+
+def add_boosting_families(cs: ConfigurationSpace, family: Any) -> None:
+    """LightGBM, XGBoost and CatBoost (``family(name, hps)`` adds hyperparameters active when
+    ``model == name``). Ranges: FLAML's; defaults: the libraries' own."""
+    rounds = (4.0, float(MAX_BOOSTING_ROUNDS))
+    reg = (1 / 1024, 1024.0)
+    family(
+        "lgbm",
+        [
+            Float("lgbm:n_estimators", rounds, log=True, default=100.0),
+            Float("lgbm:num_leaves", (4.0, 1024.0), log=True, default=31.0),
+            Float("lgbm:min_child_samples", (2.0, 129.0), log=True, default=20.0),
+            Float("lgbm:learning_rate", (1 / 1024, 1.0), log=True, default=0.1),
+            Integer("lgbm:log_max_bin", (3, 11), default=8),
+            Float("lgbm:colsample_bytree", (0.01, 1.0), default=1.0),
+            Float("lgbm:reg_alpha", reg, log=True, default=1 / 1024),
+            Float("lgbm:reg_lambda", reg, log=True, default=1.0),
+        ],
+    )
+    # XGBoost: leaf-wise growth bounded by leaves (FLAML's XGBoostSklearnEstimator) or depth-wise
+    # growth bounded by depth (XGBoostLimitDepthEstimator)
+    grow = Categorical("xgb:grow_policy", ["depthwise", "lossguide"], default="depthwise")
+    family(
+        "xgb",
+        [
+            Float("xgb:n_estimators", rounds, log=True, default=100.0),
+            grow,
+            Float("xgb:min_child_weight", (0.001, 128.0), log=True, default=1.0),
+            Float("xgb:learning_rate", (1 / 1024, 1.0), log=True, default=0.3),
+            Float("xgb:subsample", (0.1, 1.0), default=1.0),
+            Float("xgb:colsample_bylevel", (0.01, 1.0), default=1.0),
+            Float("xgb:colsample_bytree", (0.01, 1.0), default=1.0),
+            Float("xgb:reg_alpha", reg, log=True, default=1 / 1024),
+            Float("xgb:reg_lambda", reg, log=True, default=1.0),
+        ],
+    )
+    depth = Integer("xgb:max_depth", (1, 15), default=6)
+    leaves = Float("xgb:max_leaves", (4.0, 1024.0), log=True, default=31.0)
+    cs.add([depth, leaves])
+    cs.add([_cond(depth, grow, "depthwise"), _cond(leaves, grow, "lossguide")])
+    family(
+        "catboost",
+        [
+            Float("catboost:n_estimators", rounds, log=True, default=1000.0),
+            Float("catboost:learning_rate", (0.005, 0.2), log=True, default=0.1),
+            Float("catboost:early_stopping_rounds", (10.0, 150.0), log=True, default=10.0),
+            Integer("catboost:depth", (4, 8), default=6),
+            Float("catboost:l2_leaf_reg", (1.0, 5.0), default=3.0),
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -218,6 +287,8 @@ def build_preprocessor(
 ) -> Pipeline:
     """Tabular preprocessing + the optional feature preprocessor of a configuration."""
     encoding = str(values["encoding"])
+    if values.get("model") in NATIVE_CATEGORICAL:
+        encoding = NATIVE_ENCODING
     steps: list[tuple[str, Any]] = [
         (
             "tabular",
@@ -293,6 +364,8 @@ def build_classifier(values: Mapping[str, Any], seed: int, budget: float = DEFAU
         est = HistGradientBoostingClassifier(random_state=seed, **_hgb_kwargs(v))
     elif fam == "mlp":
         est = MLPClassifier(random_state=seed, **_mlp_kwargs(v))
+    elif fam in BOOSTING_LIBRARIES:
+        est = BoostedTreesClassifier(random_state=seed, **_boosting_kwargs(v, fam))
     else:
         raise ValueError(f"unknown model family {fam!r}; use one of {list(FAMILIES)}")
     return Adaptive(est, budget=budget, max_rows=max_rows, max_features_exponent=exponent, random_state=seed)
@@ -328,6 +401,8 @@ def build_regressor(values: Mapping[str, Any], seed: int, budget: float = DEFAUL
         est = HistGradientBoostingRegressor(random_state=seed, **_hgb_kwargs(v))
     elif fam == "mlp":
         est = MLPRegressor(random_state=seed, **_mlp_kwargs(v))
+    elif fam in BOOSTING_LIBRARIES:
+        est = BoostedTreesRegressor(random_state=seed, **_boosting_kwargs(v, fam))
     else:
         raise ValueError(f"unknown model family {fam!r}; use one of {list(FAMILIES)}")
     return Adaptive(est, budget=budget, max_rows=max_rows, max_features_exponent=exponent, random_state=seed)
@@ -374,6 +449,46 @@ def _hgb_kwargs(v: Mapping[str, Any]) -> dict[str, Any]:
     if early:
         kw["n_iter_no_change"] = int(v["hgb:n_iter_no_change"])
         kw["validation_fraction"] = float(v["hgb:validation_fraction"])
+    return kw
+
+
+def _boosting_kwargs(v: Mapping[str, Any], fam: str) -> dict[str, Any]:
+    """``library``, ``n_estimators``, ``learning_rate``, ``params`` (the library's own keyword
+    arguments) and, for CatBoost, ``early_stopping_rounds`` of a boosting family's configuration."""
+    kw: dict[str, Any] = {
+        "library": BOOSTING_LIBRARIES[fam],
+        "n_estimators": _r(v[f"{fam}:n_estimators"]),
+        "learning_rate": float(v[f"{fam}:learning_rate"]),
+    }
+    params: dict[str, Any]
+    if fam == "lgbm":
+        params = {
+            "num_leaves": max(2, _r(v["lgbm:num_leaves"])),
+            "min_child_samples": _r(v["lgbm:min_child_samples"]),
+            "max_bin": (1 << int(v["lgbm:log_max_bin"])) - 1,
+            "colsample_bytree": float(v["lgbm:colsample_bytree"]),
+            "reg_alpha": float(v["lgbm:reg_alpha"]),
+            "reg_lambda": float(v["lgbm:reg_lambda"]),
+        }
+    elif fam == "xgb":
+        params = {
+            "grow_policy": str(v["xgb:grow_policy"]),
+            "min_child_weight": float(v["xgb:min_child_weight"]),
+            "subsample": float(v["xgb:subsample"]),
+            "colsample_bylevel": float(v["xgb:colsample_bylevel"]),
+            "colsample_bytree": float(v["xgb:colsample_bytree"]),
+            "reg_alpha": float(v["xgb:reg_alpha"]),
+            "reg_lambda": float(v["xgb:reg_lambda"]),
+        }
+        if params["grow_policy"] == "depthwise":
+            params["max_depth"] = int(v["xgb:max_depth"])
+        else:
+            params["max_depth"] = 0
+            params["max_leaves"] = max(2, _r(v["xgb:max_leaves"]))
+    else:
+        params = {"depth": int(v["catboost:depth"]), "l2_leaf_reg": float(v["catboost:l2_leaf_reg"])}
+        kw["early_stopping_rounds"] = _r(v["catboost:early_stopping_rounds"])
+    kw["params"] = params
     return kw
 
 

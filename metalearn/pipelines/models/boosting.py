@@ -1,0 +1,310 @@
+"""Gradient-boosting libraries (LightGBM, XGBoost, CatBoost) behind one scikit-learn estimator.
+
+:class:`BoostedTreesClassifier` / :class:`BoostedTreesRegressor` take the library, the number of
+rounds, the learning rate and the library's own hyperparameters (``params``), and fit on the dense
+float matrix of the task models' preprocessing:
+
+- **categorical features** (``categorical_features``: column indices holding integer category codes,
+  ``-1`` for a missing or unseen category) are handed to the library's native handling: LightGBM's
+  ``categorical_feature`` (negative codes are its missing values), XGBoost's ``enable_categorical``
+  with ``tree_method="hist"`` (negative codes become NaN), CatBoost's ``cat_features`` (integer
+  columns);
+- **early stopping** on a validation split of the training rows (``validation_fraction``, stratified
+  for a class target when every class allows it) when there are at least ``MIN_EARLY_STOPPING_ROWS``
+  rows: boosting stops after ``early_stopping_rounds`` rounds without improvement of the validation
+  loss and the model keeps its best iteration (no refit); ``best_iteration_`` is that round
+  (0-based), ``n_rounds_`` the rounds the model predicts with;
+- **several outputs**: a 2-d ``y`` is native multi-output -- multi-label classification (XGBoost's
+  per-label logistic, CatBoost's ``MultiLogloss``) and multi-target regression (XGBoost's
+  ``multi_strategy="one_output_per_tree"``, CatBoost's ``MultiRMSE``); LightGBM has none (the task
+  models wrap it per output);
+- one thread, seeded (deterministic for a ``random_state``), silent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted
+
+from metalearn.pipelines.models.adaptive import boosting_round_seconds, stratified_split_feasible
+
+#: The libraries, by the name of their model family.
+LIBRARIES = ("lightgbm", "xgboost", "catboost")
+#: Libraries that fit several labels / regression targets in one model.
+MULTI_OUTPUT_LIBRARIES = ("xgboost", "catboost")
+#: Early stopping needs at least this many training rows (10 % of them are held out).
+MIN_EARLY_STOPPING_ROWS = 100
+VALIDATION_FRACTION = 0.1
+EARLY_STOPPING_ROUNDS = 20
+#: Relative cost of one round against a LightGBM round with the same leaves (symmetric CatBoost trees
+#: are cheap per leaf but ordered boosting costs more per row).
+_ROUND_COST = {"lightgbm": 1.0, "xgboost": 1.6, "catboost": 2.0}
+
+
+class _BoostedTrees(BaseEstimator):
+    def __init__(
+        self,
+        library: str = "lightgbm",
+        n_estimators: int = 100,
+        learning_rate: float = 0.1,
+        params: dict[str, Any] | None = None,
+        categorical_features: tuple[int, ...] = (),
+        early_stopping_rounds: int = EARLY_STOPPING_ROUNDS,
+        validation_fraction: float = VALIDATION_FRACTION,
+        random_state: int = 0,
+    ) -> None:
+        self.library = library
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.params = params
+        self.categorical_features = categorical_features
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    _classifier = False
+
+    # -- cost model (read by metalearn.pipelines.models.adaptive) -----------------------------------
+    def round_seconds(self, n_rows: int, n_features: int, y: np.ndarray) -> float:
+        """Estimated seconds of one boosting round on ``(n_rows, n_features)`` data for ``y``."""
+        y = np.asarray(y)
+        trees = y.shape[1] if y.ndim == 2 else 1
+        if self._classifier and y.ndim == 1:
+            k = np.unique(y).size
+            trees = 1 if k <= 2 else k
+        p = dict(self.params or {})
+        if self.library == "catboost":
+            leaves = 2 ** int(p.get("depth", 6))
+            min_leaf = 1
+        elif self.library == "xgboost" and int(p.get("max_depth", 0)) > 0:
+            leaves = 2 ** int(p["max_depth"])
+            min_leaf = 1
+        else:
+            leaves = int(p.get("num_leaves", p.get("max_leaves", 31)))
+            min_leaf = int(p.get("min_child_samples", 1))
+        per_round = boosting_round_seconds(n_rows, n_features, leaves, trees, min_leaf)
+        return per_round * _ROUND_COST.get(self.library, 1.0)
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def _split(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+        """Training rows and the early-stopping validation rows (``None`` when too few rows)."""
+        n = X.shape[0]
+        frac = float(self.validation_fraction)
+        if n < MIN_EARLY_STOPPING_ROWS or not 0.0 < frac < 1.0 or int(self.early_stopping_rounds) <= 0:
+            return X, y, None, None
+        stratify = None
+        if self._classifier and y.ndim == 1:
+            if not stratified_split_feasible(y, frac):
+                return X, y, None, None
+            stratify = y
+        Xtr, Xva, ytr, yva = train_test_split(
+            X, y, test_size=frac, random_state=int(self.random_state), stratify=stratify
+        )
+        return Xtr, ytr, Xva, yva
+
+    def _model(self, y: np.ndarray, validated: bool) -> Any:
+        lib = self.library
+        p = dict(self.params or {})
+        multi = y.ndim == 2
+        seed = int(self.random_state)
+        rounds = int(self.early_stopping_rounds) if validated else None
+        cats = list(self.categorical_features)
+        if lib == "lightgbm":
+            import lightgbm as lgb
+
+            if multi:
+                raise ValueError(
+                    "LightGBM fits one output; wrap it per output (binary relevance, per target)"
+                )
+            cls = lgb.LGBMClassifier if self._classifier else lgb.LGBMRegressor
+            return cls(
+                n_estimators=int(self.n_estimators),
+                learning_rate=float(self.learning_rate),
+                random_state=seed,
+                n_jobs=1,
+                deterministic=True,
+                force_row_wise=True,
+                verbose=-1,
+                **p,
+            )
+        if lib == "xgboost":
+            import xgboost as xgb
+
+            n_features = self.n_features_in_
+            types = ["c" if j in set(cats) else "q" for j in range(n_features)] if cats else None
+            kw: dict[str, Any] = {}
+            if multi and not self._classifier:
+                kw["multi_strategy"] = "one_output_per_tree"
+            cls = xgb.XGBClassifier if self._classifier else xgb.XGBRegressor
+            return cls(
+                n_estimators=int(self.n_estimators),
+                learning_rate=float(self.learning_rate),
+                tree_method="hist",
+                enable_categorical=bool(cats),
+                feature_types=types,
+                early_stopping_rounds=rounds,
+                random_state=seed,
+                n_jobs=1,
+                verbosity=0,
+                **kw,
+                **p,
+            )
+        if lib == "catboost":
+            import catboost as cb
+
+            if self._classifier:
+                loss = "MultiLogloss" if multi else ("MultiClass" if np.unique(y).size > 2 else "Logloss")
+                cls = cb.CatBoostClassifier
+            else:
+                loss = "MultiRMSE" if multi else "RMSE"
+                cls = cb.CatBoostRegressor
+            return cls(
+                iterations=int(self.n_estimators),
+                learning_rate=float(self.learning_rate),
+                loss_function=loss,
+                cat_features=cats or None,
+                early_stopping_rounds=rounds,
+                use_best_model=validated,
+                random_seed=seed,
+                thread_count=1,
+                verbose=False,
+                allow_writing_files=False,
+                **p,
+            )
+        raise ValueError(f"unknown boosting library {lib!r}; use one of {list(LIBRARIES)}")
+
+    def _data(self, X: Any) -> Any:
+        """``X`` in the form the library takes its categorical codes in."""
+        X = np.asarray(X, dtype=np.float64)
+        cats = list(self.categorical_features)
+        if not cats:
+            return X
+        if self.library == "xgboost":
+            X = X.copy()
+            block = X[:, cats]
+            block[~(block >= 0)] = np.nan  # negative (unknown) codes and NaN: missing
+            X[:, cats] = block
+            return X
+        if self.library == "catboost":
+            frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+            for j in cats:
+                frame[f"f{j}"] = np.nan_to_num(X[:, j], nan=-1.0).astype(np.int64)
+            return frame
+        return X  # LightGBM: float codes, negative ones are missing
+
+    def _fit_model(self, X: Any, y: np.ndarray) -> None:
+        X = np.asarray(X, dtype=np.float64)
+        self.n_features_in_ = X.shape[1]
+        cats = [int(j) for j in self.categorical_features]
+        if any(j < 0 or j >= X.shape[1] for j in cats):
+            raise ValueError(f"categorical feature indices {cats} out of range for {X.shape[1]} features")
+        Xtr, ytr, Xva, yva = self._split(X, y)
+        validated = Xva is not None
+        model = self._model(y, validated)
+        kw: dict[str, Any] = {}
+        if self.library == "lightgbm":
+            import lightgbm as lgb
+
+            kw["categorical_feature"] = cats if cats else "auto"
+            if validated:
+                kw.update(
+                    eval_X=(Xva,),
+                    eval_y=(yva,),
+                    callbacks=[lgb.early_stopping(int(self.early_stopping_rounds), verbose=False)],
+                )
+            model.fit(Xtr, ytr, **kw)
+            best = getattr(model, "best_iteration_", 0) or 0
+            self.best_iteration_ = int(best) - 1 if validated and best > 0 else None
+            self.n_rounds_ = int(best) if validated and best > 0 else int(model.n_estimators_)
+        elif self.library == "xgboost":
+            if validated:
+                kw["eval_set"] = [(self._data(Xva), yva)]
+            model.fit(self._data(Xtr), ytr, verbose=False, **kw)
+            best = getattr(model, "best_iteration", None) if validated else None
+            self.best_iteration_ = int(best) if best is not None else None
+            self.n_rounds_ = (
+                self.best_iteration_ + 1
+                if self.best_iteration_ is not None
+                else int(model.get_booster().num_boosted_rounds())
+            )
+        else:
+            if validated:
+                kw["eval_set"] = (self._data(Xva), yva)
+            model.fit(self._data(Xtr), ytr, **kw)
+            best = model.get_best_iteration() if validated else None
+            self.best_iteration_ = int(best) if best is not None else None
+            self.n_rounds_ = int(model.tree_count_)
+        self.model_ = model
+        self.early_stopped_ = validated
+
+
+class BoostedTreesClassifier(ClassifierMixin, _BoostedTrees):
+    """A LightGBM / XGBoost / CatBoost classifier (see the module docstring). ``y``: class labels, or
+    a 2-d 0/1 indicator matrix (multi-label; XGBoost and CatBoost only), whose ``predict_proba`` is
+    the ``(n, L)`` matrix of positive probabilities."""
+
+    _classifier = True
+
+    def fit(self, X: Any, y: Any) -> BoostedTreesClassifier:
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        if y.ndim == 2:
+            self.classes_ = np.array([0, 1])
+            self.multilabel_ = True
+            self._fit_model(X, y.astype(np.int64))
+            return self
+        self.multilabel_ = False
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if self.classes_.size < 2:
+            raise ValueError("a boosted classifier needs at least two classes; use a constant model")
+        self._fit_model(X, codes.astype(np.int64))
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        proba = np.asarray(self.model_.predict_proba(self._data(X)), dtype=np.float64)
+        if not self.multilabel_ and proba.ndim == 2 and proba.shape[1] != self.classes_.size:
+            # a class absent from the (early-stopping) training rows: give it zero probability
+            full = np.zeros((proba.shape[0], self.classes_.size))
+            full[:, : proba.shape[1]] = proba
+            proba = full
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        proba = self.predict_proba(X)
+        if self.multilabel_:
+            return (proba >= 0.5).astype(np.int64)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
+    """A LightGBM / XGBoost / CatBoost regressor (see the module docstring); a 2-d ``y`` is native
+    multi-target regression (XGBoost and CatBoost only)."""
+
+    def fit(self, X: Any, y: Any) -> BoostedTreesRegressor:
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        self._fit_model(X, y)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return np.asarray(self.model_.predict(self._data(X)), dtype=np.float64)
+
+
+__all__ = [
+    "EARLY_STOPPING_ROUNDS",
+    "LIBRARIES",
+    "MIN_EARLY_STOPPING_ROWS",
+    "MULTI_OUTPUT_LIBRARIES",
+    "VALIDATION_FRACTION",
+    "BoostedTreesClassifier",
+    "BoostedTreesRegressor",
+]

@@ -1,0 +1,190 @@
+"""The gradient-boosting families (LightGBM, XGBoost, CatBoost): every kind fits and predicts on small
+real data with a categorical column handled natively, early stopping stops, fits are deterministic and
+silent, and a search trial of each family succeeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.loading import load_sklearn
+from metalearn.data.task import Task, TaskKind
+from metalearn.pipelines.models.boosting import BoostedTreesClassifier, BoostedTreesRegressor
+from metalearn.pipelines.spaces import get_space
+from metalearn.pipelines.spaces.components import BOOSTING_LIBRARIES, NATIVE_MULTILABEL, NATIVE_MULTITARGET
+from metalearn.search.evaluation import evaluate_config
+
+FAMILIES = tuple(BOOSTING_LIBRARIES)
+
+
+def _with_category(
+    ds: Dataset, column: str, n_rows: int | None = None
+) -> tuple[pd.DataFrame, tuple[bool, ...]]:
+    """The features plus a string categorical column (quartiles of ``column``, some missing)."""
+    X = ds.X.copy()
+    grade = pd.qcut(X[column], 4, labels=["low", "mid", "high", "top"]).astype(object)
+    grade.iloc[::17] = np.nan
+    X["grade"] = pd.Categorical(grade)
+    cat = (*ds.categorical, True)
+    return (X.iloc[:n_rows], cat) if n_rows else (X, cat)
+
+
+def _dataset(name: str, X: pd.DataFrame, y: pd.DataFrame, task: Task, cat: tuple[bool, ...]) -> Dataset:
+    return Dataset(name, X.reset_index(drop=True), y.reset_index(drop=True), task, cat, f"sklearn:{name}")
+
+
+@pytest.fixture(scope="module")
+def datasets() -> dict[str, Dataset]:
+    cancer, wine, diabetes = load_sklearn("breast_cancer"), load_sklearn("wine"), load_sklearn("diabetes")
+    out: dict[str, Dataset] = {}
+    X, cat = _with_category(cancer, "mean radius")
+    out["binary"] = _dataset("breast_cancer", X, cancer.y, cancer.task, cat)
+    X, cat = _with_category(wine, "alcohol")
+    out["multiclass"] = _dataset("wine", X, wine.y, wine.task, cat)
+    X, cat = _with_category(diabetes, "age")
+    out["regression"] = _dataset("diabetes", X, diabetes.y, diabetes.task, cat)
+    # multi-label: wine's classes one-vs-rest plus "high alcohol" (features without alcohol)
+    labels = pd.get_dummies(wine.y.iloc[:, 0].astype(str), prefix="is").astype(int)
+    labels["strong"] = (wine.X["alcohol"] > wine.X["alcohol"].median()).astype(int)
+    Xw, catw = _with_category(wine, "color_intensity")
+    Xw = Xw.drop(columns=["alcohol"])
+    catw = tuple(c for c, name in zip(catw, [*wine.X.columns, "grade"], strict=True) if name != "alcohol")
+    task = Task(TaskKind.MULTILABEL, tuple(labels.columns))
+    out["multilabel"] = _dataset("wine_ml", Xw, labels, task, catw)
+    # multi-target: diabetes progression and BMI
+    Xd, catd = _with_category(diabetes, "age")
+    targets = pd.DataFrame({"target": diabetes.y.iloc[:, 0], "bmi": Xd.pop("bmi")})
+    catd = tuple(c for c, name in zip(catd, [*diabetes.X.columns, "grade"], strict=True) if name != "bmi")
+    out["multitarget"] = _dataset(
+        "diabetes_mt", Xd, targets, Task(TaskKind.MULTITARGET, ("target", "bmi")), catd
+    )
+    # multitask: wine class (multiclass) + strong (binary) + colour intensity (regression)
+    Xm = Xw.drop(columns=["color_intensity"])
+    catm = tuple(c for c, name in zip(catw, Xw.columns, strict=True) if name != "color_intensity")
+    ym = pd.DataFrame(
+        {"class": wine.y.iloc[:, 0], "strong": labels["strong"], "colour": wine.X["color_intensity"]}
+    )
+    task = Task(
+        TaskKind.MULTITASK,
+        tuple(ym.columns),
+        (TaskKind.MULTICLASS, TaskKind.BINARY, TaskKind.REGRESSION),
+    )
+    out["multitask"] = _dataset("wine_mtl", Xm, ym, task, catm)
+    return out
+
+
+def _values(kind: str, family: str) -> dict:
+    space = get_space(kind)
+    extra: dict = {}
+    if kind == "multilabel":
+        extra["ml_strategy"] = "native" if family in NATIVE_MULTILABEL else "chain"
+    elif kind == "multitarget":
+        extra["mt_strategy"] = "native" if family in NATIVE_MULTITARGET else "per_target"
+    elif kind == "multitask":
+        extra["mtl_strategy"] = "independent"
+    # few rounds: the point here is the plumbing, not the fit
+    fast = {f"{family}:n_estimators": 40.0, f"{family}:learning_rate": 0.2}
+    return space.validate({"model": family, **extra, **fast}, fill_defaults=True)
+
+
+def _boosters(model) -> list:
+    """The fitted boosted-trees estimators inside a task model."""
+    found = []
+    stack = [model]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, BoostedTreesClassifier | BoostedTreesRegressor):
+            found.append(obj)
+        elif isinstance(obj, list | tuple):
+            stack.extend(obj)
+        elif hasattr(obj, "__dict__"):
+            stack.extend(v for k, v in vars(obj).items() if k.endswith("_") or k == "estimator_")
+    return found
+
+
+@pytest.mark.parametrize(
+    "kind", ["binary", "multiclass", "regression", "multilabel", "multitarget", "multitask"]
+)
+def test_every_family_fits_and_predicts_with_native_categories(datasets, kind: str, capfd) -> None:
+    ds = datasets[kind]
+    space = get_space(kind)
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(ds.n_rows)
+    tr, te = idx[: int(0.75 * ds.n_rows)], idx[int(0.75 * ds.n_rows) :]
+    for family in FAMILIES:
+        model: Any = space.build(_values(kind, family), ds.task, ds.categorical, seed=0)
+        model.fit(ds.X.iloc[tr], ds.y.iloc[tr])
+        pred = model.predict_task(ds.X.iloc[te])
+        assert pred.n_targets == ds.task.n_targets and pred.n_rows == len(te)
+        for t, target_kind in enumerate(ds.task.target_kinds):
+            if target_kind is TaskKind.REGRESSION:
+                y = ds.y.iloc[te, t].to_numpy(dtype=float)
+                assert np.isfinite(pred.values[t]).all()
+                r2 = 1 - np.mean((pred.values[t] - y) ** 2) / np.var(y)
+                assert r2 > 0.1, (family, t, r2)
+            else:
+                proba = pred.probas[t]
+                assert proba is not None
+                assert proba.shape == (len(te), len(pred.classes[t]))
+                assert np.allclose(proba.sum(axis=1), 1.0) and (proba >= 0).all()
+                truth = ds.y.iloc[te, t].astype(str).to_numpy()
+                acc = float(np.mean(pred.values[t].astype(str) == truth))
+                majority = float(pd.Series(truth).value_counts(normalize=True).iloc[0])
+                assert acc >= majority, (family, t, acc, majority)
+        # the categorical column reaches the library as one column of integer codes, never one-hot
+        tabular = model.preprocessor_.named_steps["tabular"]
+        assert tabular.n_features_out_ == ds.X.shape[1]
+        boosters = _boosters(model)
+        assert boosters, (kind, family)
+        for b in boosters:
+            assert b.library == BOOSTING_LIBRARIES[family]
+            assert b.categorical_features == tabular.native_categorical_ and len(b.categorical_features) >= 1
+        codes = tabular.transform(ds.X.iloc[te])[:, list(tabular.native_categorical_)]
+        assert np.array_equal(codes, np.round(codes)) and codes.min() >= -1
+    out, _ = capfd.readouterr()
+    assert out == "", out[:300]  # quiet: no training logs
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_early_stopping_keeps_the_best_iteration_and_is_deterministic(datasets, family: str) -> None:
+    ds = datasets["binary"]
+    space = get_space("binary")
+    values = space.validate(
+        {"model": family, f"{family}:n_estimators": 2000.0, f"{family}:learning_rate": 0.2},
+        fill_defaults=True,
+    )
+    fits = [space.build(values, ds.task, ds.categorical, seed=3).fit(ds.X, ds.y) for _ in range(2)]
+    boosters = [_boosters(m)[0] for m in fits]
+    b = boosters[0]
+    assert b.early_stopped_ and b.best_iteration_ is not None
+    # an easy problem stops long before the rounds allowed (2000, or fewer after the budget cap), and
+    # the model keeps its best iteration
+    assert b.n_estimators <= 2000 and b.best_iteration_ + 20 < b.n_estimators
+    assert b.n_rounds_ == b.best_iteration_ + 1
+    p0, p1 = (m.predict_task(ds.X.iloc[:50]).probas[0] for m in fits)
+    assert p0 is not None and p1 is not None and np.array_equal(p0, p1)
+    assert boosters[1].best_iteration_ == b.best_iteration_
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_too_few_rows_for_early_stopping_fit_every_round(datasets, family: str) -> None:
+    ds = datasets["multiclass"]
+    small = Dataset("wine60", ds.X.iloc[::3], ds.y.iloc[::3], ds.task, ds.categorical, ds.origin)
+    space = get_space("multiclass")
+    values = space.validate({"model": family, f"{family}:n_estimators": 30.0}, fill_defaults=True)
+    model = space.build(values, small.task, small.categorical, seed=0).fit(small.X, small.y)
+    b = _boosters(model)[0]
+    assert not b.early_stopped_ and b.best_iteration_ is None and b.n_rounds_ == 30
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_evaluate_config_of_each_family_is_ok(datasets, family: str) -> None:
+    ds = datasets["multiclass"]
+    space = get_space("multiclass")
+    result = evaluate_config(ds, space, _values("multiclass", family))
+    assert result.status == "ok", result.error
+    assert np.isfinite(result.score)
