@@ -252,7 +252,7 @@ def test_advisor_matches_the_recommenders(kb_copy: Path) -> None:
                     )
                     b = recommend(
                         strategy, pd.Series(mf, dtype=float), data.metafeatures, data.runs, k=5,
-                        exclude=set(exclude), allowed_configs=valid,
+                        exclude=set(exclude), allowed_configs=valid, names=data.names,
                     )  # fmt: skip
                     got = [
                         (r.rank, r.config_id, r.expected_regret, r.explanation,

@@ -231,7 +231,10 @@ def test_knn_query_equal_to_kb_dataset_gets_its_best_config_first(cluster_kb) ->
         recs = recommend("knn", CLUSTER_MF.loc[d], mf, runs, k=4)
         assert recs[0].config_id == best
         assert recs[0].sources[0].dataset_id == d and recs[0].sources[0].distance == 0.0
-        assert recs[0].expected_regret == 0.0
+        # issue 14: 0 is the regret on the source dataset (still reported there); the expected regret
+        # is an estimate for the query: the similarity-weighted regret over the KB datasets
+        assert recs[0].sources[0].regret_there == 0.0
+        assert 0.0 < recs[0].expected_regret < 1.0
         assert d in recs[0].explanation
 
 

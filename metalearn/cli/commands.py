@@ -171,19 +171,32 @@ def recommend(
     with console.status("extracting meta-features"):
         mf = metafeature_record(ds)
     advisor = Advisor(store)
-    recs = advisor.recommend(mf.values, ds.task, strategy=strategy, k=k, exclude_ids={ds.dataset_id})
+    recs = advisor.recommend_dataset(ds, mf.values, strategy=strategy, k=k, exclude_ids={ds.dataset_id})
+    composed = any(r.composed for r in recs)
+    reason = None if recs else advisor.no_recommendation_reason(ds.task.kind, {ds.dataset_id})
     if json_out:
-        _json({"dataset": ds.name, "kind": str(ds.task.kind), "strategy": advisor.resolve_strategy(strategy),
-               "recommendations": [r.to_dict() for r in recs]})
+        _json({"dataset": ds.name, "kind": str(ds.task.kind), "targets": _target_kinds(ds.task),
+               "strategy": advisor.resolve_strategy(strategy),
+               "composed": composed, "reason": reason, "recommendations": [r.to_dict() for r in recs]})
         return
     if not recs:
-        console.print(f"the knowledge base has no {ds.task.kind} configurations yet: a search will start cold")
+        console.print(f"{reason}: a search will start cold", markup=False, highlight=False)
         return
-    table = Table(title=f"top {len(recs)} configurations for {ds.name} ({advisor.resolve_strategy(strategy)})")
-    for col in ("#", "model", "expected regret", "from", "config_id"):
+    if composed:
+        from metalearn.metalearning.composed import COMPOSED_NOTE
+
+        console.print(COMPOSED_NOTE, markup=False, highlight=False)
+    table = Table(
+        title=f"top {len(recs)} configurations for {ds.name} ({advisor.resolve_strategy(strategy)})",
+        caption="expected regret/score: predicted for this dataset from the similar KB datasets that evaluated "
+        "the configuration (regret 0 = the best observed there, 1 = the worst); the rank is the strategy's "
+        "order, which for portfolio strategies is what a configuration adds to those before it",
+    )
+    for col in ("#", "model", "expected regret", "expected score", "from", "config_id"):
         table.add_column(col)
     for r in recs:
-        table.add_row(str(r.rank), r.summary, _fmt(r.expected_regret, 3), r.source_text, r.config_id)
+        score = "-" if r.expected_score is None else f"{r.score_metric} {_fmt(r.expected_score, 3)}"
+        table.add_row(str(r.rank), r.summary, _fmt(r.expected_regret, 3), score, r.source_text, r.config_id)
     out.print(table)
 
 
@@ -238,6 +251,8 @@ def optimize(
         f"[bold]best {res.metric}[/bold] = {_fmt(res.best_score)} after {len(res.trials)} trials "
         f"({res.n_resumed} resumed from the KB, {res.n_new} new, {res.n_failed} failed) in {res.seconds:.1f} s"
     )
+    if outcome.summary["warm_start"].get("composed"):
+        out.print(f"warm start: {outcome.summary['warm_start']['composed']}", markup=False, highlight=False)
     if res.best_values:
         out.print(f"best configuration ({res.best_config_id}): {json.dumps(res.best_values, default=str)}")
     if outcome.out_dir:

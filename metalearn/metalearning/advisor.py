@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metalearn.data.dataset import Dataset
 from metalearn.data.errors import InputError
 from metalearn.data.numbers import finite_or_none
 from metalearn.data.task import Task, TaskKind
@@ -51,11 +52,18 @@ class RecommendedConfig:
     config_id: str
     values: dict[str, Any]
     strategy: str
+    #: predicted normalised regret on the query dataset (similarity-weighted over the KB datasets
+    #: that evaluated the configuration; 0 = as good as the best observed there, 1 = the worst)
     expected_regret: float | None
     sources: tuple[SourceInfo, ...] = ()
     explanation: str = ""
     space: str = ""
     space_version: str = ""
+    #: the same estimate in the units of ``score_metric`` (None when it cannot be estimated)
+    expected_score: float | None = None
+    score_metric: str = ""
+    #: composed per target for a multitask dataset (:mod:`metalearn.metalearning.composed`)
+    composed: bool = False
 
     @property
     def summary(self) -> str:
@@ -80,6 +88,9 @@ class RecommendedConfig:
             "values": self.values,
             "strategy": self.strategy,
             "expected_regret": finite_or_none(self.expected_regret),
+            "expected_score": finite_or_none(self.expected_score),
+            "score_metric": self.score_metric or None,
+            "composed": self.composed,
             "explanation": self.explanation,
             "sources": [
                 {
@@ -239,6 +250,45 @@ class Advisor:
         """
         return self.recommend_with_count(metafeatures, task, strategy, k, exclude_ids, check_fresh)[0]
 
+    def recommend_dataset(
+        self,
+        dataset: Dataset,
+        metafeatures: Mapping[str, Any] | pd.Series,
+        strategy: str | None = None,
+        k: int = 10,
+        exclude_ids: Iterable[str] = (),
+        check_fresh: bool = True,
+        seed: int = 0,
+    ) -> list[RecommendedConfig]:
+        """:meth:`recommend` for a dataset at hand: for a multitask dataset the KB has no multitask
+        runs for, a warm start composed per target (:func:`~metalearn.metalearning.composed.compose_multitask`;
+        each result has ``composed=True``)."""
+        recs = self.recommend(metafeatures, dataset.task, strategy, k, exclude_ids, check_fresh)
+        if recs or dataset.task.kind is not TaskKind.MULTITASK:
+            return recs
+        from metalearn.metalearning.composed import compose_multitask
+
+        return compose_multitask(
+            self, dataset, strategy, k, exclude_ids=exclude_ids, seed=seed, check_fresh=check_fresh
+        )
+
+    def no_recommendation_reason(self, kind: TaskKind | str, exclude_ids: Iterable[str] = ()) -> str:
+        """Why :meth:`recommend` gives nothing for ``kind`` (one line, for the CLI and the service)."""
+        kind = TaskKind(kind)
+        data = self.prepared(kind).data
+        if data.runs.empty or data.metafeatures.empty:
+            if kind is TaskKind.MULTITASK:
+                return (
+                    "the knowledge base has no multitask datasets; a multitask warm start is composed per "
+                    "target from the dataset itself (its meta-feature vector describes only its first class "
+                    "target): upload the dataset (POST /recommendations/upload, the recommend command) or "
+                    "run a search"
+                )
+            return f"the knowledge base has no {kind} runs of the current search space yet"
+        if set(exclude_ids):
+            return f"no {kind} KB dataset is left once the excluded ones are removed"
+        return f"no {kind} configuration of the knowledge base is valid in the current search space"
+
     def recommend_with_count(
         self,
         metafeatures: Mapping[str, Any] | pd.Series,
@@ -263,7 +313,10 @@ class Advisor:
                 f"none of the given meta-features match the KB's ({self.mf_version}); "
                 "send the vector returned by the metafeatures command/endpoint"
             )
-        raw = rec.recommend_from_matrix(name, query, entry.matrix, k=int(k), exclude=set(exclude_ids))
+        raw = rec.recommend_from_matrix(
+            name, query, entry.matrix, k=int(k), exclude=set(exclude_ids), names=data.names,
+            score_metric=task.metric if isinstance(task, Task) else None,
+        )  # fmt: skip
         space = entry.space
         out: list[RecommendedConfig] = []
         for r in raw:
@@ -290,6 +343,8 @@ class Advisor:
                     explanation=r.explanation,
                     space=space.name,
                     space_version=space.version,
+                    expected_score=finite_or_none(r.expected_score),
+                    score_metric=r.score_metric,
                 )
             )
         return out, n_known

@@ -36,6 +36,8 @@ class RecommendContext:
     datasets: np.ndarray
     configs: np.ndarray
     _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
+    #: KB dataset id -> name, for the explanations (an id without a name is shown as it is)
+    names: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: values that depend on the masks only (shared by every query without exclusions)
     _static: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
 
@@ -46,14 +48,16 @@ class RecommendContext:
         query_mf: pd.Series | Mapping[str, Any] | None,
         exclude: Iterable[Hashable] = (),
         allowed_configs: Collection[Hashable] | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> RecommendContext:
         q = query_vector(query_mf, matrix.feature_names)
+        names = names or {}
         if isinstance(exclude, str):
             exclude = (exclude,)
         excluded = [i for i in (matrix.dataset_index.get(d) for d in exclude) if i is not None]
         if not excluded and allowed_configs is None:
             dmask, cmask, static = matrix.base_masks()
-            return cls(matrix=matrix, query=q, datasets=dmask, configs=cmask, _static=static)
+            return cls(matrix=matrix, query=q, datasets=dmask, configs=cmask, names=names, _static=static)
         dmask = np.ones(matrix.n_datasets, dtype=bool)
         dmask[excluded] = False
         cmask = np.ones(matrix.n_configs, dtype=bool)
@@ -66,7 +70,11 @@ class RecommendContext:
                 if j is not None:
                     cmask[j] = True
         dmask, cmask = usable_masks(matrix, dmask, cmask)
-        return cls(matrix=matrix, query=q, datasets=dmask, configs=cmask)
+        return cls(matrix=matrix, query=q, datasets=dmask, configs=cmask, names=names)
+
+    def name(self, dataset_id: Hashable) -> str:
+        """The name of a KB dataset for an explanation (its id when the name is unknown)."""
+        return self.names.get(str(dataset_id), str(dataset_id))
 
     @property
     def empty(self) -> bool:

@@ -3,8 +3,9 @@ it came from (:class:`Source`), and the helpers that pick and format those sourc
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,14 @@ class Source:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One recommended configuration. ``expected_regret``: predicted normalised regret (lower better)."""
+    """One recommended configuration.
+
+    ``expected_regret``: predicted normalised regret on the query dataset (0 = as good as the best
+    configuration observed, 1 = the worst; lower better): the similarity-weighted regret of the
+    configuration on the KB datasets that evaluated it (see ``strategies.with_estimates``), not its
+    regret on a source dataset. ``expected_score``: the same weighting of its raw scores there, in
+    the units of ``score_metric`` (None when no KB dataset scored it with one metric).
+    """
 
     rank: int
     config_id: str
@@ -33,13 +41,17 @@ class Recommendation:
     expected_regret: float
     sources: tuple[Source, ...]
     explanation: str
+    expected_score: float | None = None
+    score_metric: str = ""
 
 
-def format_sources(sources: Sequence[Source]) -> str:
+def format_sources(sources: Sequence[Source], names: Mapping[str, str] | None = None) -> str:
+    """``name (regret r d=distance), ...``; ``names``: KB dataset id -> name (else the id is shown)."""
+    names = names or {}
     parts = []
     for s in sources:
         d = "" if math.isnan(s.distance) or math.isinf(s.distance) else f" d={s.distance:.3f}"
-        parts.append(f"{s.dataset_id} (regret {s.regret_there:.3f}{d})")
+        parts.append(f"{names.get(s.dataset_id, s.dataset_id)} (regret {s.regret_there:.3f}{d})")
     return ", ".join(parts)
 
 
@@ -67,11 +79,4 @@ def top_sources(
 
 
 def with_suffix(rec: Recommendation, suffix: str) -> Recommendation:
-    return Recommendation(
-        rank=rec.rank,
-        config_id=rec.config_id,
-        strategy=rec.strategy,
-        expected_regret=rec.expected_regret,
-        sources=rec.sources,
-        explanation=rec.explanation + suffix,
-    )
+    return dataclasses.replace(rec, explanation=rec.explanation + suffix)

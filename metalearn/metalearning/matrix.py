@@ -57,9 +57,15 @@ def performance_matrix(runs: pd.DataFrame, *, full_budget_only: bool = True) -> 
     different metrics are not comparable): the one of most of the KB's own runs (``source`` not
     ``import:...``), then the most frequent.
     """
+    return _performance(runs, full_budget_only)[0]
+
+
+def _performance(runs: pd.DataFrame, full_budget_only: bool = True) -> tuple[pd.DataFrame, pd.Series]:
+    """(:func:`performance_matrix`, the metric of each of its datasets: ``""`` when runs name none)."""
     _check_runs(runs)
+    no_metric = pd.Series(dtype=object)
     if len(runs) == 0:
-        return pd.DataFrame(dtype=float)
+        return pd.DataFrame(dtype=float), no_metric
     df = runs
     if full_budget_only and "budget" in df.columns:
         budget = pd.to_numeric(df["budget"], errors="coerce")
@@ -93,11 +99,15 @@ def performance_matrix(runs: pd.DataFrame, *, full_budget_only: bool = True) -> 
             keep = frame["metric"].to_numpy() == frame["dataset_id"].map(main).to_numpy()
             frame = frame[keep]
     if len(frame) == 0:
-        return pd.DataFrame(dtype=float)
+        return pd.DataFrame(dtype=float), no_metric
     best = frame.groupby(["dataset_id", "config_id"], sort=True)["cost"].min()
     matrix = best.unstack("config_id")
     matrix.index.name, matrix.columns.name = "dataset_id", "config_id"
-    return matrix.astype(float)
+    if "metric" in frame.columns:
+        metrics = frame.drop_duplicates("dataset_id").set_index("dataset_id")["metric"]
+    else:
+        metrics = no_metric
+    return matrix.astype(float), metrics
 
 
 def normalised_regret_matrix(perf: pd.DataFrame) -> pd.DataFrame:
@@ -140,6 +150,12 @@ class RegretMatrix:
     regret: np.ndarray
     features: np.ndarray
     feature_names: tuple[str, ...]
+    #: ``costs[i, j]``: the best raw cost of ``config_ids[j]`` on ``dataset_ids[i]`` (the metric's own
+    #: units, lower better: ``-score`` for greater-is-better metrics; NaN not evaluated, inf failed
+    #: only) and ``metrics[i]`` the metric it was scored by (``""`` unknown); None when not built
+    #: from runs. They give expected scores in the metric's units (:mod:`metalearn.metalearning.explain`).
+    costs: np.ndarray | None = None
+    metrics: np.ndarray | None = None
     #: the query-independent state of a context without exclusions (masks + static cache), built once
     _base: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -193,6 +209,8 @@ class RegretMatrix:
             regret=np.ascontiguousarray(self.regret[:, keep]),
             features=self.features,
             feature_names=self.feature_names,
+            costs=None if self.costs is None else np.ascontiguousarray(self.costs[:, keep]),
+            metrics=self.metrics,
         )
 
     def regret_frame(self) -> pd.DataFrame:
@@ -209,7 +227,9 @@ class RegretMatrix:
 
 def prepare_matrix(metafeatures: pd.DataFrame | None, runs: pd.DataFrame) -> RegretMatrix:
     """Regret matrix of ``runs`` (datasets with at least one ok run) aligned with ``metafeatures``."""
-    regret = normalised_regret_matrix(performance_matrix(runs))
+    perf, metrics = _performance(runs)
+    regret = normalised_regret_matrix(perf)
+    costs = perf.reindex(index=regret.index, columns=regret.columns) if perf.size else regret
     if metafeatures is None:
         metafeatures = pd.DataFrame(index=pd.Index([], name="dataset_id"))
     mf = numeric_frame(metafeatures)
@@ -221,6 +241,8 @@ def prepare_matrix(metafeatures: pd.DataFrame | None, runs: pd.DataFrame) -> Reg
         regret=regret.to_numpy(dtype=float).reshape(len(regret.index), len(regret.columns)),
         features=mf.to_numpy(dtype=float).reshape(len(regret.index), mf.shape[1]),
         feature_names=tuple(str(c) for c in mf.columns),
+        costs=costs.to_numpy(dtype=float).reshape(len(regret.index), len(regret.columns)),
+        metrics=metrics.reindex(regret.index).fillna("").astype(str).to_numpy(dtype=object),
     )
 
 

@@ -41,6 +41,7 @@ meta-features: the result is then an empty list and the caller falls back to its
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
@@ -50,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from metalearn.data.errors import InputError
+from metalearn.data.metrics import get_metric
 from metalearn.metalearning.context import RecommendContext, ranked_configs, row_keys
 from metalearn.metalearning.distances import DistanceFit, Metric, check_metric, query_distances
 from metalearn.metalearning.explain import Recommendation, Source, format_sources, top_sources, with_suffix
@@ -57,6 +59,7 @@ from metalearn.metalearning.matrix import RegretMatrix, prepare_matrix
 
 __all__ = [
     "DEFAULT_STRATEGY",
+    "SCALE_DEPENDENT_METRICS",
     "STRATEGIES",
     "ZEROSHOT_FEATURES",
     "Strategy",
@@ -67,6 +70,7 @@ __all__ = [
     "recommend_from_matrix",
     "surrogate",
     "weighted_portfolio",
+    "with_estimates",
     "zeroshot",
 ]
 
@@ -84,6 +88,16 @@ ZEROSHOT_FEATURES: tuple[tuple[str, ...], ...] = (
     ("ratio_categorical", "categorical_ratio", "frac_categorical", "pct_categorical",
      "ratio_cat", "ratio_nominal", "percentage_of_symbolic_features", "n_categorical_ratio"),
 )  # fmt: skip
+
+
+#: Metrics in the units of the target (errors): their values on other KB datasets say nothing about
+#: a new dataset's, so no expected score is given for them (the expected regret still is).
+SCALE_DEPENDENT_METRICS: frozenset[str] = frozenset({"rmse", "mae", "rmse_mean", "mae_mean"})
+
+
+#: Strategies whose own ``expected_regret`` is the regret on the source dataset, not a prediction for
+#: the query: :func:`with_estimates` replaces it.
+SOURCE_REGRET_STRATEGIES: frozenset[str] = frozenset({"knn", "zeroshot"})
 
 
 #: A strategy maps a query context and ``k`` to at most ``k`` recommendations, best first.
@@ -219,7 +233,7 @@ def _neighbour_lists(
                     expected_regret=reg,
                     sources=(src,),
                     explanation=(
-                        f"{nth} config of KB dataset {src.dataset_id}, neighbour #{n_th} "
+                        f"{nth} config of KB dataset {ctx.name(src.dataset_id)}, neighbour #{n_th} "
                         f"(meta-feature distance {src.distance:.3f}, regret there {reg:.3f})"
                     ),
                 )
@@ -290,7 +304,7 @@ def _portfolio_recs(
             evaluated = ~np.isnan(R[:, j])
             score = np.where(evaluated, w * (1.0 - np.nan_to_num(R[:, j], nan=1.0)) + 1e-12, 0.0)
             sources = top_sources(ctx, rows, col, score, dist)
-        where = f"; best on {format_sources(sources)}" if sources else ""
+        where = f"; best on {format_sources(sources, ctx.names)}" if sources else ""
         if rank <= len(forced):  # keeps its own reasoning, with what it does for the portfolio
             f = forced[rank - 1]
             recs.append(
@@ -309,7 +323,8 @@ def _portfolio_recs(
                 expected_regret=float(pred[j]),
                 sources=sources,
                 explanation=(
-                    f"greedy portfolio pick {rank}: mean best-so-far regret over {over} "
+                    f"greedy portfolio pick {rank} (ranked by what it adds to the portfolio, not by its "
+                    f"expected regret): mean best-so-far regret over {over} "
                     f"{prev:.3f} -> {value:.3f}{where}"
                 ),
             )
@@ -451,7 +466,7 @@ def surrogate(
                 sources=sources,
                 explanation=(
                     f"predicted regret {pred[j]:.3f} from {n_eval} KB datasets that evaluated it "
-                    f"(similarity mass {support[j]:.2f}); nearest: {format_sources(sources)}"
+                    f"(similarity mass {support[j]:.2f}); nearest: {format_sources(sources, ctx.names)}"
                 ),
             )
         )
@@ -539,7 +554,7 @@ def _neighbour_lists_by_dataset(ctx: RecommendContext, dist: np.ndarray, k: int)
                     expected_regret=reg,
                     sources=(src,),
                     explanation=(
-                        f"zero-shot: regret {reg:.3f} on KB dataset {src.dataset_id}, nearest #{n_th} "
+                        f"zero-shot: regret {reg:.3f} on KB dataset {ctx.name(src.dataset_id)}, nearest #{n_th} "
                         f"on size/shape meta-features (distance {src.distance:.3f})"
                     ),
                 )
@@ -590,19 +605,129 @@ def recommend_from_matrix(
     k: int = 10,
     exclude: Iterable[Hashable] = (),
     allowed_configs: Collection[Hashable] | None = None,
+    *,
+    names: Mapping[str, str] | None = None,
+    score_metric: str | None = None,
     **params: Any,
 ) -> list[Recommendation]:
     """:func:`recommend` on a KB already prepared with :func:`prepare_matrix` (reuse it across queries:
-    building the regret matrix is the costly part)."""
+    building the regret matrix is the costly part). ``names`` (KB dataset id -> name) makes the
+    explanations cite datasets by name; ``score_metric``: the query's metric (expected scores only
+    from KB datasets scored by it; None: the metric most of the similarity weight was scored by)."""
     fn = _resolve_strategy(strategy, params)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise InputError(f"k must be a positive integer (how many configurations to recommend), got {k!r}")
     if matrix.n_datasets == 0 or matrix.n_configs == 0:
         return []
-    ctx = RecommendContext.build(matrix, query_mf, exclude=exclude, allowed_configs=allowed_configs)
+    ctx = RecommendContext.build(
+        matrix, query_mf, exclude=exclude, allowed_configs=allowed_configs, names=names
+    )
     if ctx.empty:
         return []
-    return list(fn(ctx, int(k)))
+    return with_estimates(ctx, list(fn(ctx, int(k))), score_metric=score_metric)
+
+
+def with_estimates(
+    ctx: RecommendContext,
+    recs: Sequence[Recommendation],
+    *,
+    n_neighbors: int = 10,
+    tau: float = 1.0,
+    shrink: float = 1.0,
+    metric: Metric = "l1",
+    score_metric: str | None = None,
+) -> list[Recommendation]:
+    """``recs`` with what each configuration is expected to do on the *query* dataset (the ranking
+    is left as it is):
+
+    - ``expected_regret`` of the strategies that report a regret on a *source* dataset (``knn``,
+      ``zeroshot``: the regret where the configuration came from, 0 for a neighbour's best) is
+      replaced by the :func:`surrogate`'s prediction, ``(sum_d w_d regret_d + shrink * mean) /
+      (sum_d w_d + shrink)`` over the usable KB datasets ``d`` that evaluated the configuration,
+      ``w`` the similarity weights of :func:`_kernel_weights` (equal weights when the query has no
+      usable meta-features), ``mean`` its mean regret over the KB; the other strategies' own
+      predictions are kept (``surrogate``/``hybrid``/``weighted_portfolio``: similarity-weighted;
+      ``portfolio``: the KB mean);
+    - ``expected_score`` (every strategy): the same weighting of its raw best scores there (no
+      shrinkage), in the units of ``score_metric`` (only KB datasets scored by that metric count;
+      none for the scale-dependent :data:`SCALE_DEPENDENT_METRICS`).
+
+    The explanation says what the numbers are.
+    """
+    if not recs:
+        return list(recs)
+    m = ctx.matrix
+    dist = ctx.distances(check_metric(metric))
+    usable = ctx.datasets
+    if dist is not None and np.isfinite(dist[usable]).any():
+        w = _kernel_weights(np.where(usable, dist, np.inf), n_neighbors, tau)
+        basis = "similarity-weighted regret"
+    else:
+        w = usable.astype(float)
+        basis = "mean regret"
+    _, cols, _ = ctx.submatrix()
+    prior_all = ctx.global_means()
+    out: list[Recommendation] = []
+    for r in recs:
+        col = m.config_index.get(r.config_id)
+        if col is None:
+            out.append(r)
+            continue
+        reg = m.regret[:, col]
+        ev = usable & ~np.isnan(reg)
+        j = int(np.searchsorted(cols, col))
+        known = j < cols.size and cols[j] == col
+        prior = float(prior_all[j]) if known else float(np.nanmean(reg[ev]) if ev.any() else 1.0)
+        wv = w[ev]
+        pred = float((wv @ reg[ev] + shrink * prior) / max(float(wv.sum()) + shrink, 1e-300))
+        score, s_metric = _expected_score(m, col, ev, w, score_metric)
+        text = ""
+        if r.strategy in SOURCE_REGRET_STRATEGIES:
+            text = f"; expected regret here {pred:.3f} ({basis} over the {int(ev.sum())} KB datasets that evaluated it)"
+        else:
+            pred = r.expected_regret
+        if score is not None:
+            text += f"; expected {s_metric} {score:.4g}"
+        out.append(
+            dataclasses.replace(
+                r, expected_regret=pred, expected_score=score, score_metric=s_metric if score is not None else "",
+                explanation=r.explanation + text,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _expected_score(
+    m: RegretMatrix, col: int, ev: np.ndarray, w: np.ndarray, score_metric: str | None
+) -> tuple[float | None, str]:
+    """The ``w``-weighted mean of the raw best scores of column ``col`` on the rows ``ev`` scored by one
+    metric (``score_metric``, else the one carrying most weight), and that metric's name."""
+    if m.costs is None or m.metrics is None:
+        return None, ""
+    cost = m.costs[:, col]
+    ok = ev & np.isfinite(cost) & (m.metrics != "")
+    if not ok.any():
+        return None, ""
+    if score_metric:
+        name = score_metric
+    else:
+        found = m.metrics[ok]
+        names, inverse = np.unique(found.astype(str), return_inverse=True)
+        mass = np.bincount(inverse, weights=w[ok] + 1e-12)
+        name = str(names[int(np.argmax(mass))])
+    rows = ok & (m.metrics == name)
+    if not rows.any():
+        return None, ""
+    if name.split(":")[-1] in SCALE_DEPENDENT_METRICS:
+        return None, ""
+    try:
+        met = get_metric(name)
+    except InputError:
+        return None, ""
+    wr = w[rows]
+    total = float(wr.sum())
+    value = float(wr @ cost[rows]) / total if total > 0 else float(cost[rows].mean())
+    return met.from_cost(value), name
 
 
 def recommend(
@@ -613,6 +738,9 @@ def recommend(
     k: int = 10,
     exclude: Iterable[Hashable] = (),
     allowed_configs: Collection[Hashable] | None = None,
+    *,
+    names: Mapping[str, str] | None = None,
+    score_metric: str | None = None,
     **params: Any,
 ) -> list[Recommendation]:
     """Up to ``k`` configurations for a dataset with meta-features ``query_mf``, best first.
@@ -621,11 +749,13 @@ def recommend(
     it (e.g. ``tau=0.5``). ``metafeatures``/``runs``: the KB frames (``metafeature_frame`` and
     ``runs_frame`` of the task kind and search space). ``exclude``: KB dataset ids not to use
     (benchmarks: the query itself). ``allowed_configs``: only these configuration ids may be
-    recommended (those valid in the current search space); ``None`` allows all. An empty KB or no
-    usable neighbour gives ``[]``.
+    recommended (those valid in the current search space); ``None`` allows all. ``names``/``score_metric``:
+    see :func:`recommend_from_matrix`. An empty KB or no usable neighbour gives ``[]``.
     """
     _resolve_strategy(strategy, params)  # fail on a bad name/parameter before the costly part
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise InputError(f"k must be a positive integer (how many configurations to recommend), got {k!r}")
     matrix = prepare_matrix(metafeatures, runs)
-    return recommend_from_matrix(strategy, query_mf, matrix, k, exclude, allowed_configs, **params)
+    return recommend_from_matrix(
+        strategy, query_mf, matrix, k, exclude, allowed_configs, names=names, score_metric=score_metric, **params
+    )

@@ -64,9 +64,14 @@ def optimize(
         status("recommendations")
         advisor = Advisor(store)
         strategy = advisor.resolve_strategy(settings.strategy)
-        recs = advisor.recommend(
-            mf.values, dataset.task, strategy=settings.strategy, k=settings.n_warm, exclude_ids={dataset.dataset_id}
-        )
+        recs = advisor.recommend_dataset(
+            dataset, mf.values, strategy=settings.strategy, k=settings.n_warm, exclude_ids={dataset.dataset_id},
+            seed=settings.seed,
+        )  # fmt: skip
+        if any(getattr(r, "composed", False) for r in recs):  # a multitask dataset, no multitask KB runs
+            from metalearn.metalearning.composed import COMPOSED_NOTE
+
+            status(COMPOSED_NOTE)
     status("searching")
     result = run_search(
         dataset, store, settings, recommendations=recs, on_trial=on_trial, should_stop=should_stop, search_id=search_id
@@ -98,7 +103,8 @@ def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs:
         "greater_is_better": result.greater_is_better,
         "space": {"name": result.space, "version": result.space_version},
         "settings": result.settings,
-        "warm_start": {"strategy": strategy, "recommended": [r.to_dict() for r in recs if hasattr(r, "to_dict")]},
+        "warm_start": {"strategy": strategy, "recommended": [r.to_dict() for r in recs if hasattr(r, "to_dict")],
+                       "composed": _composed_note(recs)},
         "best": {"score": finite_or_none(result.best_score), "config_id": result.best_config_id,
                  "values": result.best_values},
         "n_trials": len(result.trials),
@@ -118,6 +124,15 @@ def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs:
 
 
 _DEFAULTS = defaults("estimator")
+
+
+def _composed_note(recs: list[Any]) -> str | None:
+    """What the summary says of a warm start composed per target (multitask), else None."""
+    if not any(getattr(r, "composed", False) for r in recs):
+        return None
+    from metalearn.metalearning.composed import COMPOSED_NOTE
+
+    return COMPOSED_NOTE
 
 
 class MetaLearnEstimator(BaseEstimator):

@@ -158,7 +158,18 @@ class RecommendedConfigOut(BaseModel):
     space_version: str
     values: dict[str, Any]
     strategy: str
-    expected_regret: float | None = None
+    expected_regret: float | None = Field(
+        default=None,
+        description="Predicted normalised regret on this dataset (0: as good as the best configuration "
+        "observed on similar KB datasets, 1: the worst), from the KB datasets that evaluated it.",
+    )
+    expected_score: float | None = Field(
+        default=None, description="The same prediction in the units of score_metric (null when not estimable)."
+    )
+    score_metric: str | None = Field(default=None, description="The metric of expected_score.")
+    composed: bool = Field(
+        default=False, description="Composed per target for a multitask dataset (the KB has no multitask runs)."
+    )
     explanation: str
     sources: list[SourceOut]
 
@@ -173,6 +184,9 @@ class RecommendationResponse(BaseModel):
         default=None, description="Fingerprint of the uploaded dataset (uploads only)."
     )
     recommendations: list[RecommendedConfigOut]
+    reason: str | None = Field(
+        default=None, description="Why no configuration could be recommended (null when there are some)."
+    )
 
 
 class StrategiesOut(BaseModel):

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
+from metalearn.data.dataset import Dataset
 from metalearn.data.task import TaskKind
 from metalearn.metalearning.advisor import Advisor
 from metalearn.service.deps import AdvisorDep, KBDep, ReadAccess, SettingsDep, WriteAccess
@@ -45,11 +46,14 @@ def compute_recommendations(
     k: int,
     exclude: Iterable[str],
     dataset_id: str | None = None,
+    dataset: Dataset | None = None,
 ) -> RecommendationResponse:
     name = check_strategy(strategy)
     recs, n_used = advisor.recommend_with_count(
         metafeatures, kind, strategy=name, k=k, exclude_ids=exclude, check_fresh=False
     )
+    if not recs and dataset is not None:  # an upload: a multitask warm start composed per target
+        recs = advisor.recommend_dataset(dataset, metafeatures, name, k, exclude, check_fresh=False)
     return RecommendationResponse.model_validate(
         {
             "kind": str(kind),
@@ -59,6 +63,7 @@ def compute_recommendations(
             "n_features_used": n_used,
             "dataset_id": dataset_id,
             "recommendations": [r.to_dict() for r in recs],
+            "reason": None if recs else advisor.no_recommendation_reason(kind, exclude),
         }
     )
 
@@ -126,4 +131,5 @@ async def recommend_upload(
         k,
         {dataset.dataset_id},
         dataset.dataset_id,
+        dataset,
     )
