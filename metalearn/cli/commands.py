@@ -175,8 +175,7 @@ def recommend(
     composed = any(r.composed for r in recs)
     reason = None if recs else advisor.no_recommendation_reason(ds.task.kind, {ds.dataset_id})
     if json_out:
-        _json({"dataset": ds.name, "kind": str(ds.task.kind), "targets": _target_kinds(ds.task),
-               "strategy": advisor.resolve_strategy(strategy),
+        _json({"dataset": ds.name, "kind": str(ds.task.kind), "strategy": advisor.resolve_strategy(strategy),
                "composed": composed, "reason": reason, "recommendations": [r.to_dict() for r in recs]})
         return
     if not recs:
