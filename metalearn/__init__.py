@@ -3,7 +3,9 @@
 The Python API, imported lazily so that ``import metalearn`` (and the CLI's start-up) stays cheap:
 
 - :func:`optimize` — warm-started SMAC search on a :class:`metalearn.data.dataset.Dataset`, results written to the KB;
-- :class:`MetaLearnEstimator` — a scikit-learn estimator that searches in ``fit``;
+- :class:`MetaLearnClassifier` / :class:`MetaLearnRegressor` — scikit-learn estimators that search in
+  ``fit`` (by default in a private in-memory KB: ``fit`` writes to a KB file only when given ``kb=PATH``);
+- :class:`MetaLearnEstimator` — the same for every task kind (inferred from ``y``, or ``kind``), multitask too;
 - :class:`SearchSettings` — the frozen description of a search (every parameter declared once);
 - :class:`Advisor` — recommendations from a KB without fitting anything.
 """
@@ -14,7 +16,9 @@ from typing import Any
 
 _EXPORTS = {
     "optimize": "metalearn.search.automl",
-    "MetaLearnEstimator": "metalearn.search.automl",
+    "MetaLearnEstimator": "metalearn.search.estimators",
+    "MetaLearnClassifier": "metalearn.search.estimators",
+    "MetaLearnRegressor": "metalearn.search.estimators",
     "OptimizeOutcome": "metalearn.search.automl",
     "SearchSettings": "metalearn.search.settings",
     "Advisor": "metalearn.metalearning.advisor",

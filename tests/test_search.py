@@ -563,7 +563,8 @@ def test_estimator_multitarget_regression() -> None:
     assert est.task_.kind is TaskKind.MULTITARGET and est.task_.targets == tuple(lin.y.columns)
     pred = est.predict(lin.X)
     assert pred.shape == (len(lin.X), 3) and np.isfinite(pred).all()
-    with pytest.raises(InputError, match="classification"):
+    assert not hasattr(est, "predict_proba")  # a regression fit has no probabilities to offer
+    with pytest.raises(AttributeError, match="predict_proba"):
         est.predict_proba(lin.X)
     with pytest.raises(AttributeError):
         _ = est.classes_

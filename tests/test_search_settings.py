@@ -15,6 +15,7 @@ import metalearn
 from metalearn.data.errors import InputError
 from metalearn.search import loop
 from metalearn.search.automl import MetaLearnEstimator
+from metalearn.search.estimators import MetaLearnClassifier, MetaLearnRegressor
 from metalearn.search.evaluation import EvalProtocol
 from metalearn.search.settings import (
     OPTIMIZERS,
@@ -120,16 +121,36 @@ def test_api_form_fields_are_the_declared_ones(tmp_path: Path) -> None:
     assert not (tmp_path / "kb.duckdb").exists()
 
 
-def test_estimator_parameters_are_the_declared_ones() -> None:
-    signature = inspect.signature(MetaLearnEstimator.__init__).parameters
-    assert set(signature) - {"self", "kind", "metric", "kb"} == set(params("estimator"))
-    doc = MetaLearnEstimator.__doc__ or ""
+ESTIMATORS: dict[type[Any], set[str]] = {  # each estimator's own parameters besides the search's
+    MetaLearnEstimator: {"kind", "metric", "kb"},
+    MetaLearnClassifier: {"metric", "kb"},  # the kind follows from the class: classes, never inferred
+    MetaLearnRegressor: {"metric", "kb"},
+}
+
+
+@pytest.mark.parametrize("cls", list(ESTIMATORS), ids=lambda c: c.__name__)
+def test_estimator_parameters_are_the_declared_ones(cls: type[Any]) -> None:
+    signature = inspect.signature(cls.__init__).parameters
+    assert set(signature) - {"self", *ESTIMATORS[cls]} == set(params("estimator"))
+    assert set(cls().get_params()) == set(signature) - {"self"}
+    doc = cls.__doc__ or ""
     for name, p in params("estimator").items():
         assert signature[name].default == p.default_for("estimator"), name
         assert f"``{name}``" in doc and p.help in doc, name
-    est = MetaLearnEstimator()
+    assert signature["kb"].default is None and "in-memory" in doc  # no KB file written unless one is given
+    est = cls()
     built = SearchSettings.from_params(**{n: getattr(est, n) for n in params("estimator")})
     assert built.n_trials == defaults("estimator")["n_trials"]
+    assert built.resume is False and "resume" in params("estimator")  # a fit searches unless told to resume
+
+
+def test_estimators_import_from_every_documented_place() -> None:
+    from metalearn.search import automl, estimators
+
+    for cls in ESTIMATORS:
+        name = cls.__name__
+        assert getattr(estimators, name) is getattr(automl, name) is getattr(metalearn, name) is cls
+        assert name in metalearn.__all__
 
 
 def test_interfaces_differ_from_searchsettings_only_where_declared() -> None:

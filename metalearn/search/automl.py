@@ -1,4 +1,5 @@
-"""The Python API: ``optimize()`` and a scikit-learn compatible estimator with the same power as the CLI."""
+"""The Python API: ``optimize()``, with the same power as the CLI (the scikit-learn estimators built on it
+are in :mod:`metalearn.search.estimators`, importable from here too)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator
-
 from metalearn.data.dataset import Dataset
-from metalearn.data.errors import InputError, SearchError
 from metalearn.data.numbers import finite_or_none
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.shipped import open_default_kb
@@ -22,7 +18,7 @@ from metalearn.metalearning.metafeatures import ensure_metafeatures
 from metalearn.pipelines.spaces import get_space
 from metalearn.search.evaluation import fit_final
 from metalearn.search.loop import SearchResult, Trial, run_search
-from metalearn.search.settings import SearchSettings, defaults, params
+from metalearn.search.settings import SearchSettings
 
 
 @dataclass
@@ -123,9 +119,6 @@ def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs:
     }
 
 
-_DEFAULTS = defaults("estimator")
-
-
 def _composed_note(recs: list[Any]) -> str | None:
     """What the summary says of a warm start composed per target (multitask), else None."""
     if not any(getattr(r, "composed", False) for r in recs):
@@ -135,102 +128,13 @@ def _composed_note(recs: list[Any]) -> str | None:
     return COMPOSED_NOTE
 
 
-class MetaLearnEstimator(BaseEstimator):
-    """A scikit-learn estimator that runs a warm-started search in ``fit`` and predicts with the refit
-    best pipeline. Works for every task kind: pass ``y`` as a Series (one target) or DataFrame (several).
-
-    Parameters mirror ``metalearn optimize``. ``kind`` and ``metric`` override the inferred task kind and
-    its default metric; ``kb`` is a KB path (None: the default KB, ``":memory:"``: an in-memory KB seeded
-    with the shipped snapshot). The search parameters (declared in :mod:`metalearn.search.settings`):
-    """
-
-    def __init__(
-        self,
-        kind: str | None = None,
-        metric: str | None = None,
-        n_trials: int = _DEFAULTS["n_trials"],
-        time_limit: float | None = _DEFAULTS["time_limit"],
-        trial_time_limit: float | None = _DEFAULTS["trial_time_limit"],
-        warm_start: bool = _DEFAULTS["warm_start"],
-        strategy: str | None = _DEFAULTS["strategy"],
-        n_warm: int = _DEFAULTS["n_warm"],
-        n_folds: int = _DEFAULTS["n_folds"],
-        kb: str | None = None,
-        seed: int = _DEFAULTS["seed"],
-    ) -> None:
-        self.kind = kind
-        self.metric = metric
-        self.n_trials = n_trials
-        self.time_limit = time_limit
-        self.trial_time_limit = trial_time_limit
-        self.warm_start = warm_start
-        self.strategy = strategy
-        self.n_warm = n_warm
-        self.n_folds = n_folds
-        self.kb = kb
-        self.seed = seed
-
-    def fit(self, X: Any, y: Any) -> MetaLearnEstimator:
-        from metalearn.data.validation import prepare_frame
-
-        X = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X)).add_prefix("x")
-        if isinstance(y, pd.DataFrame):
-            Y = y.copy()
-        else:
-            name = getattr(y, "name", None) or "target"
-            Y = pd.DataFrame({str(name): np.asarray(y)})
-            if Y.shape[1] != 1 or np.asarray(y).ndim > 1:
-                Y = pd.DataFrame(np.asarray(y)).add_prefix("y")
-        if len(X) != len(Y):
-            raise InputError(f"X has {len(X)} rows but y has {len(Y)}; pass one target row per sample")
-        frame = pd.concat([X.reset_index(drop=True), Y.reset_index(drop=True)], axis=1)
-        ds = prepare_frame(frame, list(Y.columns), kind=self.kind, metric=self.metric, name="estimator-fit",
-                           origin="python:MetaLearnEstimator")
-        settings = SearchSettings.from_params(**{name: getattr(self, name) for name in _DEFAULTS})
-        outcome = optimize(ds, kb=self.kb, settings=settings)
-        if outcome.model is None:
-            raise SearchError(
-                f"no configuration succeeded in {len(outcome.result.trials)} trials "
-                f"({outcome.result.n_failed} failed); raise n_trials/trial_time_limit or check the data"
-            )
-        self.task_ = ds.task
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.model_ = outcome.model
-        self.best_config_ = outcome.result.best_values
-        self.best_score_ = outcome.result.best_score
-        self.search_ = outcome.summary
-        return self
-
-    def _X(self, X: Any) -> pd.DataFrame:
-        from sklearn.utils.validation import check_is_fitted
-
-        check_is_fitted(self, "model_")
-        if not isinstance(X, pd.DataFrame):
-            X = pd.DataFrame(np.asarray(X), columns=list(self.feature_names_in_))
-        return X
-
-    def predict(self, X: Any) -> np.ndarray:
-        pred = self.model_.predict_task(self._X(X))
-        if pred.n_targets == 1:
-            return np.asarray(pred.values[0])
-        return np.column_stack([np.asarray(v) for v in pred.values])
-
-    def predict_proba(self, X: Any) -> np.ndarray | list[np.ndarray]:
-        pred = self.model_.predict_task(self._X(X))
-        probas = [p for p in pred.probas if p is not None]
-        if not probas:
-            raise InputError("predict_proba needs a classification task; this estimator was fit for regression")
-        return probas[0] if pred.n_targets == 1 else probas
-
-    @property
-    def classes_(self) -> np.ndarray:
-        pred_classes = getattr(self.model_, "classes_", None)
-        if pred_classes is None:
-            raise AttributeError("classes_ is only defined for a single classification target")
-        return pred_classes
+#: the scikit-learn estimators live in metalearn.search.estimators; importable from here as before
+_ESTIMATORS = ("MetaLearnEstimator", "MetaLearnClassifier", "MetaLearnRegressor")
 
 
-if MetaLearnEstimator.__doc__ is not None:  # None under python -OO
-    MetaLearnEstimator.__doc__ = MetaLearnEstimator.__doc__.rstrip() + "\n\n" + "".join(
-        f"    - ``{name}`` (default ``{_DEFAULTS[name]!r}``): {p.help}\n" for name, p in params("estimator").items()
-    )
+def __getattr__(name: str) -> Any:
+    if name in _ESTIMATORS:  # imported on first use: estimators imports optimize from this module
+        from metalearn.search import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 Every field of :class:`SearchSettings` carries a :class:`Param` in its dataclass metadata: its help text,
 its ``metalearn optimize`` flag, the bounds the HTTP form declares, and whether ``POST /searches`` and
-:class:`metalearn.search.automl.MetaLearnEstimator` expose it. ``n_folds`` (the protocol's folds, which
+:mod:`metalearn.search.estimators`' scikit-learn estimators expose it. ``n_folds`` (the protocol's folds, which
 every interface offers) is the one parameter that is not a field. The CLI, the API form and the estimator
 take their help texts and defaults from :func:`params`/:func:`defaults` and leave validation to
 ``SearchSettings`` (its :class:`SettingError` names the parameter, so each interface can report it in
@@ -42,7 +42,7 @@ class Param:
     help: str
     cli: str | None = None  # the ``metalearn optimize`` flag ("--on/--off" for a switch); None: not in the CLI
     api: bool = False  # a field of the ``POST /searches`` form
-    estimator: bool = False  # a parameter of ``MetaLearnEstimator``
+    estimator: bool = False  # a parameter of the scikit-learn estimators (metalearn.search.estimators)
     ge: float | None = None
     gt: float | None = None
     api_ge: float | None = None
@@ -131,7 +131,8 @@ class SearchSettings:
         "Smallest data-subset budget of the multi-fidelity search, in (0, 1).", gt=0))
     protocol: EvalProtocol = field(default_factory=_default_protocol)
     resume: bool = field(default=True, metadata=_param(
-        "Tell SMAC the KB's earlier runs of this dataset instead of re-running them."))
+        "Tell SMAC the KB's earlier runs of this dataset instead of re-running them.", estimator=True,
+        estimator_default=False))
     n_initial: int | None = field(default=None, metadata=_param(
         "Cold-start initial design size (None: SMAC's default rule)."))
 

@@ -1,0 +1,346 @@
+"""The scikit-learn estimators: a warm-started search in ``fit``, the refit best pipeline in ``predict``.
+
+- :class:`MetaLearnClassifier` (``ClassifierMixin``) — ``y`` holds class labels, whatever they look
+  like: one label column (binary or multiclass by its number of classes; integer codes with many
+  values stay classes, the kind is passed to the search, never inferred) or 0/1 indicator columns
+  (multilabel). ``predict_proba``, ``classes_``, ``score`` = accuracy.
+- :class:`MetaLearnRegressor` (``RegressorMixin``) — ``y`` holds numbers: one column (regression) or
+  several (multitarget). No ``predict_proba``; ``score`` = R².
+- :class:`MetaLearnEstimator` — every task kind, inferred from ``y`` (or given as ``kind``), including
+  multitask (label and numeric targets together); ``predict_proba`` only when a target is a class
+  target; ``score`` = accuracy / R² per target, averaged.
+
+**The knowledge base.** ``kb=None`` (the default) searches with a private in-memory KB seeded from the
+shipped snapshot and discarded after ``fit``: nothing is written to any file, and two fits on the same
+data both search. ``kb=PATH`` opts in to a KB file (created and seeded when missing; e.g.
+``metalearn.kb.default_kb_path()`` for the CLI's per-user KB): ``fit`` writes the dataset, its
+meta-features, every trial and the search into it, so the data becomes a neighbour for later
+recommendations. Even then ``fit`` runs ``n_trials`` new trials unless ``resume=True``, which counts
+the KB's earlier runs on the same data toward ``n_trials`` (and tells them to SMAC) as ``metalearn
+optimize`` does.
+
+The search parameters are the ones :mod:`metalearn.search.settings` declares for the estimator (their
+defaults and help texts are listed in each class's docstring).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import DataConversionWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import ClassifierTags, RegressorTags, Tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from metalearn.data.errors import InputError, SearchError
+from metalearn.data.task import SINGLE_KINDS, TaskKind
+from metalearn.search.automl import optimize
+from metalearn.search.settings import SearchSettings, defaults, params
+
+__all__ = ["MetaLearnClassifier", "MetaLearnEstimator", "MetaLearnRegressor"]
+
+_DEFAULTS = defaults("estimator")
+_CLASS_KINDS = frozenset({TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.MULTILABEL})
+_REGRESSION_KINDS = frozenset({TaskKind.REGRESSION, TaskKind.MULTITARGET})
+
+
+def _features(X: Any) -> pd.DataFrame:
+    """``X`` as a frame: a DataFrame keeps its columns (names as text), an array-like is checked like
+    scikit-learn checks it (2-D, at least 2 rows, no infinity, no sparse or complex data) and its
+    columns are named ``x0, x1, ...``."""
+    if isinstance(X, pd.DataFrame):
+        frame = X.copy(deep=False)
+        frame.columns = [str(c) for c in X.columns]
+        frame = frame.reset_index(drop=True)
+    else:
+        arr = check_array(X, dtype=None, ensure_all_finite="allow-nan", ensure_min_samples=2)
+        frame = pd.DataFrame(arr).add_prefix("x")
+    for name in frame.select_dtypes(include="object").columns:
+        bad = frame[name].map(lambda v: not pd.api.types.is_scalar(v))
+        if bad.any():
+            value = frame[name][bad].iloc[0]
+            raise TypeError(f"argument must be a string or a number, but feature {name!r} holds a "
+                            f"{type(value).__name__} ({value!r:.40})")
+    return frame
+
+
+def _targets(y: Any, taken: set[str]) -> pd.DataFrame:
+    """``y`` as a frame of target columns whose names differ from the feature names ``taken``."""
+    if isinstance(y, pd.DataFrame):
+        frame = y.copy(deep=False)
+        frame.columns = [str(c) for c in y.columns]
+    else:
+        values = np.asarray(y)
+        if values.ndim == 1:
+            name = getattr(y, "name", None)
+            frame = pd.DataFrame({str(name) if name is not None else "target": values})
+        elif values.ndim == 2:
+            frame = pd.DataFrame(values).add_prefix("y")
+        else:
+            raise InputError(f"y must be one target column or a 2-D table of targets, got {values.ndim} dimensions")
+    renamed = []
+    for name in frame.columns:
+        while name in taken:
+            name = f"{name}_target"
+        renamed.append(name)
+    frame.columns = renamed
+    return frame.reset_index(drop=True)
+
+
+class _SearchEstimator(BaseEstimator):
+    """What the three estimators share: the parameters, ``fit`` (one search) and ``predict``."""
+
+    def __init__(
+        self,
+        metric: str | None = None,
+        n_trials: int = _DEFAULTS["n_trials"],
+        time_limit: float | None = _DEFAULTS["time_limit"],
+        trial_time_limit: float | None = _DEFAULTS["trial_time_limit"],
+        warm_start: bool = _DEFAULTS["warm_start"],
+        strategy: str | None = _DEFAULTS["strategy"],
+        n_warm: int = _DEFAULTS["n_warm"],
+        resume: bool = _DEFAULTS["resume"],
+        n_folds: int = _DEFAULTS["n_folds"],
+        kb: str | Path | None = None,
+        seed: int = _DEFAULTS["seed"],
+    ) -> None:
+        self.metric = metric
+        self.n_trials = n_trials
+        self.time_limit = time_limit
+        self.trial_time_limit = trial_time_limit
+        self.warm_start = warm_start
+        self.strategy = strategy
+        self.n_warm = n_warm
+        self.resume = resume
+        self.n_folds = n_folds
+        self.kb = kb
+        self.seed = seed
+
+    # the task kind of ``Y`` (None: inferred from the data)
+    def _kind_of(self, Y: pd.DataFrame) -> str | None:
+        raise NotImplementedError
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # the pipelines impute
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.non_deterministic = self.time_limit is not None  # a wall-clock budget
+        return tags
+
+    def fit(self, X: Any, y: Any) -> Any:
+        """Search on ``(X, y)`` (``n_trials`` trials), then refit the best pipeline on all rows."""
+        from metalearn.data.validation import prepare_frame
+
+        if y is None:
+            raise InputError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        validate_data(self, X, reset=True, skip_check_array=True)  # n_features_in_, feature_names_in_
+        features = _features(X)
+        y = y if isinstance(y, pd.Series | pd.DataFrame) else np.asarray(y)
+        if not self.__sklearn_tags__().target_tags.multi_output and y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape "
+                          "of y to (n_samples, ), for example using ravel().", DataConversionWarning, stacklevel=2)
+            y = np.ravel(y)
+        Y = _targets(y, set(features.columns))
+        if len(features) != len(Y):
+            raise InputError(f"X has {len(features)} rows but y has {len(Y)}; pass one target row per sample")
+        kind = self._kind_of(Y)
+        frame = pd.concat([features, Y], axis=1)
+        ds = prepare_frame(frame, list(Y.columns), kind=kind, metric=self.metric, name="estimator-fit",
+                           origin=f"python:{type(self).__name__}")
+        settings = SearchSettings.from_params(**{name: getattr(self, name) for name in _DEFAULTS})
+        if self.kb is None:  # a private in-memory KB, seeded only when the search starts from it
+            from metalearn.kb.shipped import open_default_kb
+
+            store = open_default_kb(":memory:", seed_from_shipped=settings.warm_start and settings.n_warm > 0)
+            try:
+                outcome = optimize(ds, kb=store, settings=settings)
+            finally:
+                store.close()
+        else:
+            outcome = optimize(ds, kb=self.kb, settings=settings)
+        if outcome.model is None:
+            raise SearchError(
+                f"no configuration succeeded in {len(outcome.result.trials)} trials "
+                f"({outcome.result.n_failed} failed); raise n_trials/trial_time_limit or check the data"
+            )
+        self.task_ = ds.task
+        self.model_ = outcome.model
+        self.best_config_ = outcome.result.best_values
+        self.best_score_ = outcome.result.best_score
+        self.search_ = outcome.summary
+        self._columns = list(features.columns)
+        classes = outcome.model.predict_task(features.iloc[:1]).classes
+        if all(c is not None for c in classes):  # every target is a class target
+            self.classes_ = classes[0] if len(classes) == 1 else list(classes)
+        elif hasattr(self, "classes_"):
+            del self.classes_
+        return self
+
+    def _prediction(self, X: Any) -> Any:
+        check_is_fitted(self, "model_")
+        if not isinstance(X, pd.DataFrame):
+            X = check_array(X, dtype=None, ensure_all_finite="allow-nan")  # 2-D, dense, no infinity
+        validate_data(self, X, reset=False, skip_check_array=True)  # the number and names of the features
+        frame = _features(X) if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=self._columns)
+        return self.model_.predict_task(frame)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels / values: shape (n,) for one target, (n, n_targets) for several."""
+        pred = self._prediction(X)
+        if pred.n_targets == 1:
+            return np.asarray(pred.values[0])
+        return np.column_stack([np.asarray(v) for v in pred.values])
+
+    def _probas(self, X: Any) -> np.ndarray | list[np.ndarray]:
+        pred = self._prediction(X)
+        probas = [p for p in pred.probas if p is not None]
+        if not probas:
+            raise InputError("predict_proba needs a classification task; this estimator was fit for regression")
+        return probas[0] if pred.n_targets == 1 else probas
+
+
+class MetaLearnClassifier(ClassifierMixin, _SearchEstimator):
+    """A scikit-learn classifier that runs a warm-started search in ``fit`` (see :mod:`metalearn.search.estimators`
+    for the knowledge base it uses) and predicts with the refit best pipeline.
+
+    ``y`` holds class labels: one column (binary or multiclass, decided by the number of classes, never
+    by how the labels look) or several 0/1 indicator columns (multilabel). ``metric`` overrides the
+    kind's default metric. ``kb`` is None (a private in-memory KB seeded from the shipped snapshot:
+    nothing is written, every fit searches) or a KB file that ``fit`` writes its trials to. The search
+    parameters (declared in :mod:`metalearn.search.settings`):
+    """
+
+    def _kind_of(self, Y: pd.DataFrame) -> str | None:
+        y = Y.iloc[:, 0] if Y.shape[1] == 1 else Y
+        check_classification_targets(y)  # "Unknown label type" for continuous values
+        target_type = type_of_target(y)
+        if Y.shape[1] > 1:
+            if target_type != "multilabel-indicator":
+                raise InputError(
+                    f"{type(self).__name__} takes one label column or 0/1 indicator columns (multilabel), "
+                    f"got {Y.shape[1]} columns of type {target_type}; use MetaLearnEstimator(kind='multitask') "
+                    "for several label columns"
+                )
+            return str(TaskKind.MULTILABEL)
+        return str(TaskKind.BINARY if Y.iloc[:, 0].nunique(dropna=True) <= 2 else TaskKind.MULTICLASS)
+
+    def predict_proba(self, X: Any) -> np.ndarray | list[np.ndarray]:
+        """Class probabilities, columns in the order of ``classes_`` (one array per label for multilabel)."""
+        return self._probas(X)
+
+
+class MetaLearnRegressor(RegressorMixin, _SearchEstimator):
+    """A scikit-learn regressor that runs a warm-started search in ``fit`` (see :mod:`metalearn.search.estimators`
+    for the knowledge base it uses) and predicts with the refit best pipeline.
+
+    ``y`` holds numbers: one column (regression) or several (multitarget), whatever they look like
+    (integer counts stay numbers). ``metric`` overrides the kind's default metric. ``kb`` is None (a
+    private in-memory KB seeded from the shipped snapshot: nothing is written, every fit searches) or a
+    KB file that ``fit`` writes its trials to. The search parameters (declared in
+    :mod:`metalearn.search.settings`):
+    """
+
+    def _kind_of(self, Y: pd.DataFrame) -> str | None:
+        check_array(Y.to_numpy(), dtype="numeric", ensure_all_finite="allow-nan", ensure_2d=False,
+                    input_name="y")
+        return str(TaskKind.REGRESSION if Y.shape[1] == 1 else TaskKind.MULTITARGET)
+
+
+class MetaLearnEstimator(_SearchEstimator):
+    """A scikit-learn estimator for every task kind that runs a warm-started search in ``fit`` (see
+    :mod:`metalearn.search.estimators` for the knowledge base it uses) and predicts with the refit best
+    pipeline. Pass ``y`` as a Series (one target) or a DataFrame (several, e.g. a multitask mix of label
+    and numeric targets).
+
+    ``kind`` overrides the inferred task kind (it also makes the estimator a classifier or a regressor
+    for :func:`sklearn.base.is_classifier` / :func:`~sklearn.base.is_regressor`); ``metric`` overrides
+    the kind's default metric. ``predict_proba`` exists once fit on a class target (or before ``fit``
+    when ``kind`` does not rule it out). ``score`` is the accuracy of a class target or the R² of a
+    numeric one, averaged over the targets. ``kb`` is None (a private in-memory KB seeded from the
+    shipped snapshot: nothing is written, every fit searches) or a KB file that ``fit`` writes its
+    trials to. Prefer :class:`MetaLearnClassifier` / :class:`MetaLearnRegressor` when the kind is known.
+    The search parameters (declared in :mod:`metalearn.search.settings`):
+    """
+
+    def __init__(
+        self,
+        kind: str | None = None,
+        metric: str | None = None,
+        n_trials: int = _DEFAULTS["n_trials"],
+        time_limit: float | None = _DEFAULTS["time_limit"],
+        trial_time_limit: float | None = _DEFAULTS["trial_time_limit"],
+        warm_start: bool = _DEFAULTS["warm_start"],
+        strategy: str | None = _DEFAULTS["strategy"],
+        n_warm: int = _DEFAULTS["n_warm"],
+        resume: bool = _DEFAULTS["resume"],
+        n_folds: int = _DEFAULTS["n_folds"],
+        kb: str | Path | None = None,
+        seed: int = _DEFAULTS["seed"],
+    ) -> None:
+        super().__init__(metric=metric, n_trials=n_trials, time_limit=time_limit,
+                         trial_time_limit=trial_time_limit, warm_start=warm_start, strategy=strategy,
+                         n_warm=n_warm, resume=resume, n_folds=n_folds, kb=kb, seed=seed)
+        self.kind = kind
+
+    def _kind_of(self, Y: pd.DataFrame) -> str | None:
+        if self._given_kind() in _CLASS_KINDS:
+            check_classification_targets(Y.iloc[:, 0] if Y.shape[1] == 1 else Y)
+        return self.kind
+
+    def _given_kind(self) -> TaskKind | None:
+        try:
+            return TaskKind(self.kind) if self.kind is not None else None
+        except ValueError:
+            return None
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        kind = self._given_kind()
+        tags.target_tags.multi_output = kind is None or kind not in SINGLE_KINDS
+        if kind in _CLASS_KINDS:
+            tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()
+        elif kind in _REGRESSION_KINDS:
+            tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
+        return tags
+
+    def _has_probas(self) -> bool:
+        if hasattr(self, "task_"):
+            return any(k is not TaskKind.REGRESSION for k in self.task_.target_kinds)
+        return self._given_kind() not in _REGRESSION_KINDS
+
+    @available_if(_has_probas)
+    def predict_proba(self, X: Any) -> np.ndarray | list[np.ndarray]:
+        """Class probabilities of the class target (one array per class target when there are several)."""
+        return self._probas(X)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy of a class target, R² of a numeric one; the mean over the targets for several."""
+        pred = self.predict(X)
+        Y = np.asarray(y)
+        if Y.ndim == 1:
+            Y, pred = Y[:, None], np.asarray(pred)[:, None]
+        scores = [
+            accuracy_score(Y[:, i], pred[:, i], sample_weight=sample_weight) if k is not TaskKind.REGRESSION
+            else r2_score(Y[:, i], pred[:, i], sample_weight=sample_weight)
+            for i, k in enumerate(self.task_.target_kinds)
+        ]
+        return float(np.mean(scores))
+
+
+def _document(cls: type) -> None:
+    if cls.__doc__ is not None:  # None under python -OO
+        cls.__doc__ = cls.__doc__.rstrip() + "\n\n" + "".join(
+            f"    - ``{name}`` (default ``{_DEFAULTS[name]!r}``): {p.help}\n" for name, p in params("estimator").items()
+        )
+
+
+for _cls in (MetaLearnClassifier, MetaLearnRegressor, MetaLearnEstimator):
+    _document(_cls)

@@ -1,0 +1,117 @@
+"""The scikit-learn estimators (``metalearn.search.estimators``): scikit-learn's own estimator checks with
+a tiny search budget, the classifier / regressor contract (the kind comes from the class, never from how
+the target looks), default scoring in ``cross_val_score`` / ``GridSearchCV``, and the knowledge base side
+effect: by default a fit writes no KB file and a second fit on the same data searches again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import is_classifier, is_regressor
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from metalearn.data.kinds import infer_task
+from metalearn.data.task import TaskKind
+from metalearn.kb import open_kb
+from metalearn.search.estimators import MetaLearnClassifier, MetaLearnEstimator, MetaLearnRegressor
+
+#: a search budget small enough for scikit-learn's checks (each fits a few times on tiny data)
+TINY: dict[str, Any] = {"n_trials": 1, "n_folds": 2, "trial_time_limit": None, "warm_start": False}
+SMALL: dict[str, Any] = {"n_trials": 2, "n_folds": 2, "trial_time_limit": 60.0}
+
+
+@parametrize_with_checks([MetaLearnClassifier(**TINY), MetaLearnRegressor(**TINY), MetaLearnEstimator(**TINY)])
+def test_sklearn_estimator_checks(estimator: Any, check: Any) -> None:
+    check(estimator)
+
+
+@pytest.mark.slow
+@parametrize_with_checks([MetaLearnEstimator(kind="regression", **TINY), MetaLearnEstimator(kind="multiclass", **TINY)])
+def test_sklearn_estimator_checks_with_a_given_kind(estimator: Any, check: Any) -> None:
+    check(estimator)
+
+
+def _blobs(n: int = 90, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = pd.DataFrame({"a": y * 2.0 + rng.normal(size=n), "b": rng.normal(size=n), "c": -y + rng.normal(size=n)})
+    return X, y
+
+
+def test_classifier_and_regressor_are_recognised_and_offer_only_their_methods() -> None:
+    assert is_classifier(MetaLearnClassifier()) and not is_regressor(MetaLearnClassifier())
+    assert is_regressor(MetaLearnRegressor()) and not is_classifier(MetaLearnRegressor())
+    assert hasattr(MetaLearnClassifier(), "predict_proba") and not hasattr(MetaLearnRegressor(), "predict_proba")
+    assert is_classifier(MetaLearnEstimator(kind="multilabel")) and is_regressor(MetaLearnEstimator(kind="multitarget"))
+    assert not is_classifier(MetaLearnEstimator()) and not is_regressor(MetaLearnEstimator())
+    assert not hasattr(MetaLearnEstimator(kind="regression"), "predict_proba")
+
+
+def test_classifier_treats_integer_codes_as_classes_whatever_the_inference_says() -> None:
+    """Non-negative integers with a long thin tail read as counts (regression) when inferred; the
+    classifier classifies them anyway, and the regressor regresses 3-valued integer targets."""
+    rng = np.random.default_rng(0)
+    n = 300
+    y = np.minimum(rng.geometric(0.45, size=n) - 1, 9)  # 0..9, frequencies falling off: a "count"
+    X = pd.DataFrame({"a": y + rng.normal(scale=0.3, size=n), "b": rng.normal(size=n)})
+    assert infer_task(pd.Series(y, name="y")).kind is TaskKind.REGRESSION
+    clf = MetaLearnClassifier(**SMALL).fit(X, y)
+    assert clf.task_.kind is TaskKind.MULTICLASS and list(clf.classes_) == sorted(set(y))
+    assert "given as multiclass" in clf.task_.kind_reasons[0]
+    proba = clf.predict_proba(X)
+    assert proba.shape == (n, len(clf.classes_)) and np.allclose(proba.sum(axis=1), 1.0)
+    assert set(clf.predict(X)) <= set(y) and clf.n_features_in_ == 2
+    assert list(clf.feature_names_in_) == ["a", "b"]
+
+    X3, y3 = _blobs()
+    assert infer_task(pd.Series(y3, name="y")).kind is TaskKind.MULTICLASS
+    reg = MetaLearnRegressor(**SMALL).fit(X3, y3)
+    assert reg.task_.kind is TaskKind.REGRESSION and not hasattr(reg, "classes_")
+    assert reg.predict(X3).dtype.kind == "f" and -1.0 <= reg.score(X3, y3) <= 1.0
+    with pytest.raises(ValueError, match="Unknown label type"):
+        MetaLearnClassifier(**SMALL).fit(X3, y3 + 0.5)
+
+
+def test_default_scoring_works_in_cross_validation_and_grid_search() -> None:
+    X, y = _blobs()
+    scores = cross_val_score(MetaLearnClassifier(**TINY), X, y, cv=2)  # accuracy, from ClassifierMixin
+    assert scores.shape == (2,) and (scores > 0.6).all()
+    grid = GridSearchCV(MetaLearnRegressor(**TINY), {"n_folds": [2, 3]}, cv=2).fit(X, y * 1.5 + X["b"])
+    assert grid.best_params_["n_folds"] in (2, 3) and np.isfinite(grid.best_score_)  # R², from RegressorMixin
+    est = MetaLearnEstimator(**TINY).fit(X, pd.DataFrame({"cls": y, "num": X["a"] * 2}))  # multitask
+    assert est.task_.kind is TaskKind.MULTITASK and 0.0 < est.score(X, np.column_stack([y, X["a"] * 2])) <= 1.0
+
+
+def test_default_fits_write_no_kb_file_and_search_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_kb = tmp_path / "user-kb.duckdb"
+    monkeypatch.setenv("METALEARN_KB", str(user_kb))  # where the CLI's default KB would be
+    X, y = _blobs()
+    summaries = []
+    for _ in range(2):  # the defaults (warm start from the shipped snapshot included), a small budget
+        est = MetaLearnClassifier(n_trials=2, n_folds=2, trial_time_limit=60.0).fit(X, y)
+        summaries.append(est.search_)
+    for summary in summaries:
+        assert summary["n_resumed"] == 0 and summary["n_new"] == 2 == summary["n_trials"]
+    assert summaries[0]["warm_start"]["recommended"]  # the private KB was seeded from the shipped snapshot
+    assert not user_kb.exists()
+
+
+def test_an_explicit_kb_is_written_and_resumed_only_on_request(tmp_path: Path) -> None:
+    kb_path = tmp_path / "kb.duckdb"
+    X, y = _blobs()
+    own = {**TINY, "n_trials": 2, "kb": str(kb_path)}
+    first = MetaLearnClassifier(**own).fit(X, y).search_
+    again = MetaLearnClassifier(**own).fit(X, y).search_  # resume=False (default): a new search
+    resumed = MetaLearnClassifier(**own, resume=True).fit(X, y).search_
+    assert (first["n_new"], again["n_new"], again["n_resumed"]) == (2, 2, 0)
+    assert resumed["n_resumed"] == 2 and resumed["n_new"] == 0
+    with open_kb(kb_path, read_only=True) as kb:  # the fit wrote its trials to the KB it was given
+        assert len(kb.list_runs(search_id=first["search_id"])) == 2
+        assert {s.search_id for s in kb.list_searches()} >= {first["search_id"], again["search_id"]}
