@@ -705,18 +705,26 @@ def test_settings_from_env_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path:
         Settings(_env_file=None)  # type: ignore[call-arg]
 
 
-def test_restart_marks_interrupted_searches_failed(kb_copy: Path) -> None:
+def test_restart_marks_interrupted_searches_interrupted_with_their_runs(kb_copy: Path) -> None:
+    from dataclasses import replace
+
     from metalearn.kb import open_kb
     from metalearn.kb.records import SearchRecord
 
     kb = open_kb(kb_copy)
     dataset_id = kb.list_datasets(limit=1)[0].dataset_id
     kb.put_search(SearchRecord(search_id="interrupted01", dataset_id=dataset_id, status="running"))
+    runs = kb.list_runs(limit=3)
+    kb.add_runs([replace(r, run_id=f"interrupted-run{i}", search_id="interrupted01") for i, r in enumerate(runs)])
     kb.close()
     with TestClient(create_app(make_settings(kb_copy))) as c:
         body = c.get("/searches/interrupted01").json()
-        assert body["status"] == "failed" and "submit it again" in body["error"]
-        assert_error(c.delete("/searches/interrupted01", headers=AUTH), 409, "failed")
+        assert body["status"] == "interrupted" and "submit it again" in body["error"]
+        assert body["n_trials"] == 3
+        assert [s["search_id"] for s in c.get("/searches", params={"status": "interrupted"}).json()["items"]] == [
+            "interrupted01"
+        ]
+        assert_error(c.delete("/searches/interrupted01", headers=AUTH), 409, "interrupted")
 
 
 def test_cli_registers_serve() -> None:

@@ -338,3 +338,92 @@ def test_kb_build_from_a_suite_in_a_corpus_dir(
     code, out, err = run_cli(capsys, "kb", "build", "--corpus", tmp_path / "no_corpus", "--kb", kb_path)
     _assert_one_line_error(code, out, err, ("no_corpus", "manifest.csv"))
     assert kb_stats(kb_path) == before
+
+
+def test_metafeatures_and_recommend_say_each_targets_kind_and_why(
+    capsys: pytest.CaptureFixture[str], kb_copy: Path, tmp_path: Path
+) -> None:
+    """Issue 17: the inferred kind of every target and why, in the text and the JSON of both commands."""
+    rng = np.random.default_rng(0)
+    n = 80
+    data = tmp_path / "mixed.csv"
+    pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                  "label": np.where(rng.normal(size=n) > 0, "yes", "no"),
+                  "amount": rng.normal(size=n)}).to_csv(data, index=False)
+    for command in (["metafeatures"], ["recommend", "--k", "2"]):
+        args = [*command, data, "-t", "label", "-t", "amount", "--kb", kb_copy]
+        code, out, err = run_cli(capsys, *args)
+        assert code == 0, err
+        lines = (out + err).splitlines()
+        label = next(ln for ln in lines if ln.startswith("target 'label': binary - "))
+        amount = next(ln for ln in lines if ln.startswith("target 'amount': regression - "))
+        assert "2 distinct label(s)" in label and "non-integer" in amount
+        code, out, err = run_cli(capsys, *args, "--json")
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["kind"] == "multitask"
+        assert [(t["name"], t["kind"]) for t in doc["targets"]] == [("label", "binary"), ("amount", "regression")]
+        assert all(t["reason"] for t in doc["targets"])
+
+
+def test_metafeatures_labels_log_scaled_values_and_shows_them_raw(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 5: transformed values are labelled, with their raw value beside them."""
+    from metalearn.metalearning.metafeatures import SIGNED_LOG_FEATURES
+
+    code, out, err = run_cli(capsys, "metafeatures", "sklearn:iris", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert set(doc["transforms"]) == {"log_n_rows", "log_n_features", *SIGNED_LOG_FEATURES}
+    assert doc["transforms"]["log_n_rows"] == "ln" and doc["transforms"]["max_cat_levels"] == "slog1p"
+    assert doc["raw"]["log_n_rows"] == 150 and doc["raw"]["log_n_features"] == 4
+    kurt = doc["metafeatures"]["mfe.kurtosis.sd"]
+    assert doc["raw"]["mfe.kurtosis.sd"] == pytest.approx(np.sign(kurt) * np.expm1(abs(kurt)))
+    code, out, err = run_cli(capsys, "metafeatures", "sklearn:iris")
+    assert code == 0, err
+    assert "transform" in out and "raw" in out
+    row = next(ln for ln in out.splitlines() if " log_n_rows " in ln)
+    assert "ln" in row and "150" in row
+    row = next(ln for ln in out.splitlines() if " max_cat_levels " in ln)
+    assert "slog1p" in row
+
+
+def test_every_command_of_the_readme_cli_table_takes_kb(
+    capsys: pytest.CaptureFixture[str], kb_copy: Path, tmp_path: Path
+) -> None:
+    """Issue 16: README says every command takes --kb; metafeatures reads the KB's stored vector."""
+    import re
+
+    import typer.main
+
+    from metalearn.cli import app
+
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## CLI reference"):readme.index("## How it works")]
+    commands = {tuple(m.group(1).split()) for m in re.finditer(r"^\| `metalearn ((?:kb )?[a-z-]+)", table, re.M)}
+    commands |= {("kb", "import")}  # "kb export DIR / kb import DIR" share a row
+    assert ("metafeatures",) in commands and ("kb", "build") in commands and len(commands) >= 11
+    root = typer.main.get_command(app)
+    for words in commands:
+        command: Any = root
+        for word in words:
+            command = command.commands[word]
+        assert "--kb" in {opt for p in command.params for opt in p.opts}, words
+
+    # the KB file holds iris' vector: metafeatures shows it (cached) instead of extracting it again
+    code, out, err = run_cli(capsys, "metafeatures", "sklearn:iris", "--json", "--kb", kb_copy)
+    assert code == 0, err
+    cached = json.loads(out)
+    assert cached["cached"] is True
+    kb = open_kb(kb_copy, read_only=True)
+    try:
+        stored = kb.get_metafeatures(cached["dataset_id"], EXTRACTOR_VERSION).values
+    finally:
+        kb.close()
+    assert cached["metafeatures"] == {k: None if np.isnan(v) else pytest.approx(v) for k, v in stored.items()}
+    before = kb_stats(kb_copy)
+    code, out, err = run_cli(capsys, "metafeatures", "sklearn:wine", "--json", "--kb", kb_copy)
+    assert code == 0 and json.loads(out)["cached"] is False
+    assert kb_stats(kb_copy) == before  # read only: nothing written
+    missing = tmp_path / "missing.duckdb"
+    code, out, err = run_cli(capsys, "metafeatures", "sklearn:wine", "--json", "--kb", missing)
+    assert code == 0 and json.loads(out)["cached"] is False and not missing.exists()

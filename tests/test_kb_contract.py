@@ -928,3 +928,95 @@ def test_utc_now_default_timestamps_round_trip(kb: KnowledgeBase) -> None:
     got = kb.get_dataset("now")
     assert got == d and got.created_at.tzinfo is None
     assert abs(got.created_at - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=5)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# searches whose process is gone (killed with kill -9) are marked interrupted
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _dead_process() -> tuple[int, int]:
+    """The PID and start time (ms) of a process that has exited."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        started = round(psutil.Process(proc.pid).create_time() * 1000)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    return proc.pid, started
+
+
+def test_searches_whose_process_is_gone_are_marked_interrupted_with_their_runs(kb: KnowledgeBase) -> None:
+    from metalearn.kb.owners import current_owner, interrupt_orphaned_searches
+
+    ds, cs = seed(kb, n_datasets=1, n_configs=4)
+    me = current_owner()
+    dead_pid, dead_started = _dead_process()
+    owners: dict[str, dict[str, object]] = {
+        "dead": {**me, "owner_pid": dead_pid, "owner_started": dead_started},
+        "reused": {**me, "owner_started": int(me["owner_started"]) - 3_600_000},  # this PID, an hour earlier
+        "dead-pending": {**me, "owner_pid": dead_pid, "owner_started": dead_started},
+        "alive": me,
+        "elsewhere": {**me, "owner_host": "another-host", "owner_pid": dead_pid},
+        "unknown": {},
+    }
+    for name, owner in owners.items():
+        status = "pending" if name == "dead-pending" else "running"
+        kb.put_search(SearchRecord(name, ds[0].dataset_id, status, created_at=T0, updated_at=T0, **owner))  # type: ignore[arg-type]
+    kb.add_runs([run(ds[0], c, search_id="dead") for c in cs[:3]] + [run(ds[0], cs[3], search_id="alive")])
+    kb.put_search(SearchRecord("finished", ds[0].dataset_id, "done", n_trials=7, **owners["dead"]))  # type: ignore[arg-type]
+
+    assert sorted(interrupt_orphaned_searches(kb)) == ["dead", "dead-pending", "reused"]
+    got = {s.search_id: s for s in kb.list_searches()}
+    assert {k: (s.status, s.n_trials) for k, s in got.items()} == {
+        "dead": ("interrupted", 3),
+        "reused": ("interrupted", 0),
+        "dead-pending": ("interrupted", 0),
+        "alive": ("running", 0),
+        "elsewhere": ("running", 0),
+        "unknown": ("running", 0),
+        "finished": ("done", 7),
+    }
+    assert f"PID {dead_pid}" in got["dead"].error and "\n" not in got["dead"].error
+    assert got["dead"].owner_pid == dead_pid and got["dead"].created_at == T0 and got["dead"].updated_at > T0
+    assert kb.stats()["searches_by_status"] == {"done": 1, "interrupted": 3, "running": 3}
+    assert interrupt_orphaned_searches(kb) == []  # idempotent
+
+
+_SEARCHER = """
+import sys, time
+from metalearn.kb import DuckDBKnowledgeBase, DatasetRecord, ConfigurationRecord, RunRecord, SearchRecord
+from metalearn.kb.owners import current_owner
+kb = DuckDBKnowledgeBase(sys.argv[1])
+kb.put_dataset(DatasetRecord("d", "d", "binary", 10, 2))
+kb.put_search(SearchRecord("killed", "d", "running", **current_owner()))
+for i in range(23):
+    c = ConfigurationRecord.create("space", "1", {"i": i})
+    kb.put_configuration(c)
+    kb.add_run(RunRecord(f"r{i}", "d", c.config_id, "cv5", "ok", "m", 0.5, 0.5, search_id="killed"))
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_search_killed_with_sigkill_is_interrupted_when_the_kb_is_opened_again(tmp_path: Path) -> None:
+    path = tmp_path / "kb.duckdb"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", _SEARCHER, str(path)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    with DuckDBKnowledgeBase(path, read_only=True) as ro:  # read-only: nothing is written
+        assert ro.get_search("killed").status == "running" and ro.interrupted_searches == []
+    with DuckDBKnowledgeBase(path) as kb:
+        assert kb.interrupted_searches == ["killed"]
+        rec = kb.get_search("killed")
+        assert (rec.status, rec.n_trials, rec.owner_pid) == ("interrupted", 23, proc.pid)
+        assert "run the same search again" in rec.error
+        assert kb.stats()["searches_by_status"] == {"interrupted": 1}

@@ -122,33 +122,111 @@ def metafeatures(
     kind: KindOpt = None,
     json_out: JsonOpt = False,
     seed: Annotated[int, typer.Option(help="Random seed (subsampling, landmarkers).")] = 0,
+    kb: Annotated[
+        str | None,
+        typer.Option("--kb", help="Knowledge-base file whose stored vector of this dataset is shown instead of "
+                     "extracting it (default: $METALEARN_KB or the per-user default file, when it exists). "
+                     "Read only: nothing is written."),
+    ] = None,
 ) -> None:
-    """Extract the meta-feature vector of a dataset."""
-    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_record
+    """Extract the meta-feature vector of a dataset (or show the one the knowledge base stores for it).
+
+    Some features are stored log-scaled (``log_n_*``: natural log; heavy-tailed ones: sign(x)*log1p(|x|));
+    the table says which and shows their raw value, --json lists them under "transforms" and "raw".
+    """
+    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
 
     ds = _load(data, target, kind, None)
+    if not json_out:
+        _print_kind_report(ds.task)
     with console.status(f"extracting meta-features of {ds.name} ({ds.n_rows} x {ds.n_features})"):
-        rec = metafeature_record(ds, seed=seed)
+        values, seconds, cached = _metafeatures_of(ds, seed, kb)
+    transforms = {k: t for k in values if (t := _transform_of(k))}
+    raw = {k: _raw_value(transforms[k], values[k]) for k in transforms}
     if json_out:
         _json(
             {
                 "dataset": ds.name,
                 "dataset_id": ds.dataset_id,
                 "kind": str(ds.task.kind),
+                "targets": _target_kinds(ds.task),
                 "version": EXTRACTOR_VERSION,
-                "seconds": rec.extraction_seconds,
-                "metafeatures": rec.values,
+                "seconds": seconds,
+                "cached": cached,
+                "metafeatures": values,
+                "transforms": transforms,
+                "raw": raw,
             }
         )
         return
-    table = Table(title=f"{ds.name}: {ds.task.kind}, {ds.n_rows} rows x {ds.n_features} features ({EXTRACTOR_VERSION})")
+    table = Table(
+        title=f"{ds.name}: {ds.task.kind}, {ds.n_rows} rows x {ds.n_features} features ({EXTRACTOR_VERSION})",
+        caption="value: as stored and compared by the recommenders; raw: before the transform "
+        "(ln: natural log; slog1p: sign(x)*log1p(|x|), for heavy-tailed features)",
+    )
     table.add_column("meta-feature")
     table.add_column("value", justify="right")
-    for k, v in rec.values.items():
-        table.add_row(k, _fmt(v))
+    table.add_column("transform")
+    table.add_column("raw", justify="right")
+    for k, v in values.items():
+        table.add_row(escape(k), _fmt(v), transforms.get(k, ""), _fmt(raw[k]) if k in raw else "")
     out.print(table)
-    n_nan = sum(1 for v in rec.values.values() if isinstance(v, float) and math.isnan(v))
-    console.print(f"{len(rec.values)} meta-features ({n_nan} not computable) in {rec.extraction_seconds:.2f} s")
+    n_nan = sum(1 for v in values.values() if isinstance(v, float) and math.isnan(v))
+    where = "read from the knowledge base" if cached else f"in {seconds:.2f} s"
+    console.print(f"{len(values)} meta-features ({n_nan} not computable) {where}")
+
+
+def _metafeatures_of(ds: Any, seed: int, kb: str | None) -> tuple[dict[str, float], float, bool]:
+    """(values, seconds, cached): the KB's stored vector of ``ds`` when the KB file exists and holds it
+    (never created or written here), else the vector extracted now."""
+    import time
+
+    from metalearn.data.errors import NotFoundError
+    from metalearn.kb import open_kb, resolve_kb_path
+    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_record
+
+    start = time.perf_counter()
+    where = resolve_kb_path(kb)
+    if where != ":memory:" and Path(where).exists():
+        store = open_kb(where, read_only=True)
+        try:
+            rec = store.get_metafeatures(ds.dataset_id, EXTRACTOR_VERSION)
+            return dict(rec.values), time.perf_counter() - start, True
+        except NotFoundError:
+            pass
+        finally:
+            store.close()
+    rec = metafeature_record(ds, seed=seed)
+    return dict(rec.values), rec.extraction_seconds, False
+
+
+def _transform_of(name: str) -> str:
+    """How meta-feature ``name`` is stored: "ln", "slog1p" (sign(x)*log1p(|x|)) or "" (raw)."""
+    from metalearn.metalearning.metafeatures import SIGNED_LOG_FEATURES
+
+    if name in SIGNED_LOG_FEATURES:
+        return "slog1p"
+    return "ln" if name.startswith("log_") else ""
+
+
+def _raw_value(transform: str, value: float | None) -> float | None:
+    """The value before ``transform`` (the inverse of the stored scale)."""
+    if value is None or not math.isfinite(value):
+        return value
+    raw = math.exp(value) if transform == "ln" else math.copysign(math.expm1(abs(value)), value)
+    return float(f"{raw:.12g}")  # exp(ln(178)) is 177.99999999999997
+
+
+def _target_kinds(task: Any) -> list[dict[str, str]]:
+    """The kind of every target and why (the inference's reason, or that it was given and checked)."""
+    reasons = task.kind_reasons or ("",) * task.n_targets
+    return [{"name": name, "kind": str(k), "reason": reason}
+            for name, k, reason in zip(task.targets, task.target_kinds, reasons, strict=True)]
+
+
+def _print_kind_report(task: Any) -> None:
+    for line in task.kind_report():
+        console.print(f"target {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -167,6 +245,8 @@ def recommend(
     from metalearn.metalearning.metafeatures import metafeature_record
 
     ds = _load(data, target, kind, metric)
+    if not json_out:
+        _print_kind_report(ds.task)
     store = _open_kb(kb, read_only=True)
     with console.status("extracting meta-features"):
         mf = metafeature_record(ds)
@@ -175,7 +255,8 @@ def recommend(
     composed = any(r.composed for r in recs)
     reason = None if recs else advisor.no_recommendation_reason(ds.task.kind, {ds.dataset_id})
     if json_out:
-        _json({"dataset": ds.name, "kind": str(ds.task.kind), "strategy": advisor.resolve_strategy(strategy),
+        _json({"dataset": ds.name, "kind": str(ds.task.kind), "targets": _target_kinds(ds.task),
+               "strategy": advisor.resolve_strategy(strategy),
                "composed": composed, "reason": reason, "recommendations": [r.to_dict() for r in recs]})
         return
     if not recs:

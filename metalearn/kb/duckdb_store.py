@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from metalearn.data.errors import InputError, KnowledgeBaseError, MetaLearnError, NotFoundError
-from metalearn.kb import schema
+from metalearn.kb import owners, schema
 from metalearn.kb.base import TABLES, KnowledgeBase
 from metalearn.kb.records import (
     ConfigurationRecord,
@@ -211,6 +211,10 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         try:
             with self._lock:
                 self._version = schema.migrate(self._con, self.path, self.read_only)
+            #: searches a killed process left pending/running, marked interrupted by this open
+            self.interrupted_searches: list[str] = (
+                [] if self.read_only else owners.interrupt_orphaned_searches(self)
+            )
         except BaseException:
             self.close()
             raise

@@ -43,6 +43,9 @@ class Stored:
     pairs: tuple[str, str] | None = None
     #: a ``dict[str, float]`` kept in DuckDB in its own long table (one row per entry) instead of a MAP column
     rows_table: str = ""
+    #: the schema version that added the field (0: there from the start); a snapshot of an older version
+    #: lacks its column and reads as null, and that version's migration adds the DuckDB column
+    since: int = 0
 
 
 def stored(**how: Any) -> dict[str, Stored]:
@@ -171,12 +174,18 @@ class RunRecord:
         return self.status == "ok" and not math.isnan(self.score)
 
 
-SEARCH_STATUSES = ("pending", "running", "done", "failed", "cancelled")
+#: ``interrupted``: its process died (e.g. killed) while it ran; its runs are in the KB, so it can be resumed.
+SEARCH_STATUSES = ("pending", "running", "done", "failed", "cancelled", "interrupted")
 
 
 @dataclass(frozen=True)
 class SearchRecord:
-    """A search (SMAC, random, build exploration) on one dataset: its settings and result."""
+    """A search (SMAC, random, build exploration) on one dataset: its settings and result.
+
+    ``owner_host``, ``owner_pid`` and ``owner_started`` (the process start time in milliseconds since the epoch,
+    so a reused PID is told apart) name the process running it (see :mod:`metalearn.kb.owners`): opening the
+    KB read-write marks a pending/running search whose process is gone as ``interrupted``.
+    """
 
     search_id: str = field(metadata=stored(key=True))
     dataset_id: str
@@ -188,6 +197,9 @@ class SearchRecord:
     error: str = ""
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    owner_host: str | None = field(default=None, metadata=stored(since=3))
+    owner_pid: int | None = field(default=None, metadata=stored(since=3))
+    owner_started: int | None = field(default=None, metadata=stored(since=3))
 
     def __post_init__(self) -> None:
         if self.status not in SEARCH_STATUSES:

@@ -125,10 +125,18 @@ _V2_INDEXES: list[str] = [
     "CREATE INDEX metafeature_values_key_idx ON metafeature_values (dataset_id, version)",
 ]
 
+# the fields of SearchRecord declared with stored(since=3)
+_V3_SEARCH_OWNER: list[str] = [
+    "ALTER TABLE searches ADD COLUMN owner_host VARCHAR",
+    "ALTER TABLE searches ADD COLUMN owner_pid BIGINT",
+    "ALTER TABLE searches ADD COLUMN owner_started BIGINT",
+]
+
 #: (version, description, SQL statements), applied in order; never edit a released migration, add one.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "base tables: datasets, metafeatures, configurations, runs, searches", _V1_TABLES),
     (2, "indexes: runs by dataset, configuration and search; meta-feature values by dataset", _V2_INDEXES),
+    (3, "searches: the process running them (owner_host, owner_pid, owner_started)", _V3_SEARCH_OWNER),
 ]
 
 #: The schema version this code writes.
@@ -572,9 +580,21 @@ def arrow_to_records(table: str, tbl: pa.Table) -> list[Any]:
     return [normalise(table, r) for r in out]
 
 
+#: The snapshot columns of each table added after schema version 1 (``stored(since=...)``): a snapshot of
+#: an older version lacks them, and they read as null.
+_ADDED: dict[str, frozenset[str]] = {
+    table: frozenset(a.name for c in cols if c.how.since > 1 and c.nullable for a in c.arrow)
+    for table, cols in COLUMNS.items()
+}
+
+
 def conform(table: str, tbl: pa.Table) -> pa.Table:
-    """Select and cast the columns of ``tbl`` to the layout of ``table``; extra columns are ignored."""
+    """Select and cast the columns of ``tbl`` to the layout of ``table``; extra columns are ignored, the
+    columns of fields added by a later schema version than the data's (absent) are null."""
     schema = LAYOUTS[table]
+    for f in schema:
+        if f.name in _ADDED[table] and f.name not in tbl.column_names:
+            tbl = tbl.append_column(f, pa.nulls(tbl.num_rows, type=f.type))
     missing = [f.name for f in schema if f.name not in tbl.column_names]
     if missing:
         raise FileFormatError(

@@ -30,7 +30,7 @@ from metalearn.kb.base import TABLES, KnowledgeBase
 
 SNAPSHOT_FILE = "snapshot.json"
 SNAPSHOT_FORMAT = "metalearn-kb-snapshot"
-#: Oldest snapshot schema version this code can import (the layout has not changed since version 1).
+#: Oldest snapshot schema version this code can import (columns added since read as null, see schema.conform).
 MIN_SNAPSHOT_VERSION = 1
 
 _ZSTD_LEVEL = 9

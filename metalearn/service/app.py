@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
         if kb is None:
             stale = await run_in_threadpool(manager.recover_stale)
             if stale:
-                log.warning("marked %d searches of a previous server run as failed", stale)
+                log.warning("marked %d searches of a previous server run as interrupted", stale)
         metrics.watch_kb(store.stats)
         app.state.kb = store
         app.state.advisor = advisor

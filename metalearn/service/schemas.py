@@ -209,7 +209,7 @@ class MetaFeaturesOut(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------- searches
-SearchStatus = Literal["pending", "running", "done", "failed", "cancelled"]
+SearchStatus = Literal["pending", "running", "done", "failed", "cancelled", "interrupted"]
 
 
 class SearchCreated(BaseModel):

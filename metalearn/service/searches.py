@@ -23,6 +23,7 @@ from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError, NotFoundError
 from metalearn.data.numbers import finite_or_none
 from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.owners import UNFINISHED, count_runs, current_owner, interrupted
 from metalearn.kb.records import SearchRecord, dataset_record, utcnow
 from metalearn.search.loop import Trial
 from metalearn.search.settings import SearchSettings
@@ -31,7 +32,7 @@ from metalearn.service.settings import Settings
 
 log = logging.getLogger("metalearn.api.searches")
 
-FINISHED = ("done", "failed", "cancelled")
+FINISHED = ("done", "failed", "cancelled", "interrupted")
 
 
 class TooManySearchesError(MetaLearnError, RuntimeError):
@@ -168,7 +169,8 @@ class SearchManager:
             del self._jobs[sid]
 
     def recover_stale(self) -> int:
-        """Mark searches a previous server process left pending/running as failed (they cannot finish)."""
+        """Mark searches a previous server process left pending/running as interrupted (they cannot finish),
+        counting their stored runs as their trials (as opening the KB does for a search whose process is gone)."""
         if not self.enabled:
             return 0
         n = 0
@@ -176,13 +178,12 @@ class SearchManager:
         while True:
             page = self.kb.list_searches(limit=500, offset=offset)
             for rec in page:
-                if rec.status in ("pending", "running"):
+                if rec.status in UNFINISHED:
                     self.kb.put_search(
-                        replace(
+                        interrupted(
                             rec,
-                            status="failed",
-                            error="the server stopped while this search ran; submit it again to resume from its trials",
-                            updated_at=utcnow(),
+                            count_runs(self.kb, rec.search_id),
+                            "the server stopped while this search ran; submit it again to resume from its trials",
                         )
                     )
                     n += 1
@@ -252,6 +253,7 @@ class SearchManager:
             dataset_id=job.dataset_id,
             settings=job.settings.to_dict(),
             created_at=job.created_at,
+            **current_owner(),
             **fields,  # type: ignore[arg-type]
         )
 

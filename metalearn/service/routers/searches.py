@@ -19,7 +19,7 @@ from metalearn.service.uploads import read_upload
 router = APIRouter(prefix="/searches", tags=["searches"])
 
 SearchId = Annotated[str, Path(pattern=ID_PATTERN, description="Search id.")]
-StatusFilter = Literal["pending", "running", "done", "failed", "cancelled"]
+StatusFilter = Literal["pending", "running", "done", "failed", "cancelled", "interrupted"]
 
 _DEFAULTS = defaults("api")
 
