@@ -773,3 +773,30 @@ def test_json_depth_counts_brackets_outside_strings() -> None:
     assert json_depth(b"") == 0 and json_depth(b"1") == 0
     assert json_depth(b"[" * 7 + b"]" * 7) == 7
     assert json_depth(b'{"a": "[[[[{", "b": [[1], {"c": "\\"[["}]}') == 3
+
+
+def test_uploads_say_the_kind_of_every_target_and_why(client: TestClient) -> None:
+    """Issue 17: every response that describes an uploaded dataset's task names each target's kind and why."""
+    rng = np.random.default_rng(0)
+    n = 80
+    frame = pd.DataFrame({"f1": rng.normal(size=n), "f2": rng.normal(size=n),
+                          "label": np.where(rng.normal(size=n) > 0, "yes", "no"), "amount": rng.normal(size=n)})
+    csv = frame.to_csv(index=False).encode()
+    r = _upload(client, "/metafeatures", csv, targets=["label"])
+    assert r.status_code == 200, r.text
+    [one] = r.json()["target_kinds"]
+    assert one["name"] == "label" and one["kind"] == "binary" and "2 distinct label(s)" in one["reason"]
+    r = _upload(client, "/metafeatures", csv, targets=["label", "amount"])
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["kind"] == "multitask" and [t["name"] for t in out["target_kinds"]] == out["targets"]
+    assert [t["kind"] for t in out["target_kinds"]] == ["binary", "regression"]
+    assert all(t["reason"] for t in out["target_kinds"])
+    r = _upload(client, "/recommendations/upload", csv, targets=["label"], kind="binary", k="2")
+    assert r.status_code == 200, r.text
+    [given] = r.json()["target_kinds"]
+    assert given["kind"] == "binary" and "given as binary" in given["reason"]
+    # a request that is only a vector names no targets: the field is there, null
+    vector = _upload(client, "/metafeatures", csv, targets=["label"]).json()["metafeatures"]
+    r = client.post("/recommendations", json={"metafeatures": vector, "kind": "binary", "k": 2})
+    assert r.status_code == 200 and r.json()["target_kinds"] is None

@@ -18,7 +18,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from metalearn.data.numbers import finite_or_none, json_safe
-from metalearn.data.task import TaskKind
+from metalearn.data.task import Task, TaskKind
 from metalearn.kb.records import ConfigurationRecord, DatasetRecord, RunRecord
 
 T = TypeVar("T")
@@ -174,6 +174,20 @@ class RecommendedConfigOut(BaseModel):
     sources: list[SourceOut]
 
 
+class TargetKindOut(BaseModel):
+    """The task kind of one target column, and why it has it."""
+
+    name: str
+    kind: str
+    reason: str = Field(description="Why: the inference's reason, or that the kind was given and checked.")
+
+    @classmethod
+    def of(cls, task: Task) -> list[TargetKindOut]:
+        reasons = task.kind_reasons or ("",) * task.n_targets
+        return [cls(name=n, kind=str(k), reason=r) for n, k, r in zip(task.targets, task.target_kinds, reasons,
+                                                                         strict=True)]
+
+
 class RecommendationResponse(BaseModel):
     kind: str
     strategy: str
@@ -184,6 +198,9 @@ class RecommendationResponse(BaseModel):
         default=None, description="Fingerprint of the uploaded dataset (uploads only)."
     )
     recommendations: list[RecommendedConfigOut]
+    target_kinds: list[TargetKindOut] | None = Field(
+        default=None, description="The kind of every target of the uploaded dataset and why (uploads only)."
+    )
     reason: str | None = Field(
         default=None, description="Why no configuration could be recommended (null when there are some)."
     )
@@ -206,6 +223,9 @@ class MetaFeaturesOut(BaseModel):
     seconds: float
     cached: bool = Field(description="True when the vector came from the KB instead of being extracted.")
     metafeatures: dict[str, float | None]
+    target_kinds: list[TargetKindOut] | None = Field(
+        default=None, description="The kind of every target and why (inferred, or given and checked)."
+    )
 
 
 # ------------------------------------------------------------------------------------------- searches

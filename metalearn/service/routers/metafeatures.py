@@ -13,7 +13,7 @@ from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_n
 from metalearn.service.deps import KBDep, ReadAccess, SettingsDep, WriteAccess
 from metalearn.service.extraction import metafeatures_for
 from metalearn.service.routers.recommendations import ERRORS
-from metalearn.service.schemas import MetaFeaturesOut, finite_or_none
+from metalearn.service.schemas import MetaFeaturesOut, TargetKindOut, finite_or_none
 from metalearn.service.uploads import read_upload
 
 router = APIRouter(prefix="/metafeatures", tags=["meta-features"])
@@ -61,4 +61,5 @@ async def extract(
         seconds=round(mf.seconds, 4),
         cached=mf.cached,
         metafeatures={k: finite_or_none(v) for k, v in mf.values.items()},
+        target_kinds=TargetKindOut.of(dataset.task),
     )

@@ -18,7 +18,13 @@ from metalearn.data.task import TaskKind
 from metalearn.metalearning.advisor import Advisor
 from metalearn.service.deps import AdvisorDep, KBDep, ReadAccess, SettingsDep, WriteAccess
 from metalearn.service.extraction import metafeatures_for
-from metalearn.service.schemas import Message, RecommendationRequest, RecommendationResponse, StrategiesOut
+from metalearn.service.schemas import (
+    Message,
+    RecommendationRequest,
+    RecommendationResponse,
+    StrategiesOut,
+    TargetKindOut,
+)
 from metalearn.service.uploads import read_upload
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
@@ -122,7 +128,7 @@ async def recommend_upload(
     check_strategy(strategy)
     dataset = await run_in_threadpool(read_upload, file, target, settings, kind, metric or None)
     mf = await run_in_threadpool(metafeatures_for, kb, dataset)
-    return await run_in_threadpool(
+    response = await run_in_threadpool(
         compute_recommendations,
         advisor,
         mf.values,
@@ -133,3 +139,5 @@ async def recommend_upload(
         dataset.dataset_id,
         dataset,
     )
+    response.target_kinds = TargetKindOut.of(dataset.task)
+    return response
