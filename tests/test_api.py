@@ -800,3 +800,15 @@ def test_uploads_say_the_kind_of_every_target_and_why(client: TestClient) -> Non
     vector = _upload(client, "/metafeatures", csv, targets=["label"]).json()["metafeatures"]
     r = client.post("/recommendations", json={"metafeatures": vector, "kind": "binary", "k": 2})
     assert r.status_code == 200 and r.json()["target_kinds"] is None
+
+
+@pytest.mark.parametrize("metric", ["bogus_metric", "rmse"])
+def test_search_with_a_bad_metric_is_refused_before_anything_is_stored(client: TestClient, metric: str) -> None:
+    """An unknown metric, or one of another kind (rmse for a classification target), used to answer 202
+    and store the dataset and a search that then failed (issue 14 item 6): now a 422, nothing stored."""
+    before = client.get("/kb/stats").json()
+    n_searches = len(client.get("/searches").json()["items"])
+    r = _upload(client, "/searches", small_csv(), targets=["y"], metric=metric, n_trials="1")
+    assert_error(r, 422, metric)
+    assert client.get("/kb/stats").json() == before
+    assert len(client.get("/searches").json()["items"]) == n_searches

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -427,3 +428,117 @@ def test_every_command_of_the_readme_cli_table_takes_kb(
     missing = tmp_path / "missing.duckdb"
     code, out, err = run_cli(capsys, "metafeatures", "sklearn:wine", "--json", "--kb", missing)
     assert code == 0 and json.loads(out)["cached"] is False and not missing.exists()
+
+
+# ------------------------------------------------------------------------------- optimize (issue 14)
+@pytest.mark.parametrize("metric", ["bogus_metric", "rmse"])
+def test_optimize_and_recommend_refuse_a_bad_metric_before_writing(
+    capsys: pytest.CaptureFixture[str], kb_copy: Path, tmp_path: Path, metric: str
+) -> None:
+    """An unknown metric, or one of another kind (rmse on a classification task), is a one-line error
+    before the KB gains the dataset, its meta-features or a search (item 6)."""
+    before = kb_stats(kb_copy)
+    for argv in (["optimize", "sklearn:iris", "--trials", "1"], ["recommend", "sklearn:iris"]):
+        code, out, err = run_cli(capsys, *argv, "--metric", metric, "--kb", kb_copy)
+        _assert_one_line_error(code, out, err, (repr(metric),))
+        assert code == 2
+        assert kb_stats(kb_copy) == before
+    fresh = tmp_path / "fresh" / "kb.duckdb"
+    _assert_one_line_error(*run_cli(capsys, "optimize", "sklearn:iris", "--metric", metric, "--kb", fresh),
+                           (repr(metric),))
+    assert not fresh.exists()
+
+
+@pytest.mark.corpus
+def test_optimize_multi_fidelity_ends_at_full_budget_writes_the_model_and_resumes(
+    capsys: pytest.CaptureFixture[str], corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10 multi-fidelity trials used to evaluate only budgets 1/9 and 1/3: best nan, 'model and summary
+    written' without a model, exit 0, and a re-run evaluated them again (item 1)."""
+    monkeypatch.setenv("METALEARN_CORPUS", str(corpus_dir))
+    kb_path = empty_kb(tmp_path / "kb.duckdb")
+    args = ["optimize", "corpus:prnn_synth", "--trials", "10", "--multi-fidelity", "--folds", "3",
+            "--no-warm-start", "--trial-time-limit", "30", "--kb", kb_path]
+    code, out, err = run_cli(capsys, *args, "--out", tmp_path / "run")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (tmp_path / "run" / "model.joblib").is_file()
+    assert summary["best"]["score"] is not None and summary["trials"][-1]["budget"] == 1.0
+    assert f"best roc_auc = {summary['best']['score']:.4g} after 10 trials (0 resumed" in out
+    assert f"model and summary written to {tmp_path / 'run'}" in out
+    runs = kb_stats(kb_path)["runs"]
+    assert runs == 10
+
+    code, out, err = run_cli(capsys, *args, "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert (again["n_resumed"], again["n_new"]) == (10, 0) and again["best"] == summary["best"]
+    assert kb_stats(kb_path)["runs"] == runs
+
+
+def test_optimize_without_a_successful_trial_exits_non_zero_without_a_model(
+    capsys: pytest.CaptureFixture[str], kb_copy: Path, tmp_path: Path
+) -> None:
+    code, out, err = run_cli(capsys, "optimize", "sklearn:iris", "--trials", "2", "--no-warm-start",
+                             "--trial-time-limit", "0.001", "--kb", kb_copy, "--out", tmp_path / "run")
+    assert code == 1
+    assert "best log_loss = nan" in out and "model and summary written" not in out
+    assert f"summary (no model) written to {tmp_path / 'run'}" in out
+    assert "error: no configuration succeeded in 2 trials (2 failed); no model was written" in err
+    assert not (tmp_path / "run" / "model.joblib").exists()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"]["refit"] is False
+
+
+def test_optimize_reports_the_whole_job_time(
+    capsys: pytest.CaptureFixture[str], kb_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The printed time and summary seconds include loading the data (item 4): a loader made 2 s slower
+    shows in both."""
+    import time
+
+    import metalearn.data.loading as loading
+
+    real = loading.load_dataset
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(2.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loading, "load_dataset", slow)
+    args = ["optimize", "sklearn:iris", "--trials", "1", "--no-warm-start", "--folds", "3", "--kb", kb_copy]
+    code, out, err = run_cli(capsys, *args, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["timings"]["before"] >= 2.0
+    assert summary["seconds"] >= 2.0 + summary["timings"]["search"]
+    assert summary["seconds"] >= sum(summary["timings"].values()) - 0.01
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    seconds = float(out.split(" s\n")[0].rsplit(" in ", 1)[1])
+    assert seconds >= 2.0
+
+
+def test_optimize_off_a_terminal_prints_status_lines_and_unwrapped_text(kb_copy: Path, tmp_path: Path) -> None:
+    """With stdout/stderr pipes: status lines while it works, the last trial's at the end, nothing cut at
+    80 columns, the configuration JSON on one line; each target's kind with its reason (item 15)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "TERM")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "metalearn.cli", "optimize", "sklearn:iris", "--trials", "3", "--no-warm-start",
+         "--folds", "3", "--trial-time-limit", "30", "--kb", str(kb_copy), "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, cwd=REPO, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    err_lines = proc.stderr.splitlines()
+    assert "…" not in proc.stdout + proc.stderr and "━" not in proc.stderr
+    assert err_lines[0].startswith("target 'target': multiclass - "), err_lines
+    status = [ln for ln in err_lines if ln.startswith("[")]
+    assert [ln.split(": ", 1)[1] for ln in status[:2]] == ["meta-features", "searching"], status
+    assert any(": 3/3 trials, best log_loss=" in ln and "| #3 " in ln for ln in status), status
+    assert status[-1].endswith(": refitting the best pipeline on all data")
+    out_lines = proc.stdout.splitlines()
+    config = [ln for ln in out_lines if ln.startswith("best configuration (")]
+    assert len(config) == 1 and len(config[0]) > 80
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert json.loads(config[0].split("): ", 1)[1]) == summary["best"]["values"]
+    assert out_lines[0].startswith("best log_loss = ") and out_lines[0].endswith(f"in {summary['seconds']:.1f} s")
+    assert summary["targets"][0]["reason"] and summary["targets"][0]["reason"] in err_lines[0]

@@ -611,3 +611,144 @@ def test_optimize_writes_summary_and_a_model_that_reloads(tmp_path: Path) -> Non
     assert np.array_equal(reloaded.values[0], original.values[0])
     assert np.allclose(reloaded.probas[0], original.probas[0])
     assert test_score(model, ds.X, ds.y, ds.task)["roc_auc"] > 0.9  # refit on all rows: a good fit
+
+
+# -------------------------------------------------------------- multi-fidelity searches (issue 14 item 1)
+MF_STAGES = (1 / 9, 1 / 3, 1.0)  # Hyperband's budgets for min_budget 0.1, eta 3
+
+
+def _mf(**overrides: Any) -> SearchSettings:
+    values: dict[str, Any] = dict(n_trials=10, multi_fidelity=True, protocol=EvalProtocol(n_folds=3))
+    return fast(**{**values, **overrides})
+
+
+@pytest.mark.corpus
+def test_multi_fidelity_search_ends_at_full_budget_and_resumes(load_corpus: Any) -> None:
+    """10 trials are fewer than Hyperband's first bracket (9 at 1/9, 3 at 1/3, 1 at 1): the search used
+    to end with low-budget trials only (best NaN, no model); its last trial is now the best candidate at
+    full budget, stored with budget 1.0 under the run id a search without fidelities gives it. The same
+    search again resumes every trial (low-budget ones included), and a larger one goes on with Hyperband
+    (promoting told configurations) instead of re-running them."""
+    from metalearn.kb.records import run_id_for
+
+    ds = load_corpus("prnn_synth")  # 250 rows, binary
+    kb = open_kb(":memory:")
+    first = optimize(ds, kb, _mf())
+    res = first.result
+    assert len(res.trials) == 10 and res.n_new == 10 and res.status == "done"
+    assert all(t.budget is not None and any(math.isclose(t.budget, b) for b in MF_STAGES) for t in res.trials)
+    full = [t for t in res.trials if t.budget == 1.0]
+    assert full and res.trials[-1].budget == 1.0 and res.trials[-1].status == "ok"
+    assert math.isfinite(res.best_score) and res.best_config_id in {t.config_id for t in full if t.status == "ok"}
+    assert res.best_score == max(t.score for t in full if t.status == "ok")
+    low = [t for t in res.trials if t.budget < 1.0]
+    if res.trials[-1].origin == "full-budget":  # the kept trial: the best at the highest low budget
+        top = max(t.budget for t in low if t.status == "ok")
+        assert res.best_values == max((t for t in low if t.budget == top), key=lambda t: t.score).values
+    assert first.model is not None and first.summary["best"]["score"] == res.best_score
+    assert first.summary["model"] == {"refit": True, "file": None, "constant_targets": [], "missing_reason": ""}
+    runs = kb.list_runs(search_id=res.search_id)
+    assert sorted(r.budget for r in runs) == sorted(t.budget for t in res.trials)  # 1.0 stored, not None
+    key = res.settings["protocol"]
+    for r in runs:
+        if r.budget == 1.0:
+            assert r.protocol == key and r.run_id == run_id_for(ds.dataset_id, r.config_id, key)
+        else:
+            assert r.protocol.startswith(f"{key}-b") and r.run_id != run_id_for(ds.dataset_id, r.config_id, key)
+    assert kb.get_search(res.search_id).incumbent_score == res.best_score
+
+    again = run_search(ds, kb, _mf())
+    assert (again.n_resumed, again.n_new) == (10, 0)
+    assert [(t.config_id, t.budget) for t in again.trials] == [(t.config_id, t.budget) for t in res.trials]
+    assert (again.best_score, again.best_config_id) == (res.best_score, res.best_config_id)
+    assert kb.list_runs(search_id=again.search_id) == []
+
+    more = run_search(ds, kb, _mf(n_trials=13))
+    assert (more.n_resumed, more.n_new) == (10, 3)
+    told = {t.config_id for t in res.trials}
+    promoted = [t for t in more.trials[10:] if t.budget > MF_STAGES[0] and t.config_id in told]
+    assert promoted, [(t.config_id, t.budget) for t in more.trials]  # Hyperband went on from the told runs
+    assert not {(t.config_id, t.budget) for t in more.trials[10:]} & {(t.config_id, t.budget) for t in res.trials}
+    assert len(kb.list_runs(dataset_id=ds.dataset_id)) == 13
+
+
+@pytest.mark.corpus
+def test_multi_fidelity_search_resumes_full_runs_stored_without_a_budget(load_corpus: Any) -> None:
+    """Runs of searches without fidelities (budget None) are the same full budget: a multi-fidelity search
+    tells them at budget 1.0 and its incumbent is the best of them; a one-trial multi-fidelity search is
+    a full-budget trial."""
+    ds = load_corpus("prnn_synth")
+    kb = open_kb(":memory:")
+    single = optimize(ds, kb, _mf(n_trials=1))
+    assert [(t.budget, t.status) for t in single.result.trials] == [(1.0, "ok")] and single.model is not None
+    registered(kb, ds)
+    plain = run_search(ds, kb, fast(n_trials=3, protocol=EvalProtocol(n_folds=3)))
+    assert {r.budget for r in kb.list_runs(search_id=plain.search_id)} == {None}
+    mf = run_search(ds, kb, _mf(n_trials=5))
+    assert mf.n_resumed == 3 and all(t.budget == 1.0 for t in mf.trials[:3])
+    assert mf.best_score == max(t.score for t in mf.trials if t.budget == 1.0 and t.status == "ok")
+
+
+def test_multi_fidelity_search_that_cannot_finish_at_full_budget_says_so(tmp_path: Path) -> None:
+    """Every trial timing out: no incumbent, no model, and the summary says why."""
+    iris = load_dataset("sklearn:iris")
+    kb = open_kb(":memory:")
+    outcome = optimize(iris, kb, _mf(n_trials=3, trial_time_limit=0.001), out_dir=tmp_path / "out")
+    res = outcome.result
+    assert res.best_config_id is None and outcome.model is None and res.n_failed == len(res.trials)
+    assert res.trials[-1].budget == 1.0
+    model = json.loads((tmp_path / "out" / "summary.json").read_text())["model"]
+    assert model["refit"] is False and model["file"] is None
+    assert "no configuration succeeded at full budget" in model["missing_reason"]
+    assert not (tmp_path / "out" / "model.joblib").exists()
+
+
+# ----------------------------------------------------------- validation before writing (issue 14 item 6)
+@pytest.mark.parametrize("metric", ["bogus_metric", "rmse"])
+def test_optimize_refuses_a_bad_metric_before_writing(tmp_path: Path, metric: str) -> None:
+    from dataclasses import replace
+
+    iris = load_dataset("sklearn:iris")
+    bad = iris.with_task(replace(iris.task, metric=metric))
+    kb = open_kb(tmp_path / "kb.duckdb")
+    try:
+        before = kb.stats()
+        with pytest.raises(InputError, match=metric):
+            optimize(bad, kb, fast(n_trials=1), out_dir=tmp_path / "out")
+        with pytest.raises(InputError, match=metric):
+            run_search(bad, kb, fast(n_trials=1))
+        assert kb.stats() == before
+    finally:
+        kb.close()
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------ the summary: time, target kinds, constant targets
+@pytest.mark.corpus
+def test_optimize_summary_reports_the_whole_job_target_kinds_and_constant_targets(
+    load_corpus: Any, tmp_path: Path
+) -> None:
+    """``seconds`` covers the whole job from ``started`` (the caller's loading included, item 4); every
+    target's kind comes with its reason; a label constant in the data is listed as predicted constant."""
+    import time
+
+    flags = load_corpus("flags")
+    frame = pd.concat([flags.X, flags.y], axis=1)
+    frame = frame[frame["orange"] == 0].reset_index(drop=True)  # "orange" never occurs
+    ds = prepare_frame(frame, list(flags.task.targets), name="flags_no_orange", origin="test:flags")
+    assert ds.task.kind is TaskKind.MULTILABEL
+    kb = open_kb(":memory:")
+    started = time.monotonic() - 3.0  # the caller spent 3 s before (loading the data, say)
+    outcome = optimize(ds, kb, fast(n_trials=1), out_dir=tmp_path / "out", started=started)
+    wall = time.monotonic() - started
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    timings = summary["timings"]
+    assert set(timings) == {"before", "metafeatures", "recommendations", "search", "refit", "write"}
+    assert timings["before"] >= 3.0
+    assert sum(timings.values()) <= summary["seconds"] + 0.01 <= wall + 0.01
+    assert summary["seconds"] >= 3.0 + timings["search"] >= 3.0 + outcome.result.seconds - 0.01
+    assert [t["name"] for t in summary["targets"]] == list(ds.task.targets)
+    assert all(t["kind"] == "binary" and t["reason"] for t in summary["targets"])
+    assert [t["reason"] for t in summary["targets"]] == list(ds.task.kind_reasons)
+    assert summary["model"]["constant_targets"] == ["orange"] == outcome.model.constant_targets_
+    assert summary["model"]["file"] == str(tmp_path / "out" / "model.joblib")

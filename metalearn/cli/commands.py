@@ -10,6 +10,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -83,6 +84,13 @@ def _load(data: str, target: list[str] | None, kind: str | None, metric: str | N
     if target:
         tgt = target[0] if len(target) == 1 else list(target)
     return load_dataset(data, target=tgt, kind=kind, metric=metric, corpus=corpus)
+
+
+def _check_metric(ds: Any) -> None:
+    """Refuse (InputError) a metric that is not one of the task kind's, before anything is written."""
+    from metalearn.data.metrics import check_metric
+
+    check_metric(ds.task.kind, ds.task.metric)
 
 
 def _open_kb(path: str | None, read_only: bool = False):
@@ -245,6 +253,7 @@ def recommend(
     from metalearn.metalearning.metafeatures import metafeature_record
 
     ds = _load(data, target, kind, metric)
+    _check_metric(ds)
     if not json_out:
         _print_kind_report(ds.task)
     store = _open_kb(kb, read_only=True)
@@ -301,7 +310,12 @@ def optimize(
     kb: KbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a warm-started SMAC search; every trial goes to the KB, the best pipeline is refit and saved."""
+    """Run a warm-started SMAC search; every trial goes to the KB, the best pipeline is refit and saved.
+
+    Exits with 1 when no configuration succeeded (at full budget, for a multi-fidelity search): then no
+    model is written, only summary.json.
+    """
+    started = time.monotonic()  # the reported time is the whole job: loading the data included
     from metalearn.runtime.progress import SearchProgress
     from metalearn.search.automl import optimize as run_optimize
 
@@ -318,25 +332,42 @@ def optimize(
         n_folds=n_folds,
     )
     ds = _load(data, target, kind, metric)
+    _check_metric(ds)  # before the KB is opened (or created) and the dataset written
+    if not json_out:
+        _print_kind_report(ds.task)
     store = _open_kb(kb)
     with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
         outcome = run_optimize(ds, kb=store, settings=settings, out_dir=out_dir, on_trial=progress.update,
-                               on_status=progress.status)
+                               on_status=progress.status, started=started)
     summary = outcome.summary
+    model_info = summary["model"]
     if json_out:
         _json(summary)
-        return
-    res = outcome.result
-    out.print(
-        f"[bold]best {res.metric}[/bold] = {_fmt(res.best_score)} after {len(res.trials)} trials "
-        f"({res.n_resumed} resumed from the KB, {res.n_new} new, {res.n_failed} failed) in {res.seconds:.1f} s"
-    )
-    if outcome.summary["warm_start"].get("composed"):
-        out.print(f"warm start: {outcome.summary['warm_start']['composed']}", markup=False, highlight=False)
-    if res.best_values:
-        out.print(f"best configuration ({res.best_config_id}): {json.dumps(res.best_values, default=str)}")
-    if outcome.out_dir:
-        out.print(f"model and summary written to {outcome.out_dir}")
+    else:
+        res = outcome.result
+        # plain text, never wrapped at the console's width (the configuration is JSON)
+
+        def say(text: str) -> None:
+            out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+        say(
+            f"best {res.metric} = {_fmt(res.best_score)} after {len(res.trials)} trials "
+            f"({res.n_resumed} resumed from the KB, {res.n_new} new, {res.n_failed} failed) "
+            f"in {summary['seconds']:.1f} s"
+        )
+        if summary["warm_start"].get("composed"):
+            say(f"warm start: {summary['warm_start']['composed']}")
+        if res.best_values:
+            say(f"best configuration ({res.best_config_id}): {json.dumps(res.best_values, default=str)}")
+        if model_info["constant_targets"]:
+            say(f"targets constant in the data, predicted as constants: {', '.join(model_info['constant_targets'])}")
+        if outcome.out_dir:
+            written = "model and summary" if model_info["file"] else "summary (no model)"
+            say(f"{written} written to {outcome.out_dir}")
+    if outcome.model is None:
+        console.print(f"[red]error:[/red] {escape(model_info['missing_reason'])}; no model was written",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 # ----------------------------------------------------------------------------------------- kb

@@ -22,13 +22,25 @@ def _fmt(x: float) -> str:
 
 
 class SearchProgress:
-    """Shows trials done / budget, the incumbent score and the last trial, updated as trials finish."""
+    """Shows trials done / budget, the incumbent score and the last trial, updated as trials finish.
 
-    def __init__(self, console: Console, dataset: Any, settings: Any, enabled: bool = True) -> None:
+    On a terminal it is a live display. Otherwise (a pipe, a log file, CI) it prints plain status lines,
+    never wrapped or cut to the console's width: one per phase (meta-features, recommendations, searching,
+    refitting), one after a finished trial at most every ``log_every`` seconds, and the last trial's when
+    the search ends, so a search running in the background can be followed with ``tail -f``.
+    """
+
+    def __init__(
+        self, console: Console, dataset: Any, settings: Any, enabled: bool = True, log_every: float = 10.0
+    ) -> None:
         self.console = console
         self.dataset = dataset
         self.settings = settings
         self.enabled = enabled
+        self._log = enabled and not console.is_terminal
+        self._log_every = log_every
+        self._last_line = -math.inf
+        self._pending: str | None = None  # the latest trial line not printed yet (off a terminal)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -38,28 +50,57 @@ class SearchProgress:
             TextColumn("{task.fields[info]}"),
             console=console,
             transient=False,
-            disable=not enabled,
+            disable=not enabled or self._log,
         )
         self._task: Any = None
 
+    @property
+    def _title(self) -> str:
+        return f"{self.dataset.name} ({self.dataset.task.kind})"
+
+    def _line(self, text: str) -> None:
+        self.console.print(
+            f"[{time.strftime('%H:%M:%S')}] {self._title}: {text}", markup=False, highlight=False, soft_wrap=True
+        )
+        self._last_line = time.monotonic()
+
     def __enter__(self) -> SearchProgress:
         self._progress.__enter__()
-        self._task = self._progress.add_task(
-            f"{self.dataset.name} ({self.dataset.task.kind})", total=self.settings.n_trials, info="starting"
-        )
+        self._task = self._progress.add_task(self._title, total=self.settings.n_trials, info="starting")
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._flush()
         self._progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def _flush(self) -> None:
+        if self._pending is not None:
+            self._line(self._pending)
+            self._pending = None
 
     def status(self, text: str) -> None:
         if self._task is not None:
             self._progress.update(self._task, info=text)
+        if self._log:
+            self._flush()
+            self._line(text)
 
     def update(self, trial: Any) -> None:
+        metric = self.dataset.task.metric
+        budget = f" at budget {trial.budget:.3g}" if getattr(trial, "budget", None) is not None else ""
+        tail = (
+            f"#{trial.number} {trial.origin}{budget} {trial.status} {_fmt(trial.score)} ({trial.seconds:.1f}s)"
+        )
+        if self._log:
+            self._pending = (
+                f"{trial.number}/{self.settings.n_trials} trials, best {metric}={_fmt(trial.best_score)} | {tail}"
+            )
+            if time.monotonic() - self._last_line >= self._log_every:
+                self._flush()
+            return
         mark = "ok" if trial.status == "ok" else f"[red]{trial.status}[/red]"
         info = (
-            f"best {self.dataset.task.metric}={_fmt(trial.best_score)} | #{trial.number} {trial.origin} "
+            f"best {metric}={_fmt(trial.best_score)} | #{trial.number} {trial.origin}{budget} "
             f"{mark} {_fmt(trial.score)} ({trial.seconds:.1f}s)"
         )
         self._progress.update(self._task, completed=trial.number, info=info)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from metalearn.data.dataset import Dataset
+from metalearn.data.metrics import check_metric
 from metalearn.data.numbers import finite_or_none
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.shipped import open_default_kb
@@ -40,20 +41,40 @@ def optimize(
     on_status: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     search_id: str | None = None,
+    started: float | None = None,
 ) -> OptimizeOutcome:
     """Warm-started search on ``dataset``: meta-features -> recommendations -> SMAC -> refit.
 
     Every trial is written to ``kb`` as it finishes; the dataset and its meta-features are stored first,
-    so the dataset becomes a neighbour for later searches. Re-running on the same data resumes.
+    so the dataset becomes a neighbour for later searches. Re-running on the same data resumes. The task's
+    metric is checked before anything is written (``InputError``).
+
+    ``started`` is the ``time.monotonic()`` at which the caller's job began (the CLI: before it loaded
+    the data), so that the summary's ``seconds`` is the whole job; by default, the call of ``optimize``.
+    ``timings`` in the summary splits it: ``before`` (the caller's part, e.g. loading), ``metafeatures``,
+    ``recommendations``, ``search``, ``refit`` and ``write`` (the model file).
+
+    ``model`` is None when no configuration succeeded (at full budget); ``summary["model"]`` says why,
+    and lists the targets the refit model predicts as constants (``constant_targets``).
     """
     from metalearn.metalearning.advisor import Advisor
 
+    t0 = time.monotonic() if started is None else started
+    timings = {"before": time.monotonic() - t0}
+    check_metric(dataset.task.kind, dataset.task.metric)  # a bad metric writes nothing
     settings = settings or SearchSettings()
+
+    def lap(name: str, since: float) -> float:
+        now = time.monotonic()
+        timings[name] = now - since
+        return now
+
+    t = time.monotonic()
     store = kb if isinstance(kb, KnowledgeBase) else open_default_kb(kb)
     status = on_status or (lambda _text: None)
-    t0 = time.monotonic()
     status("meta-features")
     mf = ensure_metafeatures(store, dataset, seed=settings.seed)
+    t = lap("metafeatures", t)
     recs: list[Any] = []
     strategy = None
     if settings.warm_start and settings.n_warm > 0:
@@ -68,33 +89,66 @@ def optimize(
             from metalearn.metalearning.composed import COMPOSED_NOTE
 
             status(COMPOSED_NOTE)
+    t = lap("recommendations", t)
     status("searching")
     result = run_search(
         dataset, store, settings, recommendations=recs, on_trial=on_trial, should_stop=should_stop, search_id=search_id
     )
+    t = lap("search", t)
     model = None
     if refit and result.best_values is not None:
         status("refitting the best pipeline on all data")
         model = fit_final(dataset, get_space(dataset.task), result.best_values)
-    summary = _summary(dataset, result, strategy, recs, time.monotonic() - t0)
+    t = lap("refit", t)
     path = None
     if out_dir is not None:
         path = Path(out_dir)
         path.mkdir(parents=True, exist_ok=True)
-        (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         if model is not None:
             import joblib
 
             joblib.dump(model, path / "model.joblib")
+    lap("write", t)
+    summary = _summary(dataset, result, strategy, recs, time.monotonic() - t0)
+    summary["timings"] = {name: round(seconds, 3) for name, seconds in timings.items()}
+    summary["model"] = _model_summary(result, model, refit, path)
+    if path is not None:
+        (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return OptimizeOutcome(result=result, model=model, summary=summary, out_dir=path)
 
 
+def _model_summary(result: SearchResult, model: Any, refit: bool, path: Path | None) -> dict[str, Any]:
+    """Whether a model was refit and written, and the targets it predicts as constants (multilabel /
+    multitarget columns constant in the data, see :mod:`metalearn.pipelines.models.task_models`)."""
+    constant = [str(c) for c in getattr(model, "constant_targets_", None) or []]
+    reason = ""
+    if model is None:
+        if result.best_values is None:
+            full = " at full budget" if result.settings.get("multi_fidelity") else ""
+            reason = f"no configuration succeeded{full} in {len(result.trials)} trials ({result.n_failed} failed)"
+        elif not refit:
+            reason = "not refit (refit=False)"
+    return {
+        "refit": model is not None,
+        "file": str(path / "model.joblib") if model is not None and path is not None else None,
+        "constant_targets": constant,
+        "missing_reason": reason,
+    }
+
+
 def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs: list[Any], seconds: float) -> dict[str, Any]:
+    task = dataset.task
+    reasons = task.kind_reasons or ("",) * task.n_targets
     return {
         "search_id": result.search_id,
         "dataset": {"name": dataset.name, "dataset_id": dataset.dataset_id, "origin": dataset.origin,
                     "n_rows": dataset.n_rows, "n_features": dataset.n_features},
-        "task": dataset.task.to_dict(),
+        "task": task.to_dict(),
+        # the inferred (or given and checked) kind of every target, and why
+        "targets": [
+            {"name": name, "kind": str(kind), "reason": reason}
+            for name, kind, reason in zip(task.targets, task.target_kinds, reasons, strict=True)
+        ],
         "metric": result.metric,
         "greater_is_better": result.greater_is_better,
         "space": {"name": result.space, "version": result.space_version},

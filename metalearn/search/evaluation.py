@@ -40,6 +40,7 @@ __all__ = [
     "EvalResult",
     "evaluate_config",
     "fit_final",
+    "full_budget",
     "protocol_key_with_budget",
     "test_score",
     "to_run_record",
@@ -164,9 +165,19 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool)
 
 
+def full_budget(budget: float | None) -> bool:
+    """Whether a run's ``budget`` is the full data: ``None`` (a search without fidelities, and runs
+    stored before multi-fidelity runs kept their budget) and ``1.0`` are the same full budget."""
+    return budget is None or budget >= 1.0
+
+
 def protocol_key_with_budget(protocol_key: str, budget: float | None) -> str:
-    """``protocol_key`` with a ``-b<budget>`` suffix when ``budget < 1`` (so fidelities never collide)."""
-    if budget is None or budget >= 1.0:
+    """``protocol_key`` with a ``-b<budget>`` suffix when ``budget < 1`` (so fidelities never collide).
+
+    A full budget (``None`` or ``1.0``) adds nothing: a full-budget run of a multi-fidelity search is the
+    same evaluation, with the same run id, as the run of a search without fidelities.
+    """
+    if budget is None or full_budget(budget):
         return protocol_key
     suffix = f"-b{float(budget):.3g}"
     return protocol_key if protocol_key.endswith(suffix) else protocol_key + suffix
@@ -181,12 +192,14 @@ def to_run_record(
     search_id: str | None = None,
 ) -> RunRecord:
     """The KB record of an evaluation. ``protocol_key`` defaults to ``result.protocol_key``; the
-    budget is appended to it when below 1 and stored in ``RunRecord.budget``."""
+    budget is appended to it when below 1. ``RunRecord.budget`` is the evaluation's budget as given
+    (``1.0`` for a full-budget trial of a multi-fidelity search, ``None`` without fidelities); readers
+    treat both as the full budget (:func:`full_budget`)."""
     key = protocol_key_with_budget(protocol_key or result.protocol_key, result.budget)
     if not key:
         raise InputError("to_run_record needs a protocol key; pass protocol.key_for(dataset.n_rows)")
     ok = result.status == "ok"
-    budget = result.budget if result.budget is not None and result.budget < 1.0 else None
+    budget = None if result.budget is None else min(result.budget, 1.0)
     return RunRecord(
         run_id=run_id_for(dataset_id, config_id, key),
         dataset_id=dataset_id,

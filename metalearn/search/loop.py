@@ -7,7 +7,11 @@ facade on data-subset budgets), so that
   and are evaluated fresh;
 - runs already in the KB for the *same* dataset (same fingerprint and protocol; a configuration of any
   space version still valid in the current one) are *told* to SMAC instead of re-run, and count
-  toward ``n_trials`` — a second search resumes the first;
+  toward ``n_trials`` — a second search resumes the first (a multi-fidelity search also tells the
+  low-budget runs, at their budget, so Hyperband goes on where it stopped);
+- a multi-fidelity search ends with a full-budget evaluation: its last trial is kept for the best
+  candidate when no configuration has succeeded at full budget yet (Hyperband's first bracket alone
+  needs more trials than a small search has), since only full-budget scores pick the incumbent;
 - every trial is written to the KB the moment it finishes (a crash loses at most the running trial);
 - a failing configuration is a failed run with its error, never the end of the search.
 
@@ -16,6 +20,7 @@ What a search is asked to do is a :class:`metalearn.search.settings.SearchSettin
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -36,11 +41,17 @@ from metalearn.data.errors import CancelledError, InputError
 from metalearn.data.metrics import get_metric
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
-from metalearn.kb.owners import current_owner
 from metalearn.kb.records import ConfigurationRecord, RunRecord, SearchRecord, utcnow
 from metalearn.pipelines.spaces import get_space
 from metalearn.pipelines.spaces.base import SearchSpace
-from metalearn.search.evaluation import EvalProtocol, EvalResult, evaluate_config, to_run_record
+from metalearn.search.evaluation import (
+    EvalProtocol,
+    EvalResult,
+    evaluate_config,
+    full_budget,
+    protocol_key_with_budget,
+    to_run_record,
+)
 from metalearn.search.settings import SearchSettings  # also importable from here
 
 
@@ -51,12 +62,14 @@ class Trial:
     number: int
     config_id: str
     values: dict[str, Any]
-    origin: str  # "resumed", "recommendation:<rank>", "initial-design", "smac", "random", "default"
+    # "resumed", "recommendation:<rank>", "initial-design", "smac", "random", "default", and "full-budget"
+    # (the full-budget evaluation a multi-fidelity search ends with)
+    origin: str
     status: str
     score: float
     cost: float
     seconds: float
-    budget: float | None
+    budget: float | None  # the data fraction of a multi-fidelity trial (1.0: full); None without fidelities
     best_score: float
     best_config_id: str | None
     error: str = ""
@@ -123,6 +136,39 @@ def _ordered_local_search_class() -> type:
     return OrderedLocalSearch
 
 
+def resumable_intensifier(facade_cls: Any, scenario: Any) -> Any:
+    """SMAC's Hyperband intensifier, able to go on from low-budget runs told from the KB.
+
+    A resumed multi-fidelity search tells SMAC the runs of earlier searches, at their budgets; Hyperband
+    puts their configurations in its first stage and compares them on that stage's budget. SMAC 2 checks
+    that every configuration has been evaluated there with ``get_instance_seed_budget_keys``, which by
+    default lists only a configuration's *highest* budget: a told configuration that an earlier search
+    had promoted to a higher budget never counts as evaluated at the lowest one, the stage never
+    finishes, and the search only ever samples new configurations at the lowest budget. Checking every
+    observed budget lets the stage finish and Hyperband promote as it would have.
+    """
+    intensifier = facade_cls.get_intensifier(scenario)
+    base: Any = type(intensifier)
+    intensifier.__class__ = _resumable_hyperband_class(base)
+    return intensifier
+
+
+@functools.cache
+def _resumable_hyperband_class(base: Any) -> type:
+    class ResumableHyperband(base):  # type: ignore[misc,valid-type]
+        def _get_best_configs(self, configs: Any, bracket: int, stage: int, from_keys: Any) -> Any:
+            rh = self.runhistory
+            rh.get_instance_seed_budget_keys = functools.partial(  # type: ignore[method-assign]
+                type(rh).get_instance_seed_budget_keys, rh, highest_observed_budget_only=False
+            )
+            try:
+                return super()._get_best_configs(configs, bracket, stage, from_keys)
+            finally:
+                del rh.get_instance_seed_budget_keys  # the class's method again
+
+    return ResumableHyperband
+
+
 def smac_cost(metric: str, score: float) -> float:
     """The positive cost SMAC minimises (its surrogate models log(cost)).
 
@@ -153,7 +199,7 @@ class _Best:
         self.values: dict[str, Any] | None = None
 
     def offer(self, score: float, config_id: str, values: dict[str, Any], budget: float | None) -> None:
-        if budget is not None and budget < 1.0:
+        if not full_budget(budget):
             return  # the incumbent is chosen at full fidelity only
         if math.isnan(score):
             return
@@ -167,9 +213,12 @@ def _space_config(space: SearchSpace, values: dict[str, Any], origin: str) -> Co
     return cfg
 
 
-def previous_runs(kb: KnowledgeBase, dataset_id: str, space: SearchSpace, protocol: EvalProtocol) -> list[RunRecord]:
+def previous_runs(
+    kb: KnowledgeBase, dataset_id: str, space: SearchSpace, protocol: EvalProtocol, *, low_budgets: bool = False
+) -> list[RunRecord]:
     """Runs of this dataset already in the KB under this space (of any version, when the configuration is
-    valid in the current one) and protocol (full budget)."""
+    valid in the current one) and protocol: the full-budget ones (budget ``None`` or ``1.0``), and with ``low_budgets`` also those on a data subset (their protocol
+    key carries the budget, see :func:`~metalearn.search.evaluation.protocol_key_with_budget`)."""
     runs = kb.list_runs(dataset_id=dataset_id)
     if not runs:
         return []
@@ -179,7 +228,10 @@ def previous_runs(kb: KnowledgeBase, dataset_id: str, space: SearchSpace, protoc
         c = configs.get(r.config_id)
         if c is None or c.space != space.name or not space.is_valid(dict(c.values)):
             continue
-        if r.protocol != protocol.key or (r.budget is not None and r.budget < 1.0):
+        if full_budget(r.budget):
+            if r.protocol != protocol.key:
+                continue
+        elif not low_budgets or r.protocol != protocol_key_with_budget(protocol.key, r.budget):
             continue
         out.append(r)
     return out
@@ -202,26 +254,30 @@ def run_search(
     ``sources`` — usually from :func:`metalearn.metalearning.advisor.Advisor.recommend`; they are used when
     ``settings.warm_start`` is true. The dataset record must already be in the KB (see
     :func:`metalearn.kb.shipped.ensure_metafeatures`, or ``kb.put_dataset(dataset_record(dataset))``).
-    ``should_stop`` is polled between trials (cancellation).
+    ``should_stop`` is polled between trials (cancellation). A metric that is not one of the task kind's
+    raises ``InputError`` before anything is written.
     """
     settings = settings or SearchSettings()
     t_start = time.monotonic()
     task = dataset.task
     space = get_space(task)
-    metric = get_metric(task.metric)
+    metric = get_metric(task.metric, task.kind)  # a metric of another kind (or none) writes nothing
     search_id = search_id or uuid.uuid4().hex[:16]
     record = SearchRecord(
-        search_id=search_id,
-        dataset_id=dataset.dataset_id,
-        status="running",
-        settings=settings.to_dict(),
-        **current_owner(),  # so that a KB opened after this process is killed marks the search interrupted
+        search_id=search_id, dataset_id=dataset.dataset_id, status="running", settings=settings.to_dict()
     )
     kb.put_search(record)
     best = _Best(metric.greater_is_better)
     trials: list[Trial] = []
     n_failed = 0
     protocol = settings.protocol
+    multi_fidelity = settings.multi_fidelity
+
+    def fidelity(budget: float | None) -> float | None:
+        """A run's budget as this search reports it: a fraction (1.0 = full) with fidelities, else None."""
+        if not multi_fidelity:
+            return None
+        return 1.0 if full_budget(budget) else budget
 
     def finish_trial(
         values: dict[str, Any], config_id: str, origin: str, run: RunRecord, seconds: float, sources: tuple[str, ...]
@@ -239,7 +295,7 @@ def run_search(
             score=run.score,
             cost=run.cost,
             seconds=seconds,
-            budget=run.budget,
+            budget=fidelity(run.budget),
             best_score=best.score,
             best_config_id=best.config_id,
             error=run.error,
@@ -259,22 +315,22 @@ def run_search(
     try:  # preparing the search (resume, warm start) can fail too: that is recorded like the rest
         # 1. resume: runs of earlier searches on the same data are told, not re-run
         if settings.resume:
-            prev = previous_runs(kb, dataset.dataset_id, space, protocol)
+            prev = previous_runs(kb, dataset.dataset_id, space, protocol, low_budgets=multi_fidelity)
             configs = kb.get_configurations({r.config_id for r in prev})
+            told_keys: set[tuple[str, float | None]] = set()  # one run per (configuration, budget)
             for r in sorted(prev, key=lambda r: (r.created_at, r.run_id)):
-                if r.config_id in seen:
-                    continue
                 try:
                     values = space.validate(configs[r.config_id].values)
                 except (InputError, KeyError):
                     continue
                 # the configuration's id in this space version (an earlier version's run has another)
                 cid = ConfigurationRecord.create(space.name, space.version, values).config_id
-                if cid in seen:
+                if (cid, fidelity(r.budget)) in told_keys:
                     continue
+                told_keys.add((cid, fidelity(r.budget)))
                 seen.update((r.config_id, cid))
                 told.append((values, r))
-        told = told[: settings.n_trials]
+        told = _first_trials(told, settings.n_trials, keep_full=multi_fidelity)
         for values, r in told:
             finish_trial(values, r.config_id, "resumed", r, r.fit_seconds + r.predict_seconds, ())
 
@@ -299,6 +355,7 @@ def run_search(
         warm = warm[: max(0, remaining)]
 
         def evaluate(values: dict[str, Any], origin: str, budget: float | None, sources: tuple[str, ...]) -> Trial:
+            """Evaluate ``values`` (at ``budget``, a data fraction, when multi-fidelity), store the run."""
             cfg_rec = ConfigurationRecord.create(space.name, space.version, values)
             kb.put_configuration(cfg_rec)
             t0 = time.monotonic()
@@ -324,7 +381,9 @@ def run_search(
             return finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
 
         def out_of_budget() -> bool:
-            if len(trials) >= settings.n_trials:
+            # a multi-fidelity search keeps its last trial for a full-budget evaluation until one succeeded
+            reserve = 1 if multi_fidelity and best.config_id is None else 0
+            if len(trials) >= settings.n_trials - reserve:
                 return True
             if settings.time_limit is not None and time.monotonic() - t_start >= settings.time_limit:
                 return True
@@ -337,6 +396,14 @@ def run_search(
                 _random_loop(space, settings, warm, evaluate, out_of_budget, seen)
             else:
                 _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, seen)
+        if multi_fidelity and best.config_id is None:
+            # the trial kept for it (or, when earlier runs filled the budget, one more): the best
+            # candidate at full budget, so that the search has an incumbent
+            if should_stop is not None and should_stop():
+                raise CancelledError(f"search {search_id} was cancelled")
+            candidate = _full_budget_candidate(space, trials, warm, metric.greater_is_better)
+            if candidate is not None:
+                evaluate(candidate, "full-budget", 1.0, ())
     except CancelledError as exc:
         status, error = "cancelled", str(exc)
     except KeyboardInterrupt:
@@ -382,6 +449,44 @@ def run_search(
         seconds=time.monotonic() - t_start,
         status=status,
     )
+
+
+def _first_trials(
+    told: list[tuple[dict[str, Any], RunRecord]], n: int, *, keep_full: bool
+) -> list[tuple[dict[str, Any], RunRecord]]:
+    """The first ``n`` earlier runs (oldest first) a search resumes from. With ``keep_full`` (a
+    multi-fidelity search) the full-budget runs are kept before any low-budget one, so the incumbent an
+    earlier search reached at full budget is not cut off by the low-budget runs that led to it."""
+    if len(told) <= n or not keep_full:
+        return told[:n]
+    full = [i for i, (_, r) in enumerate(told) if full_budget(r.budget)]
+    low = [i for i, (_, r) in enumerate(told) if not full_budget(r.budget)]
+    keep = set(full[:n]) | set(low[: max(0, n - len(full))])
+    return [t for i, t in enumerate(told) if i in keep]
+
+
+def _full_budget_candidate(
+    space: SearchSpace, trials: Sequence[Trial], warm: Sequence[tuple[dict[str, Any], str, str, tuple[str, ...]]],
+    greater: bool,
+) -> dict[str, Any] | None:
+    """The configuration a multi-fidelity search evaluates at full budget when none succeeded there: the
+    best successful low-budget trial at the highest budget reached, not yet tried at full budget; without
+    one, the first recommendation, else the space's default configuration (None if tried already)."""
+    tried_full = {t.config_id for t in trials if full_budget(t.budget)}
+    low = [
+        t for t in trials
+        if t.status == "ok" and not math.isnan(t.score) and not full_budget(t.budget) and t.config_id not in tried_full
+    ]
+    if low:
+        best = max(low, key=lambda t: (t.budget or 0.0, t.score if greater else -t.score, -t.number))
+        return best.values
+    fallback = [values for values, cid, _, _ in warm if cid not in tried_full]
+    with contextlib.suppress(InputError, ValueError):
+        fallback.append(space.validate(space.default()))
+    for values in fallback:
+        if ConfigurationRecord.create(space.name, space.version, values).config_id not in tried_full:
+            return values
+    return None
 
 
 def _random_loop(space, settings, warm, evaluate, out_of_budget, seen) -> None:
@@ -448,13 +553,14 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
             acquisition_maximizer=ordered_acquisition_maximizer(facade_cls, scenario),
             intensifier=facade_cls.get_intensifier(scenario, max_config_calls=1)
             if facade_cls is HPO
-            else facade_cls.get_intensifier(scenario),
+            else resumable_intensifier(facade_cls, scenario),
             overwrite=True,
             logging_level=40,
         )
         for values, run in told:
             cfg = _space_config(space, values, "resumed")
-            info = TrialInfo(config=cfg, seed=settings.seed, budget=1.0 if settings.multi_fidelity else None)
+            budget = (1.0 if full_budget(run.budget) else run.budget) if settings.multi_fidelity else None
+            info = TrialInfo(config=cfg, seed=settings.seed, budget=budget)
             ok = run.status == "ok" and not math.isnan(run.score)
             smac.tell(
                 info,

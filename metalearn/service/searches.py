@@ -21,6 +21,7 @@ from typing import Any
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError, NotFoundError
+from metalearn.data.metrics import check_metric
 from metalearn.data.numbers import finite_or_none
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.owners import UNFINISHED, count_runs, current_owner, interrupted
@@ -193,6 +194,9 @@ class SearchManager:
 
     # -- submit / run -------------------------------------------------------------------------------
     def submit(self, dataset: Dataset, search_settings: SearchSettings) -> SearchJob:
+        """Store the dataset and a pending search, and queue it. A metric that is not one of the task
+        kind's raises ``InputError`` first (nothing stored)."""
+        check_metric(dataset.task.kind, dataset.task.metric)
         if not self.enabled:
             raise SearchesDisabledError(
                 "this server opened its knowledge base read-only, so it cannot run searches; "

@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, 
 from fastapi.concurrency import run_in_threadpool
 
 from metalearn.data.errors import InputError
+from metalearn.data.metrics import check_metric
 from metalearn.data.task import TaskKind
 from metalearn.search.settings import PARAMS, SearchSettings, defaults
 from metalearn.service.deps import PageDep, ReadAccess, SearchesDep, SettingsDep, WriteAccess
@@ -94,6 +95,10 @@ async def create_search(
     except InputError as exc:
         raise HTTPException(422, detail=str(exc)) from None
     dataset = await run_in_threadpool(read_upload, file, target, settings, kind, metric or None)
+    try:  # a metric of another kind (or none) is refused before the dataset and the search are stored
+        check_metric(dataset.task.kind, dataset.task.metric)
+    except InputError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
     job = await run_in_threadpool(searches.submit, dataset, search_settings)
     location = str(request.url_for("get_search", search_id=job.search_id))
     response.headers["Location"] = location
