@@ -154,7 +154,7 @@ def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs:
         "space": {"name": result.space, "version": result.space_version},
         "settings": result.settings,
         "warm_start": {"strategy": strategy, "recommended": [r.to_dict() for r in recs if hasattr(r, "to_dict")],
-                       "composed": _composed_note(recs)},
+                       **({"composed": note} if (note := _composed_note(recs)) else {})},
         "best": {"score": finite_or_none(result.best_score), "config_id": result.best_config_id,
                  "values": result.best_values},
         "n_trials": len(result.trials),
