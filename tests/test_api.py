@@ -812,3 +812,42 @@ def test_search_with_a_bad_metric_is_refused_before_anything_is_stored(client: T
     assert_error(r, 422, metric)
     assert client.get("/kb/stats").json() == before
     assert len(client.get("/searches").json()["items"]) == n_searches
+
+
+def test_protected_reads_hide_paths_and_docs(kb_copy: Path) -> None:
+    with TestClient(create_app(make_settings(kb_copy, protect_reads=True))) as c:
+        body = c.get("/health").json()  # probes stay open, but reveal no path to anonymous callers
+        assert body["status"] == "ok" and "path" not in body["kb"] and str(kb_copy) not in json.dumps(body)
+        assert "path" not in c.get("/health", headers={"X-API-Key": "wrong"}).json()["kb"]
+        assert c.get("/health", headers=AUTH).json()["kb"]["path"] == str(kb_copy)
+        for url in ("/openapi.json", "/docs", "/redoc"):
+            assert_error(c.get(url), 401, "X-API-Key")
+            assert_error(c.get(url, headers={"X-API-Key": "wrong"}), 403, "valid")
+            assert c.get(url, headers=AUTH).status_code == 200, url
+        schema = c.get("/openapi.json", headers=AUTH).json()
+        assert schema["paths"]["/datasets"]["get"]["security"] == [{"APIKeyHeader": []}]
+        assert {"401", "403"} <= set(schema["paths"]["/datasets"]["get"]["responses"])
+        assert "/openapi.json" not in schema["paths"] and "security" not in schema["paths"]["/health"]["get"]
+    with TestClient(create_app(make_settings(kb_copy, protect_reads=True, protect_docs=False))) as c:
+        assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200
+    with TestClient(create_app(make_settings(kb_copy, protect_docs=True))) as c:
+        assert_error(c.get("/docs"), 401)
+        assert c.get("/datasets").status_code == 200
+    with TestClient(create_app(make_settings(kb_copy))) as c:  # open reads: no key security declared on them
+        assert "path" not in c.get("/health").json()["kb"]
+        schema = c.get("/openapi.json").json()
+        assert "security" not in schema["paths"]["/datasets"]["get"]
+        assert {"401", "403"} <= set(schema["paths"]["/searches/{search_id}"]["delete"]["responses"])
+        limit = next(p for p in schema["paths"]["/datasets"]["get"]["parameters"] if p["name"] == "limit")
+        assert limit["schema"]["maximum"] == 1000
+
+
+def test_timestamps_are_utc_date_times_and_options_lists_every_method(client: TestClient) -> None:
+    created = _datasets(client)[0]["created_at"]
+    assert created.endswith("Z") or created.endswith("+00:00"), created
+    r = client.options("/searches")
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "POST"}
+    assert_error(r, 405, "GET, POST")
+    assert set(client.request("PATCH", "/searches/abc").headers["Allow"].split(", ")) == {"GET", "DELETE"}
+    detail = client.get("/datasets", params={"limit": 5000}).json()
+    assert detail["detail"] and "limit" in json.dumps(detail)

@@ -17,22 +17,26 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
 from metalearn.metalearning.advisor import Advisor
+from metalearn.service.deps import DocsAccess
 from metalearn.service.errors import http_status
 from metalearn.service.limits import BodyLimitMiddleware, json_body_error
 from metalearn.service.metrics import MetricsMiddleware, ServiceMetrics, route_of
+from metalearn.service.openapi import allowed_methods, conform_openapi
 from metalearn.service.routers import (
     configurations,
     datasets,
@@ -58,7 +62,8 @@ Meta-learning warm-start AutoML as a service.
 * **Knowledge base**: browse datasets, their runs and configurations.
 
 Write endpoints (uploads, searches) need an `X-API-Key` header holding one of the server's
-`METALEARN_API_KEYS`. Errors are `{"detail": "..."}` with a one-line message.
+`METALEARN_API_KEYS`; with `METALEARN_PROTECT_READS=1` reads and these docs do too
+(`METALEARN_PROTECT_DOCS` overrides the docs'). Errors are `{"detail": "..."}` with a one-line message.
 """
 
 
@@ -142,12 +147,38 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
             if kb is None:
                 store.close()
 
+    # the docs follow the read protection (settings.docs_protected): then they are routes needing a key
+    open_docs = not settings.docs_protected
     app = FastAPI(
         title="metalearn recommender service",
         version=service_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_url="/openapi.json" if open_docs else None,
+        docs_url="/docs" if open_docs else None,
+        redoc_url="/redoc" if open_docs else None,
     )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = conform_openapi(app, settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    if not open_docs:
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=[DocsAccess])
+        async def openapi_json() -> JSONResponse:
+            return JSONResponse(openapi())
+
+        @app.get("/docs", include_in_schema=False, dependencies=[DocsAccess])
+        async def docs() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+        @app.get("/redoc", include_in_schema=False, dependencies=[DocsAccess])
+        async def redoc() -> HTMLResponse:
+            return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.kb = app.state.advisor = app.state.searches = None
@@ -170,6 +201,15 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
         text = await json_body_error(request, exc)
         if text is not None:
             return JSONResponse(status_code=exc.status_code, content={"detail": text})
+        if exc.status_code == 405:  # routes of one path are separate: Allow names all their methods
+            allow = allowed_methods(app, request.url.path) or [
+                m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()
+            ]
+            return JSONResponse(
+                status_code=405,
+                content={"detail": f"method {request.method} is not allowed here; use {', '.join(allow)}"},
+                headers={"Allow": ", ".join(allow)},
+            )
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)

@@ -22,6 +22,8 @@ from metalearn.service.searches import SearchManager
 from metalearn.service.settings import Settings
 
 API_KEY_HEADER = "X-API-Key"
+#: The OpenAPI security scheme name of the key of reads (see ``read_key_scheme``).
+READ_KEY_SCHEME = "ReadAPIKey"
 
 api_key_scheme = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -113,14 +115,42 @@ async def require_write_access(settings: SettingsDep, key: ApiKeyDep) -> None:
     check_api_key(settings, key, "uploads and searches")
 
 
-async def require_read_access(settings: SettingsDep, key: ApiKeyDep) -> None:
+#: The key of a read: its own scheme name marks the reads in the OpenAPI schema, where
+#: :mod:`metalearn.service.openapi` declares it as the key security only when reads need a key.
+read_key_scheme = APIKeyHeader(
+    name=API_KEY_HEADER,
+    scheme_name=READ_KEY_SCHEME,
+    auto_error=False,
+    description="A key from the server's METALEARN_API_KEYS (needed for reads when METALEARN_PROTECT_READS=1).",
+)
+
+
+async def require_read_access(
+    settings: SettingsDep, key: Annotated[str | None, Security(read_key_scheme)]
+) -> None:
     """Reads need a key only when ``METALEARN_PROTECT_READS=1``."""
     if settings.protect_reads:
         check_api_key(settings, key, "reads")
 
 
+async def require_docs_access(request: Request, settings: SettingsDep) -> None:
+    """``/openapi.json``, ``/docs`` and ``/redoc`` need a key when :attr:`Settings.docs_protected`."""
+    if settings.docs_protected:
+        check_api_key(settings, request.headers.get(API_KEY_HEADER), "the API docs")
+
+
+def has_valid_key(request: Request, settings: Settings) -> bool:
+    """Whether the request carries one of the configured API keys."""
+    key = request.headers.get(API_KEY_HEADER)
+    if not key:
+        return False
+    given = key.encode("utf-8", errors="surrogateescape")
+    return any(hmac.compare_digest(given, k.encode("utf-8")) for k in settings.key_values())
+
+
 WriteAccess = Depends(require_write_access)
 ReadAccess = Depends(require_read_access)
+DocsAccess = Depends(require_docs_access)
 
 
 async def pagination(

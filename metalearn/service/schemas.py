@@ -12,10 +12,10 @@ import math
 import operator
 import types
 import typing
-from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, create_model, field_validator
 
 from metalearn.data.numbers import finite_or_none, json_safe
 from metalearn.data.task import Task, TaskKind
@@ -31,6 +31,14 @@ MAX_EXCLUDE = 10_000
 
 
 __all__ = ["finite_or_none", "json_safe"]  # routers take the shared NaN helpers from here too
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+#: A timestamp in a response: the KB's naive UTC datetimes travel as RFC 3339 date-times with ``Z``.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 # ------------------------------------------------------------------------------------------ generic
@@ -57,6 +65,8 @@ def _json_type(tp: Any) -> Any:
     origin = typing.get_origin(tp)
     if tp is float:
         return float | None
+    if tp is datetime:
+        return UtcDatetime
     if origin is tuple:
         return types.GenericAlias(list, (_json_type(args[0]),))
     if origin is dict:
@@ -109,7 +119,8 @@ class RecommendationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    metafeatures: dict[str, float | None] = Field(
+    # strict: a string or a boolean is not silently read as a number (the schema says number or null)
+    metafeatures: dict[str, StrictFloat | None] = Field(
         ...,
         description="Meta-feature name -> value; null (or absent) for values that could not be computed.",
         max_length=MAX_METAFEATURES,
@@ -269,10 +280,10 @@ class SearchSummaryOut(BaseModel):
     n_trials: int
     incumbent: Incumbent | None = None
     error: str = ""
-    created_at: datetime
-    updated_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime | None = None
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
 
 
 class SearchOut(SearchSummaryOut):

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         default=False, description="Allow write endpoints without a key when no key is configured."
     )
     protect_reads: bool = Field(default=False, description="Require an API key for read endpoints too.")
+    protect_docs: bool | None = Field(
+        default=None,
+        description="Require an API key for /openapi.json, /docs and /redoc (default: as protect_reads).",
+    )
 
     # -- limits --------------------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=64 * MIB, ge=1024, description="Largest accepted upload body.")
@@ -98,6 +102,11 @@ class Settings(BaseSettings):
     def key_values(self) -> list[str]:
         """The configured API keys as plain strings."""
         return [k.get_secret_value() for k in self.api_keys]
+
+    @property
+    def docs_protected(self) -> bool:
+        """Whether the API docs and schema need a key (``protect_docs``, else ``protect_reads``)."""
+        return self.protect_reads if self.protect_docs is None else self.protect_docs
 
     @property
     def writes_configured(self) -> bool:
