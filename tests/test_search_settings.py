@@ -161,3 +161,11 @@ def test_interfaces_differ_from_searchsettings_only_where_declared() -> None:
                 assert own is not None and own == p.default_for(surface), (surface, name)
     assert defaults("api")["n_trials"] == defaults("estimator")["n_trials"] == 20
     assert defaults("api")["trial_time_limit"] == 60.0 and defaults("cli")["n_trials"] == 30
+
+
+def test_ensemble_is_a_switch_of_every_interface() -> None:
+    p = PARAMS["ensemble"]
+    assert p.flags == ("--ensemble", "--no-ensemble") and p.default is True
+    assert all("ensemble" in params(surface) and defaults(surface)["ensemble"] is True for surface in SURFACES)
+    assert SearchSettings.from_params(ensemble=False).ensemble is False
+    assert "ensemble_size" not in params("cli") and SearchSettings().ensemble_size == PARAMS["ensemble_size"].default

@@ -304,6 +304,7 @@ def optimize(
     n_warm: Annotated[int, _search_option("n_warm")] = _SEARCH_DEFAULTS["n_warm"],
     optimizer: Annotated[str, _search_option("optimizer")] = _SEARCH_DEFAULTS["optimizer"],
     multi_fidelity: Annotated[bool, _search_option("multi_fidelity")] = _SEARCH_DEFAULTS["multi_fidelity"],
+    ensemble: Annotated[bool, _search_option("ensemble")] = _SEARCH_DEFAULTS["ensemble"],
     seed: Annotated[int, _search_option("seed")] = _SEARCH_DEFAULTS["seed"],
     n_folds: Annotated[int, _search_option("n_folds")] = _SEARCH_DEFAULTS["n_folds"],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for the refit model and summary.json.")] = None,
@@ -328,6 +329,7 @@ def optimize(
         n_warm=n_warm,
         optimizer=optimizer,
         multi_fidelity=multi_fidelity,
+        ensemble=ensemble,
         seed=seed,
         n_folds=n_folds,
     )
@@ -359,6 +361,10 @@ def optimize(
             say(f"warm start: {summary['warm_start']['composed']}")
         if res.best_values:
             say(f"best configuration ({res.best_config_id}): {json.dumps(res.best_values, default=str)}")
+        from metalearn.search.ensemble import ensemble_lines
+
+        for line in ensemble_lines(summary.get("ensemble")):
+            say(line)
         if model_info["constant_targets"]:
             say(f"targets constant in the data, predicted as constants: {', '.join(model_info['constant_targets'])}")
         if outcome.out_dir:

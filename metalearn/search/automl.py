@@ -17,6 +17,7 @@ from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.shipped import open_default_kb
 from metalearn.metalearning.metafeatures import ensure_metafeatures
 from metalearn.pipelines.spaces import get_space
+from metalearn.search.ensemble import OOFPool, build_ensemble
 from metalearn.search.evaluation import fit_final
 from metalearn.search.loop import SearchResult, Trial, run_search
 from metalearn.search.settings import SearchSettings
@@ -91,14 +92,23 @@ def optimize(
             status(COMPOSED_NOTE)
     t = lap("recommendations", t)
     status("searching")
+    pool = OOFPool.for_task(dataset.task) if settings.ensemble and refit else None  # out-of-fold predictions
     result = run_search(
-        dataset, store, settings, recommendations=recs, on_trial=on_trial, should_stop=should_stop, search_id=search_id
+        dataset, store, settings, recommendations=recs, on_trial=on_trial, should_stop=should_stop, search_id=search_id,
+        oof_pool=pool,
     )
     t = lap("search", t)
     model = None
     if refit and result.best_values is not None:
         status("refitting the best pipeline on all data")
         model = fit_final(dataset, get_space(dataset.task), result.best_values)
+    ensemble = None
+    if pool is not None and model is not None:  # Caruana's selection; the ensemble is the model when it wins
+        limit = settings.time_limit
+        model, ensemble = build_ensemble(
+            dataset, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
+            time_left=None if limit is None else (lambda: limit - (time.monotonic() - t0)), on_status=status,
+        )
     t = lap("refit", t)
     path = None
     if out_dir is not None:
@@ -112,6 +122,7 @@ def optimize(
     summary = _summary(dataset, result, strategy, recs, time.monotonic() - t0)
     summary["timings"] = {name: round(seconds, 3) for name, seconds in timings.items()}
     summary["model"] = _model_summary(result, model, refit, path)
+    summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
     if path is not None:
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return OptimizeOutcome(result=result, model=model, summary=summary, out_dir=path)

@@ -110,6 +110,7 @@ class _SearchEstimator(BaseEstimator):
         n_folds: int = _DEFAULTS["n_folds"],
         kb: str | Path | None = None,
         seed: int = _DEFAULTS["seed"],
+        ensemble: bool = _DEFAULTS["ensemble"],
     ) -> None:
         self.metric = metric
         self.n_trials = n_trials
@@ -122,6 +123,7 @@ class _SearchEstimator(BaseEstimator):
         self.n_folds = n_folds
         self.kb = kb
         self.seed = seed
+        self.ensemble = ensemble
 
     # the task kind of ``Y`` (None: inferred from the data)
     def _kind_of(self, Y: pd.DataFrame) -> str | None:
@@ -284,10 +286,11 @@ class MetaLearnEstimator(_SearchEstimator):
         n_folds: int = _DEFAULTS["n_folds"],
         kb: str | Path | None = None,
         seed: int = _DEFAULTS["seed"],
+        ensemble: bool = _DEFAULTS["ensemble"],
     ) -> None:
         super().__init__(metric=metric, n_trials=n_trials, time_limit=time_limit,
                          trial_time_limit=trial_time_limit, warm_start=warm_start, strategy=strategy,
-                         n_warm=n_warm, resume=resume, n_folds=n_folds, kb=kb, seed=seed)
+                         n_warm=n_warm, resume=resume, n_folds=n_folds, kb=kb, seed=seed, ensemble=ensemble)
         self.kind = kind
 
     def _kind_of(self, Y: pd.DataFrame) -> str | None:

@@ -151,6 +151,8 @@ class EvalResult:
     n_train_rows: int = 0
     wall_seconds: float = 0.0
     notes: str = ""
+    # the out-of-fold predictions (metalearn.search.ensemble.OutOfFold) when asked for; never stored
+    oof: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -230,6 +232,7 @@ class _Trial:
     space: SearchSpace
     values: dict[str, Any]
     folds: list[tuple[np.ndarray, np.ndarray]]
+    keep_predictions: bool = False
 
 
 def _check_prediction(pred: Any, task: Task, n: int) -> None:
@@ -252,8 +255,8 @@ def _check_prediction(pred: Any, task: Task, n: int) -> None:
 
 
 def _execute(trial: _Trial, emit: Emit, catch: tuple[type[BaseException], ...]) -> None:
-    """Run every fold; emit ("fold", i, metrics, fit_s, predict_s) per fold, then ("done",) or
-    ("error", status, text) at the first failure."""
+    """Run every fold; emit ("fold", i, metrics, fit_s, predict_s) per fold (plus the fold's prediction
+    with ``keep_predictions``), then ("done",) or ("error", status, text) at the first failure."""
     ds = trial.dataset
     k = len(trial.folds)
     for i, (tr, te) in enumerate(trial.folds):
@@ -275,7 +278,7 @@ def _execute(trial: _Trial, emit: Emit, catch: tuple[type[BaseException], ...]) 
         except catch as exc:
             emit(("error", status_of(exc), error_text(exc, where)))
             return
-        emit(("fold", i, metrics, t1 - t0, t2 - t1))
+        emit(("fold", i, metrics, t1 - t0, t2 - t1, *((pred,) if trial.keep_predictions else ())))
     emit(("done",))
 
 
@@ -326,11 +329,14 @@ def evaluate_config(
     time_limit: float | None = None,
     memory_limit_mb: int | None = None,
     budget: float | None = None,
+    keep_predictions: bool = False,
 ) -> EvalResult:
     """Cross-validate ``space.build(values, ...)`` on ``dataset`` under ``protocol``.
 
     ``budget`` in (0, 1] is the fraction of each fold's training rows used (multi-fidelity; test
-    folds stay whole). ``time_limit`` (seconds, whole trial) and ``memory_limit_mb`` (memory the
+    folds stay whole). ``keep_predictions`` returns a successful full-budget trial's out-of-fold
+    predictions in ``EvalResult.oof`` (:class:`metalearn.search.ensemble.OutOfFold`: the folds'
+    validation predictions in row order; for a holdout, the holdout rows). ``time_limit`` (seconds, whole trial) and ``memory_limit_mb`` (memory the
     trial may allocate on top of what the process already holds) run the trial in a child process.
     Never raises for a failing configuration; see the module docstring.
     """
@@ -371,7 +377,8 @@ def evaluate_config(
         ]
     n_train = round(float(np.mean([len(tr) for tr, _ in folds])))
 
-    work = functools.partial(_execute, _Trial(data, space, clean, folds))
+    keep = keep_predictions and full_budget(budget)
+    work = functools.partial(_execute, _Trial(data, space, clean, folds, keep))
     if time_limit is None and memory_limit_mb is None:
         out = run_inline(work)
     else:
@@ -421,6 +428,11 @@ def evaluate_config(
             f"ValueError: metric {metric} is undefined on every fold (e.g. a single class in each test fold)"
         )
         return _failure("crash", text, metric, key, data.n_rows, budget, metrics=metrics, **common)
+    oof = None
+    if keep and len(out.predictions) == len(folds):
+        from metalearn.search.ensemble import assemble_oof
+
+        oof = assemble_oof(task, [(folds[i][1], out.predictions[i]) for i in range(len(folds))], data.y)
     return EvalResult(
         status="ok",
         metrics=metrics,
@@ -431,6 +443,7 @@ def evaluate_config(
         budget=budget,
         metric=metric,
         protocol_key=key,
+        oof=oof,
         **common,
     )
 

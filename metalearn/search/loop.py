@@ -44,6 +44,7 @@ from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.records import ConfigurationRecord, RunRecord, SearchRecord, utcnow
 from metalearn.pipelines.spaces import get_space
 from metalearn.pipelines.spaces.base import SearchSpace
+from metalearn.search.ensemble import Candidate, OOFPool
 from metalearn.search.evaluation import (
     EvalProtocol,
     EvalResult,
@@ -247,6 +248,7 @@ def run_search(
     should_stop: Callable[[], bool] | None = None,
     search_id: str | None = None,
     source: str = "search",
+    oof_pool: OOFPool | None = None,  # receives the full-budget trials' out-of-fold predictions (ensemble)
 ) -> SearchResult:
     """Run a (warm-started) search on ``dataset``, writing every trial to ``kb``.
 
@@ -367,6 +369,7 @@ def run_search(
                 time_limit=settings.trial_time_limit,
                 memory_limit_mb=settings.memory_limit_mb,
                 budget=budget,
+                keep_predictions=oof_pool is not None,
             )
             run = to_run_record(
                 result,
@@ -378,6 +381,9 @@ def run_search(
             )
             kb.add_runs([run])
             stored = kb.get_run(run.run_id)  # an identical evaluation may exist: the stored one is the truth
+            if oof_pool is not None and result.ok and result.oof is not None:  # in memory, for the ensemble
+                oof_pool.offer(Candidate(cfg_rec.config_id, values, float(result.score), result.oof,
+                                         result.fit_seconds, result.n_folds))
             return finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
 
         def out_of_budget() -> bool:

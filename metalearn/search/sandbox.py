@@ -1,7 +1,8 @@
 """The sandbox a trial runs in: inline, or in a forked child process under time and memory limits.
 
 A trial is a *work* function ``work(emit, catch)``: it reports its progress by calling ``emit`` with
-``("fold", i, metrics, fit_seconds, predict_seconds)`` per completed fold, then once with a final
+``("fold", i, metrics, fit_seconds, predict_seconds)`` per completed fold (optionally with the fold's
+validation predictions as a sixth item), then once with a final
 ``("done",)`` or ``("error", status, text)``, and catches the exceptions of ``catch`` itself (turning
 them into the final ``error`` message). :func:`run_inline` runs it in the calling process;
 :func:`run_in_child` runs it in a forked child where BLAS/OpenMP threads are limited to 1,
@@ -85,17 +86,21 @@ def error_text(exc: BaseException, where: str = "") -> str:
 @dataclass
 class Outcome:
     """The messages of one trial: its completed ``folds`` (index, metrics, fit and predict seconds),
-    its ``final`` message (None when it never sent one), whether it ``timed_out``, and the child's
-    ``exitcode`` (negative: the signal that killed it; None inline)."""
+    the folds' validation ``predictions`` by fold index (when the trial sent them), its ``final`` message
+    (None when it never sent one), whether it ``timed_out``, and the child's ``exitcode`` (negative: the
+    signal that killed it; None inline)."""
 
     folds: list[tuple[int, dict[str, float], float, float]] = field(default_factory=list)
     final: tuple[Any, ...] | None = None
     timed_out: bool = False
     exitcode: int | None = None
+    predictions: dict[int, Any] = field(default_factory=dict)
 
     def emit(self, msg: tuple[Any, ...]) -> None:
         if msg[0] == "fold":
             self.folds.append((int(msg[1]), msg[2], float(msg[3]), float(msg[4])))
+            if len(msg) > 5:
+                self.predictions[int(msg[1])] = msg[5]
         else:
             self.final = msg
 

@@ -129,6 +129,11 @@ class SearchSettings:
         "SMAC Hyperband on data subsets.", cli="--multi-fidelity", api=True))
     min_budget: float = field(default=0.1, metadata=_param(
         "Smallest data-subset budget of the multi-fidelity search, in (0, 1).", gt=0))
+    ensemble: bool = field(default=True, metadata=_param(
+        "Post-hoc ensemble selection over the trials' out-of-fold predictions, kept when it beats the best "
+        "pipeline.", cli="--ensemble/--no-ensemble", api=True, estimator=True))
+    ensemble_size: int = field(default=25, metadata=_param(
+        "Rounds of the greedy ensemble selection (with replacement).", ge=1))
     protocol: EvalProtocol = field(default_factory=_default_protocol)
     resume: bool = field(default=True, metadata=_param(
         "Tell SMAC the KB's earlier runs of this dataset instead of re-running them.", estimator=True,
@@ -161,6 +166,8 @@ class SearchSettings:
             fail("optimizer", f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not 0 < self.min_budget < 1:
             fail("min_budget", f"min_budget must be in (0, 1), got {self.min_budget}")
+        if not _is_int(self.ensemble_size) or self.ensemble_size < 1:
+            fail("ensemble_size", f"ensemble_size must be a positive integer, got {self.ensemble_size!r}")
         if self.optimizer == "random" and self.multi_fidelity:
             fail("multi_fidelity", "multi_fidelity needs optimizer='smac'")
 

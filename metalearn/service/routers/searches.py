@@ -62,6 +62,7 @@ async def create_search(
     optimizer: Annotated[Literal["smac", "random"], _form("optimizer")] = _DEFAULTS["optimizer"],
     n_folds: Annotated[int, _form("n_folds")] = _DEFAULTS["n_folds"],
     multi_fidelity: Annotated[bool, _form("multi_fidelity")] = _DEFAULTS["multi_fidelity"],
+    ensemble: Annotated[bool, _form("ensemble")] = _DEFAULTS["ensemble"],
 ) -> SearchCreated:
     """Returns 202 at once with the search id and a ``Location`` to poll; every trial goes to the KB."""
     if not searches.enabled:
@@ -91,6 +92,7 @@ async def create_search(
             optimizer=optimizer,
             n_folds=n_folds,
             multi_fidelity=multi_fidelity,
+            ensemble=ensemble,
         )
     except InputError as exc:
         raise HTTPException(422, detail=str(exc)) from None

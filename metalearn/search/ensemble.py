@@ -1,0 +1,560 @@
+"""Post-hoc ensemble selection over a search's out-of-fold predictions (Caruana et al. 2004).
+
+A search's full-budget trials return their *out-of-fold* (OOF) predictions: each cross-validation
+fold's validation predictions put back in row order (for a holdout protocol, the holdout rows and their
+positions), see :class:`OutOfFold`. They are kept in memory for the current search only, never in the
+KB, and bounded: :class:`OOFPool` holds those of the ``max_size`` best trials.
+
+:func:`select_ensemble` is Caruana's greedy forward selection *with replacement*, as auto-sklearn and
+AutoGluon use it: start from the best single pipeline, then ``size - 1`` times add the pipeline (possibly
+one already in) whose addition gives the best OOF score of the averaged predictions — class
+probabilities for class targets, values for regression targets, per target for multi-output kinds
+(a multitask task combines each target on its own). The weights are the pick counts over their total;
+the ensemble is the best prefix of the picks, and it is *kept* only when it strictly beats the best
+single pipeline's OOF score (scored the same way, on the pooled OOF rows, with the search's metric).
+
+:class:`EnsembleModel` is the refit ensemble: a task model (``fit``/``predict_task``/``predict``/
+``predict_proba``) averaging its members' predictions with the selection's weights; it pickles with
+joblib. :func:`build_ensemble` runs the selection after a search, refits the members on all data within
+what is left of the search's time budget, and says what it did (the summary's ``ensemble`` block).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import MetaLearnError
+from metalearn.data.metrics import get_metric, score
+from metalearn.data.numbers import finite_or_none
+from metalearn.data.prediction import Prediction
+from metalearn.data.task import Task, TaskKind
+
+__all__ = [
+    "Candidate",
+    "EnsembleModel",
+    "OOFPool",
+    "OutOfFold",
+    "Selection",
+    "assemble_oof",
+    "build_ensemble",
+    "combine_predictions",
+    "ensemble_lines",
+    "family_of",
+    "select_ensemble",
+]
+
+#: iterations of the greedy selection (auto-sklearn: 50, AutoGluon: 25-100)
+DEFAULT_SIZE = 25
+#: out-of-fold predictions kept per search (those of the best trials)
+DEFAULT_POOL = 50
+_TOL = 1e-12  # "strictly better" ignores float noise below this (relative) margin
+
+
+# --------------------------------------------------------------------------------------------
+# out-of-fold predictions
+
+
+@dataclass(frozen=True, eq=False)
+class OutOfFold:
+    """A trial's out-of-fold predictions: ``prediction`` for the rows at positions ``rows`` (sorted) of
+    the data the trial evaluated (its subsample when the protocol caps the rows), with their truth ``y``
+    (one column per target, index 0..n-1). Class targets always carry probabilities (one-hot of the
+    labels when the model gave none) over the classes any fold's model knew."""
+
+    rows: np.ndarray
+    prediction: Prediction
+    y: pd.DataFrame
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+
+def _key(label: Any) -> Any:
+    return label.item() if isinstance(label, np.generic) else label
+
+
+def _union_classes(class_lists: Sequence[Any]) -> np.ndarray:
+    arrays = [np.asarray(c) for c in class_lists if c is not None]
+    joined = np.concatenate(arrays) if arrays else np.array([])
+    try:
+        return np.unique(joined)
+    except TypeError:  # mixed label types: compared as text
+        return np.unique(joined.astype(str))
+
+
+def _aligned(values: Any, proba: Any, classes: Any, union: np.ndarray) -> np.ndarray:
+    """``(n, len(union))`` probabilities of one class target over ``union`` (one-hot of ``values`` when
+    there are no probabilities)."""
+    as_text = union.dtype.kind == "U"
+    index = {(str(c) if as_text else _key(c)): j for j, c in enumerate(union)}
+
+    def col(label: Any) -> int:
+        return index[str(label) if as_text else _key(label)]
+
+    vals = np.asarray(values)
+    out = np.zeros((len(vals), len(union)), dtype=np.float64)
+    if proba is None or classes is None:
+        out[np.arange(len(vals)), [col(v) for v in vals]] = 1.0
+        return out
+    P = np.asarray(proba, dtype=np.float64)
+    if P.ndim == 1:
+        P = np.column_stack([1.0 - P, P])
+    for j, c in enumerate(np.asarray(classes)):
+        out[:, col(c)] += P[:, j]
+    return out
+
+
+def _class_outputs(proba: np.ndarray, union: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p = np.where(np.isfinite(proba), np.clip(proba, 0.0, None), 0.0)
+    s = p.sum(axis=1, keepdims=True)
+    bad = s[:, 0] <= 0
+    p[bad] = 1.0 / max(1, p.shape[1])
+    s[bad] = 1.0
+    p = p / s
+    return union[np.argmax(p, axis=1)], p
+
+
+def assemble_oof(task: Task, parts: Sequence[tuple[np.ndarray, Prediction]], y: pd.DataFrame) -> OutOfFold:
+    """The out-of-fold predictions of a trial from its folds' ``(test rows, prediction)``, in row order;
+    ``y`` is the truth of every row of the evaluated data."""
+    rows = np.concatenate([np.asarray(r, dtype=np.int64) for r, _ in parts])
+    order = np.argsort(rows, kind="stable")
+    values: list[np.ndarray] = []
+    probas: list[np.ndarray | None] = []
+    classes: list[np.ndarray | None] = []
+    for t, kind in enumerate(task.target_kinds):
+        if kind is TaskKind.REGRESSION:
+            v = np.concatenate([np.asarray(p.values[t], dtype=np.float64) for _, p in parts])
+            values.append(v[order])
+            probas.append(None)
+            classes.append(None)
+            continue
+        union = _union_classes([p.classes[t] if p.classes[t] is not None else p.values[t] for _, p in parts])
+        P = np.concatenate([_aligned(p.values[t], p.probas[t], p.classes[t], union) for _, p in parts])[order]
+        v, P = _class_outputs(P, union)
+        values.append(v)
+        probas.append(P)
+        classes.append(union)
+    return OutOfFold(rows[order], Prediction(values, probas, classes), y.iloc[rows[order]].reset_index(drop=True))
+
+
+def combine_predictions(task: Task, predictions: Sequence[Prediction], weights: Sequence[float]) -> Prediction:
+    """The weighted average of ``predictions``: per target, of the values (regression) or of the class
+    probabilities over the union of the classes (labels: their argmax)."""
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    values: list[np.ndarray] = []
+    probas: list[np.ndarray | None] = []
+    classes: list[np.ndarray | None] = []
+    for t, kind in enumerate(task.target_kinds):
+        if kind is TaskKind.REGRESSION:
+            values.append(sum(wi * np.asarray(p.values[t], dtype=np.float64) for wi, p in zip(w, predictions, strict=True)))
+            probas.append(None)
+            classes.append(None)
+            continue
+        union = _union_classes([p.classes[t] if p.classes[t] is not None else p.values[t] for p in predictions])
+        P = sum(
+            wi * _aligned(p.values[t], p.probas[t], p.classes[t], union) for wi, p in zip(w, predictions, strict=True)
+        )
+        v, P = _class_outputs(np.asarray(P), union)
+        values.append(v)
+        probas.append(P)
+        classes.append(union)
+    return Prediction(values, probas, classes)
+
+
+def family_of(values: Mapping[str, Any]) -> str:
+    """The model family of a configuration (its ``model`` choice; ``-`` when it has none)."""
+    fams = [str(v) for k, v in values.items() if k == "model" or k.endswith(":model") or k == "family"]
+    return "+".join(dict.fromkeys(fams)) if fams else "-"
+
+
+# --------------------------------------------------------------------------------------------
+# the pool of candidates
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """A trial whose out-of-fold predictions were kept: its configuration, score (the search's: mean
+    over folds), predictions, and fit time (seconds, all folds) for the refit-time estimate."""
+
+    config_id: str
+    values: dict[str, Any]
+    score: float
+    oof: OutOfFold
+    fit_seconds: float = 0.0
+    n_folds: int = 1
+
+
+class OOFPool:
+    """The out-of-fold predictions of a search's ``max_size`` best full-budget trials (in memory only)."""
+
+    def __init__(self, greater_is_better: bool, max_size: int = DEFAULT_POOL) -> None:
+        if max_size < 1:
+            raise ValueError(f"max_size must be >= 1, got {max_size}")
+        self.greater_is_better = greater_is_better
+        self.max_size = max_size
+        self._items: dict[str, Candidate] = {}
+        self._order: dict[str, int] = {}
+        self.n_offered = 0
+
+    @classmethod
+    def for_task(cls, task: Task, max_size: int = DEFAULT_POOL) -> OOFPool:
+        """A pool ranking by ``task``'s metric."""
+        return cls(get_metric(task.metric, task.kind).greater_is_better, max_size)
+
+    def _rank(self, c: Candidate) -> tuple[float, int]:
+        return (-c.score if self.greater_is_better else c.score, self._order[c.config_id])
+
+    def offer(self, candidate: Candidate) -> None:
+        """Keep ``candidate`` if it is among the best ``max_size`` (a configuration once: the first)."""
+        if candidate.config_id in self._items or not math.isfinite(candidate.score):
+            return
+        self.n_offered += 1
+        self._order[candidate.config_id] = self.n_offered
+        self._items[candidate.config_id] = candidate
+        if len(self._items) > self.max_size:
+            worst = max(self._items.values(), key=self._rank)
+            del self._items[worst.config_id]
+
+    def __contains__(self, config_id: object) -> bool:
+        return config_id in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def candidates(self) -> list[Candidate]:
+        """The kept candidates, best score first."""
+        return sorted(self._items.values(), key=self._rank)
+
+
+# --------------------------------------------------------------------------------------------
+# Caruana's greedy selection
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of the greedy selection.
+
+    ``members``/``weights``/``counts``: the chosen configurations (in the order first picked), their
+    weights (``counts / sum(counts)``) and pick counts; ``score``: the ensemble's OOF score;
+    ``best_single``/``best_single_id``: the best single candidate's OOF score and id; ``kept``: whether
+    the ensemble strictly beats it (with more than one member); ``trajectory``: the OOF score after each
+    pick.
+    """
+
+    members: tuple[str, ...]
+    weights: tuple[float, ...]
+    counts: tuple[int, ...]
+    score: float
+    best_single: float
+    best_single_id: str
+    metric: str
+    greater_is_better: bool
+    kept: bool
+    n_candidates: int
+    trajectory: tuple[float, ...] = ()
+
+    @property
+    def gain(self) -> float:
+        """How much better than the best single pipeline the ensemble is (positive = better)."""
+        d = self.score - self.best_single
+        return d if self.greater_is_better else -d
+
+
+def _better(a: float, b: float, greater: bool) -> bool:
+    """``a`` strictly better than ``b`` (NaN is never better; anything beats NaN)."""
+    if math.isnan(a):
+        return False
+    if math.isnan(b):
+        return True
+    margin = _TOL * max(1.0, abs(a), abs(b))
+    return a > b + margin if greater else a < b - margin
+
+
+@dataclass
+class _Stacked:
+    """Every candidate's OOF predictions as arrays aligned over the same classes, for fast averaging."""
+
+    task: Task
+    y: pd.DataFrame
+    unions: list[np.ndarray | None]
+    arrays: list[list[np.ndarray]] = field(default_factory=list)  # [candidate][target]
+
+    def prediction(self, sums: list[np.ndarray], total: float) -> Prediction:
+        values: list[np.ndarray] = []
+        probas: list[np.ndarray | None] = []
+        for s, union in zip(sums, self.unions, strict=True):
+            if union is None:
+                values.append(s / total)
+                probas.append(None)
+            else:
+                v, p = _class_outputs(s / total, union)
+                values.append(v)
+                probas.append(p)
+        return Prediction(values, probas, list(self.unions))
+
+    def score(self, sums: list[np.ndarray], total: float) -> float:
+        try:
+            return float(score(self.task, self.y, self.prediction(sums, total)))
+        except (MetaLearnError, ValueError):
+            return math.nan
+
+
+def _stack(task: Task, cands: Sequence[Candidate]) -> _Stacked:
+    first = cands[0].oof
+    unions: list[np.ndarray | None] = []
+    for t, kind in enumerate(task.target_kinds):
+        if kind is TaskKind.REGRESSION:
+            unions.append(None)
+        else:
+            unions.append(_union_classes([c.oof.prediction.classes[t] for c in cands]))
+    st = _Stacked(task, first.y, unions)
+    for c in cands:
+        pred = c.oof.prediction
+        per: list[np.ndarray] = []
+        for t, union in enumerate(unions):
+            if union is None:
+                per.append(np.asarray(pred.values[t], dtype=np.float64))
+            else:
+                per.append(_aligned(pred.values[t], pred.probas[t], pred.classes[t], union))
+        st.arrays.append(per)
+    return st
+
+
+def select_ensemble(task: Task, candidates: Sequence[Candidate], size: int = DEFAULT_SIZE) -> Selection | None:
+    """Caruana's greedy ensemble selection with replacement over ``candidates`` (see the module docstring).
+
+    Only candidates evaluated on the same rows as the first (best) one take part. None without a
+    candidate that scores on its OOF predictions.
+    """
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if not candidates:
+        return None
+    metric = get_metric(task.metric, task.kind)
+    greater = metric.greater_is_better
+    rows = candidates[0].oof.rows
+    same = [c for c in candidates if c.oof.n_rows == len(rows) and np.array_equal(c.oof.rows, rows)]
+    st = _stack(task, same)
+    singles = [st.score(arrs, 1.0) for arrs in st.arrays]
+    ok = [i for i, s in enumerate(singles) if not math.isnan(s)]
+    if not ok:
+        return None
+    # the best single candidate on its OOF predictions (ties: the better search score, i.e. listed first)
+    best = ok[0]
+    for i in ok[1:]:
+        if _better(singles[i], singles[best], greater):
+            best = i
+    picks = [best]
+    sums = [a.copy() for a in st.arrays[best]]
+    trajectory = [singles[best]]
+    best_len, best_score = 1, singles[best]
+    for _ in range(size - 1):
+        choice, choice_score = -1, math.nan
+        total = len(picks) + 1.0
+        for i in ok:
+            s = st.score([a + b for a, b in zip(sums, st.arrays[i], strict=True)], total)
+            if _better(s, choice_score, greater):
+                choice, choice_score = i, s
+        if choice < 0:
+            break
+        picks.append(choice)
+        sums = [a + b for a, b in zip(sums, st.arrays[choice], strict=True)]
+        trajectory.append(choice_score)
+        if _better(choice_score, best_score, greater):
+            best_len, best_score = len(picks), choice_score
+    chosen = picks[:best_len]
+    order = list(dict.fromkeys(chosen))
+    counts = tuple(chosen.count(i) for i in order)
+    n = sum(counts)
+    return Selection(
+        members=tuple(same[i].config_id for i in order),
+        weights=tuple(c / n for c in counts),
+        counts=counts,
+        score=best_score,
+        best_single=singles[best],
+        best_single_id=same[best].config_id,
+        metric=metric.name,
+        greater_is_better=greater,
+        kept=len(order) > 1 and _better(best_score, singles[best], greater),
+        n_candidates=len(ok),
+        trajectory=tuple(trajectory),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the refit ensemble
+
+
+class EnsembleModel:
+    """A weighted average of fitted task models (see :func:`combine_predictions`), itself a task model:
+    ``fit`` refits every member, ``predict_task`` combines their predictions; ``predict`` and
+    ``predict_proba`` as the single-pipeline models. ``config_ids``/``weights`` say what it holds."""
+
+    def __init__(self, task: Task, members: Sequence[Any], weights: Sequence[float], config_ids: Sequence[str] = ()) -> None:
+        if len(members) != len(weights) or not members:
+            raise ValueError("an ensemble needs one weight per member and at least one member")
+        if config_ids and len(config_ids) != len(members):
+            raise ValueError("give one config id per member")
+        w = np.asarray(weights, dtype=np.float64)
+        if not np.all(w > 0):
+            raise ValueError(f"ensemble weights must be positive, got {list(weights)}")
+        self.task = task
+        self.members = list(members)
+        self.weights = tuple(float(x) for x in w / w.sum())
+        self.config_ids = tuple(config_ids)
+
+    @property
+    def constant_targets_(self) -> list[str]:
+        """Targets every member predicts as a constant (constant in the training data)."""
+        sets = [set(getattr(m, "constant_targets_", None) or []) for m in self.members]
+        common = set.intersection(*sets) if sets else set()
+        return [t for t in self.task.targets if t in common]
+
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> EnsembleModel:
+        for m in self.members:
+            m.fit(X, y)
+        return self
+
+    def predict_task(self, X: pd.DataFrame) -> Prediction:
+        return combine_predictions(self.task, [m.predict_task(X) for m in self.members], self.weights)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted values, one column per target (a 1-d array for a single target)."""
+        pred = self.predict_task(X)
+        return pred.values[0] if pred.n_targets == 1 else np.column_stack(pred.values)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray | list[np.ndarray | None]:
+        """Class probabilities (columns in the order of the classes): an array for one class target, a
+        list per target (None for regression targets) otherwise."""
+        pred = self.predict_task(X)
+        if pred.n_targets == 1:
+            if pred.probas[0] is None:
+                raise AttributeError("predict_proba needs a class target; this ensemble predicts a regression")
+            return pred.probas[0]
+        return list(pred.probas)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{c or type(m).__name__}:{w:.2f}" for c, m, w in
+                          zip(self.config_ids or ("",) * len(self.members), self.members, self.weights, strict=True))
+        return f"EnsembleModel({parts})"
+
+
+# --------------------------------------------------------------------------------------------
+# after a search
+
+
+def _refit_estimate(c: Candidate) -> float:
+    """Seconds a refit on all rows likely takes: one fold's fit, scaled up for the larger data."""
+    k = max(1, c.n_folds)
+    per_fold = c.fit_seconds / k
+    return per_fold * (k / (k - 1) if k > 1 else 1.5)
+
+
+def build_ensemble(
+    dataset: Dataset,
+    space: Any,
+    pool: OOFPool,
+    best_config_id: str | None,
+    best_model: Any,
+    *,
+    size: int = DEFAULT_SIZE,
+    time_left: Callable[[], float] | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The search's model after ensemble selection, and the summary's ``ensemble`` block.
+
+    Runs :func:`select_ensemble` on ``pool``; when the ensemble is kept, refits its members on all of
+    ``dataset`` (``best_model`` is the search's best pipeline, already refit) and returns an
+    :class:`EnsembleModel`, else ``best_model``. ``time_left()`` gives the seconds left of the job's time
+    budget (None: no budget): when the members' estimated refit time does not fit in it, or a refit ends
+    past it, the ensemble is skipped with a note. The block says the members (config id,
+    weight, family), the ensemble's and the best single pipeline's OOF scores and the gain.
+    """
+    from metalearn.search.evaluation import fit_final
+
+    status = on_status or (lambda _text: None)
+    block: dict[str, Any] = {"used": False, "members": [], "score": None, "best_single": None, "gain": None,
+                             "size": size, "n_candidates": len(pool), "note": ""}
+
+    def skip(note: str) -> tuple[Any, dict[str, Any]]:
+        block["note"] = note
+        return best_model, block
+
+    if best_model is None or best_config_id is None:
+        return skip("no pipeline was refit")
+    if best_config_id not in pool:
+        return skip("the best pipeline has no out-of-fold predictions in this search (resumed from the KB, "
+                    "or not evaluated at full budget): no ensemble")
+    cands = pool.candidates()
+    # the search's best first: the other candidates must share its rows
+    cands.sort(key=lambda c: c.config_id != best_config_id)
+    if len(cands) < 2:
+        return skip("fewer than 2 pipelines with out-of-fold predictions: no ensemble")
+    sel = select_ensemble(dataset.task, cands, size=size)
+    if sel is None:
+        return skip("no pipeline scores on its out-of-fold predictions: no ensemble")
+    by_id = {c.config_id: c for c in cands}
+    block.update(
+        metric=sel.metric,
+        score=finite_or_none(sel.score),
+        best_single=finite_or_none(sel.best_single),
+        best_single_id=sel.best_single_id,
+        gain=finite_or_none(sel.gain),
+        n_candidates=sel.n_candidates,
+        members=[{"config_id": cid, "weight": round(w, 6), "count": n, "family": family_of(by_id[cid].values)}
+                 for cid, w, n in zip(sel.members, sel.weights, sel.counts, strict=True)],
+    )
+    if not sel.kept:
+        return skip("the ensemble does not beat the best single pipeline out of fold: the single pipeline is kept")
+    todo = [by_id[cid] for cid in sel.members if cid != best_config_id]
+    if time_left is not None:
+        need = sum(_refit_estimate(c) for c in todo)
+        left = time_left()
+        if need > left:
+            return skip(f"no time left to refit the ensemble's {len(todo)} other members (about {need:.1f} s "
+                        f"needed, {max(left, 0.0):.1f} s left): the single pipeline is kept")
+    status(f"refitting the ensemble's {len(sel.members)} members on all data")
+    fitted: dict[str, Any] = {best_config_id: best_model}
+    for c in todo:
+        try:
+            fitted[c.config_id] = fit_final(dataset, space, c.values)
+        except MetaLearnError as exc:
+            return skip(f"member {c.config_id} failed to refit ({exc}): the single pipeline is kept")
+        if time_left is not None and time_left() <= 0:
+            return skip("the time budget ran out while refitting the ensemble: the single pipeline is kept")
+    model = EnsembleModel(dataset.task, [fitted[cid] for cid in sel.members], sel.weights, sel.members)
+    block["used"] = True
+    return model, block
+
+
+def ensemble_lines(block: Mapping[str, Any] | None) -> list[str]:
+    """The summary's ``ensemble`` block as text lines (the CLI's ``optimize`` output)."""
+    if not block:
+        return []
+
+    def num(x: Any) -> str:
+        return "-" if x is None else f"{x:.4g}"
+
+    scores = ""
+    if block.get("score") is not None:
+        gain = block.get("gain")
+        sign = "" if gain is None else f", gain {gain:+.4g}"
+        scores = (f"out-of-fold {block.get('metric', '')} {num(block['score'])} vs best single "
+                  f"{num(block.get('best_single'))}{sign}")
+    members = ", ".join(f"{m['config_id']} ({m['family']}) {m['weight']:.2f}" for m in block.get("members", []))
+    if block.get("used"):
+        lines = [f"ensemble of {len(block['members'])} pipelines: {scores}"]
+        if members:
+            lines.append(f"ensemble members (config_id (family) weight): {members}")
+        return lines
+    return [f"ensemble not used: {block.get('note', '')}" + (f" ({scores})" if scores else "")]

@@ -1,0 +1,294 @@
+"""Post-hoc ensemble selection (``metalearn.search.ensemble``, issue 12 item 3): Caruana's greedy selection
+with replacement on synthetic out-of-fold predictions with a known answer, the bounded pool of OOF
+predictions, the refit :class:`EnsembleModel`, and small end-to-end ``optimize`` runs on every kind of
+real data (6 trials, 3-fold CV, warm start on)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.loading import load_dataset
+from metalearn.data.metrics import score
+from metalearn.data.prediction import Prediction
+from metalearn.data.task import Task, TaskKind
+from metalearn.kb.shipped import open_default_kb
+from metalearn.search.automl import optimize
+from metalearn.search.ensemble import (
+    Candidate,
+    EnsembleModel,
+    OOFPool,
+    OutOfFold,
+    assemble_oof,
+    combine_predictions,
+    select_ensemble,
+)
+from metalearn.search.evaluation import EvalProtocol, evaluate_config, test_score
+from metalearn.search.loop import SearchSettings
+
+R, B = TaskKind.REGRESSION, TaskKind.BINARY
+N = 200
+
+
+# ------------------------------------------------------------------------------------- synthetic OOF
+def reg_task(metric: str = "rmse") -> Task:
+    return Task(R, ("y",), (R,), metric)
+
+
+def reg_candidate(cid: str, y: np.ndarray, pred: np.ndarray, score_: float = 0.0) -> Candidate:
+    oof = OutOfFold(np.arange(len(y)), Prediction([pred.astype(float)], [None], [None]), pd.DataFrame({"y": y}))
+    return Candidate(cid, {"model": cid}, score_, oof)
+
+
+def bin_candidate(cid: str, y: np.ndarray, p1: np.ndarray) -> Candidate:
+    classes = np.array(["neg", "pos"], dtype=object)
+    proba = np.column_stack([1 - p1, p1])
+    pred = Prediction([classes[(p1 > 0.5).astype(int)]], [proba], [classes])
+    return Candidate(cid, {"model": cid}, 0.0, OutOfFold(np.arange(len(y)), pred, pd.DataFrame({"y": classes[y]})))
+
+
+def test_two_complementary_models_beat_either_one() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=N)
+    err = rng.normal(size=N)
+    cands = [reg_candidate("a", y, y + err), reg_candidate("b", y, y - err), reg_candidate("c", y, y + 2 * err)]
+    sel = select_ensemble(reg_task(), cands, size=10)
+    assert sel is not None and sel.kept
+    assert dict(zip(sel.members, sel.weights, strict=True)) == {"a": 0.5, "b": 0.5}  # the errors cancel
+    assert sel.score == pytest.approx(0.0, abs=1e-12) and sel.best_single == pytest.approx(np.sqrt(np.mean(err**2)))
+    assert sel.gain == pytest.approx(sel.best_single)  # rmse: lower is better, the gain is positive
+
+
+def test_binary_probabilities_are_averaged() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, size=N)
+    half = np.arange(N) < N // 2
+    informative = np.clip(y + rng.normal(scale=0.3, size=N), 0.01, 0.99)
+    noise = rng.uniform(0.01, 0.99, size=N)
+    a = np.where(half, informative, noise)  # right on the first half only
+    b = np.where(half, noise, informative)  # on the second half only
+    task = Task(B, ("y",), (B,), "roc_auc")
+    sel = select_ensemble(task, [bin_candidate("a", y, a), bin_candidate("b", y, b)], size=10)
+    assert sel is not None and sel.kept and set(sel.members) == {"a", "b"} and sel.gain > 0.05
+    assert sel.greater_is_better and sel.score == pytest.approx(sel.best_single + sel.gain)
+
+
+def test_selection_with_replacement_gives_integer_multiple_weights() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=N)
+    # y + 1 and y - 2: the exact mix is 2/3 and 1/3, which greedy picks reach as a, b, a
+    cands = [reg_candidate("a", y, y + 1.0), reg_candidate("b", y, y - 2.0)]
+    sel = select_ensemble(reg_task(), cands, size=25)
+    assert sel is not None and sel.kept
+    assert sel.members == ("a", "b") and sel.counts == (2, 1)
+    assert sel.weights == pytest.approx((2 / 3, 1 / 3)) and math.isclose(sum(sel.weights), 1.0)
+    n = sum(sel.counts)
+    assert all(math.isclose(w * n, round(w * n)) for w in sel.weights)
+    assert sel.score == pytest.approx(0.0, abs=1e-9) and sel.trajectory[:3] == pytest.approx((1.0, 0.5, 0.0), abs=1e-9)
+
+
+def test_an_ensemble_is_kept_only_when_it_beats_the_best_single() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=N)
+    # a is exact: nothing added to it can beat it
+    sel = select_ensemble(reg_task(), [reg_candidate("a", y, y), reg_candidate("b", y, y + rng.normal(size=N))])
+    assert sel is not None and not sel.kept and sel.members == ("a",) and sel.weights == (1.0,) and sel.gain == 0
+    # the same predictions twice: an average equal to the single model is no gain
+    p = y + rng.normal(size=N)
+    sel = select_ensemble(reg_task("r2"), [reg_candidate("a", y, p), reg_candidate("b", y, p.copy())])
+    assert sel is not None and not sel.kept and sel.gain == pytest.approx(0.0)
+    assert select_ensemble(reg_task(), []) is None
+
+
+def test_multi_output_kinds_are_combined_per_target() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(N, 2))
+    e = rng.normal(size=(N, 2))
+    task = Task(TaskKind.MULTITARGET, ("u", "v"), (R, R), "rmse_mean")
+    frame = pd.DataFrame(y, columns=["u", "v"])
+
+    def cand(cid: str, pred: np.ndarray) -> Candidate:
+        return Candidate(cid, {}, 0.0, OutOfFold(np.arange(N), Prediction([pred[:, 0], pred[:, 1]], [None, None],
+                                                                              [None, None]), frame))
+
+    sel = select_ensemble(task, [cand("a", y + e), cand("b", y - e)])
+    assert sel is not None and sel.kept and sel.weights == (0.5, 0.5) and sel.score == pytest.approx(0.0, abs=1e-12)
+
+    # multitask: a class target and a numeric one, each combined on its own
+    yc = rng.integers(0, 2, size=N)
+    mt = Task(TaskKind.MULTITASK, ("c", "r"), (B, R), "multitask_mean")
+    truth = pd.DataFrame({"c": yc, "r": y[:, 0]})
+    classes = np.array([0, 1])
+
+    def mcand(cid: str, p1: np.ndarray, r: np.ndarray) -> Candidate:
+        proba = np.column_stack([1 - p1, p1])
+        pred = Prediction([classes[(p1 > 0.5).astype(int)], r], [proba, None], [classes, None])
+        return Candidate(cid, {}, 0.0, OutOfFold(np.arange(N), pred, truth))
+
+    good = np.clip(yc + rng.normal(scale=0.4, size=N), 0, 1)
+    sel = select_ensemble(mt, [mcand("a", good, y[:, 0] + e[:, 0]), mcand("b", good[::-1], y[:, 0] - e[:, 0])])
+    assert sel is not None and sel.kept and set(sel.members) == {"a", "b"}
+
+
+def test_the_pool_keeps_the_best_trials_only() -> None:
+    y = np.zeros(5)
+    pool = OOFPool(greater_is_better=True, max_size=3)
+    for i, s in enumerate([0.5, 0.9, 0.1, 0.7, 0.8, math.nan]):
+        pool.offer(reg_candidate(f"c{i}", y, y, s))
+    pool.offer(reg_candidate("c1", y, y, 0.0))  # a configuration once
+    assert [c.config_id for c in pool.candidates()] == ["c1", "c4", "c3"] and len(pool) == 3 and "c0" not in pool
+    low = OOFPool(greater_is_better=False, max_size=2)
+    for i, s in enumerate([0.5, 0.9, 0.1]):
+        low.offer(reg_candidate(f"c{i}", y, y, s))
+    assert [c.config_id for c in low.candidates()] == ["c2", "c0"]
+
+
+def test_assemble_oof_puts_the_folds_back_in_row_order_over_every_class() -> None:
+    task = Task(TaskKind.MULTICLASS, ("y",), (TaskKind.MULTICLASS,), "accuracy")
+    y = pd.DataFrame({"y": ["a", "b", "c", "a", "b"]})
+    f1 = Prediction([np.array(["a", "b"], dtype=object)], [np.array([[0.9, 0.1], [0.2, 0.8]])],
+                    [np.array(["a", "b"], dtype=object)])  # this fold's model never saw "c"
+    f2 = Prediction([np.array(["a", "b", "c"], dtype=object)], [np.eye(3)], [np.array(["a", "b", "c"], dtype=object)])
+    oof = assemble_oof(task, [(np.array([3, 1]), f1), (np.array([2, 0, 4]), f2)], y)
+    assert list(oof.rows) == [0, 1, 2, 3, 4] and list(oof.y["y"]) == list(y["y"])
+    classes, proba = oof.prediction.classes[0], oof.prediction.probas[0]
+    assert classes is not None and proba is not None and list(classes) == ["a", "b", "c"]
+    assert np.allclose(proba, np.array([[0, 1, 0], [0.2, 0.8, 0], [1, 0, 0], [0.9, 0.1, 0], [0, 0, 1]]))
+    assert list(oof.prediction.values[0]) == ["b", "b", "a", "a", "c"]
+
+
+def test_evaluation_returns_out_of_fold_predictions_of_full_budget_trials_only() -> None:
+    from metalearn.pipelines.spaces import get_space
+
+    ds = load_dataset("sklearn:iris")
+    space = get_space(ds.task)
+    protocol = EvalProtocol(n_folds=3)
+    res = evaluate_config(ds, space, space.default(), protocol, time_limit=60.0, keep_predictions=True)
+    assert res.ok and res.oof is not None and list(res.oof.rows) == list(range(ds.n_rows))
+    pooled = score(ds.task, res.oof.y, res.oof.prediction)
+    assert pooled == pytest.approx(res.score, abs=0.05)  # pooled vs mean over folds
+    assert evaluate_config(ds, space, space.default(), protocol, keep_predictions=False).oof is None
+    assert evaluate_config(ds, space, space.default(), protocol, budget=0.5, keep_predictions=True).oof is None
+    hold = evaluate_config(ds, space, space.default(), EvalProtocol(mode="holdout"), keep_predictions=True)
+    assert hold.oof is not None and 0 < hold.oof.n_rows < ds.n_rows  # the holdout rows and their positions
+    assert list(hold.oof.y["target"] if "target" in hold.oof.y else hold.oof.y.iloc[:, 0]) == list(
+        ds.y.iloc[hold.oof.rows, 0])
+
+
+class _Const:
+    """A fitted stand-in task model predicting fixed class probabilities."""
+
+    def __init__(self, p1: float) -> None:
+        self.p1 = p1
+
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> _Const:
+        return self
+
+    def predict_task(self, X: pd.DataFrame) -> Prediction:
+        classes = np.array([0, 1])
+        proba = np.tile([1 - self.p1, self.p1], (len(X), 1))
+        return Prediction([classes[(proba[:, 1] > 0.5).astype(int)]], [proba], [classes])
+
+
+def test_ensemble_model_averages_and_pickles(tmp_path: Path) -> None:
+    task = Task(B, ("y",), (B,), "roc_auc")
+    model = EnsembleModel(task, [_Const(0.9), _Const(0.3)], [0.25, 0.75], ["a", "b"])
+    X = pd.DataFrame({"x": [1.0, 2.0]})
+    proba = np.asarray(model.predict_proba(X))
+    assert np.allclose(proba, np.array([[0.55, 0.45]] * 2)) and list(model.predict(X)) == [0, 0]
+    joblib.dump(model, tmp_path / "model.joblib")
+    again = joblib.load(tmp_path / "model.joblib")
+    assert np.allclose(np.asarray(again.predict_proba(X)), proba) and again.config_ids == ("a", "b")
+    same = combine_predictions(task, [_Const(0.9).predict_task(X), _Const(0.3).predict_task(X)], [1, 3])
+    assert same.probas[0] is not None and np.allclose(same.probas[0], proba)
+    with pytest.raises(ValueError):
+        EnsembleModel(task, [_Const(0.5)], [0.0])
+
+
+# ------------------------------------------------------------------------------------- end to end
+def small(**overrides: Any) -> SearchSettings:
+    values: dict[str, Any] = dict(n_trials=6, trial_time_limit=30.0, warm_start=True, n_warm=3,
+                                  protocol=EvalProtocol(n_folds=3, max_rows=300))
+    values.update(overrides)
+    return SearchSettings(**values)
+
+
+def run(ds: Dataset, **overrides: Any) -> Any:
+    kb = open_default_kb(":memory:", seed_from_shipped=True)
+    try:
+        return optimize(ds, kb, small(**overrides))
+    finally:
+        kb.close()
+        gc.collect()
+
+
+def check_ensemble(ds: Dataset, outcome: Any) -> None:
+    block = outcome.summary["ensemble"]
+    assert block is not None and block == json.loads(json.dumps(block))  # plain JSON
+    assert block["score"] is not None and block["best_single"] is not None and block["metric"] == ds.task.metric
+    members = block["members"]
+    assert members and math.isclose(sum(m["weight"] for m in members), 1.0, abs_tol=1e-5)
+    assert all({"config_id", "weight", "family"} <= set(m) and m["family"] != "-" for m in members)
+    assert block["gain"] == pytest.approx(
+        (block["score"] - block["best_single"]) * (1 if outcome.result.greater_is_better else -1))
+    if block["used"]:
+        assert isinstance(outcome.model, EnsembleModel) and block["gain"] > 0 and len(members) > 1
+        assert outcome.model.config_ids == tuple(m["config_id"] for m in members)
+        assert all(cid in {t.config_id for t in outcome.result.trials} for cid in outcome.model.config_ids)
+    else:
+        assert not isinstance(outcome.model, EnsembleModel) and block["note"]
+    metrics = test_score(outcome.model, ds.X, ds.y, ds.task)
+    assert not math.isnan(metrics[ds.task.metric])
+    pred = outcome.model.predict(ds.X.iloc[:7])
+    assert len(pred) == 7
+
+
+@pytest.mark.parametrize("spec", ["sklearn:breast_cancer", "sklearn:iris", "sklearn:diabetes", "sklearn:linnerud"])
+def test_optimize_ends_with_the_ensemble_when_it_wins(spec: str) -> None:
+    ds = load_dataset(spec)
+    outcome = run(ds)
+    check_ensemble(ds, outcome)
+    if spec == "sklearn:breast_cancer":  # complementary families there: the ensemble wins out of fold
+        assert outcome.summary["ensemble"]["used"]
+
+
+def test_optimize_ensemble_on_multilabel_corpus_data(load_corpus: Any) -> None:
+    ds = load_corpus("flags")
+    check_ensemble(ds, run(ds))
+
+
+def test_no_ensemble_gives_the_single_pipeline() -> None:
+    ds = load_dataset("sklearn:breast_cancer")
+    outcome = run(ds, ensemble=False)
+    assert outcome.summary["ensemble"] is None and not isinstance(outcome.model, EnsembleModel)
+    assert outcome.model is not None and len(outcome.model.predict(ds.X.iloc[:3])) == 3
+
+
+def test_cli_prints_the_ensemble(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from metalearn.cli import main
+
+    def cli(*argv: str) -> str:
+        try:
+            main(list(argv))
+        except SystemExit as exc:
+            assert not exc.code
+        gc.collect()  # release the KB file
+        return capsys.readouterr().out
+
+    base = ["optimize", "sklearn:breast_cancer", "--trials", "4", "--folds", "3", "--no-warm-start",
+            "--kb", str(tmp_path / "kb.duckdb")]
+    out = cli(*base, "--out", str(tmp_path / "run"))
+    block = json.loads((tmp_path / "run" / "summary.json").read_text())["ensemble"]
+    assert "ensemble" in out and block["best_single_id"]
+    if block["used"]:
+        assert "ensemble members" in out and all(m["config_id"] in out for m in block["members"])
+    assert "ensemble" not in cli(*base, "--no-ensemble")
