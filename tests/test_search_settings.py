@@ -107,8 +107,12 @@ def _api_form(tmp_path: Path) -> dict[str, Any]:
 
 
 def test_api_form_fields_are_the_declared_ones(tmp_path: Path) -> None:
+    from metalearn.service.settings import Settings
+
     props = _api_form(tmp_path)
     assert set(props) - {"file", "target", "kind", "metric"} == set(params("api"))
+    server = Settings(_env_file=None)  # type: ignore[call-arg]
+    server_max = {"n_trials": server.max_search_trials, "time_limit": server.max_search_seconds}
     for name, p in params("api").items():
         prop = props[name]
         assert prop["description"] == p.help, name
@@ -116,6 +120,8 @@ def test_api_form_fields_are_the_declared_ones(tmp_path: Path) -> None:
         value = next((b for b in prop.get("anyOf", [prop]) if b.get("type") != "null"), prop)
         bounds = {"minimum": p.ge if p.ge is not None else p.api_ge, "exclusiveMinimum": p.gt,
                   "maximum": p.api_le, "maxLength": p.max_length}
+        if name in server_max:  # the schema also states this server's own limit where it is lower
+            bounds["maximum"] = min(b for b in (p.api_le, server_max[name]) if b is not None)
         assert {k: value.get(k) for k in bounds} == bounds, name
     assert props["optimizer"]["enum"] == list(OPTIMIZERS)
     assert not (tmp_path / "kb.duckdb").exists()
