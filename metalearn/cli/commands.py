@@ -357,6 +357,12 @@ def optimize(
             f"({res.n_resumed} resumed from the KB, {res.n_new} new, {res.n_failed} failed) "
             f"in {summary['seconds']:.1f} s"
         )
+        budget = summary.get("time_budget") or {}
+        if budget.get("limit") is not None:
+            stop = "the time limit" if summary.get("stopped_by") == "time_limit" else summary.get("stopped_by")
+            say(f"time: {budget['used']:.1f} s of the {budget['limit']:g} s limit (stopped by {stop})")
+            for note in budget.get("notes", []):
+                say(f"time budget: {note}")
         if summary["warm_start"].get("composed"):
             say(f"warm start: {summary['warm_start']['composed']}")
         if res.best_values:

@@ -910,12 +910,22 @@ def metafeature_record(
     )
 
 
-def ensure_metafeatures(kb: KnowledgeBase, dataset: Dataset, seed: int = 0) -> MetaFeatureRecord:
-    """The dataset's meta-features from the KB, extracted (and stored) if absent. Stores the dataset too."""
+def ensure_metafeatures(
+    kb: KnowledgeBase,
+    dataset: Dataset,
+    seed: int = 0,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> MetaFeatureRecord:
+    """The dataset's meta-features from the KB, extracted (and stored) if absent. Stores the dataset too.
+
+    ``timeout``/``max_rows`` bound an extraction (a time-limited search gives a share of its budget and a
+    smaller sample, see :func:`metalearn.search.automl.optimize`)."""
     kb.put_dataset(dataset_record(dataset))
     try:
         return kb.get_metafeatures(dataset.dataset_id, EXTRACTOR_VERSION)
     except NotFoundError:
-        rec = metafeature_record(dataset, seed=seed)
+        rec = metafeature_record(dataset, seed=seed, max_rows=max_rows, timeout=timeout)
         kb.put_metafeatures(rec)
         return rec

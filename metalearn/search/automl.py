@@ -17,6 +17,7 @@ from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.shipped import open_default_kb
 from metalearn.metalearning.metafeatures import ensure_metafeatures
 from metalearn.pipelines.spaces import get_space
+from metalearn.search.deadline import Deadline, budget_protocol
 from metalearn.search.ensemble import OOFPool, build_ensemble
 from metalearn.search.evaluation import fit_final
 from metalearn.search.loop import SearchResult, Trial, run_search
@@ -64,6 +65,8 @@ def optimize(
     timings = {"before": time.monotonic() - t0}
     check_metric(dataset.task.kind, dataset.task.metric)  # a bad metric writes nothing
     settings = settings or SearchSettings()
+    deadline = Deadline(settings.time_limit, t0)  # the whole job's budget, handed down to each part
+    settings = _budgeted(settings, dataset, deadline)
 
     def lap(name: str, since: float) -> float:
         now = time.monotonic()
@@ -74,7 +77,7 @@ def optimize(
     store = kb if isinstance(kb, KnowledgeBase) else open_default_kb(kb)
     status = on_status or (lambda _text: None)
     status("meta-features")
-    mf = ensure_metafeatures(store, dataset, seed=settings.seed)
+    mf = ensure_metafeatures(store, dataset, seed=settings.seed, **_metafeature_limits(deadline))
     t = lap("metafeatures", t)
     recs: list[Any] = []
     strategy = None
@@ -95,7 +98,7 @@ def optimize(
     pool = OOFPool.for_task(dataset.task) if settings.ensemble and refit else None  # out-of-fold predictions
     result = run_search(
         dataset, store, settings, recommendations=recs, on_trial=on_trial, should_stop=should_stop, search_id=search_id,
-        oof_pool=pool,
+        oof_pool=pool, deadline=deadline,
     )
     t = lap("search", t)
     model = None
@@ -104,10 +107,9 @@ def optimize(
         model = fit_final(dataset, get_space(dataset.task), result.best_values)
     ensemble = None
     if pool is not None and model is not None:  # Caruana's selection; the ensemble is the model when it wins
-        limit = settings.time_limit
         model, ensemble = build_ensemble(
             dataset, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
-            time_left=None if limit is None else (lambda: limit - (time.monotonic() - t0)), on_status=status,
+            time_left=deadline.left if deadline.bounded else None, on_status=status,
         )
     t = lap("refit", t)
     path = None
@@ -121,11 +123,45 @@ def optimize(
     lap("write", t)
     summary = _summary(dataset, result, strategy, recs, time.monotonic() - t0)
     summary["timings"] = {name: round(seconds, 3) for name, seconds in timings.items()}
+    summary["stopped_by"] = result.stopped_by  # "trials", "time_limit", "cancelled"
+    summary["time_budget"] = deadline.to_dict()  # limit, used, ratio, and what the budget changed
     summary["model"] = _model_summary(result, model, refit, path)
     summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
     if path is not None:
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return OptimizeOutcome(result=result, model=model, summary=summary, out_dir=path)
+
+
+#: the share of a time budget the meta-features may take (they subsample harder when it is short)
+METAFEATURE_SHARE = 0.1
+
+
+def _metafeature_limits(deadline: Deadline) -> dict[str, Any]:
+    """``ensure_metafeatures``' time bound and sample size under ``deadline`` (none without a limit):
+    at most :data:`METAFEATURE_SHARE` of the budget, and ~40 sampled rows per second of budget."""
+    if deadline.limit is None:
+        return {}
+    from metalearn.metalearning.metafeatures import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT, MIN_MAX_ROWS
+
+    rows = int(min(DEFAULT_MAX_ROWS, max(4 * MIN_MAX_ROWS, 40 * deadline.limit)))
+    return {"timeout": max(deadline.share(METAFEATURE_SHARE, cap=DEFAULT_TIMEOUT) or 0.0, 0.5), "max_rows": rows}
+
+
+def _budgeted(settings: SearchSettings, dataset: Dataset, deadline: Deadline) -> SearchSettings:
+    """``settings`` with the evaluation protocol its time limit can afford on ``dataset`` (a holdout split,
+    a data subset: see :func:`~metalearn.search.deadline.budget_protocol`); the change is noted."""
+    if deadline.limit is None:
+        return settings
+    from dataclasses import replace
+
+    from metalearn.search.deadline import INITIAL_RESERVE
+
+    seconds = deadline.limit * (1.0 - METAFEATURE_SHARE - INITIAL_RESERVE)  # budgeted, not measured: stable
+    protocol, note = budget_protocol(settings.protocol, dataset.n_rows, seconds)
+    if not note:
+        return settings
+    deadline.note(note)
+    return replace(settings, protocol=protocol)
 
 
 def _model_summary(result: SearchResult, model: Any, refit: bool, path: Path | None) -> dict[str, Any]:

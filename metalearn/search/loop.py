@@ -13,7 +13,11 @@ facade on data-subset budgets), so that
   candidate when no configuration has succeeded at full budget yet (Hyperband's first bracket alone
   needs more trials than a small search has), since only full-budget scores pick the incumbent;
 - every trial is written to the KB the moment it finishes (a crash loses at most the running trial);
-- a failing configuration is a failed run with its error, never the end of the search.
+- a failing configuration is a failed run with its error, never the end of the search;
+- with a time limit (a :class:`~metalearn.search.deadline.Deadline`, made here or handed down by
+  ``optimize`` for the whole job) each trial gets at most the search's time left, which keeps a reserve
+  for the refit on all data estimated from the trials' measured fit times (and, multi-fidelity, for the
+  final full-budget evaluation).
 
 What a search is asked to do is a :class:`metalearn.search.settings.SearchSettings`.
 """
@@ -44,6 +48,7 @@ from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.records import ConfigurationRecord, RunRecord, SearchRecord, utcnow
 from metalearn.pipelines.spaces import get_space
 from metalearn.pipelines.spaces.base import SearchSpace
+from metalearn.search.deadline import INITIAL_RESERVE, Deadline, refit_estimate, refit_factor
 from metalearn.search.ensemble import Candidate, OOFPool
 from metalearn.search.evaluation import (
     EvalProtocol,
@@ -98,6 +103,9 @@ class SearchResult:
     recommendations: list[dict[str, Any]]
     seconds: float
     status: str = "done"
+    # what ended the search: "trials" (n_trials reached), "time_limit", "exhausted" (no new
+    # configuration), "cancelled", "failed"
+    stopped_by: str = "trials"
 
     def trajectory(self) -> list[float]:
         """Best score after each trial (NaN until a trial succeeded)."""
@@ -248,6 +256,7 @@ def run_search(
     should_stop: Callable[[], bool] | None = None,
     search_id: str | None = None,
     source: str = "search",
+    deadline: Deadline | None = None,
     oof_pool: OOFPool | None = None,  # receives the full-budget trials' out-of-fold predictions (ensemble)
 ) -> SearchResult:
     """Run a (warm-started) search on ``dataset``, writing every trial to ``kb``.
@@ -257,10 +266,15 @@ def run_search(
     ``settings.warm_start`` is true. The dataset record must already be in the KB (see
     :func:`metalearn.kb.shipped.ensure_metafeatures`, or ``kb.put_dataset(dataset_record(dataset))``).
     ``should_stop`` is polled between trials (cancellation). A metric that is not one of the task kind's
-    raises ``InputError`` before anything is written.
+    raises ``InputError`` before anything is written. ``deadline`` is the job's time budget (by default
+    ``settings.time_limit`` from now); the search keeps ``deadline.reserve`` for after it (the refit).
     """
     settings = settings or SearchSettings()
     t_start = time.monotonic()
+    if deadline is None:
+        deadline = Deadline(settings.time_limit, t_start)
+    if deadline.bounded and deadline.reserve == 0:  # until a trial measured a fit
+        deadline.keep(INITIAL_RESERVE * (deadline.limit or 0.0))
     task = dataset.task
     space = get_space(task)
     metric = get_metric(task.metric, task.kind)  # a metric of another kind (or none) writes nothing
@@ -314,6 +328,9 @@ def run_search(
     remaining = 0
     status = "done"
     error = ""
+    stopped_by = "trials"
+    refit_seconds: dict[str, float] = {}  # config id -> its expected refit on all rows (from measured fits)
+    refit_share = refit_factor(protocol, dataset.n_rows)  # a trial's refit, per second of the trial
     try:  # preparing the search (resume, warm start) can fail too: that is recorded like the rest
         # 1. resume: runs of earlier searches on the same data are told, not re-run
         if settings.resume:
@@ -356,21 +373,23 @@ def run_search(
         remaining = settings.n_trials - len(told)
         warm = warm[: max(0, remaining)]
 
+        def job(values: dict[str, Any], budget: float | None) -> tuple[Any, ...]:
+            """The arguments of :func:`evaluate_config` for a trial starting now (its configuration stored)."""
+            kb.put_configuration(ConfigurationRecord.create(space.name, space.version, values))
+            limit = deadline.trial_limit(settings.trial_time_limit, refit_share)
+            return (dataset, space, values, protocol, limit, settings.memory_limit_mb, budget, oof_pool is not None)
+
         def evaluate(values: dict[str, Any], origin: str, budget: float | None, sources: tuple[str, ...]) -> Trial:
             """Evaluate ``values`` (at ``budget``, a data fraction, when multi-fidelity), store the run."""
-            cfg_rec = ConfigurationRecord.create(space.name, space.version, values)
-            kb.put_configuration(cfg_rec)
+            args = job(values, budget)
             t0 = time.monotonic()
-            result: EvalResult = evaluate_config(
-                dataset,
-                space,
-                values,
-                protocol=protocol,
-                time_limit=settings.trial_time_limit,
-                memory_limit_mb=settings.memory_limit_mb,
-                budget=budget,
-                keep_predictions=oof_pool is not None,
-            )
+            return store_result(values, origin, sources, evaluate_config(*args), t0)
+
+        def store_result(
+            values: dict[str, Any], origin: str, sources: tuple[str, ...], result: EvalResult, t0: float
+        ) -> Trial:
+            """Store a finished evaluation, update the refit reserve, report the trial."""
+            cfg_rec = ConfigurationRecord.create(space.name, space.version, values)
             run = to_run_record(
                 result,
                 dataset_id=dataset.dataset_id,
@@ -384,14 +403,38 @@ def run_search(
             if oof_pool is not None and result.ok and result.oof is not None:  # in memory, for the ensemble
                 oof_pool.offer(Candidate(cfg_rec.config_id, values, float(result.score), result.oof,
                                          result.fit_seconds, result.n_folds))
-            return finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
+            if result.ok and full_budget(result.budget) and result.n_train_rows:
+                refit_seconds[cfg_rec.config_id] = refit_estimate(
+                    result.fit_seconds, result.n_folds, result.n_train_rows, dataset.n_rows
+                )
+            trial = finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
+            if deadline.bounded and best.config_id in refit_seconds:  # keep the best one's refit
+                deadline.keep(refit_seconds[best.config_id] * deadline.refits)
+            return trial
 
-        def out_of_budget() -> bool:
+        def full_budget_seconds() -> float:
+            """Expected seconds of the final full-budget evaluation (multi-fidelity): the trial at the
+            highest budget that succeeded, scaled to the full data."""
+            low = [t for t in trials if t.status == "ok" and t.budget and not full_budget(t.budget)]
+            if not low:
+                return 0.0
+            top = max(low, key=lambda t: (t.budget or 0.0, -t.seconds))
+            return top.seconds / (top.budget or 1.0)
+
+        def final_fits() -> bool:
+            """Whether the final full-budget evaluation (and its refit) still fit in the time left."""
+            need = 1.5 * full_budget_seconds()
+            return deadline.search_left() >= need and deadline.left() >= need * (1.0 + refit_share)
+
+        def out_of_budget(in_flight: int = 0) -> bool:
+            nonlocal stopped_by
             # a multi-fidelity search keeps its last trial for a full-budget evaluation until one succeeded
             reserve = 1 if multi_fidelity and best.config_id is None else 0
-            if len(trials) >= settings.n_trials - reserve:
+            if len(trials) + in_flight >= settings.n_trials - reserve:
+                stopped_by = "trials"
                 return True
-            if settings.time_limit is not None and time.monotonic() - t_start >= settings.time_limit:
+            if deadline.search_over() or (reserve and deadline.bounded and not final_fits()):
+                stopped_by = "time_limit"
                 return True
             if should_stop is not None and should_stop():
                 raise CancelledError(f"search {search_id} was cancelled")
@@ -402,6 +445,8 @@ def run_search(
                 _random_loop(space, settings, warm, evaluate, out_of_budget, seen)
             else:
                 _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, seen)
+        if stopped_by == "trials" and len(trials) < settings.n_trials and deadline.bounded and deadline.search_over():
+            stopped_by = "time_limit"
         if multi_fidelity and best.config_id is None:
             # the trial kept for it (or, when earlier runs filled the budget, one more): the best
             # candidate at full budget, so that the search has an incumbent
@@ -411,7 +456,7 @@ def run_search(
             if candidate is not None:
                 evaluate(candidate, "full-budget", 1.0, ())
     except CancelledError as exc:
-        status, error = "cancelled", str(exc)
+        status, error, stopped_by = "cancelled", str(exc), "cancelled"
     except KeyboardInterrupt:
         status, error = "cancelled", "interrupted by the user; run the same command again to resume"
         raise
@@ -454,6 +499,7 @@ def run_search(
         ],
         seconds=time.monotonic() - t_start,
         status=status,
+        stopped_by=stopped_by,
     )
 
 
@@ -533,7 +579,7 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
             output_directory=Path(tmp) / "smac",
             deterministic=True,
             crash_cost=crash,
-            n_trials=max(settings.n_trials, len(told) + len(warm) + 1),
+            n_trials=max(_scenario_trials(settings), len(told) + len(warm) + 1),
             seed=settings.seed,
         )
         facade_cls = HPO
@@ -596,6 +642,19 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
                 ),
                 save=False,
             )
+
+
+#: the trials SMAC's scenario is told of when a time limit, not the trial count, ends the search: SMAC
+#: sizes its initial design from it (a quarter of it, up to 10 per hyperparameter), and making the design
+#: of a large count takes long (n_trials 1000: 250 configurations, ~10 s before the first trial)
+TIME_LIMITED_SCENARIO_TRIALS = 50
+
+
+def _scenario_trials(settings: SearchSettings) -> int:
+    """``n_trials`` for SMAC's scenario: the settings' (capped when a time limit is set, see above)."""
+    if settings.time_limit is None:
+        return settings.n_trials
+    return min(settings.n_trials, TIME_LIMITED_SCENARIO_TRIALS)
 
 
 def _origin_of(smac_origin: str | None) -> str:

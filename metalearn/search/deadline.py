@@ -1,0 +1,150 @@
+"""The time budget of a whole ``optimize`` job: :class:`Deadline`.
+
+A deadline is made when the job starts (the CLI: before it loads the data) and handed down to every part
+of the job, which asks it for the time it may take:
+
+- the meta-features get a bounded share (:meth:`Deadline.share`), and a smaller sample when it is short;
+- the search runs each trial with ``min(trial_time_limit, time left - reserve)``
+  (:meth:`Deadline.trial_limit`) and stops when no useful trial fits any more;
+- the *reserve* is the time kept for what comes after the search (the refit on all data, a post-hoc
+  ensemble): the search sets it from the measured fit times of its trials (:meth:`Deadline.keep`,
+  :func:`refit_estimate`), code after the search asks :meth:`Deadline.left`.
+
+Without a limit a deadline never expires and changes nothing (``left()`` is infinite, trial limits are
+the configured ones).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+#: shortest useful trial: with less time left than this (after the reserve) the search stops
+MIN_TRIAL_SECONDS = 2.0
+#: the refit estimate is multiplied by this (a fit on all rows is not exactly linear, and noisy)
+REFIT_SAFETY = 1.5
+#: the reserve before any trial has measured a fit: this fraction of the budget
+INITIAL_RESERVE = 0.1
+#: fold-rows per second of search time a search can afford and still run ~10 trials (measured: a default
+#: pipeline fits ~1,300 rows/s here): above it, a budgeted
+#: search switches to a holdout split, and then to a data subset (see :func:`budget_protocol`)
+ROWS_PER_SECOND = 150.0
+
+
+@dataclass
+class Deadline:
+    """Seconds ``limit`` (None: no limit) counted from ``started`` (``time.monotonic()``)."""
+
+    limit: float | None
+    started: float = field(default_factory=time.monotonic)
+    reserve: float = 0.0  # seconds kept for after the search (refit, ensemble)
+    refits: float = 1.0  # fits after the search, in refits of the best configuration (an ensemble: more)
+    notes: list[str] = field(default_factory=list)  # what the budget made the job do (for the summary)
+
+    @property
+    def bounded(self) -> bool:
+        return self.limit is not None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def left(self) -> float:
+        """Seconds left of the whole budget (``inf`` without a limit)."""
+        return math.inf if self.limit is None else self.limit - self.elapsed()
+
+    def expired(self) -> bool:
+        return self.left() <= 0
+
+    def search_left(self) -> float:
+        """Seconds the search may still use: the time left minus the reserve."""
+        return self.left() - self.reserve
+
+    def keep(self, seconds: float) -> None:
+        """Keep ``seconds`` for after the search (replaces the earlier reserve)."""
+        self.reserve = max(0.0, float(seconds))
+
+    def share(self, fraction: float, cap: float | None = None) -> float | None:
+        """A ``fraction`` of the budget (at most ``cap`` and the time left); ``cap`` without a limit."""
+        if self.limit is None:
+            return cap
+        seconds = min(fraction * self.limit, max(self.left(), 0.0))
+        return seconds if cap is None else min(seconds, cap)
+
+    def trial_limit(self, trial_time_limit: float | None, refit_factor: float = 0.0) -> float | None:
+        """The time limit of the next trial: the configured one, cut to the search's time left (after the
+        reserve), and short enough that the trial's own refit (``refit_factor`` times its time, see
+        :func:`refit_factor`) fits in what is left should it become the best."""
+        if self.limit is None:
+            return trial_time_limit
+        left = max(min(self.search_left(), self.left() / (1.0 + refit_factor)), 0.1)
+        return left if trial_time_limit is None else min(trial_time_limit, left)
+
+    def search_over(self) -> bool:
+        """Whether too little time is left (after the reserve) for a useful trial."""
+        return self.limit is not None and self.search_left() < MIN_TRIAL_SECONDS
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def to_dict(self) -> dict[str, Any]:
+        used = self.elapsed()
+        return {
+            "limit": self.limit,
+            "used": round(used, 3),
+            "ratio": None if not self.limit else round(used / self.limit, 3),
+            "reserve": round(self.reserve, 3),  # the seconds the search last kept for after it
+            "notes": list(self.notes),
+        }
+
+
+def refit_estimate(fit_seconds: float, n_folds: int, n_train_rows: int, n_rows: int) -> float:
+    """Seconds a refit on all ``n_rows`` rows is expected to take, from a trial's measured fits: one fold's
+    fit scaled by the data ratio (and :data:`REFIT_SAFETY`)."""
+    per_fold = fit_seconds / max(n_folds, 1)
+    return REFIT_SAFETY * per_fold * max(n_rows, 1) / max(n_train_rows, 1)
+
+
+def refit_factor(protocol: Any, n_rows: int) -> float:
+    """Seconds of a refit on all ``n_rows`` rows per second of a trial under ``protocol`` (its folds fit
+    ``n_folds`` times on a share of the rows), :data:`REFIT_SAFETY` included."""
+    resolved = protocol.resolve(n_rows)
+    rows = min(n_rows, resolved.max_rows or n_rows)
+    if resolved.mode == "holdout":
+        n_fits, train = 1, rows * (1.0 - float(resolved.holdout_fraction))
+    else:
+        n_fits, train = resolved.n_folds, rows * (1.0 - 1.0 / resolved.n_folds)
+    return REFIT_SAFETY * n_rows / max(train, 1.0) / n_fits
+
+
+def budget_protocol(protocol: Any, n_rows: int, seconds: float | None) -> tuple[Any, str]:
+    """The evaluation protocol a search of ``seconds`` can afford on ``n_rows`` rows, and why it changed.
+
+    With little time per row a cross-validation becomes one holdout split, and when even that is too
+    much, a stratified subset of rows (``max_rows``): what the protocol's key records, so such runs never
+    mix with full ones in the KB. ``seconds`` None (no limit) changes nothing. Give it the *budgeted*
+    seconds (not the time measured left), so that the same settings give the same protocol and resume."""
+    from dataclasses import replace
+
+    if seconds is None or seconds <= 0:
+        return protocol, ""
+    affordable = ROWS_PER_SECOND * seconds
+    resolved = protocol.resolve(n_rows)
+    rows = min(n_rows, resolved.max_rows or n_rows)
+    if resolved.mode == "cv" and rows * resolved.n_folds > affordable:
+        protocol = replace(protocol, mode="holdout")
+        note = f"holdout validation instead of {resolved.n_folds}-fold CV ({n_rows} rows, {seconds:.0f} s for the search)"
+    else:
+        note = ""
+    train_share = 1.0 - float(protocol.holdout_fraction)
+    if protocol.resolve(n_rows).mode == "holdout" and rows * train_share > affordable:
+        max_rows = max(500, int(affordable / train_share) // 500 * 500)  # rounded: a stable protocol key
+        if max_rows < rows:
+            protocol = replace(protocol, mode="holdout", max_rows=max_rows)
+            note = (
+                f"holdout validation on a subset of {max_rows} of {n_rows} rows "
+                f"({seconds:.0f} s for the search)"
+            )
+    return protocol, note

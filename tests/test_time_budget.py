@@ -1,0 +1,143 @@
+"""An honest time budget: ``time_limit`` covers the whole job (metalearn.search.deadline), each trial gets
+at most the time left (minus the refit reserve), a budget small for the data switches to holdout / a
+subset, and the summary says what stopped the search and the time used against the budget."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pytest
+
+from metalearn.data.loading import load_dataset
+from metalearn.kb import open_kb
+from metalearn.kb.records import dataset_record
+from metalearn.search import loop
+from metalearn.search.automl import optimize
+from metalearn.search.deadline import (
+    MIN_TRIAL_SECONDS,
+    Deadline,
+    budget_protocol,
+    refit_estimate,
+    refit_factor,
+)
+from metalearn.search.evaluation import EvalProtocol
+from metalearn.search.loop import run_search
+from metalearn.search.settings import SearchSettings
+
+PROTOCOL = EvalProtocol(n_folds=3, max_rows=150)
+
+
+# ----------------------------------------------------------------------------------- the deadline
+def test_an_unbounded_deadline_changes_nothing() -> None:
+    d = Deadline(None)
+    assert d.left() == math.inf and not d.expired() and not d.search_over()
+    assert d.trial_limit(120.0) == 120.0 and d.trial_limit(None) is None
+    assert d.share(0.1) is None and d.share(0.1, cap=60.0) == 60.0
+    assert d.to_dict()["limit"] is None and d.to_dict()["ratio"] is None
+
+
+def test_trials_get_at_most_the_time_left_minus_the_reserve() -> None:
+    d = Deadline(100.0, started=time.monotonic() - 40.0)  # 60 s left
+    assert 59.0 < d.left() <= 60.0
+    assert d.trial_limit(120.0) == pytest.approx(d.left(), abs=0.1)  # cut to the time left
+    assert d.trial_limit(10.0) == 10.0  # the configured limit when it is shorter
+    d.keep(50.0)  # the refit needs 50 s: 10 s left for the search
+    assert d.trial_limit(120.0) == pytest.approx(10.0, abs=0.1) and not d.search_over()
+    d.keep(60.0 - MIN_TRIAL_SECONDS / 2)
+    assert d.search_over()
+    assert d.share(0.1) == pytest.approx(10.0) and d.share(0.1, cap=5.0) == 5.0
+
+
+def test_a_trial_leaves_time_for_its_own_refit() -> None:
+    d = Deadline(100.0, started=time.monotonic() - 40.0)  # 60 s left: a trial whose refit takes 2x its time
+    assert d.trial_limit(120.0, refit_factor=2.0) == pytest.approx(20.0, abs=0.1)
+    assert refit_factor(EvalProtocol(mode="holdout"), 1000) == pytest.approx(1.5 / 0.67)
+    assert refit_factor(EvalProtocol(n_folds=5, holdout_threshold=None), 1000) == pytest.approx(1.5 * 1.25 / 5)
+
+
+def test_the_refit_reserve_scales_one_fold_fit_to_all_rows() -> None:
+    # 5 folds fitting 800 rows in 10 s in all: one fold 2 s, all 1000 rows 2.5 s, times the safety factor
+    assert refit_estimate(10.0, 5, 800, 1000) == pytest.approx(2.5 * 1.5)
+
+
+def test_a_small_budget_for_the_data_switches_to_holdout_then_a_subset() -> None:
+    p = EvalProtocol()
+    assert budget_protocol(p, 20_000, None) == (p, "")
+    assert budget_protocol(p, 1_000, 600.0) == (p, "")  # 5,000 fold-rows: affordable
+    holdout, note = budget_protocol(p, 3_000, 24.0)  # 15,000 fold-rows in 24 s: one split
+    assert holdout.resolve(3_000).mode == "holdout" and holdout.max_rows is None and "holdout" in note
+    sub, note = budget_protocol(p, 40_000, 24.0)  # even one split of 40,000 rows is too much
+    assert sub.resolve(40_000).mode == "holdout" and sub.max_rows is not None and sub.max_rows < 40_000
+    assert sub.max_rows % 500 == 0 and "subset" in note  # rounded: the same budget, the same protocol key
+    assert budget_protocol(p, 40_000, 24.0)[0].key == sub.key
+
+
+# ----------------------------------------------------------------------------------- the search
+def _iris_kb() -> tuple[Any, Any]:
+    iris = load_dataset("sklearn:iris")
+    kb = open_kb(":memory:")
+    kb.put_dataset(dataset_record(iris))
+    return iris, kb
+
+
+def test_the_search_stops_at_the_time_limit_and_cuts_each_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    iris, kb = _iris_kb()
+    limits: list[tuple[float, float]] = []
+    real = loop.evaluate_config
+    deadline = Deadline(8.0)
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        limits.append((args[4], deadline.search_left()))  # (the trial's limit, the search's time left)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(loop, "evaluate_config", spy)
+    settings = SearchSettings(n_trials=1000, time_limit=8.0, trial_time_limit=120.0, warm_start=False,
+                              protocol=PROTOCOL, optimizer="random")
+    t0 = time.monotonic()
+    result = run_search(iris, kb, settings, deadline=deadline)
+    assert time.monotonic() - t0 <= 8.0 * 1.1
+    assert result.stopped_by == "time_limit" and 1 <= len(result.trials) < 1000
+    assert all(limit <= left + 0.05 and limit < 120.0 for limit, left in limits)
+    assert deadline.reserve > 0  # the refit of the best configuration, from its measured fits
+
+
+def test_trials_reached_says_so() -> None:
+    iris, kb = _iris_kb()
+    settings = SearchSettings(n_trials=2, time_limit=600.0, warm_start=False, protocol=PROTOCOL)
+    assert run_search(iris, kb, settings).stopped_by == "trials"
+
+
+def test_a_multi_fidelity_search_ends_at_full_budget_within_the_limit() -> None:
+    ds = load_dataset("sklearn:breast_cancer")
+    kb = open_kb(":memory:")
+    kb.put_dataset(dataset_record(ds))
+    settings = SearchSettings(n_trials=1000, time_limit=12.0, warm_start=False, multi_fidelity=True,
+                              protocol=EvalProtocol(n_folds=3))
+    t0 = time.monotonic()
+    result = run_search(ds, kb, settings)
+    assert time.monotonic() - t0 <= 12.0 * 1.1
+    assert result.stopped_by == "time_limit" and result.best_config_id is not None
+    assert any(t.budget == 1.0 and t.status == "ok" for t in result.trials)
+
+
+# ----------------------------------------------------------------------------------- the whole job
+def test_optimize_keeps_the_whole_job_in_the_budget_and_says_so(tmp_path: Any) -> None:
+    iris = load_dataset("sklearn:iris")
+    started = time.monotonic()
+    settings = SearchSettings(n_trials=1000, time_limit=10.0, warm_start=False, protocol=PROTOCOL)
+    outcome = optimize(iris, kb=open_kb(":memory:"), settings=settings, started=started)
+    used = time.monotonic() - started
+    s = outcome.summary
+    assert used <= 10.0 * 1.1 and outcome.model is not None
+    assert s["stopped_by"] == "time_limit"
+    assert s["time_budget"]["limit"] == 10.0 and 0 < s["time_budget"]["used"] <= 11.0
+    assert s["time_budget"]["ratio"] == pytest.approx(s["time_budget"]["used"] / 10.0, abs=0.01)
+
+
+def test_optimize_without_a_limit_reports_trials() -> None:
+    iris = load_dataset("sklearn:iris")
+    settings = SearchSettings(n_trials=2, warm_start=False, protocol=PROTOCOL)
+    s = optimize(iris, kb=open_kb(":memory:"), settings=settings).summary
+    assert s["stopped_by"] == "trials" and s["time_budget"]["limit"] is None and s["time_budget"]["notes"] == []
