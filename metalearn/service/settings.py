@@ -107,7 +107,3 @@ class Settings(BaseSettings):
     def docs_protected(self) -> bool:
         """Whether the API docs and schema need a key (``protect_docs``, else ``protect_reads``)."""
         return self.protect_reads if self.protect_docs is None else self.protect_docs
-
-    @property
-    def writes_configured(self) -> bool:
-        return bool(self.api_keys) or self.allow_anonymous_writes
