@@ -25,6 +25,7 @@ from metalearn.search.settings import (
     SettingError,
     Surface,
     defaults,
+    machine_cores,
     params,
 )
 
@@ -91,8 +92,11 @@ def test_cli_options_are_the_declared_ones() -> None:
     for name, p in params("cli").items():
         option = options[name]
         assert (*option.opts, *option.secondary_opts) == p.flags, name
-        assert option.default == p.default_for("cli") == p.default, name
+        assert option.default == p.default_for("cli"), name
+        if name != "workers":  # the one deliberate difference: the command line runs trials on every core
+            assert p.default_for("cli") == p.default, name
         assert option.help.startswith(p.help), name
+    assert options["workers"].default == machine_cores() and SearchSettings().workers == 1
 
 
 def _api_form(tmp_path: Path) -> dict[str, Any]:
@@ -162,7 +166,7 @@ def test_estimators_import_from_every_documented_place() -> None:
 def test_interfaces_differ_from_searchsettings_only_where_declared() -> None:
     for surface in SURFACES:
         for name, p in params(surface).items():
-            own = {"cli": None, "api": p.api_default, "estimator": p.estimator_default}[surface]
+            own = {"cli": p.cli_default, "api": p.api_default, "estimator": p.estimator_default}[surface]
             if p.default_for(surface) != p.default:
                 assert own is not None and own == p.default_for(surface), (surface, name)
     assert defaults("api")["n_trials"] == defaults("estimator")["n_trials"] == 20

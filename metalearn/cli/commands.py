@@ -307,6 +307,8 @@ def optimize(
     ensemble: Annotated[bool, _search_option("ensemble")] = _SEARCH_DEFAULTS["ensemble"],
     seed: Annotated[int, _search_option("seed")] = _SEARCH_DEFAULTS["seed"],
     n_folds: Annotated[int, _search_option("n_folds")] = _SEARCH_DEFAULTS["n_folds"],
+    workers: Annotated[int, _search_option("workers")] = _SEARCH_DEFAULTS["workers"],
+    scheduler: Annotated[str | None, _search_option("scheduler")] = _SEARCH_DEFAULTS["scheduler"],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for the refit model and summary.json.")] = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,
@@ -332,6 +334,8 @@ def optimize(
         ensemble=ensemble,
         seed=seed,
         n_folds=n_folds,
+        workers=workers,
+        scheduler=scheduler,
     )
     ds = _load(data, target, kind, metric)
     _check_metric(ds)  # before the KB is opened (or created) and the dataset written

@@ -39,6 +39,7 @@ __all__ = [
     "EvalProtocol",
     "EvalResult",
     "evaluate_config",
+    "failed_result",
     "fit_final",
     "full_budget",
     "protocol_key_with_budget",
@@ -308,6 +309,17 @@ def _failure(
         budget=budget,
         **kw,
     )
+
+
+def failed_result(
+    dataset: Dataset, protocol: EvalProtocol, budget: float | None, exc: BaseException
+) -> EvalResult:
+    """A crash result for an evaluation that never reported one (its worker process failed, e.g. a
+    Dask worker that died), so that the search records it like any failed trial."""
+    resolved = protocol.resolve(dataset.n_rows)
+    metric = check_metric(dataset.task.kind, dataset.task.metric)
+    text = f"WorkerError: {type(exc).__name__}: {error_text(exc) if isinstance(exc, Exception) else exc}"
+    return _failure("crash", text, metric, resolved.key, dataset.n_rows, budget)
 
 
 def _mean_metrics(per_fold: Sequence[dict[str, float]]) -> dict[str, float]:

@@ -17,7 +17,10 @@ facade on data-subset budgets), so that
 - with a time limit (a :class:`~metalearn.search.deadline.Deadline`, made here or handed down by
   ``optimize`` for the whole job) each trial gets at most the search's time left, which keeps a reserve
   for the refit on all data estimated from the trials' measured fit times (and, multi-fidelity, for the
-  final full-budget evaluation).
+  final full-budget evaluation);
+- with ``workers > 1`` (or a Dask ``scheduler``) ``workers`` trials run at once on Dask: SMAC is asked
+  for a new configuration whenever one finishes (the warm-start configurations first) and told as they
+  finish; the KB is written by this process only. ``workers=1`` is the sequential loop.
 
 What a search is asked to do is a :class:`metalearn.search.settings.SearchSettings`.
 """
@@ -26,13 +29,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import math
 import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +59,7 @@ from metalearn.search.evaluation import (
     EvalProtocol,
     EvalResult,
     evaluate_config,
+    failed_result,
     full_budget,
     protocol_key_with_budget,
     to_run_record,
@@ -440,11 +446,48 @@ def run_search(
                 raise CancelledError(f"search {search_id} was cancelled")
             return False
 
+        def run_parallel(propose: Callable[[], Any], tell: Callable[[Any, Trial], None]) -> None:
+            """Keep ``settings.workers`` trials in flight: ``propose()`` gives the next ``(values, origin,
+            budget, sources, token)`` (None: no more), ``tell(token, trial)`` reports one finished."""
+            from metalearn.runtime.executors import Executor
+
+            queue: deque[tuple[Any, ...]] = deque()
+            running: dict[int, tuple[Any, float]] = {}
+            keys = itertools.count()
+
+            def fill() -> None:
+                while len(running) < n_workers and not out_of_budget(len(running)):
+                    proposal = propose()
+                    if proposal is None:
+                        return
+                    key = next(keys)
+                    args = job(proposal[0], proposal[2])
+                    running[key] = (proposal, time.monotonic())
+                    queue.append((key, *args))
+
+            with Executor(n_workers, pool="dask", scheduler=settings.scheduler) as executor:
+                fill()
+                for (key, *_args), outcome in executor.map_unordered(_evaluate_job, queue):
+                    (values, origin, budget, sources, token), t0 = running.pop(key)
+                    if isinstance(outcome, BaseException):  # the worker itself failed, not the trial
+                        outcome = failed_result(dataset, protocol, budget, outcome)
+                    tell(token, store_result(values, origin, sources, outcome, t0))
+                    fill()
+
+        # more than one trial at a time (a single trial to run, or one worker, is the sequential loop)
+        n_workers = max(1, min(settings.workers, remaining))
+        parallel = n_workers > 1 or settings.scheduler is not None
         if remaining > 0:
             if settings.optimizer == "random":
-                _random_loop(space, settings, warm, evaluate, out_of_budget, seen)
+                if parallel:
+                    run_parallel(_random_proposals(space, settings, warm, seen).__next__, lambda _t, _trial: None)
+                else:
+                    _random_loop(space, settings, warm, evaluate, out_of_budget, seen)
             else:
-                _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, seen)
+                _smac_loop(
+                    dataset, space, settings, told, warm, evaluate, out_of_budget, seen,
+                    run_parallel if parallel else None,
+                )  # fmt: skip
         if stopped_by == "trials" and len(trials) < settings.n_trials and deadline.bounded and deadline.search_over():
             stopped_by = "time_limit"
         if multi_fidelity and best.config_id is None:
@@ -501,6 +544,33 @@ def run_search(
         status=status,
         stopped_by=stopped_by,
     )
+
+
+def _evaluate_job(key: int, *args: Any) -> EvalResult:
+    """A trial on an executor's worker (``key`` is the owner's bookkeeping): :func:`evaluate_config`."""
+    return evaluate_config(*args)
+
+
+def _random_proposals(
+    space: SearchSpace, settings: SearchSettings, warm: Sequence[tuple[dict[str, Any], str, str, tuple[str, ...]]],
+    seen: set[str],
+) -> Iterator[tuple[dict[str, Any], str, None, tuple[str, ...], None] | None]:
+    """The random search's configurations in :func:`_random_loop`'s order, then None for ever."""
+    for values, _cid, origin, srcs in warm:
+        yield values, origin, None, srcs, None
+    cs = space.configspace
+    cs.seed(settings.seed)
+    misses = 0
+    while misses <= 100:
+        values = space.validate(dict(cs.sample_configuration()))
+        cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+        if cid in seen:
+            misses += 1
+            continue
+        seen.add(cid)
+        yield values, "random", None, (), None
+    while True:  # the space is exhausted
+        yield None
 
 
 def _first_trials(
@@ -562,7 +632,7 @@ def _random_loop(space, settings, warm, evaluate, out_of_budget, seen) -> None:
         evaluate(values, "random", None, ())
 
 
-def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, seen) -> None:
+def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, seen, run_parallel=None) -> None:
     from smac import HyperparameterOptimizationFacade as HPO
     from smac import MultiFidelityFacade as MF
     from smac import Scenario
@@ -624,6 +694,27 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
                 save=False,
             )
         warm_sources = {cid: srcs for _, cid, _, srcs in warm}
+
+        def value_of(trial: Trial) -> Any:
+            ok = trial.status == "ok" and not math.isnan(trial.score)
+            return TrialValue(
+                cost=max(smac_cost(metric, trial.score), 0.0) if ok else crash,
+                time=trial.seconds,
+                status=StatusType.SUCCESS if ok else StatusType.CRASHED,
+            )
+
+        if run_parallel is not None:  # asked for a new configuration whenever a trial finishes
+
+            def propose() -> tuple[dict[str, Any], str, float | None, tuple[str, ...], Any]:
+                info = smac.ask()
+                values = space.validate(dict(info.config))
+                cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+                seen.add(cid)
+                budget = float(info.budget) if settings.multi_fidelity and info.budget is not None else None
+                return values, _origin_of(info.config.origin), budget, warm_sources.get(cid, ()), info
+
+            run_parallel(propose, lambda info, trial: smac.tell(info, value_of(trial), save=False))
+            return
         while not out_of_budget():
             info = smac.ask()
             values = space.validate(dict(info.config))

@@ -35,8 +35,9 @@ class Param:
 
     ``ge``/``gt`` are the lower bounds ``SearchSettings`` checks, restated for the HTTP form's schema
     (a test keeps them in step); ``api_ge``/``api_le``/``max_length`` are limits of the HTTP API only.
-    ``api_default``/``estimator_default`` are set where that interface deliberately starts from another
-    value than ``SearchSettings`` (a server's shorter trials, a quicker estimator fit).
+    ``api_default``/``estimator_default``/``cli_default`` are set where that interface deliberately starts
+    from another value than ``SearchSettings`` (a server's shorter trials, a quicker estimator fit, the
+    command line's parallel trials on every core).
     """
 
     help: str
@@ -50,6 +51,7 @@ class Param:
     max_length: int | None = None
     api_default: Any = _SAME
     estimator_default: Any = _SAME
+    cli_default: Any = _SAME
     name: str = ""  # filled in from the field
     default: Any = None  # SearchSettings' default, filled in from the field
 
@@ -62,7 +64,7 @@ class Param:
         return self.cli is not None if surface == "cli" else bool(getattr(self, surface))
 
     def default_for(self, surface: Surface) -> Any:
-        own = {"cli": _SAME, "api": self.api_default, "estimator": self.estimator_default}[surface]
+        own = {"cli": self.cli_default, "api": self.api_default, "estimator": self.estimator_default}[surface]
         return self.default if own is _SAME else own
 
     def form_bounds(self) -> dict[str, Any]:
@@ -80,6 +82,16 @@ def _default_protocol() -> EvalProtocol:
     from metalearn.search.evaluation import EvalProtocol
 
     return EvalProtocol()
+
+
+def machine_cores() -> int:
+    """The cores this process may run on (the ``optimize`` command's default ``--workers``)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _is_int(value: Any) -> bool:
@@ -140,6 +152,16 @@ class SearchSettings:
         estimator_default=False))
     n_initial: int | None = field(default=None, metadata=_param(
         "Cold-start initial design size (None: SMAC's default rule)."))
+    # parallel trials: 1 is the sequential loop (a seed gives the same trials); the command line
+    # defaults to every core, the library, the estimators and the server to 1 (reproducible, and a
+    # server runs several searches at once)
+    workers: int = field(default=1, metadata=_param(
+        "Trials run at once, on Dask (the command line: every core; 1: one after the other, reproducible).",
+        cli="--workers", api=True,
+        ge=1, api_le=64, cli_default=machine_cores()))
+    scheduler: str | None = field(default=None, metadata=_param(
+        "Address of a Dask scheduler to run the trials on (default: a local cluster of --workers).",
+        cli="--scheduler"))
 
     def __post_init__(self) -> None:
         def fail(param: str, message: str) -> NoReturn:
@@ -155,6 +177,8 @@ class SearchSettings:
             fail("memory_limit_mb", f"memory_limit_mb must be an integer number of MB, got {self.memory_limit_mb!r}")
         if self.memory_limit_mb is not None and self.memory_limit_mb < 128:
             fail("memory_limit_mb", f"memory_limit_mb must be at least 128, got {self.memory_limit_mb}")
+        if not _is_int(self.workers) or self.workers < 1:
+            fail("workers", f"workers must be a positive integer, got {self.workers!r}")
         if not _is_int(self.n_warm) or self.n_warm < 0:
             fail("n_warm", f"n_warm must be an integer >= 0, got {self.n_warm!r}")
         if self.strategy is not None:

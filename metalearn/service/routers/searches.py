@@ -63,6 +63,7 @@ async def create_search(
     n_folds: Annotated[int, _form("n_folds")] = _DEFAULTS["n_folds"],
     multi_fidelity: Annotated[bool, _form("multi_fidelity")] = _DEFAULTS["multi_fidelity"],
     ensemble: Annotated[bool, _form("ensemble")] = _DEFAULTS["ensemble"],
+    workers: Annotated[int, _form("workers")] = _DEFAULTS["workers"],
 ) -> SearchCreated:
     """Returns 202 at once with the search id and a ``Location`` to poll; every trial goes to the KB."""
     if not searches.enabled:
@@ -93,6 +94,7 @@ async def create_search(
             n_folds=n_folds,
             multi_fidelity=multi_fidelity,
             ensemble=ensemble,
+            workers=workers,
         )
     except InputError as exc:
         raise HTTPException(422, detail=str(exc)) from None

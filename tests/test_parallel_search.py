@@ -1,0 +1,97 @@
+"""Parallel trials (``workers``): one worker is the sequential loop (same seed, same trials and scores);
+two workers on Dask complete every trial, write each to the KB once, and resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from metalearn.data.loading import load_dataset
+from metalearn.kb import open_kb
+from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.records import dataset_record
+from metalearn.search.evaluation import EvalProtocol
+from metalearn.search.loop import SearchResult, run_search
+from metalearn.search.settings import SearchSettings
+
+PROTOCOL = EvalProtocol(n_folds=3, max_rows=150)
+
+
+def fast(**overrides: Any) -> SearchSettings:
+    values: dict[str, Any] = dict(n_trials=4, trial_time_limit=20.0, warm_start=False, protocol=PROTOCOL)
+    values.update(overrides)
+    return SearchSettings(**values)
+
+
+def _fresh() -> tuple[Any, KnowledgeBase]:
+    iris = load_dataset("sklearn:iris")
+    kb = open_kb(":memory:")
+    kb.put_dataset(dataset_record(iris))
+    return iris, kb
+
+
+def _trials(result: SearchResult) -> list[tuple[str, str, float]]:
+    return [(t.config_id, t.status, t.score) for t in result.trials]
+
+
+def test_one_worker_is_the_sequential_loop() -> None:
+    assert SearchSettings().workers == 1  # the library default: reproducible
+    iris, kb_a = _fresh()
+    _, kb_b = _fresh()
+    a = run_search(iris, kb_a, fast(seed=3))
+    b = run_search(iris, kb_b, fast(seed=3, workers=1))
+    assert _trials(a) == _trials(b) and len(a.trials) == 4
+    assert (a.best_config_id, a.best_score) == (b.best_config_id, b.best_score)
+    assert a.stopped_by == b.stopped_by == "trials"
+
+
+@pytest.mark.parametrize("optimizer", ["smac", "random"])
+def test_two_workers_complete_every_trial_once_and_resume(optimizer: str) -> None:
+    iris, kb = _fresh()
+    first = run_search(iris, kb, fast(workers=2, optimizer=optimizer))
+    assert len(first.trials) == 4 and first.n_new == 4 and first.status == "done"
+    assert [t.number for t in first.trials] == [1, 2, 3, 4]
+    runs = kb.list_runs(search_id=first.search_id)
+    assert len(runs) == 4 and len({r.run_id for r in runs}) == 4
+    assert {r.config_id for r in runs} == {t.config_id for t in first.trials}
+    assert all(t.status == "ok" for t in first.trials)
+
+    second = run_search(iris, kb, fast(workers=2, optimizer=optimizer, n_trials=6))
+    assert second.n_resumed == 4 and second.n_new == 2 and len(second.trials) == 6
+    assert len(kb.list_runs(dataset_id=iris.dataset_id)) == 6
+    assert not {t.config_id for t in second.trials[4:]} & {t.config_id for t in first.trials}
+
+
+def test_the_service_runs_a_search_on_two_workers(tmp_path: Any) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from metalearn.service.app import create_app
+    from metalearn.service.settings import Settings
+
+    key = "parallel-key"
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, kb=str(tmp_path / "kb.duckdb"), api_keys=[key], advisor_refresh_seconds=0,  # type: ignore[list-item]
+        search_workers=1,
+    )
+    iris = load_dataset("sklearn:iris")
+    frame = iris.X.assign(target=iris.y.iloc[:, 0].to_numpy())
+    with TestClient(create_app(settings)) as client:
+        r = client.post(
+            "/searches", files={"file": ("iris.csv", frame.to_csv(index=False).encode(), "text/csv")},
+            data={"target": ["target"], "n_trials": "4", "workers": "2", "warm_start": "false", "n_folds": "3",
+                  "trial_time_limit": "30"},
+            headers={"X-API-Key": key},
+        )  # fmt: skip
+        assert r.status_code == 202, r.text
+        sid = r.json()["search_id"]
+        t0 = time.monotonic()
+        while (body := client.get(f"/searches/{sid}").json())["status"] in ("pending", "running"):
+            assert time.monotonic() - t0 < 240, body
+            time.sleep(0.5)
+        assert body["status"] == "done" and body["n_trials"] == 4, body
+        assert body["settings"]["workers"] == 2
+        runs = client.get(f"/datasets/{r.json()['dataset_id']}/runs").json()["items"]
+        assert len(runs) == 4 and {x["search_id"] for x in runs} == {sid}
