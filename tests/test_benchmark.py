@@ -518,3 +518,158 @@ def test_parallel_workers(kb_path: Path, corpus_dir: Path, tmp_path: Path) -> No
         kb.close()
     assert outcome.n_run == 4 and outcome.n_failed == 0
     assert len(load_frames(tmp_path / "par")["trials"]) == 4 * N_TRIALS
+
+
+# ------------------------------------------------------------------------------------------ wall-clock (peers)
+PEER_BUDGET = 5.0
+needs_flaml = pytest.mark.skipif(importlib.util.find_spec("flaml") is None, reason="flaml is not installed")
+
+
+def _budget_settings(**kw: object) -> BenchmarkSettings:
+    base: dict[str, object] = dict(
+        budgets=(PEER_BUDGET,), peers=("flaml",), max_rows=300, trial_time_limit=None
+    )
+    base.update(kw)
+    return BenchmarkSettings(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def peer_bench(
+    kb_path: Path, corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, object]:
+    """One wall-clock run: biomed (binary: product, flaml, top-1, flaml zero-shot) and enb (multi-target:
+    product and the random forest; the KB has no multi-target runs, so no top-1)."""
+    if importlib.util.find_spec("flaml") is None:
+        pytest.skip("flaml is not installed")
+    out = tmp_path_factory.mktemp("peer-out")
+    sources = [DatasetSource(f"corpus:{n}", str(corpus_dir)) for n in ("biomed", "enb")]
+    kb = open_kb(kb_path, read_only=True)
+    try:
+        outcome = run_benchmark(sources, kb, out, _budget_settings())
+    finally:
+        kb.close()
+    return {"out": out, "outcome": outcome, "sources": sources}
+
+
+def test_budget_mode_runs_every_system_at_equal_wall_clock(peer_bench: dict) -> None:
+    outcome = peer_bench["outcome"]
+    cells = load_frames(peer_bench["out"])["cells"].set_index(["dataset", "strategy"])
+    expected = {
+        ("biomed", "product@5"), ("biomed", "flaml@5"), ("biomed", "top1"), ("biomed", "flaml_zeroshot"),
+        ("enb", "product@5"), ("enb", "rf"), ("enb", "top1"),
+    }  # fmt: skip
+    assert set(cells.index) == expected and outcome.n_cells == outcome.n_run == len(expected)
+    for key in ("biomed", "enb"):
+        for strat in ("product@5", "flaml@5", "rf"):
+            if (key, strat) not in cells.index:
+                continue
+            c = cells.loc[(key, strat)]
+            assert c["status"] == "done", (key, strat, c["error"])
+            assert math.isfinite(c["test_score"])
+            assert c["search_seconds"] > 0  # time used: from the call until the final model is ready
+            if strat != "rf":
+                assert c["budget_seconds"] == PEER_BUDGET
+    # the KB has no multi-target configuration: top-1 fails with a reason, the rest goes on
+    assert cells.loc[("enb", "top1")]["status"] == "failed"
+    assert "no recommendation" in cells.loc[("enb", "top1")]["error"]
+    assert cells.loc[("biomed", "top1")]["status"] == "done"
+    assert cells.loc[("biomed", "flaml_zeroshot")]["status"] == "done"
+    # the product's cell records its phases; the regression R² (multi-target: every metric) is stored
+    assert "timings" in json.loads(cells.loc[("biomed", "product@5")]["incumbent"])
+    assert "r2_mean" in json.loads(cells.loc[("enb", "product@5")]["test_metrics"])
+
+
+def test_budget_mode_report(peer_bench: dict) -> None:
+    out: Path = peer_bench["out"]
+    s = peer_bench["outcome"].summary
+    assert s["mode"] == "wall-clock" and s["budgets"] == [PEER_BUDGET] and s["peers"] == ["flaml"]
+    block = s["per_budget"]["5"]
+    assert block["systems"][:3] == ["product", "flaml", "rf"]
+    by = {d["dataset"]: d for d in block["per_dataset"]}
+    assert set(by["biomed"]["test"]) == {"product", "flaml", "top1", "flaml_zeroshot"}
+    assert set(by["enb"]["test"]) == {"product", "rf", "top1"}
+    cells = load_frames(out)["cells"]
+    product = cells[(cells["dataset"] == "biomed") & (cells["strategy"] == "product@5")]
+    assert by["biomed"]["test"]["product"] == pytest.approx(product["test_score"].iloc[0])
+    binary = block["per_kind"]["binary"]
+    assert binary["mean"]["product"] == pytest.approx(by["biomed"]["test"]["product"])
+    assert set(binary["win_rate"]) == {"flaml"} and binary["win_rate"]["flaml"]["n"] == 1
+    assert set(block["per_kind"]["multitarget"]["win_rate"]) == {"rf"}
+    t = block["time"]["product"]
+    assert t["cells"] == 2 and t["max_ratio"] >= t["mean_ratio"] > 0
+    assert "mean_ratio" not in block["time"]["rf"]  # one fit, no budget
+    assert s["zero_shot"]["systems"] == ["top1", "flaml_zeroshot"]
+    report = (out / "report.md").read_text()
+    assert "## Budget 5 s" in report and "Win rate of product" in report and "time used" in report.lower()
+    assert (out / "plots" / "peers.png").is_file()
+    assert json.loads((out / "summary.json").read_text())["per_budget"]["5"]["systems"] == block["systems"]
+    # recomputed from the stored cells alone
+    again = recompute_report(out, write=False)
+    assert again["per_budget"]["5"]["per_kind"] == block["per_kind"]
+
+
+def test_budget_mode_resume_skips_finished_cells(peer_bench: dict, kb_path: Path) -> None:
+    out: Path = peer_bench["out"]
+    kb = open_kb(kb_path, read_only=True)
+    try:
+        again = run_benchmark(peer_bench["sources"], kb, out, _budget_settings())
+        assert again.n_run == 0
+        store = ResultStore(out)
+        store.con.execute("DELETE FROM cells WHERE dataset = 'biomed' AND strategy = 'flaml@5'")
+        store.close()
+        third = run_benchmark(peer_bench["sources"], kb, out, _budget_settings())
+        assert third.n_run == 1
+        assert len(load_frames(out)["cells"]) == third.n_cells
+        # a trial benchmark is not resumed in a wall-clock directory (and the other way round)
+        with pytest.raises(InputError, match="different settings"):
+            run_benchmark(peer_bench["sources"], kb, out, _settings())
+    finally:
+        kb.close()
+
+
+def test_budget_settings_and_missing_peers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from metalearn.benchmark.peers import PeerMissingError, _require
+    from metalearn.benchmark.settings import AUTOGLUON_HINT, parse_budgets, parse_peers, peer_systems
+
+    assert parse_budgets("30, 120,30") == (30.0, 120.0) and parse_budgets(None) == ()
+    assert parse_peers("autogluon,flaml") == ("autogluon", "flaml")
+    with pytest.raises(InputError, match="--budgets"):
+        parse_budgets("30,abc")
+    with pytest.raises(InputError, match="--budgets"):
+        parse_budgets("0")
+    with pytest.raises(InputError, match="unknown peer 'h2o'"):
+        parse_peers("flaml,h2o")
+    with pytest.raises(InputError, match="--peers needs --budgets"):
+        BenchmarkSettings(peers=("flaml",))
+    assert peer_systems("binary", (30.0, 120.0), ("flaml", "autogluon"), True) == [
+        "product@30", "flaml@30", "autogluon@30", "product@120", "flaml@120", "autogluon@120", "top1",
+        "flaml_zeroshot",
+    ]  # fmt: skip
+    assert peer_systems("multilabel", (30.0,), ("flaml",), False) == ["product@30", "rf"]
+    # the trial benchmark's settings are unchanged by the wall-clock fields
+    trial = BenchmarkSettings()
+    assert "mode" not in trial.comparable() and "budgets" not in trial.to_dict()
+    assert BenchmarkSettings(budgets=(10,)).comparable()["mode"] == "wall-clock"
+    # a missing peer: one line with the pip command
+    monkeypatch.setitem(sys.modules, "autogluon.tabular", None)
+    with pytest.raises(PeerMissingError, match=r"not installed: pip install metalearn\[autogluon\]") as exc:
+        _require("autogluon")
+    assert AUTOGLUON_HINT in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("autogluon") is None, reason="autogluon is not installed")
+def test_budget_mode_autogluon(kb_path: Path, corpus_dir: Path, tmp_path: Path) -> None:
+    sources = [DatasetSource("corpus:biomed", str(corpus_dir))]
+    kb = open_kb(kb_path, read_only=True)
+    try:
+        outcome = run_benchmark(
+            sources, kb, tmp_path / "ag", _budget_settings(peers=("autogluon",), zero_shot=False)
+        )
+    finally:
+        kb.close()
+    cells = load_frames(tmp_path / "ag")["cells"].set_index("strategy")
+    assert sorted(cells.index) == ["autogluon@5", "product@5"] and outcome.n_failed == 0
+    ag = cells.loc["autogluon@5"]
+    assert math.isfinite(ag["test_score"]) and ag["search_seconds"] > 0 and ag["n_trials"] >= 1

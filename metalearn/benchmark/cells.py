@@ -17,7 +17,16 @@ from metalearn.data.task import TaskKind
 from metalearn.kb.base import TABLES
 from metalearn.offline.build import DatasetSource
 
-__all__ = ["CellJob", "CellResult", "Rec", "one_line", "recommend", "run_cell"]
+__all__ = [
+    "CellJob",
+    "CellResult",
+    "Rec",
+    "class_prediction",
+    "fit_flaml",
+    "one_line",
+    "recommend",
+    "run_cell",
+]
 
 
 # ------------------------------------------------------------------------------------------ cells
@@ -180,11 +189,6 @@ _FLAML_METRIC = {
 
 def _run_flaml(job: CellJob, prep: Prepared, res: CellResult) -> None:
     """FLAML AutoML on the training part with the warm cell's wall-clock budget (optional dependency)."""
-    import warnings
-
-    from metalearn.data.metrics import compute_metrics
-    from metalearn.data.prediction import Prediction
-
     try:
         from flaml import AutoML
     except ImportError:
@@ -199,24 +203,38 @@ def _run_flaml(job: CellJob, prep: Prepared, res: CellResult) -> None:
         return
     budget = float(job.budget_seconds or job.settings.time_limit or 60.0)
     res.budget_seconds = budget
-    X = prep.train.X
+    fit_flaml(
+        AutoML(), prep, res, max(1.0, budget), job.seed, eval_method="cv", n_splits=job.settings.n_folds
+    )
+
+
+def fit_flaml(
+    automl: Any, prep: Prepared, res: CellResult, budget: float, seed: int, **fit_kwargs: Any
+) -> None:
+    """``automl.fit`` (a ``flaml.AutoML``) on the training part with ``time_budget=budget``, one core and
+    the task's metric; then the time it used (``search_seconds``), its trials and incumbent, and the
+    test metrics of its model (``refit_seconds``: predicting and scoring)."""
+    import warnings
+
+    from metalearn.data.metrics import compute_metrics
+    from metalearn.data.prediction import Prediction
+
+    task = prep.train.task
     y = prep.train.y.iloc[:, 0]
     is_class = task.kind.is_classification
-    automl = AutoML()
     t0 = time.monotonic()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         automl.fit(
-            X,
+            prep.train.X,
             y.astype(str) if is_class else y.astype(float),
             task="classification" if is_class else "regression",
             metric=_FLAML_METRIC.get(task.metric, "auto"),
-            time_budget=max(1.0, budget),
-            seed=job.seed,
+            time_budget=budget,
+            seed=seed,
             n_jobs=1,
             verbose=0,
-            eval_method="cv",
-            n_splits=job.settings.n_folds,
+            **fit_kwargs,
         )
     res.search_seconds = time.monotonic() - t0
     res.n_trials = len(getattr(automl, "config_history", {}) or {})
@@ -229,18 +247,27 @@ def _run_flaml(job: CellJob, prep: Prepared, res: CellResult) -> None:
         warnings.simplefilter("ignore")
         if is_class:
             proba = np.asarray(automl.predict_proba(prep.X_test), dtype=float)
-            classes_str = np.asarray(automl.classes_).astype(str)
-            truth = prep.y_test.iloc[:, 0]
-            by_str = {str(v): v for v in pd.unique(pd.concat([prep.train.y.iloc[:, 0], truth]).dropna())}
-            classes = np.asarray([by_str.get(c, c) for c in classes_str], dtype=object)
-            values = classes[np.argmax(proba, axis=1)]
-            pred = Prediction([values], [proba], [classes])
+            pred = class_prediction(proba, automl.classes_, prep)
         else:
             pred = Prediction([np.asarray(automl.predict(prep.X_test), dtype=float)], [None], [None])
     metrics = compute_metrics(task, prep.y_test, pred)
     res.test_metrics = {k: float(v) for k, v in metrics.items()}
     res.test_score = float(metrics.get(task.metric, math.nan))
     res.refit_seconds = time.monotonic() - t1
+
+
+def class_prediction(proba: np.ndarray, classes: Any, prep: Prepared) -> Any:
+    """A single-target :class:`~metalearn.data.prediction.Prediction` from class probabilities whose
+    columns are ``classes`` (labels as another library returns them, e.g. as strings), mapped back to
+    the data's own labels."""
+    from metalearn.data.prediction import Prediction
+
+    classes_str = np.asarray(classes).astype(str)
+    truth = prep.y_test.iloc[:, 0]
+    by_str = {str(v): v for v in pd.unique(pd.concat([prep.train.y.iloc[:, 0], truth]).dropna())}
+    labels = np.asarray([by_str.get(c, c) for c in classes_str], dtype=object)
+    values = labels[np.argmax(proba, axis=1)]
+    return Prediction([values], [proba], [labels])
 
 
 def recommend(advisor: Any, info: DatasetInfo, recommender: str, k: int) -> tuple[Rec, ...]:

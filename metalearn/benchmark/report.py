@@ -299,16 +299,7 @@ def compute_summary(
             }
         )
 
-    failures = [
-        {"dataset": r["dataset"], "strategy": r["strategy"], "seed": int(r["seed"]), "error": r["error"]}
-        for r in cells.to_dict("records")
-        if r["status"] == "failed"
-    ]
-    failed_datasets = [
-        {"dataset": r["key"], "error": r["error"]}
-        for r in datasets.to_dict("records")
-        if r["status"] == "failed"
-    ]
+    failures, failed_datasets = failure_lists(datasets, cells)
     summary = {
         "settings": settings,
         "strategies": strategies,
@@ -329,6 +320,35 @@ def compute_summary(
         "missing": list(missing),
     }
     return json_safe(summary)
+
+
+def failure_lists(
+    datasets: pd.DataFrame, cells: pd.DataFrame
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The failed cells and the datasets that failed to load, as the summary lists them."""
+    failures = [
+        {"dataset": r["dataset"], "strategy": r["strategy"], "seed": int(r["seed"]), "error": r["error"]}
+        for r in cells.to_dict("records")
+        if r["status"] == "failed"
+    ]
+    failed_datasets = [
+        {"dataset": r["key"], "error": r["error"]}
+        for r in datasets.to_dict("records")
+        if r["status"] == "failed"
+    ]
+    return failures, failed_datasets
+
+
+def failure_lines(summary: dict[str, Any]) -> list[str]:
+    """The report's "Failures" section (nothing when nothing failed)."""
+    if not (summary["failures"] or summary["failed_datasets"]):
+        return []
+    lines = ["", "## Failures", ""]
+    for f in summary["failed_datasets"]:
+        lines.append(f"- dataset {f['dataset']}: {f['error']}")
+    for f in summary["failures"]:
+        lines.append(f"- {f['dataset']} / {f['strategy']} / seed {f['seed']}: {f['error']}")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -458,12 +478,7 @@ def render_markdown(summary: dict[str, Any], plots: dict[str, list[str]] | None 
                 + ", ".join(d["excluded"][:10])
                 + (" ..." if len(d["excluded"]) > 10 else "")
             )
-    if s["failures"] or s["failed_datasets"]:
-        lines += ["", "## Failures", ""]
-        for f in s["failed_datasets"]:
-            lines.append(f"- dataset {f['dataset']}: {f['error']}")
-        for f in s["failures"]:
-            lines.append(f"- {f['dataset']} / {f['strategy']} / seed {f['seed']}: {f['error']}")
+    lines += failure_lines(s)
     if plots:
         lines += ["", "## Plots", ""]
         for scope, files in plots.items():

@@ -67,6 +67,8 @@ from metalearn.runtime.progress import NullProgress, RichProgress
 
 __all__ = ["BenchmarkOutcome", "recompute_report", "run_benchmark"]
 
+CellRows = tuple[dict[str, Any], list[dict[str, Any]]]  # a stored cell's row and its trial rows
+
 
 @dataclass
 class BenchmarkOutcome:
@@ -174,6 +176,14 @@ def run_benchmark(
         source_of = dict(zip(keys, sources, strict=True))
         active = [k for k in keys if k in infos]
         store.set_meta("datasets", active)
+        if settings.budget_mode:  # the wall-clock (peer) benchmark
+            all_cells, n_run, budget_cells = _run_budget_cells(
+                store, kb, advisor, executor, prog, settings, infos, active, source_of, finished
+            )
+            store.export_parquet()
+            frames = _frames_after_run(store, infos, budget_cells)
+            return _budget_outcome(out_dir, settings, frames, active, missing, all_cells, n_run, t_start,
+                                   write_report)  # fmt: skip
         all_cells = [(k, st, seed) for k in active for st in settings.strategies for seed in settings.seeds]
         todo_cells = [c for c in all_cells if c not in finished]
         prog.phase("benchmark cells", len(all_cells), done=len(all_cells) - len(todo_cells))
@@ -268,13 +278,28 @@ def run_benchmark(
         & cells["strategy"].isin(settings.strategies)
         & cells["seed"].isin(settings.seeds)
     ]
+    return _outcome(out_dir, summary, frames, sel, len(all_cells), n_run, missing, t_start, report_path)
+
+
+def _outcome(
+    out_dir: str | Path,
+    summary: dict[str, Any],
+    frames: dict[str, pd.DataFrame],
+    sel: pd.DataFrame,
+    n_cells: int,
+    n_run: int,
+    missing: Sequence[str],
+    t_start: float,
+    report_path: Path,
+) -> BenchmarkOutcome:
+    """The outcome of a run (``sel``: the stored cells of this benchmark)."""
     stored_failed = [
         (r["key"], r["error"]) for r in frames["datasets"].to_dict("records") if r["status"] == "failed"
     ]
     return BenchmarkOutcome(
         out_dir=Path(out_dir),
         summary=summary,
-        n_cells=len(all_cells),
+        n_cells=n_cells,
         n_run=n_run,
         n_failed=int((sel["status"] == "failed").sum()),
         failed_datasets=stored_failed,
@@ -339,6 +364,93 @@ def _store_cell(
     return cell, trials
 
 
+# ------------------------------------------------------------------------------------------ wall-clock
+def _run_budget_cells(
+    store: ResultStore,
+    kb: KnowledgeBase | None,
+    advisor: Any,
+    executor: Executor,
+    prog: NullProgress | RichProgress,
+    settings: BenchmarkSettings,
+    infos: dict[str, DatasetInfo],
+    active: list[str],
+    source_of: dict[str, DatasetSource],
+    finished: dict[tuple[str, str, int], str],
+) -> tuple[list[tuple[str, str, int]], int, dict[tuple[str, str, int], CellRows]]:
+    """The cells of a wall-clock benchmark (see :mod:`metalearn.benchmark.peers`): every system of each
+    dataset's kind at every budget and seed; finished cells are skipped."""
+    from metalearn.benchmark.peers import PeerJob, run_peer_cell
+    from metalearn.benchmark.settings import PRODUCT, TOP1, peer_systems, split_strategy
+    from metalearn.metalearning.strategies import DEFAULT_STRATEGY
+
+    all_cells = [
+        (k, st, seed)
+        for k in active
+        for st in peer_systems(infos[k].kind, settings.budgets, settings.peers, settings.zero_shot)
+        for seed in settings.seeds
+    ]
+    todo = [c for c in all_cells if c not in finished]
+    prog.phase("benchmark cells", len(all_cells), done=len(all_cells) - len(todo))
+    base_tables: dict[str, pd.DataFrame] | None = None
+    if kb is not None and any(split_strategy(st)[0] == PRODUCT for _, st, _ in todo):
+        base_tables = {t: kb.dump_table(t) for t in TABLES}  # read once; each cell gets a filtered copy
+
+    def job_for(cell: tuple[str, str, int]) -> PeerJob:
+        key, strat, seed = cell
+        info = infos[key]
+        system, _ = split_strategy(strat)
+        hidden = frozenset({e["dataset_id"] for e in info.excluded} | {info.dataset_id, info.train_id})
+        rec = None
+        if system == TOP1 and advisor is not None:
+            recs = recommend(advisor, info, DEFAULT_STRATEGY, 1)
+            rec = recs[0] if recs else None
+        tables = base_tables if system == PRODUCT else None  # the cell drops the hidden datasets
+        return PeerJob(source_of[key], key, strat, seed, settings, tables, hidden, rec)
+
+    n_run = 0
+    new_cells: dict[tuple[str, str, int], CellRows] = {}
+    for (job,), res in executor.map_unordered(run_peer_cell, [(job_for(c),) for c in todo]):
+        if isinstance(res, BrokenProcessPool):
+            error = "a worker process died (out of memory or killed); rerun with --retry-failed"
+            res = CellResult(job.key, job.strategy, job.seed, status="failed", error=error)
+        elif isinstance(res, BaseException):
+            res = CellResult(job.key, job.strategy, job.seed, status="failed", error=one_line(res))
+        new_cells[(res.dataset, res.strategy, int(res.seed))] = _store_cell(store, kb, res, settings)
+        n_run += 1
+        mark = "" if res.status == "done" else f" [red]failed: {res.error[:60]}[/red]"
+        budget = "" if res.budget_seconds is None else f" of {res.budget_seconds:g} s"
+        prog.advance(
+            text=f"{res.dataset}/{res.strategy}/s{res.seed}: {res.search_seconds:.0f} s{budget}{mark}"
+        )
+    return all_cells, n_run, new_cells
+
+
+def _budget_outcome(
+    out_dir: str | Path,
+    settings: BenchmarkSettings,
+    frames: dict[str, pd.DataFrame],
+    active: list[str],
+    missing: Sequence[str],
+    all_cells: list[tuple[str, str, int]],
+    n_run: int,
+    t_start: float,
+    write_report: bool,
+) -> BenchmarkOutcome:
+    from metalearn.benchmark.peer_report import compute_peer_summary, write_peer_report
+
+    summary = compute_peer_summary(
+        frames["datasets"], frames["cells"], settings.to_dict(), keys=active, missing=list(missing)
+    )
+    report_path = Path(out_dir) / "report.md"
+    if write_report:
+        report_path = write_peer_report(out_dir, summary)
+    cells = frames["cells"]
+    wanted = set(all_cells)
+    keys = zip(cells["dataset"], cells["strategy"], cells["seed"].astype(int), strict=True)
+    sel = cells[[k in wanted for k in keys]]
+    return _outcome(out_dir, summary, frames, sel, len(all_cells), n_run, missing, t_start, report_path)
+
+
 # ------------------------------------------------------------------------------------------ report
 def recompute_report(out_dir: str | Path, write: bool = True) -> dict[str, Any]:
     """Recompute the summary (and, with ``write``, report.md, summary.json and the plots) from the raw
@@ -354,6 +466,15 @@ def recompute_report(out_dir: str | Path, write: bool = True) -> dict[str, Any]:
         frames = {t: store.frame(t) for t in ("datasets", "cells", "trials")}
     finally:
         store.close()
+    if settings.get("budgets"):  # a wall-clock (peer) benchmark
+        from metalearn.benchmark.peer_report import compute_peer_summary, write_peer_report
+
+        summary = compute_peer_summary(
+            frames["datasets"], frames["cells"], settings, keys=active, missing=list(missing)
+        )
+        if write:
+            write_peer_report(out_dir, summary)
+        return summary
     summary = compute_summary(
         frames["datasets"], frames["cells"], frames["trials"], settings, keys=active, missing=list(missing)
     )

@@ -583,22 +583,29 @@ def benchmark(
     folds: Annotated[int, typer.Option("--folds", min=2, help="CV folds on the training part.")] = 3,
     write_kb: Annotated[bool, typer.Option("--write-kb", help="Also store the benchmark searches in the KB.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again on resume.")] = False,
+    budgets: Annotated[str | None, typer.Option("--budgets", help="Wall-clock mode: seconds per run, comma-separated (e.g. 30,120); the product and each peer at equal wall-clock.")] = None,
+    peers: Annotated[str | None, typer.Option("--peers", help="With --budgets: flaml, autogluon (optional extras: pip install metalearn[peers]).")] = None,
+    zero_shot: Annotated[bool, typer.Option("--zero-shot/--no-zero-shot", help="With --budgets: also the top-1 recommendation alone vs FLAML's zero-shot LightGBM.")] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Benchmark warm-start strategies side by side on held-out datasets (no KB leakage); resumable.
 
-    Writes raw trajectories (results.duckdb + parquet), report.md and PNG plots to --out.
+    Writes raw trajectories (results.duckdb + parquet), report.md and PNG plots to --out. With --budgets,
+    compares the product with --peers at equal wall-clock instead (final test scores, win rates, time used).
     """
     from metalearn.benchmark.datasets import resolve_benchmark_sources
     from metalearn.benchmark.runner import run_benchmark
-    from metalearn.benchmark.settings import BenchmarkSettings
+    from metalearn.benchmark.settings import BenchmarkSettings, parse_budgets, parse_peers
     from metalearn.runtime.progress import RichProgress
 
     settings = BenchmarkSettings(
         strategies=tuple(s for s in strategies.split(",")), n_trials=trials, seeds=tuple(range(seeds)),
         time_limit=time_limit, trial_time_limit=trial_time_limit, max_rows=max_rows, n_folds=folds,
-        workers=workers, write_kb=write_kb, retry_failed=retry_failed,
+        workers=workers, write_kb=write_kb, retry_failed=retry_failed, budgets=parse_budgets(budgets),
+        peers=parse_peers(peers), zero_shot=zero_shot,
     )
+    if settings.budget_mode:
+        _check_peers(settings.peers)
     names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
     sources, missing = resolve_benchmark_sources(suite=suite, corpus=corpus, names=names)
     if missing:
@@ -611,6 +618,12 @@ def benchmark(
         _json(outcome.summary)
         return
     summary = outcome.summary
+    if settings.budget_mode:
+        _print_peer_summary(summary)
+        out.print(f"{outcome.n_run} cells run now, {outcome.n_cells - outcome.n_run} finished earlier, "
+                  f"{outcome.n_failed} failed; {len(outcome.failed_datasets)} datasets failed to load; "
+                  f"report: {outcome.report_path}")
+        return
     budgets = summary["budgets"]
     table = Table(title=f"mean normalised regret over {summary['n_instances']} (dataset, seed) instances")
     table.add_column("strategy")
@@ -625,6 +638,45 @@ def benchmark(
     out.print(f"{outcome.n_run} cells run now, {outcome.n_cells - outcome.n_run} finished earlier, "
               f"{outcome.n_failed} failed; {len(outcome.failed_datasets)} datasets failed to load; "
               f"report: {outcome.report_path}")
+
+
+def _check_peers(peers: tuple[str, ...]) -> None:
+    """A one-line note (not an error) for each peer whose optional dependency is missing: its cells fail."""
+    import importlib.util
+
+    from metalearn.benchmark.settings import PEER_HINTS
+
+    modules = {"flaml": "flaml", "autogluon": "autogluon.tabular"}
+    for peer in peers:
+        try:
+            found = importlib.util.find_spec(modules[peer]) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            console.print(f"[yellow]{peer} is not installed; its cells will fail: {PEER_HINTS[peer]}[/yellow]",
+                          highlight=False)
+
+
+def _print_peer_summary(summary: dict[str, Any]) -> None:
+    """Per budget: mean test score per kind of each system, the product's win rates, time used / budget."""
+    for key, block in summary["per_budget"].items():
+        names = block["systems"]
+        table = Table(title=f"budget {key} s: mean test score per kind")
+        for col in ("kind", "metric", *names):
+            table.add_column(col, justify="left" if col in ("kind", "metric") else "right")
+        for kind, k in block["per_kind"].items():
+            table.add_row(kind, ", ".join(k.get("metrics", [])), *[_fmt(k["mean"].get(n), 4) for n in names])
+            if k.get("extra_metric"):
+                table.add_row(kind, k["extra_metric"], *[_fmt(k["extra_mean"].get(n), 4) for n in names])
+        out.print(table)
+        for kind, k in [*block["per_kind"].items(), ("all", {"win_rate": block.get("overall_win_rate", {})})]:
+            wins = ", ".join(f"vs {o} {w['rate'] * 100:.0f} % ({w['wins']:g}/{w['n']})"
+                             for o, w in k.get("win_rate", {}).items())
+            if wins:
+                out.print(f"  product win rate ({kind}): {wins}")
+        for n, t in block["time"].items():
+            if t.get("mean_ratio") is not None:
+                out.print(f"  {n}: time used / budget mean {t['mean_ratio']:.2f}, max {t['max_ratio']:.2f}")
 
 
 # ----------------------------------------------------------------------------------------- main
