@@ -28,11 +28,13 @@ from metalearn.kb.records import RunRecord
 from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_names
 from metalearn.offline.build import (
     SOURCE_EXPLORE,
+    SOURCE_FAMILIES,
     SOURCE_MATRIX,
     BuildSettings,
     DatasetSource,
     build_kb,
     common_candidates,
+    family_candidates,
     resolve_sources,
 )
 from metalearn.pipelines.spaces import get_space
@@ -147,8 +149,9 @@ def reference(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
      ("workers", 0, "--workers")],
 )
 def test_build_settings_reject_bad_values(field: str, value: int, flag: str) -> None:
+    kwargs: dict[str, Any] = {field: value}
     with pytest.raises(InputError, match=flag):
-        BuildSettings(**{field: value})
+        BuildSettings(**kwargs)
 
 
 def test_build_settings_protocol_records_the_subsampling() -> None:
@@ -255,6 +258,81 @@ def test_rerunning_a_finished_build_adds_and_evaluates_nothing(
         after = kb.list_runs()
         assert len(after) == len(before) and all(records_equal(a, b) for a, b in zip(after, before, strict=True))
         assert kb.stats() == stats
+    finally:
+        kb.close()
+
+
+# ------------------------------------------------------------------------------------ family extension
+FAMILY_SETTINGS = BuildSettings(n_configs=2, n_explore=3, max_rows=200, n_folds=2, trial_time_limit=10.0,
+                                families=("lgbm", "xgb"))
+
+
+def test_build_settings_reject_unknown_or_repeated_families() -> None:
+    with pytest.raises(InputError, match="--families"):
+        BuildSettings(families=("lgbm", "gbm"))
+    with pytest.raises(InputError, match="--families"):
+        BuildSettings(families=("xgb", "xgb"))
+
+
+@pytest.mark.parametrize("kind", ["binary", "regression", "multilabel", "multitarget"])
+def test_family_candidates_are_the_families_defaults_then_seeded_samples(kind: str) -> None:
+    fams = ("lgbm", "xgb", "catboost")
+    nine = family_candidates(TaskKind(kind), BuildSettings(n_configs=9, families=fams))
+    again = family_candidates(TaskKind(kind), BuildSettings(n_configs=9, families=fams))
+    six = family_candidates(TaskKind(kind), BuildSettings(n_configs=6, families=fams))
+    assert nine == again  # deterministic
+    assert six == nine[:6]  # a larger extension continues a smaller one
+    ids = [_config_id(kind, v) for v in nine]
+    assert len(set(ids)) == 9
+    assert [v["model"] for v in nine] == list(fams) * 3  # defaults first, then round-robin
+    space = get_space(TaskKind(kind))
+    cs = space.configspace
+    for v in nine[:3]:  # each family's own defaults
+        assert space.validate(v) == v
+        fam = v["model"]
+        own = [n for n in v if n.startswith(f"{fam}:")]  # its active hyperparameters
+        assert own and all(v[n] == cs[n].default_value for n in own)
+
+
+@pytest.mark.corpus
+def test_family_extension_adds_a_dense_block_with_the_matrix_protocol_and_resumes(
+    reference: dict[str, Any], corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kb = open_kb(shutil.copy(reference["path"], tmp_path / "kb.duckdb"))
+    names = ["lupus", "prnn_synth", "192_vineyard"]  # three of the four datasets of the reference build
+    try:
+        before = _runs(kb)
+        progress = Interrupt()
+        report = build_kb(kb, _sources(corpus_dir, names), FAMILY_SETTINGS, progress=progress)
+        after = _runs(kb)
+        assert report.skipped == [] and report.datasets == 3
+        assert list(progress.phases) == ["meta-features", "family extension"]  # no exploration
+        assert report.by_kind == {"binary": {"datasets": 2, "configs": 2}, "regression": {"datasets": 1, "configs": 2}}
+        assert set(before) <= set(after)
+        new = [after[rid] for rid in set(after) - set(before)]
+        assert report.evaluations_new == len(new) == 3 * FAMILY_SETTINGS.n_configs
+        assert {r.source for r in new} == {SOURCE_FAMILIES}
+        ids = {d.name: d.dataset_id for d in kb.list_datasets()}
+        for name in names:
+            kind = DATASETS[name]
+            mine = [r for r in new if r.dataset_id == ids[name]]
+            want = [_config_id(kind, v) for v in family_candidates(TaskKind(kind), FAMILY_SETTINGS)]
+            assert sorted(r.config_id for r in mine) == sorted(want)  # dense: the same set on each dataset
+            assert [kb.get_configurations([c])[c].values["model"] for c in want] == ["lgbm", "xgb"]
+            # exactly the protocol (and subsample) of the dataset's existing matrix runs
+            matrix = [r for r in before.values() if r.dataset_id == ids[name] and r.source == SOURCE_MATRIX]
+            assert matrix and {r.protocol for r in mine} == {r.protocol for r in matrix} == {SETTINGS.protocol.key}
+            assert {r.n_rows_used for r in mine} == {r.n_rows_used for r in matrix}
+        assert not [r for r in new if r.dataset_id == ids["579_fri_c0_250_5"]]  # not asked for
+
+        # resume: a finished extension evaluates nothing and adds nothing
+        def no_evaluation(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a finished extension evaluated a configuration again")
+
+        monkeypatch.setattr(build_mod, "evaluate_config", no_evaluation)
+        again = build_kb(kb, _sources(corpus_dir, names), FAMILY_SETTINGS)
+        assert again.evaluations_new == 0 and again.skipped == []
+        assert set(_runs(kb)) == set(after)
     finally:
         kb.close()
 

@@ -465,6 +465,7 @@ def kb_build(
     kb: KbOpt = None,
     configs: Annotated[int, typer.Option("--configs", min=1, help="Common candidate configurations per kind.")] = 56,
     explore: Annotated[int, typer.Option("--explore", min=0, help="SMAC exploration trials per dataset.")] = 8,
+    families: Annotated[str | None, typer.Option("--families", help="Extend the KB with these model families (comma-separated, e.g. lgbm,xgb,catboost): --configs configurations of them per kind on every dataset, same protocol, no exploration.")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Dask workers (LocalCluster).")] = 1,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Address of an existing Dask scheduler.")] = None,
     max_rows: Annotated[int, typer.Option("--max-rows", help="Subsample larger datasets to this many rows.")] = 1500,
@@ -475,6 +476,8 @@ def kb_build(
 ) -> None:
     """Build or extend the KB offline: meta-features, per-dataset exploration, dense performance matrix.
 
+    With --families, extend it instead: --configs configurations of those model families per kind,
+    each evaluated on every dataset with the matrix protocol (no exploration).
     Resumable: kill it at any point and run the same command again.
     """
     from metalearn.offline.build import BuildSettings, build_kb, resolve_sources
@@ -489,7 +492,8 @@ def kb_build(
         console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
                       + (" ..." if len(missing) > 20 else ""))
     settings = BuildSettings(n_configs=configs, n_explore=explore, max_rows=max_rows, n_folds=folds,
-                             trial_time_limit=trial_time_limit, seed=seed, workers=workers, scheduler=scheduler)
+                             trial_time_limit=trial_time_limit, seed=seed, workers=workers, scheduler=scheduler,
+                             families=tuple(f.strip() for f in families.split(",") if f.strip()) if families else ())
     store = _open_kb(kb)
     with BuildProgress(console, enabled=not json_out or console.is_terminal) as progress:
         report = build_kb(store, sources, settings, progress=progress)

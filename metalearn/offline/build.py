@@ -10,6 +10,14 @@ Phases, per task kind:
 4. **matrix**: every configuration of the common set on every dataset of its kind, so portfolio strategies
    and the leave-one-dataset-out evaluation see a dense performance matrix.
 
+**Family extension** (``BuildSettings.families``, ``kb build --families lgbm,xgb,catboost --configs K``): extends
+a built KB with model families it lacks (e.g. after a space version added them) without rebuilding it: no
+exploration; the candidate set of each kind is ``n_configs`` configurations of those families
+(:func:`family_candidates`: each family's default, then seeded samples of the family, round-robin), evaluated
+on every dataset of the kind by the matrix phase with the same protocol (runs tagged ``SOURCE_FAMILIES``), so
+the performance matrix stays dense. Give the settings of the original build (``--max-rows``, ``--folds``,
+``--seed``, ``--trial-time-limit``) so the protocol key, and hence the runs, are comparable.
+
 Resumable and exact: a run's id is a hash of (dataset, configuration, protocol), so nothing is evaluated
 twice; the exploration *replays* SMAC — stored results are told back in the order SMAC asks for them, so a
 resumed build proposes exactly the configurations an uninterrupted one would. Datasets are subsampled to
@@ -42,6 +50,7 @@ from metalearn.search.evaluation import EvalProtocol, evaluate_config, to_run_re
 
 SOURCE_EXPLORE = "build:explore"  # the per-dataset SMAC exploration
 SOURCE_MATRIX = "build:matrix"  # the common candidate set on every dataset
+SOURCE_FAMILIES = "build:families"  # a family extension (``BuildSettings.families``) on every dataset
 MATRIX_BLOCK = 8  # configurations per block of the matrix phase
 
 
@@ -56,8 +65,19 @@ class BuildSettings:
     seed: int = 0
     workers: int = 1
     scheduler: str | None = None
+    # Extend an existing KB with model families: when set, the candidate set of each kind is
+    # ``n_configs`` configurations of these families only (see :func:`family_candidates`), evaluated
+    # on every dataset with the same protocol as the matrix phase; no exploration phase.
+    families: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from metalearn.pipelines.spaces.components import FAMILIES
+
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if unknown:
+            raise InputError(f"--families: unknown model families {unknown}; use some of {list(FAMILIES)}")
+        if len(set(self.families)) != len(self.families):
+            raise InputError(f"--families: a family is named twice in {list(self.families)}")
         if self.n_configs < 1:
             raise InputError(f"--configs must be >= 1, got {self.n_configs}")
         if self.n_explore < 0:
@@ -116,14 +136,14 @@ class BuildReport:
 
 # ----------------------------------------------------------------------------------------- worker side
 def _evaluate_task(source: DatasetSource, values: dict[str, Any], protocol: EvalProtocol, time_limit: float | None,
-                   memory_limit_mb: int | None) -> tuple[RunRecord, ConfigurationRecord]:
+                   memory_limit_mb: int | None, run_source: str = SOURCE_MATRIX) -> tuple[RunRecord, ConfigurationRecord]:
     """Runs in a worker: evaluate one configuration on one dataset and return the run (not written)."""
     ds = source.load()
     space = get_space(ds.task)
     cfg = ConfigurationRecord.create(space.name, space.version, values)
     result = evaluate_config(ds, space, values, protocol=protocol, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
     run = to_run_record(result, dataset_id=ds.dataset_id, config_id=cfg.config_id, protocol_key=protocol.key,
-                        source=SOURCE_MATRIX)
+                        source=run_source)
     return run, cfg
 
 
@@ -243,8 +263,8 @@ def build_kb(
                 if r.status != "ok":
                     report.failures += 1
 
-        # 2. explore each dataset with a short, replayable SMAC search
-        if settings.n_explore > 0:
+        # 2. explore each dataset with a short, replayable SMAC search (not when extending with families)
+        if settings.n_explore > 0 and not settings.families:
             prog.phase("exploration", len(registered))
             jobs = [
                 (registered[did][0], known_runs(did), settings.n_explore, protocol, settings.trial_time_limit,
@@ -264,8 +284,12 @@ def build_kb(
         # each worker still evaluates a block on one dataset in a row (its dataset cache stays warm).
         grid_jobs: list[tuple[Any, ...]] = []
         commons: dict[str, list[dict[str, Any]]] = {}
+        run_source = SOURCE_FAMILIES if settings.families else SOURCE_MATRIX
         for kind in sorted(by_kind):
-            commons[kind] = common_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol)
+            if settings.families:
+                commons[kind] = family_candidates(TaskKind(kind), settings)
+            else:
+                commons[kind] = common_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol)
             report.by_kind[kind] = {"datasets": len(by_kind[kind]), "configs": len(commons[kind])}
         have = {did: set(known_runs(did)) for kind in by_kind for did in by_kind[kind]}
         n_blocks = max((len(c) for c in commons.values()), default=0)
@@ -278,8 +302,8 @@ def build_kb(
                     for cid, values in block:
                         if cid not in have[did]:
                             grid_jobs.append((registered[did][0], values, protocol, settings.trial_time_limit,
-                                              settings.memory_limit_mb))
-        prog.phase("performance matrix", len(grid_jobs))
+                                              settings.memory_limit_mb, run_source))
+        prog.phase("family extension" if settings.families else "performance matrix", len(grid_jobs))
         batch: list[tuple[RunRecord, ConfigurationRecord]] = []
         last = time.monotonic()
         for args, res in ex.map_unordered(_evaluate_task, grid_jobs):
@@ -303,6 +327,22 @@ def build_kb(
     return report
 
 
+class _Candidates:
+    """An ordered candidate set of at most ``limit`` distinct (validated) configurations of ``space``."""
+
+    def __init__(self, space: Any, limit: int) -> None:
+        self.space, self.limit = space, limit
+        self.chosen: list[dict[str, Any]] = []
+        self.ids: set[str] = set()
+
+    def add(self, values: dict[str, Any]) -> None:
+        values = self.space.validate(values)
+        cid = ConfigurationRecord.create(self.space.name, self.space.version, values).config_id
+        if cid not in self.ids and len(self.chosen) < self.limit:
+            self.ids.add(cid)
+            self.chosen.append(values)
+
+
 def common_candidates(kb: KnowledgeBase, kind: TaskKind, dataset_ids: Sequence[str], settings: BuildSettings,
                       protocol: EvalProtocol) -> list[dict[str, Any]]:
     """The common configuration set of a kind: default, each dataset's best explored config, space-filling fill.
@@ -310,16 +350,8 @@ def common_candidates(kb: KnowledgeBase, kind: TaskKind, dataset_ids: Sequence[s
     Deterministic given the stored exploration runs (datasets in name order, ties by config id).
     """
     space = get_space(kind)
-    chosen: list[dict[str, Any]] = []
-    ids: set[str] = set()
-
-    def add(values: dict[str, Any]) -> None:
-        values = space.validate(values)
-        cid = ConfigurationRecord.create(space.name, space.version, values).config_id
-        if cid not in ids and len(chosen) < settings.n_configs:
-            ids.add(cid)
-            chosen.append(values)
-
+    candidates = _Candidates(space, settings.n_configs)
+    chosen, add = candidates.chosen, candidates.add
     add(space.default())
     # only exploration runs count here: the matrix phase must not change the set it is evaluating
     quota = settings.n_configs // 2
@@ -346,6 +378,65 @@ def common_candidates(kb: KnowledgeBase, kind: TaskKind, dataset_ids: Sequence[s
         tries += 1
         add(dict(cs.sample_configuration()))
     return chosen
+
+
+def family_candidates(kind: TaskKind, settings: BuildSettings) -> list[dict[str, Any]]:
+    """The candidate set of a family extension: ``settings.n_configs`` configurations of ``settings.families``.
+
+    First each family's default configuration (the space's default with ``model`` set to the family and
+    the family's hyperparameters at their defaults), then seeded random configurations of the space
+    restricted to the families, round-robin over them (family order as given). Deterministic: the
+    same settings give the same list, so a resumed extension evaluates exactly the same configurations.
+    """
+    space = get_space(kind)
+    candidates = _Candidates(space, settings.n_configs)
+    chosen, add = candidates.chosen, candidates.add
+    for fam in settings.families:
+        default = _family_default(space, fam)
+        if default is not None:
+            add(default)
+    # seeded samples per family: each family its own stream, so adding a family leaves the others' alone
+    streams = {}
+    for i, fam in enumerate(settings.families):
+        cs = space.configspace
+        cs.seed(settings.seed + 1000 + i)
+        pool: list[dict[str, Any]] = []
+        tries = 0
+        while len(pool) < settings.n_configs and tries < 200 * settings.n_configs:
+            tries += 1
+            values = dict(cs.sample_configuration())
+            if values.get("model") == fam:
+                pool.append(values)
+        streams[fam] = pool
+    rank = 0
+    while len(chosen) < settings.n_configs and any(rank < len(p) for p in streams.values()):
+        for fam in settings.families:
+            if rank < len(streams[fam]):
+                add(streams[fam][rank])
+        rank += 1
+    return chosen
+
+
+def _family_default(space: Any, family: str) -> dict[str, Any] | None:
+    """The space's default configuration with ``model=family`` (its hyperparameters at their defaults);
+    when a strategy choice of the default forbids the family (e.g. multi-label ``native`` for LightGBM),
+    the first allowed value of that choice. ``None`` if no such configuration is valid."""
+    cs = space.configspace
+    base = dict(space.default())
+    base["model"] = family
+    for name in list(cs.keys()):
+        if name.startswith(f"{family}:"):
+            base[name] = cs[name].default_value
+    if space.is_valid(base):
+        return base
+    for name in list(cs.keys()):
+        if ":" in name or name == "model" or not hasattr(cs[name], "choices"):
+            continue
+        for choice in cs[name].choices:
+            trial = {**base, name: choice}
+            if space.is_valid(trial):
+                return trial
+    return None
 
 
 def _greater(metric: str) -> bool:
