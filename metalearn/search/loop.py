@@ -50,6 +50,7 @@ from metalearn.data.errors import CancelledError, InputError
 from metalearn.data.metrics import get_metric
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.owners import current_owner
 from metalearn.kb.records import ConfigurationRecord, RunRecord, SearchRecord, utcnow
 from metalearn.pipelines.spaces import get_space
 from metalearn.pipelines.spaces.base import SearchSpace
@@ -286,7 +287,11 @@ def run_search(
     metric = get_metric(task.metric, task.kind)  # a metric of another kind (or none) writes nothing
     search_id = search_id or uuid.uuid4().hex[:16]
     record = SearchRecord(
-        search_id=search_id, dataset_id=dataset.dataset_id, status="running", settings=settings.to_dict()
+        search_id=search_id,
+        dataset_id=dataset.dataset_id,
+        status="running",
+        settings=settings.to_dict(),
+        **current_owner(),  # so that a KB opened after this process is killed marks the search interrupted
     )
     kb.put_search(record)
     best = _Best(metric.greater_is_better)
