@@ -534,11 +534,16 @@ def test_optimize_off_a_terminal_prints_status_lines_and_unwrapped_text(kb_copy:
     status = [ln for ln in err_lines if ln.startswith("[")]
     assert [ln.split(": ", 1)[1] for ln in status[:2]] == ["meta-features", "searching"], status
     assert any(": 3/3 trials, best log_loss=" in ln and "| #3 " in ln for ln in status), status
-    assert status[-1].endswith(": refitting the best pipeline on all data")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    refits = [ln.split(": ", 1)[1] for ln in status if ": refitting " in ln]
+    members = summary["ensemble"]["members"] if summary["ensemble"]["used"] else []
+    assert refits == ["refitting the best pipeline on all data"] + (
+        [f"refitting the ensemble's {len(members)} members on all data"] if members else []
+    ), status
+    assert status[-1].endswith(refits[-1])
     out_lines = proc.stdout.splitlines()
     config = [ln for ln in out_lines if ln.startswith("best configuration (")]
     assert len(config) == 1 and len(config[0]) > 80
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert json.loads(config[0].split("): ", 1)[1]) == summary["best"]["values"]
     assert out_lines[0].startswith("best log_loss = ") and out_lines[0].endswith(f"in {summary['seconds']:.1f} s")
     assert summary["targets"][0]["reason"] and summary["targets"][0]["reason"] in err_lines[0]
