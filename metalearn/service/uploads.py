@@ -15,14 +15,23 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated
 
-from fastapi import HTTPException, UploadFile
+from fastapi import File, Form, HTTPException, UploadFile
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import DataError, FileFormatError, MetaLearnError, TargetError
 from metalearn.data.loading import SUPPORTED_SUFFIXES, DataTooLargeError, ReadLimits, load_frame_file
+from metalearn.data.task import TaskKind
 from metalearn.data.validation import prepare_frame
 from metalearn.service.settings import Settings
+
+#: The upload form fields every endpoint that takes a dataset declares (one declaration, one schema).
+UploadField = Annotated[UploadFile, File(description="CSV, TSV, parquet or ARFF file with a header row.")]
+TargetsField = Annotated[
+    list[str], Form(description="Target column(s): repeat the field or separate with commas.")
+]
+KindField = Annotated[TaskKind | None, Form(description="Task kind (inferred from the targets when absent).")]
 
 log = logging.getLogger("metalearn.api")
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from metalearn.data.task import TaskKind
 from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_names
 from metalearn.service.deps import KBDep, ReadAccess, SettingsDep, WriteAccess
 from metalearn.service.extraction import metafeatures_for
 from metalearn.service.routers.recommendations import ERRORS
 from metalearn.service.schemas import MetaFeaturesOut, TargetKindOut, finite_or_none
-from metalearn.service.uploads import read_upload
+from metalearn.service.uploads import KindField, TargetsField, UploadField, read_upload
 
 router = APIRouter(prefix="/metafeatures", tags=["meta-features"])
 
@@ -39,13 +36,9 @@ def names() -> MetaFeatureNamesOut:
 async def extract(
     kb: KBDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="CSV, TSV, parquet or ARFF file with a header row.")],
-    target: Annotated[
-        list[str], Form(description="Target column(s): repeat the field or separate with commas.")
-    ],
-    kind: Annotated[
-        TaskKind | None, Form(description="Task kind (inferred from the targets when absent).")
-    ] = None,
+    file: UploadField,
+    target: TargetsField,
+    kind: KindField = None,
 ) -> MetaFeaturesOut:
     """The vector to send to ``POST /recommendations``, with the dataset's fingerprint (its KB id)."""
     dataset = await run_in_threadpool(read_upload, file, target, settings, kind, None)

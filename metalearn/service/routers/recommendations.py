@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Form, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from metalearn.data.dataset import Dataset
@@ -25,7 +25,7 @@ from metalearn.service.schemas import (
     StrategiesOut,
     TargetKindOut,
 )
-from metalearn.service.uploads import read_upload
+from metalearn.service.uploads import KindField, TargetsField, UploadField, read_upload
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
@@ -113,13 +113,9 @@ async def recommend_upload(
     kb: KBDep,
     advisor: AdvisorDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="CSV, TSV, parquet or ARFF file with a header row.")],
-    target: Annotated[
-        list[str], Form(description="Target column(s): repeat the field or separate with commas.")
-    ],
-    kind: Annotated[
-        TaskKind | None, Form(description="Task kind (inferred from the targets when absent).")
-    ] = None,
+    file: UploadField,
+    target: TargetsField,
+    kind: KindField = None,
     metric: Annotated[str | None, Form(max_length=64, description="Metric (default: the kind's).")] = None,
     strategy: Annotated[str | None, Form(max_length=64, description="Recommender strategy.")] = None,
     k: Annotated[int, Form(ge=1, le=100, description="How many configurations.")] = 10,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from metalearn.data.errors import InputError
@@ -15,7 +15,7 @@ from metalearn.service.deps import PageDep, ReadAccess, SearchesDep, SettingsDep
 from metalearn.service.routers.recommendations import ERRORS
 from metalearn.service.schemas import ID_PATTERN, Message, Page, SearchCreated, SearchOut, SearchSummaryOut
 from metalearn.service.searches import SearchesDisabledError
-from metalearn.service.uploads import read_upload
+from metalearn.service.uploads import TargetsField, UploadField, read_upload
 
 router = APIRouter(prefix="/searches", tags=["searches"])
 
@@ -45,10 +45,8 @@ async def create_search(
     response: Response,
     searches: SearchesDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="CSV, TSV, parquet or ARFF file with a header row.")],
-    target: Annotated[
-        list[str], Form(description="Target column(s): repeat the field or separate with commas.")
-    ],
+    file: UploadField,
+    target: TargetsField,
     kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
     metric: Annotated[str | None, Form(max_length=64, description="Metric to optimise.")] = None,
     # the search parameters: help, bounds and defaults from metalearn.search.settings
