@@ -65,6 +65,15 @@ class NotFoundError(MetaLearnError, LookupError):
     """A record (dataset, configuration, run, search) does not exist in the knowledge base."""
 
 
+class ConflictError(MetaLearnError, ValueError):
+    """A write would replace something immutable (an existing model version) or contradict the stored
+    state (promoting a deleted version)."""
+
+
+class ArtifactError(MetaLearnError, ValueError):
+    """A model artifact is missing, tampered with (its hash differs from the registry's) or unsafe to load."""
+
+
 class KnowledgeBaseError(MetaLearnError, RuntimeError):
     """The knowledge base cannot be opened or written (locked, corrupt...)."""
 
@@ -83,3 +92,8 @@ class SearchError(MetaLearnError, RuntimeError):
 
 class CancelledError(MetaLearnError, RuntimeError):
     """A search was cancelled by its user."""
+
+
+class CompressionError(MetaLearnError, ValueError):
+    """A model has no compressed variant (an estimator without an ONNX conversion, a variant that
+    differs from the original, an ensemble with nothing to prune): keep the original version."""

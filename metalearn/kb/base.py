@@ -33,6 +33,7 @@ from contextlib import contextmanager
 
 import pandas as pd
 
+from metalearn.kb.model_store import ModelStore
 from metalearn.kb.records import (
     ConfigurationRecord,
     DatasetRecord,
@@ -61,6 +62,12 @@ class KnowledgeBase(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    @abc.abstractmethod
+    def models(self) -> ModelStore:
+        """The model registry stored in this KB (:mod:`metalearn.kb.model_store`); its writes join
+        :meth:`transaction`."""
 
     @abc.abstractmethod
     @contextmanager

@@ -29,6 +29,8 @@ import pyarrow as pa
 from metalearn.data.errors import InputError, KnowledgeBaseError, MetaLearnError, NotFoundError
 from metalearn.kb import owners, schema
 from metalearn.kb.base import TABLES, KnowledgeBase
+from metalearn.kb.model_store import ModelStore
+from metalearn.kb.model_store_duckdb import DuckDBModelStore
 from metalearn.kb.records import (
     ConfigurationRecord,
     DatasetRecord,
@@ -284,6 +286,11 @@ class DuckDBKnowledgeBase(KnowledgeBase):
     @property
     def schema_version(self) -> int:
         return self._version
+
+    @property
+    def models(self) -> ModelStore:
+        """The model registry's tables in this file (same connection, lock and transactions)."""
+        return DuckDBModelStore(self)
 
     def close(self) -> None:
         if self._closed:

@@ -18,6 +18,8 @@ import pyarrow as pa
 from metalearn.data.errors import InputError, NotFoundError
 from metalearn.kb import schema
 from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.model_store import ModelStore
+from metalearn.kb.model_store_memory import InMemoryModelStore
 from metalearn.kb.records import (
     ConfigurationRecord,
     DatasetRecord,
@@ -49,6 +51,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
         self._searches: dict[str, SearchRecord] = {}
         self._depth = 0
         self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+        self._models = InMemoryModelStore(self)
 
     def __enter__(self) -> Self:
         return self
@@ -81,6 +84,15 @@ class InMemoryKnowledgeBase(KnowledgeBase):
                 self._depth -= 1
             if outer:
                 self._undo.clear()
+
+    def _del(self, table: dict[Any, Any], key: Any) -> None:
+        if self._depth:
+            self._undo.append((table, key, table.get(key, _ABSENT)))
+        table.pop(key, None)
+
+    @property
+    def models(self) -> ModelStore:
+        return self._models
 
     def _rollback(self) -> None:
         while self._undo:

@@ -132,11 +132,80 @@ _V3_SEARCH_OWNER: list[str] = [
     "ALTER TABLE searches ADD COLUMN owner_started BIGINT",
 ]
 
+# the model registry (metalearn.kb.model_store declares the records)
+_V4_REGISTRY: list[str] = [
+    """CREATE TABLE model_versions (
+        name VARCHAR NOT NULL,
+        version BIGINT NOT NULL,
+        kind VARCHAR NOT NULL,
+        metric VARCHAR NOT NULL,
+        greater_is_better BOOLEAN NOT NULL,
+        variant VARCHAR NOT NULL,
+        artifact VARCHAR NOT NULL,
+        artifact_format VARCHAR NOT NULL,
+        artifact_sha256 VARCHAR NOT NULL,
+        artifact_bytes BIGINT NOT NULL,
+        info_json VARCHAR NOT NULL,
+        search_id VARCHAR,
+        dataset_id VARCHAR,
+        parent_version BIGINT,
+        created_at TIMESTAMP NOT NULL,
+        deleted_at TIMESTAMP,
+        PRIMARY KEY (name, version)
+    )""",
+    """CREATE TABLE model_aliases (
+        name VARCHAR NOT NULL,
+        alias VARCHAR NOT NULL,
+        version BIGINT NOT NULL,
+        updated_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (name, alias)
+    )""",
+    """CREATE TABLE model_events (
+        name VARCHAR NOT NULL,
+        seq BIGINT NOT NULL,
+        action VARCHAR NOT NULL,
+        version BIGINT NOT NULL,
+        alias VARCHAR,
+        previous_version BIGINT,
+        detail_json VARCHAR NOT NULL,
+        happened_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (name, seq)
+    )""",
+    """CREATE TABLE model_flags (
+        name VARCHAR NOT NULL,
+        version BIGINT NOT NULL,
+        flag VARCHAR NOT NULL,
+        detail_json VARCHAR NOT NULL,
+        flagged_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (name, version, flag)
+    )""",
+    """CREATE TABLE prediction_log (
+        prediction_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        version BIGINT NOT NULL,
+        features_json VARCHAR NOT NULL,
+        outputs_json VARCHAR NOT NULL,
+        latency_ms DOUBLE NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (prediction_id)
+    )""",
+    """CREATE TABLE prediction_feedback (
+        prediction_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        version BIGINT NOT NULL,
+        labels_json VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (prediction_id)
+    )""",
+    "CREATE INDEX prediction_log_model_idx ON prediction_log (name, created_at)",
+]
+
 #: (version, description, SQL statements), applied in order; never edit a released migration, add one.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "base tables: datasets, metafeatures, configurations, runs, searches", _V1_TABLES),
     (2, "indexes: runs by dataset, configuration and search; meta-feature values by dataset", _V2_INDEXES),
     (3, "searches: the process running them (owner_host, owner_pid, owner_started)", _V3_SEARCH_OWNER),
+    (4, "model registry: versions, aliases, events, flags, prediction log, feedback", _V4_REGISTRY),
 ]
 
 #: The schema version this code writes.

@@ -9,7 +9,10 @@ walked), so a subclass without an entry answers like its parent: a
 from __future__ import annotations
 
 from metalearn.data.errors import (
+    ArtifactError,
     CancelledError,
+    CompressionError,
+    ConflictError,
     DataFileNotFoundError,
     KnowledgeBaseError,
     MetaLearnError,
@@ -27,6 +30,9 @@ HTTP_STATUSES: dict[type[BaseException], int] = {
     NotFoundError: 404,
     CancelledError: 409,
     SearchConflictError: 409,
+    ConflictError: 409,
+    ArtifactError: 422,
+    CompressionError: 422,
     TooManySearchesError: 429,
     SearchError: 500,
     KnowledgeBaseError: 503,

@@ -54,7 +54,7 @@ def _make_scaler(scaling: str, random_state: int) -> Any:
     raise ValueError(f"unknown scaling {scaling!r}; use one of {list(SCALINGS)}")
 
 
-def _canonical_category_strings(values: np.ndarray) -> np.ndarray:
+def canonical_category_strings(values: np.ndarray) -> np.ndarray:
     """Object array of category labels as strings (``2.0`` and ``2`` both become ``'2'``); NaN kept."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     names = []
@@ -137,7 +137,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         num = np.column_stack(num_cols) if num_cols else np.empty((len(X), 0))
         num[~np.isfinite(num)] = np.nan
         cat_cols = [
-            _canonical_category_strings(X.iloc[:, j].to_numpy(dtype=object)) for j in self.categorical_idx_
+            canonical_category_strings(X.iloc[:, j].to_numpy(dtype=object)) for j in self.categorical_idx_
         ]
         cat = np.column_stack(cat_cols) if cat_cols else np.empty((len(X), 0), dtype=object)
         return num, cat

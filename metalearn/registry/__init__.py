@@ -1,0 +1,8 @@
+"""The model registry: named models with immutable versions (a search's final model: a pipeline or an
+ensemble), aliases (``live``, ``candidate``) with promote and rollback, safe artifacts (skops) checked
+against their hash, input validation against the training schema, compression (ONNX, pruned
+ensembles), prediction logging and retraining.
+
+May import: :mod:`metalearn.monitoring`, :mod:`metalearn.search`, :mod:`metalearn.metalearning`,
+:mod:`metalearn.pipelines`, :mod:`metalearn.kb`, :mod:`metalearn.runtime`, :mod:`metalearn.data`.
+"""

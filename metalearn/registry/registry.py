@@ -1,0 +1,547 @@
+"""The model registry: register a search's final model as an immutable version, move aliases (promote,
+rollback), load versions safely, predict with input checks and a prediction log, take feedback.
+
+The metadata lives in the KB (:mod:`metalearn.kb.model_store`, same DuckDB file and transactions); the
+artifacts live beside it, in ``<kb file stem>.models/<name>/<version>/`` (``model.skops``,
+``reference.parquet``: a sample of the training features drift is measured against). Every check runs
+before the first write: a bad name, a model skops cannot represent, a type outside the trusted libraries
+or a missing dataset leave the registry unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import ArtifactError, ConflictError, InputError, NotFoundError
+from metalearn.data.metrics import compute_metrics, get_metric
+from metalearn.data.numbers import finite_or_none
+from metalearn.data.prediction import Prediction
+from metalearn.data.task import Task
+from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.model_store import (
+    FeedbackRecord,
+    ModelStore,
+    ModelVersionRecord,
+    PredictionRecord,
+    missing_model,
+)
+from metalearn.registry.artifacts import read_artifact, write_artifact
+from metalearn.registry.signature import SchemaError, Signature
+
+#: model names: letters, digits, ``.``, ``_``, ``-``; they name directories and URL path segments
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: rows of the training features kept as the drift reference
+REFERENCE_ROWS = 5000
+REFERENCE_FILE = "reference.parquet"
+#: libraries whose versions a model version records
+LIBRARIES = ("metalearn", "scikit-learn", "numpy", "pandas", "scipy", "lightgbm", "xgboost", "catboost", "skops",
+             "onnxruntime")
+#: rows one predict call may take (the service refuses larger batches before reading them all)
+MAX_BATCH_ROWS = 100_000
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InputError(
+            f"model name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def artifact_root_for(kb: KnowledgeBase) -> Path | None:
+    """Where the artifacts of ``kb``'s registry live: beside its DuckDB file (None for an in-memory KB)."""
+    path = getattr(kb, "path", None)
+    if path is None or str(path) == ":memory:":
+        return None
+    p = Path(path)
+    return p.parent / f"{p.stem}.models"
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """The prediction log: ``sample`` is the share of predictions logged (their inputs and outputs;
+    feedback can only name a logged prediction), ``keep`` the rows kept per model (older ones are
+    dropped, with their feedback)."""
+
+    sample: float = 1.0
+    keep: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sample <= 1.0:
+            raise InputError(f"the prediction log's sample rate must be in [0, 1], got {self.sample}")
+        if self.keep < 0:
+            raise InputError(f"the prediction log's retention must be >= 0 rows, got {self.keep}")
+
+
+@dataclass
+class PredictionBatch:
+    """What one predict call returns: the version that answered, one id and output per row, warnings."""
+
+    name: str
+    version: int
+    prediction_ids: list[str]
+    rows: list[dict[str, Any]]
+    warnings: list[str]
+    prediction: Prediction
+    seconds: float
+    targets: list[str] = field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per input row: ``prediction_id``, each target's value, and ``<target>:proba:<class>``
+        columns for class targets."""
+        cols: dict[str, Any] = {"prediction_id": self.prediction_ids}
+        for t, values, proba, classes in zip(self.targets, self.prediction.values, self.prediction.probas,
+                                             self.prediction.classes, strict=True):
+            cols[t] = list(values)
+            if proba is not None and classes is not None:
+                for j, c in enumerate(classes):
+                    cols[f"{t}:proba:{c}"] = proba[:, j]
+        return pd.DataFrame(cols)
+
+
+def prediction_rows(targets: Sequence[str], pred: Prediction) -> list[dict[str, Any]]:
+    """JSON-ready outputs per row: ``{"predictions": {target: value}, "probabilities": {target: {class: p}}}``."""
+    rows: list[dict[str, Any]] = [{"predictions": {}, "probabilities": {}} for _ in range(pred.n_rows)]
+    for t, values, proba, classes in zip(targets, pred.values, pred.probas, pred.classes, strict=True):
+        vals = [_plain(v) for v in values]
+        for i, v in enumerate(vals):
+            rows[i]["predictions"][t] = v
+        if proba is not None and classes is not None:
+            names = [str(_plain(c)) for c in classes]
+            for i in range(pred.n_rows):
+                rows[i]["probabilities"][t] = {c: float(p) for c, p in zip(names, proba[i], strict=True)}
+    return rows
+
+
+def _plain(v: Any) -> Any:
+    v = v.item() if hasattr(v, "item") else v
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+class ModelRegistry:
+    """Named models and their versions in ``kb`` (artifacts under ``root``, by default beside the KB file;
+    an in-memory KB gets a temporary directory)."""
+
+    def __init__(self, kb: KnowledgeBase, root: str | Path | None = None, log: LogSettings | None = None) -> None:
+        self.kb = kb
+        where = Path(root) if root is not None else artifact_root_for(kb)
+        if where is None:
+            where = Path(tempfile.mkdtemp(prefix="metalearn-models-"))
+        self.root = where
+        self.log_settings = log or LogSettings()
+        self._cache: OrderedDict[tuple[str, int, str], Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._rng = np.random.default_rng()
+
+    @property
+    def store(self) -> ModelStore:
+        return self.kb.models
+
+    # -- registering -------------------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        model: Any,
+        dataset: Dataset,
+        *,
+        variant: str = "search",
+        search_id: str | None = None,
+        parent_version: int | None = None,
+        info: Mapping[str, Any] | None = None,
+        cv_metrics: Mapping[str, float | None] | None = None,
+    ) -> ModelVersionRecord:
+        """Register ``model`` (fitted on ``dataset``) as the next version of ``name``; nothing is promoted.
+
+        ``info`` adds to the recorded metadata (the search's configurations, ensemble members...)."""
+        check_name(name)
+        if model is None or not hasattr(model, "predict_task"):
+            raise InputError(f"only a fitted metalearn model can be registered, got {type(model).__name__}")
+        task = dataset.task
+        metric = get_metric(task.metric, task.kind)
+        signature = Signature.of(dataset)
+        version = self.store.next_version(name)
+        if parent_version is not None:
+            self.store.get_version(name, parent_version)
+        directory = self.root / name / str(version)
+        staging = self.root / name / f".staging-{version}-{uuid.uuid4().hex[:8]}"
+        try:
+            artifact = write_artifact(model, staging)  # refuses unsafe models before anything is written
+            ref = dataset.X if dataset.n_rows <= REFERENCE_ROWS else dataset.X.sample(REFERENCE_ROWS, random_state=0)
+            ref_path = staging / REFERENCE_FILE
+            ref.reset_index(drop=True).to_parquet(ref_path)
+            refit = _refit_metrics(model, dataset)
+            meta: dict[str, Any] = {
+                "task": task.to_dict(),
+                "signature": signature.to_dict(),
+                "dataset": {"name": dataset.name, "fingerprint": dataset.dataset_id, "origin": dataset.origin,
+                            "n_rows": dataset.n_rows, "n_features": dataset.n_features},
+                "metrics": {"cv": dict(cv_metrics or {}), "refit": refit},
+                "metafeatures": _metafeatures(self.kb, dataset),
+                "libraries": library_versions(),
+                "trusted_types": artifact["trusted_types"],
+                "reference": {"file": REFERENCE_FILE, "rows": len(ref), "sha256": _sha(ref_path)},
+                "model": _describe(model),
+                **dict(info or {}),
+            }
+            if directory.exists():  # a crash after the rename but before the commit: an orphan, replaced
+                shutil.rmtree(directory)
+            staging.rename(directory)
+            record = ModelVersionRecord(
+                name=name, version=version, kind=str(task.kind), metric=metric.name,
+                greater_is_better=metric.greater_is_better, variant=variant,
+                artifact=f"{name}/{version}/{artifact['file']}", artifact_format=artifact["format"],
+                artifact_sha256=artifact["sha256"], artifact_bytes=artifact["bytes"], info=meta,
+                search_id=search_id, dataset_id=dataset.dataset_id, parent_version=parent_version,
+            )
+            self.store.add_version(record)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if directory.exists() and not any(v.version == version for v in self.store.list_versions(name, True)):
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
+        return self.store.get_version(name, version)
+
+    def register_outcome(self, name: str, outcome: Any, dataset: Dataset, *, variant: str = "search",
+                         parent_version: int | None = None) -> ModelVersionRecord:
+        """Register the final model of ``optimize()`` (a pipeline or an ensemble) with the search's facts."""
+        if outcome.model is None:
+            reason = (outcome.summary.get("model") or {}).get("missing_reason") or "the search produced no model"
+            raise ConflictError(f"nothing to register as {name!r}: {reason}")
+        summary = outcome.summary
+        best = summary.get("best") or {}
+        cv = _cv_metrics(self.kb, outcome.result.search_id, best.get("config_id"))
+        info = {
+            "search": {"search_id": summary.get("search_id"), "n_trials": summary.get("n_trials"),
+                       "strategy": (summary.get("warm_start") or {}).get("strategy"),
+                       "best": best, "seconds": summary.get("seconds"), "stopped_by": summary.get("stopped_by")},
+            "ensemble": summary.get("ensemble"),
+            "cv_score": finite_or_none(best.get("score")),
+        }
+        return self.register(name, outcome.model, dataset, variant=variant, search_id=outcome.result.search_id,
+                             parent_version=parent_version, info=info, cv_metrics=cv)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def list_models(self) -> list[dict[str, Any]]:
+        out = []
+        for name in self.store.list_models():
+            versions = self.store.list_versions(name)
+            aliases = self.store.aliases(name)
+            flags = self.store.flags(name)
+            out.append({"name": name, "versions": len(versions), "latest": versions[-1].version if versions else None,
+                        "aliases": aliases, "kind": versions[-1].kind if versions else None,
+                        "flags": sorted({f"{f.flag}@{f.version}" for f in flags})})
+        return out
+
+    def show(self, name: str) -> dict[str, Any]:
+        check_name(name)
+        versions = self.store.list_versions(name, include_deleted=True)
+        if not versions:
+            raise missing_model(name)
+        aliases = self.store.aliases(name)
+        flags = self.store.flags(name)
+        return {
+            "name": name,
+            "aliases": aliases,
+            "versions": [self.version_dict(v, aliases, flags) for v in versions],
+            "events": [{"seq": e.seq, "action": e.action, "version": e.version, "alias": e.alias,
+                        "previous_version": e.previous_version, "at": e.happened_at, "detail": e.detail}
+                       for e in self.store.events(name)],
+            "log": self.store.counts(name),
+        }
+
+    @staticmethod
+    def version_dict(v: ModelVersionRecord, aliases: Mapping[str, int] | None = None,
+                     flags: Sequence[Any] = ()) -> dict[str, Any]:
+        info = v.info
+        return {
+            "name": v.name, "version": v.version, "kind": v.kind, "metric": v.metric, "variant": v.variant,
+            "parent_version": v.parent_version, "search_id": v.search_id, "dataset_id": v.dataset_id,
+            "created_at": v.created_at, "deleted": v.deleted,
+            "aliases": sorted(a for a, n in (aliases or {}).items() if n == v.version),
+            "flags": {f.flag: f.detail for f in flags if f.version == v.version},
+            "artifact": {"format": v.artifact_format, "bytes": v.artifact_bytes, "sha256": v.artifact_sha256},
+            "cv_score": info.get("cv_score"), "metrics": info.get("metrics"), "model": info.get("model"),
+            "signature": info.get("signature"), "libraries": info.get("libraries"),
+            "dataset": info.get("dataset"), "compression": info.get("compression"),
+        }
+
+    def resolve(self, name: str, version: int | None = None, alias: str = "live") -> ModelVersionRecord:
+        """The version asked for, else the one ``alias`` points at."""
+        check_name(name)
+        if version is not None:
+            rec = self.store.get_version(name, version)
+            if rec.deleted:
+                raise NotFoundError(f"model {name!r} version {version} was deleted: `metalearn models show {name}` lists the others")
+            return rec
+        aliases = self.store.aliases(name)
+        if alias not in aliases:
+            if not self.store.list_versions(name):
+                raise missing_model(name)
+            raise ConflictError(
+                f"model {name!r} has no {alias} version: promote one (`metalearn models promote {name} VERSION`) "
+                "or ask for a version explicitly"
+            )
+        return self.store.get_version(name, aliases[alias])
+
+    def load(self, record: ModelVersionRecord) -> Any:
+        """The model of ``record``, checked against its hash and trusted types (cached)."""
+        key = (record.name, record.version, record.artifact_sha256)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        model = read_artifact(self.root / record.artifact, record.artifact_sha256,
+                              list(record.info.get("trusted_types", [])), f"model {record.name!r} version {record.version}")
+        with self._cache_lock:
+            self._cache[key] = model
+            while len(self._cache) > 8:
+                self._cache.popitem(last=False)
+        return model
+
+    def reference(self, record: ModelVersionRecord) -> pd.DataFrame:
+        ref = record.info.get("reference") or {}
+        path = self.root / record.name / str(record.version) / str(ref.get("file", REFERENCE_FILE))
+        if not path.is_file() or (ref.get("sha256") and _sha(path) != ref["sha256"]):
+            raise ArtifactError(
+                f"the drift reference of model {record.name!r} version {record.version} is missing or was modified "
+                f"({path}): restore it or register the model again"
+            )
+        return pd.read_parquet(path)
+
+    def signature(self, record: ModelVersionRecord) -> Signature:
+        return Signature.from_dict(record.info["signature"])
+
+    def task(self, record: ModelVersionRecord) -> Task:
+        return Task.from_dict(record.info["task"])
+
+    # -- aliases -----------------------------------------------------------------------------------
+    def promote(self, name: str, version: int, alias: str = "live") -> dict[str, Any]:
+        """Point ``alias`` at ``version`` (atomic); returns the previous and the new version."""
+        check_name(name)
+        before = self.store.aliases(name).get(alias)
+        self.load(self.store.get_version(name, version))  # never promote a version that cannot be served
+        self.store.set_alias(name, alias, version, "promote")
+        return {"name": name, "alias": alias, "version": version, "previous_version": before}
+
+    def rollback(self, name: str, alias: str = "live") -> dict[str, Any]:
+        """Point ``alias`` back at the version it pointed at before its current one (skipping deleted
+        versions); :class:`ConflictError` when there is none."""
+        check_name(name)
+        current = self.store.aliases(name).get(alias)
+        if current is None:
+            if not self.store.list_versions(name, True):
+                raise missing_model(name)
+            raise ConflictError(f"model {name!r} has no {alias} version to roll back: promote one first")
+        alive = {v.version for v in self.store.list_versions(name)}
+        stack = alias_stack(self.store.events(name), alias)
+        target = next((v for v in reversed(stack[:-1]) if v in alive and v != current), None)
+        if target is None:
+            raise ConflictError(
+                f"model {name!r}: {alias} version {current} has no earlier {alias} version to roll back to; "
+                f"promote a version explicitly (`metalearn models promote {name} VERSION`)"
+            )
+        self.load(self.store.get_version(name, target))
+        self.store.set_alias(name, alias, target, "rollback", {"from": current})
+        return {"name": name, "alias": alias, "version": target, "previous_version": current}
+
+    def delete(self, name: str, version: int) -> None:
+        """Mark ``version`` deleted (not the live one: promote another first); its artifact stays on disk
+        for the history until removed by hand."""
+        check_name(name)
+        aliases = self.store.aliases(name)
+        if aliases.get("live") == version:
+            raise ConflictError(
+                f"model {name!r} version {version} is live: promote another version first, then delete this one"
+            )
+        self.store.delete_version(name, version)
+
+    # -- serving -----------------------------------------------------------------------------------
+    def predict(self, name: str, frame: pd.DataFrame, version: int | None = None, *, log: bool = True,
+                on_logged: Callable[[list[PredictionRecord]], None] | None = None) -> PredictionBatch:
+        """Predict ``frame`` with ``version`` (default: the live one), after checking it against the training
+        schema. Logged predictions go to ``on_logged`` (a buffered writer) or straight to the KB."""
+        record = self.resolve(name, version)
+        if len(frame) > MAX_BATCH_ROWS:
+            raise InputError(f"{len(frame)} rows in one request is more than {MAX_BATCH_ROWS}: split the batch")
+        X, warnings = self.signature(record).validate(frame)
+        model = self.load(record)
+        t0 = time.perf_counter()
+        pred = model.predict_task(X)
+        seconds = time.perf_counter() - t0
+        task = self.task(record)
+        ids = [uuid.uuid4().hex for _ in range(len(X))]
+        rows = prediction_rows(task.targets, pred)
+        batch = PredictionBatch(name, record.version, ids, rows, warnings, pred, seconds, list(task.targets))
+        if log:
+            logged = self._log_records(batch, X)
+            if logged:
+                if on_logged is not None:
+                    on_logged(logged)
+                else:
+                    self.write_log(logged)
+        return batch
+
+    def _log_records(self, batch: PredictionBatch, X: pd.DataFrame) -> list[PredictionRecord]:
+        s = self.log_settings.sample
+        if s <= 0:
+            return []
+        keep = np.ones(len(X), dtype=bool) if s >= 1 else self._rng.random(len(X)) < s
+        per_row = 1000.0 * batch.seconds / max(1, len(X))
+        records = []
+        raw = X.astype(object).where(X.notna(), None)
+        for i in np.flatnonzero(keep):
+            features = {k: _plain(v) for k, v in raw.iloc[i].items()}
+            records.append(PredictionRecord(batch.prediction_ids[i], batch.name, batch.version, features,
+                                            batch.rows[i], per_row))
+        return records
+
+    def write_log(self, records: Sequence[PredictionRecord]) -> None:
+        """Append logged predictions and apply the retention (per model)."""
+        if not records:
+            return
+        with self.kb.transaction():
+            self.store.log_predictions(records)
+            for name in {r.name for r in records}:
+                if self.log_settings.keep and self.store.counts(name)["predictions"] > self.log_settings.keep:
+                    self.store.trim_predictions(name, self.log_settings.keep)
+
+    def feedback(self, name: str, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Store true labels: ``items`` = ``[{"prediction_id": ..., "labels": {target: value}}]`` (or
+        ``"label"`` for a single target). Every item is checked before anything is stored."""
+        check_name(name)
+        if not isinstance(items, Sequence) or isinstance(items, str | bytes) or not items:
+            raise InputError('feedback needs a non-empty list of {"prediction_id": ..., "labels": {target: value}}')
+        ids = []
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping) or not isinstance(item.get("prediction_id"), str):
+                raise InputError(f"feedback item {i} needs a string prediction_id (as /predict returned it)")
+            ids.append(item["prediction_id"])
+        logged = self.store.get_predictions(ids)
+        missing = [i for i in ids if i not in logged]
+        if missing:
+            raise NotFoundError(
+                f"{len(missing)} prediction id(s) are not in the prediction log (e.g. {missing[0]!r}): send ids "
+                "returned by predict for this model, within the log's retention; nothing was stored"
+            )
+        records = []
+        versions: dict[int, Task] = {}
+        for item, pid in zip(items, ids, strict=True):
+            p = logged[pid]
+            if p.name != name:
+                raise InputError(f"prediction {pid} was made by model {p.name!r}, not {name!r}; nothing was stored")
+            if p.version not in versions:
+                versions[p.version] = self.task(self.store.get_version(name, p.version))
+            task = versions[p.version]
+            labels = item.get("labels")
+            if labels is None and "label" in item and task.n_targets == 1:
+                labels = {task.targets[0]: item["label"]}
+            if not isinstance(labels, Mapping) or set(map(str, labels)) != set(task.targets):
+                raise InputError(
+                    f"feedback for prediction {pid} must give labels for the target(s) {list(task.targets)}, "
+                    f"got {list(labels) if isinstance(labels, Mapping) else labels!r}; nothing was stored"
+                )
+            records.append(FeedbackRecord(pid, name, p.version, {str(k): _plain(v) for k, v in labels.items()}))
+        n = self.store.add_feedback(records)
+        return {"name": name, "stored": n}
+
+
+def alias_stack(events: Sequence[Any], alias: str) -> list[int]:
+    """The versions ``alias`` went through, as a stack: a promote pushes, a rollback pops back to its target
+    (so repeated rollbacks walk further back, never forth)."""
+    stack: list[int] = []
+    for e in events:
+        if e.alias != alias:
+            continue
+        if e.action == "promote":
+            if not stack or stack[-1] != e.version:
+                stack.append(e.version)
+        elif e.action == "rollback":
+            while stack and stack[-1] != e.version:
+                stack.pop()
+            if not stack:
+                stack.append(e.version)
+    return stack
+
+
+def _sha(path: Path) -> str:
+    from metalearn.registry.artifacts import sha256_file
+
+    return sha256_file(path)
+
+
+def _describe(model: Any) -> dict[str, Any]:
+    members = getattr(model, "members", None)
+    if members is not None:
+        return {"type": "ensemble", "class": type(model).__name__,
+                "members": [{"config_id": c, "weight": w, "class": type(m).__name__}
+                            for c, w, m in zip(model.config_ids or ("",) * len(members), model.weights, members,
+                                               strict=True)]}
+    return {"type": "pipeline", "class": type(model).__name__,
+            "estimator": type(getattr(model, "estimator", None)).__name__}
+
+
+def _refit_metrics(model: Any, dataset: Dataset) -> dict[str, float | None]:
+    """Every metric of the task for the final model on (a sample of) its own training data."""
+    ds = dataset.subsample(REFERENCE_ROWS, seed=0)
+    try:
+        pred = model.predict_task(ds.X)
+        return {k: finite_or_none(v) for k, v in compute_metrics(ds.task, ds.y, pred).items()}
+    except Exception as err:  # a model that cannot predict its own data is refused
+        raise InputError(f"the model cannot predict its training data ({type(err).__name__}: {err})") from err
+
+
+def _cv_metrics(kb: KnowledgeBase, search_id: str | None, config_id: str | None) -> dict[str, float | None]:
+    """The validation metrics of the search's best run (every metric of the kind), from the KB."""
+    if not search_id or not config_id:
+        return {}
+    runs = [r for r in kb.list_runs(search_id=search_id, config_id=config_id) if r.ok]
+    if not runs:
+        return {}
+    best = max(runs, key=lambda r: (r.budget is None or r.budget >= 1.0, r.created_at))
+    return {k: finite_or_none(v) for k, v in best.metrics.items()}
+
+
+def _metafeatures(kb: KnowledgeBase, dataset: Dataset) -> dict[str, float | None]:
+    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
+
+    try:
+        rec = kb.get_metafeatures(dataset.dataset_id, EXTRACTOR_VERSION)
+    except NotFoundError:
+        return {}
+    return {k: finite_or_none(v) for k, v in rec.values.items()}
+
+
+def data_hash(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()[:20]
+
+
+__all__ = ["MAX_BATCH_ROWS", "LogSettings", "ModelRegistry", "PredictionBatch", "SchemaError", "check_name"]

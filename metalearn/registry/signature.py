@@ -1,0 +1,186 @@
+"""The training schema of a model version (its *signature*): the feature columns with their types and
+categories, and the targets with their kinds and classes. Inputs to a registered model are checked
+against it before the model sees them.
+
+Rules of :meth:`Signature.validate`:
+
+* a missing column, an extra column, or a value of a numeric column that is not a number (``"abc"``
+  where the training data had numbers) is refused with one :class:`SchemaError` naming every problem
+  column and what to do;
+* a category never seen in training is accepted — the pipelines' encoders map it to their "unknown"
+  code — and reported as a warning naming the column and the values;
+* missing values (null / NaN) are accepted (the pipelines impute them); columns are reordered to the
+  training order; categorical columns get the training categories' dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import InputError
+from metalearn.pipelines.models.preprocessing import canonical_category_strings
+
+#: categories kept per categorical column (beyond this, a column's unseen-value check is skipped)
+MAX_CATEGORIES = 1000
+
+
+class SchemaError(InputError):
+    """Inputs do not match a model version's training schema (missing / extra / mistyped columns)."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    kind: str  # "numeric" | "categorical"
+    dtype: str  # the training dtype, as pandas names it
+    categories: tuple[str, ...] | None = None  # the categories seen in training (categorical columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "dtype": self.dtype,
+                "categories": list(self.categories) if self.categories is not None else None}
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    kind: str  # "binary" | "multiclass" | "regression"
+    classes: tuple[Any, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "classes": list(self.classes) if self.classes is not None else None}
+
+
+@dataclass(frozen=True)
+class Signature:
+    columns: tuple[ColumnSpec, ...]
+    targets: tuple[TargetSpec, ...]
+    kind: str
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def categorical(self) -> dict[str, str]:
+        """name -> "numeric" | "categorical" (the form drift detection takes)."""
+        return {c.name: c.kind for c in self.columns}
+
+    # -- building ----------------------------------------------------------------------------------
+    @classmethod
+    def of(cls, dataset: Dataset) -> Signature:
+        cols = []
+        for name, is_cat in zip(dataset.X.columns, dataset.categorical, strict=True):
+            s = dataset.X[name]
+            if is_cat or not (pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)):
+                values = pd.unique(_canonical(s.dropna()))
+                cats = tuple(sorted(map(str, values))) if len(values) <= MAX_CATEGORIES else None
+                cols.append(ColumnSpec(str(name), "categorical", str(s.dtype), cats))
+            else:
+                cols.append(ColumnSpec(str(name), "numeric", str(s.dtype)))
+        targets = []
+        for name, kind in zip(dataset.task.targets, dataset.task.target_kinds, strict=True):
+            if str(kind) == "regression":
+                targets.append(TargetSpec(str(name), "regression"))
+            else:
+                classes = sorted(dataset.y[name].dropna().unique().tolist(), key=str)
+                targets.append(TargetSpec(str(name), str(kind), tuple(_plain(c) for c in classes)))
+        return cls(tuple(cols), tuple(targets), str(dataset.task.kind))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "columns": [c.to_dict() for c in self.columns],
+                "targets": [t.to_dict() for t in self.targets]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Signature:
+        cols = tuple(ColumnSpec(c["name"], c["kind"], c["dtype"],
+                                tuple(c["categories"]) if c.get("categories") is not None else None)
+                     for c in d["columns"])
+        targets = tuple(TargetSpec(t["name"], t["kind"], tuple(t["classes"]) if t.get("classes") is not None else None)
+                        for t in d["targets"])
+        return cls(cols, targets, str(d["kind"]))
+
+    # -- checking ----------------------------------------------------------------------------------
+    def validate(self, frame: pd.DataFrame, what: str = "the input") -> tuple[pd.DataFrame, list[str]]:
+        """``frame`` checked against the training schema (see the module docstring): the frame to predict
+        on (training column order and dtypes) and the warnings; :class:`SchemaError` when it does not fit."""
+        if not isinstance(frame, pd.DataFrame):
+            raise SchemaError(f"{what} must be a table of rows with named columns, got {type(frame).__name__}")
+        if len(frame) == 0:
+            raise SchemaError(f"{what} has no rows: send at least one row with the columns {self._shown(self.names)}")
+        given = [str(c) for c in frame.columns]
+        if len(set(given)) != len(given):
+            dup = sorted({c for c in given if given.count(c) > 1})
+            raise SchemaError(f"{what} repeats column(s) {self._shown(dup)}: give each column once")
+        frame = frame.set_axis(given, axis=1)
+        target_names = {t.name for t in self.targets}
+        missing = [c for c in self.names if c not in frame.columns]
+        extra = [c for c in given if c not in self.names and c not in target_names]
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {self._shown(missing)}")
+        if extra:
+            problems.append(f"unknown column(s) {self._shown(extra)}")
+        mistyped = []
+        out: dict[str, Any] = {}
+        warnings: list[str] = []
+        for spec in self.columns:
+            if spec.name not in frame.columns:
+                continue
+            s = frame[spec.name]
+            if spec.kind == "numeric":
+                values, bad = _numeric(s)
+                if bad:
+                    mistyped.append(f"{spec.name} (numbers expected, got {bad[0]!r})")
+                out[spec.name] = values
+            else:
+                text = pd.Series(_canonical(s), dtype=object)
+                if spec.categories is not None:
+                    known = set(spec.categories)
+                    unseen = sorted({str(v) for v in text.dropna().unique() if v not in known})
+                    if unseen:
+                        warnings.append(
+                            f"column {spec.name}: {len(unseen)} categor{'y' if len(unseen) == 1 else 'ies'} not seen in "
+                            f"training ({self._shown(unseen)}), predicted as an unknown category"
+                        )
+                out[spec.name] = pd.Categorical(text.where(text.notna(), np.nan))
+        if mistyped:
+            problems.append(f"mistyped column(s) {'; '.join(mistyped[:5])}")
+        if problems:
+            raise SchemaError(
+                f"{what} does not match the model's training schema: {'; '.join(problems)}; "
+                f"send the columns {self._shown(self.names)} with the training types (GET the model for its schema)"
+            )
+        result = pd.DataFrame(out, index=pd.RangeIndex(len(frame)))[self.names]
+        return result, warnings
+
+    @staticmethod
+    def _shown(names: Sequence[str], k: int = 5) -> str:
+        head = ", ".join(str(n) for n in names[:k])
+        return head + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _canonical(s: pd.Series) -> np.ndarray:
+    """Category labels as the pipelines compare them (``2.0`` and ``2`` both ``'2'``; NaN kept)."""
+    return canonical_category_strings(s.to_numpy(dtype=object))
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _numeric(s: pd.Series) -> tuple[pd.Series, list[Any]]:
+    """``s`` as float64 and the values that are not numbers (null / NaN / "" are missing, fine)."""
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        return s.astype("float64").reset_index(drop=True), []
+    obj = s.astype(object).where(s.notna(), None)
+    blank = obj.map(lambda v: v is None or (isinstance(v, str) and v.strip() == ""))
+    values = pd.to_numeric(obj.where(~blank, None), errors="coerce")
+    bad = obj[values.isna() & ~blank].tolist()
+    return values.astype("float64").reset_index(drop=True), bad
