@@ -50,6 +50,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: rows of the training features kept as the drift reference
 REFERENCE_ROWS = 5000
 REFERENCE_FILE = "reference.parquet"
+#: the targets of the reference rows (compression checks a variant against the original on them)
+REFERENCE_LABELS_FILE = "reference_labels.parquet"
 #: libraries whose versions a model version records
 LIBRARIES = ("metalearn", "scikit-learn", "numpy", "pandas", "scipy", "lightgbm", "xgboost", "catboost", "skops",
              "onnxruntime")
@@ -178,6 +180,7 @@ class ModelRegistry:
         parent_version: int | None = None,
         info: Mapping[str, Any] | None = None,
         cv_metrics: Mapping[str, float | None] | None = None,
+        signature: Signature | None = None,
     ) -> ModelVersionRecord:
         """Register ``model`` (fitted on ``dataset``) as the next version of ``name``; nothing is promoted.
 
@@ -187,7 +190,7 @@ class ModelRegistry:
             raise InputError(f"only a fitted metalearn model can be registered, got {type(model).__name__}")
         task = dataset.task
         metric = get_metric(task.metric, task.kind)
-        signature = Signature.of(dataset)
+        signature = signature or Signature.of(dataset)
         version = self.store.next_version(name)
         if parent_version is not None:
             self.store.get_version(name, parent_version)
@@ -195,9 +198,12 @@ class ModelRegistry:
         staging = self.root / name / f".staging-{version}-{uuid.uuid4().hex[:8]}"
         try:
             artifact = write_artifact(model, staging)  # refuses unsafe models before anything is written
-            ref = dataset.X if dataset.n_rows <= REFERENCE_ROWS else dataset.X.sample(REFERENCE_ROWS, random_state=0)
+            rows = np.arange(dataset.n_rows) if dataset.n_rows <= REFERENCE_ROWS else np.sort(
+                np.random.default_rng(0).choice(dataset.n_rows, REFERENCE_ROWS, replace=False))
             ref_path = staging / REFERENCE_FILE
-            ref.reset_index(drop=True).to_parquet(ref_path)
+            dataset.X.iloc[rows].reset_index(drop=True).to_parquet(ref_path)
+            labels_path = staging / REFERENCE_LABELS_FILE
+            dataset.y.iloc[rows].reset_index(drop=True).to_parquet(labels_path)
             refit = _refit_metrics(model, dataset)
             meta: dict[str, Any] = {
                 "task": task.to_dict(),
@@ -208,7 +214,8 @@ class ModelRegistry:
                 "metafeatures": _metafeatures(self.kb, dataset),
                 "libraries": library_versions(),
                 "trusted_types": artifact["trusted_types"],
-                "reference": {"file": REFERENCE_FILE, "rows": len(ref), "sha256": _sha(ref_path)},
+                "reference": {"file": REFERENCE_FILE, "rows": len(rows), "sha256": _sha(ref_path),
+                              "labels_file": REFERENCE_LABELS_FILE, "labels_sha256": _sha(labels_path)},
                 "model": _describe(model),
                 **dict(info or {}),
             }
@@ -327,12 +334,14 @@ class ModelRegistry:
                 self._cache.popitem(last=False)
         return model
 
-    def reference(self, record: ModelVersionRecord) -> pd.DataFrame:
+    def reference(self, record: ModelVersionRecord, labels: bool = False) -> pd.DataFrame:
+        """The sample of the training features kept with the version (``labels``: their targets)."""
         ref = record.info.get("reference") or {}
-        path = self.root / record.name / str(record.version) / str(ref.get("file", REFERENCE_FILE))
-        if not path.is_file() or (ref.get("sha256") and _sha(path) != ref["sha256"]):
+        file, digest = ("labels_file", "labels_sha256") if labels else ("file", "sha256")
+        path = self.root / record.name / str(record.version) / str(ref.get(file, ""))
+        if not ref.get(file) or not path.is_file() or _sha(path) != ref.get(digest):
             raise ArtifactError(
-                f"the drift reference of model {record.name!r} version {record.version} is missing or was modified "
+                f"the reference sample of model {record.name!r} version {record.version} is missing or was modified "
                 f"({path}): restore it or register the model again"
             )
         return pd.read_parquet(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ def optimize(
     should_stop: Callable[[], bool] | None = None,
     search_id: str | None = None,
     started: float | None = None,
+    seed_configs: Sequence[Any] = (),
 ) -> OptimizeOutcome:
     """Warm-started search on ``dataset``: meta-features -> recommendations -> SMAC -> refit.
 
@@ -55,6 +56,9 @@ def optimize(
     the data), so that the summary's ``seconds`` is the whole job; by default, the call of ``optimize``.
     ``timings`` in the summary splits it: ``before`` (the caller's part, e.g. loading), ``metafeatures``,
     ``recommendations``, ``search``, ``refit`` and ``write`` (the model file).
+
+    ``seed_configs`` (objects with ``config_id``, ``values``, ``rank``, ``sources``, like recommendations) are
+    tried first, before the recommendations: retraining a registered model starts from its configurations.
 
     ``model`` is None when no configuration succeeded (at full budget); ``summary["model"]`` says why,
     and lists the targets the refit model predicts as constants (``constant_targets``).
@@ -93,6 +97,8 @@ def optimize(
             from metalearn.metalearning.composed import COMPOSED_NOTE
 
             status(COMPOSED_NOTE)
+    if seed_configs:
+        recs = [*seed_configs, *recs]
     t = lap("recommendations", t)
     status("searching")
     pool = OOFPool.for_task(dataset.task) if settings.ensemble and refit else None  # out-of-fold predictions
