@@ -1,0 +1,140 @@
+"""Drift checks of a registered version: data drift (its logged inputs against the training reference
+kept with it) and concept drift (labelled feedback against its cross-validated score). A check sets or
+clears the version's ``data_drift`` / ``concept_drift`` flags in the registry, so ``models show``, the
+API and the metrics say when a threshold was crossed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metalearn.data.prediction import Prediction
+from metalearn.kb.model_store import FlagRecord, ModelVersionRecord, PredictionRecord
+from metalearn.monitoring.drift import DriftThresholds, concept_drift, data_drift
+from metalearn.monitoring.report import render_drift_report
+from metalearn.registry.registry import ModelRegistry, check_name
+
+#: the newest logged inputs a data-drift check compares with the reference
+DATA_WINDOW = 2000
+#: labelled predictions per rolling window of the concept-drift check
+CONCEPT_WINDOW = 200
+
+
+def _version(registry: ModelRegistry, name: str, version: int | None) -> ModelVersionRecord:
+    check_name(name)
+    if version is not None or "live" in registry.store.aliases(name):
+        return registry.resolve(name, version)
+    versions = registry.store.list_versions(name)
+    if not versions:
+        return registry.resolve(name)  # raises: unknown model
+    return versions[-1]
+
+
+def logged_inputs(records: Sequence[PredictionRecord], columns: Sequence[str]) -> pd.DataFrame:
+    """The logged input rows as a frame with the training columns."""
+    return pd.DataFrame([r.features for r in records], columns=list(columns))
+
+
+def logged_prediction(records: Sequence[PredictionRecord], targets: Sequence[str],
+                      classes: Sequence[Sequence[Any] | None]) -> Prediction:
+    """The logged outputs as a :class:`Prediction` (probability columns in the order of ``classes``)."""
+    values, probas, out_classes = [], [], []
+    for t, cls in zip(targets, classes, strict=True):
+        values.append(np.asarray([r.outputs["predictions"].get(t) for r in records], dtype=object))
+        if cls is None:
+            values[-1] = values[-1].astype(np.float64)
+            probas.append(None)
+            out_classes.append(None)
+            continue
+        keys = [str(c) for c in cls]
+        p = np.asarray([[float((r.outputs.get("probabilities", {}).get(t) or {}).get(k, 0.0)) for k in keys]
+                        for r in records], dtype=np.float64)
+        probas.append(p)
+        out_classes.append(np.asarray(list(cls), dtype=object))
+    return Prediction(values=values, probas=probas, classes=out_classes)
+
+
+def check_drift(
+    registry: ModelRegistry,
+    name: str,
+    version: int | None = None,
+    thresholds: DriftThresholds | Mapping[str, Any] | None = None,
+    *,
+    window: int = DATA_WINDOW,
+    concept_window: int = CONCEPT_WINDOW,
+    update_flags: bool = True,
+) -> dict[str, Any]:
+    """Check ``name`` (``version``, default the live one, else the latest) for data and concept drift; set
+    or clear its flags (unless ``update_flags`` is false). JSON-ready result: ``name``, ``version``,
+    ``data`` (:func:`~metalearn.monitoring.drift.data_drift` of the newest ``window`` logged inputs),
+    ``concept`` (:func:`~metalearn.monitoring.drift.concept_drift` of the labelled predictions, None without
+    feedback or a training score), ``flags`` (set on the version after the check), ``checked_at``."""
+    record = _version(registry, name, version)
+    signature = registry.signature(record)
+    reference = registry.reference(record)
+    recent = registry.store.recent_predictions(name, record.version, limit=window)
+    current = logged_inputs(recent, signature.names)
+    data = data_drift(reference, current, signature.categorical, thresholds)
+    concept = None
+    pairs = registry.store.feedback(name, record.version)
+    training = record.info.get("cv_score")
+    if training is None:
+        training = (record.info.get("metrics") or {}).get("cv", {}).get(record.metric)
+    if pairs and training is not None:
+        task = registry.task(record)
+        preds = [p for p, _ in pairs]
+        labels = pd.DataFrame([{t: f.labels.get(t) for t in task.targets} for _, f in pairs], columns=list(task.targets))
+        prediction = logged_prediction(preds, task.targets, [t.classes for t in signature.targets])
+        concept = concept_drift(labels, prediction, task=task, training_score=float(training),
+                                window=concept_window, thresholds=thresholds)
+    flags: list[str] = []
+    if update_flags:
+        flags = _update_flags(registry, record, data, concept)
+    else:
+        flags = [f.flag for f in registry.store.flags(name, record.version)]
+    return {"name": name, "version": record.version, "data": data, "concept": concept, "flags": flags,
+            "checked_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+
+
+def _update_flags(registry: ModelRegistry, record: ModelVersionRecord, data: dict[str, Any],
+                  concept: dict[str, Any] | None) -> list[str]:
+    """Set a flag for each check that crossed its threshold, clear it for one that ran and did not; a check
+    without enough data leaves its flag as it was."""
+    store = registry.store
+    checks = {"data_drift": data, "concept_drift": concept}
+    for flag, result in checks.items():
+        if result is None or result.get("status") != "ok":
+            continue
+        if result.get("drifted"):
+            detail = {"reason": result.get("reason"), "checked_rows": result.get("n_current", result.get("n_rows"))}
+            if flag == "data_drift":
+                detail.update(share_drifted=result.get("share_drifted"),
+                              metafeature_distance=result.get("metafeature_distance"))
+            else:
+                detail.update(latest_score=result.get("latest_score"), training_score=result.get("training_score"),
+                              relative_degradation=result.get("relative_degradation"))
+            store.set_flag(FlagRecord(record.name, record.version, flag, detail))
+        else:
+            store.clear_flag(record.name, record.version, flag)
+    return [f.flag for f in store.flags(record.name, record.version)]
+
+
+def drift_report_html(
+    registry: ModelRegistry,
+    name: str,
+    version: int | None = None,
+    thresholds: DriftThresholds | Mapping[str, Any] | None = None,
+) -> str:
+    """The human drift page of a version (plots of the most drifted features, the rolling metric)."""
+    result = check_drift(registry, name, version, thresholds)
+    record = registry.store.get_version(name, result["version"])
+    signature = registry.signature(record)
+    reference = registry.reference(record)
+    recent = registry.store.recent_predictions(name, record.version, limit=DATA_WINDOW)
+    return render_drift_report(name, record.version, result["data"], result["concept"], reference,
+                               logged_inputs(recent, signature.names))
