@@ -32,16 +32,20 @@ from metalearn.data.errors import MetaLearnError
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
 from metalearn.metalearning.advisor import Advisor
+from metalearn.registry.registry import LogSettings, ModelRegistry
 from metalearn.service.deps import DocsAccess
 from metalearn.service.errors import http_status
 from metalearn.service.limits import BodyLimitMiddleware, json_body_error
 from metalearn.service.metrics import MetricsMiddleware, ServiceMetrics, route_of
+from metalearn.service.modeljobs import ModelJobManager
 from metalearn.service.openapi import allowed_methods, conform_openapi
+from metalearn.service.predictionlog import PredictionLogWriter
 from metalearn.service.routers import (
     configurations,
     datasets,
     health,
     metafeatures,
+    models,
     recommendations,
     searches,
 )
@@ -60,8 +64,10 @@ Meta-learning warm-start AutoML as a service.
 * **Searches**: upload a dataset and run a warm-started SMAC search in the background; every trial is
   written to the knowledge base.
 * **Knowledge base**: browse datasets, their runs and configurations.
+* **Models**: the registry of search results: versions, aliases (promote, rollback), predictions with a
+  prediction log, feedback, drift checks and retraining.
 
-Write endpoints (uploads, searches) need an `X-API-Key` header holding one of the server's
+Write endpoints (uploads, searches, model changes, predictions and feedback) need an `X-API-Key` header holding one of the server's
 `METALEARN_API_KEYS`; with `METALEARN_PROTECT_READS=1` reads and these docs do too
 (`METALEARN_PROTECT_DOCS` overrides the docs'). Errors are `{"detail": "..."}` with a one-line message.
 """
@@ -127,7 +133,19 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
         # cyclic garbage collector's full passes (which otherwise walk them, pausing requests)
         gc.collect()
         gc.freeze()
-        manager = SearchManager(store, settings, metrics, on_kb_change=refresher.refresh)
+        registry = ModelRegistry(
+            store,
+            root=settings.models_dir,
+            log=LogSettings(sample=settings.prediction_log_sample, keep=settings.prediction_log_keep),
+        )
+        prediction_log = PredictionLogWriter(
+            registry.write_log,
+            interval=settings.prediction_log_flush_seconds,
+            batch_rows=settings.prediction_log_flush_rows,
+            on_dropped=metrics.log_dropped.inc,
+        )
+        manager = SearchManager(store, settings, metrics, on_kb_change=refresher.refresh, registry=registry)
+        model_jobs = ModelJobManager(registry, settings, on_kb_change=refresher.refresh)
         if kb is None:
             stale = await run_in_threadpool(manager.recover_stale)
             if stale:
@@ -137,13 +155,20 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
         app.state.advisor = advisor
         app.state.searches = manager
         app.state.refresher = refresher
+        app.state.registry = registry
+        app.state.prediction_log = prediction_log
+        app.state.model_jobs = model_jobs
         refresher.start()
+        prediction_log.start()
         try:
             yield
         finally:
             refresher.stop()
             await run_in_threadpool(manager.shutdown)
+            await run_in_threadpool(model_jobs.shutdown)
+            await run_in_threadpool(prediction_log.close)  # the buffered log reaches the KB before it closes
             app.state.searches = app.state.advisor = app.state.kb = None
+            app.state.registry = app.state.prediction_log = app.state.model_jobs = None
             if kb is None:
                 store.close()
 
@@ -182,12 +207,14 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.kb = app.state.advisor = app.state.searches = None
+    app.state.registry = app.state.prediction_log = app.state.model_jobs = None
 
     # middleware: the last added runs first, so metrics see the 413s of the body limit too
     app.add_middleware(
         BodyLimitMiddleware,
         max_upload_bytes=settings.max_upload_bytes,
         max_json_bytes=settings.max_json_bytes,
+        json_overrides=[(r"^/models/[^/]+/predict$", settings.max_predict_bytes, "METALEARN_MAX_PREDICT_BYTES")],
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
@@ -235,6 +262,6 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
             status_code=500, content={"detail": f"internal server error (incident {incident}); it was logged"}
         )
 
-    for module in (health, recommendations, metafeatures, searches, datasets, configurations, kb_router):
+    for module in (health, recommendations, metafeatures, searches, models, datasets, configurations, kb_router):
         app.include_router(module.router)
     return app

@@ -17,7 +17,10 @@ from fastapi.security import APIKeyHeader
 
 from metalearn.kb.base import KnowledgeBase
 from metalearn.metalearning.advisor import Advisor
+from metalearn.registry.registry import ModelRegistry
 from metalearn.service.metrics import ServiceMetrics
+from metalearn.service.modeljobs import ModelJobManager
+from metalearn.service.predictionlog import PredictionLogWriter
 from metalearn.service.searches import SearchManager
 from metalearn.service.settings import Settings
 
@@ -65,6 +68,24 @@ async def get_searches(request: Request) -> SearchManager:
     return searches
 
 
+async def get_registry(request: Request) -> ModelRegistry:
+    registry = _state(request, "registry")
+    assert isinstance(registry, ModelRegistry)
+    return registry
+
+
+async def get_prediction_log(request: Request) -> PredictionLogWriter:
+    writer = _state(request, "prediction_log")
+    assert isinstance(writer, PredictionLogWriter)
+    return writer
+
+
+async def get_model_jobs(request: Request) -> ModelJobManager:
+    jobs = _state(request, "model_jobs")
+    assert isinstance(jobs, ModelJobManager)
+    return jobs
+
+
 async def get_metrics(request: Request) -> ServiceMetrics:
     metrics = _state(request, "metrics")
     assert isinstance(metrics, ServiceMetrics)
@@ -82,6 +103,9 @@ KBDep = Annotated[KnowledgeBase, Depends(get_kb)]
 AdvisorDep = Annotated[Advisor, Depends(get_advisor)]
 SearchesDep = Annotated[SearchManager, Depends(get_searches)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+PredictionLogDep = Annotated[PredictionLogWriter, Depends(get_prediction_log)]
+ModelJobsDep = Annotated[ModelJobManager, Depends(get_model_jobs)]
 ApiKeyDep = Annotated[str | None, Security(api_key_scheme)]
 
 
@@ -113,6 +137,12 @@ def check_api_key(settings: Settings, key: str | None, what: str) -> None:
 async def require_write_access(settings: SettingsDep, key: ApiKeyDep) -> None:
     """Writes (uploads, searches) always need a key."""
     check_api_key(settings, key, "uploads and searches")
+
+
+async def require_model_write_access(settings: SettingsDep, key: ApiKeyDep) -> None:
+    """The registry's writes (promote, rollback, delete, retrain) and its serving (predictions and their
+    feedback, which write the prediction log) always need a key."""
+    check_api_key(settings, key, "model changes and predictions")
 
 
 #: The key of a read: its own scheme name marks the reads in the OpenAPI schema, where
@@ -149,6 +179,7 @@ def has_valid_key(request: Request, settings: Settings) -> bool:
 
 
 WriteAccess = Depends(require_write_access)
+ModelWriteAccess = Depends(require_model_write_access)
 ReadAccess = Depends(require_read_access)
 DocsAccess = Depends(require_docs_access)
 

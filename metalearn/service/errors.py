@@ -21,6 +21,7 @@ from metalearn.data.errors import (
     SearchError,
     most_specific,
 )
+from metalearn.registry.signature import SchemaError
 from metalearn.service.searches import SearchConflictError, SearchesDisabledError, TooManySearchesError
 
 #: HTTP status of an error class (and of its subclasses without an entry of their own)
@@ -32,6 +33,7 @@ HTTP_STATUSES: dict[type[BaseException], int] = {
     SearchConflictError: 409,
     ConflictError: 409,
     ArtifactError: 422,
+    SchemaError: 422,  # well-formed rows that do not fit the model's training schema
     CompressionError: 422,
     TooManySearchesError: 429,
     SearchError: 500,

@@ -2,7 +2,8 @@
 
 A declared ``Content-Length`` above the limit is refused without handing the request to the app; a
 body without one (chunked) is counted chunk by chunk and refused as soon as it passes the limit.
-Multipart (upload) requests get ``max_upload_bytes``, every other body ``max_json_bytes``.
+Multipart (upload) requests get ``max_upload_bytes``, every other body ``max_json_bytes``, except the
+JSON bodies of the paths matching ``json_overrides`` (prediction requests: ``max_predict_bytes``).
 
 Before answering, the rest of the body is read and discarded ("lingering close", bounded to twice the
 limit or 16 MiB, and 5 seconds): a client that sends its whole body before reading the answer (most do) would
@@ -21,6 +22,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -65,10 +67,18 @@ def _human(n: int) -> str:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_upload_bytes: int,
+        max_json_bytes: int,
+        json_overrides: Sequence[tuple[str, int, str]] = (),
+    ) -> None:
+        """``json_overrides``: (path regex, limit, the setting's env name) for JSON bodies of other sizes."""
         self.app = app
         self.max_upload_bytes = max_upload_bytes
         self.max_json_bytes = max_json_bytes
+        self.json_overrides = [(re.compile(p), n, env) for p, n, env in json_overrides]
 
     def _limit_for(self, scope: Scope) -> tuple[int, str]:
         content_type = ""
@@ -78,6 +88,10 @@ class BodyLimitMiddleware:
                 break
         if content_type.startswith("multipart/"):
             return self.max_upload_bytes, "uploads are limited to {limit} (METALEARN_MAX_UPLOAD_BYTES)"
+        path = scope.get("path", "")
+        for pattern, limit, env in self.json_overrides:
+            if pattern.match(path):
+                return limit, f"request bodies here are limited to {{limit}} ({env})"
         return self.max_json_bytes, "request bodies are limited to {limit} (METALEARN_MAX_JSON_BYTES)"
 
     @staticmethod

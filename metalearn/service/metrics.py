@@ -6,6 +6,14 @@
 * ``metalearn_unhandled_exceptions_total{route}`` — bugs that produced a generic 500;
 * ``metalearn_searches_running`` / ``metalearn_searches_pending`` — the search worker pool;
 * ``metalearn_searches_finished_total{status}`` — finished searches by outcome;
+* ``metalearn_model_predictions_total{model,version}`` — rows predicted by each registered model version;
+* ``metalearn_model_request_duration_seconds{model,version}`` — latency of its prediction requests;
+* ``metalearn_model_errors_total{model,version,status}`` — refused / failed prediction requests (``version``
+  is empty when no version was resolved; ``model`` is ``<unknown>`` for a name the registry does not hold);
+* ``metalearn_model_drift_share{model,version}``, ``metalearn_model_drift_metafeature_distance{model,version}``,
+  ``metalearn_model_concept_drift_change{model,version}`` (relative degradation of the score on feedback) and ``metalearn_model_drift_flag{model,version,flag}``
+  (0/1) — the latest drift check of a version (set when ``GET /models/{name}/drift`` runs);
+* ``metalearn_prediction_log_dropped_total`` — logged predictions dropped because the log buffer was full;
 * ``metalearn_kb_*`` — KB sizes (``metalearn_kb_runs``, ``metalearn_kb_datasets_by_kind{group}`` ...), read
   from ``kb.stats()`` when scraped (cached for a few seconds).
 """
@@ -113,6 +121,54 @@ class ServiceMetrics:
         self.searches_finished = Counter(
             "metalearn_searches_finished", "Finished searches by outcome", ["status"], registry=self.registry
         )
+        self.model_predictions = Counter(
+            "metalearn_model_predictions",
+            "Rows predicted by a registered model version",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.model_latency = Histogram(
+            "metalearn_model_request_duration_seconds",
+            "Latency of the prediction requests of a model version (whole request handling)",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_errors = Counter(
+            "metalearn_model_errors",
+            "Prediction requests refused or failed, by status",
+            ["model", "version", "status"],
+            registry=self.registry,
+        )
+        self.drift_share = Gauge(
+            "metalearn_model_drift_share",
+            "Share of the features with data drift at the latest drift check",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.drift_distance = Gauge(
+            "metalearn_model_drift_metafeature_distance",
+            "Meta-feature distance between the training data and the recent inputs at the latest drift check",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.concept_change = Gauge(
+            "metalearn_model_concept_drift_change",
+            "Relative change of the score on labelled feedback vs the training score (latest drift check)",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.drift_flag = Gauge(
+            "metalearn_model_drift_flag",
+            "1 when the version carries the drift flag after the latest drift check, else 0",
+            ["model", "version", "flag"],
+            registry=self.registry,
+        )
+        self.log_dropped = Counter(
+            "metalearn_prediction_log_dropped",
+            "Logged predictions dropped because the prediction log buffer was full",
+            registry=self.registry,
+        )
         self._kb_collector: KBCollector | None = None
 
     def watch_kb(self, stats: Callable[[], dict[str, Any]]) -> None:
@@ -120,6 +176,23 @@ class ServiceMetrics:
             self.registry.unregister(self._kb_collector)
         self._kb_collector = KBCollector(stats)
         self.registry.register(self._kb_collector)
+
+    def observe_drift(self, name: str, version: int, report: dict[str, Any], flags: tuple[str, ...]) -> None:
+        """Set the drift gauges of ``name`` ``version`` from a ``check_drift`` report (``flags``: every flag
+        a version may carry; each gauge is 1 when the report lists it)."""
+        v = str(version)
+        data = report.get("data") or {}
+        concept = report.get("concept") or {}
+        for gauge, value in (
+            (self.drift_share, data.get("share_drifted")),
+            (self.drift_distance, data.get("metafeature_distance")),
+            (self.concept_change, _relative_change(concept)),
+        ):
+            if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+                gauge.labels(name, v).set(float(value))
+        raised = set(report.get("flags") or ())
+        for flag in flags:
+            self.drift_flag.labels(name, v, flag).set(1.0 if flag in raised else 0.0)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -129,6 +202,15 @@ class ServiceMetrics:
         self.requests.labels(method, route, str(status)).inc()
         if status >= 400:
             self.errors.labels(method, route, f"{status // 100}xx").inc()
+
+
+def _relative_change(concept: dict[str, Any]) -> float | None:
+    """The concept-drift check's relative change of the score against the training score (its
+    ``relative_degradation``: positive when the recent score is worse)."""
+    value = concept.get("relative_degradation")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def route_of(scope: Scope) -> str:

@@ -269,6 +269,13 @@ class Incumbent(BaseModel):
     values: dict[str, Any] | None = None
 
 
+class RegisteredVersionOut(BaseModel):
+    """The model version a search registers its final model as (``version`` null until it is stored)."""
+
+    name: str
+    version: int | None = None
+
+
 class SearchSummaryOut(BaseModel):
     search_id: str
     dataset_id: str
@@ -284,6 +291,10 @@ class SearchSummaryOut(BaseModel):
     updated_at: UtcDatetime | None = None
     started_at: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
+    model: RegisteredVersionOut | None = Field(
+        default=None,
+        description="The model version the search registered its final model as (searches started with 'register').",
+    )
 
 
 class SearchOut(SearchSummaryOut):

@@ -5,6 +5,10 @@ before any trial runs), then runs :func:`metalearn.search.automl.optimize` in a 
 every trial to the KB and the search's final status. The manager keeps the live state (trials so far,
 incumbent) in memory for ``GET /searches/{id}``; searches of earlier server runs are read back from the
 KB (their trials from the runs table). Cancellation sets an event the search polls between trials.
+
+A search submitted with ``register=NAME`` refits its final model (the best pipeline, or the post-hoc ensemble
+when it wins) and registers it in the model registry as the next version of ``NAME`` (never promoted); the
+search's status says which version (``model``), and stays ``running`` until the version is stored.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from metalearn.data.numbers import finite_or_none
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.owners import UNFINISHED, count_runs, current_owner, interrupted
 from metalearn.kb.records import SearchRecord, dataset_record, utcnow
+from metalearn.registry.registry import ModelRegistry
 from metalearn.search.loop import Trial
 from metalearn.search.settings import SearchSettings
 from metalearn.service.metrics import ServiceMetrics
@@ -59,6 +64,8 @@ class SearchJob:
     metric: str
     settings: SearchSettings
     dataset: Dataset | None
+    register: str | None = None
+    model_version: int | None = None
     status: str = "pending"
     error: str = ""
     trials: list[Trial] = field(default_factory=list)
@@ -103,6 +110,11 @@ class SearchJob:
             "updated_at": self.updated_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "model": (
+                {"name": self.register, "version": self.model_version}
+                if self.register is not None
+                else None
+            ),
         }
         if with_trials:
             out["settings"] = self.settings.to_dict()
@@ -135,8 +147,10 @@ class SearchManager:
         settings: Settings,
         metrics: ServiceMetrics | None = None,
         on_kb_change: Callable[[str], None] | None = None,
+        registry: ModelRegistry | None = None,
     ) -> None:
         self.kb = kb
+        self.registry = registry
         self.settings = settings
         self.metrics = metrics
         self.on_kb_change = on_kb_change
@@ -193,10 +207,17 @@ class SearchManager:
             offset += 500
 
     # -- submit / run -------------------------------------------------------------------------------
-    def submit(self, dataset: Dataset, search_settings: SearchSettings) -> SearchJob:
+    def submit(self, dataset: Dataset, search_settings: SearchSettings, register: str | None = None) -> SearchJob:
         """Store the dataset and a pending search, and queue it. A metric that is not one of the task
-        kind's raises ``InputError`` first (nothing stored)."""
+        kind's raises ``InputError`` first (nothing stored). ``register``: the model name its final model is
+        registered under (a new version, not promoted)."""
         check_metric(dataset.task.kind, dataset.task.metric)
+        if register is not None:
+            from metalearn.registry.registry import check_name
+
+            check_name(register)
+            if self.registry is None:
+                raise SearchesDisabledError("this server has no model registry; submit the search without 'register'")
         if not self.enabled:
             raise SearchesDisabledError(
                 "this server opened its knowledge base read-only, so it cannot run searches; "
@@ -219,6 +240,7 @@ class SearchManager:
                 metric=dataset.task.metric,
                 settings=search_settings,
                 dataset=dataset,
+                register=register,
             )
             self._jobs[job.search_id] = job
         try:
@@ -294,12 +316,13 @@ class SearchManager:
         self._persist(job)
         self._update_gauges()
         status, error = "failed", ""
+        dataset = job.dataset
         try:
             outcome = optimize(
-                job.dataset,
+                dataset,
                 kb=self.kb,
                 settings=job.settings,
-                refit=False,
+                refit=job.register is not None,  # the final model is fitted only to be registered
                 on_trial=job.add_trial,
                 should_stop=job.cancel.is_set,
                 search_id=job.search_id,
@@ -307,6 +330,8 @@ class SearchManager:
             status = outcome.result.status if outcome.result.status in FINISHED else "done"
             if status == "cancelled":
                 error = "cancelled by request"
+            elif job.register is not None:
+                error = self._register(job, outcome, dataset)
         except MetaLearnError as exc:
             status, error = ("cancelled", str(exc)) if job.cancel.is_set() else ("failed", str(exc))
         except Exception as exc:  # the search crashed: record it, keep the worker alive
@@ -319,6 +344,29 @@ class SearchManager:
                     self.on_kb_change(job.kind)
                 except Exception:
                     log.exception("refreshing the recommender after search %s failed", job.search_id)
+
+    def _register(self, job: SearchJob, outcome: Any, dataset: Dataset) -> str:
+        """Register the search's final model as the next version of ``job.register``; the error text
+        (empty when it was registered)."""
+        name = str(job.register)
+        try:
+            if self.registry is None:
+                raise SearchesDisabledError("this server has no model registry")
+            if getattr(outcome, "model", None) is None:
+                reason = ((getattr(outcome, "summary", None) or {}).get("model") or {}).get("missing_reason")
+                return f"the search produced no model to register as {name!r}: {reason or 'no configuration succeeded'}"
+            record = self.registry.register_outcome(name, outcome, dataset)
+        except MetaLearnError as exc:
+            return f"the search finished but its model was not registered as {name!r}: {exc}"
+        except Exception as exc:
+            log.exception("registering the model of search %s failed", job.search_id)
+            return (
+                f"the search finished but its model was not registered as {name!r}: "
+                f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            )
+        with job.lock:
+            job.model_version = record.version
+        return ""
 
     # -- queries ------------------------------------------------------------------------------------
     def job(self, search_id: str) -> SearchJob | None:
@@ -380,6 +428,7 @@ class SearchManager:
             "updated_at": rec.updated_at,
             "started_at": None,
             "finished_at": rec.updated_at if rec.status in FINISHED else None,
+            "model": self._registered_by(rec.search_id) if with_trials else None,
         }
         if with_trials:
             runs = self.kb.list_runs(search_id=rec.search_id)
@@ -419,6 +468,19 @@ class SearchManager:
             out["trials"] = trials
             out["trajectory"] = [t["best_score"] for t in trials]
         return out
+
+    def _registered_by(self, search_id: str) -> dict[str, Any] | None:
+        """The model version a search of an earlier server run registered (None when it registered none)."""
+        if self.registry is None:
+            return None
+        try:
+            for name in self.registry.store.list_models():
+                for v in self.registry.store.list_versions(name, include_deleted=True):
+                    if v.search_id == search_id and v.variant == "search":
+                        return {"name": v.name, "version": v.version}
+        except Exception:  # the status of a search never fails because of the registry
+            log.exception("could not look up the model version of search %s", search_id)
+        return None
 
     # -- cancel / shutdown --------------------------------------------------------------------------
     def cancel(self, search_id: str) -> dict[str, Any]:

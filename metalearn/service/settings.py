@@ -88,6 +88,37 @@ class Settings(BaseSettings):
         default=200, ge=1, description="Finished searches whose trial details are kept in memory."
     )
 
+    # -- model registry --------------------------------------------------------------------------------
+    models_dir: str | None = Field(
+        default=None,
+        description="Directory of the registered models' artifacts (default: '<kb file stem>.models' beside the "
+        "KB file; a temporary directory for an in-memory KB).",
+    )
+    max_predict_rows: int = Field(
+        default=10_000, ge=1, le=100_000, description="Most rows one prediction request may send (more: 413)."
+    )
+    max_predict_bytes: int = Field(
+        default=16 * MIB, ge=1024, description="Largest JSON body of a prediction request (uploads: max_upload_bytes)."
+    )
+    prediction_log_sample: float = Field(
+        default=1.0, ge=0.0, le=1.0,
+        description="Share of predicted rows written to the prediction log (only logged rows can get feedback).",
+    )
+    prediction_log_keep: int = Field(
+        default=100_000, ge=0, description="Logged predictions kept per model (older ones go, with their feedback)."
+    )
+    prediction_log_flush_seconds: float = Field(
+        default=0.5, gt=0.0, le=60.0, description="How often the buffered prediction log is written to the KB."
+    )
+    prediction_log_flush_rows: int = Field(
+        default=1000, ge=1, description="Buffered logged rows that trigger a write before the interval is up."
+    )
+    drift_thresholds: dict[str, float | int | str] | None = Field(
+        default=None,
+        description='Thresholds of the drift checks (JSON in the env, e.g. {"drifted_share": 0.3, "psi": 0.2}; '
+        "names as metalearn.monitoring.drift.DriftThresholds); default: the monitor's own.",
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
@@ -97,6 +128,15 @@ class Settings(BaseSettings):
             return [k.strip() for k in value.split(",") if k.strip()]
         if isinstance(value, list | tuple | set):
             return [k for k in value if str(k.get_secret_value() if isinstance(k, SecretStr) else k).strip()]
+        return value
+
+    @field_validator("drift_thresholds")
+    @classmethod
+    def _check_thresholds(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:  # a bad name or value stops the server at start-up, naming it
+            from metalearn.monitoring.drift import DriftThresholds
+
+            DriftThresholds.from_dict(value)
         return value
 
     def key_values(self) -> list[str]:

@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated
 
+import pandas as pd
 from fastapi import File, Form, HTTPException, UploadFile
+from starlette.datastructures import UploadFile as AnyUploadFile
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import DataError, FileFormatError, MetaLearnError, TargetError
@@ -106,15 +108,10 @@ def split_targets(targets: Sequence[str] | None) -> list[str]:
     return out
 
 
-def read_upload(
-    file: UploadFile,
-    targets: Sequence[str] | None,
-    settings: Settings,
-    kind: str | None = None,
-    metric: str | None = None,
-) -> Dataset:
-    """Validate an uploaded data file into a Dataset. Runs in a worker thread (blocking I/O)."""
-    target_names = split_targets(targets)
+def read_frame(file: AnyUploadFile, settings: Settings, limits: ReadLimits | None = None) -> tuple[pd.DataFrame, str]:
+    """The table of an uploaded data file and its display name, read under ``limits`` (default: the
+    server's upload limits; a limit passed while the file streams is a 413). Runs in a worker thread."""
+    limits = limits or read_limits(settings)
     name, suffix = safe_name(file.filename)
     stream = file.file
     stream.seek(0)
@@ -137,7 +134,7 @@ def read_upload(
                 413, detail=f"the upload is {size} bytes; uploads are limited to {settings.max_upload_bytes}"
             )
         try:
-            frame = load_frame_file(path, read_limits(settings))
+            frame = load_frame_file(path, limits)
         except DataTooLargeError as err:
             raise _too_large(str(err).replace(path.name, f"{name}{suffix}")) from None
         except MetaLearnError as err:
@@ -146,6 +143,19 @@ def read_upload(
             raise
         except Exception as err:  # a parser failure the loader did not anticipate is still bad input
             raise FileFormatError(f"cannot read the uploaded file {name!r}: {_one_line(err)}") from None
+    return frame, name
+
+
+def read_upload(
+    file: UploadFile,
+    targets: Sequence[str] | None,
+    settings: Settings,
+    kind: str | None = None,
+    metric: str | None = None,
+) -> Dataset:
+    """Validate an uploaded data file into a Dataset. Runs in a worker thread (blocking I/O)."""
+    target_names = split_targets(targets)
+    frame, name = read_frame(file, settings)
     n_rows, n_cols = frame.shape
     if n_rows > settings.max_rows:
         raise HTTPException(

@@ -14,6 +14,7 @@ from metalearn.search.settings import PARAMS, SearchSettings, defaults
 from metalearn.service.deps import PageDep, ReadAccess, SearchesDep, SettingsDep, WriteAccess
 from metalearn.service.routers.recommendations import ERRORS
 from metalearn.service.schemas import ID_PATTERN, Message, Page, SearchCreated, SearchOut, SearchSummaryOut
+from metalearn.service.schemas_models import MODEL_NAME_PATTERN
 from metalearn.service.searches import SearchesDisabledError
 from metalearn.service.uploads import TargetsField, UploadField, read_upload
 
@@ -62,6 +63,15 @@ async def create_search(
     multi_fidelity: Annotated[bool, _form("multi_fidelity")] = _DEFAULTS["multi_fidelity"],
     ensemble: Annotated[bool, _form("ensemble")] = _DEFAULTS["ensemble"],
     workers: Annotated[int, _form("workers")] = _DEFAULTS["workers"],
+    register_as: Annotated[
+        str | None,
+        Form(
+            alias="register",
+            pattern=MODEL_NAME_PATTERN,
+            description="Register the final model (refit; the ensemble when it wins) as a new version of this "
+            "model name when the search finishes (not promoted); the search's status says which version.",
+        ),
+    ] = None,
 ) -> SearchCreated:
     """Returns 202 at once with the search id and a ``Location`` to poll; every trial goes to the KB."""
     if not searches.enabled:
@@ -101,7 +111,7 @@ async def create_search(
         check_metric(dataset.task.kind, dataset.task.metric)
     except InputError as exc:
         raise HTTPException(422, detail=str(exc)) from None
-    job = await run_in_threadpool(searches.submit, dataset, search_settings)
+    job = await run_in_threadpool(searches.submit, dataset, search_settings, register_as or None)
     location = str(request.url_for("get_search", search_id=job.search_id))
     response.headers["Location"] = location
     return SearchCreated(

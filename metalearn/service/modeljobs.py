@@ -1,0 +1,199 @@
+"""Background jobs of the model registry (retraining), run by a small worker pool outside the requests.
+
+``POST /models/{name}/retrain`` submits a job and answers 202 with its id at once; the job runs
+:func:`metalearn.registry.retrain.retrain` (a search warm-started from the model's configurations on the new
+data, registered as a new version that is never promoted) and ``GET /models/{name}/jobs/{job_id}`` follows
+it: its status, the stage it is at, and the version it registered. Jobs live in memory (the versions they
+register are in the KB); a job a stopped server left unfinished is gone, its trials are in the KB.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import MetaLearnError, NotFoundError
+from metalearn.kb.records import utcnow
+from metalearn.registry.registry import ModelRegistry
+from metalearn.search.settings import SearchSettings
+from metalearn.service.searches import SearchConflictError, SearchesDisabledError, TooManySearchesError
+from metalearn.service.settings import Settings
+
+log = logging.getLogger("metalearn.api.models")
+
+FINISHED = ("done", "failed", "cancelled")
+
+
+@dataclass
+class ModelJob:
+    job_id: str
+    name: str
+    action: str
+    dataset_id: str
+    dataset_name: str
+    settings: SearchSettings
+    dataset: Dataset | None
+    parent_version: int | None = None
+    status: str = "pending"
+    stage: str = ""
+    version: int | None = None
+    error: str = ""
+    created_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    future: Future[None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def view(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "job_id": self.job_id,
+                "name": self.name,
+                "action": self.action,
+                "status": self.status,
+                "stage": self.stage,
+                "dataset_id": self.dataset_id,
+                "dataset_name": self.dataset_name,
+                "parent_version": self.parent_version,
+                "version": self.version,
+                "error": self.error,
+                "settings": self.settings.to_dict(),
+                "created_at": self.created_at,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+            }
+
+
+class ModelJobManager:
+    """Runs retraining jobs in a bounded pool (``search_workers`` threads; at most ``max_pending_searches``
+    waiting) and reports their state. Thread-safe."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        settings: Settings,
+        on_kb_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.on_kb_change = on_kb_change
+        self.enabled = not settings.kb_read_only
+        self._pool = ThreadPoolExecutor(max_workers=settings.search_workers, thread_name_prefix="metalearn-retrain")
+        self._jobs: OrderedDict[str, ModelJob] = OrderedDict()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit_retrain(
+        self, name: str, dataset: Dataset, search_settings: SearchSettings, parent_version: int | None
+    ) -> ModelJob:
+        if not self.enabled:
+            raise SearchesDisabledError(
+                "this server opened its knowledge base read-only, so it cannot retrain models; "
+                "start it without METALEARN_KB_READ_ONLY"
+            )
+        with self._lock:
+            if self._closed:
+                raise SearchesDisabledError("the server is shutting down; submit the retraining again later")
+            pending = sum(j.status == "pending" for j in self._jobs.values())
+            if pending >= self.settings.max_pending_searches:
+                raise TooManySearchesError(
+                    f"{pending} model jobs are already waiting for a worker; retry when some have finished "
+                    "(or raise METALEARN_MAX_PENDING_SEARCHES)"
+                )
+            job = ModelJob(
+                job_id=uuid.uuid4().hex[:16],
+                name=name,
+                action="retrain",
+                dataset_id=dataset.dataset_id,
+                dataset_name=dataset.name,
+                settings=search_settings,
+                dataset=dataset,
+                parent_version=parent_version,
+            )
+            self._jobs[job.job_id] = job
+            job.future = self._pool.submit(self._run, job)
+            finished = [jid for jid, j in self._jobs.items() if j.status in FINISHED]
+            for jid in finished[: max(0, len(finished) - self.settings.search_history)]:
+                del self._jobs[jid]
+        return job
+
+    def _set(self, job: ModelJob, **values: Any) -> None:
+        with job.lock:
+            for k, v in values.items():
+                setattr(job, k, v)
+
+    def _run(self, job: ModelJob) -> None:
+        from metalearn.registry.retrain import retrain
+
+        dataset = job.dataset
+        if job.cancel.is_set() or dataset is None:
+            self._set(job, status="cancelled", error="cancelled before it started", finished_at=utcnow(), dataset=None)
+            return
+        self._set(job, status="running", started_at=utcnow())
+        status, error, version = "failed", "", None
+        try:
+            record = retrain(
+                self.registry,
+                job.name,
+                dataset,
+                job.settings,
+                version=job.parent_version,
+                on_status=lambda text: self._set(job, stage=str(text)[:200]),
+                should_stop=job.cancel.is_set,
+            )
+            status, version = "done", record.version
+        except MetaLearnError as exc:
+            status = "cancelled" if job.cancel.is_set() else "failed"
+            error = str(exc)
+        except Exception as exc:  # a crash is reported, the worker stays alive
+            log.exception("retraining model %s (job %s) failed", job.name, job.job_id)
+            status, error = "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+        finally:
+            self._set(job, status=status, error=error, version=version, finished_at=utcnow(), dataset=None)
+            if self.on_kb_change is not None:
+                try:
+                    self.on_kb_change(str(dataset.task.kind))
+                except Exception:
+                    log.exception("refreshing the recommender after job %s failed", job.job_id)
+
+    def get(self, name: str, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None or job.name != name:
+            raise NotFoundError(
+                f"model {name!r} has no job {job_id!r} on this server (jobs are kept in memory until the server stops)"
+            )
+        return job.view()
+
+    def cancel(self, name: str, job_id: str) -> dict[str, Any]:
+        view = self.get(name, job_id)
+        with self._lock:
+            job = self._jobs[job_id]
+        if view["status"] in FINISHED:
+            raise SearchConflictError(f"job {job_id} already finished ({view['status']}); nothing to cancel")
+        job.cancel.set()
+        if job.future is not None and job.future.cancel():
+            self._set(job, status="cancelled", error="cancelled before it started", finished_at=utcnow(), dataset=None)
+        return job.view()
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            self._closed = True
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            if job.status not in FINISHED:
+                job.cancel.set()
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        for job in jobs:
+            if job.status == "pending":
+                self._set(job, status="cancelled", error="the server stopped before this job started",
+                          finished_at=utcnow(), dataset=None)

@@ -1,0 +1,562 @@
+"""The model registry over HTTP: registered models and their versions, aliases (promote, rollback),
+predictions (JSON rows or an uploaded file) with a buffered prediction log, feedback, drift checks and
+retraining.
+
+Reads follow ``METALEARN_PROTECT_READS``; changes, predictions and feedback need an API key. Prediction is
+the hot path: the version is resolved from the KB, the model comes from the registry's cache, and the
+logged rows go to :class:`~metalearn.service.predictionlog.PredictionLogWriter`, never straight to the KB.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Body, Form, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from metalearn.data.errors import ConflictError, InputError, MetaLearnError, NotFoundError
+from metalearn.data.loading import ReadLimits
+from metalearn.data.metrics import check_metric
+from metalearn.data.task import TaskKind
+from metalearn.kb.model_store import FLAGS, ModelVersionRecord, missing_model
+from metalearn.registry.registry import ModelRegistry, PredictionBatch, check_name
+from metalearn.search.settings import SearchSettings
+from metalearn.service.deps import (
+    MetricsDep,
+    ModelJobsDep,
+    ModelWriteAccess,
+    PageDep,
+    PredictionLogDep,
+    ReadAccess,
+    RegistryDep,
+    SettingsDep,
+)
+from metalearn.service.errors import http_status
+from metalearn.service.metrics import ServiceMetrics
+from metalearn.service.routers.searches import _DEFAULTS, _form
+from metalearn.service.schemas import Message, Page, json_safe
+from metalearn.service.schemas_models import (
+    MODEL_NAME_PATTERN,
+    AliasChangeOut,
+    DeletedVersionOut,
+    DriftOut,
+    FeedbackOut,
+    FeedbackRequest,
+    ModelDetailOut,
+    ModelJobCreated,
+    ModelJobOut,
+    ModelSummaryOut,
+    ModelVersionOut,
+    PredictOut,
+    PredictRequest,
+    PromoteRequest,
+    RollbackRequest,
+)
+from metalearn.service.settings import Settings
+from metalearn.service.uploads import EXPANSION_LIMIT, TargetsField, UploadField, read_frame, read_upload
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="Model name.")]
+VersionNumber = Annotated[int, Path(ge=1, le=2**31, description="Version number.")]
+VersionQuery = Annotated[
+    int | None, Query(ge=1, le=2**31, description="A version (default: the live one).")
+]
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9]{1,64}$", description="Job id.")]
+
+#: label of the per-model metrics for a name the registry does not hold (bounded label values)
+UNKNOWN_MODEL = "<unknown>"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": Message, "description": description}
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("Unknown model or version")}
+READ_ERRORS: dict[int | str, dict[str, Any]] = {**NOT_FOUND}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("Bad input (one-line message)"),
+    401: _error("Missing API key"),
+    403: _error("Invalid API key, or writes not configured"),
+    **NOT_FOUND,
+}
+
+
+def _version_out(v: dict[str, Any]) -> ModelVersionOut:
+    return ModelVersionOut.model_validate(json_safe(v))
+
+
+# ------------------------------------------------------------------------------------------ reading
+@router.get(
+    "",
+    response_model=Page[ModelSummaryOut],
+    dependencies=[ReadAccess],
+    summary="Registered models, by name",
+)
+def list_models(registry: RegistryDep, page: PageDep) -> Page[ModelSummaryOut]:
+    limit, offset = page
+    rows = registry.list_models()
+    items = [ModelSummaryOut.model_validate(r) for r in rows[offset : offset + limit]]
+    return Page[ModelSummaryOut](
+        items=items, limit=limit, offset=offset, next_offset=offset + limit if len(rows) > offset + limit else None
+    )
+
+
+@router.get(
+    "/{name}",
+    response_model=ModelDetailOut,
+    dependencies=[ReadAccess],
+    responses=READ_ERRORS,
+    summary="A model: its versions, aliases, flags, history and prediction-log counts",
+)
+def show_model(name: ModelName, registry: RegistryDep) -> ModelDetailOut:
+    return ModelDetailOut.model_validate(json_safe(registry.show(name)))
+
+
+@router.get(
+    "/{name}/versions/{version}",
+    response_model=ModelVersionOut,
+    dependencies=[ReadAccess],
+    responses=READ_ERRORS,
+    summary="One version: metrics, training schema, model, libraries, aliases and flags",
+)
+def get_version(name: ModelName, version: VersionNumber, registry: RegistryDep) -> ModelVersionOut:
+    store = registry.store
+    rec = store.get_version(name, version)
+    return _version_out(registry.version_dict(rec, store.aliases(name), store.flags(name, version)))
+
+
+# ------------------------------------------------------------------------------------------ aliases
+@router.post(
+    "/{name}/promote",
+    response_model=AliasChangeOut,
+    dependencies=[ModelWriteAccess],
+    responses={
+        **WRITE_ERRORS,
+        409: _error("The version is deleted"),
+        422: _error("The version's artifact is missing or was modified"),
+    },
+    summary="Point an alias (live, candidate) at a version",
+)
+def promote(name: ModelName, body: PromoteRequest, registry: RegistryDep) -> AliasChangeOut:
+    """Atomic: predictions answer with the old version until this returns, then with the new one. The
+    version is loaded (hash and trusted types checked) before the alias moves."""
+    rec = registry.store.get_version(name, body.version)
+    if rec.deleted:
+        raise ConflictError(
+            f"model {name!r} version {body.version} was deleted and cannot be promoted; promote a version "
+            "GET /models/{name} lists as not deleted"
+        )
+    return AliasChangeOut.model_validate(registry.promote(name, body.version, body.alias))
+
+
+@router.post(
+    "/{name}/rollback",
+    response_model=AliasChangeOut,
+    dependencies=[ModelWriteAccess],
+    responses={
+        **WRITE_ERRORS,
+        409: _error("No earlier version to roll back to"),
+        422: _error("The earlier version's artifact is missing or was modified"),
+    },
+    summary="Point an alias back at the version it had before",
+)
+def rollback(
+    name: ModelName, registry: RegistryDep, body: Annotated[RollbackRequest | None, Body()] = None
+) -> AliasChangeOut:
+    alias = body.alias if body is not None else "live"
+    return AliasChangeOut.model_validate(registry.rollback(name, alias))
+
+
+@router.delete(
+    "/{name}/versions/{version}",
+    response_model=DeletedVersionOut,
+    dependencies=[ModelWriteAccess],
+    responses={**WRITE_ERRORS, 409: _error("The version is live")},
+    summary="Delete a version (not the live one); its record stays in the history",
+)
+def delete_version(name: ModelName, version: VersionNumber, registry: RegistryDep) -> DeletedVersionOut:
+    rec = registry.store.get_version(name, version)
+    if rec.deleted:
+        raise NotFoundError(f"model {name!r} version {version} is already deleted")
+    registry.delete(name, version)
+    return DeletedVersionOut(name=name, version=version)
+
+
+# ------------------------------------------------------------------------------------------ serving
+_PREDICT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "CSV, TSV, parquet or ARFF file with a header row: the feature columns.",
+                    }
+                },
+                "required": ["file"],
+            }
+        },
+    },
+}
+
+
+def _too_many_rows(n: int, settings: Settings) -> HTTPException:
+    return HTTPException(
+        413,
+        detail=f"{n} rows in one prediction request is more than this server accepts ({settings.max_predict_rows}, "
+        "METALEARN_MAX_PREDICT_ROWS); split the batch",
+    )
+
+
+async def _json_rows(request: Request, settings: Settings) -> tuple[pd.DataFrame, int | None]:
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise InputError("request body is not valid JSON: nesting too deep") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"request body is not valid JSON: not valid UTF-8 at byte {exc.start}; send UTF-8 text") from None
+    except ValueError as exc:
+        raise InputError(f"request body is not valid JSON: {exc}") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if isinstance(rows, list) and len(rows) > settings.max_predict_rows:  # before validating them one by one
+        raise _too_many_rows(len(rows), settings)
+    try:
+        body = PredictRequest.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors(include_url=False, include_input=False)]
+        ) from None
+    return pd.DataFrame.from_records(body.rows), body.version
+
+
+def _upload_rows(file: UploadFile, settings: Settings) -> pd.DataFrame:
+    limits = ReadLimits(
+        max_bytes=EXPANSION_LIMIT * settings.max_upload_bytes,
+        max_rows=settings.max_predict_rows,
+        max_columns=settings.max_columns,
+        max_cells=settings.max_cells,
+        advice={
+            "bytes": f"send a smaller file (compressed uploads may expand to {EXPANSION_LIMIT}x "
+            "METALEARN_MAX_UPLOAD_BYTES)",
+            "rows": f"this server predicts at most {settings.max_predict_rows} rows per request "
+            "(METALEARN_MAX_PREDICT_ROWS); split the batch",
+            "columns": f"this server accepts at most {settings.max_columns} (METALEARN_MAX_COLUMNS)",
+            "cells": f"this server accepts at most {settings.max_cells} (METALEARN_MAX_CELLS); split the batch",
+        },
+    )
+    frame, _ = read_frame(file, settings, limits)
+    if len(frame) > settings.max_predict_rows:
+        raise _too_many_rows(len(frame), settings)
+    return frame
+
+
+async def _rows(request: Request, settings: Settings) -> tuple[pd.DataFrame, int | None]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except HTTPException:
+            raise
+        except Exception as exc:
+            raise InputError(f"cannot read the multipart form: {' '.join(str(exc).split())[:200]}") from None
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise RequestValidationError(
+                [{"type": "missing", "loc": ("body", "file"), "msg": "Field required: send the rows as a file"}]
+            )
+        return await run_in_threadpool(_upload_rows, file, settings), None
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise HTTPException(
+            415,
+            detail=f"a prediction request is JSON ({{\"rows\": [...]}}) or a multipart upload ('file'), not {content_type}",
+        )
+    return await _json_rows(request, settings)
+
+
+def _predict(
+    registry: ModelRegistry, name: str, frame: pd.DataFrame, version: int | None, on_logged: Any, done: list[int]
+) -> PredictionBatch:
+    record = registry.resolve(name, version)
+    done.append(record.version)
+    return registry.predict(name, frame, record.version, on_logged=on_logged)
+
+
+def _known(registry: ModelRegistry, name: str) -> bool:
+    try:
+        return bool(registry.store.list_versions(check_name(name), include_deleted=True))
+    except Exception:
+        return False
+
+
+async def _count_error(
+    metrics: ServiceMetrics, registry: ModelRegistry, name: str, resolved: list[int], exc: BaseException
+) -> None:
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+    elif isinstance(exc, RequestValidationError):
+        status = 422
+    elif isinstance(exc, MetaLearnError):
+        status = http_status(exc)
+    else:
+        status = 500
+    known = bool(resolved) or await run_in_threadpool(_known, registry, name)
+    metrics.model_errors.labels(
+        name if known else UNKNOWN_MODEL, str(resolved[0]) if resolved else "", str(status)
+    ).inc()
+
+
+@router.post(
+    "/{name}/predict",
+    response_model=PredictOut,
+    dependencies=[ModelWriteAccess],
+    openapi_extra={"requestBody": _PREDICT_BODY},
+    responses={
+        **WRITE_ERRORS,
+        409: _error("The model has no live version"),
+        413: _error("Too many rows, or the body is too large"),
+        415: _error("Neither JSON nor a multipart upload"),
+        422: _error("Invalid body, rows that do not match the training schema, or a tampered artifact"),
+    },
+    summary="Predict rows (JSON or an uploaded file) with the live version or a given one",
+)
+async def predict(
+    name: ModelName,
+    request: Request,
+    registry: RegistryDep,
+    writer: PredictionLogDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    version: VersionQuery = None,
+) -> PredictOut:
+    """The body is ``{"rows": [{column: value, ...}, ...], "version": optional}`` (JSON) or a multipart
+    upload with a ``file`` (CSV, TSV, parquet, ARFF). The rows are checked against the version's training
+    schema first (a missing, extra or mistyped column is a 422 naming it; unseen categories are warnings).
+    Each answered row gets a ``prediction_id`` to send feedback for."""
+    t0 = time.perf_counter()
+    resolved: list[int] = []
+    try:
+        frame, body_version = await _rows(request, settings)
+        if version is not None and body_version is not None and version != body_version:
+            raise InputError(f"the query asks for version {version} and the body for version {body_version}; give one")
+        batch = await run_in_threadpool(
+            _predict, registry, name, frame, body_version or version, writer.add, resolved
+        )
+    except Exception as exc:
+        await _count_error(metrics, registry, name, resolved, exc)
+        raise
+    v = str(batch.version)
+    metrics.model_predictions.labels(name, v).inc(len(batch.rows))
+    out = PredictOut.model_validate(
+        {
+            "name": batch.name,
+            "version": batch.version,
+            "predictions": [
+                {"prediction_id": pid, **row} for pid, row in zip(batch.prediction_ids, batch.rows, strict=True)
+            ],
+            "warnings": batch.warnings,
+            "seconds": batch.seconds,
+        }
+    )
+    metrics.model_latency.labels(name, v).observe(time.perf_counter() - t0)
+    return out
+
+
+@router.post(
+    "/{name}/feedback",
+    response_model=FeedbackOut,
+    dependencies=[ModelWriteAccess],
+    responses={**WRITE_ERRORS, 404: _error("Unknown model, or prediction ids not in the log (nothing stored)")},
+    summary="True labels of logged predictions",
+)
+def feedback(name: ModelName, body: FeedbackRequest, registry: RegistryDep, writer: PredictionLogDep) -> FeedbackOut:
+    """Every item is checked before anything is stored: one unknown prediction id is a 404 and stores nothing."""
+    check_name(name)
+    if not registry.store.list_versions(name, include_deleted=True):
+        raise missing_model(name)
+    writer.flush()  # a prediction made a moment ago may still wait in the log buffer
+    result = registry.feedback(name, [item.as_item() for item in body.feedback])
+    return FeedbackOut(name=name, stored=int(result["stored"]))
+
+
+# ------------------------------------------------------------------------------------------ drift
+def _drift_report(registry: ModelRegistry, name: str, version: int | None, settings: Settings) -> dict[str, Any]:
+    from metalearn.registry.monitor import check_drift
+
+    return check_drift(registry, name, version, thresholds=settings.drift_thresholds)
+
+
+@router.get(
+    "/{name}/drift",
+    response_model=DriftOut,
+    dependencies=[ReadAccess],
+    responses={**READ_ERRORS, 409: _error("No live version"), 422: _error("The drift reference is missing or was modified")},
+    summary="Check data and concept drift of a version (sets or clears its drift flags)",
+)
+def drift(
+    name: ModelName,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    writer: PredictionLogDep,
+    version: VersionQuery = None,
+) -> DriftOut:
+    """Data drift: the logged inputs against the training reference sample; concept drift: the score on the
+    labelled feedback against the training score. Updates the ``metalearn_model_drift_*`` gauges."""
+    writer.flush()  # the latest predictions count
+    report = json_safe(_drift_report(registry, name, version, settings))
+    metrics.observe_drift(name, int(report["version"]), report, FLAGS)
+    return DriftOut.model_validate(report)
+
+
+@router.get(
+    "/{name}/drift/report",
+    response_class=HTMLResponse,
+    dependencies=[ReadAccess],
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The drift report as an HTML page"},
+        **READ_ERRORS,
+        409: _error("No live version"),
+        422: _error("The drift reference is missing or was modified"),
+    },
+    summary="The drift report of a version as HTML",
+)
+def drift_report(
+    name: ModelName, registry: RegistryDep, settings: SettingsDep, writer: PredictionLogDep, version: VersionQuery = None
+) -> HTMLResponse:
+    from metalearn.registry.monitor import drift_report_html
+
+    writer.flush()
+    return HTMLResponse(drift_report_html(registry, name, version, thresholds=settings.drift_thresholds))
+
+
+# ------------------------------------------------------------------------------------------ retraining
+def _retrain_base(registry: ModelRegistry, name: str, if_drifted: bool) -> ModelVersionRecord:
+    """The version a retraining starts from: the live one, else the latest (404: unknown model; 409: with
+    ``if_drifted``, no live version or one without a drift flag)."""
+    check_name(name)
+    store = registry.store
+    live = store.aliases(name).get("live")
+    if if_drifted:
+        if live is None:
+            registry.resolve(name)  # 404 for an unknown model, else 409: no live version
+        flags = store.flags(name, live)
+        if not flags:
+            raise ConflictError(
+                f"model {name!r} live version {live} carries no drift flag (GET /models/{name}/drift checks); "
+                "retrain without if_drifted to retrain anyway"
+            )
+    if live is not None:
+        return store.get_version(name, live)
+    versions = store.list_versions(name)
+    if not versions:
+        raise missing_model(name)
+    return versions[-1]
+
+
+@router.post(
+    "/{name}/retrain",
+    status_code=202,
+    response_model=ModelJobCreated,
+    dependencies=[ModelWriteAccess],
+    responses={
+        **WRITE_ERRORS,
+        409: _error("if_drifted: no live version, or the live version carries no drift flag"),
+        413: _error("Upload too large"),
+        429: _error("Too many pending jobs"),
+    },
+    summary="Retrain a model on new data in the background (a new version, not promoted)",
+)
+async def retrain(
+    name: ModelName,
+    request: Request,
+    response: Response,
+    registry: RegistryDep,
+    jobs: ModelJobsDep,
+    settings: SettingsDep,
+    file: UploadField,
+    target: TargetsField,
+    kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
+    n_trials: Annotated[int, _form("n_trials")] = _DEFAULTS["n_trials"],
+    time_limit: Annotated[float | None, _form("time_limit")] = _DEFAULTS["time_limit"],
+    trial_time_limit: Annotated[float, _form("trial_time_limit")] = _DEFAULTS["trial_time_limit"],
+    seed: Annotated[int, _form("seed")] = _DEFAULTS["seed"],
+    n_folds: Annotated[int, _form("n_folds")] = _DEFAULTS["n_folds"],
+    ensemble: Annotated[bool, _form("ensemble")] = _DEFAULTS["ensemble"],
+    if_drifted: Annotated[
+        bool, Query(description="Refuse (409) unless the live version carries a drift flag.")
+    ] = False,
+) -> ModelJobCreated:
+    """A search warm-started from the live version's (else the latest version's) configurations runs on the uploaded data and registers
+    its model as the next version (variant ``retrain``); promote it when it is better. Answers 202 with a
+    job to poll (``GET /models/{name}/jobs/{job_id}``)."""
+    live = await run_in_threadpool(_retrain_base, registry, name, if_drifted)
+    if n_trials > settings.max_search_trials:
+        raise HTTPException(
+            422, detail=f"n_trials must be at most {settings.max_search_trials} on this server, got {n_trials}"
+        )
+    if time_limit is not None and time_limit > settings.max_search_seconds:
+        raise HTTPException(
+            422,
+            detail=f"time_limit must be at most {settings.max_search_seconds:g} s on this server, got {time_limit:g}",
+        )
+    try:
+        search_settings = SearchSettings.from_params(
+            n_trials=n_trials,
+            time_limit=time_limit,
+            trial_time_limit=trial_time_limit,
+            seed=seed,
+            n_folds=n_folds,
+            ensemble=ensemble,
+        )
+    except InputError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
+    dataset = await run_in_threadpool(read_upload, file, target, settings, kind, live.metric)
+    try:
+        check_metric(dataset.task.kind, dataset.task.metric)
+    except InputError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
+    from metalearn.registry.retrain import check_retrain_data
+
+    # the targets, kind and feature columns of the model, checked now rather than in the job
+    await run_in_threadpool(check_retrain_data, registry, live, dataset)
+    job = await run_in_threadpool(jobs.submit_retrain, name, dataset, search_settings, live.version)
+    location = str(request.url_for("get_model_job", name=name, job_id=job.job_id))
+    response.headers["Location"] = location
+    return ModelJobCreated(job_id=job.job_id, name=name, status="pending", location=location)
+
+
+@router.get(
+    "/{name}/jobs/{job_id}",
+    response_model=ModelJobOut,
+    dependencies=[ReadAccess],
+    responses={404: _error("Unknown job")},
+    summary="Status of a retraining job",
+)
+def get_model_job(name: ModelName, job_id: JobId, jobs: ModelJobsDep) -> ModelJobOut:
+    return ModelJobOut.model_validate(jobs.get(name, job_id))
+
+
+@router.delete(
+    "/{name}/jobs/{job_id}",
+    status_code=202,
+    response_model=ModelJobOut,
+    dependencies=[ModelWriteAccess],
+    responses={**WRITE_ERRORS, 404: _error("Unknown job"), 409: _error("Already finished")},
+    summary="Cancel a pending or running retraining job",
+)
+def cancel_model_job(name: ModelName, job_id: JobId, jobs: ModelJobsDep) -> ModelJobOut:
+    return ModelJobOut.model_validate(jobs.cancel(name, job_id))
+

@@ -1,0 +1,213 @@
+"""Request and response models of the model registry's endpoints (``/models``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from metalearn.service.schemas import UtcDatetime
+
+#: A value of an input cell or a label in JSON: text, a number, a boolean or null (missing).
+Cell = StrictStr | StrictInt | StrictFloat | StrictBool | None
+Alias = Literal["live", "candidate"]
+#: Model names as the registry accepts them (they name directories and URL path segments).
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: Prediction ids (the registry's are 32 hex digits).
+PREDICTION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_FEEDBACK_ITEMS = 100_000
+
+
+# ------------------------------------------------------------------------------------------ reading
+class ModelSummaryOut(BaseModel):
+    name: str
+    versions: int = Field(description="Versions not deleted.")
+    latest: int | None = None
+    aliases: dict[str, int] = Field(description="Alias (live, candidate) -> version.")
+    kind: str | None = None
+    flags: list[str] = Field(description="Drift flags set, as flag@version.")
+
+
+class ArtifactOut(BaseModel):
+    format: str
+    bytes: int
+    sha256: str
+
+
+class ModelVersionOut(BaseModel):
+    name: str
+    version: int
+    kind: str
+    metric: str
+    variant: str = Field(description="What made it: search, retrain, onnx, pruned.")
+    parent_version: int | None = None
+    search_id: str | None = None
+    dataset_id: str | None = None
+    created_at: UtcDatetime
+    deleted: bool
+    aliases: list[str]
+    flags: dict[str, dict[str, Any]] = Field(description="Drift flag -> the check that raised it.")
+    artifact: ArtifactOut
+    cv_score: float | None = None
+    metrics: dict[str, Any] | None = Field(default=None, description="cv: the search's validation metrics; refit: on the training data.")
+    model: dict[str, Any] | None = Field(default=None, description="Pipeline or ensemble (members, weights).")
+    signature: dict[str, Any] | None = Field(
+        default=None, description="The training schema: feature columns (types, categories) and targets."
+    )
+    libraries: dict[str, str] | None = None
+    dataset: dict[str, Any] | None = None
+    compression: dict[str, Any] | None = None
+
+
+class ModelEventOut(BaseModel):
+    seq: int
+    action: str
+    version: int
+    alias: str | None = None
+    previous_version: int | None = None
+    at: UtcDatetime
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelDetailOut(BaseModel):
+    name: str
+    aliases: dict[str, int]
+    versions: list[ModelVersionOut] = Field(description="Every version, deleted ones included (deleted: true).")
+    events: list[ModelEventOut] = Field(description="The history: register, promote, rollback, delete, flags.")
+    log: dict[str, int] = Field(description="Counts of the prediction log and feedback.")
+
+
+# ------------------------------------------------------------------------------------------ aliases
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, le=2**31, description="The version the alias will point at.")
+    alias: Alias = Field(default="live", description="The alias to move.")
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alias: Alias = Field(default="live", description="The alias to move back to its previous version.")
+
+
+class AliasChangeOut(BaseModel):
+    name: str
+    alias: str
+    version: int
+    previous_version: int | None = None
+
+
+class DeletedVersionOut(BaseModel):
+    name: str
+    version: int
+    deleted: Literal[True] = True
+
+
+# ------------------------------------------------------------------------------------------ serving
+class PredictRequest(BaseModel):
+    """Rows to predict: column -> value (a column the training data had as numbers takes numbers; a
+    missing value is null or an absent key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[dict[str, Cell]] = Field(min_length=1, description="The input rows (at most the server's max_predict_rows).")
+    version: int | None = Field(default=None, ge=1, le=2**31, description="A version (default: the live one).")
+
+
+class PredictionOut(BaseModel):
+    prediction_id: str = Field(description="Id of the prediction, for feedback.")
+    predictions: dict[str, Any] = Field(description="Target -> predicted value.")
+    probabilities: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Class targets: target -> class -> probability."
+    )
+
+
+class PredictOut(BaseModel):
+    name: str
+    version: int = Field(description="The version that answered.")
+    predictions: list[PredictionOut]
+    warnings: list[str] = Field(description="E.g. categories never seen in training.")
+    seconds: float = Field(description="Time the model took to predict.")
+
+
+class FeedbackItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: str = Field(pattern=PREDICTION_ID_PATTERN, description="As /predict returned it.")
+    labels: dict[str, Cell] | None = Field(default=None, description="Target -> true value.")
+    label: Cell = Field(default=None, description="The true value of a single-target model (instead of labels).")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> FeedbackItem:
+        given = self.model_fields_set
+        if ("labels" in given and self.labels is not None) == ("label" in given):
+            raise ValueError("give either 'labels' ({target: value}) or 'label' (single-target models)")
+        return self
+
+    def as_item(self) -> dict[str, Any]:
+        if self.labels is not None:
+            return {"prediction_id": self.prediction_id, "labels": dict(self.labels)}
+        return {"prediction_id": self.prediction_id, "label": self.label}
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=MAX_FEEDBACK_ITEMS)
+
+
+class FeedbackOut(BaseModel):
+    name: str
+    stored: int
+
+
+# ------------------------------------------------------------------------------------------ drift
+class DriftOut(BaseModel):
+    name: str
+    version: int
+    data: dict[str, Any] | None = Field(
+        default=None, description="Data drift per feature (drifted, features, share_drifted, metafeature_distance ...)."
+    )
+    concept: dict[str, Any] | None = Field(
+        default=None, description="Concept drift from the labelled feedback (null without feedback)."
+    )
+    flags: list[str] = Field(description="The drift flags the version carries after this check.")
+    checked_at: UtcDatetime | str | None = None
+
+
+# ------------------------------------------------------------------------------------------ jobs
+JobStatus = Literal["pending", "running", "done", "failed", "cancelled"]
+
+
+class ModelJobCreated(BaseModel):
+    job_id: str
+    name: str
+    status: JobStatus
+    location: str
+
+
+class ModelJobOut(BaseModel):
+    job_id: str
+    name: str
+    action: str
+    status: JobStatus
+    stage: str = Field(description="What the job is doing now.")
+    dataset_id: str
+    dataset_name: str
+    parent_version: int | None = None
+    version: int | None = Field(default=None, description="The version it registered (not promoted).")
+    error: str = ""
+    settings: dict[str, Any]
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
