@@ -310,17 +310,27 @@ def optimize(
     workers: Annotated[int, _search_option("workers")] = _SEARCH_DEFAULTS["workers"],
     scheduler: Annotated[str | None, _search_option("scheduler")] = _SEARCH_DEFAULTS["scheduler"],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for the refit model and summary.json.")] = None,
+    register: Annotated[
+        str | None,
+        typer.Option("--register", help="Register the final model (pipeline or ensemble) as a new version of "
+                     "this model name in the KB's registry; it is not promoted (`metalearn models promote`)."),
+    ] = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run a warm-started SMAC search; every trial goes to the KB, the best pipeline is refit and saved.
 
     Exits with 1 when no configuration succeeded (at full budget, for a multi-fidelity search): then no
-    model is written, only summary.json.
+    model is written (nor registered), only summary.json.
     """
     started = time.monotonic()  # the reported time is the whole job: loading the data included
     from metalearn.runtime.progress import SearchProgress
     from metalearn.search.automl import optimize as run_optimize
+
+    if register is not None:  # a bad name is refused before anything is loaded, searched or written
+        from metalearn.registry.registry import check_name
+
+        check_name(register)
 
     settings = _search_settings(
         n_trials=n_trials,
@@ -347,6 +357,13 @@ def optimize(
                                on_status=progress.status, started=started)
     summary = outcome.summary
     model_info = summary["model"]
+    registered = None
+    if register is not None and outcome.model is not None:
+        from metalearn.registry.registry import ModelRegistry
+
+        record = ModelRegistry(store).register_outcome(register, outcome, ds)
+        registered = {"name": record.name, "version": record.version, "live": False}
+        summary["registered"] = registered
     if json_out:
         _json(summary)
     else:
@@ -380,8 +397,12 @@ def optimize(
         if outcome.out_dir:
             written = "model and summary" if model_info["file"] else "summary (no model)"
             say(f"{written} written to {outcome.out_dir}")
+        if registered is not None:
+            say(f"registered {register} version {registered['version']} "
+                f"(not live: metalearn models promote {register} {registered['version']})")
     if outcome.model is None:
-        console.print(f"[red]error:[/red] {escape(model_info['missing_reason'])}; no model was written",
+        nothing = f"no model was written{f' and nothing registered as {register!r}' if register else ''}"
+        console.print(f"[red]error:[/red] {escape(model_info['missing_reason'])}; {escape(nothing)}",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 

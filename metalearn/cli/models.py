@@ -1,0 +1,625 @@
+"""``metalearn models ...`` (the model registry) and ``metalearn predict`` (batch scoring).
+
+From search to production: ``optimize --register NAME`` registers the search's model as a new version,
+``models promote`` makes a version live, ``predict`` scores a file with it (every prediction is logged
+with an id), ``models feedback`` sends the true labels of logged predictions, ``models drift`` checks
+the live version's inputs and its scored feedback, ``models retrain`` searches again on new data
+(warm-started) and registers the result without promoting it, ``models rollback`` undoes a promote.
+Every command takes ``--kb`` (the registry lives in the KB file, its artifacts beside it).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from metalearn.cli.commands import (
+    _SEARCH_DEFAULTS,
+    DataArg,
+    JsonOpt,
+    KbOpt,
+    MetricOpt,
+    _check_metric,
+    _fmt,
+    _json,
+    _load,
+    _print_kind_report,
+    _search_option,
+    _search_settings,
+    app,
+    console,
+    out,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from metalearn.registry.registry import ModelRegistry
+
+models_app = typer.Typer(
+    help="The model registry: list, show, promote, rollback, delete, compress, drift, retrain, feedback.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+NameArg = Annotated[str, typer.Argument(help="Model name (as given to `optimize --register NAME`).")]
+VersionOpt = Annotated[
+    int | None, typer.Option("--version", min=1, help="A version number (default: the live version).")
+]
+AliasOpt = Annotated[str, typer.Option("--alias", help="The alias to move: live or candidate.")]
+
+#: dataset specs (not files) the loaders understand
+_SPECS = ("sklearn", "corpus", "openml", "openml-task", "openml_task")
+#: file endings ``predict --out`` writes
+_OUT_ENDINGS = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq")
+
+
+def _say(text: str) -> None:
+    """Plain text on stdout, never wrapped or read as markup."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _note(text: str) -> None:
+    """A note on stderr (plain text)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _registry(kb: str | None, read_only: bool = False) -> Iterator[ModelRegistry]:
+    """The registry of the KB file ``kb`` (never created here: a missing file holds no model), closed after."""
+    from metalearn.data.errors import NotFoundError
+    from metalearn.kb import open_kb, resolve_kb_path
+    from metalearn.registry.registry import ModelRegistry
+
+    where = resolve_kb_path(kb)
+    if where != ":memory:" and not Path(where).exists():
+        raise NotFoundError(
+            f"no knowledge base at {where}, so no registered model: register one with "
+            "`metalearn optimize DATA --register NAME`, or pass the KB that holds it with --kb"
+        )
+    store = open_kb(where, read_only=read_only)
+    try:
+        yield ModelRegistry(store)
+    finally:
+        store.close()
+
+
+def _when(x: Any) -> str:
+    if isinstance(x, datetime):
+        return x.strftime("%Y-%m-%d %H:%M:%S")
+    return "-" if x is None else str(x)
+
+
+def _size(n: Any) -> str:
+    if n is None:
+        return "-"
+    n = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024 or unit == "MiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+def _version_label(version: int, aliases: Mapping[str, int]) -> str:
+    held = sorted(a for a, v in aliases.items() if v == version)
+    return f"version {version}" + (f" ({', '.join(held)})" if held else " (not live)")
+
+
+# ------------------------------------------------------------------------------------------ reading
+@models_app.command("list")
+def models_list(kb: KbOpt = None, json_out: JsonOpt = False) -> None:
+    """The registered models: versions, the latest, aliases (live, candidate), drift flags."""
+    from metalearn.kb import resolve_kb_path
+
+    where = resolve_kb_path(kb)
+    if where != ":memory:" and not Path(where).exists():  # nothing registered; the file is not created
+        models: list[dict[str, Any]] = []
+    else:
+        with _registry(kb, read_only=True) as reg:
+            models = reg.list_models()
+    if json_out:
+        _json({"models": models})
+        return
+    if not models:
+        _say("no registered models (register one with `metalearn optimize DATA --register NAME`)")
+        return
+    table = Table(title=f"{len(models)} registered model(s)")
+    for col in ("name", "kind", "versions", "latest", "aliases", "flags"):
+        table.add_column(col)
+    for m in models:
+        aliases = ", ".join(f"{a}={v}" for a, v in sorted(m["aliases"].items())) or "-"
+        table.add_row(escape(m["name"]), str(m["kind"]), str(m["versions"]), str(m["latest"]), aliases,
+                      ", ".join(m["flags"]) or "-")
+    out.print(table)
+
+
+@models_app.command("show")
+def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> None:
+    """A model's aliases, flags, versions and history.
+
+    Each version: variant, created, CV score, refit metric, artifact size, parent; the history: register,
+    promote, rollback, delete and flag events."""
+    with _registry(kb, read_only=True) as reg:
+        doc = reg.show(name)
+    if json_out:
+        _json(doc)
+        return
+    aliases = doc["aliases"]
+    _say(f"model {name}: " + (", ".join(f"{a} -> version {v}" for a, v in sorted(aliases.items()))
+                              or "no alias (nothing live: `metalearn models promote NAME VERSION`)"))
+    flags = [f"{flag} on version {v['version']}" for v in doc["versions"] for flag in v["flags"]]
+    _say("flags: " + (", ".join(flags) if flags else "none"))
+    log = doc.get("log") or {}
+    _say(f"prediction log: {log.get('predictions', 0)} predictions, {log.get('feedback', 0)} with feedback")
+    table = Table(title=f"versions of {escape(name)}")
+    for col in ("version", "aliases", "variant", "created", "cv score", "refit", "artifact", "parent", "model"):
+        table.add_column(col, justify="right" if col in ("version", "cv score", "artifact") else "left")
+    for v in doc["versions"]:
+        metric = v["metric"]
+        refit = ((v.get("metrics") or {}).get("refit") or {}).get(metric)
+        model = v.get("model") or {}
+        what = model.get("estimator") if model.get("type") == "pipeline" else (
+            f"ensemble of {len(model.get('members') or [])}" if model.get("type") == "ensemble" else model.get("class"))
+        if v["deleted"]:
+            what = f"deleted ({what})"
+        table.add_row(
+            str(v["version"]), ", ".join(v["aliases"]) or "-", v["variant"], _when(v["created_at"]),
+            f"{metric} {_fmt(v.get('cv_score'))}", f"{metric} {_fmt(refit)}",
+            f"{_size((v.get('artifact') or {}).get('bytes'))} {(v.get('artifact') or {}).get('format', '')}",
+            _fmt(v.get("parent_version")), escape(str(what or "-")),
+        )
+    out.print(table)
+    events = Table(title="history")
+    for col in ("#", "when", "action", "version", "alias", "from", "detail"):
+        events.add_column(col)
+    for e in doc["events"]:
+        detail = ", ".join(f"{k}={val}" for k, val in (e.get("detail") or {}).items()
+                           if not isinstance(val, dict | list))
+        events.add_row(str(e["seq"]), _when(e["at"]), e["action"], str(e["version"]), e.get("alias") or "-",
+                       _fmt(e.get("previous_version")), escape(detail[:80]))
+    out.print(events)
+
+
+# ------------------------------------------------------------------------------------------ aliases
+@models_app.command("promote")
+def models_promote(
+    name: NameArg,
+    version: Annotated[int, typer.Argument(min=1, help="The version to promote.")],
+    alias: AliasOpt = "live",
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Point an alias (default: live) at a version; the version's artifact is loaded and checked first."""
+    with _registry(kb) as reg:
+        result = reg.promote(name, version, alias=alias)
+    if json_out:
+        _json(result)
+        return
+    before = result["previous_version"]
+    _say(f"{name}: {alias} -> version {version}" + (f" (was version {before})" if before is not None else "")
+         + (f"; undo with `metalearn models rollback {name}" + (f" --alias {alias}`" if alias != "live" else "`")
+            if before is not None else ""))
+
+
+@models_app.command("rollback")
+def models_rollback(name: NameArg, alias: AliasOpt = "live", kb: KbOpt = None, json_out: JsonOpt = False) -> None:
+    """Point an alias (default: live) back at the version it pointed at before the current one."""
+    with _registry(kb) as reg:
+        result = reg.rollback(name, alias=alias)
+    if json_out:
+        _json(result)
+        return
+    _say(f"{name}: {alias} -> version {result['version']} (rolled back from version {result['previous_version']})")
+
+
+@models_app.command("delete")
+def models_delete(
+    name: NameArg,
+    version: Annotated[int, typer.Argument(min=1, help="The version to delete (not the live one).")],
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Mark a version deleted (it stays in the history; its files stay on disk until removed by hand)."""
+    with _registry(kb) as reg:
+        reg.delete(name, version)
+        where = reg.root / name / str(version)
+    if json_out:
+        _json({"name": name, "version": version, "deleted": True, "files": str(where)})
+        return
+    _say(f"{name}: version {version} deleted (its files stay in {where} until removed by hand)")
+
+
+# ------------------------------------------------------------------------------------------ variants
+@models_app.command("compress")
+def models_compress(
+    name: NameArg,
+    version: VersionOpt = None,
+    method: Annotated[
+        str, typer.Option("--method", help="Comma-separated: onnx (ONNX Runtime), prune (a smaller ensemble).")
+    ] = "onnx,prune",
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Validation data (file or dataset spec) to measure and score on "
+                     "(default: the training sample kept with the version: an in-sample score)."),
+    ] = None,
+    target: Annotated[
+        list[str] | None, typer.Option("--target", "-t", help="Target column(s) of --data (default: the model's).")
+    ] = None,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compressed variants of a version (ONNX, pruned ensemble), compared with it.
+
+    Each variant is registered as a new version (not promoted); the table compares it with the version
+    compressed (default: the live one, else the latest): size, single-row p50/p99 latency, rows/s on a
+    10,000-row batch, validation score."""
+    from metalearn.registry.registry import check_name
+    from metalearn.registry.variants import compress
+
+    check_name(name)
+    methods = [m.strip() for m in method.split(",") if m.strip()]
+    with _registry(kb) as reg:
+        validation = None
+        if data is not None:
+            task = reg.task(_base_version(reg, name, version))
+            validation = _load(data, list(target) if target else list(task.targets), str(task.kind), None)
+        result = compress(reg, name, version, methods=methods, validation=validation,
+                          on_status=None if json_out else lambda text: _note(f"{name}: {text}"))
+    if json_out:
+        _json(result)
+        return
+    _print_variants(name, result)
+
+
+def _base_version(reg: ModelRegistry, name: str, version: int | None) -> Any:
+    """The version asked for, else the live one, else the latest."""
+    from metalearn.kb.model_store import missing_model
+
+    if version is not None or "live" in reg.store.aliases(name):
+        return reg.resolve(name, version)
+    versions = reg.store.list_versions(name)
+    if not versions:
+        raise missing_model(name)
+    return versions[-1]
+
+
+def _print_variants(name: str, result: Mapping[str, Any]) -> None:
+    rows = result.get("variants") or []
+    original: Mapping[str, Any] = next((r for r in rows if r.get("method") == "original"), {})
+    metric = original.get("metric") or "score"
+    table = Table(
+        title=f"compressed variants of {escape(name)} version {result.get('base_version')}",
+        caption=f"measured on {result.get('rows_from')}; validation score: {metric}; vs original: x smaller, "
+                "x faster (single row, p50), relative score loss",
+    )
+    for col in ("variant", "version", "size", "p50 ms", "p99 ms", "rows/s", metric, "vs original"):
+        table.add_column(col, justify="left" if col in ("variant", "vs original") else "right")
+    for r in rows:
+        if r.get("error"):
+            table.add_row(escape(str(r.get("method"))), "-", "", "", "", "", "",
+                          escape(f"not made: {r['error']}"))
+            continue
+        cmp = r.get("compare") or {}
+        vs = ""
+        if cmp:
+            vs = (f"size x{cmp['size_ratio']:.2f}, p50 x{cmp['speedup_p50']:.2f}, "
+                  f"rows/s x{cmp['throughput_ratio']:.2f}, score loss {100 * cmp['score_loss']:.2f} %"
+                  + (" (meets 2x / <0.5 %)" if cmp.get("meets_target") else ""))
+        table.add_row(escape(str(r.get("method"))), _fmt(r.get("version")), _size(r.get("size_bytes")),
+                      _fmt(r.get("p50_ms"), 3), _fmt(r.get("p99_ms"), 3), _fmt(r.get("rows_per_s"), 3),
+                      _fmt(r.get("score")), vs)
+    out.print(table)
+    made = [str(r["version"]) for r in rows if r.get("method") != "original" and r.get("version") is not None]
+    if made:
+        _say(f"registered {name} version(s) {', '.join(made)} (not live: metalearn models promote {name} VERSION)")
+    else:
+        _say(f"{name}: no variant was registered")
+
+
+# ------------------------------------------------------------------------------------------ monitoring
+@models_app.command("drift")
+def models_drift(
+    name: NameArg,
+    version: VersionOpt = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Also write an HTML drift report to this file.")] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option("--threshold", help="Override a drift threshold, e.g. psi=0.1, concept_drop=0.1, min_rows=50 "
+                     "(repeat for several)."),
+    ] = None,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Data and concept drift of a version (default: the live one).
+
+    Data drift: the logged inputs against the training data (PSI + KS / chi-square per feature, and the
+    meta-feature distance); concept drift: the metric on the labelled feedback against training. Drifted
+    versions are flagged (`models show`)."""
+    from metalearn.registry.monitor import check_drift, drift_report_html
+
+    thresholds = _thresholds(threshold or [])
+    with _registry(kb) as reg:
+        result = check_drift(reg, name, version=version, thresholds=thresholds)
+        if report is not None:
+            html = drift_report_html(reg, name, version=version, thresholds=thresholds)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(html, encoding="utf-8")
+    if json_out:
+        _json({**result, **({"report": str(report)} if report is not None else {})})
+        return
+    _print_drift(name, result)
+    if report is not None:
+        _say(f"report written to {report}")
+
+
+def _thresholds(pairs: Sequence[str]) -> dict[str, Any] | None:
+    """``--threshold KEY=VALUE`` options as a mapping (the drift checks validate names and values)."""
+    from metalearn.data.errors import InputError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--threshold {pair!r}: give NAME=VALUE, e.g. psi=0.1")
+        value: Any = text.strip()
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                continue
+        out[key.strip()] = value
+    return out or None
+
+
+def _print_drift(name: str, result: Mapping[str, Any]) -> None:
+    data = result.get("data") or {}
+    _say(f"model {name} version {result.get('version')}: drift check at {_when(result.get('checked_at'))}")
+    _say(f"data drift: {'YES' if data.get('drifted') else 'no'} - {data.get('reason') or data.get('status') or ''}")
+    drifted = [f for f in data.get("features") or [] if f.get("drifted")]
+    if drifted:
+        table = Table(title="drifted features")
+        for col in ("feature", "kind", "PSI", "p-value", "why"):
+            table.add_column(col)
+        for f in drifted[:20]:
+            table.add_row(escape(str(f.get("name"))), str(f.get("kind", "")), _fmt(f.get("psi"), 3),
+                          _fmt(f.get("p_value"), 3), escape(str(f.get("reason", ""))))
+        out.print(table)
+    concept = result.get("concept")
+    if concept is None:
+        _say("concept drift: not checked (no labelled feedback: `metalearn models feedback NAME LABELS.csv`)")
+    else:
+        _say(f"concept drift: {'YES' if concept.get('drifted') else 'no'} - "
+             f"{concept.get('reason') or concept.get('status') or ''}")
+    flags = result.get("flags") or []
+    _say("flags: " + (", ".join(str(f) for f in flags) if flags else "none"))
+
+
+@models_app.command("feedback")
+def models_feedback(
+    name: NameArg,
+    labels: Annotated[Path, typer.Argument(help="CSV/parquet with a prediction_id column and the target column(s).")],
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Send the true labels of logged predictions (ids from `metalearn predict`'s output).
+
+    They score the model on live data: `models drift` reports concept drift from them."""
+    from metalearn.data.errors import InputError
+    from metalearn.data.loading import load_frame_file
+    from metalearn.kb.model_store import missing_model
+    from metalearn.registry.registry import check_name
+
+    check_name(name)
+    with _registry(kb) as reg:
+        versions = reg.store.list_versions(name)
+        if not versions:
+            raise missing_model(name)
+        sig = reg.signature(versions[-1])
+        targets = [t.name for t in sig.targets]
+        frame = load_frame_file(labels)
+        missing = [c for c in ("prediction_id", *targets) if c not in frame.columns]
+        if missing:
+            raise InputError(
+                f"{labels.name!r} lacks column(s) {', '.join(map(repr, missing))}: it needs prediction_id (as "
+                f"`metalearn predict` wrote it) and the true value of {', '.join(map(repr, targets))}"
+            )
+        ignored = [str(c) for c in frame.columns if c not in ("prediction_id", *targets)]
+        complete = frame[["prediction_id", *targets]].notna().all(axis=1)
+        classes = {t.name: t.classes for t in sig.targets}
+        items = [{"prediction_id": str(row["prediction_id"]),
+                  "labels": {t: _label(row[t], classes[t]) for t in targets}}
+                 for _, row in frame[complete].iterrows()]
+        if not items:
+            raise InputError(f"{labels.name!r} has no row with a prediction_id and every target value; nothing was stored")
+        result = reg.feedback(name, items)
+        counts = reg.store.counts(name)
+    if json_out:
+        _json({**result, "skipped_rows": int((~complete).sum()), "ignored_columns": ignored})
+        return
+    if ignored:
+        _note(f"note: column(s) {', '.join(ignored[:8])}{' ...' if len(ignored) > 8 else ''} ignored")
+    if not complete.all():
+        _note(f"note: {int((~complete).sum())} row(s) without a prediction_id or a label skipped")
+    _say(f"{name}: {result['stored']} label(s) stored ({counts.get('feedback', '?')} in all); "
+         f"`metalearn models drift {name}` scores them")
+
+
+def _label(value: Any, classes: Sequence[Any] | None) -> Any:
+    """A label read from a file as the model's class (``1.0`` or ``"1"`` for class ``1``; strings as
+    strings); regression targets as floats."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if not classes:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return value
+    by_text = {str(c): c for c in classes}
+    text = str(value)
+    if text in by_text:
+        return by_text[text]
+    if isinstance(value, float) and value.is_integer() and str(int(value)) in by_text:
+        return by_text[str(int(value))]
+    return value
+
+
+# ------------------------------------------------------------------------------------------ retrain
+@models_app.command("retrain")
+def models_retrain(
+    name: NameArg,
+    data: Annotated[str, typer.Option("--data", help="New training data: a CSV/parquet/ARFF file, or "
+                                      "sklearn:NAME, openml:DID, corpus:NAME.")],
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", help="Target column(s) (default: the model's)."),
+    ] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Task kind (default: the model's).")] = None,
+    metric: MetricOpt = None,
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="Retrain from this version (default: the live one, else the latest).")
+    ] = None,
+    n_trials: Annotated[int, _search_option("n_trials")] = _SEARCH_DEFAULTS["n_trials"],
+    time_limit: Annotated[float | None, _search_option("time_limit")] = _SEARCH_DEFAULTS["time_limit"],
+    trial_time_limit: Annotated[float, _search_option("trial_time_limit")] = _SEARCH_DEFAULTS["trial_time_limit"],
+    warm_start: Annotated[bool, _search_option("warm_start")] = _SEARCH_DEFAULTS["warm_start"],
+    strategy: Annotated[str | None, _search_option("strategy")] = _SEARCH_DEFAULTS["strategy"],
+    n_warm: Annotated[int, _search_option("n_warm")] = _SEARCH_DEFAULTS["n_warm"],
+    optimizer: Annotated[str, _search_option("optimizer")] = _SEARCH_DEFAULTS["optimizer"],
+    multi_fidelity: Annotated[bool, _search_option("multi_fidelity")] = _SEARCH_DEFAULTS["multi_fidelity"],
+    ensemble: Annotated[bool, _search_option("ensemble")] = _SEARCH_DEFAULTS["ensemble"],
+    seed: Annotated[int, _search_option("seed")] = _SEARCH_DEFAULTS["seed"],
+    n_folds: Annotated[int, _search_option("n_folds")] = _SEARCH_DEFAULTS["n_folds"],
+    workers: Annotated[int, _search_option("workers")] = _SEARCH_DEFAULTS["workers"],
+    scheduler: Annotated[str | None, _search_option("scheduler")] = _SEARCH_DEFAULTS["scheduler"],
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search again on new data (warm-started) and register the result as a new version, not live.
+
+    Warm-started from the model's configurations and the KB; the new version's variant is retrain and it is
+    never promoted here. Takes optimize's search options."""
+    from metalearn.registry.registry import check_name
+    from metalearn.registry.retrain import retrain
+    from metalearn.runtime.progress import SearchProgress
+
+    check_name(name)
+    settings = _search_settings(
+        n_trials=n_trials, time_limit=time_limit, trial_time_limit=trial_time_limit, warm_start=warm_start,
+        strategy=strategy, n_warm=n_warm, optimizer=optimizer, multi_fidelity=multi_fidelity, ensemble=ensemble,
+        seed=seed, n_folds=n_folds, workers=workers, scheduler=scheduler,
+    )
+    started = time.monotonic()
+    with _registry(kb) as reg:
+        task = reg.task(_base_version(reg, name, version))
+        # the same loader and options as optimize; the target(s) and kind default to the model's
+        ds = _load(data, list(target) if target else list(task.targets), kind or str(task.kind), metric)
+        _check_metric(ds)
+        if not json_out:
+            _print_kind_report(ds.task)
+        with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
+            record = retrain(reg, name, ds, settings, version=version, on_status=progress.status,
+                             on_trial=progress.update)
+        doc = {**reg.version_dict(record, reg.store.aliases(name)), "seconds": time.monotonic() - started}
+    if json_out:
+        _json(doc)
+        return
+    parent = f" from version {record.parent_version}" if record.parent_version is not None else ""
+    _say(f"retrained {name}{parent} on {ds.name} ({ds.n_rows} rows): {record.metric} "
+         f"{_fmt(doc.get('cv_score'))} (cross-validated) in {doc['seconds']:.1f} s")
+    _say(f"registered {name} version {record.version} (not live: metalearn models promote {name} {record.version})")
+
+
+# ------------------------------------------------------------------------------------------ predict
+@app.command()
+def predict(
+    name: NameArg,
+    data: DataArg,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the predictions (.csv, .tsv, .parquet; default: CSV on stdout)."),
+    ] = None,
+    version: VersionOpt = None,
+    log: Annotated[bool, typer.Option("--log/--no-log", help="Log the predictions (needed for feedback and drift).")] = True,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Batch predictions of a registered model (default: its live version) for the rows of a file.
+
+    The rows are checked against the training schema (a missing, extra or mistyped column is an error
+    naming it; unseen categories are warnings). Writes prediction_id, model_version, each target's
+    prediction and, for classes, ``<target>:proba:<class>`` probabilities. Predictions are logged with
+    their id (send the true labels with `metalearn models feedback`)."""
+    import pandas as pd
+
+    from metalearn.data.errors import InputError
+    from metalearn.data.loading import write_frame_file
+    from metalearn.registry.registry import MAX_BATCH_ROWS
+
+    if out_file is not None and not str(out_file).lower().endswith(_OUT_ENDINGS):
+        raise InputError(f"--out {str(out_file)!r}: write predictions to a {', '.join(_OUT_ENDINGS)} file")
+    started = time.perf_counter()
+    with _registry(kb) as reg:
+        record = reg.resolve(name, version)  # an unknown model / version fails before the data is read
+        aliases = reg.store.aliases(name)
+        targets = [t.name for t in reg.signature(record).targets]
+        frame, ignored = _read_rows(data, targets)
+        parts: list[pd.DataFrame] = []
+        warnings: list[str] = []
+        for start in range(0, len(frame), MAX_BATCH_ROWS):
+            chunk = frame.iloc[start:start + MAX_BATCH_ROWS].reset_index(drop=True)
+            batch = reg.predict(name, chunk, version=record.version, log=log)
+            parts.append(batch.frame())
+            warnings += [w for w in batch.warnings if w not in warnings]
+        if not parts:  # no rows: let the schema check say so
+            reg.predict(name, frame, version=record.version, log=log)
+    result = pd.concat(parts, ignore_index=True)
+    result.insert(1, "model_version", record.version)
+    seconds = time.perf_counter() - started
+    if out_file is not None:
+        write_frame_file(result, out_file)
+    label = _version_label(record.version, aliases)
+    info = {"name": name, "version": record.version, "aliases": sorted(a for a, v in aliases.items()
+                                                                       if v == record.version),
+            "rows": len(result), "logged": log, "out": str(out_file) if out_file is not None else None,
+            "ignored_columns": ignored, "warnings": warnings, "seconds": seconds}
+    if json_out:
+        if out_file is None:
+            info["predictions"] = result.to_dict(orient="records")
+        _json(info)
+        return
+    if ignored:
+        _note(f"note: target column(s) {', '.join(map(repr, ignored))} in the data ignored (the model predicts them)")
+    for w in warnings:
+        _note(f"warning: {w}")
+    done = (f"{name} {label}: {len(result)} rows predicted in {seconds:.1f} s"
+            + (f", {len(result)} logged" if log else ", not logged"))
+    if out_file is None:
+        sys.stdout.write(result.to_csv(index=False))
+        _note(done)
+    else:
+        _say(f"{done}; written to {out_file}")
+
+
+def _read_rows(data: str, targets: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of ``data`` (a file, or a dataset spec: its features) and the target columns dropped."""
+    from metalearn.data.loading import load_frame_file
+
+    scheme, sep, _rest = data.strip().partition(":")
+    if sep and scheme.lower() in _SPECS:
+        ds = _load(data, None, None, None)
+        return ds.X.reset_index(drop=True), [str(t) for t in ds.task.targets]
+    frame = load_frame_file(data)
+    present = [t for t in targets if t in frame.columns]
+    return frame.drop(columns=present), present
