@@ -1,0 +1,246 @@
+"""The model registry on real data: register a search's final model, promote / rollback, safe artifacts
+(hash and trusted types), input checks against the training schema, prediction log and feedback, drift
+flags, compression and retraining."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metalearn.data.dataset import Dataset
+from metalearn.data.errors import ArtifactError, ConflictError, InputError, NotFoundError
+from metalearn.data.loading import load_sklearn
+from metalearn.kb import DuckDBKnowledgeBase
+from metalearn.kb.shipped import open_default_kb
+from metalearn.registry.monitor import check_drift, drift_report_html
+from metalearn.registry.registry import LogSettings, ModelRegistry
+from metalearn.registry.retrain import retrain
+from metalearn.registry.signature import SchemaError
+from metalearn.registry.variants import compress
+from metalearn.search.automl import OptimizeOutcome, optimize
+from metalearn.search.settings import SearchSettings
+
+warnings.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Dataset, OptimizeOutcome]:
+    """A KB file holding a real 4-trial search on breast_cancer (an ensemble or a pipeline)."""
+    path = tmp_path_factory.mktemp("registry") / "kb.duckdb"
+    ds = load_sklearn("breast_cancer")
+    kb = open_default_kb(path)
+    outcome = optimize(ds, kb, SearchSettings(n_trials=4, seed=0))
+    kb.close()
+    assert outcome.model is not None
+    return path, ds, outcome
+
+
+@pytest.fixture()
+def registry(searched: tuple[Path, Dataset, OptimizeOutcome], tmp_path: Path) -> Any:
+    path, _, _ = searched
+    copy = tmp_path / "kb.duckdb"
+    copy.write_bytes(path.read_bytes())
+    kb = DuckDBKnowledgeBase(copy)
+    yield ModelRegistry(kb)
+    kb.close()
+
+
+def test_register_records_what_a_platform_team_needs(registry: ModelRegistry, searched: Any) -> None:
+    _, ds, outcome = searched
+    rec = registry.register_outcome("bc", outcome, ds)
+    assert (rec.version, rec.variant, rec.kind, rec.metric) == (1, "search", "binary", "roc_auc")
+    assert registry.store.aliases("bc") == {}  # registering never promotes
+    info = rec.info
+    assert info["dataset"]["fingerprint"] == ds.dataset_id and rec.search_id == outcome.result.search_id
+    assert info["metrics"]["cv"]["roc_auc"] == pytest.approx(outcome.summary["best"]["score"])
+    assert set(info["metrics"]["refit"]) >= {"roc_auc", "log_loss", "accuracy"}
+    assert [c["name"] for c in info["signature"]["columns"]] == list(ds.X.columns)
+    assert info["signature"]["targets"][0]["classes"] == ["benign", "malignant"]
+    assert info["metafeatures"] and {"scikit-learn", "skops", "python"} <= set(info["libraries"])
+    assert all(t.startswith(("metalearn.", "sklearn.", "numpy.", "catboost.", "lightgbm.", "xgboost.", "scipy."))
+               for t in info["trusted_types"])
+    assert (registry.root / rec.artifact).stat().st_size == rec.artifact_bytes
+    assert len(registry.reference(rec)) == ds.n_rows
+    # the model loaded back predicts like the one the search made
+    X = ds.X.head(20)
+    assert np.array_equal(registry.load(rec).predict(X), outcome.model.predict(X))
+
+
+def test_bad_names_and_models_write_nothing(registry: ModelRegistry, searched: Any) -> None:
+    _, ds, outcome = searched
+    for bad in ("", "../etc", "a b", "x" * 65, None):
+        with pytest.raises(InputError, match="model name"):
+            registry.register_outcome(bad, outcome, ds)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="fitted metalearn model"):
+        registry.register("bc", object(), ds)
+
+    class Evil:  # a type outside the trusted libraries is refused before anything is written
+        def predict_task(self, X: Any) -> Any:
+            return outcome.model.predict_task(X)
+
+    with pytest.raises(ArtifactError, match="outside the trusted libraries"):
+        registry.register("bc", Evil(), ds)
+    assert registry.store.list_models() == [] and not list(registry.root.glob("bc/*"))
+
+
+def test_promote_rollback_and_predictions_follow(registry: ModelRegistry, searched: Any) -> None:
+    _, ds, outcome = searched
+    for _ in range(3):
+        registry.register_outcome("bc", outcome, ds)
+    with pytest.raises(ConflictError, match="no live version"):
+        registry.predict("bc", ds.X.head(2))
+    registry.promote("bc", 1)
+    registry.promote("bc", 2)
+    registry.promote("bc", 3)
+    assert registry.predict("bc", ds.X.head(2)).version == 3
+    assert registry.rollback("bc")["version"] == 2
+    assert registry.rollback("bc")["version"] == 1  # a second rollback goes further back
+    with pytest.raises(ConflictError, match="no earlier live version"):
+        registry.rollback("bc")
+    assert registry.predict("bc", ds.X.head(2)).version == 1
+    assert registry.predict("bc", ds.X.head(2), version=3).version == 3
+    with pytest.raises(ConflictError, match="is live"):
+        registry.delete("bc", 1)
+    registry.delete("bc", 2)
+    with pytest.raises(NotFoundError, match="deleted"):
+        registry.predict("bc", ds.X.head(2), version=2)
+    with pytest.raises(NotFoundError, match="no version 9"):
+        registry.promote("bc", 9)
+    with pytest.raises(NotFoundError, match="not in the registry"):
+        registry.predict("nope", ds.X.head(2))
+    actions = [e["action"] for e in registry.show("bc")["events"]]
+    assert actions == ["register"] * 3 + ["promote"] * 3 + ["rollback"] * 2 + ["delete"]
+
+
+def test_a_tampered_artifact_is_refused_and_the_registry_unchanged(registry: ModelRegistry, searched: Any) -> None:
+    _, ds, outcome = searched
+    rec = registry.register_outcome("bc", outcome, ds)
+    registry.promote("bc", rec.version)
+    path = registry.root / rec.artifact
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    fresh = ModelRegistry(registry.kb)  # no cached model
+    with pytest.raises(ArtifactError, match="modified on disk"):
+        fresh.predict("bc", ds.X.head(2))
+    with pytest.raises(ArtifactError):
+        fresh.promote("bc", rec.version)  # never promote a version that cannot be served
+    assert fresh.store.aliases("bc") == {"live": rec.version}
+    assert len(fresh.store.events("bc")) == 2
+
+
+def test_inputs_are_checked_against_the_training_schema(registry: ModelRegistry, searched: Any) -> None:
+    _, ds, outcome = searched
+    registry.promote("bc", registry.register_outcome("bc", outcome, ds).version)
+    X = ds.X.head(3)
+    first, second = X.columns[0], X.columns[1]
+    with pytest.raises(SchemaError, match=f"missing column\\(s\\) {first}"):
+        registry.predict("bc", X.drop(columns=[first]))
+    with pytest.raises(SchemaError, match="unknown column\\(s\\) surprise"):
+        registry.predict("bc", X.assign(surprise=1))
+    with pytest.raises(SchemaError, match=f"mistyped column\\(s\\) {second} \\(numbers expected, got 'abc'\\)"):
+        registry.predict("bc", X.assign(**{second: ["abc", 1.0, 2.0]}))
+    with pytest.raises(SchemaError, match="no rows"):
+        registry.predict("bc", X.iloc[:0])
+    # reordered columns, numbers as strings, missing values and the target column are fine
+    loose = X[X.columns[::-1]].astype(object).assign(target="benign")
+    loose.iloc[0, 0] = None
+    loose[second] = loose[second].astype(str)
+    batch = registry.predict("bc", loose)
+    assert len(batch.rows) == 3 and not batch.warnings
+    assert registry.store.counts("bc")["predictions"] == 3  # refused requests logged nothing
+
+
+def test_unseen_categories_are_a_warning_not_an_error(tmp_path: Path) -> None:
+    frame = pd.DataFrame({
+        "colour": pd.Categorical(np.random.default_rng(0).choice(["red", "green", "blue"], 300)),
+        "size": np.random.default_rng(1).normal(size=300),
+    })
+    y = pd.DataFrame({"label": np.where((frame["colour"] == "red") | (frame["size"] > 0.5), "yes", "no")})
+    from metalearn.data.task import Task, TaskKind
+
+    data = Dataset("colours", frame, y, Task(TaskKind.BINARY, ("label",), (TaskKind.BINARY,), "roc_auc"),
+                   (True, False), "test")
+    kb = open_default_kb(tmp_path / "kb.duckdb")
+    try:
+        outcome = optimize(data, kb, SearchSettings(n_trials=2, seed=0, ensemble=False))
+        registry = ModelRegistry(kb)
+        registry.promote("c", registry.register_outcome("c", outcome, data).version)
+        batch = registry.predict("c", pd.DataFrame({"colour": ["red", "purple"], "size": [0.1, 2.0]}))
+        assert batch.warnings and "colour" in batch.warnings[0] and "purple" in batch.warnings[0]
+        assert batch.rows[0]["predictions"]["label"] == "yes"
+    finally:
+        kb.close()
+
+
+def test_log_retention_feedback_and_drift_flags(registry: ModelRegistry, searched: Any) -> None:
+    _, ds, outcome = searched
+    registry.log_settings = LogSettings(sample=1.0, keep=300)
+    registry.promote("bc", registry.register_outcome("bc", outcome, ds).version)
+    clean = registry.predict("bc", ds.X.sample(150, random_state=1))
+    result = check_drift(registry, "bc")
+    assert not result["data"]["drifted"] and result["flags"] == [] and result["concept"] is None
+    shifted = ds.X.sample(150, random_state=2)
+    shifted[shifted.columns[:12]] *= 3
+    moved = registry.predict("bc", shifted)
+    result = check_drift(registry, "bc")
+    assert result["data"]["drifted"] and result["flags"] == ["data_drift"]
+    assert registry.show("bc")["versions"][0]["flags"]["data_drift"]["share_drifted"] >= 0.3
+    # right labels for the clean rows, wrong ones for the shifted rows: the latest window degrades
+    flip = {"benign": "malignant", "malignant": "benign"}
+    items = [{"prediction_id": i, "label": r["predictions"]["target"]} for i, r in zip(clean.prediction_ids, clean.rows, strict=True)]
+    items += [{"prediction_id": i, "labels": {"target": flip[r["predictions"]["target"]]}}
+              for i, r in zip(moved.prediction_ids, moved.rows, strict=True)]
+    assert registry.feedback("bc", items)["stored"] == 300
+    result = check_drift(registry, "bc", concept_window=100)
+    assert result["concept"]["drifted"] and set(result["flags"]) == {"data_drift", "concept_drift"}
+    assert result["concept"]["latest_score"] < 0.5 < result["concept"]["training_score"]
+    html = drift_report_html(registry, "bc")
+    assert "<img" in html and shifted.columns[0] in html
+    with pytest.raises(NotFoundError, match="not in the prediction log"):
+        registry.feedback("bc", [{"prediction_id": "nope", "label": "benign"}])
+    with pytest.raises(InputError, match="labels for the target"):
+        registry.feedback("bc", [{"prediction_id": clean.prediction_ids[0], "labels": {"wrong": 1}}])
+    registry.predict("bc", ds.X.head(100))  # the log keeps the newest 300 rows
+    assert registry.store.counts("bc")["predictions"] == 300
+
+
+def test_compress_registers_measured_variants(registry: ModelRegistry, searched: Any) -> None:
+    _, ds, outcome = searched
+    base = registry.register_outcome("bc", outcome, ds)
+    report = compress(registry, "bc", methods=("onnx",), batch_rows=2000)
+    original, onnx = report["variants"]
+    assert original["version"] == base.version and onnx.get("error") is None, onnx
+    rec = registry.store.get_version("bc", onnx["version"])
+    assert (rec.variant, rec.parent_version) == ("onnx", base.version)
+    assert abs(onnx["compare"]["score_loss"]) < 0.005
+    X = ds.X.head(50)
+    p_orig = registry.predict("bc", X, version=base.version, log=False).prediction.probas[0]
+    p_onnx = registry.predict("bc", X, version=rec.version, log=False).prediction.probas[0]
+    assert np.max(np.abs(p_orig - p_onnx)) < 1e-3
+    with pytest.raises(InputError, match="unknown compression"):
+        compress(registry, "bc", methods=("zip",))
+
+
+def test_retrain_starts_from_the_version_and_is_not_promoted(registry: ModelRegistry, searched: Any) -> None:
+    _, ds, outcome = searched
+    base = registry.register_outcome("bc", outcome, ds)
+    registry.promote("bc", base.version)
+    sub = ds.subsample(300, seed=5)  # new rows: a dataset of its own (a new fingerprint)
+    new_data = Dataset("bc-new", sub.X, sub.y, sub.task, sub.categorical, "test")
+    rec = retrain(registry, "bc", new_data, SearchSettings(n_trials=2, seed=1, ensemble=False))
+    assert (rec.variant, rec.parent_version) == ("retrain", base.version)
+    assert registry.store.aliases("bc") == {"live": base.version}
+    first = registry.kb.list_runs(search_id=rec.search_id)
+    best = (base.info["search"]["best"] or {})["config_id"]
+    trials = rec.info["search"]
+    assert trials["n_trials"] == 2 and any(r.config_id == best for r in first)
+    with pytest.raises(SchemaError, match="missing column"):
+        retrain(registry, "bc", Dataset("x", new_data.X.iloc[:, 1:], new_data.y, new_data.task,
+                                        new_data.categorical[1:], "test"), SearchSettings(n_trials=1))
+    assert len(registry.store.list_versions("bc")) == 2
