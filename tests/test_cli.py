@@ -400,8 +400,11 @@ def test_every_command_of_the_readme_cli_table_takes_kb(
 
     readme = (REPO / "README.md").read_text()
     table = readme[readme.index("## CLI reference"):readme.index("## How it works")]
-    commands = {tuple(m.group(1).split()) for m in re.finditer(r"^\| `metalearn ((?:kb )?[a-z-]+)", table, re.M)}
+    commands = {tuple(m.group(1).split())
+                for m in re.finditer(r"^\| `metalearn ((?:kb |models )?[a-z-]+)", table, re.M)}
     commands |= {("kb", "import")}  # "kb export DIR / kb import DIR" share a row
+    # models commands that share a row
+    commands |= {("models", "show"), ("models", "rollback"), ("models", "delete")}
     assert ("metafeatures",) in commands and ("kb", "build") in commands and len(commands) >= 11
     root = typer.main.get_command(app)
     for words in commands:

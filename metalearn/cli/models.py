@@ -161,33 +161,28 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
     _say("flags: " + (", ".join(flags) if flags else "none"))
     log = doc.get("log") or {}
     _say(f"prediction log: {log.get('predictions', 0)} predictions, {log.get('feedback', 0)} with feedback")
-    table = Table(title=f"versions of {escape(name)}")
-    for col in ("version", "aliases", "variant", "created", "cv score", "refit", "artifact", "parent", "model"):
-        table.add_column(col, justify="right" if col in ("version", "cv score", "artifact") else "left")
+    _say("versions:")
     for v in doc["versions"]:
         metric = v["metric"]
         refit = ((v.get("metrics") or {}).get("refit") or {}).get(metric)
         model = v.get("model") or {}
         what = model.get("estimator") if model.get("type") == "pipeline" else (
             f"ensemble of {len(model.get('members') or [])}" if model.get("type") == "ensemble" else model.get("class"))
-        if v["deleted"]:
-            what = f"deleted ({what})"
-        table.add_row(
-            str(v["version"]), ", ".join(v["aliases"]) or "-", v["variant"], _when(v["created_at"]),
-            f"{metric} {_fmt(v.get('cv_score'))}", f"{metric} {_fmt(refit)}",
-            f"{_size((v.get('artifact') or {}).get('bytes'))} {(v.get('artifact') or {}).get('format', '')}",
-            _fmt(v.get("parent_version")), escape(str(what or "-")),
-        )
-    out.print(table)
-    events = Table(title="history")
-    for col in ("#", "when", "action", "version", "alias", "from", "detail"):
-        events.add_column(col)
+        artifact = v.get("artifact") or {}
+        held = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
+        flagged = f" flagged {', '.join(v['flags'])}" if v["flags"] else ""
+        _say(f"  version {v['version']}{held}{' (deleted)' if v['deleted'] else ''}: {v['variant']}, "
+             f"created {_when(v['created_at'])}, cv {metric} {_fmt(v.get('cv_score'))}, refit {metric} {_fmt(refit)}, "
+             f"artifact {_size(artifact.get('bytes'))} {artifact.get('format', '')}, "
+             f"parent {_fmt(v.get('parent_version'))}, {what or '-'}{flagged}")
+    _say("history:")
     for e in doc["events"]:
         detail = ", ".join(f"{k}={val}" for k, val in (e.get("detail") or {}).items()
-                           if not isinstance(val, dict | list))
-        events.add_row(str(e["seq"]), _when(e["at"]), e["action"], str(e["version"]), e.get("alias") or "-",
-                       _fmt(e.get("previous_version")), escape(detail[:80]))
-    out.print(events)
+                           if not isinstance(val, dict | list) and k != "reason")
+        alias = f" {e['alias']}" if e.get("alias") else ""
+        was = f" (was version {e['previous_version']})" if e.get("previous_version") is not None else ""
+        _say(f"  #{e['seq']} {_when(e['at'])} {e['action']}{alias} version {e['version']}{was}"
+             + (f" ({detail})" if detail else ""))
 
 
 # ------------------------------------------------------------------------------------------ aliases
@@ -299,26 +294,25 @@ def _print_variants(name: str, result: Mapping[str, Any]) -> None:
     metric = original.get("metric") or "score"
     table = Table(
         title=f"compressed variants of {escape(name)} version {result.get('base_version')}",
-        caption=f"measured on {result.get('rows_from')}; validation score: {metric}; vs original: x smaller, "
-                "x faster (single row, p50), relative score loss",
+        caption=f"measured on {result.get('rows_from')}; latency: one row; rows/s: a 10,000-row batch",
     )
-    for col in ("variant", "version", "size", "p50 ms", "p99 ms", "rows/s", metric, "vs original"):
-        table.add_column(col, justify="left" if col in ("variant", "vs original") else "right")
+    for col in ("variant", "version", "size", "p50 ms", "p99 ms", "rows/s", metric):
+        table.add_column(col, justify="left" if col == "variant" else "right")
     for r in rows:
-        if r.get("error"):
-            table.add_row(escape(str(r.get("method"))), "-", "", "", "", "", "",
-                          escape(f"not made: {r['error']}"))
-            continue
-        cmp = r.get("compare") or {}
-        vs = ""
-        if cmp:
-            vs = (f"size x{cmp['size_ratio']:.2f}, p50 x{cmp['speedup_p50']:.2f}, "
-                  f"rows/s x{cmp['throughput_ratio']:.2f}, score loss {100 * cmp['score_loss']:.2f} %"
-                  + (" (meets 2x / <0.5 %)" if cmp.get("meets_target") else ""))
-        table.add_row(escape(str(r.get("method"))), _fmt(r.get("version")), _size(r.get("size_bytes")),
-                      _fmt(r.get("p50_ms"), 3), _fmt(r.get("p99_ms"), 3), _fmt(r.get("rows_per_s"), 3),
-                      _fmt(r.get("score")), vs)
+        if not r.get("error"):
+            table.add_row(escape(str(r.get("method"))), _fmt(r.get("version")), _size(r.get("size_bytes")),
+                          _fmt(r.get("p50_ms"), 3), _fmt(r.get("p99_ms"), 3), _fmt(r.get("rows_per_s"), 3),
+                          _fmt(r.get("score")))
     out.print(table)
+    for r in rows:
+        cmp = r.get("compare") or {}
+        if r.get("error"):
+            _say(f"{r.get('method')}: not made: {r['error']}")
+        elif cmp:
+            _say(f"{r.get('method')} (version {r.get('version')}) vs original: {cmp['size_ratio']:.2f}x smaller, "
+                 f"{cmp['speedup_p50']:.2f}x faster (p50), {cmp['throughput_ratio']:.2f}x rows/s, "
+                 f"{metric} loss {100 * cmp['score_loss']:.2f} %"
+                 + (" (meets the target: 2x at < 0.5 % loss)" if cmp.get("meets_target") else ""))
     made = [str(r["version"]) for r in rows if r.get("method") != "original" and r.get("version") is not None]
     if made:
         _say(f"registered {name} version(s) {', '.join(made)} (not live: metalearn models promote {name} VERSION)")
@@ -387,15 +381,8 @@ def _print_drift(name: str, result: Mapping[str, Any]) -> None:
     data = result.get("data") or {}
     _say(f"model {name} version {result.get('version')}: drift check at {_when(result.get('checked_at'))}")
     _say(f"data drift: {'YES' if data.get('drifted') else 'no'} - {data.get('reason') or data.get('status') or ''}")
-    drifted = [f for f in data.get("features") or [] if f.get("drifted")]
-    if drifted:
-        table = Table(title="drifted features")
-        for col in ("feature", "kind", "PSI", "p-value", "why"):
-            table.add_column(col)
-        for f in drifted[:20]:
-            table.add_row(escape(str(f.get("name"))), str(f.get("kind", "")), _fmt(f.get("psi"), 3),
-                          _fmt(f.get("p_value"), 3), escape(str(f.get("reason", ""))))
-        out.print(table)
+    for f in [f for f in data.get("features") or [] if f.get("drifted")][:20]:
+        _say(f"  {f.get('name')} ({f.get('kind')}): {f.get('reason')}")
     concept = result.get("concept")
     if concept is None:
         _say("concept drift: not checked (no labelled feedback: `metalearn models feedback NAME LABELS.csv`)")
