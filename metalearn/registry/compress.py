@@ -249,8 +249,16 @@ def _convert_leaf(est: Any, dtype: str, where: str, log: list[str]) -> Any:
             "keep the original version"
         ) from None
     classes = np.asarray(inner.classes_).copy() if classifier else None
+    graph = OnnxEstimator(onx, "proba" if classifier else "values", classes, dtype, nan_cols, name)
+    try:
+        graph._session()  # onnxruntime refuses some converters' graphs (e.g. XGBoost multi-output)
+    except Exception as err:
+        raise CompressionError(
+            f"{where}: the ONNX graph of {name} does not load in onnxruntime ({str(err).strip()[:200]}); "
+            "keep the original version"
+        ) from None
     log.append(f"{where}: {name} ({dtype}, {len(onx)} bytes)")
-    return OnnxEstimator(onx, "proba" if classifier else "values", classes, dtype, nan_cols, name)
+    return graph
 
 
 def _convert_member(model: Any, dtype: str, where: str, log: list[str]) -> Any:
@@ -401,7 +409,14 @@ def to_onnx(
                 raise
             break  # float64 not available: report the float32 failure below
         variant = OnnxTaskModel(converted, weights, task, config_ids)
-        check = compare_predictions(original, variant.predict_task(X_sample))
+        try:
+            onnx_pred = variant.predict_task(X_sample)
+        except Exception as err:
+            raise CompressionError(
+                f"the ONNX variant fails to predict ({type(err).__name__}: {str(err).strip()[:200]}); "
+                "keep the original version"
+            ) from None
+        check = compare_predictions(original, onnx_pred)
         check.update(input_dtype=dtype, graphs=log, n_graphs=len(log))
         attempts.append(check)
         if tolerance is None or _within(check, tolerance):

@@ -129,8 +129,9 @@ class OnnxEstimator(BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         if self.mode == "proba":
             return np.asarray(self.classes)[np.argmax(self.predict_proba(X), axis=1)]
-        out = np.asarray(self._run(X)[0], dtype=np.float64)
-        return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
+        n = np.shape(X)[0] if np.ndim(X) == 2 else 1
+        out = np.asarray(self._run(X)[0], dtype=np.float64).reshape(n, -1)  # (n, targets)
+        return out.ravel() if out.shape[1] == 1 else out
 
 
 def _multilabel_classes(classes: Any) -> bool:
