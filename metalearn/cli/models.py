@@ -170,7 +170,7 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
             f"ensemble of {len(model.get('members') or [])}" if model.get("type") == "ensemble" else model.get("class"))
         artifact = v.get("artifact") or {}
         held = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
-        flagged = f" flagged {', '.join(v['flags'])}" if v["flags"] else ""
+        flagged = f"; flagged {', '.join(v['flags'])}" if v["flags"] else ""
         _say(f"  version {v['version']}{held}{' (deleted)' if v['deleted'] else ''}: {v['variant']}, "
              f"created {_when(v['created_at'])}, cv {metric} {_fmt(v.get('cv_score'))}, refit {metric} {_fmt(refit)}, "
              f"artifact {_size(artifact.get('bytes'))} {artifact.get('format', '')}, "
@@ -178,7 +178,7 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
     _say("history:")
     for e in doc["events"]:
         detail = ", ".join(f"{k}={val}" for k, val in (e.get("detail") or {}).items()
-                           if not isinstance(val, dict | list) and k != "reason")
+                           if not isinstance(val, dict | list) and k not in ("reason", "from"))
         alias = f" {e['alias']}" if e.get("alias") else ""
         was = f" (was version {e['previous_version']})" if e.get("previous_version") is not None else ""
         _say(f"  #{e['seq']} {_when(e['at'])} {e['action']}{alias} version {e['version']}{was}"
