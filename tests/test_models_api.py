@@ -144,6 +144,8 @@ def test_predict_json_and_upload(client: TestClient, breast_cancer: Any) -> None
     X = breast_cancer.X.head(20)
     rows = rows_of(X)
     assert_error(predict(client, rows), 409, "no live version")
+    r = client.post(f"/models/{NAME}/predict", json={"rows": rows[:1], "version": 2}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["version"] == 2  # a version asked for needs no live one
     assert_error(client.post(f"/models/{NAME}/predict", json={"rows": rows}), 401)
     assert promote(client, 1).json() == {"name": NAME, "alias": "live", "version": 1, "previous_version": None}
 

@@ -45,6 +45,13 @@ CHECKS = (
     "ensure_resource_availability",
 )
 
+#: Options of a check beyond enabling it. A body over the server's size limit is refused with 413 before it is
+#: parsed (the fuzzer sometimes generates megabytes of JSON): a rejection like any other.
+CHECK_OPTIONS = {
+    "negative_data_rejection": 'expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", '
+    '"422", "428", "429", "5xx"]\n',
+}
+
 CONFIG = f"""
 seed = 14
 max-failures = 50
@@ -73,7 +80,7 @@ max-steps = 8
 
 [checks]
 enabled = false
-{"".join(f"[checks.{name}]{chr(10)}enabled = true{chr(10)}" for name in CHECKS)}
+{"".join(f"[checks.{name}]{chr(10)}enabled = true{chr(10)}{CHECK_OPTIONS.get(name, '')}" for name in CHECKS)}
 
 # An upload's file must be a table holding the target columns, which a schema cannot say: generated files
 # (arbitrary bytes) are refused with 400, and that is their only legitimate refusal.

@@ -141,16 +141,26 @@ class PredictOut(BaseModel):
 
 
 class FeedbackItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """One prediction's true value(s): ``labels`` ({target: value}) or, for a single-target model, ``label``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["labels"], "not": {"required": ["label"]}},
+                {"required": ["label"], "not": {"required": ["labels"]}},
+            ]
+        },
+    )
 
     prediction_id: str = Field(pattern=PREDICTION_ID_PATTERN, description="As /predict returned it.")
-    labels: dict[str, Cell] | None = Field(default=None, description="Target -> true value.")
+    labels: dict[str, Cell] = Field(default=None, description="Target -> true value.")  # type: ignore[arg-type]
     label: Cell = Field(default=None, description="The true value of a single-target model (instead of labels).")
 
     @model_validator(mode="after")
     def _one_of(self) -> FeedbackItem:
         given = self.model_fields_set
-        if ("labels" in given and self.labels is not None) == ("label" in given):
+        if ("labels" in given) == ("label" in given):
             raise ValueError("give either 'labels' ({target: value}) or 'label' (single-target models)")
         return self
 

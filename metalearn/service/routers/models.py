@@ -79,6 +79,22 @@ def _error(description: str) -> dict[str, Any]:
     return {"model": Message, "description": description}
 
 
+def _invalid(description: str) -> dict[str, Any]:
+    """A 422: a request the validation refused (``detail``: the errors) or a one-line refusal."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+    }
+
+
+def _json_error(description: str) -> dict[str, Any]:
+    """An error of a route whose success is not JSON (the error still is)."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
+    }
+
+
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("Unknown model or version")}
 READ_ERRORS: dict[int | str, dict[str, Any]] = {**NOT_FOUND}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -141,7 +157,7 @@ def get_version(name: ModelName, version: VersionNumber, registry: RegistryDep) 
     responses={
         **WRITE_ERRORS,
         409: _error("The version is deleted"),
-        422: _error("The version's artifact is missing or was modified"),
+        422: _invalid("Invalid request, or the version's artifact is missing or was modified"),
     },
     summary="Point an alias (live, candidate) at a version",
 )
@@ -164,7 +180,7 @@ def promote(name: ModelName, body: PromoteRequest, registry: RegistryDep) -> Ali
     responses={
         **WRITE_ERRORS,
         409: _error("No earlier version to roll back to"),
-        422: _error("The earlier version's artifact is missing or was modified"),
+        422: _invalid("Invalid request, or the earlier version's artifact is missing or was modified"),
     },
     summary="Point an alias back at the version it had before",
 )
@@ -286,12 +302,8 @@ async def _rows(request: Request, settings: Settings) -> tuple[pd.DataFrame, int
     return await _json_rows(request, settings)
 
 
-def _predict(
-    registry: ModelRegistry, name: str, frame: pd.DataFrame, version: int | None, on_logged: Any, done: list[int]
-) -> PredictionBatch:
-    record = registry.resolve(name, version)
-    done.append(record.version)
-    return registry.predict(name, frame, record.version, on_logged=on_logged)
+def _predict(registry: ModelRegistry, name: str, frame: pd.DataFrame, version: int, on_logged: Any) -> PredictionBatch:
+    return registry.predict(name, frame, version, on_logged=on_logged)
 
 
 def _known(registry: ModelRegistry, name: str) -> bool:
@@ -328,7 +340,7 @@ async def _count_error(
         409: _error("The model has no live version"),
         413: _error("Too many rows, or the body is too large"),
         415: _error("Neither JSON nor a multipart upload"),
-        422: _error("Invalid body, rows that do not match the training schema, or a tampered artifact"),
+        422: _invalid("Invalid body, rows that do not match the training schema, or a tampered artifact"),
     },
     summary="Predict rows (JSON or an uploaded file) with the live version or a given one",
 )
@@ -348,12 +360,23 @@ async def predict(
     t0 = time.perf_counter()
     resolved: list[int] = []
     try:
+        # the model first: an unknown model (404) or one without a live version (409) is refused before
+        # its body is read
+        no_live: ConflictError | None = None
+        try:
+            record: ModelVersionRecord | None = await run_in_threadpool(registry.resolve, name, version)
+        except ConflictError as exc:  # no live version: the body may still name one
+            record, no_live = None, exc
         frame, body_version = await _rows(request, settings)
-        if version is not None and body_version is not None and version != body_version:
+        if version is not None and body_version is not None and body_version != version:
             raise InputError(f"the query asks for version {version} and the body for version {body_version}; give one")
-        batch = await run_in_threadpool(
-            _predict, registry, name, frame, body_version or version, writer.add, resolved
-        )
+        if body_version is not None and (record is None or record.version != body_version):
+            record = await run_in_threadpool(registry.resolve, name, body_version)
+        if record is None:
+            assert no_live is not None
+            raise no_live
+        resolved.append(record.version)
+        batch = await run_in_threadpool(_predict, registry, name, frame, record.version, writer.add)
     except Exception as exc:
         await _count_error(metrics, registry, name, resolved, exc)
         raise
@@ -402,7 +425,11 @@ def _drift_report(registry: ModelRegistry, name: str, version: int | None, setti
     "/{name}/drift",
     response_model=DriftOut,
     dependencies=[ReadAccess],
-    responses={**READ_ERRORS, 409: _error("No live version"), 422: _error("The drift reference is missing or was modified")},
+    responses={
+        **READ_ERRORS,
+        409: _error("No live version"),
+        422: _invalid("Invalid request, or the drift reference is missing or was modified"),
+    },
     summary="Check data and concept drift of a version (sets or clears its drift flags)",
 )
 def drift(
@@ -426,10 +453,10 @@ def drift(
     response_class=HTMLResponse,
     dependencies=[ReadAccess],
     responses={
-        200: {"content": {"text/html": {}}, "description": "The drift report as an HTML page"},
-        **READ_ERRORS,
-        409: _error("No live version"),
-        422: _error("The drift reference is missing or was modified"),
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The drift report as an HTML page"},
+        404: _json_error("Unknown model or version"),
+        409: _json_error("No live version"),
+        422: _invalid("Invalid request, or the drift reference is missing or was modified"),
     },
     summary="The drift report of a version as HTML",
 )
