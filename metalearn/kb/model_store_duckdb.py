@@ -193,8 +193,18 @@ class DuckDBModelStore(ModelStore):
                 "SELECT prediction_id FROM prediction_log WHERE prediction_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
             ).fetchall()}
             new = [r for r in {r.prediction_id: r for r in recs}.values() if r.prediction_id not in found]
-            if new:
-                cur.executemany(_insert("prediction_log"), [to_row("prediction_log", r) for r in new])
+            if new:  # through Arrow: a row-by-row executemany cost ~1 ms per logged prediction
+                import pyarrow as pa
+
+                rows = [to_row("prediction_log", r) for r in new]
+                names = [c for c, _, _ in table_columns("prediction_log")]
+                batch = pa.table({c: [row[j] for row in rows] for j, c in enumerate(names)})
+                cur.register("_metalearn_log_batch", batch)
+                try:
+                    cur.execute(f"INSERT INTO prediction_log ({_cols('prediction_log')}) "
+                                f"SELECT {_cols('prediction_log')} FROM _metalearn_log_batch")
+                finally:
+                    cur.unregister("_metalearn_log_batch")
         return len(new)
 
     def trim_predictions(self, name: str, keep: int) -> int:

@@ -43,7 +43,9 @@ def logged_inputs(records: Sequence[PredictionRecord], columns: Sequence[str]) -
 def logged_prediction(records: Sequence[PredictionRecord], targets: Sequence[str],
                       classes: Sequence[Sequence[Any] | None]) -> Prediction:
     """The logged outputs as a :class:`Prediction` (probability columns in the order of ``classes``)."""
-    values, probas, out_classes = [], [], []
+    values: list[np.ndarray] = []
+    probas: list[np.ndarray | None] = []
+    out_classes: list[np.ndarray | None] = []
     for t, cls in zip(targets, classes, strict=True):
         values.append(np.asarray([r.outputs["predictions"].get(t) for r in records], dtype=object))
         if cls is None:

@@ -144,7 +144,7 @@ def prediction_rows(targets: Sequence[str], pred: Prediction) -> list[dict[str, 
 
 def _plain(v: Any) -> Any:
     v = v.item() if hasattr(v, "item") else v
-    if isinstance(v, float) and not np.isfinite(v):
+    if v is pd.NA or v is pd.NaT or (isinstance(v, float) and not np.isfinite(v)):
         return None
     return v
 
@@ -162,6 +162,8 @@ class ModelRegistry:
         self.log_settings = log or LogSettings()
         self._cache: OrderedDict[tuple[str, int, str], Any] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._meta: dict[tuple[str, int, str], tuple[Signature, Task]] = {}
+        self._records: dict[tuple[str, int], ModelVersionRecord] = {}
         self._rng = np.random.default_rng()
 
     @property
@@ -302,22 +304,28 @@ class ModelRegistry:
         }
 
     def resolve(self, name: str, version: int | None = None, alias: str = "live") -> ModelVersionRecord:
-        """The version asked for, else the one ``alias`` points at."""
+        """The version asked for, else the one ``alias`` points at. The alias is read on every call (a
+        promote elsewhere in this process is seen at once); version records are immutable, so they are
+        cached (a delete through this registry drops its entry; only one process writes a KB file)."""
         check_name(name)
-        if version is not None:
+        if version is None:
+            aliases = self.store.aliases(name)
+            if alias not in aliases:
+                if not self.store.list_versions(name):
+                    raise missing_model(name)
+                raise ConflictError(
+                    f"model {name!r} has no {alias} version: promote one (`metalearn models promote {name} VERSION`) "
+                    "or ask for a version explicitly"
+                )
+            version = aliases[alias]
+        rec = self._records.get((name, version))
+        if rec is None:
             rec = self.store.get_version(name, version)
-            if rec.deleted:
-                raise NotFoundError(f"model {name!r} version {version} was deleted: `metalearn models show {name}` lists the others")
-            return rec
-        aliases = self.store.aliases(name)
-        if alias not in aliases:
-            if not self.store.list_versions(name):
-                raise missing_model(name)
-            raise ConflictError(
-                f"model {name!r} has no {alias} version: promote one (`metalearn models promote {name} VERSION`) "
-                "or ask for a version explicitly"
-            )
-        return self.store.get_version(name, aliases[alias])
+            if not rec.deleted:
+                self._records[(name, version)] = rec
+        if rec.deleted:
+            raise NotFoundError(f"model {name!r} version {version} was deleted: `metalearn models show {name}` lists the others")
+        return rec
 
     def load(self, record: ModelVersionRecord) -> Any:
         """The model of ``record``, checked against its hash and trusted types (cached)."""
@@ -347,10 +355,19 @@ class ModelRegistry:
         return pd.read_parquet(path)
 
     def signature(self, record: ModelVersionRecord) -> Signature:
-        return Signature.from_dict(record.info["signature"])
+        return self._parsed(record)[0]
 
     def task(self, record: ModelVersionRecord) -> Task:
-        return Task.from_dict(record.info["task"])
+        return self._parsed(record)[1]
+
+    def _parsed(self, record: ModelVersionRecord) -> tuple[Signature, Task]:
+        """The version's training schema and task, parsed once per version (they are immutable)."""
+        key = (record.name, record.version, record.artifact_sha256)
+        found = self._meta.get(key)
+        if found is None:
+            found = (Signature.from_dict(record.info["signature"]), Task.from_dict(record.info["task"]))
+            self._meta[key] = found
+        return found
 
     # -- aliases -----------------------------------------------------------------------------------
     def promote(self, name: str, version: int, alias: str = "live") -> dict[str, Any]:
@@ -392,6 +409,7 @@ class ModelRegistry:
                 f"model {name!r} version {version} is live: promote another version first, then delete this one"
             )
         self.store.delete_version(name, version)
+        self._records.pop((name, version), None)
 
     # -- serving -----------------------------------------------------------------------------------
     def predict(self, name: str, frame: pd.DataFrame, version: int | None = None, *, log: bool = True,
@@ -426,9 +444,9 @@ class ModelRegistry:
         keep = np.ones(len(X), dtype=bool) if s >= 1 else self._rng.random(len(X)) < s
         per_row = 1000.0 * batch.seconds / max(1, len(X))
         records = []
-        raw = X.astype(object).where(X.notna(), None)
+        raw = X.to_dict("records")
         for i in np.flatnonzero(keep):
-            features = {k: _plain(v) for k, v in raw.iloc[i].items()}
+            features = {k: _plain(v) for k, v in raw[i].items()}
             records.append(PredictionRecord(batch.prediction_ids[i], batch.name, batch.version, features,
                                             batch.rows[i], per_row))
         return records

@@ -15,6 +15,7 @@ Rules of :meth:`Signature.validate`:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,10 @@ class ColumnSpec:
     kind: str  # "numeric" | "categorical"
     dtype: str  # the training dtype, as pandas names it
     categories: tuple[str, ...] | None = None  # the categories seen in training (categorical columns)
+
+    @functools.cached_property
+    def category_set(self) -> frozenset[str]:
+        return frozenset(self.categories or ())
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "dtype": self.dtype,
@@ -127,29 +132,38 @@ class Signature:
             problems.append(f"missing column(s) {self._shown(missing)}")
         if extra:
             problems.append(f"unknown column(s) {self._shown(extra)}")
-        mistyped = []
+        mistyped: list[str] = []
         out: dict[str, Any] = {}
         warnings: list[str] = []
-        for spec in self.columns:
-            if spec.name not in frame.columns:
-                continue
-            s = frame[spec.name]
-            if spec.kind == "numeric":
-                values, bad = _numeric(s)
-                if bad:
-                    mistyped.append(f"{spec.name} (numbers expected, got {bad[0]!r})")
-                out[spec.name] = values
+        present = [c for c in self.columns if c.name in frame.columns]
+        numeric = [c.name for c in present if c.kind == "numeric"]
+        if numeric:
+            block = frame[numeric]
+            if all(pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in block.dtypes):
+                values = block.to_numpy(dtype=np.float64, na_value=np.nan)  # the fast path (JSON numbers)
+                out.update({name: values[:, j] for j, name in enumerate(numeric)})
             else:
-                text = pd.Series(_canonical(s), dtype=object)
-                if spec.categories is not None:
-                    known = set(spec.categories)
-                    unseen = sorted({str(v) for v in text.dropna().unique() if v not in known})
-                    if unseen:
-                        warnings.append(
-                            f"column {spec.name}: {len(unseen)} categor{'y' if len(unseen) == 1 else 'ies'} not seen in "
-                            f"training ({self._shown(unseen)}), predicted as an unknown category"
-                        )
-                out[spec.name] = pd.Categorical(text.where(text.notna(), np.nan))
+                for name in numeric:
+                    col, bad = _numeric(frame[name])
+                    if bad:
+                        mistyped.append(f"{name} (numbers expected, got {bad[0]!r})")
+                    out[name] = col.to_numpy()
+        categorical = [c for c in present if c.kind == "categorical"]
+        if categorical:
+            cells = frame[[c.name for c in categorical]].to_numpy(dtype=object)
+            for j, spec in enumerate(categorical):
+                col = cells[:, j]
+                out[spec.name] = col
+                if spec.categories is None:
+                    continue
+                keys = {_key(v) for v in col} if len(col) <= 256 else set(pd.unique(_canonical(pd.Series(col))))
+                known = spec.category_set
+                unseen = sorted(str(k) for k in keys if isinstance(k, str) and k not in known)
+                if unseen:
+                    warnings.append(
+                        f"column {spec.name}: {len(unseen)} categor{'y' if len(unseen) == 1 else 'ies'} not seen in "
+                        f"training ({self._shown(unseen)}), predicted as an unknown category"
+                    )
         if mistyped:
             problems.append(f"mistyped column(s) {'; '.join(mistyped[:5])}")
         if problems:
@@ -157,13 +171,23 @@ class Signature:
                 f"{what} does not match the model's training schema: {'; '.join(problems)}; "
                 f"send the columns {self._shown(self.names)} with the training types (GET the model for its schema)"
             )
-        result = pd.DataFrame(out, index=pd.RangeIndex(len(frame)))[self.names]
-        return result, warnings
+        return pd.DataFrame({name: out[name] for name in self.names}, index=pd.RangeIndex(len(frame))), warnings
 
     @staticmethod
     def _shown(names: Sequence[str], k: int = 5) -> str:
         head = ", ".join(str(n) for n in names[:k])
         return head + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _key(v: Any) -> str | None:
+    """One label as :func:`canonical_category_strings` writes it (None when missing)."""
+    if v is None or (isinstance(v, float | np.floating) and np.isnan(v)) or v is pd.NA:
+        return None
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, bool | np.bool_):
+        return str(bool(v))
+    return str(v)
 
 
 def _canonical(s: pd.Series) -> np.ndarray:

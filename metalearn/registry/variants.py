@@ -82,6 +82,7 @@ def compress(
     )
     for method in methods:
         status(f"making the {method} variant")
+        variant: Any
         try:
             if method == "onnx":
                 variant = to_onnx(model, X_val.iloc[:CHECK_ROWS])

@@ -37,7 +37,8 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.svm import SVC, SVR
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
+
+from metalearn.runtime.threads import limited
 
 #: Nominal seconds one model fit may take on one core (10k x 50 data stays within ~10-20 s).
 DEFAULT_BUDGET = 12.0
@@ -263,7 +264,7 @@ class Adaptive(MetaEstimatorMixin, BaseEstimator):
             est, X, y, float(self.budget), self.max_features_exponent, self.random_state
         )
         est.set_params(**self.adapted_params_)
-        with threadpool_limits(limits=self.n_threads):
+        with limited(self.n_threads):
             est.fit(X, y)
         self.estimator_ = est
         if hasattr(est, "classes_"):
@@ -273,7 +274,7 @@ class Adaptive(MetaEstimatorMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "estimator_")
-        with threadpool_limits(limits=self.n_threads):
+        with limited(self.n_threads):
             return self.estimator_.predict(np.asarray(X, dtype=np.float64))
 
     def _has_proba(self) -> bool:
@@ -282,7 +283,7 @@ class Adaptive(MetaEstimatorMixin, BaseEstimator):
     @available_if(_has_proba)
     def predict_proba(self, X: Any) -> Any:
         check_is_fitted(self, "estimator_")
-        with threadpool_limits(limits=self.n_threads):
+        with limited(self.n_threads):
             return self.estimator_.predict_proba(np.asarray(X, dtype=np.float64))
 
     def __sklearn_tags__(self) -> Any:

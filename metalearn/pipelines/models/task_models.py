@@ -27,12 +27,12 @@ from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.multioutput import MultiOutputRegressor, RegressorChain
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
 
 from metalearn.data.errors import DataError, TargetError
 from metalearn.data.prediction import Prediction
 from metalearn.pipelines.models.preprocessing import native_categorical_columns
 from metalearn.pipelines.models.shared_mlp import SharedTrunkMLP
+from metalearn.runtime.threads import limited
 
 ML_STRATEGIES = ("native", "binary_relevance", "chain")
 MT_STRATEGIES = ("native", "per_target", "chain")
@@ -168,7 +168,7 @@ def class_outputs(proba: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, n
 def _quiet() -> Iterator[None]:
     """Silences the convergence / numerical warnings that configurations at range edges produce, and
     runs on one BLAS/OpenMP thread (parallel trials must not oversubscribe the cores)."""
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
+    with warnings.catch_warnings(), limited(1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
