@@ -151,13 +151,14 @@ class RawClient:
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def post(self, path: str, body: bytes) -> int:
+    async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> int:
         if self.writer is None or self.reader is None:
             await self.connect()
         assert self.writer is not None and self.reader is not None
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+            + f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         self.writer.write(head + body)
         await self.writer.drain()
@@ -231,7 +232,10 @@ def _summarise(name: str, latencies: list[float], statuses: list[int], seconds: 
     )
 
 
-async def closed_loop(port: int, bodies: list[bytes], clients: int, duration: float) -> PhaseResult:
+async def closed_loop(
+    port: int, bodies: list[bytes], clients: int, duration: float, path: str = "/recommendations",
+    headers: dict[str, str] | None = None,
+) -> PhaseResult:
     latencies: list[float] = []
     statuses: list[int] = []
     stop_at = time.perf_counter() + duration
@@ -245,7 +249,7 @@ async def closed_loop(port: int, bodies: list[bytes], clients: int, duration: fl
                 j += clients
                 t0 = time.perf_counter()
                 try:
-                    status = await client.post("/recommendations", body)
+                    status = await client.post(path, body, headers)
                 except (ConnectionError, OSError, asyncio.IncompleteReadError):
                     status = 599
                     await client.close()
@@ -260,7 +264,8 @@ async def closed_loop(port: int, bodies: list[bytes], clients: int, duration: fl
 
 
 async def open_loop(
-    port: int, bodies: list[bytes], clients: int, duration: float, rate: float
+    port: int, bodies: list[bytes], clients: int, duration: float, rate: float, path: str = "/recommendations",
+    headers: dict[str, str] | None = None,
 ) -> PhaseResult:
     """``rate`` req/s in total on a fixed schedule; latency counted from the scheduled send time."""
     latencies: list[float] = []
@@ -282,7 +287,7 @@ async def open_loop(
                     await asyncio.sleep(delay)
                 body = bodies[(n * clients + i) % len(bodies)]
                 try:
-                    status = await client.post("/recommendations", body)
+                    status = await client.post(path, body, headers)
                 except (ConnectionError, OSError, asyncio.IncompleteReadError):
                     status = 599
                     await client.close()
