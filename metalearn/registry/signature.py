@@ -137,11 +137,15 @@ class Signature:
         warnings: list[str] = []
         present = [c for c in self.columns if c.name in frame.columns]
         numeric = [c.name for c in present if c.kind == "numeric"]
+        float_block: np.ndarray | None = None  # every numeric column as one float64 block (the fast path)
         if numeric:
             block = frame[numeric]
             if all(pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in block.dtypes):
-                values = block.to_numpy(dtype=np.float64, na_value=np.nan)  # the fast path (JSON numbers)
-                out.update({name: values[:, j] for j, name in enumerate(numeric)})
+                float_block = block.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                float_block = _float_block(block)  # JSON rows arrive as one object block
+            if float_block is not None:
+                out.update({name: float_block[:, j] for j, name in enumerate(numeric)})
             else:
                 for name in numeric:
                     col, bad = _numeric(frame[name])
@@ -171,12 +175,29 @@ class Signature:
                 f"{what} does not match the model's training schema: {'; '.join(problems)}; "
                 f"send the columns {self._shown(self.names)} with the training types (GET the model for its schema)"
             )
-        return pd.DataFrame({name: out[name] for name in self.names}, index=pd.RangeIndex(len(frame))), warnings
+        index = pd.RangeIndex(len(frame))
+        if float_block is not None and len(numeric) == len(self.columns):  # no categorical column: one block
+            return pd.DataFrame(float_block, columns=numeric, index=index), warnings
+        return pd.DataFrame({name: out[name] for name in self.names}, index=index), warnings
 
     @staticmethod
     def _shown(names: Sequence[str], k: int = 5) -> str:
         head = ", ".join(str(n) for n in names[:k])
         return head + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _float_block(block: pd.DataFrame) -> np.ndarray | None:
+    """``block`` as float64 in one conversion when every cell is a number, a bool, a numeric string or
+    missing; None otherwise (the caller then finds the offending column)."""
+    cells = block.to_numpy(dtype=object)
+    if any(isinstance(v, str) and not v.strip() for v in cells.ravel()):
+        return None  # blank strings are missing values: the per-column path handles them
+    cells = cells.copy()
+    cells[pd.isna(cells)] = np.nan
+    try:
+        return cells.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 def _key(v: Any) -> str | None:

@@ -133,10 +133,10 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         """The numeric block (float64, non-finite as NaN) and the categorical block (canonical label
         strings, NaN kept). Each block is taken from the frame in one piece (per-column indexing cost a
         few milliseconds per call on wide tables, which dominated single-row prediction)."""
-        dtypes = X.dtypes
+        dtypes = list(X.dtypes)
         plain = all(
-            (pd.api.types.is_numeric_dtype(dtypes.iloc[j]) or pd.api.types.is_bool_dtype(dtypes.iloc[j]))
-            and not isinstance(dtypes.iloc[j], pd.CategoricalDtype)
+            (pd.api.types.is_numeric_dtype(dtypes[j]) or pd.api.types.is_bool_dtype(dtypes[j]))
+            and not isinstance(dtypes[j], pd.CategoricalDtype)
             for j in self.numeric_idx_
         )
         if not len(self.numeric_idx_):
