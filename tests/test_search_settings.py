@@ -88,7 +88,11 @@ def test_cli_options_are_the_declared_ones() -> None:
 
     command = typer.main.get_command(app).commands["optimize"]  # type: ignore[attr-defined]
     options = {p.name: p for p in command.params}
-    assert set(options) - {"data", "target", "kind", "metric", "out_dir", "kb", "json_out"} == set(params("cli"))
+    job = {"data", "target", "kind", "metric", "out_dir", "kb", "json_out", "register"}  # not search parameters
+    assert set(options) - job == set(params("cli"))
+    from metalearn.registry import REGISTER_HELP
+
+    assert options["register"].help == REGISTER_HELP  # declared once, beside the registry
     for name, p in params("cli").items():
         option = options[name]
         assert (*option.opts, *option.secondary_opts) == p.flags, name
@@ -114,7 +118,10 @@ def test_api_form_fields_are_the_declared_ones(tmp_path: Path) -> None:
     from metalearn.service.settings import Settings
 
     props = _api_form(tmp_path)
-    assert set(props) - {"file", "target", "kind", "metric"} == set(params("api"))
+    assert set(props) - {"file", "target", "kind", "metric", "register"} == set(params("api"))
+    from metalearn.registry import REGISTER_HELP
+
+    assert props["register"]["description"].startswith(REGISTER_HELP)
     server = Settings(_env_file=None)  # type: ignore[call-arg]
     server_max = {"n_trials": server.max_search_trials, "time_limit": server.max_search_seconds}
     for name, p in params("api").items():

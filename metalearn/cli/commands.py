@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from metalearn.registry import REGISTER_HELP
 from metalearn.search.settings import PARAMS, defaults
 
 app = typer.Typer(
@@ -312,8 +313,7 @@ def optimize(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for the refit model and summary.json.")] = None,
     register: Annotated[
         str | None,
-        typer.Option("--register", help="Register the final model (pipeline or ensemble) as a new version of "
-                     "this model name in the KB's registry; it is not promoted (`metalearn models promote`)."),
+        typer.Option("--register", help=REGISTER_HELP),
     ] = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,

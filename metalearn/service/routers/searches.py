@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from metalearn.data.errors import InputError
 from metalearn.data.metrics import check_metric
 from metalearn.data.task import TaskKind
+from metalearn.registry import REGISTER_HELP
 from metalearn.search.settings import PARAMS, SearchSettings, defaults
 from metalearn.service.deps import PageDep, ReadAccess, SearchesDep, SettingsDep, WriteAccess
 from metalearn.service.routers.recommendations import ERRORS
@@ -68,8 +69,7 @@ async def create_search(
         Form(
             alias="register",
             pattern=MODEL_NAME_PATTERN,
-            description="Register the final model (refit; the ensemble when it wins) as a new version of this "
-            "model name when the search finishes (not promoted); the search's status says which version.",
+            description=REGISTER_HELP + " The search's status says which version.",
         ),
     ] = None,
 ) -> SearchCreated:
