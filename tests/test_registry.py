@@ -244,3 +244,27 @@ def test_retrain_starts_from_the_version_and_is_not_promoted(registry: ModelRegi
         retrain(registry, "bc", Dataset("x", new_data.X.iloc[:, 1:], new_data.y, new_data.task,
                                         new_data.categorical[1:], "test"), SearchSettings(n_trials=1))
     assert len(registry.store.list_versions("bc")) == 2
+
+
+def test_multi_output_kinds_predict_every_target(tmp_path: Path, load_corpus: Any) -> None:
+    """A multi-target and a multilabel model: every target in each answer, probabilities for class targets."""
+    kb = open_default_kb(tmp_path / "kb.duckdb")
+    try:
+        registry = ModelRegistry(kb)
+        linnerud = load_sklearn("linnerud")
+        outcome = optimize(linnerud, kb, SearchSettings(n_trials=1, seed=0, ensemble=False, warm_start=False))
+        registry.promote("lin", registry.register_outcome("lin", outcome, linnerud).version)
+        batch = registry.predict("lin", linnerud.X.head(4))
+        assert all(set(r["predictions"]) == set(linnerud.task.targets) and not r["probabilities"] for r in batch.rows)
+        assert list(batch.frame().columns) == ["prediction_id", *linnerud.task.targets]
+        emotions = load_corpus("emotions")  # multilabel
+        outcome = optimize(emotions, kb, SearchSettings(n_trials=1, seed=0, ensemble=False, warm_start=False))
+        registry.promote("emo", registry.register_outcome("emo", outcome, emotions).version)
+        batch = registry.predict("emo", emotions.X.head(3))
+        labels = set(emotions.task.targets)
+        assert all(set(r["predictions"]) == labels and set(r["probabilities"]) == labels for r in batch.rows)
+        for r in batch.rows:
+            for t in labels:
+                assert sum(r["probabilities"][t].values()) == pytest.approx(1.0)
+    finally:
+        kb.close()
