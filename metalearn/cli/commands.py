@@ -47,6 +47,25 @@ KindOpt = Annotated[
     str | None,
     typer.Option("--kind", help="Override the inferred task kind: binary, multiclass, regression, multilabel, multitarget, multitask."),
 ]
+MlflowOpt = Annotated[
+    str | None,
+    typer.Option("--mlflow-uri", help="Also log each registered version to this MLflow tracking/model registry "
+                 "(e.g. sqlite:///mlflow.db, http://host:5000; default: $METALEARN_MLFLOW_URI; needs "
+                 "pip install 'metalearn[mlflow]'). An MLflow failure is a warning: the version stays registered."),
+]
+
+
+def _mlflow_target(explicit: str | None) -> str | None:
+    """The MLflow URI to sync with (the flag, else $METALEARN_MLFLOW_URI), checked before any work: a URI
+    without mlflow installed is refused in one line."""
+    from metalearn.registry.mlflow_sync import mlflow_uri, require_mlflow
+
+    uri = mlflow_uri(explicit)
+    if uri is not None:
+        require_mlflow()
+    return uri
+
+
 MetricOpt = Annotated[str | None, typer.Option("--metric", help="Metric to optimise (default: the kind's AMLB default).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 DataArg = Annotated[
@@ -315,6 +334,7 @@ def optimize(
         str | None,
         typer.Option("--register", help=REGISTER_HELP),
     ] = None,
+    mlflow_uri: MlflowOpt = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -331,6 +351,7 @@ def optimize(
         from metalearn.registry.registry import check_name
 
         check_name(register)
+    mlflow_target = _mlflow_target(mlflow_uri) if register is not None else None
 
     settings = _search_settings(
         n_trials=n_trials,
@@ -357,12 +378,17 @@ def optimize(
                                on_status=progress.status, started=started)
     summary = outcome.summary
     model_info = summary["model"]
-    registered = None
+    registered: dict[str, Any] | None = None
     if register is not None and outcome.model is not None:
         from metalearn.registry.registry import ModelRegistry
 
-        record = ModelRegistry(store).register_outcome(register, outcome, ds)
+        registry = ModelRegistry(store)
+        record = registry.register_outcome(register, outcome, ds)
         registered = {"name": record.name, "version": record.version, "live": False}
+        if mlflow_target is not None:  # after the registration, which an MLflow failure never undoes
+            from metalearn.registry.mlflow_sync import log_version
+
+            registered["mlflow"] = log_version(mlflow_target, registry, record)
         summary["registered"] = registered
     if json_out:
         _json(summary)
@@ -400,6 +426,10 @@ def optimize(
         if registered is not None:
             say(f"registered {register} version {registered['version']} "
                 f"(not live: metalearn models promote {register} {registered['version']})")
+            if "mlflow" in registered:
+                from metalearn.registry.mlflow_sync import describe
+
+                say(describe(registered["mlflow"]))
     if outcome.model is None:
         nothing = f"no model was written{f' and nothing registered as {register!r}' if register else ''}"
         console.print(f"[red]error:[/red] {escape(model_info['missing_reason'])}; {escape(nothing)}",

@@ -28,10 +28,12 @@ from metalearn.cli.commands import (
     JsonOpt,
     KbOpt,
     MetricOpt,
+    MlflowOpt,
     _check_metric,
     _fmt,
     _json,
     _load,
+    _mlflow_target,
     _print_kind_report,
     _search_option,
     _search_settings,
@@ -191,12 +193,16 @@ def models_promote(
     name: NameArg,
     version: Annotated[int, typer.Argument(min=1, help="The version to promote.")],
     alias: AliasOpt = "live",
+    mlflow_uri: MlflowOpt = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Point an alias (default: live) at a version; the version's artifact is loaded and checked first."""
+    """Point an alias (default: live) at a version; the version's artifact is loaded and checked first.
+    With --mlflow-uri the MLflow registered model's alias moves too."""
+    target = _mlflow_target(mlflow_uri)
     with _registry(kb) as reg:
         result = reg.promote(name, version, alias=alias)
+    _sync_alias(target, result)
     if json_out:
         _json(result)
         return
@@ -204,17 +210,48 @@ def models_promote(
     _say(f"{name}: {alias} -> version {version}" + (f" (was version {before})" if before is not None else "")
          + (f"; undo with `metalearn models rollback {name}" + (f" --alias {alias}`" if alias != "live" else "`")
             if before is not None else ""))
+    _say_mlflow(result)
+
+
+def _sync_alias(uri: str | None, result: dict[str, Any]) -> None:
+    """Move the MLflow alias after the metalearn one (an MLflow failure is a warning in ``result``)."""
+    if uri is not None:
+        from metalearn.registry.mlflow_sync import set_alias
+
+        result["mlflow"] = set_alias(uri, result["name"], result["alias"], result["version"])
+
+
+def _log_versions(uri: str | None, reg: ModelRegistry, name: str, versions: Sequence[int]) -> list[dict[str, Any]]:
+    """Log registered versions to MLflow (after registering: an MLflow failure is a warning)."""
+    if uri is None:
+        return []
+    from metalearn.registry.mlflow_sync import log_version
+
+    return [log_version(uri, reg, reg.store.get_version(name, v)) for v in versions]
+
+
+def _say_mlflow(result: Mapping[str, Any]) -> None:
+    from metalearn.registry.mlflow_sync import describe
+
+    synced = result.get("mlflow")
+    for item in ([synced] if isinstance(synced, Mapping) else synced or []):
+        _say(describe(item))
 
 
 @models_app.command("rollback")
-def models_rollback(name: NameArg, alias: AliasOpt = "live", kb: KbOpt = None, json_out: JsonOpt = False) -> None:
-    """Point an alias (default: live) back at the version it pointed at before the current one."""
+def models_rollback(name: NameArg, alias: AliasOpt = "live", mlflow_uri: MlflowOpt = None, kb: KbOpt = None,
+                    json_out: JsonOpt = False) -> None:
+    """Point an alias (default: live) back at the version it pointed at before the current one.
+    With --mlflow-uri the MLflow registered model's alias moves too."""
+    target = _mlflow_target(mlflow_uri)
     with _registry(kb) as reg:
         result = reg.rollback(name, alias=alias)
+    _sync_alias(target, result)
     if json_out:
         _json(result)
         return
     _say(f"{name}: {alias} -> version {result['version']} (rolled back from version {result['previous_version']})")
+    _say_mlflow(result)
 
 
 @models_app.command("delete")
@@ -250,6 +287,7 @@ def models_compress(
     target: Annotated[
         list[str] | None, typer.Option("--target", "-t", help="Target column(s) of --data (default: the model's).")
     ] = None,
+    mlflow_uri: MlflowOpt = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -262,6 +300,7 @@ def models_compress(
     from metalearn.registry.variants import compress
 
     check_name(name)
+    mlflow_target = _mlflow_target(mlflow_uri)
     methods = [m.strip() for m in method.split(",") if m.strip()]
     with _registry(kb) as reg:
         validation = None
@@ -270,10 +309,15 @@ def models_compress(
             validation = _load(data, list(target) if target else list(task.targets), str(task.kind), None)
         result = compress(reg, name, version, methods=methods, validation=validation,
                           on_status=None if json_out else lambda text: _note(f"{name}: {text}"))
+        made = [int(r["version"]) for r in result.get("variants") or []
+                if r.get("method") != "original" and r.get("version") is not None and not r.get("error")]
+        if mlflow_target is not None:
+            result = {**result, "mlflow": _log_versions(mlflow_target, reg, name, made)}
     if json_out:
         _json(result)
         return
     _print_variants(name, result)
+    _say_mlflow(result)
 
 
 def _base_version(reg: ModelRegistry, name: str, version: int | None) -> Any:
@@ -490,6 +534,7 @@ def models_retrain(
     n_folds: Annotated[int, _search_option("n_folds")] = _SEARCH_DEFAULTS["n_folds"],
     workers: Annotated[int, _search_option("workers")] = _SEARCH_DEFAULTS["workers"],
     scheduler: Annotated[str | None, _search_option("scheduler")] = _SEARCH_DEFAULTS["scheduler"],
+    mlflow_uri: MlflowOpt = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -502,6 +547,7 @@ def models_retrain(
     from metalearn.runtime.progress import SearchProgress
 
     check_name(name)
+    mlflow_target = _mlflow_target(mlflow_uri)
     settings = _search_settings(
         n_trials=n_trials, time_limit=time_limit, trial_time_limit=trial_time_limit, warm_start=warm_start,
         strategy=strategy, n_warm=n_warm, optimizer=optimizer, multi_fidelity=multi_fidelity, ensemble=ensemble,
@@ -519,6 +565,8 @@ def models_retrain(
             record = retrain(reg, name, ds, settings, version=version, on_status=progress.status,
                              on_trial=progress.update)
         doc = {**reg.version_dict(record, reg.store.aliases(name)), "seconds": time.monotonic() - started}
+        if mlflow_target is not None:
+            doc["mlflow"] = _log_versions(mlflow_target, reg, name, [record.version])[0]
     if json_out:
         _json(doc)
         return
@@ -526,6 +574,7 @@ def models_retrain(
     _say(f"retrained {name}{parent} on {ds.name} ({ds.n_rows} rows): {record.metric} "
          f"{_fmt(doc.get('cv_score'))} (cross-validated) in {doc['seconds']:.1f} s")
     _say(f"registered {name} version {record.version} (not live: metalearn models promote {name} {record.version})")
+    _say_mlflow(doc)
 
 
 # ------------------------------------------------------------------------------------------ predict
