@@ -7,7 +7,9 @@ The Python API, imported lazily so that ``import metalearn`` (and the CLI's star
   ``fit`` (by default in a private in-memory KB: ``fit`` writes to a KB file only when given ``kb=PATH``);
 - :class:`MetaLearnEstimator` — the same for every task kind (inferred from ``y``, or ``kind``), multitask too;
 - :class:`SearchSettings` — the frozen description of a search (every parameter declared once);
-- :class:`Advisor` — recommendations from a KB without fitting anything.
+- :class:`Advisor` — recommendations from a KB without fitting anything;
+- :class:`ModelRegistry` — registered models: versions, promote / rollback, serving, drift, retraining;
+- :func:`load_model_file` — the ``model.skops`` an ``optimize --out`` wrote (skops with trusted types, never pickle).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ _EXPORTS = {
     "OptimizeOutcome": "metalearn.search.automl",
     "SearchSettings": "metalearn.search.settings",
     "Advisor": "metalearn.metalearning.advisor",
+    "ModelRegistry": "metalearn.registry.registry",
+    "load_model_file": "metalearn.pipelines.artifacts",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -465,7 +465,7 @@ def test_optimize_multi_fidelity_ends_at_full_budget_writes_the_model_and_resume
     code, out, err = run_cli(capsys, *args, "--out", tmp_path / "run")
     assert code == 0, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert (tmp_path / "run" / "model.joblib").is_file()
+    assert (tmp_path / "run" / "model.skops").is_file()
     assert summary["best"]["score"] is not None and summary["trials"][-1]["budget"] == 1.0
     assert f"best roc_auc = {summary['best']['score']:.4g} after 10 trials (0 resumed" in out
     assert f"model and summary written to {tmp_path / 'run'}" in out
@@ -488,7 +488,7 @@ def test_optimize_without_a_successful_trial_exits_non_zero_without_a_model(
     assert "best log_loss = nan" in out and "model and summary written" not in out
     assert f"summary (no model) written to {tmp_path / 'run'}" in out
     assert "error: no configuration succeeded in 2 trials (2 failed); no model was written" in err
-    assert not (tmp_path / "run" / "model.joblib").exists()
+    assert not (tmp_path / "run" / "model.skops").exists()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"]["refit"] is False
 
 

@@ -104,7 +104,7 @@ def test_ensemble_onnx_round_trips_through_skops(breast_cancer, cancer_models) -
     untrusted = sio.get_untrusted_types(data=data)
     assert all(t.startswith(TRUSTED_PREFIXES) for t in untrusted), untrusted
     assert not any(t.startswith(("lightgbm.", "xgboost.")) for t in untrusted)  # boosters are graphs now
-    from metalearn.registry.artifacts import trusted_types
+    from metalearn.pipelines.artifacts import trusted_types
 
     assert trusted_types(data) == sorted(untrusted)  # the registry accepts the artifact
     back = sio.loads(data, trusted=untrusted)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -428,7 +427,7 @@ def test_timeouts_are_failed_runs_and_the_search_goes_on(tmp_path: Path) -> None
     assert outcome.model is None
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_failed"] == 3 and summary["best"]["score"] is None
-    assert not (tmp_path / "out" / "model.joblib").exists()
+    assert not (tmp_path / "out" / "model.skops").exists()
     # failed runs count as trials: resuming with a larger budget only adds the difference
     more = run_search(iris, kb, fast(n_trials=4))
     assert more.n_resumed == 3 and more.n_new == 1 and more.n_failed == 3 + (more.trials[-1].status != "ok")
@@ -605,7 +604,9 @@ def test_optimize_writes_summary_and_a_model_that_reloads(tmp_path: Path) -> Non
     assert [t["config_id"] for t in summary["trials"]] == [t.config_id for t in res.trials]
     assert summary["trajectory"] == [t.best_score for t in res.trials]
 
-    model = joblib.load(out / "model.joblib")
+    from metalearn import load_model_file
+
+    model = load_model_file(out / "model.skops", summary["model"]["sha256"])
     reloaded = model.predict_task(ds.X)
     original = outcome.model.predict_task(ds.X)
     assert np.array_equal(reloaded.values[0], original.values[0])
@@ -646,7 +647,9 @@ def test_multi_fidelity_search_ends_at_full_budget_and_resumes(load_corpus: Any)
         top = max(t.budget for t in low if t.status == "ok")
         assert res.best_values == max((t for t in low if t.budget == top), key=lambda t: t.score).values
     assert first.model is not None and first.summary["best"]["score"] == res.best_score
-    assert first.summary["model"] == {"refit": True, "file": None, "constant_targets": [], "missing_reason": ""}
+    assert first.summary["model"] == {
+        "refit": True, "file": None, "format": None, "sha256": None, "constant_targets": [], "missing_reason": ""
+    }
     runs = kb.list_runs(search_id=res.search_id)
     assert sorted(r.budget for r in runs) == sorted(t.budget for t in res.trials)  # 1.0 stored, not None
     key = res.settings["protocol"]
@@ -700,7 +703,7 @@ def test_multi_fidelity_search_that_cannot_finish_at_full_budget_says_so(tmp_pat
     model = json.loads((tmp_path / "out" / "summary.json").read_text())["model"]
     assert model["refit"] is False and model["file"] is None
     assert "no configuration succeeded at full budget" in model["missing_reason"]
-    assert not (tmp_path / "out" / "model.joblib").exists()
+    assert not (tmp_path / "out" / "model.skops").exists()
 
 
 # ----------------------------------------------------------- validation before writing (issue 14 item 6)
@@ -751,4 +754,4 @@ def test_optimize_summary_reports_the_whole_job_target_kinds_and_constant_target
     assert all(t["kind"] == "binary" and t["reason"] for t in summary["targets"])
     assert [t["reason"] for t in summary["targets"]] == list(ds.task.kind_reasons)
     assert summary["model"]["constant_targets"] == ["orange"] == outcome.model.constant_targets_
-    assert summary["model"]["file"] == str(tmp_path / "out" / "model.joblib")
+    assert summary["model"]["file"] == str(tmp_path / "out" / "model.skops")

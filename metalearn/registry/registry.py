@@ -42,7 +42,7 @@ from metalearn.kb.model_store import (
     PredictionRecord,
     missing_model,
 )
-from metalearn.registry.artifacts import read_artifact, write_artifact
+from metalearn.pipelines.artifacts import read_artifact, write_artifact
 from metalearn.registry.signature import SchemaError, Signature
 
 #: model names: letters, digits, ``.``, ``_``, ``-``; they name directories and URL path segments
@@ -521,7 +521,7 @@ def alias_stack(events: Sequence[Any], alias: str) -> list[int]:
 
 
 def _sha(path: Path) -> str:
-    from metalearn.registry.artifacts import sha256_file
+    from metalearn.pipelines.artifacts import sha256_file
 
     return sha256_file(path)
 

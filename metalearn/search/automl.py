@@ -119,19 +119,20 @@ def optimize(
         )
     t = lap("refit", t)
     path = None
+    written: dict[str, Any] | None = None
     if out_dir is not None:
         path = Path(out_dir)
         path.mkdir(parents=True, exist_ok=True)
-        if model is not None:
-            import joblib
+        if model is not None:  # skops, never pickle: load it with metalearn.load_model_file
+            from metalearn.pipelines.artifacts import write_artifact
 
-            joblib.dump(model, path / "model.joblib")
+            written = write_artifact(model, path)
     lap("write", t)
     summary = _summary(dataset, result, strategy, recs, time.monotonic() - t0)
     summary["timings"] = {name: round(seconds, 3) for name, seconds in timings.items()}
     summary["stopped_by"] = result.stopped_by  # "trials", "time_limit", "cancelled"
     summary["time_budget"] = deadline.to_dict()  # limit, used, ratio, and what the budget changed
-    summary["model"] = _model_summary(result, model, refit, path)
+    summary["model"] = _model_summary(result, model, refit, path, written)
     summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
     if path is not None:
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -170,7 +171,9 @@ def _budgeted(settings: SearchSettings, dataset: Dataset, deadline: Deadline) ->
     return replace(settings, protocol=protocol)
 
 
-def _model_summary(result: SearchResult, model: Any, refit: bool, path: Path | None) -> dict[str, Any]:
+def _model_summary(
+    result: SearchResult, model: Any, refit: bool, path: Path | None, written: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Whether a model was refit and written, and the targets it predicts as constants (multilabel /
     multitarget columns constant in the data, see :mod:`metalearn.pipelines.models.task_models`)."""
     constant = [str(c) for c in getattr(model, "constant_targets_", None) or []]
@@ -183,7 +186,9 @@ def _model_summary(result: SearchResult, model: Any, refit: bool, path: Path | N
             reason = "not refit (refit=False)"
     return {
         "refit": model is not None,
-        "file": str(path / "model.joblib") if model is not None and path is not None else None,
+        "file": str(path / written["file"]) if written is not None and path is not None else None,
+        "format": written["format"] if written is not None else None,
+        "sha256": written["sha256"] if written is not None else None,
         "constant_targets": constant,
         "missing_reason": reason,
     }

@@ -1,5 +1,6 @@
-"""Model artifacts on disk: written with ``skops.io`` (never pickle), loaded only when their SHA-256 equals
-the registry's and with an explicit list of trusted types.
+"""Model files on disk: written with ``skops.io`` (never pickle), loaded only when their SHA-256 equals
+the recorded one (the registry's, or the ``summary.json`` beside an ``optimize --out`` model) and with an
+explicit list of trusted types.
 
 The trusted types of an artifact are listed when it is written (``skops.io.get_untrusted_types``: every
 type skops does not trust by default) and checked against :data:`TRUSTED_MODULES`: a model holding a type
@@ -111,3 +112,19 @@ def read_artifact(path: Path, sha256: str, trusted: list[str], what: str) -> Any
             f"the artifact of {what} cannot be loaded ({type(err).__name__}: {str(err)[:200]}): it may need the "
             "library versions it was registered with (see `metalearn models show`)"
         ) from err
+
+
+def load_model_file(path: str | Path, sha256: str | None = None) -> Any:
+    """A model written by ``optimize(out_dir=...)`` / ``metalearn optimize --out`` (``model.skops``): loaded
+    when it names only types of the trusted libraries (and, given ``sha256``, when its hash matches, e.g. the
+    ``model.sha256`` of the ``summary.json`` beside it)."""
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ArtifactError(f"cannot read the model file {path} ({err.strerror}): check the path") from err
+    types = trusted_types(data)
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ArtifactError(f"the model file {path} differs from the one the search wrote (SHA-256): rerun the search")
+    return read_artifact(path, hashlib.sha256(data).hexdigest(), types, f"model file {path}")
