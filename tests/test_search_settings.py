@@ -88,7 +88,7 @@ def test_cli_options_are_the_declared_ones() -> None:
 
     command = typer.main.get_command(app).commands["optimize"]  # type: ignore[attr-defined]
     options = {p.name: p for p in command.params}
-    job = {"data", "target", "kind", "metric", "out_dir", "kb", "json_out", "register"}  # not search parameters
+    job = {"data", "target", "kind", "metric", "out_dir", "kb", "json_out", "register", "mlflow_uri"}  # not search parameters
     assert set(options) - job == set(params("cli"))
     from metalearn.registry import REGISTER_HELP
 
