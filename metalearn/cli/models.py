@@ -305,7 +305,7 @@ def models_compress(
     with _registry(kb) as reg:
         validation = None
         if data is not None:
-            task = reg.task(_base_version(reg, name, version))
+            task = reg.task(reg.working_version(name, version))
             validation = _load(data, list(target) if target else list(task.targets), str(task.kind), None)
         result = compress(reg, name, version, methods=methods, validation=validation,
                           on_status=None if json_out else lambda text: _note(f"{name}: {text}"))
@@ -318,18 +318,6 @@ def models_compress(
         return
     _print_variants(name, result)
     _say_mlflow(result)
-
-
-def _base_version(reg: ModelRegistry, name: str, version: int | None) -> Any:
-    """The version asked for, else the live one, else the latest."""
-    from metalearn.kb.model_store import missing_model
-
-    if version is not None or "live" in reg.store.aliases(name):
-        return reg.resolve(name, version)
-    versions = reg.store.list_versions(name)
-    if not versions:
-        raise missing_model(name)
-    return versions[-1]
 
 
 def _print_variants(name: str, result: Mapping[str, Any]) -> None:
@@ -555,7 +543,7 @@ def models_retrain(
     )
     started = time.monotonic()
     with _registry(kb) as reg:
-        task = reg.task(_base_version(reg, name, version))
+        task = reg.task(reg.working_version(name, version))
         # the same loader and options as optimize; the target(s) and kind default to the model's
         ds = _load(data, list(target) if target else list(task.targets), kind or str(task.kind), metric)
         _check_metric(ds)

@@ -10,14 +10,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from metalearn.data.prediction import Prediction
+from metalearn.data.task import Task
 from metalearn.kb.model_store import FlagRecord, ModelVersionRecord, PredictionRecord
 from metalearn.monitoring.drift import DriftThresholds, concept_drift, data_drift
+from metalearn.monitoring.drift import logged_prediction as parse_logged
 from metalearn.monitoring.report import render_drift_report
-from metalearn.registry.registry import ModelRegistry, check_name
+from metalearn.registry.registry import ModelRegistry
 
 #: the newest logged inputs a data-drift check compares with the reference
 DATA_WINDOW = 2000
@@ -25,40 +26,21 @@ DATA_WINDOW = 2000
 CONCEPT_WINDOW = 200
 
 
-def _version(registry: ModelRegistry, name: str, version: int | None) -> ModelVersionRecord:
-    check_name(name)
-    if version is not None or "live" in registry.store.aliases(name):
-        return registry.resolve(name, version)
-    versions = registry.store.list_versions(name)
-    if not versions:
-        return registry.resolve(name)  # raises: unknown model
-    return versions[-1]
-
-
 def logged_inputs(records: Sequence[PredictionRecord], columns: Sequence[str]) -> pd.DataFrame:
     """The logged input rows as a frame with the training columns."""
     return pd.DataFrame([r.features for r in records], columns=list(columns))
 
 
-def logged_prediction(records: Sequence[PredictionRecord], targets: Sequence[str],
+def logged_prediction(records: Sequence[PredictionRecord], task: Task,
                       classes: Sequence[Sequence[Any] | None]) -> Prediction:
-    """The logged outputs as a :class:`Prediction` (probability columns in the order of ``classes``)."""
-    values: list[np.ndarray] = []
-    probas: list[np.ndarray | None] = []
-    out_classes: list[np.ndarray | None] = []
-    for t, cls in zip(targets, classes, strict=True):
-        values.append(np.asarray([r.outputs["predictions"].get(t) for r in records], dtype=object))
-        if cls is None:
-            values[-1] = values[-1].astype(np.float64)
-            probas.append(None)
-            out_classes.append(None)
-            continue
-        keys = [str(c) for c in cls]
-        p = np.asarray([[float((r.outputs.get("probabilities", {}).get(t) or {}).get(k, 0.0)) for k in keys]
-                        for r in records], dtype=np.float64)
-        probas.append(p)
-        out_classes.append(np.asarray(list(cls), dtype=object))
-    return Prediction(values=values, probas=probas, classes=out_classes)
+    """The logged outputs as a :class:`Prediction` (probability columns in the order of ``classes``),
+    parsed by :func:`metalearn.monitoring.drift.logged_prediction`."""
+    targets = task.targets
+    return parse_logged(
+        [[r.outputs["predictions"].get(t) for t in targets] for r in records],
+        [[(r.outputs.get("probabilities") or {}).get(t) for t in targets] for r in records],
+        target_kinds=task.target_kinds, classes=classes,
+    )
 
 
 def check_drift(
@@ -76,7 +58,7 @@ def check_drift(
     ``data`` (:func:`~metalearn.monitoring.drift.data_drift` of the newest ``window`` logged inputs),
     ``concept`` (:func:`~metalearn.monitoring.drift.concept_drift` of the labelled predictions, None without
     feedback or a training score), ``flags`` (set on the version after the check), ``checked_at``."""
-    record = _version(registry, name, version)
+    record = registry.working_version(name, version)
     signature = registry.signature(record)
     reference = registry.reference(record)
     recent = registry.store.recent_predictions(name, record.version, limit=window)
@@ -91,7 +73,7 @@ def check_drift(
         task = registry.task(record)
         preds = [p for p, _ in pairs]
         labels = pd.DataFrame([{t: f.labels.get(t) for t in task.targets} for _, f in pairs], columns=list(task.targets))
-        prediction = logged_prediction(preds, task.targets, [t.classes for t in signature.targets])
+        prediction = logged_prediction(preds, task, [t.classes for t in signature.targets])
         concept = concept_drift(labels, prediction, task=task, training_score=float(training),
                                 window=concept_window, thresholds=thresholds)
     flags: list[str] = []

@@ -327,6 +327,17 @@ class ModelRegistry:
             raise NotFoundError(f"model {name!r} version {version} was deleted: `metalearn models show {name}` lists the others")
         return rec
 
+    def working_version(self, name: str, version: int | None = None) -> ModelVersionRecord:
+        """The version a drift check, compression or retraining works on: ``version`` when given, else the
+        live one, else the latest (:class:`NotFoundError` for an unknown model)."""
+        check_name(name)
+        if version is not None or "live" in self.store.aliases(name):
+            return self.resolve(name, version)
+        versions = self.store.list_versions(name)
+        if not versions:
+            raise missing_model(name)
+        return versions[-1]
+
     def load(self, record: ModelVersionRecord) -> Any:
         """The model of ``record``, checked against its hash and trusted types (cached)."""
         key = (record.name, record.version, record.artifact_sha256)
@@ -374,7 +385,13 @@ class ModelRegistry:
         """Point ``alias`` at ``version`` (atomic); returns the previous and the new version."""
         check_name(name)
         before = self.store.aliases(name).get(alias)
-        self.load(self.store.get_version(name, version))  # never promote a version that cannot be served
+        record = self.store.get_version(name, version)
+        if record.deleted:  # said before the artifact is read (it may be gone with the version)
+            raise ConflictError(
+                f"model {name!r} version {version} was deleted and cannot be promoted; promote a version "
+                f"`metalearn models show {name}` (GET /models/{name}) lists as not deleted"
+            )
+        self.load(record)  # never promote a version that cannot be served
         self.store.set_alias(name, alias, version, "promote")
         return {"name": name, "alias": alias, "version": version, "previous_version": before}
 

@@ -13,7 +13,7 @@ from typing import Any
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import InputError
 from metalearn.kb.model_store import ModelVersionRecord
-from metalearn.registry.registry import ModelRegistry, check_name
+from metalearn.registry.registry import ModelRegistry
 from metalearn.search.settings import SearchSettings
 
 
@@ -75,13 +75,7 @@ def retrain(
     returns the new version (not promoted)."""
     from metalearn.search.automl import optimize
 
-    check_name(name)
-    if version is None and "live" not in registry.store.aliases(name):
-        versions = registry.store.list_versions(name)
-        if not versions:
-            registry.resolve(name)  # raises: unknown model
-        version = versions[-1].version
-    base = registry.resolve(name, version)
+    base = registry.working_version(name, version)
     check_retrain_data(registry, base, dataset)
     # the task of the registered version: same metric, so the two versions compare
     task = registry.task(base)

@@ -16,7 +16,6 @@ from typing import Any
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import CompressionError, InputError
-from metalearn.kb.model_store import ModelVersionRecord
 from metalearn.registry.compress import compare, prune_ensemble, to_onnx, variant_report
 from metalearn.registry.registry import ModelRegistry, check_name
 
@@ -24,15 +23,6 @@ from metalearn.registry.registry import ModelRegistry, check_name
 METHODS: dict[str, str] = {"onnx": "onnx", "prune": "pruned"}
 #: rows the ONNX variant is checked on against the original
 CHECK_ROWS = 1000
-
-
-def _base(registry: ModelRegistry, name: str, version: int | None) -> ModelVersionRecord:
-    if version is not None or "live" in registry.store.aliases(name):
-        return registry.resolve(name, version)
-    versions = registry.store.list_versions(name)
-    if not versions:
-        return registry.resolve(name)  # raises: unknown model
-    return versions[-1]
 
 
 def compress(
@@ -53,7 +43,7 @@ def compress(
     if unknown or not methods:
         raise InputError(f"unknown compression method(s) {unknown or list(methods)}: choose from {', '.join(METHODS)}")
     status = on_status or (lambda _t: None)
-    base = _base(registry, name, version)
+    base = registry.working_version(name, version)
     if base.variant in METHODS.values():
         raise CompressionError(
             f"model {name!r} version {base.version} is already a compressed ({base.variant}) variant: "

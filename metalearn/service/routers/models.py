@@ -165,12 +165,6 @@ def get_version(name: ModelName, version: VersionNumber, registry: RegistryDep) 
 def promote(name: ModelName, body: PromoteRequest, registry: RegistryDep) -> AliasChangeOut:
     """Atomic: predictions answer with the old version until this returns, then with the new one. The
     version is loaded (hash and trusted types checked) before the alias moves."""
-    rec = registry.store.get_version(name, body.version)
-    if rec.deleted:
-        raise ConflictError(
-            f"model {name!r} version {body.version} was deleted and cannot be promoted; promote a version "
-            "GET /models/{name} lists as not deleted"
-        )
     return AliasChangeOut.model_validate(registry.promote(name, body.version, body.alias))
 
 
@@ -500,12 +494,7 @@ def _retrain_base(registry: ModelRegistry, name: str, if_drifted: bool) -> Model
                 f"model {name!r} live version {live} carries no drift flag (GET /models/{name}/drift checks); "
                 "retrain without if_drifted to retrain anyway"
             )
-    if live is not None:
-        return store.get_version(name, live)
-    versions = store.list_versions(name)
-    if not versions:
-        raise missing_model(name)
-    return versions[-1]
+    return registry.working_version(name)
 
 
 @router.post(
