@@ -39,6 +39,14 @@ def _insert(table: str) -> str:
     return f"INSERT INTO {table} ({_cols(table)}) VALUES ({', '.join('?' for _ in cols)})"
 
 
+def _logged_ids(cur: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
+    """The ones among ``ids`` that are in the prediction log."""
+    rows = cur.execute(
+        "SELECT prediction_id FROM prediction_log WHERE prediction_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 class DuckDBModelStore(ModelStore):
     def __init__(self, kb: DuckDBKnowledgeBase) -> None:
         self._kb = kb
@@ -188,10 +196,7 @@ class DuckDBModelStore(ModelStore):
         if not recs:
             return 0
         with self._write("logging predictions") as cur:
-            ids = [r.prediction_id for r in recs]
-            found = {str(r[0]) for r in cur.execute(
-                "SELECT prediction_id FROM prediction_log WHERE prediction_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
-            ).fetchall()}
+            found = _logged_ids(cur, [r.prediction_id for r in recs])
             new = [r for r in {r.prediction_id: r for r in recs}.values() if r.prediction_id not in found]
             if new:  # through Arrow: a row-by-row executemany cost ~1 ms per logged prediction
                 import pyarrow as pa
@@ -238,9 +243,7 @@ class DuckDBModelStore(ModelStore):
             return 0
         with self._write("storing feedback") as cur:
             ids = [r.prediction_id for r in recs]
-            found = {str(r[0]) for r in cur.execute(
-                "SELECT prediction_id FROM prediction_log WHERE prediction_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
-            ).fetchall()}
+            found = _logged_ids(cur, ids)
             missing = [i for i in ids if i not in found]
             if missing:
                 raise NotFoundError(
