@@ -389,6 +389,31 @@ def test_regression_model_families_are_sane(load) -> None:
         assert r2 > 0.6, (fam, r2)
 
 
+def test_forests_predict_small_batches_tree_by_tree_exactly_as_sklearn(load) -> None:
+    """The serving path's small-batch forest predictions (no joblib per call) equal sklearn's, bit for bit,
+    and the path is taken (it is several times faster on one row)."""
+    from metalearn.pipelines.models.adaptive import SMALL_BATCH_ROWS, forest_small_batch
+
+    for kind, fams in (("binary", ("rf", "et")), ("multiclass", ("rf", "et")), ("regression", ("rf", "et"))):
+        ds = load(DATASETS[kind])
+        space = get_space(ds.task)
+        tr, te = split(ds)
+        for fam in fams:
+            v = space.validate({"model": fam}, fill_defaults=True)
+            model = space.build(v, ds.task, ds.categorical).fit(ds.X.iloc[tr], ds.y.iloc[tr])
+            assert isinstance(model.estimator_, Adaptive)
+            forest = model.estimator_.estimator_
+            rows = ds.X.iloc[te[:SMALL_BATCH_ROWS]]
+            Xt = np.asarray(model.preprocessor_.transform(rows), dtype=np.float64)
+            proba = kind != "regression"
+            fast = forest_small_batch(forest, Xt, proba=proba)
+            assert fast is not None, (kind, fam)
+            slow = forest.predict_proba(Xt) if proba else forest.predict(Xt)
+            assert np.array_equal(fast, slow), (kind, fam)
+            assert forest_small_batch(forest, np.vstack([Xt] * 2), proba=proba) is None  # large: sklearn's
+            assert forest_small_batch(forest, Xt, proba=not proba) is None
+
+
 # ------------------------------------------------------------------------------ adaptation, budget
 
 

@@ -134,15 +134,16 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         strings, NaN kept). Each block is taken from the frame in one piece (per-column indexing cost a
         few milliseconds per call on wide tables, which dominated single-row prediction)."""
         dtypes = list(X.dtypes)
-        plain = all(
-            (pd.api.types.is_numeric_dtype(dtypes[j]) or pd.api.types.is_bool_dtype(dtypes[j]))
-            and not isinstance(dtypes[j], pd.CategoricalDtype)
-            for j in self.numeric_idx_
+        plain = all(  # each distinct dtype checked once (wide tables have a few)
+            (pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d)) and not isinstance(d, pd.CategoricalDtype)
+            for d in {dtypes[j] for j in self.numeric_idx_}
         )
+        every = len(self.numeric_idx_) == X.shape[1] and np.array_equal(self.numeric_idx_, np.arange(X.shape[1]))
         if not len(self.numeric_idx_):
             num = np.empty((len(X), 0))
         elif plain:  # numbers already: one conversion of the whole block
-            num = X.iloc[:, self.numeric_idx_].to_numpy(dtype=np.float64, na_value=np.nan)
+            block = X if every else X.iloc[:, self.numeric_idx_]
+            num = block.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)  # written to below: never a view of X
         else:
             num = np.column_stack([
                 pd.to_numeric(X.iloc[:, j], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
