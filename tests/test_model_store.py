@@ -105,6 +105,36 @@ def test_a_failed_transaction_leaves_aliases_as_they_were(kb: KnowledgeBase) -> 
     assert [e.action for e in models.events("m")].count("promote") == 1
 
 
+def test_the_alias_epoch_moves_with_every_alias_change(kb: KnowledgeBase) -> None:
+    """Rule 6: the serving path caches aliases under the epoch, so every change must move it."""
+    models = kb.models
+    for n in (1, 2):
+        models.add_version(version(number=n))
+    seen = [models.alias_epoch()]
+
+    def moved() -> bool:
+        now = kb.models.alias_epoch()  # any store object of the same KB
+        changed = now != seen[-1]
+        seen.append(now)
+        return changed
+
+    models.add_version(version(number=3))
+    assert not moved()  # registering changes no alias
+    models.set_alias("m", "live", 1, "promote")
+    assert moved()
+    with pytest.raises(RuntimeError), kb.transaction():
+        models.set_alias("m", "live", 2, "promote")
+        raise RuntimeError("boom")
+    assert moved()  # rolled back: a reader inside the transaction may have cached version 2
+    models.set_alias("m", "candidate", 3, "promote")
+    assert moved()
+    models.delete_version("m", 3)
+    assert moved()
+    models.unset_alias("m", "live")
+    assert moved()
+    assert models.aliases("m") == {}
+
+
 def test_flags_upsert_and_clear(kb: KnowledgeBase) -> None:
     models = kb.models
     models.add_version(version())

@@ -98,7 +98,10 @@ def test_promote_rollback_and_predictions_follow(registry: ModelRegistry, search
     registry.promote("bc", 2)
     registry.promote("bc", 3)
     assert registry.predict("bc", ds.X.head(2)).version == 3
+    other = ModelRegistry(registry.kb)  # another registry on the same KB: its cached alias must follow
+    assert other.resolve("bc").version == 3
     assert registry.rollback("bc")["version"] == 2
+    assert other.resolve("bc").version == 2
     assert registry.rollback("bc")["version"] == 1  # a second rollback goes further back
     with pytest.raises(ConflictError, match="no earlier live version"):
         registry.rollback("bc")

@@ -29,7 +29,7 @@ import pyarrow as pa
 from metalearn.data.errors import InputError, KnowledgeBaseError, MetaLearnError, NotFoundError
 from metalearn.kb import owners, schema
 from metalearn.kb.base import TABLES, KnowledgeBase
-from metalearn.kb.model_store import ModelStore
+from metalearn.kb.model_store import ModelStore, bump_alias_epoch
 from metalearn.kb.model_store_duckdb import DuckDBModelStore
 from metalearn.kb.records import (
     ConfigurationRecord,
@@ -208,6 +208,8 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         self._closed = True
         key = f"memory:{id(self)}" if self._memory else str(self.path.resolve())
         self._lock = _lock_for(key)
+        #: the key of this file's alias epoch (see metalearn.kb.model_store, rule 6)
+        self.epoch_key = key
         self._con = self._connect()
         self._closed = False
         try:
@@ -391,6 +393,7 @@ class DuckDBKnowledgeBase(KnowledgeBase):
                 self._local.depth = 0
                 with suppress(duckdb.Error):
                     cur.execute("ROLLBACK")
+                bump_alias_epoch(self.epoch_key)
                 raise
             self._local.depth = 0
             try:
@@ -398,6 +401,7 @@ class DuckDBKnowledgeBase(KnowledgeBase):
             except duckdb.Error as err:
                 with suppress(duckdb.Error):
                     cur.execute("ROLLBACK")
+                bump_alias_epoch(self.epoch_key)
                 raise KnowledgeBaseError(
                     f"kb file {self.path}: committing {action} failed ({_first_line(err)}); nothing was written"
                 ) from err

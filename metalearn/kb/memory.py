@@ -18,7 +18,7 @@ import pyarrow as pa
 from metalearn.data.errors import InputError, NotFoundError
 from metalearn.kb import schema
 from metalearn.kb.base import KnowledgeBase
-from metalearn.kb.model_store import ModelStore
+from metalearn.kb.model_store import ModelStore, bump_alias_epoch
 from metalearn.kb.model_store_memory import InMemoryModelStore
 from metalearn.kb.records import (
     ConfigurationRecord,
@@ -51,6 +51,8 @@ class InMemoryKnowledgeBase(KnowledgeBase):
         self._searches: dict[str, SearchRecord] = {}
         self._depth = 0
         self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+        #: the key of this KB's alias epoch (see metalearn.kb.model_store, rule 6)
+        self.epoch_key = f"memory:{id(self)}"
         self._models = InMemoryModelStore(self)
 
     def __enter__(self) -> Self:
@@ -95,6 +97,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
         return self._models
 
     def _rollback(self) -> None:
+        bump_alias_epoch(self.epoch_key)
         while self._undo:
             table, key, old = self._undo.pop()
             if old is _ABSENT:

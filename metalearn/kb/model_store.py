@@ -17,16 +17,24 @@ Rules every backend follows (checked by ``tests/test_model_store.py`` on every b
    a model (their feedback goes with them).
 5. **Records out equal records in**, lists ordered by creation (then key); every public write is one
    transaction and joins ``KnowledgeBase.transaction()`` when one is open.
+6. **Alias epoch.** Every alias change through any store of a KB (``set_alias``, ``unset_alias``,
+   ``delete_version``), and every rolled-back KB transaction, bumps the KB's :meth:`ModelStore.alias_epoch`
+   in this process once it is over; so ``aliases()`` read under an epoch that has not moved since is still
+   current and a reader may cache it (only one process writes a KB file). The serving path resolves the
+   live version this way without a query.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import json
 import math
+import threading
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -156,6 +164,11 @@ def _plain(hint: Any) -> tuple[Any, bool]:
 def table_columns(table: str) -> list[tuple[str, str, bool]]:
     """(DuckDB column, type, nullable) of ``table``, derived from its record: a ``dict`` field is JSON
     text in column ``<field>_json``."""
+    return list(_table_columns(table))
+
+
+@functools.cache
+def _table_columns(table: str) -> tuple[tuple[str, str, bool], ...]:
     cls, _ = MODEL_TABLES[table]
     hints = typing.get_type_hints(cls)
     out = []
@@ -165,7 +178,7 @@ def table_columns(table: str) -> list[tuple[str, str, bool]]:
             out.append((f"{f.name}_json", "VARCHAR", nullable))
         else:
             out.append((f.name, _SQL_TYPES[hint], nullable))
-    return out
+    return tuple(out)
 
 
 def _json_default(o: Any) -> Any:
@@ -205,7 +218,7 @@ def _nan_to_none(v: Any) -> Any:
 def from_row(table: str, row: Sequence[Any]) -> Any:
     cls, _ = MODEL_TABLES[table]
     values: dict[str, Any] = {}
-    for f, (col, _, _) in zip(dataclasses.fields(cls), table_columns(table), strict=True):
+    for f, (col, _, _) in zip(dataclasses.fields(cls), _table_columns(table), strict=True):
         v = row[len(values)]
         values[f.name] = json.loads(v) if col.endswith("_json") and v is not None else v
     return cls(**values)
@@ -213,6 +226,12 @@ def from_row(table: str, row: Sequence[Any]) -> Any:
 
 def normalise(table: str, record: Any) -> Any:
     """``record`` checked (type, choices) and in stored form (dicts through JSON, NaN as None)."""
+    check_record(table, record)
+    return from_row(table, to_row(table, record))
+
+
+def check_record(table: str, record: Any) -> None:
+    """:class:`InputError` unless ``record`` is ``table``'s record with allowed choices and a name."""
     cls, _ = MODEL_TABLES[table]
     if not isinstance(record, cls):
         raise InputError(f"expected a {cls.__name__}, got {type(record).__name__}")
@@ -223,7 +242,6 @@ def normalise(table: str, record: Any) -> Any:
             raise InputError(f"{cls.__name__}.{name} must be one of {list(allowed)}, got {v!r}")
     if not getattr(record, "name", "x"):
         raise InputError("a model name must be a non-empty string")
-    return from_row(table, to_row(table, record))
 
 
 def check_version(version: Any) -> int:
@@ -240,8 +258,33 @@ def missing_model(name: str, version: int | None = None) -> NotFoundError:
     )
 
 
+_ALIAS_EPOCHS: dict[str, int] = {}
+_ALIAS_EPOCHS_GUARD = threading.Lock()
+
+
+def bump_alias_epoch(key: str) -> None:
+    """Mark the aliases of the KB ``key`` as changed (rule 6)."""
+    with _ALIAS_EPOCHS_GUARD:
+        _ALIAS_EPOCHS[key] = _ALIAS_EPOCHS.get(key, 0) + 1
+
+
 class ModelStore(abc.ABC):
     """Storage of the model registry; see the module docstring for the rules."""
+
+    #: the KB this store lives in (its file, or an in-memory KB's identity): the key of its alias epoch
+    epoch_key: str = ""
+
+    def alias_epoch(self) -> int:
+        """This process's count of alias changes in this store's KB (rule 6)."""
+        return _ALIAS_EPOCHS.get(self.epoch_key, 0)
+
+    @contextmanager
+    def _changing_aliases(self) -> Iterator[None]:
+        """Around a write that may change aliases: bumps the epoch when it is over (done or failed)."""
+        try:
+            yield
+        finally:
+            bump_alias_epoch(self.epoch_key)
 
     # -- versions --------------------------------------------------------------------------------
     @abc.abstractmethod

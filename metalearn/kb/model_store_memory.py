@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 class InMemoryModelStore(ModelStore):
     def __init__(self, kb: InMemoryKnowledgeBase) -> None:
         self._kb = kb
+        self.epoch_key = kb.epoch_key
         self._versions: dict[tuple[str, int], ModelVersionRecord] = {}
         self._aliases: dict[tuple[str, str], AliasRecord] = {}
         self._events: dict[tuple[str, int], ModelEventRecord] = {}
@@ -94,7 +95,7 @@ class InMemoryModelStore(ModelStore):
 
     def delete_version(self, name: str, version: int) -> None:
         check_version(version)
-        with self._kb.transaction():
+        with self._changing_aliases(), self._kb.transaction():
             rec = self._live_version(name, version)
             for key, alias in list(self._aliases.items()):
                 if key[0] == name and alias.version == version:
@@ -115,14 +116,14 @@ class InMemoryModelStore(ModelStore):
         check_version(version)
         rec = normalise("model_aliases", AliasRecord(name, alias, version))
         ev = normalise("model_events", ModelEventRecord(name, 0, action, version, alias, None, detail or {}))
-        with self._kb.transaction():
+        with self._changing_aliases(), self._kb.transaction():
             self._live_version(name, version)
             old = self._aliases.get((name, alias))
             self._set(self._aliases, (name, alias), rec)
             self._event(ModelEventRecord(name, 0, action, version, alias, old.version if old else None, ev.detail))
 
     def unset_alias(self, name: str, alias: str) -> None:
-        with self._kb.transaction():
+        with self._changing_aliases(), self._kb.transaction():
             old = self._aliases.get((name, alias))
             if old is None:
                 return

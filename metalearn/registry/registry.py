@@ -89,8 +89,9 @@ def library_versions() -> dict[str, str]:
 @dataclass(frozen=True)
 class LogSettings:
     """The prediction log: ``sample`` is the share of predictions logged (their inputs and outputs;
-    feedback can only name a logged prediction), ``keep`` the rows kept per model (older ones are
-    dropped, with their feedback)."""
+    feedback can only name a logged prediction), ``keep`` the rows kept per model (the oldest are
+    dropped, with their feedback, once the log is 5 % over ``keep``: a trim per write would cost every
+    write a delete)."""
 
     sample: float = 1.0
     keep: int = 100_000
@@ -164,6 +165,9 @@ class ModelRegistry:
         self._cache_lock = threading.Lock()
         self._meta: dict[tuple[str, int, str], tuple[Signature, Task]] = {}
         self._records: dict[tuple[str, int], ModelVersionRecord] = {}
+        self._aliases: dict[str, tuple[int, dict[str, int]]] = {}  # name -> (alias epoch, aliases)
+        self._log_sizes: dict[str, int] = {}  # name -> rows in its prediction log (see write_log)
+        self._log_lock = threading.Lock()
         self._rng = np.random.default_rng()
 
     @property
@@ -304,12 +308,13 @@ class ModelRegistry:
         }
 
     def resolve(self, name: str, version: int | None = None, alias: str = "live") -> ModelVersionRecord:
-        """The version asked for, else the one ``alias`` points at. The alias is read on every call (a
-        promote elsewhere in this process is seen at once); version records are immutable, so they are
-        cached (a delete through this registry drops its entry; only one process writes a KB file)."""
+        """The version asked for, else the one ``alias`` points at. Aliases are cached under the KB's alias
+        epoch (any promote, rollback or delete in this process moves it, so it is seen at once; only one
+        process writes a KB file) and version records, immutable, by version (a delete through this
+        registry drops its entry): serving a cached version makes no query."""
         check_name(name)
         if version is None:
-            aliases = self.store.aliases(name)
+            aliases = self._current_aliases(name)
             if alias not in aliases:
                 if not self.store.list_versions(name):
                     raise missing_model(name)
@@ -326,6 +331,16 @@ class ModelRegistry:
         if rec.deleted:
             raise NotFoundError(f"model {name!r} version {version} was deleted: `metalearn models show {name}` lists the others")
         return rec
+
+    def _current_aliases(self, name: str) -> dict[str, int]:
+        store = self.store
+        epoch = store.alias_epoch()  # before the read: a change during it moves the epoch past this one
+        hit = self._aliases.get(name)
+        if hit is not None and hit[0] == epoch:
+            return hit[1]
+        aliases = store.aliases(name)
+        self._aliases[name] = (epoch, aliases)
+        return aliases
 
     def working_version(self, name: str, version: int | None = None) -> ModelVersionRecord:
         """The version a drift check, compression or retraining works on: ``version`` when given, else the
@@ -470,14 +485,28 @@ class ModelRegistry:
         return records
 
     def write_log(self, records: Sequence[PredictionRecord]) -> None:
-        """Append logged predictions and apply the retention (per model)."""
+        """Append logged predictions and apply the retention (per model). The log's size per model is
+        counted once, then kept up to date here (one writer per KB file), so a write costs no count query;
+        trimming waits until the log is 5 % over ``keep`` and then cuts it back to ``keep``."""
         if not records:
             return
+        keep = self.log_settings.keep
         with self.kb.transaction():
-            self.store.log_predictions(records)
-            for name in {r.name for r in records}:
-                if self.log_settings.keep and self.store.counts(name)["predictions"] > self.log_settings.keep:
-                    self.store.trim_predictions(name, self.log_settings.keep)
+            added = self.store.log_predictions(records)
+            if not keep:
+                return
+            names = {r.name for r in records}
+            with self._log_lock:
+                for name in names:
+                    if name not in self._log_sizes:
+                        self._log_sizes[name] = self.store.counts(name)["predictions"]
+                    elif len(names) == 1:
+                        self._log_sizes[name] += added
+                    else:  # several models in one write: their shares of ``added`` are not known
+                        self._log_sizes[name] = self.store.counts(name)["predictions"]
+                    if self._log_sizes[name] > keep + keep // 20:
+                        self.store.trim_predictions(name, keep)
+                        self._log_sizes[name] = keep
 
     def feedback(self, name: str, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Store true labels: ``items`` = ``[{"prediction_id": ..., "labels": {target: value}}]`` (or

@@ -70,7 +70,16 @@ class Signature:
 
     @property
     def names(self) -> list[str]:
-        return [c.name for c in self.columns]
+        return list(self._name_tuple)
+
+    @functools.cached_property
+    def _name_tuple(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @functools.cached_property
+    def _name_set(self) -> frozenset[str]:
+        """The column and target names (what a row may carry), computed once per signature."""
+        return frozenset(self._name_tuple) | {t.name for t in self.targets}
 
     @property
     def categorical(self) -> dict[str, str]:
@@ -124,9 +133,9 @@ class Signature:
             dup = sorted({c for c in given if given.count(c) > 1})
             raise SchemaError(f"{what} repeats column(s) {self._shown(dup)}: give each column once")
         frame = frame.set_axis(given, axis=1)
-        target_names = {t.name for t in self.targets}
-        missing = [c for c in self.names if c not in frame.columns]
-        extra = [c for c in given if c not in self.names and c not in target_names]
+        given_set = set(given)
+        missing = [c for c in self._name_tuple if c not in given_set]
+        extra = [c for c in given if c not in self._name_set]
         problems = []
         if missing:
             problems.append(f"missing column(s) {self._shown(missing)}")
@@ -135,7 +144,7 @@ class Signature:
         mistyped: list[str] = []
         out: dict[str, Any] = {}
         warnings: list[str] = []
-        present = [c for c in self.columns if c.name in frame.columns]
+        present = [c for c in self.columns if c.name in given_set]
         numeric = [c.name for c in present if c.kind == "numeric"]
         float_block: np.ndarray | None = None  # every numeric column as one float64 block (the fast path)
         if numeric:
@@ -178,7 +187,7 @@ class Signature:
         index = pd.RangeIndex(len(frame))
         if float_block is not None and len(numeric) == len(self.columns):  # no categorical column: one block
             return pd.DataFrame(float_block, columns=numeric, index=index), warnings
-        return pd.DataFrame({name: out[name] for name in self.names}, index=index), warnings
+        return pd.DataFrame({name: out[name] for name in self._name_tuple}, index=index), warnings
 
     @staticmethod
     def _shown(names: Sequence[str], k: int = 5) -> str:

@@ -27,7 +27,7 @@ class PredictionLogWriter:
     def __init__(
         self,
         write: Callable[[Sequence[PredictionRecord]], None],
-        interval: float = 0.5,
+        interval: float = 2.0,
         batch_rows: int = 1000,
         max_buffered: int = 200_000,
         on_dropped: Callable[[int], None] | None = None,

@@ -105,10 +105,13 @@ class Settings(BaseSettings):
         description="Share of predicted rows written to the prediction log (only logged rows can get feedback).",
     )
     prediction_log_keep: int = Field(
-        default=100_000, ge=0, description="Logged predictions kept per model (older ones go, with their feedback)."
+        default=100_000, ge=0,
+        description="Logged predictions kept per model (the oldest go, with their feedback, once the log is 5 % over this).",
     )
     prediction_log_flush_seconds: float = Field(
-        default=0.5, gt=0.0, le=60.0, description="How often the buffered prediction log is written to the KB."
+        default=2.0, gt=0.0, le=60.0,
+        description="How often the buffered prediction log is written to the KB (a write costs ~5-10 ms whatever its "
+        "size; feedback and drift checks write what waits first).",
     )
     prediction_log_flush_rows: int = Field(
         default=1000, ge=1, description="Buffered logged rows that trigger a write before the interval is up."

@@ -231,8 +231,8 @@ def _too_many_rows(n: int, settings: Settings) -> HTTPException:
     )
 
 
-async def _json_rows(request: Request, settings: Settings) -> tuple[pd.DataFrame, int | None]:
-    raw = await request.body()
+def _json_frame(raw: bytes, settings: Settings) -> tuple[pd.DataFrame, int | None]:
+    """The rows of a JSON prediction body, as a frame, and the version it names."""
     try:
         data = json.loads(raw)
     except RecursionError:
@@ -264,7 +264,7 @@ def _frame_of(rows: list[dict[str, Any]]) -> pd.DataFrame:
     cells = np.empty((len(rows), len(columns)), dtype=object)
     for i, row in enumerate(rows):
         cells[i] = [row.get(c) for c in columns]
-    return pd.DataFrame(cells, columns=columns)
+    return pd.DataFrame(cells, columns=columns, dtype=object)  # no per-column type inference: the schema check converts
 
 
 def _upload_rows(file: UploadFile, settings: Settings) -> pd.DataFrame:
@@ -288,31 +288,64 @@ def _upload_rows(file: UploadFile, settings: Settings) -> pd.DataFrame:
     return frame
 
 
-async def _rows(request: Request, settings: Settings) -> tuple[pd.DataFrame, int | None]:
+def _content_type(request: Request) -> str:
+    """``json``, ``multipart`` or the unsupported content type."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except HTTPException:
-            raise
-        except Exception as exc:
-            raise InputError(f"cannot read the multipart form: {' '.join(str(exc).split())[:200]}") from None
-        file = form.get("file")
-        if not isinstance(file, UploadFile):
-            raise RequestValidationError(
-                [{"type": "missing", "loc": ("body", "file"), "msg": "Field required: send the rows as a file"}]
-            )
-        return await run_in_threadpool(_upload_rows, file, settings), None
+        return "multipart"
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        raise HTTPException(
-            415,
-            detail=f"a prediction request is JSON ({{\"rows\": [...]}}) or a multipart upload ('file'), not {content_type}",
+        return content_type
+    return "json"
+
+
+async def _upload(request: Request, settings: Settings) -> pd.DataFrame:
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read the multipart form: {' '.join(str(exc).split())[:200]}") from None
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body", "file"), "msg": "Field required: send the rows as a file"}]
         )
-    return await _json_rows(request, settings)
+    return await run_in_threadpool(_upload_rows, file, settings)
 
 
-def _predict(registry: ModelRegistry, name: str, frame: pd.DataFrame, version: int, on_logged: Any) -> PredictionBatch:
-    return registry.predict(name, frame, version, on_logged=on_logged)
+def _resolve(registry: ModelRegistry, name: str, version: int | None) -> tuple[ModelVersionRecord | None, ConflictError | None]:
+    """The version to serve, or the conflict when the model has no live version (the body may name one)."""
+    try:
+        return registry.resolve(name, version), None
+    except ConflictError as exc:
+        return None, exc
+
+
+def _predict(
+    registry: ModelRegistry, name: str, version: int | None, first: tuple[ModelVersionRecord | None, ConflictError | None],
+    frame: pd.DataFrame, body_version: int | None, on_logged: Any, resolved: list[int],
+) -> PredictionBatch:
+    record, no_live = first
+    if version is not None and body_version is not None and body_version != version:
+        raise InputError(f"the query asks for version {version} and the body for version {body_version}; give one")
+    if body_version is not None and (record is None or record.version != body_version):
+        record = registry.resolve(name, body_version)
+    if record is None:
+        assert no_live is not None
+        raise no_live
+    resolved.append(record.version)
+    return registry.predict(name, frame, record.version, on_logged=on_logged)
+
+
+def _predict_json(
+    registry: ModelRegistry, name: str, version: int | None, raw: bytes, settings: Settings, on_logged: Any,
+    resolved: list[int],
+) -> PredictionBatch:
+    """A JSON prediction in one worker-thread call (each hop to the thread pool costs latency): the model
+    first (an unknown model is a 404, one without a live version a 409, whatever the body), then the body."""
+    first = _resolve(registry, name, version)
+    frame, body_version = _json_frame(raw, settings)
+    return _predict(registry, name, version, first, frame, body_version, on_logged, resolved)
 
 
 def _known(registry: ModelRegistry, name: str) -> bool:
@@ -369,23 +402,19 @@ async def predict(
     t0 = time.perf_counter()
     resolved: list[int] = []
     try:
-        # the model first: an unknown model (404) or one without a live version (409) is refused before
-        # its body is read
-        no_live: ConflictError | None = None
-        try:
-            record: ModelVersionRecord | None = await run_in_threadpool(registry.resolve, name, version)
-        except ConflictError as exc:  # no live version: the body may still name one
-            record, no_live = None, exc
-        frame, body_version = await _rows(request, settings)
-        if version is not None and body_version is not None and body_version != version:
-            raise InputError(f"the query asks for version {version} and the body for version {body_version}; give one")
-        if body_version is not None and (record is None or record.version != body_version):
-            record = await run_in_threadpool(registry.resolve, name, body_version)
-        if record is None:
-            assert no_live is not None
-            raise no_live
-        resolved.append(record.version)
-        batch = await run_in_threadpool(_predict, registry, name, frame, record.version, writer.add)
+        kind = _content_type(request)
+        if kind == "json":
+            raw = await request.body()
+            batch = await run_in_threadpool(_predict_json, registry, name, version, raw, settings, writer.add, resolved)
+        else:  # the model first: an unknown model (404) or one without a live version (409) before the upload
+            first = await run_in_threadpool(_resolve, registry, name, version)
+            if kind != "multipart":
+                raise HTTPException(
+                    415,
+                    detail=f"a prediction request is JSON ({{\"rows\": [...]}}) or a multipart upload ('file'), not {kind}",
+                )
+            frame = await _upload(request, settings)
+            batch = await run_in_threadpool(_predict, registry, name, version, first, frame, None, writer.add, resolved)
     except Exception as exc:
         await _count_error(metrics, registry, name, resolved, exc)
         raise
