@@ -147,7 +147,8 @@ def test_predict_json_and_upload(client: TestClient, breast_cancer: Any) -> None
     r = client.post(f"/models/{NAME}/predict", json={"rows": rows[:1], "version": 2}, headers=AUTH)
     assert r.status_code == 200 and r.json()["version"] == 2  # a version asked for needs no live one
     assert_error(client.post(f"/models/{NAME}/predict", json={"rows": rows}), 401)
-    assert promote(client, 1).json() == {"name": NAME, "alias": "live", "version": 1, "previous_version": None}
+    assert promote(client, 1).json() == {"name": NAME, "alias": "live", "version": 1, "previous_version": None,
+                                        "mlflow": None}  # the server does not sync to MLflow
 
     r = predict(client, rows)
     assert r.status_code == 200, r.text
@@ -233,7 +234,7 @@ def test_promote_rollback_and_delete(client: TestClient, breast_cancer: Any) -> 
     assert promote(client, 1).status_code == 200
     assert predict(client, rows).json()["version"] == 1
     r = promote(client, 2)
-    assert r.json() == {"name": NAME, "alias": "live", "version": 2, "previous_version": 1}
+    assert r.json() == {"name": NAME, "alias": "live", "version": 2, "previous_version": 1, "mlflow": None}
     assert predict(client, rows).json()["version"] == 2
     assert promote(client, 3, alias="candidate").json()["version"] == 3
     assert client.get(f"/models/{NAME}").json()["aliases"] == {"candidate": 3, "live": 2}
@@ -429,6 +430,63 @@ def test_retrain_and_search_register_bad_inputs(client: TestClient, breast_cance
     assert_error(search, 422, "register")
 
 
+def test_compress_job_and_mlflow_sync(kb_path: Path, tmp_path: Path, breast_cancer: Any) -> None:
+    """POST /models/{name}/compress runs as a job that registers the ONNX variant of a random forest (the
+    pruning of a single pipeline says why it does not apply); with METALEARN_MLFLOW_URI the server logs the
+    new version to MLflow and moves the MLflow alias on promote. Bad requests change nothing."""
+    pytest.importorskip("mlflow", reason="mlflow is an optional extra: pip install 'metalearn[mlflow]'")
+    from mlflow.tracking import MlflowClient
+
+    from metalearn.kb import open_kb
+    from metalearn.pipelines.spaces import get_space
+    from metalearn.registry.registry import ModelRegistry
+    from metalearn.search.evaluation import fit_final
+
+    kb = open_kb(kb_path)
+    try:
+        space = get_space(breast_cancer.task)
+        forest = fit_final(breast_cancer, space, space.validate({"model": "rf"}, fill_defaults=True))
+        assert ModelRegistry(kb).register(NAME, forest, breast_cancer).version == 4
+    finally:
+        kb.close()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with TestClient(create_app(_settings(kb_path, mlflow_uri=uri))) as client:
+        versions = [v["version"] for v in client.get(f"/models/{NAME}").json()["versions"]]
+        url = f"/models/{NAME}/compress"
+        assert_error(client.post("/models/nope/compress", json={}, headers=AUTH), 404, "nope")
+        assert_error(client.post(url, json={"version": 99}, headers=AUTH), 404, "99")
+        assert_error(client.post(url, json={"methods": ["zip"]}, headers=AUTH), 422)
+        assert_error(client.post(url, json={"methods": []}, headers=AUTH), 422)
+        assert_error(client.post(url, json={"version": 4}), 401)
+        assert [v["version"] for v in client.get(f"/models/{NAME}").json()["versions"]] == versions
+
+        created = client.post(url, json={"version": 4, "methods": ["onnx", "prune"]}, headers=AUTH)
+        assert created.status_code == 202, created.text
+        job = _wait(client, created.headers["Location"])
+        assert job["status"] == "done" and job["action"] == "compress" and job["parent_version"] == 4, job
+        rows = {r["method"]: r for r in job["result"]["variants"]}
+        assert rows["original"]["version"] == 4 and rows["original"]["size_bytes"] > 0
+        assert rows["onnx"]["version"] == 5 and job["versions"] == [5] and job["version"] == 5
+        assert abs(rows["onnx"]["compare"]["score_loss"]) < 0.005 and rows["onnx"]["p99_ms"] > 0
+        assert rows["prune"]["version"] is None and "single pipeline" in rows["prune"]["error"]
+        v5 = client.get(f"/models/{NAME}/versions/5").json()
+        assert (v5["variant"], v5["parent_version"]) == ("onnx", 4)
+        assert_error(client.post(url, json={"version": 5}, headers=AUTH), 422, "already a compressed")
+        # the variant serves and was logged to MLflow; promote moves the MLflow alias too
+        (logged,) = job["mlflow"]
+        assert logged["version"] == 5 and logged.get("run_id") and "warning" not in logged, logged
+        first = promote(client, 4).json()  # version 4 was registered outside the server: not in MLflow
+        assert first["version"] == 4 and "not logged to MLflow" in first["mlflow"]["warning"], first
+        moved = promote(client, 5).json()
+        assert moved["version"] == 5 and moved["mlflow"]["alias"] == "live", moved
+        mlflow = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        assert int(mlflow.get_model_version_by_alias(NAME, "live").version) == logged["mlflow_version"]
+        assert predict(client, rows_of(breast_cancer.X.head(3))).json()["version"] == 5
+        back = client.post(f"/models/{NAME}/rollback", headers=AUTH).json()
+        assert back["version"] == 4 and "not logged to MLflow" in back["mlflow"]["warning"], back
+        assert int(mlflow.get_model_version_by_alias(NAME, "live").version) == logged["mlflow_version"]
+
+
 # ------------------------------------------------------------------------------------------ whole path
 def _wait(client: TestClient, url: str, seconds: float = 240.0) -> dict[str, Any]:
     end = time.monotonic() + seconds
@@ -465,7 +523,7 @@ def test_whole_path_on_a_corpus_dataset(load_corpus: Any, tmp_path: Path) -> Non
         assert r.status_code == 202, r.text
         done = _wait(c, f"/searches/{r.json()['search_id']}")
         assert done["status"] == "done" and done["error"] == "", done
-        assert done["model"] == {"name": name, "version": 1}
+        assert done["model"] == {"name": name, "version": 1, "mlflow": None}
         v1 = c.get(f"/models/{name}/versions/1").json()
         assert v1["search_id"] == done["search_id"] and v1["aliases"] == [] and v1["variant"] == "search"
 

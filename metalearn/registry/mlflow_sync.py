@@ -190,6 +190,27 @@ def set_alias(uri: str, name: str, alias: str, metalearn_version: int) -> dict[s
         return {"warning": f"MLflow at {uri}: alias {alias!r} of {name} not set ({_problem(err)})"}
 
 
+def mirror_version(uri: str | None, registry: ModelRegistry, record: ModelVersionRecord) -> dict[str, Any] | None:
+    """:func:`log_version` when ``uri`` is set (None otherwise); never raises (a long-running caller such
+    as the service reports the warning and goes on)."""
+    if uri is None:
+        return None
+    try:
+        return log_version(uri, registry, record)
+    except Exception as err:  # e.g. mlflow uninstalled since the start
+        return {"warning": f"MLflow at {uri}: {record.name} version {record.version} not logged ({_problem(err)})"}
+
+
+def mirror_alias(uri: str | None, change: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:func:`set_alias` for a promote/rollback result (``name``, ``alias``, ``version``) when ``uri`` is set."""
+    if uri is None:
+        return None
+    try:
+        return set_alias(uri, str(change["name"]), str(change["alias"]), int(change["version"]))
+    except Exception as err:
+        return {"warning": f"MLflow at {uri}: alias {change.get('alias')!r} of {change.get('name')} not set ({_problem(err)})"}
+
+
 def describe(result: Mapping[str, Any]) -> str:
     """One line for a user: what was logged or aliased, or the warning."""
     if "warning" in result:

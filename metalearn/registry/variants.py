@@ -16,6 +16,7 @@ from typing import Any
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import CompressionError, InputError
+from metalearn.kb.model_store import ModelVersionRecord
 from metalearn.registry.compress import compare, prune_ensemble, to_onnx, variant_report
 from metalearn.registry.registry import ModelRegistry, check_name
 
@@ -23,6 +24,18 @@ from metalearn.registry.registry import ModelRegistry, check_name
 METHODS: dict[str, str] = {"onnx": "onnx", "prune": "pruned"}
 #: rows the ONNX variant is checked on against the original
 CHECK_ROWS = 1000
+
+
+def compressible_version(registry: ModelRegistry, name: str, version: int | None = None) -> ModelVersionRecord:
+    """The version to compress: ``version``, else the live one, else the latest (:class:`NotFoundError`
+    for an unknown model or a deleted version); :class:`CompressionError` when it is itself a variant."""
+    base = registry.working_version(name, version)
+    if base.variant in METHODS.values():
+        raise CompressionError(
+            f"model {name!r} version {base.version} is already a compressed ({base.variant}) variant: "
+            f"compress its original, version {base.parent_version}"
+        )
+    return base
 
 
 def compress(
@@ -43,12 +56,7 @@ def compress(
     if unknown or not methods:
         raise InputError(f"unknown compression method(s) {unknown or list(methods)}: choose from {', '.join(METHODS)}")
     status = on_status or (lambda _t: None)
-    base = registry.working_version(name, version)
-    if base.variant in METHODS.values():
-        raise CompressionError(
-            f"model {name!r} version {base.version} is already a compressed ({base.variant}) variant: "
-            f"compress its original, version {base.parent_version}"
-        )
+    base = compressible_version(registry, name, version)
     task = registry.task(base)
     signature = registry.signature(base)
     if validation is not None:

@@ -121,6 +121,10 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
     from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
 
     settings = settings or Settings()
+    if settings.mlflow_uri:  # said once at the start, not as a warning on every version
+        from metalearn.registry.mlflow_sync import require_mlflow
+
+        require_mlflow()
     metrics = ServiceMetrics()
 
     @asynccontextmanager

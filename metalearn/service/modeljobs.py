@@ -1,10 +1,15 @@
-"""Background jobs of the model registry (retraining), run by a small worker pool outside the requests.
+"""Background jobs of the model registry (retraining, compression), run by a small worker pool outside the
+requests.
 
 ``POST /models/{name}/retrain`` submits a job and answers 202 with its id at once; the job runs
 :func:`metalearn.registry.retrain.retrain` (a search warm-started from the model's configurations on the new
-data, registered as a new version that is never promoted) and ``GET /models/{name}/jobs/{job_id}`` follows
-it: its status, the stage it is at, and the version it registered. Jobs live in memory (the versions they
-register are in the KB); a job a stopped server left unfinished is gone, its trials are in the KB.
+data, registered as a new version that is never promoted). ``POST /models/{name}/compress`` runs
+:func:`metalearn.registry.variants.compress` (ONNX and pruned-ensemble variants, each registered as a version
+and measured against the original; the report is the job's ``result``). ``GET /models/{name}/jobs/{job_id}``
+follows a job: its status, the stage it is at, and the version(s) it registered. With METALEARN_MLFLOW_URI
+each registered version is also logged to MLflow (``mlflow``: one entry per version; a failure is a
+warning there). Jobs live in memory (the versions they register are in the KB); a job a stopped server left
+unfinished is gone, its trials are in the KB.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +26,9 @@ from typing import Any
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError, NotFoundError
+from metalearn.kb.model_store import ModelVersionRecord
 from metalearn.kb.records import utcnow
+from metalearn.registry.mlflow_sync import mirror_version
 from metalearn.registry.registry import ModelRegistry
 from metalearn.search.settings import SearchSettings
 from metalearn.service.searches import SearchConflictError, SearchesDisabledError, TooManySearchesError
@@ -39,12 +46,16 @@ class ModelJob:
     action: str
     dataset_id: str
     dataset_name: str
-    settings: SearchSettings
+    settings: SearchSettings | None
     dataset: Dataset | None
     parent_version: int | None = None
+    methods: tuple[str, ...] = ()
     status: str = "pending"
     stage: str = ""
     version: int | None = None
+    versions: list[int] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    mlflow: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
     created_at: datetime = field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -65,8 +76,12 @@ class ModelJob:
                 "dataset_name": self.dataset_name,
                 "parent_version": self.parent_version,
                 "version": self.version,
+                "versions": list(self.versions),
+                "methods": list(self.methods),
+                "result": self.result,
+                "mlflow": list(self.mlflow),
                 "error": self.error,
-                "settings": self.settings.to_dict(),
+                "settings": self.settings.to_dict() if self.settings is not None else {},
                 "created_at": self.created_at,
                 "started_at": self.started_at,
                 "finished_at": self.finished_at,
@@ -74,8 +89,8 @@ class ModelJob:
 
 
 class ModelJobManager:
-    """Runs retraining jobs in a bounded pool (``search_workers`` threads; at most ``max_pending_searches``
-    waiting) and reports their state. Thread-safe."""
+    """Runs retraining and compression jobs in a bounded pool (``search_workers`` threads; at most
+    ``max_pending_searches`` waiting) and reports their state. Thread-safe."""
 
     def __init__(
         self,
@@ -87,7 +102,7 @@ class ModelJobManager:
         self.settings = settings
         self.on_kb_change = on_kb_change
         self.enabled = not settings.kb_read_only
-        self._pool = ThreadPoolExecutor(max_workers=settings.search_workers, thread_name_prefix="metalearn-retrain")
+        self._pool = ThreadPoolExecutor(max_workers=settings.search_workers, thread_name_prefix="metalearn-modeljob")
         self._jobs: OrderedDict[str, ModelJob] = OrderedDict()
         self._lock = threading.Lock()
         self._closed = False
@@ -95,30 +110,34 @@ class ModelJobManager:
     def submit_retrain(
         self, name: str, dataset: Dataset, search_settings: SearchSettings, parent_version: int | None
     ) -> ModelJob:
+        return self._submit(ModelJob(
+            job_id=uuid.uuid4().hex[:16], name=name, action="retrain", dataset_id=dataset.dataset_id,
+            dataset_name=dataset.name, settings=search_settings, dataset=dataset, parent_version=parent_version,
+        ))
+
+    def submit_compress(self, name: str, base: ModelVersionRecord, methods: Sequence[str]) -> ModelJob:
+        """Compress ``base`` (checked by the caller: a stored, not deleted, uncompressed version)."""
+        return self._submit(ModelJob(
+            job_id=uuid.uuid4().hex[:16], name=name, action="compress", dataset_id=base.dataset_id or "",
+            dataset_name=f"{name} version {base.version} (its reference sample)", settings=None, dataset=None,
+            parent_version=base.version, methods=tuple(methods),
+        ))
+
+    def _submit(self, job: ModelJob) -> ModelJob:
         if not self.enabled:
             raise SearchesDisabledError(
-                "this server opened its knowledge base read-only, so it cannot retrain models; "
+                f"this server opened its knowledge base read-only, so it cannot {job.action} models; "
                 "start it without METALEARN_KB_READ_ONLY"
             )
         with self._lock:
             if self._closed:
-                raise SearchesDisabledError("the server is shutting down; submit the retraining again later")
+                raise SearchesDisabledError(f"the server is shutting down; submit the {job.action} job again later")
             pending = sum(j.status == "pending" for j in self._jobs.values())
             if pending >= self.settings.max_pending_searches:
                 raise TooManySearchesError(
                     f"{pending} model jobs are already waiting for a worker; retry when some have finished "
                     "(or raise METALEARN_MAX_PENDING_SEARCHES)"
                 )
-            job = ModelJob(
-                job_id=uuid.uuid4().hex[:16],
-                name=name,
-                action="retrain",
-                dataset_id=dataset.dataset_id,
-                dataset_name=dataset.name,
-                settings=search_settings,
-                dataset=dataset,
-                parent_version=parent_version,
-            )
             self._jobs[job.job_id] = job
             job.future = self._pool.submit(self._run, job)
             finished = [jid for jid, j in self._jobs.items() if j.status in FINISHED]
@@ -131,37 +150,54 @@ class ModelJobManager:
             for k, v in values.items():
                 setattr(job, k, v)
 
-    def _run(self, job: ModelJob) -> None:
+    def _retrain(self, job: ModelJob) -> list[ModelVersionRecord]:
         from metalearn.registry.retrain import retrain
 
-        dataset = job.dataset
-        if job.cancel.is_set() or dataset is None:
+        assert job.dataset is not None and job.settings is not None
+        record = retrain(
+            self.registry, job.name, job.dataset, job.settings, version=job.parent_version,
+            on_status=lambda text: self._set(job, stage=str(text)[:200]), should_stop=job.cancel.is_set,
+        )
+        return [record]
+
+    def _compress(self, job: ModelJob) -> list[ModelVersionRecord]:
+        from metalearn.registry.variants import compress
+
+        report = compress(self.registry, job.name, job.parent_version, methods=job.methods,
+                          on_status=lambda text: self._set(job, stage=str(text)[:200]))
+        self._set(job, result=report)
+        made = [row["version"] for row in report["variants"] if row["method"] != "original" and row.get("version")]
+        return [self.registry.store.get_version(job.name, v) for v in made]
+
+    def _run(self, job: ModelJob) -> None:
+        if job.cancel.is_set() or (job.action == "retrain" and job.dataset is None):
             self._set(job, status="cancelled", error="cancelled before it started", finished_at=utcnow(), dataset=None)
             return
         self._set(job, status="running", started_at=utcnow())
-        status, error, version = "failed", "", None
+        status, error, records = "failed", "", []
         try:
-            record = retrain(
-                self.registry,
-                job.name,
-                dataset,
-                job.settings,
-                version=job.parent_version,
-                on_status=lambda text: self._set(job, stage=str(text)[:200]),
-                should_stop=job.cancel.is_set,
-            )
-            status, version = "done", record.version
+            records = self._retrain(job) if job.action == "retrain" else self._compress(job)
+            status = "done"
         except MetaLearnError as exc:
             status = "cancelled" if job.cancel.is_set() else "failed"
             error = str(exc)
         except Exception as exc:  # a crash is reported, the worker stays alive
-            log.exception("retraining model %s (job %s) failed", job.name, job.job_id)
+            log.exception("%s of model %s (job %s) failed", job.action, job.name, job.job_id)
             status, error = "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
         finally:
-            self._set(job, status=status, error=error, version=version, finished_at=utcnow(), dataset=None)
-            if self.on_kb_change is not None:
+            versions = [r.version for r in records]
+            self._set(job, versions=versions, version=versions[0] if versions else None)
+            for record in records:  # after the registration, which an MLflow failure never undoes
+                self._set(job, stage=f"logging version {record.version} to MLflow")
+                mirrored = mirror_version(self.settings.mlflow_uri, self.registry, record)
+                if mirrored is not None:
+                    with job.lock:
+                        job.mlflow.append({"version": record.version, **mirrored})
+            kind = str(job.dataset.task.kind) if job.dataset is not None else None
+            self._set(job, status=status, error=error, stage="", finished_at=utcnow(), dataset=None)
+            if self.on_kb_change is not None and kind is not None:
                 try:
-                    self.on_kb_change(str(dataset.task.kind))
+                    self.on_kb_change(kind)
                 except Exception:
                     log.exception("refreshing the recommender after job %s failed", job.job_id)
 

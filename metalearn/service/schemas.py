@@ -269,11 +269,24 @@ class Incumbent(BaseModel):
     values: dict[str, Any] | None = None
 
 
+class MlflowSyncOut(BaseModel):
+    """What the server mirrored to MLflow (METALEARN_MLFLOW_URI): a run and model version, an alias, or
+    the warning when MLflow refused or could not be reached (the metalearn registry is unchanged by it)."""
+
+    run_id: str | None = None
+    mlflow_version: int | None = None
+    alias: str | None = None
+    warning: str | None = None
+
+
 class RegisteredVersionOut(BaseModel):
     """The model version a search registers its final model as (``version`` null until it is stored)."""
 
     name: str
     version: int | None = None
+    mlflow: MlflowSyncOut | None = Field(
+        default=None, description="The version as logged to MLflow (when the server syncs, METALEARN_MLFLOW_URI)."
+    )
 
 
 class SearchSummaryOut(BaseModel):

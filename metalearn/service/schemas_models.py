@@ -12,10 +12,12 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    field_validator,
     model_validator,
 )
 
-from metalearn.service.schemas import UtcDatetime
+from metalearn.registry.variants import METHODS
+from metalearn.service.schemas import MlflowSyncOut, UtcDatetime
 
 #: A value of an input cell or a label in JSON: text, a number, a boolean or null (missing).
 Cell = StrictStr | StrictInt | StrictFloat | StrictBool | None
@@ -105,6 +107,7 @@ class AliasChangeOut(BaseModel):
     alias: str
     version: int
     previous_version: int | None = None
+    mlflow: MlflowSyncOut | None = Field(default=None, description="The MLflow alias moved too (when the server syncs).")
 
 
 class DeletedVersionOut(BaseModel):
@@ -199,6 +202,27 @@ class DriftOut(BaseModel):
 JobStatus = Literal["pending", "running", "done", "failed", "cancelled"]
 
 
+class CompressRequest(BaseModel):
+    """Which version to compress and how (the variants are measured on the version's reference sample)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1, description="Default: the live version, else the latest.")
+    methods: list[str] = Field(
+        default_factory=lambda: list(METHODS), min_length=1, max_length=len(METHODS),
+        json_schema_extra={"items": {"type": "string", "enum": list(METHODS)}},  # the registry's methods
+        description=f"Of {', '.join(METHODS)}: onnx, an ONNX export served by onnxruntime; prune, fewer ensemble members.",
+    )
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown compression method(s) {unknown}: choose from {', '.join(METHODS)}")
+        return list(dict.fromkeys(value))
+
+
 class ModelJobCreated(BaseModel):
     job_id: str
     name: str
@@ -214,10 +238,20 @@ class ModelJobOut(BaseModel):
     stage: str = Field(description="What the job is doing now.")
     dataset_id: str
     dataset_name: str
-    parent_version: int | None = None
-    version: int | None = Field(default=None, description="The version it registered (not promoted).")
+    parent_version: int | None = Field(default=None, description="The version it retrains from or compresses.")
+    version: int | None = Field(default=None, description="The (first) version it registered (not promoted).")
+    versions: list[int] = Field(default_factory=list, description="Every version it registered (compression: one per variant).")
+    methods: list[str] = Field(default_factory=list, description="Compression: the methods asked for.")
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="Compression: the report, the original and each variant with artifact size, p50/p99 single-row "
+        "latency, rows/s, validation score and the comparison (or why a method did not apply).",
+    )
+    mlflow: list[dict[str, Any]] = Field(
+        default_factory=list, description="Each registered version as logged to MLflow (METALEARN_MLFLOW_URI), or the warning."
+    )
     error: str = ""
-    settings: dict[str, Any]
+    settings: dict[str, Any] = Field(description="Retraining: the search settings ({} for compression).")
     created_at: UtcDatetime
     started_at: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None

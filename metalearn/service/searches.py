@@ -30,6 +30,7 @@ from metalearn.data.numbers import finite_or_none
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.owners import UNFINISHED, count_runs, current_owner, interrupted
 from metalearn.kb.records import SearchRecord, dataset_record, utcnow
+from metalearn.registry.mlflow_sync import mirror_version
 from metalearn.registry.registry import ModelRegistry
 from metalearn.search.loop import Trial
 from metalearn.search.settings import SearchSettings
@@ -66,6 +67,7 @@ class SearchJob:
     dataset: Dataset | None
     register: str | None = None
     model_version: int | None = None
+    mlflow: dict[str, Any] | None = None
     status: str = "pending"
     error: str = ""
     trials: list[Trial] = field(default_factory=list)
@@ -111,7 +113,7 @@ class SearchJob:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "model": (
-                {"name": self.register, "version": self.model_version}
+                {"name": self.register, "version": self.model_version, "mlflow": self.mlflow}
                 if self.register is not None
                 else None
             ),
@@ -366,6 +368,9 @@ class SearchManager:
             )
         with job.lock:
             job.model_version = record.version
+        mirrored = mirror_version(self.settings.mlflow_uri, self.registry, record)  # after: never undoes it
+        with job.lock:
+            job.mlflow = mirrored
         return ""
 
     # -- queries ------------------------------------------------------------------------------------

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         description="Directory of the registered models' artifacts (default: '<kb file stem>.models' beside the "
         "KB file; a temporary directory for an in-memory KB).",
     )
+    mlflow_uri: str | None = Field(
+        default=None,
+        description="Also log every version this server registers (searches with 'register', retraining, "
+        "compression) to this MLflow tracking/model registry, and move its alias on promote/rollback "
+        "(e.g. sqlite:///mlflow.db, http://host:5000; needs pip install 'metalearn[mlflow]'). An MLflow failure "
+        "is reported as a warning; the metalearn registry is unchanged by it.",
+    )
     max_predict_rows: int = Field(
         default=10_000, ge=1, le=100_000, description="Most rows one prediction request may send (more: 413)."
     )

@@ -27,6 +27,7 @@ from metalearn.data.loading import ReadLimits
 from metalearn.data.metrics import check_metric
 from metalearn.data.task import TaskKind
 from metalearn.kb.model_store import FLAGS, ModelVersionRecord, missing_model
+from metalearn.registry.mlflow_sync import mirror_alias
 from metalearn.registry.registry import ModelRegistry, PredictionBatch, check_name
 from metalearn.search.settings import SearchSettings
 from metalearn.service.deps import (
@@ -46,6 +47,7 @@ from metalearn.service.schemas import Message, Page, json_safe
 from metalearn.service.schemas_models import (
     MODEL_NAME_PATTERN,
     AliasChangeOut,
+    CompressRequest,
     DeletedVersionOut,
     DriftOut,
     FeedbackOut,
@@ -162,10 +164,12 @@ def get_version(name: ModelName, version: VersionNumber, registry: RegistryDep) 
     },
     summary="Point an alias (live, candidate) at a version",
 )
-def promote(name: ModelName, body: PromoteRequest, registry: RegistryDep) -> AliasChangeOut:
+def promote(name: ModelName, body: PromoteRequest, registry: RegistryDep, settings: SettingsDep) -> AliasChangeOut:
     """Atomic: predictions answer with the old version until this returns, then with the new one. The
-    version is loaded (hash and trusted types checked) before the alias moves."""
-    return AliasChangeOut.model_validate(registry.promote(name, body.version, body.alias))
+    version is loaded (hash and trusted types checked) before the alias moves. With METALEARN_MLFLOW_URI the
+    MLflow alias follows (after the metalearn alias moved; an MLflow failure is a warning in ``mlflow``)."""
+    change = registry.promote(name, body.version, body.alias)
+    return AliasChangeOut.model_validate({**change, "mlflow": mirror_alias(settings.mlflow_uri, change)})
 
 
 @router.post(
@@ -180,10 +184,12 @@ def promote(name: ModelName, body: PromoteRequest, registry: RegistryDep) -> Ali
     summary="Point an alias back at the version it had before",
 )
 def rollback(
-    name: ModelName, registry: RegistryDep, body: Annotated[RollbackRequest | None, Body()] = None
+    name: ModelName, registry: RegistryDep, settings: SettingsDep,
+    body: Annotated[RollbackRequest | None, Body()] = None,
 ) -> AliasChangeOut:
     alias = body.alias if body is not None else "live"
-    return AliasChangeOut.model_validate(registry.rollback(name, alias))
+    change = registry.rollback(name, alias)
+    return AliasChangeOut.model_validate({**change, "mlflow": mirror_alias(settings.mlflow_uri, change)})
 
 
 @router.delete(
@@ -508,6 +514,13 @@ def drift_report(
 
 
 # ------------------------------------------------------------------------------------------ retraining
+def _job_created(request: Request, response: Response, name: str, job_id: str) -> ModelJobCreated:
+    """The 202 answer of a submitted model job, with its ``Location``."""
+    location = str(request.url_for("get_model_job", name=name, job_id=job_id))
+    response.headers["Location"] = location
+    return ModelJobCreated(job_id=job_id, name=name, status="pending", location=location)
+
+
 def _retrain_base(registry: ModelRegistry, name: str, if_drifted: bool) -> ModelVersionRecord:
     """The version a retraining starts from: the live one, else the latest (404: unknown model; 409: with
     ``if_drifted``, no live version or one without a drift flag)."""
@@ -593,9 +606,35 @@ async def retrain(
     # the targets, kind and feature columns of the model, checked now rather than in the job
     await run_in_threadpool(check_retrain_data, registry, live, dataset)
     job = await run_in_threadpool(jobs.submit_retrain, name, dataset, search_settings, live.version)
-    location = str(request.url_for("get_model_job", name=name, job_id=job.job_id))
-    response.headers["Location"] = location
-    return ModelJobCreated(job_id=job.job_id, name=name, status="pending", location=location)
+    return _job_created(request, response, name, job.job_id)
+
+
+# ------------------------------------------------------------------------------------------ compression
+@router.post(
+    "/{name}/compress",
+    status_code=202,
+    response_model=ModelJobCreated,
+    dependencies=[ModelWriteAccess],
+    responses={
+        **WRITE_ERRORS,
+        422: _invalid("Invalid body, or the version is already a compressed variant"),
+        429: _error("Too many pending jobs"),
+    },
+    summary="Make smaller/faster variants of a version in the background (ONNX, pruned ensemble)",
+)
+def compress_model(
+    name: ModelName, body: CompressRequest, request: Request, response: Response, registry: RegistryDep,
+    jobs: ModelJobsDep,
+) -> ModelJobCreated:
+    """Each method makes a variant registered as a new version (not promoted) and measured against the
+    original on the version's reference sample: artifact size, p50/p99 single-row latency, rows/s and the
+    validation score, in the job's ``result`` (``GET /models/{name}/jobs/{job_id}``). A method that does not
+    apply (a single pipeline cannot be pruned; no ONNX converter for an estimator) says why there."""
+    from metalearn.registry.variants import compressible_version
+
+    base = compressible_version(registry, name, body.version)  # checked now rather than in the job
+    job = jobs.submit_compress(name, base, body.methods)
+    return _job_created(request, response, name, job.job_id)
 
 
 @router.get(
@@ -603,7 +642,7 @@ async def retrain(
     response_model=ModelJobOut,
     dependencies=[ReadAccess],
     responses={404: _error("Unknown job")},
-    summary="Status of a retraining job",
+    summary="Status of a retraining or compression job",
 )
 def get_model_job(name: ModelName, job_id: JobId, jobs: ModelJobsDep) -> ModelJobOut:
     return ModelJobOut.model_validate(jobs.get(name, job_id))
@@ -615,7 +654,7 @@ def get_model_job(name: ModelName, job_id: JobId, jobs: ModelJobsDep) -> ModelJo
     response_model=ModelJobOut,
     dependencies=[ModelWriteAccess],
     responses={**WRITE_ERRORS, 404: _error("Unknown job"), 409: _error("Already finished")},
-    summary="Cancel a pending or running retraining job",
+    summary="Cancel a pending retraining or compression job, or a running retraining",
 )
 def cancel_model_job(name: ModelName, job_id: JobId, jobs: ModelJobsDep) -> ModelJobOut:
     return ModelJobOut.model_validate(jobs.cancel(name, job_id))
