@@ -414,6 +414,66 @@ def test_forests_predict_small_batches_tree_by_tree_exactly_as_sklearn(load) -> 
             assert forest_small_batch(forest, Xt, proba=not proba) is None
 
 
+def test_lookup_ordinal_encoder_gives_sklearns_codes(load) -> None:
+    """The dict-lookup ordinal encoder (the serving path of wide categorical data) codes every label as
+    sklearn's OrdinalEncoder does, unseen labels and missing values included, and follows a refit."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OrdinalEncoder
+
+    from metalearn.pipelines.models.preprocessing import LookupOrdinalEncoder, canonical_category_strings
+
+    ds = load(DATASETS["binary"])
+    cats = [c for c, is_cat in zip(ds.X.columns, ds.categorical, strict=True) if is_cat]
+    assert len(cats) >= 3
+    block = np.column_stack([canonical_category_strings(ds.X[c].to_numpy(dtype=object)) for c in cats])
+    imputer = SimpleImputer(strategy="most_frequent").fit(block[:150])
+    kw = dict(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64)
+    test = block[150:].copy()
+    test[0, 0], test[1, 1], test[2, 2] = "never seen", np.nan, 3  # unseen text, missing, a non-string
+    for rows in (slice(0, 150), slice(100, 300)):  # a refit on other rows must not reuse the old lookups
+        train = imputer.transform(block[rows])
+        ours = LookupOrdinalEncoder(**kw).fit(train)
+        theirs = OrdinalEncoder(**kw).fit(train)
+        for X in (test, imputer.transform(test), test[:1]):
+            assert np.array_equal(ours.transform(X), theirs.transform(X), equal_nan=True)
+        assert ours._lookups() is not None  # the fast path was taken
+
+
+def test_normal_quantile_transformer_equals_sklearns(load) -> None:
+    """The quantile scaling with ndtri (the serving path) transforms real data, out-of-range values, NaN
+    and a single row exactly as sklearn's QuantileTransformer, and inverts like it."""
+    from sklearn.preprocessing import QuantileTransformer
+
+    from metalearn.pipelines.models.preprocessing import NormalQuantileTransformer
+
+    X = load("enb").X.select_dtypes("number").to_numpy(dtype=np.float64)
+    assert X.shape[1] >= 5
+    kw = dict(output_distribution="normal", n_quantiles=200, random_state=0)
+    ours, theirs = NormalQuantileTransformer(**kw).fit(X[:300]), QuantileTransformer(**kw).fit(X[:300])
+    test = X[300:].copy()
+    test[0, 0], test[1, 1], test[2, 0] = np.nan, 1e9, -1e9
+    for rows in (test, test[:1], X[:300]):
+        out = ours.transform(rows)
+        assert np.array_equal(out, theirs.transform(rows), equal_nan=True)
+        assert np.allclose(ours.inverse_transform(out), theirs.inverse_transform(out), equal_nan=True)
+
+
+def test_catboost_predicts_from_a_pool_as_from_its_frame(load) -> None:
+    """CatBoost with native categorical columns predicts from an object-array Pool (the fast path) exactly
+    what it predicts from the frame it was fitted with."""
+    ds = load(DATASETS["binary"])
+    space = get_space(ds.task)
+    tr, te = split(ds)
+    v = space.validate({"model": "catboost", "encoding": "ordinal"}, fill_defaults=True)
+    model = space.build(v, ds.task, ds.categorical).fit(ds.X.iloc[tr], ds.y.iloc[tr])
+    boosted = model.estimator_.estimator_ if isinstance(model.estimator_, Adaptive) else model.estimator_
+    assert boosted.library == "catboost" and len(boosted.categorical_features) >= 3
+    Xt = np.asarray(model.preprocessor_.transform(ds.X.iloc[te]), dtype=np.float64)
+    for rows in (Xt, Xt[:1]):
+        frame = boosted.model_.predict_proba(boosted._data(rows))
+        assert np.array_equal(boosted.predict_proba(rows), frame)
+
+
 # ------------------------------------------------------------------------------ adaptation, budget
 
 

@@ -197,6 +197,20 @@ class _BoostedTrees(BaseEstimator):
             return frame
         return X  # LightGBM: float codes, negative ones are missing
 
+    def _predict_data(self, X: Any) -> Any:
+        """``X`` for predicting: as :meth:`_data`, but a CatBoost ``Pool`` made from an object array
+        instead of a frame (the same values and predictions; a frame cost ~4 ms per call on wide data)."""
+        cats = list(self.categorical_features)
+        if self.library != "catboost" or not cats:
+            return self._data(X)
+        from catboost import Pool
+
+        X = np.asarray(X, dtype=np.float64)
+        cells = X.astype(object)
+        for j in cats:
+            cells[:, j] = np.nan_to_num(X[:, j], nan=-1.0).astype(np.int64)
+        return Pool(cells, cat_features=cats)
+
     def _fit_model(self, X: Any, y: np.ndarray) -> None:
         X = np.asarray(X, dtype=np.float64)
         self.n_features_in_ = X.shape[1]
@@ -268,7 +282,7 @@ class BoostedTreesClassifier(ClassifierMixin, _BoostedTrees):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
-        proba = np.asarray(self.model_.predict_proba(self._data(X)), dtype=np.float64)
+        proba = np.asarray(self.model_.predict_proba(self._predict_data(X)), dtype=np.float64)
         if not self.multilabel_ and proba.ndim == 2 and proba.shape[1] != self.classes_.size:
             # a class absent from the (early-stopping) training rows: give it zero probability
             full = np.zeros((proba.shape[0], self.classes_.size))
@@ -296,7 +310,7 @@ class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
-        return np.asarray(self.model_.predict(self._data(X)), dtype=np.float64)
+        return np.asarray(self.model_.predict(self._predict_data(X)), dtype=np.float64)
 
 
 __all__ = [

@@ -50,8 +50,73 @@ def _make_scaler(scaling: str, random_state: int) -> Any:
         return RobustScaler()
     if scaling == "quantile":
         # n_quantiles is lowered to n_samples by the transformer itself on small data
-        return QuantileTransformer(output_distribution="normal", n_quantiles=1000, random_state=random_state)
+        return NormalQuantileTransformer(output_distribution="normal", n_quantiles=1000, random_state=random_state)
     raise ValueError(f"unknown scaling {scaling!r}; use one of {list(SCALINGS)}")
+
+
+class NormalQuantileTransformer(QuantileTransformer):
+    """sklearn's :class:`QuantileTransformer` whose forward transform to a normal output calls
+    ``scipy.special.ndtri`` (what ``scipy.stats.norm.ppf`` evaluates, with the same infinities at 0 and 1
+    and NaN outside) instead of ``norm.ppf``, whose argument handling costs ~45 us per call and three calls
+    per column: 26 of the 27 ms of one row with 168 columns. The same numbers (tested); the rest is
+    sklearn's (``_transform_col`` of scikit-learn 1.9, forward branch)."""
+
+    def _transform_col(self, X_col: np.ndarray, quantiles: np.ndarray, inverse: bool) -> np.ndarray:
+        if inverse or self.output_distribution != "normal":
+            return super()._transform_col(X_col, quantiles, inverse)
+        from scipy.special import ndtri
+        from sklearn.preprocessing._data import BOUNDS_THRESHOLD
+
+        with np.errstate(invalid="ignore"):
+            lower_bounds_idx = X_col - BOUNDS_THRESHOLD < quantiles[0]
+            upper_bounds_idx = X_col + BOUNDS_THRESHOLD > quantiles[-1]
+        finite = ~np.isnan(X_col)
+        values = X_col[finite]
+        X_col[finite] = 0.5 * (
+            np.interp(values, quantiles, self.references_)
+            - np.interp(-values, -quantiles[::-1], -self.references_[::-1])
+        )
+        X_col[upper_bounds_idx] = 1
+        X_col[lower_bounds_idx] = 0
+        with np.errstate(invalid="ignore"):
+            out = ndtri(X_col)
+            low, high = ndtri(BOUNDS_THRESHOLD - np.spacing(1)), ndtri(1 - (BOUNDS_THRESHOLD - np.spacing(1)))
+            return np.asarray(np.clip(out, low, high))
+
+
+class LookupOrdinalEncoder(OrdinalEncoder):
+    """sklearn's :class:`OrdinalEncoder` whose ``transform`` looks each column's labels up in a dict when
+    every fitted category is a string (the preprocessor's canonical labels, imputed): the same codes (an
+    unseen label gets ``unknown_value``), without sklearn's per-column input checks, which cost ~0.25 ms
+    per column per call: 20 of the 23 ms of one row with 79 categorical columns. Anything else goes to
+    sklearn."""
+
+    def fit(self, X: Any, y: Any = None) -> LookupOrdinalEncoder:
+        self.__dict__.pop("_lookups_", None)  # built again from the new categories on first use
+        super().fit(X, y)
+        return self
+
+    def _lookups(self) -> list[dict[str, float]] | None:
+        found = getattr(self, "_lookups_", None)
+        if found is None:
+            if self.handle_unknown != "use_encoded_value" or getattr(self, "_infrequent_enabled", False):
+                found = []
+            elif all(all(isinstance(c, str) for c in cats) for cats in self.categories_):
+                found = [{c: float(i) for i, c in enumerate(cats)} for cats in self.categories_]
+            else:
+                found = []
+            self._lookups_ = found
+        return found or None
+
+    def transform(self, X: Any) -> Any:
+        lookups = self._lookups() if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 2 else None
+        if lookups is None or X.shape[1] != len(lookups):
+            return super().transform(X)
+        unknown = float(self.unknown_value)
+        out = np.empty(X.shape, dtype=self.dtype)
+        for j, lookup in enumerate(lookups):
+            out[:, j] = [lookup.get(v, unknown) for v in X[:, j]]
+        return out
 
 
 def canonical_category_strings(values: np.ndarray) -> np.ndarray:
@@ -204,7 +269,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                     )
                     steps = [("impute", SimpleImputer(strategy="most_frequent")), ("encode", encoder)]
                 elif self.encoding == NATIVE_ENCODING:
-                    encoder = OrdinalEncoder(
+                    encoder = LookupOrdinalEncoder(
                         handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64
                     )
                     steps = [
@@ -212,7 +277,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                         ("encode", encoder),
                     ]
                 elif self.encoding == "ordinal":
-                    encoder = OrdinalEncoder(
+                    encoder = LookupOrdinalEncoder(
                         handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64
                     )
                     steps = [
