@@ -439,6 +439,25 @@ def test_lookup_ordinal_encoder_gives_sklearns_codes(load) -> None:
         assert ours._lookups() is not None  # the fast path was taken
 
 
+def test_category_strings_of_a_few_values_match_the_factorized_ones(load, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single rows convert their labels value by value; every real categorical column of the corpus
+    datasets used here, and mixed labels, give the strings the factorize path gives."""
+    from metalearn.pipelines.models import preprocessing
+
+    columns = [np.array([1.0, 2.5, np.nan, None, "a", np.float64(3.0), 7, pd.NA, np.int64(4), "", pd.NaT], dtype=object),
+               np.array([True, np.bool_(False), None], dtype=object)]
+    for name in (DATASETS["binary"], DATASETS["multiclass"], DATASETS["multilabel"]):
+        ds = load(name)
+        columns += [ds.X[c].to_numpy(dtype=object)[:12] for c, cat in zip(ds.X.columns, ds.categorical, strict=True) if cat]
+    assert len(columns) > 10
+    fast = [preprocessing.canonical_category_strings(c) for c in columns]
+    monkeypatch.setattr(preprocessing, "_FEW_VALUES", -1)
+    for col, ours in zip(columns, fast, strict=True):
+        theirs = preprocessing.canonical_category_strings(col)
+        assert ours.dtype == object and ours.shape == theirs.shape
+        assert list(pd.Series(ours).fillna("<NA>")) == list(pd.Series(theirs).fillna("<NA>")), col
+
+
 def test_normal_quantile_transformer_equals_sklearns(load) -> None:
     """The quantile scaling with ndtri (the serving path) transforms real data, out-of-range values, NaN
     and a single row exactly as sklearn's QuantileTransformer, and inverts like it."""

@@ -5,6 +5,7 @@ subset, and the summary says what stopped the search and the time used against t
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from metalearn.kb.records import dataset_record
 from metalearn.search import loop
 from metalearn.search.automl import optimize
 from metalearn.search.deadline import (
+    MIN_FOLDS,
     MIN_TRIAL_SECONDS,
     Deadline,
     budget_protocol,
@@ -66,8 +68,15 @@ def test_a_small_budget_for_the_data_switches_to_holdout_then_a_subset() -> None
     p = EvalProtocol()
     assert budget_protocol(p, 20_000, None) == (p, "")
     assert budget_protocol(p, 1_000, 600.0) == (p, "")  # 5,000 fold-rows: affordable
-    holdout, note = budget_protocol(p, 3_000, 24.0)  # 15,000 fold-rows in 24 s: one split
+    # 24 s afford 3,600 fold-rows (ROWS_PER_SECOND): 1,000 rows in 5 folds are 5,000, in 3 folds 3,000
+    fewer, note = budget_protocol(p, 1_000, 24.0)
+    assert fewer.resolve(1_000).mode == "cv" and fewer.n_folds == MIN_FOLDS and "3-fold CV" in note
+    holdout, note = budget_protocol(p, 3_000, 24.0)  # 3 folds of 3,000 rows are 9,000: one split
     assert holdout.resolve(3_000).mode == "holdout" and holdout.max_rows is None and "holdout" in note
+    # two trials at once afford 7,200: 3 folds of 2,000 rows (6,000), where one worker needs a holdout split
+    assert budget_protocol(p, 2_000, 24.0)[0].resolve(2_000).mode == "holdout"
+    two = budget_protocol(p, 2_000, 24.0, workers=2)[0]
+    assert (two.resolve(2_000).mode, two.n_folds) == (("cv", 3) if (os.cpu_count() or 1) >= 2 else ("holdout", 5))
     sub, note = budget_protocol(p, 40_000, 24.0)  # even one split of 40,000 rows is too much
     assert sub.resolve(40_000).mode == "holdout" and sub.max_rows is not None and sub.max_rows < 40_000
     assert sub.max_rows % 500 == 0 and "subset" in note  # rounded: the same budget, the same protocol key

@@ -31,6 +31,8 @@ INITIAL_RESERVE = 0.1
 #: pipeline fits ~1,300 rows/s here): above it, a budgeted
 #: search switches to a holdout split, and then to a data subset (see :func:`budget_protocol`)
 ROWS_PER_SECOND = 150.0
+#: the fewest cross-validation folds a budgeted search keeps before it moves to one holdout split
+MIN_FOLDS = 3
 
 
 @dataclass
@@ -119,25 +121,33 @@ def refit_factor(protocol: Any, n_rows: int) -> float:
     return REFIT_SAFETY * n_rows / max(train, 1.0) / n_fits
 
 
-def budget_protocol(protocol: Any, n_rows: int, seconds: float | None) -> tuple[Any, str]:
+def budget_protocol(protocol: Any, n_rows: int, seconds: float | None, workers: int = 1) -> tuple[Any, str]:
     """The evaluation protocol a search of ``seconds`` can afford on ``n_rows`` rows, and why it changed.
 
-    With little time per row a cross-validation becomes one holdout split, and when even that is too
-    much, a stratified subset of rows (``max_rows``): what the protocol's key records, so such runs never
-    mix with full ones in the KB. ``seconds`` None (no limit) changes nothing. Give it the *budgeted*
-    seconds (not the time measured left), so that the same settings give the same protocol and resume."""
+    With little time per row a cross-validation first keeps :data:`MIN_FOLDS` folds (a selection among
+    many trials on one noisy holdout split overfits it: on a 7,400-row binary dataset the best holdout
+    score was 0.06 ROC AUC above its test score), then becomes one holdout split, and when even that is
+    too much, a stratified subset of rows (``max_rows``): what the protocol's key records, so such runs
+    never mix with full ones in the KB. ``workers`` trials run at once (at most the machine's cores count).
+    ``seconds`` None (no limit) changes nothing. Give it the *budgeted* seconds (not the time measured
+    left), so that the same settings give the same protocol and resume."""
+    import os
     from dataclasses import replace
 
     if seconds is None or seconds <= 0:
         return protocol, ""
-    affordable = ROWS_PER_SECOND * seconds
+    parallel = max(1, min(int(workers), os.cpu_count() or 1))
+    affordable = ROWS_PER_SECOND * seconds * parallel
     resolved = protocol.resolve(n_rows)
     rows = min(n_rows, resolved.max_rows or n_rows)
+    note = ""
     if resolved.mode == "cv" and rows * resolved.n_folds > affordable:
-        protocol = replace(protocol, mode="holdout")
-        note = f"holdout validation instead of {resolved.n_folds}-fold CV ({n_rows} rows, {seconds:.0f} s for the search)"
-    else:
-        note = ""
+        if resolved.n_folds > MIN_FOLDS and rows * MIN_FOLDS <= affordable:
+            protocol = replace(protocol, n_folds=MIN_FOLDS)
+            note = f"{MIN_FOLDS}-fold CV instead of {resolved.n_folds}-fold ({n_rows} rows, {seconds:.0f} s for the search)"
+        else:
+            protocol = replace(protocol, mode="holdout")
+            note = f"holdout validation instead of {resolved.n_folds}-fold CV ({n_rows} rows, {seconds:.0f} s for the search)"
     train_share = 1.0 - float(protocol.holdout_fraction)
     if protocol.resolve(n_rows).mode == "holdout" and rows * train_share > affordable:
         max_rows = max(500, int(affordable / train_share) // 500 * 500)  # rounded: a stable protocol key

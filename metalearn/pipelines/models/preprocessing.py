@@ -119,19 +119,36 @@ class LookupOrdinalEncoder(OrdinalEncoder):
         return out
 
 
+def _category_string(u: Any) -> str:
+    if isinstance(u, float | np.floating) and float(u).is_integer():
+        return str(int(u))
+    if isinstance(u, bool | np.bool_):
+        return str(bool(u))
+    return str(u)
+
+
+#: Up to this many values a column is converted value by value (pandas' factorize costs more per call).
+_FEW_VALUES = 16
+
+
 def canonical_category_strings(values: np.ndarray) -> np.ndarray:
-    """Object array of category labels as strings (``2.0`` and ``2`` both become ``'2'``); NaN kept."""
+    """Object array of category labels as strings (``2.0`` and ``2`` both become ``'2'``); NaN kept.
+    A few values are converted one by one (the serving path's single rows): the same strings, except that
+    pandas' factorize, used on more values, maps ``True`` and ``1.0`` of one column to whichever came first."""
+    if len(values) <= _FEW_VALUES:
+        return np.array([np.nan if _is_missing(u) else _category_string(u) for u in values] + [None],
+                        dtype=object)[:-1]
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    names = []
-    for u in uniques:
-        if isinstance(u, float | np.floating) and float(u).is_integer():
-            names.append(str(int(u)))
-        elif isinstance(u, bool | np.bool_):
-            names.append(str(bool(u)))
-        else:
-            names.append(str(u))
-    lookup = np.array([*names, np.nan], dtype=object)
+    lookup = np.array([*(_category_string(u) for u in uniques), np.nan], dtype=object)
     return lookup[codes]  # code -1 picks the trailing NaN
+
+
+def _is_missing(u: Any) -> bool:
+    """What ``pd.factorize`` counts as missing (None, NaN, NaT, pd.NA)."""
+    try:
+        return bool(pd.isna(u))
+    except (TypeError, ValueError):  # not a scalar
+        return False
 
 
 def _non_numeric(s: pd.Series) -> bool:
