@@ -188,3 +188,25 @@ def test_evaluate_config_of_each_family_is_ok(datasets, family: str) -> None:
     result = evaluate_config(ds, space, _values("multiclass", family))
     assert result.status == "ok", result.error
     assert np.isfinite(result.score)
+
+
+@pytest.mark.parametrize("library", ["xgboost", "catboost"])
+def test_a_rare_label_keeps_both_values_in_the_early_stopping_training_part(datasets, library: str) -> None:
+    """Native multi-label boosting on a label with one positive row that the first early-stopping split
+    puts in the validation part: another split keeps the label varying in the training part (CatBoost
+    refused a constant one: "All train targets are equal")."""
+    from sklearn.model_selection import train_test_split
+
+    ds = datasets["multilabel"]
+    X = ds.X.select_dtypes("number").to_numpy(dtype=np.float64)
+    for seed in range(2):
+        _, held_out = train_test_split(np.arange(len(X)), test_size=0.2, random_state=seed)
+        Y = ds.y.to_numpy(dtype=np.int64).copy()
+        Y[:, 0] = 0
+        Y[held_out[0], 0] = 1
+        b = BoostedTreesClassifier(library=library, n_estimators=30, early_stopping_rounds=5,
+                                   validation_fraction=0.2, random_state=seed).fit(X, Y)
+        assert b.early_stopped_
+        proba = b.predict_proba(X)
+        assert proba.shape == Y.shape and np.isfinite(proba).all()
+        assert proba[held_out[0], 0] > np.median(proba[:, 0])  # it learnt from the one positive row

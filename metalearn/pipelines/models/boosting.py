@@ -33,6 +33,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from metalearn.pipelines.models.adaptive import boosting_round_seconds, stratified_split_feasible
 
+#: Random early-stopping splits tried for a multi-label target before fitting without one.
+SPLIT_ATTEMPTS = 10
+
+
+def _varying_columns(y: np.ndarray) -> np.ndarray:
+    """Per column of a 2-d target: whether it takes more than one value."""
+    return np.asarray([np.unique(y[:, j]).size > 1 for j in range(y.shape[1])], dtype=bool)
+
+
 #: The libraries, by the name of their model family.
 LIBRARIES = ("lightgbm", "xgboost", "catboost")
 #: Libraries that fit several labels / regression targets in one model.
@@ -102,10 +111,16 @@ class _BoostedTrees(BaseEstimator):
             if not stratified_split_feasible(y, frac):
                 return X, y, None, None
             stratify = y
-        Xtr, Xva, ytr, yva = train_test_split(
-            X, y, test_size=frac, random_state=int(self.random_state), stratify=stratify
-        )
-        return Xtr, ytr, Xva, yva
+        varying = _varying_columns(y) if y.ndim == 2 and self._classifier else None
+        for attempt in range(SPLIT_ATTEMPTS):
+            Xtr, Xva, ytr, yva = train_test_split(
+                X, y, test_size=frac, random_state=int(self.random_state) + attempt, stratify=stratify
+            )
+            # multi-label: a label that varies must vary in the training part (CatBoost refuses a
+            # constant one: "All train targets are equal"); rare labels may need another split
+            if varying is None or np.array_equal(_varying_columns(ytr), varying):
+                return Xtr, ytr, Xva, yva
+        return X, y, None, None
 
     def _model(self, y: np.ndarray, validated: bool) -> Any:
         lib = self.library
