@@ -5,7 +5,6 @@ subset, and the summary says what stopped the search and the time used against t
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Any
 
@@ -26,7 +25,7 @@ from metalearn.search.deadline import (
 )
 from metalearn.search.evaluation import EvalProtocol
 from metalearn.search.loop import run_search
-from metalearn.search.settings import SearchSettings
+from metalearn.search.settings import SearchSettings, machine_cores
 
 PROTOCOL = EvalProtocol(n_folds=3, max_rows=150)
 
@@ -76,7 +75,7 @@ def test_a_small_budget_for_the_data_switches_to_holdout_then_a_subset() -> None
     # two trials at once afford 7,200: 3 folds of 2,000 rows (6,000), where one worker needs a holdout split
     assert budget_protocol(p, 2_000, 24.0)[0].resolve(2_000).mode == "holdout"
     two = budget_protocol(p, 2_000, 24.0, workers=2)[0]
-    assert (two.resolve(2_000).mode, two.n_folds) == (("cv", 3) if (os.cpu_count() or 1) >= 2 else ("holdout", 5))
+    assert (two.resolve(2_000).mode, two.n_folds) == (("cv", 3) if machine_cores() >= 2 else ("holdout", 5))
     sub, note = budget_protocol(p, 40_000, 24.0)  # even one split of 40,000 rows is too much
     assert sub.resolve(40_000).mode == "holdout" and sub.max_rows is not None and sub.max_rows < 40_000
     assert sub.max_rows % 500 == 0 and "subset" in note  # rounded: the same budget, the same protocol key

@@ -131,12 +131,13 @@ def budget_protocol(protocol: Any, n_rows: int, seconds: float | None, workers: 
     never mix with full ones in the KB. ``workers`` trials run at once (at most the machine's cores count).
     ``seconds`` None (no limit) changes nothing. Give it the *budgeted* seconds (not the time measured
     left), so that the same settings give the same protocol and resume."""
-    import os
     from dataclasses import replace
+
+    from metalearn.search.settings import machine_cores
 
     if seconds is None or seconds <= 0:
         return protocol, ""
-    parallel = max(1, min(int(workers), os.cpu_count() or 1))
+    parallel = max(1, min(int(workers), machine_cores()))
     affordable = ROWS_PER_SECOND * seconds * parallel
     resolved = protocol.resolve(n_rows)
     rows = min(n_rows, resolved.max_rows or n_rows)
