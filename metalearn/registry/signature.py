@@ -25,7 +25,7 @@ import pandas as pd
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import InputError
-from metalearn.pipelines.models.preprocessing import canonical_category_strings
+from metalearn.pipelines.models.preprocessing import canonical_category_strings, category_string
 
 #: categories kept per categorical column (beyond this, a column's unseen-value check is skipped)
 MAX_CATEGORIES = 1000
@@ -169,7 +169,7 @@ class Signature:
                 out[spec.name] = col
                 if spec.categories is None:
                     continue
-                keys = {_key(v) for v in col} if len(col) <= 256 else set(pd.unique(_canonical(pd.Series(col))))
+                keys = {category_string(v) for v in col} if len(col) <= 256 else set(pd.unique(_canonical(pd.Series(col))))
                 known = spec.category_set
                 unseen = sorted(str(k) for k in keys if isinstance(k, str) and k not in known)
                 if unseen:
@@ -207,17 +207,6 @@ def _float_block(block: pd.DataFrame) -> np.ndarray | None:
         return cells.astype(np.float64)
     except (TypeError, ValueError):
         return None
-
-
-def _key(v: Any) -> str | None:
-    """One label as :func:`canonical_category_strings` writes it (None when missing)."""
-    if v is None or (isinstance(v, float | np.floating) and np.isnan(v)) or v is pd.NA:
-        return None
-    if isinstance(v, float | np.floating) and float(v).is_integer():
-        return str(int(v))
-    if isinstance(v, bool | np.bool_):
-        return str(bool(v))
-    return str(v)
 
 
 def _canonical(s: pd.Series) -> np.ndarray:

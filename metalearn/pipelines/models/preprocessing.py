@@ -119,7 +119,14 @@ class LookupOrdinalEncoder(OrdinalEncoder):
         return out
 
 
-def _category_string(u: Any) -> str:
+def category_string(u: Any) -> str | None:
+    """One label as :func:`canonical_category_strings` writes it (``2.0`` and ``2`` both ``'2'``); None
+    for what ``pd.factorize`` counts as missing (None, NaN, NaT, pd.NA)."""
+    try:
+        if pd.isna(u):
+            return None
+    except (TypeError, ValueError):  # not a scalar
+        pass
     if isinstance(u, float | np.floating) and float(u).is_integer():
         return str(int(u))
     if isinstance(u, bool | np.bool_):
@@ -136,19 +143,11 @@ def canonical_category_strings(values: np.ndarray) -> np.ndarray:
     A few values are converted one by one (the serving path's single rows): the same strings, except that
     pandas' factorize, used on more values, maps ``True`` and ``1.0`` of one column to whichever came first."""
     if len(values) <= _FEW_VALUES:
-        return np.array([np.nan if _is_missing(u) else _category_string(u) for u in values] + [None],
-                        dtype=object)[:-1]
+        labels = [category_string(u) for u in values]
+        return np.array([np.nan if t is None else t for t in labels] + [None], dtype=object)[:-1]
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    lookup = np.array([*(_category_string(u) for u in uniques), np.nan], dtype=object)
+    lookup = np.array([*(category_string(u) for u in uniques), np.nan], dtype=object)
     return lookup[codes]  # code -1 picks the trailing NaN
-
-
-def _is_missing(u: Any) -> bool:
-    """What ``pd.factorize`` counts as missing (None, NaN, NaT, pd.NA)."""
-    try:
-        return bool(pd.isna(u))
-    except (TypeError, ValueError):  # not a scalar
-        return False
 
 
 def _non_numeric(s: pd.Series) -> bool:
