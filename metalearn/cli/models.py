@@ -215,10 +215,11 @@ def models_promote(
 
 def _sync_alias(uri: str | None, result: dict[str, Any]) -> None:
     """Move the MLflow alias after the metalearn one (an MLflow failure is a warning in ``result``)."""
-    if uri is not None:
-        from metalearn.registry.mlflow_sync import set_alias
+    from metalearn.registry.mlflow_sync import mirror_alias
 
-        result["mlflow"] = set_alias(uri, result["name"], result["alias"], result["version"])
+    synced = mirror_alias(uri, result)
+    if synced is not None:
+        result["mlflow"] = synced
 
 
 def _log_versions(uri: str | None, reg: ModelRegistry, name: str, versions: Sequence[int]) -> list[dict[str, Any]]:

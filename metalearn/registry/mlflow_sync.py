@@ -100,15 +100,15 @@ def _artifact_location(uri: str) -> str | None:
 def log_version(uri: str, registry: ModelRegistry, record: ModelVersionRecord) -> dict[str, Any]:
     """Log ``record`` (a registered version) to the MLflow store at ``uri``: a run plus a version of the
     MLflow registered model of the same name. Returns ``{"run_id", "mlflow_version"}``, or
-    ``{"warning": "..."}`` when MLflow could not be reached or refused something (the metalearn version
-    stays registered either way)."""
-    mlflow = require_mlflow()
-    from mlflow.entities import Metric, Param
-    from mlflow.exceptions import MlflowException
-
+    ``{"warning": "..."}`` when MLflow is not installed, could not be reached or refused something (the
+    metalearn version stays registered either way); never raises."""
     run_id: str | None = None
     client = None
     try:
+        mlflow = require_mlflow()
+        from mlflow.entities import Metric, Param
+        from mlflow.exceptions import MlflowException
+
         client = _client(uri, mlflow)
         experiment_name = f"metalearn/{record.name}"
         experiment = client.get_experiment_by_name(experiment_name)
@@ -174,10 +174,9 @@ def log_version(uri: str, registry: ModelRegistry, record: ModelVersionRecord) -
 
 def set_alias(uri: str, name: str, alias: str, metalearn_version: int) -> dict[str, Any]:
     """Point the MLflow alias ``alias`` of registered model ``name`` at the MLflow version tagged with
-    ``metalearn_version``. Returns ``{"alias", "mlflow_version"}`` or ``{"warning": "..."}``."""
-    mlflow = require_mlflow()
+    ``metalearn_version``. Returns ``{"alias", "mlflow_version"}`` or ``{"warning": "..."}``; never raises."""
     try:
-        client = _client(uri, mlflow)
+        client = _client(uri, require_mlflow())
         found = [v for v in client.search_model_versions(f"name = '{name}'")
                  if (v.tags or {}).get(VERSION_TAG) == str(metalearn_version)]
         if not found:
@@ -191,24 +190,16 @@ def set_alias(uri: str, name: str, alias: str, metalearn_version: int) -> dict[s
 
 
 def mirror_version(uri: str | None, registry: ModelRegistry, record: ModelVersionRecord) -> dict[str, Any] | None:
-    """:func:`log_version` when ``uri`` is set (None otherwise); never raises (a long-running caller such
-    as the service reports the warning and goes on)."""
-    if uri is None:
-        return None
-    try:
-        return log_version(uri, registry, record)
-    except Exception as err:  # e.g. mlflow uninstalled since the start
-        return {"warning": f"MLflow at {uri}: {record.name} version {record.version} not logged ({_problem(err)})"}
+    """:func:`log_version` when ``uri`` is set, else None."""
+    return None if uri is None else log_version(uri, registry, record)
 
 
 def mirror_alias(uri: str | None, change: Mapping[str, Any]) -> dict[str, Any] | None:
-    """:func:`set_alias` for a promote/rollback result (``name``, ``alias``, ``version``) when ``uri`` is set."""
+    """:func:`set_alias` for a promote/rollback result (``name``, ``alias``, ``version``) when ``uri`` is
+    set, else None."""
     if uri is None:
         return None
-    try:
-        return set_alias(uri, str(change["name"]), str(change["alias"]), int(change["version"]))
-    except Exception as err:
-        return {"warning": f"MLflow at {uri}: alias {change.get('alias')!r} of {change.get('name')} not set ({_problem(err)})"}
+    return set_alias(uri, str(change["name"]), str(change["alias"]), int(change["version"]))
 
 
 def describe(result: Mapping[str, Any]) -> str:
