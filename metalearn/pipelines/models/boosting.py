@@ -37,6 +37,11 @@ from metalearn.pipelines.models.adaptive import boosting_round_seconds, stratifi
 SPLIT_ATTEMPTS = 10
 
 
+def _catboost_codes(column: np.ndarray) -> np.ndarray:
+    """A categorical column's float codes as the integers CatBoost takes (missing: -1)."""
+    return np.nan_to_num(column, nan=-1.0).astype(np.int64)
+
+
 def _varying_columns(y: np.ndarray) -> np.ndarray:
     """Per column of a 2-d target: whether it takes more than one value."""
     return np.asarray([np.unique(y[:, j]).size > 1 for j in range(y.shape[1])], dtype=bool)
@@ -208,7 +213,7 @@ class _BoostedTrees(BaseEstimator):
         if self.library == "catboost":
             frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
             for j in cats:
-                frame[f"f{j}"] = np.nan_to_num(X[:, j], nan=-1.0).astype(np.int64)
+                frame[f"f{j}"] = _catboost_codes(X[:, j])
             return frame
         return X  # LightGBM: float codes, negative ones are missing
 
@@ -223,7 +228,7 @@ class _BoostedTrees(BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         cells = X.astype(object)
         for j in cats:
-            cells[:, j] = np.nan_to_num(X[:, j], nan=-1.0).astype(np.int64)
+            cells[:, j] = _catboost_codes(X[:, j])
         return Pool(cells, cat_features=cats)
 
     def _fit_model(self, X: Any, y: np.ndarray) -> None:

@@ -99,12 +99,12 @@ class LookupOrdinalEncoder(OrdinalEncoder):
     def _lookups(self) -> list[dict[str, float]] | None:
         found = getattr(self, "_lookups_", None)
         if found is None:
-            if self.handle_unknown != "use_encoded_value" or getattr(self, "_infrequent_enabled", False):
-                found = []
-            elif all(all(isinstance(c, str) for c in cats) for cats in self.categories_):
-                found = [{c: float(i) for i, c in enumerate(cats)} for cats in self.categories_]
-            else:
-                found = []
+            usable = (
+                self.handle_unknown == "use_encoded_value"
+                and not getattr(self, "_infrequent_enabled", False)
+                and all(isinstance(c, str) for cats in self.categories_ for c in cats)
+            )
+            found = [{c: float(i) for i, c in enumerate(cats)} for cats in self.categories_] if usable else []
             self._lookups_ = found
         return found or None
 
