@@ -346,8 +346,8 @@ class ModelRegistry:
         """The version a drift check, compression or retraining works on: ``version`` when given, else the
         live one, else the latest (:class:`NotFoundError` for an unknown model)."""
         check_name(name)
-        if version is not None or "live" in self.store.aliases(name):
-            return self.resolve(name, version)
+        if version is not None or "live" in self._current_aliases(name):
+            return self.resolve(name, version)  # the aliases just read are cached
         versions = self.store.list_versions(name)
         if not versions:
             raise missing_model(name)
