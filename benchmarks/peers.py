@@ -74,8 +74,9 @@ def suite_holdout(suites_dir: Path) -> tuple[set[int], set[str]]:
     return dids, names
 
 
-def choose_datasets(corpus: Corpus, suites_dir: Path, seed: int = 0) -> list[str]:
-    """A reproducible, kind-stratified sample of real corpus datasets outside every suite."""
+def choose_datasets(corpus: Corpus, suites_dir: Path, seed: int = 0, per_kind: int | None = None) -> list[str]:
+    """A reproducible, kind-stratified sample of real corpus datasets outside every suite: ``QUOTAS`` per
+    kind, or ``per_kind`` of each kind (0: every eligible one)."""
     dids, names = suite_holdout(suites_dir)
     rng = np.random.default_rng(seed)
     chosen: list[str] = []
@@ -91,7 +92,8 @@ def choose_datasets(corpus: Corpus, suites_dir: Path, seed: int = 0) -> list[str
             and (e.openml_did is None or int(e.openml_did) not in dids)
             and normalise_name(e.name) not in names
         )
-        k = min(len(pool), quota)
+        want = quota if per_kind is None else (per_kind or len(pool))
+        k = min(len(pool), want)
         chosen += [pool[i] for i in sorted(rng.choice(len(pool), size=k, replace=False))]
     return chosen
 
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="cells in parallel (one core each)")
     p.add_argument("--max-rows", type=int, default=20_000)
     p.add_argument("--selection-seed", type=int, default=0, help="seed of the dataset selection")
+    p.add_argument("--per-kind", type=int, default=None,
+                   help="datasets of each kind instead of the default quotas (0: every eligible one)")
     p.add_argument("--datasets", default=None, help="comma-separated corpus names instead of the selection")
     p.add_argument("--no-zero-shot", action="store_true", help="skip top-1 alone vs FLAML zero-shot")
     p.add_argument("--list", action="store_true", help="print the chosen datasets and exit")
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     names = (
         [n.strip() for n in args.datasets.split(",") if n.strip()]
         if args.datasets
-        else choose_datasets(corpus, suites_dir, args.selection_seed)
+        else choose_datasets(corpus, suites_dir, args.selection_seed, args.per_kind)
     )
     dids, suite_names = suite_holdout(suites_dir)
     for n in names:  # never a suite dataset, also when named by hand

@@ -214,6 +214,46 @@ def test_ensemble_model_averages_and_pickles(tmp_path: Path) -> None:
         EnsembleModel(task, [_Const(0.5)], [0.0])
 
 
+# ------------------------------------------------------------------------------------- the one-SE rule
+def test_a_pick_no_better_than_the_prior_gives_way_to_it_and_a_real_gain_does_not() -> None:
+    """Over 30 draws of validation noise: a pick whose errors are as large as the prior's (it only won the
+    search by luck) keeps the prior in most draws (P(Z <= 1) = 0.84 in theory), and a pick that is
+    really better (errors half as large) in none; the standard error is that of the paired difference."""
+    from metalearn.search.ensemble import check_prior
+
+    kept_equal, kept_better = 0, 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        y = rng.normal(size=N)
+        prior = reg_candidate("prior", y, y + rng.normal(size=N))
+        equal = reg_candidate("equal", y, y + rng.normal(size=N))
+        better = reg_candidate("better", y, y + 0.5 * rng.normal(size=N))
+        a = check_prior(reg_task(), [equal, prior], ["equal"], [1.0], "prior", seed=seed)
+        b = check_prior(reg_task(), [better, prior], ["better"], [1.0], "prior", seed=seed)
+        assert a is not None and b is not None and a.n_rows == N
+        assert abs(a.gain) < 4 * a.se and b.gain > 0 and 0 < b.se < b.gain / 3
+        kept_equal += a.keep_prior
+        kept_better += b.keep_prior
+    assert kept_equal >= 20 and kept_better == 0
+
+
+def test_the_prior_check_compares_an_ensemble_on_shared_rows_only() -> None:
+    from metalearn.search.ensemble import check_prior
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=N)
+    a, b = reg_candidate("a", y, y + rng.normal(size=N)), reg_candidate("b", y, y + rng.normal(size=N))
+    prior = reg_candidate("p", y, y + 2 * rng.normal(size=N))
+    both = check_prior(reg_task(), [a, b, prior], ["a", "b"], [0.5, 0.5], "p")
+    assert both is not None and both.pick_score == pytest.approx(
+        score(reg_task(), a.oof.y, combine_predictions(reg_task(), [a.oof.prediction, b.oof.prediction], [1, 1])))
+    assert check_prior(reg_task(), [a, prior], ["p"], [1.0], "p") is None  # the pick is the prior
+    assert check_prior(reg_task(), [a, prior], ["a"], [1.0], "missing") is None
+    half = Candidate("h", {}, 0.0, OutOfFold(np.arange(N // 2), Prediction([y[: N // 2]], [None], [None]),
+                                               pd.DataFrame({"y": y[: N // 2]})))
+    assert check_prior(reg_task(), [a, half], ["a"], [1.0], "h") is None  # other rows: not comparable
+
+
 # ------------------------------------------------------------------------------------- end to end
 def small(**overrides: Any) -> SearchSettings:
     values: dict[str, Any] = dict(n_trials=6, trial_time_limit=30.0, warm_start=True, n_warm=3,
@@ -246,6 +286,17 @@ def check_ensemble(ds: Dataset, outcome: Any) -> None:
         assert all(cid in {t.config_id for t in outcome.result.trials} for cid in outcome.model.config_ids)
     else:
         assert not isinstance(outcome.model, EnsembleModel) and block["note"]
+    # the prior (the top-1 recommendation, the first warm-start trial) against the pick: one-SE rule
+    prior, model_id = block["prior"], outcome.summary["model"]["config_id"]
+    first = next(t for t in outcome.result.trials if t.origin == "recommendation:1")
+    if prior is not None:
+        assert prior["config_id"] == first.config_id and prior["se"] > 0
+        assert prior["kept"] == (not prior["gain"] > prior["se"])
+        assert prior["used"] == (prior["kept"] and not block["used"])
+    if prior is not None and prior["used"]:
+        assert model_id == first.config_id and "one-standard-error rule" in block["note"]
+    else:
+        assert model_id == (None if block["used"] else outcome.result.best_config_id)
     metrics = test_score(outcome.model, ds.X, ds.y, ds.task)
     assert not math.isnan(metrics[ds.task.metric])
     pred = outcome.model.predict(ds.X.iloc[:7])
@@ -257,8 +308,9 @@ def test_optimize_ends_with_the_ensemble_when_it_wins(spec: str) -> None:
     ds = load_dataset(spec)
     outcome = run(ds)
     check_ensemble(ds, outcome)
+    block = outcome.summary["ensemble"]
     if spec == "sklearn:breast_cancer":  # complementary families there: the ensemble wins out of fold
-        assert outcome.summary["ensemble"]["used"]
+        assert block["used"] or (block["prior"] or {}).get("used")
 
 
 def test_optimize_ensemble_on_multilabel_corpus_data(load_corpus: Any) -> None:

@@ -185,6 +185,7 @@ def _run_product(job: PeerJob, prep: Prepared, res: CellResult, budget: float | 
         "config_id": result.best_config_id,
         "values": result.best_values,
         "timings": outcome.summary.get("timings", {}),
+        "ensemble": outcome.summary.get("ensemble") or {},
     }
     if outcome.model is None:
         res.status = "failed"
