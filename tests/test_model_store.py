@@ -20,6 +20,7 @@ from metalearn.kb.model_store import (
     MODEL_TABLES,
     FeedbackRecord,
     FlagRecord,
+    ModelJobRecord,
     ModelVersionRecord,
     PredictionRecord,
     table_columns,
@@ -165,6 +166,38 @@ def test_prediction_log_is_bounded_and_feedback_needs_a_logged_prediction(kb: Kn
     pairs = models.feedback("m")
     assert [(p.prediction_id, f.labels) for p, f in pairs] == [("p019", {"y": 0})]
     assert set(models.get_predictions(["p019", "p000"])) == {"p019"}
+
+
+def test_jobs_are_replaced_by_id_and_need_a_stored_model(kb: KnowledgeBase) -> None:
+    import datetime as dt
+
+    models = kb.models
+    job = ModelJobRecord("j1", "m", "retrain", "pending", "d1", "new data", parent_version=1,
+                         detail={"settings": {"n_trials": 5}, "versions": []})
+    with pytest.raises(NotFoundError, match="not in the registry"):
+        models.save_job(job)  # rule 7: a job of a stored model
+    models.add_version(version())
+    models.save_job(job)
+    assert models.get_job("j1") == job
+    done = ModelJobRecord("j1", "m", "retrain", "done", "d1", "new data", parent_version=1,
+                          detail={"versions": [2], "result": {"nan": float("nan")}}, created_at=job.created_at,
+                          started_at=job.created_at, finished_at=job.created_at + dt.timedelta(seconds=3))
+    models.save_job(done)
+    got = models.get_job("j1")
+    assert got.status == "done" and got.detail == {"versions": [2], "result": {"nan": None}}
+    assert got.finished_at == done.finished_at and len(models.list_jobs("m")) == 1
+    later = ModelJobRecord("j0", "m", "compress", "pending", "d1", "m version 1", parent_version=1,
+                           created_at=job.created_at + dt.timedelta(seconds=1))
+    models.save_job(later)
+    assert [j.job_id for j in models.list_jobs("m")] == ["j1", "j0"] == [j.job_id for j in models.list_jobs()]
+    assert models.list_jobs("other") == []
+    with pytest.raises(NotFoundError, match="no job 'nope'"):
+        models.get_job("nope")
+    with pytest.raises(InputError, match="status"):
+        models.save_job(ModelJobRecord("j2", "m", "retrain", "sleeping", "d1", "x"))
+    with pytest.raises(InputError, match="operation"):
+        models.save_job(ModelJobRecord("j2", "m", "delete", "pending", "d1", "x"))
+    assert [j.job_id for j in models.list_jobs("m")] == ["j1", "j0"]  # nothing written by the refused ones
 
 
 def test_duckdb_ddl_matches_the_record_declarations(tmp_path: Path) -> None:

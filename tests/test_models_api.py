@@ -485,6 +485,34 @@ def test_compress_job_and_mlflow_sync(kb_path: Path, tmp_path: Path, breast_canc
         back = client.post(f"/models/{NAME}/rollback", headers=AUTH).json()
         assert back["version"] == 4 and "not logged to MLflow" in back["mlflow"]["warning"], back
         assert int(mlflow.get_model_version_by_alias(NAME, "live").version) == logged["mlflow_version"]
+        assert client.get(f"/models/{NAME}/jobs").json() == [job]
+    # the job is a KB record: the next server run answers for it as this one did
+    with TestClient(create_app(_settings(kb_path))) as again:
+        assert again.get(created.headers["Location"]).json() == job
+        assert again.get(f"/models/{NAME}/jobs").json() == [job]
+        assert_error(again.delete(created.headers["Location"], headers=AUTH), 409, "already finished")
+
+
+def test_a_job_a_stopped_server_left_running_is_interrupted(kb_path: Path) -> None:
+    """A job record left ``running`` (its server was killed) reads back ``interrupted`` from the next
+    server, which says how to go on; unknown jobs and models are 404s."""
+    from metalearn.kb import open_kb
+    from metalearn.kb.model_store import ModelJobRecord
+
+    kb = open_kb(kb_path)
+    try:
+        kb.models.save_job(ModelJobRecord("deadbeef", NAME, "retrain", "running", "d", "new.csv", parent_version=1,
+                                          stage="searching", detail={"settings": {"n_trials": 5}}))
+    finally:
+        kb.close()
+    with TestClient(create_app(_settings(kb_path))) as client:
+        job = client.get(f"/models/{NAME}/jobs/deadbeef").json()
+        assert job["status"] == "interrupted" and "submit it again" in job["error"] and job["finished_at"], job
+        assert job["settings"] == {"n_trials": 5} and job["stage"] == "" and job["versions"] == []
+        assert [j["job_id"] for j in client.get(f"/models/{NAME}/jobs").json()] == ["deadbeef"]
+        assert_error(client.get("/models/nope/jobs"), 404, "nope")
+        assert_error(client.get("/models/nope/jobs/deadbeef"), 404)
+        assert_error(client.delete(f"/models/{NAME}/jobs/deadbeef", headers=AUTH), 409, "interrupted")
 
 
 # ------------------------------------------------------------------------------------------ whole path

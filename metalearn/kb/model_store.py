@@ -22,6 +22,11 @@ Rules every backend follows (checked by ``tests/test_model_store.py`` on every b
    in this process once it is over; so ``aliases()`` read under an epoch that has not moved since is still
    current and a reader may cache it (only one process writes a KB file). The serving path resolves the
    live version this way without a query.
+7. **Jobs are records of work, not history.** ``save_job`` inserts or replaces the record of its
+   ``job_id`` (a job's status changes, its key does not) for a stored model; ``get_job`` raises
+   :class:`NotFoundError` for an unknown id; ``list_jobs`` returns a model's jobs oldest first. A job
+   record outlives the process that ran it: one left ``pending``/``running`` by a stopped server is
+   marked ``interrupted`` by the next one (its trials and versions are in the KB).
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ ALIASES = ("live", "candidate")
 ACTIONS = ("register", "promote", "rollback", "unset", "delete", "flag", "unflag")
 #: The flags a version may carry.
 FLAGS = ("data_drift", "concept_drift")
+#: What a model job does, and the states it goes through (the last four are final).
+JOB_OPERATIONS = ("retrain", "compress")
+JOB_STATUSES = ("pending", "running", "done", "failed", "cancelled", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,26 @@ class FeedbackRecord:
     created_at: datetime = field(default_factory=utcnow)
 
 
+@dataclass(frozen=True)
+class ModelJobRecord:
+    """A retraining or compression job of a model (rule 7). ``detail`` holds what the job was asked
+    (``settings``, ``methods``) and what it made (``versions``, ``result``, ``mlflow``)."""
+
+    job_id: str
+    name: str
+    operation: str
+    status: str
+    dataset_id: str
+    dataset_name: str
+    parent_version: int | None = None
+    stage: str = ""
+    error: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 #: Each table of the registry: its record type and its primary key. The DuckDB DDL (migration 4 in
 #: :mod:`metalearn.kb.schema`) is written out as history; ``tests/test_model_store.py`` checks it
 #: against these declarations.
@@ -148,6 +176,7 @@ MODEL_TABLES: dict[str, tuple[type, tuple[str, ...]]] = {
     "model_flags": (FlagRecord, ("name", "version", "flag")),
     "prediction_log": (PredictionRecord, ("prediction_id",)),
     "prediction_feedback": (FeedbackRecord, ("prediction_id",)),
+    "model_jobs": (ModelJobRecord, ("job_id",)),
 }
 
 _SQL_TYPES = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN", datetime: "TIMESTAMP"}
@@ -235,7 +264,8 @@ def check_record(table: str, record: Any) -> None:
     cls, _ = MODEL_TABLES[table]
     if not isinstance(record, cls):
         raise InputError(f"expected a {cls.__name__}, got {type(record).__name__}")
-    checks = {"variant": VARIANTS, "alias": ALIASES, "action": ACTIONS, "flag": FLAGS}
+    checks = {"variant": VARIANTS, "alias": ALIASES, "action": ACTIONS, "flag": FLAGS,
+              "operation": JOB_OPERATIONS, "status": JOB_STATUSES}
     for name, allowed in checks.items():
         v = getattr(record, name, None)
         if v is not None and v not in allowed:
@@ -367,3 +397,21 @@ class ModelStore(abc.ABC):
     @abc.abstractmethod
     def counts(self, name: str) -> dict[str, int]:
         """Logged predictions and feedback rows of ``name``."""
+
+    # -- jobs ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def save_job(self, record: ModelJobRecord) -> None:
+        """Insert or replace the job ``record.job_id`` (rule 7); :class:`NotFoundError` for an unknown model."""
+
+    @abc.abstractmethod
+    def get_job(self, job_id: str) -> ModelJobRecord:
+        """:class:`NotFoundError` if there is no such job."""
+
+    @abc.abstractmethod
+    def list_jobs(self, name: str | None = None) -> list[ModelJobRecord]:
+        """The jobs of ``name`` (every model's when None), oldest first."""
+
+
+def missing_job(job_id: str, name: str | None = None) -> NotFoundError:
+    whose = f"model {name!r} has" if name else "the registry has"
+    return NotFoundError(f"{whose} no job {job_id!r}: `GET /models/{{name}}` lists a model's jobs")

@@ -12,12 +12,14 @@ from metalearn.kb.model_store import (
     FeedbackRecord,
     FlagRecord,
     ModelEventRecord,
+    ModelJobRecord,
     ModelStore,
     ModelVersionRecord,
     PredictionRecord,
     check_record,
     check_version,
     from_row,
+    missing_job,
     missing_model,
     normalise,
     table_columns,
@@ -279,3 +281,24 @@ class DuckDBModelStore(ModelStore):
             ).fetchone()
         return {"predictions": int(row[0]) if row else 0, "feedback": int(row[1]) if row else 0}
 
+    # -- jobs ------------------------------------------------------------------------------------
+    def save_job(self, record: ModelJobRecord) -> None:
+        rec = normalise("model_jobs", record)
+        with self._write("storing a model job") as cur:
+            row = cur.execute("SELECT count(*) FROM model_versions WHERE name = ?", [rec.name]).fetchone()
+            if not row or not row[0]:
+                raise missing_model(rec.name)
+            cur.execute("DELETE FROM model_jobs WHERE job_id = ?", [rec.job_id])
+            cur.execute(_insert("model_jobs"), to_row("model_jobs", rec))
+
+    def get_job(self, job_id: str) -> ModelJobRecord:
+        rows = self._select("model_jobs", "WHERE job_id = ?", [str(job_id)])
+        if not rows:
+            raise missing_job(str(job_id))
+        job: ModelJobRecord = rows[0]
+        return job
+
+    def list_jobs(self, name: str | None = None) -> list[ModelJobRecord]:
+        if name is None:
+            return self._select("model_jobs", "ORDER BY created_at, job_id")
+        return self._select("model_jobs", "WHERE name = ? ORDER BY created_at, job_id", [name])

@@ -12,10 +12,12 @@ from metalearn.kb.model_store import (
     FeedbackRecord,
     FlagRecord,
     ModelEventRecord,
+    ModelJobRecord,
     ModelStore,
     ModelVersionRecord,
     PredictionRecord,
     check_version,
+    missing_job,
     missing_model,
     normalise,
 )
@@ -35,6 +37,7 @@ class InMemoryModelStore(ModelStore):
         self._flags: dict[tuple[str, int, str], FlagRecord] = {}
         self._log: dict[str, PredictionRecord] = {}
         self._feedback: dict[str, FeedbackRecord] = {}
+        self._jobs: dict[str, ModelJobRecord] = {}
 
     def _set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         self._kb._set(table, key, value)
@@ -211,3 +214,23 @@ class InMemoryModelStore(ModelStore):
         with self._kb._lock:
             return {"predictions": sum(r.name == name for r in self._log.values()),
                     "feedback": sum(r.name == name for r in self._feedback.values())}
+
+    # -- jobs ------------------------------------------------------------------------------------
+    def save_job(self, record: ModelJobRecord) -> None:
+        rec = normalise("model_jobs", record)
+        with self._kb.transaction():
+            if not any(n == rec.name for n, _ in self._versions):
+                raise missing_model(rec.name)
+            self._set(self._jobs, rec.job_id, rec)
+
+    def get_job(self, job_id: str) -> ModelJobRecord:
+        with self._kb._lock:
+            rec = self._jobs.get(str(job_id))
+        if rec is None:
+            raise missing_job(str(job_id))
+        return rec
+
+    def list_jobs(self, name: str | None = None) -> list[ModelJobRecord]:
+        with self._kb._lock:
+            recs = [r for r in self._jobs.values() if name in (None, r.name)]
+        return sorted(recs, key=lambda r: (r.created_at, r.job_id))

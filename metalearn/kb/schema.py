@@ -200,12 +200,34 @@ _V4_REGISTRY: list[str] = [
     "CREATE INDEX prediction_log_model_idx ON prediction_log (name, created_at)",
 ]
 
+# retraining and compression jobs of the registry (metalearn.kb.model_store.ModelJobRecord)
+_V5_MODEL_JOBS: list[str] = [
+    """CREATE TABLE model_jobs (
+        job_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        operation VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        dataset_id VARCHAR NOT NULL,
+        dataset_name VARCHAR NOT NULL,
+        parent_version BIGINT,
+        stage VARCHAR NOT NULL,
+        error VARCHAR NOT NULL,
+        detail_json VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        PRIMARY KEY (job_id)
+    )""",
+    "CREATE INDEX model_jobs_model_idx ON model_jobs (name, created_at)",
+]
+
 #: (version, description, SQL statements), applied in order; never edit a released migration, add one.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "base tables: datasets, metafeatures, configurations, runs, searches", _V1_TABLES),
     (2, "indexes: runs by dataset, configuration and search; meta-feature values by dataset", _V2_INDEXES),
     (3, "searches: the process running them (owner_host, owner_pid, owner_started)", _V3_SEARCH_OWNER),
     (4, "model registry: versions, aliases, events, flags, prediction log, feedback", _V4_REGISTRY),
+    (5, "model registry: retraining and compression jobs", _V5_MODEL_JOBS),
 ]
 
 #: The schema version this code writes.

@@ -154,6 +154,9 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
             stale = await run_in_threadpool(manager.recover_stale)
             if stale:
                 log.warning("marked %d searches of a previous server run as interrupted", stale)
+            stale_jobs = await run_in_threadpool(model_jobs.recover_stale)
+            if stale_jobs:
+                log.warning("marked %d model jobs of a previous server run as interrupted", stale_jobs)
         metrics.watch_kb(store.stats)
         app.state.kb = store
         app.state.advisor = advisor

@@ -8,8 +8,12 @@ data, registered as a new version that is never promoted). ``POST /models/{name}
 and measured against the original; the report is the job's ``result``). ``GET /models/{name}/jobs/{job_id}``
 follows a job: its status, the stage it is at, and the version(s) it registered. With METALEARN_MLFLOW_URI
 each registered version is also logged to MLflow (``mlflow``: one entry per version; a failure is a
-warning there). Jobs live in memory (the versions they register are in the KB); a job a stopped server left
-unfinished is gone, its trials are in the KB.
+warning there). ``GET /models/{name}/jobs`` lists a model's jobs.
+
+Every job is a record in the KB (:class:`~metalearn.kb.model_store.ModelJobRecord`), written when it is
+submitted, starts and ends, so it outlives the server: a job a stopped server left pending or running is
+marked ``interrupted`` by the next one (:meth:`ModelJobManager.recover_stale`); a retraining submitted again
+resumes from the trials it stored. The stage a running job is at lives in memory only.
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError, NotFoundError
-from metalearn.kb.model_store import ModelVersionRecord
+from metalearn.kb.model_store import ModelJobRecord, ModelVersionRecord
 from metalearn.kb.records import utcnow
 from metalearn.registry.mlflow_sync import mirror_version
 from metalearn.registry.registry import ModelRegistry
@@ -36,7 +40,7 @@ from metalearn.service.settings import Settings
 
 log = logging.getLogger("metalearn.api.models")
 
-FINISHED = ("done", "failed", "cancelled")
+FINISHED = ("done", "failed", "cancelled", "interrupted")
 
 
 @dataclass
@@ -64,28 +68,35 @@ class ModelJob:
     future: Future[None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def view(self) -> dict[str, Any]:
+    def record(self) -> ModelJobRecord:
+        """The job's state as stored in the KB."""
         with self.lock:
-            return {
-                "job_id": self.job_id,
-                "name": self.name,
-                "action": self.action,
-                "status": self.status,
-                "stage": self.stage,
-                "dataset_id": self.dataset_id,
-                "dataset_name": self.dataset_name,
-                "parent_version": self.parent_version,
-                "version": self.version,
-                "versions": list(self.versions),
-                "methods": list(self.methods),
-                "result": self.result,
-                "mlflow": list(self.mlflow),
-                "error": self.error,
-                "settings": self.settings.to_dict() if self.settings is not None else {},
-                "created_at": self.created_at,
-                "started_at": self.started_at,
-                "finished_at": self.finished_at,
-            }
+            return ModelJobRecord(
+                job_id=self.job_id, name=self.name, operation=self.action, status=self.status,
+                dataset_id=self.dataset_id, dataset_name=self.dataset_name, parent_version=self.parent_version,
+                stage=self.stage, error=self.error,
+                detail={"versions": list(self.versions), "methods": list(self.methods), "result": self.result,
+                        "mlflow": list(self.mlflow),
+                        "settings": self.settings.to_dict() if self.settings is not None else {}},
+                created_at=self.created_at, started_at=self.started_at, finished_at=self.finished_at,
+            )
+
+    def view(self) -> dict[str, Any]:
+        return job_view(self.record())
+
+
+def job_view(rec: ModelJobRecord) -> dict[str, Any]:
+    """A job record as the API shows it (``ModelJobOut``)."""
+    d = rec.detail
+    versions = [int(v) for v in d.get("versions") or []]
+    return {
+        "job_id": rec.job_id, "name": rec.name, "action": rec.operation, "status": rec.status, "stage": rec.stage,
+        "dataset_id": rec.dataset_id, "dataset_name": rec.dataset_name, "parent_version": rec.parent_version,
+        "version": versions[0] if versions else None, "versions": versions,
+        "methods": list(d.get("methods") or []), "result": d.get("result"), "mlflow": list(d.get("mlflow") or []),
+        "error": rec.error, "settings": dict(d.get("settings") or {}),
+        "created_at": rec.created_at, "started_at": rec.started_at, "finished_at": rec.finished_at,
+    }
 
 
 class ModelJobManager:
@@ -138,6 +149,7 @@ class ModelJobManager:
                     f"{pending} model jobs are already waiting for a worker; retry when some have finished "
                     "(or raise METALEARN_MAX_PENDING_SEARCHES)"
                 )
+            self.registry.store.save_job(job.record())  # the KB's record first: a refused write queues nothing
             self._jobs[job.job_id] = job
             job.future = self._pool.submit(self._run, job)
             finished = [jid for jid, j in self._jobs.items() if j.status in FINISHED]
@@ -149,6 +161,30 @@ class ModelJobManager:
         with job.lock:
             for k, v in values.items():
                 setattr(job, k, v)
+
+    def _save(self, job: ModelJob, **values: Any) -> None:
+        """Set ``values`` and store the job's record (a failed write is logged: the job goes on)."""
+        self._set(job, **values)
+        try:
+            self.registry.store.save_job(job.record())
+        except MetaLearnError:
+            log.exception("storing the state of job %s (%s of model %s) failed", job.job_id, job.action, job.name)
+
+    def recover_stale(self) -> int:
+        """Mark the jobs a previous server process left pending or running as interrupted (this server owns
+        the KB: none of them can still be running); returns how many."""
+        if not self.enabled:
+            return 0
+        n = 0
+        for rec in self.registry.store.list_jobs():
+            if rec.status in ("pending", "running"):
+                self.registry.store.save_job(replace(
+                    rec, status="interrupted", stage="", finished_at=utcnow(),
+                    error="the server stopped while this job ran; submit it again (a retraining resumes from the "
+                          "trials it stored)",
+                ))
+                n += 1
+        return n
 
     def _retrain(self, job: ModelJob) -> list[ModelVersionRecord]:
         from metalearn.registry.retrain import retrain
@@ -171,9 +207,9 @@ class ModelJobManager:
 
     def _run(self, job: ModelJob) -> None:
         if job.cancel.is_set() or (job.action == "retrain" and job.dataset is None):
-            self._set(job, status="cancelled", error="cancelled before it started", finished_at=utcnow(), dataset=None)
+            self._save(job, status="cancelled", error="cancelled before it started", finished_at=utcnow(), dataset=None)
             return
-        self._set(job, status="running", started_at=utcnow())
+        self._save(job, status="running", started_at=utcnow())
         status, error, records = "failed", "", []
         try:
             records = self._retrain(job) if job.action == "retrain" else self._compress(job)
@@ -194,7 +230,7 @@ class ModelJobManager:
                     with job.lock:
                         job.mlflow.append({"version": record.version, **mirrored})
             kind = str(job.dataset.task.kind) if job.dataset is not None else None
-            self._set(job, status=status, error=error, stage="", finished_at=utcnow(), dataset=None)
+            self._save(job, status=status, error=error, stage="", finished_at=utcnow(), dataset=None)
             if self.on_kb_change is not None and kind is not None:
                 try:
                     self.on_kb_change(kind)
@@ -202,23 +238,35 @@ class ModelJobManager:
                     log.exception("refreshing the recommender after job %s failed", job.job_id)
 
     def get(self, name: str, job_id: str) -> dict[str, Any]:
+        """A job of this server run (its live stage included) or, else, as stored in the KB."""
         with self._lock:
             job = self._jobs.get(job_id)
-        if job is None or job.name != name:
-            raise NotFoundError(
-                f"model {name!r} has no job {job_id!r} on this server (jobs are kept in memory until the server stops)"
-            )
-        return job.view()
+        if job is not None and job.name == name:
+            return job.view()
+        try:
+            rec = self.registry.store.get_job(job_id)
+        except NotFoundError:
+            rec = None
+        if rec is None or rec.name != name:
+            raise NotFoundError(f"model {name!r} has no job {job_id!r}: `GET /models/{name}/jobs` lists its jobs")
+        return job_view(rec)
+
+    def list(self, name: str) -> list[dict[str, Any]]:
+        """The jobs of model ``name``, oldest first (those of this server run with their live stage)."""
+        with self._lock:
+            live = {jid: j for jid, j in self._jobs.items() if j.name == name}
+        return [live[r.job_id].view() if r.job_id in live else job_view(r)
+                for r in self.registry.store.list_jobs(name)]
 
     def cancel(self, name: str, job_id: str) -> dict[str, Any]:
         view = self.get(name, job_id)
         with self._lock:
-            job = self._jobs[job_id]
-        if view["status"] in FINISHED:
+            job = self._jobs.get(job_id)
+        if view["status"] in FINISHED or job is None:
             raise SearchConflictError(f"job {job_id} already finished ({view['status']}); nothing to cancel")
         job.cancel.set()
         if job.future is not None and job.future.cancel():
-            self._set(job, status="cancelled", error="cancelled before it started", finished_at=utcnow(), dataset=None)
+            self._save(job, status="cancelled", error="cancelled before it started", finished_at=utcnow(), dataset=None)
         return job.view()
 
     def shutdown(self, wait: bool = True) -> None:
@@ -231,5 +279,5 @@ class ModelJobManager:
         self._pool.shutdown(wait=wait, cancel_futures=True)
         for job in jobs:
             if job.status == "pending":
-                self._set(job, status="cancelled", error="the server stopped before this job started",
-                          finished_at=utcnow(), dataset=None)
+                self._save(job, status="cancelled", error="the server stopped before this job started",
+                           finished_at=utcnow(), dataset=None)

@@ -199,7 +199,7 @@ class DriftOut(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------ jobs
-JobStatus = Literal["pending", "running", "done", "failed", "cancelled"]
+JobStatus = Literal["pending", "running", "done", "failed", "cancelled", "interrupted"]
 
 
 class CompressRequest(BaseModel):

@@ -638,6 +638,21 @@ def compress_model(
 
 
 @router.get(
+    "/{name}/jobs",
+    response_model=list[ModelJobOut],
+    dependencies=[ReadAccess],
+    responses={404: _error("Unknown model")},
+    summary="The retraining and compression jobs of a model, oldest first",
+)
+def list_model_jobs(name: ModelName, jobs: ModelJobsDep, registry: RegistryDep) -> list[ModelJobOut]:
+    """Every job of the model, from this and earlier server runs (a job a stopped server left unfinished
+    is ``interrupted``)."""
+    if not registry.store.list_versions(name, include_deleted=True):
+        raise missing_model(name)
+    return [ModelJobOut.model_validate(j) for j in jobs.list(name)]
+
+
+@router.get(
     "/{name}/jobs/{job_id}",
     response_model=ModelJobOut,
     dependencies=[ReadAccess],
