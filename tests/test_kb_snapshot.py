@@ -326,3 +326,38 @@ def test_a_20k_run_snapshot_stays_small(tmp_path: Path) -> None:
     assert import_snapshot(fresh, tmp_path / "snap")["runs"] == 20_000
     assert fresh.runs_frame(ok_only=False).shape == (20_000, 13)
     shutil.rmtree(tmp_path / "snap")
+
+
+def test_a_kb_seeded_by_an_older_release_receives_the_newer_shipped_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade ships a snapshot with more configurations (new model families): the per-user KB seeded
+    from the older one gets them at the next read-write open, keeping its own records; a KB created
+    empty on purpose, or holding a few of the shipped datasets only, is left alone; read-only opens too."""
+    import metalearn.kb.shipped as shipped
+    from metalearn.kb.shipped import open_default_kb, refresh_from_shipped
+
+    old, new = InMemoryKnowledgeBase(), InMemoryKnowledgeBase()
+    fill(old, n_configs=6)
+    fill(new, n_configs=12)
+    export_snapshot(old, tmp_path / "old")
+    export_snapshot(new, tmp_path / "new")
+    monkeypatch.setattr(shipped, "SHIPPED_SNAPSHOT", tmp_path / "new")
+
+    with DuckDBKnowledgeBase(tmp_path / "user.duckdb") as kb:
+        import_snapshot(kb, tmp_path / "old")
+        mine = ConfigurationRecord.create("clf", "3", {"model": "mine"})
+        kb.put_configuration(mine)
+    with open_default_kb(tmp_path / "user.duckdb", read_only=True) as kb:  # read-only: nothing written
+        assert kb.stats()["configurations"] == 7
+    with open_default_kb(tmp_path / "user.duckdb") as kb:
+        assert kb.stats()["configurations"] == 13 and kb.stats()["runs"] == new.stats()["runs"]
+        assert kb.get_configuration(mine.config_id) == mine
+        assert refresh_from_shipped(kb) is None  # up to date: nothing to do
+
+    DuckDBKnowledgeBase(tmp_path / "empty.duckdb").close()
+    with DuckDBKnowledgeBase(tmp_path / "few.duckdb") as kb:
+        kb.put_dataset(new.list_datasets()[0])  # 1 of the 8 shipped datasets: not seeded from them
+    for name, n_datasets in (("empty", 0), ("few", 1)):
+        with open_default_kb(tmp_path / f"{name}.duckdb") as kb:
+            assert kb.stats()["configurations"] == 0 and kb.stats()["datasets"] == n_datasets

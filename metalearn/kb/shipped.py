@@ -2,7 +2,10 @@
 
 On first use, when the KB file does not exist yet, the knowledge base shipped inside the package
 (``metalearn/kb/shipped_snapshot``, a parquet snapshot built from the corpus) is imported into it, so
-recommendations work right after ``pip install``.
+recommendations work right after ``pip install``. A KB seeded that way by an earlier release (it holds
+at least half of the shipped datasets) receives what a newer shipped snapshot adds (e.g. the runs of new
+model families) the next time it is opened read-write: :func:`refresh_from_shipped`. A KB created empty
+on purpose (``open_kb``, or ``seed_from_shipped=False``) is never filled.
 """
 
 from __future__ import annotations
@@ -36,4 +39,34 @@ def open_default_kb(path: str | Path | None = None, read_only: bool = False, see
         if seed_from_shipped and snap is not None:
             import_snapshot(store, snap)
         return store
-    return open_kb(where, read_only=read_only)
+    store = open_kb(where, read_only=read_only)
+    if seed_from_shipped and not read_only:
+        try:
+            refresh_from_shipped(store)
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+def refresh_from_shipped(kb: KnowledgeBase, snapshot: str | Path | None = None) -> dict[str, int] | None:
+    """Import the records of the shipped snapshot (or ``snapshot``) that ``kb`` lacks, when ``kb`` was
+    seeded from an earlier one (it holds at least half of the snapshot's datasets) and misses some of its
+    datasets or configurations; returns the rows inserted per table, None when nothing was to do. The
+    import is one transaction and skips the records already stored."""
+    import logging
+
+    import pyarrow.parquet as pq
+
+    snap = Path(snapshot) if snapshot is not None else shipped_snapshot()
+    if snap is None:
+        return None
+    shipped_ds = set(pq.read_table(snap / "datasets.parquet", columns=["dataset_id"]).column(0).to_pylist())
+    shipped_cfg = set(pq.read_table(snap / "configurations.parquet", columns=["config_id"]).column(0).to_pylist())
+    have_ds = {d.dataset_id for d in kb.list_datasets()}
+    seeded = len(shipped_ds & have_ds) * 2 >= len(shipped_ds) > 0
+    if not seeded or (shipped_ds <= have_ds and len(kb.get_configurations(shipped_cfg)) == len(shipped_cfg)):
+        return None
+    inserted = import_snapshot(kb, snap)
+    logging.getLogger("metalearn.kb").info("the KB received the newer shipped snapshot's records: %s", inserted)
+    return inserted
