@@ -271,3 +271,35 @@ def test_multi_output_kinds_predict_every_target(tmp_path: Path, load_corpus: An
                 assert sum(r["probabilities"][t].values()) == pytest.approx(1.0)
     finally:
         kb.close()
+
+
+@pytest.mark.parametrize("only_categories", [False, True])
+def test_the_schema_check_returns_training_order_and_types_from_json_like_rows(only_categories: bool) -> None:
+    """Rows that arrive as one object block (the JSON path) in another column order come back in the
+    training order, numbers as float64 and categories as objects, equal to the typed frame's check."""
+    from metalearn.data.task import Task, TaskKind
+    from metalearn.registry.signature import Signature
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "colour": pd.Categorical(rng.choice(["red", "green"], 20)),
+        "size": rng.normal(size=20),
+        "shape": pd.Categorical(rng.choice(["box", "ball"], 20)),
+        "weight": rng.integers(0, 9, 20).astype(float),
+    })
+    if only_categories:
+        frame = frame[["colour", "shape"]]
+    y = pd.DataFrame({"label": rng.choice(["a", "b"], 20)})
+    data = Dataset("d", frame, y, Task(TaskKind.BINARY, ("label",), (TaskKind.BINARY,), "roc_auc"),
+                   tuple(str(t) == "category" for t in frame.dtypes), "test")
+    sig = Signature.of(data)
+    typed, _ = sig.validate(frame.head(5))
+    shuffled = frame.head(5)[list(frame.columns[::-1])].astype(object)
+    shuffled.iloc[0, 0] = None
+    got, warnings = sig.validate(shuffled)
+    assert list(got.columns) == list(frame.columns) == list(typed.columns) and not warnings
+    kinds = ["object" if str(t) == "category" else "float64" for t in frame.dtypes]
+    assert [str(t) for t in got.dtypes] == kinds == [str(t) for t in typed.dtypes]
+    expect = typed.copy()
+    expect.iloc[0, -1] = np.nan if kinds[-1] == "float64" else None
+    pd.testing.assert_frame_equal(got, expect)

@@ -187,6 +187,12 @@ class Signature:
         index = pd.RangeIndex(len(frame))
         if float_block is not None and len(numeric) == len(self.columns):  # no categorical column: one block
             return pd.DataFrame(float_block, columns=numeric, index=index), warnings
+        if categorical and (float_block is not None or not numeric):  # blocks, not one array per column
+            parts = [pd.DataFrame(cells, columns=[c.name for c in categorical], index=index, dtype=object)]
+            if float_block is not None:
+                parts.insert(0, pd.DataFrame(float_block, columns=numeric, index=index))
+            joined = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
+            return joined[list(self._name_tuple)], warnings
         return pd.DataFrame({name: out[name] for name in self._name_tuple}, index=index), warnings
 
     @staticmethod
