@@ -214,46 +214,6 @@ def test_ensemble_model_averages_and_pickles(tmp_path: Path) -> None:
         EnsembleModel(task, [_Const(0.5)], [0.0])
 
 
-# ------------------------------------------------------------------------------------- the one-SE rule
-def test_a_pick_no_better_than_the_prior_gives_way_to_it_and_a_real_gain_does_not() -> None:
-    """Over 30 draws of validation noise: a pick whose errors are as large as the prior's (it only won the
-    search by luck) keeps the prior in most draws (P(Z <= 1) = 0.84 in theory), and a pick that is
-    really better (errors half as large) in none; the standard error is that of the paired difference."""
-    from metalearn.search.ensemble import check_prior
-
-    kept_equal, kept_better = 0, 0
-    for seed in range(30):
-        rng = np.random.default_rng(seed)
-        y = rng.normal(size=N)
-        prior = reg_candidate("prior", y, y + rng.normal(size=N))
-        equal = reg_candidate("equal", y, y + rng.normal(size=N))
-        better = reg_candidate("better", y, y + 0.5 * rng.normal(size=N))
-        a = check_prior(reg_task(), [equal, prior], ["equal"], [1.0], "prior", seed=seed)
-        b = check_prior(reg_task(), [better, prior], ["better"], [1.0], "prior", seed=seed)
-        assert a is not None and b is not None and a.n_rows == N
-        assert abs(a.gain) < 4 * a.se and b.gain > 0 and 0 < b.se < b.gain / 3
-        kept_equal += a.keep_prior
-        kept_better += b.keep_prior
-    assert kept_equal >= 20 and kept_better == 0
-
-
-def test_the_prior_check_compares_an_ensemble_on_shared_rows_only() -> None:
-    from metalearn.search.ensemble import check_prior
-
-    rng = np.random.default_rng(0)
-    y = rng.normal(size=N)
-    a, b = reg_candidate("a", y, y + rng.normal(size=N)), reg_candidate("b", y, y + rng.normal(size=N))
-    prior = reg_candidate("p", y, y + 2 * rng.normal(size=N))
-    both = check_prior(reg_task(), [a, b, prior], ["a", "b"], [0.5, 0.5], "p")
-    assert both is not None and both.pick_score == pytest.approx(
-        score(reg_task(), a.oof.y, combine_predictions(reg_task(), [a.oof.prediction, b.oof.prediction], [1, 1])))
-    assert check_prior(reg_task(), [a, prior], ["p"], [1.0], "p") is None  # the pick is the prior
-    assert check_prior(reg_task(), [a, prior], ["a"], [1.0], "missing") is None
-    half = Candidate("h", {}, 0.0, OutOfFold(np.arange(N // 2), Prediction([y[: N // 2]], [None], [None]),
-                                               pd.DataFrame({"y": y[: N // 2]})))
-    assert check_prior(reg_task(), [a, half], ["a"], [1.0], "h") is None  # other rows: not comparable
-
-
 # ------------------------------------------------------------------------------------- end to end
 def small(**overrides: Any) -> SearchSettings:
     values: dict[str, Any] = dict(n_trials=6, trial_time_limit=30.0, warm_start=True, n_warm=3,
@@ -286,17 +246,6 @@ def check_ensemble(ds: Dataset, outcome: Any) -> None:
         assert all(cid in {t.config_id for t in outcome.result.trials} for cid in outcome.model.config_ids)
     else:
         assert not isinstance(outcome.model, EnsembleModel) and block["note"]
-    # the prior (the top-1 recommendation, the first warm-start trial) against the pick: one-SE rule
-    prior, model_id = block["prior"], outcome.summary["model"]["config_id"]
-    first = next(t for t in outcome.result.trials if t.origin == "recommendation:1")
-    if prior is not None:
-        assert prior["config_id"] == first.config_id and prior["se"] > 0
-        assert prior["kept"] == (not prior["gain"] > prior["se"])
-        assert prior["used"] == (prior["kept"] and not block["used"])
-    if prior is not None and prior["used"]:
-        assert model_id == first.config_id and "one-standard-error rule" in block["note"]
-    else:
-        assert model_id == (None if block["used"] else outcome.result.best_config_id)
     metrics = test_score(outcome.model, ds.X, ds.y, ds.task)
     assert not math.isnan(metrics[ds.task.metric])
     pred = outcome.model.predict(ds.X.iloc[:7])
@@ -308,9 +257,8 @@ def test_optimize_ends_with_the_ensemble_when_it_wins(spec: str) -> None:
     ds = load_dataset(spec)
     outcome = run(ds)
     check_ensemble(ds, outcome)
-    block = outcome.summary["ensemble"]
     if spec == "sklearn:breast_cancer":  # complementary families there: the ensemble wins out of fold
-        assert block["used"] or (block["prior"] or {}).get("used")
+        assert outcome.summary["ensemble"]["used"]
 
 
 def test_optimize_ensemble_on_multilabel_corpus_data(load_corpus: Any) -> None:
@@ -344,3 +292,36 @@ def test_cli_prints_the_ensemble(tmp_path: Path, capsys: pytest.CaptureFixture[s
     if block["used"]:
         assert "ensemble members" in out and all(m["config_id"] in out for m in block["members"])
     assert "ensemble" not in cli(*base, "--no-ensemble")
+
+
+def test_an_ensemble_short_of_time_is_selected_again_among_the_members_that_fit() -> None:
+    """Three pipelines, each right on two thirds of the rows: the ensemble of all three wins out of fold;
+    when one member's refit does not fit in the time left, the selection runs again without it (two
+    members still beat one) instead of falling back to the single pipeline; with time, all three."""
+    from metalearn.pipelines.spaces import get_space
+    from metalearn.search.ensemble import build_ensemble
+    from metalearn.search.evaluation import fit_final
+
+    ds = load_dataset("sklearn:breast_cancer")
+    space = get_space(ds.task)
+    y = ds.y.iloc[:, 0].to_numpy()
+    rng = np.random.default_rng(0)
+    thirds = np.arange(len(y)) * 3 // len(y)
+    classes = np.unique(y)
+    pool = OOFPool.for_task(ds.task)
+    for cid, model, good, seconds in (("a", "rf", (0, 1), 0.1), ("b", "et", (1, 2), 0.1), ("c", "knn", (0, 2), 60.0)):
+        right = np.isin(thirds, good)
+        p1 = np.where(right, np.where(y == classes[1], 0.8, 0.2), rng.random(len(y)))
+        proba = np.column_stack([1 - p1, p1])
+        pred = Prediction([classes[(p1 > 0.5).astype(int)]], [proba], [classes])
+        oof = OutOfFold(np.arange(len(y)), pred, ds.y.reset_index(drop=True))
+        values = space.validate({"model": model}, fill_defaults=True)
+        pool.offer(Candidate(cid, values, score(ds.task, oof.y, pred), oof, fit_seconds=seconds * 3, n_folds=3))
+    best_id = pool.candidates()[0].config_id
+    best_model = fit_final(ds, space, pool.candidates()[0].values)
+    _, roomy = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 1000.0)
+    assert roomy["used"] and {m["config_id"] for m in roomy["members"]} == {"a", "b", "c"}
+    model, short = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 5.0)
+    assert short["used"] and isinstance(model, EnsembleModel), short
+    assert "c" not in {m["config_id"] for m in short["members"]} and len(short["members"]) == 2
+    assert "selected again" in short["note"] and short["gain"] > 0

@@ -115,8 +115,7 @@ def optimize(
     if pool is not None and model is not None:  # Caruana's selection; the ensemble is the model when it wins
         model, ensemble = build_ensemble(
             dataset, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
-            time_left=deadline.left if deadline.bounded else None, on_status=status, prior_id=prior_config(result),
-            seed=settings.seed,
+            time_left=deadline.left if deadline.bounded else None, on_status=status,
         )
     t = lap("refit", t)
     path = None
@@ -134,26 +133,12 @@ def optimize(
     summary["stopped_by"] = result.stopped_by  # "trials", "time_limit", "cancelled"
     summary["time_budget"] = deadline.to_dict()  # limit, used, ratio, and what the budget changed
     summary["model"] = _model_summary(result, model, refit, path, written)
-    if model is not None:  # what the model is: one configuration (the best, or the prior kept), or an ensemble
-        summary["model"]["config_id"] = ensemble["model_config_id"] if ensemble else result.best_config_id
+    if model is not None:  # what the model is: the best configuration, or None for an ensemble
+        summary["model"]["config_id"] = None if (ensemble or {}).get("used") else result.best_config_id
     summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
     if path is not None:
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return OptimizeOutcome(result=result, model=model, summary=summary, out_dir=path)
-
-
-def prior_config(result: SearchResult) -> str | None:
-    """The configuration a search started from: its first warm-start trial (the top-1 recommendation, or
-    a retrained model's configuration, which comes first), None without one."""
-    warm = [t for t in result.trials if t.origin.startswith("recommendation:")]
-    if not warm:
-        return None
-
-    def rank(origin: str) -> int:
-        tail = origin.partition(":")[2]
-        return int(tail) if tail.isdigit() else 1 << 30
-
-    return min(warm, key=lambda t: (rank(t.origin), t.number)).config_id
 
 
 #: the share of a time budget the meta-features may take (they subsample harder when it is short)

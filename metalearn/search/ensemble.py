@@ -41,11 +41,9 @@ __all__ = [
     "EnsembleModel",
     "OOFPool",
     "OutOfFold",
-    "PriorCheck",
     "Selection",
     "assemble_oof",
     "build_ensemble",
-    "check_prior",
     "combine_predictions",
     "ensemble_lines",
     "family_of",
@@ -304,14 +302,9 @@ class _Stacked:
                 probas.append(p)
         return Prediction(values, probas, list(self.unions))
 
-    def score(self, sums: list[np.ndarray], total: float, rows: np.ndarray | None = None) -> float:
-        """The metric of ``sums / total`` (on the positions ``rows`` only, repeats allowed, when given)."""
-        y = self.y
-        if rows is not None:
-            sums = [s[rows] for s in sums]
-            y = y.iloc[rows].reset_index(drop=True)
+    def score(self, sums: list[np.ndarray], total: float) -> float:
         try:
-            return float(score(self.task, y, self.prediction(sums, total)))
+            return float(score(self.task, self.y, self.prediction(sums, total)))
         except (MetaLearnError, ValueError):
             return math.nan
 
@@ -399,89 +392,6 @@ def select_ensemble(task: Task, candidates: Sequence[Candidate], size: int = DEF
 
 
 # --------------------------------------------------------------------------------------------
-# the one-standard-error rule against the prior
-
-
-#: bootstrap resamples of the validation rows for the standard error of a difference in score
-N_BOOTSTRAP = 100
-#: rows drawn per resample (more rows: an m-out-of-n bootstrap, its spread scaled by sqrt(m / n))
-BOOTSTRAP_ROWS = 2000
-
-
-@dataclass(frozen=True)
-class PriorCheck:
-    """The search's pick (an ensemble or one pipeline) against the *prior*: the configuration the search
-    started from (the top-1 recommendation, or a retrained model's configuration).
-
-    ``gain``: how much better the pick scores than the prior on the same validation rows (positive =
-    better); ``se``: the standard error of that difference (a paired bootstrap of the rows); ``keep_prior``:
-    the gain is within one standard error, so the prior is the model (the one-standard-error rule,
-    Hastie et al., *Elements of Statistical Learning* 7.10: a choice among many noisy validation scores
-    favours the lucky one; the prior was chosen before seeing this data).
-    """
-
-    prior_id: str
-    prior_score: float
-    pick_score: float
-    gain: float
-    se: float
-    n_rows: int
-
-    @property
-    def keep_prior(self) -> bool:
-        return not (self.gain > self.se)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"config_id": self.prior_id, "score": finite_or_none(self.prior_score),
-                "pick_score": finite_or_none(self.pick_score), "gain": finite_or_none(self.gain),
-                "se": finite_or_none(self.se), "kept": self.keep_prior}
-
-
-def check_prior(
-    task: Task,
-    candidates: Sequence[Candidate],
-    members: Sequence[str],
-    weights: Sequence[float],
-    prior_id: str,
-    *,
-    n_boot: int = N_BOOTSTRAP,
-    seed: int = 0,
-) -> PriorCheck | None:
-    """Compare the pick (``members`` averaged with ``weights``) with the candidate ``prior_id`` on their
-    out-of-fold predictions (see :class:`PriorCheck`). None when the prior has no predictions on the
-    pick's rows, is the pick itself, or a score is undefined."""
-    by_id = {c.config_id: c for c in candidates}
-    if prior_id not in by_id or any(m not in by_id for m in members) or list(members) == [prior_id]:
-        return None
-    first = by_id[members[0]].oof
-    group = [by_id[m] for m in dict.fromkeys([*members, prior_id])]
-    if any(c.oof.n_rows != first.n_rows or not np.array_equal(c.oof.rows, first.rows) for c in group):
-        return None
-    st = _stack(task, group)
-    index = {c.config_id: i for i, c in enumerate(group)}
-    pick = [np.sum([w * st.arrays[index[m]][t] for m, w in zip(members, weights, strict=True)], axis=0)
-            for t in range(len(st.unions))]
-    total = float(sum(weights))
-    prior = st.arrays[index[prior_id]]
-    greater = get_metric(task.metric, task.kind).greater_is_better
-    sign = 1.0 if greater else -1.0
-    pick_score, prior_score = st.score(pick, total), st.score(prior, 1.0)
-    if math.isnan(pick_score) or math.isnan(prior_score):
-        return None
-    rng = np.random.default_rng(seed)
-    n = first.n_rows
-    m = min(n, BOOTSTRAP_ROWS)  # m-out-of-n: the metrics' standard errors shrink as 1/sqrt(rows)
-    diffs = []
-    for _ in range(n_boot):
-        rows = rng.integers(0, n, m)
-        d = st.score(pick, total, rows) - st.score(prior, 1.0, rows)
-        if not math.isnan(d):
-            diffs.append(sign * d)
-    se = float(np.std(diffs, ddof=1)) * math.sqrt(m / n) if len(diffs) > 1 else math.inf
-    return PriorCheck(prior_id, prior_score, pick_score, sign * (pick_score - prior_score), se, n)
-
-
-# --------------------------------------------------------------------------------------------
 # the refit ensemble
 
 
@@ -543,6 +453,17 @@ class EnsembleModel:
 # after a search
 
 
+def _members_that_fit(sel: Selection, by_id: Mapping[str, Candidate], best_config_id: str, left: float) -> list[str]:
+    """The best pipeline (already refit) and the other members of ``sel``, by decreasing weight, whose
+    estimated refits fit in ``left`` seconds together."""
+    chosen = [best_config_id]
+    for cid, _ in sorted(zip(sel.members, sel.weights, strict=True), key=lambda m: -m[1]):
+        if cid != best_config_id and (need := _refit_estimate(by_id[cid])) <= left:
+            chosen.append(cid)
+            left -= need
+    return chosen
+
+
 def _refit_estimate(c: Candidate) -> float:
     """Seconds a refit on all rows likely takes: one fold's fit, scaled up for the larger data."""
     k = max(1, c.n_folds)
@@ -560,8 +481,6 @@ def build_ensemble(
     size: int = DEFAULT_SIZE,
     time_left: Callable[[], float] | None = None,
     on_status: Callable[[str], None] | None = None,
-    prior_id: str | None = None,
-    seed: int = 0,
 ) -> tuple[Any, dict[str, Any]]:
     """The search's model after ensemble selection, and the summary's ``ensemble`` block.
 
@@ -571,18 +490,12 @@ def build_ensemble(
     budget (None: no budget): when the members' estimated refit time does not fit in it, or a refit ends
     past it, the ensemble is skipped with a note. The block says the members (config id,
     weight, family), the ensemble's and the best single pipeline's OOF scores and the gain.
-
-    ``prior_id`` (the configuration the search started from: its top-1 recommendation) is then checked
-    against that pick with :func:`check_prior`: when the pick is not better by more than one standard
-    error, the prior, refit on all data, is the model (``block["prior"]``, ``used`` true; the block's
-    ``model_config_id`` names the single pipeline returned, None for an ensemble).
     """
     from metalearn.search.evaluation import fit_final
 
     status = on_status or (lambda _text: None)
     block: dict[str, Any] = {"used": False, "members": [], "score": None, "best_single": None, "gain": None,
-                             "size": size, "n_candidates": len(pool), "note": "", "prior": None,
-                             "model_config_id": best_config_id}
+                             "size": size, "n_candidates": len(pool), "note": ""}
 
     def skip(note: str) -> tuple[Any, dict[str, Any]]:
         block["note"] = note
@@ -602,6 +515,15 @@ def build_ensemble(
     if sel is None:
         return skip("no pipeline scores on its out-of-fold predictions: no ensemble")
     by_id = {c.config_id: c for c in cands}
+    if time_left is not None and sel.kept:
+        # too little time to refit every member: select again among those whose refits fit, heaviest first
+        fit = _members_that_fit(sel, by_id, best_config_id, time_left())
+        if len(fit) < len(sel.members) and len(fit) > 1:
+            smaller = select_ensemble(dataset.task, [by_id[cid] for cid in fit], size=size)
+            if smaller is not None and smaller.kept:
+                block["note"] = (f"{len(sel.members)} members do not all fit in the time left: selected again among "
+                                 f"the {len(fit)} that do")
+                sel = smaller
     block.update(
         metric=sel.metric,
         score=finite_or_none(sel.score),
@@ -612,39 +534,15 @@ def build_ensemble(
         members=[{"config_id": cid, "weight": round(w, 6), "count": n, "family": family_of(by_id[cid].values)}
                  for cid, w, n in zip(sel.members, sel.weights, sel.counts, strict=True)],
     )
-    todo = [by_id[cid] for cid in sel.members if cid != best_config_id]
-    single_note = ""  # why the pick is the best single pipeline, not the ensemble
     if not sel.kept:
-        single_note = "the ensemble does not beat the best single pipeline out of fold: the single pipeline is kept"
-    elif time_left is not None and (need := sum(_refit_estimate(c) for c in todo)) > (left := time_left()):
-        single_note = (f"no time left to refit the ensemble's {len(todo)} other members (about {need:.1f} s "
-                       f"needed, {max(left, 0.0):.1f} s left): the single pipeline is kept")
-    members, weights = ((best_config_id,), (1.0,)) if single_note else (sel.members, sel.weights)
-    check = check_prior(dataset.task, cands, members, weights, prior_id, seed=seed) if prior_id else None
-    if check is not None:
-        block["prior"] = {**check.to_dict(), "used": False}
-    if check is not None and prior_id is not None and check.keep_prior:
-        what = "the best pipeline" if single_note else "the ensemble"
-        why = (f"{what} beats the top-1 recommendation by {check.gain:.4g}, not more than one standard error "
-               f"({check.se:.4g}) on the {check.n_rows} validation rows")
-        if prior_id == best_config_id:  # the pick was the ensemble around it
-            block["prior"]["used"] = True
-            return skip(f"{why}: the single pipeline is kept (one-standard-error rule)")
-        prior = by_id[prior_id]
-        if _refit_estimate(prior) > (time_left() if time_left is not None else math.inf):
-            single_note = single_note or f"{why}, but there is no time left to refit it"
-        else:
-            status("refitting the top-1 recommendation on all data")
-            try:
-                prior_model = fit_final(dataset, space, prior.values)
-            except MetaLearnError as exc:
-                block["note"] = f"{why}, but it failed to refit ({exc})"
-            else:
-                block["prior"]["used"] = True
-                block["model_config_id"] = prior_id
-                return prior_model, skip(f"{why}: the recommendation is the model (one-standard-error rule)")[1]
-    if single_note:
-        return skip(single_note)
+        return skip("the ensemble does not beat the best single pipeline out of fold: the single pipeline is kept")
+    todo = [by_id[cid] for cid in sel.members if cid != best_config_id]
+    if time_left is not None:
+        need = sum(_refit_estimate(c) for c in todo)
+        left = time_left()
+        if need > left:
+            return skip(f"no time left to refit the ensemble's {len(todo)} other members (about {need:.1f} s "
+                        f"needed, {max(left, 0.0):.1f} s left): the single pipeline is kept")
     status(f"refitting the ensemble's {len(sel.members)} members on all data")
     fitted: dict[str, Any] = {best_config_id: best_model}
     for c in todo:
@@ -656,7 +554,6 @@ def build_ensemble(
             return skip("the time budget ran out while refitting the ensemble: the single pipeline is kept")
     model = EnsembleModel(dataset.task, [fitted[cid] for cid in sel.members], sel.weights, sel.members)
     block["used"] = True
-    block["model_config_id"] = None
     return model, block
 
 
@@ -676,14 +573,8 @@ def ensemble_lines(block: Mapping[str, Any] | None) -> list[str]:
                   f"{num(block.get('best_single'))}{sign}")
     members = ", ".join(f"{m['config_id']} ({m['family']}) {m['weight']:.2f}" for m in block.get("members", []))
     if block.get("used"):
-        lines = [f"ensemble of {len(block['members'])} pipelines: {scores}"]
+        lines = [f"ensemble of {len(block['members'])} pipelines: {scores}" + (f" ({block['note']})" if block.get("note") else "")]
         if members:
             lines.append(f"ensemble members (config_id (family) weight): {members}")
         return lines
-    lines = [f"ensemble not used: {block.get('note', '')}" + (f" ({scores})" if scores else "")]
-    prior = block.get("prior") or {}
-    if prior.get("used"):
-        lines.append(f"final model: the top-1 recommendation {prior['config_id']} (validation {num(prior.get('score'))}; "
-                     f"the search's pick {num(prior.get('pick_score'))}, gain {num(prior.get('gain'))} <= "
-                     f"one standard error {num(prior.get('se'))})")
-    return lines
+    return [f"ensemble not used: {block.get('note', '')}" + (f" ({scores})" if scores else "")]

@@ -54,7 +54,14 @@ from metalearn.kb.owners import current_owner
 from metalearn.kb.records import ConfigurationRecord, RunRecord, SearchRecord, utcnow
 from metalearn.pipelines.spaces import get_space
 from metalearn.pipelines.spaces.base import SearchSpace
-from metalearn.search.deadline import INITIAL_RESERVE, Deadline, refit_estimate, refit_factor
+from metalearn.search.deadline import (
+    ENSEMBLE_RESERVE_MEMBERS,
+    ENSEMBLE_RESERVE_SHARE,
+    INITIAL_RESERVE,
+    Deadline,
+    refit_estimate,
+    refit_factor,
+)
 from metalearn.search.ensemble import Candidate, OOFPool
 from metalearn.search.evaluation import (
     EvalProtocol,
@@ -420,7 +427,12 @@ def run_search(
                 )
             trial = finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
             if deadline.bounded and best.config_id in refit_seconds:  # keep the best one's refit
-                deadline.keep(refit_seconds[best.config_id] * deadline.refits)
+                extra = 0.0  # and, for the ensemble, the refits of the next best candidates (bounded)
+                if oof_pool is not None and deadline.limit is not None:
+                    nxt = [refit_seconds[c.config_id] for c in oof_pool.candidates()
+                           if c.config_id != best.config_id and c.config_id in refit_seconds]
+                    extra = min(sum(nxt[:ENSEMBLE_RESERVE_MEMBERS]), ENSEMBLE_RESERVE_SHARE * deadline.limit)
+                deadline.keep(refit_seconds[best.config_id] * deadline.refits + extra)
             return trial
 
         def full_budget_seconds() -> float:
