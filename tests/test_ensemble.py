@@ -325,3 +325,8 @@ def test_an_ensemble_short_of_time_is_selected_again_among_the_members_that_fit(
     assert short["used"] and isinstance(model, EnsembleModel), short
     assert "c" not in {m["config_id"] for m in short["members"]} and len(short["members"]) == 2
     assert "selected again" in short["note"] and short["gain"] > 0
+    # the refits overrun their estimate: the members refit by then (the heaviest first) are the ensemble
+    calls = iter(range(10))
+    model, late = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 1000.0 - 2000 * (next(calls) >= 2))
+    assert late["used"] and isinstance(model, EnsembleModel) and len(model.members) == 2 == len(late["members"]), late
+    assert "ran out while refitting" in late["note"] and late["gain"] > 0

@@ -524,19 +524,11 @@ def build_ensemble(
                 block["note"] = (f"{len(sel.members)} members do not all fit in the time left: selected again among "
                                  f"the {len(fit)} that do")
                 sel = smaller
-    block.update(
-        metric=sel.metric,
-        score=finite_or_none(sel.score),
-        best_single=finite_or_none(sel.best_single),
-        best_single_id=sel.best_single_id,
-        gain=finite_or_none(sel.gain),
-        n_candidates=sel.n_candidates,
-        members=[{"config_id": cid, "weight": round(w, 6), "count": n, "family": family_of(by_id[cid].values)}
-                 for cid, w, n in zip(sel.members, sel.weights, sel.counts, strict=True)],
-    )
+    _describe(block, sel, by_id)
     if not sel.kept:
         return skip("the ensemble does not beat the best single pipeline out of fold: the single pipeline is kept")
-    todo = [by_id[cid] for cid in sel.members if cid != best_config_id]
+    weight = dict(zip(sel.members, sel.weights, strict=True))
+    todo = sorted((by_id[cid] for cid in sel.members if cid != best_config_id), key=lambda c: -weight[c.config_id])
     if time_left is not None:
         need = sum(_refit_estimate(c) for c in todo)
         left = time_left()
@@ -550,11 +542,33 @@ def build_ensemble(
             fitted[c.config_id] = fit_final(dataset, space, c.values)
         except MetaLearnError as exc:
             return skip(f"member {c.config_id} failed to refit ({exc}): the single pipeline is kept")
-        if time_left is not None and time_left() <= 0:
-            return skip("the time budget ran out while refitting the ensemble: the single pipeline is kept")
+        if time_left is not None and time_left() <= 0 and len(fitted) < len(sel.members):
+            # the members refit so far (heaviest first) may still make an ensemble: select among them
+            smaller = select_ensemble(dataset.task, [by_id[cid] for cid in fitted], size=size)
+            if smaller is None or not smaller.kept:
+                return skip("the time budget ran out while refitting the ensemble: the single pipeline is kept")
+            block["note"] = (f"the time budget ran out while refitting the ensemble: selected again among the "
+                             f"{len(fitted)} members refit by then")
+            sel = smaller
+            _describe(block, sel, by_id)
+            break
     model = EnsembleModel(dataset.task, [fitted[cid] for cid in sel.members], sel.weights, sel.members)
     block["used"] = True
     return model, block
+
+
+def _describe(block: dict[str, Any], sel: Selection, by_id: Mapping[str, Candidate]) -> None:
+    """The summary's ``ensemble`` block fields of the selection ``sel``."""
+    block.update(
+        metric=sel.metric,
+        score=finite_or_none(sel.score),
+        best_single=finite_or_none(sel.best_single),
+        best_single_id=sel.best_single_id,
+        gain=finite_or_none(sel.gain),
+        n_candidates=sel.n_candidates,
+        members=[{"config_id": cid, "weight": round(w, 6), "count": n, "family": family_of(by_id[cid].values)}
+                 for cid, w, n in zip(sel.members, sel.weights, sel.counts, strict=True)],
+    )
 
 
 def ensemble_lines(block: Mapping[str, Any] | None) -> list[str]:
