@@ -647,8 +647,10 @@ def test_multi_fidelity_search_ends_at_full_budget_and_resumes(load_corpus: Any)
         top = max(t.budget for t in low if t.status == "ok")
         assert res.best_values == max((t for t in low if t.budget == top), key=lambda t: t.score).values
     assert first.model is not None and first.summary["best"]["score"] == res.best_score
+    ensembled = bool((first.summary["ensemble"] or {}).get("used"))
     assert first.summary["model"] == {
-        "refit": True, "file": None, "format": None, "sha256": None, "constant_targets": [], "missing_reason": ""
+        "refit": True, "file": None, "format": None, "sha256": None, "constant_targets": [], "missing_reason": "",
+        "config_id": None if ensembled else res.best_config_id,  # what the model is (None: an ensemble)
     }
     runs = kb.list_runs(search_id=res.search_id)
     assert sorted(r.budget for r in runs) == sorted(t.budget for t in res.trials)  # 1.0 stored, not None
