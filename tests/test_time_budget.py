@@ -149,3 +149,15 @@ def test_optimize_without_a_limit_reports_trials() -> None:
     settings = SearchSettings(n_trials=2, warm_start=False, protocol=PROTOCOL)
     s = optimize(iris, kb=open_kb(":memory:"), settings=settings).summary
     assert s["stopped_by"] == "trials" and s["time_budget"]["limit"] is None and s["time_budget"]["notes"] == []
+
+
+def test_the_reserve_holds_the_ensembles_next_refits_within_a_share_of_the_budget() -> None:
+    """The reserve is the best configuration's refit plus, with an ensemble, the refits of the next two
+    candidates (its likely other members), those capped at 15 % of the budget; without an ensemble or a
+    limit nothing is capped or added."""
+    from metalearn.search.deadline import ENSEMBLE_RESERVE_SHARE, search_reserve
+
+    assert search_reserve(2.0, [], 30.0) == 2.0  # no ensemble: the best one's refit
+    assert search_reserve(2.0, [1.0, 0.5, 9.0], 30.0) == pytest.approx(3.5)  # the next two only
+    assert search_reserve(2.0, [4.0, 3.0], 30.0) == pytest.approx(2.0 + ENSEMBLE_RESERVE_SHARE * 30.0)  # capped
+    assert search_reserve(2.0, [4.0, 3.0], None) == pytest.approx(9.0)

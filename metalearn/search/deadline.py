@@ -107,6 +107,16 @@ class Deadline:
         }
 
 
+def search_reserve(best_refit: float, others: list[float], limit: float | None) -> float:
+    """Seconds a budgeted search keeps for after it: the refit of its best configuration and, with a
+    post-hoc ensemble, of its :data:`ENSEMBLE_RESERVE_MEMBERS` next-best candidates (``others``, best first;
+    empty without an ensemble), those at most :data:`ENSEMBLE_RESERVE_SHARE` of the budget ``limit``."""
+    extra = sum(others[:ENSEMBLE_RESERVE_MEMBERS])
+    if limit is not None:
+        extra = min(extra, ENSEMBLE_RESERVE_SHARE * limit)
+    return best_refit + extra
+
+
 def refit_estimate(fit_seconds: float, n_folds: int, n_train_rows: int, n_rows: int) -> float:
     """Seconds a refit on all ``n_rows`` rows is expected to take, from a trial's measured fits: one fold's
     fit scaled by the data ratio (and :data:`REFIT_SAFETY`)."""

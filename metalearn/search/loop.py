@@ -54,14 +54,7 @@ from metalearn.kb.owners import current_owner
 from metalearn.kb.records import ConfigurationRecord, RunRecord, SearchRecord, utcnow
 from metalearn.pipelines.spaces import get_space
 from metalearn.pipelines.spaces.base import SearchSpace
-from metalearn.search.deadline import (
-    ENSEMBLE_RESERVE_MEMBERS,
-    ENSEMBLE_RESERVE_SHARE,
-    INITIAL_RESERVE,
-    Deadline,
-    refit_estimate,
-    refit_factor,
-)
+from metalearn.search.deadline import INITIAL_RESERVE, Deadline, refit_estimate, refit_factor, search_reserve
 from metalearn.search.ensemble import Candidate, OOFPool
 from metalearn.search.evaluation import (
     EvalProtocol,
@@ -426,13 +419,10 @@ def run_search(
                     result.fit_seconds, result.n_folds, result.n_train_rows, dataset.n_rows
                 )
             trial = finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
-            if deadline.bounded and best.config_id in refit_seconds:  # keep the best one's refit
-                extra = 0.0  # and, for the ensemble, the refits of the next best candidates (bounded)
-                if oof_pool is not None and deadline.limit is not None:
-                    nxt = [refit_seconds[c.config_id] for c in oof_pool.candidates()
-                           if c.config_id != best.config_id and c.config_id in refit_seconds]
-                    extra = min(sum(nxt[:ENSEMBLE_RESERVE_MEMBERS]), ENSEMBLE_RESERVE_SHARE * deadline.limit)
-                deadline.keep(refit_seconds[best.config_id] * deadline.refits + extra)
+            if deadline.bounded and best.config_id in refit_seconds:  # keep the best one's refit (and the
+                others = [refit_seconds[c.config_id] for c in (oof_pool.candidates() if oof_pool is not None else ())
+                          if c.config_id != best.config_id and c.config_id in refit_seconds]  # ensemble's next)
+                deadline.keep(search_reserve(refit_seconds[best.config_id] * deadline.refits, others, deadline.limit))
             return trial
 
         def full_budget_seconds() -> float:
