@@ -412,6 +412,5 @@ class ModelStore(abc.ABC):
         """The jobs of ``name`` (every model's when None), oldest first."""
 
 
-def missing_job(job_id: str, name: str | None = None) -> NotFoundError:
-    whose = f"model {name!r} has" if name else "the registry has"
-    return NotFoundError(f"{whose} no job {job_id!r}: `GET /models/{{name}}` lists a model's jobs")
+def missing_job(job_id: str) -> NotFoundError:
+    return NotFoundError(f"the registry has no job {job_id!r}: `GET /models/{{name}}/jobs` lists a model's jobs")

@@ -251,14 +251,7 @@ class ModelRegistry:
             raise ConflictError(f"nothing to register as {name!r}: {reason}")
         summary = outcome.summary
         best = summary.get("best") or {}
-        # the validation facts of the configuration the model is (the prior kept by the one-SE rule, else
-        # the search's best; an ensemble's are its best member's)
-        chosen = (summary.get("model") or {}).get("config_id") or best.get("config_id")
-        if chosen != best.get("config_id"):
-            trial = next((t for t in outcome.result.trials if t.config_id == chosen and t.status == "ok"), None)
-            best = {"score": finite_or_none(trial.score) if trial else None, "config_id": chosen,
-                    "values": trial.values if trial else None, "search_best": best}
-        cv = _cv_metrics(self.kb, outcome.result.search_id, chosen)
+        cv = _cv_metrics(self.kb, outcome.result.search_id, best.get("config_id"))
         info = {
             "search": {"search_id": summary.get("search_id"), "n_trials": summary.get("n_trials"),
                        "strategy": (summary.get("warm_start") or {}).get("strategy"),

@@ -47,7 +47,6 @@ class Deadline:
     limit: float | None
     started: float = field(default_factory=time.monotonic)
     reserve: float = 0.0  # seconds kept for after the search (refit, ensemble)
-    refits: float = 1.0  # fits after the search, in refits of the best configuration (an ensemble: more)
     notes: list[str] = field(default_factory=list)  # what the budget made the job do (for the summary)
 
     @property

@@ -419,10 +419,10 @@ def run_search(
                     result.fit_seconds, result.n_folds, result.n_train_rows, dataset.n_rows
                 )
             trial = finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
-            if deadline.bounded and best.config_id in refit_seconds:  # keep the best one's refit (and the
+            if deadline.bounded and best.config_id in refit_seconds:  # the best one's refit, the ensemble's next
                 others = [refit_seconds[c.config_id] for c in (oof_pool.candidates() if oof_pool is not None else ())
-                          if c.config_id != best.config_id and c.config_id in refit_seconds]  # ensemble's next)
-                deadline.keep(search_reserve(refit_seconds[best.config_id] * deadline.refits, others, deadline.limit))
+                          if c.config_id != best.config_id and c.config_id in refit_seconds]
+                deadline.keep(search_reserve(refit_seconds[best.config_id], others, deadline.limit))
             return trial
 
         def full_budget_seconds() -> float:

@@ -30,7 +30,8 @@ from typing import Any
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError, NotFoundError
-from metalearn.kb.model_store import ModelJobRecord, ModelVersionRecord
+from metalearn.kb.model_store import JOB_STATUSES, ModelJobRecord, ModelVersionRecord
+from metalearn.kb.owners import UNFINISHED
 from metalearn.kb.records import utcnow
 from metalearn.registry.mlflow_sync import mirror_version
 from metalearn.registry.registry import ModelRegistry
@@ -40,7 +41,7 @@ from metalearn.service.settings import Settings
 
 log = logging.getLogger("metalearn.api.models")
 
-FINISHED = ("done", "failed", "cancelled", "interrupted")
+FINISHED = tuple(s for s in JOB_STATUSES if s not in UNFINISHED)
 
 
 @dataclass
@@ -177,7 +178,7 @@ class ModelJobManager:
             return 0
         n = 0
         for rec in self.registry.store.list_jobs():
-            if rec.status in ("pending", "running"):
+            if rec.status in UNFINISHED:
                 self.registry.store.save_job(replace(
                     rec, status="interrupted", stage="", finished_at=utcnow(),
                     error="the server stopped while this job ran; submit it again (a retraining resumes from the "
