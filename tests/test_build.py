@@ -282,6 +282,10 @@ def test_family_candidates_are_the_families_defaults_then_seeded_samples(kind: s
     six = family_candidates(TaskKind(kind), BuildSettings(n_configs=6, families=fams))
     assert nine == again  # deterministic
     assert six == nine[:6]  # a larger extension continues a smaller one
+    # the shipped KB's extension ran 9 then 27: the 27 continue the 9, with 9 of each family
+    more = family_candidates(TaskKind(kind), BuildSettings(n_configs=27, families=fams))
+    assert more[:9] == nine and len({_config_id(kind, v) for v in more}) == 27
+    assert sorted(v["model"] for v in more) == sorted(list(fams) * 9)
     ids = [_config_id(kind, v) for v in nine]
     assert len(set(ids)) == 9
     assert [v["model"] for v in nine] == list(fams) * 3  # defaults first, then round-robin
