@@ -152,12 +152,21 @@ def test_optimize_without_a_limit_reports_trials() -> None:
 
 
 def test_the_reserve_holds_the_ensembles_next_refits_within_a_share_of_the_budget() -> None:
-    """The reserve is the best configuration's refit plus, with an ensemble, the refits of the next two
-    candidates (its likely other members), those capped at 15 % of the budget; without an ensemble or a
-    limit nothing is capped or added."""
-    from metalearn.search.deadline import ENSEMBLE_RESERVE_SHARE, search_reserve
+    """The reserve is the best configuration's refit plus, with an ensemble, the refits of the next few
+    candidates (its likely other members), those capped at 15 % of the budget, plus a margin of the budget;
+    without a limit nothing is capped or added."""
+    from metalearn.search.deadline import (
+        ENSEMBLE_RESERVE_MEMBERS,
+        ENSEMBLE_RESERVE_SHARE,
+        RESERVE_MARGIN_SHARE,
+        search_reserve,
+    )
 
-    assert search_reserve(2.0, [], 30.0) == 2.0  # no ensemble: the best one's refit
-    assert search_reserve(2.0, [1.0, 0.5, 9.0], 30.0) == pytest.approx(3.5)  # the next two only
-    assert search_reserve(2.0, [4.0, 3.0], 30.0) == pytest.approx(2.0 + ENSEMBLE_RESERVE_SHARE * 30.0)  # capped
-    assert search_reserve(2.0, [4.0, 3.0], None) == pytest.approx(9.0)
+    margin = RESERVE_MARGIN_SHARE * 30.0
+    assert search_reserve(2.0, [], 30.0) == pytest.approx(2.0 + margin)  # no ensemble: the best one's refit
+    others = [0.5, 0.25, 0.5, 0.25, 9.0]
+    assert search_reserve(2.0, others, 30.0) == pytest.approx(  # the next few only
+        2.0 + sum(others[:ENSEMBLE_RESERVE_MEMBERS]) + margin
+    )
+    assert search_reserve(2.0, [4.0, 3.0], 30.0) == pytest.approx(2.0 + ENSEMBLE_RESERVE_SHARE * 30.0 + margin)
+    assert search_reserve(2.0, [4.0, 3.0], None) == pytest.approx(9.0)  # no limit: no cap, no margin
