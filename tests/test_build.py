@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+import metalearn.metalearning.matrix as matrix_mod
 import metalearn.offline.build as build_mod
 from metalearn.data.errors import InputError
 from metalearn.data.metrics import get_metric
@@ -25,16 +26,19 @@ from metalearn.data.task import DEFAULT_METRIC, TaskKind
 from metalearn.kb import ConfigurationRecord, open_kb, records_equal
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.records import RunRecord
+from metalearn.metalearning.matrix import normalised_regret_matrix, performance_matrix
 from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_names
 from metalearn.offline.build import (
     SOURCE_EXPLORE,
     SOURCE_FAMILIES,
     SOURCE_MATRIX,
+    SOURCE_PORTFOLIO,
     BuildSettings,
     DatasetSource,
     build_kb,
     common_candidates,
     family_candidates,
+    portfolio_candidates,
     resolve_sources,
 )
 from metalearn.pipelines.spaces import get_space
@@ -337,6 +341,72 @@ def test_family_extension_adds_a_dense_block_with_the_matrix_protocol_and_resume
         again = build_kb(kb, _sources(corpus_dir, names), FAMILY_SETTINGS)
         assert again.evaluations_new == 0 and again.skipped == []
         assert set(_runs(kb)) == set(after)
+    finally:
+        kb.close()
+
+
+# ------------------------------------------------------------------------------------ size portfolio
+# the reference build's stored configurations again, at 250 rows instead of 200, on the datasets above 100 rows
+PORTFOLIO_SETTINGS = BuildSettings(max_rows=250, n_folds=2, trial_time_limit=10.0, portfolio=3, min_rows=100)
+
+
+def test_build_settings_take_one_kind_of_extension_and_no_negative_portfolio() -> None:
+    with pytest.raises(InputError, match="--portfolio and --families"):
+        BuildSettings(portfolio=3, families=("lgbm",))
+    with pytest.raises(InputError, match="--portfolio and --min-rows"):
+        BuildSettings(portfolio=-1)
+
+
+@pytest.mark.corpus
+def test_size_portfolio_evaluates_stored_configurations_on_the_large_datasets_and_the_matrix_reads_them(
+    reference: dict[str, Any], corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kb = open_kb(shutil.copy(reference["path"], tmp_path / "kb.duckdb"))
+    try:
+        before = _runs(kb)
+        progress = Interrupt()
+        report = build_kb(kb, _sources(corpus_dir), PORTFOLIO_SETTINGS, progress=progress)
+        after = _runs(kb)
+        assert report.skipped == [] and list(progress.phases) == ["meta-features", "size portfolio"]
+        assert report.by_kind == {"binary": {"datasets": 1, "configs": 3}, "regression": {"datasets": 1, "configs": 3}}
+        assert set(before) <= set(after)
+        new = [after[rid] for rid in set(after) - set(before)]
+        assert report.evaluations_new == len(new) == 6
+        assert {r.source for r in new} == {SOURCE_PORTFOLIO}
+        assert {r.protocol for r in new} == {PORTFOLIO_SETTINGS.protocol.key} != {SETTINGS.protocol.key}
+        ids = {d.name: d.dataset_id for d in kb.list_datasets()}
+        large = ("prnn_synth", "579_fri_c0_250_5")  # 250 rows each; lupus and 192_vineyard are below 100
+        assert {r.dataset_id for r in new} == {ids[n] for n in large}
+        old = {r.config_id for r in before.values()}
+        monkeypatch.setattr(matrix_mod, "MIN_PROTOCOL_CONFIGS", 3)  # this small build's sizes count as dense
+        for name in large:
+            kind, did = DATASETS[name], ids[name]
+            want = portfolio_candidates(kb, TaskKind(kind), [did], PORTFOLIO_SETTINGS, PORTFOLIO_SETTINGS.protocol)
+            mine = {r.config_id: r for r in new if r.dataset_id == did}
+            assert sorted(mine) == sorted(c.config_id for c in want)  # the same list after the build
+            assert set(mine) <= old  # stored configurations, under their stored ids
+            assert {r.n_rows_used for r in mine.values()} == {250}
+            assert {r.n_rows_used for r in before.values() if r.dataset_id == did} == {200}
+            # ranked by regret at 200 rows: the first is the dataset's best there, then other families first
+            runs = kb.runs_frame(kind=kind, ok_only=False)
+            at_200 = normalised_regret_matrix(performance_matrix(runs[runs["protocol"] == SETTINGS.protocol.key]))
+            assert at_200.loc[did, want[0].config_id] == 0.0
+            stored_families = {kb.get_configurations([c])[c].values["model"] for c in at_200.loc[did].dropna().index}
+            first = [c.values["model"] for c in want][: min(3, len(stored_families))]
+            assert len(set(first)) == len(first)
+            # the recommenders' matrix now reads this dataset at 250 rows, the others as before
+            perf = performance_matrix(runs)
+            assert perf.loc[did].dropna().to_dict() == pytest.approx({c: r.cost for c, r in mine.items()})
+        runs = kb.runs_frame(kind="binary", ok_only=False)
+        assert set(performance_matrix(runs).loc[ids["lupus"]].dropna().index) == {
+            r.config_id for r in before.values() if r.dataset_id == ids["lupus"] and r.ok}
+
+        def no_evaluation(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a finished portfolio evaluated a configuration again")
+
+        monkeypatch.setattr(build_mod, "evaluate_config", no_evaluation)
+        again = build_kb(kb, _sources(corpus_dir), PORTFOLIO_SETTINGS)
+        assert again.evaluations_new == 0 and again.skipped == []
     finally:
         kb.close()
 

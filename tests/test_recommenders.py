@@ -17,6 +17,7 @@ from metalearn.metalearning.matrix import (
     normalised_regret_matrix,
     performance_matrix,
     prepare_matrix,
+    protocol_rows,
 )
 from metalearn.metalearning.strategies import (
     DEFAULT_STRATEGY,
@@ -118,6 +119,26 @@ def test_performance_matrix_keeps_main_metric_per_dataset() -> None:
     mixed = pd.concat([runs, imported.assign(source="import:openml")], ignore_index=True)
     assert list(performance_matrix(mixed).columns) == ["c1", "c2"]
     assert len(performance_matrix(pd.concat([runs, imported], ignore_index=True)).columns) == 5
+
+
+def test_performance_matrix_reads_a_dataset_at_its_largest_dense_subsample() -> None:
+    def at(rows: list[tuple], protocol: str) -> pd.DataFrame:
+        return make_runs(rows).assign(protocol=protocol)
+
+    base = "cv3-s0-holdout0.33-over20000"
+    small = at([("d1", f"c{i}", 0.10 + 0.01 * i) for i in range(12)], f"{base}-sub1000")  # c0 best
+    large = at([("d1", f"c{i}", 0.50 - 0.01 * i) for i in range(12)], f"{base}-sub4000")  # c11 best
+    sparse = at([("d1", "c0", 0.01), ("d1", "c1", 0.02)], f"{base}-sub8000")  # 2 configs: not dense
+    full = at([("d1", "x", 0.30), ("d1", "c11", 0.60)], "cv5-s0")  # all rows: always counts
+    other = at([("d2", f"c{i}", 0.10 + 0.01 * i) for i in range(3)], f"{base}-sub1000")  # one size only
+    perf = performance_matrix(pd.concat([small, large, sparse, full, other], ignore_index=True))
+    assert perf.loc["d1", "c0"] == 0.50 and perf.loc["d1", "c11"] == pytest.approx(0.39)  # the 4,000 rows
+    assert perf.loc["d1", "x"] == 0.30
+    assert list(perf.loc["d2"].dropna()) == pytest.approx([0.10, 0.11, 0.12])
+    # no dense size: the size with the most configurations
+    perf = performance_matrix(pd.concat([small.head(5), sparse], ignore_index=True))
+    assert perf.loc["d1"].notna().sum() == 5 and perf.loc["d1", "c0"] == 0.10
+    assert protocol_rows(f"{base}-sub1000") == 1000 and protocol_rows("cv5-s0") == float("inf")
 
 
 def test_normalised_regret_matrix() -> None:

@@ -517,6 +517,8 @@ def kb_build(
     configs: Annotated[int, typer.Option("--configs", min=1, help="Common candidate configurations per kind.")] = 56,
     explore: Annotated[int, typer.Option("--explore", min=0, help="SMAC exploration trials per dataset.")] = 8,
     families: Annotated[str | None, typer.Option("--families", help="Extend the KB with these model families (comma-separated, e.g. lgbm,xgb,catboost): --configs configurations of them per kind on every dataset, same protocol, no exploration.")] = None,
+    portfolio: Annotated[int, typer.Option("--portfolio", min=0, help="Evaluate this many of the KB's stored configurations per kind (each family's best, then the best of the rest) with this build's protocol, e.g. a larger --max-rows; no exploration.")] = 0,
+    min_rows: Annotated[int, typer.Option("--min-rows", min=0, help="Only datasets with more rows than this.")] = 0,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Dask workers (LocalCluster).")] = 1,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Address of an existing Dask scheduler.")] = None,
     max_rows: Annotated[int, typer.Option("--max-rows", help="Subsample larger datasets to this many rows.")] = 1500,
@@ -528,7 +530,9 @@ def kb_build(
     """Build or extend the KB offline: meta-features, per-dataset exploration, dense performance matrix.
 
     With --families, extend it instead: --configs configurations of those model families per kind,
-    each evaluated on every dataset with the matrix protocol (no exploration).
+    each evaluated on every dataset with the matrix protocol (no exploration). With --portfolio, evaluate
+    stored configurations again under this build's protocol (e.g. --max-rows 4000 --min-rows 2500: the
+    large datasets at a size closer to their own; the recommenders then read that protocol for them).
     Resumable: kill it at any point and run the same command again.
     """
     from metalearn.offline.build import BuildSettings, build_kb, resolve_sources
@@ -544,7 +548,8 @@ def kb_build(
                       + (" ..." if len(missing) > 20 else ""))
     settings = BuildSettings(n_configs=configs, n_explore=explore, max_rows=max_rows, n_folds=folds,
                              trial_time_limit=trial_time_limit, seed=seed, workers=workers, scheduler=scheduler,
-                             families=tuple(f.strip() for f in families.split(",") if f.strip()) if families else ())
+                             families=tuple(f.strip() for f in families.split(",") if f.strip()) if families else (),
+                             portfolio=portfolio, min_rows=min_rows)
     store = _open_kb(kb)
     with BuildProgress(console, enabled=not json_out or console.is_terminal) as progress:
         report = build_kb(store, sources, settings, progress=progress)

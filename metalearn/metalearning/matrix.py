@@ -3,7 +3,8 @@
 ``runs`` (see :mod:`metalearn.kb.base`) has the columns ``run_id, dataset_id, config_id, space,
 space_version, protocol, status, metric, score, cost, fit_seconds, budget, source`` (``cost``: lower
 is better, NaN for failed runs). From it :func:`performance_matrix` builds datasets x configurations
-(the best cost of the ok full-budget runs), and :func:`normalised_regret_matrix` turns every row into
+(the best cost of the ok full-budget runs; of a dataset evaluated on subsamples of several sizes, those of
+the largest, see :func:`largest_protocols`), and :func:`normalised_regret_matrix` turns every row into
 *normalised regret* in [0, 1] (HPO-B style: 0 = the best configuration observed on that dataset,
 1 = the worst; failed evaluations count as the worst). :func:`prepare_matrix` aligns that with the
 KB's meta-features in a :class:`RegretMatrix`, built once and reused for many queries.
@@ -12,6 +13,8 @@ KB's meta-features in a :class:`RegretMatrix`, built once and reused for many qu
 from __future__ import annotations
 
 import functools
+import math
+import re
 from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,16 +26,69 @@ from metalearn.data.errors import InputError
 from metalearn.metalearning.distances import numeric_frame
 
 __all__ = [
+    "MIN_PROTOCOL_CONFIGS",
     "REQUIRED_RUN_COLUMNS",
     "RegretMatrix",
+    "largest_protocols",
     "normalised_regret_matrix",
     "performance_matrix",
     "prepare_matrix",
+    "protocol_rows",
     "usable_masks",
 ]
 
 #: Columns ``runs`` must have (when it has any row).
 REQUIRED_RUN_COLUMNS: tuple[str, ...] = ("dataset_id", "config_id", "status", "cost")
+
+
+#: A subsample size of a dataset stands for it in the matrix only with at least this many evaluated
+#: configurations (else the size with the most): a few runs do not replace a dense row.
+MIN_PROTOCOL_CONFIGS = 10
+
+_SUB = re.compile(r"-sub(\d+)")
+
+
+def protocol_rows(key: str) -> float:
+    """The row cap of a protocol key: its ``-subN`` part (``cv3-s0-holdout0.33-over20000-sub1000`` ->
+    1000), ``inf`` for a key without one (the evaluation used all rows)."""
+    m = _SUB.search(str(key))
+    return float(m.group(1)) if m else math.inf
+
+
+def largest_protocols(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` without the subsampled runs of a dataset that it also has at a larger subsample.
+
+    A run on a subsample (a protocol key with ``-subN``, :func:`protocol_rows`) stands for its dataset
+    at that size; costs of one configuration at two sizes are not comparable, and which configuration
+    wins depends on the rows it trains on (bagged trees on a small sample, boosting on a large one). So
+    per dataset only the largest subsample size with at least :data:`MIN_PROTOCOL_CONFIGS` evaluated
+    configurations (else the size with the most) is kept: the dataset's row in the matrix is measured
+    at the size closest to its own, which is what its meta-features describe. Runs on all rows (a
+    search's, imported ones) always count, as do datasets with one subsample size.
+    """
+    if len(runs) == 0 or "protocol" not in runs.columns:
+        return runs
+    rows = np.array([protocol_rows(k) for k in runs["protocol"].astype(str)], dtype=float)
+    sub = np.isfinite(rows)
+    if not sub.any():
+        return runs
+    frame = pd.DataFrame(
+        {
+            "dataset_id": runs["dataset_id"].astype(str).to_numpy()[sub],
+            "rows": rows[sub],
+            "config_id": runs["config_id"].astype(str).to_numpy()[sub],
+        }
+    )
+    sizes = frame.groupby(["dataset_id", "rows"], sort=False)["config_id"].nunique().rename("n").reset_index()
+    if not sizes["dataset_id"].duplicated().any():
+        return runs
+    sizes["dense"] = sizes["n"] >= MIN_PROTOCOL_CONFIGS
+    sizes["dense_rows"] = np.where(sizes["dense"], sizes["rows"], 0.0)  # the rows decide among dense sizes
+    ranked = sizes.sort_values(["dense", "dense_rows", "n", "rows"], ascending=False, kind="stable")
+    chosen = ranked.drop_duplicates("dataset_id").set_index("dataset_id")["rows"]
+    wanted = runs["dataset_id"].astype(str).map(chosen).to_numpy(dtype=float)
+    keep = ~sub | (rows == wanted)
+    return runs[keep]
 
 
 def _check_runs(runs: pd.DataFrame) -> None:
@@ -50,6 +106,7 @@ def _check_runs(runs: pd.DataFrame) -> None:
 def performance_matrix(runs: pd.DataFrame, *, full_budget_only: bool = True) -> pd.DataFrame:
     """Datasets x configurations: the best (lowest) ``cost`` of the ok runs of each pair.
 
+    Of a dataset's subsampled runs only those of its largest subsample count (:func:`largest_protocols`).
     Only full-budget runs count (``budget`` NaN or >= 1) unless ``full_budget_only`` is false. A pair
     evaluated only by failed runs (status other than ``ok``, or a non-finite cost) holds ``+inf`` so
     :func:`normalised_regret_matrix` can count it as the worst; a pair never evaluated holds NaN.
@@ -70,6 +127,7 @@ def _performance(runs: pd.DataFrame, full_budget_only: bool = True) -> tuple[pd.
     if full_budget_only and "budget" in df.columns:
         budget = pd.to_numeric(df["budget"], errors="coerce")
         df = df[budget.isna() | (budget >= 1.0 - 1e-9)]
+    df = largest_protocols(df)
     cost = pd.to_numeric(df["cost"], errors="coerce").to_numpy(dtype=float)
     ok = (df["status"].astype(str).to_numpy() == "ok") & np.isfinite(cost)
     frame = pd.DataFrame(

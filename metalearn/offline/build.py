@@ -18,6 +18,15 @@ on every dataset of the kind by the matrix phase with the same protocol (runs ta
 the performance matrix stays dense. Give the settings of the original build (``--max-rows``, ``--folds``,
 ``--seed``, ``--trial-time-limit``) so the protocol key, and hence the runs, are comparable.
 
+**Size portfolio** (``BuildSettings.portfolio``, ``kb build --portfolio K --min-rows N --max-rows M``): evaluates
+configurations the KB already has, at a larger subsample, on the datasets above ``N`` rows only: no exploration;
+the candidate set of each kind is :func:`portfolio_candidates` (``K`` stored configurations ranked by their mean
+normalised regret under the KB's other protocols: the best of each model family first, then the best of the
+rest), under their stored ids, runs tagged ``SOURCE_PORTFOLIO``. The new protocol (``...-subM``) then stands
+for those datasets in the recommenders' matrix (:func:`~metalearn.metalearning.matrix.largest_protocols`):
+which family wins depends on the rows it trains on, and a 1,000-row subsample of a 20,000-row dataset
+favours bagged trees where the dataset itself favours boosting.
+
 Resumable and exact: a run's id is a hash of (dataset, configuration, protocol), so nothing is evaluated
 twice; the exploration *replays* SMAC — stored results are told back in the order SMAC asks for them, so a
 resumed build proposes exactly the configurations an uninterrupted one would. Datasets are subsampled to
@@ -51,7 +60,9 @@ from metalearn.search.evaluation import EvalProtocol, evaluate_config, to_run_re
 SOURCE_EXPLORE = "build:explore"  # the per-dataset SMAC exploration
 SOURCE_MATRIX = "build:matrix"  # the common candidate set on every dataset
 SOURCE_FAMILIES = "build:families"  # a family extension (``BuildSettings.families``) on every dataset
-MATRIX_BLOCK = 8  # configurations per block of the matrix phase
+SOURCE_PORTFOLIO = "build:portfolio"  # stored configurations at a larger subsample (``BuildSettings.portfolio``)
+MATRIX_BLOCK = 8
+PORTFOLIO_ROUNDS = 2  # a size portfolio takes the best this-many configurations of every family first  # configurations per block of the matrix phase
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,10 @@ class BuildSettings:
     # ``n_configs`` configurations of these families only (see :func:`family_candidates`), evaluated
     # on every dataset with the same protocol as the matrix phase; no exploration phase.
     families: tuple[str, ...] = ()
+    # Evaluate ``portfolio`` stored configurations per kind (see :func:`portfolio_candidates`) instead of
+    # new ones; no exploration phase. With ``min_rows``, only datasets above that many rows take part.
+    portfolio: int = 0
+    min_rows: int = 0
 
     def __post_init__(self) -> None:
         from metalearn.pipelines.spaces.components import FAMILIES
@@ -86,6 +101,10 @@ class BuildSettings:
             raise InputError(f"--max-rows must be >= 50, got {self.max_rows}")
         if self.workers < 1:
             raise InputError(f"--workers must be >= 1, got {self.workers}")
+        if self.portfolio < 0 or self.min_rows < 0:
+            raise InputError(f"--portfolio and --min-rows must be >= 0, got {self.portfolio} and {self.min_rows}")
+        if self.portfolio and self.families:
+            raise InputError("--portfolio and --families are two kinds of extension: give one of them per build")
 
     @property
     def protocol(self) -> EvalProtocol:
@@ -135,13 +154,12 @@ class BuildReport:
 
 
 # ----------------------------------------------------------------------------------------- worker side
-def _evaluate_task(source: DatasetSource, values: dict[str, Any], protocol: EvalProtocol, time_limit: float | None,
+def _evaluate_task(source: DatasetSource, cfg: ConfigurationRecord, protocol: EvalProtocol, time_limit: float | None,
                    memory_limit_mb: int | None, run_source: str = SOURCE_MATRIX) -> tuple[RunRecord, ConfigurationRecord]:
     """Runs in a worker: evaluate one configuration on one dataset and return the run (not written)."""
     ds = source.load()
     space = get_space(ds.task)
-    cfg = ConfigurationRecord.create(space.name, space.version, values)
-    result = evaluate_config(ds, space, values, protocol=protocol, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
+    result = evaluate_config(ds, space, dict(cfg.values), protocol=protocol, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
     run = to_run_record(result, dataset_id=ds.dataset_id, config_id=cfg.config_id, protocol_key=protocol.key,
                         source=run_source)
     return run, cfg
@@ -263,8 +281,14 @@ def build_kb(
                 if r.status != "ok":
                     report.failures += 1
 
-        # 2. explore each dataset with a short, replayable SMAC search (not when extending with families)
-        if settings.n_explore > 0 and not settings.families:
+        if settings.min_rows:
+            sizes = {did: kb.get_dataset(did).n_rows for dids in by_kind.values() for did in dids}
+            by_kind = {k: kept for k, dids in by_kind.items()
+                       if (kept := [d for d in dids if sizes[d] > settings.min_rows])}
+        extension = bool(settings.families or settings.portfolio)
+
+        # 2. explore each dataset with a short, replayable SMAC search (not when extending)
+        if settings.n_explore > 0 and not extension:
             prog.phase("exploration", len(registered))
             jobs = [
                 (registered[did][0], known_runs(did), settings.n_explore, protocol, settings.trial_time_limit,
@@ -283,27 +307,32 @@ def build_kb(
         # every dataset with the same leading configurations — a smaller but still dense matrix — while
         # each worker still evaluates a block on one dataset in a row (its dataset cache stays warm).
         grid_jobs: list[tuple[Any, ...]] = []
-        commons: dict[str, list[dict[str, Any]]] = {}
-        run_source = SOURCE_FAMILIES if settings.families else SOURCE_MATRIX
+        commons: dict[str, list[ConfigurationRecord]] = {}
+        run_source = SOURCE_FAMILIES if settings.families else SOURCE_PORTFOLIO if settings.portfolio else SOURCE_MATRIX
         for kind in sorted(by_kind):
+            space = get_space(TaskKind(kind))
+            if settings.portfolio:
+                commons[kind] = portfolio_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol)
+                continue
             if settings.families:
-                commons[kind] = family_candidates(TaskKind(kind), settings)
+                values_list = family_candidates(TaskKind(kind), settings)
             else:
-                commons[kind] = common_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol)
+                values_list = common_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol)
+            commons[kind] = [ConfigurationRecord.create(space.name, space.version, v) for v in values_list]
+        for kind in sorted(by_kind):
             report.by_kind[kind] = {"datasets": len(by_kind[kind]), "configs": len(commons[kind])}
         have = {did: set(known_runs(did)) for kind in by_kind for did in by_kind[kind]}
         n_blocks = max((len(c) for c in commons.values()), default=0)
         for start in range(0, n_blocks, MATRIX_BLOCK):
             for kind in sorted(by_kind):
-                space = get_space(TaskKind(kind))
-                block = [(ConfigurationRecord.create(space.name, space.version, values).config_id, values)
-                         for values in commons[kind][start : start + MATRIX_BLOCK]]
+                block = commons[kind][start : start + MATRIX_BLOCK]
                 for did in by_kind[kind]:
-                    for cid, values in block:
-                        if cid not in have[did]:
-                            grid_jobs.append((registered[did][0], values, protocol, settings.trial_time_limit,
+                    for cfg in block:
+                        if cfg.config_id not in have[did]:
+                            grid_jobs.append((registered[did][0], cfg, protocol, settings.trial_time_limit,
                                               settings.memory_limit_mb, run_source))
-        prog.phase("family extension" if settings.families else "performance matrix", len(grid_jobs))
+        prog.phase("family extension" if settings.families else "size portfolio" if settings.portfolio
+                   else "performance matrix", len(grid_jobs))
         batch: list[tuple[RunRecord, ConfigurationRecord]] = []
         last = time.monotonic()
         for args, res in ex.map_unordered(_evaluate_task, grid_jobs):
@@ -415,6 +444,43 @@ def family_candidates(kind: TaskKind, settings: BuildSettings) -> list[dict[str,
                 add(streams[fam][rank])
         rank += 1
     return chosen
+
+
+def portfolio_candidates(kb: KnowledgeBase, kind: TaskKind, dataset_ids: Sequence[str], settings: BuildSettings,
+                         protocol: EvalProtocol) -> list[ConfigurationRecord]:
+    """The candidate set of a size portfolio: ``settings.portfolio`` configurations the KB has for ``kind``.
+
+    Ranked by their mean normalised regret over ``dataset_ids`` in the KB's runs under protocols other
+    than ``protocol`` (the recommenders' matrix of those runs; a configuration counts on the datasets it
+    was evaluated on, and needs half of them): first the best configuration of each model family (best
+    family first), so every family is measured at the new size, then the best of the rest. Only
+    configurations still valid in today's space, under their stored records (so the new runs line up
+    with the old ones). Deterministic given those runs — the build's own runs never change it, so a
+    resumed build evaluates the same list.
+    """
+    from metalearn.metalearning.matrix import normalised_regret_matrix, performance_matrix
+
+    space = get_space(kind)
+    runs = kb.runs_frame(kind=str(kind), space=space.name, ok_only=False)
+    if len(runs) == 0:
+        return []
+    runs = runs[(runs["protocol"].astype(str) != protocol.key) & runs["dataset_id"].isin(list(dataset_ids))]
+    regret = normalised_regret_matrix(performance_matrix(runs))
+    if regret.size == 0:
+        return []
+    counts = regret.notna().sum(axis=0)
+    mean = regret.mean(axis=0, skipna=True)[counts >= max(1, (len(regret) + 1) // 2)]
+    records = kb.get_configurations([str(c) for c in mean.index])
+    ranked = sorted(((float(m), str(cid)) for cid, m in mean.items()
+                     if str(cid) in records and space.is_valid(dict(records[str(cid)].values))))
+    by_family: dict[Any, list[str]] = {}
+    for _, cid in ranked:
+        by_family.setdefault(records[cid].values.get("model"), []).append(cid)
+    order = list(by_family)  # families by their best configuration's regret
+    chosen = [by_family[f][r] for r in range(PORTFOLIO_ROUNDS) for f in order if r < len(by_family[f])]
+    taken = set(chosen)
+    chosen += [cid for _, cid in ranked if cid not in taken]
+    return [records[cid] for cid in chosen[: settings.portfolio]]
 
 
 def _family_default(space: Any, family: str) -> dict[str, Any] | None:
