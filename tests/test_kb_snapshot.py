@@ -7,6 +7,7 @@ import math
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -354,6 +355,18 @@ def test_a_kb_seeded_by_an_older_release_receives_the_newer_shipped_records(
         assert kb.stats()["configurations"] == 13 and kb.stats()["runs"] == new.stats()["runs"]
         assert kb.get_configuration(mine.config_id) == mine
         assert refresh_from_shipped(kb) is None  # up to date: nothing to do
+
+    # a later snapshot adds runs only (known configurations under a new protocol): they arrive too
+    extra = [
+        replace(r, run_id=run_id_for(r.dataset_id, r.config_id, "cv5-s0-sub4000"), protocol="cv5-s0-sub4000")
+        for r in new.list_runs()[:5]
+    ]
+    new.add_runs(extra)
+    export_snapshot(new, tmp_path / "new")
+    with open_default_kb(tmp_path / "user.duckdb") as kb:
+        assert kb.stats()["runs"] == new.stats()["runs"] and kb.stats()["configurations"] == 13
+        assert {r.run_id for r in extra} <= {r.run_id for r in kb.list_runs()}
+        assert refresh_from_shipped(kb) is None
 
     DuckDBKnowledgeBase(tmp_path / "empty.duckdb").close()
     with DuckDBKnowledgeBase(tmp_path / "few.duckdb") as kb:

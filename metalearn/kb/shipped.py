@@ -4,7 +4,7 @@ On first use, when the KB file does not exist yet, the knowledge base shipped in
 (``metalearn/kb/shipped_snapshot``, a parquet snapshot built from the corpus) is imported into it, so
 recommendations work right after ``pip install``. A KB seeded that way by an earlier release (it holds
 at least half of the shipped datasets) receives what a newer shipped snapshot adds (e.g. the runs of new
-model families) the next time it is opened read-write: :func:`refresh_from_shipped`. A KB created empty
+model families, or of known configurations at a larger subsample) the next time it is opened read-write: :func:`refresh_from_shipped`. A KB created empty
 on purpose (``open_kb``, or ``seed_from_shipped=False``) is never filled.
 """
 
@@ -52,7 +52,7 @@ def open_default_kb(path: str | Path | None = None, read_only: bool = False, see
 def refresh_from_shipped(kb: KnowledgeBase, snapshot: str | Path | None = None) -> dict[str, int] | None:
     """Import the records of the shipped snapshot (or ``snapshot``) that ``kb`` lacks, when ``kb`` was
     seeded from an earlier one (it holds at least half of the snapshot's datasets) and misses some of its
-    datasets or configurations; returns the rows inserted per table, None when nothing was to do. The
+    datasets, configurations or runs; returns the rows inserted per table, None when nothing was to do. The
     import is one transaction and skips the records already stored."""
     import logging
 
@@ -65,8 +65,13 @@ def refresh_from_shipped(kb: KnowledgeBase, snapshot: str | Path | None = None) 
     shipped_cfg = set(pq.read_table(snap / "configurations.parquet", columns=["config_id"]).column(0).to_pylist())
     have_ds = {d.dataset_id for d in kb.list_datasets()}
     seeded = len(shipped_ds & have_ds) * 2 >= len(shipped_ds) > 0
-    if not seeded or (shipped_ds <= have_ds and len(kb.get_configurations(shipped_cfg)) == len(shipped_cfg)):
+    if not seeded:
         return None
+    if shipped_ds <= have_ds and len(kb.get_configurations(shipped_cfg)) == len(shipped_cfg):
+        # same datasets and configurations: new runs (e.g. stored configurations at a larger subsample)?
+        shipped_runs = pq.read_table(snap / "runs.parquet", columns=["run_id"]).column(0).to_pylist()
+        if set(kb.runs_frame(ok_only=False)["run_id"]).issuperset(shipped_runs):
+            return None
     inserted = import_snapshot(kb, snap)
     logging.getLogger("metalearn.kb").info("the KB received the newer shipped snapshot's records: %s", inserted)
     return inserted
