@@ -326,7 +326,57 @@ def test_an_ensemble_short_of_time_is_selected_again_among_the_members_that_fit(
     assert "c" not in {m["config_id"] for m in short["members"]} and len(short["members"]) == 2
     assert "selected again" in short["note"] and short["gain"] > 0
     # the refits overrun their estimate: the members refit by then (the heaviest first) are the ensemble
-    calls = iter(range(10))
-    model, late = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 1000.0 - 2000 * (next(calls) >= 2))
+    calls = iter(range(10))  # 0-1: the checks before the refits, 2: before the first member, 3: after it
+    model, late = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 1000.0 - 2000 * (next(calls) >= 3))
     assert late["used"] and isinstance(model, EnsembleModel) and len(model.members) == 2 == len(late["members"]), late
     assert "ran out while refitting" in late["note"] and late["gain"] > 0
+
+
+def test_members_refit_estimates_come_from_the_search_and_a_member_that_cannot_fit_is_not_refit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trial on a data subset fits in a fraction of its refit's time: the search's estimate (scaled to
+    all rows) decides whether a member fits, not the trial's own fit seconds; a member whose estimate
+    exceeds the time left when its turn comes is not refit (the ensemble is selected among those refit)."""
+    import metalearn.search.evaluation as evaluation
+    from metalearn.pipelines.spaces import get_space
+    from metalearn.search.ensemble import build_ensemble
+    from metalearn.search.evaluation import fit_final
+
+    ds = load_dataset("sklearn:breast_cancer")
+    space = get_space(ds.task)
+    y = ds.y.iloc[:, 0].to_numpy()
+    rng = np.random.default_rng(0)
+    thirds = np.arange(len(y)) * 3 // len(y)
+    classes = np.unique(y)
+    pool = OOFPool.for_task(ds.task)
+    # "c" took 0.3 s on its subset, but its refit on all rows is estimated at 60 s
+    for cid, model, good, refit in (("a", "rf", (0, 1), 0.2), ("b", "et", (1, 2), 0.2), ("c", "knn", (0, 2), 60.0)):
+        right = np.isin(thirds, good)
+        p1 = np.where(right, np.where(y == classes[1], 0.8, 0.2), rng.random(len(y)))
+        pred = Prediction([classes[(p1 > 0.5).astype(int)]], [np.column_stack([1 - p1, p1])], [classes])
+        oof = OutOfFold(np.arange(len(y)), pred, ds.y.reset_index(drop=True))
+        values = space.validate({"model": model}, fill_defaults=True)
+        pool.offer(Candidate(cid, values, score(ds.task, oof.y, pred), oof, fit_seconds=0.3, n_folds=3,
+                             refit_seconds=refit))
+    best_id = pool.candidates()[0].config_id
+    best_model = fit_final(ds, space, pool.candidates()[0].values)
+    _, short = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 5.0)
+    assert short["used"] and "c" not in {m["config_id"] for m in short["members"]}, short
+
+    refit: list[str] = []
+
+    def recording_fit(dataset: Any, space_: Any, values: dict[str, Any]) -> Any:
+        refit.append(values["model"])
+        return fit_final(dataset, space_, values)
+
+    monkeypatch.setattr(evaluation, "fit_final", recording_fit)  # what build_ensemble imports
+    calls = iter(range(100))  # enough time for all three at the start, 30 s once the refits begin
+    model, block = build_ensemble(ds, space, pool, best_id, best_model,
+                                  time_left=lambda: 1000.0 if next(calls) < 2 else 30.0)
+    assert "knn" not in refit  # its 60 s refit was never started
+    if block["used"]:
+        assert "c" not in {m["config_id"] for m in block["members"]} and "selected again" in block["note"]
+        assert isinstance(model, EnsembleModel) and len(model.members) == len(block["members"])
+    else:
+        assert "too little time" in block["note"], block

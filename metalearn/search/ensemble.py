@@ -184,7 +184,10 @@ def family_of(values: Mapping[str, Any]) -> str:
 @dataclass(frozen=True, eq=False)
 class Candidate:
     """A trial whose out-of-fold predictions were kept: its configuration, score (the search's: mean
-    over folds), predictions, and fit time (seconds, all folds) for the refit-time estimate."""
+    over folds), predictions, and fit time (seconds, all folds) for the refit-time estimate;
+    ``refit_seconds`` is that estimate when the search made it (scaled to all rows, see
+    :func:`~metalearn.search.deadline.refit_estimate`: a trial on a data subset or one holdout split fits
+    far fewer rows than the refit)."""
 
     config_id: str
     values: dict[str, Any]
@@ -192,6 +195,7 @@ class Candidate:
     oof: OutOfFold
     fit_seconds: float = 0.0
     n_folds: int = 1
+    refit_seconds: float | None = None
 
 
 class OOFPool:
@@ -465,7 +469,10 @@ def _members_that_fit(sel: Selection, by_id: Mapping[str, Candidate], best_confi
 
 
 def _refit_estimate(c: Candidate) -> float:
-    """Seconds a refit on all rows likely takes: one fold's fit, scaled up for the larger data."""
+    """Seconds a refit on all rows likely takes: the search's estimate, else one fold's fit scaled up
+    for the larger training part."""
+    if c.refit_seconds is not None:
+        return c.refit_seconds
     k = max(1, c.n_folds)
     per_fold = c.fit_seconds / k
     return per_fold * (k / (k - 1) if k > 1 else 1.5)
@@ -538,6 +545,16 @@ def build_ensemble(
     status(f"refitting the ensemble's {len(sel.members)} members on all data")
     fitted: dict[str, Any] = {best_config_id: best_model}
     for c in todo:
+        if time_left is not None and _refit_estimate(c) > time_left():
+            # this member's refit would end past the budget: stop here, select among those refit
+            smaller = select_ensemble(dataset.task, [by_id[cid] for cid in fitted], size=size)
+            if smaller is None or not smaller.kept:
+                return skip("too little time left to refit the ensemble's next member: the single pipeline is kept")
+            block["note"] = (f"too little time left to refit every member: selected again among the "
+                             f"{len(fitted)} members refit by then")
+            sel = smaller
+            _describe(block, sel, by_id)
+            break
         try:
             fitted[c.config_id] = fit_final(dataset, space, c.values)
         except MetaLearnError as exc:

@@ -411,13 +411,13 @@ def run_search(
             )
             kb.add_runs([run])
             stored = kb.get_run(run.run_id)  # an identical evaluation may exist: the stored one is the truth
-            if oof_pool is not None and result.ok and result.oof is not None:  # in memory, for the ensemble
-                oof_pool.offer(Candidate(cfg_rec.config_id, values, float(result.score), result.oof,
-                                         result.fit_seconds, result.n_folds))
             if result.ok and full_budget(result.budget) and result.n_train_rows:
                 refit_seconds[cfg_rec.config_id] = refit_estimate(
                     result.fit_seconds, result.n_folds, result.n_train_rows, dataset.n_rows
                 )
+            if oof_pool is not None and result.ok and result.oof is not None:  # in memory, for the ensemble
+                oof_pool.offer(Candidate(cfg_rec.config_id, values, float(result.score), result.oof,
+                                         result.fit_seconds, result.n_folds, refit_seconds.get(cfg_rec.config_id)))
             trial = finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
             if deadline.bounded and best.config_id in refit_seconds:  # the best one's refit, the ensemble's next
                 others = [refit_seconds[c.config_id] for c in (oof_pool.candidates() if oof_pool is not None else ())
