@@ -294,13 +294,11 @@ def test_cli_prints_the_ensemble(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "ensemble" not in cli(*base, "--no-ensemble")
 
 
-def test_an_ensemble_short_of_time_is_selected_again_among_the_members_that_fit() -> None:
-    """Three pipelines, each right on two thirds of the rows: the ensemble of all three wins out of fold;
-    when one member's refit does not fit in the time left, the selection runs again without it (two
-    members still beat one) instead of falling back to the single pipeline; with time, all three."""
+def _three_thirds_pool(timing: dict[str, dict[str, float]]) -> tuple[Any, Any, OOFPool]:
+    """breast_cancer and a pool of three pipelines ("a" rf, "b" et, "c" knn), each right on two thirds of
+    the rows (the ensemble of all three wins out of fold); ``timing``: Candidate time fields per id
+    (default: 0.3 s of fit over 3 folds)."""
     from metalearn.pipelines.spaces import get_space
-    from metalearn.search.ensemble import build_ensemble
-    from metalearn.search.evaluation import fit_final
 
     ds = load_dataset("sklearn:breast_cancer")
     space = get_space(ds.task)
@@ -309,14 +307,25 @@ def test_an_ensemble_short_of_time_is_selected_again_among_the_members_that_fit(
     thirds = np.arange(len(y)) * 3 // len(y)
     classes = np.unique(y)
     pool = OOFPool.for_task(ds.task)
-    for cid, model, good, seconds in (("a", "rf", (0, 1), 0.1), ("b", "et", (1, 2), 0.1), ("c", "knn", (0, 2), 60.0)):
+    for cid, model, good in (("a", "rf", (0, 1)), ("b", "et", (1, 2)), ("c", "knn", (0, 2))):
         right = np.isin(thirds, good)
         p1 = np.where(right, np.where(y == classes[1], 0.8, 0.2), rng.random(len(y)))
-        proba = np.column_stack([1 - p1, p1])
-        pred = Prediction([classes[(p1 > 0.5).astype(int)]], [proba], [classes])
+        pred = Prediction([classes[(p1 > 0.5).astype(int)]], [np.column_stack([1 - p1, p1])], [classes])
         oof = OutOfFold(np.arange(len(y)), pred, ds.y.reset_index(drop=True))
         values = space.validate({"model": model}, fill_defaults=True)
-        pool.offer(Candidate(cid, values, score(ds.task, oof.y, pred), oof, fit_seconds=seconds * 3, n_folds=3))
+        times = {"fit_seconds": 0.3, **timing.get(cid, {})}
+        pool.offer(Candidate(cid, values, score(ds.task, oof.y, pred), oof, n_folds=3, **times))
+    return ds, space, pool
+
+
+def test_an_ensemble_short_of_time_is_selected_again_among_the_members_that_fit() -> None:
+    """Three pipelines, each right on two thirds of the rows: the ensemble of all three wins out of fold;
+    when one member's refit does not fit in the time left, the selection runs again without it (two
+    members still beat one) instead of falling back to the single pipeline; with time, all three."""
+    from metalearn.search.ensemble import build_ensemble
+    from metalearn.search.evaluation import fit_final
+
+    ds, space, pool = _three_thirds_pool({"c": {"fit_seconds": 180.0}})
     best_id = pool.candidates()[0].config_id
     best_model = fit_final(ds, space, pool.candidates()[0].values)
     _, roomy = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 1000.0)
@@ -339,26 +348,12 @@ def test_members_refit_estimates_come_from_the_search_and_a_member_that_cannot_f
     all rows) decides whether a member fits, not the trial's own fit seconds; a member whose estimate
     exceeds the time left when its turn comes is not refit (the ensemble is selected among those refit)."""
     import metalearn.search.evaluation as evaluation
-    from metalearn.pipelines.spaces import get_space
     from metalearn.search.ensemble import build_ensemble
     from metalearn.search.evaluation import fit_final
 
-    ds = load_dataset("sklearn:breast_cancer")
-    space = get_space(ds.task)
-    y = ds.y.iloc[:, 0].to_numpy()
-    rng = np.random.default_rng(0)
-    thirds = np.arange(len(y)) * 3 // len(y)
-    classes = np.unique(y)
-    pool = OOFPool.for_task(ds.task)
     # "c" took 0.3 s on its subset, but its refit on all rows is estimated at 60 s
-    for cid, model, good, refit in (("a", "rf", (0, 1), 0.2), ("b", "et", (1, 2), 0.2), ("c", "knn", (0, 2), 60.0)):
-        right = np.isin(thirds, good)
-        p1 = np.where(right, np.where(y == classes[1], 0.8, 0.2), rng.random(len(y)))
-        pred = Prediction([classes[(p1 > 0.5).astype(int)]], [np.column_stack([1 - p1, p1])], [classes])
-        oof = OutOfFold(np.arange(len(y)), pred, ds.y.reset_index(drop=True))
-        values = space.validate({"model": model}, fill_defaults=True)
-        pool.offer(Candidate(cid, values, score(ds.task, oof.y, pred), oof, fit_seconds=0.3, n_folds=3,
-                             refit_seconds=refit))
+    ds, space, pool = _three_thirds_pool({cid: {"fit_seconds": 0.3, "refit_seconds": r}
+                                          for cid, r in (("a", 0.2), ("b", 0.2), ("c", 60.0))})
     best_id = pool.candidates()[0].config_id
     best_model = fit_final(ds, space, pool.candidates()[0].values)
     _, short = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 5.0)
@@ -379,4 +374,4 @@ def test_members_refit_estimates_come_from_the_search_and_a_member_that_cannot_f
         assert "c" not in {m["config_id"] for m in block["members"]} and "selected again" in block["note"]
         assert isinstance(model, EnsembleModel) and len(model.members) == len(block["members"])
     else:
-        assert "too little time" in block["note"], block
+        assert "too little time left" in block["note"], block

@@ -545,27 +545,23 @@ def build_ensemble(
     status(f"refitting the ensemble's {len(sel.members)} members on all data")
     fitted: dict[str, Any] = {best_config_id: best_model}
     for c in todo:
+        # stop before a member whose refit would end past the budget, or once the refits overran it: the
+        # members refit so far (heaviest first) may still make an ensemble, selected among them
+        reason = ""
         if time_left is not None and _refit_estimate(c) > time_left():
-            # this member's refit would end past the budget: stop here, select among those refit
+            reason = "too little time left to refit the ensemble's next member"
+        else:
+            try:
+                fitted[c.config_id] = fit_final(dataset, space, c.values)
+            except MetaLearnError as exc:
+                return skip(f"member {c.config_id} failed to refit ({exc}): the single pipeline is kept")
+            if time_left is not None and time_left() <= 0 and len(fitted) < len(sel.members):
+                reason = "the time budget ran out while refitting the ensemble"
+        if reason:
             smaller = select_ensemble(dataset.task, [by_id[cid] for cid in fitted], size=size)
             if smaller is None or not smaller.kept:
-                return skip("too little time left to refit the ensemble's next member: the single pipeline is kept")
-            block["note"] = (f"too little time left to refit every member: selected again among the "
-                             f"{len(fitted)} members refit by then")
-            sel = smaller
-            _describe(block, sel, by_id)
-            break
-        try:
-            fitted[c.config_id] = fit_final(dataset, space, c.values)
-        except MetaLearnError as exc:
-            return skip(f"member {c.config_id} failed to refit ({exc}): the single pipeline is kept")
-        if time_left is not None and time_left() <= 0 and len(fitted) < len(sel.members):
-            # the members refit so far (heaviest first) may still make an ensemble: select among them
-            smaller = select_ensemble(dataset.task, [by_id[cid] for cid in fitted], size=size)
-            if smaller is None or not smaller.kept:
-                return skip("the time budget ran out while refitting the ensemble: the single pipeline is kept")
-            block["note"] = (f"the time budget ran out while refitting the ensemble: selected again among the "
-                             f"{len(fitted)} members refit by then")
+                return skip(f"{reason}: the single pipeline is kept")
+            block["note"] = f"{reason}: selected again among the {len(fitted)} members refit by then"
             sel = smaller
             _describe(block, sel, by_id)
             break
