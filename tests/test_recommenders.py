@@ -21,6 +21,7 @@ from metalearn.metalearning.matrix import (
 )
 from metalearn.metalearning.strategies import (
     DEFAULT_STRATEGY,
+    SIZE_SCALE,
     STRATEGIES,
     recommend,
     recommend_from_matrix,
@@ -377,10 +378,39 @@ def test_surrogate_prediction_is_weighted_mean_shrunk_to_global_mean(cluster_kb)
     mu = np.nanmean(R)
     g = (np.nansum(R, axis=0) + mu) / (R.shape[0] + 1)
     pred = (w @ R + g) / (w.sum() + 1)
-    got = {r.config_id: r.expected_regret for r in recommend("surrogate", q, mf, runs, k=4)}
+    got = {r.config_id: r.expected_regret for r in recommend("surrogate", q, mf, runs, k=4, size_scale=None)}
     for j, c in enumerate(kb.config_ids):
         assert got[c] == pytest.approx(pred[j])
     assert list(got) == [kb.config_ids[j] for j in np.argsort(pred)]
+    # by default each weight also decays with the gap in log rows (the size kernel)
+    gaps = np.abs(CLUSTER_MF.loc[list(kb.dataset_ids), "log_n_rows"].to_numpy() - q["log_n_rows"])
+    ws = w * np.exp(-gaps / SIZE_SCALE)
+    pred = (ws @ R + g) / (ws.sum() + 1)
+    got = {r.config_id: r.expected_regret for r in recommend("surrogate", q, mf, runs, k=4)}
+    for j, c in enumerate(kb.config_ids):
+        assert got[c] == pytest.approx(pred[j])
+
+
+def test_the_size_kernel_prefers_what_wins_on_datasets_of_the_querys_size() -> None:
+    """Six small datasets close to the query in the other meta-features, on which "et" wins, and three of
+    the query's size but far from it otherwise, on which "gbm" wins: the size kernel gives the large
+    query "gbm" first, the meta-feature similarity alone "et"; a small query gets "et" either way."""
+    names = [f"s{i}" for i in range(6)] + [f"l{i}" for i in range(3)]
+    mf = pd.DataFrame(
+        {"log_n_rows": [6.0 + 0.1 * i for i in range(6)] + [9.5, 9.6, 9.7],
+         "log_n_features": [2.0] * 6 + [3.0] * 3, "class_entropy": [0.9] * 6 + [0.2] * 3},
+        index=pd.Index(names, name="dataset_id"),
+    )  # fmt: skip
+    costs = {n: ({"et": 0.10, "gbm": 0.20, "lin": 0.5} if n.startswith("s") else {"et": 0.25, "gbm": 0.10, "lin": 0.5})
+             for n in names}
+    runs = matrix_runs(costs)
+    q = pd.Series({"log_n_rows": 9.6, "log_n_features": 2.0, "class_entropy": 0.9})
+    assert recommend("hybrid", q, mf, runs, k=1)[0].config_id == "gbm"
+    assert recommend("surrogate", q, mf, runs, k=1)[0].config_id == "gbm"
+    assert recommend("surrogate", q, mf, runs, k=1, size_scale=None)[0].config_id == "et"
+    small = q.copy()
+    small["log_n_rows"] = 6.2
+    assert recommend("hybrid", small, mf, runs, k=1)[0].config_id == "et"
 
 
 def test_surrogate_handles_sparse_matrix_and_diversify() -> None:
