@@ -21,7 +21,6 @@ from metalearn.metalearning.matrix import (
 )
 from metalearn.metalearning.strategies import (
     DEFAULT_STRATEGY,
-    SIZE_SCALE,
     STRATEGIES,
     recommend,
     recommend_from_matrix,
@@ -378,15 +377,15 @@ def test_surrogate_prediction_is_weighted_mean_shrunk_to_global_mean(cluster_kb)
     mu = np.nanmean(R)
     g = (np.nansum(R, axis=0) + mu) / (R.shape[0] + 1)
     pred = (w @ R + g) / (w.sum() + 1)
-    got = {r.config_id: r.expected_regret for r in recommend("surrogate", q, mf, runs, k=4, size_scale=None)}
+    got = {r.config_id: r.expected_regret for r in recommend("surrogate", q, mf, runs, k=4)}
     for j, c in enumerate(kb.config_ids):
         assert got[c] == pytest.approx(pred[j])
     assert list(got) == [kb.config_ids[j] for j in np.argsort(pred)]
-    # by default each weight also decays with the gap in log rows (the size kernel)
+    # with the size kernel each weight also decays with the gap in log rows
     gaps = np.abs(CLUSTER_MF.loc[list(kb.dataset_ids), "log_n_rows"].to_numpy() - q["log_n_rows"])
-    ws = w * np.exp(-gaps / SIZE_SCALE)
+    ws = w * np.exp(-gaps / 0.25)
     pred = (ws @ R + g) / (ws.sum() + 1)
-    got = {r.config_id: r.expected_regret for r in recommend("surrogate", q, mf, runs, k=4)}
+    got = {r.config_id: r.expected_regret for r in recommend("surrogate", q, mf, runs, k=4, size_scale=0.25)}
     for j, c in enumerate(kb.config_ids):
         assert got[c] == pytest.approx(pred[j])
 
@@ -405,12 +404,12 @@ def test_the_size_kernel_prefers_what_wins_on_datasets_of_the_querys_size() -> N
              for n in names}
     runs = matrix_runs(costs)
     q = pd.Series({"log_n_rows": 9.6, "log_n_features": 2.0, "class_entropy": 0.9})
-    assert recommend("hybrid", q, mf, runs, k=1)[0].config_id == "gbm"
-    assert recommend("surrogate", q, mf, runs, k=1)[0].config_id == "gbm"
-    assert recommend("surrogate", q, mf, runs, k=1, size_scale=None)[0].config_id == "et"
+    assert recommend("hybrid", q, mf, runs, k=1, size_scale=0.25)[0].config_id == "gbm"
+    assert recommend("surrogate", q, mf, runs, k=1, size_scale=0.25)[0].config_id == "gbm"
+    assert recommend("surrogate", q, mf, runs, k=1)[0].config_id == "et"  # off by default
     small = q.copy()
     small["log_n_rows"] = 6.2
-    assert recommend("hybrid", small, mf, runs, k=1)[0].config_id == "et"
+    assert recommend("hybrid", small, mf, runs, k=1, size_scale=0.25)[0].config_id == "et"
 
 
 def test_surrogate_handles_sparse_matrix_and_diversify() -> None:
