@@ -517,7 +517,7 @@ def kb_build(
     configs: Annotated[int, typer.Option("--configs", min=1, help="Common candidate configurations per kind.")] = 56,
     explore: Annotated[int, typer.Option("--explore", min=0, help="SMAC exploration trials per dataset.")] = 8,
     families: Annotated[str | None, typer.Option("--families", help="Extend the KB with these model families (comma-separated, e.g. lgbm,xgb,catboost): --configs configurations of them per kind on every dataset, same protocol, no exploration.")] = None,
-    portfolio: Annotated[int, typer.Option("--portfolio", min=0, help="Evaluate this many of the KB's stored configurations per kind (each family's best, then the best of the rest) with this build's protocol, e.g. a larger --max-rows; no exploration.")] = 0,
+    portfolio: Annotated[int, typer.Option("--portfolio", min=0, help="Evaluate this many of the KB's stored configurations per kind (each family's best two, then the best of the rest) with this build's protocol, e.g. a larger --max-rows; no exploration.")] = 0,
     min_rows: Annotated[int, typer.Option("--min-rows", min=0, help="Only datasets with more rows than this.")] = 0,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Dask workers (LocalCluster).")] = 1,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Address of an existing Dask scheduler.")] = None,

@@ -21,8 +21,8 @@ the performance matrix stays dense. Give the settings of the original build (``-
 **Size portfolio** (``BuildSettings.portfolio``, ``kb build --portfolio K --min-rows N --max-rows M``): evaluates
 configurations the KB already has, at a larger subsample, on the datasets above ``N`` rows only: no exploration;
 the candidate set of each kind is :func:`portfolio_candidates` (``K`` stored configurations ranked by their mean
-normalised regret under the KB's other protocols: the best of each model family first, then the best of the
-rest), under their stored ids, runs tagged ``SOURCE_PORTFOLIO``. The new protocol (``...-subM``) then stands
+normalised regret under the KB's other protocols: the best two of each model family first, then the best of
+the rest), under their stored ids, runs tagged ``SOURCE_PORTFOLIO``. The new protocol (``...-subM``) then stands
 for those datasets in the recommenders' matrix (:func:`~metalearn.metalearning.matrix.largest_protocols`):
 which family wins depends on the rows it trains on, and a 1,000-row subsample of a 20,000-row dataset
 favours bagged trees where the dataset itself favours boosting.
@@ -61,8 +61,8 @@ SOURCE_EXPLORE = "build:explore"  # the per-dataset SMAC exploration
 SOURCE_MATRIX = "build:matrix"  # the common candidate set on every dataset
 SOURCE_FAMILIES = "build:families"  # a family extension (``BuildSettings.families``) on every dataset
 SOURCE_PORTFOLIO = "build:portfolio"  # stored configurations at a larger subsample (``BuildSettings.portfolio``)
-MATRIX_BLOCK = 8
-PORTFOLIO_ROUNDS = 2  # a size portfolio takes the best this-many configurations of every family first  # configurations per block of the matrix phase
+MATRIX_BLOCK = 8  # configurations per block of the matrix phase
+PORTFOLIO_ROUNDS = 2  # a size portfolio takes the best this-many configurations of every family first
 
 
 @dataclass(frozen=True)
@@ -453,7 +453,8 @@ def portfolio_candidates(kb: KnowledgeBase, kind: TaskKind, dataset_ids: Sequenc
     Ranked by their mean normalised regret over ``dataset_ids`` in the KB's runs under protocols other
     than ``protocol`` (the recommenders' matrix of those runs; a configuration counts on the datasets it
     was evaluated on, and needs half of them): first the best configuration of each model family (best
-    family first), so every family is measured at the new size, then the best of the rest. Only
+    family first), then each family's second best (:data:`PORTFOLIO_ROUNDS`), so every family is measured
+    at the new size with more than one setting, then the best of the rest. Only
     configurations still valid in today's space, under their stored records (so the new runs line up
     with the old ones). Deterministic given those runs — the build's own runs never change it, so a
     resumed build evaluates the same list.
