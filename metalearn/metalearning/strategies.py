@@ -488,17 +488,23 @@ def _size_gaps(ctx: RecommendContext) -> np.ndarray:
     size meta-feature of :data:`ZEROSHOT_FEATURES` (``log_n_rows``; a raw count is log-transformed);
     0 where either is unknown, or without such a column."""
     resolved = _resolve_columns(ctx.matrix.feature_names, ZEROSHOT_FEATURES[:1])
-    gaps = np.zeros(ctx.matrix.features.shape[0])
     if not resolved:
-        return gaps
+        return np.zeros(ctx.matrix.features.shape[0])
     i, needs_log = resolved[0]
-    x = ctx.matrix.features[:, i].astype(float)
-    q = float(ctx.query[i])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if needs_log:
-            x, q = np.log1p(np.clip(x, 0, None)), float(np.log1p(max(q, 0.0)))
-        gaps = np.abs(x - q)
+    logs = np.array([needs_log])
+    x = _log_counts(ctx.matrix.features[:, [i]], logs)[:, 0]
+    q = _log_counts(np.asarray(ctx.query[[i]]), logs)[0]
+    gaps = np.abs(x - q)
     return np.where(np.isfinite(gaps), gaps, 0.0)
+
+
+def _log_counts(values: np.ndarray, logs: np.ndarray) -> np.ndarray:
+    """A float copy of ``values`` (meta-feature columns along the last axis) with the raw-count columns
+    ``logs`` (a mask, :func:`_resolve_columns`) log-transformed: ``log1p`` of the non-negative part."""
+    out = np.array(values, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[..., logs] = np.log1p(np.clip(out[..., logs], 0, None))
+    return out
 
 
 def _resolve_columns(names: Sequence[str], groups: Sequence[str | Sequence[str]]) -> list[tuple[int, bool]]:
@@ -540,15 +546,11 @@ def zeroshot(
         logs = np.array([lg for _, lg in resolved])
 
         def make() -> tuple[np.ndarray, DistanceFit]:
-            X = ctx.matrix.features[:, idx].copy()
-            with np.errstate(invalid="ignore", divide="ignore"):
-                X[:, logs] = np.log1p(np.clip(X[:, logs], 0, None))
+            X = _log_counts(ctx.matrix.features[:, idx], logs)
             return X, DistanceFit.fit(X, ctx.datasets, 0.5, "median")
 
         X, fit = ctx.static(("zs", tuple(resolved)), make)
-        q = ctx.query[idx].copy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            q[logs] = np.log1p(np.clip(q[logs], 0, None))
+        q = _log_counts(ctx.query[idx], logs)
         ctx._cache[key] = query_distances(
             X, q, ctx.datasets, metric=check_metric(metric), max_nan_fraction=0.5, fit=fit
         )

@@ -310,16 +310,13 @@ def build_kb(
         commons: dict[str, list[ConfigurationRecord]] = {}
         run_source = SOURCE_FAMILIES if settings.families else SOURCE_PORTFOLIO if settings.portfolio else SOURCE_MATRIX
         for kind in sorted(by_kind):
-            space = get_space(TaskKind(kind))
-            if settings.portfolio:
+            if settings.portfolio:  # stored configurations, under their stored records
                 commons[kind] = portfolio_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol)
-                continue
-            if settings.families:
-                values_list = family_candidates(TaskKind(kind), settings)
             else:
-                values_list = common_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol)
-            commons[kind] = [ConfigurationRecord.create(space.name, space.version, v) for v in values_list]
-        for kind in sorted(by_kind):
+                space = get_space(TaskKind(kind))
+                values_list = (family_candidates(TaskKind(kind), settings) if settings.families
+                               else common_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol))
+                commons[kind] = [ConfigurationRecord.create(space.name, space.version, v) for v in values_list]
             report.by_kind[kind] = {"datasets": len(by_kind[kind]), "configs": len(commons[kind])}
         have = {did: set(known_runs(did)) for kind in by_kind for did in by_kind[kind]}
         n_blocks = max((len(c) for c in commons.values()), default=0)
