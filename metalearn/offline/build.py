@@ -16,7 +16,11 @@ exploration; the candidate set of each kind is ``n_configs`` configurations of t
 (:func:`family_candidates`: each family's default, then seeded samples of the family, round-robin), evaluated
 on every dataset of the kind by the matrix phase with the same protocol (runs tagged ``SOURCE_FAMILIES``), so
 the performance matrix stays dense. Give the settings of the original build (``--max-rows``, ``--folds``,
-``--seed``, ``--trial-time-limit``) so the protocol key, and hence the runs, are comparable.
+``--seed``, ``--trial-time-limit``) so the protocol key, and hence the runs, are comparable. A candidate the KB
+already holds under an older space version keeps its stored record (:func:`stored_records`), so its new runs
+line up with its old ones. ``--families et,hgb,knn,linear,mlp,svm --configs 6`` is exactly those families'
+defaults (the shipped KB's fourth step; with ``--min-rows`` also on the large datasets at the size portfolio's
+protocol).
 
 **Size portfolio** (``BuildSettings.portfolio``, ``kb build --portfolio K --min-rows N --max-rows M``): evaluates
 configurations the KB already has, at a larger subsample, on the datasets above ``N`` rows only: no exploration;
@@ -39,6 +43,7 @@ process alone owns the DuckDB file and writes results as they come back.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
 import warnings
@@ -316,7 +321,7 @@ def build_kb(
                 space = get_space(TaskKind(kind))
                 values_list = (family_candidates(TaskKind(kind), settings) if settings.families
                                else common_candidates(kb, TaskKind(kind), by_kind[kind], settings, protocol))
-                commons[kind] = [ConfigurationRecord.create(space.name, space.version, v) for v in values_list]
+                commons[kind] = stored_records(kb, space, values_list)
             report.by_kind[kind] = {"datasets": len(by_kind[kind]), "configs": len(commons[kind])}
         have = {did: set(known_runs(did)) for kind in by_kind for did in by_kind[kind]}
         n_blocks = max((len(c) for c in commons.values()), default=0)
@@ -479,6 +484,31 @@ def portfolio_candidates(kb: KnowledgeBase, kind: TaskKind, dataset_ids: Sequenc
     taken = set(chosen)
     chosen += [cid for _, cid in ranked if cid not in taken]
     return [records[cid] for cid in chosen[: settings.portfolio]]
+
+
+def stored_records(kb: KnowledgeBase, space: Any, values_list: Sequence[dict[str, Any]]) -> list[ConfigurationRecord]:
+    """Records of the configurations ``values_list``: the KB's stored record when it holds the same values
+    under an older space version (still valid in today's space; the oldest, then by id), else a new record.
+
+    A configuration keeps one id, so a new evaluation of it lines up with its earlier ones (one column of
+    the performance matrix, not two with the same values): e.g. the random forest's default, stored with
+    space version 1, is the default a family extension of version 2 evaluates.
+    """
+    frame = kb.dump_table("configurations")
+    ids = [str(c) for c in frame.loc[frame["space"] == space.name, "config_id"]] if len(frame) else []
+    stored: dict[str, ConfigurationRecord] = {}
+    for rec in sorted(kb.get_configurations(ids).values(), key=lambda r: (len(str(r.space_version)), str(r.space_version), r.config_id)):
+        if space.is_valid(dict(rec.values)):
+            stored.setdefault(_values_key(space.validate(rec.values)), rec)
+    out = []
+    for values in values_list:
+        values = space.validate(values)
+        out.append(stored.get(_values_key(values)) or ConfigurationRecord.create(space.name, space.version, values))
+    return out
+
+
+def _values_key(values: dict[str, Any]) -> str:
+    return json.dumps(values, sort_keys=True, default=str)
 
 
 def _family_default(space: Any, family: str) -> dict[str, Any] | None:
