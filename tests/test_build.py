@@ -508,8 +508,7 @@ def test_ctrl_c_stops_a_dask_build_at_once_and_it_resumes_exactly(
     import threading
 
     s = SETTINGS
-    kb_path = tmp_path / "kb.duckdb"
-    open_kb(kb_path).close()  # an empty KB (a new file would be seeded with the shipped snapshot)
+    kb_path = tmp_path / "kb.duckdb"  # a new file: the build's own, not seeded with the shipped snapshot
     cmd = [sys.executable, "-m", "metalearn.cli", "kb", "build", "--corpus", str(corpus_dir), "--datasets", ",".join(DATASETS),
            "--kb", str(kb_path), "--configs", str(s.n_configs), "--explore", str(s.n_explore),
            "--max-rows", str(s.max_rows), "--folds", str(s.n_folds), "--trial-time-limit", str(s.trial_time_limit),

@@ -113,10 +113,10 @@ def _check_metric(ds: Any) -> None:
     check_metric(ds.task.kind, ds.task.metric)
 
 
-def _open_kb(path: str | None, read_only: bool = False):
+def _open_kb(path: str | None, read_only: bool = False, seed_from_shipped: bool = True):
     from metalearn.kb.shipped import open_default_kb
 
-    return open_default_kb(path, read_only=read_only)
+    return open_default_kb(path, read_only=read_only, seed_from_shipped=seed_from_shipped)
 
 
 def _json(obj: Any) -> None:
@@ -533,7 +533,8 @@ def kb_build(
     each evaluated on every dataset with the matrix protocol (no exploration). With --portfolio, evaluate
     stored configurations again under this build's protocol (e.g. --max-rows 4000 --min-rows 2500: the
     large datasets at a size closer to their own; the recommenders then read that protocol for them).
-    Resumable: kill it at any point and run the same command again.
+    Resumable: kill it at any point and run the same command again. A --kb file is the build's own: a new
+    one starts empty (not seeded with the shipped KB, as the per-user default KB is).
     """
     from metalearn.offline.build import BuildSettings, build_kb, resolve_sources
     from metalearn.runtime.progress import BuildProgress
@@ -550,7 +551,9 @@ def kb_build(
                              trial_time_limit=trial_time_limit, seed=seed, workers=workers, scheduler=scheduler,
                              families=tuple(f.strip() for f in families.split(",") if f.strip()) if families else (),
                              portfolio=portfolio, min_rows=min_rows)
-    store = _open_kb(kb)
+    # an explicit --kb file is the build's own: a new one starts empty, an existing one is not topped up from
+    # the shipped snapshot (it holds what its builds put in); the per-user default KB is seeded as everywhere
+    store = _open_kb(kb, seed_from_shipped=kb is None)
     with BuildProgress(console, enabled=not json_out or console.is_terminal) as progress:
         report = build_kb(store, sources, settings, progress=progress)
     if json_out:
