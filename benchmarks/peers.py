@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/peers.py [--kb PATH] [--corpus DIR] [--suites DIR] [--out DIR] [--budgets 30,120]
                                [--peers flaml,autogluon] [--seeds 1] [--workers 2] [--max-rows 20000]
-                               [--selection-seed 0] [--datasets a,b,...] [--list]
+                               [--selection-seed 0] [--split-seed 0] [--datasets a,b,...] [--list]
 
 The same as ``metalearn benchmark --corpus DIR --datasets <the list> --budgets 30,120 --peers
 flaml,autogluon``: every system (the product's ``optimize`` with ``time_limit=budget``, FLAML's
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="cells in parallel (one core each)")
     p.add_argument("--max-rows", type=int, default=20_000)
     p.add_argument("--selection-seed", type=int, default=0, help="seed of the dataset selection")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of every dataset's 75/25 train/test split")
     p.add_argument("--per-kind", type=int, default=None,
                    help="datasets of each kind instead of the default quotas (0: every eligible one)")
     p.add_argument("--datasets", default=None, help="comma-separated corpus names instead of the selection")
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             e = corpus.entry(n)
             print(f"{n:40s} {e.kind!s:12s} {e.n_rows:6d} x {e.n_features}")
         return 0
-    kb = open_default_kb(args.kb, read_only=True)
+    kb = open_default_kb(args.kb, read_only=True, current=True)
     stats = kb.stats()
     print(f"KB: {stats.get('datasets')} datasets {stats.get('datasets_by_kind')}, {stats.get('runs')} runs")
     settings = BenchmarkSettings(
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         peers=tuple(s for s in args.peers.split(",") if s.strip()),
         seeds=tuple(range(args.seeds)),
         max_rows=args.max_rows,
+        split_seed=args.split_seed,
         workers=args.workers,
         zero_shot=not args.no_zero_shot,
     )

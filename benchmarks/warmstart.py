@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             e = corpus.entry(n)
             print(f"{n:32s} {e.kind!s:12s} {e.n_rows:6d} x {e.n_features}")
         return 0
-    kb = open_default_kb(args.kb, read_only=True)
+    kb = open_default_kb(args.kb, read_only=True, current=True)
     stats = kb.stats()
     print(f"KB: {stats.get('datasets')} datasets {stats.get('datasets_by_kind')}, {stats.get('runs')} runs")
     settings = BenchmarkSettings(

@@ -351,6 +351,11 @@ def test_a_kb_seeded_by_an_older_release_receives_the_newer_shipped_records(
         kb.put_configuration(mine)
     with open_default_kb(tmp_path / "user.duckdb", read_only=True) as kb:  # read-only: nothing written
         assert kb.stats()["configurations"] == 7
+    shutil.copy(tmp_path / "user.duckdb", tmp_path / "bench.duckdb")
+    with open_default_kb(tmp_path / "bench.duckdb", read_only=True, current=True) as kb:  # the benchmarks' open
+        assert kb.stats()["configurations"] == 13 and kb.get_configuration(mine.config_id) == mine
+        with pytest.raises(Exception):  # noqa: B017 - read-only all the same (DuckDB's own error)
+            kb.put_configuration(ConfigurationRecord.create("clf", "3", {"model": "other"}))
     with open_default_kb(tmp_path / "user.duckdb") as kb:
         assert kb.stats()["configurations"] == 13 and kb.stats()["runs"] == new.stats()["runs"]
         assert kb.get_configuration(mine.config_id) == mine

@@ -113,10 +113,10 @@ def _check_metric(ds: Any) -> None:
     check_metric(ds.task.kind, ds.task.metric)
 
 
-def _open_kb(path: str | None, read_only: bool = False, seed_from_shipped: bool = True):
+def _open_kb(path: str | None, read_only: bool = False, seed_from_shipped: bool = True, current: bool = False):
     from metalearn.kb.shipped import open_default_kb
 
-    return open_default_kb(path, read_only=read_only, seed_from_shipped=seed_from_shipped)
+    return open_default_kb(path, read_only=read_only, seed_from_shipped=seed_from_shipped, current=current)
 
 
 def _json(obj: Any) -> None:
@@ -487,7 +487,7 @@ def kb_evaluate(
     """Leave-one-dataset-out evaluation of the recommender strategies on the KB (normalised regret of top-k)."""
     from metalearn.metalearning.advisor import evaluate_strategies
 
-    store = _open_kb(kb, read_only=True)
+    store = _open_kb(kb, read_only=True, current=True)
     names = [s.strip() for s in strategies.split(",")] if strategies else None
     with console.status("leave-one-dataset-out evaluation"):
         report = evaluate_strategies(store, kind=kind, strategies=names)
@@ -674,7 +674,7 @@ def benchmark(
     if missing:
         console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
                       + (" ..." if len(missing) > 20 else ""))
-    store = _open_kb(kb, read_only=not write_kb)
+    store = _open_kb(kb, read_only=not write_kb, current=True)  # a KB seeded by an older release: updated first
     with RichProgress(console, enabled=not json_out or console.is_terminal) as progress:
         outcome = run_benchmark(sources, store, out_dir, settings, progress=progress, missing=missing)
     if json_out:

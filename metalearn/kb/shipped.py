@@ -24,11 +24,17 @@ def shipped_snapshot() -> Path | None:
     return SHIPPED_SNAPSHOT if (SHIPPED_SNAPSHOT / "snapshot.json").is_file() else None
 
 
-def open_default_kb(path: str | Path | None = None, read_only: bool = False, seed_from_shipped: bool = True) -> KnowledgeBase:
+def open_default_kb(
+    path: str | Path | None = None, read_only: bool = False, seed_from_shipped: bool = True, *, current: bool = False
+) -> KnowledgeBase:
     """Open (creating if needed) the KB at ``path`` (default: ``$METALEARN_KB`` or the per-user file).
 
     A KB file that does not exist yet is seeded with the shipped snapshot (unless ``seed_from_shipped``
-    is false). ``read_only`` applies to existing files only: a new file must be written once.
+    is false). ``read_only`` applies to existing files only: a new file must be written once. A read-write
+    open of a KB seeded by an older release imports the newer shipped records (:func:`refresh_from_shipped`);
+    a read-only open does not, unless ``current``: then the KB is brought up to date first, in a short
+    read-write open (skipped when another process holds the file) — what the benchmarks use, so that they
+    measure the product a user has after any command, not a KB seeded by an earlier release.
     """
     from metalearn.kb import resolve_kb_path
 
@@ -39,6 +45,16 @@ def open_default_kb(path: str | Path | None = None, read_only: bool = False, see
         if seed_from_shipped and snap is not None:
             import_snapshot(store, snap)
         return store
+    if read_only and current and seed_from_shipped:
+        try:
+            writable = open_kb(where, read_only=False)
+        except Exception:  # held by another process: read what is there
+            pass
+        else:
+            try:
+                refresh_from_shipped(writable)
+            finally:
+                writable.close()
     store = open_kb(where, read_only=read_only)
     if seed_from_shipped and not read_only:
         try:
