@@ -608,3 +608,31 @@ def test_shared_mlp_is_seeded_and_standalone() -> None:
     np.testing.assert_array_equal(a[0], b[0])
     assert a[0].shape == (200, 2) and a[1].shape == (200,)
     assert abs(np.mean(a[1]) - 100) < 1.0  # regression head works in the original units
+
+
+@pytest.mark.parametrize("kind", ["regression", "multitarget"])
+def test_a_regression_model_does_not_predict_far_outside_the_training_targets(kind: str) -> None:
+    """A linear pipeline fed a row far outside its training inputs extrapolates without bound (uci_gas: a
+    prediction of 7,782 for targets in [-3.1, 2.0]); the model keeps predictions within the training range
+    widened by half of it, and leaves the others alone."""
+    from metalearn.pipelines.models.task_models import PREDICTION_MARGIN
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 1.0, size=200)
+    X = pd.DataFrame({"x": x, "noise": rng.normal(size=200)})
+    targets = ["y"] if kind == "regression" else ["y", "z"]
+    y = pd.DataFrame({"y": 3.0 * x, "z": -2.0 * x + 1.0})[targets]
+    task = Task(kind=TaskKind(kind), targets=targets)
+    space = get_space(TaskKind(kind))
+    values = space.validate({**space.default(), "model": "linear"}, fill_defaults=True)
+    model = space.build(values, task, [False, False]).fit(X, y)
+    inside = pd.DataFrame({"x": [0.25, 0.75], "noise": [0.0, 0.0]})
+    far = pd.DataFrame({"x": [1000.0, -1000.0], "noise": [0.0, 0.0]})
+    got_inside = model.predict_task(inside).values
+    got_far = model.predict_task(far).values
+    for j, col in enumerate(targets):
+        lo, hi = float(y[col].min()), float(y[col].max())
+        pad = PREDICTION_MARGIN * (hi - lo)
+        truth = 3.0 * inside["x"].to_numpy() if col == "y" else -2.0 * inside["x"].to_numpy() + 1.0
+        np.testing.assert_allclose(got_inside[j], truth, atol=0.05)  # a linear fit, untouched
+        assert sorted(np.round(got_far[j], 9)) == sorted(np.round([lo - pad, hi + pad], 9))  # clipped both ways
