@@ -636,3 +636,22 @@ def test_a_regression_model_does_not_predict_far_outside_the_training_targets(ki
         truth = 3.0 * inside["x"].to_numpy() if col == "y" else -2.0 * inside["x"].to_numpy() + 1.0
         np.testing.assert_allclose(got_inside[j], truth, atol=0.05)  # a linear fit, untouched
         assert sorted(np.round(got_far[j], 9)) == sorted(np.round([lo - pad, hi + pad], 9))  # clipped both ways
+
+
+def test_a_multitask_models_regression_target_stays_near_its_training_range() -> None:
+    """The same bound for a regression target of a multitask model (the class target is untouched)."""
+    from metalearn.pipelines.models.task_models import PREDICTION_MARGIN
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.0, 1.0, size=200)
+    X = pd.DataFrame({"x": x, "noise": rng.normal(size=200)})
+    y = pd.DataFrame({"y": 3.0 * x, "c": np.where(x > 0.5, "hi", "lo")})
+    task = Task(TaskKind.MULTITASK, ("y", "c"), (TaskKind.REGRESSION, TaskKind.BINARY))
+    space = get_space(TaskKind.MULTITASK)
+    values = space.validate({**space.default(), "model": "linear"}, fill_defaults=True)
+    model = space.build(values, task, [False, False]).fit(X, y)
+    got = model.predict_task(pd.DataFrame({"x": [0.5, 1000.0, -1000.0], "noise": [0.0] * 3}))
+    pad = PREDICTION_MARGIN * 3.0 * (x.max() - x.min())
+    np.testing.assert_allclose(got.values[0][0], 1.5, atol=0.05)
+    np.testing.assert_allclose(got.values[0][1:], [3.0 * x.max() + pad, 3.0 * x.min() - pad])
+    assert list(got.values[1][1:]) == ["hi", "lo"]

@@ -554,6 +554,10 @@ class MultiTaskModel(_TaskModelBase):
                 self.classes_.append(classes)
                 cols.append(codes)
         Y = np.column_stack(cols)
+        self.y_bounds_ = [  # a regression target's predictions are kept near its training range
+            prediction_bounds(Y[~np.isnan(Y[:, t]), t]) if kind == "regression" and (~np.isnan(Y[:, t])).any() else None
+            for t, kind in enumerate(kinds)
+        ]
         # the preprocessor's supervised step (feature selection) ignores missing values per target
         with _quiet():
             self.preprocessor_, Xt = _fit_preprocessor(self.preprocessor, X, Y)
@@ -603,12 +607,12 @@ class MultiTaskModel(_TaskModelBase):
                         heads.append(full_proba(est.predict_proba(Xt), est.classes_, known.size))
         values: list[np.ndarray] = []
         probas: list[np.ndarray | None] = []
-        for head, classes in zip(heads, self.classes_, strict=True):
+        bounds = getattr(self, "y_bounds_", None) or [None] * len(self.classes_)  # None: fitted before them
+        for head, classes, bound in zip(heads, self.classes_, bounds, strict=True):
             if classes is None:
                 out = np.asarray(head, dtype=np.float64)
-                values.append(
-                    np.where(np.isfinite(out), out, np.nanmean(out) if np.isfinite(out).any() else 0.0)
-                )
+                out = np.where(np.isfinite(out), out, np.nanmean(out) if np.isfinite(out).any() else 0.0)
+                values.append(out if bound is None else np.clip(out, bound[0], bound[1]))
                 probas.append(None)
             else:
                 v, p = class_outputs(full_proba(head, np.arange(head.shape[1]), classes.size), classes)
