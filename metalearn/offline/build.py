@@ -43,7 +43,6 @@ process alone owns the DuckDB file and writes results as they come back.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 import warnings
@@ -496,19 +495,12 @@ def stored_records(kb: KnowledgeBase, space: Any, values_list: Sequence[dict[str
     """
     frame = kb.dump_table("configurations")
     ids = [str(c) for c in frame.loc[frame["space"] == space.name, "config_id"]] if len(frame) else []
-    stored: dict[str, ConfigurationRecord] = {}
+    stored: dict[str, ConfigurationRecord] = {}  # the id the values have in today's space -> the stored record
     for rec in sorted(kb.get_configurations(ids).values(), key=lambda r: (len(str(r.space_version)), str(r.space_version), r.config_id)):
         if space.is_valid(dict(rec.values)):
-            stored.setdefault(_values_key(space.validate(rec.values)), rec)
-    out = []
-    for values in values_list:
-        values = space.validate(values)
-        out.append(stored.get(_values_key(values)) or ConfigurationRecord.create(space.name, space.version, values))
-    return out
-
-
-def _values_key(values: dict[str, Any]) -> str:
-    return json.dumps(values, sort_keys=True, default=str)
+            stored.setdefault(ConfigurationRecord.create(space.name, space.version, space.validate(rec.values)).config_id, rec)
+    fresh = [ConfigurationRecord.create(space.name, space.version, space.validate(v)) for v in values_list]
+    return [stored.get(rec.config_id, rec) for rec in fresh]
 
 
 def _family_default(space: Any, family: str) -> dict[str, Any] | None:
