@@ -203,6 +203,15 @@ def prediction_bounds(values: np.ndarray) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _within(out: np.ndarray, bounds: Any) -> np.ndarray:
+    """``out`` clipped to ``bounds`` (one :func:`prediction_bounds` pair, or one per column of ``out``);
+    unchanged for ``None`` (a model fitted before the bounds existed, a class target)."""
+    if bounds is None:
+        return out
+    b = np.asarray(bounds, dtype=np.float64)
+    return np.clip(out, b[..., 0], b[..., 1])
+
+
 class _TaskModelBase(BaseEstimator):
     def predict_task(self, X: pd.DataFrame) -> Prediction:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -286,9 +295,7 @@ class RegressionModel(_TaskModelBase):
                 self.estimator_.predict(_transform(self.preprocessor_, X)), dtype=np.float64
             ).ravel()
         out = np.where(np.isfinite(out), out, 0.0) * self.y_scale_ + self.y_mean_
-        bounds = getattr(self, "y_bounds_", None)  # None: a model fitted before the bounds existed
-        if bounds is not None:
-            out = np.clip(out, bounds[0], bounds[1])
+        out = _within(out, getattr(self, "y_bounds_", None))
         return Prediction(values=[out], probas=[None], classes=[None])
 
 
@@ -493,9 +500,7 @@ class MultiTargetModel(_TaskModelBase):
                 fitted = np.asarray(self.estimator_.predict(Xt), dtype=np.float64)
                 out[:, varying] = fitted.reshape(fitted.shape[0], -1)
         out = np.where(np.isfinite(out), out, 0.0) * self.y_scale_ + self.y_mean_
-        bounds = getattr(self, "y_bounds_", None)
-        if bounds is not None:
-            out = np.clip(out, bounds[:, 0], bounds[:, 1])
+        out = _within(out, getattr(self, "y_bounds_", None))
         return Prediction(
             values=[out[:, j].copy() for j in range(self.n_targets_)],
             probas=[None] * self.n_targets_,
@@ -554,9 +559,10 @@ class MultiTaskModel(_TaskModelBase):
                 self.classes_.append(classes)
                 cols.append(codes)
         Y = np.column_stack(cols)
+        present_values = [Y[~np.isnan(Y[:, t]), t] for t in range(len(kinds))]
         self.y_bounds_ = [  # a regression target's predictions are kept near its training range
-            prediction_bounds(Y[~np.isnan(Y[:, t]), t]) if kind == "regression" and (~np.isnan(Y[:, t])).any() else None
-            for t, kind in enumerate(kinds)
+            prediction_bounds(v) if kind == "regression" and v.size else None
+            for v, kind in zip(present_values, kinds, strict=True)
         ]
         # the preprocessor's supervised step (feature selection) ignores missing values per target
         with _quiet():
@@ -612,7 +618,7 @@ class MultiTaskModel(_TaskModelBase):
             if classes is None:
                 out = np.asarray(head, dtype=np.float64)
                 out = np.where(np.isfinite(out), out, np.nanmean(out) if np.isfinite(out).any() else 0.0)
-                values.append(out if bound is None else np.clip(out, bound[0], bound[1]))
+                values.append(_within(out, bound))
                 probas.append(None)
             else:
                 v, p = class_outputs(full_proba(head, np.arange(head.shape[1]), classes.size), classes)
