@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/peers.py [--kb PATH] [--corpus DIR] [--suites DIR] [--out DIR] [--budgets 30,120]
                                [--peers flaml,autogluon] [--seeds 1] [--workers 2] [--max-rows 20000]
-                               [--selection-seed 0] [--split-seed 0] [--datasets a,b,...] [--list]
+                               [--selection-seed 0] [--split-seed 0] [--datasets a,b,...] [--learned-space]
+                               [--list]
 
 The same as ``metalearn benchmark --corpus DIR --datasets <the list> --budgets 30,120 --peers
 flaml,autogluon``: every system (the product's ``optimize`` with ``time_limit=budget``, FLAML's
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="datasets of each kind instead of the default quotas (0: every eligible one)")
     p.add_argument("--datasets", default=None, help="comma-separated corpus names instead of the selection")
     p.add_argument("--no-zero-shot", action="store_true", help="skip top-1 alone vs FLAML zero-shot")
+    p.add_argument("--learned-space", action="store_true",
+                   help="the product's SMAC searches only the recommendations' region (SearchSettings.learned_space)")
     p.add_argument("--list", action="store_true", help="print the chosen datasets and exit")
     args = p.parse_args(argv)
 
@@ -153,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         split_seed=args.split_seed,
         workers=args.workers,
         zero_shot=not args.no_zero_shot,
+        learned_space=args.learned_space,
     )
     sources = [DatasetSource(f"corpus:{n}", str(corpus_dir)) for n in names]
     t0 = time.monotonic()

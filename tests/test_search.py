@@ -284,6 +284,34 @@ def test_warm_start_evaluates_recommendations_first(kb_copy: Path) -> None:
         kb.close()
 
 
+def test_smac_searches_the_region_of_the_recommendations(kb_copy: Path) -> None:
+    """After the recommendations, SMAC proposes configurations of their model families only, within the box
+    of their values (a learned search space); ``learned_space=False`` searches the whole space."""
+    iris = load_dataset("sklearn:iris")
+    space = get_space("multiclass")
+    families: dict[bool, set[str]] = {}
+    for learned in (True, False):
+        kb = open_kb(kb_copy)
+        try:
+            settings = fast(warm_start=True, n_warm=2, n_trials=8, learned_space=learned, resume=False)
+            trials = optimize(iris, kb, settings, refit=False).result.trials
+        finally:
+            kb.close()
+        warm = [t.values for t in trials if t.origin.startswith("recommendation")]
+        proposed = [t.values for t in trials if not t.origin.startswith("recommendation")]
+        assert len(warm) == 2 and len(proposed) == 6
+        families[learned] = {v["model"] for v in proposed}
+        if learned:
+            assert families[learned] <= {v["model"] for v in warm}
+            region = space.restricted_configspace(warm)
+            assert region is not None
+            for v in proposed:
+                for name, value in v.items():
+                    hp = region[name]
+                    assert not hasattr(hp, "lower") or hp.lower <= value <= hp.upper, (name, value)
+    assert families[False] - families[True]  # the whole space: other families too
+
+
 def test_no_warm_start_ignores_recommendations(kb_copy: Path) -> None:
     iris = load_dataset("sklearn:iris")
     kb = open_kb(kb_copy)

@@ -245,3 +245,48 @@ def test_build_rejects_other_kind() -> None:
         space.build(space.default(), task, [False])
     with pytest.raises(ConfigurationError):
         space.build({"model": "nope"}, Task(TaskKind.BINARY, ("y",)), [False])
+
+
+# ------------------------------------------------------------------------------------ learned spaces
+
+
+def _transformed(hp: Any, x: float) -> float:
+    import math
+
+    return math.log(x) if hp.log else float(x)
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_a_learned_space_samples_only_the_region_of_its_configurations(name: str) -> None:
+    from ConfigSpace import Configuration
+
+    from metalearn.pipelines.spaces.by_kind import BOX_MARGIN
+
+    space = get_space(name)
+    configs = [c for c in space.sample(400, seed=3) if c.get("model") in ("xgb", "et")][:4]
+    assert {c["model"] for c in configs} == {"xgb", "et"}
+    cs = space.restricted_configspace(configs)
+    assert cs is not None
+    assert dict(cs.get_default_configuration()) == configs[0]
+    for c in configs:  # every configuration it was learned from lies in it, with the same values
+        assert space.validate(dict(Configuration(cs, values=c))) == c
+    samples = [space.validate({k: v for k, v in dict(x).items()}) for x in cs.sample_configuration(300)]
+    assert {s.get("model") for s in samples} == {"xgb", "et"}  # no other family (nor a shared multitask net)
+    narrower = 0
+    for hp_name in cs:
+        full, box = space.configspace[hp_name], cs[hp_name]
+        seen = [c[hp_name] for c in configs if hp_name in c]
+        if not hasattr(full, "lower") or not seen:
+            continue
+        assert full.lower <= box.lower <= min(seen) and max(seen) <= box.upper <= full.upper
+        width = _transformed(full, full.upper) - _transformed(full, full.lower)
+        room = _transformed(full, box.upper) - _transformed(full, box.lower)
+        spread = _transformed(full, max(seen)) - _transformed(full, min(seen))
+        assert room <= spread + 2 * BOX_MARGIN * width + (2 if "Integer" in type(full).__name__ else 1e-9)
+        narrower += room < width - 1e-9
+        assert all(box.lower <= s[hp_name] <= box.upper for s in samples if hp_name in s)
+    assert narrower >= 5
+
+
+def test_a_learned_space_of_nothing_is_the_whole_space() -> None:
+    assert get_space("binary").restricted_configspace([]) is None

@@ -167,6 +167,7 @@ def _run_product(job: PeerJob, prep: Prepared, res: CellResult, budget: float | 
             memory_limit_mb=job.settings.memory_limit_mb,
             seed=job.seed,
             resume=False,
+            learned_space=job.settings.learned_space,
         )
         t0 = time.monotonic()
         with warnings.catch_warnings():

@@ -196,6 +196,7 @@ class BenchmarkSettings:
     budgets: tuple[float, ...] = ()  # seconds
     peers: tuple[str, ...] = ()  # flaml, autogluon
     zero_shot: bool = True  # also the top-1 recommendation alone (and FLAML's zero-shot estimator)
+    learned_space: bool = False  # the product's SMAC searches the recommendations' region (SearchSettings)
 
     COMPARABLE = (
         "n_trials",
@@ -254,6 +255,8 @@ class BenchmarkSettings:
         d = {k: getattr(self, k) for k in self.COMPARABLE}
         if self.budget_mode:  # a trial benchmark's directory is not resumed as a wall-clock one
             d["mode"] = "wall-clock"
+        if self.learned_space:  # (only when on: directories of earlier releases resume as before)
+            d["learned_space"] = True
         return d
 
     def to_dict(self) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ConfigSpace import Configuration
+from ConfigSpace import Configuration, ConfigurationSpace
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import CancelledError, InputError
@@ -223,8 +223,8 @@ class _Best:
             self.score, self.config_id, self.values = score, config_id, values
 
 
-def _space_config(space: SearchSpace, values: dict[str, Any], origin: str) -> Configuration:
-    cfg = Configuration(space.configspace, values=values)
+def _space_config(cs: ConfigurationSpace, values: dict[str, Any], origin: str) -> Configuration:
+    cfg = Configuration(cs, values=values)
     cfg.origin = origin
     return cfg
 
@@ -651,8 +651,11 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
     crash = crash_cost_for(dataset)
     with tempfile.TemporaryDirectory(prefix="metalearn-smac-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # SMAC's surrogate on few points warns on empty means
+        cs = space.configspace
+        if settings.warm_start and settings.learned_space:  # the recommendations' region (and the resumed runs')
+            cs = space.restricted_configspace([v for v, *_ in warm] + [v for v, _ in told]) or cs
         scenario_kwargs: dict[str, Any] = dict(
-            configspace=space.configspace,
+            configspace=cs,
             output_directory=Path(tmp) / "smac",
             deterministic=True,
             crash_cost=crash,
@@ -664,7 +667,7 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
             facade_cls = MF
             scenario_kwargs.update(min_budget=settings.min_budget, max_budget=1.0)
         scenario = Scenario(**scenario_kwargs)
-        additional = [_space_config(space, v, origin) for v, _, origin, _ in warm]
+        additional = [_space_config(cs, v, origin) for v, _, origin, _ in warm]
         initial: Any
         if settings.warm_start and additional:
             initial = facade_cls.get_initial_design(scenario, n_configs=0, additional_configs=additional)
@@ -672,8 +675,8 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
             n_init = settings.n_initial
             initial = facade_cls.get_initial_design(scenario, n_configs=n_init) if n_init else None
         model = RandomForest(
-            space.configspace, log_y=not settings.multi_fidelity, n_jobs=1, seed=settings.seed
-        ) if not settings.multi_fidelity else RandomForest(space.configspace, n_jobs=1, seed=settings.seed)
+            cs, log_y=not settings.multi_fidelity, n_jobs=1, seed=settings.seed
+        ) if not settings.multi_fidelity else RandomForest(cs, n_jobs=1, seed=settings.seed)
         smac = facade_cls(
             scenario,
             target_function=None,
@@ -687,7 +690,7 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
             logging_level=40,
         )
         for values, run in told:
-            cfg = _space_config(space, values, "resumed")
+            cfg = _space_config(cs, values, "resumed")
             budget = (1.0 if full_budget(run.budget) else run.budget) if settings.multi_fidelity else None
             info = TrialInfo(config=cfg, seed=settings.seed, budget=budget)
             ok = run.status == "ok" and not math.isnan(run.score)

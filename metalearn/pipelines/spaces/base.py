@@ -46,6 +46,11 @@ class SearchSpace(abc.ABC):
     def default(self) -> dict[str, Any]:
         return dict(self.configspace.get_default_configuration())
 
+    def restricted_configspace(self, configs: Sequence[Mapping[str, Any]]) -> ConfigurationSpace | None:
+        """A copy of ``configspace`` narrowed to the region of ``configs`` (a learned search space), or
+        None: the search then uses the whole space (this default: a space that cannot narrow)."""
+        return None
+
     def is_valid(self, values: Mapping[str, Any]) -> bool:
         try:
             self.validate(values)

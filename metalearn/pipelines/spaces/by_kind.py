@@ -151,6 +151,27 @@ def _forbidden_message(space: str, clause: Any) -> str:
     return f"forbidden combination in space {space!r}: {' with '.join(parts)}; change one of these hyperparameters"
 
 
+#: the choices that decide a pipeline's structure: a learned search space keeps only the values it saw
+STRUCTURE_CHOICES = ("model", "ml_strategy", "mt_strategy", "mtl_strategy")
+#: a learned box (:meth:`ConfigSpaceSearchSpace.restricted_configspace`) is widened by this share of the
+#: hyperparameter's full range (log-range for a log-scaled one) on each side
+BOX_MARGIN = 0.1
+
+
+def _box(hp: Mapping[str, Any], seen: Sequence[float]) -> tuple[float, float]:
+    """The bounds of a serialized numeric hyperparameter ``hp`` narrowed to the values ``seen`` (within its
+    bounds), widened by :data:`BOX_MARGIN`; its own bounds when that leaves no room."""
+    lower, upper = hp["lower"], hp["upper"]
+    forward: Callable[[float], float] = math.log if hp["log"] else float
+    back: Callable[[float], float] = math.exp if hp["log"] else float
+    margin = BOX_MARGIN * (forward(upper) - forward(lower))
+    lo = max(lower, min(min(seen), back(forward(min(seen)) - margin)))
+    hi = min(upper, max(max(seen), back(forward(max(seen)) + margin)))
+    if hp["type"] == "uniform_int":
+        lo, hi = max(lower, math.floor(lo)), min(upper, math.ceil(hi))
+    return (lo, hi) if lo < hi else (lower, upper)
+
+
 class ConfigSpaceSearchSpace(SearchSpace):
     """A search space backed by a ConfigSpace built by ``make_configspace(seed)``."""
 
@@ -181,6 +202,38 @@ class ConfigSpaceSearchSpace(SearchSpace):
     def fresh_configspace(self, seed: int = 0) -> ConfigurationSpace:
         """A new ConfigSpace instance seeded with ``seed`` (sampling from it does not disturb others)."""
         return self._make(seed)
+
+    def restricted_configspace(self, configs: Sequence[Mapping[str, Any]]) -> ConfigurationSpace | None:
+        """A copy of ``configspace`` narrowed to the region of ``configs`` (valid configurations, e.g. the
+        recommendations of a warm start), a learned search space as in Perrone et al. 2019: only their
+        model families and multi-output strategies (a forbidden clause excludes the other choices of each of
+        :data:`STRUCTURE_CHOICES`), and every numeric
+        hyperparameter that is active in any of them within the box they span, widened by
+        :data:`BOX_MARGIN` of its full (log-)range on each side. ``configs[0]`` is its default
+        configuration. Every hyperparameter, choice and condition is kept, so a configuration of the copy is
+        one of this space with the same meaning. None without ``configs``."""
+        cs = self.configspace
+        if not configs:
+            return None
+        values = [self.validate(c) for c in configs]
+        serialized = cs.to_serialized_dict()
+        for hp in serialized["hyperparameters"]:
+            seen = [v[hp["name"]] for v in values if hp["name"] in v]
+            if seen and hp["type"] in ("uniform_float", "uniform_int"):
+                hp["lower"], hp["upper"] = _box(hp, seen)
+            if hp["name"] in values[0]:
+                hp["default_value"] = values[0][hp["name"]]
+            elif "lower" in hp:
+                hp["default_value"] = min(max(hp["default_value"], hp["lower"]), hp["upper"])
+        out = ConfigurationSpace.from_serialized_dict(serialized)
+        for choice in STRUCTURE_CHOICES:
+            hp = out.get(choice)
+            if isinstance(hp, CategoricalHyperparameter):
+                excluded = [c for c in hp.choices if c not in {v.get(choice) for v in values}]
+                if excluded:
+                    out.add(ForbiddenInClause(hp, excluded))
+        out.seed(0)  # as ``configspace`` (SMAC reseeds it from its scenario)
+        return out
 
     @property
     def hyperparameter_names(self) -> list[str]:
