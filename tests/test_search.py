@@ -312,6 +312,36 @@ def test_smac_searches_the_region_of_the_recommendations(kb_copy: Path) -> None:
     assert families[False] - families[True]  # the whole space: other families too
 
 
+def test_a_recommendation_stored_under_an_earlier_space_version_is_searched_under_its_stored_id() -> None:
+    """The shipped KB holds configurations of space version 1 (the families before the boosting libraries);
+    a search that evaluates one writes its run under that stored id, never a second configuration with the
+    same values (which would split its results into two matrix columns)."""
+    from metalearn.kb.shipped import open_default_kb
+
+    ds = load_dataset("sklearn:breast_cancer")
+    space = get_space(ds.task)
+    kb = open_default_kb(":memory:", seed_from_shipped=True)
+    try:
+        n_configs = kb.stats()["configurations"]
+        settings = fast(warm_start=True, n_warm=6, n_trials=6, resume=False)
+        outcome = optimize(ds, kb, settings, refit=False)
+        trials = outcome.result.trials
+        assert [t.origin for t in trials] == [f"recommendation:{i}" for i in range(1, 7)]
+        stored = kb.get_configurations([t.config_id for t in trials])
+        assert set(stored) == {t.config_id for t in trials}
+        versions = {stored[t.config_id].space_version for t in trials}
+        assert versions >= {"1"}, versions  # some recommendation is of the earlier version (else this test is moot)
+        for t in trials:
+            assert space.validate(stored[t.config_id].values) == t.values
+        recommended = [r["config_id"] for r in outcome.summary["warm_start"]["recommended"]]
+        assert [t.config_id for t in trials] == recommended == [r["config_id"] for r in outcome.result.recommendations]
+        assert kb.stats()["configurations"] == n_configs  # every one was stored already: nothing stored twice
+        runs = kb.list_runs(dataset_id=ds.dataset_id)
+        assert sorted(r.config_id for r in runs) == sorted(t.config_id for t in trials)
+    finally:
+        kb.close()
+
+
 def test_no_warm_start_ignores_recommendations(kb_copy: Path) -> None:
     iris = load_dataset("sklearn:iris")
     kb = open_kb(kb_copy)

@@ -335,6 +335,9 @@ def run_search(
 
     told: list[tuple[dict[str, Any], RunRecord]] = []
     seen: set[str] = set()
+    # a recommended configuration the KB stores under an earlier space version's id: its runs go under that
+    # id too (today's id -> stored id), so that its results stay one configuration (one matrix column)
+    stored_ids: dict[str, str] = {}
     warm: list[tuple[dict[str, Any], str, str, tuple[str, ...]]] = []
     remaining = 0
     status = "done"
@@ -377,6 +380,9 @@ def run_search(
                 if cid in seen:
                     continue
                 seen.add(cid)
+                if rec.config_id != cid and _stores(kb, space, rec.config_id, values):
+                    stored_ids[cid] = rec.config_id
+                    seen.add(rec.config_id)
                 srcs = tuple(str(getattr(s, "name", None) or getattr(s, "dataset_id", s)) for s in getattr(rec, "sources", ()))
                 warm.append((values, cid, f"recommendation:{getattr(rec, 'rank', len(warm) + 1)}", srcs))
                 if len(warm) >= settings.n_warm:
@@ -386,7 +392,9 @@ def run_search(
 
         def job(values: dict[str, Any], budget: float | None) -> tuple[Any, ...]:
             """The arguments of :func:`evaluate_config` for a trial starting now (its configuration stored)."""
-            kb.put_configuration(ConfigurationRecord.create(space.name, space.version, values))
+            record = ConfigurationRecord.create(space.name, space.version, values)
+            if record.config_id not in stored_ids:
+                kb.put_configuration(record)
             limit = deadline.trial_limit(settings.trial_time_limit, refit_share)
             return (dataset, space, values, protocol, limit, settings.memory_limit_mb, budget, oof_pool is not None)
 
@@ -400,11 +408,12 @@ def run_search(
             values: dict[str, Any], origin: str, sources: tuple[str, ...], result: EvalResult, t0: float
         ) -> Trial:
             """Store a finished evaluation, update the refit reserve, report the trial."""
-            cfg_rec = ConfigurationRecord.create(space.name, space.version, values)
+            config_id = ConfigurationRecord.create(space.name, space.version, values).config_id
+            config_id = stored_ids.get(config_id, config_id)
             run = to_run_record(
                 result,
                 dataset_id=dataset.dataset_id,
-                config_id=cfg_rec.config_id,
+                config_id=config_id,
                 protocol_key=protocol.key,
                 source=source,
                 search_id=search_id,
@@ -412,13 +421,13 @@ def run_search(
             kb.add_runs([run])
             stored = kb.get_run(run.run_id)  # an identical evaluation may exist: the stored one is the truth
             if result.ok and full_budget(result.budget) and result.n_train_rows:
-                refit_seconds[cfg_rec.config_id] = refit_estimate(
+                refit_seconds[config_id] = refit_estimate(
                     result.fit_seconds, result.n_folds, result.n_train_rows, dataset.n_rows
                 )
             if oof_pool is not None and result.ok and result.oof is not None:  # in memory, for the ensemble
-                oof_pool.offer(Candidate(cfg_rec.config_id, values, float(result.score), result.oof,
-                                         result.fit_seconds, result.n_folds, refit_seconds.get(cfg_rec.config_id)))
-            trial = finish_trial(values, cfg_rec.config_id, origin, stored, time.monotonic() - t0, sources)
+                oof_pool.offer(Candidate(config_id, values, float(result.score), result.oof,
+                                         result.fit_seconds, result.n_folds, refit_seconds.get(config_id)))
+            trial = finish_trial(values, config_id, origin, stored, time.monotonic() - t0, sources)
             if deadline.bounded and best.config_id in refit_seconds:  # the best one's refit, the ensemble's next
                 others = [refit_seconds[c.config_id] for c in (oof_pool.candidates() if oof_pool is not None else ())
                           if c.config_id != best.config_id and c.config_id in refit_seconds]
@@ -544,7 +553,7 @@ def run_search(
         n_new=len(trials) - len(told),
         n_failed=n_failed,
         recommendations=[
-            {"rank": i + 1, "config_id": cid, "origin": origin, "sources": list(srcs)}
+            {"rank": i + 1, "config_id": stored_ids.get(cid, cid), "origin": origin, "sources": list(srcs)}
             for i, (_, cid, origin, srcs) in enumerate(warm)
         ],
         seconds=time.monotonic() - t_start,
@@ -601,10 +610,13 @@ def _full_budget_candidate(
     """The configuration a multi-fidelity search evaluates at full budget when none succeeded there: the
     best successful low-budget trial at the highest budget reached, not yet tried at full budget; without
     one, the first recommendation, else the space's default configuration (None if tried already)."""
-    tried_full = {t.config_id for t in trials if full_budget(t.budget)}
+    def key(values: dict[str, Any]) -> str:  # today's id (a trial's own may be an earlier version's)
+        return ConfigurationRecord.create(space.name, space.version, values).config_id
+
+    tried_full = {key(t.values) for t in trials if full_budget(t.budget)}
     low = [
         t for t in trials
-        if t.status == "ok" and not math.isnan(t.score) and not full_budget(t.budget) and t.config_id not in tried_full
+        if t.status == "ok" and not math.isnan(t.score) and not full_budget(t.budget) and key(t.values) not in tried_full
     ]
     if low:
         best = max(low, key=lambda t: (t.budget or 0.0, t.score if greater else -t.score, -t.number))
@@ -613,9 +625,20 @@ def _full_budget_candidate(
     with contextlib.suppress(InputError, ValueError):
         fallback.append(space.validate(space.default()))
     for values in fallback:
-        if ConfigurationRecord.create(space.name, space.version, values).config_id not in tried_full:
+        if key(values) not in tried_full:
             return values
     return None
+
+
+def _stores(kb: KnowledgeBase, space: SearchSpace, config_id: str, values: dict[str, Any]) -> bool:
+    """Whether the KB stores ``values`` (valid in ``space``) under ``config_id`` (e.g. an earlier version's)."""
+    stored = kb.get_configurations([config_id]).get(config_id)
+    if stored is None or stored.space != space.name:
+        return False
+    try:
+        return space.validate(stored.values) == values
+    except InputError:
+        return False
 
 
 def _random_loop(space, settings, warm, evaluate, out_of_budget, seen) -> None:
