@@ -226,7 +226,8 @@ def add_model_families(
 
 def add_boosting_families(cs: ConfigurationSpace, family: Any) -> None:
     """LightGBM, XGBoost and CatBoost (``family(name, hps)`` adds hyperparameters active when
-    ``model == name``). Ranges: FLAML's; defaults: the libraries' own."""
+    ``model == name``). Ranges: FLAML's; defaults: the libraries' own, but CatBoost's learning rate 0.1 and
+    early stopping after 50 rounds without improvement."""
     rounds = (4.0, float(MAX_BOOSTING_ROUNDS))
     reg = (1 / 1024, 1024.0)
     family(
@@ -268,7 +269,8 @@ def add_boosting_families(cs: ConfigurationSpace, family: Any) -> None:
         [
             Float("catboost:n_estimators", rounds, log=True, default=1000.0),
             Float("catboost:learning_rate", (0.005, 0.2), log=True, default=0.1),
-            Float("catboost:early_stopping_rounds", (10.0, 150.0), log=True, default=10.0),
+            # FLAML's range; its initial value 10 stopped CatBoost early on small data (see the README)
+            Float("catboost:early_stopping_rounds", (10.0, 150.0), log=True, default=50.0),
             Integer("catboost:depth", (4, 8), default=6),
             Float("catboost:l2_leaf_reg", (1.0, 5.0), default=3.0),
         ],
