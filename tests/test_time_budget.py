@@ -17,11 +17,14 @@ from metalearn.search import loop
 from metalearn.search.automl import optimize
 from metalearn.search.deadline import (
     MIN_FOLDS,
+    MIN_REFIT_ROWS,
     MIN_TRIAL_SECONDS,
+    RESERVE_MARGIN_SHARE,
     Deadline,
     budget_protocol,
     refit_estimate,
     refit_factor,
+    refit_rows,
 )
 from metalearn.search.evaluation import EvalProtocol
 from metalearn.search.loop import run_search
@@ -61,6 +64,41 @@ def test_a_trial_leaves_time_for_its_own_refit() -> None:
 def test_the_refit_reserve_scales_one_fold_fit_to_all_rows() -> None:
     # 5 folds fitting 800 rows in 10 s in all: one fold 2 s, all 1000 rows 2.5 s, times the safety factor
     assert refit_estimate(10.0, 5, 800, 1000) == pytest.approx(2.5 * 1.5)
+
+
+def test_a_refit_takes_the_rows_it_has_time_for() -> None:
+    assert refit_rows(10_000, 4.0, 10.0) == 10_000 and refit_rows(10_000, None, 0.0) == 10_000
+    assert refit_rows(10_000, 40.0, 10.0) == 2_500  # a quarter of the time: a quarter of the rows
+    assert refit_rows(10_000, 40.0, -1.0) == MIN_REFIT_ROWS and refit_rows(300, 40.0, 1.0) == 300
+
+
+def test_the_final_model_is_fit_on_a_subset_when_all_rows_do_not_fit_in_the_time_left() -> None:
+    """A search whose best configuration's refit on all rows is expected to take three times what is left
+    of the budget: the final model is fit on about a third of the rows (stratified), says so, and predicts
+    every class; with the time, on all rows without a note."""
+    import re
+
+    from metalearn.search.automl import refit_best
+
+    digits = load_dataset("sklearn:digits")
+    kb = open_kb(":memory:")
+    kb.put_dataset(dataset_record(digits))
+    settings = SearchSettings(n_trials=2, warm_start=False, protocol=EvalProtocol(n_folds=3), optimizer="random")
+    result = run_search(digits, kb, settings)
+    estimate = result.best_refit_seconds
+    assert estimate is not None and estimate > 0
+    roomy = Deadline(600.0)
+    full = refit_best(digits, result, roomy)
+    assert roomy.notes == [] and full.predict_task(digits.X).n_rows == digits.n_rows
+
+    limit = 100.0  # started so long ago that estimate / 3 is left after the margin
+    tight = Deadline(limit, started=time.monotonic() - (limit - RESERVE_MARGIN_SHARE * limit - estimate / 3))
+    model = refit_best(digits, result, tight)
+    (note,) = tight.notes
+    rows = int(re.match(r"the final model was fit on (\d+) of 1797 rows", note).group(1))  # type: ignore[union-attr]
+    assert 0.25 * digits.n_rows < rows < 0.4 * digits.n_rows, note
+    pred = model.predict_task(digits.X)
+    assert pred.n_rows == digits.n_rows and set(pred.classes[0]) == set(digits.y.iloc[:, 0])
 
 
 def test_a_small_budget_for_the_data_switches_to_holdout_then_a_subset() -> None:

@@ -17,7 +17,7 @@ from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.shipped import open_default_kb
 from metalearn.metalearning.metafeatures import ensure_metafeatures
 from metalearn.pipelines.spaces import get_space
-from metalearn.search.deadline import Deadline, budget_protocol
+from metalearn.search.deadline import RESERVE_MARGIN_SHARE, Deadline, budget_protocol, refit_rows
 from metalearn.search.ensemble import OOFPool, build_ensemble
 from metalearn.search.evaluation import fit_final
 from metalearn.search.loop import SearchResult, Trial, run_search
@@ -110,7 +110,7 @@ def optimize(
     model = None
     if refit and result.best_values is not None:
         status("refitting the best pipeline on all data")
-        model = fit_final(dataset, get_space(dataset.task), result.best_values)
+        model = refit_best(dataset, result, deadline, seed=settings.seed)
     ensemble = None
     if pool is not None and model is not None:  # Caruana's selection; the ensemble is the model when it wins
         model, ensemble = build_ensemble(
@@ -171,6 +171,24 @@ def _budgeted(settings: SearchSettings, dataset: Dataset, deadline: Deadline) ->
         return settings
     deadline.note(note)
     return replace(settings, protocol=protocol)
+
+
+def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed: int = 0) -> Any:
+    """The search's best configuration fit on all rows of ``dataset`` or, when its expected refit
+    (``result.best_refit_seconds``) does not fit in what is left of a bounded ``deadline`` (less its margin),
+    on the stratified subset of rows that does (noted in the deadline, hence in the summary)."""
+    assert result.best_values is not None
+    data = dataset
+    if deadline.bounded:
+        seconds = deadline.left() - RESERVE_MARGIN_SHARE * float(deadline.limit or 0.0)
+        rows = refit_rows(dataset.n_rows, result.best_refit_seconds, seconds)
+        if rows < dataset.n_rows:
+            data = dataset.subsample(rows, seed=seed)
+            deadline.note(
+                f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
+                f"(~{result.best_refit_seconds:.0f} s expected) did not fit in the {max(seconds, 0.0):.0f} s left"
+            )
+    return fit_final(data, get_space(dataset.task), result.best_values)
 
 
 def _model_summary(

@@ -113,6 +113,9 @@ class SearchResult:
     # what ended the search: "trials" (n_trials reached), "time_limit", "exhausted" (no new
     # configuration), "cancelled", "failed"
     stopped_by: str = "trials"
+    # seconds a refit of the best configuration on all rows is expected to take (from its trials' measured
+    # fits; None when unknown, e.g. only resumed or lower-budget trials)
+    best_refit_seconds: float | None = None
 
     def trajectory(self) -> list[float]:
         """Best score after each trial (NaN until a trial succeeded)."""
@@ -559,6 +562,7 @@ def run_search(
         seconds=time.monotonic() - t_start,
         status=status,
         stopped_by=stopped_by,
+        best_refit_seconds=refit_seconds.get(best.config_id) if best.config_id is not None else None,
     )
 
 
