@@ -96,9 +96,10 @@ def test_onnx_matches_the_original(breast_cancer, cancer_models, family: str) ->
 def test_ensemble_onnx_round_trips_through_skops(breast_cancer, cancer_models) -> None:
     train, Xv, _ = breast_cancer
     members = [cancer_models[f] for f in ("rf", "linear", "lgbm", "xgb")]
-    ens = EnsembleModel(train.task, members, [0.4, 0.3, 0.2, 0.1], ("a", "b", "c", "d"))
+    # a temperature-scaled ensemble (metalearn.search.calibration): the variant scales the same way
+    ens = EnsembleModel(train.task, members, [0.4, 0.3, 0.2, 0.1], ("a", "b", "c", "d"), temperature=0.7)
     onnx = to_onnx(ens, Xv)
-    assert onnx.is_ensemble and onnx.check["n_graphs"] == 4
+    assert onnx.is_ensemble and onnx.check["n_graphs"] == 4 and onnx.temperature == 0.7
     _assert_same(ens.predict_task(Xv), onnx.predict_task(Xv))
     data = sio.dumps(onnx)
     untrusted = sio.get_untrusted_types(data=data)
@@ -124,6 +125,8 @@ def test_prune_ensemble(breast_cancer, cancer_models) -> None:
     assert score(train.task, yv, pruned.predict_task(Xv)) >= full * (1 - 0.002) - 1e-12
     two = prune_ensemble(ens, Xv, yv, train.task, max_members=2)
     assert len(two.members) == 2 and set(two.config_ids) <= set(ens.config_ids)
+    ens.temperature = 1.5
+    assert prune_ensemble(ens, Xv, yv, train.task, max_members=2).temperature == 1.5  # kept by a pruned one
     with pytest.raises(CompressionError, match="only an ensemble"):
         prune_ensemble(cancer_models["rf"], Xv, yv, train.task)  # type: ignore[arg-type]
     with pytest.raises(CompressionError, match="single member"):

@@ -187,12 +187,19 @@ def _run_product(job: PeerJob, prep: Prepared, res: CellResult, budget: float | 
         "values": result.best_values,
         "timings": outcome.summary.get("timings", {}),
         "ensemble": outcome.summary.get("ensemble") or {},
+        "calibration": outcome.summary.get("calibration") or {},
     }
     if outcome.model is None:
         res.status = "failed"
         res.error = outcome.summary.get("model", {}).get("missing_reason") or "no model"
         return
     _score_model(prep, res, outcome.model, time.monotonic())
+    if getattr(outcome.model, "temperature", 1.0) != 1.0:  # the same model unscaled: what calibration gained
+        from metalearn.search.evaluation import test_score
+
+        outcome.model.temperature = 1.0
+        plain = test_score(outcome.model, prep.X_test, prep.y_test, prep.train.task)
+        res.incumbent["calibration"]["test_score_unscaled"] = float(plain.get(prep.train.task.metric, math.nan))
 
 
 def _run_flaml(job: PeerJob, prep: Prepared, res: CellResult, budget: float | None) -> None:

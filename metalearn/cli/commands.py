@@ -325,6 +325,7 @@ def optimize(
     optimizer: Annotated[str, _search_option("optimizer")] = _SEARCH_DEFAULTS["optimizer"],
     multi_fidelity: Annotated[bool, _search_option("multi_fidelity")] = _SEARCH_DEFAULTS["multi_fidelity"],
     ensemble: Annotated[bool, _search_option("ensemble")] = _SEARCH_DEFAULTS["ensemble"],
+    calibrate: Annotated[bool, _search_option("calibrate")] = _SEARCH_DEFAULTS["calibrate"],
     seed: Annotated[int, _search_option("seed")] = _SEARCH_DEFAULTS["seed"],
     n_folds: Annotated[int, _search_option("n_folds")] = _SEARCH_DEFAULTS["n_folds"],
     workers: Annotated[int, _search_option("workers")] = _SEARCH_DEFAULTS["workers"],
@@ -363,6 +364,7 @@ def optimize(
         optimizer=optimizer,
         multi_fidelity=multi_fidelity,
         ensemble=ensemble,
+        calibrate=calibrate,
         seed=seed,
         n_folds=n_folds,
         workers=workers,
@@ -414,9 +416,9 @@ def optimize(
             say(f"warm start: {summary['warm_start']['composed']}")
         if res.best_values:
             say(f"best configuration ({res.best_config_id}): {json.dumps(res.best_values, default=str)}")
-        from metalearn.search.ensemble import ensemble_lines
+        from metalearn.search.ensemble import calibration_lines, ensemble_lines
 
-        for line in ensemble_lines(summary.get("ensemble")):
+        for line in [*ensemble_lines(summary.get("ensemble")), *calibration_lines(summary.get("calibration"))]:
             say(line)
         if model_info["constant_targets"]:
             say(f"targets constant in the data, predicted as constants: {', '.join(model_info['constant_targets'])}")

@@ -519,6 +519,7 @@ def models_retrain(
     optimizer: Annotated[str, _search_option("optimizer")] = _SEARCH_DEFAULTS["optimizer"],
     multi_fidelity: Annotated[bool, _search_option("multi_fidelity")] = _SEARCH_DEFAULTS["multi_fidelity"],
     ensemble: Annotated[bool, _search_option("ensemble")] = _SEARCH_DEFAULTS["ensemble"],
+    calibrate: Annotated[bool, _search_option("calibrate")] = _SEARCH_DEFAULTS["calibrate"],
     seed: Annotated[int, _search_option("seed")] = _SEARCH_DEFAULTS["seed"],
     n_folds: Annotated[int, _search_option("n_folds")] = _SEARCH_DEFAULTS["n_folds"],
     workers: Annotated[int, _search_option("workers")] = _SEARCH_DEFAULTS["workers"],
@@ -540,7 +541,7 @@ def models_retrain(
     settings = _search_settings(
         n_trials=n_trials, time_limit=time_limit, trial_time_limit=trial_time_limit, warm_start=warm_start,
         strategy=strategy, n_warm=n_warm, optimizer=optimizer, multi_fidelity=multi_fidelity, ensemble=ensemble,
-        seed=seed, n_folds=n_folds, workers=workers, scheduler=scheduler,
+        calibrate=calibrate, seed=seed, n_folds=n_folds, workers=workers, scheduler=scheduler,
     )
     started = time.monotonic()
     with _registry(kb) as reg:

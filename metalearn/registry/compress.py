@@ -51,6 +51,7 @@ from metalearn.pipelines.models.task_models import (
     _ClassifierChainModel,
 )
 from metalearn.registry.onnx_model import OnnxEstimator, OnnxTaskModel
+from metalearn.search.calibration import scale_prediction
 from metalearn.search.ensemble import EnsembleModel, combine_predictions
 
 __all__ = [
@@ -364,7 +365,7 @@ def _within(check: dict[str, Any], tolerance: float) -> bool:
 # to_onnx
 # ---------------------------------------------------------------------------------------------------
 def _members(model: Any) -> tuple[list[Any], tuple[float, ...], Task | None, tuple[str, ...]]:
-    if isinstance(model, EnsembleModel):
+    if isinstance(model, EnsembleModel):  # (its temperature: see to_onnx)
         return list(model.members), tuple(model.weights), model.task, tuple(model.config_ids)
     if isinstance(model, OnnxTaskModel):
         raise CompressionError("the model is already an ONNX variant; convert the original version")
@@ -408,7 +409,7 @@ def to_onnx(
             if dtype == "float32" or not attempts:
                 raise
             break  # float64 not available: report the float32 failure below
-        variant = OnnxTaskModel(converted, weights, task, config_ids)
+        variant = OnnxTaskModel(converted, weights, task, config_ids, temperature=getattr(model, "temperature", 1.0))
         try:
             onnx_pred = variant.predict_task(X_sample)
         except Exception as err:
@@ -475,9 +476,11 @@ def prune_ensemble(
     preds = [m.predict_task(X_val) for m in model.members]
     weights = np.asarray(model.weights, dtype=np.float64)
 
+    temperature = getattr(model, "temperature", 1.0)
+
     def value(keep: Sequence[int]) -> float:
         pred = combine_predictions(model.task, [preds[i] for i in keep], weights[list(keep)].tolist())
-        return float(score(task, y, pred))
+        return float(score(task, y, scale_prediction(pred, temperature)))
 
     keep = list(range(n))
     full = value(keep)
@@ -494,7 +497,7 @@ def prune_ensemble(
     if len(keep) == n:
         return model
     ids = tuple(model.config_ids[i] for i in keep) if model.config_ids else ()
-    return EnsembleModel(model.task, [model.members[i] for i in keep], weights[keep].tolist(), ids)
+    return EnsembleModel(model.task, [model.members[i] for i in keep], weights[keep].tolist(), ids, temperature)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -101,7 +101,8 @@ def optimize(
         recs = [*seed_configs, *recs]
     t = lap("recommendations", t)
     status("searching")
-    pool = OOFPool.for_task(dataset.task) if settings.ensemble and refit else None  # out-of-fold predictions
+    # the trials' out-of-fold predictions, for the ensemble selection and the calibration
+    pool = OOFPool.for_task(dataset.task) if (settings.ensemble or settings.calibrate) and refit else None
     result = run_search(
         dataset, store, settings, recommendations=recs, on_trial=on_trial, should_stop=should_stop, search_id=search_id,
         oof_pool=pool, deadline=deadline,
@@ -112,11 +113,14 @@ def optimize(
         status("refitting the best pipeline on all data")
         model = refit_best(dataset, result, deadline, seed=settings.seed)
     ensemble = None
-    if pool is not None and model is not None:  # Caruana's selection; the ensemble is the model when it wins
+    if pool is not None and model is not None and settings.ensemble:  # Caruana's; the model when it wins
         model, ensemble = build_ensemble(
             dataset, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
             time_left=deadline.left if deadline.bounded else None, on_status=status,
         )
+    calibration = None
+    if pool is not None and model is not None:  # a temperature for the final model's probabilities
+        model, calibration = _calibrated(dataset, pool, model, result.best_config_id, settings.calibrate)
     t = lap("refit", t)
     path = None
     written: dict[str, Any] | None = None
@@ -136,6 +140,7 @@ def optimize(
     if model is not None:  # what the model is: the best configuration, or None for an ensemble
         summary["model"]["config_id"] = None if (ensemble or {}).get("used") else result.best_config_id
     summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
+    summary["calibration"] = calibration  # None: no model, or neither ensemble nor calibrate asked
     if path is not None:
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return OptimizeOutcome(result=result, model=model, summary=summary, out_dir=path)
@@ -189,6 +194,24 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
                 f"(~{result.best_refit_seconds:.0f} s expected) did not fit in the {max(seconds, 0.0):.0f} s left"
             )
     return fit_final(data, get_space(dataset.task), result.best_values)
+
+
+def _calibrated(
+    dataset: Dataset, pool: OOFPool, model: Any, best_config_id: str | None, enabled: bool
+) -> tuple[Any, dict[str, Any]]:
+    """``model`` temperature-scaled when :func:`~metalearn.search.calibration.calibrate` says so (a single
+    pipeline becomes an ensemble of one member), and the summary's ``calibration`` block."""
+    from metalearn.search.calibration import calibrate
+    from metalearn.search.ensemble import EnsembleModel, model_oof
+
+    oof = model_oof(dataset.task, pool, model, best_config_id) if enabled else None
+    cal = calibrate(dataset.task, *(oof or (None, None)), n_rows=dataset.n_rows, enabled=enabled)
+    if cal.used:
+        if isinstance(model, EnsembleModel):
+            model.temperature = cal.temperature
+        else:
+            model = EnsembleModel(dataset.task, [model], [1.0], [best_config_id or ""], temperature=cal.temperature)
+    return model, cal.to_dict()
 
 
 def _model_summary(

@@ -35,6 +35,7 @@ from metalearn.data.metrics import get_metric, score
 from metalearn.data.numbers import finite_or_none
 from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task, TaskKind
+from metalearn.search.calibration import scale_prediction
 
 __all__ = [
     "Candidate",
@@ -44,9 +45,11 @@ __all__ = [
     "Selection",
     "assemble_oof",
     "build_ensemble",
+    "calibration_lines",
     "combine_predictions",
     "ensemble_lines",
     "family_of",
+    "model_oof",
     "select_ensemble",
 ]
 
@@ -402,9 +405,18 @@ def select_ensemble(task: Task, candidates: Sequence[Candidate], size: int = DEF
 class EnsembleModel:
     """A weighted average of fitted task models (see :func:`combine_predictions`), itself a task model:
     ``fit`` refits every member, ``predict_task`` combines their predictions; ``predict`` and
-    ``predict_proba`` as the single-pipeline models. ``config_ids``/``weights`` say what it holds."""
+    ``predict_proba`` as the single-pipeline models. ``config_ids``/``weights`` say what it holds;
+    ``temperature`` (1.0: none) scales its class probabilities (:mod:`metalearn.search.calibration`; a
+    calibrated single pipeline is an ensemble of one member)."""
 
-    def __init__(self, task: Task, members: Sequence[Any], weights: Sequence[float], config_ids: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        task: Task,
+        members: Sequence[Any],
+        weights: Sequence[float],
+        config_ids: Sequence[str] = (),
+        temperature: float = 1.0,
+    ) -> None:
         if len(members) != len(weights) or not members:
             raise ValueError("an ensemble needs one weight per member and at least one member")
         if config_ids and len(config_ids) != len(members):
@@ -416,6 +428,9 @@ class EnsembleModel:
         self.members = list(members)
         self.weights = tuple(float(x) for x in w / w.sum())
         self.config_ids = tuple(config_ids)
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"the temperature must be a positive number, got {temperature!r}")
+        self.temperature = float(temperature)
 
     @property
     def constant_targets_(self) -> list[str]:
@@ -430,7 +445,8 @@ class EnsembleModel:
         return self
 
     def predict_task(self, X: pd.DataFrame) -> Prediction:
-        return combine_predictions(self.task, [m.predict_task(X) for m in self.members], self.weights)
+        pred = combine_predictions(self.task, [m.predict_task(X) for m in self.members], self.weights)
+        return scale_prediction(pred, getattr(self, "temperature", 1.0))  # artifacts of earlier releases: none
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted values, one column per target (a 1-d array for a single target)."""
@@ -450,7 +466,8 @@ class EnsembleModel:
     def __repr__(self) -> str:
         parts = ", ".join(f"{c or type(m).__name__}:{w:.2f}" for c, m, w in
                           zip(self.config_ids or ("",) * len(self.members), self.members, self.weights, strict=True))
-        return f"EnsembleModel({parts})"
+        t = getattr(self, "temperature", 1.0)
+        return f"EnsembleModel({parts}" + (f", temperature={t:.3g})" if t != 1.0 else ")")
 
 
 # --------------------------------------------------------------------------------------------
@@ -568,6 +585,36 @@ def build_ensemble(
     model = EnsembleModel(dataset.task, [fitted[cid] for cid in sel.members], sel.weights, sel.members)
     block["used"] = True
     return model, block
+
+
+def model_oof(task: Task, pool: OOFPool, model: Any, best_config_id: str | None) -> tuple[Prediction, pd.DataFrame] | None:
+    """The out-of-fold predictions of the search's final ``model`` (an :class:`EnsembleModel`: its
+    members' combined with its weights; else the best pipeline's) and their truth; None when a member
+    has none in ``pool`` (resumed from the KB, or evaluated on other rows)."""
+    if isinstance(model, EnsembleModel):
+        ids, weights = list(model.config_ids), list(model.weights)
+    elif best_config_id is not None:
+        ids, weights = [best_config_id], [1.0]
+    else:
+        return None
+    by_id = {c.config_id: c for c in pool.candidates()}
+    if not ids or any(cid not in by_id for cid in ids):
+        return None
+    first = by_id[ids[0]].oof
+    oofs = [by_id[cid].oof for cid in ids]
+    if any(not np.array_equal(o.rows, first.rows) for o in oofs):
+        return None
+    return combine_predictions(task, [o.prediction for o in oofs], weights), first.y
+
+
+def calibration_lines(block: Mapping[str, Any] | None) -> list[str]:
+    """The summary's ``calibration`` block as text lines (the CLI's ``optimize`` output)."""
+    if not block:
+        return []
+    if block.get("used"):
+        return [f"probabilities temperature-scaled (T = {block['temperature']:.3g}): out-of-fold log loss "
+                f"{block['score_before']:.4g} -> {block['score_after']:.4g} on {block['n_rows']} rows"]
+    return []
 
 
 def _describe(block: dict[str, Any], sel: Selection, by_id: Mapping[str, Candidate]) -> None:

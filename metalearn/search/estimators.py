@@ -111,6 +111,7 @@ class _SearchEstimator(BaseEstimator):
         kb: str | Path | None = None,
         seed: int = _DEFAULTS["seed"],
         ensemble: bool = _DEFAULTS["ensemble"],
+        calibrate: bool = _DEFAULTS["calibrate"],
     ) -> None:
         self.metric = metric
         self.n_trials = n_trials
@@ -124,6 +125,7 @@ class _SearchEstimator(BaseEstimator):
         self.kb = kb
         self.seed = seed
         self.ensemble = ensemble
+        self.calibrate = calibrate
 
     # the task kind of ``Y`` (None: inferred from the data)
     def _kind_of(self, Y: pd.DataFrame) -> str | None:
@@ -287,10 +289,12 @@ class MetaLearnEstimator(_SearchEstimator):
         kb: str | Path | None = None,
         seed: int = _DEFAULTS["seed"],
         ensemble: bool = _DEFAULTS["ensemble"],
+        calibrate: bool = _DEFAULTS["calibrate"],
     ) -> None:
         super().__init__(metric=metric, n_trials=n_trials, time_limit=time_limit,
                          trial_time_limit=trial_time_limit, warm_start=warm_start, strategy=strategy,
-                         n_warm=n_warm, resume=resume, n_folds=n_folds, kb=kb, seed=seed, ensemble=ensemble)
+                         n_warm=n_warm, resume=resume, n_folds=n_folds, kb=kb, seed=seed, ensemble=ensemble,
+                         calibrate=calibrate)
         self.kind = kind
 
     def _kind_of(self, Y: pd.DataFrame) -> str | None:

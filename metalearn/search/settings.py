@@ -149,6 +149,10 @@ class SearchSettings:
     ensemble: bool = field(default=True, metadata=_param(
         "Post-hoc ensemble selection over the trials' out-of-fold predictions, kept when it beats the best "
         "pipeline.", cli="--ensemble/--no-ensemble", api=True, estimator=True))
+    calibrate: bool = field(default=True, metadata=_param(
+        "Temperature-scale the final model's class probabilities on its out-of-fold predictions when the "
+        "metric is a log loss and there are at least 500 rows (as AutoGluon calibrates).",
+        cli="--calibrate/--no-calibrate", api=True, estimator=True))
     ensemble_size: int = field(default=25, metadata=_param(
         "Rounds of the greedy ensemble selection (with replacement).", ge=1))
     protocol: EvalProtocol = field(default_factory=_default_protocol)

@@ -63,6 +63,7 @@ async def create_search(
     n_folds: Annotated[int, _form("n_folds")] = _DEFAULTS["n_folds"],
     multi_fidelity: Annotated[bool, _form("multi_fidelity")] = _DEFAULTS["multi_fidelity"],
     ensemble: Annotated[bool, _form("ensemble")] = _DEFAULTS["ensemble"],
+    calibrate: Annotated[bool, _form("calibrate")] = _DEFAULTS["calibrate"],
     workers: Annotated[int, _form("workers")] = _DEFAULTS["workers"],
     register_as: Annotated[
         str | None,
@@ -102,6 +103,7 @@ async def create_search(
             n_folds=n_folds,
             multi_fidelity=multi_fidelity,
             ensemble=ensemble,
+            calibrate=calibrate,
             workers=workers,
         )
     except InputError as exc:

@@ -1,0 +1,153 @@
+"""Temperature scaling of the final model's probabilities (metalearn.search.calibration): the scaling
+itself, the fit, when it is used, and a search on real data that ends with a calibrated model."""
+
+from __future__ import annotations
+
+import gc
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metalearn.data.loading import load_dataset
+from metalearn.data.metrics import score
+from metalearn.data.prediction import Prediction
+from metalearn.data.task import Task, TaskKind
+from metalearn.kb import open_kb
+from metalearn.search.automl import optimize
+from metalearn.search.calibration import MIN_ROWS, calibrate, fit_temperature, scale_prediction, scale_proba
+from metalearn.search.ensemble import EnsembleModel, calibration_lines
+from metalearn.search.evaluation import EvalProtocol, test_score
+from metalearn.search.loop import SearchSettings
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _sampled(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels drawn from their softmax: probabilities calibrated at temperature 1."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=2.0, size=(n, k))
+    p = _softmax(z)
+    y = np.array([rng.choice(k, p=row) for row in p])
+    return z, y
+
+
+def test_scaling_keeps_each_rows_order_of_classes_and_sums_to_one() -> None:
+    z, _ = _sampled(200, 4)
+    p = _softmax(z)
+    for t in (0.3, 1.0, 4.0):
+        q = scale_proba(p, t)
+        assert np.allclose(q.sum(axis=1), 1.0) and (np.argsort(q, axis=1) == np.argsort(p, axis=1)).all()
+    assert np.allclose(scale_proba(p, 2.0), _softmax(z / 2.0))  # a softmax of log p / T
+    hot = scale_proba(p, 0.2)
+    assert (hot.max(axis=1) >= p.max(axis=1) - 1e-12).all()  # T < 1: more certain
+
+
+@pytest.mark.parametrize("true_t", [0.5, 3.0])
+def test_the_fitted_temperature_undoes_a_known_one(true_t: float) -> None:
+    z, y = _sampled(4000, 5, seed=1)
+    distorted = _softmax(z / true_t)  # too timid (T = 3) or too confident (T = 0.5)
+    t = fit_temperature([distorted], [y])
+    assert t == pytest.approx(1.0 / true_t, rel=0.15)  # dividing by t again gives back the calibrated logits
+
+
+def _prediction(p: np.ndarray, classes: list[str]) -> Prediction:
+    return Prediction([np.asarray(classes)[p.argmax(axis=1)]], [p], [np.asarray(classes)])
+
+
+def test_calibrate_is_used_only_for_a_log_loss_with_enough_rows() -> None:
+    classes = ["a", "b", "c"]
+    z, y = _sampled(MIN_ROWS + 100, 3, seed=2)
+    pred = _prediction(_softmax(3.0 * z), classes)  # over-confident
+    truth = pd.DataFrame({"y": np.asarray(classes)[y]})
+    task = Task(targets=("y",), kind=TaskKind.MULTICLASS, metric="log_loss")
+    cal = calibrate(task, pred, truth)
+    assert cal.used and cal.temperature == pytest.approx(3.0, rel=0.25) and cal.n_rows == len(y)
+    assert cal.score_after < cal.score_before == pytest.approx(score(task, truth, pred))
+    assert cal.score_after == pytest.approx(score(task, truth, scale_prediction(pred, cal.temperature)))
+    assert "T = " in calibration_lines(cal.to_dict())[0]
+
+    accuracy = Task(targets=("y",), kind=TaskKind.MULTICLASS, metric="accuracy")
+    assert not calibrate(accuracy, pred, truth).used and "accuracy" in calibrate(accuracy, pred, truth).note
+    few = calibrate(task, _prediction(pred.probas[0][:100], classes), truth.iloc[:100])  # type: ignore[index]
+    assert not few.used and str(MIN_ROWS) in few.note
+    subset = calibrate(task, pred, truth, n_rows=3 * len(y))  # the trials saw a third of the final model's rows
+    assert not subset.used and f"{len(y)} of the {3 * len(y)} rows" in subset.note
+    assert calibrate(task, pred, truth, n_rows=len(y)).used
+    assert not calibrate(task, pred, truth, enabled=False).used
+    assert not calibrate(task, None, None).used
+    calibrated = _prediction(_softmax(z), classes)  # already calibrated: T close to 1, a tiny gain at most
+    near = calibrate(task, calibrated, truth)
+    assert not near.used or abs(math.log(near.temperature)) < 0.15
+
+
+@pytest.fixture(scope="module")
+def digits_outcome() -> Any:
+    """A short cold search on digits (1,797 rows, 10 classes, log loss) with 3-fold out-of-fold rows."""
+    ds = load_dataset("sklearn:digits")
+    kb = open_kb(":memory:")
+    try:
+        settings = SearchSettings(n_trials=3, warm_start=False, optimizer="random", seed=3, trial_time_limit=60.0,
+                                  protocol=EvalProtocol(n_folds=3))
+        yield ds, optimize(ds, kb, settings)
+    finally:
+        kb.close()
+        gc.collect()
+
+
+def test_a_search_judged_by_log_loss_ends_with_a_temperature_scaled_model(digits_outcome: Any) -> None:
+    ds, outcome = digits_outcome
+    block = outcome.summary["calibration"]
+    assert block is not None and block["used"] and block["n_rows"] == ds.n_rows, block
+    model = outcome.model
+    assert isinstance(model, EnsembleModel) and model.temperature == pytest.approx(block["temperature"])
+    assert block["score_after"] < block["score_before"]
+    scaled = model.predict_task(ds.X)
+    model.temperature = 1.0
+    try:
+        plain = model.predict_task(ds.X)
+    finally:
+        model.temperature = block["temperature"]
+    assert (scaled.values[0] == plain.values[0]).all()  # the same labels
+    assert not np.allclose(scaled.probas[0], plain.probas[0])  # other probabilities
+    assert np.allclose(scaled.probas[0].sum(axis=1), 1.0)
+    metrics = test_score(model, ds.X, ds.y, ds.task)
+    assert math.isfinite(metrics["log_loss"])
+
+
+def test_a_single_pipeline_is_scaled_too_and_no_calibrate_keeps_it_unscaled() -> None:
+    ds = load_dataset("sklearn:digits")
+    models = {}
+    for on in (True, False):
+        kb = open_kb(":memory:")
+        try:
+            settings = SearchSettings(n_trials=1, warm_start=False, optimizer="random", seed=3, ensemble=False,
+                                      calibrate=on, protocol=EvalProtocol(n_folds=3))
+            outcome = optimize(ds, kb, settings)
+        finally:
+            kb.close()
+        assert outcome.summary["ensemble"] is None
+        models[on] = outcome.model, outcome.summary["calibration"]
+    (scaled, block), (plain, off) = models[True], models[False]
+    assert block["used"] and isinstance(scaled, EnsembleModel) and len(scaled.members) == 1, block
+    assert scaled.config_ids[0] and scaled.temperature == pytest.approx(block["temperature"])
+    assert off is None and not isinstance(plain, EnsembleModel)  # no out-of-fold predictions kept: no block
+    # the same pipeline (same seed, same trial): the scaled one's probabilities are the plain one's at T
+    expected = scale_proba(plain.predict_proba(ds.X.iloc[:100]), block["temperature"])
+    assert np.allclose(scaled.predict_proba(ds.X.iloc[:100]), expected, atol=1e-6)
+
+
+def test_a_scaled_model_keeps_its_temperature_through_its_artifact(digits_outcome: Any, tmp_path: Any) -> None:
+    from metalearn.pipelines.artifacts import load_model_file, write_artifact
+
+    ds, outcome = digits_outcome
+    assert outcome.summary["calibration"]["used"]
+    written = write_artifact(outcome.model, tmp_path)
+    loaded = load_model_file(tmp_path / written["file"])
+    assert loaded.temperature == outcome.model.temperature
+    assert np.allclose(loaded.predict_proba(ds.X.iloc[:50]), outcome.model.predict_proba(ds.X.iloc[:50]))
