@@ -76,6 +76,8 @@ def test_calibrate_is_used_only_for_a_log_loss_with_enough_rows() -> None:
     assert not calibrate(accuracy, pred, truth).used and "accuracy" in calibrate(accuracy, pred, truth).note
     few = calibrate(task, _prediction(pred.probas[0][:100], classes), truth.iloc[:100])  # type: ignore[index]
     assert not few.used and str(MIN_ROWS) in few.note
+    assert calibration_lines(few.to_dict()) == [f"probabilities not temperature-scaled: {few.note}"]
+    assert calibration_lines(calibrate(accuracy, pred, truth).to_dict()) == []  # nothing to say for accuracy
     subset = calibrate(task, pred, truth, n_rows=3 * len(y))  # the trials saw a third of the final model's rows
     assert not subset.used and f"{len(y)} of the {3 * len(y)} rows" in subset.note
     assert calibrate(task, pred, truth, n_rows=len(y)).used

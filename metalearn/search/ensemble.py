@@ -614,7 +614,10 @@ def calibration_lines(block: Mapping[str, Any] | None) -> list[str]:
     if block.get("used"):
         return [f"probabilities temperature-scaled (T = {block['temperature']:.3g}): out-of-fold log loss "
                 f"{block['score_before']:.4g} -> {block['score_after']:.4g} on {block['n_rows']} rows"]
-    return []
+    note = str(block.get("note") or "")
+    if not note or note.startswith(("not needed", "off")):  # a rank metric, or --no-calibrate: nothing to say
+        return []
+    return [f"probabilities not temperature-scaled: {note}"]
 
 
 def _describe(block: dict[str, Any], sel: Selection, by_id: Mapping[str, Candidate]) -> None:
