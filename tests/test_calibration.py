@@ -153,3 +153,22 @@ def test_a_scaled_model_keeps_its_temperature_through_its_artifact(digits_outcom
     loaded = load_model_file(tmp_path / written["file"])
     assert loaded.temperature == outcome.model.temperature
     assert np.allclose(loaded.predict_proba(ds.X.iloc[:50]), outcome.model.predict_proba(ds.X.iloc[:50]))
+
+
+def test_a_registered_scaled_model_records_and_serves_its_temperature(digits_outcome: Any, tmp_path: Any) -> None:
+    from metalearn.registry.registry import ModelRegistry
+
+    ds, outcome = digits_outcome
+    block = outcome.summary["calibration"]
+    assert block["used"]
+    kb = open_kb(tmp_path / "kb.duckdb")
+    try:
+        registry = ModelRegistry(kb)
+        rec = registry.register_outcome("digits", outcome, ds)
+        assert rec.info["model"]["temperature"] == pytest.approx(block["temperature"])
+        assert rec.info["calibration"] == block
+        served = registry.predict("digits", ds.X.iloc[:20], version=rec.version, log=False)
+        expected = outcome.model.predict_proba(ds.X.iloc[:20])
+        assert np.allclose(np.asarray(served.prediction.probas[0]), expected)  # served at its temperature
+    finally:
+        kb.close()

@@ -170,6 +170,8 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
         model = v.get("model") or {}
         what = model.get("estimator") if model.get("type") == "pipeline" else (
             f"ensemble of {len(model.get('members') or [])}" if model.get("type") == "ensemble" else model.get("class"))
+        if model.get("temperature") not in (None, 1.0):  # calibrated probabilities (metalearn.search.calibration)
+            what = f"{what}, temperature {model['temperature']:.3g}"
         artifact = v.get("artifact") or {}
         held = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
         flagged = f"; flagged {', '.join(v['flags'])}" if v["flags"] else ""

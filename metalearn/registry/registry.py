@@ -257,6 +257,7 @@ class ModelRegistry:
                        "strategy": (summary.get("warm_start") or {}).get("strategy"),
                        "best": best, "seconds": summary.get("seconds"), "stopped_by": summary.get("stopped_by")},
             "ensemble": summary.get("ensemble"),
+            "calibration": summary.get("calibration"),
             "cv_score": finite_or_none(best.get("score")),
         }
         return self.register(name, outcome.model, dataset, variant=variant, search_id=outcome.result.search_id,
@@ -574,11 +575,12 @@ def _sha(path: Path) -> str:
 
 def _describe(model: Any) -> dict[str, Any]:
     members = getattr(model, "members", None)
-    if members is not None:
+    if members is not None:  # (a temperature-scaled single pipeline is an ensemble of one member)
         return {"type": "ensemble", "class": type(model).__name__,
                 "members": [{"config_id": c, "weight": w, "class": type(m).__name__}
                             for c, w, m in zip(model.config_ids or ("",) * len(members), model.weights, members,
-                                               strict=True)]}
+                                               strict=True)],
+                "temperature": float(getattr(model, "temperature", 1.0))}
     return {"type": "pipeline", "class": type(model).__name__,
             "estimator": type(getattr(model, "estimator", None)).__name__}
 
