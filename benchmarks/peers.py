@@ -194,6 +194,11 @@ def print_summary(s: dict) -> None:
             )
             if wins:
                 print(f"product win rate, {kind}: {wins}")
+        cal = block.get("calibration") or {}
+        if cal.get("n"):
+            print(f"calibration: {cal['n']} product models temperature-scaled: better on {cal['better']}, equal on "
+                  f"{cal['equal']}, worse on {cal['worse']}; mean test score {_f(cal['mean_unscaled'])} unscaled -> "
+                  f"{_f(cal['mean_scaled'])} scaled")
         for n, t in block["time"].items():
             ratio = (
                 f"used/budget mean {t['mean_ratio']:.2f} max {t['max_ratio']:.2f}"

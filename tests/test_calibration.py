@@ -172,3 +172,28 @@ def test_a_registered_scaled_model_records_and_serves_its_temperature(digits_out
         assert np.allclose(np.asarray(served.prediction.probas[0]), expected)  # served at its temperature
     finally:
         kb.close()
+
+
+def test_the_peer_report_counts_what_calibration_changed_on_the_committed_run() -> None:
+    """The wall-clock report's calibration block, recomputed from a committed benchmark run's raw cells
+    (benchmarks/results/peers_multiclass_v10_calibrated), against a count by hand."""
+    import json
+    from pathlib import Path
+
+    from metalearn.benchmark.peer_report import compute_peer_summary, render_peer_markdown
+
+    run = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "peers_multiclass_v10_calibrated"
+    cells, datasets = pd.read_parquet(run / "cells.parquet"), pd.read_parquet(run / "datasets.parquet")
+    settings = json.loads((run / "summary.json").read_text())["settings"]
+    summary = compute_peer_summary(datasets, cells, settings)
+    for key, block in summary["per_budget"].items():
+        scaled = []
+        for r in cells[cells["strategy"] == f"product@{key}"].to_dict("records"):
+            inc = r["incumbent"] if isinstance(r["incumbent"], dict) else json.loads(r["incumbent"])
+            if (inc.get("calibration") or {}).get("used"):
+                scaled.append((round(r["test_score"], 4), round(inc["calibration"]["test_score_unscaled"], 4)))
+        cal = block["calibration"]
+        assert cal["n"] == len(scaled) > 0
+        assert cal["better"] == sum(a < b for a, b in scaled) and cal["worse"] == sum(a > b for a, b in scaled)  # log loss
+        assert cal["equal"] == sum(a == b for a, b in scaled)
+    assert "#### Calibration" in render_peer_markdown(summary)

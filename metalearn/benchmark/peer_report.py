@@ -11,7 +11,10 @@ Definitions, per budget:
   fraction the product's test score is better (a tie counts one half; a failed cell or a missing
   score loses against any score);
 * **time used / budget**: the wall-clock seconds from the start of the system's call until its final
-  model was ready, divided by the budget (mean and max over the budget's cells).
+  model was ready, divided by the budget (mean and max over the budget's cells);
+* **calibration**: the product's cells whose final model is temperature-scaled
+  (:mod:`metalearn.search.calibration`), scored on the test part with and without its temperature (the
+  same model): how many the scaling made better, equal (to 4 decimals) or worse, and both means.
 
 Systems without a budget (``rf``, ``top1``, ``flaml_zeroshot``: one fit each) appear as extra columns in
 every budget's tables; the top-1 recommendation alone is compared with FLAML's zero-shot estimator in
@@ -190,6 +193,26 @@ def compute_peer_summary(
             out[name] = entry
         return out
 
+    def calibration(st: str) -> dict[str, Any]:
+        """The product's temperature-scaled cells of strategy ``st``: the test score with and without it."""
+        out: list[dict[str, Any]] = []
+        for key in keys:
+            for sd in seeds:
+                r = rows.get((key, st, sd))
+                if r is None or r["status"] != "done":
+                    continue
+                inc = r.get("incumbent")
+                inc = json.loads(inc) if isinstance(inc, str) and inc else (inc if isinstance(inc, dict) else {})
+                cal = inc.get("calibration") or {}
+                if cal.get("used") and cal.get("test_score_unscaled") is not None:
+                    out.append({"dataset": key, "seed": sd, "temperature": float(cal["temperature"]),
+                                "unscaled": float(cal["test_score_unscaled"]), "scaled": float(r["test_score"]),
+                                "greater_is_better": bool(info[key]["greater_is_better"])})
+        verdicts = [_better(round(c["scaled"], 4), round(c["unscaled"], 4), c["greater_is_better"]) for c in out]
+        return {"n": len(out), "better": verdicts.count(1.0), "equal": verdicts.count(0.5),
+                "worse": verdicts.count(0.0), "mean_unscaled": _mean([c["unscaled"] for c in out]),
+                "mean_scaled": _mean([c["scaled"] for c in out]), "cells": out}
+
     per_budget: dict[str, Any] = {}
     for b in budgets:
         systems = [PRODUCT, *peers, *([RF_BASELINE] if RF_BASELINE in extras else [])]
@@ -205,6 +228,7 @@ def compute_peer_summary(
             "per_kind": per_kind(table, names, (PRODUCT, opponents), strats),
             "overall_win_rate": win_rates(table, PRODUCT, opponents, strats),
             "time": time_used(strats, b),
+            "calibration": calibration(strats[PRODUCT]),
         }
 
     zero: dict[str, Any] = {}
@@ -268,6 +292,14 @@ def _score_sections(block: dict[str, Any], kinds: list[str], with_wins: bool) ->
             for n, t in block["time"].items()]  # fmt: skip
     lines += _table(["system", "mean used/budget", "max used/budget", "mean s", "max s", "models/trials", "cells"],
                     rows)  # fmt: skip
+    cal = block.get("calibration") or {}
+    if cal.get("n"):
+        lines += ["", "#### Calibration (the product's temperature-scaled models, test score without and with it)", "",
+                  f"Scaled {cal['n']} models: better on {cal['better']}, equal on {cal['equal']}, worse on "
+                  f"{cal['worse']}; mean {_f(cal['mean_unscaled'], 4)} -> {_f(cal['mean_scaled'], 4)}.", ""]
+        lines += _table(["dataset", "seed", "temperature", "unscaled", "scaled"],
+                        [[c["dataset"], str(c["seed"]), _f(c["temperature"], 3), _f(c["unscaled"], 4),
+                          _f(c["scaled"], 4)] for c in cal["cells"]])
     lines += ["", "#### Per dataset (test score, mean over seeds)", ""]
     rows = [[d["dataset"], d["kind"], d["metric"], str(d["n_rows_used"]), *[_f(d["test"].get(n), 4) for n in names]]
             for d in block["per_dataset"]]  # fmt: skip
