@@ -568,6 +568,7 @@ async def retrain(
     seed: Annotated[int, _form("seed")] = _DEFAULTS["seed"],
     n_folds: Annotated[int, _form("n_folds")] = _DEFAULTS["n_folds"],
     ensemble: Annotated[bool, _form("ensemble")] = _DEFAULTS["ensemble"],
+    calibrate: Annotated[bool, _form("calibrate")] = _DEFAULTS["calibrate"],
     if_drifted: Annotated[
         bool, Query(description="Refuse (409) unless the live version carries a drift flag.")
     ] = False,
@@ -593,6 +594,7 @@ async def retrain(
             seed=seed,
             n_folds=n_folds,
             ensemble=ensemble,
+            calibrate=calibrate,
         )
     except InputError as exc:
         raise HTTPException(422, detail=str(exc)) from None
