@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,3 +38,18 @@ class Prediction:
     @property
     def n_rows(self) -> int:
         return len(self.values[0]) if self.values else 0
+
+
+def class_index(classes: Any) -> Callable[[Any], int]:
+    """The column of a label among ``classes`` (a KeyError for a label not among them); numpy scalars
+    match their Python values, and text classes (a union of mixed label types) match labels as text."""
+    cls = np.asarray(classes)
+    as_text = cls.dtype.kind == "U"
+
+    def key(label: Any) -> Any:
+        if as_text:
+            return str(label)
+        return label.item() if isinstance(label, np.generic) else label
+
+    index = {key(c): j for j, c in enumerate(cls)}
+    return lambda label: index[key(label)]

@@ -32,7 +32,7 @@ import pandas as pd
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.metrics import score
 from metalearn.data.numbers import finite_or_none
-from metalearn.data.prediction import Prediction
+from metalearn.data.prediction import Prediction, class_index
 from metalearn.data.task import Task
 
 __all__ = ["CALIBRATED_METRICS", "MIN_ROWS", "Calibration", "calibrate", "fit_temperature", "scale_prediction",
@@ -112,12 +112,9 @@ def _truth_columns(pred: Prediction, y: pd.DataFrame) -> tuple[list[np.ndarray],
     for t, (p, classes) in enumerate(zip(pred.probas, pred.classes, strict=True)):
         if p is None or classes is None:
             continue
-        cls = np.asarray(classes)
-        as_text = cls.dtype.kind == "U"
-        index = {(str(c) if as_text else (c.item() if isinstance(c, np.generic) else c)): j for j, c in enumerate(cls)}
-        col = y.iloc[:, t].to_numpy()
+        col = class_index(classes)
         try:
-            truth = np.array([index[str(v) if as_text else (v.item() if isinstance(v, np.generic) else v)] for v in col])
+            truth = np.array([col(v) for v in y.iloc[:, t].to_numpy()])
         except KeyError:
             return None
         probas.append(np.asarray(p, dtype=np.float64))

@@ -33,7 +33,7 @@ from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.metrics import get_metric, score
 from metalearn.data.numbers import finite_or_none
-from metalearn.data.prediction import Prediction
+from metalearn.data.prediction import Prediction, class_index
 from metalearn.data.task import Task, TaskKind
 from metalearn.search.calibration import scale_prediction
 
@@ -80,10 +80,6 @@ class OutOfFold:
         return len(self.rows)
 
 
-def _key(label: Any) -> Any:
-    return label.item() if isinstance(label, np.generic) else label
-
-
 def _union_classes(class_lists: Sequence[Any]) -> np.ndarray:
     arrays = [np.asarray(c) for c in class_lists if c is not None]
     joined = np.concatenate(arrays) if arrays else np.array([])
@@ -96,12 +92,7 @@ def _union_classes(class_lists: Sequence[Any]) -> np.ndarray:
 def _aligned(values: Any, proba: Any, classes: Any, union: np.ndarray) -> np.ndarray:
     """``(n, len(union))`` probabilities of one class target over ``union`` (one-hot of ``values`` when
     there are no probabilities)."""
-    as_text = union.dtype.kind == "U"
-    index = {(str(c) if as_text else _key(c)): j for j, c in enumerate(union)}
-
-    def col(label: Any) -> int:
-        return index[str(label) if as_text else _key(label)]
-
+    col = class_index(union)
     vals = np.asarray(values)
     out = np.zeros((len(vals), len(union)), dtype=np.float64)
     if proba is None or classes is None:
