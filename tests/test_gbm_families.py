@@ -210,3 +210,33 @@ def test_a_rare_label_keeps_both_values_in_the_early_stopping_training_part(data
         proba = b.predict_proba(X)
         assert proba.shape == Y.shape and np.isfinite(proba).all()
         assert proba[held_out[0], 0] > np.median(proba[:, 0])  # it learnt from the one positive row
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_fit_deadline_stops_adding_rounds_and_the_model_still_predicts(datasets, family: str) -> None:
+    """Inside ``fit_deadline`` a fit stops at the clock and keeps the rounds it has; outside, the same
+    configuration fits all its rounds (no early-stopping split: 60 rows)."""
+    import pickle
+    import time
+
+    from metalearn.pipelines.models.boosting import fit_deadline
+
+    ds = datasets["regression"]
+    small = Dataset("diabetes60", ds.X.iloc[:60], ds.y.iloc[:60], ds.task, ds.categorical, ds.origin)
+    space = get_space("regression")
+    values = space.validate({"model": family, f"{family}:n_estimators": 1000.0}, fill_defaults=True)
+    with fit_deadline(None) as none:
+        full = space.build(values, small.task, small.categorical, seed=0).fit(small.X, small.y)
+    assert none is None and _boosters(full)[0].n_rounds_ == 1000
+    t0 = time.monotonic()
+    with fit_deadline(0.0) as bound:
+        cut = space.build(values, small.task, small.categorical, seed=0).fit(small.X, small.y)
+    assert bound is not None and bound.hit and time.monotonic() - t0 < 5.0
+    b = _boosters(cut)[0]
+    assert 1 <= b.n_rounds_ < 1000
+    pred = cut.predict_task(small.X)
+    assert pred.n_rows == 60 and np.isfinite(np.asarray(pred.values[0], dtype=float)).all()
+    assert pickle.loads(pickle.dumps(cut)).predict_task(small.X).n_rows == 60  # no callback left in it
+    with fit_deadline(60.0) as roomy:  # a bound not reached changes nothing
+        again = space.build(values, small.task, small.categorical, seed=0).fit(small.X, small.y)
+    assert roomy is not None and not roomy.hit and _boosters(again)[0].n_rounds_ == 1000

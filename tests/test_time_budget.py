@@ -19,6 +19,7 @@ from metalearn.search.deadline import (
     MIN_FOLDS,
     MIN_REFIT_ROWS,
     MIN_TRIAL_SECONDS,
+    REFIT_SAFETY,
     RESERVE_MARGIN_SHARE,
     Deadline,
     budget_protocol,
@@ -57,13 +58,13 @@ def test_trials_get_at_most_the_time_left_minus_the_reserve() -> None:
 def test_a_trial_leaves_time_for_its_own_refit() -> None:
     d = Deadline(100.0, started=time.monotonic() - 40.0)  # 60 s left: a trial whose refit takes 2x its time
     assert d.trial_limit(120.0, refit_factor=2.0) == pytest.approx(20.0, abs=0.1)
-    assert refit_factor(EvalProtocol(mode="holdout"), 1000) == pytest.approx(1.5 / 0.67)
-    assert refit_factor(EvalProtocol(n_folds=5, holdout_threshold=None), 1000) == pytest.approx(1.5 * 1.25 / 5)
+    assert refit_factor(EvalProtocol(mode="holdout"), 1000) == pytest.approx(REFIT_SAFETY / 0.67)
+    assert refit_factor(EvalProtocol(n_folds=5, holdout_threshold=None), 1000) == pytest.approx(REFIT_SAFETY * 1.25 / 5)
 
 
 def test_the_refit_reserve_scales_one_fold_fit_to_all_rows() -> None:
     # 5 folds fitting 800 rows in 10 s in all: one fold 2 s, all 1000 rows 2.5 s, times the safety factor
-    assert refit_estimate(10.0, 5, 800, 1000) == pytest.approx(2.5 * 1.5)
+    assert refit_estimate(10.0, 5, 800, 1000) == pytest.approx(2.5 * REFIT_SAFETY)
 
 
 def test_a_refit_takes_the_rows_it_has_time_for() -> None:
@@ -208,3 +209,26 @@ def test_the_reserve_holds_the_ensembles_next_refits_within_a_share_of_the_budge
     )
     assert search_reserve(2.0, [4.0, 3.0], 30.0) == pytest.approx(2.0 + ENSEMBLE_RESERVE_SHARE * 30.0 + margin)
     assert search_reserve(2.0, [4.0, 3.0], None) == pytest.approx(9.0)  # no limit: no cap, no margin
+
+
+def test_a_final_boosting_refit_stops_adding_rounds_when_the_budget_is_over() -> None:
+    """The refit's rounds follow early stopping on all rows, which no trial estimate bounds: under a
+    deadline that is over, a CatBoost refit keeps the rounds it has, and the summary's notes say so."""
+    from types import SimpleNamespace
+
+    from metalearn.pipelines.spaces import get_space
+    from metalearn.search.automl import refit_best
+
+    digits = load_dataset("sklearn:digits")
+    values = get_space("multiclass").validate(
+        {"model": "catboost", "catboost:n_estimators": 2000.0}, fill_defaults=True
+    )
+    result = SimpleNamespace(best_values=values, best_refit_seconds=None)  # no estimate: all rows
+    over = Deadline(10.0, started=time.monotonic() - 10.0)
+    model = refit_best(digits, result, over)  # type: ignore[arg-type]
+    assert any("stopped adding rounds" in n for n in over.notes), over.notes
+    pred = model.predict_task(digits.X)
+    assert pred.n_rows == digits.n_rows and set(pred.classes[0]) == set(digits.y.iloc[:, 0])
+    roomy = Deadline(600.0)
+    refit_best(digits, SimpleNamespace(best_values=values, best_refit_seconds=None), roomy)  # type: ignore[arg-type]
+    assert roomy.notes == []

@@ -181,9 +181,14 @@ def _budgeted(settings: SearchSettings, dataset: Dataset, deadline: Deadline) ->
 def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed: int = 0) -> Any:
     """The search's best configuration fit on all rows of ``dataset`` or, when its expected refit
     (``result.best_refit_seconds``) does not fit in what is left of a bounded ``deadline`` (less its margin),
-    on the stratified subset of rows that does (noted in the deadline, hence in the summary)."""
+    on the stratified subset of rows that does (noted in the deadline, hence in the summary). Under a
+    bounded deadline a boosted-tree fit also stops adding rounds when that time is over
+    (:func:`~metalearn.pipelines.models.boosting.fit_deadline`; noted too)."""
+    from metalearn.pipelines.models.boosting import fit_deadline
+
     assert result.best_values is not None
     data = dataset
+    seconds = None
     if deadline.bounded:
         seconds = deadline.left() - RESERVE_MARGIN_SHARE * float(deadline.limit or 0.0)
         rows = refit_rows(dataset.n_rows, result.best_refit_seconds, seconds)
@@ -193,7 +198,14 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
                 f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
                 f"(~{result.best_refit_seconds:.0f} s expected) did not fit in the {max(seconds, 0.0):.0f} s left"
             )
-    return fit_final(data, get_space(dataset.task), result.best_values)
+    with fit_deadline(None if seconds is None else max(seconds, 0.0)) as bound:
+        model = fit_final(data, get_space(dataset.task), result.best_values)
+    if bound is not None and bound.hit:
+        deadline.note(
+            f"the final model's boosting stopped adding rounds when the {max(seconds or 0.0, 0.0):.0f} s left "
+            "ran out (it keeps the rounds it had)"
+        )
+    return model
 
 
 def _calibrated(

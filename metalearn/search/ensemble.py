@@ -506,6 +506,7 @@ def build_ensemble(
     past it, the ensemble is skipped with a note. The block says the members (config id,
     weight, family), the ensemble's and the best single pipeline's OOF scores and the gain.
     """
+    from metalearn.pipelines.models.boosting import fit_deadline
     from metalearn.search.evaluation import fit_final
 
     status = on_status or (lambda _text: None)
@@ -560,11 +561,17 @@ def build_ensemble(
             reason = "too little time left to refit the ensemble's next member"
         else:
             try:
-                fitted[c.config_id] = fit_final(dataset, space, c.values)
+                # a member whose boosting is cut by the budget is not the model its OOF predictions scored
+                with fit_deadline(None if time_left is None else max(time_left(), 0.0)) as bound:
+                    member = fit_final(dataset, space, c.values)
             except MetaLearnError as exc:
                 return skip(f"member {c.config_id} failed to refit ({exc}): the single pipeline is kept")
-            if time_left is not None and time_left() <= 0 and len(fitted) < len(sel.members):
+            if bound is not None and bound.hit:
                 reason = "the time budget ran out while refitting the ensemble"
+            else:
+                fitted[c.config_id] = member
+                if time_left is not None and time_left() <= 0 and len(fitted) < len(sel.members):
+                    reason = "the time budget ran out while refitting the ensemble"
         if reason:
             smaller = select_ensemble(dataset.task, [by_id[cid] for cid in fitted], size=size)
             if smaller is None or not smaller.kept:
