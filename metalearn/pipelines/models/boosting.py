@@ -104,7 +104,7 @@ def _xgboost_stop(bound: FitBound) -> Any:
     import xgboost as xgb
 
     class StopAtBound(xgb.callback.TrainingCallback):
-        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        def after_iteration(self, _model: Any, _epoch: int, _evals_log: Any) -> bool:
             return bound.over()
 
     return StopAtBound()
