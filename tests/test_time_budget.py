@@ -224,9 +224,11 @@ def test_a_final_boosting_refit_stops_adding_rounds_when_the_budget_is_over() ->
         {"model": "catboost", "catboost:n_estimators": 2000.0}, fill_defaults=True
     )
     result = SimpleNamespace(best_values=values, best_refit_seconds=None)  # no estimate: all rows
-    over = Deadline(10.0, started=time.monotonic() - 10.0)
+    over = Deadline(2.0, started=time.monotonic() - 2.0)  # over; the floor: 5 % of 2 s
+    t0 = time.monotonic()
     model = refit_best(digits, result, over)  # type: ignore[arg-type]
     assert any("stopped adding rounds" in n for n in over.notes), over.notes
+    assert time.monotonic() - t0 < 5.0
     pred = model.predict_task(digits.X)
     assert pred.n_rows == digits.n_rows and set(pred.classes[0]) == set(digits.y.iloc[:, 0])
     roomy = Deadline(600.0)

@@ -17,7 +17,13 @@ from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.shipped import open_default_kb
 from metalearn.metalearning.metafeatures import ensure_metafeatures
 from metalearn.pipelines.spaces import get_space
-from metalearn.search.deadline import RESERVE_MARGIN_SHARE, Deadline, budget_protocol, refit_rows
+from metalearn.search.deadline import (
+    FINAL_FIT_FLOOR_SHARE,
+    RESERVE_MARGIN_SHARE,
+    Deadline,
+    budget_protocol,
+    refit_rows,
+)
 from metalearn.search.ensemble import OOFPool, build_ensemble
 from metalearn.search.evaluation import fit_final
 from metalearn.search.loop import SearchResult, Trial, run_search
@@ -182,7 +188,8 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     """The search's best configuration fit on all rows of ``dataset`` or, when its expected refit
     (``result.best_refit_seconds``) does not fit in what is left of a bounded ``deadline`` (less its margin),
     on the stratified subset of rows that does (noted in the deadline, hence in the summary). Under a
-    bounded deadline a boosted-tree fit also stops adding rounds when that time is over
+    bounded deadline a boosted-tree fit also stops adding rounds when that time is over, but not before
+    :data:`~metalearn.search.deadline.FINAL_FIT_FLOOR_SHARE` of the budget
     (:func:`~metalearn.pipelines.models.boosting.fit_deadline`; noted too)."""
     from metalearn.pipelines.models.boosting import fit_deadline
 
@@ -198,11 +205,12 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
                 f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
                 f"(~{result.best_refit_seconds:.0f} s expected) did not fit in the {max(seconds, 0.0):.0f} s left"
             )
-    with fit_deadline(None if seconds is None else max(seconds, 0.0)) as bound:
+    floor = FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0)  # never a one-round model
+    with fit_deadline(None if seconds is None else max(seconds, floor)) as bound:
         model = fit_final(data, get_space(dataset.task), result.best_values)
     if bound is not None and bound.hit:
         deadline.note(
-            f"the final model's boosting stopped adding rounds when the {max(seconds or 0.0, 0.0):.0f} s left "
+            f"the final model's boosting stopped adding rounds when the {max(seconds or 0.0, floor):.0f} s left "
             "ran out (it keeps the rounds it had)"
         )
     return model

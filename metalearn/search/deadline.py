@@ -42,6 +42,9 @@ ROWS_PER_SECOND = 150.0
 MIN_REFIT_ROWS = 500
 #: the fewest cross-validation folds a budgeted search keeps before it moves to one holdout split
 MIN_FOLDS = 3
+#: the clock bound on the final refit's boosting rounds (see ``refit_best``) is at least this share of the budget:
+#: a search whose last trial overran would otherwise leave a one-round model, near a constant
+FINAL_FIT_FLOOR_SHARE = 0.05
 #: with a post-hoc ensemble the reserve also holds the refits of this many next-best candidates (its
 #: likely other members), at most this share of the budget: without it, a 30 s search left no time to
 #: refit the ensemble it selected on 7 of 31 benchmark datasets
