@@ -205,12 +205,13 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
                 f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
                 f"(~{result.best_refit_seconds:.0f} s expected) did not fit in the {max(seconds, 0.0):.0f} s left"
             )
-    floor = FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0)  # never a one-round model
-    with fit_deadline(None if seconds is None else max(seconds, floor)) as bound:
+    # the boosting rounds' clock bound: never under a share of the budget (never a one-round model)
+    bounded = None if seconds is None else max(seconds, FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0))
+    with fit_deadline(bounded) as bound:
         model = fit_final(data, get_space(dataset.task), result.best_values)
     if bound is not None and bound.hit:
         deadline.note(
-            f"the final model's boosting stopped adding rounds when the {max(seconds or 0.0, floor):.0f} s left "
+            f"the final model's boosting stopped adding rounds when the {bounded:.0f} s left "
             "ran out (it keeps the rounds it had)"
         )
     return model

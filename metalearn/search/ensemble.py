@@ -566,12 +566,11 @@ def build_ensemble(
                     member = fit_final(dataset, space, c.values)
             except MetaLearnError as exc:
                 return skip(f"member {c.config_id} failed to refit ({exc}): the single pipeline is kept")
-            if bound is not None and bound.hit:
-                reason = "the time budget ran out while refitting the ensemble"
-            else:
+            cut = bound is not None and bound.hit
+            if not cut:
                 fitted[c.config_id] = member
-                if time_left is not None and time_left() <= 0 and len(fitted) < len(sel.members):
-                    reason = "the time budget ran out while refitting the ensemble"
+            if cut or (time_left is not None and time_left() <= 0 and len(fitted) < len(sel.members)):
+                reason = "the time budget ran out while refitting the ensemble"
         if reason:
             smaller = select_ensemble(dataset.task, [by_id[cid] for cid in fitted], size=size)
             if smaller is None or not smaller.kept:
