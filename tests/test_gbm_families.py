@@ -240,3 +240,26 @@ def test_a_fit_deadline_stops_adding_rounds_and_the_model_still_predicts(dataset
     with fit_deadline(60.0) as roomy:  # a bound not reached changes nothing
         again = space.build(values, small.task, small.categorical, seed=0).fit(small.X, small.y)
     assert roomy is not None and not roomy.hit and _boosters(again)[0].n_rounds_ == 1000
+
+
+def test_a_time_limited_trial_imports_its_boosting_library_in_the_searching_process() -> None:
+    """A time-limited trial runs in a forked child: its boosting library is imported once in the process
+    that forks (inherited by every later child), not in each child; an inline trial changes nothing there."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from metalearn.data.loading import load_sklearn
+from metalearn.pipelines.spaces import get_space
+from metalearn.search.evaluation import EvalProtocol, evaluate_config
+ds = load_sklearn("breast_cancer")
+space = get_space(ds.task)
+libs = ("catboost", "lightgbm", "xgboost")
+before = [m for m in libs if m in sys.modules]
+r = evaluate_config(ds, space, space.validate({"model": "catboost"}, fill_defaults=True),
+                    protocol=EvalProtocol(mode="holdout"), time_limit=120)
+print(r.status, before, [m for m in libs if m in sys.modules])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split("\n")[-2] == "ok [] ['catboost']", out.stdout + out.stderr

@@ -32,7 +32,9 @@ from metalearn.data.prediction import Prediction
 from metalearn.data.splits import cv_splits, holdout_split, plan_splits
 from metalearn.data.task import Task, TaskKind
 from metalearn.kb.records import RunRecord, run_id_for
+from metalearn.pipelines.models.boosting import preload
 from metalearn.pipelines.spaces.base import SearchSpace, TaskModel
+from metalearn.pipelines.spaces.components import boosting_libraries
 from metalearn.search.sandbox import Emit, error_text, run_in_child, run_inline, status_of
 
 __all__ = [
@@ -394,6 +396,7 @@ def evaluate_config(
     if time_limit is None and memory_limit_mb is None:
         out = run_inline(work)
     else:
+        preload(boosting_libraries(clean))  # imported once here, not in every trial's forked child
         out = run_in_child(work, time_limit, memory_limit_mb)
 
     out.folds.sort(key=lambda f: f[0])

@@ -25,8 +25,9 @@ float matrix of the task models' preprocessing:
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -87,6 +88,17 @@ def fit_deadline(seconds: float | None) -> Iterator[FitBound | None]:
         yield bound
     finally:
         _BOUND.reset(token)
+
+
+def preload(libraries: Iterable[str]) -> None:
+    """Import these boosting libraries (names of :data:`LIBRARIES`; others are ignored) in this process
+    now. A time-limited trial runs in a child forked from this process: a library imported here is not
+    imported again in every trial's child. Measured on 2 cores (``magic``, a 3,350-row holdout fit):
+    CatBoost's import added 0.4-0.5 s to each trial, counted in its fit time and so in the refit
+    estimate the search keeps time for."""
+    for library in libraries:
+        if library in LIBRARIES:
+            importlib.import_module(library)
 
 
 def _lightgbm_stop(bound: FitBound) -> Any:

@@ -64,6 +64,14 @@ from metalearn.pipelines.models.shared_mlp import ACTIVATIONS, SharedTrunkMLP
 FAMILIES = ("linear", "svm", "knn", "rf", "et", "hgb", "mlp", "lgbm", "xgb", "catboost")
 #: Gradient-boosting library families: family -> library (see metalearn.pipelines.models.boosting).
 BOOSTING_LIBRARIES = {"lgbm": "lightgbm", "xgb": "xgboost", "catboost": "catboost"}
+
+
+def boosting_libraries(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The boosting library (``lightgbm``, ``xgboost``, ``catboost``) of a configuration's ``model``, if any."""
+    library = BOOSTING_LIBRARIES.get(str(values.get("model")))
+    return (library,) if library else ()
+
+
 #: Families that handle categorical features themselves (given integer codes, never one-hot).
 NATIVE_CATEGORICAL = tuple(BOOSTING_LIBRARIES)
 #: Families whose estimator fits several binary labels at once.
