@@ -361,9 +361,9 @@ def test_members_refit_estimates_come_from_the_search_and_a_member_that_cannot_f
 
     refit: list[str] = []
 
-    def recording_fit(dataset: Any, space_: Any, values: dict[str, Any]) -> Any:
+    def recording_fit(dataset: Any, space_: Any, values: dict[str, Any], **kw: Any) -> Any:
         refit.append(values["model"])
-        return fit_final(dataset, space_, values)
+        return fit_final(dataset, space_, values, **kw)
 
     monkeypatch.setattr(evaluation, "fit_final", recording_fit)  # what build_ensemble imports
     calls = iter(range(100))  # enough time for all three at the start, 30 s once the refits begin

@@ -242,6 +242,86 @@ def test_a_fit_deadline_stops_adding_rounds_and_the_model_still_predicts(dataset
     assert roomy is not None and not roomy.hit and _boosters(again)[0].n_rounds_ == 1000
 
 
+def _library_rounds(b: Any) -> int:
+    """The rounds in the library model a boosted-trees estimator predicts with."""
+    if b.library == "lightgbm":
+        return int(b.model_.booster_.current_iteration())
+    if b.library == "xgboost":
+        return int(b.model_.get_booster().num_boosted_rounds())
+    return int(b.model_.tree_count_)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_final_fit_refits_an_early_stopped_model_on_all_rows(datasets, family: str) -> None:
+    """``fit_final`` fits a boosted configuration again on every row with the rounds early stopping
+    chose (scaled by all rows / training rows); with no time for that refit it keeps the early-stopped
+    model, which is what a plain fit gives."""
+    import math
+
+    from metalearn.search.evaluation import fit_final
+
+    ds = datasets["binary"]
+    space = get_space("binary")
+    values = space.validate(
+        {"model": family, f"{family}:n_estimators": 2000.0, f"{family}:learning_rate": 0.2},
+        fill_defaults=True,
+    )
+    plain = _boosters(space.build(values, ds.task, ds.categorical).fit(ds.X, ds.y))[0]
+    assert plain.early_stopped_ and not plain.refit_all_rows_ and plain.n_train_rows_ < ds.n_rows
+    full = _boosters(fit_final(ds, space, values))[0]
+    assert full.refit_all_rows_ and full.early_stopped_ and full.n_train_rows_ == ds.n_rows
+    assert full.best_iteration_ == plain.best_iteration_  # the round early stopping chose
+    assert full.n_rounds_ == math.ceil(plain.n_rounds_ * ds.n_rows / plain.n_train_rows_) > plain.n_rounds_
+    assert _library_rounds(full) == full.n_rounds_
+    no_time = fit_final(ds, space, values, all_rows_within=0.0)
+    kept = _boosters(no_time)[0]
+    assert not kept.refit_all_rows_ and kept.n_rounds_ == plain.n_rounds_
+    X = ds.X.iloc[:40]
+    built = space.build(values, ds.task, ds.categorical).fit(ds.X, ds.y)
+    assert np.array_equal(no_time.predict_task(X).probas[0], built.predict_task(X).probas[0])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_an_all_rows_refit_cut_by_the_clock_keeps_the_early_stopped_model(
+    datasets, family: str, monkeypatch
+) -> None:
+    """When the clock bound cuts the all-rows refit, the model is the whole early-stopped one and the
+    bound does not report a cut (the caller would drop a model that is in fact complete)."""
+    import time
+
+    from metalearn.pipelines.models import boosting
+    from metalearn.pipelines.models.boosting import fit_deadline, refit_on_all_rows
+
+    ds = datasets["binary"]
+    space = get_space("binary")
+    values = space.validate(
+        {"model": family, f"{family}:n_estimators": 2000.0, f"{family}:learning_rate": 0.2},
+        fill_defaults=True,
+    )
+    once = boosting._BoostedTrees._fit_once
+    calls: list[int] = []
+
+    def expire_before_the_refit(self: Any, X: Any, y: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            bound = boosting._BOUND.get()
+            assert bound is not None
+            bound.until = time.monotonic() - 1.0  # the clock runs out as the refit starts
+        once(self, X, y)
+
+    monkeypatch.setattr(boosting._BoostedTrees, "_fit_once", expire_before_the_refit)
+    with fit_deadline(600.0) as bound, refit_on_all_rows(None):
+        model = space.build(values, ds.task, ds.categorical).fit(ds.X, ds.y)
+    assert len(calls) == 2 and bound is not None and not bound.hit
+    b = _boosters(model)[0]
+    assert not b.refit_all_rows_ and b.early_stopped_ and b.n_train_rows_ < ds.n_rows
+    assert _library_rounds(b) >= b.n_rounds_ and b.n_rounds_ == b.best_iteration_ + 1
+    monkeypatch.setattr(boosting._BoostedTrees, "_fit_once", once)
+    plain = space.build(values, ds.task, ds.categorical).fit(ds.X, ds.y)
+    X = ds.X.iloc[:40]
+    assert np.array_equal(model.predict_task(X).probas[0], plain.predict_task(X).probas[0])
+
+
 def test_a_time_limited_trial_imports_its_boosting_library_in_the_searching_process() -> None:
     """A time-limited trial runs in a forked child: its boosting library is imported once in the process
     that forks (inherited by every later child), not in each child; an inline trial changes nothing there."""

