@@ -149,14 +149,19 @@ def test_every_family_fits_and_predicts_with_native_categories(datasets, kind: s
     assert out == "", out[:300]  # quiet: no training logs
 
 
+def _early_stopping_values(space: Any, family: str) -> dict[str, Any]:
+    """A configuration of ``family`` that early-stops long before its rounds on an easy problem."""
+    return space.validate(
+        {"model": family, f"{family}:n_estimators": 2000.0, f"{family}:learning_rate": 0.2},
+        fill_defaults=True,
+    )
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_early_stopping_keeps_the_best_iteration_and_is_deterministic(datasets, family: str) -> None:
     ds = datasets["binary"]
     space = get_space("binary")
-    values = space.validate(
-        {"model": family, f"{family}:n_estimators": 2000.0, f"{family}:learning_rate": 0.2},
-        fill_defaults=True,
-    )
+    values = _early_stopping_values(space, family)
     fits = [space.build(values, ds.task, ds.categorical, seed=3).fit(ds.X, ds.y) for _ in range(2)]
     boosters = [_boosters(m)[0] for m in fits]
     b = boosters[0]
@@ -262,11 +267,9 @@ def test_the_final_fit_refits_an_early_stopped_model_on_all_rows(datasets, famil
 
     ds = datasets["binary"]
     space = get_space("binary")
-    values = space.validate(
-        {"model": family, f"{family}:n_estimators": 2000.0, f"{family}:learning_rate": 0.2},
-        fill_defaults=True,
-    )
-    plain = _boosters(space.build(values, ds.task, ds.categorical).fit(ds.X, ds.y))[0]
+    values = _early_stopping_values(space, family)
+    plain_model = space.build(values, ds.task, ds.categorical).fit(ds.X, ds.y)
+    plain = _boosters(plain_model)[0]
     assert plain.early_stopped_ and not plain.refit_all_rows_ and plain.n_train_rows_ < ds.n_rows
     full = _boosters(fit_final(ds, space, values))[0]
     assert full.refit_all_rows_ and full.early_stopped_ and full.n_train_rows_ == ds.n_rows
@@ -277,8 +280,7 @@ def test_the_final_fit_refits_an_early_stopped_model_on_all_rows(datasets, famil
     kept = _boosters(no_time)[0]
     assert not kept.refit_all_rows_ and kept.n_rounds_ == plain.n_rounds_
     X = ds.X.iloc[:40]
-    built = space.build(values, ds.task, ds.categorical).fit(ds.X, ds.y)
-    assert np.array_equal(no_time.predict_task(X).probas[0], built.predict_task(X).probas[0])
+    assert np.array_equal(no_time.predict_task(X).probas[0], plain_model.predict_task(X).probas[0])
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -294,10 +296,7 @@ def test_an_all_rows_refit_cut_by_the_clock_keeps_the_early_stopped_model(
 
     ds = datasets["binary"]
     space = get_space("binary")
-    values = space.validate(
-        {"model": family, f"{family}:n_estimators": 2000.0, f"{family}:learning_rate": 0.2},
-        fill_defaults=True,
-    )
+    values = _early_stopping_values(space, family)
     once = boosting._BoostedTrees._fit_once
     calls: list[int] = []
 

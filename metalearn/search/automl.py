@@ -208,9 +208,8 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     # the boosting rounds' clock bound: never under a share of the budget (never a one-round model)
     bounded = None if seconds is None else max(seconds, FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0))
     # a boosted model early-stopped on 90 % of the rows is fit again on all of them when that fits too
-    within = None if seconds is None else max(seconds, 0.0)
     with fit_deadline(bounded) as bound:
-        model = fit_final(data, get_space(dataset.task), result.best_values, all_rows_within=within)
+        model = fit_final(data, get_space(dataset.task), result.best_values, all_rows_within=seconds)
     if bound is not None and bound.hit:
         deadline.note(
             f"the final model's boosting stopped adding rounds when the {bounded:.0f} s left "
