@@ -375,3 +375,29 @@ def test_members_refit_estimates_come_from_the_search_and_a_member_that_cannot_f
         assert isinstance(model, EnsembleModel) and len(model.members) == len(block["members"])
     else:
         assert "too little time left" in block["note"], block
+
+
+def test_the_ensemble_plan_says_what_the_other_members_refits_need_before_any_refit() -> None:
+    """The selection runs before the best pipeline's final fit (which spends spare time only on what the
+    other members' refits leave): the plan's refit seconds are the other members' estimates, 0 without a
+    kept ensemble, and ``build_ensemble`` given the plan makes the same ensemble as without it."""
+    from metalearn.search.ensemble import build_ensemble, plan_ensemble
+    from metalearn.search.evaluation import fit_final
+
+    ds, space, pool = _three_thirds_pool({cid: {"refit_seconds": r} for cid, r in (("a", 1.5), ("b", 2.5), ("c", 4.0))})
+    best_id = pool.candidates()[0].config_id
+    plan = plan_ensemble(ds.task, pool, best_id)
+    assert plan.selection is not None and plan.selection.kept and set(plan.selection.members) == {"a", "b", "c"}
+    others = {"a": 1.5, "b": 2.5, "c": 4.0}
+    assert plan.refit_seconds(best_id) == pytest.approx(sum(others.values()) - others[best_id])
+    best_model = fit_final(ds, space, pool.candidates()[0].values)
+    _, planned = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 1000.0, plan=plan)
+    _, fresh = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 1000.0)
+    assert planned == fresh and planned["used"]
+    # one candidate only: nothing to keep time for, and the ensemble block says why
+    single = OOFPool.for_task(ds.task)
+    single.offer(pool.candidates()[0])
+    lone = plan_ensemble(ds.task, single, best_id)
+    assert lone.selection is None and lone.refit_seconds(best_id) == 0.0 and "fewer than 2" in lone.note
+    assert build_ensemble(ds, space, single, best_id, best_model, plan=lone)[1]["note"] == lone.note
+    assert plan_ensemble(ds.task, pool, "not-in-the-pool").refit_seconds("not-in-the-pool") == 0.0

@@ -276,7 +276,7 @@ def test_the_final_fit_refits_an_early_stopped_model_on_all_rows(datasets, famil
     assert full.best_iteration_ == plain.best_iteration_  # the round early stopping chose
     assert full.n_rounds_ == math.ceil(plain.n_rounds_ * ds.n_rows / plain.n_train_rows_) > plain.n_rounds_
     assert _library_rounds(full) == full.n_rounds_
-    no_time = fit_final(ds, space, values, all_rows_within=0.0)
+    no_time = fit_final(ds, space, values, extra_within=0.0)
     kept = _boosters(no_time)[0]
     assert not kept.refit_all_rows_ and kept.n_rounds_ == plain.n_rounds_
     X = ds.X.iloc[:40]
@@ -292,7 +292,8 @@ def test_an_all_rows_refit_cut_by_the_clock_keeps_the_early_stopped_model(
     import time
 
     from metalearn.pipelines.models import boosting
-    from metalearn.pipelines.models.boosting import fit_deadline, refit_on_all_rows
+    from metalearn.pipelines.models.adaptive import final_fit
+    from metalearn.pipelines.models.boosting import fit_deadline
 
     ds = datasets["binary"]
     space = get_space("binary")
@@ -309,7 +310,7 @@ def test_an_all_rows_refit_cut_by_the_clock_keeps_the_early_stopped_model(
         once(self, X, y)
 
     monkeypatch.setattr(boosting._BoostedTrees, "_fit_once", expire_before_the_refit)
-    with fit_deadline(600.0) as bound, refit_on_all_rows(None):
+    with fit_deadline(600.0) as bound, final_fit(None):
         model = space.build(values, ds.task, ds.categorical).fit(ds.X, ds.y)
     assert len(calls) == 2 and bound is not None and not bound.hit
     b = _boosters(model)[0]

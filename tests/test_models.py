@@ -414,6 +414,40 @@ def test_forests_predict_small_batches_tree_by_tree_exactly_as_sklearn(load) -> 
             assert forest_small_batch(forest, Xt, proba=not proba) is None
 
 
+
+@pytest.mark.parametrize("kind", ["multiclass", "regression", "multitarget"])
+def test_the_final_fit_grows_a_forest_to_more_trees_when_time_allows(load, kind: str) -> None:
+    """``fit_final`` grows a random / extra-trees forest of 100 trees to ``FINAL_FOREST_TREES``: the trees
+    of a plain fit come first, unchanged (warm start), and the grown forest scores at least about as well on
+    held-out rows; with no time for the new trees it is the plain fit's forest."""
+    from metalearn.data.metrics import compute_metrics, get_metric
+    from metalearn.pipelines.models.adaptive import FINAL_FOREST_TREES
+    from metalearn.search.evaluation import fit_final
+
+    ds = load(DATASETS[kind])
+    space = get_space(ds.task)
+    tr, te = split(ds)
+    train = Dataset(ds.name, ds.X.iloc[tr].reset_index(drop=True), ds.y.iloc[tr].reset_index(drop=True),
+                    ds.task, ds.categorical, ds.origin)
+    X_te, y_te = ds.X.iloc[te], ds.y.iloc[te]
+    greater = get_metric(ds.task.metric).greater_is_better
+    for fam in ("rf", "et"):
+        v = space.validate({"model": fam, f"{fam}:n_estimators": 100.0}, fill_defaults=True)
+        plain = space.build(v, ds.task, ds.categorical).fit(train.X, train.y)
+        grown = fit_final(train, space, v)
+        kept = fit_final(train, space, v, extra_within=0.0)
+        forests = [m.estimator_ for m in (plain, grown, kept)]
+        assert [f.forest_grown_ for f in forests] == [False, True, False], (kind, fam)
+        small, big, same = (f.estimator_ for f in forests)
+        assert len(small.estimators_) == len(same.estimators_) == 100 and len(big.estimators_) == FINAL_FOREST_TREES
+        Xt = np.asarray(plain.preprocessor_.transform(X_te.iloc[:20]), dtype=np.float64)
+        for a, b in zip(small.estimators_, big.estimators_[:100], strict=True):  # the same first trees
+            assert np.array_equal(a.predict(Xt), b.predict(Xt))
+        assert np.array_equal(kept.predict(X_te), plain.predict(X_te))
+        s_plain = compute_metrics(ds.task, y_te, plain.predict_task(X_te))[ds.task.metric]
+        s_grown = compute_metrics(ds.task, y_te, grown.predict_task(X_te))[ds.task.metric]
+        sign = 1.0 if greater else -1.0
+        assert sign * (s_grown - s_plain) > -0.02 * abs(s_plain), (kind, fam, s_plain, s_grown)
 def test_lookup_ordinal_encoder_gives_sklearns_codes(load) -> None:
     """The dict-lookup ordinal encoder (the serving path of wide categorical data) codes every label as
     sklearn's OrdinalEncoder does, unseen labels and missing values included, and follows a refit."""

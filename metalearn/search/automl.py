@@ -24,7 +24,7 @@ from metalearn.search.deadline import (
     budget_protocol,
     refit_rows,
 )
-from metalearn.search.ensemble import OOFPool, build_ensemble
+from metalearn.search.ensemble import OOFPool, build_ensemble, plan_ensemble
 from metalearn.search.evaluation import fit_final
 from metalearn.search.loop import SearchResult, Trial, run_search
 from metalearn.search.settings import SearchSettings
@@ -115,14 +115,20 @@ def optimize(
     )
     t = lap("search", t)
     model = None
+    # Caruana's selection over the trials' out-of-fold predictions first (no refit): the best pipeline's final
+    # fit spends spare time only on what an ensemble's other members' refits leave
+    plan = None
+    if pool is not None and settings.ensemble and refit and result.best_values is not None:
+        plan = plan_ensemble(dataset.task, pool, result.best_config_id, settings.ensemble_size)
     if refit and result.best_values is not None:
         status("refitting the best pipeline on all data")
-        model = refit_best(dataset, result, deadline, seed=settings.seed)
+        keep = plan.refit_seconds(result.best_config_id) if plan is not None else 0.0
+        model = refit_best(dataset, result, deadline, seed=settings.seed, keep=keep)
     ensemble = None
-    if pool is not None and model is not None and settings.ensemble:  # Caruana's; the model when it wins
+    if pool is not None and model is not None and plan is not None:  # the model when the ensemble wins
         model, ensemble = build_ensemble(
             dataset, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
-            time_left=deadline.left if deadline.bounded else None, on_status=status,
+            time_left=deadline.left if deadline.bounded else None, on_status=status, plan=plan,
         )
     calibration = None
     if pool is not None and model is not None:  # a temperature for the final model's probabilities
@@ -184,13 +190,15 @@ def _budgeted(settings: SearchSettings, dataset: Dataset, deadline: Deadline) ->
     return replace(settings, protocol=protocol)
 
 
-def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed: int = 0) -> Any:
+def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed: int = 0, keep: float = 0.0) -> Any:
     """The search's best configuration fit on all rows of ``dataset`` or, when its expected refit
     (``result.best_refit_seconds``) does not fit in what is left of a bounded ``deadline`` (less its margin),
     on the stratified subset of rows that does (noted in the deadline, hence in the summary). Under a
     bounded deadline a boosted-tree fit also stops adding rounds when that time is over, but not before
     :data:`~metalearn.search.deadline.FINAL_FIT_FLOOR_SHARE` of the budget
-    (:func:`~metalearn.pipelines.models.boosting.fit_deadline`; noted too)."""
+    (:func:`~metalearn.pipelines.models.boosting.fit_deadline`; noted too). The final fit's extra work (see
+    :func:`~metalearn.search.evaluation.fit_final`) only uses what is left after ``keep`` seconds (the
+    refits of an ensemble's other members, :meth:`~metalearn.search.ensemble.EnsemblePlan.refit_seconds`)."""
     from metalearn.pipelines.models.boosting import fit_deadline
 
     assert result.best_values is not None
@@ -207,9 +215,11 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
             )
     # the boosting rounds' clock bound: never under a share of the budget (never a one-round model)
     bounded = None if seconds is None else max(seconds, FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0))
-    # a boosted model early-stopped on 90 % of the rows is fit again on all of them when that fits too
+    # its final fit's extra work (a boosted model early-stopped on 90 % of the rows fit again on all of them,
+    # a forest grown to more trees) only in what the ensemble's other members' refits leave
+    extra = None if seconds is None else seconds - max(keep, 0.0)
     with fit_deadline(bounded) as bound:
-        model = fit_final(data, get_space(dataset.task), result.best_values, all_rows_within=seconds)
+        model = fit_final(data, get_space(dataset.task), result.best_values, extra_within=extra)
     if bound is not None and bound.hit:
         deadline.note(
             f"the final model's boosting stopped adding rounds when the {bounded:.0f} s left "

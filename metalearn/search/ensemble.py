@@ -40,6 +40,7 @@ from metalearn.search.calibration import scale_prediction
 __all__ = [
     "Candidate",
     "EnsembleModel",
+    "EnsemblePlan",
     "OOFPool",
     "OutOfFold",
     "Selection",
@@ -50,6 +51,7 @@ __all__ = [
     "ensemble_lines",
     "family_of",
     "model_oof",
+    "plan_ensemble",
     "select_ensemble",
 ]
 
@@ -486,6 +488,42 @@ def _refit_estimate(c: Candidate) -> float:
     return per_fold * (k / (k - 1) if k > 1 else 1.5)
 
 
+@dataclass(frozen=True)
+class EnsemblePlan:
+    """The ensemble selection a search's pool gives, before any refit (:func:`plan_ensemble`):
+    ``selection`` (None: no ensemble can be selected, ``note`` says why) and the candidates by config id."""
+
+    selection: Selection | None
+    candidates: Mapping[str, Candidate]
+    note: str = ""
+
+    def refit_seconds(self, best_config_id: str | None) -> float:
+        """Seconds the refits of the kept ensemble's members other than ``best_config_id`` likely take
+        (0.0 when no ensemble is kept)."""
+        sel = self.selection
+        if sel is None or not sel.kept:
+            return 0.0
+        return sum(_refit_estimate(self.candidates[cid]) for cid in sel.members if cid != best_config_id)
+
+
+def plan_ensemble(task: Task, pool: OOFPool, best_config_id: str | None, size: int = DEFAULT_SIZE) -> EnsemblePlan:
+    """:func:`select_ensemble` over ``pool``, the search's best pipeline ``best_config_id`` first (the
+    other candidates must share its rows); no refit. The search's final fit asks it how much time an
+    ensemble's other members will need before it spends spare time on its own model."""
+    if best_config_id is None or best_config_id not in pool:
+        return EnsemblePlan(None, {}, "the best pipeline has no out-of-fold predictions in this search (resumed "
+                            "from the KB, or not evaluated at full budget): no ensemble")
+    cands = pool.candidates()
+    cands.sort(key=lambda c: c.config_id != best_config_id)
+    by_id = {c.config_id: c for c in cands}
+    if len(cands) < 2:
+        return EnsemblePlan(None, by_id, "fewer than 2 pipelines with out-of-fold predictions: no ensemble")
+    sel = select_ensemble(task, cands, size=size)
+    if sel is None:
+        return EnsemblePlan(None, by_id, "no pipeline scores on its out-of-fold predictions: no ensemble")
+    return EnsemblePlan(sel, by_id)
+
+
 def build_ensemble(
     dataset: Dataset,
     space: Any,
@@ -496,10 +534,12 @@ def build_ensemble(
     size: int = DEFAULT_SIZE,
     time_left: Callable[[], float] | None = None,
     on_status: Callable[[str], None] | None = None,
+    plan: EnsemblePlan | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The search's model after ensemble selection, and the summary's ``ensemble`` block.
 
-    Runs :func:`select_ensemble` on ``pool``; when the ensemble is kept, refits its members on all of
+    Runs :func:`select_ensemble` on ``pool`` (or takes ``plan``, :func:`plan_ensemble`'s outcome on the
+    same pool); when the ensemble is kept, refits its members on all of
     ``dataset`` (``best_model`` is the search's best pipeline, already refit) and returns an
     :class:`EnsembleModel`, else ``best_model``. ``time_left()`` gives the seconds left of the job's time
     budget (None: no budget): when the members' estimated refit time does not fit in it, or a refit ends
@@ -519,18 +559,10 @@ def build_ensemble(
 
     if best_model is None or best_config_id is None:
         return skip("no pipeline was refit")
-    if best_config_id not in pool:
-        return skip("the best pipeline has no out-of-fold predictions in this search (resumed from the KB, "
-                    "or not evaluated at full budget): no ensemble")
-    cands = pool.candidates()
-    # the search's best first: the other candidates must share its rows
-    cands.sort(key=lambda c: c.config_id != best_config_id)
-    if len(cands) < 2:
-        return skip("fewer than 2 pipelines with out-of-fold predictions: no ensemble")
-    sel = select_ensemble(dataset.task, cands, size=size)
-    if sel is None:
-        return skip("no pipeline scores on its out-of-fold predictions: no ensemble")
-    by_id = {c.config_id: c for c in cands}
+    plan = plan or plan_ensemble(dataset.task, pool, best_config_id, size)
+    if plan.selection is None:
+        return skip(plan.note)
+    sel, by_id = plan.selection, plan.candidates
     if time_left is not None and sel.kept:
         # too little time to refit every member: select again among those whose refits fit, heaviest first
         fit = _members_that_fit(sel, by_id, best_config_id, time_left())
@@ -565,7 +597,7 @@ def build_ensemble(
                 # its boosting refit on all rows only with the time the later members' refits leave
                 within = None if time_left is None else time_left() - sum(map(_refit_estimate, todo[i + 1:]))
                 with fit_deadline(None if time_left is None else max(time_left(), 0.0)) as bound:
-                    member = fit_final(dataset, space, c.values, all_rows_within=within)
+                    member = fit_final(dataset, space, c.values, extra_within=within)
             except MetaLearnError as exc:
                 return skip(f"member {c.config_id} failed to refit ({exc}): the single pipeline is kept")
             cut = bound is not None and bound.hit

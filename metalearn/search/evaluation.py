@@ -32,7 +32,8 @@ from metalearn.data.prediction import Prediction
 from metalearn.data.splits import cv_splits, holdout_split, plan_splits
 from metalearn.data.task import Task, TaskKind
 from metalearn.kb.records import RunRecord, run_id_for
-from metalearn.pipelines.models.boosting import preload, refit_on_all_rows
+from metalearn.pipelines.models.adaptive import final_fit
+from metalearn.pipelines.models.boosting import preload
 from metalearn.pipelines.spaces.base import SearchSpace, TaskModel
 from metalearn.pipelines.spaces.components import boosting_libraries
 from metalearn.search.sandbox import Emit, error_text, run_in_child, run_inline, status_of
@@ -464,14 +465,14 @@ def evaluate_config(
 
 
 def fit_final(
-    dataset: Dataset, space: SearchSpace, values: Mapping[str, Any], *, all_rows_within: float | None = None
+    dataset: Dataset, space: SearchSpace, values: Mapping[str, Any], *, extra_within: float | None = None
 ) -> TaskModel:
     """Fit the configuration on all rows of ``dataset`` (in this process, no limits).
 
-    A boosted-tree model that early-stops on a validation part of the rows is then fitted again on all
-    of them with the rounds early stopping chose, when that refit is expected to end within
-    ``all_rows_within`` seconds (None: always;
-    :func:`~metalearn.pipelines.models.boosting.refit_on_all_rows`).
+    It is a final fit (:func:`~metalearn.pipelines.models.adaptive.final_fit`): a boosted-tree model that
+    early-stopped on a validation part of the rows is fitted again on all of them with the rounds early
+    stopping chose, and a random / extra-trees forest grows to 300 trees, each when expected to end
+    within ``extra_within`` seconds (None: always).
 
     Raises ``ConfigurationError`` for an invalid configuration and ``SearchError`` when the model
     fails to fit.
@@ -479,7 +480,7 @@ def fit_final(
     clean = space.validate(values)
     model = space.build(clean, dataset.task, dataset.categorical)
     try:
-        with warnings.catch_warnings(), refit_on_all_rows(all_rows_within):
+        with warnings.catch_warnings(), final_fit(extra_within):
             warnings.simplefilter("ignore")
             model.fit(dataset.X, dataset.y)
     except MetaLearnError:

@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -50,6 +54,53 @@ MIN_TREES = 5
 MIN_BOOSTING_ROUNDS = 5
 MIN_LINEAR_ITER = 5
 MIN_SVM_ROWS = 200
+#: A final fit grows a random / extra-trees forest to this many trees (AutoGluon's forests have 300; the
+#: search's configurations mostly 100, the default): more trees only lower the variance
+FINAL_FOREST_TREES = 300
+#: A final fit's extra work runs only when it is expected to end this many times its estimate before its
+#: time is up
+FINAL_FIT_SAFETY = 1.25
+
+#: The ``time.monotonic()`` by which a final fit's extra work must end (``math.inf``: no limit); None: the
+#: fit is not a final fit.
+_FINAL_FIT_UNTIL: ContextVar[float | None] = ContextVar("metalearn_final_fit_until", default=None)
+
+
+@contextmanager
+def final_fit(seconds: float | None = None) -> Iterator[None]:
+    """Within the block, fits are a search's *final* fits (its model, or an ensemble member's), which may
+    spend more time than a trial's fit on what only lowers a model's variance, each step only when it is
+    expected (its estimate times :data:`FINAL_FIT_SAFETY`) to end within ``seconds`` of entering the block
+    (None: no limit):
+
+    - a LightGBM / XGBoost / CatBoost model that early-stopped on a validation part of its rows is fitted
+      again on all of them with the rounds early stopping chose (see
+      :class:`~metalearn.pipelines.models.boosting.BoostedTreesClassifier`; ``refit_all_rows_``). Measured
+      on the boosted top-1 configurations of 29 held-out corpus datasets on two splits (58 fits): the test
+      score 1.8 % better on average, better on 34 and worse on 24;
+    - a random / extra-trees forest of fewer than :data:`FINAL_FOREST_TREES` trees grows to that many
+      (:class:`Adaptive`; ``forest_grown_``). Measured with the default random-forest and extra-trees
+      configurations on the 31 held-out corpus datasets on two splits (124 fits): the test score 0.5-1.2 %
+      better on average for regression, multiclass log loss and multi-target R2, better on 77 and worse on
+      35 (binary ROC AUC: unchanged)."""
+    until = math.inf if seconds is None else time.monotonic() + max(0.0, float(seconds))
+    token = _FINAL_FIT_UNTIL.set(until)
+    try:
+        yield
+    finally:
+        _FINAL_FIT_UNTIL.reset(token)
+
+
+def final_fit_until() -> float | None:
+    """The ``time.monotonic()`` by which the current final fit's extra work must end (``math.inf``: no
+    limit), or None outside :func:`final_fit`."""
+    return _FINAL_FIT_UNTIL.get()
+
+
+def final_fit_affords(seconds: float) -> bool:
+    """Whether a final fit's extra step estimated at ``seconds`` may run now (False outside :func:`final_fit`)."""
+    until = _FINAL_FIT_UNTIL.get()
+    return until is not None and time.monotonic() + FINAL_FIT_SAFETY * seconds <= until
 
 _FORESTS = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
 _BOOSTING = (HistGradientBoostingClassifier, HistGradientBoostingRegressor)
@@ -209,7 +260,6 @@ def adapted_params(
 
 #: Row counts up to which a fitted forest predicts tree by tree here (see :func:`forest_small_batch`).
 SMALL_BATCH_ROWS = 64
-_FORESTS = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
 
 
 def forest_small_batch(estimator: Any, X: np.ndarray, proba: bool) -> np.ndarray | None:
@@ -240,6 +290,23 @@ def forest_small_batch(estimator: Any, X: np.ndarray, proba: bool) -> np.ndarray
             out += tree.predict(Xf, check_input=False)
     out /= len(trees)
     return out
+
+
+def _grow_forest(est: Any, X: np.ndarray, y: np.ndarray, seconds: float) -> bool:
+    """In a :func:`final_fit`, a fitted forest ``est`` of fewer than :data:`FINAL_FOREST_TREES` trees grows
+    to that many (the same trees first: scikit-learn's ``warm_start``) when the new trees are expected to
+    end in time (``seconds``: the first fit's time); whether it grew."""
+    n = int(getattr(est, "n_estimators", 0))
+    if not isinstance(est, _FORESTS) or not 0 < n < FINAL_FOREST_TREES:
+        return False
+    if not final_fit_affords(seconds * (FINAL_FOREST_TREES - n) / n):
+        return False
+    est.set_params(warm_start=True, n_estimators=FINAL_FOREST_TREES)
+    try:
+        est.fit(X, y)
+    finally:
+        est.set_params(warm_start=False)
+    return True
 
 
 def _is_kernel_svm(estimator: Any) -> bool:
@@ -299,8 +366,10 @@ class Adaptive(MetaEstimatorMixin, BaseEstimator):
             est, X, y, float(self.budget), self.max_features_exponent, self.random_state
         )
         est.set_params(**self.adapted_params_)
+        started = time.monotonic()
         with limited(self.n_threads):
             est.fit(X, y)
+            self.forest_grown_ = _grow_forest(est, X, y, time.monotonic() - started)
         self.estimator_ = est
         if hasattr(est, "classes_"):
             self.classes_ = est.classes_

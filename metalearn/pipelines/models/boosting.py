@@ -21,8 +21,10 @@ float matrix of the task models' preprocessing:
 - one thread, seeded (deterministic for a ``random_state``), silent;
 - **a clock bound** (:func:`fit_deadline`): inside the block, fits stop adding rounds at a wall-clock
   time and keep the rounds they have (the final refit of a time-budgeted search);
-- **a final fit on all rows** (:func:`refit_on_all_rows`): inside the block, a fit that early-stopped
-  is fitted again on every row with the rounds early stopping chose (``refit_all_rows_``).
+- **a final fit on all rows** (inside :func:`~metalearn.pipelines.models.adaptive.final_fit`): a fit that
+  early-stopped is fitted again on every row with the rounds early stopping chose, as AutoGluon's
+  ``refit_full`` reuses the early-stopped iteration count (``refit_all_rows_``); when a clock bound cuts
+  that refit, the early-stopped model is kept (and the bound's ``hit`` cleared: that model is whole).
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
-from metalearn.pipelines.models.adaptive import boosting_round_seconds, stratified_split_feasible
+from metalearn.pipelines.models.adaptive import (
+    boosting_round_seconds,
+    final_fit_affords,
+    final_fit_until,
+    stratified_split_feasible,
+)
 
 #: Random early-stopping splits tried for a multi-label target before fitting without one.
 SPLIT_ATTEMPTS = 10
@@ -91,35 +98,6 @@ def fit_deadline(seconds: float | None) -> Iterator[FitBound | None]:
         yield bound
     finally:
         _BOUND.reset(token)
-
-
-#: An all-rows refit runs only when it is expected to end this many times its estimate before its time
-#: is up (the estimate: the early-stopped fit's seconds scaled to all rows).
-ALL_ROWS_SAFETY = 1.25
-
-
-#: The ``time.monotonic()`` by which an all-rows refit must end (``math.inf``: no limit); None: no refit.
-_ALL_ROWS_UNTIL: ContextVar[float | None] = ContextVar("metalearn_boosting_all_rows_until", default=None)
-
-
-@contextmanager
-def refit_on_all_rows(seconds: float | None = None) -> Iterator[None]:
-    """Within the block, a LightGBM / XGBoost / CatBoost fit that early-stopped on a validation part of
-    its rows is fitted again on all of them, with the rounds early stopping chose scaled by all rows /
-    training rows, and keeps that model (``refit_all_rows_``), as AutoGluon's ``refit_full`` reuses the
-    early-stopped iteration count: a final model sees every row, not 90 % of them. The refit runs only
-    when it is expected (the first fit's time scaled to all rows, times :data:`ALL_ROWS_SAFETY`) to end
-    within ``seconds`` of entering the block (None: no limit), and not after a fit that a
-    :func:`fit_deadline` bound cut; when a bound cuts the refit itself, the early-stopped model is kept
-    (and the bound's ``hit`` cleared: that model is whole). Measured on the boosted top-1 configurations of
-    29 held-out corpus datasets on two splits (58 fits): the test score 1.8 % better on average, better
-    on 34 and worse on 24."""
-    until = math.inf if seconds is None else time.monotonic() + max(0.0, float(seconds))
-    token = _ALL_ROWS_UNTIL.set(until)
-    try:
-        yield
-    finally:
-        _ALL_ROWS_UNTIL.reset(token)
 
 
 def preload(libraries: Iterable[str]) -> None:
@@ -358,12 +336,11 @@ class _BoostedTrees(BaseEstimator):
         started = time.monotonic()
         self._fit_once(X, y)
         self.refit_all_rows_ = False
-        until, bound = _ALL_ROWS_UNTIL.get(), _BOUND.get()
-        if until is None or not self.early_stopped_ or (bound is not None and bound.hit):
+        bound = _BOUND.get()
+        if final_fit_until() is None or not self.early_stopped_ or (bound is not None and bound.hit):
             return
         n, n_train = X.shape[0], self.n_train_rows_
-        expected = (time.monotonic() - started) * n / n_train
-        if time.monotonic() + ALL_ROWS_SAFETY * expected > until:
+        if not final_fit_affords((time.monotonic() - started) * n / n_train):
             return
         first = (self.model_, self.n_rounds_, self.best_iteration_, self.n_train_rows_)
         settings = (self.n_estimators, self.early_stopping_rounds)
@@ -490,7 +467,6 @@ class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
 
 
 __all__ = [
-    "ALL_ROWS_SAFETY",
     "EARLY_STOPPING_ROUNDS",
     "LIBRARIES",
     "MIN_EARLY_STOPPING_ROWS",
@@ -500,5 +476,4 @@ __all__ = [
     "BoostedTreesRegressor",
     "fit_deadline",
     "preload",
-    "refit_on_all_rows",
 ]
