@@ -81,8 +81,8 @@ def final_fit(seconds: float | None = None) -> Iterator[None]:
     - a random / extra-trees forest of fewer than :data:`FINAL_FOREST_TREES` trees grows to that many
       (:class:`Adaptive`; ``forest_grown_``). Measured with the default random-forest and extra-trees
       configurations on the 31 held-out corpus datasets on two splits (124 fits): the test score 0.5-1.2 %
-      better on average for regression, multiclass log loss and multi-target R2, better on 77 and worse on
-      35 (binary ROC AUC: unchanged)."""
+      better on average for regression, multiclass log loss and multi-target R2, better on 78 and worse on
+      33 (binary ROC AUC: unchanged)."""
     until = math.inf if seconds is None else time.monotonic() + max(0.0, float(seconds))
     token = _FINAL_FIT_UNTIL.set(until)
     try:
