@@ -80,9 +80,10 @@ def final_fit(seconds: float | None = None) -> Iterator[None]:
       score 1.8 % better on average, better on 34 and worse on 24;
     - a random / extra-trees forest of fewer than :data:`FINAL_FOREST_TREES` trees grows to that many
       (:class:`Adaptive`; ``forest_grown_``). Measured with the default random-forest and extra-trees
-      configurations on the 31 held-out corpus datasets on two splits (124 fits): the test score 0.5-1.2 %
-      better on average for regression, multiclass log loss and multi-target R2, better on 78 and worse on
-      33 (binary ROC AUC: unchanged)."""
+      configurations on the 31 held-out corpus datasets of the peers benchmark on two splits
+      (``benchmarks/final_fit_forests.py``, 124 pairs of fits): the test score 1.2 % better on average,
+      better on 79 and worse on 32 (regression, multiclass log loss and multi-target R2 better; binary ROC AUC
+      unchanged)."""
     until = math.inf if seconds is None else time.monotonic() + max(0.0, float(seconds))
     token = _FINAL_FIT_UNTIL.set(until)
     try:
