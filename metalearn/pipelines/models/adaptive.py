@@ -92,12 +92,6 @@ def final_fit(seconds: float | None = None) -> Iterator[None]:
         _FINAL_FIT_UNTIL.reset(token)
 
 
-def final_fit_until() -> float | None:
-    """The ``time.monotonic()`` by which the current final fit's extra work must end (``math.inf``: no
-    limit), or None outside :func:`final_fit`."""
-    return _FINAL_FIT_UNTIL.get()
-
-
 def final_fit_affords(seconds: float) -> bool:
     """Whether a final fit's extra step estimated at ``seconds`` may run now (False outside :func:`final_fit`)."""
     until = _FINAL_FIT_UNTIL.get()

@@ -47,7 +47,6 @@ from sklearn.utils.validation import check_is_fitted
 from metalearn.pipelines.models.adaptive import (
     boosting_round_seconds,
     final_fit_affords,
-    final_fit_until,
     stratified_split_feasible,
 )
 
@@ -337,7 +336,7 @@ class _BoostedTrees(BaseEstimator):
         self._fit_once(X, y)
         self.refit_all_rows_ = False
         bound = _BOUND.get()
-        if final_fit_until() is None or not self.early_stopped_ or (bound is not None and bound.hit):
+        if not self.early_stopped_ or (bound is not None and bound.hit):
             return
         n, n_train = X.shape[0], self.n_train_rows_
         if not final_fit_affords((time.monotonic() - started) * n / n_train):
