@@ -50,6 +50,23 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def forest_trees(obj: Any, depth: int = 0) -> int | None:
+    """The tree count of the first fitted scikit-learn forest inside a fitted model (None: none)."""
+    from sklearn.ensemble import BaseEnsemble
+
+    if isinstance(obj, BaseEnsemble) and hasattr(obj, "estimators_"):
+        return len(obj.estimators_)
+    if depth > 6:
+        return None
+    children = obj if isinstance(obj, list | tuple) else getattr(obj, "__dict__", {}).values()
+    for child in children:
+        if isinstance(child, list | tuple) or hasattr(child, "__dict__"):
+            found = forest_trees(child, depth + 1)
+            if found:
+                return found
+    return None
+
+
 def split(ds: Any, seed: int) -> tuple[Any, Any]:
     from metalearn.data.dataset import Dataset
     from metalearn.data.splits import holdout_split
@@ -174,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             ).version
             log(f"the search kept one pipeline; serving an equal-weight average of its {len(top)} best as 'ensemble'")
     single = fit_final(train, space, outcome.result.best_values)
+    trees = forest_trees(single)
+    log(f"the single pipeline: {outcome.result.best_values.get('model')}" + (f", {trees} trees" if trees else ""))
     models["pipeline"] = registry.register("pipeline", single, train, search_id=outcome.result.search_id,
                                            info={"search": {"best": outcome.summary["best"]}}).version
     variants: dict[str, list[dict[str, Any]]] = {}
