@@ -815,3 +815,33 @@ def test_optimize_summary_reports_the_whole_job_target_kinds_and_constant_target
     assert [t["reason"] for t in summary["targets"]] == list(ds.task.kind_reasons)
     assert summary["model"]["constant_targets"] == ["orange"] == outcome.model.constant_targets_
     assert summary["model"]["file"] == str(tmp_path / "out" / "model.skops")
+
+
+def test_smac_skips_boosted_proposals_too_short_to_fit_but_runs_a_recommended_one() -> None:
+    """A boosted configuration whose learning rate * rounds is below ``MIN_BOOSTING_STEP`` cannot fit any
+    data (it stays near the constant prediction): SMAC's own such proposals are told to SMAC as crashed
+    without a fit and never become trials; a recommended one is evaluated like any other."""
+    from metalearn.pipelines.spaces.components import MIN_BOOSTING_STEP
+
+    ds = load_dataset("sklearn:breast_cancer")
+    space = get_space(ds.task)
+    short = space.validate({"model": "lgbm", "lgbm:learning_rate": 0.002, "lgbm:n_estimators": 50.0},
+                           fill_defaults=True)
+    fine = space.validate({"model": "lgbm", "lgbm:learning_rate": 0.1, "lgbm:n_estimators": 100.0},
+                          fill_defaults=True)
+    assert "too few steps" in (space.underfit_reason(short) or "") and space.underfit_reason(fine) is None
+    assert space.underfit_reason(space.validate({"model": "rf"}, fill_defaults=True)) is None
+    kb = open_kb(":memory:")
+    registered(kb, ds)
+    settings = fast(warm_start=True, n_trials=12, seed=3)
+    result = run_search(ds, kb, settings, recommendations=[Rec("short", short, 1, ("x",))])
+    check_search(kb, ds, result, n_trials=12)
+    first, rest = result.trials[0], result.trials[1:]
+    assert first.origin == "recommendation:1" and first.values == short and first.status == "ok"
+    for t in rest:
+        v = t.values
+        if v["model"] in ("lgbm", "xgb", "catboost", "hgb"):
+            rounds = "max_iter" if v["model"] == "hgb" else "n_estimators"
+            assert v[f"{v['model']}:learning_rate"] * v[f"{v['model']}:{rounds}"] >= MIN_BOOSTING_STEP, v
+    assert result.n_skipped > 0  # this seed's SMAC proposed some
+    assert kb.stats()["runs"] == 12  # skipped proposals are not stored

@@ -294,6 +294,7 @@ def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs:
         "n_resumed": result.n_resumed,
         "n_new": result.n_new,
         "n_failed": result.n_failed,
+        "n_skipped": result.n_skipped,
         "status": result.status,
         "seconds": seconds,
         "trajectory": [finite_or_none(x) for x in result.trajectory()],

@@ -116,6 +116,9 @@ class SearchResult:
     # seconds a refit of the best configuration on all rows is expected to take (from its trials' measured
     # fits; None when unknown, e.g. only resumed or lower-budget trials)
     best_refit_seconds: float | None = None
+    # SMAC's proposals skipped without a fit because they cannot fit their data (a boosted model of too few
+    # steps, see ``SearchSpace.underfit_reason``); they are not trials and are not stored
+    n_skipped: int = 0
 
     def trajectory(self) -> list[float]:
         """Best score after each trial (NaN until a trial succeeded)."""
@@ -346,6 +349,7 @@ def run_search(
     status = "done"
     error = ""
     stopped_by = "trials"
+    n_skipped = 0
     refit_seconds: dict[str, float] = {}  # config id -> its expected refit on all rows (from measured fits)
     refit_share = refit_factor(protocol, dataset.n_rows)  # a trial's refit, per second of the trial
     try:  # preparing the search (resume, warm start) can fail too: that is recorded like the rest
@@ -503,7 +507,7 @@ def run_search(
                 else:
                     _random_loop(space, settings, warm, evaluate, out_of_budget, seen)
             else:
-                _smac_loop(
+                n_skipped = _smac_loop(
                     dataset, space, settings, told, warm, evaluate, out_of_budget, seen,
                     run_parallel if parallel else None,
                 )  # fmt: skip
@@ -563,6 +567,7 @@ def run_search(
         status=status,
         stopped_by=stopped_by,
         best_refit_seconds=refit_seconds.get(best.config_id) if best.config_id is not None else None,
+        n_skipped=n_skipped,
     )
 
 
@@ -666,7 +671,13 @@ def _random_loop(space, settings, warm, evaluate, out_of_budget, seen) -> None:
         evaluate(values, "random", None, ())
 
 
-def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, seen, run_parallel=None) -> None:
+#: SMAC proposals in a row a search skips because they cannot fit (see ``SearchSpace.underfit_reason``)
+#: before it runs the next one anyway
+MAX_SKIPPED_IN_A_ROW = 20
+
+
+def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, seen, run_parallel=None) -> int:
+    """SMAC's ask-and-tell search (sequential, or ``run_parallel``); returns the proposals it skipped."""
     from smac import HyperparameterOptimizationFacade as HPO
     from smac import MultiFidelityFacade as MF
     from smac import Scenario
@@ -731,6 +742,7 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
                 save=False,
             )
         warm_sources = {cid: srcs for _, cid, _, srcs in warm}
+        skipped = [0]  # proposals that cannot fit their data, told to SMAC without a fit (not trials)
 
         def value_of(trial: Trial) -> Any:
             ok = trial.status == "ok" and not math.isnan(trial.score)
@@ -740,23 +752,35 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
                 status=StatusType.SUCCESS if ok else StatusType.CRASHED,
             )
 
+        def ask() -> tuple[Any, dict[str, Any], str]:
+            """SMAC's next proposal that can fit its data. One that cannot (``space.underfit_reason``) and
+            is SMAC's own, not a recommendation, is told to SMAC as crashed without a fit, so that its
+            surrogate learns the region; after :data:`MAX_SKIPPED_IN_A_ROW` of them the next is run."""
+            for attempt in range(MAX_SKIPPED_IN_A_ROW + 1):
+                info = smac.ask()
+                values = space.validate(dict(info.config))
+                origin = _origin_of(info.config.origin)
+                if attempt == MAX_SKIPPED_IN_A_ROW or origin.startswith("recommendation:") \
+                        or space.underfit_reason(values) is None:
+                    return info, values, origin
+                smac.tell(info, TrialValue(cost=crash, time=0.0, status=StatusType.CRASHED), save=False)
+                skipped[0] += 1
+            raise AssertionError("unreachable")
+
         if run_parallel is not None:  # asked for a new configuration whenever a trial finishes
 
             def propose() -> tuple[dict[str, Any], str, float | None, tuple[str, ...], Any]:
-                info = smac.ask()
-                values = space.validate(dict(info.config))
+                info, values, origin = ask()
                 cid = ConfigurationRecord.create(space.name, space.version, values).config_id
                 seen.add(cid)
                 budget = float(info.budget) if settings.multi_fidelity and info.budget is not None else None
-                return values, _origin_of(info.config.origin), budget, warm_sources.get(cid, ()), info
+                return values, origin, budget, warm_sources.get(cid, ()), info
 
             run_parallel(propose, lambda info, trial: smac.tell(info, value_of(trial), save=False))
-            return
+            return skipped[0]
         while not out_of_budget():
-            info = smac.ask()
-            values = space.validate(dict(info.config))
+            info, values, origin = ask()
             cid = ConfigurationRecord.create(space.name, space.version, values).config_id
-            origin = _origin_of(info.config.origin)
             budget = float(info.budget) if settings.multi_fidelity and info.budget is not None else None
             trial = evaluate(values, origin, budget, warm_sources.get(cid, ()))
             seen.add(cid)
@@ -770,6 +794,7 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
                 ),
                 save=False,
             )
+    return skipped[0]
 
 
 #: the trials SMAC's scenario is told of when a time limit, not the trial count, ends the search: SMAC

@@ -51,6 +51,11 @@ class SearchSpace(abc.ABC):
         None: the search then uses the whole space (this default: a space that cannot narrow)."""
         return None
 
+    def underfit_reason(self, values: Mapping[str, Any]) -> str | None:
+        """Why valid ``values`` cannot fit any data (a search skips such proposals of its optimizer), or
+        None (this default: every configuration can)."""
+        return None
+
     def is_valid(self, values: Mapping[str, Any]) -> bool:
         try:
             self.validate(values)

@@ -63,6 +63,7 @@ from metalearn.pipelines.spaces.components import (
     build_preprocessor,
     build_regressor,
     build_shared_mlp,
+    underfit_reason,
 )
 
 #: Bumped whenever the meaning of a configuration changes (ranges, defaults, builders).
@@ -279,6 +280,9 @@ class ConfigSpaceSearchSpace(SearchSpace):
             if clause.is_forbidden_value(out):
                 raise ConfigurationError(_forbidden_message(self.name, clause))
         return out
+
+    def underfit_reason(self, values: Mapping[str, Any]) -> str | None:
+        return underfit_reason(values)
 
     def default(self) -> dict[str, Any]:
         return self.validate({}, fill_defaults=True)

@@ -92,6 +92,34 @@ MLP_MAX_LAYERS = 3
 MAX_BOOSTING_ROUNDS = 4096
 
 
+#: The rounds hyperparameter of each boosted family (the learning rate is ``<family>:learning_rate``).
+BOOSTING_ROUNDS = {"lgbm": "n_estimators", "xgb": "n_estimators", "catboost": "n_estimators", "hgb": "max_iter"}
+#: The least learning rate * rounds of a boosted configuration that a search proposes by itself. With
+#: shrinkage eta, n rounds of squared-loss boosting remove at most 1 - (1 - eta)^n ~ 1 - exp(-eta * n) of
+#: the residual: eta * n < 3 leaves more than 5 % of it, whatever the data (the ranges allow 0.004: 4
+#: rounds at 1/1024). In the shipped KB 0.6 % of the 3,645 runs of such configurations are among the 3
+#: best of their dataset, against 8.6 % of the 6,247 other boosted runs.
+MIN_BOOSTING_STEP = 3.0
+
+
+def underfit_reason(values: Mapping[str, Any]) -> str | None:
+    """Why a configuration cannot fit its data (a boosted model whose rounds * learning rate is below
+    :data:`MIN_BOOSTING_STEP`), or None. Stored and recommended configurations are used whatever this says;
+    a search skips the proposals it names."""
+    family = values.get("model")
+    rounds = BOOSTING_ROUNDS.get(str(family))
+    if rounds is None:
+        return None
+    lr, n = values.get(f"{family}:learning_rate"), values.get(f"{family}:{rounds}")
+    if lr is None or n is None:
+        return None
+    step = float(lr) * float(n)
+    if step >= MIN_BOOSTING_STEP:
+        return None
+    return (f"{family}: learning rate {float(lr):.3g} * {float(n):.0f} rounds = {step:.2g} < "
+            f"{MIN_BOOSTING_STEP:g}, too few steps to fit")
+
+
 def _cond(child: Any, parent: Any, value: Any) -> Condition:
     return EqualsCondition(child, parent, value)
 
