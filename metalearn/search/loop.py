@@ -742,7 +742,7 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
                 save=False,
             )
         warm_sources = {cid: srcs for _, cid, _, srcs in warm}
-        skipped = [0]  # proposals that cannot fit their data, told to SMAC without a fit (not trials)
+        n_skipped = 0  # proposals that cannot fit their data, told to SMAC without a fit (not trials)
 
         def value_of(trial: Trial) -> Any:
             ok = trial.status == "ok" and not math.isnan(trial.score)
@@ -753,48 +753,34 @@ def _smac_loop(dataset, space, settings, told, warm, evaluate, out_of_budget, se
             )
 
         def ask() -> tuple[Any, dict[str, Any], str]:
+            """SMAC's next proposal: its info, validated values and origin."""
+            info = smac.ask()
+            return info, space.validate(dict(info.config)), _origin_of(info.config.origin)
+
+        def propose() -> tuple[dict[str, Any], str, float | None, tuple[str, ...], Any]:
             """SMAC's next proposal that can fit its data. One that cannot (``space.underfit_reason``) and
             is SMAC's own, not a recommendation, is told to SMAC as crashed without a fit, so that its
             surrogate learns the region; after :data:`MAX_SKIPPED_IN_A_ROW` of them the next is run."""
-            for attempt in range(MAX_SKIPPED_IN_A_ROW + 1):
-                info = smac.ask()
-                values = space.validate(dict(info.config))
-                origin = _origin_of(info.config.origin)
-                if attempt == MAX_SKIPPED_IN_A_ROW or origin.startswith("recommendation:") \
-                        or space.underfit_reason(values) is None:
-                    return info, values, origin
+            nonlocal n_skipped
+            info, values, origin = ask()
+            for _ in range(MAX_SKIPPED_IN_A_ROW):
+                if origin.startswith("recommendation:") or space.underfit_reason(values) is None:
+                    break
                 smac.tell(info, TrialValue(cost=crash, time=0.0, status=StatusType.CRASHED), save=False)
-                skipped[0] += 1
-            raise AssertionError("unreachable")
+                n_skipped += 1
+                info, values, origin = ask()
+            cid = ConfigurationRecord.create(space.name, space.version, values).config_id
+            seen.add(cid)
+            budget = float(info.budget) if settings.multi_fidelity and info.budget is not None else None
+            return values, origin, budget, warm_sources.get(cid, ()), info
 
         if run_parallel is not None:  # asked for a new configuration whenever a trial finishes
-
-            def propose() -> tuple[dict[str, Any], str, float | None, tuple[str, ...], Any]:
-                info, values, origin = ask()
-                cid = ConfigurationRecord.create(space.name, space.version, values).config_id
-                seen.add(cid)
-                budget = float(info.budget) if settings.multi_fidelity and info.budget is not None else None
-                return values, origin, budget, warm_sources.get(cid, ()), info
-
             run_parallel(propose, lambda info, trial: smac.tell(info, value_of(trial), save=False))
-            return skipped[0]
+            return n_skipped
         while not out_of_budget():
-            info, values, origin = ask()
-            cid = ConfigurationRecord.create(space.name, space.version, values).config_id
-            budget = float(info.budget) if settings.multi_fidelity and info.budget is not None else None
-            trial = evaluate(values, origin, budget, warm_sources.get(cid, ()))
-            seen.add(cid)
-            ok = trial.status == "ok" and not math.isnan(trial.score)
-            smac.tell(
-                info,
-                TrialValue(
-                    cost=max(smac_cost(metric, trial.score), 0.0) if ok else crash,
-                    time=trial.seconds,
-                    status=StatusType.SUCCESS if ok else StatusType.CRASHED,
-                ),
-                save=False,
-            )
-    return skipped[0]
+            values, origin, budget, sources, info = propose()
+            smac.tell(info, value_of(evaluate(values, origin, budget, sources)), save=False)
+    return n_skipped
 
 
 #: the trials SMAC's scenario is told of when a time limit, not the trial count, ends the search: SMAC
