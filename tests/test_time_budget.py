@@ -192,7 +192,7 @@ def test_optimize_without_a_limit_reports_trials() -> None:
 
 def test_the_reserve_holds_the_ensembles_next_refits_within_a_share_of_the_budget() -> None:
     """The reserve is the best configuration's refit plus, with an ensemble, the refits of the next few
-    candidates (its likely other members), those capped at 15 % of the budget, plus a margin of the budget;
+    candidates (its likely other members), those capped at a share of the budget, plus a margin of the budget;
     without a limit nothing is capped or added."""
     from metalearn.search.deadline import (
         ENSEMBLE_RESERVE_MEMBERS,
@@ -207,8 +207,10 @@ def test_the_reserve_holds_the_ensembles_next_refits_within_a_share_of_the_budge
     assert search_reserve(2.0, others, 30.0) == pytest.approx(  # the next few only
         2.0 + sum(others[:ENSEMBLE_RESERVE_MEMBERS]) + margin
     )
-    assert search_reserve(2.0, [4.0, 3.0], 30.0) == pytest.approx(2.0 + ENSEMBLE_RESERVE_SHARE * 30.0 + margin)
-    assert search_reserve(2.0, [4.0, 3.0], None) == pytest.approx(9.0)  # no limit: no cap, no margin
+    cap = ENSEMBLE_RESERVE_SHARE * 30.0
+    big = [cap * 0.6, cap * 0.6]  # together above the cap
+    assert search_reserve(2.0, big, 30.0) == pytest.approx(2.0 + cap + margin)
+    assert search_reserve(2.0, big, None) == pytest.approx(2.0 + cap * 1.2)  # no limit: no cap, no margin
 
 
 def test_a_final_boosting_refit_stops_adding_rounds_when_the_budget_is_over() -> None:
