@@ -16,7 +16,7 @@ from metalearn.data.task import Task, TaskKind
 from metalearn.pipelines.models.boosting import BoostedTreesClassifier, BoostedTreesRegressor
 from metalearn.pipelines.spaces import get_space
 from metalearn.pipelines.spaces.components import BOOSTING_LIBRARIES, NATIVE_MULTILABEL, NATIVE_MULTITARGET
-from metalearn.search.evaluation import evaluate_config
+from metalearn.search.evaluation import EvalProtocol, evaluate_config
 
 FAMILIES = tuple(BOOSTING_LIBRARIES)
 
@@ -245,6 +245,33 @@ def test_a_fit_deadline_stops_adding_rounds_and_the_model_still_predicts(dataset
     with fit_deadline(60.0) as roomy:  # a bound not reached changes nothing
         again = space.build(values, small.task, small.categorical, seed=0).fit(small.X, small.y)
     assert roomy is not None and not roomy.hit and _boosters(again)[0].n_rounds_ == 1000
+
+
+def test_a_time_limited_trial_of_a_slow_boosted_configuration_is_scored_with_the_rounds_it_had(datasets) -> None:
+    """With ``bound_fits`` the folds' boosted fits stop at their share of the trial limit: a CatBoost too
+    slow for it (4,096 depth-8 rounds at learning rate 0.005 on 569 rows: minutes per fold) ends within the
+    limit with a real score and a note; without, it is killed as a timeout without a score."""
+    import time
+
+    from metalearn.search.evaluation import CUT_NOTE
+
+    ds = datasets["binary"]
+    space = get_space("binary")
+    slow = space.validate({"model": "catboost", "catboost:n_estimators": 4096.0, "catboost:depth": 8,
+                           "catboost:learning_rate": 0.005, "catboost:early_stopping_rounds": 150.0},
+                          fill_defaults=True)
+    t0 = time.monotonic()
+    r = evaluate_config(ds, space, slow, EvalProtocol(n_folds=3), time_limit=6.0, bound_fits=True)
+    took = time.monotonic() - t0
+    assert r.status == "ok", r.error
+    assert took < 6.0 + 1.0, took  # ended by itself, not killed at the limit
+    assert r.notes.startswith(CUT_NOTE) and "3 of 3 folds" in r.notes and "6 s limit" in r.notes
+    assert r.score > 0.9 and len(r.fold_scores) == 3  # a real model (breast cancer: ROC AUC ~0.99)
+    quick = evaluate_config(ds, space, _values("binary", "catboost"), EvalProtocol(n_folds=3), time_limit=60.0,
+                            bound_fits=True)
+    assert quick.status == "ok" and CUT_NOTE not in quick.notes  # a fit within its share is untouched
+    killed = evaluate_config(ds, space, slow, EvalProtocol(n_folds=3), time_limit=2.0)  # not bound: killed
+    assert killed.status == "timeout" and "2 s time limit" in killed.error and CUT_NOTE not in killed.notes
 
 
 def _library_rounds(b: Any) -> int:

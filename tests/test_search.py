@@ -532,6 +532,30 @@ def test_slow_and_invalid_recommendations_do_not_stop_the_search() -> None:
     assert [r["origin"] for r in result.recommendations] == ["recommendation:2", "recommendation:3"]
 
 
+def test_a_boosted_recommendation_too_slow_for_its_limit_is_scored_and_noted() -> None:
+    """A CatBoost recommendation that cannot fit its rounds in the configured trial limit stops at the clock
+    and is a scored trial with a note (counted in ``n_cut``), not a timeout; the next trial is untouched."""
+    from metalearn.search.evaluation import CUT_NOTE
+
+    ds = load_dataset("sklearn:breast_cancer")
+    space = get_space(ds.task)
+    slow = space.validate({"model": "catboost", "catboost:n_estimators": 4096.0, "catboost:depth": 8,
+                           "catboost:learning_rate": 0.005, "catboost:early_stopping_rounds": 150.0},
+                          fill_defaults=True)
+    light = space.validate({"model": "knn", "knn:n_neighbors": 7.0}, fill_defaults=True)
+    kb = open_kb(":memory:")
+    registered(kb, ds)
+    settings = fast(warm_start=True, n_trials=2, trial_time_limit=4.0, protocol=EvalProtocol(n_folds=3))
+    result = run_search(ds, kb, settings, recommendations=[Rec("slow", slow, 1), Rec("light", light, 2)])
+    check_search(kb, ds, result, n_trials=2)
+    t_slow, t_light = result.trials
+    assert t_slow.status == "ok" and t_slow.score > 0.9 and t_slow.seconds < 4.0 + 1.0
+    assert t_slow.note.startswith(CUT_NOTE) and "4 s limit" in t_slow.note
+    assert t_light.status == "ok" and t_light.note == "" and result.n_cut == 1
+    stored = {r.config_id: r for r in kb.list_runs(dataset_id=ds.dataset_id)}
+    assert stored[t_slow.config_id].status == "ok" and stored[t_slow.config_id].score == t_slow.score
+
+
 def test_search_level_failure_is_recorded() -> None:
     iris = load_dataset("sklearn:iris")
     kb = open_kb(":memory:")

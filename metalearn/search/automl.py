@@ -295,13 +295,15 @@ def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs:
         "n_new": result.n_new,
         "n_failed": result.n_failed,
         "n_skipped": result.n_skipped,
+        "n_cut": result.n_cut,
         "status": result.status,
         "seconds": seconds,
         "trajectory": [finite_or_none(x) for x in result.trajectory()],
         "trials": [
             {"number": t.number, "config_id": t.config_id, "origin": t.origin, "sources": list(t.sources),
              "status": t.status, "score": finite_or_none(t.score), "seconds": round(t.seconds, 3),
-             "budget": t.budget, "best_score": finite_or_none(t.best_score), "error": t.error}
+             "budget": t.budget, "best_score": finite_or_none(t.best_score), "error": t.error,
+             **({"note": t.note} if t.note else {})}
             for t in result.trials
         ],
     }

@@ -2,7 +2,8 @@
 
 A trial is a *work* function ``work(emit, catch)``: it reports its progress by calling ``emit`` with
 ``("fold", i, metrics, fit_seconds, predict_seconds)`` per completed fold (optionally with the fold's
-validation predictions as a sixth item), then once with a final
+validation predictions as a sixth item; before it ``("cut", i)`` when the fold's fits were stopped at a
+clock bound), then once with a final
 ``("done",)`` or ``("error", status, text)``, and catches the exceptions of ``catch`` itself (turning
 them into the final ``error`` message). :func:`run_inline` runs it in the calling process;
 :func:`run_in_child` runs it in a forked child where BLAS/OpenMP threads are limited to 1,
@@ -87,20 +88,23 @@ def error_text(exc: BaseException, where: str = "") -> str:
 class Outcome:
     """The messages of one trial: its completed ``folds`` (index, metrics, fit and predict seconds),
     the folds' validation ``predictions`` by fold index (when the trial sent them), its ``final`` message
-    (None when it never sent one), whether it ``timed_out``, and the child's ``exitcode`` (negative: the
-    signal that killed it; None inline)."""
+    (None when it never sent one), whether it ``timed_out``, the child's ``exitcode`` (negative: the
+    signal that killed it; None inline), and the folds whose fits were ``cut`` at a clock bound."""
 
     folds: list[tuple[int, dict[str, float], float, float]] = field(default_factory=list)
     final: tuple[Any, ...] | None = None
     timed_out: bool = False
     exitcode: int | None = None
     predictions: dict[int, Any] = field(default_factory=dict)
+    cut: list[int] = field(default_factory=list)
 
     def emit(self, msg: tuple[Any, ...]) -> None:
         if msg[0] == "fold":
             self.folds.append((int(msg[1]), msg[2], float(msg[3]), float(msg[4])))
             if len(msg) > 5:
                 self.predictions[int(msg[1])] = msg[5]
+        elif msg[0] == "cut":
+            self.cut.append(int(msg[1]))
         else:
             self.final = msg
 
