@@ -406,6 +406,11 @@ def optimize(
             f"({res.n_resumed} resumed from the KB, {res.n_new} new, {res.n_failed} failed) "
             f"in {summary['seconds']:.1f} s"
         )
+        if res.n_cut:
+            say(
+                f"{res.n_cut} trial(s) scored with boosted fits stopped at the {res.settings['trial_time_limit']:g} s "
+                "trial limit (fewer rounds than configured; raise --trial-time-limit to fit them whole)"
+            )
         budget = summary.get("time_budget") or {}
         if budget.get("limit") is not None:
             stop = "the time limit" if summary.get("stopped_by") == "time_limit" else summary.get("stopped_by")
