@@ -168,6 +168,8 @@ class EvalResult:
     n_train_rows: int = 0
     wall_seconds: float = 0.0
     notes: str = ""
+    # the part of ``notes`` saying the boosted fits were stopped at the time limit ("" when they were not)
+    cut_note: str = ""
     # the out-of-fold predictions (metalearn.search.ensemble.OutOfFold) when asked for; never stored
     oof: Any = field(default=None, repr=False, compare=False)
 
@@ -437,6 +439,7 @@ def evaluate_config(
 
     out.folds.sort(key=lambda f: f[0])
     per_fold = [f[1] for f in out.folds]
+    cut_note = _cut_note(out.cut, len(folds), time_limit)
     common: dict[str, Any] = {
         "fit_seconds": float(sum(f[2] for f in out.folds)),
         "predict_seconds": float(sum(f[3] for f in out.folds)),
@@ -444,7 +447,8 @@ def evaluate_config(
         "n_folds": len(folds),
         "n_train_rows": n_train,
         "wall_seconds": time.monotonic() - started,
-        "notes": "; ".join(n for n in (notes, _cut_note(out.cut, len(folds), time_limit)) if n),
+        "notes": "; ".join(n for n in (notes, cut_note) if n),
+        "cut_note": cut_note,
     }
     if out.timed_out:
         text = (

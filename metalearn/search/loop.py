@@ -57,7 +57,6 @@ from metalearn.pipelines.spaces.base import SearchSpace
 from metalearn.search.deadline import INITIAL_RESERVE, Deadline, refit_estimate, refit_factor, search_reserve
 from metalearn.search.ensemble import Candidate, OOFPool
 from metalearn.search.evaluation import (
-    CUT_NOTE,
     EvalProtocol,
     EvalResult,
     evaluate_config,
@@ -446,8 +445,7 @@ def run_search(
             if oof_pool is not None and result.ok and result.oof is not None:  # in memory, for the ensemble
                 oof_pool.offer(Candidate(config_id, values, float(result.score), result.oof,
                                          result.fit_seconds, result.n_folds, refit_seconds.get(config_id)))
-            cut = next((n for n in result.notes.split("; ") if n.startswith(CUT_NOTE)), "")
-            trial = finish_trial(values, config_id, origin, stored, time.monotonic() - t0, sources, cut)
+            trial = finish_trial(values, config_id, origin, stored, time.monotonic() - t0, sources, result.cut_note)
             if deadline.bounded and best.config_id in refit_seconds:  # the best one's refit, the ensemble's next
                 others = [refit_seconds[c.config_id] for c in (oof_pool.candidates() if oof_pool is not None else ())
                           if c.config_id != best.config_id and c.config_id in refit_seconds]
