@@ -236,31 +236,3 @@ def test_a_final_boosting_refit_stops_adding_rounds_when_the_budget_is_over() ->
     roomy = Deadline(600.0)
     refit_best(digits, SimpleNamespace(best_values=values, best_refit_seconds=None), roomy)  # type: ignore[arg-type]
     assert roomy.notes == []
-
-
-def test_the_final_boosting_refit_leaves_the_time_kept_for_the_ensembles_other_members() -> None:
-    """With 2 s left of which the ensemble's other members' refits need 1.9 s, a CatBoost refit (4000 rounds
-    of depth 8, about 0.7 s alone) stops adding rounds after the floor of the budget (0.1 s), and the note says
-    how much was kept for the other members; with nothing kept it is not cut for them."""
-    from types import SimpleNamespace
-
-    from metalearn.pipelines.spaces import get_space
-    from metalearn.search.automl import refit_best
-
-    digits = load_dataset("sklearn:digits")
-    values = get_space("multiclass").validate(
-        {"model": "catboost", "catboost:n_estimators": 4000.0, "catboost:learning_rate": 0.005, "catboost:depth": 8,
-         "catboost:early_stopping_rounds": 150.0},
-        fill_defaults=True,
-    )
-    result = SimpleNamespace(best_values=values, best_refit_seconds=None)
-    deadline = Deadline(2.0)
-    t0 = time.monotonic()
-    model = refit_best(digits, result, deadline, keep=1.9)  # type: ignore[arg-type]
-    took = time.monotonic() - t0
-    assert any("kept for the ensemble's other members" in n for n in deadline.notes), deadline.notes
-    assert took < 3.0, took
-    assert model.predict_task(digits.X).n_rows == digits.n_rows
-    roomy = Deadline(2.0)
-    refit_best(digits, result, roomy, keep=0.0)  # type: ignore[arg-type]
-    assert not any("kept for the ensemble's other members" in n for n in roomy.notes), roomy.notes

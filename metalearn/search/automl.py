@@ -196,8 +196,8 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     on the stratified subset of rows that does (noted in the deadline, hence in the summary). Under a
     bounded deadline a boosted-tree fit also stops adding rounds when that time is over, but not before
     :data:`~metalearn.search.deadline.FINAL_FIT_FLOOR_SHARE` of the budget
-    (:func:`~metalearn.pipelines.models.boosting.fit_deadline`; noted too). That time, and the final fit's extra
-    work (see :func:`~metalearn.search.evaluation.fit_final`), is what is left after ``keep`` seconds (the
+    (:func:`~metalearn.pipelines.models.boosting.fit_deadline`; noted too). The final fit's extra work (see
+    :func:`~metalearn.search.evaluation.fit_final`) only uses what is left after ``keep`` seconds (the
     refits of an ensemble's other members, :meth:`~metalearn.search.ensemble.EnsemblePlan.refit_seconds`)."""
     from metalearn.pipelines.models.boosting import fit_deadline
 
@@ -213,20 +213,17 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
                 f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
                 f"(~{result.best_refit_seconds:.0f} s expected) did not fit in the {max(seconds, 0.0):.0f} s left"
             )
-    # the boosting rounds' clock bound: what the ensemble's other members' refits leave, never under a share of
-    # the budget (never a one-round model)
-    floor = FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0)
-    bounded = None if seconds is None else max(seconds - max(keep, 0.0), floor)
+    # the boosting rounds' clock bound: never under a share of the budget (never a one-round model)
+    bounded = None if seconds is None else max(seconds, FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0))
     # its final fit's extra work (a boosted model early-stopped on 90 % of the rows fit again on all of them,
     # a forest grown to more trees) only in what the ensemble's other members' refits leave
     extra = None if seconds is None else seconds - max(keep, 0.0)
     with fit_deadline(bounded) as bound:
         model = fit_final(data, get_space(dataset.task), result.best_values, extra_within=extra)
     if bound is not None and bound.hit:
-        kept_for = f" ({keep:.1f} s of the {seconds:.1f} s left kept for the ensemble's other members)" if keep > 0 else ""
         deadline.note(
-            f"the final model's boosting stopped adding rounds when its {bounded:.1f} s ran out{kept_for}; "
-            "it keeps the rounds it had"
+            f"the final model's boosting stopped adding rounds when the {bounded:.0f} s left "
+            "ran out (it keeps the rounds it had)"
         )
     return model
 

@@ -57,17 +57,6 @@ ENSEMBLE_RESERVE_SHARE = 0.3
 #: limit, the ensemble selection): with 2 members and no margin, 4 of 31 benchmark searches at 120 s ended with
 #: 0-1 s left and kept one pipeline although their ensemble beat it out of fold
 RESERVE_MARGIN_SHARE = 0.02
-#: near its end a search keeps, instead of the next-best candidates' refits, those of the members the ensemble
-#: selection takes on its trials so far, times this factor (a later trial can add a member; refit estimates
-#: from subsets and holdout splits miss)
-PLANNED_MEMBERS_SAFETY = 1.5
-#: the reserve holds the best pipeline's final fit with its forest's growth to 300 trees
-#: (:func:`~metalearn.pipelines.spaces.components.forest_growth_factor`), that growth at most this share of the
-#: budget: without it, the extra trees of uci_parkinsons' best pipeline (test RMSE 0.27 grown, 0.31 not) gave
-#: way to search trials that found nothing better. A boosted model's refit on all rows (the other extra step of
-#: a final fit) is not reserved for: reserving it ended the 30 s searches on solar_flare_2 and coil2000 after
-#: 1-2 trials, behind a first 8-18 s CatBoost trial
-FINAL_EXTRA_SHARE = 0.1
 
 
 @dataclass
