@@ -318,6 +318,56 @@ def _three_thirds_pool(timing: dict[str, dict[str, float]]) -> tuple[Any, Any, O
     return ds, space, pool
 
 
+def test_near_its_end_a_search_keeps_time_for_the_refits_of_the_ensembles_own_members() -> None:
+    """Far from the end of its budget a search keeps time for the refits of its best pipeline and the next-best
+    candidates; once that reserve would end it, the ensemble selection on the trials so far decides: all
+    three members' refits (with a safety factor) when the three-way ensemble wins, only the best one's when no ensemble beats it
+    (two identical pipelines), and the next-best candidates' time goes to the search. The best pipeline's
+    refit counts its forest's growth to 300 trees, up to a share of the budget."""
+    import time
+
+    from metalearn.search.deadline import FINAL_EXTRA_SHARE, PLANNED_MEMBERS_SAFETY, Deadline, search_reserve
+    from metalearn.search.loop import _search_reserve
+
+    refit = {"a": 2.0, "b": 1.0, "c": 1.5}  # the search's refit estimates, which its candidates carry too
+    ds, _space, pool = _three_thirds_pool({cid: {"refit_seconds": s} for cid, s in refit.items()})
+    best = pool.candidates()[0].config_id
+    others = [refit[c] for c in ("a", "b", "c") if c != best]
+    settings = SearchSettings(time_limit=30.0)
+    far, near = Deadline(30.0), Deadline(30.0, started=time.monotonic() - 27.0)
+    crude = search_reserve(refit[best], [refit[c.config_id] for c in pool.candidates()[1:]], 30.0)
+    assert _search_reserve(far, best, None, refit, pool, ds, settings) == pytest.approx(crude)
+    assert _search_reserve(near, best, None, refit, pool, ds, settings) == pytest.approx(
+        search_reserve(refit[best], [PLANNED_MEMBERS_SAFETY * sum(others)], 30.0)
+    )
+    # an ensemble that does not win: near the end only the best pipeline's refit is kept
+    twin = OOFPool.for_task(ds.task)
+    a = pool.candidates()[0]
+    twin.offer(a)
+    refit["twin"] = 5.0
+    twin.offer(Candidate("twin", a.values, a.score, a.oof, n_folds=3, fit_seconds=0.3, refit_seconds=5.0))
+    assert _search_reserve(far, best, None, refit, twin, ds, settings) == pytest.approx(search_reserve(refit[best], [5.0], 30.0))
+    assert _search_reserve(near, best, None, refit, twin, ds, settings) == pytest.approx(search_reserve(refit[best], [], 30.0))
+    # the best pipeline's own final fit counts its forest's growth: 100 trees grow to 300 (a boosted model's
+    # refit on all rows is not counted)
+    forest = {"model": "et", "et:n_estimators": 100.0}
+    extra = min(2 * refit[best], FINAL_EXTRA_SHARE * 30.0)  # at most a share of the budget
+    assert _search_reserve(far, best, forest, refit, twin, ds, settings) == pytest.approx(
+        search_reserve(refit[best] + extra, [5.0], 30.0)
+    )
+    boosted = {"model": "catboost"}
+    assert _search_reserve(far, best, boosted, refit, twin, ds, settings) == pytest.approx(
+        search_reserve(refit[best], [5.0], 30.0)
+    )
+    slow = dict(refit, **{best: 20.0})  # a slow forest: its growth is capped
+    assert _search_reserve(near, best, forest, slow, twin, ds, settings) == pytest.approx(
+        search_reserve(20.0 + FINAL_EXTRA_SHARE * 30.0, [], 30.0)
+    )
+    # without an ensemble the next-best candidates never count once near the end either
+    no_ens = SearchSettings(time_limit=30.0, ensemble=False)
+    assert _search_reserve(near, best, None, refit, pool, ds, no_ens) == pytest.approx(crude)
+
+
 def test_an_ensemble_short_of_time_is_selected_again_among_the_members_that_fit() -> None:
     """Three pipelines, each right on two thirds of the rows: the ensemble of all three wins out of fold;
     when one member's refit does not fit in the time left, the selection runs again without it (two

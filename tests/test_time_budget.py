@@ -16,6 +16,7 @@ from metalearn.kb.records import dataset_record
 from metalearn.search import loop
 from metalearn.search.automl import optimize
 from metalearn.search.deadline import (
+    FINAL_OVERRUN_SHARE,
     MIN_FOLDS,
     MIN_REFIT_ROWS,
     MIN_TRIAL_SECONDS,
@@ -92,8 +93,16 @@ def test_the_final_model_is_fit_on_a_subset_when_all_rows_do_not_fit_in_the_time
     full = refit_best(digits, result, roomy)
     assert roomy.notes == [] and full.predict_task(digits.X).n_rows == digits.n_rows
 
-    limit = 100.0  # started so long ago that estimate / 3 is left after the margin
-    tight = Deadline(limit, started=time.monotonic() - (limit - RESERVE_MARGIN_SHARE * limit - estimate / 3))
+    # a search that ended past the budget: the final fit's overrun tolerance (less the margin) is twice the
+    # estimate, so all rows, no note
+    slack = FINAL_OVERRUN_SHARE - RESERVE_MARGIN_SHARE
+    limit = 4 * estimate / slack
+    late = Deadline(limit, started=time.monotonic() - (limit + slack * limit / 2))
+    assert late.expired()
+    assert refit_best(digits, result, late).predict_task(digits.X).n_rows == digits.n_rows and late.notes == []
+
+    limit = 100.0  # started so long ago that estimate / 3 is left of the final fits' time after the margin
+    tight = Deadline(limit, started=time.monotonic() - (limit + slack * limit - estimate / 3))
     model = refit_best(digits, result, tight)
     (note,) = tight.notes
     rows = int(re.match(r"the final model was fit on (\d+) of 1797 rows", note).group(1))  # type: ignore[union-attr]
@@ -236,3 +245,31 @@ def test_a_final_boosting_refit_stops_adding_rounds_when_the_budget_is_over() ->
     roomy = Deadline(600.0)
     refit_best(digits, SimpleNamespace(best_values=values, best_refit_seconds=None), roomy)  # type: ignore[arg-type]
     assert roomy.notes == []
+
+
+def test_the_final_boosting_refit_leaves_the_time_kept_for_the_ensembles_other_members() -> None:
+    """With 2 s left of which the ensemble's other members' refits need 1.9 s, a CatBoost refit (4000 rounds
+    of depth 8, about 0.7 s alone) stops adding rounds after the floor of the budget (0.1 s), and the note says
+    how much was kept for the other members; with nothing kept it is not cut for them."""
+    from types import SimpleNamespace
+
+    from metalearn.pipelines.spaces import get_space
+    from metalearn.search.automl import refit_best
+
+    digits = load_dataset("sklearn:digits")
+    values = get_space("multiclass").validate(
+        {"model": "catboost", "catboost:n_estimators": 4000.0, "catboost:learning_rate": 0.005, "catboost:depth": 8,
+         "catboost:early_stopping_rounds": 150.0},
+        fill_defaults=True,
+    )
+    result = SimpleNamespace(best_values=values, best_refit_seconds=None)
+    deadline = Deadline(2.0)
+    t0 = time.monotonic()
+    model = refit_best(digits, result, deadline, keep=1.9)  # type: ignore[arg-type]
+    took = time.monotonic() - t0
+    assert any("kept for the ensemble's other members" in n for n in deadline.notes), deadline.notes
+    assert took < 3.0, took
+    assert model.predict_task(digits.X).n_rows == digits.n_rows
+    roomy = Deadline(2.0)
+    refit_best(digits, result, roomy, keep=0.0)  # type: ignore[arg-type]
+    assert not any("kept for the ensemble's other members" in n for n in roomy.notes), roomy.notes

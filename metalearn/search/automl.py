@@ -128,7 +128,7 @@ def optimize(
     if pool is not None and model is not None and plan is not None:  # the model when the ensemble wins
         model, ensemble = build_ensemble(
             dataset, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
-            time_left=deadline.left if deadline.bounded else None, on_status=status, plan=plan,
+            time_left=deadline.final_left if deadline.bounded else None, on_status=status, plan=plan,
         )
     calibration = None
     if pool is not None and model is not None:  # a temperature for the final model's probabilities
@@ -192,12 +192,13 @@ def _budgeted(settings: SearchSettings, dataset: Dataset, deadline: Deadline) ->
 
 def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed: int = 0, keep: float = 0.0) -> Any:
     """The search's best configuration fit on all rows of ``dataset`` or, when its expected refit
-    (``result.best_refit_seconds``) does not fit in what is left of a bounded ``deadline`` (less its margin),
+    (``result.best_refit_seconds``) does not fit in what is left of a bounded ``deadline`` for the final fits
+(:meth:`~metalearn.search.deadline.Deadline.final_left`, less its margin),
     on the stratified subset of rows that does (noted in the deadline, hence in the summary). Under a
     bounded deadline a boosted-tree fit also stops adding rounds when that time is over, but not before
     :data:`~metalearn.search.deadline.FINAL_FIT_FLOOR_SHARE` of the budget
-    (:func:`~metalearn.pipelines.models.boosting.fit_deadline`; noted too). The final fit's extra work (see
-    :func:`~metalearn.search.evaluation.fit_final`) only uses what is left after ``keep`` seconds (the
+    (:func:`~metalearn.pipelines.models.boosting.fit_deadline`; noted too). That time, and the final fit's extra
+    work (see :func:`~metalearn.search.evaluation.fit_final`), is what is left after ``keep`` seconds (the
     refits of an ensemble's other members, :meth:`~metalearn.search.ensemble.EnsemblePlan.refit_seconds`)."""
     from metalearn.pipelines.models.boosting import fit_deadline
 
@@ -205,7 +206,7 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     data = dataset
     seconds = None
     if deadline.bounded:
-        seconds = deadline.left() - RESERVE_MARGIN_SHARE * float(deadline.limit or 0.0)
+        seconds = deadline.final_left() - RESERVE_MARGIN_SHARE * float(deadline.limit or 0.0)
         rows = refit_rows(dataset.n_rows, result.best_refit_seconds, seconds)
         if rows < dataset.n_rows:
             data = dataset.subsample(rows, seed=seed)
@@ -213,17 +214,20 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
                 f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
                 f"(~{result.best_refit_seconds:.0f} s expected) did not fit in the {max(seconds, 0.0):.0f} s left"
             )
-    # the boosting rounds' clock bound: never under a share of the budget (never a one-round model)
-    bounded = None if seconds is None else max(seconds, FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0))
+    # the boosting rounds' clock bound: what the ensemble's other members' refits leave, never under a share of
+    # the budget (never a one-round model)
+    floor = FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0)
+    bounded = None if seconds is None else max(seconds - max(keep, 0.0), floor)
     # its final fit's extra work (a boosted model early-stopped on 90 % of the rows fit again on all of them,
     # a forest grown to more trees) only in what the ensemble's other members' refits leave
     extra = None if seconds is None else seconds - max(keep, 0.0)
     with fit_deadline(bounded) as bound:
         model = fit_final(data, get_space(dataset.task), result.best_values, extra_within=extra)
     if bound is not None and bound.hit:
+        kept_for = f" ({keep:.1f} s of the {seconds:.1f} s left kept for the ensemble's other members)" if keep > 0 else ""
         deadline.note(
-            f"the final model's boosting stopped adding rounds when the {bounded:.0f} s left "
-            "ran out (it keeps the rounds it had)"
+            f"the final model's boosting stopped adding rounds when its {bounded:.1f} s ran out{kept_for}; "
+            "it keeps the rounds it had"
         )
     return model
 

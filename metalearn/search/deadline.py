@@ -57,6 +57,22 @@ ENSEMBLE_RESERVE_SHARE = 0.3
 #: limit, the ensemble selection): with 2 members and no margin, 4 of 31 benchmark searches at 120 s ended with
 #: 0-1 s left and kept one pipeline although their ensemble beat it out of fold
 RESERVE_MARGIN_SHARE = 0.02
+#: near its end a search keeps, instead of the next-best candidates' refits, those of the members the ensemble
+#: selection takes on its trials so far, times this factor (a later trial can add a member; refit estimates
+#: from subsets and holdout splits miss)
+PLANNED_MEMBERS_SAFETY = 1.5
+#: the reserve holds the best pipeline's final fit with its forest's growth to 300 trees
+#: (:func:`~metalearn.pipelines.spaces.components.forest_growth_factor`), that growth at most this share of the
+#: budget: without it, the extra trees of uci_parkinsons' best pipeline (test RMSE 0.27 grown, 0.31 not) gave
+#: way to search trials that found nothing better. A boosted model's refit on all rows (the other extra step of
+#: a final fit) is not reserved for: reserving it ended the 30 s searches on solar_flare_2 and coil2000 after
+#: 1-2 trials, behind a first 8-18 s CatBoost trial
+FINAL_EXTRA_SHARE = 0.1
+#: the final fits (the best pipeline's refit, the ensemble's other members) may end this share of the budget past
+#: it (the job's target is 1.1 x its budget): a search's last trial and its write-back can end it 1-2 s before
+#: the budget, and a refit on all rows expected to take 1 s was then fit on 500 of 2,828 / 5,400 rows
+#: (allhypo, ann_thyroid at 120 s: test log loss 0.05 -> 0.15, 0.01 -> 0.13)
+FINAL_OVERRUN_SHARE = 0.05
 
 
 @dataclass
@@ -78,6 +94,10 @@ class Deadline:
     def left(self) -> float:
         """Seconds left of the whole budget (``inf`` without a limit)."""
         return math.inf if self.limit is None else self.limit - self.elapsed()
+
+    def final_left(self) -> float:
+        """Seconds the final fits may still use: the time left plus :data:`FINAL_OVERRUN_SHARE` of the budget."""
+        return self.left() + FINAL_OVERRUN_SHARE * float(self.limit or 0.0)
 
     def expired(self) -> bool:
         return self.left() <= 0

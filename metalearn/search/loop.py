@@ -54,7 +54,16 @@ from metalearn.kb.owners import current_owner
 from metalearn.kb.records import ConfigurationRecord, RunRecord, SearchRecord, utcnow
 from metalearn.pipelines.spaces import get_space
 from metalearn.pipelines.spaces.base import SearchSpace
-from metalearn.search.deadline import INITIAL_RESERVE, Deadline, refit_estimate, refit_factor, search_reserve
+from metalearn.search.deadline import (
+    FINAL_EXTRA_SHARE,
+    INITIAL_RESERVE,
+    MIN_TRIAL_SECONDS,
+    PLANNED_MEMBERS_SAFETY,
+    Deadline,
+    refit_estimate,
+    refit_factor,
+    search_reserve,
+)
 from metalearn.search.ensemble import Candidate, OOFPool
 from metalearn.search.evaluation import (
     EvalProtocol,
@@ -446,10 +455,10 @@ def run_search(
                 oof_pool.offer(Candidate(config_id, values, float(result.score), result.oof,
                                          result.fit_seconds, result.n_folds, refit_seconds.get(config_id)))
             trial = finish_trial(values, config_id, origin, stored, time.monotonic() - t0, sources, result.cut_note)
-            if deadline.bounded and best.config_id in refit_seconds:  # the best one's refit, the ensemble's next
-                others = [refit_seconds[c.config_id] for c in (oof_pool.candidates() if oof_pool is not None else ())
-                          if c.config_id != best.config_id and c.config_id in refit_seconds]
-                deadline.keep(search_reserve(refit_seconds[best.config_id], others, deadline.limit))
+            if deadline.bounded and best.config_id in refit_seconds:  # the best one's refit, the ensemble's
+                deadline.keep(
+                    _search_reserve(deadline, best.config_id, best.values, refit_seconds, oof_pool, dataset, settings)
+                )
             return trial
 
         def full_budget_seconds() -> float:
@@ -819,3 +828,37 @@ def _origin_of(smac_origin: str | None) -> str:
     if "random" in o:
         return "smac-random"
     return "smac"
+
+
+def _search_reserve(
+    deadline: Deadline,
+    best_id: str,
+    best_values: dict[str, Any] | None,
+    refit_seconds: dict[str, float],
+    pool: OOFPool | None,
+    dataset: Dataset,
+    settings: SearchSettings,
+) -> float:
+    """Seconds a budgeted search keeps for after it (:func:`~metalearn.search.deadline.search_reserve`):
+    the best configuration's final fit (its refit and, for a forest, its growth to 300 trees,
+    :func:`~metalearn.pipelines.spaces.components.forest_growth_factor`, that part at most
+    :data:`~metalearn.search.deadline.FINAL_EXTRA_SHARE` of the budget) and, with a post-hoc ensemble, its next-best candidates' refits. Once
+    that reserve would end the search, the members the ensemble selection takes on the trials so far
+    (:func:`~metalearn.search.ensemble.plan_ensemble`, times :data:`~metalearn.search.deadline.PLANNED_MEMBERS_SAFETY`)
+    replace the next-best candidates: an ensemble of two members, or none, leaves the search the time kept
+    for the others."""
+    from metalearn.pipelines.spaces.components import forest_growth_factor
+    from metalearn.search.ensemble import plan_ensemble
+
+    refit = refit_seconds[best_id]
+    extra = refit * (forest_growth_factor(best_values) - 1.0) if best_values else 0.0
+    best = refit + min(extra, FINAL_EXTRA_SHARE * float(deadline.limit or 0.0) if deadline.bounded else extra)
+    others = [refit_seconds[c.config_id] for c in (pool.candidates() if pool is not None else ())
+              if c.config_id != best_id and c.config_id in refit_seconds]
+    reserve = search_reserve(best, others, deadline.limit)
+    if pool is None or not settings.ensemble or deadline.left() - reserve > max(reserve, MIN_TRIAL_SECONDS):
+        return reserve  # not near the end yet: no selection run
+    plan = plan_ensemble(dataset.task, pool, best_id, settings.ensemble_size)
+    planned = PLANNED_MEMBERS_SAFETY * plan.refit_seconds(best_id)  # 0.0 for no ensemble
+    return search_reserve(best, [planned], deadline.limit)
+

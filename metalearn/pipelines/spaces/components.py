@@ -46,7 +46,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC, SVR
 
-from metalearn.pipelines.models.adaptive import DEFAULT_BUDGET, MAX_EPOCHS, Adaptive
+from metalearn.pipelines.models.adaptive import DEFAULT_BUDGET, FINAL_FOREST_TREES, MAX_EPOCHS, Adaptive
 from metalearn.pipelines.models.boosting import BoostedTreesClassifier, BoostedTreesRegressor
 from metalearn.pipelines.models.preprocessing import (
     ENCODINGS,
@@ -118,6 +118,17 @@ def underfit_reason(values: Mapping[str, Any]) -> str | None:
         return None
     return (f"{family}: learning rate {float(lr):.3g} * {float(n):.0f} rounds = {step:.2g} < "
             f"{MIN_BOOSTING_STEP:g}, too few steps to fit")
+
+
+def forest_growth_factor(values: Mapping[str, Any]) -> float:
+    """How many times its fit's time a *final* fit of ``values`` takes when its forest grows (see
+    :func:`~metalearn.pipelines.models.adaptive.final_fit`): ``300 / n`` for a random / extra-trees forest of
+    ``n`` < :data:`~metalearn.pipelines.models.adaptive.FINAL_FOREST_TREES` trees, else 1."""
+    family = str(values.get("model"))
+    if family not in ("rf", "et"):
+        return 1.0
+    n = float(values.get(f"{family}:n_estimators") or FINAL_FOREST_TREES)
+    return max(1.0, FINAL_FOREST_TREES / max(n, 1.0))
 
 
 def _cond(child: Any, parent: Any, value: Any) -> Condition:
