@@ -193,7 +193,7 @@ def _budgeted(settings: SearchSettings, dataset: Dataset, deadline: Deadline) ->
 def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed: int = 0, keep: float = 0.0) -> Any:
     """The search's best configuration fit on all rows of ``dataset`` or, when its expected refit
     (``result.best_refit_seconds``) does not fit in what is left of a bounded ``deadline`` for the final fits
-(:meth:`~metalearn.search.deadline.Deadline.final_left`, less its margin),
+    (:meth:`~metalearn.search.deadline.Deadline.final_left`, less its margin),
     on the stratified subset of rows that does (noted in the deadline, hence in the summary). Under a
     bounded deadline a boosted-tree fit also stops adding rounds when that time is over, but not before
     :data:`~metalearn.search.deadline.FINAL_FIT_FLOOR_SHARE` of the budget
@@ -214,13 +214,11 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
                 f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
                 f"(~{result.best_refit_seconds:.0f} s expected) did not fit in the {max(seconds, 0.0):.0f} s left"
             )
-    # the boosting rounds' clock bound: what the ensemble's other members' refits leave, never under a share of
-    # the budget (never a one-round model)
-    floor = FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0)
-    bounded = None if seconds is None else max(seconds - max(keep, 0.0), floor)
     # its final fit's extra work (a boosted model early-stopped on 90 % of the rows fit again on all of them,
     # a forest grown to more trees) only in what the ensemble's other members' refits leave
     extra = None if seconds is None else seconds - max(keep, 0.0)
+    # the boosting rounds' clock bound: that time too, never under a share of the budget (never a one-round model)
+    bounded = None if extra is None else max(extra, FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0))
     with fit_deadline(bounded) as bound:
         model = fit_final(data, get_space(dataset.task), result.best_values, extra_within=extra)
     if bound is not None and bound.hit:
