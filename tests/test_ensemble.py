@@ -59,7 +59,7 @@ def bin_candidate(cid: str, y: np.ndarray, p1: np.ndarray) -> Candidate:
 def test_two_complementary_models_beat_either_one() -> None:
     rng = np.random.default_rng(0)
     y = rng.normal(size=N)
-    err = rng.normal(size=N)
+    err = 0.5 * rng.normal(size=N)  # each better than predicting the mean
     cands = [reg_candidate("a", y, y + err), reg_candidate("b", y, y - err), reg_candidate("c", y, y + 2 * err)]
     sel = select_ensemble(reg_task(), cands, size=10)
     assert sel is not None and sel.kept
@@ -85,15 +85,15 @@ def test_binary_probabilities_are_averaged() -> None:
 def test_selection_with_replacement_gives_integer_multiple_weights() -> None:
     rng = np.random.default_rng(2)
     y = rng.normal(size=N)
-    # y + 1 and y - 2: the exact mix is 2/3 and 1/3, which greedy picks reach as a, b, a
-    cands = [reg_candidate("a", y, y + 1.0), reg_candidate("b", y, y - 2.0)]
+    # y + 0.25 and y - 0.5: the exact mix is 2/3 and 1/3, which greedy picks reach as a, b, a
+    cands = [reg_candidate("a", y, y + 0.25), reg_candidate("b", y, y - 0.5)]
     sel = select_ensemble(reg_task(), cands, size=25)
     assert sel is not None and sel.kept
     assert sel.members == ("a", "b") and sel.counts == (2, 1)
     assert sel.weights == pytest.approx((2 / 3, 1 / 3)) and math.isclose(sum(sel.weights), 1.0)
     n = sum(sel.counts)
     assert all(math.isclose(w * n, round(w * n)) for w in sel.weights)
-    assert sel.score == pytest.approx(0.0, abs=1e-9) and sel.trajectory[:3] == pytest.approx((1.0, 0.5, 0.0), abs=1e-9)
+    assert sel.score == pytest.approx(0.0, abs=1e-9) and sel.trajectory[:3] == pytest.approx((0.25, 0.125, 0.0), abs=1e-9)
 
 
 def test_an_ensemble_is_kept_only_when_it_beats_the_best_single() -> None:
@@ -109,10 +109,29 @@ def test_an_ensemble_is_kept_only_when_it_beats_the_best_single() -> None:
     assert select_ensemble(reg_task(), []) is None
 
 
+def test_a_candidate_no_better_than_a_constant_prediction_takes_no_weight() -> None:
+    """"a" predicts y with noise e (RMSE 0.8 of y's spread); "z" = mean(y) - e is worse than predicting the
+    mean, yet averaged with "a" it cancels a's noise: Caruana's greedy selection would pick it, fitting the
+    OOF rows. It is left out, as auto-sklearn leaves out models no better than its dummy; a genuinely
+    better-than-constant "b" (y with independent noise) still joins."""
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=N)
+    e = 0.8 * rng.normal(size=N)
+    a = reg_candidate("a", y, y + e)
+    z = reg_candidate("z", y, y.mean() - e)
+    b = reg_candidate("b", y, y + 0.8 * rng.normal(size=N))
+    assert float(np.sqrt(np.mean((y.mean() - e - y) ** 2))) > float(np.std(y))  # z: worse than the mean
+    assert float(np.sqrt(np.mean(((y + e + y.mean() - e) / 2 - y) ** 2))) < float(np.sqrt(np.mean(e**2)))
+    alone = select_ensemble(reg_task(), [a, z])
+    assert alone is not None and alone.members == ("a",) and not alone.kept
+    sel = select_ensemble(reg_task(), [a, z, b])
+    assert sel is not None and sel.kept and set(sel.members) == {"a", "b"}
+
+
 def test_multi_output_kinds_are_combined_per_target() -> None:
     rng = np.random.default_rng(4)
     y = rng.normal(size=(N, 2))
-    e = rng.normal(size=(N, 2))
+    e = 0.5 * rng.normal(size=(N, 2))
     task = Task(TaskKind.MULTITARGET, ("u", "v"), (R, R), "rmse_mean")
     frame = pd.DataFrame(y, columns=["u", "v"])
 
@@ -451,3 +470,53 @@ def test_the_ensemble_plan_says_what_the_other_members_refits_need_before_any_re
     assert lone.selection is None and lone.refit_seconds(best_id) == 0.0 and "fewer than 2" in lone.note
     assert build_ensemble(ds, space, single, best_id, best_model, plan=lone)[1]["note"] == lone.note
     assert plan_ensemble(ds.task, pool, "not-in-the-pool").refit_seconds("not-in-the-pool") == 0.0
+
+
+def test_a_member_whose_refit_is_not_the_pipeline_its_out_of_fold_predictions_scored_is_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ensemble weighs members by their out-of-fold predictions; a member refit on all rows must still
+    predict the rows it scored there (now in its training rows) about as well. Real trials on a holdout of
+    a subsample (their OOF rows mapped back to the dataset's): every genuine refit passes the check. A refit
+    that is not the pipeline that was scored (here: fit to shuffled targets, as a feature selection that kept
+    other features on all rows) is left out, and the ensemble is selected again among the members refit."""
+    import metalearn.search.evaluation as evaluation
+    from metalearn.pipelines.spaces import get_space
+    from metalearn.search.ensemble import build_ensemble, refit_mismatch
+    from metalearn.search.evaluation import fit_final
+
+    ds = load_dataset("sklearn:diabetes")
+    space = get_space(ds.task)
+    protocol = EvalProtocol(mode="holdout", max_rows=300, seed=0)
+    pool = OOFPool.for_task(ds.task)
+    for family in ("linear", "rf", "knn"):
+        values = space.validate({"model": family}, fill_defaults=True)
+        res = evaluate_config(ds, space, values, protocol, keep_predictions=True)
+        assert res.ok and res.oof is not None and res.oof.source_rows is not None
+        assert np.array_equal(ds.y.iloc[res.oof.source_rows].to_numpy(), res.oof.y.to_numpy())  # the dataset's rows
+        pool.offer(Candidate(family, values, res.score, res.oof, fit_seconds=res.fit_seconds))
+    by_id = {c.config_id: c for c in pool.candidates()}
+    refits = {cid: fit_final(ds, space, c.values) for cid, c in by_id.items()}
+    assert all(refit_mismatch(ds, refits[cid], c) == "" for cid, c in by_id.items())
+    best = pool.candidates()[0]
+    _, honest = build_ensemble(ds, space, pool, best.config_id, refits[best.config_id])
+    assert honest["used"] and "left out" not in honest["note"], honest
+    weighted = [m["config_id"] for m in honest["members"] if m["config_id"] != best.config_id]
+    assert weighted
+    liar = weighted[0]
+
+    def fit_or_not(dataset: Any, space_: Any, values: dict[str, Any], **kw: Any) -> Any:
+        if values == by_id[liar].values:
+            shuffled = dataset.y.sample(frac=1.0, random_state=0).reset_index(drop=True)
+            dataset = Dataset(dataset.name, dataset.X, shuffled, dataset.task, dataset.categorical, "shuffled")
+        return fit_final(dataset, space_, values, **kw)
+
+    assert "on rows it was fit on" in refit_mismatch(ds, fit_or_not(ds, space, by_id[liar].values), by_id[liar])
+    monkeypatch.setattr(evaluation, "fit_final", fit_or_not)  # what build_ensemble imports
+    model, block = build_ensemble(ds, space, pool, best.config_id, refits[best.config_id])
+    assert f"member {liar} ({liar}) left out" in block["note"], block
+    assert liar not in {m["config_id"] for m in block["members"]}
+    if block["used"]:
+        assert isinstance(model, EnsembleModel) and liar not in model.config_ids and "selected again" in block["note"]
+    else:
+        assert model is refits[best.config_id] and "single pipeline is kept" in block["note"]

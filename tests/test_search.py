@@ -29,7 +29,7 @@ from metalearn.data.task import TaskKind
 from metalearn.data.validation import prepare_frame
 from metalearn.kb import open_kb
 from metalearn.kb.base import KnowledgeBase
-from metalearn.kb.records import dataset_record
+from metalearn.kb.records import ConfigurationRecord, dataset_record
 from metalearn.metalearning.advisor import Advisor
 from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, ensure_metafeatures
 from metalearn.pipelines.spaces import get_space
@@ -869,3 +869,41 @@ def test_smac_skips_boosted_proposals_too_short_to_fit_but_runs_a_recommended_on
             assert v[f"{v['model']}:learning_rate"] * v[f"{v['model']}:{rounds}"] >= MIN_BOOSTING_STEP, v
     assert result.n_skipped > 0  # this seed's SMAC proposed some
     assert kb.stats()["runs"] == 12  # skipped proposals are not stored
+
+
+@pytest.mark.parametrize("optimizer", ["smac", "random"])
+def test_a_time_limited_search_skips_recommendations_of_a_family_already_outclassed(optimizer: str) -> None:
+    """On wine (3-fold CV on 178 rows) logistic regression scores log loss ~0.07 and k-NN ~0.29: once
+    both ran, a time-limited search skips a second k-NN recommendation without a fit (its family already
+    scored over 3 x the best), says so in ``n_pruned`` and a note, and runs the recommendation after it.
+    A search without a time limit runs every recommendation."""
+    from metalearn.search.deadline import Deadline
+    from metalearn.search.loop import OUTCLASSED_FAMILY_FACTOR
+
+    ds = load_dataset("sklearn:wine")
+    space = get_space(ds.task)
+    linear = space.validate({"model": "linear"}, fill_defaults=True)
+    knn = space.validate({"model": "knn"}, fill_defaults=True)
+    knn10 = space.validate({"model": "knn", "knn:n_neighbors": 10.0}, fill_defaults=True)
+    rf = space.validate({"model": "rf"}, fill_defaults=True)
+    recs = [Rec("lin", linear, 1), Rec("knn", knn, 2), Rec("knn10", knn10, 3), Rec("rf", rf, 4)]
+    protocol = EvalProtocol(n_folds=3)
+    for limit in (None, 120.0):
+        kb = open_kb(":memory:")
+        registered(kb, ds)
+        settings = fast(warm_start=True, n_warm=4, n_trials=4, protocol=protocol, time_limit=limit, optimizer=optimizer)
+        deadline = Deadline(limit)
+        result = run_search(ds, kb, settings, recommendations=recs, deadline=deadline)
+        origins = [t.origin for t in result.trials]
+        by_origin = {t.origin: t for t in result.trials}
+        assert by_origin["recommendation:2"].score > OUTCLASSED_FAMILY_FACTOR * by_origin["recommendation:1"].score
+        if limit is None:
+            assert origins == [f"recommendation:{i}" for i in (1, 2, 3, 4)] and result.n_pruned == 0
+            continue
+        assert origins[:3] == ["recommendation:1", "recommendation:2", "recommendation:4"], origins
+        assert knn10 not in [t.values for t in result.trials] and result.n_pruned == 1
+        assert any("1 recommendation(s) skipped" in n for n in deadline.notes), deadline.notes
+        knn10_id = ConfigurationRecord.create(space.name, space.version, knn10).config_id
+        assert knn10_id not in {r.config_id for r in kb.list_runs(dataset_id=ds.dataset_id)}  # nothing stored
+        kb.close()
+

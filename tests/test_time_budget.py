@@ -273,3 +273,33 @@ def test_the_final_boosting_refit_leaves_the_time_kept_for_the_ensembles_other_m
     roomy = Deadline(2.0)
     refit_best(digits, result, roomy, keep=0.0)  # type: ignore[arg-type]
     assert not any("kept for the ensemble's other members" in n for n in roomy.notes), roomy.notes
+
+
+def test_the_best_pipelines_own_refit_comes_before_the_ensembles_other_members() -> None:
+    """The ensemble's other members asking for more than the time left (3.9 s of 4 s) do not cut the best
+    pipeline's boosting below its own expected refit (1.5 s): what is kept for them is at most what its refit
+    leaves (members that do not fit are left out of the ensemble afterwards)."""
+    import re
+    from types import SimpleNamespace
+
+    from metalearn.pipelines.spaces import get_space
+    from metalearn.search.automl import refit_best
+
+    digits = load_dataset("sklearn:digits")
+    values = get_space("multiclass").validate(
+        {"model": "catboost", "catboost:n_estimators": 4000.0, "catboost:learning_rate": 0.005, "catboost:depth": 8,
+         "catboost:early_stopping_rounds": 150.0},
+        fill_defaults=True,
+    )
+    result = SimpleNamespace(best_values=values, best_refit_seconds=1.5)
+    deadline = Deadline(4.0)
+    t0 = time.monotonic()
+    refit_best(digits, result, deadline, keep=3.9)  # type: ignore[arg-type]
+    took = time.monotonic() - t0
+    notes = [n for n in deadline.notes if "kept for the ensemble's other members" in n]
+    for note in notes:
+        match = re.search(r"\(([\d.]+) s of the ([\d.]+) s left kept", note)
+        assert match is not None, note
+        kept, left = float(match.group(1)), float(match.group(2))
+        assert kept <= left - 1.5 + 0.05, note
+    assert took > 1.4 or not notes, (took, notes)  # its boosting had its 1.5 s (unless it ended before)

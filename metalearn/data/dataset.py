@@ -91,13 +91,10 @@ class Dataset:
         """The knowledge-base id of this dataset: its content fingerprint."""
         return self.fingerprint
 
-    def subsample(self, n_rows: int, seed: int = 0) -> Dataset:
-        """A random subsample of at most ``n_rows`` rows (stratified on a single class target).
-
-        The subsample keeps the parent's fingerprint: it stands for the same dataset in the KB.
-        """
+    def subsample_rows(self, n_rows: int, seed: int = 0) -> np.ndarray | None:
+        """The sorted row positions :meth:`subsample` keeps (None when it keeps every row)."""
         if self.n_rows <= n_rows:
-            return self
+            return None
         rng = np.random.default_rng(seed)
         if self.task.kind.is_classification and self.task.n_targets == 1:
             y = self.y.iloc[:, 0].astype("string").fillna("<NA>").to_numpy()
@@ -106,9 +103,17 @@ class Dataset:
                 members = np.flatnonzero(y == label)
                 take = max(1, round(len(members) * n_rows / self.n_rows))
                 idx_parts.append(rng.choice(members, size=min(take, len(members)), replace=False))
-            idx = np.sort(np.concatenate(idx_parts))
-        else:
-            idx = np.sort(rng.choice(self.n_rows, size=n_rows, replace=False))
+            return np.sort(np.concatenate(idx_parts))
+        return np.sort(rng.choice(self.n_rows, size=n_rows, replace=False))
+
+    def subsample(self, n_rows: int, seed: int = 0) -> Dataset:
+        """A random subsample of at most ``n_rows`` rows (stratified on a single class target).
+
+        The subsample keeps the parent's fingerprint: it stands for the same dataset in the KB.
+        """
+        idx = self.subsample_rows(n_rows, seed)
+        if idx is None:
+            return self
         return Dataset(
             name=self.name,
             X=self.X.iloc[idx].reset_index(drop=True),

@@ -413,6 +413,7 @@ def evaluate_config(
             text = f"ConfigurationError: {text}"
         return _failure("crash", text, metric, key, dataset.n_rows, budget)
 
+    subsample = dataset.subsample_rows(resolved.max_rows, seed=resolved.seed) if resolved.max_rows else None
     data = dataset.subsample(resolved.max_rows, seed=resolved.seed) if resolved.max_rows else dataset
     notes = ""
     if resolved.mode == "holdout":
@@ -487,7 +488,9 @@ def evaluate_config(
     if keep and len(out.predictions) == len(folds):
         from metalearn.search.ensemble import assemble_oof
 
-        oof = assemble_oof(task, [(folds[i][1], out.predictions[i]) for i in range(len(folds))], data.y)
+        oof = assemble_oof(
+            task, [(folds[i][1], out.predictions[i]) for i in range(len(folds))], data.y, subsample
+        )
     return EvalResult(
         status="ok",
         metrics=metrics,
