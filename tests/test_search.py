@@ -907,3 +907,32 @@ def test_a_time_limited_search_skips_recommendations_of_a_family_already_outclas
         assert knn10_id not in {r.config_id for r in kb.list_runs(dataset_id=ds.dataset_id)}  # nothing stored
         kb.close()
 
+
+def test_a_time_limited_search_alternates_smac_with_neighbours_of_the_best_configuration() -> None:
+    """Once SMAC proposes configurations of its own, every other proposal of a time-limited search is a
+    neighbour of the best configuration so far: the same model family, one hyperparameter moved, a trial
+    like the others (stored, told to SMAC). A search without a time limit asks SMAC only."""
+    ds = load_dataset("sklearn:wine")
+    space = get_space(ds.task)
+    recs = [Rec("lin", space.validate({"model": "linear"}, fill_defaults=True), 1),
+            Rec("rf", space.validate({"model": "rf"}, fill_defaults=True), 2)]
+    for limit in (None, 300.0):
+        kb = open_kb(":memory:")
+        registered(kb, ds)
+        settings = fast(warm_start=True, n_warm=2, n_trials=8, protocol=EvalProtocol(n_folds=3), time_limit=limit)
+        result = run_search(ds, kb, settings, recommendations=recs)
+        origins = [t.origin for t in result.trials]
+        local = [i for i, o in enumerate(origins) if o == "local"]
+        if limit is None:
+            assert not local and result.n_new == 8, origins
+            continue
+        assert origins[:3] == ["recommendation:1", "recommendation:2", "smac"] and len(local) >= 2, origins
+        for i in local:
+            t = result.trials[i]
+            start = next(p for p in result.trials[:i] if p.config_id == result.trials[i - 1].best_config_id)
+            moved = {k for k in set(t.values) | set(start.values) if t.values.get(k) != start.values.get(k)}
+            assert t.values["model"] == start.values["model"] and 1 <= len(moved) <= 3, (t.values, start.values)
+            assert t.status == "ok"
+        stored = {r.config_id for r in kb.list_runs(dataset_id=ds.dataset_id)}
+        assert {result.trials[i].config_id for i in local} <= stored
+        kb.close()

@@ -84,8 +84,9 @@ class Trial:
     number: int
     config_id: str
     values: dict[str, Any]
-    # "resumed", "recommendation:<rank>", "initial-design", "smac", "random", "default", and "full-budget"
-    # (the full-budget evaluation a multi-fidelity search ends with)
+    # "resumed", "recommendation:<rank>", "initial-design", "smac", "random", "default", "local" (a neighbour
+    # of the best configuration so far, see ``_local_neighbour``) and "full-budget" (the full-budget
+    # evaluation a multi-fidelity search ends with)
     origin: str
     status: str
     score: float
@@ -475,6 +476,10 @@ def run_search(
                 n_pruned += 1
             return imputed
 
+        def local_start() -> dict[str, Any] | None:
+            """The configuration a time-limited search's local proposals start from: the best so far."""
+            return best.values
+
         def full_budget_seconds() -> float:
             """Expected seconds of the final full-budget evaluation (multi-fidelity): the trial at the
             highest budget that succeeded, scaled to the full data."""
@@ -544,7 +549,7 @@ def run_search(
             else:
                 n_skipped = _smac_loop(
                     dataset, space, settings, told, warm, evaluate, out_of_budget, seen,
-                    run_parallel if parallel else None, outclassed,
+                    run_parallel if parallel else None, outclassed, local_start if deadline.bounded else None,
                 )  # fmt: skip
         if n_pruned:
             deadline.note(
@@ -749,12 +754,51 @@ def _outclassed(trials: Sequence[Trial], values: dict[str, Any], budget: float |
 MAX_SKIPPED_IN_A_ROW = 20
 
 
+def _local_neighbour(
+    space: SearchSpace, cs: ConfigurationSpace, start: dict[str, Any], seen: set[str], seed: int
+) -> tuple[Configuration, dict[str, Any]] | None:
+    """A configuration one step from ``start`` (one of its model's own hyperparameters moved, SMAC's own
+    neighbourhood, a standard deviation of :data:`LOCAL_STDEV` of its normalised range), that can fit and
+    was not seen; None when there is none."""
+    from ConfigSpace.util import get_one_exchange_neighbourhood
+
+    try:
+        cfg = _space_config(cs, start, "local")
+    except (ValueError, KeyError, InputError):  # outside a restricted space
+        return None
+    family = family_of(start)
+    rng = np.random.RandomState(seed)
+    with contextlib.suppress(ValueError):
+        for nb in get_one_exchange_neighbourhood(cfg, seed=rng, num_neighbors=4, stdev=LOCAL_STDEV):
+            try:
+                values = space.validate(dict(nb))
+            except InputError:
+                continue
+            moved = {k for k in set(values) | set(start) if values.get(k) != start.get(k)}
+            if family_of(values) != family or not all(k.startswith(f"{family}:") for k in moved):
+                continue  # the model's own hyperparameters only (a tree model's scaling changes nothing)
+            if space.underfit_reason(values) is not None:
+                continue
+            if ConfigurationRecord.create(space.name, space.version, values).config_id in seen:
+                continue
+            nb.origin = "local"
+            return nb, values
+    return None
+
+
+#: the step of a local proposal (:func:`_local_neighbour`), as SMAC's own local search takes it
+LOCAL_STDEV = 0.2
+
+
 def _smac_loop(
-    dataset, space, settings, told, warm, evaluate, out_of_budget, seen, run_parallel=None, outclassed=None
+    dataset, space, settings, told, warm, evaluate, out_of_budget, seen, run_parallel=None, outclassed=None,
+    local=None,
 ) -> int:
     """SMAC's ask-and-tell search (sequential, or ``run_parallel``); returns the proposals it skipped
     because they cannot fit. A recommendation ``outclassed(values, budget)`` gives a cost for is told to
-    SMAC with that cost (its family's best so far) without a fit."""
+    SMAC with that cost (its family's best so far) without a fit. With ``local`` (a callable giving the
+    best configuration so far, or None), once SMAC has proposed every recommendation every other proposal
+    is a neighbour of that configuration (:func:`_local_neighbour`) instead of SMAC's, and is told to SMAC."""
     from smac import HyperparameterOptimizationFacade as HPO
     from smac import MultiFidelityFacade as MF
     from smac import Scenario
@@ -834,11 +878,22 @@ def _smac_loop(
             info = smac.ask()
             return info, space.validate(dict(info.config)), _origin_of(info.config.origin)
 
+        past_warm = False  # SMAC proposed a configuration of its own: the recommendations are done
+        n_own = 0  # proposals since then
+
         def propose() -> tuple[dict[str, Any], str, float | None, tuple[str, ...], Any]:
             """SMAC's next proposal that can fit its data. One that cannot (``space.underfit_reason``) and
             is SMAC's own, not a recommendation, is told to SMAC as crashed without a fit, so that its
             surrogate learns the region; after :data:`MAX_SKIPPED_IN_A_ROW` of them the next is run."""
-            nonlocal n_skipped
+            nonlocal n_skipped, past_warm, n_own
+            if past_warm and local is not None and not settings.multi_fidelity:
+                n_own += 1
+                start = local() if n_own % 2 == 0 else None
+                found = None if start is None else _local_neighbour(space, cs, start, seen, settings.seed + n_own)
+                if found is not None:
+                    cfg, values = found
+                    seen.add(ConfigurationRecord.create(space.name, space.version, values).config_id)
+                    return values, "local", None, (), TrialInfo(config=cfg, seed=settings.seed, budget=None)
             info, values, origin = ask()
             n_in_a_row = 0
             while n_in_a_row < MAX_SKIPPED_IN_A_ROW:
@@ -855,6 +910,7 @@ def _smac_loop(
                     n_skipped += 1
                     n_in_a_row += 1
                 info, values, origin = ask()
+            past_warm = past_warm or origin in ("smac", "smac-random")  # not the initial design's
             cid = ConfigurationRecord.create(space.name, space.version, values).config_id
             seen.add(cid)
             budget = float(info.budget) if settings.multi_fidelity and info.budget is not None else None
