@@ -112,8 +112,10 @@ class Dataset:
         The subsample keeps the parent's fingerprint: it stands for the same dataset in the KB.
         """
         idx = self.subsample_rows(n_rows, seed)
-        if idx is None:
-            return self
+        return self if idx is None else self.take_rows(idx)
+
+    def take_rows(self, idx: np.ndarray) -> Dataset:
+        """The rows at positions ``idx`` (e.g. :meth:`subsample_rows`'), keeping the parent's fingerprint."""
         return Dataset(
             name=self.name,
             X=self.X.iloc[idx].reset_index(drop=True),

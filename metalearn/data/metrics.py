@@ -87,6 +87,12 @@ class Metric:
         v = float(value)
         return -v if self.greater_is_better else v
 
+    def to_loss(self, value: float) -> float:
+        """A non-negative loss whose ratios compare pipelines: ``1 - value`` for greater-is-better metrics
+        (bounded above by 1: ROC AUC, accuracy, R², ...), else ``value`` (log loss, RMSE, ...)."""
+        v = float(value)
+        return 1.0 - v if self.greater_is_better else v
+
     def from_cost(self, cost: float) -> float:
         c = float(cost)
         return -c if self.greater_is_better else c

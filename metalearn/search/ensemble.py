@@ -529,10 +529,6 @@ REFIT_CHECK_FACTOR = 1.25
 REFIT_CHECK_ROWS = 5000
 
 
-def _cost(score_: float, greater: bool) -> float:
-    return 1.0 - score_ if greater else score_
-
-
 def _take(pred: Prediction, idx: np.ndarray) -> Prediction:
     return Prediction([np.asarray(v)[idx] for v in pred.values],
                       [None if p is None else np.asarray(p)[idx] for p in pred.probas], list(pred.classes))
@@ -549,7 +545,7 @@ def refit_mismatch(dataset: Dataset, model: Any, c: Candidate) -> str:
     if len(rows) > REFIT_CHECK_ROWS:
         pick = np.sort(np.random.default_rng(0).choice(len(rows), REFIT_CHECK_ROWS, replace=False))
     task = dataset.task
-    greater = get_metric(task.metric).greater_is_better
+    metric = get_metric(task.metric)
     y = c.oof.y.iloc[pick].reset_index(drop=True)
     try:
         oof = float(score(task, y, _take(c.oof.prediction, pick)))
@@ -559,7 +555,8 @@ def refit_mismatch(dataset: Dataset, model: Any, c: Candidate) -> str:
     if not (math.isfinite(oof) and math.isfinite(fit)):
         return ""
     # (plus 0.001 of a bounded greater-is-better metric: an out-of-fold ROC AUC of 1.0 allows 0.999)
-    if _cost(fit, greater) > REFIT_CHECK_FACTOR * max(_cost(oof, greater), 0.0) + (1e-3 if greater else 1e-9):
+    slack = 1e-3 if metric.greater_is_better else 1e-9
+    if metric.to_loss(fit) > REFIT_CHECK_FACTOR * max(metric.to_loss(oof), 0.0) + slack:
         return f"refit on all rows it scores {task.metric} {fit:.4g} on rows it was fit on, against {oof:.4g} out of fold"
     return ""
 

@@ -414,7 +414,7 @@ def evaluate_config(
         return _failure("crash", text, metric, key, dataset.n_rows, budget)
 
     subsample = dataset.subsample_rows(resolved.max_rows, seed=resolved.seed) if resolved.max_rows else None
-    data = dataset.subsample(resolved.max_rows, seed=resolved.seed) if resolved.max_rows else dataset
+    data = dataset if subsample is None else dataset.take_rows(subsample)
     notes = ""
     if resolved.mode == "holdout":
         folds = [holdout_split(task, data.y, resolved.holdout_fraction, resolved.seed)]

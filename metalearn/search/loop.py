@@ -211,11 +211,10 @@ def _resumable_hyperband_class(base: Any) -> type:
 def smac_cost(metric: str, score: float) -> float:
     """The positive cost SMAC minimises (its surrogate models log(cost)).
 
-    Greater-is-better metrics are bounded above by 1 (ROC AUC, accuracy, R², ...), so ``1 - score`` is
-    non-negative; losses (log loss, RMSE, ...) are already non-negative.
+    :meth:`~metalearn.data.metrics.Metric.to_loss`: ``1 - score`` for greater-is-better metrics (bounded
+    above by 1), else the score.
     """
-    m = get_metric(metric)
-    return float(1.0 - score) if m.greater_is_better else float(score)
+    return get_metric(metric).to_loss(score)
 
 
 def crash_cost_for(dataset: Dataset) -> float:
@@ -471,7 +470,7 @@ def run_search(
             nonlocal n_pruned
             if not deadline.bounded:
                 return None
-            imputed = _outclassed(trials, values, fidelity(budget), metric.greater_is_better)
+            imputed = _outclassed(trials, values, fidelity(budget), task.metric)
             if imputed is not None:
                 n_pruned += 1
             return imputed
@@ -729,20 +728,17 @@ def _random_loop(space, settings, warm, evaluate, out_of_budget, seen, outclasse
 OUTCLASSED_FAMILY_FACTOR = 3.0
 
 
-def _outclassed(trials: Sequence[Trial], values: dict[str, Any], budget: float | None, greater: bool) -> float | None:
-    """The best cost of ``values``'s model family among ``trials`` at ``budget`` when it is over
-    :data:`OUTCLASSED_FAMILY_FACTOR` times the best cost of any family there (None otherwise, and when
+def _outclassed(trials: Sequence[Trial], values: dict[str, Any], budget: float | None, metric: str) -> float | None:
+    """The best cost (:func:`smac_cost`) of ``values``'s model family among ``trials`` at ``budget`` when it is
+    over :data:`OUTCLASSED_FAMILY_FACTOR` times the best cost of any family there (None otherwise, and when
     the family has no successful trial)."""
-    def cost(score: float) -> float:
-        return 1.0 - score if greater else score
-
     family = family_of(values)
     costs: dict[str, float] = {}
     for t in trials:
         same = (full_budget(t.budget) and full_budget(budget)) or (t.budget is not None and t.budget == budget)
         if t.status == "ok" and not math.isnan(t.score) and same:
             f = family_of(t.values)
-            costs[f] = min(costs.get(f, math.inf), cost(t.score))
+            costs[f] = min(costs.get(f, math.inf), smac_cost(metric, t.score))
     if family not in costs or len(costs) < 2:
         return None
     best = max(min(costs.values()), 0.0)
@@ -878,6 +874,9 @@ def _smac_loop(
             info = smac.ask()
             return info, space.validate(dict(info.config)), _origin_of(info.config.origin)
 
+        def budget_of(info: Any) -> float | None:
+            return float(info.budget) if settings.multi_fidelity and info.budget is not None else None
+
         past_warm = False  # SMAC proposed a configuration of its own: the recommendations are done
         n_own = 0  # proposals since then
 
@@ -898,8 +897,7 @@ def _smac_loop(
             n_in_a_row = 0
             while n_in_a_row < MAX_SKIPPED_IN_A_ROW:
                 if origin.startswith("recommendation:"):
-                    budget = float(info.budget) if settings.multi_fidelity and info.budget is not None else None
-                    imputed = None if outclassed is None else outclassed(values, budget)
+                    imputed = None if outclassed is None else outclassed(values, budget_of(info))
                     if imputed is None:
                         break
                     smac.tell(info, TrialValue(cost=max(imputed, 0.0), time=0.0, status=StatusType.SUCCESS), save=False)
@@ -913,8 +911,7 @@ def _smac_loop(
             past_warm = past_warm or origin in ("smac", "smac-random")  # not the initial design's
             cid = ConfigurationRecord.create(space.name, space.version, values).config_id
             seen.add(cid)
-            budget = float(info.budget) if settings.multi_fidelity and info.budget is not None else None
-            return values, origin, budget, warm_sources.get(cid, ()), info
+            return values, origin, budget_of(info), warm_sources.get(cid, ()), info
 
         if run_parallel is not None:  # asked for a new configuration whenever a trial finishes
             run_parallel(propose, lambda info, trial: smac.tell(info, value_of(trial), save=False))
