@@ -34,6 +34,7 @@ from metalearn.metalearning.advisor import Advisor
 from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, ensure_metafeatures
 from metalearn.pipelines.spaces import get_space
 from metalearn.search.automl import MetaLearnEstimator, optimize
+from metalearn.search.ensemble import OOFPool
 from metalearn.search.evaluation import EvalProtocol, test_score
 from metalearn.search.loop import SearchResult, SearchSettings, run_search
 
@@ -181,7 +182,8 @@ def test_search_on_every_kind(kind: TaskKind, spec: str, request: pytest.Fixture
     assert seen == [1, 2, 3]  # the progress callback saw every trial as it finished
     assert result.n_resumed == 0 and result.n_new == 3
     assert len({t.config_id for t in result.trials}) == 3  # SMAC proposed three different pipelines
-    assert {t.origin for t in result.trials} <= {"initial-design", "default", "smac", "smac-random"}
+    # SMAC's own proposals, alternating with neighbours of the best one ("local") once SMAC proposes its own
+    assert {t.origin for t in result.trials} <= {"initial-design", "default", "smac", "smac-random", "local"}
     assert len(kb.list_runs(dataset_id=ds.dataset_id)) == 3
     if kind is TaskKind.MULTITASK:
         assert ds.task.target_kinds == (TaskKind.REGRESSION, TaskKind.MULTICLASS)
@@ -908,10 +910,10 @@ def test_a_time_limited_search_skips_recommendations_of_a_family_already_outclas
         kb.close()
 
 
-def test_a_time_limited_search_alternates_smac_with_neighbours_of_the_best_configuration() -> None:
-    """Once SMAC proposes configurations of its own, every other proposal of a time-limited search is a
-    neighbour of the best configuration so far: the same model family, one hyperparameter moved, a trial
-    like the others (stored, told to SMAC). A search without a time limit asks SMAC only."""
+def test_a_search_alternates_smac_with_neighbours_of_the_best_configuration() -> None:
+    """Once SMAC proposes configurations of its own, every other proposal of a search (with or without a
+    time limit) is a neighbour of the best configuration so far: the same model family, one hyperparameter
+    moved, a trial like the others (stored, told to SMAC). A multi-fidelity search asks SMAC only."""
     ds = load_dataset("sklearn:wine")
     space = get_space(ds.task)
     recs = [Rec("lin", space.validate({"model": "linear"}, fill_defaults=True), 1),
@@ -919,13 +921,12 @@ def test_a_time_limited_search_alternates_smac_with_neighbours_of_the_best_confi
     for limit in (None, 300.0):
         kb = open_kb(":memory:")
         registered(kb, ds)
-        settings = fast(warm_start=True, n_warm=2, n_trials=8, protocol=EvalProtocol(n_folds=3), time_limit=limit)
-        result = run_search(ds, kb, settings, recommendations=recs)
+        settings = fast(warm_start=True, n_warm=2, n_trials=12, protocol=EvalProtocol(n_folds=3), time_limit=limit)
+        pool = OOFPool.for_task(ds.task)
+        result = run_search(ds, kb, settings, recommendations=recs, oof_pool=pool)
         origins = [t.origin for t in result.trials]
         local = [i for i, o in enumerate(origins) if o == "local"]
-        if limit is None:
-            assert not local and result.n_new == 8, origins
-            continue
+        assert result.n_new == 12
         assert origins[:3] == ["recommendation:1", "recommendation:2", "smac"] and len(local) >= 2, origins
         for i in local:
             t = result.trials[i]
@@ -935,4 +936,42 @@ def test_a_time_limited_search_alternates_smac_with_neighbours_of_the_best_confi
             assert t.status == "ok"
         stored = {r.config_id for r in kb.list_runs(dataset_id=ds.dataset_id)}
         assert {result.trials[i].config_id for i in local} <= stored
+        # the ensemble's pool takes a local proposal only when it beat the best score so far
+        pooled = {c.config_id for c in pool.candidates()}
+        sign = 1.0 if pool.greater_is_better else -1.0
+        for i in local:
+            t = result.trials[i]
+            improved = sign * t.score > max(sign * p.score for p in result.trials[:i] if p.status == "ok")
+            assert (t.config_id in pooled) == improved, (i, t.score, origins)
+        assert {t.config_id for t in result.trials if t.origin != "local" and t.status == "ok"} <= pooled
+        # a move that scored exactly as its start is not proposed from that start again
+        flat: dict[str, set[str]] = {}
+        for i in local:
+            t, start_id = result.trials[i], result.trials[i - 1].best_config_id
+            start = next(p for p in result.trials[:i] if p.config_id == start_id)
+            moved = {k for k in set(t.values) | set(start.values) if t.values.get(k) != start.values.get(k)}
+            assert not moved & flat.get(start_id, set()), (moved, flat)
+            if t.score == start.score:
+                flat.setdefault(start_id, set()).update(moved)
         kb.close()
+
+
+def test_local_neighbours_leave_out_the_moves_that_changed_nothing() -> None:
+    """``_local_neighbour`` moves one of the start's model hyperparameters, never one marked flat (an earlier
+    move of it scored exactly as the start); with every one flat there is no neighbour."""
+    from metalearn.search.loop import _local_neighbour
+
+    ds = load_dataset("sklearn:wine")
+    space = get_space(ds.task)
+    start = space.validate({"model": "lgbm"}, fill_defaults=True)
+    own = {k for k in start if k.startswith("lgbm:")}
+    assert len(own) >= 4
+    for keep in sorted(own):
+        for seed in range(3):
+            found = _local_neighbour(space, space.configspace, start, set(), seed, own - {keep})
+            assert found is not None, keep
+            _, values, moved = found
+            assert moved == {keep} and values[keep] != start[keep] and values["model"] == "lgbm"
+    assert _local_neighbour(space, space.configspace, start, set(), 0, own) is None
+    found = _local_neighbour(space, space.configspace, start, set(), 0)
+    assert found is not None and found[2] <= own and len(found[2]) == 1
