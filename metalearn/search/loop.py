@@ -240,8 +240,6 @@ class _Best:
     def offer(self, score: float, config_id: str, values: dict[str, Any], budget: float | None) -> None:
         if not full_budget(budget):
             return  # the incumbent is chosen at full fidelity only
-        if math.isnan(score):
-            return
         if self.beaten_by(score):
             self.score, self.config_id, self.values = score, config_id, values
 
@@ -487,10 +485,6 @@ def run_search(
                 n_pruned += 1
             return imputed
 
-        def local_start() -> tuple[dict[str, Any], float] | None:
-            """The configuration the local proposals start from: the best so far, with its score."""
-            return None if best.values is None else (best.values, best.score)
-
         def full_budget_seconds() -> float:
             """Expected seconds of the final full-budget evaluation (multi-fidelity): the trial at the
             highest budget that succeeded, scaled to the full data."""
@@ -560,7 +554,7 @@ def run_search(
             else:
                 n_skipped = _smac_loop(
                     dataset, space, settings, told, warm, evaluate, out_of_budget, seen,
-                    run_parallel if parallel else None, outclassed, local_start,
+                    run_parallel if parallel else None, outclassed, best,
                 )  # fmt: skip
         if n_pruned:
             deadline.note(
@@ -808,14 +802,14 @@ LOCAL_STDEV = 0.2
 
 def _smac_loop(
     dataset, space, settings, told, warm, evaluate, out_of_budget, seen, run_parallel=None, outclassed=None,
-    local=None,
+    local: _Best | None = None,
 ) -> int:
     """SMAC's ask-and-tell search (sequential, or ``run_parallel``); returns the proposals it skipped
     because they cannot fit. A recommendation ``outclassed(values, budget)`` gives a cost for is told to
-    SMAC with that cost (its family's best so far) without a fit. With ``local`` (a callable giving the
-    best configuration so far and its score, or None), once SMAC has proposed every recommendation every
-    other proposal is a neighbour of that configuration (:func:`_local_neighbour`) instead of SMAC's, and is
-    told to SMAC; a move that scores exactly as its start is not proposed from that start again."""
+    SMAC with that cost (its family's best so far) without a fit. With ``local`` (the search's best
+    configuration so far), once SMAC has proposed every recommendation every other proposal is a neighbour
+    of that configuration (:func:`_local_neighbour`) instead of SMAC's, and is told to SMAC; a move that
+    scores exactly as its start is not proposed from that start again."""
     from smac import HyperparameterOptimizationFacade as HPO
     from smac import MultiFidelityFacade as MF
     from smac import Scenario
@@ -917,17 +911,16 @@ def _smac_loop(
             nonlocal n_skipped, past_warm, n_own
             if past_warm and local is not None and not settings.multi_fidelity:
                 n_own += 1
-                start = local() if n_own % 2 == 0 else None
-                if start is not None:
-                    start_id = ConfigurationRecord.create(space.name, space.version, start[0]).config_id
+                start_id = local.config_id
+                if n_own % 2 == 0 and local.values is not None and start_id is not None:
                     found = _local_neighbour(
-                        space, cs, start[0], seen, settings.seed + n_own, frozenset(flat.get(start_id, ()))
+                        space, cs, local.values, seen, settings.seed + n_own, frozenset(flat.get(start_id, ()))
                     )
                     if found is not None:
                         cfg, values, moved = found
                         cid = ConfigurationRecord.create(space.name, space.version, values).config_id
                         seen.add(cid)
-                        local_of[cid] = (start_id, moved, start[1])
+                        local_of[cid] = (start_id, moved, local.score)
                         return values, "local", None, (), TrialInfo(config=cfg, seed=settings.seed, budget=None)
             info, values, origin = ask()
             n_in_a_row = 0
