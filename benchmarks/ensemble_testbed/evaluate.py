@@ -4,15 +4,15 @@ Usage::
 
     python benchmarks/ensemble_testbed/evaluate.py POOL.pkl... [--bags 10] [--size 25]
 
-Per pool (one search): its candidates evaluated on the same out-of-fold rows as the best one, stacked as
-:func:`metalearn.search.ensemble.select_ensemble` stacks them, and the test score of
+Per pool (one search): its candidates evaluated on the same out-of-fold rows as the best one, and the
+test score of
 
 - ``single``: the best single candidate out of fold;
-- ``caruana``: Caruana's greedy selection with replacement as the product runs it (``--size`` iterations,
-  start from the best single candidate, the candidates no better than a constant prediction left out, the
-  best prefix of the picks);
-- ``bag_rows``: the same selection on ``--bags`` bootstrap resamples of the out-of-fold rows, the weights
-  averaged (seeded: ``numpy.random.default_rng(0)`` per pool);
+- ``caruana``: the product's selection, :func:`metalearn.search.ensemble.select_ensemble` (``--size``
+  iterations);
+- ``bag_rows``: the same selection on ``--bags`` bootstrap resamples of the out-of-fold rows (each
+  starting from the best single candidate on its resample), the weights averaged (seeded:
+  ``numpy.random.default_rng(0)`` per pool);
 - ``bag_models``: the same selection on ``--bags`` random halves of the candidates, the weights averaged.
 
 Prints one row per pool, then per task kind the mean of each variant and on how many pools a variant is
@@ -23,7 +23,6 @@ searches at 120 s (splits 0 and 1) and the 31 searches of 30 s split 0 (``POOL_T
 from __future__ import annotations
 
 import argparse
-import math
 import pickle
 import sys
 from pathlib import Path
@@ -34,13 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from metalearn.data.metrics import get_metric
 from metalearn.search import ensemble as E
-
-
-class _Cand:  # what E._stack reads of a candidate
-    def __init__(self, c: dict[str, Any]) -> None:
-        self.oof = c["oof"]
 
 
 def _stack_test(st: Any, task: Any, cands: list[dict[str, Any]], y_test: pd.DataFrame) -> Any:
@@ -52,30 +45,17 @@ def _stack_test(st: Any, task: Any, cands: list[dict[str, Any]], y_test: pd.Data
     return out
 
 
-def _greedy(st: Any, ok: list[int], best: int, size: int, greater: bool, rows: np.ndarray | None = None) -> np.ndarray:
-    """Caruana's selection over the candidates ``ok`` from ``best``: its weights (best prefix of the picks)."""
-    sub = st if rows is None else E._Stacked(st.task, st.y.iloc[rows].reset_index(drop=True), st.unions)
-
-    def score(sums: list[np.ndarray], total: float) -> float:
-        return float(sub.score(sums if rows is None else [a[rows] for a in sums], total))
-
-    picks = [best]
-    sums = [a.copy() for a in st.arrays[best]]
-    best_len, best_score = 1, score(sums, 1.0)
-    for _ in range(size - 1):
-        choice, choice_score = -1, math.nan
-        for i in ok:
-            s = score([a + b for a, b in zip(sums, st.arrays[i], strict=True)], len(picks) + 1.0)
-            if E._better(s, choice_score, greater):
-                choice, choice_score = i, s
-        if choice < 0:
-            break
-        picks.append(choice)
-        sums = [a + b for a, b in zip(sums, st.arrays[choice], strict=True)]
-        if E._better(choice_score, best_score, greater):
-            best_len, best_score = len(picks), choice_score
-    w = np.bincount(picks[:best_len], minlength=len(st.arrays)).astype(float)
-    return w / w.sum()
+def _weights(task: Any, cands: list[E.Candidate], size: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """The product's selection (:func:`~metalearn.search.ensemble.select_ensemble`) over ``cands`` — on the
+    out-of-fold rows ``rows`` (a resample) when given — as one weight per candidate."""
+    if rows is not None:
+        cands = [E.Candidate(c.config_id, c.values, c.score, E.OutOfFold(
+            np.arange(len(rows)), E._take(c.oof.prediction, rows), c.oof.y.iloc[rows].reset_index(drop=True)))
+            for c in cands]
+    sel = E.select_ensemble(task, cands, size)
+    assert sel is not None
+    weight = dict(zip(sel.members, sel.weights, strict=True))
+    return np.array([weight.get(c.config_id, 0.0) for c in cands])
 
 
 def _score_weights(st: Any, w: np.ndarray) -> float:
@@ -88,28 +68,25 @@ def evaluate(path: str, bags: int, size: int) -> dict[str, Any]:
     with open(path, "rb") as f:
         d = pickle.load(f)
     task = d["task"]
-    cands = [c for c in d["cands"] if c["test"] is not None]
-    rows0 = cands[0]["oof"].rows
-    cands = [c for c in cands if c["oof"].n_rows == len(rows0) and np.array_equal(c["oof"].rows, rows0)]
-    st = E._stack(task, [_Cand(c) for c in cands])
-    test = _stack_test(st, task, cands, d["y_test"])
-    greater = get_metric(task.metric, task.kind).greater_is_better
-    singles = [st.score(a, 1.0) for a in st.arrays]
-    ok = [i for i, s in enumerate(singles) if not math.isnan(s)]
-    best = min(ok, key=lambda i: -singles[i] if greater else singles[i])
-    base = st.score(E._constant_arrays(st), 1.0)
-    ok = [i for i in ok if i == best or math.isnan(base) or E._better(singles[i], base, greater)]
+    found = [c for c in d["cands"] if c["test"] is not None]
+    rows0 = found[0]["oof"].rows
+    found = [c for c in found if c["oof"].n_rows == len(rows0) and np.array_equal(c["oof"].rows, rows0)]
+    cands = [E.Candidate(c["config_id"], c["values"], c["score"], c["oof"]) for c in found]
+    test = _stack_test(E._stack(task, cands), task, found, d["y_test"])
+    caruana = E.select_ensemble(task, cands, size)
+    assert caruana is not None
+    single = np.array([c.config_id == caruana.best_single_id for c in cands], dtype=float)
     rng = np.random.default_rng(0)
-    n = len(st.y)
-    by_rows = sum(_greedy(st, ok, best, size, greater, rows=rng.integers(0, n, n)) for _ in range(bags))
+    n = len(cands[0].oof.y)
+    by_rows = sum(_weights(task, cands, size, rows=rng.integers(0, n, n)) for _ in range(bags))
     by_models = np.zeros(len(cands))
     for _ in range(bags):
-        half = [i for i in ok if rng.random() < 0.5] or [best]
-        by_models += _greedy(st, half, min(half, key=lambda i: -singles[i] if greater else singles[i]), size, greater)
+        half = [i for i in range(len(cands)) if rng.random() < 0.5] or [0]
+        by_models[half] += _weights(task, [cands[i] for i in half], size)
     return {
-        "pool": Path(path).name.split("_product")[0], "kind": task.kind.value, "greater": greater,
-        "n": len(cands), "product": d["final_test"], "single": float(test.score(test.arrays[best], 1.0)),
-        "caruana": _score_weights(test, _greedy(st, ok, best, size, greater)),
+        "pool": Path(path).name.split("_product")[0], "kind": task.kind.value,
+        "greater": caruana.greater_is_better, "n": len(cands), "product": d["final_test"],
+        "single": _score_weights(test, single), "caruana": _score_weights(test, _weights(task, cands, size)),
         "bag_rows": _score_weights(test, by_rows / by_rows.sum()),
         "bag_models": _score_weights(test, by_models / by_models.sum()),
     }

@@ -20,6 +20,10 @@ from __future__ import annotations
 import os
 
 if os.environ.get("POOL_DIR"):
+    # this runs before benchmarks/peers.py, whose one-thread BLAS settings must precede numpy's import
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
     import pickle
     import time
     import warnings
