@@ -22,6 +22,7 @@ from metalearn.data.metrics import score
 from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task, TaskKind
 from metalearn.kb.shipped import open_default_kb
+from metalearn.search import ensemble as ensemble_module
 from metalearn.search.automl import optimize
 from metalearn.search.ensemble import (
     Candidate,
@@ -87,7 +88,7 @@ def test_selection_with_replacement_gives_integer_multiple_weights() -> None:
     y = rng.normal(size=N)
     # y + 0.25 and y - 0.5: the exact mix is 2/3 and 1/3, which greedy picks reach as a, b, a
     cands = [reg_candidate("a", y, y + 0.25), reg_candidate("b", y, y - 0.5)]
-    sel = select_ensemble(reg_task(), cands, size=25)
+    sel = select_ensemble(reg_task(), cands, size=25, bags=1)
     assert sel is not None and sel.kept
     assert sel.members == ("a", "b") and sel.counts == (2, 1)
     assert sel.weights == pytest.approx((2 / 3, 1 / 3)) and math.isclose(sum(sel.weights), 1.0)
@@ -157,6 +158,76 @@ def test_multi_output_kinds_are_combined_per_target() -> None:
     sel = select_ensemble(mt, [mcand("a", good, y[:, 0] + e[:, 0]), mcand("b", good[::-1], y[:, 0] - e[:, 0])])
     assert sel is not None and sel.kept and set(sel.members) == {"a", "b"}
 
+
+
+def mc_candidate(cid: str, y: np.ndarray, proba: np.ndarray) -> Candidate:
+    classes = np.array(["a", "b", "c"], dtype=object)
+    pred = Prediction([classes[np.argmax(proba, axis=1)]], [proba], [classes])
+    return Candidate(cid, {"model": cid}, 0.0, OutOfFold(np.arange(len(y)), pred, pd.DataFrame({"y": classes[y]})))
+
+
+def noisy_pools() -> list[tuple[Task, list[Candidate]]]:
+    """Pools of 8 noisy candidates for each metric the vectorised scorer covers (and one it does not)."""
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=N)
+    reg = [reg_candidate(f"r{i}", y, y + rng.normal(scale=0.5 + 0.1 * i, size=N)) for i in range(8)]
+    yb = rng.integers(0, 2, size=N)
+    binary = [bin_candidate(f"b{i}", yb, np.clip(yb + rng.normal(scale=0.6 + 0.1 * i, size=N), 0.01, 0.99))
+              for i in range(8)]
+    ym = rng.integers(0, 3, size=N)
+    multi = []
+    for i in range(8):
+        logits = 2.0 * np.eye(3)[ym] + rng.normal(scale=1.0 + 0.2 * i, size=(N, 3))
+        P = np.exp(logits)
+        multi.append(mc_candidate(f"m{i}", ym, P / P.sum(axis=1, keepdims=True)))
+    return [(reg_task(), reg), (reg_task("r2"), reg), (reg_task("mae"), reg),
+            (Task(B, ("y",), (B,), "roc_auc"), binary), (Task(B, ("y",), (B,), "log_loss"), binary),
+            (Task(TaskKind.MULTICLASS, ("y",), (TaskKind.MULTICLASS,), "log_loss"), multi),
+            (Task(TaskKind.MULTICLASS, ("y",), (TaskKind.MULTICLASS,), "accuracy"), multi)]
+
+
+def test_the_vectorised_scorer_selects_what_the_metrics_own_implementation_selects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fast = [select_ensemble(task, cands, size=25, bags=1) for task, cands in noisy_pools()]
+    monkeypatch.setattr(ensemble_module._FastScorer, "build", classmethod(lambda cls, st, metric: None))
+    generic = [select_ensemble(task, cands, size=25, bags=1) for task, cands in noisy_pools()]
+    for f, g in zip(fast, generic, strict=True):
+        assert f is not None and g is not None
+        assert (f.members, f.counts, f.kept) == (g.members, g.counts, g.kept)
+        assert f.score == pytest.approx(g.score, rel=1e-9) and f.trajectory == pytest.approx(g.trajectory, rel=1e-9)
+    assert sum(len(f.members) > 1 for f in fast) >= 5  # the pools do make ensembles
+
+
+def test_bagged_selection_averages_the_weights_of_bootstrap_resamples() -> None:
+    for task, cands in noisy_pools():
+        one = select_ensemble(task, cands, size=25, bags=1)
+        bagged = select_ensemble(task, cands, size=25)  # the default: DEFAULT_BAGS
+        assert one is not None and bagged is not None
+        assert bagged == select_ensemble(task, cands, size=25, bags=ensemble_module.DEFAULT_BAGS, seed=0)
+        assert math.isclose(sum(bagged.weights), 1.0) and all(w > 0 for w in bagged.weights)
+        # its score is the weighted average's, by the metric's own implementation, on all the OOF rows
+        by_id = {c.config_id: c for c in cands}
+        avg = combine_predictions(task, [by_id[m].oof.prediction for m in bagged.members], bagged.weights)
+        assert bagged.score == pytest.approx(score(task, cands[0].oof.y, avg), rel=1e-9)
+        assert bagged.best_single == one.best_single and bagged.kept == (len(bagged.members) > 1 and bagged.gain > 0)
+        if task.metric == "accuracy" or one.n_candidates == 1:  # no vectorised scorer, or nothing to bag
+            assert bagged == one
+        else:  # weights of 10 passes of up to 25 picks each: not the one pass's
+            assert bagged.weights != one.weights and sum(bagged.counts) > sum(one.counts)
+    task, cands = noisy_pools()[0]
+    assert select_ensemble(task, cands, bags=3, seed=1) != select_ensemble(task, cands, bags=3, seed=2)
+    with pytest.raises(ValueError, match="bags must be >= 1"):
+        select_ensemble(task, cands, bags=0)
+
+
+def test_large_pools_get_fewer_bags(monkeypatch: pytest.MonkeyPatch) -> None:
+    task, cands = noisy_pools()[3]  # ROC AUC: 8 candidates x 200 rows x 24 iterations x 8 per bag
+    per_bag = 8 * 8 * N * 24
+    monkeypatch.setattr(ensemble_module, "BAG_WORK", 3 * per_bag)
+    assert select_ensemble(task, cands) == select_ensemble(task, cands, bags=3)
+    monkeypatch.setattr(ensemble_module, "BAG_WORK", 1.5 * per_bag)  # room for one bag: no bagging
+    assert select_ensemble(task, cands) == select_ensemble(task, cands, bags=1)
 
 def test_the_pool_keeps_the_best_trials_only() -> None:
     y = np.zeros(5)

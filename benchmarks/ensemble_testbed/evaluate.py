@@ -8,10 +8,13 @@ Per pool (one search): its candidates evaluated on the same out-of-fold rows as 
 test score of
 
 - ``single``: the best single candidate out of fold;
-- ``caruana``: the product's selection, :func:`metalearn.search.ensemble.select_ensemble` (``--size``
-  iterations);
-- ``bag_rows``: the same selection on ``--bags`` bootstrap resamples of the out-of-fold rows (each
-  starting from the best single candidate on its resample), the weights averaged (seeded:
+- ``caruana``: one greedy pass of :func:`metalearn.search.ensemble.select_ensemble` (``--size``
+  iterations, ``bags=1``: the product's selection until stop 39);
+- ``bagged``: the product's selection as it is (stop 39 on: bagged over its ``DEFAULT_BAGS`` bootstrap
+  resamples of the out-of-fold rows, where the metric allows);
+- ``bag_rows``: stop 38's bagging, outside the product: one greedy pass on each of ``--bags`` bootstrap
+  resamples of the out-of-fold rows (each starting from the best single candidate on its resample and
+  leaving out the candidates no better than a constant on it), the weights averaged (seeded:
   ``numpy.random.default_rng(0)`` per pool);
 - ``bag_models``: the same selection on ``--bags`` random halves of the candidates, the weights averaged.
 
@@ -45,14 +48,15 @@ def _stack_test(st: Any, task: Any, cands: list[dict[str, Any]], y_test: pd.Data
     return out
 
 
-def _weights(task: Any, cands: list[E.Candidate], size: int, rows: np.ndarray | None = None) -> np.ndarray:
+def _weights(task: Any, cands: list[E.Candidate], size: int, rows: np.ndarray | None = None,
+             bags: int = 1) -> np.ndarray:
     """The product's selection (:func:`~metalearn.search.ensemble.select_ensemble`) over ``cands`` — on the
     out-of-fold rows ``rows`` (a resample) when given — as one weight per candidate."""
     if rows is not None:
         cands = [E.Candidate(c.config_id, c.values, c.score, E.OutOfFold(
             np.arange(len(rows)), E._take(c.oof.prediction, rows), c.oof.y.iloc[rows].reset_index(drop=True)))
             for c in cands]
-    sel = E.select_ensemble(task, cands, size)
+    sel = E.select_ensemble(task, cands, size, bags=bags)
     assert sel is not None
     weight = dict(zip(sel.members, sel.weights, strict=True))
     return np.array([weight.get(c.config_id, 0.0) for c in cands])
@@ -73,7 +77,7 @@ def evaluate(path: str, bags: int, size: int) -> dict[str, Any]:
     found = [c for c in found if c["oof"].n_rows == len(rows0) and np.array_equal(c["oof"].rows, rows0)]
     cands = [E.Candidate(c["config_id"], c["values"], c["score"], c["oof"]) for c in found]
     test = _stack_test(E._stack(task, cands), task, found, d["y_test"])
-    caruana = E.select_ensemble(task, cands, size)
+    caruana = E.select_ensemble(task, cands, size, bags=1)
     assert caruana is not None
     single = np.array([c.config_id == caruana.best_single_id for c in cands], dtype=float)
     rng = np.random.default_rng(0)
@@ -87,6 +91,7 @@ def evaluate(path: str, bags: int, size: int) -> dict[str, Any]:
         "pool": Path(path).name.split("_product")[0], "kind": task.kind.value,
         "greater": caruana.greater_is_better, "n": len(cands), "product": d["final_test"],
         "single": _score_weights(test, single), "caruana": _score_weights(test, _weights(task, cands, size)),
+        "bagged": _score_weights(test, _weights(task, cands, size, bags=E.DEFAULT_BAGS)),
         "bag_rows": _score_weights(test, by_rows / by_rows.sum()),
         "bag_models": _score_weights(test, by_models / by_models.sum()),
     }
@@ -101,7 +106,7 @@ def main() -> None:
     df = pd.DataFrame([evaluate(p, a.bags, a.size) for p in a.pools])
     pd.set_option("display.width", 200)
     print(df.drop(columns="greater").round(5).to_string(index=False))
-    variants = ["single", "bag_rows", "bag_models"]
+    variants = ["single", "bagged", "bag_rows", "bag_models"]
     for kind, g in df.groupby("kind"):
         sign = np.where(g["greater"], 1.0, -1.0)
         line = [f"{kind} ({len(g)}): product {g['product'].mean():.5f}, caruana {g['caruana'].mean():.5f}"]
