@@ -39,7 +39,9 @@ from metalearn.data.task import DEFAULT_METRIC, SINGLE_KINDS, Task, TaskKind
 
 __all__ = [
     "METRICS",
+    "PROBA_EPS",
     "Metric",
+    "binary_auc_rows",
     "check_metric",
     "compute_metrics",
     "get_metric",
@@ -51,7 +53,8 @@ __all__ = [
     "to_cost",
 ]
 
-_EPS = float(np.finfo(np.float64).eps)
+#: the log loss clips probabilities to [PROBA_EPS, 1 - PROBA_EPS]
+PROBA_EPS = float(np.finfo(np.float64).eps)
 
 B, MC, R = TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.REGRESSION
 ML, MT, MX = TaskKind.MULTILABEL, TaskKind.MULTITARGET, TaskKind.MULTITASK
@@ -382,17 +385,25 @@ def _prep_reg(y_true: pd.Series, values: Any) -> _RegTarget:
 # single-target metric functions (NaN when undefined)
 
 
-def _binary_auc(y01: np.ndarray, s: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic (ties count 1/2): equal to scikit-learn's
-    ``roc_auc_score`` and ~10x faster on large data."""
+def binary_auc_rows(y01: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of scores ``S`` (rows x samples) against the 0/1 labels ``y01``, as the
+    Mann-Whitney statistic (ties count 1/2); NaN for every row when one class is absent."""
     pos = np.asarray(y01).astype(bool)
     n_pos = int(pos.sum())
     n_neg = len(pos) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return np.full(len(S), math.nan)
+    ranks = rankdata(S, method="average", axis=1)
+    return np.asarray((ranks[:, pos].sum(axis=1) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg), dtype=np.float64)
+
+
+def _binary_auc(y01: np.ndarray, s: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic (ties count 1/2): equal to scikit-learn's
+    ``roc_auc_score`` and ~10x faster on large data."""
     s = np.asarray(s, dtype=np.float64)
-    if n_pos == 0 or n_neg == 0 or not np.all(np.isfinite(s)):
+    if not np.all(np.isfinite(s)):
         return math.nan
-    ranks = rankdata(s, method="average")
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(binary_auc_rows(y01, s[None, :])[0])
 
 
 def _c_log_loss(t: _ClassTarget) -> float:
@@ -400,10 +411,10 @@ def _c_log_loss(t: _ClassTarget) -> float:
         return math.nan
     P = t.proba.copy()
     sums = P.sum(axis=1, keepdims=True)
-    off = np.abs(sums[:, 0] - 1.0) > math.sqrt(_EPS)
+    off = np.abs(sums[:, 0] - 1.0) > math.sqrt(PROBA_EPS)
     if off.any():  # columns for classes the model never saw are 0: renormalise those rows
         P[off] = np.where(sums[off] > 0, P[off] / np.where(sums[off] > 0, sums[off], 1.0), 1.0 / P.shape[1])
-    P = np.clip(P, _EPS, 1.0 - _EPS)
+    P = np.clip(P, PROBA_EPS, 1.0 - PROBA_EPS)
     return float(-np.mean(np.log(P[np.arange(len(t.y)), t.y])))
 
 

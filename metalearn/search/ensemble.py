@@ -33,11 +33,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError
-from metalearn.data.metrics import get_metric, score
+from metalearn.data.metrics import PROBA_EPS, binary_auc_rows, get_metric, score
 from metalearn.data.numbers import finite_or_none
 from metalearn.data.prediction import Prediction, class_index
 from metalearn.data.task import Task, TaskKind
@@ -70,7 +69,6 @@ DEFAULT_SIZE = 25
 DEFAULT_BAGS = 10
 #: out-of-fold predictions kept per search (those of the best trials)
 DEFAULT_POOL = 50
-_EPS = float(np.finfo(np.float64).eps)  # the log loss clips probabilities to [eps, 1 - eps]
 _TOL = 1e-12  # "strictly better" ignores float noise below this (relative) margin
 
 
@@ -386,17 +384,11 @@ class _GenericScorer:
 
 
 def _log_loss_rows(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return -np.mean(np.log(np.clip(Z, _EPS, 1.0 - _EPS)), axis=1)
+    return -np.mean(np.log(np.clip(Z, PROBA_EPS, 1.0 - PROBA_EPS)), axis=1)
 
 
 def _roc_auc_rows(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    pos = y > 0.5
-    n_pos = int(pos.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return np.full(len(Z), math.nan)
-    ranks = rankdata(Z, method="average", axis=1)
-    return (ranks[:, pos].sum(axis=1) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    return binary_auc_rows(y > 0.5, Z)
 
 
 def _rmse_rows(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
