@@ -873,6 +873,27 @@ def test_smac_skips_boosted_proposals_too_short_to_fit_but_runs_a_recommended_on
     assert kb.stats()["runs"] == 12  # skipped proposals are not stored
 
 
+def test_smac_proposals_of_a_model_already_scored_are_told_its_cost_not_run_again() -> None:
+    """SMAC proposes twins of scored configurations that differ only below a count's integer part (e.g.
+    ``lgbm:num_leaves`` 31.0 and 31.2: the same model, the same score): the search tells SMAC the scored
+    twin's cost without a fit and counts it in ``n_duplicates``; every trial builds a different model."""
+    from metalearn.search.loop import _effective_id
+
+    ds = load_dataset("sklearn:wine")
+    space = get_space(ds.task)
+    recs = [Rec("lgbm", space.validate({"model": "lgbm"}, fill_defaults=True), 1)]
+    kb = open_kb(":memory:")
+    registered(kb, ds)
+    settings = fast(warm_start=True, n_warm=1, n_trials=25, seed=1, protocol=EvalProtocol(n_folds=3))
+    result = run_search(ds, kb, settings, recommendations=recs)
+    check_search(kb, ds, result, n_trials=25)
+    effective = [_effective_id(space, t.values) for t in result.trials]
+    assert len(set(effective)) == len(effective)
+    assert result.n_duplicates >= 1  # this seed's SMAC proposed one
+    assert kb.stats()["runs"] == 25  # a twin told to SMAC is no trial and is not stored
+    kb.close()
+
+
 @pytest.mark.parametrize("optimizer", ["smac", "random"])
 def test_a_time_limited_search_skips_recommendations_of_a_family_already_outclassed(optimizer: str) -> None:
     """On wine (3-fold CV on 178 rows) logistic regression scores log loss ~0.07 and k-NN ~0.29: once

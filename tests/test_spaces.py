@@ -290,3 +290,53 @@ def test_a_learned_space_samples_only_the_region_of_its_configurations(name: str
 
 def test_a_learned_space_of_nothing_is_the_whole_space() -> None:
     assert get_space("binary").restricted_configspace([]) is None
+
+
+# ------------------------------------------------------------------------------------ effective values
+def _task_of(name: str) -> Task:
+    kind = TaskKind(name)
+    if kind is TaskKind.MULTITASK:
+        return Task(kind, ("a", "b"), target_kinds=(TaskKind.BINARY, TaskKind.REGRESSION))
+    if kind in (TaskKind.MULTILABEL, TaskKind.MULTITARGET):
+        return Task(kind, ("a", "b"))
+    return Task(kind, ("y",))
+
+
+def _built(space: ConfigSpaceSearchSpace, values: dict, task: Task) -> str:
+    return repr(sorted((k, repr(v)) for k, v in space.build(values, task, [False, True]).get_params(deep=True).items()))
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_effective_values_round_exactly_the_counts_the_builders_round(name: str) -> None:
+    """``SearchSpace.effective`` rounds the hyperparameters declared with ``Count``: a twin of a configuration
+    whose counts differ below their integer part has the same effective values and builds the same model,
+    while a change of any other float builds another one (so a search may run one of two twins only)."""
+    from metalearn.pipelines.spaces.components import ROUNDED
+
+    space = SPACES[name]
+    cs = space.configspace
+    task = _task_of(name)
+    counts = {n for n, hp in cs.items() if (hp.meta or {}).get(ROUNDED)}
+    assert {"lgbm:num_leaves", "xgb:n_estimators", "knn:n_neighbors"} <= counts
+    n_twins = n_other = 0
+    for values in space.sample(60, seed=7):
+        twin = dict(values)
+        for k in counts & set(values):
+            hp = cs[k]
+            base = float(round(values[k]))
+            twin[k] = min(max(base + (0.2 if base + 0.2 <= hp.upper else -0.2), hp.lower), hp.upper)
+        if twin == values:
+            continue
+        twin = space.validate(twin)
+        assert space.effective(twin) == space.effective(values) != twin, (values, twin)
+        assert _built(space, twin, task) == _built(space, values, task), (values, twin)
+        n_twins += 1
+        others = [k for k in values if k not in counts and type(values[k]) is float
+                  and cs[k].upper / max(cs[k].lower, 1e-300) > 1.01 and k != "encoding:min_frequency"]
+        for k in others[:1]:
+            hp = cs[k]
+            moved = space.validate({**values, k: hp.lower if values[k] > (hp.lower + hp.upper) / 2 else hp.upper})
+            assert space.effective(moved) != space.effective(values), k
+            assert _built(space, moved, task) != _built(space, values, task), k
+            n_other += 1
+    assert n_twins >= 20 and n_other >= 10, (n_twins, n_other)

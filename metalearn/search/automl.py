@@ -303,6 +303,7 @@ def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs:
         "n_new": result.n_new,
         "n_failed": result.n_failed,
         "n_skipped": result.n_skipped,
+        "n_duplicates": result.n_duplicates,
         "n_pruned": result.n_pruned,
         "n_cut": result.n_cut,
         "status": result.status,

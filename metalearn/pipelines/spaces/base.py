@@ -46,6 +46,11 @@ class SearchSpace(abc.ABC):
     def default(self) -> dict[str, Any]:
         return dict(self.configspace.get_default_configuration())
 
+    def effective(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The values ``build`` actually uses for valid ``values`` (this default: ``validate``'s): two
+        configurations with equal effective values build the same model, so a search evaluates one."""
+        return self.validate(values)
+
     def restricted_configspace(self, configs: Sequence[Mapping[str, Any]]) -> ConfigurationSpace | None:
         """A copy of ``configspace`` narrowed to the region of ``configs`` (a learned search space), or
         None: the search then uses the whole space (this default: a space that cannot narrow)."""

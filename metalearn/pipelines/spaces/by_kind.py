@@ -63,6 +63,7 @@ from metalearn.pipelines.spaces.components import (
     build_preprocessor,
     build_regressor,
     build_shared_mlp,
+    effective_values,
     underfit_reason,
 )
 
@@ -283,6 +284,11 @@ class ConfigSpaceSearchSpace(SearchSpace):
 
     def underfit_reason(self, values: Mapping[str, Any]) -> str | None:
         return underfit_reason(values)
+
+    def effective(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``validate(values)`` with its counts rounded as the model is built (see
+        :func:`~metalearn.pipelines.spaces.components.effective_values`)."""
+        return effective_values(self.configspace, self.validate(values))
 
     def default(self) -> dict[str, Any]:
         return self.validate({}, fill_defaults=True)

@@ -5,7 +5,8 @@ Hyperparameter names are ``<component>`` for choices (``model``, ``scaling``, ``
 ``<component>:<name>`` for the hyperparameters of one choice (``rf:n_estimators``). Ranges follow
 auto-sklearn's, narrowed where a range edge makes a fit impractically slow; counts that are naturally
 log-scaled (trees, neighbours, layer widths, batch sizes, leaves) are log-scaled *Floats* rounded when
-the estimator is built.
+the estimator is built (:func:`Count`; :func:`effective_values` rounds them, so two configurations that
+build the same estimator have the same effective values).
 
 The gradient-boosting libraries (``lgbm``, ``xgb``, ``catboost``, see
 :mod:`metalearn.pipelines.models.boosting`) take FLAML's ranges (``flaml/automl/model.py``:
@@ -30,7 +31,11 @@ from ConfigSpace import (
     Integer,
 )
 from ConfigSpace.conditions import Condition
-from ConfigSpace.hyperparameters import CategoricalHyperparameter, OrdinalHyperparameter
+from ConfigSpace.hyperparameters import (
+    CategoricalHyperparameter,
+    OrdinalHyperparameter,
+    UniformFloatHyperparameter,
+)
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -131,6 +136,28 @@ def forest_growth_factor(values: Mapping[str, Any]) -> float:
     return max(1.0, FINAL_FOREST_TREES / max(n, 1.0))
 
 
+
+#: the ``meta`` key of a :func:`Count` hyperparameter
+ROUNDED = "rounded"
+
+
+def Count(name: str, bounds: tuple[float, float], default: float) -> UniformFloatHyperparameter:
+    """A count searched on a log scale (a log-scaled Float, as auto-sklearn's), rounded to an integer (at
+    least 1) when the estimator is built; ``meta`` marks it for :func:`effective_values`."""
+    return Float(name, bounds, log=True, default=default, meta={ROUNDED: True})
+
+
+def effective_values(cs: ConfigurationSpace, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with every :func:`Count` rounded as the builders round it (what the estimator sees):
+    SMAC's proposals often differ from an evaluated configuration only below a count's integer part
+    (``lgbm:num_leaves`` 31.0 and 31.18 build the same model)."""
+    out = dict(values)
+    for name, value in values.items():
+        if name in cs and (cs[name].meta or {}).get(ROUNDED) and isinstance(value, int | float):
+            out[name] = float(_r(value))
+    return out
+
+
 def _cond(child: Any, parent: Any, value: Any) -> Condition:
     return EqualsCondition(child, parent, value)
 
@@ -168,12 +195,12 @@ def add_mlp_architecture(
     ``parent == value``: depth 1-3, a log-scaled width per layer, activation, L2 penalty, initial
     learning rate and batch size."""
     layers = Integer(f"{prefix}:n_layers", (1, MLP_MAX_LAYERS), default=default_layers)
-    widths = [Float(f"{prefix}:width_{i}", (16.0, 256.0), log=True, default=64.0) for i in range(1, 4)]
+    widths = [Count(f"{prefix}:width_{i}", (16.0, 256.0), default=64.0) for i in range(1, 4)]
     others = [
         Categorical(f"{prefix}:activation", list(ACTIVATIONS), default="relu"),
         Float(f"{prefix}:alpha", (1e-7, 1e-1), log=True, default=1e-4),
         Float(f"{prefix}:learning_rate_init", (1e-4, 1e-1), log=True, default=1e-3),
-        Float(f"{prefix}:batch_size", (16.0, 512.0), log=True, default=128.0 if prefix == "mlp" else 64.0),
+        Count(f"{prefix}:batch_size", (16.0, 512.0), default=128.0 if prefix == "mlp" else 64.0),
     ]
     cs.add([layers, *widths, *others])
     cs.add([_cond(h, parent, value) for h in [layers, widths[0], *others]])
@@ -228,7 +255,7 @@ def add_model_families(
     family(
         "knn",
         [
-            Float("knn:n_neighbors", (1.0, 100.0), log=True, default=5.0),
+            Count("knn:n_neighbors", (1.0, 100.0), default=5.0),
             Categorical("knn:weights", ["uniform", "distance"], default="uniform"),
         ],
     )
@@ -236,7 +263,7 @@ def add_model_families(
     exp_default = 0.5 if classification else 1.0
     for name, bootstrap_default in (("rf", "true"), ("et", "false")):
         hps: list[Any] = [
-            Float(f"{name}:n_estimators", (16.0, 300.0), log=True, default=100.0),
+            Count(f"{name}:n_estimators", (16.0, 300.0), default=100.0),
             Float(f"{name}:max_features_exponent", (0.0, 1.0), default=exp_default),
             Integer(f"{name}:min_samples_split", (2, 20), default=2),
             Integer(f"{name}:min_samples_leaf", (1, 20), default=1),
@@ -251,9 +278,9 @@ def add_model_families(
         "hgb",
         [
             Float("hgb:learning_rate", (0.01, 1.0), log=True, default=0.1),
-            Float("hgb:max_iter", (32.0, 512.0), log=True, default=128.0),
-            Float("hgb:max_leaf_nodes", (3.0, 255.0), log=True, default=31.0),
-            Float("hgb:min_samples_leaf", (1.0, 200.0), log=True, default=20.0),
+            Count("hgb:max_iter", (32.0, 512.0), default=128.0),
+            Count("hgb:max_leaf_nodes", (3.0, 255.0), default=31.0),
+            Count("hgb:min_samples_leaf", (1.0, 200.0), default=20.0),
             Float("hgb:l2_regularization", (1e-10, 1.0), log=True, default=1e-10),
             early,
         ],
@@ -280,9 +307,9 @@ def add_boosting_families(cs: ConfigurationSpace, family: Any) -> None:
     family(
         "lgbm",
         [
-            Float("lgbm:n_estimators", rounds, log=True, default=100.0),
-            Float("lgbm:num_leaves", (4.0, 1024.0), log=True, default=31.0),
-            Float("lgbm:min_child_samples", (2.0, 129.0), log=True, default=20.0),
+            Count("lgbm:n_estimators", rounds, default=100.0),
+            Count("lgbm:num_leaves", (4.0, 1024.0), default=31.0),
+            Count("lgbm:min_child_samples", (2.0, 129.0), default=20.0),
             Float("lgbm:learning_rate", (1 / 1024, 1.0), log=True, default=0.1),
             Integer("lgbm:log_max_bin", (3, 11), default=8),
             Float("lgbm:colsample_bytree", (0.01, 1.0), default=1.0),
@@ -296,7 +323,7 @@ def add_boosting_families(cs: ConfigurationSpace, family: Any) -> None:
     family(
         "xgb",
         [
-            Float("xgb:n_estimators", rounds, log=True, default=100.0),
+            Count("xgb:n_estimators", rounds, default=100.0),
             grow,
             Float("xgb:min_child_weight", (0.001, 128.0), log=True, default=1.0),
             Float("xgb:learning_rate", (1 / 1024, 1.0), log=True, default=0.3),
@@ -308,16 +335,16 @@ def add_boosting_families(cs: ConfigurationSpace, family: Any) -> None:
         ],
     )
     depth = Integer("xgb:max_depth", (1, 15), default=6)
-    leaves = Float("xgb:max_leaves", (4.0, 1024.0), log=True, default=31.0)
+    leaves = Count("xgb:max_leaves", (4.0, 1024.0), default=31.0)
     cs.add([depth, leaves])
     cs.add([_cond(depth, grow, "depthwise"), _cond(leaves, grow, "lossguide")])
     family(
         "catboost",
         [
-            Float("catboost:n_estimators", rounds, log=True, default=1000.0),
+            Count("catboost:n_estimators", rounds, default=1000.0),
             Float("catboost:learning_rate", (0.005, 0.2), log=True, default=0.1),
             # FLAML's range; its initial value 10 stopped CatBoost early on small data (see the README)
-            Float("catboost:early_stopping_rounds", (10.0, 150.0), log=True, default=50.0),
+            Count("catboost:early_stopping_rounds", (10.0, 150.0), default=50.0),
             Integer("catboost:depth", (4, 8), default=6),
             Float("catboost:l2_leaf_reg", (1.0, 5.0), default=3.0),
         ],
