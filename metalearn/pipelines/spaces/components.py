@@ -136,7 +136,6 @@ def forest_growth_factor(values: Mapping[str, Any]) -> float:
     return max(1.0, FINAL_FOREST_TREES / max(n, 1.0))
 
 
-
 #: the ``meta`` key of a :func:`Count` hyperparameter
 ROUNDED = "rounded"
 
