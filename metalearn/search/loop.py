@@ -413,7 +413,7 @@ def run_search(
                     continue
                 cid = ConfigurationRecord.create(space.name, space.version, values).config_id
                 eid = _effective_id(space, values)
-                if cid in seen or eid in seen:
+                if eid in seen:  # its model was resumed or recommended already (every id seen holds its eid)
                     continue
                 seen.update((cid, eid))
                 if rec.config_id != cid and _stores(kb, space, rec.config_id, values):
@@ -655,11 +655,11 @@ def _random_proposals(
     misses = 0
     while misses <= 100:
         values = space.validate(dict(cs.sample_configuration()))
-        cid = _effective_id(space, values)
-        if cid in seen:
+        eid = _effective_id(space, values)
+        if eid in seen:
             misses += 1
             continue
-        seen.add(cid)
+        seen.add(eid)
         yield values, "random", None, (), None
     while True:  # the space is exhausted
         yield None
@@ -729,13 +729,13 @@ def _random_loop(space, settings, warm, evaluate, out_of_budget, seen, outclasse
     while not out_of_budget():
         cfg = cs.sample_configuration()
         values = space.validate(dict(cfg))
-        cid = _effective_id(space, values)
-        if cid in seen:
+        eid = _effective_id(space, values)
+        if eid in seen:
             misses += 1
             if misses > 100:
                 return  # the space is exhausted
             continue
-        seen.add(cid)
+        seen.add(eid)
         evaluate(values, "random", None, ())
 
 
