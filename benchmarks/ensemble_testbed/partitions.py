@@ -39,6 +39,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from metalearn.benchmark.datasets import prepared, resolve_benchmark_sources
+from metalearn.data.metrics import compute_metrics
 from metalearn.data.prediction import Prediction
 from metalearn.data.splits import cv_splits
 from metalearn.pipelines.spaces import get_space
@@ -99,9 +100,10 @@ def _proba(pred: Prediction, classes: np.ndarray) -> np.ndarray:
     return P
 
 
-def _log_loss(P: np.ndarray, classes: np.ndarray, y: np.ndarray) -> float:
-    p = P[np.arange(len(y)), np.searchsorted(classes, y)]
-    return float(-np.mean(np.log(np.clip(p, 1e-15, 1.0))))
+def _log_loss(task: Any, P: np.ndarray, classes: np.ndarray, y: np.ndarray) -> float:
+    """The product's log loss (:func:`metalearn.data.metrics.compute_metrics`) of probabilities ``P``."""
+    pred = Prediction([classes[P.argmax(1)]], [P], [classes])
+    return float(compute_metrics(task, pd.DataFrame({task.targets[0]: y}), pred)["log_loss"])
 
 
 def _with_probas(like: E.OutOfFold, P: np.ndarray, classes: np.ndarray) -> E.OutOfFold:
@@ -134,7 +136,7 @@ def evaluate(path: str) -> dict[str, Any]:
     oofs["AB"] = {k: (oofs["A"][k] + oofs["B"][k]) / 2 for k in oofs["A"]}
     row: dict[str, Any] = {"pool": _name(path), "rows": len(rows0), "product": pool["final_test"]}
     for variant, probas in oofs.items():
-        score = {k: _log_loss(P, classes, y) for k, P in probas.items()}
+        score = {k: _log_loss(task, P, classes, y) for k, P in probas.items()}
         order = sorted(score, key=score.__getitem__)
         cands = [E.Candidate(k, {}, score[k], _with_probas(found[0]["oof"], probas[k], classes)) for k in order]
         sel = E.select_ensemble(task, cands, E.DEFAULT_SIZE)
@@ -143,9 +145,9 @@ def evaluate(path: str) -> dict[str, Any]:
         P_oof = sum(probas[k] * x for k, x in w.items())
         P_test = sum(test[k] * x for k, x in w.items())
         T = fit_temperature([P_oof], [np.searchsorted(classes, y)])
-        if _log_loss(scale_proba(P_oof, T), classes, y) >= _log_loss(P_oof, classes, y):
+        if _log_loss(task, scale_proba(P_oof, T), classes, y) >= _log_loss(task, P_oof, classes, y):
             T = 1.0
-        row[variant] = _log_loss(scale_proba(P_test, T), classes, y_test)
+        row[variant] = _log_loss(task, scale_proba(P_test, T), classes, y_test)
     inc = pool["incumbent"]
     ens, cal = inc.get("ensemble") or {}, inc.get("calibration") or {}
     members = ens.get("members") if ens.get("used") else [{"config_id": inc["config_id"], "weight": 1.0}]
@@ -155,12 +157,12 @@ def evaluate(path: str) -> dict[str, Any]:
         refit = sum(m["weight"] * _proba(by_id[m["config_id"]]["test"], classes) for m in members)
         bag = sum(m["weight"] * np.mean([_proba(p, classes) for p in second["foldbag"][m["config_id"]]], axis=0)
                   for m in members)
-        row["refit"] = _log_loss(scale_proba(refit / refit.sum(1, keepdims=True), T), classes, y_test)
-        row["foldbag"] = _log_loss(scale_proba(bag / bag.sum(1, keepdims=True), T), classes, y_test)
-        row["member_refit"] = np.mean([_log_loss(_proba(by_id[m["config_id"]]["test"], classes), classes, y_test)
+        row["refit"] = _log_loss(task, scale_proba(refit / refit.sum(1, keepdims=True), T), classes, y_test)
+        row["foldbag"] = _log_loss(task, scale_proba(bag / bag.sum(1, keepdims=True), T), classes, y_test)
+        row["member_refit"] = np.mean([_log_loss(task, _proba(by_id[m["config_id"]]["test"], classes), classes, y_test)
                                        for m in members])
         row["member_foldbag"] = np.mean([
-            _log_loss(np.mean([_proba(p, classes) for p in second["foldbag"][m["config_id"]]], axis=0), classes, y_test)
+            _log_loss(task, np.mean([_proba(p, classes) for p in second["foldbag"][m["config_id"]]], axis=0), classes, y_test)
             for m in members])
     return row
 
