@@ -5,7 +5,7 @@ Usage::
     python benchmarks/warmstart.py [--kb PATH] [--corpus DIR] [--out DIR] [--datasets N] [--trials 25]
                                    [--strategies warm,cold,random,knn] [--workers 2] [--max-rows 1000]
                                    [--folds 3] [--trial-time-limit 10] [--seeds 1] [--selection-seed 0]
-                                   [--list]
+                                   [--reference DIR|none] [--list]
 
 The KB is ``--kb``, else ``$METALEARN_KB``, else the product's default KB (opened read-only); the corpus
 is ``--corpus``, else ``$METALEARN_CORPUS``, else ``<repo>/../shared/corpus``.
@@ -17,7 +17,10 @@ by :func:`metalearn.benchmark.runner.run_benchmark`: each dataset's recommendati
 that dataset and its near-duplicates, however the KB was built.
 
 Prints the mean normalised regret after 1, 5, 10 and 25 trials per strategy and the fraction of datasets
-where warm beats cold after 10 trials; the full report (tables, plots, raw trajectories) is written to
+where warm beats cold after 10 trials, then warm's regret against the ``--reference`` run (default: the
+version-1 run committed in ``benchmarks/results/warmstart``, the issue's baseline) on one scale per dataset
+(:func:`metalearn.benchmark.report.compare_summaries`: each run's own normalisation is not comparable when
+one run's space held a diverging configuration); the full report (tables, plots, raw trajectories) is written to
 ``--out``. Resumable: run the same command again after an interruption. Budget: 20 datasets x 4
 strategies x 25 trials with the defaults below is meant to finish within an hour on 2 cores (the
 measured time is printed; see the module's notes in the final report).
@@ -86,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-rows", type=int, default=1000)
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--trial-time-limit", type=float, default=10.0)
+    p.add_argument(
+        "--reference",
+        default=str(REPO / "benchmarks" / "results" / "warmstart"),
+        help="an earlier run's output directory to compare warm's regret with on one scale ('none': skip)",
+    )
     p.add_argument("--list", action="store_true", help="print the chosen datasets and exit")
     args = p.parse_args(argv)
 
@@ -148,8 +156,33 @@ def main(argv: list[str] | None = None) -> int:
     if n:
         print(f"\nwarm beats cold after {at} trials on {wins}/{n} datasets ({wins / n:.0%}); ties {ties}, "
               f"cold better {n - wins - ties}")
+    if args.reference.lower() != "none":
+        compare_with_reference(Path(args.reference), s)
     print(f"report: {outcome.report_path}")
     return 0
+
+
+def compare_with_reference(reference: Path, summary: dict[str, object]) -> None:
+    """Print warm's mean normalised regret here and in the ``reference`` run on one scale per dataset."""
+    import json
+
+    from metalearn.benchmark.report import compare_summaries
+    from metalearn.data.errors import InputError
+
+    path = reference / "summary.json" if reference.is_dir() else reference
+    if not path.is_file():
+        print(f"\nno reference run at {reference} (its summary.json): comparison skipped")
+        return
+    try:
+        cmp = compare_summaries(json.loads(path.read_text()), summary)
+    except InputError as e:
+        print(f"\nreference {reference}: not compared: {e}")
+        return
+    print(f"\nwarm against the reference run {reference} on one scale per dataset ({cmp['n_datasets']} datasets; "
+          "best: the better of the runs' best CV scores, worst: the less extreme of their worst)")
+    print(f"{'trials':>8s}{'reference':>11s}{'this run':>10s}   this run better / equal / worse")
+    for t, v in cmp["budgets"].items():
+        print(f"{t:>8d}{v['reference']:>11.3f}{v['current']:>10.3f}   {v['better']} / {v['equal']} / {v['worse']}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from metalearn.benchmark.datasets import (
     normalise_name,
     resolve_benchmark_sources,
 )
-from metalearn.benchmark.report import compute_summary, mean_ci, regret_curve
+from metalearn.benchmark.report import compare_summaries, compute_summary, mean_ci, regret_curve
 from metalearn.benchmark.runner import recompute_report, run_benchmark
 from metalearn.benchmark.settings import FLAML_HINT, BenchmarkSettings, parse_strategies
 from metalearn.benchmark.store import ResultStore, load_frames
@@ -416,6 +416,48 @@ def test_regret_curve_and_mean_ci_edges() -> None:
     m, ci, n = mean_ci([0.2, math.nan])
     assert (m, n) == (0.2, 1) and math.isnan(ci)
     assert mean_ci([])[2] == 0
+
+
+def _run(settings: dict[str, Any], **datasets: tuple[bool, float, float, dict[str, float]]) -> dict[str, Any]:
+    """A benchmark summary with warm's regret after 1 and 10 trials: name=(greater, best, worst, regret)."""
+    return {
+        "settings": settings,
+        "per_dataset": [
+            {"dataset": n, "greater_is_better": g, "best_cv": b, "worst_cv": w, "regret_at": {"warm": r}}
+            for n, (g, b, w, r) in datasets.items()
+        ],
+    }
+
+
+def test_two_runs_compare_on_one_scale_per_dataset() -> None:
+    settings = {"max_rows": 1000, "n_folds": 3, "split_seed": 0, "seeds": [0], "test_size": 0.25}
+    # RMSE: the reference run held a diverging configuration (worst 1e9), so its own regrets are ~0
+    # although its incumbent after 1 trial (0.9) is worse than the current run's (0.7)
+    ref = _run(settings, a=(False, 0.5, 1e9, {"1": (0.9 - 0.5) / (1e9 - 0.5), "10": 0.0}),
+               b=(True, 0.9, 0.5, {"1": 0.5, "10": 0.25}))
+    cur = _run(settings, a=(False, 0.6, 2.5, {"1": (0.7 - 0.6) / (2.5 - 0.6), "10": 0.0}),
+               b=(True, 0.8, 0.4, {"1": 0.0, "10": 0.0}))
+    out = compare_summaries(ref, cur)
+    assert out["n_datasets"] == 2
+    # a: best 0.5 (the reference's), worst 2.5 (the less extreme); incumbents 0.9 vs 0.7 -> 0.2 vs 0.1
+    # b: best 0.9, worst 0.5; after 1 trial 0.7 vs 0.8 -> 0.5 vs 0.25; after 10: 0.8 vs 0.8
+    one, ten = out["budgets"][1], out["budgets"][10]
+    assert one["reference"] == pytest.approx((0.2 + 0.5) / 2) and one["current"] == pytest.approx((0.1 + 0.25) / 2)
+    assert (one["better"], one["equal"], one["worse"]) == (2, 0, 0)
+    assert ten["reference"] == pytest.approx((0.0 + 0.25) / 2) and ten["current"] == pytest.approx((0.05 + 0.25) / 2)
+    assert (ten["better"], ten["equal"], ten["worse"]) == (0, 1, 1)
+    # a run against itself: the same regret, every dataset equal
+    same = compare_summaries(cur, cur)["budgets"][1]
+    assert same["reference"] == pytest.approx(same["current"]) and same["equal"] == 2
+    # the committed runs (version 1 and stop 41) compare on all 20 datasets
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    v1, v10 = (json.loads((results / r / "summary.json").read_text()) for r in ("warmstart", "warmstart_kb_v10"))
+    real = compare_summaries(v1, v10)
+    assert real["n_datasets"] == 20 and set(real["budgets"]) >= {1, 5, 10, 25}
+    with pytest.raises(InputError, match="n_folds: 3 vs 5"):
+        compare_summaries(ref, _run({**settings, "n_folds": 5}, a=(False, 0.5, 1.0, {"1": 0.0})))
+    with pytest.raises(InputError, match="no dataset"):
+        compare_summaries(ref, _run(settings, c=(False, 0.5, 1.0, {"1": 0.0})))
 
 
 def test_leakage_rules(kb_path: Path, corpus_dir: Path) -> None:

@@ -38,6 +38,7 @@ from metalearn.data.numbers import json_safe
 
 __all__ = [
     "BUDGETS",
+    "compare_summaries",
     "compute_summary",
     "mean_ci",
     "regret_curve",
@@ -320,6 +321,82 @@ def compute_summary(
         "missing": list(missing),
     }
     return json_safe(summary)
+
+
+#: the settings two benchmark runs must share for their CV scores to be compared (same rows, folds, split, seeds)
+_COMPARABLE = ("max_rows", "n_folds", "split_seed", "seeds", "test_size")
+
+
+def compare_summaries(
+    reference: dict[str, Any], summary: dict[str, Any], strategy: str = "warm"
+) -> dict[str, Any]:
+    """``strategy``'s normalised regret in two benchmark runs (``reference``, ``summary``: their
+    ``summary.json``) on **one** scale per dataset, after each budget both report.
+
+    Each run normalises by the best and worst CV score *it* observed, so a run whose space held a
+    diverging configuration (a regression RMSE of 10⁹) puts every other score at a regret of ~0, and two
+    runs' regrets are not comparable. Here, per dataset both runs share: best = the better of the two
+    runs' best CV scores, worst = the *less extreme* of their worst ones (widened to hold both
+    incumbents), so one outlier does not flatten the scale. The incumbents' CV scores are recovered from
+    each run's regret and bounds (a linear map, so a mean over seeds carries over). Only datasets in both
+    runs count; the runs must share :data:`_COMPARABLE` settings (else :class:`InputError`).
+
+    Returns ``{"n_datasets", "budgets": {t: {"reference", "current", "better", "equal", "worse"}},
+    "per_dataset": [...]}`` (``better``: datasets where ``summary``'s incumbent CV score is better).
+    """
+    from metalearn.data.errors import InputError
+
+    a, b = reference.get("settings", {}), summary.get("settings", {})
+    differ = [k for k in _COMPARABLE if a.get(k) != b.get(k)]
+    if differ:
+        raise InputError(
+            "the two benchmark runs evaluated differently ("
+            + ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in differ)
+            + "): compare runs made with the same --max-rows, --folds, split and seeds"
+        )
+    ref = {d["dataset"]: d for d in reference.get("per_dataset", [])}
+    cur = {d["dataset"]: d for d in summary.get("per_dataset", [])}
+    names = sorted(n for n in set(ref) & set(cur) if strategy in ref[n]["regret_at"] and strategy in cur[n]["regret_at"])
+    if not names:
+        raise InputError(f"no dataset has {strategy!r} cells in both benchmark runs: nothing to compare")
+    budgets = sorted(
+        {int(t) for n in names for t in ref[n]["regret_at"][strategy]}
+        & {int(t) for n in names for t in cur[n]["regret_at"][strategy]}
+    )
+
+    def incumbent(d: dict[str, Any], t: int) -> float:
+        sign = 1.0 if d["greater_is_better"] else -1.0
+        best, worst = sign * float(d["best_cv"]), sign * float(d["worst_cv"])
+        return best - float(d["regret_at"][strategy][str(t)]) * (best - worst)  # signed: higher is better
+
+    out: dict[str, Any] = {"n_datasets": len(names), "budgets": {}, "per_dataset": []}
+    rows: dict[str, dict[int, tuple[float, float]]] = {n: {} for n in names}
+    for t in budgets:
+        regrets: dict[str, list[float]] = {"reference": [], "current": []}
+        counts = {"better": 0, "equal": 0, "worse": 0}
+        for n in names:
+            x, y = ref[n], cur[n]
+            if str(t) not in x["regret_at"][strategy] or str(t) not in y["regret_at"][strategy]:
+                continue
+            sign = 1.0 if y["greater_is_better"] else -1.0
+            sx, sy = incumbent(x, t), incumbent(y, t)
+            best = max(sign * float(x["best_cv"]), sign * float(y["best_cv"]), sx, sy)
+            worst = min(max(sign * float(x["worst_cv"]), sign * float(y["worst_cv"])), sx, sy)
+            span = best - worst
+            rx, ry = ((best - sx) / span, (best - sy) / span) if span > 0 else (0.0, 0.0)
+            regrets["reference"].append(rx)
+            regrets["current"].append(ry)
+            rows[n][t] = (rx, ry)
+            counts["better" if sy > sx + 1e-12 else "worse" if sy < sx - 1e-12 else "equal"] += 1
+        out["budgets"][t] = {
+            "reference": float(np.mean(regrets["reference"])),
+            "current": float(np.mean(regrets["current"])),
+            **counts,
+        }
+    out["per_dataset"] = [
+        {"dataset": n, **{str(t): {"reference": r[0], "current": r[1]} for t, r in rows[n].items()}} for n in names
+    ]
+    return out
 
 
 def failure_lists(
