@@ -176,11 +176,15 @@ def _explore_task(source: DatasetSource, known: dict[str, RunRecord], n_trials: 
 
     from smac import HyperparameterOptimizationFacade as HPO
     from smac import Scenario
-    from smac.model.random_forest import RandomForest
     from smac.runhistory.dataclasses import TrialValue
     from smac.runhistory.enumerations import StatusType
 
-    from metalearn.search.loop import crash_cost_for, ordered_acquisition_maximizer, smac_cost
+    from metalearn.search.loop import (
+        crash_cost_for,
+        ordered_acquisition_maximizer,
+        smac_cost,
+        surrogate_model,
+    )
 
     ds = source.load()
     space = get_space(ds.task)
@@ -193,7 +197,7 @@ def _explore_task(source: DatasetSource, known: dict[str, RunRecord], n_trials: 
         smac = HPO(
             scenario,
             target_function=None,
-            model=RandomForest(space.configspace, log_y=True, n_jobs=1, seed=seed),
+            model=surrogate_model(space.configspace, seed),
             intensifier=HPO.get_intensifier(scenario, max_config_calls=1),
             initial_design=HPO.get_initial_design(scenario, n_configs=max(1, n_trials // 3)),
             acquisition_maximizer=ordered_acquisition_maximizer(HPO, scenario),

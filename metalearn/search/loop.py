@@ -151,6 +151,23 @@ class SearchResult:
         return json.loads(json.dumps(d, default=str, allow_nan=True))
 
 
+def surrogate_model(configspace: Any, seed: int, log_y: bool = True) -> Any:
+    """SMAC's random-forest surrogate (its defaults: 10 trees, random splits, leaves of at least 3
+    points), on one core, with the number of leaves left unbounded instead of SMAC's ``2**20``.
+
+    SMAC 2's forest is scikit-learn's, and a ``max_leaf_nodes`` makes scikit-learn grow each tree best
+    first in a tree allocated for that many leaves: 2**20 took 85 ms per tree, 0.86 s per surrogate fit
+    on 60 configurations (0.01 s without the bound), refit every few proposals: 4.4 s of a 24 s search
+    on a 1,000-row dataset. With fewer observations than 2**20 the bound never binds: the trees split
+    until their leaves are as small as allowed either way (the same sizes and depths), and differ only
+    in the random draws the other growth order takes.
+    """
+    from smac.model.random_forest import RandomForest
+
+    # SMAC annotates max_leaf_nodes as int; it passes it on to scikit-learn, which takes None
+    return RandomForest(configspace, log_y=log_y, n_jobs=1, seed=seed, max_leaf_nodes=None)  # type: ignore[arg-type]
+
+
 def ordered_acquisition_maximizer(facade_cls: Any, scenario: Any) -> Any:
     """SMAC's default acquisition maximizer, with the local-search start points in a fixed order.
 
@@ -827,7 +844,6 @@ def _smac_loop(
     from smac import HyperparameterOptimizationFacade as HPO
     from smac import MultiFidelityFacade as MF
     from smac import Scenario
-    from smac.model.random_forest import RandomForest
     from smac.runhistory.dataclasses import TrialInfo, TrialValue
     from smac.runhistory.enumerations import StatusType
 
@@ -858,9 +874,7 @@ def _smac_loop(
         else:
             n_init = settings.n_initial
             initial = facade_cls.get_initial_design(scenario, n_configs=n_init) if n_init else None
-        model = RandomForest(
-            cs, log_y=not settings.multi_fidelity, n_jobs=1, seed=settings.seed
-        ) if not settings.multi_fidelity else RandomForest(cs, n_jobs=1, seed=settings.seed)
+        model = surrogate_model(cs, settings.seed, log_y=not settings.multi_fidelity)
         smac = facade_cls(
             scenario,
             target_function=None,
