@@ -458,6 +458,10 @@ def test_two_runs_compare_on_one_scale_per_dataset() -> None:
         compare_summaries(ref, _run({**settings, "n_folds": 5}, a=(False, 0.5, 1.0, {"1": 0.0})))
     with pytest.raises(InputError, match="no dataset"):
         compare_summaries(ref, _run(settings, c=(False, 0.5, 1.0, {"1": 0.0})))
+    mae = _run(settings, a=(False, 0.5, 1.0, {"1": 0.0}))
+    mae["per_dataset"][0]["metric"] = "mae"
+    with pytest.raises(InputError, match="a with different metrics"):
+        compare_summaries(ref, mae)
 
 
 def test_leakage_rules(kb_path: Path, corpus_dir: Path) -> None:

@@ -359,6 +359,12 @@ def compare_summaries(
     names = sorted(n for n in set(ref) & set(cur) if strategy in ref[n]["regret_at"] and strategy in cur[n]["regret_at"])
     if not names:
         raise InputError(f"no dataset has {strategy!r} cells in both benchmark runs: nothing to compare")
+    other_metric = [n for n in names if ref[n].get("metric") != cur[n].get("metric")]
+    if other_metric:
+        raise InputError(
+            f"the two benchmark runs score {', '.join(other_metric)} with different metrics: compare runs of "
+            "the same task metric"
+        )
     budgets = sorted(
         {int(t) for n in names for t in ref[n]["regret_at"][strategy]}
         & {int(t) for n in names for t in cur[n]["regret_at"][strategy]}
