@@ -341,10 +341,11 @@ def compare_summaries(
     each run's regret and bounds (a linear map, so a mean over seeds carries over). Only datasets in both
     runs count; the runs must share :data:`_COMPARABLE` settings (else :class:`InputError`).
 
-    Returns ``{"n_datasets", "budgets": {t: {"reference", "current", "better", "equal", "worse"}},
-    "per_dataset": [...]}`` (``better``: datasets where ``summary``'s incumbent CV score is better).
+    Returns ``{"n_datasets", "budgets": {t: {"reference", "current", "better", "equal", "worse"}}}``
+    (``better``: datasets where ``summary``'s incumbent CV score is better).
     """
     from metalearn.data.errors import InputError
+    from metalearn.data.metrics import normalised_regret
 
     a, b = reference.get("settings", {}), summary.get("settings", {})
     differ = [k for k in _COMPARABLE if a.get(k) != b.get(k)]
@@ -375,8 +376,7 @@ def compare_summaries(
         best, worst = sign * float(d["best_cv"]), sign * float(d["worst_cv"])
         return best - float(d["regret_at"][strategy][str(t)]) * (best - worst)  # signed: higher is better
 
-    out: dict[str, Any] = {"n_datasets": len(names), "budgets": {}, "per_dataset": []}
-    rows: dict[str, dict[int, tuple[float, float]]] = {n: {} for n in names}
+    out: dict[str, Any] = {"n_datasets": len(names), "budgets": {}}
     for t in budgets:
         regrets: dict[str, list[float]] = {"reference": [], "current": []}
         counts = {"better": 0, "equal": 0, "worse": 0}
@@ -388,20 +388,15 @@ def compare_summaries(
             sx, sy = incumbent(x, t), incumbent(y, t)
             best = max(sign * float(x["best_cv"]), sign * float(y["best_cv"]), sx, sy)
             worst = min(max(sign * float(x["worst_cv"]), sign * float(y["worst_cv"])), sx, sy)
-            span = best - worst
-            rx, ry = ((best - sx) / span, (best - sy) / span) if span > 0 else (0.0, 0.0)
-            regrets["reference"].append(rx)
-            regrets["current"].append(ry)
-            rows[n][t] = (rx, ry)
+            rx, ry = normalised_regret([sx, sy], best, worst)
+            regrets["reference"].append(float(rx))
+            regrets["current"].append(float(ry))
             counts["better" if sy > sx + 1e-12 else "worse" if sy < sx - 1e-12 else "equal"] += 1
         out["budgets"][t] = {
             "reference": float(np.mean(regrets["reference"])),
             "current": float(np.mean(regrets["current"])),
             **counts,
         }
-    out["per_dataset"] = [
-        {"dataset": n, **{str(t): {"reference": r[0], "current": r[1]} for t, r in rows[n].items()}} for n in names
-    ]
     return out
 
 
