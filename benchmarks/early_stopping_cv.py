@@ -29,22 +29,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-#: the knowledge base's library defaults (space version 2), keyed by family
-DEFAULTS = {
-    "catboost": {
-        "catboost:depth": 6, "catboost:early_stopping_rounds": 50.0, "catboost:l2_leaf_reg": 3.0,
-        "catboost:learning_rate": 0.1, "catboost:n_estimators": 1000.0, "encoding": "onehot",
-        "encoding:min_frequency": 0.01, "imputation:numeric": "mean", "model": "catboost",
-        "preprocessing": "none", "scaling": "standard",
-    },
-    "lgbm": {
-        "encoding": "onehot", "encoding:min_frequency": 0.01, "imputation:numeric": "mean",
-        "lgbm:colsample_bytree": 1.0, "lgbm:learning_rate": 0.1, "lgbm:log_max_bin": 8,
-        "lgbm:min_child_samples": 20.0, "lgbm:n_estimators": 100.0, "lgbm:num_leaves": 31.0,
-        "lgbm:reg_alpha": 0.0009765625, "lgbm:reg_lambda": 1.0, "model": "lgbm", "preprocessing": "none",
-        "scaling": "standard",
-    },
-}
+#: the families compared, each at its library default (the space's defaults, as the knowledge base holds them)
+FAMILIES = ("catboost", "lgbm")
 #: small datasets of the peers benchmark (500-3,800 rows): regression, then multiclass
 DATASETS = "uci_housing,uci_energy,uci_concrete,uci_pendulum,uci_airfoil,solar_flare_2,allhyper,allbp"
 
@@ -58,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from metalearn.benchmark.datasets import prepare_split
     from metalearn.data.loading import Corpus, default_corpus_dir
+    from metalearn.offline.build import _family_default
     from metalearn.pipelines.models import boosting
     from metalearn.pipelines.spaces import get_space
     from metalearn.search.evaluation import evaluate_config, fit_final, test_score
@@ -76,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             prep = prepare_split(ds, None, 0.25, seed)
             task = prep.train.task
             space = get_space(task)
-            for family, values in DEFAULTS.items():
-                clean = space.validate(values)
+            for family in FAMILIES:
+                clean = space.validate(_family_default(space, family) or {})
                 for variant, split in (("es10", as_fitted), ("none", no_split)):
                     boosting._BoostedTrees._split = split  # type: ignore[method-assign]
                     try:
