@@ -20,6 +20,7 @@ from metalearn.search.deadline import (
     MIN_FOLDS,
     MIN_REFIT_ROWS,
     MIN_TRIAL_SECONDS,
+    REFIT_ROWS_EXPONENT,
     REFIT_SAFETY,
     RESERVE_MARGIN_SHARE,
     Deadline,
@@ -59,18 +60,28 @@ def test_trials_get_at_most_the_time_left_minus_the_reserve() -> None:
 def test_a_trial_leaves_time_for_its_own_refit() -> None:
     d = Deadline(100.0, started=time.monotonic() - 40.0)  # 60 s left: a trial whose refit takes 2x its time
     assert d.trial_limit(120.0, refit_factor=2.0) == pytest.approx(20.0, abs=0.1)
-    assert refit_factor(EvalProtocol(mode="holdout"), 1000) == pytest.approx(REFIT_SAFETY / 0.67)
-    assert refit_factor(EvalProtocol(n_folds=5, holdout_threshold=None), 1000) == pytest.approx(REFIT_SAFETY * 1.25 / 5)
+    grow = REFIT_ROWS_EXPONENT
+    assert refit_factor(EvalProtocol(mode="holdout"), 1000) == pytest.approx(REFIT_SAFETY / 0.67**grow)
+    assert refit_factor(EvalProtocol(n_folds=5, holdout_threshold=None), 1000) == pytest.approx(
+        REFIT_SAFETY * 1.25**grow / 5
+    )
 
 
 def test_the_refit_reserve_scales_one_fold_fit_to_all_rows() -> None:
-    # 5 folds fitting 800 rows in 10 s in all: one fold 2 s, all 1000 rows 2.5 s, times the safety factor
-    assert refit_estimate(10.0, 5, 800, 1000) == pytest.approx(2.5 * REFIT_SAFETY)
+    # 5 folds fitting 800 rows in 10 s in all: one fold 2 s, all 1000 rows 2 x 1.25^0.8 s, times the safety factor
+    assert 0 < REFIT_ROWS_EXPONENT < 1
+    assert refit_estimate(10.0, 5, 800, 1000) == pytest.approx(2 * 1.25**REFIT_ROWS_EXPONENT * REFIT_SAFETY)
+    # sublinear in the rows (a fit's fixed part), never less than one fold's fit on the same rows
+    assert refit_estimate(1.0, 1, 5_000, 50_000) < 10 * refit_estimate(1.0, 1, 5_000, 5_000)
+    assert refit_estimate(1.0, 1, 5_000, 5_000) == pytest.approx(REFIT_SAFETY)
 
 
 def test_a_refit_takes_the_rows_it_has_time_for() -> None:
     assert refit_rows(10_000, 4.0, 10.0) == 10_000 and refit_rows(10_000, None, 0.0) == 10_000
-    assert refit_rows(10_000, 40.0, 10.0) == 2_500  # a quarter of the time: a quarter of the rows
+    # a quarter of the time: the rows whose estimate is a quarter (the inverse of the estimate's growth)
+    rows = refit_rows(10_000, 40.0, 10.0)
+    assert rows == int(10_000 * 0.25 ** (1 / REFIT_ROWS_EXPONENT)) and rows < 2_500
+    assert refit_estimate(40.0, 1, 10_000, rows) == pytest.approx(10.0 * REFIT_SAFETY, rel=1e-3)
     assert refit_rows(10_000, 40.0, -1.0) == MIN_REFIT_ROWS and refit_rows(300, 40.0, 1.0) == 300
 
 
