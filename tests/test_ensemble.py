@@ -474,6 +474,13 @@ def test_an_ensemble_short_of_time_is_selected_again_among_the_members_that_fit(
     assert short["used"] and isinstance(model, EnsembleModel), short
     assert "c" not in {m["config_id"] for m in short["members"]} and len(short["members"]) == 2
     assert "selected again" in short["note"] and short["gain"] > 0
+    # time enough for all three when the members are chosen, less once the refits are about to start (the best
+    # pipeline's refit took longer than expected): selected again among the two that still fit, not dropped
+    ticks = iter(range(100))
+    model, shrunk = build_ensemble(ds, space, pool, best_id, best_model,
+                                   time_left=lambda: 1000.0 if next(ticks) < 1 else 5.0)
+    assert shrunk["used"] and isinstance(model, EnsembleModel) and len(model.members) == 2, shrunk
+    assert "c" not in {m["config_id"] for m in shrunk["members"]} and "selected again" in shrunk["note"]
     # the refits overrun their estimate: the members refit by then (the heaviest first) are the ensemble
     calls = iter(range(10))  # 0-1: the checks before the refits, 2: before the first member, 3: after it
     model, late = build_ensemble(ds, space, pool, best_id, best_model, time_left=lambda: 1000.0 - 2000 * (next(calls) >= 3))
@@ -543,18 +550,10 @@ def test_the_ensemble_plan_says_what_the_other_members_refits_need_before_any_re
     assert plan_ensemble(ds.task, pool, "not-in-the-pool").refit_seconds("not-in-the-pool") == 0.0
 
 
-def test_a_member_whose_refit_is_not_the_pipeline_its_out_of_fold_predictions_scored_is_left_out(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The ensemble weighs members by their out-of-fold predictions; a member refit on all rows must still
-    predict the rows it scored there (now in its training rows) about as well. Real trials on a holdout of
-    a subsample (their OOF rows mapped back to the dataset's): every genuine refit passes the check. A refit
-    that is not the pipeline that was scored (here: fit to shuffled targets, as a feature selection that kept
-    other features on all rows) is left out, and the ensemble is selected again among the members refit."""
-    import metalearn.search.evaluation as evaluation
+def _diabetes_holdout_pool() -> tuple[Dataset, Any, OOFPool]:
+    """Real trials (linear, rf, knn defaults) on a holdout of a 300-row subsample of diabetes, their OOF rows
+    mapped back to the dataset's: the dataset, its space and the pool."""
     from metalearn.pipelines.spaces import get_space
-    from metalearn.search.ensemble import build_ensemble, refit_mismatch
-    from metalearn.search.evaluation import fit_final
 
     ds = load_dataset("sklearn:diabetes")
     space = get_space(ds.task)
@@ -566,6 +565,22 @@ def test_a_member_whose_refit_is_not_the_pipeline_its_out_of_fold_predictions_sc
         assert res.ok and res.oof is not None and res.oof.source_rows is not None
         assert np.array_equal(ds.y.iloc[res.oof.source_rows].to_numpy(), res.oof.y.to_numpy())  # the dataset's rows
         pool.offer(Candidate(family, values, res.score, res.oof, fit_seconds=res.fit_seconds))
+    return ds, space, pool
+
+
+def test_a_member_whose_refit_is_not_the_pipeline_its_out_of_fold_predictions_scored_is_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ensemble weighs members by their out-of-fold predictions; a member refit on all rows must still
+    predict the rows it scored there (now in its training rows) about as well. Real trials on a holdout of
+    a subsample (their OOF rows mapped back to the dataset's): every genuine refit passes the check. A refit
+    that is not the pipeline that was scored (here: fit to shuffled targets, as a feature selection that kept
+    other features on all rows) is left out, and the ensemble is selected again among the members refit."""
+    import metalearn.search.evaluation as evaluation
+    from metalearn.search.ensemble import build_ensemble, refit_mismatch
+    from metalearn.search.evaluation import fit_final
+
+    ds, space, pool = _diabetes_holdout_pool()
     by_id = {c.config_id: c for c in pool.candidates()}
     refits = {cid: fit_final(ds, space, c.values) for cid, c in by_id.items()}
     assert all(refit_mismatch(ds, refits[cid], c) == "" for cid, c in by_id.items())
@@ -591,3 +606,31 @@ def test_a_member_whose_refit_is_not_the_pipeline_its_out_of_fold_predictions_sc
         assert isinstance(model, EnsembleModel) and liar not in model.config_ids and "selected again" in block["note"]
     else:
         assert model is refits[best.config_id] and "single pipeline is kept" in block["note"]
+
+
+def test_a_best_pipeline_whose_refit_is_not_the_pipeline_scored_gives_way_to_the_next_best() -> None:
+    """The best pipeline's own refit passes the same check as the members': when it fails (here: refit to
+    shuffled targets, as a boosted model whose Newton steps diverge on all rows), the next best pipeline out of
+    fold is refit in its place and the model (or the ensemble) leaves the broken one out; the block says so."""
+    from metalearn.search.ensemble import build_ensemble, ensemble_lines, refit_mismatch
+    from metalearn.search.evaluation import fit_final
+
+    ds, space, pool = _diabetes_holdout_pool()
+    best, second = pool.candidates()[:2]
+    shuffled = ds.y.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    broken = fit_final(Dataset(ds.name, ds.X, shuffled, ds.task, ds.categorical, "shuffled"), space, best.values)
+    assert "on rows it was fit on" in refit_mismatch(ds, broken, best)
+
+    model, block = build_ensemble(ds, space, pool, best.config_id, broken)
+    assert model is not broken
+    assert f"the best pipeline {best.config_id} ({best.config_id}) was left out" in block["best_refit"], block
+    assert f"{second.config_id} ({second.config_id}), the next best out of fold, took its place" in block["best_refit"]
+    assert block["model_config_id"] == second.config_id
+    assert best.config_id not in {m["config_id"] for m in block["members"]}
+    if isinstance(model, EnsembleModel):
+        assert best.config_id not in model.config_ids and block["used"]
+    assert refit_mismatch(ds, model, second) == ""  # the model predicts its rows as the scored pipeline did
+    assert ensemble_lines(block)[0] == block["best_refit"]
+    # a genuine refit of the best passes: nothing is replaced
+    _, honest = build_ensemble(ds, space, pool, best.config_id, fit_final(ds, space, best.values))
+    assert "best_refit" not in honest and "model_config_id" not in honest

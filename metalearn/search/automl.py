@@ -130,9 +130,12 @@ def optimize(
             dataset, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
             time_left=deadline.final_left if deadline.bounded else None, on_status=status, plan=plan,
         )
+    # the pipeline the model is (when not an ensemble): the best one, or the one that took its place when its
+    # refit failed the ensemble's check (see metalearn.search.ensemble._replace_best)
+    model_id = (ensemble or {}).get("model_config_id") or result.best_config_id
     calibration = None
     if pool is not None and model is not None:  # a temperature for the final model's probabilities
-        model, calibration = _calibrated(dataset, pool, model, result.best_config_id, settings.calibrate)
+        model, calibration = _calibrated(dataset, pool, model, model_id, settings.calibrate)
     t = lap("refit", t)
     path = None
     written: dict[str, Any] | None = None
@@ -150,7 +153,7 @@ def optimize(
     summary["time_budget"] = deadline.to_dict()  # limit, used, ratio, and what the budget changed
     summary["model"] = _model_summary(result, model, refit, path, written)
     if model is not None:  # what the model is: the best configuration, or None for an ensemble
-        summary["model"]["config_id"] = None if (ensemble or {}).get("used") else result.best_config_id
+        summary["model"]["config_id"] = None if (ensemble or {}).get("used") else model_id
     summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
     summary["calibration"] = calibration  # None: no model, or neither ensemble nor calibrate asked
     if path is not None:
