@@ -822,11 +822,11 @@ def build_ensemble(
     if time_left is not None and sel.kept:
         # too little time to refit every member: select again among those whose refits fit, heaviest first
         fit = _members_that_fit(sel, by_id, best_config_id, time_left())
-        if len(fit) < len(sel.members) and len(fit) > 1:
+        if len(set(fit) & set(sel.members)) < len(sel.members) and len(fit) > 1:  # (the best may weigh nothing)
             smaller = select_ensemble(dataset.task, [by_id[cid] for cid in fit], size=size)
             if smaller is not None and smaller.kept:
                 block["note"] = (f"{len(sel.members)} members do not all fit in the time left: selected again among "
-                                 f"the {len(fit)} that do")
+                                 f"the {len(set(fit) & set(sel.members))} that do")
                 sel = smaller
     _describe(block, sel, by_id)
     if not sel.kept:
@@ -846,7 +846,7 @@ def build_ensemble(
                 return skip(f"no time left to refit the ensemble's {len(todo)} other members (about {need:.1f} s "
                             f"needed, {max(left, 0.0):.1f} s left): the single pipeline is kept")
             block["note"] = (f"{len(sel.members)} members do not all fit in the time left: selected again among "
-                             f"the {len(fit)} that do")
+                             f"the {len(set(fit) & set(sel.members))} that do")
             sel = smaller
             _describe(block, sel, by_id)
             weight = dict(zip(sel.members, sel.weights, strict=True))
