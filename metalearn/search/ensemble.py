@@ -685,6 +685,22 @@ def _members_that_fit(sel: Selection, by_id: Mapping[str, Candidate], best_confi
     return chosen
 
 
+def _fitting_selection(
+    task: Task, sel: Selection, by_id: Mapping[str, Candidate], best_config_id: str, left: float, size: int
+) -> tuple[Selection, str] | None:
+    """:func:`select_ensemble` again among the best pipeline and the members of ``sel`` whose refits fit in
+    ``left`` seconds (:func:`_members_that_fit`), with the note that says so; None when every member fits,
+    or when fewer than two pipelines do or their ensemble is not kept."""
+    fit = _members_that_fit(sel, by_id, best_config_id, left)
+    n_fit = len(set(fit) & set(sel.members))  # (the best pipeline may weigh nothing in a bagged selection)
+    if n_fit == len(sel.members) or len(fit) < 2:
+        return None
+    smaller = select_ensemble(task, [by_id[cid] for cid in fit], size=size)
+    if smaller is None or not smaller.kept:
+        return None
+    return smaller, f"{len(sel.members)} members do not all fit in the time left: selected again among the {n_fit} that do"
+
+
 def _refit_estimate(c: Candidate) -> float:
     """Seconds a refit on all rows likely takes: the search's estimate, else one fold's fit scaled up
     for the larger training part."""
@@ -765,6 +781,11 @@ def plan_ensemble(task: Task, pool: OOFPool, best_config_id: str | None, size: i
                             "from the KB, or not evaluated at full budget): no ensemble")
     cands = pool.candidates()
     cands.sort(key=lambda c: c.config_id != best_config_id)
+    return _plan_over(task, cands, size)
+
+
+def _plan_over(task: Task, cands: list[Candidate], size: int) -> EnsemblePlan:
+    """:func:`select_ensemble` over ``cands`` (the best pipeline first), as an :class:`EnsemblePlan`."""
     by_id = {c.config_id: c for c in cands}
     if len(cands) < 2:
         return EnsemblePlan(None, by_id, "fewer than 2 pipelines with out-of-fold predictions: no ensemble")
@@ -819,38 +840,33 @@ def build_ensemble(
     if plan.selection is None:
         return skip(plan.note)
     sel, by_id = plan.selection, plan.candidates
-    if time_left is not None and sel.kept:
+    def others(sel: Selection) -> list[Candidate]:
+        """The members of ``sel`` to refit (all but the best pipeline), heaviest first."""
+        weight = dict(zip(sel.members, sel.weights, strict=True))
+        return sorted((by_id[cid] for cid in sel.members if cid != best_config_id), key=lambda c: -weight[c.config_id])
+
+    if time_left is not None and sel.kept and (fitting := _fitting_selection(dataset.task, sel, by_id, best_config_id,
+                                                                             time_left(), size)):
         # too little time to refit every member: select again among those whose refits fit, heaviest first
-        fit = _members_that_fit(sel, by_id, best_config_id, time_left())
-        if len(set(fit) & set(sel.members)) < len(sel.members) and len(fit) > 1:  # (the best may weigh nothing)
-            smaller = select_ensemble(dataset.task, [by_id[cid] for cid in fit], size=size)
-            if smaller is not None and smaller.kept:
-                block["note"] = (f"{len(sel.members)} members do not all fit in the time left: selected again among "
-                                 f"the {len(set(fit) & set(sel.members))} that do")
-                sel = smaller
+        sel, block["note"] = fitting
     _describe(block, sel, by_id)
     if not sel.kept:
         return skip("the ensemble does not beat the best single pipeline out of fold: the single pipeline is kept")
-    weight = dict(zip(sel.members, sel.weights, strict=True))
-    todo = sorted((by_id[cid] for cid in sel.members if cid != best_config_id), key=lambda c: -weight[c.config_id])
+    todo = others(sel)
     if time_left is not None:
         need = sum(_refit_estimate(c) for c in todo)
         left = time_left()
         if need > left:
             # less time left than when the members were chosen (the selection, the best pipeline's refit past its
-            # estimate): select again among those whose refits fit now, as above. All-or-nothing, 3 of 93 searches
+            # estimate): select again among those whose refits fit now, as above. All-or-nothing, 5 of 93 searches
             # at 30 s kept one pipeline for want of 0.1-0.3 s (magic: 9.8 s needed, 9.7 s left; 8 s of the budget unused)
-            fit = _members_that_fit(sel, by_id, best_config_id, left)
-            smaller = select_ensemble(dataset.task, [by_id[cid] for cid in fit], size=size) if len(fit) > 1 else None
-            if smaller is None or not smaller.kept:
+            fitting = _fitting_selection(dataset.task, sel, by_id, best_config_id, left, size)
+            if fitting is None:
                 return skip(f"no time left to refit the ensemble's {len(todo)} other members (about {need:.1f} s "
                             f"needed, {max(left, 0.0):.1f} s left): the single pipeline is kept")
-            block["note"] = (f"{len(sel.members)} members do not all fit in the time left: selected again among "
-                             f"the {len(set(fit) & set(sel.members))} that do")
-            sel = smaller
+            sel, block["note"] = fitting
             _describe(block, sel, by_id)
-            weight = dict(zip(sel.members, sel.weights, strict=True))
-            todo = sorted((by_id[cid] for cid in sel.members if cid != best_config_id), key=lambda c: -weight[c.config_id])
+            todo = others(sel)
     status(f"refitting the ensemble's {len(sel.members)} members on all data")
     fitted: dict[str, Any] = {best_config_id: best_model}
     dropped: list[str] = []  # members whose refit is not the pipeline the selection weighted
@@ -917,8 +933,7 @@ def _replace_best(
     from metalearn.pipelines.models.boosting import fit_deadline
     from metalearn.search.evaluation import fit_final
 
-    others = [c for cid, c in plan.candidates.items() if cid != best_config_id]
-    others.sort(key=lambda c: -c.score if pool.greater_is_better else c.score)
+    others = [c for cid, c in plan.candidates.items() if cid != best_config_id]  # the pool's order: best first
     gone = f"the best pipeline {best_config_id} ({family_of(plan.candidates[best_config_id].values)}) was left out: {broken}"
     for c in others[:REPLACEMENT_TRIES]:
         if time_left is not None and _refit_estimate(c) > time_left():
@@ -930,10 +945,7 @@ def _replace_best(
             continue
         if (bound is not None and bound.hit) or refit_mismatch(dataset, model, c):
             continue
-        rest = [c, *(o for o in others if o is not c)]
-        sel = select_ensemble(dataset.task, rest, size=size) if len(rest) > 1 else None
-        sub = EnsemblePlan(sel, {o.config_id: o for o in rest},
-                           "" if sel is not None else "fewer than 2 pipelines with out-of-fold predictions: no ensemble")
+        sub = _plan_over(dataset.task, [c, *(o for o in others if o is not c)], size)
         final, block = build_ensemble(dataset, space, pool, c.config_id, model, size=size, time_left=time_left,
                                       on_status=on_status, plan=sub)
         block["best_refit"] = f"{gone}; {c.config_id} ({family_of(c.values)}), the next best out of fold, took its place"
