@@ -13,13 +13,18 @@ training part (no time limit) and predict the test part; ``POOL_DIR/<dataset>_<s
 the task, the test truth, the cell's test score and summary, and per candidate its configuration, search
 score, out-of-fold predictions and test predictions. The refits run after the cell's clock stopped: its
 search time is unchanged, its ``refit_seconds`` includes them.
+
+With ``FINAL_DIR`` set instead (or as well), every product cell writes its *final* model's out-of-fold
+predictions (:func:`~metalearn.search.ensemble.model_oof`) and its test predictions before temperature
+scaling, with the temperature the product used, to ``FINAL_DIR/<dataset>_<SPLIT_SEED>_<time>.pkl`` (no
+refit), for calibration variants: ``python benchmarks/ensemble_testbed/prior_mix.py FINAL_DIR/*.pkl`` (stop 44).
 """
 
 from __future__ import annotations
 
 import os
 
-if os.environ.get("POOL_DIR"):
+if os.environ.get("POOL_DIR") or os.environ.get("FINAL_DIR"):
     # this runs before benchmarks/peers.py, whose one-thread BLAS settings must precede numpy's import
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
         os.environ.setdefault(_var, "1")
@@ -40,10 +45,30 @@ if os.environ.get("POOL_DIR"):
         _pool_init(self, *args, **kwargs)
         _last["pool"] = self  # one search per process at a time: the cell's
 
+    def _dump_final(prep: Any, res: Any, model: Any, pool: Any) -> None:
+        temperature = getattr(model, "temperature", 1.0)
+        oof = _ensemble.model_oof(prep.train.task, pool, model, (res.incumbent or {}).get("config_id"))
+        model.temperature = 1.0
+        try:
+            test = model.predict_task(prep.X_test)
+        finally:
+            model.temperature = temperature
+        out = {"dataset": res.dataset, "task": prep.train.task, "oof": oof, "y_test": prep.y_test, "test": test,
+               "temperature": temperature, "final_test": res.test_score, "n_rows": prep.train.n_rows}
+        folder = os.environ["FINAL_DIR"]
+        os.makedirs(folder, exist_ok=True)
+        seed = os.environ.get("SPLIT_SEED", "s")
+        with open(os.path.join(folder, f"{res.dataset}_{seed}_{int(time.time())}.pkl"), "wb") as f:
+            pickle.dump(out, f)
+
     def _score_and_dump(prep: Any, res: Any, model: Any, since: float) -> None:
         _score_model(prep, res, model, since)
         pool = _last.get("pool")
         if not str(res.strategy).startswith("product") or pool is None:
+            return
+        if os.environ.get("FINAL_DIR"):
+            _dump_final(prep, res, model, pool)
+        if not os.environ.get("POOL_DIR"):
             return
         from metalearn.pipelines.spaces import get_space
         from metalearn.search.evaluation import fit_final
