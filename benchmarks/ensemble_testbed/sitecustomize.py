@@ -67,7 +67,10 @@ if os.environ.get("POOL_DIR") or os.environ.get("FINAL_DIR"):
         if not str(res.strategy).startswith("product") or pool is None:
             return
         if os.environ.get("FINAL_DIR"):
-            _dump_final(prep, res, model, pool)
+            try:
+                _dump_final(prep, res, model, pool)
+            except Exception as exc:  # a dump that fails leaves the cell as scored
+                print(f"FINAL_DIR: {res.dataset} not dumped ({exc!r})", flush=True)
         if not os.environ.get("POOL_DIR"):
             return
         from metalearn.pipelines.spaces import get_space
