@@ -68,14 +68,20 @@ def _score_weights(st: Any, w: np.ndarray) -> float:
     return float(st.score(sums, 1.0))
 
 
-def evaluate(path: str, bags: int, size: int) -> dict[str, Any]:
+def load_pool(path: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[E.Candidate]]:
+    """A dumped pool, its candidates that have test predictions and the same out-of-fold rows as the first,
+    and those as :class:`~metalearn.search.ensemble.Candidate` objects."""
     with open(path, "rb") as f:
         d = pickle.load(f)
-    task = d["task"]
     found = [c for c in d["cands"] if c["test"] is not None]
     rows0 = found[0]["oof"].rows
     found = [c for c in found if c["oof"].n_rows == len(rows0) and np.array_equal(c["oof"].rows, rows0)]
-    cands = [E.Candidate(c["config_id"], c["values"], c["score"], c["oof"]) for c in found]
+    return d, found, [E.Candidate(c["config_id"], c["values"], c["score"], c["oof"]) for c in found]
+
+
+def evaluate(path: str, bags: int, size: int) -> dict[str, Any]:
+    d, found, cands = load_pool(path)
+    task = d["task"]
     test = _stack_test(E._stack(task, cands), task, found, d["y_test"])
     caruana = E.select_ensemble(task, cands, size, bags=1)
     assert caruana is not None

@@ -18,7 +18,6 @@ Prints one row per pool, the means, and on how many pools each variant beats ``b
 
 from __future__ import annotations
 
-import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,13 +42,8 @@ def _row_losses(st: Any, w: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def evaluate(path: str) -> dict[str, Any] | None:
-    with open(path, "rb") as f:
-        d = pickle.load(f)
+    d, found, cands = EV.load_pool(path)
     task = d["task"]
-    found = [c for c in d["cands"] if c["test"] is not None]
-    rows0 = found[0]["oof"].rows
-    found = [c for c in found if c["oof"].n_rows == len(rows0) and np.array_equal(c["oof"].rows, rows0)]
-    cands = [E.Candidate(c["config_id"], c["values"], c["score"], c["oof"]) for c in found]
     st = E._stack(task, cands)
     if len(st.unions) != 1 or st.unions[0] is None or task.metric != "log_loss":
         return None

@@ -34,14 +34,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from metalearn.data.prediction import class_index
-from metalearn.search.calibration import _truth_columns, calibrate, scale_proba
+from metalearn.search.calibration import _nll, _truth_columns, calibrate, scale_proba
 
-_EPS = 1e-15
 _TIE = 1e-6  # log loss differences below this count as equal
-
-
-def _nll(proba: np.ndarray, truth: np.ndarray) -> float:
-    return float(-np.mean(np.log(np.clip(proba[np.arange(len(truth)), truth], _EPS, 1.0))))
 
 
 def _mix(proba: np.ndarray, prior: np.ndarray, e: float) -> np.ndarray:
@@ -52,7 +47,7 @@ def fit_mix(proba: np.ndarray, truth: np.ndarray, prior: np.ndarray) -> float:
     """The prior's share ``e`` in [0, 0.5] minimising the log loss of ``proba`` mixed with ``prior``."""
     from scipy.optimize import minimize_scalar
 
-    res = minimize_scalar(lambda e: _nll(_mix(proba, prior, e), truth), bounds=(0.0, 0.5), method="bounded",
+    res = minimize_scalar(lambda e: _nll(_mix(proba, prior, e), truth, 1.0), bounds=(0.0, 0.5), method="bounded",
                           options={"xatol": 1e-6})
     return float(res.x)
 
@@ -79,11 +74,11 @@ def evaluate(dump: dict[str, Any]) -> dict[str, Any] | None:
     e_t = fit_mix(scale_proba(proba, t), truth, prior)
     return {
         "dataset": dump["dataset"], "oof_rows": len(truth), "temperature": t, "e": e_raw, "e_after_t": e_t,
-        "oof_product": _nll(scale_proba(proba, t), truth),
-        "raw": _nll(test_proba, test_truth),
-        "product": _nll(scale_proba(test_proba, t), test_truth),
-        "mix": _nll(_mix(test_proba, prior, e_raw), test_truth),
-        "product+mix": _nll(_mix(scale_proba(test_proba, t), prior, e_t), test_truth),
+        "oof_product": _nll(proba, truth, t),
+        "raw": _nll(test_proba, test_truth, 1.0),
+        "product": _nll(test_proba, test_truth, t),
+        "mix": _nll(_mix(test_proba, prior, e_raw), test_truth, 1.0),
+        "product+mix": _nll(_mix(scale_proba(test_proba, t), prior, e_t), test_truth, 1.0),
     }
 
 
