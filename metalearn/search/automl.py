@@ -24,8 +24,16 @@ from metalearn.search.deadline import (
     budget_protocol,
     refit_rows,
 )
-from metalearn.search.ensemble import OOFPool, build_ensemble, plan_ensemble
+from metalearn.search.ensemble import (
+    EnsembleModel,
+    EnsemblePlan,
+    OOFPool,
+    build_ensemble,
+    model_oof,
+    plan_ensemble,
+)
 from metalearn.search.evaluation import fit_final
+from metalearn.search.final_validation import final_validation, revalidate
 from metalearn.search.loop import SearchResult, Trial, run_search
 from metalearn.search.settings import SearchSettings
 
@@ -120,22 +128,33 @@ def optimize(
     plan = None
     if pool is not None and settings.ensemble and refit and result.best_values is not None:
         plan = plan_ensemble(dataset.task, pool, result.best_config_id, settings.ensemble_size)
+    # a search on a small data subset: rows it never used validate the refit model (metalearn.search.final_validation)
+    fit_data, val_data = dataset, None
+    if refit and result.best_values is not None and _validates(dataset, settings, plan):
+        held = final_validation(dataset, settings.protocol, seed=settings.seed)
+        if held is not None:
+            fit_data, val_data = held.split(dataset)
+            deadline.note(held.note(dataset.n_rows))
     if refit and result.best_values is not None:
         status("refitting the best pipeline on all data")
         keep = plan.refit_seconds(result.best_config_id) if plan is not None else 0.0
-        model = refit_best(dataset, result, deadline, seed=settings.seed, keep=keep)
+        model = refit_best(fit_data, result, deadline, seed=settings.seed, keep=keep)
     ensemble = None
     if pool is not None and model is not None and plan is not None:  # the model when the ensemble wins
         model, ensemble = build_ensemble(
-            dataset, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
+            fit_data, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
             time_left=deadline.final_left if deadline.bounded else None, on_status=status, plan=plan,
         )
+        if val_data is not None and ensemble.get("used") and isinstance(model, EnsembleModel):
+            status("choosing the ensemble's weights on the validation rows")
+            model, ensemble = revalidate(model, val_data, ensemble, settings.ensemble_size)
     # the pipeline the model is (when not an ensemble): the best one, or the one that took its place when its
-    # refit failed the ensemble's check (see metalearn.search.ensemble._replace_best)
+    # refit failed the ensemble's check (see metalearn.search.ensemble._replace_best) or beat the ensemble on
+    # the validation rows
     model_id = (ensemble or {}).get("model_config_id") or result.best_config_id
     calibration = None
     if pool is not None and model is not None:  # a temperature for the final model's probabilities
-        model, calibration = _calibrated(dataset, pool, model, model_id, settings.calibrate)
+        model, calibration = _calibrated(dataset, pool, model, model_id, settings.calibrate, val_data)
     t = lap("refit", t)
     path = None
     written: dict[str, Any] | None = None
@@ -239,22 +258,38 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     return model
 
 
+def _validates(dataset: Dataset, settings: SearchSettings, plan: EnsemblePlan | None) -> bool:
+    """Whether the final model would use validation rows (:mod:`metalearn.search.final_validation`): an
+    ensemble is planned, or its probabilities may be temperature-scaled."""
+    from metalearn.search.calibration import CALIBRATED_METRICS
+
+    ensemble = plan is not None and plan.selection is not None and plan.selection.kept
+    return ensemble or (settings.calibrate and dataset.task.metric in CALIBRATED_METRICS)
+
+
 def _calibrated(
-    dataset: Dataset, pool: OOFPool, model: Any, best_config_id: str | None, enabled: bool
+    dataset: Dataset, pool: OOFPool, model: Any, best_config_id: str | None, enabled: bool, val: Dataset | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """``model`` temperature-scaled when :func:`~metalearn.search.calibration.calibrate` says so (a single
-    pipeline becomes an ensemble of one member), and the summary's ``calibration`` block."""
-    from metalearn.search.calibration import calibrate
-    from metalearn.search.ensemble import EnsembleModel, model_oof
+    pipeline becomes an ensemble of one member), and the summary's ``calibration`` block. The temperature is
+    fit on the trials' out-of-fold predictions, or on the model's own predictions of the validation rows
+    ``val`` when it was fit without them."""
+    from metalearn.search.calibration import CALIBRATED_METRICS, calibrate
 
-    oof = model_oof(dataset.task, pool, model, best_config_id) if enabled else None
-    cal = calibrate(dataset.task, *(oof or (None, None)), n_rows=dataset.n_rows, enabled=enabled)
+    if val is not None:
+        wanted = enabled and dataset.task.metric in CALIBRATED_METRICS
+        oof = (model.predict_task(val.X), val.y.reset_index(drop=True)) if wanted else None
+        cal = calibrate(dataset.task, *(oof or (None, None)), enabled=enabled)
+    else:
+        oof = model_oof(dataset.task, pool, model, best_config_id) if enabled else None
+        cal = calibrate(dataset.task, *(oof or (None, None)), n_rows=dataset.n_rows, enabled=enabled)
+    block = {**cal.to_dict(), **({"validation": True} if val is not None else {})}
     if cal.used:
         if isinstance(model, EnsembleModel):
             model.temperature = cal.temperature
         else:
             model = EnsembleModel(dataset.task, [model], [1.0], [best_config_id or ""], temperature=cal.temperature)
-    return model, cal.to_dict()
+    return model, block
 
 
 def _model_summary(

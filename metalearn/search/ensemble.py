@@ -979,7 +979,8 @@ def calibration_lines(block: Mapping[str, Any] | None) -> list[str]:
     if not block:
         return []
     if block.get("used"):
-        return [f"probabilities temperature-scaled (T = {block['temperature']:.3g}): out-of-fold log loss "
+        rows = "validation" if block.get("validation") else "out-of-fold"
+        return [f"probabilities temperature-scaled (T = {block['temperature']:.3g}): {rows} log loss "
                 f"{block['score_before']:.4g} -> {block['score_after']:.4g} on {block['n_rows']} rows"]
     note = str(block.get("note") or "")
     if not note or note.startswith(("not needed", "off")):  # a rank metric, or --no-calibrate: nothing to say
@@ -1017,6 +1018,10 @@ def ensemble_lines(block: Mapping[str, Any] | None) -> list[str]:
                   f"{num(block.get('best_single'))}{sign}")
     members = ", ".join(f"{m['config_id']} ({m['family']}) {m['weight']:.2f}" for m in block.get("members", []))
     first = [str(block["best_refit"])] if block.get("best_refit") else []
+    if val := block.get("validation"):  # weights chosen again on rows the search never used (final_validation.py)
+        first.append(f"weights chosen again on {val['rows']} validation rows the search's data subset left out: "
+                     f"{block.get('metric', '')} {num(val.get('score_searched_weights'))} with the search's "
+                     f"weights -> {num(val.get('score'))}")
     if block.get("used"):
         lines = [*first, f"ensemble of {len(block['members'])} pipelines: {scores}" + (f" ({block['note']})" if block.get("note") else "")]
         if members:
