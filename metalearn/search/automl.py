@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from metalearn.data.dataset import Dataset
+from metalearn.data.errors import MetaLearnError
 from metalearn.data.metrics import check_metric
 from metalearn.data.numbers import finite_or_none
 from metalearn.kb.base import KnowledgeBase
@@ -136,7 +137,7 @@ def optimize(
             fit_data, val_data = held.split(dataset)
             deadline.note(held.note(dataset.n_rows))
     if refit and result.best_values is not None:
-        status("refitting the best pipeline on all data")
+        status("refitting the best pipeline on " + ("all data" if val_data is None else f"{fit_data.n_rows} of {dataset.n_rows} rows"))
         keep = plan.refit_seconds(result.best_config_id) if plan is not None else 0.0
         model = refit_best(fit_data, result, deadline, seed=settings.seed, keep=keep)
     ensemble = None
@@ -278,7 +279,10 @@ def _calibrated(
 
     if val is not None:
         wanted = enabled and dataset.task.metric in CALIBRATED_METRICS
-        oof = (model.predict_task(val.X), val.y.reset_index(drop=True)) if wanted else None
+        try:
+            oof = (model.predict_task(val.X), val.y.reset_index(drop=True)) if wanted else None
+        except (MetaLearnError, ValueError):  # not scaled (the block says there are no predictions to fit it on)
+            oof = None
         cal = calibrate(dataset.task, *(oof or (None, None)), enabled=enabled)
     else:
         oof = model_oof(dataset.task, pool, model, best_config_id) if enabled else None

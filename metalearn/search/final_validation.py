@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from metalearn.data.dataset import Dataset
+from metalearn.data.errors import MetaLearnError
 from metalearn.data.metrics import score
 from metalearn.data.numbers import finite_or_none
 from metalearn.search.ensemble import (
@@ -63,7 +64,7 @@ class FinalValidation:
 
     def note(self, n_rows: int) -> str:
         return (f"the final model was fit on {len(self.fit_rows)} of {n_rows} rows: {len(self.val_rows)} rows the "
-                "search's data subset left out chose its ensemble weights (and temperature) on the refit models")
+                "search's data subset left out chose the refit ensemble's weights (and a log-loss model's temperature)")
 
 
 def final_validation(dataset: Dataset, protocol: Any, seed: int = 0) -> FinalValidation | None:
@@ -97,12 +98,17 @@ def revalidate(model: Any, val: Dataset, block: Mapping[str, Any], size: int) ->
     task = val.task
     y = val.y.reset_index(drop=True)
     rows = np.arange(val.n_rows)
-    cands = [Candidate(cid, {}, math.nan, OutOfFold(rows, member.predict_task(val.X), y))
-             for cid, member in zip(model.config_ids, model.members, strict=True)]
-    searched = float(score(task, y, combine_predictions(task, [c.oof.prediction for c in cands], model.weights)))
     out = dict(block)
-    out["validation"] = {"rows": val.n_rows, "score_searched_weights": finite_or_none(searched), "score": None}
-    sel = select_ensemble(task, cands, size=size)
+    out["validation"] = {"rows": val.n_rows, "score_searched_weights": None, "score": None}
+    try:
+        cands = [Candidate(cid, {}, math.nan, OutOfFold(rows, member.predict_task(val.X), y))
+                 for cid, member in zip(model.config_ids, model.members, strict=True)]
+        searched = score(task, y, combine_predictions(task, [c.oof.prediction for c in cands], model.weights))
+        sel = select_ensemble(task, cands, size=size)
+    except (MetaLearnError, ValueError) as exc:  # e.g. a class the members never saw: the search's weights stand
+        out["validation"]["note"] = f"the validation rows could not be scored ({exc}): the search's weights are kept"
+        return model, out
+    out["validation"]["score_searched_weights"] = finite_or_none(float(searched))
     if sel is None:
         out["validation"]["note"] = "no member scores on the validation rows: the search's weights are kept"
         return model, out
