@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import evaluate as EV
 
 from metalearn.search import ensemble as E
+from metalearn.search.final_validation import MIN_VALIDATION_ROWS, VALIDATION_SHARE
 
 #: the pool's best candidates refit besides the product's members
 TOP = 5
@@ -41,14 +42,17 @@ TOP = 5
 SUBSET_ROWS = 5000
 
 
-def _weights(task: Any, cands: list[E.Candidate]) -> np.ndarray:
+def _weights(task: Any, cands: list[E.Candidate]) -> tuple[np.ndarray, np.ndarray]:
+    """The product's selection over ``cands`` as one weight per candidate (the best single one when the
+    ensemble is not kept), and the best single candidate as weights (zeros when none scores)."""
     sel = E.select_ensemble(task, cands, E.DEFAULT_SIZE, bags=E.DEFAULT_BAGS)
     if sel is None:
-        return np.zeros(len(cands))
+        return np.zeros(len(cands)), np.zeros(len(cands))
+    single = np.array([c.config_id == sel.best_single_id for c in cands], dtype=float)
     if not sel.kept:
-        return np.array([c.config_id == sel.best_single_id for c in cands], dtype=float)
+        return single, single
     weight = dict(zip(sel.members, sel.weights, strict=True))
-    return np.array([weight.get(c.config_id, 0.0) for c in cands])
+    return np.array([weight.get(c.config_id, 0.0) for c in cands]), single
 
 
 def evaluate(path: str, split_seed: int, corpus: Any, max_rows: int) -> dict[str, Any] | None:
@@ -64,7 +68,7 @@ def evaluate(path: str, split_seed: int, corpus: Any, max_rows: int) -> dict[str
     n = train.n_rows
     used = train.subsample_rows(SUBSET_ROWS, seed=0)
     unseen = np.setdiff1d(np.arange(n), used) if used is not None else np.array([], dtype=int)
-    n_val = max(1000, n // 10)
+    n_val = max(MIN_VALIDATION_ROWS, int(VALIDATION_SHARE * n))  # the product's share; drawn here unstratified
     if len(unseen) < n_val:
         print(f"{name}: {len(unseen)} rows left out of the subset, fewer than {n_val}: skipped")
         return None
@@ -85,15 +89,10 @@ def evaluate(path: str, split_seed: int, corpus: Any, max_rows: int) -> dict[str
         cands.append(E.Candidate(c["config_id"], c["values"], c["score"], E.OutOfFold(np.arange(n_val), on_val, y_val)))
         tests.append({"test": on_test})
     test = EV._stack_test(E._stack(task, cands), task, tests, prep.y_test)
-    single = np.zeros(len(cands))
-    w_top = _weights(task, cands)
-    if w_top.any():
-        sel = E.select_ensemble(task, cands, 1, bags=1)
-        assert sel is not None
-        single = np.array([c.config_id == sel.best_single_id for c in cands], dtype=float)
+    w_top, single = _weights(task, cands)
     mem = [i for i, c in enumerate(cands) if c.config_id in members]
     w_mem = np.zeros(len(cands))
-    w_mem[mem] = _weights(task, [cands[i] for i in mem]) if len(mem) > 1 else (1.0 if mem else 0.0)
+    w_mem[mem] = _weights(task, [cands[i] for i in mem])[0] if len(mem) > 1 else (1.0 if mem else 0.0)
     return {"pool": name, "rows": n, "val": n_val, "greater": bool(get_metric(task.metric, task.kind).greater_is_better),
             "product": d["final_test"], "v_single": EV._score_weights(test, single),
             "v_top": EV._score_weights(test, w_top), "v_members": EV._score_weights(test, w_mem) if w_mem.any() else np.nan}
