@@ -69,10 +69,14 @@ def test_the_weights_are_chosen_again_on_the_validation_rows(digits: Dataset) ->
     searched = EnsembleModel(digits.task, [good, weak], [0.2, 0.8], ["good", "weak"])
     block = {"used": True, "metric": "log_loss", "members": [{"config_id": "good", "weight": 0.2, "family": "linear"},
                                                              {"config_id": "weak", "weight": 0.8, "family": "knn"}]}
-    model, out = revalidate(searched, val, block, size=25)
+    model, out, predicted = revalidate(searched, val, block, size=25)
     y = val.y.reset_index(drop=True)
     before = score(digits.task, y, searched.predict_task(val.X))
     after = score(digits.task, y, model.predict_task(val.X))
+    # the returned model's predictions of the validation rows, from the members' one pass over them
+    assert predicted is not None
+    np.testing.assert_allclose(predicted.probas[0], model.predict_task(val.X).probas[0], rtol=0, atol=1e-12)
+    assert list(predicted.classes[0]) == list(model.predict_task(val.X).classes[0])
     assert out["validation"]["rows"] == val.n_rows
     assert out["validation"]["score_searched_weights"] == pytest.approx(before)
     assert out["validation"]["score"] == pytest.approx(after) and after < before
@@ -98,3 +102,23 @@ def test_a_search_on_a_subset_fits_its_model_without_the_validation_rows(digits:
                                                                             protocol=EvalProtocol(mode="holdout")))
     assert not any("validation" in n for n in full.summary["time_budget"]["notes"])
     assert "validation" not in full.summary["calibration"]
+
+
+def test_revalidate_hands_back_the_kept_ensembles_predictions_of_the_validation_rows(digits: Dataset) -> None:
+    """When a mix of the members wins on the validation rows, the predictions ``revalidate`` returns (made from
+    the members' one pass over those rows, for the temperature) are the new ensemble's own."""
+    val, good, _ = _members(digits)
+    held = final_validation(digits, SUBSET)
+    assert held is not None
+    space = get_space(digits.task)
+    forest = fit_final(held.split(digits)[0], space, space.validate(_family_default(space, "rf") or {}))
+    searched = EnsembleModel(digits.task, [good, forest], [0.5, 0.5], ["good", "rf"])
+    block = {"used": True, "metric": "log_loss", "members": [{"config_id": "good", "weight": 0.5, "family": "linear"},
+                                                             {"config_id": "rf", "weight": 0.5, "family": "rf"}]}
+    model, out, predicted = revalidate(searched, val, block, size=25)
+    assert out["used"] and isinstance(model, EnsembleModel) and model is not searched
+    assert sorted(m["config_id"] for m in out["members"]) == ["good", "rf"]
+    own = model.predict_task(val.X)
+    assert predicted is not None and list(predicted.classes[0]) == list(own.classes[0])
+    np.testing.assert_allclose(predicted.probas[0], own.probas[0], rtol=0, atol=1e-12)
+    assert score(digits.task, val.y.reset_index(drop=True), own) == pytest.approx(out["validation"]["score"])

@@ -141,6 +141,7 @@ def optimize(
         keep = plan.refit_seconds(result.best_config_id) if plan is not None else 0.0
         model = refit_best(fit_data, result, deadline, seed=settings.seed, keep=keep)
     ensemble = None
+    val_prediction = None  # the model's predictions of the validation rows, when revalidate made them
     if pool is not None and model is not None and plan is not None:  # the model when the ensemble wins
         model, ensemble = build_ensemble(
             fit_data, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
@@ -148,14 +149,14 @@ def optimize(
         )
         if val_data is not None and ensemble.get("used") and isinstance(model, EnsembleModel):
             status("choosing the ensemble's weights on the validation rows")
-            model, ensemble = revalidate(model, val_data, ensemble, settings.ensemble_size)
+            model, ensemble, val_prediction = revalidate(model, val_data, ensemble, settings.ensemble_size)
     # the pipeline the model is (when not an ensemble): the best one, or the one that took its place when its
     # refit failed the ensemble's check (see metalearn.search.ensemble._replace_best) or beat the ensemble on
     # the validation rows
     model_id = (ensemble or {}).get("model_config_id") or result.best_config_id
     calibration = None
     if pool is not None and model is not None:  # a temperature for the final model's probabilities
-        model, calibration = _calibrated(dataset, pool, model, model_id, settings.calibrate, val_data)
+        model, calibration = _calibrated(dataset, pool, model, model_id, settings.calibrate, val_data, val_prediction)
     t = lap("refit", t)
     path = None
     written: dict[str, Any] | None = None
@@ -269,18 +270,20 @@ def _validates(dataset: Dataset, settings: SearchSettings, plan: EnsemblePlan | 
 
 
 def _calibrated(
-    dataset: Dataset, pool: OOFPool, model: Any, best_config_id: str | None, enabled: bool, val: Dataset | None = None
+    dataset: Dataset, pool: OOFPool, model: Any, best_config_id: str | None, enabled: bool, val: Dataset | None = None,
+    val_prediction: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """``model`` temperature-scaled when :func:`~metalearn.search.calibration.calibrate` says so (a single
     pipeline becomes an ensemble of one member), and the summary's ``calibration`` block. The temperature is
     fit on the trials' out-of-fold predictions, or on the model's own predictions of the validation rows
-    ``val`` when it was fit without them."""
+    ``val`` when it was fit without them (``val_prediction`` when the caller has them already)."""
     from metalearn.search.calibration import CALIBRATED_METRICS, calibrate
 
     if val is not None:
         wanted = enabled and dataset.task.metric in CALIBRATED_METRICS
         try:
-            oof = (model.predict_task(val.X), val.y.reset_index(drop=True)) if wanted else None
+            predicted = val_prediction if val_prediction is not None or not wanted else model.predict_task(val.X)
+            oof = (predicted, val.y.reset_index(drop=True)) if wanted else None
         except (MetaLearnError, ValueError):  # not scaled (the block says there are no predictions to fit it on)
             oof = None
         cal = calibrate(dataset.task, *(oof or (None, None)), enabled=enabled)

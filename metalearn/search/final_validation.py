@@ -31,6 +31,7 @@ from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.metrics import score
 from metalearn.data.numbers import finite_or_none
+from metalearn.data.prediction import Prediction
 from metalearn.search.ensemble import (
     Candidate,
     EnsembleModel,
@@ -88,13 +89,17 @@ def final_validation(dataset: Dataset, protocol: Any, seed: int = 0) -> FinalVal
     return FinalValidation(fit_rows=np.setdiff1d(np.arange(n), val), val_rows=np.sort(val))
 
 
-def revalidate(model: Any, val: Dataset, block: Mapping[str, Any], size: int) -> tuple[Any, dict[str, Any]]:
+def revalidate(
+    model: Any, val: Dataset, block: Mapping[str, Any], size: int
+) -> tuple[Any, dict[str, Any], Prediction | None]:
     """``model`` (an :class:`~metalearn.search.ensemble.EnsembleModel` of members fit without the rows of
-    ``val``) with its weights chosen again on ``val`` among its members, and the ensemble ``block`` (the
-    summary's) updated: its ``members`` are the new weights, ``validation`` says the rows and the ensemble's
-    score there with the search's weights (``score_searched_weights``) and with the new ones (``score``). A
-    member alone takes the ensemble's place (``used`` False, ``model_config_id``) when no mix of them beats it
-    on ``val``."""
+    ``val``) with its weights chosen again on ``val`` among its members, the ensemble ``block`` (the
+    summary's) updated, and the returned model's predictions of ``val`` (None when they could not be made):
+    the members predict those rows once, for the selection, the score and the temperature
+    (``automl._calibrated``). The block's ``members`` are the new weights, ``validation`` says the rows and
+    the ensemble's score there with the search's weights (``score_searched_weights``) and with the new ones
+    (``score``). A member alone takes the ensemble's place (``used`` False, ``model_config_id``) when no mix
+    of them beats it on ``val``."""
     task = val.task
     y = val.y.reset_index(drop=True)
     rows = np.arange(val.n_rows)
@@ -103,25 +108,27 @@ def revalidate(model: Any, val: Dataset, block: Mapping[str, Any], size: int) ->
     try:
         cands = [Candidate(cid, {}, math.nan, OutOfFold(rows, member.predict_task(val.X), y))
                  for cid, member in zip(model.config_ids, model.members, strict=True)]
-        searched = score(task, y, combine_predictions(task, [c.oof.prediction for c in cands], model.weights))
+        searched_prediction = combine_predictions(task, [c.oof.prediction for c in cands], model.weights)
+        searched = score(task, y, searched_prediction)
         sel = select_ensemble(task, cands, size=size)
     except (MetaLearnError, ValueError) as exc:  # e.g. a class the members never saw: the search's weights stand
         out["validation"]["note"] = f"the validation rows could not be scored ({exc}): the search's weights are kept"
-        return model, out
+        return model, out, None
     out["validation"]["score_searched_weights"] = finite_or_none(float(searched))
     if sel is None:
         out["validation"]["note"] = "no member scores on the validation rows: the search's weights are kept"
-        return model, out
+        return model, out, searched_prediction
     family = {m["config_id"]: m.get("family") for m in block.get("members", [])}
     members = dict(zip(model.config_ids, model.members, strict=True))
+    predictions = {c.config_id: c.oof.prediction for c in cands}
     if sel.kept:
         new: Any = EnsembleModel(task, [members[cid] for cid in sel.members], sel.weights, sel.members)
         out["validation"]["score"] = finite_or_none(sel.score)
         out["members"] = [{"config_id": cid, "weight": round(w, 6), "count": n, "family": family.get(cid)}
                           for cid, w, n in zip(sel.members, sel.weights, sel.counts, strict=True)]
-        return new, out
+        return new, out, combine_predictions(task, [predictions[cid] for cid in sel.members], sel.weights)
     out["validation"]["score"] = finite_or_none(sel.best_single)
     out.update(used=False, model_config_id=sel.best_single_id,
                note=f"on the validation rows the member {sel.best_single_id} ({family.get(sel.best_single_id)}) "
                     "alone beats every mix of the members: it is the model")
-    return members[sel.best_single_id], out
+    return members[sel.best_single_id], out, predictions[sel.best_single_id]
