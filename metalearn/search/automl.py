@@ -14,6 +14,7 @@ from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.metrics import check_metric
 from metalearn.data.numbers import finite_or_none
+from metalearn.data.prediction import Prediction
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.shipped import open_default_kb
 from metalearn.metalearning.metafeatures import ensure_metafeatures
@@ -271,7 +272,7 @@ def _validates(dataset: Dataset, settings: SearchSettings, plan: EnsemblePlan | 
 
 def _calibrated(
     dataset: Dataset, pool: OOFPool, model: Any, best_config_id: str | None, enabled: bool, val: Dataset | None = None,
-    val_prediction: Any = None,
+    val_prediction: Prediction | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """``model`` temperature-scaled when :func:`~metalearn.search.calibration.calibrate` says so (a single
     pipeline becomes an ensemble of one member), and the summary's ``calibration`` block. The temperature is
@@ -282,8 +283,10 @@ def _calibrated(
     if val is not None:
         wanted = enabled and dataset.task.metric in CALIBRATED_METRICS
         try:
-            predicted = val_prediction if val_prediction is not None or not wanted else model.predict_task(val.X)
-            oof = (predicted, val.y.reset_index(drop=True)) if wanted else None
+            oof = None
+            if wanted:
+                predicted = model.predict_task(val.X) if val_prediction is None else val_prediction
+                oof = (predicted, val.y.reset_index(drop=True))
         except (MetaLearnError, ValueError):  # not scaled (the block says there are no predictions to fit it on)
             oof = None
         cal = calibrate(dataset.task, *(oof or (None, None)), enabled=enabled)
