@@ -59,14 +59,14 @@ def evaluate(path: str, split_seed: int, corpus: Any, max_rows: int) -> dict[str
     from metalearn.benchmark.datasets import prepare_split
     from metalearn.data.metrics import get_metric
     from metalearn.pipelines.spaces import get_space
-    from metalearn.search.evaluation import fit_final
+    from metalearn.search.evaluation import EvalProtocol, fit_final
 
     d, found, _ = EV.load_pool(path)
     name = Path(path).name.split("_product")[0]
     prep = prepare_split(corpus.load(name), max_rows, 0.25, split_seed)
     train, task = prep.train, prep.train.task
     n = train.n_rows
-    used = train.subsample_rows(SUBSET_ROWS, seed=0)
+    used = EvalProtocol(mode="holdout", max_rows=SUBSET_ROWS).subset_rows(train)  # the rows the search used
     unseen = np.setdiff1d(np.arange(n), used) if used is not None else np.array([], dtype=int)
     n_val = max(MIN_VALIDATION_ROWS, int(VALIDATION_SHARE * n))  # the product's share; drawn here unstratified
     if len(unseen) < n_val:

@@ -136,6 +136,12 @@ class EvalProtocol:
             return f"cv{self.n_folds}-s{self.seed}{sub}"
         return f"cv{self.n_folds}-s{self.seed}-holdout{self.holdout_fraction:g}-over{self.holdout_threshold}{sub}"
 
+    def subset_rows(self, dataset: Dataset) -> np.ndarray | None:
+        """The sorted row positions of ``dataset`` this protocol evaluates on when it takes a subset
+        (``max_rows``, stratified, seeded by ``seed``); None when it uses every row."""
+        resolved = self.resolve(dataset.n_rows)
+        return dataset.subsample_rows(resolved.max_rows, seed=resolved.seed) if resolved.max_rows else None
+
     def key_for(self, n_rows: int) -> str:
         """The key of this protocol applied to a dataset of ``n_rows`` rows (stored in RunRecord)."""
         return self.resolve(n_rows).key
@@ -413,7 +419,7 @@ def evaluate_config(
             text = f"ConfigurationError: {text}"
         return _failure("crash", text, metric, key, dataset.n_rows, budget)
 
-    subsample = dataset.subsample_rows(resolved.max_rows, seed=resolved.seed) if resolved.max_rows else None
+    subsample = resolved.subset_rows(dataset)
     data = dataset if subsample is None else dataset.take_rows(subsample)
     notes = ""
     if resolved.mode == "holdout":

@@ -76,7 +76,7 @@ def final_validation(dataset: Dataset, protocol: Any, seed: int = 0) -> FinalVal
     resolved = protocol.resolve(n)
     if resolved.max_rows is None or resolved.max_rows > MAX_SUBSET_SHARE * n:
         return None
-    used = dataset.subsample_rows(resolved.max_rows, seed=resolved.seed)
+    used = protocol.subset_rows(dataset)  # the rows the search evaluated on (metalearn.search.evaluation)
     if used is None:
         return None
     unseen = np.setdiff1d(np.arange(n), used)
