@@ -84,7 +84,7 @@ def run_one(name: str, budget: float, workers: int, fresh: bool = True) -> dict[
         fingerprint = hashlib.sha1(f"time-budget:{dataset.fingerprint}".encode()).hexdigest()[:20]
         dataset = replace(dataset, fingerprint=fingerprint)
     kb = open_default_kb(":memory:")
-    settings = SearchSettings(n_trials=10_000, time_limit=budget, workers=workers)
+    settings = SearchSettings(time_limit=budget, workers=workers)  # as the CLI: only the clock stops it
     outcome = optimize(dataset, kb=kb, settings=settings, started=started)
     used = time.monotonic() - started
     s = outcome.summary

@@ -484,6 +484,19 @@ def _wait(client: Any, search_id: str, done: set[str], timeout: float = 240.0) -
     raise AssertionError(f"search {search_id} did not reach {done} in {timeout} s: {body}")
 
 
+def test_a_search_with_a_time_limit_and_no_trial_count_stops_at_the_servers_trial_limit(kb_copy: Path) -> None:
+    """Unset, ``n_trials`` leaves a timed search to the clock, within the server's ``max_search_trials``
+    (which a count given must respect: a 422 naming the limit)."""
+    with TestClient(create_app(make_settings(kb_copy, max_search_trials=4))) as c:
+        too_many = _upload(c, "/searches", breast_cancer_csv(), n_trials="5", time_limit="60")
+        assert_error(too_many, 422, "n_trials must be at most 4 on this server, got 5")
+        r = _upload(c, "/searches", breast_cancer_csv(), filename="breast_cancer.csv",
+                    time_limit="120", trial_time_limit="30", n_warm="2", n_folds="3")  # fmt: skip
+        assert r.status_code == 202, r.text
+        body = _wait(c, r.json()["search_id"], {"done", "failed", "cancelled"})
+    assert body["status"] == "done" and body["n_trials"] == 4 and body["settings"]["n_trials"] == 4, body
+
+
 def test_search_runs_to_done_and_writes_runs(client: TestClient) -> None:
     r = _upload(
         client, "/searches", breast_cancer_csv(), filename="breast_cancer.csv",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -519,6 +520,22 @@ def test_optimize_reports_the_whole_job_time(
     assert code == 0, err
     seconds = float(out.split(" s\n")[0].rsplit(" in ", 1)[1])
     assert seconds >= 2.0
+
+
+def test_optimize_with_a_time_limit_and_no_trial_count_searches_until_the_limit(kb_copy: Path, tmp_path: Path) -> None:
+    """``--time-limit`` without ``--trials``: the clock ends the search (not a default trial count), and
+    the status lines count trials against the seconds used of the limit."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "metalearn.cli", "optimize", "sklearn:iris", "--time-limit", "12", "--no-warm-start",
+         "--folds", "3", "--workers", "1", "--kb", str(kb_copy), "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, cwd=REPO, env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stopped_by"] == "time_limit" and summary["settings"]["n_trials"] is None, summary["settings"]
+    assert "(stopped by the time limit)" in proc.stdout, proc.stdout
+    counts = [re.search(r": (\d+) trials in (\d+) s of 12, best log_loss=", ln) for ln in proc.stderr.splitlines()]
+    assert [m for m in counts if m] and all(int(m[2]) <= 14 for m in counts if m), proc.stderr
 
 
 def test_optimize_off_a_terminal_prints_status_lines_and_unwrapped_text(kb_copy: Path, tmp_path: Path) -> None:

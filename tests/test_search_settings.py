@@ -20,6 +20,8 @@ from metalearn.search.evaluation import EvalProtocol
 from metalearn.search.settings import (
     OPTIMIZERS,
     PARAMS,
+    UNBOUNDED_TRIALS,
+    UNTIMED_TRIALS,
     Param,
     SearchSettings,
     SettingError,
@@ -176,8 +178,23 @@ def test_interfaces_differ_from_searchsettings_only_where_declared() -> None:
             own = {"cli": p.cli_default, "api": p.api_default, "estimator": p.estimator_default}[surface]
             if p.default_for(surface) != p.default:
                 assert own is not None and own == p.default_for(surface), (surface, name)
-    assert defaults("api")["n_trials"] == defaults("estimator")["n_trials"] == 20
-    assert defaults("api")["trial_time_limit"] == 60.0 and defaults("cli")["n_trials"] == 30
+    assert defaults("api")["n_trials"] is defaults("estimator")["n_trials"] is defaults("cli")["n_trials"] is None
+    assert defaults("api")["trial_time_limit"] == 60.0
+
+
+def test_the_trial_budget_is_the_time_limit_unless_a_count_is_given() -> None:
+    """Unset, ``n_trials`` bounds nothing under a time limit (the time ends the search, as the wall-clock
+    benchmark runs it) and is UNTIMED_TRIALS without one; a count given is the budget either way."""
+    assert SearchSettings().n_trials is None and SearchSettings().trial_budget == UNTIMED_TRIALS == 30
+    timed = SearchSettings(time_limit=60.0)
+    assert timed.trial_budget == UNBOUNDED_TRIALS and not timed.trials_bounded
+    assert SearchSettings(time_limit=60.0, n_trials=5).trial_budget == 5
+    assert SearchSettings(n_trials=5).trials_bounded and SearchSettings().trials_bounded
+    assert SearchSettings.from_params(time_limit=60.0).to_dict()["n_trials"] is None
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(SettingError, match="n_trials must be a positive integer"):
+            SearchSettings(n_trials=bad)
+    assert "time limit" in PARAMS["n_trials"].help and str(UNTIMED_TRIALS) in PARAMS["n_trials"].help
 
 
 def test_ensemble_is_a_switch_of_every_interface() -> None:

@@ -14,6 +14,7 @@ from metalearn.data.loading import load_dataset
 from metalearn.kb import open_kb
 from metalearn.kb.records import dataset_record
 from metalearn.search import loop
+from metalearn.search import settings as settings_module
 from metalearn.search.automl import optimize
 from metalearn.search.deadline import (
     FINAL_OVERRUN_SHARE,
@@ -168,6 +169,22 @@ def test_the_search_stops_at_the_time_limit_and_cuts_each_trial(monkeypatch: pyt
     assert result.stopped_by == "time_limit" and 1 <= len(result.trials) < 1000
     assert all(limit <= left + 0.05 and limit < 120.0 for limit, left in limits)
     assert deadline.reserve > 0  # the refit of the best configuration, from its measured fits
+
+
+def test_a_time_limit_without_a_trial_count_ends_only_at_the_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, ``n_trials`` caps a search without a time limit at UNTIMED_TRIALS, and nothing but the
+    clock ends one with a time limit (a user's ``--time-limit`` search is the benchmark's)."""
+    monkeypatch.setattr(settings_module, "UNTIMED_TRIALS", 3)
+    iris, kb = _iris_kb()
+    untimed = SearchSettings(warm_start=False, protocol=PROTOCOL, optimizer="random")
+    result = run_search(iris, kb, untimed)
+    assert (len(result.trials), result.stopped_by) == (3, "trials")
+    iris, kb = _iris_kb()
+    timed = SearchSettings(time_limit=6.0, warm_start=False, protocol=PROTOCOL, optimizer="random")
+    t0 = time.monotonic()
+    result = run_search(iris, kb, timed)
+    assert result.stopped_by == "time_limit" and len(result.trials) > 3
+    assert time.monotonic() - t0 <= 6.0 * 1.1
 
 
 def test_trials_reached_says_so() -> None:

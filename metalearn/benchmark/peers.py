@@ -51,11 +51,7 @@ from metalearn.benchmark.settings import (
 from metalearn.data.task import TaskKind
 from metalearn.offline.build import DatasetSource
 
-__all__ = ["PRODUCT_MAX_TRIALS", "PeerJob", "PeerMissingError", "kb_without", "run_peer_cell"]
-
-#: the product's trial limit in a wall-clock cell: out of reach, so that only the clock stops it
-PRODUCT_MAX_TRIALS = 10_000
-
+__all__ = ["PeerJob", "PeerMissingError", "kb_without", "run_peer_cell"]
 
 class PeerMissingError(RuntimeError):
     """A peer's optional dependency is not installed (the message says how to install it)."""
@@ -147,7 +143,7 @@ def _require(system: str) -> None:
 def _run_product(job: PeerJob, prep: Prepared, res: CellResult, budget: float | None) -> None:
     from metalearn.kb import open_kb
     from metalearn.search.automl import optimize
-    from metalearn.search.settings import PARAMS, SearchSettings
+    from metalearn.search.settings import PARAMS, UNTIMED_TRIALS, SearchSettings
 
     assert budget is not None
     kb = open_kb(":memory:")
@@ -156,11 +152,10 @@ def _run_product(job: PeerJob, prep: Prepared, res: CellResult, budget: float | 
             if len(frame):
                 kb.load_table(table, frame)
         default_trial = PARAMS["trial_time_limit"].default
-        # SMAC sizes a cold initial design from n_trials (a quarter of it at most): the size it has at
-        # the CLI's default trial budget, not hundreds of random configurations for the unreachable one
-        n_initial = max(1, PARAMS["n_trials"].default // 4)
+        # as a user's search with a time limit: no trial count (the clock stops it); a cold initial
+        # design (no recommendation) of the size it has at the untimed trial budget
+        n_initial = max(1, UNTIMED_TRIALS // 4)
         settings = SearchSettings.from_params(
-            n_trials=PRODUCT_MAX_TRIALS,
             n_initial=n_initial,
             time_limit=budget,
             trial_time_limit=min(float(default_trial), budget) if default_trial else budget,

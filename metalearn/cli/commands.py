@@ -316,7 +316,7 @@ def optimize(
     kind: KindOpt = None,
     metric: MetricOpt = None,
     # the search parameters: flags, help and defaults from metalearn.search.settings
-    n_trials: Annotated[int, _search_option("n_trials")] = _SEARCH_DEFAULTS["n_trials"],
+    n_trials: Annotated[int | None, _search_option("n_trials")] = _SEARCH_DEFAULTS["n_trials"],
     time_limit: Annotated[float | None, _search_option("time_limit")] = _SEARCH_DEFAULTS["time_limit"],
     trial_time_limit: Annotated[float, _search_option("trial_time_limit")] = _SEARCH_DEFAULTS["trial_time_limit"],
     warm_start: Annotated[bool, _search_option("warm_start")] = _SEARCH_DEFAULTS["warm_start"],

@@ -22,7 +22,8 @@ def _fmt(x: float) -> str:
 
 
 class SearchProgress:
-    """Shows trials done / budget, the incumbent score and the last trial, updated as trials finish.
+    """Shows trials done / budget (with no trial budget — a time limit ends the search —, trials done and
+    the seconds used of the limit), the incumbent score and the last trial, updated as trials finish.
 
     On a terminal it is a live display. Otherwise (a pipe, a log file, CI) it prints plain status lines,
     never wrapped or cut to the console's width: one per phase (meta-features, recommendations, searching,
@@ -41,6 +42,7 @@ class SearchProgress:
         self._log_every = log_every
         self._last_line = -math.inf
         self._pending: str | None = None  # the latest trial line not printed yet (off a terminal)
+        self._started = time.monotonic()
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -66,7 +68,9 @@ class SearchProgress:
 
     def __enter__(self) -> SearchProgress:
         self._progress.__enter__()
-        self._task = self._progress.add_task(self._title, total=self.settings.n_trials, info="starting")
+        self._started = time.monotonic()
+        total = self.settings.trial_budget if self.settings.trials_bounded else None
+        self._task = self._progress.add_task(self._title, total=total, info="starting")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -92,9 +96,12 @@ class SearchProgress:
             f"#{trial.number} {trial.origin}{budget} {trial.status} {_fmt(trial.score)} ({trial.seconds:.1f}s)"
         )
         if self._log:
-            self._pending = (
-                f"{trial.number}/{self.settings.n_trials} trials, best {metric}={_fmt(trial.best_score)} | {tail}"
-            )
+            if self.settings.trials_bounded:
+                count = f"{trial.number}/{self.settings.trial_budget} trials"
+            else:
+                used = time.monotonic() - self._started
+                count = f"{trial.number} trials in {used:.0f} s of {self.settings.time_limit:g}"
+            self._pending = f"{count}, best {metric}={_fmt(trial.best_score)} | {tail}"
             if time.monotonic() - self._last_line >= self._log_every:
                 self._flush()
             return

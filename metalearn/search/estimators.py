@@ -100,7 +100,7 @@ class _SearchEstimator(BaseEstimator):
     def __init__(
         self,
         metric: str | None = None,
-        n_trials: int = _DEFAULTS["n_trials"],
+        n_trials: int | None = _DEFAULTS["n_trials"],
         time_limit: float | None = _DEFAULTS["time_limit"],
         trial_time_limit: float | None = _DEFAULTS["trial_time_limit"],
         warm_start: bool = _DEFAULTS["warm_start"],
@@ -140,7 +140,7 @@ class _SearchEstimator(BaseEstimator):
         return tags
 
     def fit(self, X: Any, y: Any) -> Any:
-        """Search on ``(X, y)`` (``n_trials`` trials), then refit the best pipeline on all rows."""
+        """Search on ``(X, y)`` (``n_trials`` trials; unset, until ``time_limit``), then refit the final model."""
         from metalearn.data.validation import prepare_frame
 
         if y is None:
@@ -278,7 +278,7 @@ class MetaLearnEstimator(_SearchEstimator):
         self,
         kind: str | None = None,
         metric: str | None = None,
-        n_trials: int = _DEFAULTS["n_trials"],
+        n_trials: int | None = _DEFAULTS["n_trials"],
         time_limit: float | None = _DEFAULTS["time_limit"],
         trial_time_limit: float | None = _DEFAULTS["trial_time_limit"],
         warm_start: bool = _DEFAULTS["warm_start"],

@@ -415,7 +415,7 @@ def run_search(
                 told_keys.add((cid, fidelity(r.budget)))
                 seen.update((r.config_id, cid, _effective_id(space, values)))
                 told.append((values, r))
-        told = _first_trials(told, settings.n_trials, keep_full=multi_fidelity)
+        told = _first_trials(told, settings.trial_budget, keep_full=multi_fidelity)
         for values, r in told:
             finish_trial(values, r.config_id, "resumed", r, r.fit_seconds + r.predict_seconds, ())
 
@@ -440,7 +440,7 @@ def run_search(
                 warm.append((values, cid, f"recommendation:{getattr(rec, 'rank', len(warm) + 1)}", srcs))
                 if len(warm) >= settings.n_warm:
                     break
-        remaining = settings.n_trials - len(told)
+        remaining = settings.trial_budget - len(told)
         warm = warm[: max(0, remaining)]
 
         def job(values: dict[str, Any], budget: float | None) -> tuple[Any, ...]:
@@ -525,7 +525,7 @@ def run_search(
             nonlocal stopped_by
             # a multi-fidelity search keeps its last trial for a full-budget evaluation until one succeeded
             reserve = 1 if multi_fidelity and best.config_id is None else 0
-            if len(trials) + in_flight >= settings.n_trials - reserve:
+            if len(trials) + in_flight >= settings.trial_budget - reserve:
                 stopped_by = "trials"
                 return True
             if deadline.search_over() or (reserve and deadline.bounded and not final_fits()):
@@ -584,7 +584,7 @@ def run_search(
                 f"{OUTCLASSED_FAMILY_FACTOR:g} x the best pipeline's {'1 - ' if metric.greater_is_better else ''}"
                 f"{task.metric} on this dataset"
             )
-        if stopped_by == "trials" and len(trials) < settings.n_trials and deadline.bounded and deadline.search_over():
+        if stopped_by == "trials" and len(trials) < settings.trial_budget and deadline.bounded and deadline.search_over():
             stopped_by = "time_limit"
         if multi_fidelity and best.config_id is None:
             # the trial kept for it (or, when earlier runs filled the budget, one more): the best
@@ -996,8 +996,8 @@ TIME_LIMITED_SCENARIO_TRIALS = 50
 def _scenario_trials(settings: SearchSettings) -> int:
     """``n_trials`` for SMAC's scenario: the settings' (capped when a time limit is set, see above)."""
     if settings.time_limit is None:
-        return settings.n_trials
-    return min(settings.n_trials, TIME_LIMITED_SCENARIO_TRIALS)
+        return settings.trial_budget
+    return min(settings.trial_budget, TIME_LIMITED_SCENARIO_TRIALS)
 
 
 def _origin_of(smac_origin: str | None) -> str:

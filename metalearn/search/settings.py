@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from metalearn.search.evaluation import EvalProtocol
 
 OPTIMIZERS = ("smac", "random")
+#: the trial budget of a search given neither ``n_trials`` nor a time limit
+UNTIMED_TRIALS = 30
+#: the trial budget of a search given a time limit and no ``n_trials``: no bound the time leaves reachable
+UNBOUNDED_TRIALS = 10**9
 
 Surface = Literal["cli", "api", "estimator"]
 
@@ -74,6 +78,15 @@ class Param:
         return {k: v for k, v in bounds.items() if v is not None}
 
 
+def trial_budget(n_trials: int | None, time_limit: float | None) -> int:
+    """The most trials of a search given ``n_trials`` (None: unset) and ``time_limit`` (None: none):
+    ``n_trials`` when set, else :data:`UNTIMED_TRIALS` without a time limit and no bound
+    (:data:`UNBOUNDED_TRIALS`) with one."""
+    if n_trials is not None:
+        return n_trials
+    return UNTIMED_TRIALS if time_limit is None else UNBOUNDED_TRIALS
+
+
 def _param(help: str, **how: Any) -> dict[str, Param]:
     return {"param": Param(help, **how)}
 
@@ -111,12 +124,15 @@ class SearchSettings:
     """A frozen, self-checking description of one search (like SMAC's ``Scenario``).
 
     ``n_trials`` counts every trial of this dataset in the KB under the same protocol and space version,
-    including those of earlier searches (they are told to SMAC, not re-run).
+    including those of earlier searches (they are told to SMAC, not re-run). Left unset it is no bound
+    when a ``time_limit`` is set — the time ends the search, as FLAML's and AutoGluon's budgets do, and the
+    wall-clock benchmark measures — and :data:`UNTIMED_TRIALS` otherwise; :attr:`trial_budget` resolves it.
     """
 
-    n_trials: int = field(default=30, metadata=_param(
-        "Trial budget (includes runs resumed from the KB).", cli="--trials", api=True, estimator=True,
-        ge=1, api_le=100_000, api_default=20, estimator_default=20))
+    n_trials: int | None = field(default=None, metadata=_param(
+        f"Trial budget (includes runs resumed from the KB); default: none with a time limit (the time "
+        f"limit ends the search), else {UNTIMED_TRIALS}.", cli="--trials", api=True, estimator=True,
+        ge=1, api_le=100_000))
     time_limit: float | None = field(default=None, metadata=_param(
         "Wall-clock budget of the whole search, in seconds.", cli="--time-limit", api=True, estimator=True,
         gt=0, api_le=1e7))
@@ -176,7 +192,7 @@ class SearchSettings:
         def fail(param: str, message: str) -> NoReturn:
             raise SettingError(message, param)
 
-        if not _is_int(self.n_trials) or self.n_trials < 1:
+        if self.n_trials is not None and (not _is_int(self.n_trials) or self.n_trials < 1):
             fail("n_trials", f"n_trials must be a positive integer, got {self.n_trials!r}")
         if self.time_limit is not None and not self.time_limit > 0:
             fail("time_limit", f"time_limit must be positive seconds, got {self.time_limit!r}")
@@ -203,6 +219,17 @@ class SearchSettings:
             fail("ensemble_size", f"ensemble_size must be a positive integer, got {self.ensemble_size!r}")
         if self.optimizer == "random" and self.multi_fidelity:
             fail("multi_fidelity", "multi_fidelity needs optimizer='smac'")
+
+    @property
+    def trial_budget(self) -> int:
+        """The most trials the search runs (resumed ones included): ``n_trials`` when set, else no bound
+        (:data:`UNBOUNDED_TRIALS`) under a time limit and :data:`UNTIMED_TRIALS` without one."""
+        return trial_budget(self.n_trials, self.time_limit)
+
+    @property
+    def trials_bounded(self) -> bool:
+        """Whether a trial count (not only the time limit) can end the search."""
+        return self.trial_budget < UNBOUNDED_TRIALS
 
     @classmethod
     def from_params(cls, *, n_folds: int | None = None, **values: Any) -> SearchSettings:

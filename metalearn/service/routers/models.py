@@ -42,7 +42,7 @@ from metalearn.service.deps import (
 )
 from metalearn.service.errors import http_status
 from metalearn.service.metrics import ServiceMetrics
-from metalearn.service.routers.searches import _DEFAULTS, _form
+from metalearn.service.routers.searches import _DEFAULTS, _form, _server_trials
 from metalearn.service.schemas import Message, Page, json_safe
 from metalearn.service.schemas_models import (
     MODEL_NAME_PATTERN,
@@ -562,7 +562,7 @@ async def retrain(
     file: UploadField,
     target: TargetsField,
     kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
-    n_trials: Annotated[int, _form("n_trials")] = _DEFAULTS["n_trials"],
+    n_trials: Annotated[int | None, _form("n_trials")] = _DEFAULTS["n_trials"],
     time_limit: Annotated[float | None, _form("time_limit")] = _DEFAULTS["time_limit"],
     trial_time_limit: Annotated[float, _form("trial_time_limit")] = _DEFAULTS["trial_time_limit"],
     seed: Annotated[int, _form("seed")] = _DEFAULTS["seed"],
@@ -577,10 +577,7 @@ async def retrain(
     its model as the next version (variant ``retrain``); promote it when it is better. Answers 202 with a
     job to poll (``GET /models/{name}/jobs/{job_id}``)."""
     live = await run_in_threadpool(_retrain_base, registry, name, if_drifted)
-    if n_trials > settings.max_search_trials:
-        raise HTTPException(
-            422, detail=f"n_trials must be at most {settings.max_search_trials} on this server, got {n_trials}"
-        )
+    n_trials = _server_trials(n_trials, time_limit, settings)
     if time_limit is not None and time_limit > settings.max_search_seconds:
         raise HTTPException(
             422,

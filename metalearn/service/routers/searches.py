@@ -11,7 +11,7 @@ from metalearn.data.errors import InputError
 from metalearn.data.metrics import check_metric
 from metalearn.data.task import TaskKind
 from metalearn.registry import REGISTER_HELP
-from metalearn.search.settings import PARAMS, SearchSettings, defaults
+from metalearn.search.settings import PARAMS, SearchSettings, defaults, trial_budget
 from metalearn.service.deps import PageDep, ReadAccess, SearchesDep, SettingsDep, WriteAccess
 from metalearn.service.routers.recommendations import ERRORS
 from metalearn.service.schemas import ID_PATTERN, Message, Page, SearchCreated, SearchOut, SearchSummaryOut
@@ -34,6 +34,21 @@ def _form(name: str) -> Any:
     return Form(description=param.help, **param.form_bounds())
 
 
+def _server_trials(n_trials: int | None, time_limit: float | None, settings: Any) -> int | None:
+    """The trial budget a search on this server gets: ``n_trials`` when it is within the server's
+    ``max_search_trials`` (else a 422); unset, the search's own default (no bound under a time limit),
+    capped at ``max_search_trials``."""
+    if n_trials is not None:
+        if n_trials > settings.max_search_trials:
+            raise HTTPException(
+                422,
+                detail=f"n_trials must be at most {settings.max_search_trials} on this server, got {n_trials}",
+            )
+        return n_trials
+    unset = trial_budget(None, time_limit)
+    return None if unset <= settings.max_search_trials else int(settings.max_search_trials)
+
+
 @router.post(
     "",
     status_code=202,
@@ -52,7 +67,7 @@ async def create_search(
     kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
     metric: Annotated[str | None, Form(max_length=64, description="Metric to optimise.")] = None,
     # the search parameters: help, bounds and defaults from metalearn.search.settings
-    n_trials: Annotated[int, _form("n_trials")] = _DEFAULTS["n_trials"],
+    n_trials: Annotated[int | None, _form("n_trials")] = _DEFAULTS["n_trials"],
     time_limit: Annotated[float | None, _form("time_limit")] = _DEFAULTS["time_limit"],
     trial_time_limit: Annotated[float, _form("trial_time_limit")] = _DEFAULTS["trial_time_limit"],
     seed: Annotated[int, _form("seed")] = _DEFAULTS["seed"],
@@ -80,11 +95,7 @@ async def create_search(
             "this server opened its knowledge base read-only, so it cannot run searches; "
             "start it with --workers 1 and without METALEARN_KB_READ_ONLY"
         )
-    if n_trials > settings.max_search_trials:
-        raise HTTPException(
-            422,
-            detail=f"n_trials must be at most {settings.max_search_trials} on this server, got {n_trials}",
-        )
+    n_trials = _server_trials(n_trials, time_limit, settings)
     if time_limit is not None and time_limit > settings.max_search_seconds:
         raise HTTPException(
             422,
