@@ -102,3 +102,19 @@ def _private_default_kb(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("METALEARN_KB", None)
     else:
         os.environ["METALEARN_KB"] = old
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    """``metalearn ARGV`` in-process: (exit code, stdout, stderr)."""
+    import gc
+
+    from metalearn.cli import main
+
+    try:
+        main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    gc.collect()  # the command's KB connection is garbage: release the file before the next command
+    return code, out, err

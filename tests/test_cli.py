@@ -22,26 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
-from metalearn.cli import main
 from metalearn.kb import open_kb
 from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_names
 from metalearn.offline.build import BuildSettings, DatasetSource, build_kb
 
 REPO = Path(__file__).resolve().parents[1]
 KB_DATASETS = ("iris", "breast_cancer")  # the small KB: multiclass + binary, sklearn-bundled (no corpus)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    """``metalearn ARGV`` in-process: (exit code, stdout, stderr)."""
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    gc.collect()  # the command's KB connection is garbage: release the file before the next command
-    return code, out, err
 
 
 def kb_stats(path: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from metalearn.cli import main
 from metalearn.kb import open_kb
@@ -28,18 +29,6 @@ from metalearn.kb import open_kb
 #: a quick search: 2 trials, 2 folds, one worker, no ensemble, no warm start (the KB is empty anyway)
 QUICK = ["--trials", "2", "--folds", "2", "--workers", "1", "--no-ensemble", "--no-warm-start",
          "--trial-time-limit", "30"]
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    """``metalearn ARGV`` in-process: (exit code, stdout, stderr)."""
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    gc.collect()  # release the KB file before the next command
-    return code, out, err
 
 
 def assert_one_line_error(code: int, out: str, err: str, *expected: str) -> None:

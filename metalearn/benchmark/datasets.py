@@ -127,6 +127,7 @@ def prepare_split(dataset: Dataset, max_rows: int | None, test_size: float, seed
         categorical=sub.categorical,
         origin=f"benchmark-train:{dataset.origin}",
         openml_id=dataset.openml_id,
+        dates=sub.dates,
     )
     return Prepared(sub, train, sub.X.iloc[te].reset_index(drop=True), sub.y.iloc[te].reset_index(drop=True))
 

@@ -166,7 +166,7 @@ def metafeatures(
 
     ds = _load(data, target, kind, None)
     if not json_out:
-        _print_kind_report(ds.task)
+        _print_kind_report(ds)
     with console.status(f"extracting meta-features of {ds.name} ({ds.n_rows} x {ds.n_features})"):
         values, seconds, cached = _metafeatures_of(ds, seed, kb)
     transforms = {k: t for k in values if (t := _transform_of(k))}
@@ -252,9 +252,13 @@ def _target_kinds(task: Any) -> list[dict[str, str]]:
             for name, k, reason in zip(task.targets, task.target_kinds, reasons, strict=True)]
 
 
-def _print_kind_report(task: Any) -> None:
-    for line in task.kind_report():
+def _print_kind_report(ds: Any) -> None:
+    """Each target's kind and why, and what became of each date column."""
+    for line in ds.task.kind_report():
         console.print(f"target {line}", markup=False, highlight=False, soft_wrap=True)
+    for source, parts in ds.dates:
+        made = f"the days since 1970-01-01 and {', '.join(parts)}" if parts else "the days since 1970-01-01"
+        console.print(f"date column {source!r}: used as {made}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -275,7 +279,7 @@ def recommend(
     ds = _load(data, target, kind, metric)
     _check_metric(ds)
     if not json_out:
-        _print_kind_report(ds.task)
+        _print_kind_report(ds)
     store = _open_kb(kb, read_only=True)
     with console.status("extracting meta-features"):
         mf = metafeature_record(ds)
@@ -373,7 +377,7 @@ def optimize(
     ds = _load(data, target, kind, metric)
     _check_metric(ds)  # before the KB is opened (or created) and the dataset written
     if not json_out:
-        _print_kind_report(ds.task)
+        _print_kind_report(ds)
     store = _open_kb(kb)
     with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
         outcome = run_optimize(ds, kb=store, settings=settings, out_dir=out_dir, on_trial=progress.update,

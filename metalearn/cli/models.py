@@ -552,7 +552,7 @@ def models_retrain(
         ds = _load(data, list(target) if target else list(task.targets), kind or str(task.kind), metric)
         _check_metric(ds)
         if not json_out:
-            _print_kind_report(ds.task)
+            _print_kind_report(ds)
         with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
             record = retrain(reg, name, ds, settings, version=version, on_status=progress.status,
                              on_trial=progress.update)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from metalearn.data.datetimes import DateColumns
 from metalearn.data.task import Task
 
 _NA_HASH = np.uint64(0x9E3779B97F4A7C15)
@@ -57,6 +58,8 @@ class Dataset:
     numeric); ``y`` holds the target column(s) in ``task.targets`` order, always as a DataFrame.
     ``categorical[i]`` tells whether ``X.columns[i]`` is categorical. ``origin`` says where it came
     from (``file:PATH``, ``corpus:NAME``, ``sklearn:NAME``, ``openml:DID``, ``upload:NAME``).
+    ``dates`` names the source's date columns and the calendar parts ``X`` holds for each
+    (:mod:`metalearn.data.datetimes`): new rows need the same conversion before a model sees them.
     """
 
     name: str
@@ -67,6 +70,7 @@ class Dataset:
     origin: str
     openml_id: int | None = None
     fingerprint: str = field(default="")
+    dates: DateColumns = ()
 
     def __post_init__(self) -> None:
         if len(self.categorical) != self.X.shape[1]:
@@ -125,7 +129,9 @@ class Dataset:
             origin=self.origin,
             openml_id=self.openml_id,
             fingerprint=self.fingerprint,
+            dates=self.dates,
         )
 
     def with_task(self, task: Task) -> Dataset:
-        return Dataset(self.name, self.X, self.y, task, self.categorical, self.origin, self.openml_id, self.fingerprint)
+        return Dataset(self.name, self.X, self.y, task, self.categorical, self.origin, self.openml_id, self.fingerprint,
+                       self.dates)

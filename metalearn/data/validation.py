@@ -9,7 +9,9 @@ OpenML, API uploads), so every dataset in metalearn obeys the same rules:
   except that a multilabel label or a multitarget column may be constant (a rare label absent from a
   split: the task models predict the constant for it and list it in ``constant_targets_``);
 - no feature holds infinite values and no feature column is entirely missing;
-- features: ``category`` columns stay categorical, ``object`` / string / ``bool`` columns become
+- features: date columns (``datetime64``, or ISO-8601 dates as text) become numeric columns: the days
+  since 1970 and the calendar parts that vary (:mod:`metalearn.data.datetimes`; ``Dataset.dates``
+  records them); ``category`` columns stay categorical, ``object`` / string / ``bool`` columns become
   ``category`` with string categories (bytes decoded), every other column is numeric ``float64``;
   the categorical mask follows the dtypes;
 - targets: class targets are ``category`` (integer-valued numbers stay integers), multilabel targets
@@ -28,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from metalearn.data.dataset import Dataset
+from metalearn.data.datetimes import date_columns, parse_dates
 from metalearn.data.errors import DataError, TargetError
 from metalearn.data.kinds import infer_task, is_class_dtype
 from metalearn.data.task import Task, TaskKind
@@ -108,7 +111,7 @@ def _feature_column(name: str, s: pd.Series, dataset: str) -> pd.Series:
         return pd.Series(s.to_numpy(dtype=np.float64, na_value=np.nan), index=s.index, name=s.name)
     raise DataError(
         f"feature {name!r} of {dataset!r} has dtype {dtype}, which metalearn cannot use; "
-        "convert it to numbers or strings (e.g. a timestamp to seconds)"
+        "convert it to numbers or strings (e.g. a duration to seconds)"
     )
 
 
@@ -215,8 +218,23 @@ def prepare_frame(
     task = infer_task(y_raw, kind=kind, metric=metric)
     y = _convert_targets(y_raw, task, name)
 
-    X = pd.DataFrame({c: _feature_column(c, frame[c], name) for c in features})
-    X = X.reset_index(drop=True)
+    columns_out: dict[str, pd.Series] = {}
+    dates: list[tuple[str, tuple[str, ...]]] = []
+    for c in features:
+        dt = parse_dates(frame[c])
+        if dt is None:
+            columns_out[c] = _feature_column(c, frame[c], name)
+            continue
+        made, parts = date_columns(c, dt)
+        clash = sorted(set(made).intersection(features) - {c})
+        if clash:
+            raise DataError(
+                f"date column {c!r} of {name!r} becomes the numeric columns {_names(list(made))}, but "
+                f"{_names(clash)} already exist; rename those columns"
+            )
+        columns_out.update(made)
+        dates.append((c, parts))
+    X = pd.DataFrame(columns_out).reset_index(drop=True)
     categorical = tuple(isinstance(X[c].dtype, pd.CategoricalDtype) for c in X.columns)
 
     numeric = [c for c, cat in zip(X.columns, categorical, strict=True) if not cat]
@@ -243,4 +261,5 @@ def prepare_frame(
         categorical=categorical,
         origin=origin or f"upload:{name}",
         openml_id=int(openml_id) if openml_id is not None else None,
+        dates=tuple(dates),
     )

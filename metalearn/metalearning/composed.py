@@ -69,6 +69,7 @@ def target_datasets(dataset: Dataset) -> list[tuple[str, TaskKind, Dataset]]:
             task=Task(kind=TaskKind(kind), targets=(target,)),
             categorical=dataset.categorical,
             origin=dataset.origin,
+            dates=dataset.dates,
         )
         out.append((str(target), TaskKind(kind), sub))
     return out

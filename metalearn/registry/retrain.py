@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from metalearn.data.dataset import Dataset
+from metalearn.data.datetimes import restore_dates
 from metalearn.data.errors import InputError
 from metalearn.kb.model_store import ModelVersionRecord
 from metalearn.registry.registry import ModelRegistry
@@ -56,7 +57,8 @@ def check_retrain_data(registry: ModelRegistry, record: ModelVersionRecord, data
             f"model {record.name!r} is a {task.kind} model but the new data was read as {dataset.task.kind}: "
             f"pass --kind {task.kind}"
         )
-    signature.validate(dataset.X, what="the new data")
+    # as the columns were given: a date column may keep other calendar parts on the new data
+    signature.validate(restore_dates(dataset.X, dataset.dates), what="the new data")
 
 
 def retrain(

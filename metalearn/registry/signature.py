@@ -10,7 +10,10 @@ Rules of :meth:`Signature.validate`:
 * a category never seen in training is accepted — the pipelines' encoders map it to their "unknown"
   code — and reported as a warning naming the column and the values;
 * missing values (null / NaN) are accepted (the pipelines impute them); columns are reordered to the
-  training order; categorical columns get the training categories' dtype.
+  training order; categorical columns get the training categories' dtype;
+* a date column of the training data (``dates``: :mod:`metalearn.data.datetimes`) is sent as it was
+  given for training (dates, or ISO-8601 text) and becomes the same numeric columns the model was fit
+  on; a value that is not a date is refused like a mistyped number.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from metalearn.data.dataset import Dataset
+from metalearn.data.datetimes import DateColumns, apply_date_columns, part_name
 from metalearn.data.errors import InputError
 from metalearn.pipelines.models.preprocessing import canonical_category_strings, category_string
 
@@ -67,6 +71,17 @@ class Signature:
     targets: tuple[TargetSpec, ...]
     kind: str
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    dates: DateColumns = ()  # the date columns the inputs carry and the calendar parts each becomes
+
+    @functools.cached_property
+    def _source_of(self) -> dict[str, str]:
+        """A column made from a date column -> that date column (the name a caller sends)."""
+        return {part_name(src, p): src for src, parts in self.dates for p in parts}
+
+    @property
+    def inputs(self) -> list[str]:
+        """The columns a caller sends: :attr:`names` with each date column once instead of its parts."""
+        return [c for c in self._name_tuple if c not in self._source_of]
 
     @property
     def names(self) -> list[str]:
@@ -105,11 +120,14 @@ class Signature:
             else:
                 classes = sorted(dataset.y[name].dropna().unique().tolist(), key=str)
                 targets.append(TargetSpec(str(name), str(kind), tuple(_plain(c) for c in classes)))
-        return cls(tuple(cols), tuple(targets), str(dataset.task.kind))
+        return cls(tuple(cols), tuple(targets), str(dataset.task.kind), dates=dataset.dates)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "columns": [c.to_dict() for c in self.columns],
-                "targets": [t.to_dict() for t in self.targets]}
+        out: dict[str, Any] = {"kind": self.kind, "columns": [c.to_dict() for c in self.columns],
+                               "targets": [t.to_dict() for t in self.targets]}
+        if self.dates:
+            out["dates"] = {src: list(parts) for src, parts in self.dates}
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Signature:
@@ -118,7 +136,8 @@ class Signature:
                      for c in d["columns"])
         targets = tuple(TargetSpec(t["name"], t["kind"], tuple(t["classes"]) if t.get("classes") is not None else None)
                         for t in d["targets"])
-        return cls(cols, targets, str(d["kind"]))
+        dates = tuple((str(src), tuple(parts)) for src, parts in (d.get("dates") or {}).items())
+        return cls(cols, targets, str(d["kind"]), dates=dates)
 
     # -- checking ----------------------------------------------------------------------------------
     def validate(self, frame: pd.DataFrame, what: str = "the input") -> tuple[pd.DataFrame, list[str]]:
@@ -127,21 +146,25 @@ class Signature:
         if not isinstance(frame, pd.DataFrame):
             raise SchemaError(f"{what} must be a table of rows with named columns, got {type(frame).__name__}")
         if len(frame) == 0:
-            raise SchemaError(f"{what} has no rows: send at least one row with the columns {self._shown(self.names)}")
+            raise SchemaError(f"{what} has no rows: send at least one row with the columns {self._shown(self.inputs)}")
         given = [str(c) for c in frame.columns]
         if len(set(given)) != len(given):
             dup = sorted({c for c in given if given.count(c) > 1})
             raise SchemaError(f"{what} repeats column(s) {self._shown(dup)}: give each column once")
         frame = frame.set_axis(given, axis=1)
+        mistyped: list[str] = []
+        if self.dates:
+            frame, not_dates = apply_date_columns(frame, self.dates)
+            mistyped += [f"{name} (dates expected, got {values[0]!r})" for name, values in not_dates.items()]
+            given = list(frame.columns)
         given_set = set(given)
-        missing = [c for c in self._name_tuple if c not in given_set]
+        missing = list(dict.fromkeys(self._source_of.get(c, c) for c in self._name_tuple if c not in given_set))
         extra = [c for c in given if c not in self._name_set]
         problems = []
         if missing:
             problems.append(f"missing column(s) {self._shown(missing)}")
         if extra:
             problems.append(f"unknown column(s) {self._shown(extra)}")
-        mistyped: list[str] = []
         out: dict[str, Any] = {}
         warnings: list[str] = []
         present = [c for c in self.columns if c.name in given_set]
@@ -182,7 +205,7 @@ class Signature:
         if problems:
             raise SchemaError(
                 f"{what} does not match the model's training schema: {'; '.join(problems)}; "
-                f"send the columns {self._shown(self.names)} with the training types (GET the model for its schema)"
+                f"send the columns {self._shown(self.inputs)} with the training types (GET the model for its schema)"
             )
         index = pd.RangeIndex(len(frame))
         if float_block is not None and len(numeric) == len(self.columns):  # no categorical column: one block

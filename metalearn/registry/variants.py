@@ -77,6 +77,7 @@ def compress(
         name=f"{name} v{base.version} reference", X=X_val, y=y_val, task=task,
         categorical=tuple(c.kind == "categorical" for c in signature.columns), origin=f"registry:{name}/{base.version}",
         fingerprint=base.dataset_id or "",
+        dates=signature.dates,
     )
     for method in methods:
         status(f"making the {method} variant")

@@ -331,7 +331,8 @@ def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs:
     return {
         "search_id": result.search_id,
         "dataset": {"name": dataset.name, "dataset_id": dataset.dataset_id, "origin": dataset.origin,
-                    "n_rows": dataset.n_rows, "n_features": dataset.n_features},
+                    "n_rows": dataset.n_rows, "n_features": dataset.n_features,
+                    "dates": {source: list(parts) for source, parts in dataset.dates}},
         "task": task.to_dict(),
         # the inferred (or given and checked) kind of every target, and why
         "targets": [

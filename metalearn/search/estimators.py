@@ -39,6 +39,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from metalearn.data.datetimes import apply_date_columns
 from metalearn.data.errors import InputError, SearchError
 from metalearn.data.task import SINGLE_KINDS, TaskKind
 from metalearn.search.automl import optimize
@@ -181,7 +182,8 @@ class _SearchEstimator(BaseEstimator):
         self.best_score_ = outcome.result.best_score
         self.search_ = outcome.summary
         self._columns = list(features.columns)
-        classes = outcome.model.predict_task(features.iloc[:1]).classes
+        self.dates_ = ds.dates  # date columns: turned into the model's numeric columns before it predicts
+        classes = outcome.model.predict_task(self._model_input(features.iloc[:1])).classes
         if all(c is not None for c in classes):  # every target is a class target
             self.classes_ = classes[0] if len(classes) == 1 else list(classes)
         elif hasattr(self, "classes_"):
@@ -194,7 +196,16 @@ class _SearchEstimator(BaseEstimator):
             X = check_array(X, dtype=None, ensure_all_finite="allow-nan")  # 2-D, dense, no infinity
         validate_data(self, X, reset=False, skip_check_array=True)  # the number and names of the features
         frame = _features(X) if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=self._columns)
-        return self.model_.predict_task(frame)
+        return self.model_.predict_task(self._model_input(frame))
+
+    def _model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with its date columns turned into the numeric columns the model was fit on; a value
+        that is not a date is an error naming the column."""
+        frame, not_dates = apply_date_columns(frame, getattr(self, "dates_", ()))
+        if not_dates:
+            name, values = next(iter(not_dates.items()))
+            raise InputError(f"column {name!r} held dates in fit, got {values[0]!r}; send dates (e.g. 2024-03-01)")
+        return frame
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels / values: shape (n,) for one target, (n, n_targets) for several."""
