@@ -1,6 +1,7 @@
 """Does ``optimize(time_limit=...)`` keep its budget? Time used / budget of whole jobs, per dataset.
 
-Runs the whole job as the CLI does (the clock starts before the data is loaded and the KB opened) with
+Runs the whole job as the CLI does (the clock starts before the data is loaded and the KB opened, trials
+run on every core, the model is written to a temporary directory as ``--out`` writes it) with
 time limits of 30 and 120 s on corpus datasets of different sizes, each in a fresh in-memory KB seeded
 from the shipped snapshot (no resume from an earlier run) and under a new fingerprint (so that the
 meta-features are extracted, as for data the KB has never seen), and prints the time used against the budget,
@@ -21,6 +22,7 @@ import csv
 import hashlib
 import json
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -72,7 +74,7 @@ def choose(manifest: Path = MANIFEST, seed: int = 0) -> list[dict[str, str]]:
     return chosen
 
 
-def run_one(name: str, budget: float, workers: int, fresh: bool = True) -> dict[str, Any]:
+def run_one(name: str, budget: float, workers: int, fresh: bool = True, write: bool = True) -> dict[str, Any]:
     from metalearn.data.loading import load_dataset
     from metalearn.kb.shipped import open_default_kb
     from metalearn.search.automl import optimize
@@ -85,8 +87,9 @@ def run_one(name: str, budget: float, workers: int, fresh: bool = True) -> dict[
         dataset = replace(dataset, fingerprint=fingerprint)
     kb = open_default_kb(":memory:")
     settings = SearchSettings(time_limit=budget, workers=workers)  # as the CLI: only the clock stops it
-    outcome = optimize(dataset, kb=kb, settings=settings, started=started)
-    used = time.monotonic() - started
+    with tempfile.TemporaryDirectory(prefix="time-budget-") as out:  # the model written, as `optimize --out`
+        outcome = optimize(dataset, kb=kb, settings=settings, started=started, out_dir=out if write else None)
+        used = time.monotonic() - started
     s = outcome.summary
     return {
         "dataset": name,
@@ -106,11 +109,16 @@ def run_one(name: str, budget: float, workers: int, fresh: bool = True) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
+    from metalearn.search.settings import machine_cores
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--budgets", default="30,120", help="seconds, comma-separated")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=machine_cores(),
+                        help="trials at once (default: the machine's cores, as `metalearn optimize`)")
+    parser.add_argument("--no-write", dest="write", action="store_false",
+                        help="do not write the model (default: written to a temporary directory, as `optimize --out`)")
     parser.add_argument("--seed", type=int, default=0, help="which datasets (the seed of the choice)")
     parser.add_argument(
         "--cached",
@@ -125,14 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for budget in budgets:
         for r in chosen:
-            row = run_one(r["name"], budget, args.workers, fresh=not args.cached)
+            row = run_one(r["name"], budget, args.workers, fresh=not args.cached, write=args.write)
             results.append(row)
             t = row["timings"]
             print(
                 f"{row['dataset']:<32} {row['rows']:>6} rows  budget {budget:>5g} s  used {row['used']:>6.1f} s"
                 f"  ratio {row['ratio']:.2f}  stopped by {row['stopped_by']:<10} {row['trials']:>3} trials"
                 f" ({row['failed']} failed)  mf {t.get('metafeatures', 0):.1f} s search {t.get('search', 0):.1f} s"
-                f" refit {t.get('refit', 0):.1f} s (reserved {row['refit_reserve'] or 0:.1f} s)  {'; '.join(row['notes'])}",
+                f" refit {t.get('refit', 0):.1f} s (reserved {row['refit_reserve'] or 0:.1f} s) write {t.get('write', 0):.1f} s"
+                f"  {'; '.join(row['notes'])}",
                 flush=True,
             )
         ratios = [x["ratio"] for x in results if x["budget"] == budget]

@@ -488,6 +488,36 @@ def test_an_ensemble_short_of_time_is_selected_again_among_the_members_that_fit(
     assert "ran out while refitting" in late["note"] and late["gain"] > 0
 
 
+def test_a_model_written_within_the_budget_counts_its_file_among_the_members_costs() -> None:
+    """``optimize --out`` writes the model within the budget, and skops' time grows with the members and
+    their forests' trees: with ``write`` a member costs its refit and its share of the file, and the time
+    left holds the best pipeline's share, so members that fit without the file are selected away with it."""
+    from metalearn.search.ensemble import (
+        WRITE_SECONDS_PER_MEMBER,
+        WRITE_SECONDS_PER_TREE,
+        build_ensemble,
+        write_estimate,
+    )
+    from metalearn.search.evaluation import fit_final
+
+    assert write_estimate({"model": "catboost"}) == WRITE_SECONDS_PER_MEMBER
+    grown = write_estimate({"model": "et", "et:n_estimators": 100.0})  # grown to 300 trees in its final fit
+    assert grown == pytest.approx(WRITE_SECONDS_PER_MEMBER + 300 * WRITE_SECONDS_PER_TREE)
+    assert write_estimate({"model": "rf", "rf:n_estimators": 500.0}) > grown
+    ds, space, pool = _three_thirds_pool({cid: {"refit_seconds": 0.2} for cid in ("a", "b", "c")})
+    best = pool.candidates()[0]
+    best_model = fit_final(ds, space, best.values)
+    others = [c for c in pool.candidates() if c.config_id != best.config_id]
+    with_file = write_estimate(best.values) + sum(0.2 + write_estimate(c.values) for c in others)
+    left = 0.5 * (0.4 + with_file)  # the two refits fit, the refits and the file do not
+    assert 0.4 < left < with_file
+    _, unwritten = build_ensemble(ds, space, pool, best.config_id, best_model, time_left=lambda: left)
+    assert unwritten["used"] and len(unwritten["members"]) == 3, unwritten
+    model, written = build_ensemble(ds, space, pool, best.config_id, best_model, time_left=lambda: left, write=True)
+    assert len(written["members"]) < 3 and ("selected again" in written["note"] or not written["used"]), written
+    assert len(getattr(model, "members", [model])) == max(1, len(written["members"]) if written["used"] else 1)
+
+
 def test_members_refit_estimates_come_from_the_search_and_a_member_that_cannot_fit_is_not_refit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

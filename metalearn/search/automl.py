@@ -147,6 +147,7 @@ def optimize(
         model, ensemble = build_ensemble(
             fit_data, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
             time_left=deadline.final_left if deadline.bounded else None, on_status=status, plan=plan,
+            write=out_dir is not None,  # the model file is written within the budget too
         )
         if val_data is not None and ensemble.get("used") and isinstance(model, EnsembleModel):
             status("choosing the ensemble's weights on the validation rows")
