@@ -53,6 +53,7 @@ from metalearn.offline.build import DatasetSource
 
 __all__ = ["PeerJob", "PeerMissingError", "kb_without", "run_peer_cell"]
 
+
 class PeerMissingError(RuntimeError):
     """A peer's optional dependency is not installed (the message says how to install it)."""
 

@@ -11,8 +11,8 @@ since 1970-01-01 (a trend), and ``d.year``, ``d.month``, ``d.day``, ``d.dayofwee
 ``d.hour``, ``d.minute``, ``d.second`` (calendar effects) — on training data only the parts that vary,
 and the same parts again for new rows (:func:`apply_date_columns`), so a model always gets the columns it
 was fit on. Times are taken at the wall-clock time they state: a time zone or UTC offset is dropped, not
-converted (Monday 09:00 in Tokyo is a Monday morning). Missing dates (and, for new rows, values that are not dates) are missing numbers, which the
-pipelines impute.
+converted (Monday 09:00 in Tokyo is a Monday morning). Missing dates (and, for new rows, values that are
+not dates) are missing numbers, which the pipelines impute.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["DATE_PARTS", "DateColumns", "apply_date_columns", "date_columns", "parse_dates", "part_name", "restore_dates"]
+__all__ = [
+    "DATE_PARTS", "DateColumns", "apply_date_columns", "date_columns", "parse_dates", "part_name", "restore_dates",
+]
 
 #: the calendar parts a date column may add, in this order
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour", "minute", "second")
