@@ -513,9 +513,15 @@ def test_a_model_written_within_the_budget_counts_its_file_among_the_members_cos
     assert 0.4 < left < with_file
     _, unwritten = build_ensemble(ds, space, pool, best.config_id, best_model, time_left=lambda: left)
     assert unwritten["used"] and len(unwritten["members"]) == 3, unwritten
-    model, written = build_ensemble(ds, space, pool, best.config_id, best_model, time_left=lambda: left, write=True)
+    model, written = build_ensemble(ds, space, pool, best.config_id, best_model, time_left=lambda: left, writes=1)
     assert len(written["members"]) < 3 and ("selected again" in written["note"] or not written["used"]), written
     assert len(getattr(model, "members", [model])) == max(1, len(written["members"]) if written["used"] else 1)
+    # two files (``--out`` and a registry version) need twice the writes' time: a member that fits one may not fit both
+    files = with_file - 0.4  # one file's writes
+    between = 0.4 + 1.5 * files  # the refits and one file fit, the refits and two files do not
+    _, one = build_ensemble(ds, space, pool, best.config_id, best_model, time_left=lambda: between, writes=1)
+    _, two = build_ensemble(ds, space, pool, best.config_id, best_model, time_left=lambda: between, writes=2)
+    assert len(one["members"]) == 3 and len(two["members"]) < 3, (one, two)
 
 
 def test_members_refit_estimates_come_from_the_search_and_a_member_that_cannot_fit_is_not_refit(

@@ -381,7 +381,7 @@ def optimize(
     store = _open_kb(kb)
     with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
         outcome = run_optimize(ds, kb=store, settings=settings, out_dir=out_dir, on_trial=progress.update,
-                               on_status=progress.status, started=started)
+                               on_status=progress.status, started=started, copies=int(register is not None))
     summary = outcome.summary
     model_info = summary["model"]
     registered: dict[str, Any] | None = None

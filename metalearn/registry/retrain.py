@@ -86,5 +86,6 @@ def retrain(
     outcome = optimize(
         dataset, registry.kb, settings or SearchSettings(), on_status=on_status, on_trial=on_trial,
         should_stop=should_stop, search_id=search_id, seed_configs=prior_configurations(registry, base),
+        copies=1,  # the new version's file, written within the budget
     )
     return registry.register_outcome(name, outcome, dataset, variant="retrain", parent_version=base.version)

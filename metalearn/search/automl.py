@@ -61,6 +61,7 @@ def optimize(
     search_id: str | None = None,
     started: float | None = None,
     seed_configs: Sequence[Any] = (),
+    copies: int = 0,
 ) -> OptimizeOutcome:
     """Warm-started search on ``dataset``: meta-features -> recommendations -> SMAC -> refit.
 
@@ -75,6 +76,9 @@ def optimize(
 
     ``seed_configs`` (objects with ``config_id``, ``values``, ``rank``, ``sources``, like recommendations) are
     tried first, before the recommendations: retraining a registered model starts from its configurations.
+
+    ``copies`` counts the model files the caller writes within the budget besides ``out_dir``'s (a registry
+    version): a budgeted ensemble is chosen so that its refits and every file's write fit.
 
     ``model`` is None when no configuration succeeded (at full budget); ``summary["model"]`` says why,
     and lists the targets the refit model predicts as constants (``constant_targets``).
@@ -147,7 +151,7 @@ def optimize(
         model, ensemble = build_ensemble(
             fit_data, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
             time_left=deadline.final_left if deadline.bounded else None, on_status=status, plan=plan,
-            write=out_dir is not None,  # the model file is written within the budget too
+            writes=(out_dir is not None) + copies,  # the model files are written within the budget too
         )
         if val_data is not None and ensemble.get("used") and isinstance(model, EnsembleModel):
             status("choosing the ensemble's weights on the validation rows")

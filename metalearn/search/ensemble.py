@@ -831,7 +831,7 @@ def build_ensemble(
     time_left: Callable[[], float] | None = None,
     on_status: Callable[[str], None] | None = None,
     plan: EnsemblePlan | None = None,
-    write: bool = False,
+    writes: int = 0,
 ) -> tuple[Any, dict[str, Any]]:
     """The search's model after ensemble selection, and the summary's ``ensemble`` block.
 
@@ -840,9 +840,10 @@ def build_ensemble(
     ``dataset`` (``best_model`` is the search's best pipeline, already refit) and returns an
     :class:`EnsembleModel`, else ``best_model``. ``time_left()`` gives the seconds left of the job's time
     budget (None: no budget): when the members' estimated refit time does not fit in it, or a refit ends
-    past it, the ensemble is skipped with a note. With ``write`` (the model is then written to a file within the
-    same budget) a member's cost is its refit and its share of the write (:func:`write_estimate`), and the time
-    left holds the writes of the best pipeline and of the members refit so far. The block says the members (config id,
+    past it, the ensemble is skipped with a note. With ``writes`` (the model files then written within the same
+    budget: ``optimize --out``, a registry version) a member's cost is its refit and its share of the files
+    (:func:`write_estimate` each), and the time left holds the files' shares of the best pipeline and of the
+    members refit so far. The block says the members (config id,
     weight, family), the ensemble's and the best single pipeline's OOF scores and the gain.
     """
     from metalearn.pipelines.models.boosting import fit_deadline
@@ -861,22 +862,23 @@ def build_ensemble(
     plan = plan or plan_ensemble(dataset.task, pool, best_config_id, size)
     if best_config_id in plan.candidates and (broken := refit_mismatch(dataset, best_model, plan.candidates[best_config_id])):
         # the best pipeline's refit is not the model its out-of-fold predictions scored: the next best takes its place
-        replaced = _replace_best(dataset, space, pool, plan, best_config_id, broken, size, time_left, on_status, write)
+        replaced = _replace_best(dataset, space, pool, plan, best_config_id, broken, size, time_left, on_status, writes)
         if replaced is not None:
             return replaced
         block["best_refit"] = f"the best pipeline {best_config_id} ({family_of(plan.candidates[best_config_id].values)}): {broken}; no other pipeline could take its place"
     if plan.selection is None:
         return skip(plan.note)
     sel, by_id = plan.selection, plan.candidates
-    writes: list[float] = []  # the file's share of the pipelines refit so far (with ``write``)
-    if time_left is not None and write:
-        writes.append(write_estimate(by_id[best_config_id].values) if best_config_id in by_id else WRITE_SECONDS_PER_MEMBER)
+    written: list[float] = []  # the files' shares of the pipelines refit so far (with ``writes``)
+    if time_left is not None and writes:
+        best_values = by_id[best_config_id].values if best_config_id in by_id else {}
+        written.append(writes * write_estimate(best_values))
         budget_left = time_left
-        time_left = lambda: budget_left() - sum(writes)  # noqa: E731 -- the time the refits may still use
+        time_left = lambda: budget_left() - sum(written)  # noqa: E731 -- the time the refits may still use
 
     def cost(c: Candidate) -> float:
-        """Seconds a member takes: its refit, and its share of the model file when one is written."""
-        return _refit_estimate(c) + (write_estimate(c.values) if write else 0.0)
+        """Seconds a member takes: its refit, and its share of the model files written."""
+        return _refit_estimate(c) + writes * write_estimate(c.values)
 
     def others(sel: Selection) -> list[Candidate]:
         """The members of ``sel`` to refit (all but the best pipeline), heaviest first."""
@@ -929,8 +931,7 @@ def build_ensemble(
                 dropped.append(f"member {c.config_id} ({family_of(c.values)}) left out: {mismatch}")
             else:
                 fitted[c.config_id] = member
-                if write:
-                    writes.append(write_estimate(c.values))
+                written.append(writes * write_estimate(c.values))
         if cut or (time_left is not None and time_left() <= 0 and i + 1 < len(todo)):
             reason = "the time budget ran out while refitting the ensemble"
             break
@@ -961,7 +962,7 @@ def _replace_best(
     size: int,
     time_left: Callable[[], float] | None,
     on_status: Callable[[str], None] | None,
-    write: bool = False,
+    writes: int = 0,
 ) -> tuple[Any, dict[str, Any]] | None:
     """:func:`build_ensemble` with the best pipeline left out, when its refit failed :func:`refit_mismatch`
     (``broken`` says how): the next-best pipelines out of fold are refit one at a time (at most
@@ -988,7 +989,7 @@ def _replace_best(
             continue
         sub = _plan_over(dataset.task, [c, *(o for o in others if o is not c)], size)
         final, block = build_ensemble(dataset, space, pool, c.config_id, model, size=size, time_left=time_left,
-                                      on_status=on_status, plan=sub, write=write)
+                                      on_status=on_status, plan=sub, writes=writes)
         block["best_refit"] = f"{gone}; {c.config_id} ({family_of(c.values)}), the next best out of fold, took its place"
         block["model_config_id"] = c.config_id
         return final, block

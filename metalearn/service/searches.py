@@ -325,6 +325,7 @@ class SearchManager:
                 kb=self.kb,
                 settings=job.settings,
                 refit=job.register is not None,  # the final model is fitted only to be registered
+                copies=int(job.register is not None),  # and written into the registry within the budget
                 on_trial=job.add_trial,
                 should_stop=job.cancel.is_set,
                 search_id=job.search_id,
