@@ -708,8 +708,8 @@ def _fitting_selection(
 
 #: seconds writing a model file (skops: ``optimize --out``) takes per member pipeline and per tree of a random /
 #: extra-trees forest (skops keeps each tree estimator's parameters in its JSON schema). Measured (stop 47) on the
-#: ensembles of 30 s searches: 20 members with 2,676 forest trees (15 extra-trees forests grown to 300 trees on
-#: a 155-row dataset) written in 6.1 s, 13 members (10 CatBoost) with 544 trees in 2.5 s, one in 0.1 s
+#: ensembles of 30 s searches: 20 members with 2,676 forest trees (15 extra-trees forests, on a 155-row
+#: dataset) written in 6.1 s, 13 members (10 CatBoost) with 544 trees in 2.5 s, one in 0.1 s
 WRITE_SECONDS_PER_MEMBER = 0.15
 WRITE_SECONDS_PER_TREE = 0.0013
 
