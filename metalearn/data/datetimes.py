@@ -93,7 +93,7 @@ def date_columns(source: str, dt: pd.Series) -> tuple[dict[str, pd.Series], tupl
     the parts kept."""
     whole = _features(source, dt, DATE_PARTS)
     kept = tuple(p for p in DATE_PARTS if whole[part_name(source, p)].nunique(dropna=True) > 1)
-    return {name: col for name, col in whole.items() if name == source or name.rsplit(".", 1)[1] in kept}, kept
+    return {name: whole[name] for name in (source, *(part_name(source, p) for p in kept))}, kept
 
 
 def apply_date_columns(
@@ -112,7 +112,7 @@ def apply_date_columns(
         if name not in spec or (pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)):
             columns[name] = s
             continue
-        dt = _wall_clock(s if _is_text(s) or pd.api.types.is_datetime64_any_dtype(s.dtype) else s.astype(object))
+        dt = _wall_clock(s)
         wrong = s.notna().to_numpy() & dt.isna().to_numpy()
         if wrong.any():
             bad[name] = list(pd.unique(s[wrong]))[:5]

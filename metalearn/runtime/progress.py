@@ -68,7 +68,6 @@ class SearchProgress:
 
     def __enter__(self) -> SearchProgress:
         self._progress.__enter__()
-        self._started = time.monotonic()
         total = self.settings.trial_budget if self.settings.trials_bounded else None
         self._task = self._progress.add_task(self._title, total=total, info="starting")
         return self
