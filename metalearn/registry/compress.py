@@ -504,10 +504,10 @@ def prune_ensemble(
 # the report
 # ---------------------------------------------------------------------------------------------------
 def artifact_bytes(model: Any) -> int:
-    """The size of the model's registry artifact (``skops.io.dumps``)."""
-    import skops.io as sio
+    """The size of the model's registry artifact (:func:`~metalearn.pipelines.artifacts.dumps_model`)."""
+    from metalearn.pipelines.artifacts import dumps_model
 
-    return len(sio.dumps(model))
+    return len(dumps_model(model))
 
 
 def _percentile_ms(times: Sequence[float], q: float) -> float:

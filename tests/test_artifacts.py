@@ -1,0 +1,113 @@
+"""Model files: random / extra-trees forests are written as packed arrays in a deflated skops file, and the
+model read back predicts exactly as the one written."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestRegressor
+
+from metalearn.data.errors import ArtifactError
+from metalearn.data.loading import load_sklearn
+from metalearn.pipelines.artifacts import (
+    PackedTrees,
+    dumps_model,
+    load_model_file,
+    loads_model,
+    trusted_types,
+    write_artifact,
+)
+from metalearn.pipelines.spaces import get_space
+
+PACKED = "metalearn.pipelines.artifacts.PackedTrees"
+
+
+def _fitted_forests(model: object) -> list[object]:
+    from metalearn.pipelines.artifacts import forests
+
+    return [f for f in forests(model) if "estimators_" in vars(f)]
+
+
+@pytest.mark.parametrize(("name", "family"), [("wine", "et"), ("diabetes", "rf"), ("linnerud", "et")])
+def test_a_pipeline_with_a_forest_is_written_packed_and_predicts_the_same(
+    name: str, family: str, tmp_path: Path
+) -> None:
+    ds = load_sklearn(name)
+    space = get_space(ds.task)
+    values = space.validate({"model": family, f"{family}:n_estimators": 60}, fill_defaults=True)
+    model = space.build(values, ds.task, ds.categorical, seed=0).fit(ds.X, ds.y)
+    found = _fitted_forests(model)
+    assert found and all(len(f.estimators_) == 60 for f in found)  # type: ignore[attr-defined]
+    lists = [f.estimators_ for f in found]  # type: ignore[attr-defined]
+
+    written = write_artifact(model, tmp_path)
+    assert PACKED in written["trusted_types"]
+    assert [f.estimators_ for f in found] == lists  # type: ignore[attr-defined]  # the model written is as it was
+    plain = sio.dumps(model)  # skops as it comes: one object per tree
+    assert written["bytes"] < len(plain)
+    with zipfile.ZipFile(io.BytesIO(plain)) as z, zipfile.ZipFile(tmp_path / written["file"]) as packed:
+        # about 5 entries a tree as skops writes it, a handful for the whole forest packed
+        assert len(packed.infolist()) * 10 < len(z.infolist()), (len(packed.infolist()), len(z.infolist()))
+
+    loaded = load_model_file(tmp_path / written["file"], written["sha256"])
+    back = _fitted_forests(loaded)
+    assert [type(f.estimators_) for f in back] == [list] * len(found)  # type: ignore[attr-defined]
+    assert [len(f.estimators_) for f in back] == [60] * len(found)  # type: ignore[attr-defined]
+    a, b = model.predict_task(ds.X), loaded.predict_task(ds.X)
+    for x, y in zip(a.values + a.probas, b.values + b.probas, strict=True):
+        assert (x is None and y is None) or np.array_equal(x, y)
+    assert PACKED in trusted_types(dumps_model(loaded))  # and it is packed again when written again
+
+
+def test_the_forests_of_an_ensemble_round_trip(tmp_path: Path) -> None:
+    """An ensemble of forest pipelines (the search's final model): each member's forest is packed."""
+    from metalearn.search.ensemble import EnsembleModel
+
+    ds = load_sklearn("breast_cancer")
+    space = get_space(ds.task)
+    configs = [{"model": "et"}, {"model": "rf"}, {"model": "et", "et:n_estimators": 30}]
+    members = [
+        space.build(space.validate(c, fill_defaults=True), ds.task, ds.categorical, seed=i).fit(ds.X, ds.y)
+        for i, c in enumerate(configs)
+    ]
+    model = EnsembleModel(ds.task, members, [0.5, 0.25, 0.25], ("a", "b", "c"), 0.9)
+    assert len(_fitted_forests(model)) == 3
+    written = write_artifact(model, tmp_path)
+    loaded = load_model_file(tmp_path / written["file"], written["sha256"])
+    assert len(_fitted_forests(loaded)) == 3
+    assert np.array_equal(model.predict_task(ds.X).probas[0], loaded.predict_task(ds.X).probas[0])
+
+
+def test_trees_that_differ_are_written_one_by_one() -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 5)), rng.integers(0, 3, 200)
+    forest = ExtraTreesClassifier(10, random_state=0).fit(X, y)
+    forest.estimators_[3].set_params(min_samples_leaf=2)  # no longer one parameter set
+    assert PackedTrees.of(forest.estimators_) is None
+    data = dumps_model(forest)
+    assert PACKED not in trusted_types(data)
+    assert np.array_equal(loads_model(data, trusted_types(data)).predict_proba(X), forest.predict_proba(X))
+    assert PackedTrees.of(forest.estimators_[:1]) is None  # one tree: nothing to pack
+
+
+def test_a_damaged_packed_forest_is_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(100, 4))
+    forest = RandomForestRegressor(5, random_state=0).fit(X, X[:, 0])
+    state = PackedTrees(forest.estimators_).__getstate__()
+    with pytest.raises(ValueError, match="names the tree class 'Pipeline'"):
+        PackedTrees([]).__setstate__({**state, "tree_class": "Pipeline"})
+    with pytest.raises(ValueError, match="disagree in length: the file is damaged"):
+        PackedTrees([]).__setstate__({**state, "nodes": state["nodes"][:-1]})
+    written = write_artifact(forest, tmp_path)
+    path = tmp_path / written["file"]
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ArtifactError, match="differs from the one the search wrote"):
+        load_model_file(path, written["sha256"])
+    with pytest.raises(ArtifactError, match=r"not a readable skops model .*write the model again"):
+        load_model_file(path)  # no hash to check: the damage itself is named
