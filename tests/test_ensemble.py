@@ -489,26 +489,33 @@ def test_an_ensemble_short_of_time_is_selected_again_among_the_members_that_fit(
 
 
 def test_a_model_written_within_the_budget_counts_its_file_among_the_members_costs() -> None:
-    """``optimize --out`` writes the model within the budget, and skops' time grows with the members and
-    their forests' trees: with ``write`` a member costs its refit and its share of the file, and the time
-    left holds the best pipeline's share, so members that fit without the file are selected away with it."""
+    """``optimize --out`` writes the model within the budget, and the write's time grows with the members and
+    their forests' trees and nodes: with ``write`` a member costs its refit and its share of the file, and the
+    time left holds the best pipeline's share, so members that fit without the file are selected away with it."""
     from metalearn.search.ensemble import (
         WRITE_SECONDS_PER_MEMBER,
+        WRITE_SECONDS_PER_NODE,
         WRITE_SECONDS_PER_TREE,
         build_ensemble,
+        tree_nodes_bound,
         write_estimate,
+        write_seconds,
     )
     from metalearn.search.evaluation import fit_final
 
-    assert write_estimate({"model": "catboost"}) == WRITE_SECONDS_PER_MEMBER
-    grown = write_estimate({"model": "et", "et:n_estimators": 100.0})  # grown to 300 trees in its final fit
-    assert grown == pytest.approx(WRITE_SECONDS_PER_MEMBER + 300 * WRITE_SECONDS_PER_TREE)
-    assert write_estimate({"model": "rf", "rf:n_estimators": 500.0}) > grown
+    assert write_estimate({"model": "catboost"}, 10_000) == WRITE_SECONDS_PER_MEMBER
+    et = {"model": "et", "et:n_estimators": 100.0, "et:min_samples_leaf": 1, "et:bootstrap": "false"}
+    assert tree_nodes_bound(et, 1000) == 1999  # one row a leaf
+    assert tree_nodes_bound({**et, "et:min_samples_leaf": 4}, 1000) == 499
+    assert tree_nodes_bound({**et, "et:bootstrap": "true"}, 1000) == pytest.approx(2 * 632 - 1)
+    grown = write_estimate(et, 1000)  # grown to 300 trees in its final fit
+    assert grown == pytest.approx(WRITE_SECONDS_PER_MEMBER + 300 * (WRITE_SECONDS_PER_TREE + 1999 * WRITE_SECONDS_PER_NODE))
+    assert write_estimate({**et, "et:n_estimators": 500.0}, 1000) > grown < write_estimate(et, 2000)
     ds, space, pool = _three_thirds_pool({cid: {"refit_seconds": 0.2} for cid in ("a", "b", "c")})
     best = pool.candidates()[0]
     best_model = fit_final(ds, space, best.values)
     others = [c for c in pool.candidates() if c.config_id != best.config_id]
-    with_file = write_estimate(best.values) + sum(0.2 + write_estimate(c.values) for c in others)
+    with_file = write_seconds(best_model) + sum(0.2 + write_estimate(c.values, ds.n_rows) for c in others)
     left = 0.5 * (0.4 + with_file)  # the two refits fit, the refits and the file do not
     assert 0.4 < left < with_file
     _, unwritten = build_ensemble(ds, space, pool, best.config_id, best_model, time_left=lambda: left)

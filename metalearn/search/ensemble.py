@@ -706,24 +706,50 @@ def _fitting_selection(
     return smaller, f"{len(sel.members)} members do not all fit in the time left: selected again among the {n_fit} that do"
 
 
-#: seconds writing a model file (skops: ``optimize --out``) takes per member pipeline and per tree of a random /
-#: extra-trees forest (skops keeps each tree estimator's parameters in its JSON schema). Measured (stop 47) on the
-#: ensembles of 30 s searches: 20 members with 2,676 forest trees (15 extra-trees forests, on a 155-row
-#: dataset) written in 6.1 s, 13 members (10 CatBoost) with 544 trees in 2.5 s, one in 0.1 s
-WRITE_SECONDS_PER_MEMBER = 0.15
-WRITE_SECONDS_PER_TREE = 0.0013
+#: seconds writing a model file (``optimize --out``, a registry version: ``metalearn.pipelines.artifacts``, forests
+#: packed) takes per member pipeline, per tree of a random / extra-trees forest and per node of those trees. Least
+#: squares over the final models of 30 s searches on the 6 datasets of ``benchmarks/time_budget.py``
+#: (``benchmarks/model_files.py``, stop 48: 1-25 members, up to 6,300 trees and 3.8 million nodes, written in
+#: 0.03-0.90 s) gave 0.0087 s, 0.073 ms and 0.23 us, the largest write 1.67 x its fit: these are about 1.5 x that
+WRITE_SECONDS_PER_MEMBER = 0.015
+WRITE_SECONDS_PER_TREE = 0.00011
+WRITE_SECONDS_PER_NODE = 0.00000035
+#: the share of distinct rows in a bootstrap sample (1 - 1/e): a tree's leaves are at most those rows
+BOOTSTRAP_DISTINCT = 0.632
 
 
-def write_estimate(values: Mapping[str, Any]) -> float:
-    """Seconds writing the final fit of ``values`` into a model file likely takes (a forest grown to its
-    final size: :func:`~metalearn.pipelines.spaces.components.forest_growth_factor`)."""
+def tree_nodes_bound(values: Mapping[str, Any], n_rows: int) -> float:
+    """At most how many nodes a tree of the random / extra-trees forest ``values`` fit on ``n_rows`` rows has:
+    a binary tree of ``L`` leaves has ``2 L - 1`` nodes, and a leaf holds at least ``min_samples_leaf`` rows and
+    one distinct row (a bootstrap sample draws about 63 % of them); 0 for another family."""
+    family = str(values.get("model"))
+    if family not in ("rf", "et"):
+        return 0.0
+    distinct = n_rows * (BOOTSTRAP_DISTINCT if values.get(f"{family}:bootstrap") == "true" else 1.0)
+    leaves = max(1.0, min(distinct, n_rows / max(1.0, float(values.get(f"{family}:min_samples_leaf") or 1))))
+    return 2.0 * leaves - 1.0
+
+
+def write_estimate(values: Mapping[str, Any], n_rows: int) -> float:
+    """Seconds writing the final fit of ``values`` on ``n_rows`` rows into a model file likely takes, before it
+    is fit (a forest grown to its final size, :func:`~metalearn.pipelines.spaces.components.forest_growth_factor`,
+    its trees as large as :func:`tree_nodes_bound` allows)."""
     from metalearn.pipelines.spaces.components import forest_growth_factor
 
     family = str(values.get("model"))
     trees = 0.0
     if family in ("rf", "et"):
         trees = forest_growth_factor(values) * float(values.get(f"{family}:n_estimators") or 0.0)
-    return WRITE_SECONDS_PER_MEMBER + WRITE_SECONDS_PER_TREE * trees
+    return WRITE_SECONDS_PER_MEMBER + trees * (WRITE_SECONDS_PER_TREE + WRITE_SECONDS_PER_NODE * tree_nodes_bound(values, n_rows))
+
+
+def write_seconds(model: Any) -> float:
+    """Seconds writing the fitted pipeline ``model`` into a model file likely takes, from its forests' trees."""
+    from metalearn.pipelines.artifacts import forests
+
+    trees = [t for f in forests(model) for t in vars(f).get("estimators_", ())]
+    nodes = sum(int(t.tree_.node_count) for t in trees)
+    return WRITE_SECONDS_PER_MEMBER + WRITE_SECONDS_PER_TREE * len(trees) + WRITE_SECONDS_PER_NODE * nodes
 
 
 def _refit_estimate(c: Candidate) -> float:
@@ -843,7 +869,7 @@ def build_ensemble(
     past it, the ensemble is skipped with a note. With ``writes`` (the model files then written within the same
     budget: ``optimize --out``, a registry version) a member's cost is its refit and its share of the files
     (:func:`write_estimate` each), and the time left holds the files' shares of the best pipeline and of the
-    members refit so far. The block says the members (config id,
+    members refit so far (:func:`write_seconds`: from their forests' trees). The block says the members (config id,
     weight, family), the ensemble's and the best single pipeline's OOF scores and the gain.
     """
     from metalearn.pipelines.models.boosting import fit_deadline
@@ -871,14 +897,13 @@ def build_ensemble(
     sel, by_id = plan.selection, plan.candidates
     written: list[float] = []  # the files' shares of the pipelines refit so far (with ``writes``)
     if time_left is not None and writes:
-        best_values = by_id[best_config_id].values if best_config_id in by_id else {}
-        written.append(writes * write_estimate(best_values))
+        written.append(writes * write_seconds(best_model))
         budget_left = time_left
         time_left = lambda: budget_left() - sum(written)  # noqa: E731 -- the time the refits may still use
 
     def cost(c: Candidate) -> float:
         """Seconds a member takes: its refit, and its share of the model files written."""
-        return _refit_estimate(c) + writes * write_estimate(c.values)
+        return _refit_estimate(c) + writes * write_estimate(c.values, dataset.n_rows)
 
     def others(sel: Selection) -> list[Candidate]:
         """The members of ``sel`` to refit (all but the best pipeline), heaviest first."""
@@ -931,7 +956,7 @@ def build_ensemble(
                 dropped.append(f"member {c.config_id} ({family_of(c.values)}) left out: {mismatch}")
             else:
                 fitted[c.config_id] = member
-                written.append(writes * write_estimate(c.values))
+                written.append(writes * write_seconds(member))
         if cut or (time_left is not None and time_left() <= 0 and i + 1 < len(todo)):
             reason = "the time budget ran out while refitting the ensemble"
             break
