@@ -448,6 +448,34 @@ def optimize(
         raise typer.Exit(1)
 
 
+@app.command()
+def leaderboard(
+    run: Annotated[Path, typer.Argument(help="The --out directory of `metalearn optimize`, or its summary.json.")],
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Show the best N pipelines (default: all).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Every pipeline a search scored, best first: validation score, time, origin, weight in the final model."""
+    from metalearn.data.errors import InputError
+    from metalearn.search.leaderboard import leaderboard as board
+    from metalearn.search.leaderboard import leaderboard_text
+
+    path = run / "summary.json" if run.is_dir() else run
+    try:
+        summary = json.loads(path.read_text())
+    except OSError as err:
+        raise InputError(f"cannot read {path} ({err.strerror}): give the --out directory of `metalearn optimize`") from None
+    except ValueError as err:
+        raise InputError(f"{path} is not JSON ({err}): give the summary.json that `metalearn optimize --out` wrote") from None
+    frame = board(summary)
+    if json_out:
+        shown = frame if top is None else frame.head(top)
+        _json({"metric": frame.attrs["metric"], "greater_is_better": frame.attrs["greater_is_better"],
+               "pipelines": len(frame), "leaderboard": shown.to_dict(orient="records")})
+        return
+    for line in leaderboard_text(frame, top):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 # ----------------------------------------------------------------------------------------- kb
 @kb_app.command("info")
 def kb_info(kb: KbOpt = None, json_out: JsonOpt = False) -> None:

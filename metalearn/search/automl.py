@@ -31,6 +31,7 @@ from metalearn.search.ensemble import (
     EnsemblePlan,
     OOFPool,
     build_ensemble,
+    family_of,
     model_oof,
     plan_ensemble,
 )
@@ -364,7 +365,8 @@ def _summary(dataset: Dataset, result: SearchResult, strategy: str | None, recs:
         "seconds": seconds,
         "trajectory": [finite_or_none(x) for x in result.trajectory()],
         "trials": [
-            {"number": t.number, "config_id": t.config_id, "origin": t.origin, "sources": list(t.sources),
+            {"number": t.number, "config_id": t.config_id, "family": family_of(t.values), "origin": t.origin,
+             "sources": list(t.sources),
              "status": t.status, "score": finite_or_none(t.score), "seconds": round(t.seconds, 3),
              "budget": t.budget, "best_score": finite_or_none(t.best_score), "error": t.error,
              **({"note": t.note} if t.note else {})}

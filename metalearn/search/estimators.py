@@ -190,6 +190,14 @@ class _SearchEstimator(BaseEstimator):
             del self.classes_
         return self
 
+    def leaderboard(self) -> pd.DataFrame:
+        """Every pipeline the search in ``fit`` scored, best first: its validation score, time, origin and
+        weight in the model (:func:`metalearn.search.leaderboard.leaderboard`)."""
+        from metalearn.search.leaderboard import leaderboard
+
+        check_is_fitted(self, "search_")
+        return leaderboard(self.search_)
+
     def _prediction(self, X: Any) -> Any:
         check_is_fitted(self, "model_")
         if not isinstance(X, pd.DataFrame):
