@@ -56,6 +56,7 @@ class PackedTrees:
 
     def __init__(self, trees: list[Any]) -> None:
         self.trees = trees
+        self._state: dict[str, Any] | None = None  # made once: skops asks twice (``__reduce__`` asks too)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.trees)
@@ -75,16 +76,21 @@ class PackedTrees:
         kind = type(trees[0])
         if kind.__name__ not in _TREE_CLASSES or not kind.__module__.startswith("sklearn.tree"):
             return None
-        first = _tree_parts(trees[0])
-        if first is None:
+        if _tree_parts(trees[0]) is None:  # (the one whose Tree's state is checked: the layout is the library's)
             return None
+        first = _tree_parts(trees[0], arrays=False)
         for tree in trees[1:]:
-            parts = _tree_parts(tree) if type(tree) is kind else None
-            if parts is None or not _same(parts[0], first[0]) or not _same(parts[1], first[1]):
+            parts = _tree_parts(tree, arrays=False) if type(tree) is kind else None
+            if parts is None or first is None or not _same(parts[0], first[0]) or not _same(parts[1], first[1]):
                 return None
         return cls(trees)
 
     def __getstate__(self) -> dict[str, Any]:
+        if self._state is None:
+            self._state = self._packed_state()
+        return self._state
+
+    def _packed_state(self) -> dict[str, Any]:
         parts = [_tree_parts(t) for t in self.trees]
         if any(p is None for p in parts):
             raise ValueError("a packed forest holds a tree that is not fitted")
@@ -97,7 +103,7 @@ class PackedTrees:
             "tree_args": [int(args[0]), np.asarray(args[1], dtype=np.int64), int(args[2])],
             "max_depth": np.array([s["max_depth"] for s in states], dtype=np.int64),
             "node_count": np.array([s["node_count"] for s in states], dtype=np.int64),
-            "nodes": np.concatenate([s["nodes"] for s in states]),
+            "nodes": _node_columns(np.concatenate([s["nodes"] for s in states])),
             "values": np.concatenate([s["values"] for s in states]),
         }
 
@@ -111,11 +117,11 @@ class PackedTrees:
         cls = getattr(sklearn.tree, name)
         counts = np.asarray(state["node_count"], dtype=np.int64)
         ends = np.cumsum(counts)
-        nodes, values = state["nodes"], state["values"]
+        n_features, n_classes, n_outputs = state["tree_args"]
+        nodes, values = _node_array(state["nodes"], _node_dtype()), state["values"]
         seeds, depths = state["random_state"], state["max_depth"]
         if not len(seeds) == len(depths) == len(counts) or not len(nodes) == len(values) == int(counts.sum()):
             raise ValueError("a packed forest's arrays disagree in length: the file is damaged")
-        n_features, n_classes, n_outputs = state["tree_args"]
         trees = []
         for i, end in enumerate(ends):
             start = end - counts[i]
@@ -128,15 +134,62 @@ class PackedTrees:
             est.__setstate__({**state["shared"], "random_state": int(seeds[i]), "tree_": tree})
             trees.append(est)
         self.trees = trees
+        self._state = None
 
 
-def _tree_parts(tree: Any) -> tuple[dict[str, Any], tuple[Any, ...], dict[str, Any]] | None:
-    """A fitted tree estimator's state without its seed and ``tree_``, its ``Tree``'s constructor
-    arguments and its ``Tree``'s state; None when it is not the layout :class:`PackedTrees` knows."""
+def _node_dtype() -> np.dtype[Any]:
+    """The structured dtype of this scikit-learn's tree nodes (an empty ``Tree``'s)."""
+    from sklearn.tree._tree import Tree
+
+    return Tree(1, np.ones(1, dtype=np.intp), 1).__getstate__()["nodes"].dtype  # type: ignore[no-any-return]
+
+
+def _node_columns(nodes: np.ndarray) -> dict[str, np.ndarray]:
+    """The fields of a structured node array as columns, written smaller without a bit lost: integer fields
+    as 32-bit integers when their values fit (node indices, features and row counts always do), and
+    ``weighted_n_node_samples`` not at all when it equals ``n_node_samples`` (no sample weights, and no
+    bootstrap sample: its draws count as weights). A regression tree's node: 64 + 8 bytes -> 41 (49 with
+    the weighted counts)."""
+    columns: dict[str, np.ndarray] = {}
+    names = nodes.dtype.names or ()
+    for name in names:
+        column = nodes[name]
+        if name == "weighted_n_node_samples" and "n_node_samples" in names and np.array_equal(column, nodes["n_node_samples"]):
+            continue
+        if column.dtype.kind == "i" and len(column) and np.iinfo(np.int32).min <= column.min() and column.max() <= np.iinfo(np.int32).max:
+            column = column.astype(np.int32)
+        columns[name] = np.ascontiguousarray(column)
+    return columns
+
+
+def _node_array(columns: dict[str, np.ndarray], dtype: np.dtype[Any]) -> np.ndarray:
+    """The structured node array of ``dtype`` that :func:`_node_columns` made ``columns`` of."""
+    names = dtype.names or ()
+    given = set(columns) | {"weighted_n_node_samples"}
+    if not set(columns) <= set(names) or given != set(names) or "n_node_samples" not in columns:
+        raise ValueError(
+            f"a packed forest's tree nodes hold the fields {', '.join(sorted(columns))}, this scikit-learn's "
+            f"{', '.join(names)}: load the model with the scikit-learn version it was written with"
+        )
+    n = len(columns["n_node_samples"])
+    if any(len(c) != n for c in columns.values()):
+        raise ValueError("a packed forest's arrays disagree in length: the file is damaged")
+    out = np.zeros(n, dtype=dtype)
+    for name in names:
+        out[name] = columns.get(name, columns["n_node_samples"])
+    return out
+
+
+def _tree_parts(tree: Any, arrays: bool = True) -> tuple[dict[str, Any], tuple[Any, ...], dict[str, Any]] | None:
+    """A fitted tree estimator's state without its seed and ``tree_``, its ``Tree``'s constructor arguments
+    and (with ``arrays``) its ``Tree``'s state — a copy of its node and value arrays; None when it is not the
+    layout :class:`PackedTrees` knows."""
     state = dict(tree.__getstate__())
     inner = state.pop("tree_", None)
     if inner is None or not isinstance(state.pop("random_state", None), int | np.integer):
         return None
+    if not arrays:
+        return state, (int(inner.n_features), np.asarray(inner.n_classes), int(inner.n_outputs)), {}
     reduced = inner.__reduce__()
     if len(reduced) != 3 or not isinstance(reduced[2], dict) or sorted(reduced[2]) != sorted(_TREE_STATE):
         return None
