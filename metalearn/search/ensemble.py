@@ -709,11 +709,11 @@ def _fitting_selection(
 #: seconds writing a model file (``optimize --out``, a registry version: ``metalearn.pipelines.artifacts``, forests
 #: packed) takes per member pipeline, per tree of a random / extra-trees forest and per node of those trees. Least
 #: squares over the final models of 30 s searches on the 6 datasets of ``benchmarks/time_budget.py``
-#: (``benchmarks/model_files.py``, stop 48: 1-25 members, up to 6,300 trees and 3.8 million nodes, written in
-#: 0.03-0.90 s) gave 0.0087 s, 0.073 ms and 0.23 us, the largest write 1.67 x its fit: these are about 1.5 x that
-WRITE_SECONDS_PER_MEMBER = 0.015
-WRITE_SECONDS_PER_TREE = 0.00011
-WRITE_SECONDS_PER_NODE = 0.00000035
+#: (``benchmarks/model_files.py``, stop 48: 3-27 members, up to 5,247 trees and 3.8 million nodes, written in
+#: 0.04-0.78 s) gave 0.0166 s, 0.062 ms and 0.16 us, the largest write 1.36 x its fit: these are about 1.5 x that
+WRITE_SECONDS_PER_MEMBER = 0.025
+WRITE_SECONDS_PER_TREE = 0.0001
+WRITE_SECONDS_PER_NODE = 0.00000025
 #: the share of distinct rows in a bootstrap sample (1 - 1/e): a tree's leaves are at most those rows
 BOOTSTRAP_DISTINCT = 0.632
 
