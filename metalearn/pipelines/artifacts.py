@@ -7,8 +7,9 @@ type skops does not trust by default) and checked against :data:`TRUSTED_MODULES
 from another module is refused at registration. The list is stored with the version; at load time the
 artifact may not name any type beyond it, so a file swapped on disk is refused twice (hash, types).
 
-The trees of each random / extra-trees forest are written as one :class:`PackedTrees` (their node and
-value arrays concatenated, the parameters they share written once) instead of one skops object per tree,
+The trees of each random / extra-trees forest are written as one :class:`PackedTrees` (their node arrays
+concatenated field by field and narrowed without loss, their value arrays concatenated, the parameters they
+share written once) instead of one skops object per tree,
 whose JSON schema repeats every tree estimator's parameters: smaller files, written and loaded several
 times faster (``benchmarks/model_files.py``). A forest is unpacked when the file is loaded: the model read
 back predicts exactly as the one written. The zip entries are stored, not deflated: deflating halves a
@@ -49,7 +50,8 @@ class PackedTrees:
 
     Built from a forest's list of trees when a model is written (:func:`dumps_model`); its state holds the
     tree class's name, the estimator state every tree shares (written once), each tree's ``random_state``,
-    the arguments of the trees' ``Tree`` objects and their node / value arrays concatenated.
+    the arguments of the trees' ``Tree`` objects, their node arrays concatenated as columns
+    (:func:`_node_columns`) and their value arrays concatenated.
     :meth:`__setstate__` rebuilds the trees, and :func:`loads_model` puts the list back into the forest.
     It iterates, indexes and counts as the list does, so a forest predicts while it is packed for a write.
     """
@@ -165,8 +167,7 @@ def _node_columns(nodes: np.ndarray) -> dict[str, np.ndarray]:
 def _node_array(columns: dict[str, np.ndarray], dtype: np.dtype[Any]) -> np.ndarray:
     """The structured node array of ``dtype`` that :func:`_node_columns` made ``columns`` of."""
     names = dtype.names or ()
-    given = set(columns) | {"weighted_n_node_samples"}
-    if not set(columns) <= set(names) or given != set(names) or "n_node_samples" not in columns:
+    if set(columns) | {"weighted_n_node_samples"} != set(names) or "n_node_samples" not in columns:
         raise ValueError(
             f"a packed forest's tree nodes hold the fields {', '.join(sorted(columns))}, this scikit-learn's "
             f"{', '.join(names)}: load the model with the scikit-learn version it was written with"
