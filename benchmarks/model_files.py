@@ -28,14 +28,6 @@ from typing import Any
 import numpy as np
 
 
-def forest_size(model: Any) -> tuple[int, int]:
-    """The trees and the tree nodes of the fitted random / extra-trees forests in ``model``."""
-    from metalearn.pipelines.artifacts import forests
-
-    trees = [t for f in forests(model) for t in vars(f).get("estimators_", ())]
-    return len(trees), sum(int(t.tree_.node_count) for t in trees)
-
-
 def measure(model: Any) -> dict[str, Any]:
     """Bytes, write and load seconds of ``model``: skops as it comes (``plain``) and the product's writer."""
     import skops.io as sio
@@ -69,6 +61,7 @@ def measure(model: Any) -> dict[str, Any]:
 def run_one(name: str, budget: float, workers: int) -> dict[str, Any]:
     from metalearn.data.loading import load_dataset
     from metalearn.kb.shipped import open_default_kb
+    from metalearn.pipelines.artifacts import forest_size
     from metalearn.search.automl import optimize
     from metalearn.search.settings import SearchSettings
 

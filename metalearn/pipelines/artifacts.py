@@ -78,12 +78,12 @@ class PackedTrees:
         kind = type(trees[0])
         if kind.__name__ not in _TREE_CLASSES or not kind.__module__.startswith("sklearn.tree"):
             return None
-        if _tree_parts(trees[0]) is None:  # (the one whose Tree's state is checked: the layout is the library's)
+        first = _tree_parts(trees[0])  # (the one whose Tree's state is checked: the layout is the library's)
+        if first is None:
             return None
-        first = _tree_parts(trees[0], arrays=False)
         for tree in trees[1:]:
             parts = _tree_parts(tree, arrays=False) if type(tree) is kind else None
-            if parts is None or first is None or not _same(parts[0], first[0]) or not _same(parts[1], first[1]):
+            if parts is None or not _same(parts[0], first[0]) or not _same(parts[1], first[1]):
                 return None
         return cls(trees)
 
@@ -102,7 +102,7 @@ class PackedTrees:
             "tree_class": type(self.trees[0]).__name__,
             "shared": shared,
             "random_state": np.array([t.random_state for t in self.trees], dtype=np.int64),
-            "tree_args": [int(args[0]), np.asarray(args[1], dtype=np.int64), int(args[2])],
+            "tree_args": [args[0], args[1].astype(np.int64), args[2]],
             "max_depth": np.array([s["max_depth"] for s in states], dtype=np.int64),
             "node_count": np.array([s["node_count"] for s in states], dtype=np.int64),
             "nodes": _node_columns(np.concatenate([s["nodes"] for s in states])),
@@ -189,12 +189,13 @@ def _tree_parts(tree: Any, arrays: bool = True) -> tuple[dict[str, Any], tuple[A
     inner = state.pop("tree_", None)
     if inner is None or not isinstance(state.pop("random_state", None), int | np.integer):
         return None
+    args = (int(inner.n_features), np.asarray(inner.n_classes, dtype=np.intp), int(inner.n_outputs))
     if not arrays:
-        return state, (int(inner.n_features), np.asarray(inner.n_classes), int(inner.n_outputs)), {}
-    reduced = inner.__reduce__()
+        return state, args, {}
+    reduced = inner.__reduce__()  # (Tree, (n_features, n_classes, n_outputs), its state)
     if len(reduced) != 3 or not isinstance(reduced[2], dict) or sorted(reduced[2]) != sorted(_TREE_STATE):
         return None
-    return state, tuple(reduced[1]), reduced[2]
+    return state, args, reduced[2]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -231,6 +232,12 @@ def forests(model: Any) -> Iterator[Any]:
             stack.extend(obj.values())
         elif type(obj).__module__.startswith(TRUSTED_MODULES) and hasattr(obj, "__dict__"):
             stack.extend(vars(obj).values())
+
+
+def forest_size(model: Any) -> tuple[int, int]:
+    """The trees and the tree nodes of the fitted random / extra-trees forests inside ``model``."""
+    trees = [t for f in forests(model) for t in vars(f).get("estimators_", ())]
+    return len(trees), sum(int(t.tree_.node_count) for t in trees)
 
 
 @contextmanager

@@ -745,11 +745,10 @@ def write_estimate(values: Mapping[str, Any], n_rows: int) -> float:
 
 def write_seconds(model: Any) -> float:
     """Seconds writing the fitted pipeline ``model`` into a model file likely takes, from its forests' trees."""
-    from metalearn.pipelines.artifacts import forests
+    from metalearn.pipelines.artifacts import forest_size
 
-    trees = [t for f in forests(model) for t in vars(f).get("estimators_", ())]
-    nodes = sum(int(t.tree_.node_count) for t in trees)
-    return WRITE_SECONDS_PER_MEMBER + WRITE_SECONDS_PER_TREE * len(trees) + WRITE_SECONDS_PER_NODE * nodes
+    trees, nodes = forest_size(model)
+    return WRITE_SECONDS_PER_MEMBER + WRITE_SECONDS_PER_TREE * trees + WRITE_SECONDS_PER_NODE * nodes
 
 
 def _refit_estimate(c: Candidate) -> float:
