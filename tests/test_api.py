@@ -539,6 +539,19 @@ def test_search_runs_to_done_and_writes_runs(client: TestClient) -> None:
     ).json()
     assert rec_body["recommendations"][0]["sources"][0]["dataset_id"] == created["dataset_id"]
     assert_error(client.delete(f"/searches/{sid}", headers=AUTH), 409, "finished")
+    # its leaderboard: each configuration once, best first, no weights (the search registered no model)
+    board = client.get(f"/searches/{sid}/leaderboard").json()
+    scores = [r["score"] for r in board["rows"]]
+    assert board["metric"] == "roc_auc" and board["greater_is_better"] and board["model"] is None
+    assert board["n_pipelines"] == len(scores) == len({t["config_id"] for t in body["trials"] if t["status"] == "ok"})
+    assert scores == sorted(scores, reverse=True) and scores[0] == body["incumbent"]["score"]
+    assert board["rows"][0]["config_id"] == body["incumbent"]["config_id"] and board["rows"][0]["family"] != "-"
+    assert [r["rank"] for r in board["rows"]] == list(range(1, len(scores) + 1))
+    assert {r["weight"] for r in board["rows"]} == {0.0}
+    top = client.get(f"/searches/{sid}/leaderboard", params={"top": 1}).json()
+    assert top["rows"] == board["rows"][:1] and top["n_pipelines"] == board["n_pipelines"]
+    assert_error(client.get(f"/searches/{sid}/leaderboard", params={"top": 0}), 422, "top")
+    assert_error(client.get("/searches/0123456789abcdef/leaderboard"), 404, "0123456789abcdef")
     text = client.get("/metrics").text
     assert 'metalearn_searches_finished_total{status="done"} 1.0' in text
 

@@ -139,6 +139,22 @@ def test_list_show_and_versions(client: TestClient) -> None:
     assert client.get(f"/models/{NAME}/versions/x").status_code == 422
 
 
+def test_a_registered_search_leaderboard_shows_the_models_weights(client: TestClient) -> None:
+    versions = {v: client.get(f"/models/{NAME}/versions/{v}").json() for v in (1, 2)}
+    ensemble = client.get(f"/searches/{versions[1]['search_id']}/leaderboard").json()
+    assert ensemble["model"] == {"name": NAME, "version": 1, "mlflow": None}  # the first version it registered
+    weights = {r["config_id"]: r["weight"] for r in ensemble["rows"]}
+    members = versions[1]["model"]["members"]
+    assert weights == pytest.approx(
+        {cid: sum(m["weight"] for m in members if m["config_id"] == cid) for cid in weights}
+    ) and sum(weights.values()) == pytest.approx(1.0)
+    single = client.get(f"/searches/{versions[2]['search_id']}/leaderboard").json()
+    assert single["model"]["version"] == 2
+    assert [r["weight"] for r in single["rows"] if r["weight"]] == [1.0]
+    best = single["rows"][0]
+    assert best["weight"] == 1.0 and best["score"] == pytest.approx(versions[2]["cv_score"])  # the best pipeline
+
+
 # ------------------------------------------------------------------------------------------ predict
 def test_predict_json_and_upload(client: TestClient, breast_cancer: Any) -> None:
     X = breast_cancer.X.head(20)

@@ -255,7 +255,9 @@ class ModelRegistry:
         info = {
             "search": {"search_id": summary.get("search_id"), "n_trials": summary.get("n_trials"),
                        "strategy": (summary.get("warm_start") or {}).get("strategy"),
-                       "best": best, "seconds": summary.get("seconds"), "stopped_by": summary.get("stopped_by")},
+                       "best": best, "seconds": summary.get("seconds"), "stopped_by": summary.get("stopped_by"),
+                       # the pipeline the model is (None: an ensemble), for the search's leaderboard
+                       "model_config_id": (summary.get("model") or {}).get("config_id")},
             "ensemble": summary.get("ensemble"),
             "calibration": summary.get("calibration"),
             "cv_score": finite_or_none(best.get("score")),

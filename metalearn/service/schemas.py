@@ -316,6 +316,31 @@ class SearchOut(SearchSummaryOut):
     trajectory: list[float | None] = Field(description="Best score after each trial.")
 
 
+class LeaderboardRowOut(BaseModel):
+    """One configuration of a search's leaderboard (see :mod:`metalearn.search.leaderboard`)."""
+
+    rank: int
+    config_id: str
+    family: str = Field(description="The model family (a multitask configuration: its families joined by '+').")
+    score: float = Field(description="Its best validation score, in the search's metric.")
+    seconds: float | None = Field(description="That evaluation's time.")
+    evaluations: int = Field(description="How often the search scored it.")
+    origin: str = Field(description="Where it came from: recommendation:K, smac, local, ...")
+    weight: float = Field(description="Its weight in the registered final model (0 when the search registered none).")
+
+
+class SearchLeaderboardOut(BaseModel):
+    search_id: str
+    status: SearchStatus
+    metric: str | None = None
+    greater_is_better: bool
+    model: RegisteredVersionOut | None = Field(
+        default=None, description="The model version whose members and weights the 'weight' column shows."
+    )
+    n_pipelines: int = Field(description="How many configurations the leaderboard holds (rows may show fewer: 'top').")
+    rows: list[LeaderboardRowOut]
+
+
 # -------------------------------------------------------------------------------------------- service
 class HealthOut(BaseModel):
     status: Literal["ok"]

@@ -28,6 +28,7 @@ from metalearn.data.errors import MetaLearnError, NotFoundError
 from metalearn.data.metrics import check_metric
 from metalearn.data.numbers import finite_or_none
 from metalearn.kb.base import KnowledgeBase
+from metalearn.kb.model_store import ModelVersionRecord
 from metalearn.kb.owners import UNFINISHED, count_runs, current_owner, interrupted
 from metalearn.kb.records import SearchRecord, dataset_record, utcnow
 from metalearn.registry.mlflow_sync import mirror_version
@@ -123,6 +124,22 @@ class SearchJob:
             out["trials"] = [trial_dict(t) for t in trials]
             out["trajectory"] = [finite_or_none(t.best_score) for t in trials]
         return out
+
+
+def registered_model_weights(info: dict[str, Any]) -> dict[str, Any]:
+    """The ``ensemble`` / ``model`` blocks of a search summary that :func:`metalearn.search.leaderboard.leaderboard`
+    reads the weights from, rebuilt from a registered version's ``info``: its model's members and weights
+    (an ensemble, or a temperature-scaled pipeline as one member), else the pipeline's configuration."""
+    described = info.get("model") or {}
+    if described.get("type") == "ensemble":
+        return {"ensemble": {"used": True, "members": [
+            {"config_id": m.get("config_id"), "weight": m.get("weight")} for m in described.get("members") or []
+            if m.get("config_id")
+        ]}}
+    search = info.get("search") or {}
+    cid = (search.get("model_config_id") or (info.get("ensemble") or {}).get("model_config_id")
+           or (search.get("best") or {}).get("config_id"))
+    return {"model": {"config_id": cid, "refit": cid is not None}}
 
 
 def trial_dict(t: Trial) -> dict[str, Any]:
@@ -477,16 +494,67 @@ class SearchManager:
 
     def _registered_by(self, search_id: str) -> dict[str, Any] | None:
         """The model version a search of an earlier server run registered (None when it registered none)."""
+        v = self._registered_version(search_id)
+        return None if v is None else {"name": v.name, "version": v.version}
+
+    def _registered_version(self, search_id: str) -> ModelVersionRecord | None:
+        """The model version the search registered its final model as (None: none, or no registry)."""
         if self.registry is None:
             return None
         try:
             for name in self.registry.store.list_models():
                 for v in self.registry.store.list_versions(name, include_deleted=True):
                     if v.search_id == search_id and v.variant == "search":
-                        return {"name": v.name, "version": v.version}
+                        return v
         except Exception:  # the status of a search never fails because of the registry
             log.exception("could not look up the model version of search %s", search_id)
         return None
+
+    def leaderboard(self, search_id: str) -> dict[str, Any]:
+        """The search's leaderboard (:func:`metalearn.search.leaderboard.leaderboard`): every configuration
+        it scored on all its data, best first, from its trials so far (a running search's too) and, when it
+        registered its final model, that model's members and weights (else every weight is 0: the server
+        refits only a model it registers). :class:`NotFoundError` for an unknown search."""
+        from metalearn.data.metrics import get_metric
+        from metalearn.search.ensemble import family_of
+        from metalearn.search.leaderboard import leaderboard
+
+        view = self.get(search_id)
+        metric = view.get("metric")
+        greater = True
+        if metric:
+            try:
+                greater = get_metric(metric).greater_is_better
+            except MetaLearnError:
+                metric = None
+        families: dict[str, str] = {}
+        for t in view["trials"]:
+            cid = t["config_id"]
+            if cid not in families:
+                try:
+                    families[cid] = family_of(self.kb.get_configuration(cid).values)
+                except NotFoundError:
+                    families[cid] = "-"
+        summary: dict[str, Any] = {
+            "metric": metric,
+            "greater_is_better": greater,
+            "trials": [{**t, "family": families[t["config_id"]]} for t in view["trials"]],
+        }
+        version = self._registered_version(search_id)
+        if version is not None:
+            summary.update(registered_model_weights(version.info))
+        frame = leaderboard(summary)
+        return {
+            "search_id": search_id,
+            "status": view["status"],
+            "metric": metric,
+            "greater_is_better": greater,
+            "model": None if version is None else {"name": version.name, "version": version.version},
+            "rows": [
+                {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+                for r in frame.to_dict("records")
+            ],
+        }
 
     # -- cancel / shutdown --------------------------------------------------------------------------
     def cancel(self, search_id: str) -> dict[str, Any]:

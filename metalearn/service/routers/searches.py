@@ -14,7 +14,15 @@ from metalearn.registry import REGISTER_HELP
 from metalearn.search.settings import PARAMS, SearchSettings, defaults, trial_budget
 from metalearn.service.deps import PageDep, ReadAccess, SearchesDep, SettingsDep, WriteAccess
 from metalearn.service.routers.recommendations import ERRORS
-from metalearn.service.schemas import ID_PATTERN, Message, Page, SearchCreated, SearchOut, SearchSummaryOut
+from metalearn.service.schemas import (
+    ID_PATTERN,
+    Message,
+    Page,
+    SearchCreated,
+    SearchLeaderboardOut,
+    SearchOut,
+    SearchSummaryOut,
+)
 from metalearn.service.schemas_models import MODEL_NAME_PATTERN
 from metalearn.service.searches import SearchesDisabledError
 from metalearn.service.uploads import TargetsField, UploadField, read_upload
@@ -159,6 +167,28 @@ def list_searches(
 )
 def get_search(search_id: SearchId, searches: SearchesDep) -> SearchOut:
     return SearchOut.model_validate(searches.get(search_id))
+
+
+@router.get(
+    "/{search_id}/leaderboard",
+    response_model=SearchLeaderboardOut,
+    dependencies=[ReadAccess],
+    responses={404: {"model": Message}},
+    summary="Every pipeline the search scored, best first, with its weight in the registered model",
+)
+def get_leaderboard(
+    search_id: SearchId,
+    searches: SearchesDep,
+    top: Annotated[int | None, Query(ge=1, le=10_000, description="Only the best 'top' pipelines.")] = None,
+) -> SearchLeaderboardOut:
+    """AutoGluon's ``leaderboard()`` for a search of this server: each configuration scored on all the data
+    (a running search's trials so far), its best validation score, time, evaluations and origin; ``weight``
+    is its share of the final model when the search registered one (``register``), else 0."""
+    board = searches.leaderboard(search_id)
+    rows = board.pop("rows")
+    return SearchLeaderboardOut.model_validate(
+        {**board, "n_pipelines": len(rows), "rows": rows if top is None else rows[:top]}
+    )
 
 
 @router.delete(
