@@ -15,6 +15,7 @@ from sklearn.base import is_classifier, is_regressor
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from metalearn.data.errors import InputError
 from metalearn.data.kinds import infer_task
 from metalearn.data.task import TaskKind
 from metalearn.kb import open_kb
@@ -115,3 +116,23 @@ def test_an_explicit_kb_is_written_and_resumed_only_on_request(tmp_path: Path) -
     with open_kb(kb_path, read_only=True) as kb:  # the fit wrote its trials to the KB it was given
         assert len(kb.list_runs(search_id=first["search_id"])) == 2
         assert {s.search_id for s in kb.list_searches()} >= {first["search_id"], again["search_id"]}
+
+
+def test_feature_importance_on_held_out_rows_ranks_the_features_the_model_uses() -> None:
+    from metalearn.data.loading import load_sklearn
+
+    ds = load_sklearn("breast_cancer")
+    X = ds.X.assign(noise=np.random.default_rng(0).normal(size=ds.n_rows))  # a column that carries no signal
+    y = ds.y.iloc[:, 0]
+    est = MetaLearnClassifier(**TINY).fit(X.iloc[:400], y.iloc[:400])
+    table = est.feature_importance(X.iloc[400:], y.iloc[400:], n_repeats=3)
+    assert table.attrs["metric"] == "roc_auc" and table.attrs["rows"] == 169 and len(table) == 31
+    assert table.index[0] != "noise" and table["importance"].iloc[0] > abs(table.loc["noise", "importance"])
+    arrays = est.feature_importance(X.iloc[400:].to_numpy(), y.iloc[400:].to_numpy(), n_repeats=3)
+    pd.testing.assert_frame_equal(arrays, table)  # the same rows as arrays: the fitted column names
+    log_loss = est.feature_importance(X.iloc[400:], y.iloc[400:], metric="log_loss", n_repeats=1)
+    assert log_loss.attrs["metric"] == "log_loss" and (log_loss["n"] == 1).all()
+    with pytest.raises(ValueError, match="feature names"):
+        est.feature_importance(X.iloc[400:, :5], y.iloc[400:])
+    with pytest.raises(InputError, match="target column"):
+        est.feature_importance(X.iloc[400:], np.column_stack([y.iloc[400:], y.iloc[400:]]))

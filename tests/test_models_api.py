@@ -155,6 +155,35 @@ def test_a_registered_search_leaderboard_shows_the_models_weights(client: TestCl
     assert best["weight"] == 1.0 and best["score"] == pytest.approx(versions[2]["cv_score"])  # the best pipeline
 
 
+def test_evaluate_a_version_on_labelled_rows_with_feature_importance(client: TestClient, breast_cancer: Any) -> None:
+    frame = pd.concat([breast_cancer.X, breast_cancer.y], axis=1).tail(150).reset_index(drop=True)
+    upload = {"file": ("test.csv", frame.to_csv(index=False).encode(), "text/csv")}
+    url = f"/models/{NAME}/evaluate"
+    before = client.get(f"/models/{NAME}").json()
+    assert_error(client.post(url, files=upload, headers=AUTH), 409, "no live version")
+    r = client.post(url, files=upload, params={"version": 2, "importance": True, "n_repeats": 2}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["version"] == 2 and body["metric"] == "roc_auc" and body["rows"] == 150 and body["unlabelled_rows"] == 0
+    assert body["score"] == body["metrics"]["roc_auc"] > 0.9 and body["greater_is_better"]
+    features = body["importance"]["features"]
+    assert len(features) == 30 and body["importance"]["shuffle_sets"] == 2 and all(f["n"] == 2 for f in features)
+    assert features[0]["importance"] > 0 and features[0]["importance"] >= features[-1]["importance"]
+    plain = client.post(url, files=upload, params={"version": 2, "metric": "log_loss"}, headers=AUTH).json()
+    assert plain["importance"] is None and plain["metric"] == "log_loss" and not plain["greater_is_better"]
+    assert plain["metrics"] == pytest.approx(body["metrics"])
+
+    # bad input: one line, nothing logged or changed
+    unlabelled = {"file": ("x.csv", breast_cancer.X.head(5).to_csv(index=False).encode(), "text/csv")}
+    assert_error(client.post(url, files=unlabelled, params={"version": 2}, headers=AUTH), 400, "no column 'target'")
+    assert_error(client.post(url, files=upload, params={"version": 2, "metric": "rmse"}, headers=AUTH), 400, "rmse")
+    assert_error(client.post(url, files=upload, params={"version": 9}, headers=AUTH), 404, "version 9")
+    assert client.post(url, files=upload, params={"version": 2, "n_repeats": 0}, headers=AUTH).status_code == 422
+    assert_error(client.post(url, files=upload, params={"version": 2}), 401)
+    after = client.get(f"/models/{NAME}").json()
+    assert after["log"] == before["log"] and after["events"] == before["events"]
+
+
 # ------------------------------------------------------------------------------------------ predict
 def test_predict_json_and_upload(client: TestClient, breast_cancer: Any) -> None:
     X = breast_cancer.X.head(20)

@@ -273,6 +273,40 @@ def test_a_tampered_artifact_is_refused_with_one_line(capsys: pytest.CaptureFixt
     assert registry_state(kb_path) == before
 
 
+def test_evaluate_scores_labelled_rows_and_ranks_the_features_without_changing_the_registry(
+    capsys: pytest.CaptureFixture[str], reg: Path
+) -> None:
+    kb_path = reg / "kb.duckdb"
+    before = registry_state(kb_path)
+    held_out = breast_cancer_frame(569).iloc[300:].reset_index(drop=True)  # rows the model was not fit on
+    held_out.loc[:4, "target"] = np.nan  # five rows without a label: skipped
+    held_out.to_csv(reg / "test.csv", index=False)
+    code, out, err = run_cli(capsys, "models", "evaluate", "bc", reg / "test.csv", "--importance", "--repeats", "3",
+                             "--json", "--kb", kb_path)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["version"] == 1 and result["metric"] == "roc_auc" and result["rows"] == 264
+    assert result["unlabelled_rows"] == 5 and result["score"] == result["metrics"]["roc_auc"] > 0.9
+    assert set(result["metrics"]) == {"roc_auc", "log_loss", "accuracy", "balanced_accuracy", "f1"}
+    features = result["importance"]["features"]
+    assert len(features) == 31 and result["importance"]["shuffle_sets"] == 3  # site + 30 measurements
+    assert [f["importance"] for f in features] == sorted((f["importance"] for f in features), reverse=True)
+    assert features[0]["importance"] > 0 and all(f["n"] == 3 for f in features)
+    code, out, err = run_cli(capsys, "models", "evaluate", "bc", reg / "test.csv", "--kb", kb_path)
+    assert code == 0 and "on 264 labelled rows (5 without a label skipped): roc_auc" in out and "importance" not in out
+
+    # bad input: one line, nothing changed
+    breast_cancer_frame(50).drop(columns="target").to_csv(reg / "unlabelled.csv", index=False)
+    for argv, words in (
+        (["models", "evaluate", "bc", reg / "unlabelled.csv"], ("no column 'target'", "true value")),
+        (["models", "evaluate", "bc", reg / "test.csv", "--metric", "rmse"], ("rmse", "not valid for a binary")),
+        (["models", "evaluate", "nope", reg / "test.csv"], ("'nope'",)),
+        (["models", "evaluate", "bc", reg / "test.csv", "--version", "7"], ("version 7",)),
+    ):
+        assert_one_line_error(*run_cli(capsys, *argv, "--kb", kb_path), *words)
+    assert registry_state(kb_path) == before
+
+
 def test_compress_says_why_a_variant_is_not_made(capsys: pytest.CaptureFixture[str], reg: Path) -> None:
     """The fixture model is a single pipeline: pruning does not apply; the table says so, nothing is registered."""
     kb_path = reg / "kb.duckdb"
@@ -292,7 +326,7 @@ def test_every_models_command_and_predict_take_kb() -> None:
     root: Any = typer.main.get_command(app)
     group = root.commands["models"]
     assert set(group.commands) == {"list", "show", "promote", "rollback", "delete", "compress", "drift", "retrain",
-                                   "feedback"}
+                                   "feedback", "evaluate"}
     for command in [*group.commands.values(), root.commands["predict"]]:
         assert "--kb" in {opt for p in command.params for opt in p.opts}, command.name
 

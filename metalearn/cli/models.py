@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from metalearn.registry.registry import ModelRegistry
 
 models_app = typer.Typer(
-    help="The model registry: list, show, promote, rollback, delete, compress, drift, retrain, feedback.",
+    help="The model registry: list, show, promote, rollback, delete, evaluate, compress, drift, retrain, feedback.",
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
@@ -390,6 +390,71 @@ def models_drift(
     _print_drift(name, result)
     if report is not None:
         _say(f"report written to {report}")
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    name: NameArg,
+    data: DataArg,
+    version: VersionOpt = None,
+    metric: MetricOpt = None,
+    importance: Annotated[
+        bool, typer.Option("--importance", help="Also each feature's permutation importance on these rows.")
+    ] = False,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, max=100, help="Shuffles of each feature.")] = 5,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=2, help="Rows the importance uses at most (a random sample).")
+    ] = 5000,
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", min=0, help="Seconds after which no more shuffles start.")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Features shown (the JSON has all).")] = 20,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score a registered model (default: its live version) on labelled data — the features and the true
+    target values, e.g. a held-out test file — with every metric of its kind; nothing is logged or stored.
+
+    ``--importance``: each feature's permutation importance on those rows (the mean drop of the metric when
+    the feature's values are shuffled, over ``--repeats`` shuffles; its standard deviation and p-value)."""
+    with _registry(kb, read_only=True) as reg:
+        record = reg.resolve(name, version)  # an unknown model / version fails before the data is read
+        frame = _labelled_rows(data)
+        result = reg.evaluate(name, frame, record.version, metric=metric, importance=importance, n_repeats=repeats,
+                              max_rows=max_rows, time_limit=time_limit)
+    if json_out:
+        _json(result)
+        return
+    for w in result["warnings"]:
+        _note(f"warning: {w}")
+    skipped = f" ({result['unlabelled_rows']} without a label skipped)" if result["unlabelled_rows"] else ""
+    _say(f"model {name} version {result['version']} on {result['rows']} labelled rows{skipped}: "
+         f"{result['metric']} {_fmt(result['score'])}")
+    _say("  " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["metrics"].items()))
+    imp = result["importance"]
+    if imp is not None:
+        better = "higher" if result["greater_is_better"] else "lower"
+        _say(f"permutation importance ({result['metric']} lost when a feature is shuffled; {better} is better; "
+             f"{imp['rows']} rows, {imp['shuffle_sets']} shuffles):")
+        _say(f"  {'feature':<32} {'importance':>11} {'stddev':>9} {'p_value':>8}")
+        for f in imp["features"][:top]:
+            _say(f"  {str(f['feature'])[:32]:<32} {_fmt(f['importance'], 5):>11} {_fmt(f['stddev'], 5):>9} "
+                 f"{_fmt(f['p_value'], 3):>8}")
+        if len(imp["features"]) > top:
+            _say(f"  ... {len(imp['features']) - top} more features (--top, or --json for all)")
+
+
+def _labelled_rows(data: str) -> pd.DataFrame:
+    """The rows of ``data`` with their target columns (a dataset spec: its features and targets)."""
+    import pandas as pd
+
+    from metalearn.data.loading import load_frame_file
+
+    scheme, sep, _rest = data.strip().partition(":")
+    if sep and scheme.lower() in _SPECS:
+        ds = _load(data, None, None, None)
+        return pd.concat([ds.X, ds.y], axis=1).reset_index(drop=True)
+    return load_frame_file(data)
 
 
 def _thresholds(pairs: Sequence[str]) -> dict[str, Any] | None:

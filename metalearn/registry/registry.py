@@ -472,6 +472,57 @@ class ModelRegistry:
                     self.write_log(logged)
         return batch
 
+    def evaluate(self, name: str, frame: pd.DataFrame, version: int | None = None, *, metric: str | None = None,
+                 importance: bool = False, n_repeats: int = 5, max_rows: int | None = 5000,
+                 time_limit: float | None = None, seed: int = 0) -> dict[str, Any]:
+        """Score ``version`` (default: the live one) on labelled rows — ``frame`` holds the training features
+        and the true values of its targets — with every metric of its kind (AutoGluon's ``evaluate``), and with
+        ``importance`` each feature's permutation importance on them
+        (:func:`metalearn.pipelines.importance.permutation_importance`, in the version's metric or ``metric``).
+        Nothing is logged or stored. :class:`InputError` names a missing target column, rows without labels or
+        a metric of another kind; the features are checked as :meth:`predict` checks them."""
+        from metalearn.data.metrics import check_metric
+        from metalearn.pipelines.importance import permutation_importance
+
+        record = self.resolve(name, version)
+        task = self.task(record)
+        chosen = check_metric(task.kind, metric or record.metric)
+        targets = [str(t) for t in task.targets]
+        if not isinstance(frame, pd.DataFrame):
+            raise SchemaError(f"the labelled data must be a table with named columns, got {type(frame).__name__}")
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        missing = [t for t in targets if t not in frame.columns]
+        if missing:
+            raise InputError(
+                f"the data has no column {', '.join(map(repr, missing))}: evaluating model {name!r} needs the true "
+                f"value of each of its targets ({', '.join(map(repr, targets))}) beside the features"
+            )
+        labelled = frame[targets].notna().any(axis=1).to_numpy()
+        if not labelled.any():
+            raise InputError(f"no row of the data has a value in {', '.join(map(repr, targets))}: send labelled rows")
+        frame = frame.loc[labelled].reset_index(drop=True)
+        y = frame[targets]
+        X, warnings = self.signature(record).validate(frame.drop(columns=targets), "the labelled data")
+        model = self.load(record)
+        t0 = time.perf_counter()
+        pred = model.predict_task(X)
+        metrics = {k: finite_or_none(v) for k, v in compute_metrics(task, y, pred).items()}
+        out: dict[str, Any] = {
+            "name": record.name, "version": record.version, "metric": chosen, "score": metrics.get(chosen),
+            "greater_is_better": get_metric(chosen).greater_is_better, "metrics": metrics, "rows": len(X),
+            "unlabelled_rows": int((~labelled).sum()), "warnings": warnings, "importance": None,
+        }
+        if importance:
+            table = permutation_importance(model.predict_task, task, X, y, metric=chosen, n_repeats=n_repeats,
+                                           max_rows=max_rows, time_limit=time_limit, seed=seed)
+            out["importance"] = {
+                "rows": table.attrs["rows"], "shuffle_sets": table.attrs["shuffle_sets"],
+                "features": [{"feature": f, **{k: int(v) if k == "n" else finite_or_none(float(v)) for k, v in r.items()}}
+                             for f, r in table.to_dict("index").items()],
+            }
+        out["seconds"] = time.perf_counter() - t0
+        return out
+
     def _log_records(self, batch: PredictionBatch, X: pd.DataFrame) -> list[PredictionRecord]:
         s = self.log_settings.sample
         if s <= 0:

@@ -184,6 +184,36 @@ class FeedbackOut(BaseModel):
     stored: int
 
 
+class FeatureImportanceOut(BaseModel):
+    feature: str
+    importance: float | None = Field(description="Mean drop of the metric when the feature is shuffled (> 0: used).")
+    stddev: float | None = Field(description="Its standard deviation over the shuffles (null after one).")
+    p_value: float | None = Field(description="One-sided t-test that the drop is above 0 (null after one shuffle).")
+    n: int = Field(description="Shuffles of the feature.")
+    p99_low: float | None = None
+    p99_high: float | None = None
+
+
+class ImportanceOut(BaseModel):
+    rows: int = Field(description="Rows the importance was measured on (a random sample of at most max_rows).")
+    shuffle_sets: int
+    features: list[FeatureImportanceOut] = Field(description="Most important first.")
+
+
+class EvaluateOut(BaseModel):
+    name: str
+    version: int = Field(description="The version evaluated.")
+    metric: str
+    greater_is_better: bool
+    score: float | None = Field(description="The metric on the labelled rows (null when undefined on them).")
+    metrics: dict[str, float | None] = Field(description="Every metric of the model's kind.")
+    rows: int = Field(description="Labelled rows scored.")
+    unlabelled_rows: int = Field(description="Rows without any target value, skipped.")
+    warnings: list[str]
+    importance: ImportanceOut | None = None
+    seconds: float
+
+
 # ------------------------------------------------------------------------------------------ drift
 class DriftOut(BaseModel):
     name: str

@@ -50,6 +50,7 @@ from metalearn.service.schemas_models import (
     CompressRequest,
     DeletedVersionOut,
     DriftOut,
+    EvaluateOut,
     FeedbackOut,
     FeedbackRequest,
     ModelDetailOut,
@@ -456,6 +457,49 @@ def feedback(name: ModelName, body: FeedbackRequest, registry: RegistryDep, writ
     writer.flush()  # a prediction made a moment ago may still wait in the log buffer
     result = registry.feedback(name, [item.as_item() for item in body.feedback])
     return FeedbackOut(name=name, stored=int(result["stored"]))
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+@router.post(
+    "/{name}/evaluate",
+    response_model=EvaluateOut,
+    dependencies=[ModelWriteAccess],
+    responses={
+        **WRITE_ERRORS,
+        409: _error("The model has no live version (ask for a version)"),
+        413: _error("Upload too large"),
+        422: _invalid("Invalid request, or rows that do not match the training schema"),
+    },
+    summary="Score a version on labelled data (every metric of its kind), optionally with feature importance",
+)
+def evaluate(
+    name: ModelName,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    file: UploadField,
+    version: VersionQuery = None,
+    metric: Annotated[str | None, Query(max_length=64, description="The metric (default: the version's).")] = None,
+    importance: Annotated[bool, Query(description="Also each feature's permutation importance.")] = False,
+    n_repeats: Annotated[int, Query(ge=1, le=20, description="Shuffles of each feature.")] = 5,
+    max_rows: Annotated[int, Query(ge=2, le=10_000, description="Rows the importance uses at most.")] = 5000,
+    time_limit: Annotated[
+        float, Query(gt=0, le=300, description="Seconds after which no more shuffles start (one always runs).")
+    ] = 60.0,
+) -> EvaluateOut:
+    """The upload holds the training features and the true value of each target (e.g. a held-out test file);
+    rows without any target value are skipped (a missing target column or a metric of another kind: 400). Nothing is logged or stored (AutoGluon's ``evaluate`` and
+    ``feature_importance``)."""
+    registry.resolve(name, version)  # an unknown model (404) or no live version (409) before the upload
+    frame, shown = read_frame(file, settings)
+    if len(frame) > settings.max_rows:
+        raise HTTPException(
+            413,
+            detail=f"{shown!r} has {len(frame)} rows; this server accepts at most {settings.max_rows} "
+            "(METALEARN_MAX_ROWS); evaluate on a sample",
+        )
+    result = registry.evaluate(name, frame, version, metric=metric, importance=importance, n_repeats=n_repeats,
+                               max_rows=max_rows, time_limit=time_limit)
+    return EvaluateOut.model_validate(json_safe(result))
 
 
 # ------------------------------------------------------------------------------------------ drift
