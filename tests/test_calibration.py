@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,16 @@ from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task, TaskKind
 from metalearn.kb import open_kb
 from metalearn.search.automl import optimize
-from metalearn.search.calibration import MIN_ROWS, calibrate, fit_temperature, scale_prediction, scale_proba
+from metalearn.search.calibration import (
+    MIN_ROWS,
+    THRESHOLDS,
+    apply_threshold,
+    calibrate,
+    fit_temperature,
+    scale_prediction,
+    scale_proba,
+    tune_threshold,
+)
 from metalearn.search.ensemble import EnsembleModel, calibration_lines
 from metalearn.search.evaluation import EvalProtocol, test_score
 from metalearn.search.loop import SearchSettings
@@ -197,3 +207,83 @@ def test_the_peer_report_counts_what_calibration_changed_on_the_committed_run() 
         assert cal["better"] == sum(a < b for a, b in scaled) and cal["worse"] == sum(a > b for a, b in scaled)  # log loss
         assert cal["equal"] == sum(a == b for a, b in scaled)
     assert "#### Calibration" in render_peer_markdown(summary)
+
+
+# ------------------------------------------------------------------------------------------ decision threshold
+def _imbalanced_breast_cancer() -> Any:
+    """scikit-learn's breast_cancer with 1 malignant row in 8 kept (about 4 % of the rows): a rare class."""
+    ds = load_dataset("sklearn:breast_cancer")
+    y = ds.y.iloc[:, 0].astype(str)
+    rare = y.value_counts().idxmin()
+    keep = np.flatnonzero((y != rare).to_numpy() | (np.arange(len(y)) % 8 == 0))
+    return ds.take_rows(keep).with_task(replace(ds.task, metric="f1"))
+
+
+def test_the_threshold_grid_starts_at_one_half_and_goes_outwards() -> None:
+    assert THRESHOLDS[0] == 0.5 and len(THRESHOLDS) == len(set(THRESHOLDS)) == 99
+    assert min(THRESHOLDS) == 0.01 and max(THRESHOLDS) == 0.99
+    distances = [round(abs(t - 0.5), 9) for t in THRESHOLDS]
+    assert distances == sorted(distances)  # nearer thresholds are tried (and win ties) first
+
+
+def test_a_tuned_threshold_is_kept_only_when_it_beats_the_most_probable_class_out_of_fold() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ds = _imbalanced_breast_cancer()
+    y = ds.y.iloc[:, 0].astype(str).to_numpy()
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=1000))
+    P = cross_val_predict(model, ds.X, y, cv=5, method="predict_proba")
+    classes = np.unique(y)
+    oof = _prediction(P, list(classes))
+    cut = tune_threshold(ds.task, oof, ds.y)
+    assert cut.used and cut.threshold is not None and cut.threshold != 0.5, cut
+    assert cut.score_before == pytest.approx(score(ds.task, ds.y, oof))
+    assert cut.score_after == pytest.approx(score(ds.task, ds.y, apply_threshold(oof, cut.threshold)))
+    assert cut.score_after > cut.score_before and cut.n_rows == ds.n_rows
+    labelled = apply_threshold(oof, cut.threshold)
+    assert (labelled.values[0] == np.where(P[:, 1] >= cut.threshold, classes[1], classes[0])).all()
+    assert labelled.probas[0] is oof.probas[0] or np.array_equal(labelled.probas[0], oof.probas[0])
+    # not for a probability metric, another kind or when off; the block says why
+    assert "not needed" in tune_threshold(replace(ds.task, metric="roc_auc"), oof, ds.y).note
+    assert not tune_threshold(ds.task, oof, ds.y, enabled=False).used
+    assert not tune_threshold(ds.task, None, None).used
+    perfect = _prediction(np.column_stack([(y == classes[0]) * 1.0, (y == classes[1]) * 1.0]), list(classes))
+    assert not tune_threshold(ds.task, perfect, ds.y).used  # nothing beats a perfect cut
+
+
+def test_a_search_judged_by_f1_ends_with_the_threshold_it_chose_in_the_model_and_its_file(tmp_path: Any) -> None:
+    from metalearn.pipelines.artifacts import load_model_file, write_artifact
+    from metalearn.registry.registry import ModelRegistry
+
+    ds = _imbalanced_breast_cancer()
+    outcomes = {}
+    for on in (True, False):
+        kb = open_kb(":memory:")
+        try:
+            settings = SearchSettings(n_trials=2, warm_start=False, optimizer="random", seed=0, ensemble=False,
+                                      calibrate=on, protocol=EvalProtocol(n_folds=3))
+            outcomes[on] = optimize(ds, kb, settings)
+        finally:
+            kb.close()
+    tuned, plain = outcomes[True], outcomes[False]
+    block = tuned.summary["calibration"]["threshold"]
+    assert block["used"] and block["n_rows"] == ds.n_rows and block["score_after"] > block["score_before"], block
+    model = tuned.model
+    assert isinstance(model, EnsembleModel) and model.threshold == block["threshold"] != 0.5
+    proba = model.predict_task(ds.X).probas[0]
+    assert np.allclose(proba, plain.model.predict_task(ds.X).probas[0])  # the same pipeline's probabilities
+    second = model.predict_task(ds.X).classes[0][1]
+    assert ((model.predict(ds.X) == second) == (proba[:, 1] >= block["threshold"])).all()
+    assert any("decision threshold" in line for line in calibration_lines(tuned.summary["calibration"]))
+    written = write_artifact(model, tmp_path)
+    assert load_model_file(tmp_path / written["file"]).threshold == model.threshold
+    kb = open_kb(tmp_path / "kb.duckdb")
+    try:
+        rec = ModelRegistry(kb).register_outcome("bc", tuned, ds)
+        assert rec.info["model"]["threshold"] == block["threshold"]
+    finally:
+        kb.close()
+    assert plain.summary["calibration"] is None and getattr(plain.model, "threshold", None) is None

@@ -172,6 +172,8 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
             f"ensemble of {len(model.get('members') or [])}" if model.get("type") == "ensemble" else model.get("class"))
         if model.get("temperature") not in (None, 1.0):  # calibrated probabilities (metalearn.search.calibration)
             what = f"{what}, temperature {model['temperature']:.3g}"
+        if model.get("threshold") is not None:  # a binary label metric's decision threshold
+            what = f"{what}, decision threshold {model['threshold']:.2f}"
         artifact = v.get("artifact") or {}
         held = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
         flagged = f"; flagged {', '.join(v['flags'])}" if v["flags"] else ""

@@ -51,7 +51,7 @@ from metalearn.pipelines.models.task_models import (
     _ClassifierChainModel,
 )
 from metalearn.registry.onnx_model import OnnxEstimator, OnnxTaskModel
-from metalearn.search.calibration import scale_prediction
+from metalearn.search.calibration import finish_prediction
 from metalearn.search.ensemble import EnsembleModel, combine_predictions
 
 __all__ = [
@@ -409,7 +409,8 @@ def to_onnx(
             if dtype == "float32" or not attempts:
                 raise
             break  # float64 not available: report the float32 failure below
-        variant = OnnxTaskModel(converted, weights, task, config_ids, temperature=getattr(model, "temperature", 1.0))
+        variant = OnnxTaskModel(converted, weights, task, config_ids, temperature=getattr(model, "temperature", 1.0),
+                                threshold=getattr(model, "threshold", None))
         try:
             onnx_pred = variant.predict_task(X_sample)
         except Exception as err:
@@ -476,11 +477,11 @@ def prune_ensemble(
     preds = [m.predict_task(X_val) for m in model.members]
     weights = np.asarray(model.weights, dtype=np.float64)
 
-    temperature = getattr(model, "temperature", 1.0)
+    temperature, threshold = getattr(model, "temperature", 1.0), getattr(model, "threshold", None)
 
     def value(keep: Sequence[int]) -> float:
         pred = combine_predictions(model.task, [preds[i] for i in keep], weights[list(keep)].tolist())
-        return float(score(task, y, scale_prediction(pred, temperature)))
+        return float(score(task, y, finish_prediction(pred, temperature, threshold)))
 
     keep = list(range(n))
     full = value(keep)
@@ -497,7 +498,8 @@ def prune_ensemble(
     if len(keep) == n:
         return model
     ids = tuple(model.config_ids[i] for i in keep) if model.config_ids else ()
-    return EnsembleModel(model.task, [model.members[i] for i in keep], weights[keep].tolist(), ids, temperature)
+    return EnsembleModel(model.task, [model.members[i] for i in keep], weights[keep].tolist(), ids, temperature,
+                         threshold)
 
 
 # ---------------------------------------------------------------------------------------------------

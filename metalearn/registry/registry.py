@@ -633,7 +633,8 @@ def _describe(model: Any) -> dict[str, Any]:
                 "members": [{"config_id": c, "weight": w, "class": type(m).__name__}
                             for c, w, m in zip(model.config_ids or ("",) * len(members), model.weights, members,
                                                strict=True)],
-                "temperature": float(getattr(model, "temperature", 1.0))}
+                "temperature": float(getattr(model, "temperature", 1.0)),
+                "threshold": getattr(model, "threshold", None)}
     return {"type": "pipeline", "class": type(model).__name__,
             "estimator": type(getattr(model, "estimator", None)).__name__}
 

@@ -162,7 +162,7 @@ def optimize(
     # the validation rows
     model_id = (ensemble or {}).get("model_config_id") or result.best_config_id
     calibration = None
-    if pool is not None and model is not None:  # a temperature for the final model's probabilities
+    if pool is not None and model is not None:  # a temperature for its probabilities, a threshold for its labels
         model, calibration = _calibrated(dataset, pool, model, model_id, settings.calibrate, val_data, val_prediction)
     t = lap("refit", t)
     path = None
@@ -269,25 +269,27 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
 
 def _validates(dataset: Dataset, settings: SearchSettings, plan: EnsemblePlan | None) -> bool:
     """Whether the final model would use validation rows (:mod:`metalearn.search.final_validation`): an
-    ensemble is planned, or its probabilities may be temperature-scaled."""
-    from metalearn.search.calibration import CALIBRATED_METRICS
+    ensemble is planned, or its probabilities may be temperature-scaled or its labels get a decision threshold."""
+    from metalearn.search.calibration import calibrates
 
     ensemble = plan is not None and plan.selection is not None and plan.selection.kept
-    return ensemble or (settings.calibrate and dataset.task.metric in CALIBRATED_METRICS)
+    return ensemble or (settings.calibrate and calibrates(dataset.task))
 
 
 def _calibrated(
     dataset: Dataset, pool: OOFPool, model: Any, best_config_id: str | None, enabled: bool, val: Dataset | None = None,
     val_prediction: Prediction | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """``model`` temperature-scaled when :func:`~metalearn.search.calibration.calibrate` says so (a single
-    pipeline becomes an ensemble of one member), and the summary's ``calibration`` block. The temperature is
-    fit on the trials' out-of-fold predictions, or on the model's own predictions of the validation rows
+    """``model`` temperature-scaled when :func:`~metalearn.search.calibration.calibrate` says so and with the
+    decision threshold :func:`~metalearn.search.calibration.tune_threshold` chooses (a single pipeline becomes
+    an ensemble of one member), and the summary's ``calibration`` block (``threshold``: the threshold's). Both
+    are fit on the trials' out-of-fold predictions, or on the model's own predictions of the validation rows
     ``val`` when it was fit without them (``val_prediction`` when the caller has them already)."""
-    from metalearn.search.calibration import CALIBRATED_METRICS, calibrate
+    from metalearn.search.calibration import calibrate, calibrates, tune_threshold
 
+    task = dataset.task
+    wanted = enabled and calibrates(task)
     if val is not None:
-        wanted = enabled and dataset.task.metric in CALIBRATED_METRICS
         try:
             oof = None
             if wanted:
@@ -295,16 +297,21 @@ def _calibrated(
                 oof = (predicted, val.y.reset_index(drop=True))
         except (MetaLearnError, ValueError):  # not scaled (the block says there are no predictions to fit it on)
             oof = None
-        cal = calibrate(dataset.task, *(oof or (None, None)), enabled=enabled)
+        cal = calibrate(task, *(oof or (None, None)), enabled=enabled)
     else:
-        oof = model_oof(dataset.task, pool, model, best_config_id) if enabled else None
-        cal = calibrate(dataset.task, *(oof or (None, None)), n_rows=dataset.n_rows, enabled=enabled)
-    block = {**cal.to_dict(), **({"validation": True} if val is not None else {})}
-    if cal.used:
-        if isinstance(model, EnsembleModel):
+        oof = model_oof(task, pool, model, best_config_id) if wanted else None
+        cal = calibrate(task, *(oof or (None, None)), n_rows=dataset.n_rows, enabled=enabled)
+    # the labels of a binary label metric: a decision threshold on the same predictions (never with a temperature:
+    # the two apply to different metrics)
+    cut = tune_threshold(task, *(oof or (None, None)), enabled=enabled)
+    block = {**cal.to_dict(), **({"validation": True} if val is not None else {}), "threshold": cut.to_dict()}
+    if cal.used or cut.used:
+        if not isinstance(model, EnsembleModel):
+            model = EnsembleModel(task, [model], [1.0], [best_config_id or ""])
+        if cal.used:
             model.temperature = cal.temperature
-        else:
-            model = EnsembleModel(dataset.task, [model], [1.0], [best_config_id or ""], temperature=cal.temperature)
+        if cut.used:
+            model.threshold = cut.threshold
     return model, block
 
 

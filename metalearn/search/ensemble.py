@@ -40,7 +40,7 @@ from metalearn.data.metrics import PROBA_EPS, binary_auc_rows, get_metric, score
 from metalearn.data.numbers import finite_or_none
 from metalearn.data.prediction import Prediction, class_index
 from metalearn.data.task import Task, TaskKind
-from metalearn.search.calibration import scale_prediction
+from metalearn.search.calibration import finish_prediction
 
 __all__ = [
     "Candidate",
@@ -606,8 +606,9 @@ class EnsembleModel:
     """A weighted average of fitted task models (see :func:`combine_predictions`), itself a task model:
     ``fit`` refits every member, ``predict_task`` combines their predictions; ``predict`` and
     ``predict_proba`` as the single-pipeline models. ``config_ids``/``weights`` say what it holds;
-    ``temperature`` (1.0: none) scales its class probabilities (:mod:`metalearn.search.calibration`; a
-    calibrated single pipeline is an ensemble of one member)."""
+    ``temperature`` (1.0: none) scales its class probabilities and ``threshold`` (None: none) is the decision
+    threshold of a binary target's labels (:mod:`metalearn.search.calibration`; a calibrated single pipeline
+    is an ensemble of one member)."""
 
     def __init__(
         self,
@@ -616,6 +617,7 @@ class EnsembleModel:
         weights: Sequence[float],
         config_ids: Sequence[str] = (),
         temperature: float = 1.0,
+        threshold: float | None = None,
     ) -> None:
         if len(members) != len(weights) or not members:
             raise ValueError("an ensemble needs one weight per member and at least one member")
@@ -631,6 +633,9 @@ class EnsembleModel:
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"the temperature must be a positive number, got {temperature!r}")
         self.temperature = float(temperature)
+        if threshold is not None and not 0.0 < threshold < 1.0:
+            raise ValueError(f"the decision threshold must be between 0 and 1, got {threshold!r}")
+        self.threshold = None if threshold is None else float(threshold)
 
     @property
     def constant_targets_(self) -> list[str]:
@@ -646,7 +651,8 @@ class EnsembleModel:
 
     def predict_task(self, X: pd.DataFrame) -> Prediction:
         pred = combine_predictions(self.task, [m.predict_task(X) for m in self.members], self.weights)
-        return scale_prediction(pred, getattr(self, "temperature", 1.0))  # artifacts of earlier releases: none
+        # (artifacts of earlier releases have no temperature / threshold)
+        return finish_prediction(pred, getattr(self, "temperature", 1.0), getattr(self, "threshold", None))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted values, one column per target (a 1-d array for a single target)."""
@@ -666,8 +672,9 @@ class EnsembleModel:
     def __repr__(self) -> str:
         parts = ", ".join(f"{c or type(m).__name__}:{w:.2f}" for c, m, w in
                           zip(self.config_ids or ("",) * len(self.members), self.members, self.weights, strict=True))
-        t = getattr(self, "temperature", 1.0)
-        return f"EnsembleModel({parts}" + (f", temperature={t:.3g})" if t != 1.0 else ")")
+        t, d = getattr(self, "temperature", 1.0), getattr(self, "threshold", None)
+        return (f"EnsembleModel({parts}" + (f", temperature={t:.3g}" if t != 1.0 else "")
+                + (f", threshold={d:.2f}" if d is not None else "") + ")")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1044,14 +1051,26 @@ def calibration_lines(block: Mapping[str, Any] | None) -> list[str]:
     """The summary's ``calibration`` block as text lines (the CLI's ``optimize`` output)."""
     if not block:
         return []
+    lines = []
+    note = str(block.get("note") or "")
     if block.get("used"):
         rows = "validation" if block.get("validation") else "out-of-fold"
-        return [f"probabilities temperature-scaled (T = {block['temperature']:.3g}): {rows} log loss "
+        lines.append(f"probabilities temperature-scaled (T = {block['temperature']:.3g}): {rows} log loss "
+                     f"{block['score_before']:.4g} -> {block['score_after']:.4g} on {block['n_rows']} rows")
+    elif note and not note.startswith(("not needed", "off")):  # a rank metric, or --no-calibrate: nothing to say
+        lines.append(f"probabilities not temperature-scaled: {note}")
+    return lines + threshold_lines(block.get("threshold"))
+
+
+def threshold_lines(block: Mapping[str, Any] | None) -> list[str]:
+    """The calibration block's ``threshold`` part as text lines."""
+    if not block:
+        return []
+    if block.get("used"):
+        return [f"decision threshold {block['threshold']:.2f} (not the most probable class): out-of-fold "
                 f"{block['score_before']:.4g} -> {block['score_after']:.4g} on {block['n_rows']} rows"]
     note = str(block.get("note") or "")
-    if not note or note.startswith(("not needed", "off")):  # a rank metric, or --no-calibrate: nothing to say
-        return []
-    return [f"probabilities not temperature-scaled: {note}"]
+    return [] if not note or note.startswith(("not needed", "off")) else [f"no decision threshold: {note}"]
 
 
 def _describe(block: dict[str, Any], sel: Selection, by_id: Mapping[str, Candidate]) -> None:

@@ -1,0 +1,154 @@
+"""Does the tuned decision threshold help a binary search judged by a label metric? Test scores with and without it.
+
+For a binary task whose metric is computed from the predicted labels (F1, balanced accuracy, accuracy) the
+search's final model predicts the second class when its probability reaches a threshold chosen on the
+out-of-fold predictions (:mod:`metalearn.search.calibration`, AutoGluon's ``calibrate_decision_threshold``).
+This script runs the product as a user would — ``optimize(time_limit=B)`` with the metric, on the 75 %
+training part of held-out corpus datasets, a KB without the dataset (its fingerprint and name) — and scores
+the *same* final model on the 25 % test part with its threshold and at the most probable class::
+
+    python benchmarks/decision_threshold.py                      # f1 and balanced_accuracy, 30 s, 12 datasets
+    python benchmarks/decision_threshold.py --metrics f1 --budget 60 --datasets 4
+
+The datasets are chosen reproducibly from the corpus manifest: binary, 300-20,000 rows, in no OpenML suite
+(OpenML-CC18, AMLB), minority class at most 35 % of the rows (where the 0.5 cut is furthest from what F1 and
+balanced accuracy want; the corpus has 12 such datasets), the first ``--datasets`` by a seeded hash of the name. Each finished cell is
+appended to ``--out`` (JSON lines) and skipped when the script runs again: it resumes after a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from time_budget import MANIFEST, suite_members
+
+#: the share of rows of the rarer class a chosen dataset has at most
+MAX_MINORITY = 0.35
+
+
+def choose(n: int, seed: int = 0, manifest: Path = MANIFEST) -> list[str]:
+    """``n`` imbalanced binary corpus datasets of 300-20,000 rows in no suite, reproducibly."""
+    import pandas as pd
+
+    dids, names = suite_members()
+    rows = [r for r in csv.DictReader(manifest.open())
+            if r["kind"] == "binary" and 300 <= int(r["n_rows"]) <= 20_000 and r["targets"].count(",") == 0
+            and not ((r.get("openml_did") and int(float(r["openml_did"])) in dids) or r["name"].lower() in names)]
+    rows.sort(key=lambda r: hashlib.sha1(f"{seed}:{r['name']}".encode()).hexdigest())
+    chosen = []
+    for r in rows:
+        target = json.loads(r["targets"])[0]
+        y = pd.read_parquet(manifest.parent / r["file"], columns=[target])[target]
+        if y.value_counts(normalize=True).min() <= MAX_MINORITY:
+            chosen.append(r["name"])
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def run_cell(name: str, metric: str, budget: float, workers: int, tables: dict[str, Any]) -> dict[str, Any]:
+    from metalearn.benchmark.datasets import normalise_name, prepare_split
+    from metalearn.benchmark.peers import kb_without
+    from metalearn.data.loading import load_dataset
+    from metalearn.kb import open_kb
+    from metalearn.search.automl import optimize
+    from metalearn.search.evaluation import test_score
+    from metalearn.search.settings import SearchSettings
+
+    dataset = load_dataset(f"corpus:{name}", metric=metric)
+    prep = prepare_split(dataset, None, 0.25, 0)
+    hidden = {dataset.fingerprint, prep.train.fingerprint}
+    records = tables.get("datasets")
+    if records is not None and len(records):
+        same = records["name"].map(normalise_name) == normalise_name(name)
+        hidden |= set(records.loc[same, "dataset_id"].astype(str))
+    kb = open_kb(":memory:")
+    try:
+        for table, frame in kb_without(tables, hidden).items():
+            if len(frame):
+                kb.load_table(table, frame)
+        t0 = time.monotonic()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            outcome = optimize(prep.train, kb, SearchSettings(time_limit=budget, workers=workers))
+        seconds = time.monotonic() - t0
+    finally:
+        kb.close()
+    model = outcome.model
+    cut = (outcome.summary.get("calibration") or {}).get("threshold") or {}
+    tuned = test_score(model, prep.X_test, prep.y_test, prep.train.task).get(metric, math.nan)
+    threshold = getattr(model, "threshold", None)
+    if threshold is not None:
+        model.threshold = None
+    plain = test_score(model, prep.X_test, prep.y_test, prep.train.task).get(metric, math.nan)
+    return {"dataset": name, "metric": metric, "budget": budget, "rows": dataset.n_rows,
+            "minority": float(dataset.y.iloc[:, 0].value_counts(normalize=True).min()),
+            "threshold": threshold, "oof_before": cut.get("score_before"), "oof_after": cut.get("score_after"),
+            "test_most_probable": float(plain), "test_threshold": float(tuned), "seconds": round(seconds, 1),
+            "note": cut.get("note", "")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from metalearn.search.settings import machine_cores
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--metrics", default="f1,balanced_accuracy", help="binary label metrics, comma-separated")
+    parser.add_argument("--budget", type=float, default=30.0, help="seconds per search (the whole job)")
+    parser.add_argument("--datasets", type=int, default=12, help="how many held-out datasets")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the dataset choice")
+    parser.add_argument("--workers", type=int, default=machine_cores(), help="trials at once")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/decision_threshold.jsonl"),
+                        help="finished cells (JSON lines; the script resumes from it)")
+    args = parser.parse_args(argv)
+    from metalearn.kb.base import TABLES
+    from metalearn.kb.shipped import open_default_kb
+
+    names = choose(args.datasets, args.seed)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    print("datasets:", ", ".join(names), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+    seen = {(d["dataset"], d["metric"], d["budget"]) for d in done}
+    shipped = open_default_kb(":memory:")
+    try:
+        tables = {t: shipped.dump_table(t) for t in TABLES}
+    finally:
+        shipped.close()
+    cells = [(n, m) for m in metrics for n in names]
+    for i, (name, metric) in enumerate(cells, 1):
+        if (name, metric, args.budget) in seen:
+            continue
+        row = run_cell(name, metric, args.budget, args.workers, tables)
+        done.append(row)
+        with args.out.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        thr = "-" if row["threshold"] is None else f"{row['threshold']:.2f}"
+        print(f"[{i}/{len(cells)}] {name:<28} {metric:<18} threshold {thr:>4}  test {row['test_most_probable']:.4f}"
+              f" -> {row['test_threshold']:.4f}  (out of fold {row['oof_before'] or math.nan:.4f} -> "
+              f"{row['oof_after'] or math.nan:.4f})  {row['seconds']:.0f} s", flush=True)
+    for metric in metrics:
+        rows = [d for d in done if d["metric"] == metric and d["budget"] == args.budget and d["dataset"] in names]
+        if not rows:
+            continue
+        before = sum(d["test_most_probable"] for d in rows) / len(rows)
+        after = sum(d["test_threshold"] for d in rows) / len(rows)
+        better = sum(d["test_threshold"] > d["test_most_probable"] + 1e-12 for d in rows)
+        worse = sum(d["test_threshold"] < d["test_most_probable"] - 1e-12 for d in rows)
+        used = sum(d["threshold"] is not None for d in rows)
+        print(f"{metric}: {len(rows)} datasets, threshold used on {used}: mean test {before:.4f} -> {after:.4f}, "
+              f"better / equal / worse {better} / {len(rows) - better - worse} / {worse}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
