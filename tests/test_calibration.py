@@ -132,17 +132,22 @@ def test_a_search_judged_by_log_loss_ends_with_a_temperature_scaled_model(digits
     assert math.isfinite(metrics["log_loss"])
 
 
+def _single_pipeline_search(ds: Any, n_trials: int, seed: int, calibrate: bool) -> Any:
+    """A random search without ensemble on ``ds`` (3-fold CV) in an empty in-memory KB."""
+    kb = open_kb(":memory:")
+    try:
+        settings = SearchSettings(n_trials=n_trials, warm_start=False, optimizer="random", seed=seed, ensemble=False,
+                                  calibrate=calibrate, protocol=EvalProtocol(n_folds=3))
+        return optimize(ds, kb, settings)
+    finally:
+        kb.close()
+
+
 def test_a_single_pipeline_is_scaled_too_and_no_calibrate_keeps_it_unscaled() -> None:
     ds = load_dataset("sklearn:digits")
     models = {}
     for on in (True, False):
-        kb = open_kb(":memory:")
-        try:
-            settings = SearchSettings(n_trials=1, warm_start=False, optimizer="random", seed=3, ensemble=False,
-                                      calibrate=on, protocol=EvalProtocol(n_folds=3))
-            outcome = optimize(ds, kb, settings)
-        finally:
-            kb.close()
+        outcome = _single_pipeline_search(ds, n_trials=1, seed=3, calibrate=on)
         assert outcome.summary["ensemble"] is None
         models[on] = outcome.model, outcome.summary["calibration"]
     (scaled, block), (plain, off) = models[True], models[False]
@@ -259,15 +264,7 @@ def test_a_search_judged_by_f1_ends_with_the_threshold_it_chose_in_the_model_and
     from metalearn.registry.registry import ModelRegistry
 
     ds = _imbalanced_breast_cancer()
-    outcomes = {}
-    for on in (True, False):
-        kb = open_kb(":memory:")
-        try:
-            settings = SearchSettings(n_trials=2, warm_start=False, optimizer="random", seed=0, ensemble=False,
-                                      calibrate=on, protocol=EvalProtocol(n_folds=3))
-            outcomes[on] = optimize(ds, kb, settings)
-        finally:
-            kb.close()
+    outcomes = {on: _single_pipeline_search(ds, n_trials=2, seed=0, calibrate=on) for on in (True, False)}
     tuned, plain = outcomes[True], outcomes[False]
     block = tuned.summary["calibration"]["threshold"]
     assert block["used"] and block["n_rows"] == ds.n_rows and block["score_after"] > block["score_before"], block
