@@ -118,7 +118,7 @@ def test_an_explicit_kb_is_written_and_resumed_only_on_request(tmp_path: Path) -
         assert {s.search_id for s in kb.list_searches()} >= {first["search_id"], again["search_id"]}
 
 
-def test_feature_importance_on_held_out_rows_ranks_the_features_the_model_uses() -> None:
+def test_evaluate_and_feature_importance_on_held_out_rows() -> None:
     from metalearn.data.loading import load_sklearn
 
     ds = load_sklearn("breast_cancer")
@@ -132,6 +132,12 @@ def test_feature_importance_on_held_out_rows_ranks_the_features_the_model_uses()
     pd.testing.assert_frame_equal(arrays, table)  # the same rows as arrays: the fitted column names
     log_loss = est.feature_importance(X.iloc[400:], y.iloc[400:], metric="log_loss", n_repeats=1)
     assert log_loss.attrs["metric"] == "log_loss" and (log_loss["n"] == 1).all()
+    metrics = est.evaluate(X.iloc[400:], y.iloc[400:])
+    assert set(metrics) == {"roc_auc", "log_loss", "accuracy", "balanced_accuracy", "f1"}
+    assert metrics["roc_auc"] == pytest.approx(table.attrs["base_score"])  # the same rows, the same model
+    assert metrics["accuracy"] == pytest.approx(est.score(X.iloc[400:], y.iloc[400:]))
+    with pytest.raises(InputError, match="rows"):
+        est.evaluate(X.iloc[400:], y.iloc[:10])
     with pytest.raises(ValueError, match="feature names"):
         est.feature_importance(X.iloc[400:, :5], y.iloc[400:])
     with pytest.raises(InputError, match="target column"):

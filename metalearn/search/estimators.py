@@ -198,6 +198,26 @@ class _SearchEstimator(BaseEstimator):
         check_is_fitted(self, "search_")
         return leaderboard(self.search_)
 
+    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
+        """Every metric of the fitted task's kind on labelled rows ``(X, y)``, e.g. a held-out test set
+        (AutoGluon's ``evaluate``): the search's own metric and the others, each in its own direction (NaN
+        where a metric is undefined on these rows)."""
+        from metalearn.data.metrics import compute_metrics
+
+        pred = self._prediction(X)
+        return compute_metrics(self.task_, self._labels(y, pred.n_rows), pred)
+
+    def _labels(self, y: Any, n_rows: int) -> pd.DataFrame:
+        """``y`` as the fitted task's target columns, checked against ``n_rows`` rows."""
+        y = y if isinstance(y, pd.Series | pd.DataFrame) else np.asarray(y)
+        Y = _targets(y, set(self._columns))
+        if Y.shape[1] != self.task_.n_targets:
+            raise InputError(f"y has {Y.shape[1]} target column(s) but the model predicts {self.task_.n_targets}: "
+                             "pass the same targets as in fit")
+        if len(Y) != n_rows:
+            raise InputError(f"X has {n_rows} rows but y has {len(Y)}; pass one target row per sample")
+        return Y
+
     def feature_importance(
         self,
         X: Any,
@@ -221,11 +241,7 @@ class _SearchEstimator(BaseEstimator):
             X = check_array(X, dtype=None, ensure_all_finite="allow-nan")
         validate_data(self, X, reset=False, skip_check_array=True)
         frame = _features(X) if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=self._columns)
-        y = y if isinstance(y, pd.Series | pd.DataFrame) else np.asarray(y)
-        Y = _targets(y, set(frame.columns))
-        if Y.shape[1] != self.task_.n_targets:
-            raise InputError(f"y has {Y.shape[1]} target column(s) but the model predicts {self.task_.n_targets}: "
-                             "pass the same targets as in fit")
+        Y = self._labels(y, len(frame))
         return permutation_importance(
             lambda rows: self.model_.predict_task(self._model_input(rows)), self.task_, frame, Y,
             metric=metric or self.task_.metric, n_repeats=n_repeats, max_rows=max_rows, time_limit=time_limit,
