@@ -184,6 +184,37 @@ def test_evaluate_a_version_on_labelled_rows_with_feature_importance(client: Tes
     assert after["log"] == before["log"] and after["events"] == before["events"]
 
 
+def test_explain_rows_of_a_version(client: TestClient, breast_cancer: Any) -> None:
+    rows = rows_of(breast_cancer.X.tail(2))
+    url = f"/models/{NAME}/explain"
+    before = client.get(f"/models/{NAME}").json()
+    assert_error(client.post(url, json={"rows": rows}, headers=AUTH), 409, "no live version")
+    r = client.post(url, json={"rows": rows, "version": 1, "top": 3, "n_permutations": 2, "background": 5},
+                    headers=AUTH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["version"] == 1 and body["background_rows"] == 5 and body["n_permutations"] == 2
+    assert len(body["rows"]) == 2
+
+    # bad input: one line; nothing logged or changed
+    assert_error(client.post(url, json={"rows": [{"nope": 1}], "version": 1}, headers=AUTH), 422, "nope")
+    assert client.post(url, json={"rows": rows * 51, "version": 1}, headers=AUTH).status_code == 422  # > 100 rows
+    assert client.post(url, json={"rows": rows, "version": 1, "n_permutations": 0}, headers=AUTH).status_code == 422
+    assert_error(client.post(url, json={"rows": rows, "version": 9}, headers=AUTH), 404, "version 9")
+    after = client.get(f"/models/{NAME}").json()
+    assert after["log"] == before["log"] and after["events"] == before["events"]
+
+    # each output: the version's probability of the class, its base plus every feature's value
+    predicted = client.post(f"/models/{NAME}/predict", json={"rows": rows, "version": 1}, headers=AUTH).json()
+    for row, pred in zip(body["rows"], predicted["predictions"], strict=True):
+        outputs = row["target"]
+        assert set(outputs) == set(pred["probabilities"]["target"])  # one output per class
+        for label, block in outputs.items():
+            assert len(block["contributions"]) == 3
+            total = block["base"] + sum(c["value"] for c in block["contributions"]) + block["others"]
+            assert total == pytest.approx(block["prediction"]) == pytest.approx(pred["probabilities"]["target"][label])
+
+
 # ------------------------------------------------------------------------------------------ predict
 def test_predict_json_and_upload(client: TestClient, breast_cancer: Any) -> None:
     X = breast_cancer.X.head(20)

@@ -307,6 +307,28 @@ def test_evaluate_scores_labelled_rows_and_ranks_the_features_without_changing_t
     assert registry_state(kb_path) == before
 
 
+def test_explain_says_how_much_each_feature_moved_the_prediction(capsys: pytest.CaptureFixture[str], reg: Path) -> None:
+    kb_path = reg / "kb.duckdb"
+    before = registry_state(kb_path)
+    breast_cancer_frame(569).iloc[400:403].to_csv(reg / "rows.csv", index=False)  # the target column is ignored
+    code, out, err = run_cli(capsys, "models", "explain", "bc", reg / "rows.csv", "--rows", "2", "--top", "3",
+                             "--kb", kb_path)
+    assert code == 0, err
+    assert out.count("row 0: target = ") == 1 and out.count("row 1: target = ") == 1 and "row 2" not in out
+    assert "(mean on the training sample" in out and "(the other features)" in out
+    code, out, err = run_cli(capsys, "models", "explain", "bc", reg / "rows.csv", "--json", "--permutations", "2",
+                             "--kb", kb_path)
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["rows"]) == 3 and result["n_permutations"] == 2
+    for outputs in (row["target"] for row in result["rows"]):
+        for block in outputs.values():
+            assert len(block["contributions"]) == 31 and block["others"] == 0.0  # --json: every feature
+            assert block["base"] + sum(c["value"] for c in block["contributions"]) == pytest.approx(block["prediction"])
+    assert_one_line_error(*run_cli(capsys, "models", "explain", "nope", reg / "rows.csv", "--kb", kb_path), "'nope'")
+    assert registry_state(kb_path) == before
+
+
 def test_compress_says_why_a_variant_is_not_made(capsys: pytest.CaptureFixture[str], reg: Path) -> None:
     """The fixture model is a single pipeline: pruning does not apply; the table says so, nothing is registered."""
     kb_path = reg / "kb.duckdb"
@@ -326,7 +348,7 @@ def test_every_models_command_and_predict_take_kb() -> None:
     root: Any = typer.main.get_command(app)
     group = root.commands["models"]
     assert set(group.commands) == {"list", "show", "promote", "rollback", "delete", "compress", "drift", "retrain",
-                                   "feedback", "evaluate"}
+                                   "feedback", "evaluate", "explain"}
     for command in [*group.commands.values(), root.commands["predict"]]:
         assert "--kb" in {opt for p in command.params for opt in p.opts}, command.name
 

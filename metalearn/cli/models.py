@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from metalearn.registry.registry import ModelRegistry
 
 models_app = typer.Typer(
-    help="The model registry: list, show, promote, rollback, delete, evaluate, compress, drift, retrain, feedback.",
+    help="The model registry: list, show, promote, rollback, delete, evaluate, explain, compress, drift, retrain, feedback.",
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
@@ -444,6 +444,57 @@ def models_evaluate(
                  f"{_fmt(f['p_value'], 3):>8}")
         if len(imp["features"]) > top:
             _say(f"  ... {len(imp['features']) - top} more features (--top, or --json for all)")
+
+
+@models_app.command("explain")
+def models_explain(
+    name: NameArg,
+    data: DataArg,
+    version: VersionOpt = None,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Explain the first N rows of the data.")] = 5,
+    top: Annotated[int, typer.Option("--top", min=1, help="Features shown per row (the rest summed).")] = 5,
+    permutations: Annotated[
+        int, typer.Option("--permutations", min=1, max=100, help="Feature orders sampled per background row.")
+    ] = 8,
+    background: Annotated[
+        int, typer.Option("--background", min=1, max=200, help="Rows of the training sample to start from.")
+    ] = 16,
+    kb: KbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Why a registered model (default: its live version) predicts what it does for rows of a file: each
+    feature's Shapley value — how much it moved the output (a class's probability, or the value) from the
+    model's mean output on the training sample kept with the version. Nothing is logged or stored."""
+    from metalearn.registry.registry import MAX_EXPLAIN_ROWS
+
+    with _registry(kb, read_only=True) as reg:
+        record = reg.resolve(name, version)  # an unknown model / version fails before the data is read
+        targets = [t.name for t in reg.signature(record).targets]
+        frame, _ignored = _read_rows(data, targets)
+        result = reg.explain(name, frame.head(min(rows, MAX_EXPLAIN_ROWS)), record.version,
+                             n_permutations=permutations, background=background, top=None if json_out else top)
+    if json_out:
+        _json(result)
+        return
+    for w in result["warnings"]:
+        _note(f"warning: {w}")
+    _say(f"model {name} version {result['version']}: Shapley values against {result['background_rows']} training "
+         f"rows, {result['n_permutations']} feature orders each")
+    for i, row in enumerate(result["rows"]):
+        for target, outputs in row.items():
+            label, block = _explained_output(outputs)
+            what = f"{target}" if label == "value" else f"{target} = {label}: probability"
+            _say(f"row {i}: {what} {_fmt(block['prediction'])} (mean on the training sample {_fmt(block['base'])})")
+            for c in block["contributions"]:
+                _say(f"  {c['value']:+.4g}  {c['feature']}")
+            if block["others"]:
+                _say(f"  {block['others']:+.4g}  (the other features)")
+
+
+def _explained_output(outputs: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """The output a row's explanation shows: the value, or the most probable class's probability."""
+    label = max(outputs, key=lambda k: outputs[k]["prediction"])
+    return label, outputs[label]
 
 
 def _labelled_rows(data: str) -> pd.DataFrame:

@@ -57,6 +57,8 @@ LIBRARIES = ("metalearn", "scikit-learn", "numpy", "pandas", "scipy", "lightgbm"
              "onnxruntime")
 #: rows one predict call may take (the service refuses larger batches before reading them all)
 MAX_BATCH_ROWS = 100_000
+#: rows one explanation request may hold (each costs background x orders x (features + 1) predicted rows)
+MAX_EXPLAIN_ROWS = 100
 
 
 def check_name(name: Any) -> str:
@@ -522,6 +524,30 @@ class ModelRegistry:
             }
         out["seconds"] = time.perf_counter() - t0
         return out
+
+    def explain(self, name: str, frame: pd.DataFrame, version: int | None = None, *, n_permutations: int = 8,
+                background: int = 16, top: int | None = None, seed: int = 0) -> dict[str, Any]:
+        """Why ``version`` (default: the live one) predicts what it does for each row of ``frame`` (at most
+        :data:`MAX_EXPLAIN_ROWS`): each feature's Shapley value (:func:`metalearn.pipelines.explain.shapley_values`)
+        against ``background`` rows of the sample of training data kept with the version, per target and
+        output (a class's probability, or the value), the ``top`` largest first. Nothing is logged or stored;
+        the rows are checked as :meth:`predict` checks them."""
+        from metalearn.pipelines.explain import shapley_values
+
+        record = self.resolve(name, version)
+        if len(frame) > MAX_EXPLAIN_ROWS:
+            raise InputError(f"{len(frame)} rows to explain is more than {MAX_EXPLAIN_ROWS} in one request: "
+                             "explain a few rows at a time")
+        signature = self.signature(record)
+        X, warnings = signature.validate(frame)
+        reference, _ = signature.validate(self.reference(record), "the version's reference sample")
+        model = self.load(record)
+        t0 = time.perf_counter()
+        found = shapley_values(model.predict_task, self.task(record), X, reference, n_permutations=n_permutations,
+                               max_background=background, seed=seed)
+        return {"name": record.name, "version": record.version, "warnings": warnings,
+                "background_rows": min(background, len(reference)), "n_permutations": n_permutations + n_permutations % 2,
+                "rows": [e.to_dict(top) for e in found], "seconds": time.perf_counter() - t0}
 
     def _log_records(self, batch: PredictionBatch, X: pd.DataFrame) -> list[PredictionRecord]:
         s = self.log_settings.sample

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from metalearn.registry.registry import MAX_EXPLAIN_ROWS
 from metalearn.registry.variants import METHODS
 from metalearn.service.schemas import MlflowSyncOut, UtcDatetime
 
@@ -182,6 +183,44 @@ class FeedbackRequest(BaseModel):
 class FeedbackOut(BaseModel):
     name: str
     stored: int
+
+
+class ExplainRequest(BaseModel):
+    """Rows to explain (as a prediction's rows) and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[dict[str, Cell]] = Field(
+        min_length=1, max_length=MAX_EXPLAIN_ROWS, description=f"The input rows (at most {MAX_EXPLAIN_ROWS})."
+    )
+    version: int | None = Field(default=None, ge=1, le=2**31, description="A version (default: the live one).")
+    top: int | None = Field(default=10, ge=1, le=10_000, description="Features listed per output (the rest summed).")
+    n_permutations: int = Field(default=8, ge=1, le=100, description="Feature orders sampled per background row.")
+    background: int = Field(default=16, ge=1, le=200, description="Rows of the version's training sample to start from.")
+
+
+class ContributionOut(BaseModel):
+    feature: str
+    value: float = Field(description="Its Shapley value: how much it moved this output.")
+
+
+class ExplainedOutputOut(BaseModel):
+    base: float = Field(description="The output's mean over the background rows.")
+    prediction: float = Field(description="The output on this row (= base + every feature's value).")
+    contributions: list[ContributionOut] = Field(description="Largest first (by absolute value).")
+    others: float = Field(description="The values of the features not listed, summed.")
+
+
+class ExplainOut(BaseModel):
+    name: str
+    version: int
+    warnings: list[str]
+    background_rows: int
+    n_permutations: int
+    rows: list[dict[str, dict[str, ExplainedOutputOut]]] = Field(
+        description="Per row: target -> output (a class's probability, or 'value') -> its explanation."
+    )
+    seconds: float
 
 
 class FeatureImportanceOut(BaseModel):

@@ -51,6 +51,8 @@ from metalearn.service.schemas_models import (
     DeletedVersionOut,
     DriftOut,
     EvaluateOut,
+    ExplainOut,
+    ExplainRequest,
     FeedbackOut,
     FeedbackRequest,
     ModelDetailOut,
@@ -500,6 +502,28 @@ def evaluate(
     result = registry.evaluate(name, frame, version, metric=metric, importance=importance, n_repeats=n_repeats,
                                max_rows=max_rows, time_limit=time_limit)
     return EvaluateOut.model_validate(json_safe(result))
+
+
+@router.post(
+    "/{name}/explain",
+    response_model=ExplainOut,
+    dependencies=[ModelWriteAccess],
+    responses={
+        **WRITE_ERRORS,
+        409: _error("The model has no live version (ask for a version)"),
+        422: _invalid("Invalid body, or rows that do not match the training schema"),
+    },
+    summary="Why a version predicts what it does for a few rows: each feature's Shapley value",
+)
+def explain(name: ModelName, body: ExplainRequest, registry: RegistryDep, settings: SettingsDep) -> ExplainOut:
+    """For each row, target and output (a class's probability, or the value): the output on the row, its mean
+    over rows of the training sample kept with the version (``base``), and how much each feature moved it
+    (interventional Shapley values, sampled; they add up to ``prediction - base``). Nothing is logged or stored."""
+    if len(body.rows) > settings.max_predict_rows:
+        raise _too_many_rows(len(body.rows), settings)
+    result = registry.explain(name, _frame_of(body.rows), body.version, n_permutations=body.n_permutations,
+                              background=body.background, top=body.top)
+    return ExplainOut.model_validate(json_safe(result))
 
 
 # ------------------------------------------------------------------------------------------ drift
