@@ -118,7 +118,7 @@ def test_an_explicit_kb_is_written_and_resumed_only_on_request(tmp_path: Path) -
         assert {s.search_id for s in kb.list_searches()} >= {first["search_id"], again["search_id"]}
 
 
-def test_evaluate_and_feature_importance_on_held_out_rows() -> None:
+def test_evaluate_feature_importance_and_explain_on_held_out_rows() -> None:
     from metalearn.data.loading import load_sklearn
 
     ds = load_sklearn("breast_cancer")
@@ -138,6 +138,12 @@ def test_evaluate_and_feature_importance_on_held_out_rows() -> None:
     assert metrics["accuracy"] == pytest.approx(est.score(X.iloc[400:], y.iloc[400:]))
     with pytest.raises(InputError, match="rows"):
         est.evaluate(X.iloc[400:], y.iloc[:10])
+    why = est.explain(X.iloc[400:403], n_permutations=2, background=8)
+    assert len(est.background_) == 100 and list(why.index.names) == ["row", "target", "output"]
+    assert len(why) == 3 * 2 and list(why.columns) == ["base", "prediction", *X.columns]  # 3 rows x 2 classes
+    assert np.allclose(why["base"] + why[list(X.columns)].sum(axis=1), why["prediction"])
+    proba = est.predict_proba(X.iloc[400:403])
+    assert np.allclose(why["prediction"].to_numpy().reshape(3, 2), proba)
     with pytest.raises(ValueError, match="feature names"):
         est.feature_importance(X.iloc[400:, :5], y.iloc[400:])
     with pytest.raises(InputError, match="target column"):

@@ -48,6 +48,8 @@ from metalearn.search.settings import SearchSettings, defaults, params
 __all__ = ["MetaLearnClassifier", "MetaLearnEstimator", "MetaLearnRegressor"]
 
 _DEFAULTS = defaults("estimator")
+#: training rows ``fit`` keeps for :meth:`_SearchEstimator.explain` to start from (a random sample)
+BACKGROUND_ROWS = 100
 _CLASS_KINDS = frozenset({TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.MULTILABEL})
 _REGRESSION_KINDS = frozenset({TaskKind.REGRESSION, TaskKind.MULTITARGET})
 
@@ -183,6 +185,9 @@ class _SearchEstimator(BaseEstimator):
         self.search_ = outcome.summary
         self._columns = list(features.columns)
         self.dates_ = ds.dates  # date columns: turned into the model's numeric columns before it predicts
+        # the rows explanations start from (explain): a sample of the training features
+        self.background_ = features.iloc[np.sort(np.random.default_rng(self.seed).choice(
+            len(features), min(len(features), BACKGROUND_ROWS), replace=False))].reset_index(drop=True)
         classes = outcome.model.predict_task(self._model_input(features.iloc[:1])).classes
         if all(c is not None for c in classes):  # every target is a class target
             self.classes_ = classes[0] if len(classes) == 1 else list(classes)
@@ -247,6 +252,31 @@ class _SearchEstimator(BaseEstimator):
             metric=metric or self.task_.metric, n_repeats=n_repeats, max_rows=max_rows, time_limit=time_limit,
             seed=seed,
         )
+
+    def explain(self, X: Any, *, n_permutations: int = 8, background: int = 16, seed: int = 0) -> pd.DataFrame:
+        """Why the model predicts what it does for each row of ``X``: each feature's Shapley value
+        (:func:`metalearn.pipelines.explain.shapley_values`) against ``background`` rows of a sample of the
+        training data kept by ``fit``. One line per row, target and output (a class's probability, or the
+        value), indexed by ``row``, ``target`` and ``output``: ``base`` (the output's mean over the background
+        rows), ``prediction`` (its value on the row) and one column per feature; the feature columns add up to
+        ``prediction - base``. Cost: rows x background x orders x (features + 1) predicted rows."""
+        from metalearn.pipelines.explain import shapley_values
+
+        check_is_fitted(self, "model_")
+        if not isinstance(X, pd.DataFrame):
+            X = check_array(X, dtype=None, ensure_all_finite="allow-nan")
+        validate_data(self, X, reset=False, skip_check_array=True)
+        frame = _features(X) if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=self._columns)
+        found = shapley_values(lambda rows: self.model_.predict_task(self._model_input(rows)), self.task_, frame,
+                               self.background_, n_permutations=n_permutations, max_background=background, seed=seed)
+        lines = []
+        for i, e in enumerate(found):
+            for t, target in enumerate(e.targets):
+                for k, output in enumerate(e.outputs[t]):
+                    lines.append({"row": i, "target": target, "output": output, "base": float(e.base[t][k]),
+                                  "prediction": float(e.prediction[t][k]),
+                                  **dict(zip(e.features, e.values[t][k].tolist(), strict=True))})
+        return pd.DataFrame(lines).set_index(["row", "target", "output"])
 
     def _prediction(self, X: Any) -> Any:
         check_is_fitted(self, "model_")
