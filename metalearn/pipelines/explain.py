@@ -36,6 +36,11 @@ DEFAULT_BACKGROUND = 16
 BATCH_ROWS = 50_000
 
 
+def n_orders(n_permutations: int) -> int:
+    """The feature orders sampled for ``n_permutations``: rounded up to an even number (antithetic pairs)."""
+    return n_permutations + n_permutations % 2
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Shapley values of one row: per target, one output (``outputs``: the class labels of a class target's
@@ -99,8 +104,7 @@ def shapley_values(
         background = background.iloc[np.sort(rng.choice(len(background), max_background, replace=False))]
     background = background.reset_index(drop=True)
     n_features, n_background = X.shape[1], len(background)
-    half = (n_permutations + 1) // 2
-    orders = [rng.permutation(n_features) for _ in range(half)]
+    orders = [rng.permutation(n_features) for _ in range(n_orders(n_permutations) // 2)]
     orders += [o[::-1] for o in orders]  # antithetic: each order and its reverse
     # switched[p, k, c]: on path p, after k switches, feature c has the explained row's value
     rank = np.empty((len(orders), n_features), dtype=np.int64)

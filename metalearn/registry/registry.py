@@ -532,7 +532,7 @@ class ModelRegistry:
         against ``background`` rows of the sample of training data kept with the version, per target and
         output (a class's probability, or the value), the ``top`` largest first. Nothing is logged or stored;
         the rows are checked as :meth:`predict` checks them."""
-        from metalearn.pipelines.explain import shapley_values
+        from metalearn.pipelines.explain import n_orders, shapley_values
 
         record = self.resolve(name, version)
         if len(frame) > MAX_EXPLAIN_ROWS:
@@ -546,7 +546,7 @@ class ModelRegistry:
         found = shapley_values(model.predict_task, self.task(record), X, reference, n_permutations=n_permutations,
                                max_background=background, seed=seed)
         return {"name": record.name, "version": record.version, "warnings": warnings,
-                "background_rows": min(background, len(reference)), "n_permutations": n_permutations + n_permutations % 2,
+                "background_rows": min(background, len(reference)), "n_permutations": n_orders(n_permutations),
                 "rows": [e.to_dict(top) for e in found], "seconds": time.perf_counter() - t0}
 
     def _log_records(self, batch: PredictionBatch, X: pd.DataFrame) -> list[PredictionRecord]:

@@ -24,7 +24,7 @@ second class when its probability reaches a threshold chosen for that metric, no
 data the F1 or the balanced accuracy of the 0.5 cut is often far from the best the probabilities allow.
 :func:`tune_threshold` tries :data:`THRESHOLDS` (0.5, then outwards in steps of 0.01, as AutoGluon) on the
 same out-of-fold (or validation) predictions, at most :data:`THRESHOLD_ROWS` of them, and keeps the best
-when it beats 0.5 there (ties: the one nearer 0.5). The probabilities do not change, so ROC AUC and log
+when it beats the most probable class there (ties: the one nearer 0.5). The probabilities do not change, so ROC AUC and log
 loss do not; :func:`apply_threshold` turns them into labels.
 """
 
@@ -44,9 +44,11 @@ from metalearn.data.numbers import finite_or_none
 from metalearn.data.prediction import Prediction, class_index
 from metalearn.data.task import Task, TaskKind
 
-__all__ = ["CALIBRATED_METRICS", "MIN_ROWS", "THRESHOLDS", "THRESHOLD_METRICS", "Calibration", "DecisionThreshold",
-           "apply_threshold", "calibrate", "calibrates", "finish_prediction", "fit_temperature", "scale_prediction", "scale_proba",
-           "tune_threshold"]
+__all__ = [
+    "CALIBRATED_METRICS", "MIN_ROWS", "THRESHOLDS", "THRESHOLD_METRICS", "Calibration", "DecisionThreshold",
+    "apply_threshold", "calibrate", "calibrates", "finish_prediction", "fit_temperature", "scale_prediction",
+    "scale_proba", "tune_threshold",
+]
 
 #: the metrics whose searches temperature-scale their final model (rank metrics do not change with it)
 CALIBRATED_METRICS = ("log_loss", "log_loss_mean")
@@ -198,7 +200,8 @@ def calibrate(
 @dataclass(frozen=True)
 class DecisionThreshold:
     """Whether the final model's binary labels use a tuned decision ``threshold`` (None: the classes' most
-    probable one) and why: the out-of-fold score at 0.5 and at the threshold, the rows, a note otherwise."""
+    probable one) and why: the out-of-fold score of the most probable class and at the threshold, the rows,
+    a note otherwise."""
 
     used: bool
     threshold: float | None = None
