@@ -489,8 +489,8 @@ def evaluate(
     ] = 60.0,
 ) -> EvaluateOut:
     """The upload holds the training features and the true value of each target (e.g. a held-out test file);
-    rows without any target value are skipped (a missing target column or a metric of another kind: 400). Nothing is logged or stored (AutoGluon's ``evaluate`` and
-    ``feature_importance``)."""
+    rows without any target value are skipped (a missing target column or a metric of another kind: 400).
+    Nothing is logged or stored (AutoGluon's ``evaluate`` and ``feature_importance``)."""
     registry.resolve(name, version)  # an unknown model (404) or no live version (409) before the upload
     frame, shown = read_frame(file, settings)
     if len(frame) > settings.max_rows:
