@@ -132,3 +132,22 @@ def test_bad_arguments_are_one_line_input_errors(kwargs: dict[str, Any], words: 
         permutation_importance(predict, ds.task, X, y, **kwargs)
     text = str(err.value)
     assert "\n" not in text and all(w in text for w in words), text
+
+
+def test_a_categorical_column_is_shuffled_as_a_categorical() -> None:
+    from metalearn.pipelines.spaces import get_space
+
+    ds = load_sklearn("breast_cancer")
+    X = ds.X.iloc[:, :4].copy()
+    X["site"] = pd.Categorical(np.array(["a", "b", "c"])[np.arange(len(X)) % 3])
+    space = get_space(ds.task)
+    model = space.build(space.default(), ds.task, [False] * 4 + [True]).fit(X.iloc[:400], ds.y.iloc[:400])
+    dtypes: set[str] = set()
+
+    def predict(frame: pd.DataFrame) -> Prediction:
+        dtypes.add(str(frame["site"].dtype))
+        return model.predict_task(frame)
+
+    table = permutation_importance(predict, ds.task, X.iloc[400:], ds.y.iloc[400:], n_repeats=2)
+    assert dtypes == {"category"} and "site" in table.index
+    assert table.loc["site", "importance"] < table["importance"].max()  # a column without signal is not the top one

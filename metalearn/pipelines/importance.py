@@ -102,8 +102,9 @@ def permutation_importance(
 
 
 def _permuted(X: pd.DataFrame, column: Any, order: np.ndarray) -> pd.DataFrame:
+    """``X`` (index 0..n-1) with ``column``'s values in ``order`` (its dtype kept: a categorical stays one)."""
     out = X.copy()
-    out[column] = X[column].iloc[order].to_numpy()
+    out[column] = X[column].iloc[order].set_axis(X.index)
     return out
 
 
