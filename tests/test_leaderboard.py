@@ -45,6 +45,25 @@ def test_the_estimators_leaderboard_ranks_every_pipeline_its_search_scored(fitte
         assert weights[summary["model"]["config_id"]] == 1.0
 
 
+def test_test_scores_of_the_final_models_pipelines(fitted: MetaLearnClassifier) -> None:
+    from metalearn.data.metrics import score
+
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    board = fitted.leaderboard(X.iloc[::3], y.iloc[::3])
+    held = board.dropna(subset=["score_test"])
+    assert set(held["config_id"]) == set(board.loc[board["weight"] > 0, "config_id"])  # the final model's pipelines
+    assert board.attrs["score_test"] == pytest.approx(fitted.evaluate(X.iloc[::3], y.iloc[::3])["log_loss"])
+    model = fitted.model_
+    members = dict(zip(getattr(model, "config_ids", ()), getattr(model, "members", ()), strict=True))
+    for cid, value in held.set_index("config_id")["score_test"].items():
+        if cid in members:  # a member's own score, unscaled
+            own = score(fitted.task_, y.iloc[::3].to_frame(), members[cid].predict_task(X.iloc[::3]))
+            assert value == pytest.approx(own)
+    assert list(fitted.leaderboard().columns) == list(COLUMNS)  # without data: no test column
+    with pytest.raises(InputError, match="both"):
+        fitted.leaderboard(X)
+
+
 def test_failed_partial_and_repeated_trials(fitted: MetaLearnClassifier) -> None:
     summary: dict[str, Any] = json.loads(json.dumps(fitted.search_))
     trials = summary["trials"]

@@ -195,13 +195,38 @@ class _SearchEstimator(BaseEstimator):
             del self.classes_
         return self
 
-    def leaderboard(self) -> pd.DataFrame:
+    def leaderboard(self, X: Any = None, y: Any = None) -> pd.DataFrame:
         """Every pipeline the search in ``fit`` scored, best first: its validation score, time, origin and
-        weight in the model (:func:`metalearn.search.leaderboard.leaderboard`)."""
+        weight in the model (:func:`metalearn.search.leaderboard.leaderboard`). With labelled rows ``(X, y)``
+        (held-out data, as AutoGluon's ``leaderboard(test_data)``) a ``score_test`` column holds the test
+        score of each pipeline the final model holds (refit on all the data; NaN for the others, which were
+        not refit) and ``attrs["score_test"]`` the final model's own."""
+        from metalearn.data.metrics import score
         from metalearn.search.leaderboard import leaderboard
 
         check_is_fitted(self, "search_")
-        return leaderboard(self.search_)
+        board = leaderboard(self.search_)
+        if X is None and y is None:
+            return board
+        if X is None or y is None:
+            raise InputError("pass both X and y (labelled held-out rows) for test scores, or neither")
+        frame = self._checked_frame(X)
+        Y = self._labels(y, len(frame))
+        rows = self._model_input(frame)
+        members = getattr(self.model_, "members", None)
+        pipelines = (dict(zip(self.model_.config_ids, members, strict=True)) if members is not None
+                     else {str((self.search_.get("model") or {}).get("config_id")): self.model_})
+        tests = {cid: float(score(self.task_, Y, m.predict_task(rows))) for cid, m in pipelines.items()}
+        board["score_test"] = board["config_id"].map(tests).astype(float)
+        board.attrs["score_test"] = float(score(self.task_, Y, self.model_.predict_task(rows)))
+        return board
+
+    def _checked_frame(self, X: Any) -> pd.DataFrame:
+        """``X`` checked as ``predict`` checks it (the fitted features), as a frame of the fitted columns."""
+        if not isinstance(X, pd.DataFrame):
+            X = check_array(X, dtype=None, ensure_all_finite="allow-nan")  # 2-D, dense, no infinity
+        validate_data(self, X, reset=False, skip_check_array=True)  # the number and names of the features
+        return _features(X) if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=self._columns)
 
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
         """Every metric of the fitted task's kind on labelled rows ``(X, y)``, e.g. a held-out test set
@@ -242,10 +267,7 @@ class _SearchEstimator(BaseEstimator):
         from metalearn.pipelines.importance import permutation_importance
 
         check_is_fitted(self, "model_")
-        if not isinstance(X, pd.DataFrame):
-            X = check_array(X, dtype=None, ensure_all_finite="allow-nan")
-        validate_data(self, X, reset=False, skip_check_array=True)
-        frame = _features(X) if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=self._columns)
+        frame = self._checked_frame(X)
         Y = self._labels(y, len(frame))
         return permutation_importance(
             lambda rows: self.model_.predict_task(self._model_input(rows)), self.task_, frame, Y,
@@ -263,10 +285,7 @@ class _SearchEstimator(BaseEstimator):
         from metalearn.pipelines.explain import shapley_values
 
         check_is_fitted(self, "model_")
-        if not isinstance(X, pd.DataFrame):
-            X = check_array(X, dtype=None, ensure_all_finite="allow-nan")
-        validate_data(self, X, reset=False, skip_check_array=True)
-        frame = _features(X) if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=self._columns)
+        frame = self._checked_frame(X)
         found = shapley_values(lambda rows: self.model_.predict_task(self._model_input(rows)), self.task_, frame,
                                self.background_, n_permutations=n_permutations, max_background=background, seed=seed)
         lines = []
@@ -280,11 +299,7 @@ class _SearchEstimator(BaseEstimator):
 
     def _prediction(self, X: Any) -> Any:
         check_is_fitted(self, "model_")
-        if not isinstance(X, pd.DataFrame):
-            X = check_array(X, dtype=None, ensure_all_finite="allow-nan")  # 2-D, dense, no infinity
-        validate_data(self, X, reset=False, skip_check_array=True)  # the number and names of the features
-        frame = _features(X) if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=self._columns)
-        return self.model_.predict_task(self._model_input(frame))
+        return self.model_.predict_task(self._model_input(self._checked_frame(X)))
 
     def _model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with its date columns turned into the numeric columns the model was fit on; a value
