@@ -1,19 +1,23 @@
-"""Does the tuned decision threshold help a binary search judged by a label metric? Test scores with and without it.
+"""Does the tuned decision rule help a search judged by a label metric? Test scores with and without it.
 
 For a binary task whose metric is computed from the predicted labels (F1, balanced accuracy, accuracy) the
 search's final model predicts the second class when its probability reaches a threshold chosen on the
-out-of-fold predictions (:mod:`metalearn.search.calibration`, AutoGluon's ``calibrate_decision_threshold``).
-This script runs the product as a user would — ``optimize(time_limit=B)`` with the metric, on the 75 %
-training part of held-out corpus datasets, a KB without the dataset (its fingerprint and name) — and scores
-the *same* final model on the 25 % test part with its threshold and at the most probable class::
+out-of-fold predictions (:mod:`metalearn.search.calibration`, AutoGluon's ``calibrate_decision_threshold``);
+for a multiclass task judged by balanced accuracy it predicts the class of the largest
+probability weighted by a power of the inverse class shares, chosen the same way. This script runs the
+product as a user would — ``optimize(time_limit=B)`` with the metric, on the 75 % training part of held-out
+corpus datasets, a KB without the dataset (its fingerprint and name) — and scores the *same* final model on
+the 25 % test part with its decision rule and at the most probable class::
 
-    python benchmarks/decision_threshold.py                      # f1 and balanced_accuracy, 30 s, 12 datasets
+    python benchmarks/decision_threshold.py                      # binary: f1, balanced_accuracy, 30 s, 12 datasets
+    python benchmarks/decision_threshold.py --kind multiclass    # balanced_accuracy, 8 datasets
     python benchmarks/decision_threshold.py --metrics f1 --budget 60 --datasets 4
 
-The datasets are chosen reproducibly from the corpus manifest: binary, 300-20,000 rows, in no OpenML suite
-(OpenML-CC18, AMLB), minority class at most 35 % of the rows (where the 0.5 cut is furthest from what F1 and
-balanced accuracy want; the corpus has 12 such datasets), the first ``--datasets`` by a seeded hash of the name. Each finished cell is
-appended to ``--out`` (JSON lines) and skipped when the script runs again: it resumes after a crash.
+The datasets are chosen reproducibly from the corpus manifest: of the kind, 300-20,000 rows, in no OpenML
+suite (OpenML-CC18, AMLB), the rarest class at most :data:`MAX_MINORITY` of the rows (binary 35 %: the corpus
+has 12 such datasets; multiclass 5 %: 13), where the most probable class is furthest from what these metrics
+want, the first ``--datasets`` by a seeded hash of the name. Each finished cell is appended to ``--out``
+(JSON lines) and skipped when the script runs again: it resumes after a crash.
 """
 
 from __future__ import annotations
@@ -32,24 +36,26 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from time_budget import MANIFEST, suite_members
 
-#: the share of rows of the rarer class a chosen dataset has at most
-MAX_MINORITY = 0.35
+#: the share of rows of the rarest class a chosen dataset has at most, per kind
+MAX_MINORITY = {"binary": 0.35, "multiclass": 0.05}
+#: the metrics and how many datasets by default, per kind
+DEFAULTS = {"binary": ("f1,balanced_accuracy", 12), "multiclass": ("balanced_accuracy", 8)}
 
 
-def choose(n: int, seed: int = 0, manifest: Path = MANIFEST) -> list[str]:
-    """``n`` imbalanced binary corpus datasets of 300-20,000 rows in no suite, reproducibly."""
+def choose(n: int, seed: int = 0, kind: str = "binary", manifest: Path = MANIFEST) -> list[str]:
+    """``n`` imbalanced corpus datasets of ``kind`` with 300-20,000 rows in no suite, reproducibly."""
     import pandas as pd
 
     dids, names = suite_members()
     rows = [r for r in csv.DictReader(manifest.open())
-            if r["kind"] == "binary" and 300 <= int(r["n_rows"]) <= 20_000 and r["targets"].count(",") == 0
+            if r["kind"] == kind and 300 <= int(r["n_rows"]) <= 20_000 and r["targets"].count(",") == 0
             and not ((r.get("openml_did") and int(float(r["openml_did"])) in dids) or r["name"].lower() in names)]
     rows.sort(key=lambda r: hashlib.sha1(f"{seed}:{r['name']}".encode()).hexdigest())
     chosen = []
     for r in rows:
         target = json.loads(r["targets"])[0]
         y = pd.read_parquet(manifest.parent / r["file"], columns=[target])[target]
-        if y.value_counts(normalize=True).min() <= MAX_MINORITY:
+        if y.value_counts(normalize=True).min() <= MAX_MINORITY[kind]:
             chosen.append(r["name"])
         if len(chosen) == n:
             break
@@ -85,15 +91,20 @@ def run_cell(name: str, metric: str, budget: float, workers: int, tables: dict[s
     finally:
         kb.close()
     model = outcome.model
-    cut = (outcome.summary.get("calibration") or {}).get("threshold") or {}
+    block = outcome.summary.get("calibration") or {}
+    cut = block.get("threshold") or {}
+    if dataset.task.kind != "binary":
+        cut = block.get("class_weights") or {}
     tuned = test_score(model, prep.X_test, prep.y_test, prep.train.task).get(metric, math.nan)
-    threshold = getattr(model, "threshold", None)
-    if threshold is not None:
-        model.threshold = None
+    threshold, weights = getattr(model, "threshold", None), getattr(model, "class_weights", None)
+    if threshold is not None or weights is not None:
+        model.threshold = model.class_weights = None
     plain = test_score(model, prep.X_test, prep.y_test, prep.train.task).get(metric, math.nan)
+    # the decision rule: the binary threshold, or the power of the class shares the class weights use
+    rule = threshold if threshold is not None else cut.get("power") if weights is not None else None
     return {"dataset": name, "metric": metric, "budget": budget, "rows": dataset.n_rows,
             "minority": float(dataset.y.iloc[:, 0].value_counts(normalize=True).min()),
-            "threshold": threshold, "oof_before": cut.get("score_before"), "oof_after": cut.get("score_after"),
+            "threshold": rule, "oof_before": cut.get("score_before"), "oof_after": cut.get("score_after"),
             "test_most_probable": float(plain), "test_threshold": float(tuned), "seconds": round(seconds, 1),
             "note": cut.get("note", "")}
 
@@ -102,9 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     from metalearn.search.settings import machine_cores
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--metrics", default="f1,balanced_accuracy", help="binary label metrics, comma-separated")
+    parser.add_argument("--kind", choices=sorted(DEFAULTS), default="binary", help="the task kind")
+    parser.add_argument("--metrics", default=None,
+                        help="label metrics, comma-separated (default: binary f1,balanced_accuracy; multiclass "
+                             "balanced_accuracy)")
     parser.add_argument("--budget", type=float, default=30.0, help="seconds per search (the whole job)")
-    parser.add_argument("--datasets", type=int, default=12, help="how many held-out datasets")
+    parser.add_argument("--datasets", type=int, default=None,
+                        help="how many held-out datasets (default: binary 12, multiclass 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the dataset choice")
     parser.add_argument("--workers", type=int, default=machine_cores(), help="trials at once")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/decision_threshold.jsonl"),
@@ -113,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     from metalearn.kb.base import TABLES
     from metalearn.kb.shipped import open_default_kb
 
-    names = choose(args.datasets, args.seed)
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    names = choose(args.datasets or DEFAULTS[args.kind][1], args.seed, args.kind)
+    metrics = [m.strip() for m in (args.metrics or DEFAULTS[args.kind][0]).split(",") if m.strip()]
     print("datasets:", ", ".join(names), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
@@ -133,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         with args.out.open("a") as f:
             f.write(json.dumps(row) + "\n")
         thr = "-" if row["threshold"] is None else f"{row['threshold']:.2f}"
-        print(f"[{i}/{len(cells)}] {name:<28} {metric:<18} threshold {thr:>4}  test {row['test_most_probable']:.4f}"
+        rule = "threshold" if args.kind == "binary" else "weights pi^-a, a ="
+        print(f"[{i}/{len(cells)}] {name:<28} {metric:<18} {rule} {thr:>4}  test {row['test_most_probable']:.4f}"
               f" -> {row['test_threshold']:.4f}  (out of fold {row['oof_before'] or math.nan:.4f} -> "
               f"{row['oof_after'] or math.nan:.4f})  {row['seconds']:.0f} s", flush=True)
     for metric in metrics:
@@ -145,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         better = sum(d["test_threshold"] > d["test_most_probable"] + 1e-12 for d in rows)
         worse = sum(d["test_threshold"] < d["test_most_probable"] - 1e-12 for d in rows)
         used = sum(d["threshold"] is not None for d in rows)
-        print(f"{metric}: {len(rows)} datasets, threshold used on {used}: mean test {before:.4f} -> {after:.4f}, "
+        print(f"{metric}: {len(rows)} datasets, decision rule used on {used}: mean test {before:.4f} -> {after:.4f}, "
               f"better / equal / worse {better} / {len(rows) - better - worse} / {worse}", flush=True)
     return 0
 

@@ -284,3 +284,68 @@ def test_a_search_judged_by_f1_ends_with_the_threshold_it_chose_in_the_model_and
     finally:
         kb.close()
     assert plain.summary["calibration"] is None and getattr(plain.model, "threshold", None) is None
+
+
+# ------------------------------------------------------------------------------------------ class weights
+def _imbalanced_wine(metric: str = "balanced_accuracy") -> Any:
+    """scikit-learn's wine with the second class thinned to 1 row in 3 and the third to 1 in 8."""
+    ds = load_dataset("sklearn:wine")
+    y = ds.y.iloc[:, 0].astype(str).to_numpy()
+    labels = sorted(set(y))
+    i = np.arange(len(y))
+    keep = np.flatnonzero((y == labels[0]) | ((y == labels[1]) & (i % 3 == 0)) | ((y == labels[2]) & (i % 8 == 0)))
+    return ds.take_rows(keep).with_task(replace(ds.task, metric=metric))
+
+
+def test_class_weights_are_kept_only_when_they_beat_the_most_probable_class_out_of_fold() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from metalearn.search.calibration import WEIGHT_POWERS, apply_class_weights, tune_class_weights
+
+    ds = _imbalanced_wine()
+    y = ds.y.iloc[:, 0].astype(str).to_numpy()
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.003, max_iter=1000))
+    P = cross_val_predict(model, ds.X, y, cv=5, method="predict_proba")
+    classes = sorted(set(y))
+    oof = _prediction(P, classes)
+    found = tune_class_weights(ds.task, oof, ds.y)
+    assert found.used and found.power in WEIGHT_POWERS and found.weights is not None, found
+    shares = np.array([np.mean(y == c) for c in classes])
+    expected = shares ** -found.power
+    assert np.allclose(found.weights, expected / expected.max())  # the rarest class weighs most (1)
+    assert found.score_before == pytest.approx(score(ds.task, ds.y, oof))
+    assert found.score_after == pytest.approx(score(ds.task, ds.y, apply_class_weights(oof, found.weights)))
+    assert found.score_after > found.score_before
+    weighted = apply_class_weights(oof, found.weights)
+    assert np.array_equal(weighted.probas[0], oof.probas[0])  # the probabilities are unchanged
+    assert (apply_class_weights(oof, (1.0, 1.0, 1.0)).values[0] == oof.values[0]).all()  # equal weights: argmax
+    assert "not needed" in tune_class_weights(replace(ds.task, metric="log_loss"), oof, ds.y).note
+    assert not tune_class_weights(ds.task, oof, ds.y, enabled=False).used
+
+
+def test_a_search_judged_by_balanced_accuracy_weights_the_classes_in_the_model_and_its_file(tmp_path: Any) -> None:
+    from metalearn.pipelines.artifacts import load_model_file, write_artifact
+
+    ds = _imbalanced_wine()
+    kb = open_kb(":memory:")
+    try:
+        settings = SearchSettings(n_trials=2, warm_start=False, optimizer="random", seed=1, ensemble=False,
+                                  protocol=EvalProtocol(n_folds=3))
+        outcome = optimize(ds, kb, settings)
+    finally:
+        kb.close()
+    block = outcome.summary["calibration"]["class_weights"]
+    assert block["n_rows"] == ds.n_rows and block["score_before"] is not None, block
+    assert outcome.summary["calibration"]["threshold"]["used"] is False  # a binary rule: not for three classes
+    model = outcome.model
+    assert block["used"] and block["score_after"] > block["score_before"], block
+    assert isinstance(model, EnsembleModel) and list(model.class_weights) == pytest.approx(block["weights"], abs=1e-6)
+    pred = model.predict_task(ds.X)
+    expected = np.asarray(pred.classes[0])[(pred.probas[0] * np.asarray(block["weights"])).argmax(axis=1)]
+    assert (pred.values[0] == expected).all()
+    assert any("class weights" in line for line in calibration_lines(outcome.summary["calibration"]))
+    written = write_artifact(model, tmp_path)
+    assert load_model_file(tmp_path / written["file"]).class_weights == model.class_weights

@@ -174,6 +174,8 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
             what = f"{what}, temperature {model['temperature']:.3g}"
         if model.get("threshold") is not None:  # a binary label metric's decision threshold
             what = f"{what}, decision threshold {model['threshold']:.2f}"
+        if model.get("class_weights") is not None:  # a multiclass label metric's class weights
+            what = f"{what}, class weights {', '.join(f'{w:.3g}' for w in model['class_weights'])}"
         artifact = v.get("artifact") or {}
         held = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
         flagged = f"; flagged {', '.join(v['flags'])}" if v["flags"] else ""

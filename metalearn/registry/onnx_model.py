@@ -238,7 +238,7 @@ class OnnxTaskModel:
 
     ``members``: the task models with ONNX graphs for estimators (one for a single pipeline);
     ``weights``: the ensemble's weights (``(1.0,)`` for a single pipeline); ``task``: the ensemble's
-    task, ``None`` for a single pipeline; ``temperature`` and ``threshold``: the original's (:class:`EnsembleModel`);
+    task, ``None`` for a single pipeline; ``temperature``, ``threshold`` and ``class_weights``: the original's (:class:`EnsembleModel`);
     ``check``: what the conversion measured (maximum absolute
     difference of probabilities and values against the original on the validation sample...).
     """
@@ -252,10 +252,12 @@ class OnnxTaskModel:
         check: dict[str, Any] | None = None,
         temperature: float = 1.0,
         threshold: float | None = None,
+        class_weights: tuple[float, ...] | None = None,
     ) -> None:
         self.members = list(members)
         self.temperature = float(temperature)
         self.threshold = None if threshold is None else float(threshold)
+        self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
         self.weights = tuple(float(w) for w in weights)
         self.task = task
         self.config_ids = tuple(config_ids)
@@ -280,7 +282,8 @@ class OnnxTaskModel:
         from metalearn.search.ensemble import combine_predictions
 
         pred = combine_predictions(self.task, [predict_onnx_task(m, X) for m in self.members], self.weights)
-        return finish_prediction(pred, getattr(self, "temperature", 1.0), getattr(self, "threshold", None))
+        return finish_prediction(pred, getattr(self, "temperature", 1.0), getattr(self, "threshold", None),
+                                 getattr(self, "class_weights", None))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted values, one column per target (a 1-d array for a single target)."""

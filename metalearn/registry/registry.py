@@ -660,7 +660,9 @@ def _describe(model: Any) -> dict[str, Any]:
                             for c, w, m in zip(model.config_ids or ("",) * len(members), model.weights, members,
                                                strict=True)],
                 "temperature": float(getattr(model, "temperature", 1.0)),
-                "threshold": getattr(model, "threshold", None)}
+                "threshold": getattr(model, "threshold", None),
+                "class_weights": (None if getattr(model, "class_weights", None) is None
+                                  else list(model.class_weights))}
     return {"type": "pipeline", "class": type(model).__name__,
             "estimator": type(getattr(model, "estimator", None)).__name__}
 

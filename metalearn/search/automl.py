@@ -285,7 +285,7 @@ def _calibrated(
     an ensemble of one member), and the summary's ``calibration`` block (``threshold``: the threshold's). Both
     are fit on the trials' out-of-fold predictions, or on the model's own predictions of the validation rows
     ``val`` when it was fit without them (``val_prediction`` when the caller has them already)."""
-    from metalearn.search.calibration import calibrate, calibrates, tune_threshold
+    from metalearn.search.calibration import calibrate, calibrates, tune_class_weights, tune_threshold
 
     task = dataset.task
     wanted = enabled and calibrates(task)
@@ -302,16 +302,21 @@ def _calibrated(
         oof = model_oof(task, pool, model, best_config_id) if wanted else None
         cal = calibrate(task, *(oof or (None, None)), n_rows=dataset.n_rows, enabled=enabled)
     # the labels of a binary label metric: a decision threshold on the same predictions (never with a temperature:
-    # the two apply to different metrics)
+    # the two apply to different metrics) ...
+    # and of a multiclass label metric: weights of the classes' probabilities
     cut = tune_threshold(task, *(oof or (None, None)), enabled=enabled)
-    block = {**cal.to_dict(), **({"validation": True} if val is not None else {}), "threshold": cut.to_dict()}
-    if cal.used or cut.used:
+    weights = tune_class_weights(task, *(oof or (None, None)), enabled=enabled)
+    block = {**cal.to_dict(), **({"validation": True} if val is not None else {}), "threshold": cut.to_dict(),
+             "class_weights": weights.to_dict()}
+    if cal.used or cut.used or weights.used:
         if not isinstance(model, EnsembleModel):
             model = EnsembleModel(task, [model], [1.0], [best_config_id or ""])
         if cal.used:
             model.temperature = cal.temperature
         if cut.used:
             model.threshold = cut.threshold
+        if weights.used:
+            model.class_weights = weights.weights
     return model, block
 
 

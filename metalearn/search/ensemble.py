@@ -606,9 +606,10 @@ class EnsembleModel:
     """A weighted average of fitted task models (see :func:`combine_predictions`), itself a task model:
     ``fit`` refits every member, ``predict_task`` combines their predictions; ``predict`` and
     ``predict_proba`` as the single-pipeline models. ``config_ids``/``weights`` say what it holds;
-    ``temperature`` (1.0: none) scales its class probabilities and ``threshold`` (None: none) is the decision
-    threshold of a binary target's labels (:mod:`metalearn.search.calibration`; a calibrated single pipeline
-    is an ensemble of one member)."""
+    ``temperature`` (1.0: none) scales its class probabilities, ``threshold`` (None: none) is the decision
+    threshold of a binary target's labels and ``class_weights`` (None: none) weight a multiclass target's
+    probabilities for its labels (:mod:`metalearn.search.calibration`; a calibrated single pipeline is an
+    ensemble of one member)."""
 
     def __init__(
         self,
@@ -618,6 +619,7 @@ class EnsembleModel:
         config_ids: Sequence[str] = (),
         temperature: float = 1.0,
         threshold: float | None = None,
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         if len(members) != len(weights) or not members:
             raise ValueError("an ensemble needs one weight per member and at least one member")
@@ -636,6 +638,9 @@ class EnsembleModel:
         if threshold is not None and not 0.0 < threshold < 1.0:
             raise ValueError(f"the decision threshold must be between 0 and 1, got {threshold!r}")
         self.threshold = None if threshold is None else float(threshold)
+        if class_weights is not None and not all(math.isfinite(w) and w > 0 for w in class_weights):
+            raise ValueError(f"class weights must be positive numbers, got {list(class_weights)}")
+        self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
 
     @property
     def constant_targets_(self) -> list[str]:
@@ -652,7 +657,8 @@ class EnsembleModel:
     def predict_task(self, X: pd.DataFrame) -> Prediction:
         pred = combine_predictions(self.task, [m.predict_task(X) for m in self.members], self.weights)
         # (artifacts of earlier releases have no temperature / threshold)
-        return finish_prediction(pred, getattr(self, "temperature", 1.0), getattr(self, "threshold", None))
+        return finish_prediction(pred, getattr(self, "temperature", 1.0), getattr(self, "threshold", None),
+                                 getattr(self, "class_weights", None))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted values, one column per target (a 1-d array for a single target)."""
@@ -672,9 +678,10 @@ class EnsembleModel:
     def __repr__(self) -> str:
         parts = ", ".join(f"{c or type(m).__name__}:{w:.2f}" for c, m, w in
                           zip(self.config_ids or ("",) * len(self.members), self.members, self.weights, strict=True))
-        t, d = getattr(self, "temperature", 1.0), getattr(self, "threshold", None)
+        t, d, w = getattr(self, "temperature", 1.0), getattr(self, "threshold", None), getattr(self, "class_weights", None)
         return (f"EnsembleModel({parts}" + (f", temperature={t:.3g}" if t != 1.0 else "")
-                + (f", threshold={d:.2f}" if d is not None else "") + ")")
+                + (f", threshold={d:.2f}" if d is not None else "")
+                + (f", class_weights=({', '.join(f'{x:.3g}' for x in w)})" if w is not None else "") + ")")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1059,7 +1066,19 @@ def calibration_lines(block: Mapping[str, Any] | None) -> list[str]:
                      f"{block['score_before']:.4g} -> {block['score_after']:.4g} on {block['n_rows']} rows")
     elif note and not note.startswith(("not needed", "off")):  # a rank metric, or --no-calibrate: nothing to say
         lines.append(f"probabilities not temperature-scaled: {note}")
-    return lines + threshold_lines(block.get("threshold"))
+    return lines + threshold_lines(block.get("threshold")) + class_weight_lines(block.get("class_weights"))
+
+
+def class_weight_lines(block: Mapping[str, Any] | None) -> list[str]:
+    """The calibration block's ``class_weights`` part as text lines."""
+    if not block:
+        return []
+    if block.get("used"):
+        weights = ", ".join(f"{w:.3g}" for w in block["weights"])
+        return [f"class weights ({weights}: the class shares to the power -{block['power']:g}) for the labels: "
+                f"out-of-fold {block['score_before']:.4g} -> {block['score_after']:.4g} on {block['n_rows']} rows"]
+    note = str(block.get("note") or "")
+    return [] if not note or note.startswith(("not needed", "off")) else [f"no class weights: {note}"]
 
 
 def threshold_lines(block: Mapping[str, Any] | None) -> list[str]:
