@@ -269,7 +269,7 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
 
 def _validates(dataset: Dataset, settings: SearchSettings, plan: EnsemblePlan | None) -> bool:
     """Whether the final model would use validation rows (:mod:`metalearn.search.final_validation`): an
-    ensemble is planned, or its probabilities may be temperature-scaled or its labels get a decision threshold."""
+    ensemble is planned, or it may be calibrated (:func:`~metalearn.search.calibration.calibrates`)."""
     from metalearn.search.calibration import calibrates
 
     ensemble = plan is not None and plan.selection is not None and plan.selection.kept
@@ -280,10 +280,11 @@ def _calibrated(
     dataset: Dataset, pool: OOFPool, model: Any, best_config_id: str | None, enabled: bool, val: Dataset | None = None,
     val_prediction: Prediction | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """``model`` temperature-scaled when :func:`~metalearn.search.calibration.calibrate` says so and with the
-    decision threshold :func:`~metalearn.search.calibration.tune_threshold` chooses (a single pipeline becomes
-    an ensemble of one member), and the summary's ``calibration`` block (``threshold``: the threshold's). Both
-    are fit on the trials' out-of-fold predictions, or on the model's own predictions of the validation rows
+    """``model`` temperature-scaled when :func:`~metalearn.search.calibration.calibrate` says so, with the
+    decision threshold :func:`~metalearn.search.calibration.tune_threshold` and the class weights
+    :func:`~metalearn.search.calibration.tune_class_weights` choose (a single pipeline becomes an ensemble of
+    one member), and the summary's ``calibration`` block (``threshold``, ``class_weights``: theirs). All are
+    fit on the trials' out-of-fold predictions, or on the model's own predictions of the validation rows
     ``val`` when it was fit without them (``val_prediction`` when the caller has them already)."""
     from metalearn.search.calibration import calibrate, calibrates, tune_class_weights, tune_threshold
 
@@ -301,9 +302,8 @@ def _calibrated(
     else:
         oof = model_oof(task, pool, model, best_config_id) if wanted else None
         cal = calibrate(task, *(oof or (None, None)), n_rows=dataset.n_rows, enabled=enabled)
-    # the labels of a binary label metric: a decision threshold on the same predictions (never with a temperature:
-    # the two apply to different metrics) ...
-    # and of a multiclass label metric: weights of the classes' probabilities
+    # the labels of a label metric, on the same predictions: a binary one's decision threshold, a multiclass one's
+    # class weights (never with a temperature: they apply to different metrics)
     cut = tune_threshold(task, *(oof or (None, None)), enabled=enabled)
     weights = tune_class_weights(task, *(oof or (None, None)), enabled=enabled)
     block = {**cal.to_dict(), **({"validation": True} if val is not None else {}), "threshold": cut.to_dict(),

@@ -24,22 +24,23 @@ second class when its probability reaches a threshold chosen for that metric, no
 data the F1 or the balanced accuracy of the 0.5 cut is often far from the best the probabilities allow.
 :func:`tune_threshold` tries :data:`THRESHOLDS` (0.5, then outwards in steps of 0.01, as AutoGluon) on the
 same out-of-fold (or validation) predictions, at most :data:`THRESHOLD_ROWS` of them, and keeps the best
-when it beats the most probable class there (ties: the one nearer 0.5). The probabilities do not change, so ROC AUC and log
-loss do not; :func:`apply_threshold` turns them into labels.
+when it beats the most probable class there (ties: the one nearer 0.5). The probabilities do not change, so
+ROC AUC and log loss do not; :func:`apply_threshold` turns them into labels.
 
 **Class weights** (multiclass). A multiclass search judged by balanced accuracy (:data:`WEIGHT_METRICS`)
 predicts the class of the largest *weighted* probability ``w_c p_c``: the Bayes-optimal rule for balanced
 accuracy divides each class's probability by its frequency (``w_c = 1 / π_c``), and the most probable class
 favours the frequent ones. (Macro F1 has no such rule: with the same weights its test score on 8 held-out
-imbalanced datasets went 0.7019 -> 0.6996, better / equal / worse on 2 / 5 / 1, so it is left out.) :func:`tune_class_weights` tries ``w_c = π_c^-a`` for
-:data:`WEIGHT_POWERS` (``π``: the class shares of the out-of-fold rows) and keeps the best when it beats the
-most probable class there; :func:`apply_class_weights` turns the probabilities into labels.
+imbalanced datasets went 0.7019 -> 0.6996, better / equal / worse on 2 / 5 / 1, so it is left out.)
+:func:`tune_class_weights` tries ``w_c = π_c^-a`` for :data:`WEIGHT_POWERS` (``π``: the class shares of the
+out-of-fold rows) and keeps the best when it beats the most probable class there (both choices:
+:func:`_best_rule`); :func:`apply_class_weights` turns the probabilities into labels.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,7 @@ from metalearn.data.task import Task, TaskKind
 
 __all__ = [
     "CALIBRATED_METRICS", "MIN_ROWS", "THRESHOLDS", "THRESHOLD_METRICS", "WEIGHT_METRICS", "WEIGHT_POWERS",
-    "Calibration", "DecisionThreshold", "apply_class_weights", "apply_threshold", "calibrate", "calibrates",
+    "Calibration", "ClassWeights", "DecisionThreshold", "apply_class_weights", "apply_threshold", "calibrate", "calibrates",
     "finish_prediction", "fit_temperature", "scale_prediction", "scale_proba", "tune_class_weights",
     "tune_threshold",
 ]
@@ -100,7 +101,7 @@ def scale_prediction(pred: Prediction, temperature: float) -> Prediction:
 
 def calibrates(task: Task) -> bool:
     """Whether a search of ``task`` may calibrate its final model: a temperature for a log loss, a decision
-    threshold for a binary label metric."""
+    threshold for a binary label metric, class weights for a multiclass one."""
     return (task.metric in CALIBRATED_METRICS or (task.kind is TaskKind.BINARY and task.metric in THRESHOLD_METRICS)
             or (task.kind is TaskKind.MULTICLASS and task.metric in WEIGHT_METRICS))
 
@@ -259,19 +260,32 @@ def tune_threshold(
         rows = np.sort(np.random.default_rng(seed).choice(n, THRESHOLD_ROWS, replace=False))
         oof = Prediction([np.asarray(oof.values[0])[rows]], [np.asarray(oof.probas[0])[rows]], list(oof.classes))
         y = y.iloc[rows]
-    y = y.reset_index(drop=True)
-    sign = 1.0 if get_metric(task.metric).greater_is_better else -1.0
-    before = float(score(task, y, oof))  # the most probable class's
-    best_t, best = None, sign * before if math.isfinite(before) else -math.inf
-    for t in THRESHOLDS:  # 0.5 first, then outwards: a tie keeps the threshold nearer 0.5
-        value = float(score(task, y, apply_threshold(oof, t)))
-        if math.isfinite(value) and sign * value > best:
-            best_t, best = t, sign * value
+    # 0.5 first, then outwards: a tie keeps the threshold nearer 0.5
+    before, best_t, after = _best_rule(task, oof, y, THRESHOLDS, apply_threshold)
     kept = min(n, THRESHOLD_ROWS)
-    if best_t is None or not math.isfinite(before):
+    if best_t is None:
         return DecisionThreshold(False, score_before=before, score_after=before, n_rows=kept,
                                  note=f"no threshold beats the most probable class on the out-of-fold {task.metric}")
-    return DecisionThreshold(True, best_t, before, sign * best, kept)
+    return DecisionThreshold(True, best_t, before, after, kept)
+
+
+def _best_rule(
+    task: Task, oof: Prediction, y: pd.DataFrame, rules: Sequence[Any], apply: Callable[[Prediction, Any], Prediction]
+) -> tuple[float, Any, float]:
+    """The score of ``oof``'s most probable classes, the first of ``rules`` whose labels (``apply``) score
+    better than it and every later rule on ``task``'s metric (None: no rule does, or the first score is
+    undefined), and that rule's score."""
+    y = y.reset_index(drop=True)
+    sign = 1.0 if get_metric(task.metric).greater_is_better else -1.0
+    before = float(score(task, y, oof))
+    if not math.isfinite(before):
+        return before, None, before
+    chosen, best = None, sign * before
+    for rule in rules:
+        value = float(score(task, y, apply(oof, rule)))
+        if math.isfinite(value) and sign * value > best:
+            chosen, best = rule, sign * value
+    return before, chosen, sign * best
 
 
 @dataclass(frozen=True)
@@ -294,7 +308,9 @@ class ClassWeights:
                 "score_after": finite_or_none(self.score_after), "n_rows": self.n_rows, "note": self.note}
 
 
-def tune_class_weights(task: Task, oof: Prediction | None, y: pd.DataFrame | None, *, enabled: bool = True) -> ClassWeights:
+def tune_class_weights(
+    task: Task, oof: Prediction | None, y: pd.DataFrame | None, *, enabled: bool = True
+) -> ClassWeights:
     """The class weights for a multiclass final model whose out-of-fold (or validation) predictions are
     ``oof`` (truth ``y``), or why none (see the module docstring)."""
     if not enabled:
@@ -308,16 +324,9 @@ def tune_class_weights(task: Task, oof: Prediction | None, y: pd.DataFrame | Non
     k = np.asarray(oof.probas[0]).shape[1]
     shares = np.bincount(truth, minlength=k) / len(truth)
     shares = np.where(shares > 0, shares, 1.0 / len(truth))  # a class no out-of-fold row holds: one row's share
-    y = y.reset_index(drop=True)
-    sign = 1.0 if get_metric(task.metric).greater_is_better else -1.0
-    before = float(score(task, y, oof))
-    best, chosen = (sign * before if math.isfinite(before) else -math.inf), None
-    for power in WEIGHT_POWERS:
-        weights = tuple(float(w) for w in shares ** -power / (shares ** -power).max())
-        value = float(score(task, y, apply_class_weights(oof, weights)))
-        if math.isfinite(value) and sign * value > best:
-            best, chosen = sign * value, (power, weights)
-    if chosen is None or not math.isfinite(before):
+    weights = {a: tuple(float(w) for w in shares ** -a / (shares ** -a).max()) for a in WEIGHT_POWERS}
+    before, power, after = _best_rule(task, oof, y, WEIGHT_POWERS, lambda pred, a: apply_class_weights(pred, weights[a]))
+    if power is None:
         return ClassWeights(False, score_before=before, score_after=before, n_rows=len(truth),
                             note=f"no class weights beat the most probable class on the out-of-fold {task.metric}")
-    return ClassWeights(True, chosen[1], chosen[0], before, sign * best, len(truth))
+    return ClassWeights(True, weights[power], power, before, after, len(truth))

@@ -1058,38 +1058,33 @@ def calibration_lines(block: Mapping[str, Any] | None) -> list[str]:
     """The summary's ``calibration`` block as text lines (the CLI's ``optimize`` output)."""
     if not block:
         return []
-    lines = []
-    note = str(block.get("note") or "")
-    if block.get("used"):
-        rows = "validation" if block.get("validation") else "out-of-fold"
-        lines.append(f"probabilities temperature-scaled (T = {block['temperature']:.3g}): {rows} log loss "
-                     f"{block['score_before']:.4g} -> {block['score_after']:.4g} on {block['n_rows']} rows")
-    elif note and not note.startswith(("not needed", "off")):  # a rank metric, or --no-calibrate: nothing to say
-        lines.append(f"probabilities not temperature-scaled: {note}")
-    return lines + threshold_lines(block.get("threshold")) + class_weight_lines(block.get("class_weights"))
+    rows = "validation" if block.get("validation") else "out-of-fold"
+    return [
+        *_calibration_line(block, lambda b: f"probabilities temperature-scaled (T = {b['temperature']:.3g})",
+                           f"{rows} log loss", "probabilities not temperature-scaled"),
+        *_calibration_line(block.get("threshold"),
+                           lambda b: f"decision threshold {b['threshold']:.2f} (not the most probable class)",
+                           "out-of-fold", "no decision threshold"),
+        *_calibration_line(block.get("class_weights"),
+                           lambda b: f"class weights ({', '.join(f'{w:.3g}' for w in b['weights'])}: the class "
+                                     f"shares to the power -{b['power']:g}) for the labels",
+                           "out-of-fold", "no class weights"),
+    ]
 
 
-def class_weight_lines(block: Mapping[str, Any] | None) -> list[str]:
-    """The calibration block's ``class_weights`` part as text lines."""
+def _calibration_line(
+    block: Mapping[str, Any] | None, used: Callable[[Mapping[str, Any]], str], scores: str, unused: str
+) -> list[str]:
+    """One part of the ``calibration`` block (a temperature, a threshold, class weights) as a line: what it is
+    (``used``) with its ``scores`` before and after, or why it is not used (``unused``: its note; nothing for a
+    metric it does not apply to or with ``--no-calibrate``)."""
     if not block:
         return []
     if block.get("used"):
-        weights = ", ".join(f"{w:.3g}" for w in block["weights"])
-        return [f"class weights ({weights}: the class shares to the power -{block['power']:g}) for the labels: "
-                f"out-of-fold {block['score_before']:.4g} -> {block['score_after']:.4g} on {block['n_rows']} rows"]
+        return [f"{used(block)}: {scores} {block['score_before']:.4g} -> {block['score_after']:.4g} on "
+                f"{block['n_rows']} rows"]
     note = str(block.get("note") or "")
-    return [] if not note or note.startswith(("not needed", "off")) else [f"no class weights: {note}"]
-
-
-def threshold_lines(block: Mapping[str, Any] | None) -> list[str]:
-    """The calibration block's ``threshold`` part as text lines."""
-    if not block:
-        return []
-    if block.get("used"):
-        return [f"decision threshold {block['threshold']:.2f} (not the most probable class): out-of-fold "
-                f"{block['score_before']:.4g} -> {block['score_after']:.4g} on {block['n_rows']} rows"]
-    note = str(block.get("note") or "")
-    return [] if not note or note.startswith(("not needed", "off")) else [f"no decision threshold: {note}"]
+    return [] if not note or note.startswith(("not needed", "off")) else [f"{unused}: {note}"]
 
 
 def _describe(block: dict[str, Any], sel: Selection, by_id: Mapping[str, Candidate]) -> None:
