@@ -1064,11 +1064,11 @@ def calibration_lines(block: Mapping[str, Any] | None) -> list[str]:
                            f"{rows} log loss", "probabilities not temperature-scaled"),
         *_calibration_line(block.get("threshold"),
                            lambda b: f"decision threshold {b['threshold']:.2f} (not the most probable class)",
-                           "out-of-fold", "no decision threshold"),
+                           rows, "no decision threshold"),
         *_calibration_line(block.get("class_weights"),
                            lambda b: f"class weights ({', '.join(f'{w:.3g}' for w in b['weights'])}: the class "
                                      f"shares to the power -{b['power']:g}) for the labels",
-                           "out-of-fold", "no class weights"),
+                           rows, "no class weights"),
     ]
 
 
