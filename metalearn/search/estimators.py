@@ -270,7 +270,7 @@ class _SearchEstimator(BaseEstimator):
         frame = self._checked_frame(X)
         Y = self._labels(y, len(frame))
         return permutation_importance(
-            lambda rows: self.model_.predict_task(self._model_input(rows)), self.task_, frame, Y,
+            self._predict_frame, self.task_, frame, Y,
             metric=metric or self.task_.metric, n_repeats=n_repeats, max_rows=max_rows, time_limit=time_limit,
             seed=seed,
         )
@@ -286,8 +286,8 @@ class _SearchEstimator(BaseEstimator):
 
         check_is_fitted(self, "model_")
         frame = self._checked_frame(X)
-        found = shapley_values(lambda rows: self.model_.predict_task(self._model_input(rows)), self.task_, frame,
-                               self.background_, n_permutations=n_permutations, max_background=background, seed=seed)
+        found = shapley_values(self._predict_frame, self.task_, frame, self.background_, n_permutations=n_permutations,
+                               max_background=background, seed=seed)
         lines = []
         for i, e in enumerate(found):
             for t, target in enumerate(e.targets):
@@ -299,7 +299,11 @@ class _SearchEstimator(BaseEstimator):
 
     def _prediction(self, X: Any) -> Any:
         check_is_fitted(self, "model_")
-        return self.model_.predict_task(self._model_input(self._checked_frame(X)))
+        return self._predict_frame(self._checked_frame(X))
+
+    def _predict_frame(self, frame: pd.DataFrame) -> Any:
+        """The model's prediction of a checked frame of the fitted columns (dates turned into their numbers)."""
+        return self.model_.predict_task(self._model_input(frame))
 
     def _model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with its date columns turned into the numeric columns the model was fit on; a value
