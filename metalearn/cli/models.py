@@ -423,7 +423,7 @@ def models_evaluate(
     the feature's values are shuffled, over ``--repeats`` shuffles; its standard deviation and p-value)."""
     with _registry(kb, read_only=True) as reg:
         record = reg.resolve(name, version)  # an unknown model / version fails before the data is read
-        frame = _labelled_rows(data)
+        frame, _spec_targets = _data_table(data)
         result = reg.evaluate(name, frame, record.version, metric=metric, importance=importance, n_repeats=repeats,
                               max_rows=max_rows, time_limit=time_limit)
     if json_out:
@@ -497,19 +497,6 @@ def _explained_output(outputs: Mapping[str, Any]) -> tuple[str, Mapping[str, Any
     """The output a row's explanation shows: the value, or the most probable class's probability."""
     label = max(outputs, key=lambda k: outputs[k]["prediction"])
     return label, outputs[label]
-
-
-def _labelled_rows(data: str) -> pd.DataFrame:
-    """The rows of ``data`` with their target columns (a dataset spec: its features and targets)."""
-    import pandas as pd
-
-    from metalearn.data.loading import load_frame_file
-
-    scheme, sep, _rest = data.strip().partition(":")
-    if sep and scheme.lower() in _SPECS:
-        ds = _load(data, None, None, None)
-        return pd.concat([ds.X, ds.y], axis=1).reset_index(drop=True)
-    return load_frame_file(data)
 
 
 def _thresholds(pairs: Sequence[str]) -> dict[str, Any] | None:
@@ -761,13 +748,22 @@ def predict(
 
 
 def _read_rows(data: str, targets: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
-    """The rows of ``data`` (a file, or a dataset spec: its features) and the target columns dropped."""
+    """The rows of ``data`` (a file, or a dataset spec: its features) and the target columns dropped (a
+    spec's own, a file's those of ``targets`` it has)."""
+    frame, spec_targets = _data_table(data)
+    dropped = spec_targets if spec_targets is not None else [t for t in targets if t in frame.columns]
+    return frame.drop(columns=dropped), dropped
+
+
+def _data_table(data: str) -> tuple[pd.DataFrame, list[str] | None]:
+    """The table of ``data`` — a file's rows, or a dataset spec's features and targets — and the spec's target
+    columns (None for a file)."""
+    import pandas as pd
+
     from metalearn.data.loading import load_frame_file
 
     scheme, sep, _rest = data.strip().partition(":")
     if sep and scheme.lower() in _SPECS:
         ds = _load(data, None, None, None)
-        return ds.X.reset_index(drop=True), [str(t) for t in ds.task.targets]
-    frame = load_frame_file(data)
-    present = [t for t in targets if t in frame.columns]
-    return frame.drop(columns=present), present
+        return pd.concat([ds.X, ds.y], axis=1).reset_index(drop=True), [str(t) for t in ds.task.targets]
+    return load_frame_file(data), None
