@@ -27,13 +27,12 @@ import pandas as pd
 from metalearn.data.errors import InputError
 from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task, TaskKind
+from metalearn.pipelines.importance import BATCH_ROWS  # rows predicted in one call at most
 
 #: feature orders sampled per background row (an even number: antithetic pairs)
 DEFAULT_PERMUTATIONS = 8
 #: background rows used at most (a random sample of the ones given)
 DEFAULT_BACKGROUND = 16
-#: rows predicted in one call at most
-BATCH_ROWS = 50_000
 
 
 def n_orders(n_permutations: int) -> int:
@@ -141,17 +140,14 @@ def _path_rows(row: pd.DataFrame, background: pd.DataFrame, switched: np.ndarray
     columns: dict[Any, Any] = {}
     for c, name in enumerate(background.columns):
         base, value = background[name], row[name].iloc[0]
-        mask = np.broadcast_to(switched[:, None, :, c], (P, B, S)).reshape(-1)
+        cells = base.to_numpy(dtype=object)[idx]
+        cells[np.broadcast_to(switched[:, None, :, c], (P, B, S)).reshape(-1)] = value
         if isinstance(base.dtype, pd.CategoricalDtype):
             cats = base.cat.categories
             dtype = base.dtype if pd.isna(value) or value in cats else pd.CategoricalDtype(
                 cats.append(pd.Index([value])), ordered=base.dtype.ordered)
-            cells = base.to_numpy(dtype=object)[idx]
-            cells[mask] = value
             columns[name] = pd.Series(pd.Categorical(cells, dtype=dtype))
         else:
-            cells = base.to_numpy(dtype=object)[idx]
-            cells[mask] = value
             column = pd.Series(cells, dtype=object)
             try:
                 column = column.astype(base.dtype)
