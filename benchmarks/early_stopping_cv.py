@@ -44,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from metalearn.benchmark.datasets import prepare_split
     from metalearn.data.loading import Corpus, default_corpus_dir
-    from metalearn.offline.build import _family_default
     from metalearn.pipelines.models import boosting
     from metalearn.pipelines.spaces import get_space
     from metalearn.search.evaluation import evaluate_config, fit_final, test_score
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             task = prep.train.task
             space = get_space(task)
             for family in FAMILIES:
-                clean = space.validate(_family_default(space, family) or {})
+                clean = space.validate(space.family_default(family) or {})
                 for variant, split in (("es10", as_fitted), ("none", no_split)):
                     boosting._BoostedTrees._split = split  # type: ignore[method-assign]
                     try:

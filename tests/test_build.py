@@ -692,7 +692,7 @@ def test_an_extension_evaluates_a_configuration_stored_under_an_older_space_vers
     """The random forest's default was stored with space version 1; a family extension of today's space
     names the same values: it must reuse that record (one matrix column), not add a twin with a new id."""
     space = get_space(TaskKind.REGRESSION)
-    rf, et = (space.validate(build_mod._family_default(space, fam)) for fam in ("rf", "et"))
+    rf, et = (space.validate(space.family_default(fam)) for fam in ("rf", "et"))
     old = ConfigurationRecord.create(space.name, "1", rf)
     kb = open_kb(":memory:")
     try:
@@ -729,7 +729,7 @@ def test_the_shipped_kb_has_each_familys_default_on_every_dataset_of_its_kind(ki
     stored = {key(v): cid for cid, v in zip(configs["config_id"], configs["values"], strict=True)
               if space.is_valid(json.loads(v) if isinstance(v, str) else v)}
     defaults = {fam: stored.get(key(v)) for fam in FAMILIES
-                if (v := build_mod._family_default(space, fam)) is not None and v["model"] == fam}
+                if (v := space.family_default(fam)) is not None and v["model"] == fam}
     assert {"rf", "et", "hgb", "lgbm", "xgb", "catboost", "knn", "mlp"} <= set(defaults)
     runs = runs[runs["dataset_id"].isin(set(datasets.loc[datasets["kind"] == kind, "dataset_id"]))]
     assert len(runs)

@@ -11,7 +11,6 @@ from metalearn.data.dataset import Dataset
 from metalearn.data.loading import load_dataset
 from metalearn.data.metrics import score
 from metalearn.kb import open_kb
-from metalearn.offline.build import _family_default
 from metalearn.pipelines.spaces import get_space
 from metalearn.search.automl import optimize
 from metalearn.search.ensemble import EnsembleModel, ensemble_lines
@@ -58,8 +57,8 @@ def _members(digits: Dataset) -> tuple[Dataset, Any, Any]:
     assert held is not None
     fit, val = held.split(digits)
     space = get_space(digits.task)
-    good = fit_final(fit, space, space.validate(_family_default(space, "linear") or {}))
-    weak_values = space.validate({**(_family_default(space, "knn") or {}), "knn:n_neighbors": 100})
+    good = fit_final(fit, space, space.validate(space.family_default("linear") or {}))
+    weak_values = space.validate({**(space.family_default("knn") or {}), "knn:n_neighbors": 100})
     weak = fit_final(fit, space, weak_values)
     return val, good, weak
 
@@ -111,7 +110,7 @@ def test_revalidate_hands_back_the_kept_ensembles_predictions_of_the_validation_
     held = final_validation(digits, SUBSET)
     assert held is not None
     space = get_space(digits.task)
-    forest = fit_final(held.split(digits)[0], space, space.validate(_family_default(space, "rf") or {}))
+    forest = fit_final(held.split(digits)[0], space, space.validate(space.family_default("rf") or {}))
     searched = EnsembleModel(digits.task, [good, forest], [0.5, 0.5], ["good", "rf"])
     block = {"used": True, "metric": "log_loss", "members": [{"config_id": "good", "weight": 0.5, "family": "linear"},
                                                              {"config_id": "rf", "weight": 0.5, "family": "rf"}]}

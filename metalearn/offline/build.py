@@ -426,7 +426,7 @@ def family_candidates(kind: TaskKind, settings: BuildSettings) -> list[dict[str,
     candidates = _Candidates(space, settings.n_configs)
     chosen, add = candidates.chosen, candidates.add
     for fam in settings.families:
-        default = _family_default(space, fam)
+        default = space.family_default(fam)
         if default is not None:
             add(default)
     # seeded samples per family: each family its own stream, so adding a family leaves the others' alone
@@ -505,28 +505,6 @@ def stored_records(kb: KnowledgeBase, space: Any, values_list: Sequence[dict[str
             stored.setdefault(ConfigurationRecord.create(space.name, space.version, space.validate(rec.values)).config_id, rec)
     fresh = [ConfigurationRecord.create(space.name, space.version, space.validate(v)) for v in values_list]
     return [stored.get(rec.config_id, rec) for rec in fresh]
-
-
-def _family_default(space: Any, family: str) -> dict[str, Any] | None:
-    """The space's default configuration with ``model=family`` (its hyperparameters at their defaults);
-    when a strategy choice of the default forbids the family (e.g. multi-label ``native`` for LightGBM),
-    the first allowed value of that choice. ``None`` if no such configuration is valid."""
-    cs = space.configspace
-    base = dict(space.default())
-    base["model"] = family
-    for name in list(cs.keys()):
-        if name.startswith(f"{family}:"):
-            base[name] = cs[name].default_value
-    if space.is_valid(base):
-        return base
-    for name in list(cs.keys()):
-        if ":" in name or name == "model" or not hasattr(cs[name], "choices"):
-            continue
-        for choice in cs[name].choices:
-            trial = {**base, name: choice}
-            if space.is_valid(trial):
-                return trial
-    return None
 
 
 def _greater(metric: str) -> bool:

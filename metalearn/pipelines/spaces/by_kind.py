@@ -293,6 +293,28 @@ class ConfigSpaceSearchSpace(SearchSpace):
     def default(self) -> dict[str, Any]:
         return self.validate({}, fill_defaults=True)
 
+    def family_default(self, family: str) -> dict[str, Any] | None:
+        """The default configuration with ``model=family`` (its hyperparameters at their defaults); when a
+        strategy choice of the default forbids the family (e.g. multi-label ``native`` for LightGBM), the
+        first allowed value of that choice. ``None`` if no such configuration is valid."""
+        cs = self.configspace
+        base = dict(self.default())
+        base["model"] = family
+        for name in list(cs.keys()):
+            if name.startswith(f"{family}:"):
+                base[name] = cs[name].default_value
+        if self.is_valid(base):
+            return base
+        for name in list(cs.keys()):
+            choices = getattr(cs[name], "choices", None)
+            if ":" in name or name == "model" or choices is None:
+                continue
+            for choice in choices:
+                trial = {**base, name: choice}
+                if self.is_valid(trial):
+                    return trial
+        return None
+
     def to_configuration(self, values: Mapping[str, Any]) -> Configuration:
         """A ConfigSpace ``Configuration`` of this space's ``configspace`` (e.g. to warm-start SMAC)."""
         return Configuration(self.configspace, values=self.validate(values))
