@@ -349,3 +349,78 @@ def test_a_search_judged_by_balanced_accuracy_weights_the_classes_in_the_model_a
     assert any("class weights" in line for line in calibration_lines(outcome.summary["calibration"]))
     written = write_artifact(model, tmp_path)
     assert load_model_file(tmp_path / written["file"]).class_weights == model.class_weights
+
+
+# ------------------------------------------------------------------------------------------ multi-label thresholds
+def _digit_labels(n_rows: int | None = None, n_pixels: int = 64) -> Any:
+    """scikit-learn's digits as a multi-label task of four labels of the digit (two rare, two common), from
+    the first ``n_pixels`` pixels (fewer: a harder task)."""
+    from metalearn.data.dataset import Dataset
+
+    base = load_dataset("sklearn:digits")
+    base = replace(base, X=base.X.iloc[:, :n_pixels], categorical=base.categorical[:n_pixels])
+    digit = base.y.iloc[:, 0].astype(int).to_numpy()
+    y = pd.DataFrame({"zero": digit == 0, "seven": digit == 7, "round": np.isin(digit, (0, 6, 8, 9)),
+                      "high": digit >= 5}).astype(int)
+    task = Task(TaskKind.MULTILABEL, tuple(y.columns), (TaskKind.BINARY,) * 4, metric="f1_macro")
+    ds = Dataset("digits-labels", base.X, y, task, tuple(False for _ in base.X.columns), "sklearn:digits")
+    return ds if n_rows is None else ds.take_rows(np.arange(n_rows))
+
+
+def _label_oof(ds: Any) -> Prediction:
+    """Out-of-fold probabilities of each label from a strongly regularised logistic regression (timid ones)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    probas = [cross_val_predict(LogisticRegression(C=1e-4, max_iter=2000), ds.X, ds.y[t], cv=5, method="predict_proba")
+              for t in ds.task.targets]
+    classes = [np.array([0, 1]) for _ in probas]
+    return Prediction([c[p.argmax(axis=1)] for c, p in zip(classes, probas, strict=True)], probas, classes)
+
+
+def test_a_multilabel_threshold_is_shared_by_the_labels_for_every_label_metric() -> None:
+    ds = _digit_labels()
+    oof = _label_oof(ds)
+    for metric in ("f1_macro", "f1_micro", "hamming_loss", "subset_accuracy"):
+        task = replace(ds.task, metric=metric)
+        cut = tune_threshold(task, oof, ds.y)
+        assert cut.used and cut.threshold in THRESHOLDS and cut.threshold != 0.5, (metric, cut)
+        assert cut.score_before == pytest.approx(score(task, ds.y, oof))
+        assert cut.score_after == pytest.approx(score(task, ds.y, apply_threshold(oof, cut.threshold)))
+        better = cut.score_after < cut.score_before if metric == "hamming_loss" else cut.score_after > cut.score_before
+        assert better and cut.n_rows == ds.n_rows, (metric, cut)
+        labelled = apply_threshold(oof, cut.threshold)
+        for t in range(len(ds.task.targets)):  # every label at the same cut
+            assert (labelled.values[t] == (oof.probas[t][:, 1] >= cut.threshold)).all()
+            assert np.array_equal(labelled.probas[t], oof.probas[t])
+    assert "not needed" in tune_threshold(replace(ds.task, metric="roc_auc_macro"), oof, ds.y).note
+    assert "validation" in tune_threshold(ds.task, None, None, rows="validation").note
+
+
+def test_a_search_judged_by_macro_f1_keeps_the_labels_threshold_in_the_model_its_file_and_the_registry(
+    tmp_path: Any,
+) -> None:
+    from metalearn.pipelines.artifacts import load_model_file, write_artifact
+    from metalearn.registry.registry import ModelRegistry
+
+    ds = _digit_labels(900, n_pixels=16)  # the top two rows of pixels: labels the model is unsure of
+    outcome = _single_pipeline_search(ds, n_trials=2, seed=0, calibrate=True)
+    block = outcome.summary["calibration"]["threshold"]
+    assert block["used"] and block["threshold"] != 0.5 and block["n_rows"] == ds.n_rows, block
+    assert block["score_after"] > block["score_before"]
+    model = outcome.model
+    assert isinstance(model, EnsembleModel) and model.threshold == block["threshold"]
+    pred = model.predict_task(ds.X)
+    for t in range(len(ds.task.targets)):
+        assert (pred.values[t] == (pred.probas[t][:, 1] >= model.threshold)).all()
+    assert test_score(model, ds.X, ds.y, ds.task)["f1_macro"] == pytest.approx(
+        score(ds.task, ds.y, pred))  # the metric is of the thresholded labels
+    assert any("decision threshold" in line for line in calibration_lines(outcome.summary["calibration"]))
+    written = write_artifact(model, tmp_path)
+    assert load_model_file(tmp_path / written["file"]).threshold == model.threshold
+    kb = open_kb(tmp_path / "kb.duckdb")
+    try:
+        rec = ModelRegistry(kb).register_outcome("digits-labels", outcome, ds)
+        assert rec.info["model"]["threshold"] == block["threshold"]
+    finally:
+        kb.close()

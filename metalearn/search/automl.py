@@ -298,14 +298,15 @@ def _calibrated(
                 oof = (predicted, val.y.reset_index(drop=True))
         except (MetaLearnError, ValueError):  # not scaled (the block says there are no predictions to fit it on)
             oof = None
-        cal = calibrate(task, *(oof or (None, None)), enabled=enabled)
+        cal = calibrate(task, *(oof or (None, None)), enabled=enabled, rows="validation")
     else:
         oof = model_oof(task, pool, model, best_config_id) if wanted else None
         cal = calibrate(task, *(oof or (None, None)), n_rows=dataset.n_rows, enabled=enabled)
-    # the labels of a label metric, on the same predictions: a binary one's decision threshold, a multiclass one's
-    # class weights (never with a temperature: they apply to different metrics)
-    cut = tune_threshold(task, *(oof or (None, None)), enabled=enabled)
-    weights = tune_class_weights(task, *(oof or (None, None)), enabled=enabled)
+    # the labels of a label metric, on the same predictions: a binary one's decision threshold, a multi-label one's
+    # thresholds, a multiclass one's class weights (never with a temperature: they apply to different metrics)
+    rows = "validation" if val is not None else "out-of-fold"
+    cut = tune_threshold(task, *(oof or (None, None)), enabled=enabled, rows=rows)
+    weights = tune_class_weights(task, *(oof or (None, None)), enabled=enabled, rows=rows)
     block = {**cal.to_dict(), **({"validation": True} if val is not None else {}), "threshold": cut.to_dict(),
              "class_weights": weights.to_dict()}
     if cal.used or cut.used or weights.used:

@@ -607,7 +607,7 @@ class EnsembleModel:
     ``fit`` refits every member, ``predict_task`` combines their predictions; ``predict`` and
     ``predict_proba`` as the single-pipeline models. ``config_ids``/``weights`` say what it holds;
     ``temperature`` (1.0: none) scales its class probabilities, ``threshold`` (None: none) is the decision
-    threshold of a binary target's labels and ``class_weights`` (None: none) weight a multiclass target's
+    threshold of a binary target's labels (or of every label of a multi-label model) and ``class_weights`` (None: none) weight a multiclass target's
     probabilities for its labels (:mod:`metalearn.search.calibration`; a calibrated single pipeline is an
     ensemble of one member)."""
 

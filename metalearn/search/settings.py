@@ -168,8 +168,9 @@ class SearchSettings:
     calibrate: bool = field(default=True, metadata=_param(
         "Temperature-scale the final model's class probabilities on its out-of-fold predictions when the "
         "metric is a log loss and there are at least 500 rows, tune a binary model's decision threshold when "
-        "the metric is accuracy, balanced accuracy or F1 (as AutoGluon calibrates) and weight a multiclass "
-        "model's class probabilities when it is balanced accuracy.",
+        "the metric is accuracy, balanced accuracy or F1 (as AutoGluon calibrates), a multi-label model's when it "
+        "is macro or micro F1, the Hamming loss or subset accuracy, and weight a multiclass model's class "
+        "probabilities when it is balanced accuracy.",
         cli="--calibrate/--no-calibrate", api=True, estimator=True))
     ensemble_size: int = field(default=25, metadata=_param(
         "Rounds of the greedy ensemble selection (with replacement).", ge=1))
