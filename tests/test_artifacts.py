@@ -83,6 +83,28 @@ def test_the_forests_of_an_ensemble_round_trip(tmp_path: Path) -> None:
     assert np.array_equal(model.predict_task(ds.X).probas[0], loaded.predict_task(ds.X).probas[0])
 
 
+@pytest.mark.parametrize("name", ["diabetes", "linnerud"])
+def test_a_regression_ensemble_read_back_averages_its_members_values(name: str, tmp_path: Path) -> None:
+    """The task read back from a model file has its kinds as TaskKind again: skops keeps them as text, and an
+    ensemble read back took its regression targets for class targets — it predicted its heaviest member's
+    value (on 197_cpu_act 1.28 off the weighted average) and a large batch ran out of memory."""
+    from metalearn.data.task import TaskKind
+    from metalearn.search.ensemble import EnsembleModel
+
+    ds = load_sklearn(name)
+    space = get_space(ds.task)
+    members = [space.build(space.family_default(f), ds.task, ds.categorical, seed=0).fit(ds.X, ds.y)
+               for f in ("linear", "knn")]
+    model = EnsembleModel(ds.task, members, [0.7, 0.3], ("a", "b"))
+    written = write_artifact(model, tmp_path)
+    loaded = load_model_file(tmp_path / written["file"], written["sha256"])
+    assert loaded.task == ds.task and all(type(k) is TaskKind for k in (loaded.task.kind, *loaded.task.target_kinds))
+    got, want = loaded.predict_task(ds.X), model.predict_task(ds.X)
+    for t in range(ds.task.n_targets):
+        average = sum(w * np.asarray(m.predict_task(ds.X).values[t]) for w, m in zip(model.weights, members, strict=True))
+        assert got.probas[t] is None and np.allclose(got.values[t], average) and np.allclose(want.values[t], average)
+
+
 def test_trees_that_differ_are_written_one_by_one() -> None:
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(200, 5)), rng.integers(0, 3, 200)

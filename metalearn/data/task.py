@@ -114,6 +114,18 @@ class Task:
             )
         object.__setattr__(self, "kind_reasons", reasons)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A task read back from a model file (skops, pickle): its attributes, with the kinds as
+        :class:`TaskKind` again — skops keeps a ``StrEnum`` as plain text, and code that compares kinds
+        by identity (``kind is TaskKind.REGRESSION``) would take ``"regression"`` for another kind."""
+        state = dict(state)
+        if "kind" in state:
+            state["kind"] = TaskKind(state["kind"])
+        if "target_kinds" in state:
+            state["target_kinds"] = tuple(TaskKind(k) for k in state["target_kinds"])
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
     @property
     def n_targets(self) -> int:
         return len(self.targets)
