@@ -230,6 +230,31 @@ def test_compress_registers_measured_variants(registry: ModelRegistry, searched:
         compress(registry, "bc", methods=("zip",))
 
 
+def test_a_distilled_variant_is_registered_measured_and_may_be_converted_to_onnx(
+    registry: ModelRegistry, searched: Any
+) -> None:
+    _, ds, outcome = searched
+    base = registry.register_outcome("bc", outcome, ds)
+    report = compress(registry, "bc", methods=("distill",), batch_rows=2000)
+    _, distilled = report["variants"]
+    assert distilled.get("error") is None and distilled["version"] == base.version + 1, distilled
+    rec = registry.store.get_version("bc", distilled["version"])
+    assert (rec.variant, rec.parent_version) == ("distilled", base.version)
+    assert rec.info["compression"]["student"] == "lgbm" and rec.info["compression"]["augmented_rows"] > 0
+    assert distilled["compare"]["score_loss"] < 0.02  # ROC AUC on the training sample kept with the version
+    labels = registry.predict("bc", ds.X.head(100), version=rec.version, log=False).prediction.values[0]
+    truth = ds.y.iloc[:100, 0].to_numpy()
+    assert np.mean(labels == truth) > 0.9
+    # a student that loses more than the tolerance on the rows measured is reported, not registered
+    versions = [v.version for v in registry.store.list_versions("bc")]
+    refused = compress(registry, "bc", base.version, methods=("distill",), distill_tolerance=-1.0)["variants"][1]
+    assert refused["version"] is None and "not registered" in refused["error"], refused
+    assert [v.version for v in registry.store.list_versions("bc")] == versions
+    # the student is a pipeline: it converts to ONNX (a pruned or ONNX variant is not compressed again)
+    onnx = compress(registry, "bc", rec.version, methods=("onnx",), batch_rows=2000)["variants"][1]
+    assert onnx.get("error") is None and registry.store.get_version("bc", onnx["version"]).parent_version == rec.version
+
+
 def test_retrain_starts_from_the_version_and_is_not_promoted(registry: ModelRegistry, searched: Any) -> None:
     _, ds, outcome = searched
     base = registry.register_outcome("bc", outcome, ds)

@@ -284,8 +284,9 @@ def models_compress(
     name: NameArg,
     version: VersionOpt = None,
     method: Annotated[
-        str, typer.Option("--method", help="Comma-separated: onnx (ONNX Runtime), prune (a smaller ensemble).")
-    ] = "onnx,prune",
+        str | None, typer.Option("--method", help="Comma-separated: onnx (ONNX Runtime), prune (a smaller "
+                                 "ensemble), distill (one LightGBM pipeline imitating the version). Default: all.")
+    ] = None,
     data: Annotated[
         str | None,
         typer.Option("--data", help="Validation data (file or dataset spec) to measure and score on "
@@ -298,7 +299,7 @@ def models_compress(
     kb: KbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Compressed variants of a version (ONNX, pruned ensemble), compared with it.
+    """Compressed variants of a version (ONNX, pruned ensemble, distilled LightGBM), compared with it.
 
     Each variant is registered as a new version (not promoted); the table compares it with the version
     compressed (default: the live one, else the latest): size, single-row p50/p99 latency, rows/s on a
@@ -308,7 +309,7 @@ def models_compress(
 
     check_name(name)
     mlflow_target = _mlflow_target(mlflow_uri)
-    methods = [m.strip() for m in method.split(",") if m.strip()]
+    methods = None if method is None else [m.strip() for m in method.split(",") if m.strip()]
     with _registry(kb) as reg:
         validation = None
         if data is not None:

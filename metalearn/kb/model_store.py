@@ -48,7 +48,7 @@ from metalearn.data.errors import InputError, NotFoundError
 from metalearn.kb.records import utcnow
 
 #: What a version was made by.
-VARIANTS = ("search", "retrain", "onnx", "pruned")
+VARIANTS = ("search", "retrain", "onnx", "pruned", "distilled")
 #: The aliases a version may hold.
 ALIASES = ("live", "candidate")
 #: What an event in a model's history did.

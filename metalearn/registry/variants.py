@@ -1,6 +1,7 @@
 """Compressed variants of a registered version, registered as versions of their own (never promoted):
-``onnx`` (the estimators served through onnxruntime, see :mod:`metalearn.registry.compress`) and
-``prune`` (an ensemble with fewer members). Each is measured against the original on the same rows —
+``onnx`` (the estimators served through onnxruntime, see :mod:`metalearn.registry.compress`),
+``prune`` (an ensemble with fewer members) and ``distill`` (one LightGBM pipeline fit to imitate the
+version on its training sample and rows augmented from it, see :mod:`metalearn.registry.distill`). Each is measured against the original on the same rows —
 artifact size, single-row p50/p99 latency, rows/s on a 10k-row batch, validation score — so the user
 chooses knowingly.
 
@@ -18,19 +19,25 @@ from metalearn.data.dataset import Dataset
 from metalearn.data.errors import CompressionError, InputError
 from metalearn.kb.model_store import ModelVersionRecord
 from metalearn.registry.compress import compare, prune_ensemble, to_onnx, variant_report
+from metalearn.registry.distill import augmented_rows, distill
 from metalearn.registry.registry import ModelRegistry, check_name
 
 #: compression method -> the variant name its versions carry
-METHODS: dict[str, str] = {"onnx": "onnx", "prune": "pruned"}
+METHODS: dict[str, str] = {"onnx": "onnx", "prune": "pruned", "distill": "distilled"}
+#: the variants not compressed again (a distilled pipeline may be: to ONNX, say)
+FINAL_VARIANTS = (METHODS["onnx"], METHODS["prune"])
+#: the largest relative loss of score (on the rows measured) a distilled variant is registered with
+DISTILL_TOLERANCE = 0.02
 #: rows the ONNX variant is checked on against the original
 CHECK_ROWS = 1000
 
 
 def compressible_version(registry: ModelRegistry, name: str, version: int | None = None) -> ModelVersionRecord:
     """The version to compress: ``version``, else the live one, else the latest (:class:`NotFoundError`
-    for an unknown model or a deleted version); :class:`CompressionError` when it is itself a variant."""
+    for an unknown model or a deleted version); :class:`CompressionError` when it is an ONNX or pruned
+    variant (:data:`FINAL_VARIANTS`)."""
     base = registry.working_version(name, version)
-    if base.variant in METHODS.values():
+    if base.variant in FINAL_VARIANTS:
         raise CompressionError(
             f"model {name!r} version {base.version} is already a compressed ({base.variant}) variant: "
             f"compress its original, version {base.parent_version}"
@@ -43,15 +50,19 @@ def compress(
     name: str,
     version: int | None = None,
     *,
-    methods: Sequence[str] = ("onnx", "prune"),
+    methods: Sequence[str] | None = None,
     validation: Dataset | None = None,
     batch_rows: int = 10_000,
     on_status: Callable[[str], None] | None = None,
+    distill_tolerance: float = DISTILL_TOLERANCE,
 ) -> dict[str, Any]:
-    """Make each compressed variant of ``name`` (``version``, default the live one, else the latest), register
-    it and report it beside the original. A method that does not apply (a single pipeline cannot be pruned;
-    an estimator without an ONNX converter) is reported with its reason, and registers nothing."""
+    """Make each compressed variant of ``name`` (``version``, default the live one, else the latest; ``methods``,
+    default every one of :data:`METHODS`), register it and report it beside the original. A method that does not apply (a single pipeline cannot be pruned;
+    an estimator without an ONNX converter; a distilled student whose score on the rows measured is more than
+    ``distill_tolerance`` (relative) worse than the original's) is reported with its reason, and registers
+    nothing."""
     check_name(name)
+    methods = list(METHODS) if methods is None else list(methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise InputError(f"unknown compression method(s) {unknown or list(methods)}: choose from {', '.join(METHODS)}")
@@ -65,9 +76,10 @@ def compress(
         if list(y_val.columns) != list(task.targets):
             raise InputError(f"the validation data must have the target(s) {list(task.targets)}")
         rows_from = f"the validation data ({len(X_val)} rows)"
-    else:
-        X_val, y_val = registry.reference(base), registry.reference(base, labels=True)
-        X_val, _ = signature.validate(X_val, what="the reference sample")
+    X_ref, _ = signature.validate(registry.reference(base), what="the reference sample")
+    y_ref = registry.reference(base, labels=True)
+    if validation is None:
+        X_val, y_val = X_ref, y_ref
         rows_from = f"the training sample kept with version {base.version} ({len(X_val)} rows, in-sample)"
     model = registry.load(base)
     status(f"measuring version {base.version} on {rows_from}")
@@ -86,6 +98,9 @@ def compress(
             if method == "onnx":
                 variant = to_onnx(model, X_val.iloc[:CHECK_ROWS])
                 detail: dict[str, Any] = {"check": getattr(variant, "check", None)}
+            elif method == "distill":
+                variant = distill(model, X_ref, y_ref, task, data.categorical)
+                detail = {"student": "lgbm", "sample_rows": len(X_ref), "augmented_rows": augmented_rows(len(X_ref))}
             else:
                 if not hasattr(model, "members"):
                     raise CompressionError(f"version {base.version} is a single pipeline, not an ensemble: nothing to prune")
@@ -95,6 +110,11 @@ def compress(
                 detail = {"members": len(variant.members), "of": len(model.members)}
             report = variant_report(variant, X_val, y_val, task, batch_rows=batch_rows)
             versus = compare(original, report)
+            if method == "distill" and versus["score_loss"] > distill_tolerance:
+                raise CompressionError(
+                    f"the distilled LightGBM scores {report['score']:.4g} against the original's {original['score']:.4g} "
+                    f"({report['metric']}, {100 * versus['score_loss']:.1f} % worse, over the "
+                    f"{100 * distill_tolerance:g} % allowed) on {rows_from}: not registered; keep the original")
             info = {"compression": {"method": method, "from_version": base.version, "rows": rows_from,
                                     "original": original, "variant": report, "compare": versus, **detail},
                     "search": base.info.get("search"), "cv_score": base.info.get("cv_score")}

@@ -4,7 +4,7 @@ requests.
 ``POST /models/{name}/retrain`` submits a job and answers 202 with its id at once; the job runs
 :func:`metalearn.registry.retrain.retrain` (a search warm-started from the model's configurations on the new
 data, registered as a new version that is never promoted). ``POST /models/{name}/compress`` runs
-:func:`metalearn.registry.variants.compress` (ONNX and pruned-ensemble variants, each registered as a version
+:func:`metalearn.registry.variants.compress` (ONNX, pruned-ensemble and distilled variants, each registered as a version
 and measured against the original; the report is the job's ``result``). ``GET /models/{name}/jobs/{job_id}``
 follows a job: its status, the stage it is at, and the version(s) it registered. With METALEARN_MLFLOW_URI
 each registered version is also logged to MLflow (``mlflow``: one entry per version; a failure is a

@@ -51,7 +51,7 @@ class ModelVersionOut(BaseModel):
     version: int
     kind: str
     metric: str
-    variant: str = Field(description="What made it: search, retrain, onnx, pruned.")
+    variant: str = Field(description="What made it: search, retrain, onnx, pruned, distilled.")
     parent_version: int | None = None
     search_id: str | None = None
     dataset_id: str | None = None
@@ -280,7 +280,8 @@ class CompressRequest(BaseModel):
     methods: list[str] = Field(
         default_factory=lambda: list(METHODS), min_length=1, max_length=len(METHODS),
         json_schema_extra={"items": {"type": "string", "enum": list(METHODS)}},  # the registry's methods
-        description=f"Of {', '.join(METHODS)}: onnx, an ONNX export served by onnxruntime; prune, fewer ensemble members.",
+        description=f"Of {', '.join(METHODS)}: onnx, an ONNX export served by onnxruntime; prune, fewer ensemble "
+                    "members; distill, one LightGBM pipeline fit to imitate the version.",
     )
 
     @field_validator("methods")

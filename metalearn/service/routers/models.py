@@ -687,7 +687,7 @@ async def retrain(
         422: _invalid("Invalid body, or the version is already a compressed variant"),
         429: _error("Too many pending jobs"),
     },
-    summary="Make smaller/faster variants of a version in the background (ONNX, pruned ensemble)",
+    summary="Make smaller/faster variants of a version in the background (ONNX, pruned ensemble, distilled)",
 )
 def compress_model(
     name: ModelName, body: CompressRequest, request: Request, response: Response, registry: RegistryDep,
