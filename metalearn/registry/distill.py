@@ -36,8 +36,9 @@ from metalearn.data.task import Task
 __all__ = ["AUGMENT_FACTOR", "MAX_ROWS", "MIN_AUGMENTED", "STUDENT_ROUNDS", "SWAP", "augment", "augmented_rows",
            "distill", "drawn_labels"]
 
-#: augmented rows per sample row (AutoGluon's ``size_factor``), and at least
+#: augmented rows per sample row (AutoGluon's ``size_factor``)
 AUGMENT_FACTOR = 5
+#: the fewest augmented rows (a small sample gets more than its factor)
 MIN_AUGMENTED = 10_000
 #: the most rows (sample and augmented) the student is fit on
 MAX_ROWS = 50_000

@@ -1,8 +1,8 @@
 """Compressed variants of a registered version, registered as versions of their own (never promoted):
 ``onnx`` (the estimators served through onnxruntime, see :mod:`metalearn.registry.compress`),
 ``prune`` (an ensemble with fewer members) and ``distill`` (one LightGBM pipeline fit to imitate the
-version on its training sample and rows augmented from it, see :mod:`metalearn.registry.distill`). Each is measured against the original on the same rows —
-artifact size, single-row p50/p99 latency, rows/s on a 10k-row batch, validation score — so the user
+version on its training sample and rows augmented from it, see :mod:`metalearn.registry.distill`). Each is
+measured against the original on the same rows — artifact size, single-row p50/p99 latency, rows/s on a 10k-row batch, validation score — so the user
 chooses knowingly.
 
 The rows are a validation set the user gives, else the sample of the training data kept with the version
@@ -56,11 +56,11 @@ def compress(
     on_status: Callable[[str], None] | None = None,
     distill_tolerance: float = DISTILL_TOLERANCE,
 ) -> dict[str, Any]:
-    """Make each compressed variant of ``name`` (``version``, default the live one, else the latest; ``methods``,
-    default every one of :data:`METHODS`), register it and report it beside the original. A method that does not apply (a single pipeline cannot be pruned;
-    an estimator without an ONNX converter; a distilled student whose score on the rows measured is more than
-    ``distill_tolerance`` (relative) worse than the original's) is reported with its reason, and registers
-    nothing."""
+    """Make each compressed variant of ``name`` (``version``, default the live one, else the latest;
+    ``methods``, default every one of :data:`METHODS`), register it and report it beside the original. A
+    method that does not apply (a single pipeline cannot be pruned; an estimator without an ONNX converter; a
+    distilled student whose score on the rows measured is more than ``distill_tolerance`` (relative) worse
+    than the original's) is reported with its reason, and registers nothing."""
     check_name(name)
     methods = list(METHODS) if methods is None else list(methods)
     unknown = [m for m in methods if m not in METHODS]

@@ -113,11 +113,11 @@ def calibrates(task: Task) -> bool:
     """Whether a search of ``task`` may calibrate its final model: a temperature for a log loss, a decision
     threshold for a binary label metric or a multi-label one (shared by the labels), class weights for a
     multiclass one."""
-    return (task.metric in CALIBRATED_METRICS or _thresholds(task)
+    return (task.metric in CALIBRATED_METRICS or _tunes_threshold(task)
             or (task.kind is TaskKind.MULTICLASS and task.metric in WEIGHT_METRICS))
 
 
-def _thresholds(task: Task) -> bool:
+def _tunes_threshold(task: Task) -> bool:
     """Whether ``task``'s metric is one whose final model's labels may use decision thresholds."""
     return ((task.kind is TaskKind.BINARY and task.metric in THRESHOLD_METRICS)
             or (task.kind is TaskKind.MULTILABEL and task.metric in LABEL_THRESHOLD_METRICS))
@@ -275,7 +275,7 @@ def tune_threshold(
     docstring)."""
     if not enabled:
         return DecisionThreshold(False, note="off (calibrate=False)")
-    if not _thresholds(task):
+    if not _tunes_threshold(task):
         return DecisionThreshold(False, note=f"not needed for {task.metric} (only a binary or multi-label metric "
                                              "of the labels changes with it)")
     if oof is None or y is None or not any(p is not None and c is not None and len(c) == 2
