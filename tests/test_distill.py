@@ -16,7 +16,15 @@ from metalearn.data.metrics import score
 from metalearn.data.prediction import Prediction
 from metalearn.pipelines.artifacts import write_artifact
 from metalearn.pipelines.spaces import get_space
-from metalearn.registry.distill import MIN_AUGMENTED, SWAP, augment, augmented_rows, distill, drawn_labels
+from metalearn.registry.distill import (
+    MIN_AUGMENTED,
+    SWAP,
+    _misfit,
+    augment,
+    augmented_rows,
+    distill,
+    drawn_labels,
+)
 from metalearn.search.ensemble import EnsembleModel
 
 
@@ -62,6 +70,19 @@ def test_labels_drawn_from_the_teachers_probabilities_follow_them() -> None:
     labels, values = drawn_labels(pred, seed=3)
     assert set(labels) == {"no", "yes"} and np.array_equal(values, pred.values[1])  # a value target as it is
     assert abs(np.mean(labels[0::2] == "yes") - 0.8) < 0.015 and abs(np.mean(labels[1::2] == "yes") - 0.1) < 0.015
+
+
+def test_the_misfit_of_a_student_is_smallest_for_the_teachers_own_predictions() -> None:
+    rng = np.random.default_rng(0)
+    P = rng.dirichlet([1.0, 1.0, 1.0], size=500)
+    classes = np.array(["a", "b", "c"])
+    values = rng.normal(size=500)
+    teacher = Prediction([classes[P.argmax(axis=1)], values], [P, None], [classes, None])
+    blurred = Prediction([classes[P.argmax(axis=1)], values + rng.normal(scale=0.5, size=500)],
+                         [0.5 * P + 0.5 / 3, None], [classes, None])
+    reordered = Prediction(list(teacher.values), [P[:, ::-1], None], [classes[::-1], None])  # the same, classes reversed
+    assert _misfit(teacher, reordered) == pytest.approx(_misfit(teacher, teacher))
+    assert _misfit(teacher, teacher) < _misfit(teacher, blurred)
 
 
 @pytest.mark.parametrize("name", ["breast_cancer", "diabetes"])

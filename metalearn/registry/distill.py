@@ -9,11 +9,13 @@ is, with probability :data:`SWAP`, replaced by that column's value in another ra
 values, or labels drawn from its class probabilities — over many rows a student fit to drawn labels learns
 the probabilities themselves (the expected log loss of drawn labels is the cross-entropy against the
 teacher's probabilities), where the teacher's most probable labels would teach it a step. The student is
-the search space's LightGBM pipeline at its default configuration with up to :data:`STUDENT_ROUNDS` boosting
-rounds (early-stopped on a validation split inside the fit, as in a search), which ``onnx`` converts too
-(onnxmltools handles LightGBM's categorical splits); a teacher's decision threshold or class weights
-(:mod:`metalearn.search.calibration`) apply to the student's probabilities as they did to its own (its
-temperature is in the probabilities the student learnt).
+the search space's LightGBM pipeline, with up to :data:`STUDENT_ROUNDS` boosting rounds (early-stopped on a
+validation split inside the fit, as in a search), in the one of :data:`STUDENTS` (the default, a smoother and
+a finer one) that imitates the teacher best on :data:`HELD_OUT` of the augmented rows (:func:`_misfit`: the
+cross-entropy of its probabilities against the teacher's, its squared error over the teacher's variance);
+``onnx`` converts it too (onnxmltools handles LightGBM's categorical splits). A teacher's decision threshold
+or class weights (:mod:`metalearn.search.calibration`) apply to the student's probabilities as they did to
+its own (its temperature is in the probabilities the student learnt).
 
 A student is not always as good as its teacher (``benchmarks/distillation.py``: 197_cpu_act's 41.7 MB forest
 ensemble became 2.1 MB with a better test RMSE, uci_kin40k's smooth models a twice worse one), so
@@ -23,6 +25,7 @@ score.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,8 +36,8 @@ from metalearn.data.errors import CompressionError
 from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task
 
-__all__ = ["AUGMENT_FACTOR", "MAX_ROWS", "MIN_AUGMENTED", "STUDENT_ROUNDS", "SWAP", "augment", "augmented_rows",
-           "distill", "drawn_labels"]
+__all__ = ["AUGMENT_FACTOR", "HELD_OUT", "MAX_ROWS", "MIN_AUGMENTED", "STUDENTS", "STUDENT_ROUNDS", "SWAP", "augment",
+           "augmented_rows", "distill", "drawn_labels"]
 
 #: augmented rows per sample row (AutoGluon's ``size_factor``)
 AUGMENT_FACTOR = 5
@@ -90,6 +93,39 @@ def drawn_labels(pred: Prediction, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
+#: the student configurations tried (over the space's LightGBM default), the one that imitates the teacher best
+#: on held-out augmented rows is kept
+STUDENTS: tuple[dict[str, float], ...] = (
+    {},
+    {"lgbm:num_leaves": 8.0, "lgbm:learning_rate": 0.05, "lgbm:min_child_samples": 40.0},
+    {"lgbm:num_leaves": 127.0, "lgbm:learning_rate": 0.05, "lgbm:min_child_samples": 5.0},
+)
+#: the share of augmented rows held out to measure how well a student imitates
+HELD_OUT = 0.2
+
+
+def _misfit(teacher: Prediction, student: Prediction) -> float:
+    """How far ``student``'s predictions are from ``teacher``'s (lower is closer): per target the
+    cross-entropy of the student's class probabilities against the teacher's, or the squared error of its
+    values over the teacher's variance; their mean."""
+    from metalearn.data.prediction import class_index
+
+    parts = []
+    for t in range(teacher.n_targets):
+        pt, ps, classes = teacher.probas[t], student.probas[t], teacher.classes[t]
+        if pt is None or ps is None or classes is None or student.classes[t] is None:
+            vt, vs = np.asarray(teacher.values[t], dtype=np.float64), np.asarray(student.values[t], dtype=np.float64)
+            parts.append(float(np.mean((vt - vs) ** 2) / max(float(np.var(vt)), 1e-12)))
+            continue
+        col = class_index(student.classes[t])
+        Ps = np.full((len(pt), len(classes)), 1e-15)
+        for j, c in enumerate(classes):
+            with contextlib.suppress(KeyError):  # a class the student never saw keeps a tiny probability
+                Ps[:, j] = np.clip(np.asarray(ps)[:, col(c)], 1e-15, 1.0)
+        parts.append(float(-np.mean(np.sum(np.asarray(pt) * np.log(Ps), axis=1))))
+    return float(np.mean(parts))
+
+
 def distill(teacher: Any, X: pd.DataFrame, y: pd.DataFrame, task: Task, categorical: Sequence[bool],
             seed: int = 0) -> Any:
     """A LightGBM pipeline fit to imitate ``teacher`` (a fitted task model or ensemble) on the training sample
@@ -98,23 +134,32 @@ def distill(teacher: Any, X: pd.DataFrame, y: pd.DataFrame, task: Task, categori
     from metalearn.pipelines.spaces import get_space
 
     space = get_space(task)
-    values = space.family_default("lgbm")
-    if values is None:
+    default = space.family_default("lgbm")
+    if default is None:
         raise CompressionError(f"the {task.kind} search space has no LightGBM configuration to distil into")
-    values = space.validate({**values, "lgbm:n_estimators": float(STUDENT_ROUNDS)})
     new = augment(X, augmented_rows(len(X)), seed)
-    taught = drawn_labels(teacher.predict_task(new), seed)
+    taught_pred = teacher.predict_task(new)
+    taught = drawn_labels(taught_pred, seed)
     y_new = pd.DataFrame({name: taught[t] for t, name in enumerate(task.targets)})
-    X_fit = pd.concat([X.reset_index(drop=True), new], ignore_index=True)
+    n_held = int(HELD_OUT * len(new))
     y_true = y.reset_index(drop=True)
     y_true = y_true.astype({c: y_true[c].cat.categories.dtype for c in y_true  # labels as their values
                             if isinstance(y_true[c].dtype, pd.CategoricalDtype)})
-    y_fit = pd.concat([y_true, y_new], ignore_index=True)
-    try:
-        student = space.build(values, task, categorical, seed).fit(X_fit, y_fit)
-    except (ValueError, TypeError, MemoryError) as err:
-        raise CompressionError(f"the LightGBM student could not be fit ({type(err).__name__}: {err}); keep the "
-                               "original version") from err
+    X_fit = pd.concat([X.reset_index(drop=True), new.iloc[n_held:]], ignore_index=True)
+    y_fit = pd.concat([y_true, y_new.iloc[n_held:]], ignore_index=True)
+    held = Prediction([np.asarray(v)[:n_held] for v in taught_pred.values],
+                      [None if p is None else np.asarray(p)[:n_held] for p in taught_pred.probas],
+                      list(taught_pred.classes))
+    fitted: list[tuple[float, Any]] = []
+    for extra in STUDENTS:
+        values = space.validate({**default, **extra, "lgbm:n_estimators": float(STUDENT_ROUNDS)})
+        try:
+            student = space.build(values, task, categorical, seed).fit(X_fit, y_fit)
+        except (ValueError, TypeError, MemoryError) as err:
+            raise CompressionError(f"the LightGBM student could not be fit ({type(err).__name__}: {err}); keep the "
+                                   "original version") from err
+        fitted.append((_misfit(held, student.predict_task(new.iloc[:n_held])) if n_held else 0.0, student))
+    student = min(fitted, key=lambda f: f[0])[1]  # the first of the closest
     threshold, weights = getattr(teacher, "threshold", None), getattr(teacher, "class_weights", None)
     if threshold is None and weights is None:
         return student
