@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
+
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import CompressionError, InputError
 from metalearn.kb.model_store import ModelVersionRecord
@@ -76,10 +78,14 @@ def compress(
         if list(y_val.columns) != list(task.targets):
             raise InputError(f"the validation data must have the target(s) {list(task.targets)}")
         rows_from = f"the validation data ({len(X_val)} rows)"
-    X_ref, _ = signature.validate(registry.reference(base), what="the reference sample")
-    y_ref = registry.reference(base, labels=True)
+
+    def reference() -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The training sample kept with the version, and its targets (a student learns from them)."""
+        X_ref, _ = signature.validate(registry.reference(base), what="the reference sample")
+        return X_ref, registry.reference(base, labels=True)
+
     if validation is None:
-        X_val, y_val = X_ref, y_ref
+        X_val, y_val = reference()
         rows_from = f"the training sample kept with version {base.version} ({len(X_val)} rows, in-sample)"
     model = registry.load(base)
     status(f"measuring version {base.version} on {rows_from}")
@@ -99,6 +105,7 @@ def compress(
                 variant = to_onnx(model, X_val.iloc[:CHECK_ROWS])
                 detail: dict[str, Any] = {"check": getattr(variant, "check", None)}
             elif method == "distill":
+                X_ref, y_ref = (X_val, y_val) if validation is None else reference()
                 variant = distill(model, X_ref, y_ref, task, data.categorical)
                 detail = {"student": "lgbm", "sample_rows": len(X_ref), "augmented_rows": augmented_rows(len(X_ref))}
             else:
