@@ -250,6 +250,11 @@ def test_a_distilled_variant_is_registered_measured_and_may_be_converted_to_onnx
     refused = compress(registry, "bc", base.version, methods=("distill",), distill_tolerance=-1.0)["variants"][1]
     assert refused["version"] is None and "not registered" in refused["error"], refused
     assert [v.version for v in registry.store.list_versions("bc")] == versions
+    # measured on validation rows, the student still learns from the training sample kept with the version
+    rows = ds.take_rows(np.arange(200))
+    measured = compress(registry, "bc", base.version, methods=("distill",), validation=rows, distill_tolerance=1.0)
+    assert measured["rows_from"].startswith("the validation data (200 rows)")
+    assert measured["variants"][1]["version"] is not None, measured["variants"][1]
     # the student is a pipeline: it converts to ONNX (a pruned or ONNX variant is not compressed again)
     onnx = compress(registry, "bc", rec.version, methods=("onnx",), batch_rows=2000)["variants"][1]
     assert onnx.get("error") is None and registry.store.get_version("bc", onnx["version"]).parent_version == rec.version
