@@ -69,8 +69,8 @@ def choose(n: int, seed: int = 0, kind: str = "binary", manifest: Path = MANIFES
 
 
 def run_cell(name: str, metric: str, budget: float, workers: int, tables: dict[str, Any]) -> dict[str, Any]:
-    from metalearn.benchmark.datasets import normalise_name, prepare_split
-    from metalearn.benchmark.peers import kb_without
+    from metalearn.benchmark.datasets import ids_named, prepare_split
+    from metalearn.benchmark.peers import load_kb_without
     from metalearn.data.loading import load_dataset
     from metalearn.kb import open_kb
     from metalearn.search.automl import optimize
@@ -79,16 +79,10 @@ def run_cell(name: str, metric: str, budget: float, workers: int, tables: dict[s
 
     dataset = load_dataset(f"corpus:{name}", metric=metric)
     prep = prepare_split(dataset, None, 0.25, 0)
-    hidden = {dataset.fingerprint, prep.train.fingerprint}
-    records = tables.get("datasets")
-    if records is not None and len(records):
-        same = records["name"].map(normalise_name) == normalise_name(name)
-        hidden |= set(records.loc[same, "dataset_id"].astype(str))
+    hidden = {dataset.fingerprint, prep.train.fingerprint} | ids_named(tables.get("datasets"), name)
     kb = open_kb(":memory:")
     try:
-        for table, frame in kb_without(tables, hidden).items():
-            if len(frame):
-                kb.load_table(table, frame)
+        load_kb_without(kb, tables, hidden)
         t0 = time.monotonic()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

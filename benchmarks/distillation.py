@@ -36,8 +36,8 @@ FIELDS = ("version", "error", "size_bytes", "p50_ms", "rows_per_s", "score")
 
 
 def run_one(name: str, budget: float, workers: int, tables: dict[str, Any]) -> dict[str, Any]:
-    from metalearn.benchmark.datasets import normalise_name, prepare_split
-    from metalearn.benchmark.peers import kb_without
+    from metalearn.benchmark.datasets import ids_named, prepare_split
+    from metalearn.benchmark.peers import load_kb_without
     from metalearn.data.dataset import Dataset
     from metalearn.data.loading import load_dataset
     from metalearn.kb import open_kb
@@ -48,17 +48,11 @@ def run_one(name: str, budget: float, workers: int, tables: dict[str, Any]) -> d
 
     dataset = load_dataset(f"corpus:{name}")
     prep = prepare_split(dataset, None, 0.25, 0)
-    hidden = {dataset.fingerprint, prep.train.fingerprint}
-    records = tables.get("datasets")
-    if records is not None and len(records):
-        same = records["name"].map(normalise_name) == normalise_name(name)
-        hidden |= set(records.loc[same, "dataset_id"].astype(str))
+    hidden = {dataset.fingerprint, prep.train.fingerprint} | ids_named(tables.get("datasets"), name)
     with tempfile.TemporaryDirectory(prefix="metalearn-distill-") as tmp:
         kb = open_kb(Path(tmp) / "kb.duckdb")
         try:
-            for table, frame in kb_without(tables, hidden).items():
-                if len(frame):
-                    kb.load_table(table, frame)
+            load_kb_without(kb, tables, hidden)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 outcome = optimize(prep.train, kb, SearchSettings(time_limit=budget, workers=workers))

@@ -178,6 +178,15 @@ def normalise_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text)
 
 
+def ids_named(records: pd.DataFrame | None, name: str) -> set[str]:
+    """The ``dataset_id`` of every row of ``records`` (the KB's ``datasets`` table) whose name is ``name``'s
+    (:func:`normalise_name`)."""
+    if records is None or not len(records):
+        return set()
+    same = records["name"].map(normalise_name) == normalise_name(name)
+    return set(records.loc[same, "dataset_id"].astype(str))
+
+
 @dataclass(frozen=True)
 class Excluded:
     """A KB dataset hidden from the recommenders for one benchmarked dataset, and why."""

@@ -51,7 +51,7 @@ from metalearn.benchmark.settings import (
 from metalearn.data.task import TaskKind
 from metalearn.offline.build import DatasetSource
 
-__all__ = ["PeerJob", "PeerMissingError", "kb_without", "run_peer_cell"]
+__all__ = ["PeerJob", "PeerMissingError", "kb_without", "load_kb_without", "run_peer_cell"]
 
 
 class PeerMissingError(RuntimeError):
@@ -78,6 +78,14 @@ def kb_without(tables: dict[str, pd.DataFrame], dataset_ids: set[str]) -> dict[s
             frame = frame[~frame["dataset_id"].isin(dataset_ids)].reset_index(drop=True)
         out[name] = frame
     return out
+
+
+def load_kb_without(kb: Any, tables: dict[str, pd.DataFrame], dataset_ids: set[str]) -> None:
+    """Load ``tables`` into the empty ``kb`` without the rows of ``dataset_ids`` (:func:`kb_without`): the
+    product's KB for a dataset it is benchmarked on."""
+    for table, frame in kb_without(tables, dataset_ids).items():
+        if len(frame):
+            kb.load_table(table, frame)
 
 
 def run_peer_cell(job: PeerJob) -> CellResult:
@@ -149,9 +157,7 @@ def _run_product(job: PeerJob, prep: Prepared, res: CellResult, budget: float | 
     assert budget is not None
     kb = open_kb(":memory:")
     try:
-        for table, frame in kb_without(job.kb_tables or {}, set(job.kb_hidden)).items():
-            if len(frame):
-                kb.load_table(table, frame)
+        load_kb_without(kb, job.kb_tables or {}, set(job.kb_hidden))
         default_trial = PARAMS["trial_time_limit"].default
         # as a user's search with a time limit: no trial count (the clock stops it); a cold initial
         # design (no recommendation) of the size it has at the untimed trial budget
