@@ -146,6 +146,17 @@ def read_frame(file: AnyUploadFile, settings: Settings, limits: ReadLimits | Non
     return frame, name
 
 
+def check_rows(n_rows: int, name: str, settings: Settings, fix: str = "subsample the data") -> None:
+    """A 413 for an uploaded table ``name`` of more rows than the server accepts (METALEARN_MAX_ROWS), saying
+    the ``fix``."""
+    if n_rows > settings.max_rows:
+        raise HTTPException(
+            413,
+            detail=f"{name!r} has {n_rows} rows; this server accepts at most {settings.max_rows} "
+            f"(METALEARN_MAX_ROWS); {fix}",
+        )
+
+
 def read_upload(
     file: UploadFile,
     targets: Sequence[str] | None,
@@ -157,12 +168,7 @@ def read_upload(
     target_names = split_targets(targets)
     frame, name = read_frame(file, settings)
     n_rows, n_cols = frame.shape
-    if n_rows > settings.max_rows:
-        raise HTTPException(
-            413,
-            detail=f"{name!r} has {n_rows} rows; this server accepts at most {settings.max_rows} "
-            "(METALEARN_MAX_ROWS); subsample the data",
-        )
+    check_rows(n_rows, name, settings)
     if n_cols > settings.max_columns:
         raise HTTPException(
             413,

@@ -66,7 +66,14 @@ from metalearn.service.schemas_models import (
     RollbackRequest,
 )
 from metalearn.service.settings import Settings
-from metalearn.service.uploads import EXPANSION_LIMIT, TargetsField, UploadField, read_frame, read_upload
+from metalearn.service.uploads import (
+    EXPANSION_LIMIT,
+    TargetsField,
+    UploadField,
+    check_rows,
+    read_frame,
+    read_upload,
+)
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -493,12 +500,7 @@ def evaluate(
     Nothing is logged or stored (AutoGluon's ``evaluate`` and ``feature_importance``)."""
     registry.resolve(name, version)  # an unknown model (404) or no live version (409) before the upload
     frame, shown = read_frame(file, settings)
-    if len(frame) > settings.max_rows:
-        raise HTTPException(
-            413,
-            detail=f"{shown!r} has {len(frame)} rows; this server accepts at most {settings.max_rows} "
-            "(METALEARN_MAX_ROWS); evaluate on a sample",
-        )
+    check_rows(len(frame), shown, settings, fix="evaluate on a sample")
     result = registry.evaluate(name, frame, version, metric=metric, importance=importance, n_repeats=n_repeats,
                                max_rows=max_rows, time_limit=time_limit)
     return EvaluateOut.model_validate(json_safe(result))
