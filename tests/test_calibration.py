@@ -259,10 +259,24 @@ def test_a_tuned_threshold_is_kept_only_when_it_beats_the_most_probable_class_ou
     assert not tune_threshold(ds.task, perfect, ds.y).used  # nothing beats a perfect cut
 
 
-def test_a_search_judged_by_f1_ends_with_the_threshold_it_chose_in_the_model_and_its_file(tmp_path: Any) -> None:
+def _threshold_kept(outcome: Any, ds: Any, name: str, tmp_path: Any) -> None:
+    """The decision threshold of the search's final model is the one its model file and the version the
+    registry makes of it keep."""
     from metalearn.pipelines.artifacts import load_model_file, write_artifact
     from metalearn.registry.registry import ModelRegistry
 
+    threshold = outcome.summary["calibration"]["threshold"]["threshold"]
+    assert outcome.model.threshold == threshold
+    written = write_artifact(outcome.model, tmp_path)
+    assert load_model_file(tmp_path / written["file"]).threshold == threshold
+    kb = open_kb(tmp_path / "kb.duckdb")
+    try:
+        assert ModelRegistry(kb).register_outcome(name, outcome, ds).info["model"]["threshold"] == threshold
+    finally:
+        kb.close()
+
+
+def test_a_search_judged_by_f1_ends_with_the_threshold_it_chose_in_the_model_and_its_file(tmp_path: Any) -> None:
     ds = _imbalanced_breast_cancer()
     outcomes = {on: _single_pipeline_search(ds, n_trials=2, seed=0, calibrate=on) for on in (True, False)}
     tuned, plain = outcomes[True], outcomes[False]
@@ -275,14 +289,7 @@ def test_a_search_judged_by_f1_ends_with_the_threshold_it_chose_in_the_model_and
     second = model.predict_task(ds.X).classes[0][1]
     assert ((model.predict(ds.X) == second) == (proba[:, 1] >= block["threshold"])).all()
     assert any("decision threshold" in line for line in calibration_lines(tuned.summary["calibration"]))
-    written = write_artifact(model, tmp_path)
-    assert load_model_file(tmp_path / written["file"]).threshold == model.threshold
-    kb = open_kb(tmp_path / "kb.duckdb")
-    try:
-        rec = ModelRegistry(kb).register_outcome("bc", tuned, ds)
-        assert rec.info["model"]["threshold"] == block["threshold"]
-    finally:
-        kb.close()
+    _threshold_kept(tuned, ds, "bc", tmp_path)
     assert plain.summary["calibration"] is None and getattr(plain.model, "threshold", None) is None
 
 
@@ -400,9 +407,6 @@ def test_a_multilabel_threshold_is_shared_by_the_labels_for_every_label_metric()
 def test_a_search_judged_by_macro_f1_keeps_the_labels_threshold_in_the_model_its_file_and_the_registry(
     tmp_path: Any,
 ) -> None:
-    from metalearn.pipelines.artifacts import load_model_file, write_artifact
-    from metalearn.registry.registry import ModelRegistry
-
     ds = _digit_labels(900, n_pixels=16)  # the top two rows of pixels: labels the model is unsure of
     outcome = _single_pipeline_search(ds, n_trials=2, seed=0, calibrate=True)
     block = outcome.summary["calibration"]["threshold"]
@@ -416,11 +420,4 @@ def test_a_search_judged_by_macro_f1_keeps_the_labels_threshold_in_the_model_its
     assert test_score(model, ds.X, ds.y, ds.task)["f1_macro"] == pytest.approx(
         score(ds.task, ds.y, pred))  # the metric is of the thresholded labels
     assert any("decision threshold" in line for line in calibration_lines(outcome.summary["calibration"]))
-    written = write_artifact(model, tmp_path)
-    assert load_model_file(tmp_path / written["file"]).threshold == model.threshold
-    kb = open_kb(tmp_path / "kb.duckdb")
-    try:
-        rec = ModelRegistry(kb).register_outcome("digits-labels", outcome, ds)
-        assert rec.info["model"]["threshold"] == block["threshold"]
-    finally:
-        kb.close()
+    _threshold_kept(outcome, ds, "digits-labels", tmp_path)
