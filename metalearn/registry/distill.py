@@ -25,7 +25,6 @@ score.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,7 +107,7 @@ def _misfit(teacher: Prediction, student: Prediction) -> float:
     """How far ``student``'s predictions are from ``teacher``'s (lower is closer): per target the
     cross-entropy of the student's class probabilities against the teacher's, or the squared error of its
     values over the teacher's variance; their mean."""
-    from metalearn.data.prediction import class_index
+    from metalearn.search.ensemble import aligned_proba, union_classes
 
     parts = []
     for t in range(teacher.n_targets):
@@ -117,12 +116,11 @@ def _misfit(teacher: Prediction, student: Prediction) -> float:
             vt, vs = np.asarray(teacher.values[t], dtype=np.float64), np.asarray(student.values[t], dtype=np.float64)
             parts.append(float(np.mean((vt - vs) ** 2) / max(float(np.var(vt)), 1e-12)))
             continue
-        col = class_index(student.classes[t])
-        Ps = np.full((len(pt), len(classes)), 1e-15)
-        for j, c in enumerate(classes):
-            with contextlib.suppress(KeyError):  # a class the student never saw keeps a tiny probability
-                Ps[:, j] = np.clip(np.asarray(ps)[:, col(c)], 1e-15, 1.0)
-        parts.append(float(-np.mean(np.sum(np.asarray(pt) * np.log(Ps), axis=1))))
+        union = union_classes([classes, student.classes[t]])
+        Pt = aligned_proba(teacher.values[t], pt, classes, union)
+        # a class the student never saw keeps a tiny probability
+        Ps = np.clip(aligned_proba(student.values[t], ps, student.classes[t], union), 1e-15, 1.0)
+        parts.append(float(-np.mean(np.sum(Pt * np.log(Ps), axis=1))))
     return float(np.mean(parts))
 
 

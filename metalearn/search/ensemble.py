@@ -49,6 +49,7 @@ __all__ = [
     "OOFPool",
     "OutOfFold",
     "Selection",
+    "aligned_proba",
     "assemble_oof",
     "build_ensemble",
     "calibration_lines",
@@ -58,6 +59,7 @@ __all__ = [
     "model_oof",
     "plan_ensemble",
     "select_ensemble",
+    "union_classes",
 ]
 
 #: iterations of the greedy selection (auto-sklearn: 50, AutoGluon: 25-100)
@@ -94,7 +96,8 @@ class OutOfFold:
         return len(self.rows)
 
 
-def _union_classes(class_lists: Sequence[Any]) -> np.ndarray:
+def union_classes(class_lists: Sequence[Any]) -> np.ndarray:
+    """The classes of several predictions of one target, sorted (as text when their types mix)."""
     arrays = [np.asarray(c) for c in class_lists if c is not None]
     joined = np.concatenate(arrays) if arrays else np.array([])
     try:
@@ -103,7 +106,7 @@ def _union_classes(class_lists: Sequence[Any]) -> np.ndarray:
         return np.unique(joined.astype(str))
 
 
-def _aligned(values: Any, proba: Any, classes: Any, union: np.ndarray) -> np.ndarray:
+def aligned_proba(values: Any, proba: Any, classes: Any, union: np.ndarray) -> np.ndarray:
     """``(n, len(union))`` probabilities of one class target over ``union`` (one-hot of ``values`` when
     there are no probabilities)."""
     col = class_index(union)
@@ -148,8 +151,8 @@ def assemble_oof(
             probas.append(None)
             classes.append(None)
             continue
-        union = _union_classes([p.classes[t] if p.classes[t] is not None else p.values[t] for _, p in parts])
-        P = np.concatenate([_aligned(p.values[t], p.probas[t], p.classes[t], union) for _, p in parts])[order]
+        union = union_classes([p.classes[t] if p.classes[t] is not None else p.values[t] for _, p in parts])
+        P = np.concatenate([aligned_proba(p.values[t], p.probas[t], p.classes[t], union) for _, p in parts])[order]
         v, P = _class_outputs(P, union)
         values.append(v)
         probas.append(P)
@@ -173,9 +176,9 @@ def combine_predictions(task: Task, predictions: Sequence[Prediction], weights: 
             probas.append(None)
             classes.append(None)
             continue
-        union = _union_classes([p.classes[t] if p.classes[t] is not None else p.values[t] for p in predictions])
+        union = union_classes([p.classes[t] if p.classes[t] is not None else p.values[t] for p in predictions])
         P = sum(
-            wi * _aligned(p.values[t], p.probas[t], p.classes[t], union) for wi, p in zip(w, predictions, strict=True)
+            wi * aligned_proba(p.values[t], p.probas[t], p.classes[t], union) for wi, p in zip(w, predictions, strict=True)
         )
         v, P = _class_outputs(np.asarray(P), union)
         values.append(v)
@@ -338,7 +341,7 @@ def _constant_arrays(st: _Stacked) -> list[np.ndarray]:
             out.append(np.full(n, float(np.nanmean(col.to_numpy(dtype=np.float64)))))
             continue
         try:
-            priors = _aligned(col.to_numpy(), None, None, union).mean(axis=0)
+            priors = aligned_proba(col.to_numpy(), None, None, union).mean(axis=0)
         except (KeyError, ValueError, IndexError):
             priors = np.full(len(union), np.nan)
         out.append(np.tile(priors, (n, 1)))
@@ -352,7 +355,7 @@ def _stack(task: Task, cands: Sequence[Candidate]) -> _Stacked:
         if kind is TaskKind.REGRESSION:
             unions.append(None)
         else:
-            unions.append(_union_classes([c.oof.prediction.classes[t] for c in cands]))
+            unions.append(union_classes([c.oof.prediction.classes[t] for c in cands]))
     st = _Stacked(task, first.y, unions)
     for c in cands:
         pred = c.oof.prediction
@@ -361,7 +364,7 @@ def _stack(task: Task, cands: Sequence[Candidate]) -> _Stacked:
             if union is None:
                 per.append(np.asarray(pred.values[t], dtype=np.float64))
             else:
-                per.append(_aligned(pred.values[t], pred.probas[t], pred.classes[t], union))
+                per.append(aligned_proba(pred.values[t], pred.probas[t], pred.classes[t], union))
         st.arrays.append(per)
     return st
 
@@ -448,7 +451,7 @@ class _FastScorer:
             y = col.to_numpy(dtype=np.float64)
             return cls(np.stack([a[0] for a in st.arrays]), y, fn, cost)
         try:  # the true labels' columns (a label outside the candidates' classes: the generic scorer)
-            onehot = _aligned(col.to_numpy(), None, None, union)
+            onehot = aligned_proba(col.to_numpy(), None, None, union)
         except (KeyError, ValueError, IndexError):
             return None
         yi = np.argmax(onehot, axis=1)
