@@ -1,5 +1,6 @@
-"""Distillation (metalearn.registry.distill): the augmented rows, and a LightGBM student that imitates a forest
-ensemble on real data — held-out score close to the teacher's, a smaller file — registered as a variant."""
+"""Distillation (metalearn.registry.distill): the augmented rows, a LightGBM student that imitates a forest
+ensemble on real data — held-out score close to the teacher's, a smaller file — and an MLP student for a smooth
+teacher, picked only when it imitates much better."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ from metalearn.data.metrics import score
 from metalearn.data.prediction import Prediction
 from metalearn.pipelines.artifacts import write_artifact
 from metalearn.pipelines.spaces import get_space
+from metalearn.registry.compress import to_onnx
 from metalearn.registry.distill import (
     MIN_AUGMENTED,
+    OTHER_FAMILY_MARGIN,
+    STUDENTS,
     SWAP,
     _misfit,
     augment,
     augmented_rows,
     distill,
     drawn_labels,
+    pick,
 )
 from metalearn.search.ensemble import EnsembleModel
 
@@ -91,7 +96,10 @@ def test_a_student_scores_close_to_its_forest_teacher_on_held_out_rows_in_a_smal
 ) -> None:
     train, X_test, y_test = _split(load_sklearn(name))
     teacher = _forests(train)
-    student = distill(teacher, train.X, train.y, train.task, train.categorical)
+    made = distill(teacher, train.X, train.y, train.task, train.categorical)
+    assert STUDENTS[made.name][0] == "lgbm" and set(made.misfits) == set(STUDENTS), made.misfits
+    assert made.misfits[made.name] == min(v for k, v in made.misfits.items() if STUDENTS[k][0] == "lgbm")
+    student = made.model
     booster = student.estimator_.estimator_  # the fitted Adaptive's fitted estimator
     assert type(booster).__name__.startswith("BoostedTrees") and booster.library == "lightgbm"
     teacher_score = score(train.task, y_test, teacher.predict_task(X_test))
@@ -101,4 +109,36 @@ def test_a_student_scores_close_to_its_forest_teacher_on_held_out_rows_in_a_smal
     else:  # rmse
         assert student_score < 1.05 * teacher_score, (student_score, teacher_score)
     sizes = [write_artifact(m, tmp_path / d)["bytes"] for m, d in ((teacher, "t"), (student, "s"))]
-    assert sizes[1] < sizes[0] / 5, sizes
+    assert sizes[1] < sizes[0] / 1.5, sizes
+
+
+def test_a_student_of_another_family_is_picked_only_when_it_imitates_much_better() -> None:
+    lgbm = {name: 0.1 + 0.01 * i for i, name in enumerate(n for n in STUDENTS if STUDENTS[n][0] == "lgbm")}
+    (other,) = (n for n in STUDENTS if STUDENTS[n][0] != "lgbm")
+    assert pick({**lgbm, other: 0.099}) == min(lgbm, key=lambda n: lgbm[n])  # closer, not by enough
+    assert pick({**lgbm, other: 0.99 * OTHER_FAMILY_MARGIN * 0.1}) == other
+    assert pick({**lgbm, other: float("inf")}) == min(lgbm, key=lambda n: lgbm[n])
+    ties = dict.fromkeys(lgbm, 0.0)
+    assert pick({**ties, other: 0.0}) == next(iter(lgbm))  # no held-out rows: the first LightGBM
+
+
+def test_a_smooth_teacher_gets_an_mlp_student_as_good_as_itself(load_corpus) -> None:
+    """uci_kin40k (a robot arm's kinematics, 8 numeric features): a two-layer MLP teacher's LightGBM students stay
+    far from it; the MLP student imitates it and keeps its test RMSE."""
+    data = load_corpus("uci_kin40k")
+    idx = np.random.default_rng(0).permutation(data.n_rows)
+    train, test = data.take_rows(np.sort(idx[:5000])), data.take_rows(np.sort(idx[-3000:]))
+    space = get_space(train.task)
+    values = {**(space.family_default("mlp") or {}), "mlp:n_layers": 2.0, "mlp:width_1": 96.0, "mlp:width_2": 96.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        teacher = space.build(space.validate(values), train.task, train.categorical, seed=1).fit(train.X, train.y)
+        made = distill(teacher, train.X, train.y, train.task, train.categorical)
+    best_lgbm = min(v for k, v in made.misfits.items() if STUDENTS[k][0] == "lgbm")
+    assert STUDENTS[made.name][0] == "mlp" and made.misfits[made.name] < OTHER_FAMILY_MARGIN * best_lgbm, made.misfits
+    teacher_rmse = score(train.task, test.y, teacher.predict_task(test.X))
+    assert score(train.task, test.y, made.model.predict_task(test.X)) < 1.1 * teacher_rmse
+    # the MLP student converts to ONNX as a LightGBM one does
+    onnx = to_onnx(made.model, test.X.head(200))
+    np.testing.assert_allclose(onnx.predict_task(test.X).values[0], made.model.predict_task(test.X).values[0],
+                               rtol=1e-3, atol=1e-3)

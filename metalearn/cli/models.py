@@ -285,7 +285,7 @@ def models_compress(
     version: VersionOpt = None,
     method: Annotated[
         str | None, typer.Option("--method", help="Comma-separated: onnx (ONNX Runtime), prune (a smaller "
-                                 "ensemble), distill (one LightGBM pipeline imitating the version). Default: all.")
+                                 "ensemble), distill (one LightGBM or MLP pipeline imitating the version). Default: all.")
     ] = None,
     data: Annotated[
         str | None,
@@ -299,7 +299,7 @@ def models_compress(
     kb: KbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Compressed variants of a version (ONNX, pruned ensemble, distilled LightGBM), compared with it.
+    """Compressed variants of a version (ONNX, pruned ensemble, distilled pipeline), compared with it.
 
     Each variant is registered as a new version (not promoted); the table compares it with the version
     compressed (default: the live one, else the latest): size, single-row p50/p99 latency, rows/s on a
@@ -340,7 +340,8 @@ def _print_variants(name: str, result: Mapping[str, Any]) -> None:
         table.add_column(col, justify="left" if col == "variant" else "right")
     for r in rows:
         if not r.get("error"):
-            table.add_row(escape(str(r.get("method"))), _fmt(r.get("version")), _size(r.get("size_bytes")),
+            label = f"{r.get('method')} ({r['student']})" if r.get("student") else str(r.get("method"))
+            table.add_row(escape(label), _fmt(r.get("version")), _size(r.get("size_bytes")),
                           _fmt(r.get("p50_ms"), 3), _fmt(r.get("p99_ms"), 3), _fmt(r.get("rows_per_s"), 3),
                           _fmt(r.get("score")))
     out.print(table)

@@ -1,6 +1,6 @@
 """Compressed variants of a registered version, registered as versions of their own (never promoted):
 ``onnx`` (the estimators served through onnxruntime, see :mod:`metalearn.registry.compress`),
-``prune`` (an ensemble with fewer members) and ``distill`` (one LightGBM pipeline fit to imitate the
+``prune`` (an ensemble with fewer members) and ``distill`` (one LightGBM or MLP pipeline fit to imitate the
 version on its training sample and rows augmented from it, see :mod:`metalearn.registry.distill`). Each is
 measured against the original on the same rows — artifact size, single-row p50/p99 latency, rows/s on a 10k-row batch, validation score — so the user
 chooses knowingly.
@@ -106,8 +106,10 @@ def compress(
                 detail: dict[str, Any] = {"check": getattr(variant, "check", None)}
             elif method == "distill":
                 X_ref, y_ref = (X_val, y_val) if validation is None else reference()
-                variant = distill(model, X_ref, y_ref, task, data.categorical)
-                detail = {"student": "lgbm", "sample_rows": len(X_ref), "augmented_rows": augmented_rows(len(X_ref))}
+                student = distill(model, X_ref, y_ref, task, data.categorical)
+                variant = student.model
+                detail = {"student": student.name, "misfits": student.misfits, "sample_rows": len(X_ref),
+                          "augmented_rows": augmented_rows(len(X_ref))}
             else:
                 if not hasattr(model, "members"):
                     raise CompressionError(f"version {base.version} is a single pipeline, not an ensemble: nothing to prune")
@@ -119,7 +121,7 @@ def compress(
             versus = compare(original, report)
             if method == "distill" and versus["score_loss"] > distill_tolerance:
                 raise CompressionError(
-                    f"the distilled LightGBM scores {report['score']:.4g} against the original's {original['score']:.4g} "
+                    f"the distilled student ({detail['student']}) scores {report['score']:.4g} against the original's {original['score']:.4g} "
                     f"({report['metric']}, {100 * versus['score_loss']:.1f} % worse, over the "
                     f"{100 * distill_tolerance:g} % allowed) on {rows_from}: not registered; keep the original")
             info = {"compression": {"method": method, "from_version": base.version, "rows": rows_from,
@@ -128,7 +130,8 @@ def compress(
             rec = registry.register(name, variant, data, variant=METHODS[method], search_id=base.search_id,
                                     parent_version=base.version, info=info, signature=signature,
                                     cv_metrics=(base.info.get("metrics") or {}).get("cv"))
-            rows.append({"method": method, "version": rec.version, **report, "compare": versus})
+            named = {"student": detail["student"]} if method == "distill" else {}
+            rows.append({"method": method, "version": rec.version, **named, **report, "compare": versus})
         except CompressionError as err:
             rows.append({"method": method, "version": None, "error": str(err)})
     return {"name": name, "base_version": base.version, "rows_from": rows_from, "variants": rows}

@@ -281,7 +281,7 @@ class CompressRequest(BaseModel):
         default_factory=lambda: list(METHODS), min_length=1, max_length=len(METHODS),
         json_schema_extra={"items": {"type": "string", "enum": list(METHODS)}},  # the registry's methods
         description=f"Of {', '.join(METHODS)}: onnx, an ONNX export served by onnxruntime; prune, fewer ensemble "
-                    "members; distill, one LightGBM pipeline fit to imitate the version.",
+                    "members; distill, one LightGBM or MLP pipeline fit to imitate the version.",
     )
 
     @field_validator("methods")
