@@ -63,7 +63,7 @@ from metalearn.data.task import Task, TaskKind
 __all__ = [
     "CALIBRATED_METRICS", "LABEL_THRESHOLD_METRICS", "MIN_ROWS", "THRESHOLDS", "THRESHOLD_METRICS",
     "WEIGHT_METRICS", "WEIGHT_POWERS",
-    "Calibration", "ClassWeights", "DecisionThreshold", "apply_class_weights", "apply_threshold", "calibrate",
+    "Calibration", "ClassWeights", "DecisionThreshold", "PostHocRule", "apply_class_weights", "apply_threshold", "calibrate",
     "calibrates", "finish_prediction", "fit_temperature", "scale_prediction", "scale_proba", "tune_class_weights",
     "tune_threshold",
 ]
@@ -176,22 +176,36 @@ def fit_temperature(probas: Sequence[np.ndarray], truths: Sequence[np.ndarray]) 
     return float(math.exp(res.x))
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """Whether the final model is temperature-scaled and why: ``temperature`` (1.0: not scaled),
-    the out-of-fold score before and after, the rows it was fit on, and a note when it was not used."""
+@dataclass(frozen=True, kw_only=True)
+class PostHocRule:
+    """A rule for the final model's outputs chosen on its out-of-fold (or validation) predictions: whether it is
+    ``used``, the search metric on those rows without and with it, how many rows, and why not (``note``). Each
+    kind of rule (:class:`Calibration`, :class:`DecisionThreshold`, :class:`ClassWeights`) adds what it chose."""
 
     used: bool
-    temperature: float = 1.0
     score_before: float | None = None
     score_after: float | None = None
     n_rows: int = 0
     note: str = ""
 
+    def chosen(self) -> dict[str, Any]:
+        """What the rule chose, as :meth:`to_dict` shows it."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
-        return {"used": self.used, "temperature": round(self.temperature, 6),
-                "score_before": finite_or_none(self.score_before), "score_after": finite_or_none(self.score_after),
-                "n_rows": self.n_rows, "note": self.note}
+        return {"used": self.used, **self.chosen(), "score_before": finite_or_none(self.score_before),
+                "score_after": finite_or_none(self.score_after), "n_rows": self.n_rows, "note": self.note}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration(PostHocRule):
+    """Whether the final model is temperature-scaled and why: ``temperature`` (1.0: not scaled), the out-of-fold
+    log loss before and after, the rows it was fit on, and a note when it was not used."""
+
+    temperature: float = 1.0
+
+    def chosen(self) -> dict[str, Any]:
+        return {"temperature": round(self.temperature, 6)}
 
 
 def _truth_columns(pred: Prediction, y: pd.DataFrame) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
@@ -221,49 +235,43 @@ def calibrate(
     final model was fit on; out-of-fold predictions on fewer (a budgeted search's holdout split or data
     subset) are not used."""
     if not enabled:
-        return Calibration(False, note="off (calibrate=False)")
+        return Calibration(used=False, note="off (calibrate=False)")
     if task.metric not in CALIBRATED_METRICS:
-        return Calibration(False, note=f"not needed for {task.metric} (only a log loss changes with it)")
+        return Calibration(used=False, note=f"not needed for {task.metric} (only a log loss changes with it)")
     if oof is None or y is None:
-        return Calibration(False, note=f"the final model has no {rows} predictions in this search")
+        return Calibration(used=False, note=f"the final model has no {rows} predictions in this search")
     n = oof.n_rows
     if n < MIN_ROWS:
-        return Calibration(False, n_rows=n, note=f"{n} {rows} rows, fewer than {MIN_ROWS}: not fit, to avoid overfitting")
+        return Calibration(used=False, n_rows=n, note=f"{n} {rows} rows, fewer than {MIN_ROWS}: not fit, to avoid overfitting")
     if n_rows is not None and n < n_rows:
-        return Calibration(False, n_rows=n, note=(
+        return Calibration(used=False, n_rows=n, note=(
             f"the search evaluated on {n} of the {n_rows} rows (a holdout split or a data subset): the final "
             "model, fit on all of them, is more confident than the trials, so their temperature would not fit it"))
     cols = _truth_columns(oof, y)
     if cols is None:
-        return Calibration(False, n_rows=n, note=f"a true class is missing from the {rows} predictions")
+        return Calibration(used=False, n_rows=n, note=f"a true class is missing from the {rows} predictions")
     try:
         before = float(score(task, y, oof))
         temperature = fit_temperature(*cols)
         after = float(score(task, y, scale_prediction(oof, temperature)))
     except (MetaLearnError, ValueError, FloatingPointError) as exc:
-        return Calibration(False, n_rows=n, note=f"could not be fit ({exc})")
+        return Calibration(used=False, n_rows=n, note=f"could not be fit ({exc})")
     if not (math.isfinite(before) and math.isfinite(after)) or after >= before:
-        return Calibration(False, temperature=1.0, score_before=before, score_after=before, n_rows=n,
+        return Calibration(used=False, score_before=before, score_after=before, n_rows=n,
                            note=f"it does not lower the {rows} log loss")
-    return Calibration(True, temperature, before, after, n)
+    return Calibration(used=True, temperature=temperature, score_before=before, score_after=after, n_rows=n)
 
 
-@dataclass(frozen=True)
-class DecisionThreshold:
+@dataclass(frozen=True, kw_only=True)
+class DecisionThreshold(PostHocRule):
     """Whether the final model's labels (a binary target's, every label of a multi-label one) use a tuned
     decision ``threshold`` (None: the most probable class) and why: the out-of-fold score of the most
     probable class and at the threshold, the rows, a note otherwise."""
 
-    used: bool
     threshold: float | None = None
-    score_before: float | None = None
-    score_after: float | None = None
-    n_rows: int = 0
-    note: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"used": self.used, "threshold": self.threshold, "score_before": finite_or_none(self.score_before),
-                "score_after": finite_or_none(self.score_after), "n_rows": self.n_rows, "note": self.note}
+    def chosen(self) -> dict[str, Any]:
+        return {"threshold": self.threshold}
 
 
 def tune_threshold(
@@ -274,13 +282,13 @@ def tune_threshold(
     ``rows`` names them in the notes) predictions are ``oof`` (truth ``y``), or why none (see the module
     docstring)."""
     if not enabled:
-        return DecisionThreshold(False, note="off (calibrate=False)")
+        return DecisionThreshold(used=False, note="off (calibrate=False)")
     if not _tunes_threshold(task):
-        return DecisionThreshold(False, note=f"not needed for {task.metric} (only a binary or multi-label metric "
+        return DecisionThreshold(used=False, note=f"not needed for {task.metric} (only a binary or multi-label metric "
                                              "of the labels changes with it)")
     if oof is None or y is None or not any(p is not None and c is not None and len(c) == 2
                                            for p, c in zip(oof.probas, oof.classes, strict=True)):
-        return DecisionThreshold(False, note=f"the final model has no {rows} probabilities of two classes")
+        return DecisionThreshold(used=False, note=f"the final model has no {rows} probabilities of two classes")
     n = oof.n_rows
     if n > THRESHOLD_ROWS:
         keep = np.sort(np.random.default_rng(seed).choice(n, THRESHOLD_ROWS, replace=False))
@@ -291,9 +299,9 @@ def tune_threshold(
     before, best_t, after = _best_rule(task, oof, y, THRESHOLDS, apply_threshold)
     kept = min(n, THRESHOLD_ROWS)
     if best_t is None:
-        return DecisionThreshold(False, score_before=before, score_after=before, n_rows=kept,
+        return DecisionThreshold(used=False, score_before=before, score_after=before, n_rows=kept,
                                  note=f"no threshold beats the most probable class on the {rows} {task.metric}")
-    return DecisionThreshold(True, best_t, before, after, kept)
+    return DecisionThreshold(used=True, threshold=best_t, score_before=before, score_after=after, n_rows=kept)
 
 
 def _best_rule(
@@ -315,24 +323,17 @@ def _best_rule(
     return before, chosen, sign * best
 
 
-@dataclass(frozen=True)
-class ClassWeights:
+@dataclass(frozen=True, kw_only=True)
+class ClassWeights(PostHocRule):
     """Whether the final model's multiclass labels weight the classes' probabilities (``weights`` in the
     order of its classes; None: the most probable class) and why: the power of the class shares, the
     out-of-fold score of the most probable class and with the weights, the rows, a note otherwise."""
 
-    used: bool
     weights: tuple[float, ...] | None = None
     power: float | None = None
-    score_before: float | None = None
-    score_after: float | None = None
-    n_rows: int = 0
-    note: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"used": self.used, "weights": None if self.weights is None else [round(w, 6) for w in self.weights],
-                "power": self.power, "score_before": finite_or_none(self.score_before),
-                "score_after": finite_or_none(self.score_after), "n_rows": self.n_rows, "note": self.note}
+    def chosen(self) -> dict[str, Any]:
+        return {"weights": None if self.weights is None else [round(w, 6) for w in self.weights], "power": self.power}
 
 
 def tune_class_weights(
@@ -341,12 +342,12 @@ def tune_class_weights(
     """The class weights for a multiclass final model whose out-of-fold (or validation: ``rows`` names them in
     the notes) predictions are ``oof`` (truth ``y``), or why none (see the module docstring)."""
     if not enabled:
-        return ClassWeights(False, note="off (calibrate=False)")
+        return ClassWeights(used=False, note="off (calibrate=False)")
     if task.kind is not TaskKind.MULTICLASS or task.metric not in WEIGHT_METRICS:
-        return ClassWeights(False, note=f"not needed for {task.metric} (only a multiclass label metric changes with it)")
+        return ClassWeights(used=False, note=f"not needed for {task.metric} (only a multiclass label metric changes with it)")
     cols = None if oof is None or y is None else _truth_columns(oof, y)
     if oof is None or y is None or cols is None:
-        return ClassWeights(False, note=f"the final model has no {rows} probabilities of every true class")
+        return ClassWeights(used=False, note=f"the final model has no {rows} probabilities of every true class")
     truth = cols[1][0]
     k = np.asarray(oof.probas[0]).shape[1]
     shares = np.bincount(truth, minlength=k) / len(truth)
@@ -354,6 +355,7 @@ def tune_class_weights(
     weights = {a: tuple(float(w) for w in shares ** -a / (shares ** -a).max()) for a in WEIGHT_POWERS}
     before, power, after = _best_rule(task, oof, y, WEIGHT_POWERS, lambda pred, a: apply_class_weights(pred, weights[a]))
     if power is None:
-        return ClassWeights(False, score_before=before, score_after=before, n_rows=len(truth),
+        return ClassWeights(used=False, score_before=before, score_after=before, n_rows=len(truth),
                             note=f"no class weights beat the most probable class on the {rows} {task.metric}")
-    return ClassWeights(True, weights[power], power, before, after, len(truth))
+    return ClassWeights(used=True, weights=weights[power], power=power, score_before=before, score_after=after,
+                        n_rows=len(truth))
