@@ -30,6 +30,10 @@ METHODS: dict[str, str] = {"onnx": "onnx", "prune": "pruned", "distill": "distil
 FINAL_VARIANTS = (METHODS["onnx"], METHODS["prune"])
 #: the largest relative loss of score (on the rows measured) a distilled variant is registered with
 DISTILL_TOLERANCE = 0.02
+#: a distilled variant is registered only when it is at least this many times smaller or faster (one row, p50)
+#: than the original: a student of a small model can be larger and slower than it (uci_skillcraft's 0.12 MB
+#: linear model got a 1.0 MB LightGBM)
+DISTILL_MIN_GAIN = 1.2
 #: rows the ONNX variant is checked on against the original
 CHECK_ROWS = 1000
 
@@ -57,12 +61,14 @@ def compress(
     batch_rows: int = 10_000,
     on_status: Callable[[str], None] | None = None,
     distill_tolerance: float = DISTILL_TOLERANCE,
+    distill_min_gain: float = DISTILL_MIN_GAIN,
 ) -> dict[str, Any]:
     """Make each compressed variant of ``name`` (``version``, default the live one, else the latest;
     ``methods``, default every one of :data:`METHODS`), register it and report it beside the original. A
     method that does not apply (a single pipeline cannot be pruned; an estimator without an ONNX converter; a
     distilled student whose score on the rows measured is more than ``distill_tolerance`` (relative) worse
-    than the original's) is reported with its reason, and registers nothing."""
+    than the original's, or that is less than ``distill_min_gain`` times smaller or faster than it) is reported
+    with its reason, and registers nothing."""
     check_name(name)
     methods = list(METHODS) if methods is None else list(methods)
     unknown = [m for m in methods if m not in METHODS]
@@ -124,6 +130,11 @@ def compress(
                     f"the distilled student ({detail['student']}) scores {report['score']:.4g} against the original's {original['score']:.4g} "
                     f"({report['metric']}, {100 * versus['score_loss']:.1f} % worse, over the "
                     f"{100 * distill_tolerance:g} % allowed) on {rows_from}: not registered; keep the original")
+            if method == "distill" and max(versus["size_ratio"], versus["speedup_p50"]) < distill_min_gain:
+                raise CompressionError(
+                    f"the distilled student ({detail['student']}) is {versus['size_ratio']:.2f}x smaller and "
+                    f"{versus['speedup_p50']:.2f}x faster (one row) than the original, under the {distill_min_gain:g}x "
+                    "gain it must bring in one of them: not registered; keep the original")
             info = {"compression": {"method": method, "from_version": base.version, "rows": rows_from,
                                     "original": original, "variant": report, "compare": versus, **detail},
                     "search": base.info.get("search"), "cv_score": base.info.get("cv_score")}
