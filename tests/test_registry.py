@@ -244,6 +244,8 @@ def test_a_distilled_variant_is_registered_measured_and_may_be_converted_to_onnx
     student = rec.info["compression"]["student"]
     assert student in STUDENTS and distilled["student"] == student and rec.info["compression"]["augmented_rows"] > 0
     assert set(rec.info["compression"]["misfits"]) == set(STUDENTS)
+    family = STUDENTS[student][0]  # the version's description names the student's estimator
+    assert rec.info["model"]["estimator"] == {"lgbm": "BoostedTreesClassifier(lightgbm)", "mlp": "MLPClassifier"}[family]
     assert distilled["compare"]["score_loss"] < 0.02  # ROC AUC on the training sample kept with the version
     labels = registry.predict("bc", ds.X.head(100), version=rec.version, log=False).prediction.values[0]
     truth = ds.y.iloc[:100, 0].to_numpy()
@@ -261,6 +263,9 @@ def test_a_distilled_variant_is_registered_measured_and_may_be_converted_to_onnx
     measured = compress(registry, "bc", base.version, methods=("distill",), validation=rows, distill_tolerance=1.0)
     assert measured["rows_from"].startswith("the validation data (200 rows)")
     assert measured["variants"][1]["version"] is not None, measured["variants"][1]
+    # ... and is registered with that sample, not the validation rows: its drift reference is the training data
+    kept = registry.store.get_version("bc", measured["variants"][1]["version"])
+    assert registry.reference(kept).equals(registry.reference(base)) and len(registry.reference(kept)) > len(rows.X)
     # the student is a pipeline: it converts to ONNX (a pruned or ONNX variant is not compressed again)
     onnx = compress(registry, "bc", rec.version, methods=("onnx",), batch_rows=2000)["variants"][1]
     assert onnx.get("error") is None and registry.store.get_version("bc", onnx["version"]).parent_version == rec.version

@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pandas as pd
-
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import CompressionError, InputError
 from metalearn.kb.model_store import ModelVersionRecord
@@ -85,20 +83,19 @@ def compress(
             raise InputError(f"the validation data must have the target(s) {list(task.targets)}")
         rows_from = f"the validation data ({len(X_val)} rows)"
 
-    def reference() -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The training sample kept with the version, and its targets (a student learns from them)."""
-        X_ref, _ = signature.validate(registry.reference(base), what="the reference sample")
-        return X_ref, registry.reference(base, labels=True)
-
+    # the training sample kept with the version: a variant is registered with it (its reference for drift checks
+    # and its in-sample metrics, as the version's), and a student learns from it
+    X_ref, _ = signature.validate(registry.reference(base), what="the reference sample")
+    y_ref = registry.reference(base, labels=True)
     if validation is None:
-        X_val, y_val = reference()
+        X_val, y_val = X_ref, y_ref
         rows_from = f"the training sample kept with version {base.version} ({len(X_val)} rows, in-sample)"
     model = registry.load(base)
     status(f"measuring version {base.version} on {rows_from}")
     original = variant_report(model, X_val, y_val, task, batch_rows=batch_rows)
     rows: list[dict[str, Any]] = [{"method": "original", "version": base.version, **original}]
     data = Dataset(
-        name=f"{name} v{base.version} reference", X=X_val, y=y_val, task=task,
+        name=f"{name} v{base.version} reference", X=X_ref, y=y_ref, task=task,
         categorical=tuple(c.kind == "categorical" for c in signature.columns), origin=f"registry:{name}/{base.version}",
         fingerprint=base.dataset_id or "",
         dates=signature.dates,
@@ -111,7 +108,6 @@ def compress(
                 variant = to_onnx(model, X_val.iloc[:CHECK_ROWS])
                 detail: dict[str, Any] = {"check": getattr(variant, "check", None)}
             elif method == "distill":
-                X_ref, y_ref = (X_val, y_val) if validation is None else reference()
                 student = distill(model, X_ref, y_ref, task, data.categorical)
                 variant = student.model
                 detail = {"student": student.name, "misfits": student.misfits, "sample_rows": len(X_ref),
