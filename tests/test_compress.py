@@ -176,6 +176,14 @@ def test_unconvertible_raises_compression_error() -> None:
         to_onnx(to_onnx(_fit(ds, "linear"), X), X)
     with pytest.raises(CompressionError, match="not a task model"):
         to_onnx(object(), X)
+    # a boosted model of several targets at once: a clear reason, not onnxruntime's initialisation error
+    linnerud = load_dataset("sklearn:linnerud")
+    for family, library in (("catboost", "catboost"), ("xgb", "xgboost")):
+        native = _fit(linnerud, family, mt_strategy="native")
+        with pytest.raises(CompressionError, match=f"{library}\\) fitted on several targets at once"):
+            to_onnx(native, linnerud.X)
+    per_target = to_onnx(_fit(linnerud, "catboost", mt_strategy="per_target"), linnerud.X)
+    assert per_target.predict_task(linnerud.X).n_targets == 3
 
 
 def test_compression_error_is_a_422() -> None:

@@ -168,8 +168,10 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
         metric = v["metric"]
         refit = ((v.get("metrics") or {}).get("refit") or {}).get(metric)
         model = v.get("model") or {}
+        members = model.get("members") or []
         what = model.get("estimator") if model.get("type") == "pipeline" else (
-            f"ensemble of {len(model.get('members') or [])}" if model.get("type") == "ensemble" else model.get("class"))
+            (members[0].get("estimator") or "ensemble of 1" if len(members) == 1 else f"ensemble of {len(members)}")
+            if model.get("type") == "ensemble" else model.get("class"))
         if model.get("temperature") not in (None, 1.0):  # calibrated probabilities (metalearn.search.calibration)
             what = f"{what}, temperature {model['temperature']:.3g}"
         if model.get("threshold") is not None:  # a binary label metric's decision threshold

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.multioutput import MultiOutputRegressor, RegressorChain
@@ -39,7 +38,7 @@ from metalearn.data.errors import CompressionError
 from metalearn.data.metrics import get_metric, score
 from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task
-from metalearn.pipelines.models.adaptive import Adaptive
+from metalearn.pipelines.models.adaptive import Adaptive, estimator_name
 from metalearn.pipelines.models.boosting import BoostedTreesClassifier, BoostedTreesRegressor
 from metalearn.pipelines.models.shared_mlp import SharedTrunkMLP
 from metalearn.pipelines.models.task_models import (
@@ -207,15 +206,6 @@ def _multi_target(est: Any) -> bool:
         return False
 
 
-def _estimator_name(est: Any) -> str:
-    inner = est.estimator_ if isinstance(est, Adaptive) and hasattr(est, "estimator_") else est
-    if isinstance(inner, BoostedTreesClassifier | BoostedTreesRegressor):
-        return f"{type(inner).__name__}({inner.library})"
-    if isinstance(inner, CalibratedClassifierCV):
-        return f"CalibratedClassifierCV({type(inner.estimator).__name__})"
-    return type(inner).__name__
-
-
 def _convert_leaf(est: Any, dtype: str, where: str, log: list[str]) -> Any:
     """An :class:`OnnxEstimator` for one fitted estimator (constant models are kept as they are)."""
     if est is None or isinstance(est, _CONSTANT):
@@ -223,7 +213,7 @@ def _convert_leaf(est: Any, dtype: str, where: str, log: list[str]) -> Any:
     inner = est.estimator_ if isinstance(est, Adaptive) else est
     if isinstance(inner, _CONSTANT):
         return inner
-    name = _estimator_name(est)
+    name = estimator_name(est)
     n_features = getattr(inner, "n_features_in_", None) or getattr(est, "n_features_in_", None)
     if n_features is None:
         raise CompressionError(
@@ -296,8 +286,15 @@ def _convert_member(model: Any, dtype: str, where: str, log: list[str]) -> Any:
     else:
         if isinstance(model, MultiLabelModel) and est is not None and _native_multilabel(est):
             raise CompressionError(
-                f"{where}: {_estimator_name(est)} fitted on several labels at once has no ONNX converter "
+                f"{where}: {estimator_name(est)} fitted on several labels at once has no ONNX converter "
                 "here; keep the original version (or a binary-relevance configuration)"
+            )
+        inner = est.estimator_ if isinstance(est, Adaptive) else est
+        if isinstance(model, MultiTargetModel) and isinstance(inner, BoostedTreesRegressor):
+            # their converters' graphs of several outputs declare none, and onnxruntime refuses them
+            raise CompressionError(
+                f"{where}: {estimator_name(est)} fitted on several targets at once has no ONNX graph onnxruntime "
+                "loads; keep the original version (or a per-target configuration)"
             )
         out.estimator_ = _convert_leaf(est, dtype, where, log)
     return out

@@ -76,7 +76,9 @@ class OnnxEstimator(BaseEstimator):
                     opts.intra_op_num_threads = 1
                     opts.inter_op_num_threads = 1
                     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-                    opts.log_severity_level = 3  # no warnings about the graphs' declared output shapes
+                    # fatal only: no warnings about the graphs' declared output shapes, and a graph onnxruntime
+                    # refuses raises here (reported by the caller) without a raw C++ error line on stderr
+                    opts.log_severity_level = 4
                     sess = ort.InferenceSession(
                         bytes(self.onnx), sess_options=opts, providers=["CPUExecutionProvider"]
                     )

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.multioutput import ClassifierChain, MultiOutputClassifier, MultiOutputRegressor, RegressorChain
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import ArtifactError, ConflictError, InputError, NotFoundError
@@ -43,6 +44,7 @@ from metalearn.kb.model_store import (
     missing_model,
 )
 from metalearn.pipelines.artifacts import read_artifact, write_artifact
+from metalearn.pipelines.models.adaptive import estimator_name
 from metalearn.registry.signature import SchemaError, Signature
 
 #: model names: letters, digits, ``.``, ``_``, ``-``; they name directories and URL path segments
@@ -656,15 +658,27 @@ def _describe(model: Any) -> dict[str, Any]:
     members = getattr(model, "members", None)
     if members is not None:  # (a temperature-scaled single pipeline is an ensemble of one member)
         return {"type": "ensemble", "class": type(model).__name__,
-                "members": [{"config_id": c, "weight": w, "class": type(m).__name__}
+                "members": [{"config_id": c, "weight": w, **_describe(m)}
                             for c, w, m in zip(model.config_ids or ("",) * len(members), model.weights, members,
                                                strict=True)],
                 "temperature": float(getattr(model, "temperature", 1.0)),
                 "threshold": getattr(model, "threshold", None),
                 "class_weights": (None if getattr(model, "class_weights", None) is None
                                   else list(model.class_weights))}
+    final = _final_estimator(model)
     return {"type": "pipeline", "class": type(model).__name__,
-            "estimator": type(getattr(model, "estimator", None)).__name__}
+            "estimator": type(model).__name__ if final is None else estimator_name(final)}
+
+
+def _final_estimator(model: Any) -> Any:
+    """A pipeline task model's final estimator (a multi-task model's first: its classifier, regressor or shared
+    network), out of its multi-output wrapper (None: it has none)."""
+    est = getattr(model, "estimator", None)
+    for attr in ("classifier", "regressor", "shared"):
+        est = est if est is not None else getattr(model, attr, None)
+    while isinstance(est, MultiOutputClassifier | MultiOutputRegressor | ClassifierChain | RegressorChain):
+        est = est.estimator
+    return est
 
 
 def _refit_metrics(model: Any, dataset: Dataset) -> dict[str, float | None]:

@@ -400,3 +400,18 @@ class Adaptive(MetaEstimatorMixin, BaseEstimator):
         tags.classifier_tags = inner.classifier_tags
         tags.regressor_tags = inner.regressor_tags
         return tags
+
+
+def estimator_name(est: Any) -> str:
+    """What an estimator is, for messages and model descriptions: the one an :class:`Adaptive` wraps, a
+    boosted-trees estimator with its library (``BoostedTreesRegressor(lightgbm)``), Platt scaling with what it
+    calibrates (``CalibratedClassifierCV(SVC)``); anything else, its class."""
+    inner = est
+    if isinstance(inner, Adaptive):
+        inner = getattr(inner, "estimator_", inner.estimator)
+    library = getattr(inner, "library", None)
+    if isinstance(library, str):
+        return f"{type(inner).__name__}({library})"
+    if isinstance(inner, CalibratedClassifierCV):
+        return f"CalibratedClassifierCV({type(inner.estimator).__name__})"
+    return type(inner).__name__
