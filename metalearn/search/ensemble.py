@@ -943,8 +943,8 @@ def build_ensemble(
             # at 30 s kept one pipeline for want of 0.1-0.3 s (magic: 9.8 s needed, 9.7 s left; 8 s of the budget unused)
             fitting = _fitting_selection(dataset.task, sel, by_id, best_config_id, left, size, cost)
             if fitting is None:
-                return skip(f"no time left to refit the ensemble's {len(todo)} other members (about {need:.1f} s "
-                            f"needed, {max(left, 0.0):.1f} s left): the single pipeline is kept")
+                return skip(f"no time left to refit the ensemble's {len(todo)} other members (about {need:.2g} s "
+                            f"needed, {max(left, 0.0):.2g} s left): the single pipeline is kept")
             sel, block["note"] = fitting
             _describe(block, sel, by_id)
             todo = others(sel)
