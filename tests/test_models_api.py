@@ -389,6 +389,17 @@ def test_feedback(client: TestClient, kb_path: Path, breast_cancer: Any) -> None
     assert_error(client.post(url, json={"feedback": [{"prediction_id": ids[2], "label": 1}]}), 401)
     assert client.get(f"/models/{NAME}").json()["log"]["feedback"] == 2
 
+    # the live version scored on the two labelled predictions, beside the predictions served for them (its own)
+    r = client.post(f"/models/{NAME}/evaluate/feedback", headers=AUTH)
+    assert r.status_code == 200, r.text
+    scored = r.json()
+    assert scored["version"] == 2 and scored["rows"] == 2 and scored["served"]["versions"] == {"2": 2}
+    assert scored["metrics"]["accuracy"] == scored["served"]["metrics"]["accuracy"]
+    assert "prediction log" in scored["source"]
+    assert client.post(f"/models/{NAME}/evaluate/feedback?version=1", headers=AUTH).json()["rows"] == 2
+    assert_error(client.post("/models/nope/evaluate/feedback", headers=AUTH), 404, "nope")
+    assert client.get(f"/models/{NAME}").json()["log"]["feedback"] == 2
+
 
 def test_prediction_log_is_buffered_sampled_and_flushed_at_shutdown(kb_path: Path, breast_cancer: Any) -> None:
     from metalearn.kb import open_kb

@@ -302,6 +302,9 @@ def test_evaluate_scores_labelled_rows_and_ranks_the_features_without_changing_t
         (["models", "evaluate", "bc", reg / "test.csv", "--metric", "rmse"], ("rmse", "not valid for a binary")),
         (["models", "evaluate", "nope", reg / "test.csv"], ("'nope'",)),
         (["models", "evaluate", "bc", reg / "test.csv", "--version", "7"], ("version 7",)),
+        (["models", "evaluate", "bc"], ("labelled DATA", "--feedback")),
+        (["models", "evaluate", "bc", reg / "test.csv", "--feedback"], ("not both",)),
+        (["models", "evaluate", "bc", "--feedback"], ("no labelled predictions yet", "models feedback bc")),
     ):
         assert_one_line_error(*run_cli(capsys, *argv, "--kb", kb_path), *words)
     assert registry_state(kb_path) == before

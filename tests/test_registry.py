@@ -17,8 +17,9 @@ from metalearn.data.errors import ArtifactError, ConflictError, InputError, NotF
 from metalearn.data.loading import load_sklearn
 from metalearn.kb import DuckDBKnowledgeBase
 from metalearn.kb.shipped import open_default_kb
+from metalearn.pipelines.spaces import get_space
 from metalearn.registry.distill import STUDENTS
-from metalearn.registry.monitor import check_drift, drift_report_html
+from metalearn.registry.monitor import check_drift, drift_report_html, evaluate_on_feedback
 from metalearn.registry.registry import LogSettings, ModelRegistry
 from metalearn.registry.retrain import retrain
 from metalearn.registry.signature import SchemaError
@@ -344,3 +345,33 @@ def test_the_schema_check_returns_training_order_and_types_from_json_like_rows(o
     expect = typed.copy()
     expect.iloc[0, -1] = np.nan if kinds[-1] == "float64" else None
     pd.testing.assert_frame_equal(got, expect)
+
+
+def test_a_candidate_is_scored_on_the_labelled_prediction_log_beside_the_served_predictions(
+    registry: ModelRegistry, searched: Any
+) -> None:
+    _, ds, outcome = searched
+    registry.log_settings = LogSettings(sample=1.0)
+    live = registry.register_outcome("bc", outcome, ds)
+    registry.promote("bc", live.version)
+    space = get_space(ds.task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        linear = space.build(space.family_default("linear"), ds.task, ds.categorical, seed=0).fit(ds.X, ds.y)
+    candidate = registry.register("bc", linear, ds)
+    with pytest.raises(InputError, match="no labelled predictions yet"):
+        evaluate_on_feedback(registry, "bc")
+    rows = ds.X.sample(120, random_state=3)
+    served = registry.predict("bc", rows)
+    truth = ds.y.loc[rows.index, "target"].astype(str).to_numpy()
+    registry.feedback("bc", [{"prediction_id": i, "label": t}  # 100 of the 120 labelled
+                             for i, t in zip(served.prediction_ids[:100], truth[:100], strict=True)])
+    before = registry.store.counts("bc")
+    result = evaluate_on_feedback(registry, "bc", candidate.version)
+    labelled = rows.head(100).assign(target=truth[:100])
+    assert result["rows"] == 100 and result["served"]["versions"] == {str(live.version): 100}
+    assert result["score"] == pytest.approx(registry.evaluate("bc", labelled, candidate.version)["score"])
+    # the served predictions are the live version's: scored as the live version on the same rows
+    assert result["served"]["score"] == pytest.approx(registry.evaluate("bc", labelled, live.version)["score"])
+    assert evaluate_on_feedback(registry, "bc")["score"] == pytest.approx(result["served"]["score"])
+    assert registry.store.counts("bc") == before  # nothing logged or stored

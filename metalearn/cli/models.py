@@ -403,7 +403,15 @@ def models_drift(
 @models_app.command("evaluate")
 def models_evaluate(
     name: NameArg,
-    data: DataArg,
+    data: Annotated[
+        str | None,
+        typer.Argument(help="Labelled data: a CSV/parquet/ARFF file, or sklearn:NAME, corpus:NAME, ... "
+                            "(not with --feedback)."),
+    ] = None,
+    feedback: Annotated[
+        bool, typer.Option("--feedback", help="Score on the prediction log's labelled predictions instead of DATA, "
+                                              "beside the predictions served for them.")
+    ] = False,
     version: VersionOpt = None,
     metric: MetricOpt = None,
     importance: Annotated[
@@ -423,22 +431,41 @@ def models_evaluate(
     """Score a registered model (default: its live version) on labelled data — the features and the true
     target values, e.g. a held-out test file — with every metric of its kind; nothing is logged or stored.
 
+    ``--feedback``: on the prediction log's labelled predictions instead (the logged inputs, of every version,
+    whose true labels came back with `metalearn models feedback`), beside the predictions that were served for
+    them — a candidate version against the live one on real traffic before promoting it.
+
     ``--importance``: each feature's permutation importance on those rows (the mean drop of the metric when
     the feature's values are shuffled, over ``--repeats`` shuffles; its standard deviation and p-value)."""
+    from metalearn.data.errors import InputError
+
+    if (data is None) == (not feedback):
+        raise InputError("give the labelled DATA to score the model on, or --feedback for the prediction log's "
+                         "labelled predictions (one of them, not both)")
+    options: dict[str, Any] = {"metric": metric, "importance": importance, "n_repeats": repeats,
+                               "max_rows": max_rows, "time_limit": time_limit}
     with _registry(kb, read_only=True) as reg:
         record = reg.resolve(name, version)  # an unknown model / version fails before the data is read
-        frame, _spec_targets = _data_table(data)
-        result = reg.evaluate(name, frame, record.version, metric=metric, importance=importance, n_repeats=repeats,
-                              max_rows=max_rows, time_limit=time_limit)
+        if data is None:
+            from metalearn.registry.monitor import evaluate_on_feedback
+
+            result = evaluate_on_feedback(reg, name, record.version, **options)
+        else:
+            frame, _spec_targets = _data_table(data)
+            result = reg.evaluate(name, frame, record.version, **options)
     if json_out:
         _json(result)
         return
     for w in result["warnings"]:
         _note(f"warning: {w}")
     skipped = f" ({result['unlabelled_rows']} without a label skipped)" if result["unlabelled_rows"] else ""
-    _say(f"model {name} version {result['version']} on {result['rows']} labelled rows{skipped}: "
-         f"{result['metric']} {_fmt(result['score'])}")
+    where = result.get("source") or f"{result['rows']} labelled rows"
+    _say(f"model {name} version {result['version']} on {where}{skipped}: {result['metric']} {_fmt(result['score'])}")
     _say("  " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["metrics"].items()))
+    served = result.get("served")
+    if served is not None:
+        by = ", ".join(f"version {v}: {n}" for v, n in served["versions"].items())
+        _say(f"the predictions served for them ({by}): {result['metric']} {_fmt(served['score'])}")
     imp = result["importance"]
     if imp is not None:
         better = "higher" if result["greater_is_better"] else "lower"

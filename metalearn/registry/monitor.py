@@ -6,12 +6,17 @@ API and the metrics say when a threshold was crossed.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from metalearn.data.errors import InputError
+from metalearn.data.metrics import compute_metrics
+from metalearn.data.numbers import finite_or_none
 from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task
 from metalearn.kb.model_store import FlagRecord, ModelVersionRecord, PredictionRecord
@@ -24,6 +29,8 @@ from metalearn.registry.registry import ModelRegistry
 DATA_WINDOW = 2000
 #: labelled predictions per rolling window of the concept-drift check
 CONCEPT_WINDOW = 200
+#: the newest labelled predictions a version is scored on by :func:`evaluate_on_feedback`
+FEEDBACK_ROWS = 10_000
 
 
 def logged_inputs(records: Sequence[PredictionRecord], columns: Sequence[str]) -> pd.DataFrame:
@@ -41,6 +48,41 @@ def logged_prediction(records: Sequence[PredictionRecord], task: Task,
         [[(r.outputs.get("probabilities") or {}).get(t) for t in targets] for r in records],
         target_kinds=task.target_kinds, classes=classes,
     )
+
+
+def evaluate_on_feedback(registry: ModelRegistry, name: str, version: int | None = None, *,
+                         limit: int = FEEDBACK_ROWS, **evaluate: Any) -> dict[str, Any]:
+    """Score ``version`` (default: the live one) on the labelled prediction log of ``name`` — the newest ``limit``
+    logged inputs, of every version, whose true labels came back — as :meth:`ModelRegistry.evaluate` scores a
+    labelled file (``evaluate``: its keyword arguments), and, on the same rows and metrics, the predictions that
+    were served for them (``served``: their score and which versions made them): a candidate against the live
+    model on real traffic before promoting it. :class:`InputError` when nothing is labelled yet."""
+    record = registry.resolve(name, version)
+    pairs = registry.store.feedback(name, None, limit)
+    if not pairs:
+        raise InputError(
+            f"model {name!r} has no labelled predictions yet: send the true labels of logged predictions first "
+            f"(`metalearn models feedback {name} LABELS.csv` or POST /models/{name}/feedback)"
+        )
+    signature, task = registry.signature(record), registry.task(record)
+    targets = [str(t) for t in task.targets]
+    logged = [p for p, _ in pairs]
+    labels = pd.DataFrame([{t: f.labels.get(t) for t in targets} for _, f in pairs], columns=targets)
+    frame = pd.concat([logged_inputs(logged, signature.names), labels], axis=1)
+    result = registry.evaluate(name, frame, record.version, **evaluate)
+    labelled = labels.notna().any(axis=1).to_numpy()
+    served = logged_prediction(logged, task, [t.classes for t in signature.targets])
+    rows = np.flatnonzero(labelled)
+    served = Prediction([np.asarray(v)[rows] for v in served.values],
+                        [None if p is None else np.asarray(p)[rows] for p in served.probas], list(served.classes))
+    metrics = {k: finite_or_none(v) for k, v in compute_metrics(task, labels.iloc[rows].reset_index(drop=True),
+                                                                 served).items()}
+    versions = Counter(p.version for p, keep in zip(logged, labelled, strict=True) if keep)
+    newest = f" (the newest {limit})" if len(pairs) >= limit else ""
+    result["source"] = f"the prediction log's {len(rows)} labelled predictions{newest}"
+    result["served"] = {"score": metrics.get(result["metric"]), "metrics": metrics,
+                        "versions": {str(v): n for v, n in sorted(versions.items())}}
+    return result
 
 
 def check_drift(

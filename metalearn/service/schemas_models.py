@@ -239,6 +239,12 @@ class ImportanceOut(BaseModel):
     features: list[FeatureImportanceOut] = Field(description="Most important first.")
 
 
+class ServedOut(BaseModel):
+    score: float | None = Field(description="The metric of the served predictions on the same rows.")
+    metrics: dict[str, float | None] = Field(description="Every metric of the model's kind, of the served predictions.")
+    versions: dict[str, int] = Field(description="How many of the rows each version served.")
+
+
 class EvaluateOut(BaseModel):
     name: str
     version: int = Field(description="The version evaluated.")
@@ -251,6 +257,10 @@ class EvaluateOut(BaseModel):
     warnings: list[str]
     importance: ImportanceOut | None = None
     seconds: float
+    source: str | None = Field(default=None, description="Where the labelled rows came from (the prediction log).")
+    served: ServedOut | None = Field(
+        default=None, description="On the prediction log's labelled rows: the predictions that were served for them."
+    )
 
 
 # ------------------------------------------------------------------------------------------ drift

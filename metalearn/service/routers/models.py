@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Body, Form, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Form, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
@@ -469,6 +469,26 @@ def feedback(name: ModelName, body: FeedbackRequest, registry: RegistryDep, writ
 
 
 # ------------------------------------------------------------------------------------------ evaluate
+class EvaluateQuery:
+    """The scoring options of both evaluate routes (query parameters)."""
+
+    def __init__(
+        self,
+        metric: Annotated[str | None, Query(max_length=64, description="The metric (default: the version's).")] = None,
+        importance: Annotated[bool, Query(description="Also each feature's permutation importance.")] = False,
+        n_repeats: Annotated[int, Query(ge=1, le=20, description="Shuffles of each feature.")] = 5,
+        max_rows: Annotated[int, Query(ge=2, le=10_000, description="Rows the importance uses at most.")] = 5000,
+        time_limit: Annotated[
+            float, Query(gt=0, le=300, description="Seconds after which no more shuffles start (one always runs).")
+        ] = 60.0,
+    ) -> None:
+        self.options: dict[str, Any] = {"metric": metric, "importance": importance, "n_repeats": n_repeats,
+                                        "max_rows": max_rows, "time_limit": time_limit}
+
+
+EvaluateDep = Annotated[EvaluateQuery, Depends()]
+
+
 @router.post(
     "/{name}/evaluate",
     response_model=EvaluateOut,
@@ -486,14 +506,8 @@ def evaluate(
     registry: RegistryDep,
     settings: SettingsDep,
     file: UploadField,
+    query: EvaluateDep,
     version: VersionQuery = None,
-    metric: Annotated[str | None, Query(max_length=64, description="The metric (default: the version's).")] = None,
-    importance: Annotated[bool, Query(description="Also each feature's permutation importance.")] = False,
-    n_repeats: Annotated[int, Query(ge=1, le=20, description="Shuffles of each feature.")] = 5,
-    max_rows: Annotated[int, Query(ge=2, le=10_000, description="Rows the importance uses at most.")] = 5000,
-    time_limit: Annotated[
-        float, Query(gt=0, le=300, description="Seconds after which no more shuffles start (one always runs).")
-    ] = 60.0,
 ) -> EvaluateOut:
     """The upload holds the training features and the true value of each target (e.g. a held-out test file);
     rows without any target value are skipped (a missing target column or a metric of another kind: 400).
@@ -501,8 +515,29 @@ def evaluate(
     registry.resolve(name, version)  # an unknown model (404) or no live version (409) before the upload
     frame, shown = read_frame(file, settings)
     check_rows(len(frame), shown, settings, fix="evaluate on a sample")
-    result = registry.evaluate(name, frame, version, metric=metric, importance=importance, n_repeats=n_repeats,
-                               max_rows=max_rows, time_limit=time_limit)
+    result = registry.evaluate(name, frame, version, **query.options)
+    return EvaluateOut.model_validate(json_safe(result))
+
+
+@router.post(
+    "/{name}/evaluate/feedback",
+    response_model=EvaluateOut,
+    dependencies=[ModelWriteAccess],
+    responses={
+        **WRITE_ERRORS,
+        409: _error("The model has no live version (ask for a version)"),
+        422: _invalid("Invalid request, or logged rows that do not match the version's schema"),
+    },
+    summary="Score a version on the prediction log's labelled predictions, beside the predictions served for them",
+)
+def evaluate_feedback(name: ModelName, registry: RegistryDep, query: EvaluateDep,
+                      version: VersionQuery = None) -> EvaluateOut:
+    """The rows are the newest logged inputs (of every version) whose true labels came back through
+    ``POST /models/{name}/feedback``; ``served`` scores the predictions that answered them, on the same rows — a
+    candidate version against the live one on real traffic before promoting it. Nothing is logged or stored."""
+    from metalearn.registry.monitor import evaluate_on_feedback
+
+    result = evaluate_on_feedback(registry, name, version, **query.options)
     return EvaluateOut.model_validate(json_safe(result))
 
 
