@@ -474,3 +474,16 @@ def test_logistic_regression_probabilities(load) -> None:
         skm.roc_auc_score(y[te], m.predict_proba(X[te]), multi_class="ovr")
     )
     assert got["accuracy"] > 0.9
+
+
+def test_a_prediction_of_some_rows_keeps_each_targets_values_probabilities_and_classes() -> None:
+    classes = np.array(["a", "b"])
+    P = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    pred = Prediction([classes[P.argmax(axis=1)], np.arange(4.0)], [P, None], [classes, None])
+    for rows in (np.array([3, 1]), np.array([False, True, False, True])[::-1], slice(1, 4, 2)):
+        part = pred.take(rows)
+        assert part.n_rows == 2 and part.n_targets == 2 and part.probas[1] is None and part.classes[1] is None
+        assert np.array_equal(part.classes[0], classes)
+    assert np.array_equal(pred.take(np.array([3, 1])).probas[0], P[[3, 1]])
+    assert list(pred.take(slice(1, 4, 2)).values[1]) == [1.0, 3.0]
+    assert list(pred.take(np.array([True, False, False, True])).values[0]) == ["a", "b"]

@@ -39,6 +39,11 @@ class Prediction:
     def n_rows(self) -> int:
         return len(self.values[0]) if self.values else 0
 
+    def take(self, rows: Any) -> Prediction:
+        """The prediction of the given rows only (indices, a boolean mask or a slice, as numpy takes them)."""
+        return Prediction([np.asarray(v)[rows] for v in self.values],
+                          [None if p is None else np.asarray(p)[rows] for p in self.probas], list(self.classes))
+
 
 def class_index(classes: Any) -> Callable[[Any], int]:
     """The column of a label among ``classes`` (a KeyError for a label not among them); numpy scalars

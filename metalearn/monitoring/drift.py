@@ -846,14 +846,6 @@ def _task(task: Task | Mapping[str, Any] | str, y: pd.DataFrame, metric: str | N
     return t
 
 
-def _slice(pred: Prediction, a: int, b: int) -> Prediction:
-    return Prediction(
-        values=[np.asarray(v)[a:b] for v in pred.values],
-        probas=[None if p is None else np.asarray(p)[a:b] for p in pred.probas],
-        classes=list(pred.classes),
-    )
-
-
 def concept_drift(
     y_true: pd.DataFrame | pd.Series | Sequence[Any],
     predictions: Prediction | pd.DataFrame,
@@ -953,7 +945,7 @@ def concept_drift(
     ends = list(range(n, w - 1, -st))[::-1]
     windows = []
     for end in ends:
-        s = score(t, y.iloc[end - w : end], _slice(pred, end - w, end))
+        s = score(t, y.iloc[end - w : end], pred.take(slice(end - w, end)))
         windows.append({"start": end - w, "end": end, "n_rows": w, "score": finite_or_none(s)})
     latest = windows[-1]["score"]
     overall = finite_or_none(score(t, y, pred))

@@ -93,7 +93,7 @@ def permutation_importance(
             frame = pd.concat([_permuted(X, c, order) for c in chunk], ignore_index=True)
             pred = predict(frame)
             for i, _c in enumerate(chunk):
-                part = _rows(pred, slice(i * n, (i + 1) * n))
+                part = pred.take(slice(i * n, (i + 1) * n))
                 drop[start + i] = sign * (base - score(task, y, part))
         drops.append(drop)
         if time_limit is not None and time.monotonic() - started >= time_limit:
@@ -108,13 +108,6 @@ def _permuted(X: pd.DataFrame, column: Any, order: np.ndarray) -> pd.DataFrame:
     return out
 
 
-def _rows(pred: Prediction, rows: slice) -> Prediction:
-    """``pred``'s predictions of the rows ``rows``."""
-    return Prediction(
-        values=[np.asarray(v)[rows] for v in pred.values],
-        probas=[None if p is None else np.asarray(p)[rows] for p in pred.probas],
-        classes=pred.classes,
-    )
 
 
 def _table(columns: list[Any], drops: np.ndarray, metric: str, base: float, n_rows: int) -> pd.DataFrame:

@@ -71,10 +71,8 @@ def evaluate_on_feedback(registry: ModelRegistry, name: str, version: int | None
     frame = pd.concat([logged_inputs(logged, signature.names), labels], axis=1)
     result = registry.evaluate(name, frame, record.version, **evaluate)
     labelled = labels.notna().any(axis=1).to_numpy()
-    served = logged_prediction(logged, task, [t.classes for t in signature.targets])
     rows = np.flatnonzero(labelled)
-    served = Prediction([np.asarray(v)[rows] for v in served.values],
-                        [None if p is None else np.asarray(p)[rows] for p in served.probas], list(served.classes))
+    served = logged_prediction(logged, task, [t.classes for t in signature.targets]).take(rows)
     metrics = {k: finite_or_none(v) for k, v in compute_metrics(task, labels.iloc[rows].reset_index(drop=True),
                                                                  served).items()}
     versions = Counter(p.version for p, keep in zip(logged, labelled, strict=True) if keep)

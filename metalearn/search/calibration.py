@@ -292,8 +292,7 @@ def tune_threshold(
     n = oof.n_rows
     if n > THRESHOLD_ROWS:
         keep = np.sort(np.random.default_rng(seed).choice(n, THRESHOLD_ROWS, replace=False))
-        oof = Prediction([np.asarray(v)[keep] for v in oof.values],
-                         [None if p is None else np.asarray(p)[keep] for p in oof.probas], list(oof.classes))
+        oof = oof.take(keep)
         y = y.iloc[keep]
     # 0.5 first, then outwards: a tie keeps the threshold nearer 0.5
     before, best_t, after = _best_rule(task, oof, y, THRESHOLDS, apply_threshold)

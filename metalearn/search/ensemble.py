@@ -789,11 +789,6 @@ REFIT_CHECK_FACTOR = 1.25
 REFIT_CHECK_ROWS = 5000
 
 
-def _take(pred: Prediction, idx: np.ndarray) -> Prediction:
-    return Prediction([np.asarray(v)[idx] for v in pred.values],
-                      [None if p is None else np.asarray(p)[idx] for p in pred.probas], list(pred.classes))
-
-
 def refit_mismatch(dataset: Dataset, model: Any, c: Candidate) -> str:
     """Why the refit ``model`` of candidate ``c`` is not the pipeline its out-of-fold predictions scored
     ('' when it is, or when it cannot be told): on the OOF rows, which it was fit on, it should score at
@@ -808,7 +803,7 @@ def refit_mismatch(dataset: Dataset, model: Any, c: Candidate) -> str:
     metric = get_metric(task.metric)
     y = c.oof.y.iloc[pick].reset_index(drop=True)
     try:
-        oof = float(score(task, y, _take(c.oof.prediction, pick)))
+        oof = float(score(task, y, c.oof.prediction.take(pick)))
         fit = float(score(task, y, model.predict_task(dataset.X.iloc[rows[pick]].reset_index(drop=True))))
     except (MetaLearnError, ValueError) as exc:
         return f"it fails to predict the rows it was fit on ({exc})"
