@@ -255,6 +255,7 @@ def test_a_distilled_variant_is_registered_measured_and_may_be_converted_to_onnx
     versions = [v.version for v in registry.store.list_versions("bc")]
     refused = compress(registry, "bc", base.version, methods=("distill",), distill_tolerance=-1.0)["variants"][1]
     assert refused["version"] is None and "not registered" in refused["error"], refused
+    assert "in-sample" in refused["error"] and "--data" in refused["error"]  # how to compare on unseen rows
     # ... and so is one that is not enough smaller or faster than the original
     small = compress(registry, "bc", base.version, methods=("distill",), distill_min_gain=1e9)["variants"][1]
     assert small["version"] is None and "gain it must bring" in small["error"], small

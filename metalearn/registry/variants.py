@@ -125,7 +125,9 @@ def compress(
                 raise CompressionError(
                     f"the distilled student ({detail['student']}) scores {report['score']:.4g} against the original's {original['score']:.4g} "
                     f"({report['metric']}, {100 * versus['score_loss']:.1f} % worse, over the "
-                    f"{100 * distill_tolerance:g} % allowed) on {rows_from}: not registered; keep the original")
+                    f"{100 * distill_tolerance:g} % allowed) on {rows_from}: not registered; keep the original"
+                    + ("" if validation is not None else " (in-sample, the original scores the rows it was fit on: "
+                       "give held-out labelled rows with --data to compare them on unseen data)"))
             if method == "distill" and max(versus["size_ratio"], versus["speedup_p50"]) < distill_min_gain:
                 raise CompressionError(
                     f"the distilled student ({detail['student']}) is {versus['size_ratio']:.2f}x smaller and "
