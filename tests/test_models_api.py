@@ -693,3 +693,17 @@ def test_whole_path_on_a_corpus_dataset(load_corpus: Any, tmp_path: Path) -> Non
         exposed = c.get("/metrics").text
         assert re.search(rf'metalearn_model_predictions_total\{{model="{name}",version="2"\}} 3\.0', exposed)
         json.dumps(c.get(f"/models/{name}").json())  # JSON all the way
+
+        # 7. the labelled traffic: version 1 scored on it beside what was served (itself), then a retraining on it
+        scored = c.post(f"/models/{name}/evaluate/feedback", headers=AUTH).json()
+        assert scored["rows"] == len(wrong) and scored["served"]["versions"] == {"1": len(wrong)}, scored
+        assert_error(c.post(f"/models/{name}/retrain", data={"n_trials": "2"}, headers=AUTH), 422, "feedback=true")
+        r = c.post(f"/models/{name}/retrain", data={"feedback": "true", "n_trials": "2", "n_folds": "3"}, headers=AUTH)
+        assert r.status_code == 202, r.text
+        job = _wait(c, f"/models/{name}/jobs/{r.json()['job_id']}")
+        assert job["status"] == "done" and job["version"] == 3, job
+        v3 = c.get(f"/models/{name}/versions/3").json()
+        assert v3["feedback_rows"] == len(wrong) and v3["variant"] == "retrain"
+        # every labelled row trained version 3: scoring it on them would be in-sample, so it waits for new labels
+        assert_error(c.post(f"/models/{name}/evaluate/feedback", params={"version": 3}, headers=AUTH), 400,
+                     "new labels")

@@ -235,6 +235,8 @@ BAD: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("drift-bad-threshold", ["models", "drift", "bc", "--threshold", "psi=-1"], ("psi",)),
     ("compress-bad-method", ["models", "compress", "bc", "--method", "zip"], ("zip",)),
     ("retrain-unknown", ["models", "retrain", "nope", "--data", "{d}/bc.csv"], ("'nope'",)),
+    ("retrain-no-data", ["models", "retrain", "bc"], ("--data FILE", "--feedback")),
+    ("retrain-no-labels", ["models", "retrain", "bc", "--feedback"], ("no labelled predictions yet",)),
     ("retrain-missing-column", ["models", "retrain", "bc", "--data", "{d}/missing.csv", "-t", "mean area"],
      ("mean area",)),
 ]

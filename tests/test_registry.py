@@ -21,7 +21,7 @@ from metalearn.pipelines.spaces import get_space
 from metalearn.registry.distill import STUDENTS
 from metalearn.registry.monitor import check_drift, drift_report_html, evaluate_on_feedback
 from metalearn.registry.registry import LogSettings, ModelRegistry
-from metalearn.registry.retrain import retrain
+from metalearn.registry.retrain import feedback_data, retrain
 from metalearn.registry.signature import SchemaError
 from metalearn.registry.variants import compress
 from metalearn.search.automl import OptimizeOutcome, optimize
@@ -376,3 +376,15 @@ def test_a_candidate_is_scored_on_the_labelled_prediction_log_beside_the_served_
     assert result["served"]["score"] == pytest.approx(registry.evaluate("bc", labelled, live.version)["score"])
     assert evaluate_on_feedback(registry, "bc")["score"] == pytest.approx(result["served"]["score"])
     assert registry.store.counts("bc") == before  # nothing logged or stored
+
+    # retraining data from the log: the labelled rows after a table's own; a version that trained on some of them
+    # is scored on the others only
+    data, used = feedback_data(registry, "bc", pd.concat([ds.X, ds.y], axis=1).head(50))
+    assert data.n_rows == 150 and len(used) == 100 and list(data.task.targets) == ["target"]
+    assert data.y["target"].astype(str).tolist()[50:] == list(truth[:100])
+    retrained = registry.register("bc", linear, ds, info={"feedback": {"rows": 60, "prediction_ids": used[:60]}})
+    assert evaluate_on_feedback(registry, "bc", retrained.version)["rows"] == 40
+    every = registry.register("bc", linear, ds, info={"feedback": {"rows": 100, "prediction_ids": used}})
+    assert evaluate_on_feedback(registry, "bc")["rows"] == 100  # the live version trained on none of them
+    with pytest.raises(InputError, match="new labels"):
+        evaluate_on_feedback(registry, "bc", every.version)

@@ -639,8 +639,12 @@ def _label(value: Any, classes: Sequence[Any] | None) -> Any:
 @models_app.command("retrain")
 def models_retrain(
     name: NameArg,
-    data: Annotated[str, typer.Option("--data", help="New training data: a CSV/parquet/ARFF file, or "
-                                      "sklearn:NAME, openml:DID, corpus:NAME.")],
+    data: Annotated[str | None, typer.Option("--data", help="New training data: a CSV/parquet/ARFF file, or "
+                                             "sklearn:NAME, openml:DID, corpus:NAME.")] = None,
+    feedback: Annotated[
+        bool, typer.Option("--feedback", help="Train on the prediction log's labelled predictions too (after "
+                                              "--data's rows, or alone).")
+    ] = False,
     target: Annotated[
         list[str] | None,
         typer.Option("--target", "-t", help="Target column(s) (default: the model's)."),
@@ -671,12 +675,18 @@ def models_retrain(
     """Search again on new data (warm-started) and register the result as a new version, not live.
 
     Warm-started from the model's configurations and the KB; the new version's variant is retrain and it is
-    never promoted here. Takes optimize's search options."""
+    never promoted here. ``--feedback``: the prediction log's labelled predictions are training rows too (after
+    ``--data``'s, or alone); the version records them, and `models evaluate --feedback` leaves them out when it
+    scores it. Takes optimize's search options."""
+    from metalearn.data.errors import InputError
     from metalearn.registry.registry import check_name
-    from metalearn.registry.retrain import retrain
+    from metalearn.registry.retrain import feedback_data, retrain
     from metalearn.runtime.progress import SearchProgress
 
     check_name(name)
+    if data is None and not feedback:
+        raise InputError("give the new training data with --data FILE, or --feedback to train on the prediction "
+                         "log's labelled predictions (or both)")
     mlflow_target = _mlflow_target(mlflow_uri)
     settings = _search_settings(
         n_trials=n_trials, time_limit=time_limit, trial_time_limit=trial_time_limit, warm_start=warm_start,
@@ -686,14 +696,18 @@ def models_retrain(
     started = time.monotonic()
     with _registry(kb) as reg:
         task = reg.task(reg.working_version(name, version))
-        # the same loader and options as optimize; the target(s) and kind default to the model's
-        ds = _load(data, list(target) if target else list(task.targets), kind or str(task.kind), metric)
+        used: list[str] = []
+        if feedback:  # the labelled log in the model's task, after the file's rows (read as a table)
+            ds, used = feedback_data(reg, name, None if data is None else _data_table(data)[0], version=version)
+        else:  # the same loader and options as optimize; the target(s) and kind default to the model's
+            assert data is not None
+            ds = _load(data, list(target) if target else list(task.targets), kind or str(task.kind), metric)
         _check_metric(ds)
         if not json_out:
             _print_kind_report(ds)
         with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
             record = retrain(reg, name, ds, settings, version=version, on_status=progress.status,
-                             on_trial=progress.update)
+                             on_trial=progress.update, feedback=used)
         doc = {**reg.version_dict(record, reg.store.aliases(name)), "seconds": time.monotonic() - started}
         if mlflow_target is not None:
             doc["mlflow"] = _log_versions(mlflow_target, reg, name, [record.version])[0]

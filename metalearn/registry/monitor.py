@@ -7,7 +7,7 @@ API and the metrics say when a threshold was crossed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,34 +50,52 @@ def logged_prediction(records: Sequence[PredictionRecord], task: Task,
     )
 
 
-def evaluate_on_feedback(registry: ModelRegistry, name: str, version: int | None = None, *,
-                         limit: int = FEEDBACK_ROWS, **evaluate: Any) -> dict[str, Any]:
-    """Score ``version`` (default: the live one) on the labelled prediction log of ``name`` — the newest ``limit``
-    logged inputs, of every version, whose true labels came back — as :meth:`ModelRegistry.evaluate` scores a
-    labelled file (``evaluate``: its keyword arguments), and, on the same rows and metrics, the predictions that
-    were served for them (``served``: their score and which versions made them): a candidate against the live
-    model on real traffic before promoting it. :class:`InputError` when nothing is labelled yet."""
-    record = registry.resolve(name, version)
-    pairs = registry.store.feedback(name, None, limit)
+def labelled_log(registry: ModelRegistry, name: str, record: ModelVersionRecord, *, limit: int = FEEDBACK_ROWS,
+                 exclude: Collection[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame, list[PredictionRecord]]:
+    """The labelled prediction log of ``name`` (every version's; the newest ``limit`` labelled predictions, those
+    in ``exclude`` left out) in ``record``'s schema: the logged inputs, their true labels (one column per target)
+    and the logged predictions, row for row. :class:`InputError` when nothing is labelled yet."""
+    pairs = [(p, f) for p, f in registry.store.feedback(name, None, limit) if p.prediction_id not in exclude]
     if not pairs:
         raise InputError(
             f"model {name!r} has no labelled predictions yet: send the true labels of logged predictions first "
             f"(`metalearn models feedback {name} LABELS.csv` or POST /models/{name}/feedback)"
-        )
-    signature, task = registry.signature(record), registry.task(record)
-    targets = [str(t) for t in task.targets]
+            if not exclude else
+            f"every labelled prediction of model {name!r} trained version {record.version}: score it once new "
+            "labels come back (its own training rows would score it in-sample)")
+    targets = [str(t) for t in registry.task(record).targets]
     logged = [p for p, _ in pairs]
     labels = pd.DataFrame([{t: f.labels.get(t) for t in targets} for _, f in pairs], columns=targets)
-    frame = pd.concat([logged_inputs(logged, signature.names), labels], axis=1)
-    result = registry.evaluate(name, frame, record.version, **evaluate)
+    return logged_inputs(logged, registry.signature(record).names), labels, logged
+
+
+def feedback_ids(record: ModelVersionRecord) -> list[str]:
+    """The prediction ids of the labelled predictions ``record`` was retrained on (none for other versions)."""
+    return [str(i) for i in (record.info.get("feedback") or {}).get("prediction_ids") or []]
+
+
+def evaluate_on_feedback(registry: ModelRegistry, name: str, version: int | None = None, *,
+                         limit: int = FEEDBACK_ROWS, **evaluate: Any) -> dict[str, Any]:
+    """Score ``version`` (default: the live one) on the labelled prediction log of ``name`` (:func:`labelled_log`:
+    the newest ``limit`` logged inputs, of every version, whose true labels came back, less the rows the version
+    was retrained on) as :meth:`ModelRegistry.evaluate` scores a labelled file (``evaluate``: its keyword
+    arguments), and, on the same rows and metrics, the predictions that were served for them (``served``: their
+    score and which versions made them): a candidate against the live model on real traffic before promoting it.
+    :class:`InputError` when no such row is labelled yet."""
+    record = registry.resolve(name, version)
+    trained = set(feedback_ids(record))
+    X, labels, logged = labelled_log(registry, name, record, limit=limit, exclude=trained)
+    task, signature = registry.task(record), registry.signature(record)
+    result = registry.evaluate(name, pd.concat([X, labels], axis=1), record.version, **evaluate)
     labelled = labels.notna().any(axis=1).to_numpy()
     rows = np.flatnonzero(labelled)
     served = logged_prediction(logged, task, [t.classes for t in signature.targets]).take(rows)
     metrics = {k: finite_or_none(v) for k, v in compute_metrics(task, labels.iloc[rows].reset_index(drop=True),
                                                                  served).items()}
     versions = Counter(p.version for p, keep in zip(logged, labelled, strict=True) if keep)
-    newest = f" (the newest {limit})" if len(pairs) >= limit else ""
-    result["source"] = f"the prediction log's {len(rows)} labelled predictions{newest}"
+    notes = [f"the newest {limit}"] if len(logged) + len(trained) >= limit else []
+    notes += [f"less the {len(trained)} version {record.version} was retrained on"] if trained else []
+    result["source"] = f"the prediction log's {len(rows)} labelled predictions" + (f" ({', '.join(notes)})" if notes else "")
     result["served"] = {"score": metrics.get(result["metric"]), "metrics": metrics,
                         "versions": {str(v): n for v, n in sorted(versions.items())}}
     return result

@@ -248,15 +248,16 @@ class ModelRegistry:
         return self.store.get_version(name, version)
 
     def register_outcome(self, name: str, outcome: Any, dataset: Dataset, *, variant: str = "search",
-                         parent_version: int | None = None) -> ModelVersionRecord:
-        """Register the final model of ``optimize()`` (a pipeline or an ensemble) with the search's facts."""
+                         parent_version: int | None = None, info: Mapping[str, Any] | None = None) -> ModelVersionRecord:
+        """Register the final model of ``optimize()`` (a pipeline or an ensemble) with the search's facts (and
+        ``info``'s)."""
         if outcome.model is None:
             reason = (outcome.summary.get("model") or {}).get("missing_reason") or "the search produced no model"
             raise ConflictError(f"nothing to register as {name!r}: {reason}")
         summary = outcome.summary
         best = summary.get("best") or {}
         cv = _cv_metrics(self.kb, outcome.result.search_id, best.get("config_id"))
-        info = {
+        facts = {
             "search": {"search_id": summary.get("search_id"), "n_trials": summary.get("n_trials"),
                        "strategy": (summary.get("warm_start") or {}).get("strategy"),
                        "best": best, "seconds": summary.get("seconds"), "stopped_by": summary.get("stopped_by"),
@@ -265,9 +266,10 @@ class ModelRegistry:
             "ensemble": summary.get("ensemble"),
             "calibration": summary.get("calibration"),
             "cv_score": finite_or_none(best.get("score")),
+            **dict(info or {}),
         }
         return self.register(name, outcome.model, dataset, variant=variant, search_id=outcome.result.search_id,
-                             parent_version=parent_version, info=info, cv_metrics=cv)
+                             parent_version=parent_version, info=facts, cv_metrics=cv)
 
     # -- reading -----------------------------------------------------------------------------------
     def list_models(self) -> list[dict[str, Any]]:
@@ -312,6 +314,7 @@ class ModelRegistry:
             "cv_score": info.get("cv_score"), "metrics": info.get("metrics"), "model": info.get("model"),
             "signature": info.get("signature"), "libraries": info.get("libraries"),
             "dataset": info.get("dataset"), "compression": info.get("compression"),
+            "feedback_rows": (info.get("feedback") or {}).get("rows"),
         }
 
     def resolve(self, name: str, version: int | None = None, alias: str = "live") -> ModelVersionRecord:

@@ -6,14 +6,17 @@ version (variant ``retrain``, parent = the version it started from). Never promo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+
+import pandas as pd
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.datetimes import restore_dates
 from metalearn.data.errors import InputError
 from metalearn.kb.model_store import ModelVersionRecord
+from metalearn.registry.monitor import FEEDBACK_ROWS, labelled_log
 from metalearn.registry.registry import ModelRegistry
 from metalearn.search.settings import SearchSettings
 
@@ -61,6 +64,32 @@ def check_retrain_data(registry: ModelRegistry, record: ModelVersionRecord, data
     signature.validate(restore_dates(dataset.X, dataset.dates), what="the new data")
 
 
+def feedback_data(registry: ModelRegistry, name: str, frame: pd.DataFrame | None = None, *,
+                  version: int | None = None, limit: int = FEEDBACK_ROWS) -> tuple[Dataset, list[str]]:
+    """Data to retrain ``name`` on from its prediction log: the newest ``limit`` labelled predictions (the logged
+    inputs with every target labelled, in the schema of ``version``, default the live one, else the latest) after
+    the rows of ``frame`` (labelled rows of your own, e.g. a file: the features and the targets) when given; and
+    the prediction ids used (:func:`retrain` records them, so that :func:`~metalearn.registry.monitor.
+    evaluate_on_feedback` leaves them out when it scores the new version). :class:`InputError` when nothing is
+    labelled yet."""
+    from metalearn.data.validation import prepare_frame
+
+    record = registry.working_version(name, version)
+    task = registry.task(record)
+    X, labels, logged = labelled_log(registry, name, record, limit=limit)
+    full = labels.notna().all(axis=1).to_numpy()
+    if not full.any():
+        raise InputError(f"no labelled prediction of model {name!r} has a label for every target "
+                         f"({', '.join(task.targets)}): send complete labels first")
+    rows = pd.concat([X, labels], axis=1).loc[full]
+    if frame is not None:
+        rows = pd.concat([frame, rows], ignore_index=True)
+    dataset = prepare_frame(rows.reset_index(drop=True), list(task.targets), kind=task.kind, metric=task.metric,
+                            name=f"{name} labelled predictions" + (" and new rows" if frame is not None else ""),
+                            origin=f"registry:{name}/feedback")
+    return dataset, [p.prediction_id for p, keep in zip(logged, full, strict=True) if keep]
+
+
 def retrain(
     registry: ModelRegistry,
     name: str,
@@ -72,9 +101,11 @@ def retrain(
     on_trial: Callable[[Any], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     search_id: str | None = None,
+    feedback: Sequence[str] = (),
 ) -> ModelVersionRecord:
     """Retrain model ``name`` (from ``version``, default the live one, else the latest) on ``dataset``;
-    returns the new version (not promoted)."""
+    returns the new version (not promoted). ``feedback``: the ids of the labelled predictions among the rows
+    (:func:`feedback_data`), recorded with the version."""
     from metalearn.search.automl import optimize
 
     base = registry.working_version(name, version)
@@ -88,4 +119,5 @@ def retrain(
         should_stop=should_stop, search_id=search_id, seed_configs=prior_configurations(registry, base),
         copies=1,  # the new version's file, written within the budget
     )
-    return registry.register_outcome(name, outcome, dataset, variant="retrain", parent_version=base.version)
+    info = {"feedback": {"rows": len(feedback), "prediction_ids": list(feedback)}} if feedback else None
+    return registry.register_outcome(name, outcome, dataset, variant="retrain", parent_version=base.version, info=info)

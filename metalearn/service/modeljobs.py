@@ -55,6 +55,7 @@ class ModelJob:
     dataset: Dataset | None
     parent_version: int | None = None
     methods: tuple[str, ...] = ()
+    feedback: tuple[str, ...] = ()  # the labelled predictions among a retraining's rows (their prediction ids)
     status: str = "pending"
     stage: str = ""
     version: int | None = None
@@ -120,11 +121,13 @@ class ModelJobManager:
         self._closed = False
 
     def submit_retrain(
-        self, name: str, dataset: Dataset, search_settings: SearchSettings, parent_version: int | None
+        self, name: str, dataset: Dataset, search_settings: SearchSettings, parent_version: int | None,
+        feedback: Sequence[str] = (),
     ) -> ModelJob:
         return self._submit(ModelJob(
             job_id=uuid.uuid4().hex[:16], name=name, action="retrain", dataset_id=dataset.dataset_id,
             dataset_name=dataset.name, settings=search_settings, dataset=dataset, parent_version=parent_version,
+            feedback=tuple(feedback),
         ))
 
     def submit_compress(self, name: str, base: ModelVersionRecord, methods: Sequence[str]) -> ModelJob:
@@ -194,6 +197,7 @@ class ModelJobManager:
         record = retrain(
             self.registry, job.name, job.dataset, job.settings, version=job.parent_version,
             on_status=lambda text: self._set(job, stage=str(text)[:200]), should_stop=job.cancel.is_set,
+            feedback=job.feedback,
         )
         return [record]
 

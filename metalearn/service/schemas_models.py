@@ -69,6 +69,9 @@ class ModelVersionOut(BaseModel):
     libraries: dict[str, str] | None = None
     dataset: dict[str, Any] | None = None
     compression: dict[str, Any] | None = None
+    feedback_rows: int | None = Field(
+        default=None, description="A retraining's labelled predictions of the prediction log among its training rows."
+    )
 
 
 class ModelEventOut(BaseModel):

@@ -30,6 +30,10 @@ from metalearn.service.settings import Settings
 
 #: The upload form fields every endpoint that takes a dataset declares (one declaration, one schema).
 UploadField = Annotated[UploadFile, File(description="CSV, TSV, parquet or ARFF file with a header row.")]
+#: a file a route can do without (it says when)
+OptionalUploadField = Annotated[
+    UploadFile | None, File(description="CSV, TSV, parquet or ARFF file with a header row (optional: see the route).")
+]
 TargetsField = Annotated[
     list[str], Form(description="Target column(s): repeat the field or separate with commas.")
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
@@ -68,7 +69,7 @@ from metalearn.service.schemas_models import (
 from metalearn.service.settings import Settings
 from metalearn.service.uploads import (
     EXPANSION_LIMIT,
-    TargetsField,
+    OptionalUploadField,
     UploadField,
     check_rows,
     read_frame,
@@ -664,8 +665,14 @@ async def retrain(
     registry: RegistryDep,
     jobs: ModelJobsDep,
     settings: SettingsDep,
-    file: UploadField,
-    target: TargetsField,
+    file: OptionalUploadField = None,
+    target: Annotated[
+        list[str] | None, Form(description="Target column(s) of the file (default: the model's).")
+    ] = None,
+    feedback: Annotated[
+        bool, Form(description="Train on the prediction log's labelled predictions too (after the file's rows, or "
+                               "alone); the new version records them and /evaluate/feedback leaves them out.")
+    ] = False,
     kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
     n_trials: Annotated[int | None, _form("n_trials")] = _DEFAULTS["n_trials"],
     time_limit: Annotated[float | None, _form("time_limit")] = _DEFAULTS["time_limit"],
@@ -700,16 +707,26 @@ async def retrain(
         )
     except InputError as exc:
         raise HTTPException(422, detail=str(exc)) from None
-    dataset = await run_in_threadpool(read_upload, file, target, settings, kind, live.metric)
+    from metalearn.registry.retrain import check_retrain_data, feedback_data
+
+    used: list[str] = []
+    if feedback:  # the labelled log in the model's task, after the file's rows
+        frame = None if file is None else (await run_in_threadpool(read_frame, file, settings))[0]
+        dataset, used = await run_in_threadpool(partial(feedback_data, version=live.version), registry, name, frame)
+    elif file is None:
+        raise HTTPException(422, detail="send the new training data as a file, or feedback=true to train on the "
+                                        "prediction log's labelled predictions (or both)")
+    else:
+        live_task = await run_in_threadpool(registry.task, live)
+        dataset = await run_in_threadpool(read_upload, file, target or list(live_task.targets), settings, kind,
+                                          live.metric)
     try:
         check_metric(dataset.task.kind, dataset.task.metric)
     except InputError as exc:
         raise HTTPException(422, detail=str(exc)) from None
-    from metalearn.registry.retrain import check_retrain_data
-
     # the targets, kind and feature columns of the model, checked now rather than in the job
     await run_in_threadpool(check_retrain_data, registry, live, dataset)
-    job = await run_in_threadpool(jobs.submit_retrain, name, dataset, search_settings, live.version)
+    job = await run_in_threadpool(jobs.submit_retrain, name, dataset, search_settings, live.version, used)
     return _job_created(request, response, name, job.job_id)
 
 
