@@ -698,6 +698,8 @@ def test_whole_path_on_a_corpus_dataset(load_corpus: Any, tmp_path: Path) -> Non
         scored = c.post(f"/models/{name}/evaluate/feedback", headers=AUTH).json()
         assert scored["rows"] == len(wrong) and scored["served"]["versions"] == {"1": len(wrong)}, scored
         assert_error(c.post(f"/models/{name}/retrain", data={"n_trials": "2"}, headers=AUTH), 422, "feedback=true")
+        assert_error(c.post(f"/models/{name}/retrain", data={"feedback": "true", "target": "target"}, headers=AUTH), 422,
+                     "own targets")
         r = c.post(f"/models/{name}/retrain", data={"feedback": "true", "n_trials": "2", "n_folds": "3"}, headers=AUTH)
         assert r.status_code == 202, r.text
         job = _wait(c, f"/models/{name}/jobs/{r.json()['job_id']}")

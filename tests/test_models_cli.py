@@ -237,6 +237,7 @@ BAD: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("retrain-unknown", ["models", "retrain", "nope", "--data", "{d}/bc.csv"], ("'nope'",)),
     ("retrain-no-data", ["models", "retrain", "bc"], ("--data FILE", "--feedback")),
     ("retrain-no-labels", ["models", "retrain", "bc", "--feedback"], ("no labelled predictions yet",)),
+    ("retrain-feedback-target", ["models", "retrain", "bc", "--feedback", "-t", "mean area"], ("--feedback", "--target")),
     ("retrain-missing-column", ["models", "retrain", "bc", "--data", "{d}/missing.csv", "-t", "mean area"],
      ("mean area",)),
 ]

@@ -687,6 +687,9 @@ def models_retrain(
     if data is None and not feedback:
         raise InputError("give the new training data with --data FILE, or --feedback to train on the prediction "
                          "log's labelled predictions (or both)")
+    if feedback and (target or kind):
+        raise InputError("--feedback retrains on the model's own targets and kind: drop --target / --kind (a --data "
+                         "file must hold the model's target columns)")
     mlflow_target = _mlflow_target(mlflow_uri)
     settings = _search_settings(
         n_trials=n_trials, time_limit=time_limit, trial_time_limit=trial_time_limit, warm_start=warm_start,

@@ -69,9 +69,9 @@ def feedback_data(registry: ModelRegistry, name: str, frame: pd.DataFrame | None
     """Data to retrain ``name`` on from its prediction log: the newest ``limit`` labelled predictions (the logged
     inputs with every target labelled, in the schema of ``version``, default the live one, else the latest) after
     the rows of ``frame`` (labelled rows of your own, e.g. a file: the features and the targets) when given; and
-    the prediction ids used (:func:`retrain` records them, so that :func:`~metalearn.registry.monitor.
-    evaluate_on_feedback` leaves them out when it scores the new version). :class:`InputError` when nothing is
-    labelled yet."""
+    the prediction ids used (:func:`retrain` records them, so that
+    :func:`~metalearn.registry.monitor.evaluate_on_feedback` leaves them out when it scores the new version).
+    :class:`InputError` when nothing is labelled yet."""
     from metalearn.data.validation import prepare_frame
 
     record = registry.working_version(name, version)

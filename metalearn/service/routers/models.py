@@ -710,6 +710,9 @@ async def retrain(
     from metalearn.registry.retrain import check_retrain_data, feedback_data
 
     used: list[str] = []
+    if feedback and (target or kind):
+        raise HTTPException(422, detail="feedback=true retrains on the model's own targets and kind: drop target "
+                                        "and kind (a file must hold the model's target columns)")
     if feedback:  # the labelled log in the model's task, after the file's rows
         frame = None if file is None else (await run_in_threadpool(read_frame, file, settings))[0]
         dataset, used = await run_in_threadpool(partial(feedback_data, version=live.version), registry, name, frame)
