@@ -23,6 +23,7 @@ from metalearn.search.calibration import (
     THRESHOLDS,
     apply_threshold,
     calibrate,
+    fit_biases,
     fit_temperature,
     scale_prediction,
     scale_proba,
@@ -78,9 +79,10 @@ def test_calibrate_is_used_only_for_a_log_loss_with_enough_rows() -> None:
     task = Task(targets=("y",), kind=TaskKind.MULTICLASS, metric="log_loss")
     cal = calibrate(task, pred, truth)
     assert cal.used and cal.temperature == pytest.approx(3.0, rel=0.25) and cal.n_rows == len(y)
+    assert cal.biases is not None and max(map(abs, cal.biases)) < 0.1  # balanced classes: small biases
     assert cal.score_after < cal.score_before == pytest.approx(score(task, truth, pred))
-    assert cal.score_after == pytest.approx(score(task, truth, scale_prediction(pred, cal.temperature)))
-    assert "T = " in calibration_lines(cal.to_dict())[0]
+    assert cal.score_after == pytest.approx(score(task, truth, scale_prediction(pred, cal.temperature, cal.biases)))
+    assert "T = " in calibration_lines(cal.to_dict())[0] and "class biases" in calibration_lines(cal.to_dict())[0]
 
     accuracy = Task(targets=("y",), kind=TaskKind.MULTICLASS, metric="accuracy")
     assert not calibrate(accuracy, pred, truth).used and "accuracy" in calibrate(accuracy, pred, truth).note
@@ -89,7 +91,8 @@ def test_calibrate_is_used_only_for_a_log_loss_with_enough_rows() -> None:
     assert calibration_lines(few.to_dict()) == [f"probabilities not temperature-scaled: {few.note}"]
     assert calibration_lines(calibrate(accuracy, pred, truth).to_dict()) == []  # nothing to say for accuracy
     subset = calibrate(task, pred, truth, n_rows=3 * len(y))  # the trials saw a third of the final model's rows
-    assert not subset.used and f"{len(y)} of the {3 * len(y)} rows" in subset.note
+    assert subset.temperature == 1.0 and f"{len(y)} of the {3 * len(y)} rows" in subset.note  # class biases at most
+    assert "T = " not in "".join(calibration_lines(subset.to_dict()))
     assert calibrate(task, pred, truth, n_rows=len(y)).used
     assert not calibrate(task, pred, truth, enabled=False).used
     assert not calibrate(task, None, None).used
@@ -120,12 +123,14 @@ def test_a_search_judged_by_log_loss_ends_with_a_temperature_scaled_model(digits
     assert isinstance(model, EnsembleModel) and model.temperature == pytest.approx(block["temperature"])
     assert block["score_after"] < block["score_before"]
     scaled = model.predict_task(ds.X)
-    model.temperature = 1.0
+    model.temperature, model.biases = 1.0, None
     try:
         plain = model.predict_task(ds.X)
     finally:
-        model.temperature = block["temperature"]
-    assert (scaled.values[0] == plain.values[0]).all()  # the same labels
+        model.temperature, model.biases = block["temperature"], tuple(block["biases"] or ()) or None
+    # the labels are the most probable classes of the scaled probabilities (class biases may move a few)
+    assert (scaled.values[0] == scaled.classes[0][scaled.probas[0].argmax(axis=1)]).all()
+    assert np.mean(scaled.values[0] == plain.values[0]) > 0.98
     assert not np.allclose(scaled.probas[0], plain.probas[0])  # other probabilities
     assert np.allclose(scaled.probas[0].sum(axis=1), 1.0)
     metrics = test_score(model, ds.X, ds.y, ds.task)
@@ -155,7 +160,7 @@ def test_a_single_pipeline_is_scaled_too_and_no_calibrate_keeps_it_unscaled() ->
     assert scaled.config_ids[0] and scaled.temperature == pytest.approx(block["temperature"])
     assert off is None and not isinstance(plain, EnsembleModel)  # no out-of-fold predictions kept: no block
     # the same pipeline (same seed, same trial): the scaled one's probabilities are the plain one's at T
-    expected = scale_proba(plain.predict_proba(ds.X.iloc[:100]), block["temperature"])
+    expected = scale_proba(plain.predict_proba(ds.X.iloc[:100]), block["temperature"], block["biases"])
     assert np.allclose(scaled.predict_proba(ds.X.iloc[:100]), expected, atol=1e-6)
 
 
@@ -421,3 +426,27 @@ def test_a_search_judged_by_macro_f1_keeps_the_labels_threshold_in_the_model_its
         score(ds.task, ds.y, pred))  # the metric is of the thresholded labels
     assert any("decision threshold" in line for line in calibration_lines(outcome.summary["calibration"]))
     _threshold_kept(outcome, ds, "digits-labels", tmp_path)
+
+
+def test_class_biases_undo_a_known_shift_of_one_class() -> None:
+    """A model that under-predicts one class by a constant factor: the class biases give it back (a temperature
+    alone cannot), and on a holdout (fewer out-of-fold rows than the final model's) they are fit alone."""
+    classes = ["a", "b", "c"]
+    z, y = _sampled(3000, 3, seed=4)
+    shifted = _softmax(z + np.array([0.0, 0.0, -1.0]))  # class c's log-odds 1 lower than they should be
+    pred, truth = _prediction(shifted, classes), pd.DataFrame({"y": np.asarray(classes)[y]})
+    task = Task(targets=("y",), kind=TaskKind.MULTICLASS, metric="log_loss")
+    t, b = fit_biases(shifted, y)
+    assert t == pytest.approx(1.0, abs=0.1) and b[2] - (b[0] + b[1]) / 2 == pytest.approx(1.0, abs=0.2)
+    cal = calibrate(task, pred, truth)
+    assert cal.used and cal.biases is not None and cal.score_after < calibrate(
+        task, pred, truth, n_rows=2 * len(y)).score_before
+    holdout = calibrate(task, pred, truth, n_rows=2 * len(y))
+    assert holdout.used and holdout.temperature == 1.0 and holdout.biases is not None
+    assert holdout.score_after < holdout.score_before
+    # several class targets: a temperature, no biases
+    two = Task(targets=("y", "w"), kind=TaskKind.MULTITASK, target_kinds=(TaskKind.MULTICLASS, TaskKind.MULTICLASS),
+               metric="log_loss_mean")
+    both = Prediction([pred.values[0]] * 2, [pred.probas[0]] * 2, [pred.classes[0]] * 2)
+    many = calibrate(two, both, pd.DataFrame({"y": truth["y"], "w": truth["y"]}))
+    assert many.biases is None

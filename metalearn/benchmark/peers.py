@@ -196,10 +196,11 @@ def _run_product(job: PeerJob, prep: Prepared, res: CellResult, budget: float | 
         res.error = outcome.summary.get("model", {}).get("missing_reason") or "no model"
         return
     _score_model(prep, res, outcome.model, time.monotonic())
-    if getattr(outcome.model, "temperature", 1.0) != 1.0:  # the same model unscaled: what calibration gained
+    scaled = getattr(outcome.model, "temperature", 1.0) != 1.0 or getattr(outcome.model, "biases", None) is not None
+    if scaled:  # the same model unscaled: what calibration gained
         from metalearn.search.evaluation import test_score
 
-        outcome.model.temperature = 1.0
+        outcome.model.temperature, outcome.model.biases = 1.0, None
         plain = test_score(outcome.model, prep.X_test, prep.y_test, prep.train.task)
         res.incumbent["calibration"]["test_score_unscaled"] = float(plain.get(prep.train.task.metric, math.nan))
 

@@ -174,6 +174,8 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
             if model.get("type") == "ensemble" else model.get("class"))
         if model.get("temperature") not in (None, 1.0):  # calibrated probabilities (metalearn.search.calibration)
             what = f"{what}, temperature {model['temperature']:.3g}"
+        if model.get("biases"):  # a single class target's class biases (metalearn.search.calibration)
+            what = f"{what}, class biases"
         if model.get("threshold") is not None:  # a binary label metric's decision threshold
             what = f"{what}, decision threshold {model['threshold']:.2f}"
         if model.get("class_weights") is not None:  # a multiclass label metric's class weights

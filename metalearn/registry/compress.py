@@ -408,7 +408,7 @@ def to_onnx(
             break  # float64 not available: report the float32 failure below
         variant = OnnxTaskModel(converted, weights, task, config_ids, temperature=getattr(model, "temperature", 1.0),
                                 threshold=getattr(model, "threshold", None),
-                                class_weights=getattr(model, "class_weights", None))
+                                class_weights=getattr(model, "class_weights", None), biases=getattr(model, "biases", None))
         try:
             onnx_pred = variant.predict_task(X_sample)
         except Exception as err:
@@ -476,11 +476,11 @@ def prune_ensemble(
     weights = np.asarray(model.weights, dtype=np.float64)
 
     temperature, threshold = getattr(model, "temperature", 1.0), getattr(model, "threshold", None)
-    class_weights = getattr(model, "class_weights", None)
+    class_weights, biases = getattr(model, "class_weights", None), getattr(model, "biases", None)
 
     def value(keep: Sequence[int]) -> float:
         pred = combine_predictions(model.task, [preds[i] for i in keep], weights[list(keep)].tolist())
-        return float(score(task, y, finish_prediction(pred, temperature, threshold, class_weights)))
+        return float(score(task, y, finish_prediction(pred, temperature, threshold, class_weights, biases)))
 
     keep = list(range(n))
     full = value(keep)
@@ -498,7 +498,7 @@ def prune_ensemble(
         return model
     ids = tuple(model.config_ids[i] for i in keep) if model.config_ids else ()
     return EnsembleModel(model.task, [model.members[i] for i in keep], weights[keep].tolist(), ids, temperature,
-                         threshold, class_weights)
+                         threshold, class_weights, biases)
 
 
 # ---------------------------------------------------------------------------------------------------

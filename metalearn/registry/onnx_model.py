@@ -240,7 +240,7 @@ class OnnxTaskModel:
 
     ``members``: the task models with ONNX graphs for estimators (one for a single pipeline);
     ``weights``: the ensemble's weights (``(1.0,)`` for a single pipeline); ``task``: the ensemble's
-    task, ``None`` for a single pipeline; ``temperature``, ``threshold`` and ``class_weights``: the original's (:class:`EnsembleModel`);
+    task, ``None`` for a single pipeline; ``temperature``, ``threshold``, ``class_weights`` and ``biases``: the original's (:class:`EnsembleModel`);
     ``check``: what the conversion measured (maximum absolute
     difference of probabilities and values against the original on the validation sample...).
     """
@@ -255,9 +255,11 @@ class OnnxTaskModel:
         temperature: float = 1.0,
         threshold: float | None = None,
         class_weights: tuple[float, ...] | None = None,
+        biases: tuple[float, ...] | None = None,
     ) -> None:
         self.members = list(members)
         self.temperature = float(temperature)
+        self.biases = None if biases is None else tuple(float(b) for b in biases)
         self.threshold = None if threshold is None else float(threshold)
         self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
         self.weights = tuple(float(w) for w in weights)
@@ -285,7 +287,7 @@ class OnnxTaskModel:
 
         pred = combine_predictions(self.task, [predict_onnx_task(m, X) for m in self.members], self.weights)
         return finish_prediction(pred, getattr(self, "temperature", 1.0), getattr(self, "threshold", None),
-                                 getattr(self, "class_weights", None))
+                                 getattr(self, "class_weights", None), getattr(self, "biases", None))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted values, one column per target (a 1-d array for a single target)."""

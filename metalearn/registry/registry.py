@@ -665,6 +665,7 @@ def _describe(model: Any) -> dict[str, Any]:
                             for c, w, m in zip(model.config_ids or ("",) * len(members), model.weights, members,
                                                strict=True)],
                 "temperature": float(getattr(model, "temperature", 1.0)),
+                "biases": (None if getattr(model, "biases", None) is None else list(model.biases)),
                 "threshold": getattr(model, "threshold", None),
                 "class_weights": (None if getattr(model, "class_weights", None) is None
                                   else list(model.class_weights))}

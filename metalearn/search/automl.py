@@ -313,7 +313,7 @@ def _calibrated(
         if not isinstance(model, EnsembleModel):
             model = EnsembleModel(task, [model], [1.0], [best_config_id or ""])
         if cal.used:
-            model.temperature = cal.temperature
+            model.temperature, model.biases = cal.temperature, cal.biases
         if cut.used:
             model.threshold = cut.threshold
         if weights.used:

@@ -609,7 +609,8 @@ class EnsembleModel:
     """A weighted average of fitted task models (see :func:`combine_predictions`), itself a task model:
     ``fit`` refits every member, ``predict_task`` combines their predictions; ``predict`` and
     ``predict_proba`` as the single-pipeline models. ``config_ids``/``weights`` say what it holds;
-    ``temperature`` (1.0: none) scales its class probabilities, ``threshold`` (None: none) is the decision
+    ``temperature`` (1.0: none) and ``biases`` (a single class target's class biases, None: none) scale its class
+    probabilities, ``threshold`` (None: none) is the decision
     threshold of a binary target's labels (or of every label of a multi-label model) and ``class_weights`` (None: none) weight a multiclass target's
     probabilities for its labels (:mod:`metalearn.search.calibration`; a calibrated single pipeline is an
     ensemble of one member)."""
@@ -623,6 +624,7 @@ class EnsembleModel:
         temperature: float = 1.0,
         threshold: float | None = None,
         class_weights: Sequence[float] | None = None,
+        biases: Sequence[float] | None = None,
     ) -> None:
         if len(members) != len(weights) or not members:
             raise ValueError("an ensemble needs one weight per member and at least one member")
@@ -644,6 +646,9 @@ class EnsembleModel:
         if class_weights is not None and not all(math.isfinite(w) and w > 0 for w in class_weights):
             raise ValueError(f"class weights must be positive numbers, got {list(class_weights)}")
         self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
+        if biases is not None and not all(math.isfinite(b) for b in biases):
+            raise ValueError(f"class biases must be finite numbers, got {list(biases)}")
+        self.biases = None if biases is None else tuple(float(b) for b in biases)
 
     @property
     def constant_targets_(self) -> list[str]:
@@ -659,9 +664,9 @@ class EnsembleModel:
 
     def predict_task(self, X: pd.DataFrame) -> Prediction:
         pred = combine_predictions(self.task, [m.predict_task(X) for m in self.members], self.weights)
-        # (artifacts of earlier releases have no temperature / threshold)
+        # (artifacts of earlier releases have no temperature / threshold / biases)
         return finish_prediction(pred, getattr(self, "temperature", 1.0), getattr(self, "threshold", None),
-                                 getattr(self, "class_weights", None))
+                                 getattr(self, "class_weights", None), getattr(self, "biases", None))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted values, one column per target (a 1-d array for a single target)."""
@@ -684,7 +689,9 @@ class EnsembleModel:
         t, d, w = getattr(self, "temperature", 1.0), getattr(self, "threshold", None), getattr(self, "class_weights", None)
         return (f"EnsembleModel({parts}" + (f", temperature={t:.3g}" if t != 1.0 else "")
                 + (f", threshold={d:.2f}" if d is not None else "")
-                + (f", class_weights=({', '.join(f'{x:.3g}' for x in w)})" if w is not None else "") + ")")
+                + (f", class_weights=({', '.join(f'{x:.3g}' for x in w)})" if w is not None else "")
+                + (f", biases=({', '.join(f'{x:.3g}' for x in b)})" if (b := getattr(self, "biases", None)) else "")
+                + ")")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1058,8 +1065,7 @@ def calibration_lines(block: Mapping[str, Any] | None) -> list[str]:
         return []
     rows = "validation" if block.get("validation") else "out-of-fold"
     return [
-        *_calibration_line(block, lambda b: f"probabilities temperature-scaled (T = {b['temperature']:.3g})",
-                           f"{rows} log loss", "probabilities not temperature-scaled"),
+        *_calibration_line(block, _scaling, f"{rows} log loss", "probabilities not temperature-scaled"),
         *_calibration_line(block.get("threshold"),
                            lambda b: f"decision threshold {b['threshold']:.2f} (not the most probable class)",
                            rows, "no decision threshold"),
@@ -1068,6 +1074,14 @@ def calibration_lines(block: Mapping[str, Any] | None) -> list[str]:
                                      f"shares to the power -{b['power']:g}) for the labels",
                            rows, "no class weights"),
     ]
+
+
+def _scaling(block: Mapping[str, Any]) -> str:
+    """How the calibration block scales the probabilities: a temperature, class biases or both."""
+    parts = [] if block["temperature"] == 1.0 else [f"temperature-scaled (T = {block['temperature']:.3g})"]
+    if block.get("biases"):
+        parts.append(f"with class biases ({', '.join(f'{x:+.3g}' for x in block['biases'])})")
+    return "probabilities " + " ".join(parts)
 
 
 def _calibration_line(

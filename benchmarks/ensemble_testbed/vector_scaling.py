@@ -1,0 +1,172 @@
+"""Vector scaling against the product's temperature, on the final models ``sitecustomize.py`` dumped with
+``FINAL_DIR`` (stop 51).
+
+Usage (the three 120 s multiclass splits, product cells only)::
+
+    FINAL_DIR=final SPLIT_SEED=S PYTHONPATH=.:benchmarks/ensemble_testbed python benchmarks/peers.py \\
+        --budgets 120 --peers "" --no-zero-shot --workers 2 --split-seed S \\
+        --datasets allbp,allhyper,allhypo,allrep,ann_thyroid,solar_flare_2 --out DIR
+    python benchmarks/ensemble_testbed/vector_scaling.py final/*.pkl --flaml benchmarks/results/peers_120s_multiclass_v23
+
+Per dump (one search's final model, a single class target), each variant is fit on the model's out-of-fold
+predictions and its log loss measured on the test rows:
+
+- ``product``: stop 50's product, a temperature (:func:`metalearn.search.calibration.fit_temperature`, under the
+  same conditions: at least ``MIN_ROWS`` out-of-fold rows, as many as the final model's, and a lower out-of-fold
+  log loss);
+- ``bias``: that temperature, then a bias per class added to the log-probabilities (Guo et al. 2017's vector
+  scaling with the temperature shared), the biases fit on the out-of-fold log loss with an L2 penalty
+  ``lam * |b|^2 / n`` (``--lam``): a class the models under- or over-predict on average is moved as a whole,
+  which one temperature cannot do;
+- ``vector``: a temperature and the biases fit together (the same penalty);
+- ``rule``: ``vector`` where stop 50's product fit a temperature, else the biases alone at temperature 1;
+- ``stop51``: what stop 51's product does (:func:`~metalearn.search.calibration.calibrate`, penalty
+  ``BIAS_PENALTY``): ``rule`` at ``--lam`` 10, kept only when it lowers the out-of-fold log loss.
+
+Prints one row per dump, the mean of each variant, on how many dumps each beats the product's, and — with
+``--flaml`` (committed result directories holding the ``flaml@120`` cells of the same splits: the split-0
+directory, its ``_split1`` and ``_split2`` beside it) — the win rate against FLAML of each variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from metalearn.data.prediction import class_index
+from metalearn.search.calibration import (
+    MIN_ROWS,
+    _nll,
+    _truth_columns,
+    calibrate,
+    fit_temperature,
+    scale_proba,
+)
+
+_TIE = 1e-6  # log loss differences below this count as equal
+
+
+def _scaled(proba: np.ndarray, t: float, b: np.ndarray) -> np.ndarray:
+    z = np.log(np.clip(proba, 1e-15, 1.0)) / t + b
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _loss(proba: np.ndarray, truth: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(truth)), truth], 1e-15, 1.0))))
+
+
+def fit_bias(proba: np.ndarray, truth: np.ndarray, t: float | None, lam: float) -> tuple[float, np.ndarray]:
+    """The temperature (``t`` kept when given) and the class biases minimising the out-of-fold log loss plus
+    ``lam * |b|^2 / n``."""
+    from scipy.optimize import minimize
+
+    k, n = proba.shape[1], len(truth)
+
+    def objective(x: np.ndarray) -> float:
+        temp = t if t is not None else float(np.exp(x[-1]))
+        b = x[:k]
+        return _loss(_scaled(proba, temp, b), truth) + lam * float(b @ b) / n
+
+    x0 = np.zeros(k + (0 if t is not None else 1))
+    res = minimize(objective, x0, method="L-BFGS-B")
+    b = res.x[:k] - res.x[:k].mean()  # the biases are defined up to a constant
+    return (t if t is not None else float(np.exp(res.x[-1]))), b
+
+
+def evaluate(dump: dict[str, Any], lam: float) -> dict[str, Any] | None:
+    """One dump's variants (None: no out-of-fold predictions, or not a single class target)."""
+    if dump.get("oof") is None or dump["test"].probas[0] is None or len(dump["test"].probas) != 1:
+        return None
+    oof, y = dump["oof"]
+    cols = _truth_columns(oof, y)
+    if cols is None:
+        return None
+    proba, truth = cols[0][0], cols[1][0]
+    test = dump["test"]
+    if list(test.classes[0]) != list(oof.classes[0]):
+        return None
+    col = class_index(test.classes[0])
+    test_proba = np.asarray(test.probas[0], dtype=np.float64)
+    test_truth = np.array([col(v) for v in dump["y_test"].iloc[:, 0].to_numpy()])
+    t = 1.0
+    if len(truth) >= MIN_ROWS and len(truth) >= dump["n_rows"]:
+        fitted = fit_temperature([proba], [truth])
+        t = fitted if _nll(proba, truth, fitted) < _nll(proba, truth, 1.0) else 1.0
+    scaled = t != 1.0
+    t_b, b = fit_bias(proba, truth, t, lam)
+    t_v, v = fit_bias(proba, truth, None, lam)
+    cal = calibrate(dump["task"], oof, y, n_rows=dump["n_rows"])
+    stop51 = scale_proba(test_proba, cal.temperature, cal.biases) if cal.used else test_proba
+    return {
+        "dataset": dump["dataset"], "split": dump.get("split"), "oof_rows": len(truth), "temperature": t,
+        "bias_max": float(np.abs(b).max()), "vector_t": t_v,
+        "product": _nll(test_proba, test_truth, t),
+        "bias": _loss(_scaled(test_proba, t_b, b), test_truth),
+        "vector": _loss(_scaled(test_proba, t_v, v), test_truth),
+        "rule": _loss(_scaled(test_proba, t_v, v), test_truth) if scaled else _loss(_scaled(test_proba, t_b, b), test_truth),
+        "stop51": _loss(stop51, test_truth),
+        "oof_product": _nll(proba, truth, t), "oof_bias": _loss(_scaled(proba, t_b, b), truth),
+    }
+
+
+def flaml_scores(first: Path) -> dict[tuple[str, str], float]:
+    """(dataset, split) -> FLAML's 120 s test log loss, from a committed split-0 directory and its siblings."""
+    import pandas as pd
+
+    out = {}
+    for split, folder in (("0", first), ("1", Path(f"{first}_split1")), ("2", Path(f"{first}_split2"))):
+        cells = pd.read_parquet(folder / "cells.parquet")
+        for r in cells[cells.strategy == "flaml@120"].itertuples():
+            out[(str(r.dataset), split)] = float(r.test_score)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dumps", nargs="+", help="FINAL_DIR/*.pkl files (named <dataset>_<split>_<time>.pkl)")
+    ap.add_argument("--lam", type=float, default=1.0, help="L2 penalty on the class biases (times 1 / rows)")
+    ap.add_argument("--flaml", type=Path, help="committed split-0 result directory with the flaml@120 cells")
+    args = ap.parse_args(argv)
+    rows = []
+    for path in args.dumps:
+        with open(path, "rb") as f:
+            dump = pickle.load(f)
+        dump["split"] = Path(path).name.rsplit("_", 2)[-2]
+        row = evaluate(dump, args.lam)
+        if row is None:
+            print(f"{path}: skipped (no out-of-fold predictions of a single class target)")
+            continue
+        rows.append(row)
+        print(f"{row['dataset']:14s} split {row['split']}  oof rows {row['oof_rows']:5d}  T {row['temperature']:.3f} "
+              f"|b| {row['bias_max']:.3f}  vector T {row['vector_t']:.3f}  oof {row['oof_product']:.5f} -> "
+              f"{row['oof_bias']:.5f}  test product {row['product']:.5f} bias {row['bias']:.5f} "
+              f"vector {row['vector']:.5f} rule {row['rule']:.5f} stop51 {row['stop51']:.5f}")
+    if not rows:
+        return 1
+    variants = ("product", "bias", "vector", "rule", "stop51")
+    print(f"lam {args.lam:g}; mean test log loss: " + ", ".join(f"{v} {np.mean([r[v] for r in rows]):.5f}"
+                                                             for v in variants))
+    for v in variants[1:]:
+        better = sum(r[v] < r["product"] - _TIE for r in rows)
+        worse = sum(r[v] > r["product"] + _TIE for r in rows)
+        print(f"{v}: better than the product's on {better}, worse on {worse}, equal on {len(rows) - better - worse}")
+    if args.flaml is not None:
+        flaml = flaml_scores(args.flaml)
+        for v in variants:
+            pairs = [(r[v], flaml[(r["dataset"], r["split"])]) for r in rows if (r["dataset"], r["split"]) in flaml]
+            wins = sum(a < b - _TIE for a, b in pairs) + 0.5 * sum(abs(a - b) <= _TIE for a, b in pairs)
+            print(f"{v}: wins vs FLAML {wins:g} of {len(pairs)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
