@@ -7,6 +7,7 @@ Usage (the three 120 s multiclass splits, product cells only)::
         --budgets 120 --peers "" --no-zero-shot --workers 2 --split-seed S \\
         --datasets allbp,allhyper,allhypo,allrep,ann_thyroid,solar_flare_2 --out DIR
     python benchmarks/ensemble_testbed/vector_scaling.py final/*.pkl --flaml benchmarks/results/peers_120s_multiclass_v23
+    python benchmarks/ensemble_testbed/vector_scaling.py --rerun NEW0 NEW1 NEW2 --before OLD0 OLD1 OLD2 --flaml ...
 
 Per dump (one search's final model, a single class target), each variant is fit on the model's out-of-fold
 predictions and its log loss measured on the test rows:
@@ -130,12 +131,39 @@ def flaml_scores(first: Path) -> dict[tuple[str, str], float]:
     return out
 
 
+def rerun(cells: list[Path], flaml: dict[tuple[str, str], float], before: list[Path]) -> None:
+    """The product cells of a rerun (``cells``: one ``cells.parquet`` per split 0, 1, 2) against FLAML's, and
+    against the cells of the run the dumps came from (``before``, the same order): per dataset and in all."""
+    import pandas as pd
+
+    old = {(r.dataset, str(s)): float(r.test_score) for s, f in enumerate(before) for r in pd.read_parquet(f).itertuples()}
+    rows = []
+    for split, f in enumerate(cells):
+        for r in pd.read_parquet(f).itertuples():
+            key = (str(r.dataset), str(split))
+            rows.append((*key, old.get(key, np.nan), float(r.test_score), flaml[key]))
+            print(f"{key[0]:14s} split {key[1]}  before {rows[-1][2]:.5f}  now {rows[-1][3]:.5f}  FLAML {rows[-1][4]:.5f}  "
+                  f"{'win' if rows[-1][3] < rows[-1][4] - _TIE else 'loss'}")
+    now, was, fl = (np.array([r[i] for r in rows]) for i in (3, 2, 4))
+    print(f"{len(rows)} cells: mean test log loss now {now.mean():.5f}, before {np.nanmean(was):.5f}, FLAML {fl.mean():.5f}; "
+          f"better / worse than before {int(np.sum(now < was - _TIE))} / {int(np.sum(now > was + _TIE))}; "
+          f"wins vs FLAML {int(np.sum(now < fl - _TIE))} of {len(rows)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("dumps", nargs="+", help="FINAL_DIR/*.pkl files (named <dataset>_<split>_<time>.pkl)")
+    ap.add_argument("dumps", nargs="*", help="FINAL_DIR/*.pkl files (named <dataset>_<split>_<time>.pkl)")
+    ap.add_argument("--rerun", type=Path, nargs=3, metavar="CELLS",
+                    help="instead: a rerun's product cells.parquet of splits 0, 1, 2, against --flaml and --before")
+    ap.add_argument("--before", type=Path, nargs=3, metavar="CELLS", help="the dumps' run's cells of splits 0, 1, 2")
     ap.add_argument("--lam", type=float, default=1.0, help="L2 penalty on the class biases (times 1 / rows)")
     ap.add_argument("--flaml", type=Path, help="committed split-0 result directory with the flaml@120 cells")
     args = ap.parse_args(argv)
+    if args.rerun:
+        if args.flaml is None or args.before is None:
+            ap.error("--rerun needs --flaml and --before")
+        rerun(list(args.rerun), flaml_scores(args.flaml), list(args.before))
+        return 0
     rows = []
     for path in args.dumps:
         with open(path, "rb") as f:
