@@ -19,7 +19,7 @@ from metalearn.data.metrics import compute_metrics
 from metalearn.data.numbers import finite_or_none
 from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task
-from metalearn.kb.model_store import FlagRecord, ModelVersionRecord, PredictionRecord
+from metalearn.kb.model_store import FeedbackRecord, FlagRecord, ModelVersionRecord, PredictionRecord
 from metalearn.monitoring.drift import DriftThresholds, concept_drift, data_drift
 from metalearn.monitoring.drift import logged_prediction as parse_logged
 from metalearn.monitoring.report import render_drift_report
@@ -36,6 +36,12 @@ FEEDBACK_ROWS = 10_000
 def logged_inputs(records: Sequence[PredictionRecord], columns: Sequence[str]) -> pd.DataFrame:
     """The logged input rows as a frame with the training columns."""
     return pd.DataFrame([r.features for r in records], columns=list(columns))
+
+
+def feedback_labels(pairs: Sequence[tuple[PredictionRecord, FeedbackRecord]], targets: Sequence[str]) -> pd.DataFrame:
+    """The true labels of labelled predictions (the store's ``feedback`` pairs), one column per target (a target
+    without a label: missing)."""
+    return pd.DataFrame([{t: f.labels.get(t) for t in targets} for _, f in pairs], columns=list(targets))
 
 
 def logged_prediction(records: Sequence[PredictionRecord], task: Task,
@@ -65,7 +71,7 @@ def labelled_log(registry: ModelRegistry, name: str, record: ModelVersionRecord,
             "labels come back (its own training rows would score it in-sample)")
     targets = [str(t) for t in registry.task(record).targets]
     logged = [p for p, _ in pairs]
-    labels = pd.DataFrame([{t: f.labels.get(t) for t in targets} for _, f in pairs], columns=targets)
+    labels = feedback_labels(pairs, targets)
     return logged_inputs(logged, registry.signature(record).names), labels, logged
 
 
@@ -130,7 +136,7 @@ def check_drift(
     if pairs and training is not None:
         task = registry.task(record)
         preds = [p for p, _ in pairs]
-        labels = pd.DataFrame([{t: f.labels.get(t) for t in task.targets} for _, f in pairs], columns=list(task.targets))
+        labels = feedback_labels(pairs, [str(t) for t in task.targets])
         prediction = logged_prediction(preds, task, [t.classes for t in signature.targets])
         concept = concept_drift(labels, prediction, task=task, training_score=float(training),
                                 window=concept_window, thresholds=thresholds)
