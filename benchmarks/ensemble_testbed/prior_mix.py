@@ -52,21 +52,28 @@ def fit_mix(proba: np.ndarray, truth: np.ndarray, prior: np.ndarray) -> float:
     return float(res.x)
 
 
-def evaluate(dump: dict[str, Any]) -> dict[str, Any] | None:
-    """One dump's variants (None: no out-of-fold predictions, or not a single class target)."""
+def dump_columns(dump: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """A dump's out-of-fold probabilities and true-class columns, and its test ones (None: no out-of-fold
+    predictions, not a single class target, or other classes on the test rows)."""
     if dump.get("oof") is None or dump["test"].probas[0] is None or len(dump["test"].probas) != 1:
         return None
     oof, y = dump["oof"]
     cols = _truth_columns(oof, y)
-    if cols is None:
-        return None
-    proba, truth = cols[0][0], cols[1][0]
     test = dump["test"]
-    if list(test.classes[0]) != list(oof.classes[0]):
+    if cols is None or list(test.classes[0]) != list(oof.classes[0]):
         return None
     col = class_index(test.classes[0])
-    test_proba = np.asarray(test.probas[0], dtype=np.float64)
     test_truth = np.array([col(v) for v in dump["y_test"].iloc[:, 0].to_numpy()])
+    return cols[0][0], cols[1][0], np.asarray(test.probas[0], dtype=np.float64), test_truth
+
+
+def evaluate(dump: dict[str, Any]) -> dict[str, Any] | None:
+    """One dump's variants (None: see :func:`dump_columns`)."""
+    columns = dump_columns(dump)
+    if columns is None:
+        return None
+    proba, truth, test_proba, test_truth = columns
+    oof, y = dump["oof"]
     prior = np.bincount(truth, minlength=proba.shape[1]) / len(truth)
     cal = calibrate(dump["task"], oof, y, n_rows=dump["n_rows"])
     t = cal.temperature if cal.used else 1.0

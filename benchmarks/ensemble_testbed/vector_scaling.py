@@ -17,7 +17,7 @@ predictions and its log loss measured on the test rows:
   log loss);
 - ``bias``: that temperature, then a bias per class added to the log-probabilities (Guo et al. 2017's vector
   scaling with the temperature shared), the biases fit on the out-of-fold log loss with an L2 penalty
-  ``lam * |b|^2 / n`` (``--lam``): a class the models under- or over-predict on average is moved as a whole,
+  ``lam * |b|^2 / n`` (``--lam``; :func:`metalearn.search.calibration.fit_biases`, the product's fit): a class the models under- or over-predict on average is moved as a whole,
   which one temperature cannot do;
 - ``vector``: a temperature and the biases fit together (the same penalty);
 - ``rule``: ``vector`` where stop 50's product fit a temperature, else the biases alone at temperature 1;
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,81 +42,37 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from metalearn.data.prediction import class_index
-from metalearn.search.calibration import (
-    MIN_ROWS,
-    _nll,
-    _truth_columns,
-    calibrate,
-    fit_temperature,
-    scale_proba,
-)
+from prior_mix import dump_columns
+
+from metalearn.search.calibration import MIN_ROWS, _nll, calibrate, fit_biases, fit_temperature, scale_proba
 
 _TIE = 1e-6  # log loss differences below this count as equal
 
 
-def _scaled(proba: np.ndarray, t: float, b: np.ndarray) -> np.ndarray:
-    z = np.log(np.clip(proba, 1e-15, 1.0)) / t + b
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _loss(proba: np.ndarray, truth: np.ndarray) -> float:
-    return float(-np.mean(np.log(np.clip(proba[np.arange(len(truth)), truth], 1e-15, 1.0))))
-
-
-def fit_bias(proba: np.ndarray, truth: np.ndarray, t: float | None, lam: float) -> tuple[float, np.ndarray]:
-    """The temperature (``t`` kept when given) and the class biases minimising the out-of-fold log loss plus
-    ``lam * |b|^2 / n``."""
-    from scipy.optimize import minimize
-
-    k, n = proba.shape[1], len(truth)
-
-    def objective(x: np.ndarray) -> float:
-        temp = t if t is not None else float(np.exp(x[-1]))
-        b = x[:k]
-        return _loss(_scaled(proba, temp, b), truth) + lam * float(b @ b) / n
-
-    x0 = np.zeros(k + (0 if t is not None else 1))
-    res = minimize(objective, x0, method="L-BFGS-B")
-    b = res.x[:k] - res.x[:k].mean()  # the biases are defined up to a constant
-    return (t if t is not None else float(np.exp(res.x[-1]))), b
-
-
 def evaluate(dump: dict[str, Any], lam: float) -> dict[str, Any] | None:
     """One dump's variants (None: no out-of-fold predictions, or not a single class target)."""
-    if dump.get("oof") is None or dump["test"].probas[0] is None or len(dump["test"].probas) != 1:
+    columns = dump_columns(dump)
+    if columns is None:
         return None
-    oof, y = dump["oof"]
-    cols = _truth_columns(oof, y)
-    if cols is None:
-        return None
-    proba, truth = cols[0][0], cols[1][0]
-    test = dump["test"]
-    if list(test.classes[0]) != list(oof.classes[0]):
-        return None
-    col = class_index(test.classes[0])
-    test_proba = np.asarray(test.probas[0], dtype=np.float64)
-    test_truth = np.array([col(v) for v in dump["y_test"].iloc[:, 0].to_numpy()])
+    proba, truth, test_proba, test_truth = columns
     t = 1.0
     if len(truth) >= MIN_ROWS and len(truth) >= dump["n_rows"]:
         fitted = fit_temperature([proba], [truth])
         t = fitted if _nll(proba, truth, fitted) < _nll(proba, truth, 1.0) else 1.0
-    scaled = t != 1.0
-    t_b, b = fit_bias(proba, truth, t, lam)
-    t_v, v = fit_bias(proba, truth, None, lam)
-    cal = calibrate(dump["task"], oof, y, n_rows=dump["n_rows"])
-    stop51 = scale_proba(test_proba, cal.temperature, cal.biases) if cal.used else test_proba
+    t_b, b = fit_biases(proba, truth, t, penalty=lam)
+    t_v, v = fit_biases(proba, truth, None, penalty=lam)
+    t_r, r = (t_v, v) if t != 1.0 else (t_b, b)
+    cal = calibrate(dump["task"], *dump["oof"], n_rows=dump["n_rows"])
+
+    def test(temperature: float, biases: Sequence[float] | None) -> float:
+        return _nll(scale_proba(test_proba, temperature, biases), test_truth, 1.0)
+
     return {
         "dataset": dump["dataset"], "split": dump.get("split"), "oof_rows": len(truth), "temperature": t,
         "bias_max": float(np.abs(b).max()), "vector_t": t_v,
-        "product": _nll(test_proba, test_truth, t),
-        "bias": _loss(_scaled(test_proba, t_b, b), test_truth),
-        "vector": _loss(_scaled(test_proba, t_v, v), test_truth),
-        "rule": _loss(_scaled(test_proba, t_v, v), test_truth) if scaled else _loss(_scaled(test_proba, t_b, b), test_truth),
-        "stop51": _loss(stop51, test_truth),
-        "oof_product": _nll(proba, truth, t), "oof_bias": _loss(_scaled(proba, t_b, b), truth),
+        "product": test(t, None), "bias": test(t_b, b), "vector": test(t_v, v), "rule": test(t_r, r),
+        "stop51": test(cal.temperature, cal.biases) if cal.used else test(1.0, None),
+        "oof_product": _nll(proba, truth, t), "oof_bias": _nll(scale_proba(proba, t_b, b), truth, 1.0),
     }
 
 
