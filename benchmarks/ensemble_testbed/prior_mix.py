@@ -11,11 +11,12 @@ Per dump (one search's final model, a single class target), each variant's param
 out-of-fold predictions and its log loss is measured on the test rows:
 
 - ``raw``: the probabilities as the model gives them (temperature 1);
-- ``product``: the product's temperature scaling (:func:`metalearn.search.calibration.calibrate`);
+- ``product``: the product's scaling (:func:`metalearn.search.calibration.calibrate`: a temperature; since stop 51
+  a single class target's class biases too);
 - ``mix``: the probabilities mixed with the class prior of the out-of-fold truth, ``(1 - e) p + e prior``,
   ``e`` in [0, 0.5] fit on the out-of-fold rows — a floor for rare classes, whose confident misses dominate a
   log loss;
-- ``product+mix``: the mix after the product's temperature.
+- ``product+mix``: the mix after the product's scaling.
 
 Prints one row per dump (the fitted ``e``, the out-of-fold and test log losses), then the mean of each variant and
 on how many dumps a variant beats the product's.
@@ -76,16 +77,16 @@ def evaluate(dump: dict[str, Any]) -> dict[str, Any] | None:
     oof, y = dump["oof"]
     prior = np.bincount(truth, minlength=proba.shape[1]) / len(truth)
     cal = calibrate(dump["task"], oof, y, n_rows=dump["n_rows"])
-    t = cal.temperature if cal.used else 1.0
+    t, biases = (cal.temperature, cal.biases) if cal.used else (1.0, None)  # the product's scaling (stop 51: biases)
     e_raw = fit_mix(proba, truth, prior)
-    e_t = fit_mix(scale_proba(proba, t), truth, prior)
+    e_t = fit_mix(scale_proba(proba, t, biases), truth, prior)
     return {
         "dataset": dump["dataset"], "oof_rows": len(truth), "temperature": t, "e": e_raw, "e_after_t": e_t,
-        "oof_product": _nll(proba, truth, t),
+        "oof_product": _nll(scale_proba(proba, t, biases), truth, 1.0),
         "raw": _nll(test_proba, test_truth, 1.0),
-        "product": _nll(test_proba, test_truth, t),
+        "product": _nll(scale_proba(test_proba, t, biases), test_truth, 1.0),
         "mix": _nll(_mix(test_proba, prior, e_raw), test_truth, 1.0),
-        "product+mix": _nll(_mix(scale_proba(test_proba, t), prior, e_t), test_truth, 1.0),
+        "product+mix": _nll(_mix(scale_proba(test_proba, t, biases), prior, e_t), test_truth, 1.0),
     }
 
 
