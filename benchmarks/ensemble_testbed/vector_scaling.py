@@ -9,6 +9,10 @@ Usage (the three 120 s multiclass splits, product cells only)::
     python benchmarks/ensemble_testbed/vector_scaling.py final/*.pkl --flaml benchmarks/results/peers_120s_multiclass_v23
     python benchmarks/ensemble_testbed/vector_scaling.py --rerun NEW0 NEW1 NEW2 --before OLD0 OLD1 OLD2 --flaml ...
 
+``--rerun`` compares a rerun's product cells (any budget: ``--budget 30`` reads the ``product@30`` /
+``flaml@30`` cells; ``--autogluon`` adds AutoGluon's column) with an earlier run's and the peers', per split and
+in all.
+
 Per dump (one search's final model, a single class target), each variant is fit on the model's out-of-fold
 predictions and its log loss measured on the test rows:
 
@@ -76,35 +80,52 @@ def evaluate(dump: dict[str, Any], lam: float) -> dict[str, Any] | None:
     }
 
 
-def flaml_scores(first: Path) -> dict[tuple[str, str], float]:
-    """(dataset, split) -> FLAML's 120 s test log loss, from a committed split-0 directory and its siblings."""
+def peer_scores(first: Path, strategy: str = "flaml@120") -> dict[tuple[str, str], float]:
+    """(dataset, split) -> the test log loss of ``strategy``'s cells (``flaml@120``, ``autogluon@30``, ...), from a
+    committed split-0 directory and its siblings."""
     import pandas as pd
 
     out = {}
     for split, folder in (("0", first), ("1", Path(f"{first}_split1")), ("2", Path(f"{first}_split2"))):
         cells = pd.read_parquet(folder / "cells.parquet")
-        for r in cells[cells.strategy == "flaml@120"].itertuples():
+        for r in cells[cells.strategy == strategy].itertuples():
             out[(str(r.dataset), split)] = float(r.test_score)
     return out
 
 
-def rerun(cells: list[Path], flaml: dict[tuple[str, str], float], before: list[Path]) -> None:
-    """The product cells of a rerun (``cells``: one ``cells.parquet`` per split 0, 1, 2) against FLAML's, and
-    against the cells of the run the dumps came from (``before``, the same order): per dataset and in all."""
+def rerun(cells: list[Path], flaml: dict[tuple[str, str], float], before: list[Path], budget: int = 120,
+          autogluon: dict[tuple[str, str], float] | None = None) -> None:
+    """The product cells of a rerun (``cells``: one ``cells.parquet`` per split 0, 1, 2) against FLAML's (and
+    AutoGluon's), and against the product cells at ``budget`` of an earlier run (``before``, the same order): per
+    dataset and in all."""
     import pandas as pd
 
-    old = {(r.dataset, str(s)): float(r.test_score) for s, f in enumerate(before) for r in pd.read_parquet(f).itertuples()}
+    strategy = f"product@{budget}"
+    old = {(r.dataset, str(s)): float(r.test_score) for s, f in enumerate(before)
+           for r in pd.read_parquet(f).itertuples() if r.strategy == strategy}
+    ag = autogluon or {}
     rows = []
     for split, f in enumerate(cells):
         for r in pd.read_parquet(f).itertuples():
+            if r.strategy != strategy:
+                continue
             key = (str(r.dataset), str(split))
-            rows.append((*key, old.get(key, np.nan), float(r.test_score), flaml[key]))
+            rows.append((*key, old.get(key, np.nan), float(r.test_score), flaml[key], ag.get(key, np.nan)))
             print(f"{key[0]:14s} split {key[1]}  before {rows[-1][2]:.5f}  now {rows[-1][3]:.5f}  FLAML {rows[-1][4]:.5f}  "
-                  f"{'win' if rows[-1][3] < rows[-1][4] - _TIE else 'loss'}")
-    now, was, fl = (np.array([r[i] for r in rows]) for i in (3, 2, 4))
-    print(f"{len(rows)} cells: mean test log loss now {now.mean():.5f}, before {np.nanmean(was):.5f}, FLAML {fl.mean():.5f}; "
-          f"better / worse than before {int(np.sum(now < was - _TIE))} / {int(np.sum(now > was + _TIE))}; "
-          f"wins vs FLAML {int(np.sum(now < fl - _TIE))} of {len(rows)}")
+                  f"{'win' if rows[-1][3] < rows[-1][4] - _TIE else 'loss'}"
+                  + (f"  AutoGluon {rows[-1][5]:.5f}" if key in ag else ""))
+    now, was, fl, au = (np.array([r[i] for r in rows]) for i in (3, 2, 4, 5))
+    for split in ("0", "1", "2", None):
+        part = np.array([split is None or r[1] == split for r in rows])
+        if not part.any():
+            continue
+        n, w, f_, a = now[part], was[part], fl[part], au[part]
+        print(f"{'all ' if split is None else f'split {split} '}{part.sum()} cells: mean test log loss now {n.mean():.5f}, "
+              f"before {np.nanmean(w):.5f}, FLAML {f_.mean():.5f}"
+              + (f", AutoGluon {np.nanmean(a):.5f}" if ag else "")
+              + f"; better / worse than before {int(np.sum(n < w - _TIE))} / {int(np.sum(n > w + _TIE))}; "
+              f"wins vs FLAML {int(np.sum(n < f_ - _TIE))} of {part.sum()}"
+              + (f", vs AutoGluon {int(np.sum(n < a - _TIE))}" if ag else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,12 +135,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: a rerun's product cells.parquet of splits 0, 1, 2, against --flaml and --before")
     ap.add_argument("--before", type=Path, nargs=3, metavar="CELLS", help="the dumps' run's cells of splits 0, 1, 2")
     ap.add_argument("--lam", type=float, default=1.0, help="L2 penalty on the class biases (times 1 / rows)")
-    ap.add_argument("--flaml", type=Path, help="committed split-0 result directory with the flaml@120 cells")
+    ap.add_argument("--flaml", type=Path, help="committed split-0 result directory with the flaml@<budget> cells")
+    ap.add_argument("--budget", type=int, default=120, help="with --rerun: the budget of the cells compared (s)")
+    ap.add_argument("--autogluon", action="store_true", help="with --rerun: AutoGluon's cells of --flaml's run too")
     args = ap.parse_args(argv)
     if args.rerun:
         if args.flaml is None or args.before is None:
             ap.error("--rerun needs --flaml and --before")
-        rerun(list(args.rerun), flaml_scores(args.flaml), list(args.before))
+        rerun(list(args.rerun), peer_scores(args.flaml, f"flaml@{args.budget}"), list(args.before), args.budget,
+              peer_scores(args.flaml, f"autogluon@{args.budget}") if args.autogluon else None)
         return 0
     rows = []
     for path in args.dumps:
@@ -145,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         worse = sum(r[v] > r["product"] + _TIE for r in rows)
         print(f"{v}: better than the product's on {better}, worse on {worse}, equal on {len(rows) - better - worse}")
     if args.flaml is not None:
-        flaml = flaml_scores(args.flaml)
+        flaml = peer_scores(args.flaml)
         for v in variants:
             pairs = [(r[v], flaml[(r["dataset"], r["split"])]) for r in rows if (r["dataset"], r["split"]) in flaml]
             wins = sum(a < b - _TIE for a, b in pairs) + 0.5 * sum(abs(a - b) <= _TIE for a, b in pairs)
