@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -109,6 +110,10 @@ def _json_error(description: str) -> dict[str, Any]:
     }
 
 
+_NO_LIVE_VERSION = "The model has no live version (ask for a version)"
+_DRIFT_REFERENCE = "Invalid request, or the drift reference is missing or was modified"
+_TOO_MANY_JOBS = "Too many pending jobs"
+
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("Unknown model or version")}
 READ_ERRORS: dict[int | str, dict[str, Any]] = {**NOT_FOUND}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -117,6 +122,35 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     403: _error("Invalid API key, or writes not configured"),
     **NOT_FOUND,
 }
+
+
+_Route = TypeVar("_Route", bound=Callable[..., Any])
+
+
+def _route(
+    method: Literal["get", "post", "delete"],
+    path: str,
+    summary: str,
+    *,
+    write: bool = False,
+    errors: Mapping[int, str] | None = None,
+    invalid: str | None = None,
+    **options: Any,
+) -> Callable[[_Route], _Route]:
+    """The decorator of one route: its access (``write``: an API key, else the read policy), the errors every
+    read (404) or write (400, 401, 403, 404) can answer, then the route's own ``errors`` (status -> description)
+    and ``invalid`` (the 422's description); ``options`` go to FastAPI (``response_model``, ``status_code``...)."""
+    responses: dict[int | str, dict[str, Any]] = {
+        **(WRITE_ERRORS if write else READ_ERRORS),
+        **{status: _error(description) for status, description in (errors or {}).items()},
+    }
+    if invalid is not None:
+        responses[422] = _invalid(invalid)
+    add = getattr(router, method)
+    decorator: Callable[[_Route], _Route] = add(
+        path, dependencies=[ModelWriteAccess if write else ReadAccess], responses=responses, summary=summary, **options
+    )
+    return decorator
 
 
 def _version_out(v: dict[str, Any]) -> ModelVersionOut:
@@ -139,23 +173,17 @@ def list_models(registry: RegistryDep, page: PageDep) -> Page[ModelSummaryOut]:
     )
 
 
-@router.get(
-    "/{name}",
+@_route(
+    "get", "/{name}", "A model: its versions, aliases, flags, history and prediction-log counts",
     response_model=ModelDetailOut,
-    dependencies=[ReadAccess],
-    responses=READ_ERRORS,
-    summary="A model: its versions, aliases, flags, history and prediction-log counts",
 )
 def show_model(name: ModelName, registry: RegistryDep) -> ModelDetailOut:
     return ModelDetailOut.model_validate(json_safe(registry.show(name)))
 
 
-@router.get(
-    "/{name}/versions/{version}",
+@_route(
+    "get", "/{name}/versions/{version}", "One version: metrics, training schema, model, libraries, aliases and flags",
     response_model=ModelVersionOut,
-    dependencies=[ReadAccess],
-    responses=READ_ERRORS,
-    summary="One version: metrics, training schema, model, libraries, aliases and flags",
 )
 def get_version(name: ModelName, version: VersionNumber, registry: RegistryDep) -> ModelVersionOut:
     store = registry.store
@@ -164,16 +192,11 @@ def get_version(name: ModelName, version: VersionNumber, registry: RegistryDep) 
 
 
 # ------------------------------------------------------------------------------------------ aliases
-@router.post(
-    "/{name}/promote",
+@_route(
+    "post", "/{name}/promote", "Point an alias (live, candidate) at a version",
+    write=True, errors={409: "The version is deleted"},
+    invalid="Invalid request, or the version's artifact is missing or was modified",
     response_model=AliasChangeOut,
-    dependencies=[ModelWriteAccess],
-    responses={
-        **WRITE_ERRORS,
-        409: _error("The version is deleted"),
-        422: _invalid("Invalid request, or the version's artifact is missing or was modified"),
-    },
-    summary="Point an alias (live, candidate) at a version",
 )
 def promote(name: ModelName, body: PromoteRequest, registry: RegistryDep, settings: SettingsDep) -> AliasChangeOut:
     """Atomic: predictions answer with the old version until this returns, then with the new one. The
@@ -183,16 +206,11 @@ def promote(name: ModelName, body: PromoteRequest, registry: RegistryDep, settin
     return AliasChangeOut.model_validate({**change, "mlflow": mirror_alias(settings.mlflow_uri, change)})
 
 
-@router.post(
-    "/{name}/rollback",
+@_route(
+    "post", "/{name}/rollback", "Point an alias back at the version it had before",
+    write=True, errors={409: "No earlier version to roll back to"},
+    invalid="Invalid request, or the earlier version's artifact is missing or was modified",
     response_model=AliasChangeOut,
-    dependencies=[ModelWriteAccess],
-    responses={
-        **WRITE_ERRORS,
-        409: _error("No earlier version to roll back to"),
-        422: _invalid("Invalid request, or the earlier version's artifact is missing or was modified"),
-    },
-    summary="Point an alias back at the version it had before",
 )
 def rollback(
     name: ModelName, registry: RegistryDep, settings: SettingsDep,
@@ -203,12 +221,10 @@ def rollback(
     return AliasChangeOut.model_validate({**change, "mlflow": mirror_alias(settings.mlflow_uri, change)})
 
 
-@router.delete(
-    "/{name}/versions/{version}",
+@_route(
+    "delete", "/{name}/versions/{version}", "Delete a version (not the live one); its record stays in the history",
+    write=True, errors={409: "The version is live"},
     response_model=DeletedVersionOut,
-    dependencies=[ModelWriteAccess],
-    responses={**WRITE_ERRORS, 409: _error("The version is live")},
-    summary="Delete a version (not the live one); its record stays in the history",
 )
 def delete_version(name: ModelName, version: VersionNumber, registry: RegistryDep) -> DeletedVersionOut:
     rec = registry.store.get_version(name, version)
@@ -389,19 +405,17 @@ async def _count_error(
     ).inc()
 
 
-@router.post(
-    "/{name}/predict",
-    response_model=PredictOut,
-    dependencies=[ModelWriteAccess],
-    openapi_extra={"requestBody": _PREDICT_BODY},
-    responses={
-        **WRITE_ERRORS,
-        409: _error("The model has no live version"),
-        413: _error("Too many rows, or the body is too large"),
-        415: _error("Neither JSON nor a multipart upload"),
-        422: _invalid("Invalid body, rows that do not match the training schema, or a tampered artifact"),
+@_route(
+    "post", "/{name}/predict", "Predict rows (JSON or an uploaded file) with the live version or a given one",
+    write=True,
+    errors={
+        409: "The model has no live version",
+        413: "Too many rows, or the body is too large",
+        415: "Neither JSON nor a multipart upload",
     },
-    summary="Predict rows (JSON or an uploaded file) with the live version or a given one",
+    invalid="Invalid body, rows that do not match the training schema, or a tampered artifact",
+    response_model=PredictOut,
+    openapi_extra={"requestBody": _PREDICT_BODY},
 )
 async def predict(
     name: ModelName,
@@ -452,12 +466,10 @@ async def predict(
     return out
 
 
-@router.post(
-    "/{name}/feedback",
+@_route(
+    "post", "/{name}/feedback", "True labels of logged predictions",
+    write=True, errors={404: "Unknown model, or prediction ids not in the log (nothing stored)"},
     response_model=FeedbackOut,
-    dependencies=[ModelWriteAccess],
-    responses={**WRITE_ERRORS, 404: _error("Unknown model, or prediction ids not in the log (nothing stored)")},
-    summary="True labels of logged predictions",
 )
 def feedback(name: ModelName, body: FeedbackRequest, registry: RegistryDep, writer: PredictionLogDep) -> FeedbackOut:
     """Every item is checked before anything is stored: one unknown prediction id is a 404 and stores nothing."""
@@ -490,17 +502,12 @@ class EvaluateQuery:
 EvaluateDep = Annotated[EvaluateQuery, Depends()]
 
 
-@router.post(
-    "/{name}/evaluate",
+@_route(
+    "post", "/{name}/evaluate",
+    "Score a version on labelled data (every metric of its kind), optionally with feature importance",
+    write=True, errors={409: _NO_LIVE_VERSION, 413: "Upload too large"},
+    invalid="Invalid request, or rows that do not match the training schema",
     response_model=EvaluateOut,
-    dependencies=[ModelWriteAccess],
-    responses={
-        **WRITE_ERRORS,
-        409: _error("The model has no live version (ask for a version)"),
-        413: _error("Upload too large"),
-        422: _invalid("Invalid request, or rows that do not match the training schema"),
-    },
-    summary="Score a version on labelled data (every metric of its kind), optionally with feature importance",
 )
 def evaluate(
     name: ModelName,
@@ -520,16 +527,12 @@ def evaluate(
     return EvaluateOut.model_validate(json_safe(result))
 
 
-@router.post(
-    "/{name}/evaluate/feedback",
+@_route(
+    "post", "/{name}/evaluate/feedback",
+    "Score a version on the prediction log's labelled predictions, beside the predictions served for them",
+    write=True, errors={409: _NO_LIVE_VERSION},
+    invalid="Invalid request, or logged rows that do not match the version's schema",
     response_model=EvaluateOut,
-    dependencies=[ModelWriteAccess],
-    responses={
-        **WRITE_ERRORS,
-        409: _error("The model has no live version (ask for a version)"),
-        422: _invalid("Invalid request, or logged rows that do not match the version's schema"),
-    },
-    summary="Score a version on the prediction log's labelled predictions, beside the predictions served for them",
 )
 def evaluate_feedback(name: ModelName, registry: RegistryDep, query: EvaluateDep,
                       version: VersionQuery = None) -> EvaluateOut:
@@ -542,16 +545,11 @@ def evaluate_feedback(name: ModelName, registry: RegistryDep, query: EvaluateDep
     return EvaluateOut.model_validate(json_safe(result))
 
 
-@router.post(
-    "/{name}/explain",
+@_route(
+    "post", "/{name}/explain", "Why a version predicts what it does for a few rows: each feature's Shapley value",
+    write=True, errors={409: _NO_LIVE_VERSION},
+    invalid="Invalid body, or rows that do not match the training schema",
     response_model=ExplainOut,
-    dependencies=[ModelWriteAccess],
-    responses={
-        **WRITE_ERRORS,
-        409: _error("The model has no live version (ask for a version)"),
-        422: _invalid("Invalid body, or rows that do not match the training schema"),
-    },
-    summary="Why a version predicts what it does for a few rows: each feature's Shapley value",
 )
 def explain(name: ModelName, body: ExplainRequest, registry: RegistryDep, settings: SettingsDep) -> ExplainOut:
     """For each row, target and output (a class's probability, or the value): the output on the row, its mean
@@ -571,16 +569,10 @@ def _drift_report(registry: ModelRegistry, name: str, version: int | None, setti
     return check_drift(registry, name, version, thresholds=settings.drift_thresholds)
 
 
-@router.get(
-    "/{name}/drift",
+@_route(
+    "get", "/{name}/drift", "Check data and concept drift of a version (sets or clears its drift flags)",
+    errors={409: "No live version"}, invalid=_DRIFT_REFERENCE,
     response_model=DriftOut,
-    dependencies=[ReadAccess],
-    responses={
-        **READ_ERRORS,
-        409: _error("No live version"),
-        422: _invalid("Invalid request, or the drift reference is missing or was modified"),
-    },
-    summary="Check data and concept drift of a version (sets or clears its drift flags)",
 )
 def drift(
     name: ModelName,
@@ -606,7 +598,7 @@ def drift(
         200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The drift report as an HTML page"},
         404: _json_error("Unknown model or version"),
         409: _json_error("No live version"),
-        422: _invalid("Invalid request, or the drift reference is missing or was modified"),
+        422: _invalid(_DRIFT_REFERENCE),
     },
     summary="The drift report of a version as HTML",
 )
@@ -645,18 +637,16 @@ def _retrain_base(registry: ModelRegistry, name: str, if_drifted: bool) -> Model
     return registry.working_version(name)
 
 
-@router.post(
-    "/{name}/retrain",
-    status_code=202,
-    response_model=ModelJobCreated,
-    dependencies=[ModelWriteAccess],
-    responses={
-        **WRITE_ERRORS,
-        409: _error("if_drifted: no live version, or the live version carries no drift flag"),
-        413: _error("Upload too large"),
-        429: _error("Too many pending jobs"),
+@_route(
+    "post", "/{name}/retrain", "Retrain a model on new data in the background (a new version, not promoted)",
+    write=True,
+    errors={
+        409: "if_drifted: no live version, or the live version carries no drift flag",
+        413: "Upload too large",
+        429: _TOO_MANY_JOBS,
     },
-    summary="Retrain a model on new data in the background (a new version, not promoted)",
+    response_model=ModelJobCreated,
+    status_code=202,
 )
 async def retrain(
     name: ModelName,
@@ -734,17 +724,12 @@ async def retrain(
 
 
 # ------------------------------------------------------------------------------------------ compression
-@router.post(
-    "/{name}/compress",
-    status_code=202,
+@_route(
+    "post", "/{name}/compress",
+    "Make smaller/faster variants of a version in the background (ONNX, pruned ensemble, distilled)",
+    write=True, errors={429: _TOO_MANY_JOBS}, invalid="Invalid body, or the version is already a compressed variant",
     response_model=ModelJobCreated,
-    dependencies=[ModelWriteAccess],
-    responses={
-        **WRITE_ERRORS,
-        422: _invalid("Invalid body, or the version is already a compressed variant"),
-        429: _error("Too many pending jobs"),
-    },
-    summary="Make smaller/faster variants of a version in the background (ONNX, pruned ensemble, distilled)",
+    status_code=202,
 )
 def compress_model(
     name: ModelName, body: CompressRequest, request: Request, response: Response, registry: RegistryDep,
@@ -761,12 +746,10 @@ def compress_model(
     return _job_created(request, response, name, job.job_id)
 
 
-@router.get(
-    "/{name}/jobs",
+@_route(
+    "get", "/{name}/jobs", "The retraining and compression jobs of a model, oldest first",
+    errors={404: "Unknown model"},
     response_model=list[ModelJobOut],
-    dependencies=[ReadAccess],
-    responses={404: _error("Unknown model")},
-    summary="The retraining and compression jobs of a model, oldest first",
 )
 def list_model_jobs(name: ModelName, jobs: ModelJobsDep, registry: RegistryDep) -> list[ModelJobOut]:
     """Every job of the model, from this and earlier server runs (a job a stopped server left unfinished
@@ -776,24 +759,20 @@ def list_model_jobs(name: ModelName, jobs: ModelJobsDep, registry: RegistryDep) 
     return [ModelJobOut.model_validate(j) for j in jobs.list(name)]
 
 
-@router.get(
-    "/{name}/jobs/{job_id}",
+@_route(
+    "get", "/{name}/jobs/{job_id}", "Status of a retraining or compression job",
+    errors={404: "Unknown job"},
     response_model=ModelJobOut,
-    dependencies=[ReadAccess],
-    responses={404: _error("Unknown job")},
-    summary="Status of a retraining or compression job",
 )
 def get_model_job(name: ModelName, job_id: JobId, jobs: ModelJobsDep) -> ModelJobOut:
     return ModelJobOut.model_validate(jobs.get(name, job_id))
 
 
-@router.delete(
-    "/{name}/jobs/{job_id}",
-    status_code=202,
+@_route(
+    "delete", "/{name}/jobs/{job_id}", "Cancel a pending retraining or compression job, or a running retraining",
+    write=True, errors={404: "Unknown job", 409: "Already finished"},
     response_model=ModelJobOut,
-    dependencies=[ModelWriteAccess],
-    responses={**WRITE_ERRORS, 404: _error("Unknown job"), 409: _error("Already finished")},
-    summary="Cancel a pending retraining or compression job, or a running retraining",
+    status_code=202,
 )
 def cancel_model_job(name: ModelName, job_id: JobId, jobs: ModelJobsDep) -> ModelJobOut:
     return ModelJobOut.model_validate(jobs.cancel(name, job_id))
