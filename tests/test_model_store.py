@@ -94,6 +94,28 @@ def test_one_version_per_alias_and_history(kb: KnowledgeBase) -> None:
     assert models.aliases("m") == {}
 
 
+def test_the_live_version_is_refused_by_the_delete_itself_and_an_unchanged_alias_is_no_event(
+    kb: KnowledgeBase,
+) -> None:
+    """Checked inside the write's transaction: a promote of version 2 that lands between a caller's own check
+    and its delete of version 2 cannot leave the model without a live version (seen over HTTP: both 200)."""
+    models = kb.models
+    for n in (1, 2, 3):
+        models.add_version(version(number=n))
+    assert models.set_alias("m", "live", 1, "promote") is None
+    assert models.set_alias("m", "live", 2, "promote") == 1
+    with pytest.raises(ConflictError, match="is live: promote another version first"):
+        models.delete_version("m", 2)
+    assert models.aliases("m") == {"live": 2} and not models.get_version("m", 2).deleted
+    n_events = len(models.events("m"))
+    assert models.set_alias("m", "live", 2, "promote") == 2  # already there: nothing written
+    assert len(models.events("m")) == n_events
+    models.set_alias("m", "candidate", 3, "promote")
+    assert models.delete_version("m", 3) == ["candidate"]
+    assert models.delete_version("m", 1) == []
+    assert models.aliases("m") == {"live": 2}
+
+
 def test_a_failed_transaction_leaves_aliases_as_they_were(kb: KnowledgeBase) -> None:
     models = kb.models
     models.add_version(version(number=1))

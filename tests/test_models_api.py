@@ -322,7 +322,9 @@ def test_promote_rollback_and_delete(client: TestClient, breast_cancer: Any) -> 
 
     # delete: not the live version; a deleted version can be neither promoted nor predicted with
     assert_error(client.delete(f"/models/{NAME}/versions/1", headers=AUTH), 409, "live")
-    assert client.delete(f"/models/{NAME}/versions/2", headers=AUTH).json() == {"name": NAME, "version": 2, "deleted": True}
+    assert client.delete(f"/models/{NAME}/versions/2", headers=AUTH).json() == {
+        "name": NAME, "version": 2, "deleted": True, "aliases_removed": []
+    }
     assert_error(client.delete(f"/models/{NAME}/versions/2", headers=AUTH), 404, "deleted")
     assert_error(promote(client, 2), 409, "deleted")
     assert_error(predict(client, rows, version=2), 404, "deleted")

@@ -274,12 +274,13 @@ def models_delete(
 ) -> None:
     """Mark a version deleted (it stays in the history; its files stay on disk until removed by hand)."""
     with _registry(kb) as reg:
-        reg.delete(name, version)
+        removed = reg.delete(name, version)
         where = reg.root / name / str(version)
     if json_out:
-        _json({"name": name, "version": version, "deleted": True, "files": str(where)})
+        _json({"name": name, "version": version, "deleted": True, "aliases_removed": removed, "files": str(where)})
         return
-    _say(f"{name}: version {version} deleted (its files stay in {where} until removed by hand)")
+    aliases = f"; the alias{'es' if len(removed) > 1 else ''} it held ({', '.join(removed)}) went with it" if removed else ""
+    _say(f"{name}: version {version} deleted{aliases} (its files stay in {where} until removed by hand)")
 
 
 # ------------------------------------------------------------------------------------------ variants

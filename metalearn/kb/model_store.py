@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from metalearn.data.errors import InputError, NotFoundError
+from metalearn.data.errors import ConflictError, InputError, NotFoundError
 from metalearn.kb.records import utcnow
 
 #: What a version was made by.
@@ -288,6 +288,13 @@ def missing_model(name: str, version: int | None = None) -> NotFoundError:
     )
 
 
+def live_refused(name: str, version: int) -> ConflictError:
+    """The refusal to delete the live version."""
+    return ConflictError(
+        f"model {name!r} version {version} is live: promote another version first, then delete this one"
+    )
+
+
 _ALIAS_EPOCHS: dict[str, int] = {}
 _ALIAS_EPOCHS_GUARD = threading.Lock()
 
@@ -337,8 +344,10 @@ class ModelStore(abc.ABC):
         """Names with at least one version that is not deleted, sorted."""
 
     @abc.abstractmethod
-    def delete_version(self, name: str, version: int) -> None:
-        """Stamp ``deleted_at``, drop its aliases and flags, record a ``delete`` event."""
+    def delete_version(self, name: str, version: int) -> list[str]:
+        """Stamp ``deleted_at``, drop its aliases and flags, record a ``delete`` event; returns the aliases it
+        held. The ``live`` version is refused (:class:`ConflictError`), checked in the same transaction as the
+        write, so a concurrent promote of the version cannot leave the model without a live version."""
 
     # -- aliases ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -346,8 +355,12 @@ class ModelStore(abc.ABC):
         """alias -> version for ``name``."""
 
     @abc.abstractmethod
-    def set_alias(self, name: str, alias: str, version: int, action: str, detail: dict[str, Any] | None = None) -> None:
-        """Point ``alias`` at ``version`` and append the event, atomically."""
+    def set_alias(
+        self, name: str, alias: str, version: int, action: str, detail: dict[str, Any] | None = None
+    ) -> int | None:
+        """Point ``alias`` at ``version`` and append the event, atomically; returns the version it pointed at
+        before (None: none), read in the same transaction. An alias already at ``version`` is left as it is
+        (no event)."""
 
     @abc.abstractmethod
     def unset_alias(self, name: str, alias: str) -> None: ...

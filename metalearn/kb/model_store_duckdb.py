@@ -19,6 +19,7 @@ from metalearn.kb.model_store import (
     check_record,
     check_version,
     from_row,
+    live_refused,
     missing_job,
     missing_model,
     normalise,
@@ -128,22 +129,30 @@ class DuckDBModelStore(ModelStore):
             ).fetchall()
         return [str(r[0]) for r in rows]
 
-    def delete_version(self, name: str, version: int) -> None:
+    def delete_version(self, name: str, version: int) -> list[str]:
         check_version(version)
         with self._changing_aliases(), self._write("deleting a model version") as cur:
             self._live_version(cur, name, version)
+            held = [str(r[0]) for r in cur.execute(
+                "SELECT alias FROM model_aliases WHERE name = ? AND version = ? ORDER BY alias", [name, version]
+            ).fetchall()]  # fmt: skip
+            if "live" in held:
+                raise live_refused(name, version)
             cur.execute("DELETE FROM model_aliases WHERE name = ? AND version = ?", [name, version])
             cur.execute("DELETE FROM model_flags WHERE name = ? AND version = ?", [name, version])
             cur.execute(
                 "UPDATE model_versions SET deleted_at = ? WHERE name = ? AND version = ?", [utcnow(), name, version]
             )
             self._event(cur, ModelEventRecord(name, 0, "delete", version))
+        return held
 
     # -- aliases ---------------------------------------------------------------------------------
     def aliases(self, name: str) -> dict[str, int]:
         return {a.alias: a.version for a in self._select("model_aliases", "WHERE name = ? ORDER BY alias", [name])}
 
-    def set_alias(self, name: str, alias: str, version: int, action: str, detail: dict[str, Any] | None = None) -> None:
+    def set_alias(
+        self, name: str, alias: str, version: int, action: str, detail: dict[str, Any] | None = None
+    ) -> int | None:
         check_version(version)
         rec = normalise("model_aliases", AliasRecord(name, alias, version))
         ev = normalise("model_events", ModelEventRecord(name, 0, action, version, alias, None, detail or {}))
@@ -151,6 +160,8 @@ class DuckDBModelStore(ModelStore):
             self._live_version(cur, name, version)
             row = cur.execute("SELECT version FROM model_aliases WHERE name = ? AND alias = ?", [name, alias]).fetchone()
             previous = int(row[0]) if row else None
+            if previous == version:
+                return previous
             if row:
                 cur.execute(
                     "UPDATE model_aliases SET version = ?, updated_at = ? WHERE name = ? AND alias = ?",
@@ -159,6 +170,7 @@ class DuckDBModelStore(ModelStore):
             else:
                 cur.execute(_insert("model_aliases"), to_row("model_aliases", rec))
             self._event(cur, ModelEventRecord(name, 0, action, version, alias, previous, ev.detail))
+        return previous
 
     def unset_alias(self, name: str, alias: str) -> None:
         with self._changing_aliases(), self._write(f"removing alias {alias}") as cur:

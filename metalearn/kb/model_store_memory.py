@@ -17,6 +17,7 @@ from metalearn.kb.model_store import (
     ModelVersionRecord,
     PredictionRecord,
     check_version,
+    live_refused,
     missing_job,
     missing_model,
     normalise,
@@ -96,34 +97,43 @@ class InMemoryModelStore(ModelStore):
         with self._kb._lock:
             return sorted({n for (n, _), r in self._versions.items() if not r.deleted})
 
-    def delete_version(self, name: str, version: int) -> None:
+    def delete_version(self, name: str, version: int) -> list[str]:
         check_version(version)
         with self._changing_aliases(), self._kb.transaction():
             rec = self._live_version(name, version)
-            for key, alias in list(self._aliases.items()):
-                if key[0] == name and alias.version == version:
-                    self._del(self._aliases, key)
+            held = sorted(key for key, alias in self._aliases.items() if key[0] == name and alias.version == version)
+            if (name, "live") in held:
+                raise live_refused(name, version)
+            for key in held:
+                self._del(self._aliases, key)
             for flag_key in [k for k in self._flags if k[0] == name and k[1] == version]:
                 self._del(self._flags, flag_key)
             from dataclasses import replace
 
             self._set(self._versions, (name, version), replace(rec, deleted_at=utcnow()))
             self._event(ModelEventRecord(name, 0, "delete", version))
+        return [alias for _, alias in held]
 
     # -- aliases ---------------------------------------------------------------------------------
     def aliases(self, name: str) -> dict[str, int]:
         with self._kb._lock:
             return {a.alias: a.version for (n, _), a in sorted(self._aliases.items()) if n == name}
 
-    def set_alias(self, name: str, alias: str, version: int, action: str, detail: dict[str, Any] | None = None) -> None:
+    def set_alias(
+        self, name: str, alias: str, version: int, action: str, detail: dict[str, Any] | None = None
+    ) -> int | None:
         check_version(version)
         rec = normalise("model_aliases", AliasRecord(name, alias, version))
         ev = normalise("model_events", ModelEventRecord(name, 0, action, version, alias, None, detail or {}))
         with self._changing_aliases(), self._kb.transaction():
             self._live_version(name, version)
             old = self._aliases.get((name, alias))
+            previous = old.version if old else None
+            if previous == version:
+                return previous
             self._set(self._aliases, (name, alias), rec)
-            self._event(ModelEventRecord(name, 0, action, version, alias, old.version if old else None, ev.detail))
+            self._event(ModelEventRecord(name, 0, action, version, alias, previous, ev.detail))
+        return previous
 
     def unset_alias(self, name: str, alias: str) -> None:
         with self._changing_aliases(), self._kb.transaction():

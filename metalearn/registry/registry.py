@@ -407,9 +407,9 @@ class ModelRegistry:
 
     # -- aliases -----------------------------------------------------------------------------------
     def promote(self, name: str, version: int, alias: str = "live") -> dict[str, Any]:
-        """Point ``alias`` at ``version`` (atomic); returns the previous and the new version."""
+        """Point ``alias`` at ``version`` (atomic); returns the previous and the new version (the same when the
+        alias was already there: nothing changes then, no event)."""
         check_name(name)
-        before = self.store.aliases(name).get(alias)
         record = self.store.get_version(name, version)
         if record.deleted:  # said before the artifact is read (it may be gone with the version)
             raise ConflictError(
@@ -417,7 +417,7 @@ class ModelRegistry:
                 f"`metalearn models show {name}` (GET /models/{name}) lists as not deleted"
             )
         self.load(record)  # never promote a version that cannot be served
-        self.store.set_alias(name, alias, version, "promote")
+        before = self.store.set_alias(name, alias, version, "promote")
         return {"name": name, "alias": alias, "version": version, "previous_version": before}
 
     def rollback(self, name: str, alias: str = "live") -> dict[str, Any]:
@@ -438,20 +438,17 @@ class ModelRegistry:
                 f"promote a version explicitly (`metalearn models promote {name} VERSION`)"
             )
         self.load(self.store.get_version(name, target))
-        self.store.set_alias(name, alias, target, "rollback", {"from": current})
-        return {"name": name, "alias": alias, "version": target, "previous_version": current}
+        before = self.store.set_alias(name, alias, target, "rollback", {"from": current})
+        return {"name": name, "alias": alias, "version": target, "previous_version": before}
 
-    def delete(self, name: str, version: int) -> None:
-        """Mark ``version`` deleted (not the live one: promote another first); its artifact stays on disk
-        for the history until removed by hand."""
+    def delete(self, name: str, version: int) -> list[str]:
+        """Mark ``version`` deleted (not the live one: promote another first); returns the other aliases it
+        held (``candidate``), which go with it. Its artifact stays on disk for the history until removed by
+        hand."""
         check_name(name)
-        aliases = self.store.aliases(name)
-        if aliases.get("live") == version:
-            raise ConflictError(
-                f"model {name!r} version {version} is live: promote another version first, then delete this one"
-            )
-        self.store.delete_version(name, version)
+        held = self.store.delete_version(name, version)
         self._records.pop((name, version), None)
+        return held
 
     # -- serving -----------------------------------------------------------------------------------
     def predict(self, name: str, frame: pd.DataFrame, version: int | None = None, *, log: bool = True,

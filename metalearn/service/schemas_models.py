@@ -118,6 +118,9 @@ class DeletedVersionOut(BaseModel):
     name: str
     version: int
     deleted: Literal[True] = True
+    aliases_removed: list[str] = Field(
+        default_factory=list, description="Aliases the version held (e.g. candidate): they went with it."
+    )
 
 
 # ------------------------------------------------------------------------------------------ serving

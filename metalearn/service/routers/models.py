@@ -230,8 +230,7 @@ def delete_version(name: ModelName, version: VersionNumber, registry: RegistryDe
     rec = registry.store.get_version(name, version)
     if rec.deleted:
         raise NotFoundError(f"model {name!r} version {version} is already deleted")
-    registry.delete(name, version)
-    return DeletedVersionOut(name=name, version=version)
+    return DeletedVersionOut(name=name, version=version, aliases_removed=registry.delete(name, version))
 
 
 # ------------------------------------------------------------------------------------------ serving
