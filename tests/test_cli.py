@@ -151,7 +151,8 @@ def test_bad_input_exit_code_and_no_traceback_in_a_subprocess(tmp_path: Path) ->
     assert proc.returncode == 2
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "error: 'inf' has infinite values in feature(s) 'b'; replace them (e.g. by NaN or a large finite number)"
+        "error: 'inf' has infinite values or values beyond ±3.4e+38 (float32's range, in which tree models compute) "
+        "in feature(s) 'b'; replace them (e.g. by NaN or a smaller number, or their logarithm)"
     ]
     assert not kb_path.exists()
 

@@ -4,6 +4,7 @@ flags, compression and retraining."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -152,12 +153,19 @@ def test_inputs_are_checked_against_the_training_schema(registry: ModelRegistry,
         registry.predict("bc", X.assign(**{second: ["abc", 1.0, 2.0]}))
     with pytest.raises(SchemaError, match="no rows"):
         registry.predict("bc", X.iloc[:0])
-    # reordered columns, numbers as strings, missing values and the target column are fine
+    # the trees compute in float32: an infinity or a larger number is refused by name, not a 500 deep in a model
+    for value in (np.inf, -1e308):
+        shown = re.escape(f"mistyped column(s) {second} ({value:g} in row 1: numbers must be finite")
+        with pytest.raises(SchemaError, match=shown):
+            registry.predict("bc", X.assign(**{second: [1.0, value, 2.0]}))
+        with pytest.raises(SchemaError, match="numbers must be finite"):
+            registry.explain("bc", X.assign(**{second: [1.0, value, 2.0]}).astype(object))
+    # reordered columns, numbers as strings and missing values are fine; the target column is ignored, said so
     loose = X[X.columns[::-1]].astype(object).assign(target="benign")
     loose.iloc[0, 0] = None
     loose[second] = loose[second].astype(str)
     batch = registry.predict("bc", loose)
-    assert len(batch.rows) == 3 and not batch.warnings
+    assert len(batch.rows) == 3 and batch.warnings == ["target column(s) target ignored: the model predicts it"]
     assert registry.store.counts("bc")["predictions"] == 3  # refused requests logged nothing
 
 

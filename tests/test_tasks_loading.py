@@ -273,6 +273,10 @@ def test_bad_frames_give_clear_errors(corpus_dir: Path) -> None:
     with pytest.raises(DataError) as err:
         prepare_frame(inf, target, name="inf")
     assert "infinite" in one_line(err) and repr(col) in str(err.value)
+    inf.loc[5, col] = -1e300  # finite, but beyond float32: the forests' fit and prediction would fail on it
+    with pytest.raises(DataError) as err:
+        prepare_frame(inf, target, name="inf")
+    assert "beyond ±3.4e+38" in one_line(err) and repr(col) in str(err.value)
 
     nan_col = df.copy()
     nan_col["empty_feature"] = np.nan

@@ -1,4 +1,5 @@
-"""Numbers made JSON-safe, once for every layer: NaN and infinities become ``None``."""
+"""Numbers made JSON-safe, once for every layer: NaN and infinities become ``None``; the range a feature
+value may take (:data:`FEATURE_LIMIT`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,18 @@ import math
 from typing import Any
 
 import numpy as np
+
+#: the largest magnitude a feature value may have: tree models (scikit-learn's forests, LightGBM) compute in
+#: float32, and a value beyond its range (or an infinity) fails their fit or prediction
+FEATURE_LIMIT = float(np.finfo(np.float32).max)
+
+
+def out_of_range(values: np.ndarray) -> np.ndarray:
+    """Per cell of a float array: an infinity or a magnitude beyond :data:`FEATURE_LIMIT` (NaN is missing, not
+    out of range)."""
+    with np.errstate(invalid="ignore"):
+        out: np.ndarray = np.abs(values) > FEATURE_LIMIT
+    return out
 
 
 def finite_or_none(x: Any) -> float | None:

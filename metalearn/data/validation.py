@@ -33,6 +33,7 @@ from metalearn.data.dataset import Dataset
 from metalearn.data.datetimes import date_columns, parse_dates
 from metalearn.data.errors import DataError, TargetError
 from metalearn.data.kinds import infer_task, is_class_dtype
+from metalearn.data.numbers import FEATURE_LIMIT, out_of_range
 from metalearn.data.task import Task, TaskKind
 
 log = logging.getLogger(__name__)
@@ -240,11 +241,12 @@ def prepare_frame(
     numeric = [c for c, cat in zip(X.columns, categorical, strict=True) if not cat]
     if numeric:
         values = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-        inf_cols = [c for c, bad in zip(numeric, np.isinf(values).any(axis=0), strict=True) if bad]
+        inf_cols = [c for c, bad in zip(numeric, np.asarray(out_of_range(values).any(axis=0)), strict=True) if bad]
         if inf_cols:
             raise DataError(
-                f"{name!r} has infinite values in feature(s) {_names(inf_cols)}; "
-                "replace them (e.g. by NaN or a large finite number)"
+                f"{name!r} has infinite values or values beyond ±{FEATURE_LIMIT:.3g} (float32's range, in which "
+                f"tree models compute) in feature(s) {_names(inf_cols)}; replace them (e.g. by NaN or a smaller "
+                "number, or their logarithm)"
             )
     all_nan = [c for c in X.columns if not X[c].notna().any()]
     if all_nan and drop_empty_features and len(all_nan) < X.shape[1]:

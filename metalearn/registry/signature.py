@@ -29,6 +29,7 @@ import pandas as pd
 from metalearn.data.dataset import Dataset
 from metalearn.data.datetimes import DateColumns, apply_date_columns, part_name
 from metalearn.data.errors import InputError
+from metalearn.data.numbers import FEATURE_LIMIT, out_of_range
 from metalearn.pipelines.models.preprocessing import canonical_category_strings, category_string
 
 #: categories kept per categorical column (beyond this, a column's unseen-value check is skipped)
@@ -184,6 +185,20 @@ class Signature:
                     if bad:
                         mistyped.append(f"{name} (numbers expected, got {bad[0]!r})")
                     out[name] = col.to_numpy()
+        if numeric:
+            block_or_columns = float_block if float_block is not None else np.column_stack([out[n] for n in numeric])
+            too_large = out_of_range(block_or_columns)
+            for j in np.flatnonzero(too_large.any(axis=0))[:5]:
+                row = int(np.argmax(too_large[:, j]))
+                mistyped.append(
+                    f"{numeric[j]} ({block_or_columns[row, j]:g} in row {row}: numbers must be finite and within "
+                    f"±{FEATURE_LIMIT:.3g}; null is a missing value)"
+                )
+        targets = [t.name for t in self.targets if t.name in given_set]
+        if targets:
+            warnings.append(
+                f"target column(s) {self._shown(targets)} ignored: the model predicts {'it' if len(targets) == 1 else 'them'}"
+            )
         categorical = [c for c in present if c.kind == "categorical"]
         if categorical:
             cells = frame[[c.name for c in categorical]].to_numpy(dtype=object)
