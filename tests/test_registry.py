@@ -219,6 +219,18 @@ def test_log_retention_feedback_and_drift_flags(registry: ModelRegistry, searche
         registry.feedback("bc", [{"prediction_id": "nope", "label": "benign"}])
     with pytest.raises(InputError, match="labels for the target"):
         registry.feedback("bc", [{"prediction_id": clean.prediction_ids[0], "labels": {"wrong": 1}}])
+    # labels the model cannot score are refused, nothing stored (they were stored and read as log loss 18)
+    pid = clean.prediction_ids[0]
+    stored = registry.store.feedback("bc")
+    for label, says in (("maybe", "'maybe' is not a class of 'target'"), (5, "5 is not a class"),
+                        (None, "the label of 'target' is missing")):
+        with pytest.raises(InputError, match=re.escape(says)):
+            registry.feedback("bc", [{"prediction_id": pid, "label": label}])
+    with pytest.raises(InputError, match="appears more than once"):
+        registry.feedback("bc", [{"prediction_id": pid, "label": "benign"}, {"prediction_id": pid, "label": "malignant"}])
+    assert registry.store.feedback("bc") == stored
+    with pytest.raises(InputError, match="'maybe' is not a class of 'target'"):
+        registry.evaluate("bc", pd.concat([ds.X, ds.y], axis=1).head(5).assign(target=["maybe"] + ["benign"] * 4))
     registry.predict("bc", ds.X.head(100))  # the log keeps the newest 300 rows
     assert registry.store.counts("bc")["predictions"] == 300
 

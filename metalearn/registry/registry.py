@@ -506,7 +506,13 @@ class ModelRegistry:
             raise InputError(f"no row of the data has a value in {', '.join(map(repr, targets))}: send labelled rows")
         frame = frame.loc[labelled].reset_index(drop=True)
         y = frame[targets]
-        X, warnings = self.signature(record).validate(frame.drop(columns=targets), "the labelled data")
+        signature = self.signature(record)
+        for t in targets:
+            values = y[t].dropna()
+            problem = next((m for v in pd.unique(values) if (m := signature.label_problem(t, _plain(v)))), None)
+            if problem is not None:
+                raise InputError(f"the labelled data: {problem}")
+        X, warnings = signature.validate(frame.drop(columns=targets), "the labelled data")
         model = self.load(record)
         t0 = time.perf_counter()
         pred = model.predict_task(X)
@@ -601,6 +607,12 @@ class ModelRegistry:
             if not isinstance(item, Mapping) or not isinstance(item.get("prediction_id"), str):
                 raise InputError(f"feedback item {i} needs a string prediction_id (as /predict returned it)")
             ids.append(item["prediction_id"])
+        repeated = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
+        if repeated:
+            raise InputError(
+                f"prediction id {repeated[0]!r} appears more than once in the feedback ({len(repeated)} such id(s)): "
+                "send each prediction's labels once; nothing was stored"
+            )
         logged = self.store.get_predictions(ids)
         missing = [i for i in ids if i not in logged]
         if missing:
@@ -609,14 +621,14 @@ class ModelRegistry:
                 "returned by predict for this model, within the log's retention; nothing was stored"
             )
         records = []
-        versions: dict[int, Task] = {}
+        versions: dict[int, ModelVersionRecord] = {}
         for item, pid in zip(items, ids, strict=True):
             p = logged[pid]
             if p.name != name:
                 raise InputError(f"prediction {pid} was made by model {p.name!r}, not {name!r}; nothing was stored")
             if p.version not in versions:
-                versions[p.version] = self.task(self.store.get_version(name, p.version))
-            task = versions[p.version]
+                versions[p.version] = self.store.get_version(name, p.version)
+            task, signature = self.task(versions[p.version]), self.signature(versions[p.version])
             labels = item.get("labels")
             if labels is None and "label" in item and task.n_targets == 1:
                 labels = {task.targets[0]: item["label"]}
@@ -625,6 +637,9 @@ class ModelRegistry:
                     f"feedback for prediction {pid} must give labels for the target(s) {list(task.targets)}, "
                     f"got {list(labels) if isinstance(labels, Mapping) else labels!r}; nothing was stored"
                 )
+            problems = [m for k, v in labels.items() if (m := signature.label_problem(str(k), _plain(v)))]
+            if problems:
+                raise InputError(f"feedback for prediction {pid}: {problems[0]}; nothing was stored")
             records.append(FeedbackRecord(pid, name, p.version, {str(k): _plain(v) for k, v in labels.items()}))
         n = self.store.add_feedback(records)
         return {"name": name, "stored": n}

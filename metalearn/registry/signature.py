@@ -141,6 +141,26 @@ class Signature:
         return cls(cols, targets, str(d["kind"]), dates=dates)
 
     # -- checking ----------------------------------------------------------------------------------
+    def label_problem(self, target: str, value: Any) -> str | None:
+        """What is wrong with ``value`` as a true label of ``target`` (None: nothing): a missing value, a class
+        the model was not trained on, or a regression label that is not a finite number."""
+        spec = next((t for t in self.targets if t.name == target), None)
+        if spec is None:
+            return f"{target!r} is not a target of the model (its targets: {self._shown([t.name for t in self.targets])})"
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return f"the label of {target!r} is missing: send the true value"
+        if spec.kind == "regression":
+            number = None if isinstance(value, bool | np.bool_) else _as_float(value)
+            if number is None or not np.isfinite(number):
+                return f"the label of {target!r} must be a finite number, got {value!r}"
+            return None
+        if spec.classes is not None and category_string(value) not in {category_string(c) for c in spec.classes}:
+            return (
+                f"{value!r} is not a class of {target!r} the model was trained on ({self._shown(list(map(str, spec.classes)))}); "
+                "to learn a new class, retrain on data that holds it"
+            )
+        return None
+
     def validate(self, frame: pd.DataFrame, what: str = "the input") -> tuple[pd.DataFrame, list[str]]:
         """``frame`` checked against the training schema (see the module docstring): the frame to predict
         on (training column order and dtypes) and the warnings; :class:`SchemaError` when it does not fit."""
@@ -237,6 +257,13 @@ class Signature:
     def _shown(names: Sequence[str], k: int = 5) -> str:
         head = ", ".join(str(n) for n in names[:k])
         return head + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _float_block(block: pd.DataFrame) -> np.ndarray | None:
