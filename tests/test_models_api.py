@@ -517,6 +517,14 @@ def test_retrain_and_search_register_bad_inputs(client: TestClient, breast_cance
 
     search = client.post("/searches", files=files, data={"target": "target", "register": "bad name!"}, headers=AUTH)
     assert_error(search, 422, "register")
+    # a model of another target under this name: refused before the search (the search ran and registered it)
+    feature = str(breast_cancer.X.columns[0])
+    searches = client.get("/searches").json()["items"]
+    other_target = client.post("/searches", files=files, data={"target": feature, "register": NAME}, headers=AUTH)
+    assert_error(other_target, 409, f"model '{NAME}' predicts 'target' (binary), this one '{feature}' (regression)")
+    assert client.get("/searches").json()["items"] == searches
+    assert_error(client.post(url, files=files, data={"target": feature}, headers=AUTH), 400,
+                 f"model '{NAME}' predicts ['target'] but the new data's target(s) are ['{feature}']")
 
 
 def test_compress_job_and_mlflow_sync(kb_path: Path, tmp_path: Path, breast_cancer: Any) -> None:

@@ -16,6 +16,7 @@ import pytest
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import ArtifactError, ConflictError, InputError, NotFoundError
 from metalearn.data.loading import load_sklearn
+from metalearn.data.validation import prepare_frame
 from metalearn.kb import DuckDBKnowledgeBase
 from metalearn.kb.shipped import open_default_kb
 from metalearn.pipelines.spaces import get_space
@@ -408,3 +409,24 @@ def test_a_candidate_is_scored_on_the_labelled_prediction_log_beside_the_served_
     assert evaluate_on_feedback(registry, "bc")["rows"] == 100  # the live version trained on none of them
     with pytest.raises(InputError, match="new labels"):
         evaluate_on_feedback(registry, "bc", every.version)
+
+
+def test_a_version_keeps_its_models_targets_and_kind(registry: ModelRegistry, searched: Any) -> None:
+    """A model of another target under a registered name was accepted (over HTTP: churn's version 2 predicted
+    'income', with 'y' a feature, and could be promoted); refused, before any write, by name and targets."""
+    _, ds, outcome = searched
+    registry.register_outcome("bc", outcome, ds)
+    feature = str(ds.X.columns[0])
+    frame = pd.concat([ds.X, ds.y], axis=1)
+    regression = prepare_frame(frame, [feature], name="bc-regression")
+    space = get_space(regression.task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = space.build(space.family_default("linear"), regression.task, regression.categorical, seed=0)
+        model.fit(regression.X, regression.y)
+    versions = registry.store.list_versions("bc")
+    with pytest.raises(ConflictError, match=re.escape(f"model 'bc' predicts 'target' (binary), this one '{feature}' (regression)")):
+        registry.register("bc", model, regression)
+    assert registry.store.list_versions("bc") == versions
+    assert registry.register("bc-radius", model, regression).version == 1  # under another name
+    registry.check_compatible("bc", ds.task)  # the same task: fine

@@ -376,9 +376,13 @@ def optimize(
     )
     ds = _load(data, target, kind, metric)
     _check_metric(ds)  # before the KB is opened (or created) and the dataset written
+    store = _open_kb(kb)
+    if register is not None:  # a name taken by a model of other targets: refused before the search
+        from metalearn.registry.registry import ModelRegistry
+
+        ModelRegistry(store).check_compatible(register, ds.task)
     if not json_out:
         _print_kind_report(ds)
-    store = _open_kb(kb)
     with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
         outcome = run_optimize(ds, kb=store, settings=settings, out_dir=out_dir, on_trial=progress.update,
                                on_status=progress.status, started=started, copies=int(register is not None))

@@ -683,7 +683,7 @@ def models_retrain(
     scores it. Takes optimize's search options."""
     from metalearn.data.errors import InputError
     from metalearn.registry.registry import check_name
-    from metalearn.registry.retrain import feedback_data, retrain
+    from metalearn.registry.retrain import check_retrain_targets, feedback_data, retrain
     from metalearn.runtime.progress import SearchProgress
 
     check_name(name)
@@ -701,7 +701,10 @@ def models_retrain(
     )
     started = time.monotonic()
     with _registry(kb) as reg:
-        task = reg.task(reg.working_version(name, version))
+        base = reg.working_version(name, version)
+        task = reg.task(base)
+        if target:  # before the data is read as the model's kind, which another target may not have
+            check_retrain_targets(reg, base, list(target))
         used: list[str] = []
         if feedback:  # the labelled log in the model's task, after the file's rows (read as a table)
             ds, used = feedback_data(reg, name, None if data is None else _data_table(data)[0], version=version)

@@ -61,7 +61,10 @@ def labelled_log(registry: ModelRegistry, name: str, record: ModelVersionRecord,
     """The labelled prediction log of ``name`` (every version's; the newest ``limit`` labelled predictions, those
     in ``exclude`` left out) in ``record``'s schema: the logged inputs, their true labels (one column per target)
     and the logged predictions, row for row. :class:`InputError` when nothing is labelled yet."""
-    pairs = [(p, f) for p, f in registry.store.feedback(name, None, limit) if p.prediction_id not in exclude]
+    targets = [str(t) for t in registry.task(record).targets]
+    # (a version of other targets, registered before stop 52 refused them, labelled rows of its own)
+    pairs = [(p, f) for p, f in registry.store.feedback(name, None, limit)
+             if p.prediction_id not in exclude and all(t in f.labels for t in targets)]
     if not pairs:
         raise InputError(
             f"model {name!r} has no labelled predictions yet: send the true labels of logged predictions first "
@@ -69,7 +72,6 @@ def labelled_log(registry: ModelRegistry, name: str, record: ModelVersionRecord,
             if not exclude else
             f"every labelled prediction of model {name!r} trained version {record.version}: score it once new "
             "labels come back (its own training rows would score it in-sample)")
-    targets = [str(t) for t in registry.task(record).targets]
     logged = [p for p, _ in pairs]
     labels = feedback_labels(pairs, targets)
     return logged_inputs(logged, registry.signature(record).names), labels, logged

@@ -179,6 +179,23 @@ class ModelRegistry:
         return self.kb.models
 
     # -- registering -------------------------------------------------------------------------------
+    def check_compatible(self, name: str, task: Task) -> None:
+        """A new version of ``name`` must predict the same target(s) with the same task kind as its versions
+        (the newest one not deleted): its clients' requests and the prediction log's labels depend on them.
+        :class:`ConflictError` otherwise; nothing for a new name. Checked again by :meth:`register`; callers
+        check it before a search, so that a search is not run for a model that cannot be registered."""
+        check_name(name)
+        versions = self.store.list_versions(name)
+        if not versions:
+            return
+        have = self.task(versions[-1])
+        if list(have.targets) != list(task.targets) or str(have.kind) != str(task.kind):
+            raise ConflictError(
+                f"model {name!r} predicts {', '.join(map(repr, have.targets))} ({have.kind}), this one "
+                f"{', '.join(map(repr, task.targets))} ({task.kind}): a version keeps its model's targets and kind "
+                "(clients' requests depend on them); register it under another name"
+            )
+
     def register(
         self,
         name: str,
@@ -199,6 +216,7 @@ class ModelRegistry:
         if model is None or not hasattr(model, "predict_task"):
             raise InputError(f"only a fitted metalearn model can be registered, got {type(model).__name__}")
         task = dataset.task
+        self.check_compatible(name, task)
         metric = get_metric(task.metric, task.kind)
         signature = signature or Signature.of(dataset)
         version = self.store.next_version(name)

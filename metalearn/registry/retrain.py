@@ -46,15 +46,22 @@ def prior_configurations(registry: ModelRegistry, record: ModelVersionRecord) ->
             for i, cid in enumerate(c for c in ids if c in configs)]
 
 
+def check_retrain_targets(registry: ModelRegistry, record: ModelVersionRecord, targets: Sequence[str]) -> None:
+    """Retraining keeps the version's targets: ``targets`` given for the new data must be those."""
+    task = registry.task(record)
+    if list(targets) != list(task.targets):
+        raise InputError(
+            f"model {record.name!r} predicts {list(task.targets)} but the new data's target(s) are "
+            f"{list(targets)}: pass --target {','.join(task.targets)} (a model of other targets is a new model: "
+            "search it with optimize --register ANOTHER_NAME)"
+        )
+
+
 def check_retrain_data(registry: ModelRegistry, record: ModelVersionRecord, dataset: Dataset) -> None:
     """The new data must have the version's feature columns and targets (checked before any write)."""
     signature = registry.signature(record)
     task = registry.task(record)
-    if list(dataset.task.targets) != list(task.targets):
-        raise InputError(
-            f"model {record.name!r} predicts {list(task.targets)} but the new data's target(s) are "
-            f"{list(dataset.task.targets)}: pass --target {','.join(task.targets)}"
-        )
+    check_retrain_targets(registry, record, dataset.task.targets)
     if str(dataset.task.kind) != str(task.kind):
         raise InputError(
             f"model {record.name!r} is a {task.kind} model but the new data was read as {dataset.task.kind}: "

@@ -237,6 +237,7 @@ class SearchManager:
             check_name(register)
             if self.registry is None:
                 raise SearchesDisabledError("this server has no model registry; submit the search without 'register'")
+            self.registry.check_compatible(register, dataset.task)
         if not self.enabled:
             raise SearchesDisabledError(
                 "this server opened its knowledge base read-only, so it cannot run searches; "

@@ -696,7 +696,7 @@ async def retrain(
         )
     except InputError as exc:
         raise HTTPException(422, detail=str(exc)) from None
-    from metalearn.registry.retrain import check_retrain_data, feedback_data
+    from metalearn.registry.retrain import check_retrain_data, check_retrain_targets, feedback_data
 
     used: list[str] = []
     if feedback and (target or kind):
@@ -710,6 +710,8 @@ async def retrain(
                                         "prediction log's labelled predictions (or both)")
     else:
         live_task = await run_in_threadpool(registry.task, live)
+        if target:  # before the upload is read with the model's metric, which another target's kind may not have
+            check_retrain_targets(registry, live, target)
         dataset = await run_in_threadpool(read_upload, file, target or list(live_task.targets), settings, kind,
                                           live.metric)
     try:
