@@ -590,6 +590,22 @@ def test_search_cancel_and_bad_input(client: TestClient) -> None:
     assert len(client.get("/searches").json()["items"]) == 2 + 4  # + the seeding searches
 
 
+def test_a_search_running_when_the_server_stops_ends_interrupted_not_cancelled(kb_copy: Path) -> None:
+    """The shutdown stops a running search through its cancel event; it read "cancelled by request", which nobody
+    asked for. It is interrupted, with the advice to submit it again (as at the next start)."""
+    with TestClient(create_app(make_settings(kb_copy))) as c:
+        r = _upload(c, "/searches", small_csv(200), targets=["y"], n_trials="200", trial_time_limit="20",
+                    optimizer="random", warm_start="false", n_folds="2")  # fmt: skip
+        assert r.status_code == 202, r.text
+        search_id = r.json()["search_id"]
+        deadline = time.monotonic() + 60
+        while c.get(f"/searches/{search_id}").json()["n_trials"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    with TestClient(create_app(make_settings(kb_copy))) as c:
+        body = c.get(f"/searches/{search_id}").json()
+    assert body["status"] == "interrupted" and "server stopped" in body["error"] and 1 <= body["n_trials"] < 200, body
+
+
 # ------------------------------------------------------------------------------ a real uvicorn server
 @pytest.fixture()
 def live_server(kb_copy: Path) -> Iterator[str]:

@@ -42,6 +42,9 @@ log = logging.getLogger("metalearn.api.searches")
 
 FINISHED = ("done", "failed", "cancelled", "interrupted")
 
+#: the error of a search the server stopped while it ran (at shutdown, or found unfinished at the next start)
+SERVER_STOPPED = "the server stopped while this search ran; submit it again to resume from its trials"
+
 
 class TooManySearchesError(MetaLearnError, RuntimeError):
     """The queue of pending searches is full."""
@@ -77,6 +80,7 @@ class SearchJob:
     finished_at: datetime | None = None
     updated_at: datetime = field(default_factory=utcnow)
     cancel: threading.Event = field(default_factory=threading.Event)
+    stopping: bool = False  # the cancel is the server's shutdown, not a request: the search ends interrupted
     future: Future[None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -214,11 +218,7 @@ class SearchManager:
             for rec in page:
                 if rec.status in UNFINISHED:
                     self.kb.put_search(
-                        interrupted(
-                            rec,
-                            count_runs(self.kb, rec.search_id),
-                            "the server stopped while this search ran; submit it again to resume from its trials",
-                        )
+                        interrupted(rec, count_runs(self.kb, rec.search_id), SERVER_STOPPED)
                     )
                     n += 1
             if len(page) < 500:
@@ -350,11 +350,14 @@ class SearchManager:
             )
             status = outcome.result.status if outcome.result.status in FINISHED else "done"
             if status == "cancelled":
-                error = "cancelled by request"
+                status, error = ("interrupted", SERVER_STOPPED) if job.stopping else (status, "cancelled by request")
             elif job.register is not None:
                 error = self._register(job, outcome, dataset)
         except MetaLearnError as exc:
-            status, error = ("cancelled", str(exc)) if job.cancel.is_set() else ("failed", str(exc))
+            if job.stopping:
+                status, error = "interrupted", SERVER_STOPPED
+            else:
+                status, error = ("cancelled", str(exc)) if job.cancel.is_set() else ("failed", str(exc))
         except Exception as exc:  # the search crashed: record it, keep the worker alive
             log.exception("search %s failed", job.search_id)
             status, error = "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
@@ -580,6 +583,7 @@ class SearchManager:
             jobs = list(self._jobs.values())
         for job in jobs:
             if job.status not in FINISHED:
+                job.stopping = True
                 job.cancel.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
         for job in jobs:
