@@ -384,6 +384,8 @@ def test_upload_bad_input(client: TestClient) -> None:
         )
     assert_error(_upload(client, "/recommendations/upload", small_csv(), targets=["y"], strategy="x"), 422)
     assert_error(_upload(client, "/recommendations/upload", small_csv(), targets=["y"], k="0"), 422)
+    assert_error(_upload(client, "/recommendations/upload", small_csv(), targets=["y"], metric="rmse"), 422,
+                 "not valid for a binary task")
 
 
 def test_write_access_configuration(kb_copy: Path) -> None:

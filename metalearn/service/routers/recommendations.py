@@ -14,6 +14,8 @@ from fastapi import APIRouter, Form, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from metalearn.data.dataset import Dataset
+from metalearn.data.errors import InputError
+from metalearn.data.metrics import check_metric
 from metalearn.data.task import TaskKind
 from metalearn.metalearning.advisor import Advisor
 from metalearn.service.deps import AdvisorDep, KBDep, ReadAccess, SettingsDep, WriteAccess
@@ -123,6 +125,10 @@ async def recommend_upload(
     """Extract the dataset's meta-features (or reuse the KB's) and recommend; the dataset itself is excluded."""
     check_strategy(strategy)
     dataset = await run_in_threadpool(read_upload, file, target, settings, kind, metric or None)
+    try:  # as POST /searches answers for the same upload
+        check_metric(dataset.task.kind, dataset.task.metric)
+    except InputError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
     mf = await run_in_threadpool(metafeatures_for, kb, dataset)
     response = await run_in_threadpool(
         compute_recommendations,
