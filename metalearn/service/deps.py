@@ -186,7 +186,9 @@ DocsAccess = Depends(require_docs_access)
 
 async def pagination(
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 50,
+    limit: Annotated[
+        int, Query(ge=1, le=2**31, description="Page size (at most the server's METALEARN_MAX_PAGE_SIZE, 1000 by default).")
+    ] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31, description="Items to skip.")] = 0,
 ) -> tuple[int, int]:
     settings = await get_settings(request)
