@@ -593,6 +593,26 @@ def test_search_cancel_and_bad_input(client: TestClient) -> None:
     assert len(client.get("/searches").json()["items"]) == 2 + 4  # + the seeding searches
 
 
+def test_an_unexpected_error_is_one_json_500_logged_once(kb_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in a route answers a JSON 500 with an incident id, counted in the metrics, and is logged once (as an
+    exception handler it was logged twice: Starlette re-raises after the handler, and the server logs again)."""
+    app = create_app(make_settings(kb_copy))
+
+    def broken() -> None:
+        raise ZeroDivisionError("a bug")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=True) as c, caplog.at_level("ERROR"):
+        r = c.get("/broken")  # raise_server_exceptions: anything re-raised past the app would raise here
+        metrics = c.get("/metrics").text
+    assert r.status_code == 500 and re.fullmatch(r"internal server error \(incident \w{12}\); it was logged",
+                                                 r.json()["detail"])
+    incident = r.json()["detail"].split("incident ")[1][:12]
+    logged = [rec for rec in caplog.records if "ZeroDivisionError" in str(rec.exc_info)]
+    assert len(logged) == 1 and incident in logged[0].getMessage()
+    assert UNHANDLED.search(metrics)
+
+
 def test_a_search_running_when_the_server_stops_ends_interrupted_not_cancelled(kb_copy: Path) -> None:
     """The shutdown stops a running search through its cancel event; it read "cancelled by request", which nobody
     asked for. It is interrupted, with the advice to submit it again (as at the next start)."""

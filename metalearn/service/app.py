@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.task import TaskKind
@@ -113,6 +114,40 @@ def _open_kb(settings: Settings) -> KnowledgeBase:
     from metalearn.kb.shipped import open_default_kb
 
     return open_default_kb(settings.kb, read_only=settings.kb_read_only)
+
+
+class UnexpectedErrorMiddleware:
+    """An error no handler knows becomes a JSON 500 naming an incident id, logged once with its traceback.
+    (As an exception handler for ``Exception`` it was logged twice: Starlette re-raises after calling such a
+    handler, and the ASGI server logs it again.) Innermost of the middleware, so the metrics see the 500."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:  # too late for another answer: the server closes the connection
+                raise
+            incident = uuid.uuid4().hex[:12]
+            self.metrics.exceptions.labels(route_of(scope)).inc()
+            log.error("unexpected error %s on %s %s", incident, scope.get("method"), scope.get("path"), exc_info=exc)
+            response = JSONResponse(
+                status_code=500, content={"detail": f"internal server error (incident {incident}); it was logged"}
+            )
+            await response(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = None) -> FastAPI:
@@ -216,7 +251,8 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
     app.state.kb = app.state.advisor = app.state.searches = None
     app.state.registry = app.state.prediction_log = app.state.model_jobs = None
 
-    # middleware: the last added runs first, so metrics see the 413s of the body limit too
+    # middleware: the last added runs first, so metrics see the 413s of the body limit and the 500s too
+    app.add_middleware(UnexpectedErrorMiddleware, metrics=metrics)
     app.add_middleware(
         BodyLimitMiddleware,
         max_upload_bytes=settings.max_upload_bytes,
@@ -258,15 +294,6 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
         return JSONResponse(
             status_code=422,
             content=jsonable_encoder({"detail": errors, "message": f"invalid request: {summary}"}),
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        incident = uuid.uuid4().hex[:12]
-        metrics.exceptions.labels(route_of(request.scope)).inc()
-        log.error("unexpected error %s on %s %s", incident, request.method, request.url.path, exc_info=exc)
-        return JSONResponse(
-            status_code=500, content={"detail": f"internal server error (incident {incident}); it was logged"}
         )
 
     for module in (health, recommendations, metafeatures, searches, models, datasets, configurations, kb_router):
