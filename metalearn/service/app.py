@@ -27,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.task import TaskKind
@@ -37,7 +37,7 @@ from metalearn.registry.registry import LogSettings, ModelRegistry
 from metalearn.service.deps import DocsAccess
 from metalearn.service.errors import http_status
 from metalearn.service.limits import BodyLimitMiddleware, json_body_error
-from metalearn.service.metrics import MetricsMiddleware, ServiceMetrics, route_of
+from metalearn.service.metrics import HttpMiddleware, MetricsMiddleware, ServiceMetrics, route_of
 from metalearn.service.modeljobs import ModelJobManager
 from metalearn.service.openapi import allowed_methods, conform_openapi
 from metalearn.service.predictionlog import PredictionLogWriter
@@ -116,19 +116,12 @@ def _open_kb(settings: Settings) -> KnowledgeBase:
     return open_default_kb(settings.kb, read_only=settings.kb_read_only)
 
 
-class UnexpectedErrorMiddleware:
+class UnexpectedErrorMiddleware(HttpMiddleware):
     """An error no handler knows becomes a JSON 500 naming an incident id, logged once with its traceback.
     (As an exception handler for ``Exception`` it was logged twice: Starlette re-raises after calling such a
     handler, and the ASGI server logs it again.) Innermost of the middleware, so the metrics see the 500."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracked(message: Message) -> None:

@@ -220,8 +220,9 @@ def route_of(scope: Scope) -> str:
     return str(path) if path else UNMATCHED_ROUTE
 
 
-class MetricsMiddleware:
-    """Pure ASGI middleware timing every HTTP request (cheaper than ``BaseHTTPMiddleware``)."""
+class HttpMiddleware:
+    """Pure ASGI middleware (cheaper than ``BaseHTTPMiddleware``) of the HTTP requests, with the service's
+    metrics; other scopes pass through. Subclasses write :meth:`http`."""
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
@@ -231,6 +232,16 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class MetricsMiddleware(HttpMiddleware):
+    """Times every HTTP request."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         status = 500
 
