@@ -369,7 +369,9 @@ def test_metafeatures_upload_then_recommend(client: TestClient) -> None:
 def test_upload_bad_input(client: TestClient) -> None:
     for url in ("/metafeatures", "/recommendations/upload"):
         assert_error(_upload(client, url, small_csv(), targets=["nope"]), 400, "not found")
-        assert_error(_upload(client, url, b""), 400, "empty")
+        assert_error(_upload(client, url, b""), 400, "'data.csv' is empty")  # the name as sent (it said 'data')
+        assert_error(_upload(client, url, gzip.compress(small_csv())), 400, "gzip-compressed", ".csv.gz")
+        assert_error(_upload(client, url, b"\x01\x02 \xff", filename="rand.bin"), 400, "'rand.bin'")
         assert_error(_upload(client, url, b"\x00\x01\x02\xff\xfe garbage \x00" * 50), 400)
         assert_error(_upload(client, url, b'a,b\n1,"2\n3'), 400)
         assert_error(_upload(client, url, b"a,b,target\n1,2,x\n"), 400, "rows")

@@ -374,6 +374,15 @@ def test_corrupted_files_give_file_format_errors(corpus_dir: Path, tmp_path: Pat
     with pytest.raises(FileFormatError) as err:
         load_frame_file(tmp_path / "garbage.csv")
     assert "garbage.csv" in one_line(err)
+    # not UTF-8, and why: gzip under a plain name, or UTF-16 text
+    (tmp_path / "zipped.csv").write_bytes(gzip.compress(write_frame_file(df, tmp_path / "z.csv").read_bytes()))
+    with pytest.raises(FileFormatError) as err:
+        load_frame_file(tmp_path / "zipped.csv")
+    assert "'zipped.csv': gzip-compressed content under a plain name: name it .csv.gz" in one_line(err)
+    (tmp_path / "utf16.csv").write_bytes((tmp_path / "z.csv").read_text().encode("utf-16"))
+    with pytest.raises(FileFormatError) as err:
+        load_frame_file(tmp_path / "utf16.csv")
+    assert "'utf16.csv': UTF-16 text" in one_line(err) and "save it as UTF-8" in str(err.value)
 
     text = write_frame_file(df, tmp_path / "ok.csv").read_text().splitlines()
     text[5] = text[5] + ",1,2,3"

@@ -420,6 +420,16 @@ def _read_arff(path: Path) -> pd.DataFrame:
     return pd.DataFrame(columns, columns=names)
 
 
+def encoding_hint(head: bytes) -> str | None:
+    """What bytes that are not UTF-8 text most likely are, from their first bytes, and what to do: gzip
+    content under a plain name, or UTF-16 text (None: no idea)."""
+    if head[:2] == b"\x1f\x8b":
+        return "gzip-compressed content under a plain name: name it .csv.gz (or .tsv.gz), or decompress it"
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "UTF-16 text (it starts with a UTF-16 byte-order mark): save it as UTF-8"
+    return None
+
+
 def load_frame_file(path: str | Path, limits: ReadLimits | None = None) -> pd.DataFrame:
     """Read a ``.csv`` (``.csv.gz``, ``.tsv``), ``.parquet`` / ``.pq`` or ``.arff`` file as it is.
 
@@ -447,8 +457,11 @@ def load_frame_file(path: str | Path, limits: ReadLimits | None = None) -> pd.Da
     except pd.errors.EmptyDataError:
         raise FileFormatError(f"{path.name!r} is empty: no header and no rows") from None
     except UnicodeDecodeError as err:
+        with path.open("rb") as f:
+            hint = encoding_hint(f.read(4))
         raise FileFormatError(
-            f"cannot parse {fmt.upper()} file {path.name!r}: not UTF-8 text ({_one_line(err)})"
+            f"cannot parse {fmt.upper()} file {path.name!r}: "
+            + (hint if hint else f"not UTF-8 text ({_one_line(err)})")
         ) from None
     except MemoryError:  # pyarrow's ArrowMemoryError too
         raise DataTooLargeError(

@@ -117,13 +117,14 @@ def read_frame(file: AnyUploadFile, settings: Settings, limits: ReadLimits | Non
     server's upload limits; a limit passed while the file streams is a 413). Runs in a worker thread."""
     limits = limits or read_limits(settings)
     name, suffix = safe_name(file.filename)
+    shown = f"{name}{suffix}"  # as the client named it (the suffix guessed below is ours)
     stream = file.file
     stream.seek(0)
     head = stream.read(4)
     stream.seek(0)
     if not head:
         raise FileFormatError(
-            f"the uploaded file {name!r} is empty; send a CSV or parquet file with a header row"
+            f"the uploaded file {shown!r} is empty; send a CSV or parquet file with a header row"
         )
     if not suffix:
         content_type = (file.content_type or "").split(";")[0].strip().lower()
@@ -140,13 +141,13 @@ def read_frame(file: AnyUploadFile, settings: Settings, limits: ReadLimits | Non
         try:
             frame = load_frame_file(path, limits)
         except DataTooLargeError as err:
-            raise _too_large(str(err).replace(path.name, f"{name}{suffix}")) from None
+            raise _too_large(str(err).replace(path.name, shown)) from None
         except MetaLearnError as err:
-            raise FileFormatError(str(err).replace(path.name, f"{name}{suffix}")) from None
+            raise FileFormatError(str(err).replace(path.name, shown)) from None
         except (MemoryError, RecursionError):
             raise
         except Exception as err:  # a parser failure the loader did not anticipate is still bad input
-            raise FileFormatError(f"cannot read the uploaded file {name!r}: {_one_line(err)}") from None
+            raise FileFormatError(f"cannot read the uploaded file {shown!r}: {_one_line(err)}") from None
     return frame, name
 
 

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from metalearn.data.errors import ConflictError, InputError, MetaLearnError, NotFoundError
-from metalearn.data.loading import ReadLimits
+from metalearn.data.loading import ReadLimits, encoding_hint
 from metalearn.data.metrics import check_metric
 from metalearn.data.task import TaskKind
 from metalearn.kb.model_store import FLAGS, ModelVersionRecord, missing_model
@@ -270,7 +270,8 @@ def _json_frame(raw: bytes, settings: Settings) -> tuple[pd.DataFrame, int | Non
     except RecursionError:
         raise InputError("request body is not valid JSON: nesting too deep") from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"request body is not valid JSON: not valid UTF-8 at byte {exc.start}; send UTF-8 text") from None
+        hint = encoding_hint(raw[:4]) or f"not valid UTF-8 at byte {exc.start}; send UTF-8 text"
+        raise InputError(f"request body is not valid JSON: {hint}") from None
     except ValueError as exc:
         raise InputError(f"request body is not valid JSON: {exc}") from None
     rows = data.get("rows") if isinstance(data, dict) else None
