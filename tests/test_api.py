@@ -325,6 +325,9 @@ def test_recommendations_bad_input(client: TestClient) -> None:
     r = client.post("/recommendations", content=b'{"metafeatures": {"nr_inst": Infinity}, "kind": "binary"}',
                     headers=headers)  # fmt: skip
     assert_error(r, 422, "finite")
+    r = client.post("/recommendations", content=b'{"metafeatures": {"log_n_rows": NaN}, "kind": "binary"}',
+                    headers=headers)  # fmt: skip
+    assert_error(r, 400, "meta-feature(s) 'log_n_rows'", "no finite value")  # it said "none ... match the KB's"
     # nothing in common with the KB's meta-features: a 400 saying what to send
     assert_error(
         client.post("/recommendations", json={**ok, "metafeatures": {"zzz": 1.0}}), 400, "meta-features"

@@ -309,10 +309,16 @@ class Advisor:
             return [], 0
         query, n_known = entry.query(metafeatures)
         if n_known == 0:
+            names = set(entry.names)
+            given = metafeatures.index if isinstance(metafeatures, pd.Series) else list(metafeatures)
+            matching = [str(n) for n in given if str(n) in names]
             raise InputError(
-                f"none of the given meta-features match the KB's ({self.mf_version}); "
-                "send the vector returned by the metafeatures command/endpoint"
-            )
+                (f"the given meta-feature(s) {', '.join(map(repr, matching[:5]))} of the KB's ({self.mf_version}) have "
+                 "no finite value; send numbers (the vector returned by the metafeatures command/endpoint)")
+                if matching else
+                (f"none of the given meta-features match the KB's ({self.mf_version}); "
+                 "send the vector returned by the metafeatures command/endpoint")
+            )  # fmt: skip
         raw = rec.recommend_from_matrix(
             name, query, entry.matrix, k=int(k), exclude=set(exclude_ids), names=data.names,
             score_metric=task.metric if isinstance(task, Task) else None,
