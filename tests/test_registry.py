@@ -430,3 +430,21 @@ def test_a_version_keeps_its_models_targets_and_kind(registry: ModelRegistry, se
     assert registry.store.list_versions("bc") == versions
     assert registry.register("bc-radius", model, regression).version == 1  # under another name
     registry.check_compatible("bc", ds.task)  # the same task: fine
+
+
+def test_boolean_labels_score_against_a_model_trained_on_them(registry: ModelRegistry, searched: Any) -> None:
+    """Training turns a boolean target into the classes 'False' / 'True'; labels given as booleans again (the same
+    parquet file) were keyed 0 / 1 and scored ROC AUC undefined, log loss 36, accuracy 0 on the training rows."""
+    _, ds, _ = searched
+    frame = pd.concat([ds.X, ds.y], axis=1)
+    frame["target"] = frame["target"].astype(str) == "malignant"
+    data = prepare_frame(frame, ["target"], name="bc-bool")
+    space = get_space(data.task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = space.build(space.family_default("linear"), data.task, data.categorical, seed=0).fit(data.X, data.y)
+    registry.register("bcb", model, data)
+    as_bool = registry.evaluate("bcb", frame, 1)
+    as_text = registry.evaluate("bcb", frame.assign(target=frame["target"].astype(str)), 1)
+    assert as_bool["metrics"] == as_text["metrics"]
+    assert as_bool["metrics"]["roc_auc"] > 0.95 and as_bool["metrics"]["accuracy"] > 0.9

@@ -98,8 +98,8 @@ def evaluate_on_feedback(registry: ModelRegistry, name: str, version: int | None
     labelled = labels.notna().any(axis=1).to_numpy()
     rows = np.flatnonzero(labelled)
     served = logged_prediction(logged, task, [t.classes for t in signature.targets]).take(rows)
-    metrics = {k: finite_or_none(v) for k, v in compute_metrics(task, labels.iloc[rows].reset_index(drop=True),
-                                                                 served).items()}
+    truth = signature.labels_as_trained(labels.iloc[rows].reset_index(drop=True))
+    metrics = {k: finite_or_none(v) for k, v in compute_metrics(task, truth, served).items()}
     versions = Counter(p.version for p, keep in zip(logged, labelled, strict=True) if keep)
     notes = [f"the newest {limit}"] if len(logged) + len(trained) >= limit else []
     notes += [f"less the {len(trained)} version {record.version} was retrained on"] if trained else []
@@ -138,7 +138,7 @@ def check_drift(
     if pairs and training is not None:
         task = registry.task(record)
         preds = [p for p, _ in pairs]
-        labels = feedback_labels(pairs, [str(t) for t in task.targets])
+        labels = signature.labels_as_trained(feedback_labels(pairs, [str(t) for t in task.targets]))
         prediction = logged_prediction(preds, task, [t.classes for t in signature.targets])
         concept = concept_drift(labels, prediction, task=task, training_score=float(training),
                                 window=concept_window, thresholds=thresholds)

@@ -523,8 +523,8 @@ class ModelRegistry:
         if not labelled.any():
             raise InputError(f"no row of the data has a value in {', '.join(map(repr, targets))}: send labelled rows")
         frame = frame.loc[labelled].reset_index(drop=True)
-        y = frame[targets]
         signature = self.signature(record)
+        y = signature.labels_as_trained(frame[targets])
         for t in targets:
             values = y[t].dropna()
             problem = next((m for v in pd.unique(values) if (m := signature.label_problem(t, _plain(v)))), None)

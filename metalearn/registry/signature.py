@@ -141,6 +141,18 @@ class Signature:
         return cls(cols, targets, str(d["kind"]), dates=dates)
 
     # -- checking ----------------------------------------------------------------------------------
+    def labels_as_trained(self, y: pd.DataFrame) -> pd.DataFrame:
+        """True labels of class targets in the form the model was trained on (its classes: ``True`` given where
+        training turned it into ``'True'``, ``2.0`` where it was ``2``), so that they compare with its
+        predictions; other values are left as they are."""
+        out = y.copy()
+        for spec in self.targets:
+            if spec.classes is None or spec.name not in out.columns:
+                continue
+            trained = {category_string(c): c for c in spec.classes}
+            out[spec.name] = [v if (c := category_string(v)) is None else trained.get(c, v) for v in out[spec.name]]
+        return out
+
     def label_problem(self, target: str, value: Any) -> str | None:
         """What is wrong with ``value`` as a true label of ``target`` (None: nothing): a missing value, a class
         the model was not trained on, or a regression label that is not a finite number."""
