@@ -223,6 +223,11 @@ BAD: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("mistyped-column", ["predict", "bc", "{d}/mistyped.csv"], ("mistyped column(s) mean texture", "'abc'")),
     ("missing-file", ["predict", "bc", "{d}/no_such.csv"], ("no_such.csv",)),
     ("bad-out", ["predict", "bc", "{d}/ok.csv", "--out", "{d}/p.txt"], ("--out", "p.txt")),
+    # an output that cannot be written fails before anything is predicted and logged (it failed after)
+    ("out-under-a-file", ["predict", "bc", "{d}/ok.csv", "--out", "{d}/ok.csv/p.csv"], ("ok.csv' is a file, not a directory",)),
+    ("report-under-a-file", ["models", "drift", "bc", "--report", "{d}/ok.csv/r.html"], ("is a file, not a directory",)),
+    ("optimize-out-a-file", ["optimize", "{d}/bc.csv", "-t", "target", "--trials", "1", "--out", "{d}/ok.csv"],
+     ("--out", "is a file: give a directory")),
     ("bad-name", ["predict", "a b", "{d}/ok.csv"], ("'a b'", "not valid")),
     ("show-unknown", ["models", "show", "nope"], ("'nope'",)),
     ("promote-unknown-version", ["models", "promote", "bc", "9"], ("no version 9",)),

@@ -356,6 +356,10 @@ def optimize(
         from metalearn.registry.registry import check_name
 
         check_name(register)
+    if out_dir is not None:  # as is a directory that cannot be written
+        from metalearn.cli.errors import check_output
+
+        check_output(out_dir, "--out", directory=True)
     mlflow_target = _mlflow_target(mlflow_uri) if register is not None else None
 
     settings = _search_settings(

@@ -41,6 +41,7 @@ from metalearn.cli.commands import (
     console,
     out,
 )
+from metalearn.cli.errors import check_output
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -388,6 +389,8 @@ def models_drift(
     from metalearn.registry.monitor import check_drift, drift_report_html
 
     thresholds = _thresholds(threshold or [])
+    if report is not None:  # before the check sets or clears flags
+        check_output(report, "--report")
     with _registry(kb) as reg:
         result = check_drift(reg, name, version=version, thresholds=thresholds)
         if report is not None:
@@ -758,12 +761,16 @@ def predict(
 
     if out_file is not None and not str(out_file).lower().endswith(_OUT_ENDINGS):
         raise InputError(f"--out {str(out_file)!r}: write predictions to a {', '.join(_OUT_ENDINGS)} file")
+    if out_file is not None:  # before anything is predicted and logged
+        check_output(out_file, "--out")
     started = time.perf_counter()
     with _registry(kb) as reg:
         record = reg.resolve(name, version)  # an unknown model / version fails before the data is read
         aliases = reg.store.aliases(name)
         targets = [t.name for t in reg.signature(record).targets]
         frame, ignored = _read_rows(data, targets)
+        if len(frame) > MAX_BATCH_ROWS:  # every batch checked before the first is logged
+            reg.signature(record).validate(frame)
         parts: list[pd.DataFrame] = []
         warnings: list[str] = []
         for start in range(0, len(frame), MAX_BATCH_ROWS):
