@@ -204,6 +204,20 @@ def test_add_runs_counts_new_runs_and_skips_existing(kb: KnowledgeBase) -> None:
     assert kb.add_runs([]) == 0
 
 
+def test_a_failed_run_is_replaced_on_request_a_successful_one_never(kb: KnowledgeBase) -> None:
+    """A trial that timed out under a short limit and is tried again with a longer one: its new run replaces
+    the failed one (else the stored timeout stayed the truth and the configuration was never evaluated)."""
+    ds, cs = seed(kb)
+    timeout = run(ds[0], cs[0], status="timeout", score=float("nan"), metrics={}, error="TrialTimeoutError: 0.01 s")
+    kb.add_runs([timeout, run(ds[0], cs[1])])
+    retried = run(ds[0], cs[0], score=0.8)
+    assert kb.add_runs([retried]) == 0 and kb.get_run(timeout.run_id).status == "timeout"  # by default: kept
+    assert kb.add_runs([retried, run(ds[0], cs[1], score=0.1)], replace_failed=True) == 1
+    assert kb.get_run(timeout.run_id).score == 0.8 and kb.get_run(timeout.run_id).status == "ok"
+    assert kb.get_run(run_id_for(ds[0].dataset_id, cs[1].config_id, "cv5-s0")).score == 0.75  # ok: kept
+    assert kb.stats()["runs"] == 2
+
+
 def test_metafeatures_and_searches_are_upserts(kb: KnowledgeBase) -> None:
     ds, _ = seed(kb)
     kb.put_metafeatures(MetaFeatureRecord(ds[0].dataset_id, "v1", {"a": 1.0, "b": 2.0}, 0.5, T0))

@@ -403,11 +403,33 @@ def test_resume_tells_stored_trials_instead_of_rerunning() -> None:
     # a smaller budget than what is stored just reports the first stored trials
     fewer = run_search(iris, kb, fast(n_trials=2))
     assert fewer.n_resumed == 2 and fewer.n_new == 0
+    assert fewer.n_unresumed == 3  # and said: the better stored runs are not lost silently
+    left_out = [t.score for t in third.trials if t.config_id not in {f.config_id for f in fewer.trials}]
+    sign = 1.0 if fewer.greater_is_better else -1.0  # iris: log loss
+    beats = [x for x in left_out if sign * x > sign * fewer.best_score]
+    assert fewer.unresumed_best == (sign * max(sign * x for x in beats) if beats else None)
 
     # another protocol is another experiment: nothing to resume
     other = run_search(iris, kb, fast(n_trials=1, protocol=EvalProtocol(n_folds=2, max_rows=150)))
     assert other.n_resumed == 0 and other.n_new == 1
     assert kb.list_runs(search_id=other.search_id)[0].protocol != runs_before[0].protocol
+
+
+def test_a_timeout_under_a_shorter_trial_limit_is_tried_again_not_resumed() -> None:
+    """A first search with a tiny trial limit times out on every trial; a second with a longer limit used to
+    resume those timeouts (0 new trials, "no configuration succeeded") and never evaluate them again."""
+    iris = load_dataset("sklearn:iris")
+    kb = open_kb(":memory:")
+    registered(kb, iris)
+    first = run_search(iris, kb, fast(n_trials=2, trial_time_limit=0.001))
+    assert [t.status for t in first.trials] == ["timeout", "timeout"]
+    second = run_search(iris, kb, fast(n_trials=2))
+    assert second.n_resumed == 0 and second.n_new == 2 and all(t.status == "ok" for t in second.trials)
+    assert {t.config_id for t in second.trials} == {t.config_id for t in first.trials}  # the same two, fitted now
+    runs = kb.list_runs(dataset_id=iris.dataset_id)
+    assert len(runs) == 2 and all(r.status == "ok" for r in runs)  # the timeouts were replaced
+    third = run_search(iris, kb, fast(n_trials=2, trial_time_limit=0.001))  # a shorter limit: resumed as they are
+    assert third.n_resumed == 2 and third.n_new == 0
 
 
 # ------------------------------------------------------------------------------- 4. write-back
@@ -488,8 +510,9 @@ def test_timeouts_are_failed_runs_and_the_search_goes_on(tmp_path: Path) -> None
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_failed"] == 3 and summary["best"]["score"] is None
     assert not (tmp_path / "out" / "model.skops").exists()
-    # failed runs count as trials: resuming with a larger budget only adds the difference
-    more = run_search(iris, kb, fast(n_trials=4))
+    # under the same trial limit failed runs count as trials: resuming with a larger budget only adds the
+    # difference (with a longer limit they are tried again: test_a_timeout_under_a_shorter_trial_limit_...)
+    more = run_search(iris, kb, fast(n_trials=4, trial_time_limit=0.001))
     assert more.n_resumed == 3 and more.n_new == 1 and more.n_failed == 3 + (more.trials[-1].status != "ok")
 
 

@@ -121,8 +121,11 @@ class KnowledgeBase(abc.ABC):
 
     # -- runs ------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def add_runs(self, records: Sequence[RunRecord]) -> int:
-        """Store runs atomically; returns how many were new (existing run ids are skipped)."""
+    def add_runs(self, records: Sequence[RunRecord], *, replace_failed: bool = False) -> int:
+        """Store runs atomically; returns how many were new (existing run ids are skipped). With
+        ``replace_failed``, a stored run that failed (crash, timeout, memout) is replaced by the record of the
+        same id — the evaluation tried again, e.g. with a longer trial time limit — and counts as new; a
+        successful stored run is always kept."""
 
     def add_run(self, record: RunRecord) -> bool:
         return self.add_runs([record]) == 1

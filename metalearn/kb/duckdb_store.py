@@ -593,12 +593,16 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         return {c.config_id: c for c in self._records("configurations", "WHERE config_id = ANY(?)", [ids])}
 
     # -- runs ------------------------------------------------------------------------------------
-    def add_runs(self, records: Sequence[RunRecord]) -> int:
+    def add_runs(self, records: Sequence[RunRecord], *, replace_failed: bool = False) -> int:
         self._writable("add_runs")
         recs = schema.dedupe("runs", [schema.normalise("runs", r) for r in records])
         if not recs:
             return 0
         with self._tx("add_runs") as cur:
+            if replace_failed:
+                ids = [r.run_id for r in recs]
+                marks = ", ".join("?" * len(ids))
+                cur.execute(f"DELETE FROM runs WHERE status <> 'ok' AND run_id IN ({marks})", ids)
             return self._insert(cur, "runs", recs)
 
     def get_run(self, run_id: str) -> RunRecord:

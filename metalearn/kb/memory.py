@@ -204,7 +204,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
             return {c: self._configurations[c] for c in config_ids if c in self._configurations}
 
     # -- runs ------------------------------------------------------------------------------------
-    def _insert_runs(self, records: Sequence[RunRecord]) -> int:
+    def _insert_runs(self, records: Sequence[RunRecord], replace_failed: bool = False) -> int:
         what = "runs" if len(records) > 1 else f"run {records[0].run_id}" if records else "runs"
         self._need_datasets(what, (r.dataset_id for r in records))
         missing = sorted({r.config_id for r in records if r.config_id not in self._configurations})
@@ -215,15 +215,16 @@ class InMemoryKnowledgeBase(KnowledgeBase):
             )
         new = 0
         for r in records:
-            if r.run_id not in self._runs:
+            stored = self._runs.get(r.run_id)
+            if stored is None or (replace_failed and stored.status != "ok"):
                 self._set(self._runs, r.run_id, r)
                 new += 1
         return new
 
-    def add_runs(self, records: Sequence[RunRecord]) -> int:
+    def add_runs(self, records: Sequence[RunRecord], *, replace_failed: bool = False) -> int:
         recs = schema.dedupe("runs", [schema.normalise("runs", r) for r in records])
         with self._lock:
-            return self._insert_runs(recs)
+            return self._insert_runs(recs, replace_failed)
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._lock:

@@ -32,6 +32,7 @@ import functools
 import itertools
 import json
 import math
+import re
 import tempfile
 import time
 import uuid
@@ -140,6 +141,10 @@ class SearchResult:
     # recommendations a time-limited search skipped without a fit: their model family had already scored
     # far worse than the best pipeline on this dataset (see :data:`OUTCLASSED_FAMILY_FACTOR`)
     n_pruned: int = 0
+    # earlier runs of these data (same protocol) left out because the trial budget is smaller than their count,
+    # and the best score among them when it beats every resumed trial (else None)
+    n_unresumed: int = 0
+    unresumed_best: float | None = None
 
     def trajectory(self) -> list[float]:
         """Best score after each trial (NaN until a trial succeeded)."""
@@ -395,6 +400,7 @@ def run_search(
     n_skipped = 0
     n_duplicates = 0
     n_pruned = 0
+    n_unresumed, unresumed_best = 0, None
     refit_seconds: dict[str, float] = {}  # config id -> its expected refit on all rows (from measured fits)
     refit_share = refit_factor(protocol, dataset.n_rows)  # a trial's refit, per second of the trial
     try:  # preparing the search (resume, warm start) can fail too: that is recorded like the rest
@@ -404,6 +410,8 @@ def run_search(
             configs = kb.get_configurations({r.config_id for r in prev})
             told_keys: set[tuple[str, float | None]] = set()  # one run per (configuration, budget)
             for r in sorted(prev, key=lambda r: (r.created_at, r.run_id)):
+                if timed_out_under(r, settings.trial_time_limit):  # tried again, not resumed
+                    continue
                 try:
                     values = space.validate(configs[r.config_id].values)
                 except (InputError, KeyError):
@@ -415,7 +423,14 @@ def run_search(
                 told_keys.add((cid, fidelity(r.budget)))
                 seen.update((r.config_id, cid, _effective_id(space, values)))
                 told.append((values, r))
-        told = _first_trials(told, settings.trial_budget, keep_full=multi_fidelity)
+        stored, told = told, _first_trials(told, settings.trial_budget, keep_full=multi_fidelity)
+        n_unresumed = len(stored) - len(told)  # the budget is smaller than what earlier searches ran
+        if n_unresumed:
+            kept = {r.run_id for _, r in told}
+            sign = 1.0 if metric.greater_is_better else -1.0
+            top = max((sign * r.score for _, r in told if r.ok), default=-math.inf)
+            better = [sign * r.score for _, r in stored if r.run_id not in kept and r.ok and sign * r.score > top]
+            unresumed_best = sign * max(better) if better else None
         for values, r in told:
             finish_trial(values, r.config_id, "resumed", r, r.fit_seconds + r.predict_seconds, ())
 
@@ -476,7 +491,7 @@ def run_search(
                 source=source,
                 search_id=search_id,
             )
-            kb.add_runs([run])
+            kb.add_runs([run], replace_failed=True)  # a timeout tried again with a longer limit is replaced
             stored = kb.get_run(run.run_id)  # an identical evaluation may exist: the stored one is the truth
             if result.ok and full_budget(result.budget) and result.n_train_rows:
                 refit_seconds[config_id] = refit_estimate(
@@ -644,6 +659,8 @@ def run_search(
         n_duplicates=n_duplicates,
         n_cut=sum(1 for t in trials if t.note),
         n_pruned=n_pruned,
+        n_unresumed=n_unresumed,
+        unresumed_best=unresumed_best,
     )
 
 
@@ -680,6 +697,19 @@ def _random_proposals(
         yield values, "random", None, (), None
     while True:  # the space is exhausted
         yield None
+
+
+#: the limit a timed-out trial's error names (:func:`metalearn.search.evaluation.evaluate_config`'s text)
+_TIMEOUT_LIMIT = re.compile(r"exceeded its ([0-9.eE+-]+) s time limit")
+
+
+def timed_out_under(run: RunRecord, limit: float | None) -> bool:
+    """Whether ``run`` timed out under a trial time limit shorter than ``limit``: a search with the longer limit
+    evaluates its configuration again rather than resuming the timeout (which would block it for good)."""
+    if run.status != "timeout" or limit is None:
+        return False
+    found = _TIMEOUT_LIMIT.search(run.error)
+    return found is not None and float(found.group(1)) < limit
 
 
 def _first_trials(
