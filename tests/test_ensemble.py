@@ -677,3 +677,27 @@ def test_a_best_pipeline_whose_refit_is_not_the_pipeline_scored_gives_way_to_the
     # a genuine refit of the best passes: nothing is replaced
     _, honest = build_ensemble(ds, space, pool, best.config_id, fit_final(ds, space, best.values))
     assert "best_refit" not in honest and "model_config_id" not in honest
+
+
+def test_a_replacement_passed_over_is_named_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the next best pipeline's refit fails the check too, the third takes the place; the block said "the
+    next best out of fold" of it (a QA run saw a better-ranked pipeline on the leaderboard than the one named)."""
+    from metalearn.search import evaluation
+    from metalearn.search.ensemble import build_ensemble
+    from metalearn.search.evaluation import fit_final
+
+    ds, space, pool = _diabetes_holdout_pool()
+    best, second, third = pool.candidates()[:3]
+    shuffled = Dataset(ds.name, ds.X, ds.y.sample(frac=1.0, random_state=0).reset_index(drop=True), ds.task,
+                       ds.categorical, "shuffled")
+    broken = fit_final(shuffled, space, best.values)
+
+    def second_broken_too(dataset: Any, space_: Any, values: dict[str, Any], **kw: Any) -> Any:
+        return fit_final(shuffled if values == second.values else dataset, space_, values, **kw)
+
+    monkeypatch.setattr(evaluation, "fit_final", second_broken_too)
+    _, block = build_ensemble(ds, space, pool, best.config_id, broken)
+    assert block["model_config_id"] == third.config_id
+    assert f"{third.config_id} ({third.config_id}), number 3 out of fold, took its place ({second.config_id}: " \
+        in block["best_refit"], block["best_refit"]
+    assert "on rows it was fit on" in block["best_refit"]

@@ -1020,20 +1020,32 @@ def _replace_best(
 
     others = [c for cid, c in plan.candidates.items() if cid != best_config_id]  # the pool's order: best first
     gone = f"the best pipeline {best_config_id} ({family_of(plan.candidates[best_config_id].values)}) was left out: {broken}"
+    passed_over: list[str] = []  # better candidates than the one that took the place, and why not them
     for c in others[:REPLACEMENT_TRIES]:
         if time_left is not None and _refit_estimate(c) > time_left():
+            passed_over.append(f"{c.config_id}: its refit would not fit the time left")
             continue
         try:
             with fit_deadline(None if time_left is None else max(time_left(), 0.0)) as bound:
                 model = fit_final(dataset, space, c.values)
         except MetaLearnError:
+            passed_over.append(f"{c.config_id}: its refit failed")
             continue
-        if (bound is not None and bound.hit) or refit_mismatch(dataset, model, c):
+        if bound is not None and bound.hit:
+            passed_over.append(f"{c.config_id}: its refit was stopped at the time limit")
+            continue
+        mismatch = refit_mismatch(dataset, model, c)
+        if mismatch:
+            passed_over.append(f"{c.config_id}: {mismatch}")
             continue
         sub = _plan_over(dataset.task, [c, *(o for o in others if o is not c)], size)
         final, block = build_ensemble(dataset, space, pool, c.config_id, model, size=size, time_left=time_left,
                                       on_status=on_status, plan=sub, writes=writes)
-        block["best_refit"] = f"{gone}; {c.config_id} ({family_of(c.values)}), the next best out of fold, took its place"
+        rank = "the next best" if not passed_over else f"number {len(passed_over) + 2}"
+        block["best_refit"] = (
+            f"{gone}; {c.config_id} ({family_of(c.values)}), {rank} out of fold, took its place"
+            + (f" ({'; '.join(passed_over)})" if passed_over else "")
+        )
         block["model_config_id"] = c.config_id
         return final, block
     return None
