@@ -535,3 +535,15 @@ def test_load_sklearn_unknown() -> None:
         load_sklearn("boston")
     msg = one_line(err)
     assert all(n in msg for n in SKLEARN_DATASETS)
+
+
+def test_a_target_column_named_with_a_comma_is_one_target(tmp_path: Path) -> None:
+    """"a,b" names two targets unless a column is named so ("price, usd": it was split and not found)."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    df["price, usd"] = 2 * df["a"] + rng.normal(size=60)
+    df.to_csv(tmp_path / "comma.csv", index=False)
+    ds = load_dataset(str(tmp_path / "comma.csv"), target="price, usd")
+    assert ds.task.targets == ("price, usd",) and list(ds.X.columns) == ["a", "b"]
+    assert load_dataset(str(tmp_path / "comma.csv"), target="a,b").task.targets == ("a", "b")
+    assert prepare_frame(df, "price, usd").task.targets == ("price, usd",)

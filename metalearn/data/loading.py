@@ -528,8 +528,9 @@ def load_file(
     ``categorical`` names integer-coded feature columns to treat as categories (CSV cannot say so).
     """
     path = Path(path).expanduser()
-    targets = normalize_targets(target)
+    normalize_targets(target)  # a missing target is said before the file is read
     df = load_frame_file(path)
+    targets = normalize_targets(target, df.columns)
     if categorical:
         missing = [c for c in categorical if c not in df.columns]
         if missing:
@@ -700,7 +701,7 @@ class Corpus:
                 f"corpus file {str(e.file)!r} of {name!r} is missing; restore the corpus data directory"
             )
         df = load_frame_file(e.file)
-        targets = normalize_targets(target) if target is not None else list(e.targets)
+        targets = normalize_targets(target, df.columns) if target is not None else list(e.targets)
         absent = [t for t in targets if t not in df.columns]
         if absent and target is None:
             raise TargetError(
@@ -772,7 +773,7 @@ def load_sklearn(
         codes = frame[target_cols[0]].to_numpy()
         if labels.size and labels.dtype.kind in "USO" and codes.max() < labels.size:
             frame[target_cols[0]] = pd.Categorical.from_codes(codes, categories=[str(v) for v in labels])
-    targets = normalize_targets(target) if target is not None else target_cols
+    targets = normalize_targets(target, frame.columns) if target is not None else target_cols
     use_kind = kind if kind is not None else (default_kind if target is None else None)
     return prepare_frame(frame, targets, kind=use_kind, metric=metric, name=key, origin=f"sklearn:{key}")
 

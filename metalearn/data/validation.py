@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,12 +49,14 @@ def _names(items: Sequence[object], limit: int = _SHOW) -> str:
     return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
 
-def normalize_targets(targets: str | Sequence[str] | None) -> list[str]:
-    """``targets`` as a non-empty list of unique column names."""
+def normalize_targets(targets: str | Sequence[str] | None, columns: Iterable[object] = ()) -> list[str]:
+    """``targets`` as a non-empty list of unique column names; a string names several separated by commas,
+    unless it is one of ``columns`` as it stands (a column named ``"price, usd"``)."""
     if targets is None:
         raise TargetError("no target column given; pass --target NAME (several: --target a,b)")
     if isinstance(targets, str):
-        names = [t.strip() for t in targets.split(",")] if "," in targets else [targets]
+        whole = targets in {str(c) for c in columns}
+        names = [t.strip() for t in targets.split(",")] if "," in targets and not whole else [targets]
     else:
         names = [str(t) for t in targets]
     names = [t for t in names if t != ""]
@@ -182,7 +184,7 @@ def prepare_frame(
     """
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"expected a pandas DataFrame for {name!r}, got {type(df).__name__}")
-    target_names = normalize_targets(targets)
+    target_names = normalize_targets(targets, df.columns)
     columns = [str(c) for c in df.columns]
     counts = pd.Series(columns).value_counts()
     dup = sorted(counts.index[counts > 1])
