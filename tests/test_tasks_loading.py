@@ -547,3 +547,25 @@ def test_a_target_column_named_with_a_comma_is_one_target(tmp_path: Path) -> Non
     assert ds.task.targets == ("price, usd",) and list(ds.X.columns) == ["a", "b"]
     assert load_dataset(str(tmp_path / "comma.csv"), target="a,b").task.targets == ("a", "b")
     assert prepare_frame(df, "price, usd").task.targets == ("price, usd",)
+
+
+def test_numbers_with_a_few_text_values_or_decimal_commas_are_noted() -> None:
+    """Such a column becomes categories (hundreds of levels, a worse model); that is said, naming the values."""
+    rng = np.random.default_rng(0)
+    mostly = rng.normal(size=300).round(3).astype(object)
+    mostly[::7] = "n/a?"
+    df = pd.DataFrame({
+        "mostly": mostly,
+        "commas": [f"{v:.2f}".replace(".", ",") for v in rng.normal(size=300)],
+        "colour": rng.choice(["red", "green", "blue"], 300),
+        "y": rng.integers(0, 2, 300),
+    })
+    ds = prepare_frame(df, "y")
+    assert ds.categorical == (True, True, True)  # as before: nothing is guessed
+    assert ds.notes == (
+        "column 'mostly': 43 of 300 values are not numbers (e.g. 'n/a?'), so it is used as categories; write them "
+        "as numbers, or leave them empty (missing), to use it as numbers",
+        f"column 'commas' holds numbers written with decimal commas (e.g. {df['commas'][0]!r}), so it is used as "
+        "categories; write them with decimal points to use it as numbers",
+    )
+    assert prepare_frame(df.drop(columns=["mostly", "commas"]), "y").notes == ()

@@ -259,6 +259,8 @@ def _print_kind_report(ds: Any) -> None:
     for source, parts in ds.dates:
         made = f"the days since 1970-01-01 and {', '.join(parts)}" if parts else "the days since 1970-01-01"
         console.print(f"date column {source!r}: used as {made}", markup=False, highlight=False, soft_wrap=True)
+    for note in ds.notes:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -60,6 +60,8 @@ class Dataset:
     from (``file:PATH``, ``corpus:NAME``, ``sklearn:NAME``, ``openml:DID``, ``upload:NAME``).
     ``dates`` names the source's date columns and the calendar parts ``X`` holds for each
     (:mod:`metalearn.data.datetimes`): new rows need the same conversion before a model sees them.
+    ``notes`` says what the loading did that a user may not expect (a column of numbers with a few text
+    values, used as categories); they are shown with the target kinds.
     """
 
     name: str
@@ -71,6 +73,7 @@ class Dataset:
     openml_id: int | None = None
     fingerprint: str = field(default="")
     dates: DateColumns = ()
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.categorical) != self.X.shape[1]:
@@ -134,4 +137,4 @@ class Dataset:
 
     def with_task(self, task: Task) -> Dataset:
         return Dataset(self.name, self.X, self.y, task, self.categorical, self.origin, self.openml_id, self.fingerprint,
-                       self.dates)
+                       self.dates, self.notes)

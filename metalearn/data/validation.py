@@ -118,6 +118,35 @@ def _feature_column(name: str, s: pd.Series, dataset: str) -> pd.Series:
     )
 
 
+#: a text column whose values are numbers but for at most this share is worth a note (it becomes categories)
+MOSTLY_NUMBERS = 0.8
+
+
+def numbers_as_categories(name: str, s: pd.Series) -> str | None:
+    """A note when text column ``s``, used as categories, holds numbers nearly everywhere: a few text values
+    (``"n/a?"``) among them, or decimal commas (``"1,5"``); None otherwise."""
+    values = pd.Series(pd.unique(s[s.notna()].map(_decode).astype(str).str.strip()))
+    values = values[values != ""]
+    if len(values) < 3:
+        return None
+    dotted = pd.to_numeric(values, errors="coerce")
+    if dotted.notna().mean() >= MOSTLY_NUMBERS:
+        bad = values[dotted.isna()]
+        n_rows = int(s.map(_decode).astype(str).str.strip().isin(set(bad)).sum())
+        return (
+            f"column {name!r}: {n_rows} of {len(s)} values are not numbers (e.g. {_names(list(bad), 3)}), so it is "
+            "used as categories; write them as numbers, or leave them empty (missing), to use it as numbers"
+        )
+    commas = pd.to_numeric(values.str.replace(".", "", regex=False).str.replace(",", ".", regex=False), errors="coerce")
+    if values.str.contains(",").any() and commas.notna().mean() >= MOSTLY_NUMBERS:
+        example = values[values.str.contains(",")].iloc[0]
+        return (
+            f"column {name!r} holds numbers written with decimal commas (e.g. {example!r}), so it is used as "
+            "categories; write them with decimal points to use it as numbers"
+        )
+    return None
+
+
 def _class_target(s: pd.Series) -> pd.Series:
     """A class target as ``category``; integral numbers become int64 labels (0.0 -> 0)."""
     if isinstance(s.dtype, pd.CategoricalDtype) and pd.api.types.is_numeric_dtype(s.cat.categories.dtype):
@@ -223,10 +252,17 @@ def prepare_frame(
 
     columns_out: dict[str, pd.Series] = {}
     dates: list[tuple[str, tuple[str, ...]]] = []
+    notes: list[str] = []
     for c in features:
         dt = parse_dates(frame[c])
         if dt is None:
             columns_out[c] = _feature_column(c, frame[c], name)
+            if isinstance(columns_out[c].dtype, pd.CategoricalDtype) and not isinstance(
+                frame[c].dtype, pd.CategoricalDtype
+            ) and not pd.api.types.is_bool_dtype(frame[c].dtype):
+                note = numbers_as_categories(c, frame[c])
+                if note:
+                    notes.append(note)
             continue
         made, parts = date_columns(c, dt)
         clash = sorted(set(made).intersection(features) - {c})
@@ -266,4 +302,5 @@ def prepare_frame(
         origin=origin or f"upload:{name}",
         openml_id=int(openml_id) if openml_id is not None else None,
         dates=tuple(dates),
+        notes=tuple(notes),
     )
