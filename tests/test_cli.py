@@ -169,7 +169,8 @@ def test_usage_errors_are_reported_without_traceback(capsys: pytest.CaptureFixtu
         code, out, err = run_cli(capsys, *argv, *(["--kb", tmp_path / "kb.duckdb"] if len(argv) > 1 else []))
         assert code == 2, (argv, err)
         assert "Traceback" not in out + err and "unexpected" not in err
-        assert next(ln for ln in err.splitlines() if ln.startswith("Error: ")).count(named) == 1, err
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err  # one line, as other errors
+        assert err.count(named) == 1, err
     assert not (tmp_path / "kb.duckdb").exists()
     code, out, err = run_cli(capsys, "kb")  # no sub-command: the help, and a usage exit code
     assert code == 2 and "Usage:" in out + err and "error" not in (out + err).lower()

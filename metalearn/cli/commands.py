@@ -819,8 +819,12 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as exc:  # click usage errors and unexpected failures: one line, no traceback
-        if isinstance(exc, _usage_errors()) and hasattr(exc, "show"):
-            exc.show()
+        if isinstance(exc, _usage_errors()) and hasattr(exc, "format_message"):
+            ctx = getattr(exc, "ctx", None)  # one line, as every other error (click's own is three)
+            where = f" (`{ctx.command_path} --help` lists the options)" if ctx is not None else ""
+            message = exc.format_message()
+            if message:  # (a group called without its command has shown its help: nothing to add)
+                console.print(f"[red]error:[/red] {escape(message)}{escape(where)}", highlight=False, soft_wrap=True)
             sys.exit(getattr(exc, "exit_code", 2))
         if debug:
             raise

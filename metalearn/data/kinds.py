@@ -352,9 +352,11 @@ def infer_task(
     if want is TaskKind.MULTILABEL:
         bad = [str(s.name) for s in columns if not _is_zero_one(s)]
         if bad:
+            numeric = all(pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+                          and not _is_zero_one(s) and s.nunique() > 2 for s in columns)  # fmt: skip
             raise TaskKindError(
-                f"multilabel targets must hold only 0/1 values, but {bad} do not; "
-                "recode them to 0/1 or use --kind multitask"
+                f"multilabel targets must hold only 0/1 values, but {bad} do not; recode them to 0/1 or use "
+                + ("--kind multitarget (numbers to predict)" if numeric else "--kind multitask")
             )
         return Task(TaskKind.MULTILABEL, targets, metric=metric, kind_reasons=(given,) * len(columns))
     if want is TaskKind.MULTITARGET:

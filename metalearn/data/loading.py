@@ -461,7 +461,7 @@ def load_frame_file(path: str | Path, limits: ReadLimits | None = None) -> pd.Da
             hint = encoding_hint(f.read(4))
         raise FileFormatError(
             f"cannot parse {fmt.upper()} file {path.name!r}: "
-            + (hint if hint else f"not UTF-8 text ({_one_line(err)})")
+            + (hint if hint else f"not UTF-8 text ({_one_line(err)}); save it as UTF-8")
         ) from None
     except MemoryError:  # pyarrow's ArrowMemoryError too
         raise DataTooLargeError(

@@ -269,7 +269,7 @@ def check_record(table: str, record: Any) -> None:
     for name, allowed in checks.items():
         v = getattr(record, name, None)
         if v is not None and v not in allowed:
-            raise InputError(f"{cls.__name__}.{name} must be one of {list(allowed)}, got {v!r}")
+            raise InputError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {v!r}")
     if not getattr(record, "name", "x"):
         raise InputError("a model name must be a non-empty string")
 

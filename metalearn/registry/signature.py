@@ -252,7 +252,7 @@ class Signature:
         if problems:
             raise SchemaError(
                 f"{what} does not match the model's training schema: {'; '.join(problems)}; "
-                f"send the columns {self._shown(self.inputs)} with the training types (GET the model for its schema)"
+                f"send the columns {self._shown(self.inputs)} with the training types (`metalearn models show NAME --json` or GET /models/NAME/versions/N shows its schema)"
             )
         index = pd.RangeIndex(len(frame))
         if float_block is not None and len(numeric) == len(self.columns):  # no categorical column: one block
