@@ -331,3 +331,17 @@ def test_the_best_pipelines_own_refit_comes_before_the_ensembles_other_members()
         kept, left = float(match.group(1)), float(match.group(2))
         assert kept <= left - 1.5 + 0.05, note
     assert took > 1.4 or not notes, (took, notes)  # its boosting had its 1.5 s (unless it ended before)
+
+
+def test_a_budget_too_small_for_any_trial_says_so() -> None:
+    """No trial ran: the reason was "no configuration succeeded in 0 trials (0 failed)"."""
+    from metalearn.data.loading import load_dataset
+    from metalearn.kb import open_kb
+    from metalearn.search.automl import optimize
+    from metalearn.search.settings import SearchSettings
+
+    outcome = optimize(load_dataset("sklearn:iris"), open_kb(":memory:"), SearchSettings(time_limit=0.05, workers=1))
+    assert outcome.model is None and not outcome.result.trials
+    assert outcome.summary["model"]["missing_reason"] == (
+        "the time limit ended the search before a trial could run (0.05 s for the whole job): give a larger --time-limit"
+    )

@@ -174,10 +174,8 @@ class _SearchEstimator(BaseEstimator):
         else:
             outcome = optimize(ds, kb=self.kb, settings=settings)
         if outcome.model is None:
-            raise SearchError(
-                f"no configuration succeeded in {len(outcome.result.trials)} trials "
-                f"({outcome.result.n_failed} failed); raise n_trials/trial_time_limit or check the data"
-            )
+            reason = (outcome.summary.get("model") or {}).get("missing_reason") or "no configuration succeeded"
+            raise SearchError(f"{reason}; raise n_trials / trial_time_limit / time_limit or check the data")
         self.task_ = ds.task
         self.model_ = outcome.model
         self.best_config_ = outcome.result.best_values
