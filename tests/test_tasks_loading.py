@@ -414,6 +414,8 @@ def test_corrupted_files_give_file_format_errors(corpus_dir: Path, tmp_path: Pat
         load_frame_file(tmp_path / "data.xlsx")
     assert ".csv" in one_line(err) and ".parquet" in str(err.value) and ".arff" in str(err.value)
 
+    with pytest.raises(FileFormatError, match="is a directory, not a data file"):
+        load_frame_file(tmp_path)  # no ending: it said "unknown file type"
     with pytest.raises(DataFileNotFoundError) as err:
         load_frame_file(tmp_path / "absent.csv")
     assert "absent.csv" in one_line(err)

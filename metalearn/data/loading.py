@@ -439,11 +439,11 @@ def load_frame_file(path: str | Path, limits: ReadLimits | None = None) -> pd.Da
     :class:`FileFormatError` for an unknown extension or content the parser rejects.
     """
     path = Path(path).expanduser()
+    if path.is_dir():  # before its name's ending is judged
+        raise FileFormatError(f"{str(path)!r} is a directory, not a data file; give the file inside it")
     fmt = _format_of(path)
     if not path.exists():
         raise DataFileNotFoundError(f"data file {str(path)!r} does not exist; check the path")
-    if path.is_dir():
-        raise FileFormatError(f"{str(path)!r} is a directory, not a data file; give the file inside it")
     limits = ReadLimits.from_env() if limits is None else limits
     try:
         _check_limits(path, fmt, limits)
