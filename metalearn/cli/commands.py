@@ -425,6 +425,8 @@ def optimize(
                 f"{res.n_cut} trial(s) scored with boosted fits stopped at the {res.settings['trial_time_limit']:g} s "
                 "trial limit (fewer rounds than configured; raise --trial-time-limit to fit them whole)"
             )
+        for warning in summary.get("warnings") or []:
+            say(f"warning: {warning}")
         if res.n_unresumed:
             better = (f", and the best of them ({res.metric} {res.unresumed_best:.4g}) beats every resumed one"
                       if res.unresumed_best is not None else "")

@@ -176,6 +176,8 @@ class _SearchEstimator(BaseEstimator):
         if outcome.model is None:
             reason = (outcome.summary.get("model") or {}).get("missing_reason") or "no configuration succeeded"
             raise SearchError(f"{reason}; raise n_trials / trial_time_limit / time_limit or check the data")
+        for text in outcome.summary.get("warnings") or []:
+            warnings.warn(text, UserWarning, stacklevel=2)
         self.task_ = ds.task
         self.model_ = outcome.model
         self.best_config_ = outcome.result.best_values
