@@ -282,9 +282,11 @@ def check_version(version: Any) -> int:
 
 def missing_model(name: str, version: int | None = None) -> NotFoundError:
     if version is None:
-        return NotFoundError(f"model {name!r} is not in the registry: `metalearn models list` shows the registered models")
+        return NotFoundError(
+            f"model {name!r} is not in the registry: `metalearn models list` (GET /models) shows the registered models"
+        )
     return NotFoundError(
-        f"model {name!r} has no version {version}: `metalearn models show {name}` lists its versions"
+        f"model {name!r} has no version {version}: `metalearn models show {name}` (GET /models/{name}) lists its versions"
     )
 
 

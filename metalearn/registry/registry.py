@@ -347,7 +347,8 @@ class ModelRegistry:
                 if not self.store.list_versions(name):
                     raise missing_model(name)
                 raise ConflictError(
-                    f"model {name!r} has no {alias} version: promote one (`metalearn models promote {name} VERSION`) "
+                    f"model {name!r} has no {alias} version: promote one (`metalearn models promote {name} VERSION`, "
+                    f"POST /models/{name}/promote) "
                     "or ask for a version explicitly"
                 )
             version = aliases[alias]
@@ -357,7 +358,8 @@ class ModelRegistry:
             if not rec.deleted:
                 self._records[(name, version)] = rec
         if rec.deleted:
-            raise NotFoundError(f"model {name!r} version {version} was deleted: `metalearn models show {name}` lists the others")
+            raise NotFoundError(f"model {name!r} version {version} was deleted: `metalearn models show {name}` "
+                                f"(GET /models/{name}) lists the others")
         return rec
 
     def _current_aliases(self, name: str) -> dict[str, int]:
@@ -453,7 +455,7 @@ class ModelRegistry:
         if target is None:
             raise ConflictError(
                 f"model {name!r}: {alias} version {current} has no earlier {alias} version to roll back to; "
-                f"promote a version explicitly (`metalearn models promote {name} VERSION`)"
+                f"promote a version explicitly (`metalearn models promote {name} VERSION`, POST /models/{name}/promote)"
             )
         self.load(self.store.get_version(name, target))
         before = self.store.set_alias(name, alias, target, "rollback", {"from": current})
