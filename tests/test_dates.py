@@ -16,9 +16,9 @@ from metalearn.data.datetimes import DATE_PARTS, apply_date_columns, parse_dates
 from metalearn.data.errors import DataError, InputError
 from metalearn.data.validation import prepare_frame
 from metalearn.kb import open_kb
+from metalearn.pipelines.signature import SchemaError, Signature
 from metalearn.registry.registry import ModelRegistry
 from metalearn.registry.retrain import retrain
-from metalearn.registry.signature import SchemaError, Signature
 from metalearn.search.automl import MetaLearnClassifier, optimize
 from metalearn.search.settings import SearchSettings
 
@@ -90,7 +90,7 @@ def test_the_estimator_generalises_a_weekly_pattern_to_later_dates() -> None:
     assert clf.dates_ == (("when", ("month", "day", "dayofweek", "dayofyear")),)
     accuracy = clf.score(test.drop(columns="label"), test["label"])
     assert accuracy >= 0.95, accuracy
-    with pytest.raises(InputError, match="column 'when' held dates in fit, got 'tomorrow'"):
+    with pytest.raises(InputError, match=r"mistyped column\(s\) when \(dates expected, got 'tomorrow'\)"):  # as the registry says
         clf.predict(test.drop(columns="label").head(2).assign(when=["2024-05-01", "tomorrow"]))
 
 

@@ -148,3 +148,32 @@ def test_evaluate_feature_importance_and_explain_on_held_out_rows() -> None:
         est.feature_importance(X.iloc[400:, :5], y.iloc[400:])
     with pytest.raises(InputError, match="target column"):
         est.feature_importance(X.iloc[400:], np.column_stack([y.iloc[400:], y.iloc[400:]]))
+
+
+def test_boolean_labels_come_back_as_booleans_and_score() -> None:
+    """A boolean y was trained on as 'False' / 'True': classes_ and predict gave strings, score() raised sklearn's
+    "Mix of label input types", evaluate() said accuracy 0 and log loss 36 of a perfect model."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    clf = MetaLearnClassifier(**SMALL).fit(X, y == 0)
+    assert clf.classes_.dtype == bool and list(clf.classes_) == [False, True]
+    assert clf.predict(X[:3]).dtype == bool and clf.score(X, y == 0) > 0.95
+    metrics = clf.evaluate(X, pd.Series(y == 0))
+    assert metrics["accuracy"] > 0.95 and metrics["roc_auc"] > 0.95
+    floats = MetaLearnClassifier(**SMALL).fit(X, y.astype(float))  # 0.0 / 1.0 / 2.0 stay floats
+    assert floats.classes_.dtype.kind == "f" and floats.predict(X[:2]).dtype.kind == "f"
+
+
+def test_predict_checks_rows_against_the_training_schema() -> None:
+    """As the registry checks a registered model's rows: text in a numeric column was read as missing."""
+    from metalearn.pipelines.signature import SchemaError
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"num": rng.normal(size=200), "colour": rng.choice(["red", "blue"], 200)})
+    y = (X["num"] > 0).astype(int)
+    clf = MetaLearnClassifier(**SMALL).fit(X, y)
+    with pytest.raises(SchemaError, match=r"mistyped column\(s\) num \(numbers expected, got 'abc'\)"):
+        clf.predict(X.head(3).assign(num=["abc", 1.0, 2.0]))
+    with pytest.warns(UserWarning, match="column colour: 1 category not seen in training"):
+        assert len(clf.predict(X.head(3).assign(colour=["green", "red", "red"]))) == 3

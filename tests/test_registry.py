@@ -19,12 +19,12 @@ from metalearn.data.loading import load_sklearn
 from metalearn.data.validation import prepare_frame
 from metalearn.kb import DuckDBKnowledgeBase
 from metalearn.kb.shipped import open_default_kb
+from metalearn.pipelines.signature import SchemaError
 from metalearn.pipelines.spaces import get_space
 from metalearn.registry.distill import STUDENTS
 from metalearn.registry.monitor import check_drift, drift_report_html, evaluate_on_feedback
 from metalearn.registry.registry import LogSettings, ModelRegistry
 from metalearn.registry.retrain import feedback_data, retrain
-from metalearn.registry.signature import SchemaError
 from metalearn.registry.variants import compress
 from metalearn.search.automl import OptimizeOutcome, optimize
 from metalearn.search.settings import SearchSettings
@@ -342,7 +342,7 @@ def test_the_schema_check_returns_training_order_and_types_from_json_like_rows(o
     """Rows that arrive as one object block (the JSON path) in another column order come back in the
     training order, numbers as float64 and categories as objects, equal to the typed frame's check."""
     from metalearn.data.task import Task, TaskKind
-    from metalearn.registry.signature import Signature
+    from metalearn.pipelines.signature import Signature
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({

@@ -45,7 +45,7 @@ from metalearn.kb.model_store import (
 )
 from metalearn.pipelines.artifacts import read_artifact, write_artifact
 from metalearn.pipelines.models.adaptive import estimator_name
-from metalearn.registry.signature import SchemaError, Signature
+from metalearn.pipelines.signature import SchemaError, Signature
 
 #: model names: letters, digits, ``.``, ``_``, ``-``; they name directories and URL path segments
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -26,6 +26,7 @@ defaults and help texts are listed in each class's docstring).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from metalearn.data.datetimes import apply_date_columns
 from metalearn.data.errors import InputError, SearchError
 from metalearn.data.task import SINGLE_KINDS, TaskKind
+from metalearn.pipelines.models.preprocessing import category_string
+from metalearn.pipelines.signature import Signature
 from metalearn.search.automl import optimize
 from metalearn.search.settings import SearchSettings, defaults, params
 
@@ -95,6 +98,22 @@ def _targets(y: Any, taken: set[str]) -> pd.DataFrame:
         renamed.append(name)
     frame.columns = renamed
     return frame.reset_index(drop=True)
+
+
+def _labels_given(Y: pd.DataFrame, classes: Sequence[Any]) -> list[dict[Any, Any] | None]:
+    """Per target, the model's class -> the label as ``fit`` was given it, where they differ (a boolean ``y`` is
+    trained on as ``'False'`` / ``'True'``: predictions and ``classes_`` give the booleans back, as scikit-learn
+    does); None for a target whose classes are its labels, or a numeric one."""
+    out: list[dict[Any, Any] | None] = []
+    for i, cls in enumerate(classes):
+        if cls is None:
+            out.append(None)
+            continue
+        given = {category_string(v): v for v in pd.unique(Y.iloc[:, i].dropna())}
+        back = {c: given.get(category_string(c), c) for c in cls}
+        same = all(type(b) is type(c) or (isinstance(b, str) and isinstance(c, str)) for c, b in back.items())
+        out.append(None if same else back)
+    return out
 
 
 class _SearchEstimator(BaseEstimator):
@@ -185,10 +204,14 @@ class _SearchEstimator(BaseEstimator):
         self.search_ = outcome.summary
         self._columns = list(features.columns)
         self.dates_ = ds.dates  # date columns: turned into the model's numeric columns before it predicts
+        self.signature_ = Signature.of(ds)  # what predict's rows are checked against
         # the rows explanations start from (explain): a sample of the training features
         self.background_ = features.iloc[np.sort(np.random.default_rng(self.seed).choice(
             len(features), min(len(features), BACKGROUND_ROWS), replace=False))].reset_index(drop=True)
         classes = outcome.model.predict_task(self._model_input(features.iloc[:1])).classes
+        self.labels_given_ = _labels_given(Y, classes)
+        classes = [c if back is None else np.asarray([back[k] for k in c])
+                   for c, back in zip(classes, self.labels_given_, strict=True)]  # fmt: skip
         if all(c is not None for c in classes):  # every target is a class target
             self.classes_ = classes[0] if len(classes) == 1 else list(classes)
         elif hasattr(self, "classes_"):
@@ -246,6 +269,11 @@ class _SearchEstimator(BaseEstimator):
                              "pass the same targets as in fit")
         if len(Y) != n_rows:
             raise InputError(f"X has {n_rows} rows but y has {len(Y)}; pass one target row per sample")
+        for i, back in enumerate(getattr(self, "labels_given_", None) or []):
+            if back is not None:  # the labels as given in fit -> the classes the model predicts
+                to_model = {category_string(given): c for c, given in back.items()}
+                column = Y.columns[i]
+                Y[column] = pd.Series([to_model.get(category_string(v), v) for v in Y[column]], dtype=object)
         return Y
 
     def feature_importance(
@@ -306,8 +334,17 @@ class _SearchEstimator(BaseEstimator):
         return self.model_.predict_task(self._model_input(frame))
 
     def _model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` with its date columns turned into the numeric columns the model was fit on; a value
-        that is not a date is an error naming the column."""
+        """``frame`` checked against the training schema (:class:`~metalearn.pipelines.signature.Signature`, as the
+        registry checks a registered model's inputs: a missing, extra or mistyped column — text where fit had
+        numbers, a value beyond float32 — is an error naming it, an unseen category a warning) and made the
+        model's input: the training order and types, date columns turned into the numbers the model was fit on."""
+        signature = getattr(self, "signature_", None)
+        if signature is not None:
+            checked, notes = signature.validate(frame, "X", hint="as fit was given them")
+            for note in notes:
+                warnings.warn(note, UserWarning, stacklevel=3)
+            return checked
+        # fitted before stop 52 (unpickled): the date columns alone, as then
         frame, not_dates = apply_date_columns(frame, getattr(self, "dates_", ()))
         if not_dates:
             name, values = next(iter(not_dates.items()))
@@ -315,11 +352,15 @@ class _SearchEstimator(BaseEstimator):
         return frame
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted labels / values: shape (n,) for one target, (n, n_targets) for several."""
+        """Predicted labels / values (labels as ``fit`` was given them): shape (n,) for one target, (n, n_targets)
+        for several."""
         pred = self._prediction(X)
+        backs = getattr(self, "labels_given_", None) or [None] * pred.n_targets
+        values = [np.asarray(v) if back is None else np.asarray([back.get(k, k) for k in v])
+                  for v, back in zip(pred.values, backs, strict=True)]  # fmt: skip
         if pred.n_targets == 1:
-            return np.asarray(pred.values[0])
-        return np.column_stack([np.asarray(v) for v in pred.values])
+            return values[0]
+        return np.column_stack(values)
 
     def _probas(self, X: Any) -> np.ndarray | list[np.ndarray]:
         pred = self._prediction(X)

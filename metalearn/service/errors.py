@@ -21,7 +21,7 @@ from metalearn.data.errors import (
     SearchError,
     most_specific,
 )
-from metalearn.registry.signature import SchemaError
+from metalearn.pipelines.signature import SchemaError
 from metalearn.service.searches import SearchConflictError, SearchesDisabledError, TooManySearchesError
 
 #: HTTP status of an error class (and of its subclasses without an entry of their own)

@@ -1,6 +1,7 @@
 """The training schema of a model version (its *signature*): the feature columns with their types and
 categories, and the targets with their kinds and classes. Inputs to a registered model are checked
-against it before the model sees them.
+against it before the model sees them, and so are the rows a fitted estimator of :mod:`metalearn.search.estimators`
+predicts.
 
 Rules of :meth:`Signature.validate`:
 
@@ -34,6 +35,10 @@ from metalearn.pipelines.models.preprocessing import canonical_category_strings,
 
 #: categories kept per categorical column (beyond this, a column's unseen-value check is skipped)
 MAX_CATEGORIES = 1000
+
+
+#: where a registered model's schema is shown (the end of a :class:`SchemaError`'s message)
+REGISTRY_HINT = "`metalearn models show NAME --json` or GET /models/NAME/versions/N shows its schema"
 
 
 class SchemaError(InputError):
@@ -173,9 +178,12 @@ class Signature:
             )
         return None
 
-    def validate(self, frame: pd.DataFrame, what: str = "the input") -> tuple[pd.DataFrame, list[str]]:
+    def validate(
+        self, frame: pd.DataFrame, what: str = "the input", hint: str = REGISTRY_HINT
+    ) -> tuple[pd.DataFrame, list[str]]:
         """``frame`` checked against the training schema (see the module docstring): the frame to predict
-        on (training column order and dtypes) and the warnings; :class:`SchemaError` when it does not fit."""
+        on (training column order and dtypes) and the warnings; :class:`SchemaError` when it does not fit,
+        ending with ``hint`` (where the caller finds the schema)."""
         if not isinstance(frame, pd.DataFrame):
             raise SchemaError(f"{what} must be a table of rows with named columns, got {type(frame).__name__}")
         if len(frame) == 0:
@@ -252,7 +260,7 @@ class Signature:
         if problems:
             raise SchemaError(
                 f"{what} does not match the model's training schema: {'; '.join(problems)}; "
-                f"send the columns {self._shown(self.inputs)} with the training types (`metalearn models show NAME --json` or GET /models/NAME/versions/N shows its schema)"
+                f"send the columns {self._shown(self.inputs)} with the training types ({hint})"
             )
         index = pd.RangeIndex(len(frame))
         if float_block is not None and len(numeric) == len(self.columns):  # no categorical column: one block
