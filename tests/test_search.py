@@ -404,6 +404,10 @@ def test_resume_tells_stored_trials_instead_of_rerunning() -> None:
     fewer = run_search(iris, kb, fast(n_trials=2))
     assert fewer.n_resumed == 2 and fewer.n_new == 0
     assert fewer.n_unresumed == 3  # and said: the better stored runs are not lost silently
+    from metalearn.search.automl import unresumed
+
+    assert (unresumed(fewer) or "").startswith("3 earlier run(s) of these data were not resumed: the trial budget (2 used)")
+    assert unresumed(third) is None
     left_out = [t.score for t in third.trials if t.config_id not in {f.config_id for f in fewer.trials}]
     sign = 1.0 if fewer.greater_is_better else -1.0  # iris: log loss
     beats = [x for x in left_out if sign * x > sign * fewer.best_score]

@@ -427,11 +427,6 @@ def optimize(
             )
         for warning in summary.get("warnings") or []:
             say(f"warning: {warning}")
-        if res.n_unresumed:
-            better = (f", and the best of them ({res.metric} {res.unresumed_best:.4g}) beats every resumed one"
-                      if res.unresumed_best is not None else "")
-            say(f"{res.n_unresumed} earlier run(s) of these data were not resumed: the trial budget ({res.n_resumed + res.n_new} "
-                f"used) is smaller than what earlier searches ran{better}; raise --trials to use them")
         budget = summary.get("time_budget") or {}
         if budget.get("limit") is not None:
             stop = "the time limit" if summary.get("stopped_by") == "time_limit" else summary.get("stopped_by")

@@ -185,10 +185,23 @@ def optimize(
         summary["model"]["config_id"] = None if (ensemble or {}).get("used") else model_id
     summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
     summary["calibration"] = calibration  # None: no model, or neither ensemble nor calibrate asked
-    summary["warnings"] = [w for w in (sparse_validation(dataset, settings.protocol),) if w]
+    summary["warnings"] = [w for w in (sparse_validation(dataset, settings.protocol), unresumed(result)) if w]
     if path is not None:
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return OptimizeOutcome(result=result, model=model, summary=summary, out_dir=path)
+
+
+def unresumed(result: SearchResult) -> str | None:
+    """A warning when a trial budget smaller than the earlier runs of the data left some out (None otherwise)."""
+    if not result.n_unresumed:
+        return None
+    better = (f", and the best of them ({result.metric} {result.unresumed_best:.4g}) beats every resumed one"
+              if result.unresumed_best is not None else "")  # fmt: skip
+    return (
+        f"{result.n_unresumed} earlier run(s) of these data were not resumed: the trial budget "
+        f"({result.n_resumed + result.n_new} used) is smaller than what earlier searches ran{better}; raise the "
+        "trial budget (--trials, n_trials) to use them"
+    )
 
 
 #: fewer rows of a binary target's rarer class than this in what scores a trial (a fold, or the holdout) is warned of
