@@ -483,6 +483,8 @@ def test_optimize_without_a_successful_trial_exits_non_zero_without_a_model(
     assert "error: no configuration succeeded in 2 trials (2 failed); no model was written" in err
     assert not (tmp_path / "run" / "model.skops").exists()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"]["refit"] is False
+    code, out, err = run_cli(capsys, "leaderboard", tmp_path / "run")  # it printed a header and nothing else
+    assert code == 0 and out.strip() == "no pipeline was scored in this search (2 trial(s) failed: see summary.json's trials)"
 
 
 def test_optimize_reports_the_whole_job_time(
@@ -559,3 +561,14 @@ def test_optimize_off_a_terminal_prints_status_lines_and_unwrapped_text(kb_copy:
     assert json.loads(config[0].split("): ", 1)[1]) == summary["best"]["values"]
     assert out_lines[0].startswith("best log_loss = ") and out_lines[0].endswith(f"in {summary['seconds']:.1f} s")
     assert summary["targets"][0]["reason"] and summary["targets"][0]["reason"] in err_lines[0]
+
+
+def test_kb_evaluate_refuses_what_it_cannot_evaluate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--kind bogus was an 'unexpected ValueError', --strategies "" ran every strategy, and a kind without
+    datasets printed only 'best strategy overall: hybrid' with exit 0."""
+    kb_path = tmp_path / "kb.duckdb"
+    for argv, says in ((["--kind", "bogus"], "--kind 'bogus' is not a task kind; use one of binary"),
+                       (["--strategies", ""], "--strategies is empty"),
+                       (["--kind", "multitask"], "holds no multitask datasets with runs")):
+        code, _out, err = run_cli(capsys, "kb", "evaluate", *argv, "--kb", kb_path)
+        assert code == 2 and err.startswith("error: ") and says in err and "unexpected" not in err, err

@@ -484,6 +484,11 @@ def leaderboard(
         _json({"metric": frame.attrs["metric"], "greater_is_better": frame.attrs["greater_is_better"],
                "pipelines": len(frame), "leaderboard": shown.to_dict(orient="records")})
         return
+    if frame.empty:  # (a header and no row said nothing)
+        n_failed = summary.get("n_failed") or 0
+        out.print(f"no pipeline was scored in this search ({n_failed} trial(s) failed: see summary.json's trials)",
+                  markup=False, highlight=False, soft_wrap=True)
+        return
     for line in leaderboard_text(frame, top):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
@@ -536,12 +541,22 @@ def kb_evaluate(
     json_out: JsonOpt = False,
 ) -> None:
     """Leave-one-dataset-out evaluation of the recommender strategies on the KB (normalised regret of top-k)."""
+    from metalearn.data.errors import InputError
+    from metalearn.data.task import TaskKind
     from metalearn.metalearning.advisor import evaluate_strategies
 
+    if kind is not None and kind not in {k.value for k in TaskKind}:
+        raise InputError(f"--kind {kind!r} is not a task kind; use one of {', '.join(k.value for k in TaskKind)}")
+    names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies is not None else None
+    if names == []:
+        raise InputError("--strategies is empty: name one or more strategies (comma-separated), or leave it out for all")
     store = _open_kb(kb, read_only=True, current=True)
-    names = [s.strip() for s in strategies.split(",")] if strategies else None
     with console.status("leave-one-dataset-out evaluation"):
         report = evaluate_strategies(store, kind=kind, strategies=names)
+    if not report["kinds"]:
+        raise InputError(
+            f"the knowledge base holds no {kind + ' ' if kind else ''}datasets with runs to evaluate the recommenders on"
+        )
     if json_out:
         _json(report)
         return
