@@ -177,3 +177,9 @@ def test_predict_checks_rows_against_the_training_schema() -> None:
         clf.predict(X.head(3).assign(num=["abc", 1.0, 2.0]))
     with pytest.warns(UserWarning, match="column colour: 1 category not seen in training"):
         assert len(clf.predict(X.head(3).assign(colour=["green", "red", "red"]))) == 3
+
+
+def test_repeated_feature_names_are_refused_by_name() -> None:
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(60, 2)), columns=["a", "a"])
+    with pytest.raises(InputError, match="X repeats column\\(s\\) 'a': give each column a name of its own"):
+        MetaLearnClassifier(**SMALL).fit(X, np.r_[np.zeros(30), np.ones(30)])  # it was narwhals' DuplicateError

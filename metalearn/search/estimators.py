@@ -167,6 +167,9 @@ class _SearchEstimator(BaseEstimator):
 
         if y is None:
             raise InputError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        if isinstance(X, pd.DataFrame) and X.columns.duplicated().any():  # (narwhals' DuplicateError otherwise)
+            repeated = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
+            raise InputError(f"X repeats column(s) {', '.join(map(repr, repeated))}: give each column a name of its own")
         validate_data(self, X, reset=True, skip_check_array=True)  # n_features_in_, feature_names_in_
         features = _features(X)
         y = y if isinstance(y, pd.Series | pd.DataFrame) else np.asarray(y)
