@@ -423,13 +423,13 @@ def run_search(
                 told_keys.add((cid, fidelity(r.budget)))
                 seen.update((r.config_id, cid, _effective_id(space, values)))
                 told.append((values, r))
-        stored, told = told, _first_trials(told, settings.trial_budget, keep_full=multi_fidelity)
-        n_unresumed = len(stored) - len(told)  # the budget is smaller than what earlier searches ran
+        earlier, told = told, _first_trials(told, settings.trial_budget, keep_full=multi_fidelity)
+        n_unresumed = len(earlier) - len(told)  # the budget is smaller than what earlier searches ran
         if n_unresumed:
             kept = {r.run_id for _, r in told}
             sign = 1.0 if metric.greater_is_better else -1.0
             top = max((sign * r.score for _, r in told if r.ok), default=-math.inf)
-            better = [sign * r.score for _, r in stored if r.run_id not in kept and r.ok and sign * r.score > top]
+            better = [sign * r.score for _, r in earlier if r.run_id not in kept and r.ok and sign * r.score > top]
             unresumed_best = sign * max(better) if better else None
         for values, r in told:
             finish_trial(values, r.config_id, "resumed", r, r.fit_seconds + r.predict_seconds, ())
