@@ -67,6 +67,12 @@ class TargetSpec:
     kind: str  # "binary" | "multiclass" | "regression"
     classes: tuple[Any, ...] | None = None
 
+    @functools.cached_property
+    def trained(self) -> dict[str | None, Any]:
+        """Each class as :func:`category_string` writes it -> the class (a label given as ``True`` or ``2.0``
+        finds the class ``'True'`` or ``2``); empty for a numeric target."""
+        return {category_string(c): c for c in self.classes or ()}
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "classes": list(self.classes) if self.classes is not None else None}
 
@@ -154,8 +160,7 @@ class Signature:
         for spec in self.targets:
             if spec.classes is None or spec.name not in out.columns:
                 continue
-            trained = {category_string(c): c for c in spec.classes}
-            out[spec.name] = [v if (c := category_string(v)) is None else trained.get(c, v) for v in out[spec.name]]
+            out[spec.name] = [v if (c := category_string(v)) is None else spec.trained.get(c, v) for v in out[spec.name]]
         return out
 
     def label_problem(self, target: str, value: Any) -> str | None:
@@ -171,7 +176,7 @@ class Signature:
             if number is None or not np.isfinite(number):
                 return f"the label of {target!r} must be a finite number, got {value!r}"
             return None
-        if spec.classes is not None and category_string(value) not in {category_string(c) for c in spec.classes}:
+        if spec.classes is not None and category_string(value) not in spec.trained:
             return (
                 f"{value!r} is not a class of {target!r} the model was trained on ({self._shown(list(map(str, spec.classes)))}); "
                 "to learn a new class, retrain on data that holds it"

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -627,7 +627,7 @@ class ModelRegistry:
             if not isinstance(item, Mapping) or not isinstance(item.get("prediction_id"), str):
                 raise InputError(f"feedback item {i} needs a string prediction_id (as /predict returned it)")
             ids.append(item["prediction_id"])
-        repeated = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
+        repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
         if repeated:
             raise InputError(
                 f"prediction id {repeated[0]!r} appears more than once in the feedback ({len(repeated)} such id(s)): "
