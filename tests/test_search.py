@@ -498,7 +498,8 @@ def test_timeouts_are_failed_runs_and_the_search_goes_on(tmp_path: Path) -> None
     kb = open_kb(":memory:")
     outcome = optimize(iris, kb, fast(n_trials=3, trial_time_limit=0.001), out_dir=tmp_path / "out")
     result = outcome.result
-    assert result.status == "done" and len(result.trials) == 3 and result.n_failed == 3
+    assert result.status == "failed" and len(result.trials) == 3 and result.n_failed == 3  # it read "done"
+    assert result.error == "no configuration succeeded in 3 trials (3 failed)"
     assert len({t.config_id for t in result.trials}) == 3  # SMAC went on proposing new configurations
     for t in result.trials:
         assert t.status == "timeout" and "time limit" in t.error and math.isnan(t.score)
@@ -508,7 +509,7 @@ def test_timeouts_are_failed_runs_and_the_search_goes_on(tmp_path: Path) -> None
     assert all(r.status == "timeout" and "TrialTimeoutError" in r.error and math.isnan(r.score) for r in runs)
     assert kb.stats()["runs_failed"] == 3
     rec = kb.get_search(result.search_id)
-    assert rec.status == "done" and rec.incumbent_config_id is None and rec.n_trials == 3
+    assert rec.status == "failed" and rec.error == result.error and rec.incumbent_config_id is None and rec.n_trials == 3
     # nothing to refit: no model, and the summary says why
     assert outcome.model is None
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())

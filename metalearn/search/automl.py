@@ -374,13 +374,7 @@ def _model_summary(
     reason = ""
     if model is None:
         if result.best_values is None:
-            full = " at full budget" if result.settings.get("multi_fidelity") else ""
-            reason = (
-                f"the time limit ended the search before a trial could run ({result.settings.get('time_limit'):g} s "
-                "for the whole job): give a larger --time-limit"
-                if not result.trials and result.stopped_by == "time_limit" else
-                f"no configuration succeeded{full} in {len(result.trials)} trials ({result.n_failed} failed)"
-            )  # fmt: skip
+            reason = result.error or "no configuration succeeded"
         elif not refit:
             reason = "not refit (refit=False)"
     return {

@@ -124,6 +124,7 @@ class SearchResult:
     recommendations: list[dict[str, Any]]
     seconds: float
     status: str = "done"
+    error: str = ""  # why the search failed (no trial succeeded: how many ran and failed, or the time limit)
     # what ended the search: "trials" (n_trials reached), "time_limit", "exhausted" (no new
     # configuration), "cancelled", "failed"
     stopped_by: str = "trials"
@@ -609,6 +610,14 @@ def run_search(
             candidate = _full_budget_candidate(space, trials, warm, metric.greater_is_better)
             if candidate is not None:
                 evaluate(candidate, "full-budget", 1.0, ())
+        if best.config_id is None:  # nothing came of it: recorded as failed, saying why (it read "done")
+            status, error = "failed", (
+                f"the time limit ended the search before a trial could run ({settings.time_limit:g} s for the whole "
+                "job): give a larger --time-limit"
+                if not trials and stopped_by == "time_limit" else
+                f"no configuration succeeded{' at full budget' if multi_fidelity else ''} in {len(trials)} trials "
+                f"({n_failed} failed)"
+            )  # fmt: skip
     except CancelledError as exc:
         status, error, stopped_by = "cancelled", str(exc), "cancelled"
     except KeyboardInterrupt:
@@ -653,6 +662,7 @@ def run_search(
         ],
         seconds=time.monotonic() - t_start,
         status=status,
+        error=error,
         stopped_by=stopped_by,
         best_refit_seconds=refit_seconds.get(best.config_id) if best.config_id is not None else None,
         n_skipped=n_skipped,

@@ -351,6 +351,8 @@ class SearchManager:
             status = outcome.result.status if outcome.result.status in FINISHED else "done"
             if status == "cancelled":
                 status, error = ("interrupted", SERVER_STOPPED) if job.stopping else (status, "cancelled by request")
+            elif status == "failed":  # no trial succeeded: nothing to register
+                error = outcome.result.error
             elif job.register is not None:
                 error = self._register(job, outcome, dataset)
         except MetaLearnError as exc:
