@@ -177,7 +177,7 @@ def test_report_plots_and_recompute(bench: dict) -> None:
         data = (out / "plots" / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     s = again
-    assert s["budgets"] == [1] and s["n_instances"] == 3 and s["trajectory_strategies"] == ["warm", "cold"]
+    assert s["budgets"] == [1, 4] and s["n_instances"] == 3 and s["trajectory_strategies"] == ["warm", "cold"]
     # regret of every cell recomputed by hand from the trials table
     frames = load_frames(out)
     trials = frames["trials"]

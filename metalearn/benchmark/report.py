@@ -127,7 +127,7 @@ def compute_summary(
     strategies = [str(s) for s in settings.get("strategies", sorted(cells["strategy"].unique()))]
     seeds = [int(s) for s in settings.get("seeds", sorted(cells["seed"].unique()))]
     n_trials = int(settings.get("n_trials", int(trials["number"].max()) if len(trials) else 1))
-    buds = [int(b) for b in budgets if b <= n_trials]
+    buds = sorted({int(b) for b in budgets if b <= n_trials} | {n_trials})  # the final budget always (3 trials: 1, 3)
     ds = datasets[datasets["status"] == "ok"]
     if keys is not None:
         ds = ds[ds["key"].isin(list(keys))]
