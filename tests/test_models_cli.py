@@ -330,7 +330,7 @@ def test_explain_says_how_much_each_feature_moved_the_prediction(capsys: pytest.
                              "--kb", kb_path)
     assert code == 0, err
     assert out.count("row 0: target = ") == 1 and out.count("row 1: target = ") == 1 and "row 2" not in out
-    assert "(mean on the training sample" in out and "(the other features)" in out
+    assert "(mean on the 16 background rows" in out and "(the other features)" in out
     code, out, err = run_cli(capsys, "models", "explain", "bc", reg / "rows.csv", "--json", "--permutations", "2",
                              "--kb", kb_path)
     assert code == 0, err
@@ -437,6 +437,8 @@ def test_from_search_to_production_and_back(
 
     # promote the retrained version, then roll back: predictions come from version 1 again
     assert "heart: live -> version 2 (was version 1)" in cli("models", "promote", "heart", "2")
+    # again: nothing changes, and no undo hint (a rollback would have gone back to version 1)
+    assert "heart: live is already version 2; nothing changed" in cli("models", "promote", "heart", "2")
     fourth, text = predict("p4.csv")
     assert set(fourth["model_version"]) == {2} and "heart version 2 (live)" in text
     assert "heart: live -> version 1 (rolled back from version 2)" in cli("models", "rollback", "heart")

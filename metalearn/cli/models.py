@@ -218,6 +218,10 @@ def models_promote(
         _json(result)
         return
     before = result["previous_version"]
+    if before == version:  # no change, no event: a rollback now would go further back
+        _say(f"{name}: {alias} is already version {version}; nothing changed")
+        _say_mlflow(result)
+        return
     _say(f"{name}: {alias} -> version {version}" + (f" (was version {before})" if before is not None else "")
          + (f"; undo with `metalearn models rollback {name}" + (f" --alias {alias}`" if alias != "live" else "`")
             if before is not None else ""))
@@ -523,7 +527,8 @@ def models_explain(
         for target, outputs in row.items():
             label, block = _explained_output(outputs)
             what = f"{target}" if label == "value" else f"{target} = {label}: probability"
-            _say(f"row {i}: {what} {_fmt(block['prediction'])} (mean on the training sample {_fmt(block['base'])})")
+            _say(f"row {i}: {what} {_fmt(block['prediction'])} (mean on the {result['background_rows']} background "
+                 f"rows {_fmt(block['base'])})")
             for c in block["contributions"]:
                 _say(f"  {c['value']:+.4g}  {c['feature']}")
             if block["others"]:
