@@ -241,6 +241,8 @@ BAD: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("compress-bad-method", ["models", "compress", "bc", "--method", "zip"], ("zip",)),
     ("retrain-unknown", ["models", "retrain", "nope", "--data", "{d}/bc.csv"], ("'nope'",)),
     ("retrain-no-data", ["models", "retrain", "bc"], ("--data FILE", "--feedback")),
+    ("compress-other-target", ["models", "compress", "bc", "--data", "{d}/bc.csv", "-t", "mean area"],
+     ("predicts ['target'] but the validation data's target(s) are ['mean area']",)),
     ("retrain-other-target", ["models", "retrain", "bc", "--data", "{d}/bc.csv", "-t", "mean area"],
      ("predicts ['target'] but the new data's target(s) are ['mean area']",)),
     ("register-other-target", ["optimize", "{d}/bc.csv", "-t", "mean area", "--trials", "1", "--register", "bc"],

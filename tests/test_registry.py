@@ -310,6 +310,13 @@ def test_retrain_starts_from_the_version_and_is_not_promoted(registry: ModelRegi
     with pytest.raises(SchemaError, match="missing column"):
         retrain(registry, "bc", Dataset("x", new_data.X.iloc[:, 1:], new_data.y, new_data.task,
                                         new_data.categorical[1:], "test"), SearchSettings(n_trials=1))
+    # other classes: refused before the search (a 0/1 model retrained on 0.0 / 3.7 labels was registered)
+    frame = pd.concat([new_data.X, new_data.y], axis=1)
+    frame["target"] = np.where(frame["target"].astype(str) == "malignant", "bad", "benign")
+    other = prepare_frame(frame, ["target"], name="bc-other")
+    with pytest.raises(InputError, match="predicts the classes 'benign', 'malignant' of 'target', the new data holds "
+                                         "'bad', 'benign': a version keeps its model's classes"):
+        retrain(registry, "bc", other, SearchSettings(n_trials=1))
     assert len(registry.store.list_versions("bc")) == 2
 
 

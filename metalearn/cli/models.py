@@ -315,6 +315,7 @@ def models_compress(
     compressed (default: the live one, else the latest): size, single-row p50/p99 latency, rows/s on a
     10,000-row batch, validation score."""
     from metalearn.registry.registry import check_name
+    from metalearn.registry.retrain import check_retrain_targets
     from metalearn.registry.variants import compress
 
     check_name(name)
@@ -323,7 +324,10 @@ def models_compress(
     with _registry(kb) as reg:
         validation = None
         if data is not None:
-            task = reg.task(reg.working_version(name, version))
+            base = reg.working_version(name, version)
+            task = reg.task(base)
+            if target:  # before the data is read as the model's kind, which another target may not have
+                check_retrain_targets(reg, base, list(target), "the validation data")
             validation = _load(data, list(target) if target else list(task.targets), str(task.kind), None)
         result = compress(reg, name, version, methods=methods, validation=validation,
                           on_status=None if json_out else lambda text: _note(f"{name}: {text}"))

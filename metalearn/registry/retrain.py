@@ -15,7 +15,9 @@ import pandas as pd
 from metalearn.data.dataset import Dataset
 from metalearn.data.datetimes import restore_dates
 from metalearn.data.errors import InputError
+from metalearn.data.task import TaskKind
 from metalearn.kb.model_store import ModelVersionRecord
+from metalearn.pipelines.signature import Signature
 from metalearn.registry.monitor import FEEDBACK_ROWS, labelled_log
 from metalearn.registry.registry import ModelRegistry
 from metalearn.search.settings import SearchSettings
@@ -46,12 +48,15 @@ def prior_configurations(registry: ModelRegistry, record: ModelVersionRecord) ->
             for i, cid in enumerate(c for c in ids if c in configs)]
 
 
-def check_retrain_targets(registry: ModelRegistry, record: ModelVersionRecord, targets: Sequence[str]) -> None:
-    """Retraining keeps the version's targets: ``targets`` given for the new data must be those."""
+def check_retrain_targets(
+    registry: ModelRegistry, record: ModelVersionRecord, targets: Sequence[str], what: str = "the new data"
+) -> None:
+    """Retraining (or a compression measured on ``what``) keeps the version's targets: ``targets`` given for the
+    data must be those."""
     task = registry.task(record)
     if list(targets) != list(task.targets):
         raise InputError(
-            f"model {record.name!r} predicts {list(task.targets)} but the new data's target(s) are "
+            f"model {record.name!r} predicts {list(task.targets)} but {what}'s target(s) are "
             f"{list(targets)}: pass --target {','.join(task.targets)} (a model of other targets is a new model: "
             "search it with optimize --register ANOTHER_NAME)"
         )
@@ -67,6 +72,17 @@ def check_retrain_data(registry: ModelRegistry, record: ModelVersionRecord, data
             f"model {record.name!r} is a {task.kind} model but the new data was read as {dataset.task.kind}: "
             f"pass --kind {task.kind}"
         )
+    # the classes too: a client reads one probability column per class (version 7 of a 0/1 model answered 0.0 / 3.7)
+    # (of a binary or multiclass model: a multi-label label may be constant in new rows, as in training)
+    new = Signature.of(dataset) if task.kind in (TaskKind.BINARY, TaskKind.MULTICLASS) else signature
+    for had, got in zip(signature.targets, new.targets, strict=True):
+        if had.classes is not None and set(had.trained) != set(got.trained):
+            raise InputError(
+                f"model {record.name!r} predicts the classes {', '.join(map(repr, had.classes))} of {had.name!r}, "
+                f"the new data holds {', '.join(map(repr, got.classes or ()))}: a version keeps its model's classes "
+                "(clients read one probability per class); give data with rows of every class and no other, or "
+                "search a model of these classes under another name (optimize --register NAME)"
+            )
     # as the columns were given: a date column may keep other calendar parts on the new data
     signature.validate(restore_dates(dataset.X, dataset.dates), what="the new data")
 
