@@ -357,6 +357,17 @@ def test_compress_says_why_a_variant_is_not_made(capsys: pytest.CaptureFixture[s
     assert registry_state(kb_path) == before
 
 
+def test_a_variant_shows_its_parents_cv_score_as_its_parents(capsys: pytest.CaptureFixture[str], reg: Path) -> None:
+    """An ONNX variant is not cross-validated: `models show` gave its parent's CV score as its own."""
+    kb_path = reg / "kb.duckdb"
+    code, out, err = run_cli(capsys, "models", "compress", "bc", "--method", "onnx", "--kb", kb_path)
+    assert code == 0 and "registered" in out, out + err
+    code, out, err = run_cli(capsys, "models", "show", "bc", "--kb", kb_path)
+    variant = next(line for line in out.splitlines() if ": onnx, created" in line)
+    original = next(line for line in out.splitlines() if ": search, created" in line)
+    assert "(version 1's: not cross-validated itself)" in variant and "not cross-validated" not in original
+
+
 def test_every_models_command_and_predict_take_kb() -> None:
     import typer.main
 

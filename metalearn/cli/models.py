@@ -152,6 +152,9 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
 
     Each version: variant, created, CV score, refit metric, artifact size, parent; the history: register,
     promote, rollback, delete and flag events."""
+    from metalearn.registry.variants import METHODS
+
+    compressed = set(METHODS.values())  # variants that carry their parent's CV score
     with _registry(kb, read_only=True) as reg:
         doc = reg.show(name)
     if json_out:
@@ -185,7 +188,9 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
         held = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
         flagged = f"; flagged {', '.join(v['flags'])}" if v["flags"] else ""
         _say(f"  version {v['version']}{held}{' (deleted)' if v['deleted'] else ''}: {v['variant']}, "
-             f"created {_when(v['created_at'])}, cv {metric} {_fmt(v.get('cv_score'))}, refit {metric} {_fmt(refit)}, "
+             f"created {_when(v['created_at'])}, cv {metric} {_fmt(v.get('cv_score'))}"
+             + (f" (version {v.get('parent_version')}'s: not cross-validated itself)" if v["variant"] in compressed else "")
+             + f", refit {metric} {_fmt(refit)}, "
              f"artifact {_size(artifact.get('bytes'))} {artifact.get('format', '')}, "
              f"parent {_fmt(v.get('parent_version'))}, {what or '-'}{flagged}")
     _say("history:")
