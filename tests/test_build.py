@@ -102,13 +102,15 @@ class Interrupt:
         self.after = after
         self.phases: dict[str, int] = {}
         self.advances: dict[str, int] = {}
+        self.earlier: dict[str, int] = {}
         self.current: str | None = None
         self.closed = False
 
-    def phase(self, name: str, total: int) -> None:
+    def phase(self, name: str, total: int, done: int = 0) -> None:
         self.current = name
         self.phases[name] = total
-        self.advances[name] = 0
+        self.advances[name] = done  # finished earlier: the phase starts there
+        self.earlier[name] = done
 
     def advance(self, **fields: Any) -> None:
         assert self.current is not None, "advance before phase"
@@ -447,6 +449,8 @@ def test_interrupted_build_resumes_to_exactly_the_uninterrupted_runs(
             build_kb(kb, sources, SETTINGS, progress=prog)
         monkeypatch.setattr(build_mod, "evaluate_config", real_evaluate)
         assert prog.closed and prog.advances["exploration"] == 1
+        # the two datasets registered before are said done earlier, not "to do" (as the build printed)
+        assert prog.earlier["meta-features"] == 2 and prog.advances["meta-features"] == len(DATASETS)
         assert {d.name for d in kb.list_datasets()} == set(DATASETS)
         got = _runs(kb)
         first = sorted(kb.list_datasets(), key=lambda d: (d.kind, d.name))[0]

@@ -247,7 +247,6 @@ def build_kb(
     prog = progress or NullProgress()
     try:
         # 1. register: datasets + meta-features (skip those already there)
-        prog.phase("meta-features", len(sources))
         registered: dict[str, tuple[DatasetSource, str, str]] = {}  # dataset_id -> (source, kind, name)
         todo = []
         for src in sources:
@@ -255,9 +254,10 @@ def build_kb(
             rec = next((d for d in found if _has_mf(kb, d.dataset_id, EXTRACTOR_VERSION)), None)
             if rec is not None:
                 registered[rec.dataset_id] = (src, rec.kind, rec.name)
-                prog.advance()
             else:
                 todo.append(src)
+        # a resumed build says what it already has ("2 to do" of two stored datasets before)
+        prog.phase("meta-features", len(sources), done=len(sources) - len(todo))
         for (src, _), res in ex.map_unordered(_metafeature_task, [(s, settings.seed) for s in todo]):
             if isinstance(res, Exception):
                 report.skipped.append((src.spec, f"{type(res).__name__}: {res}"))
