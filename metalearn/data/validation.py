@@ -125,14 +125,15 @@ MOSTLY_NUMBERS = 0.8
 def numbers_as_categories(name: str, s: pd.Series) -> str | None:
     """A note when text column ``s``, used as categories, holds numbers nearly everywhere: a few text values
     (``"n/a?"``) among them, or decimal commas (``"1,5"``); None otherwise."""
-    values = pd.Series(pd.unique(s[s.notna()].map(_decode).astype(str).str.strip()))
+    text = s[s.notna()].map(_decode).astype(str).str.strip()
+    values = pd.Series(pd.unique(text))
     values = values[values != ""]
     if len(values) < 3:
         return None
     dotted = pd.to_numeric(values, errors="coerce")
     if dotted.notna().mean() >= MOSTLY_NUMBERS:
         bad = values[dotted.isna()]
-        n_rows = int(s.map(_decode).astype(str).str.strip().isin(set(bad)).sum())
+        n_rows = int(text.isin(set(bad)).sum())
         return (
             f"column {name!r}: {n_rows} of {len(s)} values are not numbers (e.g. {_names(list(bad), 3)}), so it is "
             "used as categories; write them as numbers, or leave them empty (missing), to use it as numbers"

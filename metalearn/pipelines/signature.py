@@ -230,7 +230,6 @@ class Signature:
                     if bad:
                         mistyped.append(f"{name} (numbers expected, got {bad[0]!r})")
                     out[name] = col.to_numpy()
-        if numeric:
             block_or_columns = float_block if float_block is not None else np.column_stack([out[n] for n in numeric])
             too_large = out_of_range(block_or_columns)
             for j in np.flatnonzero(too_large.any(axis=0))[:5]:

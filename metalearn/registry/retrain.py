@@ -72,13 +72,13 @@ def check_retrain_data(registry: ModelRegistry, record: ModelVersionRecord, data
             f"model {record.name!r} is a {task.kind} model but the new data was read as {dataset.task.kind}: "
             f"pass --kind {task.kind}"
         )
-    # the classes too: a client reads one probability column per class (version 7 of a 0/1 model answered 0.0 / 3.7)
-    # (of a binary or multiclass model: a multi-label label may be constant in new rows, as in training)
-    new = Signature.of(dataset) if task.kind in (TaskKind.BINARY, TaskKind.MULTICLASS) else signature
-    for had, got in zip(signature.targets, new.targets, strict=True):
-        if had.classes is not None and set(had.trained) != set(got.trained):
+    # the classes too: a client reads one probability column per class (version 7 of a 0/1 model answered 0.0 / 3.7);
+    # of a binary or multiclass model only: a multi-label label may be constant in new rows, as in training
+    if task.kind in (TaskKind.BINARY, TaskKind.MULTICLASS):
+        had, got = signature.targets[0], Signature.of(dataset).targets[0]
+        if set(had.trained) != set(got.trained):
             raise InputError(
-                f"model {record.name!r} predicts the classes {', '.join(map(repr, had.classes))} of {had.name!r}, "
+                f"model {record.name!r} predicts the classes {', '.join(map(repr, had.classes or ()))} of {had.name!r}, "
                 f"the new data holds {', '.join(map(repr, got.classes or ()))}: a version keeps its model's classes "
                 "(clients read one probability per class); give data with rows of every class and no other, or "
                 "search a model of these classes under another name (optimize --register NAME)"

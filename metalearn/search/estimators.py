@@ -272,11 +272,10 @@ class _SearchEstimator(BaseEstimator):
                              "pass the same targets as in fit")
         if len(Y) != n_rows:
             raise InputError(f"X has {n_rows} rows but y has {len(Y)}; pass one target row per sample")
-        for i, back in enumerate(getattr(self, "labels_given_", None) or []):
-            if back is not None:  # the labels as given in fit -> the classes the model predicts
-                to_model = {category_string(given): c for c, given in back.items()}
-                column = Y.columns[i]
-                Y[column] = pd.Series([to_model.get(category_string(v), v) for v in Y[column]], dtype=object)
+        signature = getattr(self, "signature_", None)
+        if signature is not None:  # the labels as given in fit -> the classes the model predicts (by position)
+            Y.columns = [t.name for t in signature.targets]
+            Y = signature.labels_as_trained(Y)
         return Y
 
     def feature_importance(
