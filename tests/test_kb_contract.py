@@ -219,7 +219,7 @@ def test_a_failed_run_is_replaced_on_request_a_successful_one_never(kb: Knowledg
 
 
 def test_metafeatures_and_searches_are_upserts(kb: KnowledgeBase) -> None:
-    ds, _ = seed(kb)
+    ds, cs = seed(kb)
     kb.put_metafeatures(MetaFeatureRecord(ds[0].dataset_id, "v1", {"a": 1.0, "b": 2.0}, 0.5, T0))
     newer = MetaFeatureRecord(ds[0].dataset_id, "v1", {"c": 3.0, "a": -1.0}, 0.25, T0 + timedelta(1))
     kb.put_metafeatures(newer)
@@ -239,7 +239,7 @@ def test_metafeatures_and_searches_are_upserts(kb: KnowledgeBase) -> None:
         ds[0].dataset_id,
         "done",
         {"budget": 60, "seeds": [1, 2]},
-        "cfg",
+        cs[0].config_id,
         0.9,
         42,
         "",
@@ -282,8 +282,15 @@ def test_integrity_violations_write_nothing(kb: KnowledgeBase) -> None:
         kb.add_run(run(ds[0], ghost_config))
     with pytest.raises(NotFoundError):
         kb.put_metafeatures(MetaFeatureRecord(ghost_dataset.dataset_id, "v1", {"a": 1.0}))
+    with pytest.raises(NotFoundError, match=r"search s1 name dataset\(s\) ds0099.*put_dataset"):
+        kb.put_search(SearchRecord("s1", ghost_dataset.dataset_id, "running"))
+    with pytest.raises(NotFoundError, match=r"search s1 name configuration\(s\) .*put_configuration"):
+        kb.put_search(SearchRecord("s1", ds[0].dataset_id, "done", incumbent_config_id=ghost_config.config_id))
     stats = kb.stats()
-    assert (stats["runs"], stats["metafeature_vectors"]) == (0, 0)
+    assert (stats["runs"], stats["metafeature_vectors"], stats["searches"]) == (0, 0, 0)
+    kb.put_search(SearchRecord("s1", ds[0].dataset_id, "done", incumbent_config_id=cs[0].config_id))
+    kb.put_search(SearchRecord("s2", ds[0].dataset_id, "failed", incumbent_config_id=None))  # no incumbent
+    assert [s.search_id for s in kb.list_searches()] == ["s1", "s2"]
 
 
 def test_add_runs_batch_with_one_bad_record_writes_nothing(kb: KnowledgeBase) -> None:
@@ -314,7 +321,18 @@ def test_bad_records_are_rejected_with_input_errors(kb: KnowledgeBase) -> None:
         kb.list_runs(offset=-2)
     with pytest.raises(InputError, match="name or an openml_id"):
         kb.find_datasets()
+    with pytest.raises(InputError, match="field n_rows must be at least 1, got -5"):
+        kb.put_dataset(dataset(4, n_rows=-5))
+    with pytest.raises(InputError, match="field n_targets must be at least 1"):
+        kb.put_dataset(dataset(5, n_targets=0))
     assert kb.stats()["datasets"] == 0
+    ds, cs = seed(kb)
+    with pytest.raises(InputError, match="field fit_seconds must be at least 0"):
+        kb.add_run(run(ds[0], cs[0], fit_seconds=-1.0))
+    with pytest.raises(InputError, match="field n_trials must be at least 0"):
+        kb.put_search(SearchRecord("s", ds[0].dataset_id, "running", n_trials=-3))
+    kb.add_run(run(ds[0], cs[0], status="crash", score=math.nan, cost=math.nan))  # NaN is not below a minimum
+    assert (kb.stats()["runs"], kb.stats()["searches"]) == (1, 0)
 
 
 def test_records_are_stored_in_their_plain_form_on_every_backend(kb: KnowledgeBase) -> None:

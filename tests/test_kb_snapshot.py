@@ -215,6 +215,24 @@ def _bad_status(path: Path) -> None:
     pq.write_table(tbl.set_column(tbl.schema.get_field_index("status"), "status", pa.array(statuses)), path)
 
 
+def _set_first(column: str, value: object) -> Callable[[Path], None]:
+    """A damage that sets ``column`` of the file's first row to ``value`` (keeping the column's type)."""
+
+    def damage(path: Path) -> None:
+        tbl = pq.read_table(path)
+        values = tbl.column(column).to_pylist()
+        values[0] = value
+        field = tbl.schema.field(column)
+        pq.write_table(tbl.set_column(tbl.schema.get_field_index(column), field, pa.array(values, field.type)), path)
+
+    damage.__name__ = f"{path_stem(column)}_{value}"
+    return damage
+
+
+def path_stem(column: str) -> str:
+    return column.replace("_id", "")
+
+
 def _wrong_type(path: Path) -> None:
     tbl = pq.read_table(path)
     pq.write_table(
@@ -248,6 +266,10 @@ CORRUPTIONS: list[tuple[str, Callable[[Path], None], type[Exception], str]] = [
     ("runs.parquet", Path.unlink, DataFileNotFoundError, "lacks runs.parquet"),
     ("runs.parquet", _drop_a_dataset, FileFormatError, "cannot be imported"),
     ("searches.parquet", _bad_status, FileFormatError, "search status"),
+    ("searches.parquet", _set_first("dataset_id", "ghost"), FileFormatError, r"its search search-a name dataset\(s\) ghost that neither the snapshot nor.*export the snapshot again"),
+    ("searches.parquet", _set_first("incumbent_config_id", "ghost"), FileFormatError, r"configuration\(s\) ghost"),
+    ("searches.parquet", _set_first("n_trials", -6), FileFormatError, "n_trials must be at least 0"),
+    ("datasets.parquet", _set_first("n_rows", -40), FileFormatError, "n_rows must be at least 1, got -40"),
     ("runs.parquet", _wrong_type, FileFormatError, "score"),
     ("runs.parquet", _drop_column, FileFormatError, "lacks column"),
     ("snapshot.json", _newer_version, SchemaVersionError, "upgrade metalearn"),

@@ -65,6 +65,17 @@ class NotFoundError(MetaLearnError, LookupError):
     """A record (dataset, configuration, run, search) does not exist in the knowledge base."""
 
 
+class MissingReferenceError(NotFoundError):
+    """Records name records of another table (``noun``: dataset, configuration) that are not stored."""
+
+    def __init__(self, what: str, noun: str, keys: list[str]) -> None:
+        self.what, self.noun, self.keys = what, noun, keys
+        super().__init__(
+            f"{what} name {noun}(s) {', '.join(keys)} not stored in the knowledge base: "
+            f"put_{noun} them first; nothing was written"
+        )
+
+
 class ConflictError(MetaLearnError, ValueError):
     """A write would replace something immutable (an existing model version) or contradict the stored
     state (promoting a deleted version)."""

@@ -146,13 +146,6 @@ _RUNS_FRAME_SELECT = ", ".join(
 )
 
 
-def _what(table: str, records: Sequence[Any]) -> str:
-    """How messages name a batch of records of ``table`` (runs or meta-features)."""
-    if table == "metafeatures":
-        return f"meta-features of {len(records)} dataset(s)"
-    return "runs" if len(records) > 1 else f"run {records[0].run_id}"
-
-
 #: The long table of meta-feature values (one row per feature), as ``MetaFeatureRecord.values`` declares.
 _VALUES = next(c.how.rows_table for c in schema.COLUMNS["metafeatures"] if c.how.rows_table)
 
@@ -438,23 +431,17 @@ class DuckDBKnowledgeBase(KnowledgeBase):
             with self._registered(cur, _BATCH, schema.records_to_arrow(table, records)):
                 yield _Source(_BATCH, [], cur)
 
-    def _check_refs(self, src: _Source, what: str, refs: Sequence[tuple[str, str]]) -> None:
+    def _check_refs(self, src: _Source, table: str, refs: Sequence[tuple[str, str]]) -> None:
+        """Raise unless every record a field of the batch names (``schema.REFS``) is stored."""
+        key = schema.KEYS[table][0]
         sql = " UNION ALL ".join(
-            f"(SELECT DISTINCT '{table}', b.{column} FROM {{src}} b ANTI JOIN {table} t ON t.{column} = b.{column} "
-            "ORDER BY 2 LIMIT 3)"
-            for column, table in refs
+            f"(SELECT '{ref}', list_sort(list(DISTINCT b.{column}))[1:3], count(*), min(b.{key}) FROM {{src}} b "
+            f"ANTI JOIN {ref} t ON t.{schema.KEYS[ref][0]} = b.{column} WHERE b.{column} IS NOT NULL)"
+            for column, ref in refs
         )
-        missing: dict[str, list[str]] = {}
-        for table, key in src.rows(sql):
-            missing.setdefault(str(table), []).append(str(key))
-        for _, table in refs:
-            if table in missing:
-                noun = "dataset" if table == "datasets" else "configuration"
-                put = "put_dataset" if table == "datasets" else "put_configuration"
-                raise NotFoundError(
-                    f"{what} name {noun}(s) {', '.join(missing[table])} not stored in the knowledge base: "
-                    f"{put} them first; nothing was written"
-                )
+        for ref, keys, n, first in src.rows(sql):
+            if n:
+                raise schema.missing_refs_error(schema.batch_what(table, int(n), str(first)), ref, keys)
 
     # -- writers (inside a transaction) ----------------------------------------------------------
     def _insert(
@@ -463,10 +450,10 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         """Insert normalised records (their references checked first); returns how many were inserted."""
         if not records:
             return 0
-        refs = [(c.name, c.how.ref) for c in schema.COLUMNS[table] if c.how.ref]
+        refs = schema.REFS[table]
         with self._source(cur, table, records) as src:
             if refs:
-                self._check_refs(src, _what(table, records), refs)
+                self._check_refs(src, table, refs)
             return src.count(_insert_sql(table, upsert))
 
     def _insert_metafeatures(

@@ -144,18 +144,20 @@ class InMemoryKnowledgeBase(KnowledgeBase):
         return sorted(items, key=lambda d: (d.created_at, d.dataset_id))
 
     # -- meta-features ---------------------------------------------------------------------------
-    def _need_datasets(self, what: str, ids: Iterable[str]) -> None:
-        missing = sorted({i for i in ids if i not in self._datasets})
-        if missing:
-            raise NotFoundError(
-                f"{what} name dataset(s) {', '.join(missing[:3])} not stored in the knowledge base: "
-                "put_dataset them first; nothing was written"
-            )
+    def _need_refs(self, table: str, records: Sequence[Any]) -> None:
+        """Raise unless every record a field of ``records`` names (``schema.REFS``) is stored."""
+        stores: dict[str, dict[str, Any]] = {"datasets": self._datasets, "configurations": self._configurations}
+        key = schema.KEYS[table][0]
+        for column, ref in schema.REFS[table]:
+            bad = [r for r in records if (k := getattr(r, column)) is not None and k not in stores[ref]]
+            if bad:
+                what = schema.batch_what(table, len(bad), min(getattr(r, key) for r in bad))
+                raise schema.missing_refs_error(what, ref, list({getattr(r, column) for r in bad}))
 
     def put_metafeatures(self, record: MetaFeatureRecord) -> None:
         rec = schema.normalise("metafeatures", record)
         with self._lock:
-            self._need_datasets("meta-features of 1 dataset(s)", [rec.dataset_id])
+            self._need_refs("metafeatures", [rec])
             self._set(self._metafeatures, (rec.dataset_id, rec.version), rec)
 
     def get_metafeatures(self, dataset_id: str, version: str) -> MetaFeatureRecord:
@@ -205,14 +207,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
 
     # -- runs ------------------------------------------------------------------------------------
     def _insert_runs(self, records: Sequence[RunRecord], replace_failed: bool = False) -> int:
-        what = "runs" if len(records) > 1 else f"run {records[0].run_id}" if records else "runs"
-        self._need_datasets(what, (r.dataset_id for r in records))
-        missing = sorted({r.config_id for r in records if r.config_id not in self._configurations})
-        if missing:
-            raise NotFoundError(
-                f"{what} name configuration(s) {', '.join(missing[:3])} not stored in the knowledge base: "
-                "put_configuration them first; nothing was written"
-            )
+        self._need_refs("runs", records)
         new = 0
         for r in records:
             stored = self._runs.get(r.run_id)
@@ -280,6 +275,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
     def put_search(self, record: SearchRecord) -> None:
         rec = schema.normalise("searches", record)
         with self._lock:
+            self._need_refs("searches", [rec])
             self._set(self._searches, rec.search_id, rec)
 
     def get_search(self, search_id: str) -> SearchRecord:
@@ -324,10 +320,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
         with self._lock:
             if table == "runs":
                 return self._insert_runs(records)
-            if table == "metafeatures":
-                self._need_datasets(
-                    f"meta-features of {len(records)} dataset(s)", (r.dataset_id for r in records)
-                )
+            self._need_refs(table, records)
             new = 0
             for r in records:
                 k: Any = schema.record_key(table, r)

@@ -33,7 +33,8 @@ class Stored:
     """
 
     key: bool = False  #: part of the table's primary key (so a non-empty string)
-    ref: str = ""  #: names a record of this KB table, which must be stored first (a non-empty string)
+    ref: str = ""  #: names a record of this KB table, which must be stored first (a non-empty string, or None)
+    minimum: float | None = None  #: the smallest value a number may have (NaN and None pass)
     int32: bool = False  #: INTEGER / int32 rather than BIGINT / int64
     choices: tuple[str, ...] = ()  #: the values allowed (stored as plain str)
     #: a ``dict[str, Any]`` stored as JSON text (column ``<name>_json`` in DuckDB, ``<name>`` in a snapshot):
@@ -92,10 +93,10 @@ class DatasetRecord:
     dataset_id: str = field(metadata=stored(key=True))
     name: str
     kind: str = field(metadata=stored(choices=TASK_KINDS))
-    n_rows: int
-    n_features: int = field(metadata=stored(int32=True))
-    n_categorical: int = field(default=0, metadata=stored(int32=True))
-    n_targets: int = field(default=1, metadata=stored(int32=True))
+    n_rows: int = field(metadata=stored(minimum=1))
+    n_features: int = field(metadata=stored(int32=True, minimum=0))
+    n_categorical: int = field(default=0, metadata=stored(int32=True, minimum=0))
+    n_targets: int = field(default=1, metadata=stored(int32=True, minimum=1))
     targets: tuple[str, ...] = ()
     target_kinds: tuple[str, ...] = ()
     origin: str = ""
@@ -113,7 +114,7 @@ class MetaFeatureRecord:
     dataset_id: str = field(metadata=stored(key=True, ref="datasets"))
     version: str = field(metadata=stored(key=True))
     values: dict[str, float] = field(metadata=stored(pairs=("names", "values"), rows_table="metafeature_values"))
-    extraction_seconds: float = 0.0
+    extraction_seconds: float = field(default=0.0, metadata=stored(minimum=0))
     created_at: datetime = field(default_factory=utcnow)
 
 
@@ -156,13 +157,15 @@ class RunRecord:
     score: float
     cost: float
     metrics: dict[str, float] = field(default_factory=dict, metadata=stored(pairs=("metric_names", "metric_values")))
-    fit_seconds: float = 0.0
-    predict_seconds: float = 0.0
+    fit_seconds: float = field(default=0.0, metadata=stored(minimum=0))
+    predict_seconds: float = field(default=0.0, metadata=stored(minimum=0))
     error: str = ""
     source: str = ""  # "build", "search", "import:openml", ...
     search_id: str | None = None
-    budget: float | None = None  # fidelity (fraction of data) for multi-fidelity runs; None = full
-    n_rows_used: int | None = None  # rows actually used when the dataset was subsampled
+    #: fidelity (fraction of data) for multi-fidelity runs; None = full
+    budget: float | None = field(default=None, metadata=stored(minimum=0))
+    #: rows actually used when the dataset was subsampled
+    n_rows_used: int | None = field(default=None, metadata=stored(minimum=1))
     created_at: datetime = field(default_factory=utcnow)
 
     def __post_init__(self) -> None:
@@ -188,12 +191,12 @@ class SearchRecord:
     """
 
     search_id: str = field(metadata=stored(key=True))
-    dataset_id: str
+    dataset_id: str = field(metadata=stored(ref="datasets"))
     status: str
     settings: dict[str, Any] = field(default_factory=dict, metadata=stored(json="lenient"))
-    incumbent_config_id: str | None = None
+    incumbent_config_id: str | None = field(default=None, metadata=stored(ref="configurations"))
     incumbent_score: float | None = None
-    n_trials: int = 0
+    n_trials: int = field(default=0, metadata=stored(minimum=0))
     error: str = ""
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)

@@ -27,7 +27,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from metalearn.data.errors import FileFormatError, InputError, KnowledgeBaseError, SchemaVersionError
+from metalearn.data.errors import (
+    FileFormatError,
+    InputError,
+    KnowledgeBaseError,
+    MissingReferenceError,
+    SchemaVersionError,
+)
 from metalearn.kb.records import (
     ConfigurationRecord,
     DatasetRecord,
@@ -416,6 +422,26 @@ KEYS: dict[str, tuple[str, ...]] = {
     table: tuple(c.name for c in cols if c.how.key) for table, cols in COLUMNS.items()
 }
 
+#: The fields of each table that name a record of another table: (field, that table), which is stored first.
+REFS: dict[str, tuple[tuple[str, str], ...]] = {
+    table: tuple((c.name, c.how.ref) for c in cols if c.how.ref) for table, cols in COLUMNS.items()
+}
+
+
+def batch_what(table: str, n: int, key: str) -> str:
+    """How messages name ``n`` records of ``table``: one by its key (``key``: the first one's), several by
+    their number."""
+    if table == "metafeatures":
+        return f"meta-features of {n} dataset(s)"
+    if n == 1:
+        return f"{_NOUNS[table]} {key}"
+    return f"{n} {'searches' if table == 'searches' else _NOUNS[table] + 's'}"
+
+
+def missing_refs_error(what: str, table: str, keys: Sequence[str]) -> MissingReferenceError:
+    """The error for records (``what``) naming records of ``table`` that are not stored (``keys``)."""
+    return MissingReferenceError(what, _NOUNS[table], sorted(keys)[:3])
+
 
 def sql_columns(table: str) -> list[tuple[str, str, bool]]:
     """(name, DuckDB type, nullable) of each column of the DuckDB table of ``table``'s records, in order."""
@@ -539,10 +565,11 @@ def _normal_value(what: str, c: Column, v: Any) -> Any:
         if c.how.choices and s not in c.how.choices:
             raise _bad(what, c.name, s, f"one of {sorted(c.how.choices)}")
         return s
-    if c.kind == "int":
-        return _int(what, c.name, v)
-    if c.kind == "float":
-        return _float(what, c.name, v)
+    if c.kind in ("int", "float"):
+        number: float = _int(what, c.name, v) if c.kind == "int" else _float(what, c.name, v)
+        if c.how.minimum is not None and number < c.how.minimum:  # NaN compares false: it passes
+            raise _bad(what, c.name, number, f"at least {c.how.minimum:g}")
+        return number
     if c.kind == "datetime":
         return _ts(what, c.name, v)
     if c.kind == "strs":

@@ -23,6 +23,7 @@ from metalearn.data.errors import (
     FileFormatError,
     KnowledgeBaseError,
     MetaLearnError,
+    MissingReferenceError,
     SchemaVersionError,
 )
 from metalearn.kb import schema
@@ -179,9 +180,13 @@ def import_snapshot(kb: KnowledgeBase, directory: str | Path) -> dict[str, int]:
                 inserted[table] = kb.load_table(table, schema.arrow_to_frame(tables[table]))
             except KnowledgeBaseError:
                 raise
-            except (
-                MetaLearnError
-            ) as err:  # invalid records, or runs naming a dataset neither stored nor in the snapshot
+            except MissingReferenceError as err:
+                raise FileFormatError(
+                    f"snapshot file {src / (table + '.parquet')} cannot be imported: its {err.what} name "
+                    f"{err.noun}(s) {', '.join(err.keys)} that neither the snapshot nor the knowledge base holds: "
+                    "export the snapshot again from the knowledge base that has them; nothing was written"
+                ) from err
+            except MetaLearnError as err:  # invalid records
                 raise FileFormatError(
                     f"snapshot file {src / (table + '.parquet')} cannot be imported: {err}"
                 ) from err
