@@ -153,6 +153,9 @@ def test_a_registered_search_leaderboard_shows_the_models_weights(client: TestCl
     assert [r["weight"] for r in single["rows"] if r["weight"]] == [1.0]
     best = single["rows"][0]
     assert best["weight"] == 1.0 and best["score"] == pytest.approx(versions[2]["cv_score"])  # the best pipeline
+    assert versions[2]["cv_basis"] == "pipeline"
+    # an ensemble's CV score is its own out-of-fold score, not its best member's mean over folds
+    assert versions[1]["cv_basis"] == "ensemble" and versions[1]["cv_score"] != pytest.approx(ensemble["rows"][0]["score"])
 
 
 def test_evaluate_a_version_on_labelled_rows_with_feature_importance(client: TestClient, breast_cancer: Any) -> None:

@@ -62,6 +62,12 @@ def test_register_records_what_a_platform_team_needs(registry: ModelRegistry, se
     info = rec.info
     assert info["dataset"]["fingerprint"] == ds.dataset_id and rec.search_id == outcome.result.search_id
     assert info["metrics"]["cv"]["roc_auc"] == pytest.approx(outcome.summary["best"]["score"])
+    # the version's CV score is the model's: an ensemble's own out-of-fold score, else its pipeline's
+    ensemble = outcome.summary["ensemble"] or {}
+    if ensemble.get("used"):
+        assert (info["cv_basis"], info["cv_score"]) == ("ensemble", pytest.approx(ensemble["score"]))
+    else:
+        assert (info["cv_basis"], info["cv_score"]) == ("pipeline", pytest.approx(outcome.summary["best"]["score"]))
     assert set(info["metrics"]["refit"]) >= {"roc_auc", "log_loss", "accuracy"}
     assert [c["name"] for c in info["signature"]["columns"]] == list(ds.X.columns)
     assert info["signature"]["targets"][0]["classes"] == ["benign", "malignant"]

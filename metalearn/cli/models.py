@@ -152,6 +152,7 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
 
     Each version: variant, created, CV score, refit metric, artifact size, parent; the history: register,
     promote, rollback, delete and flag events."""
+    from metalearn.registry.registry import CV_BASES
     from metalearn.registry.variants import METHODS
 
     compressed = set(METHODS.values())  # variants that carry their parent's CV score
@@ -189,6 +190,7 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
         flagged = f"; flagged {', '.join(v['flags'])}" if v["flags"] else ""
         _say(f"  version {v['version']}{held}{' (deleted)' if v['deleted'] else ''}: {v['variant']}, "
              f"created {_when(v['created_at'])}, cv {metric} {_fmt(v.get('cv_score'))}"
+             + (f" ({CV_BASES[v['cv_basis']]})" if v.get("cv_basis") in CV_BASES else "")
              + (f" (version {v.get('parent_version')}'s: not cross-validated itself)" if v["variant"] in compressed else "")
              + f", refit {metric} {_fmt(refit)}, "
              f"artifact {_size(artifact.get('bytes'))} {artifact.get('format', '')}, "

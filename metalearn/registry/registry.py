@@ -274,7 +274,7 @@ class ModelRegistry:
             raise ConflictError(f"nothing to register as {name!r}: {reason}")
         summary = outcome.summary
         best = summary.get("best") or {}
-        cv = _cv_metrics(self.kb, outcome.result.search_id, best.get("config_id"))
+        cv_score, cv_basis, cv = model_cv(self.kb, summary, outcome.result.search_id)
         facts = {
             "search": {"search_id": summary.get("search_id"), "n_trials": summary.get("n_trials"),
                        "strategy": (summary.get("warm_start") or {}).get("strategy"),
@@ -283,7 +283,8 @@ class ModelRegistry:
                        "model_config_id": (summary.get("model") or {}).get("config_id")},
             "ensemble": summary.get("ensemble"),
             "calibration": summary.get("calibration"),
-            "cv_score": finite_or_none(best.get("score")),
+            "cv_score": cv_score,
+            "cv_basis": cv_basis,
             **dict(info or {}),
         }
         return self.register(name, outcome.model, dataset, variant=variant, search_id=outcome.result.search_id,
@@ -329,7 +330,8 @@ class ModelRegistry:
             "aliases": sorted(a for a, n in (aliases or {}).items() if n == v.version),
             "flags": {f.flag: f.detail for f in flags if f.version == v.version},
             "artifact": {"format": v.artifact_format, "bytes": v.artifact_bytes, "sha256": v.artifact_sha256},
-            "cv_score": info.get("cv_score"), "metrics": info.get("metrics"), "model": info.get("model"),
+            "cv_score": info.get("cv_score"), "cv_basis": info.get("cv_basis"),
+            "metrics": info.get("metrics"), "model": info.get("model"),
             "signature": info.get("signature"), "libraries": info.get("libraries"),
             "dataset": info.get("dataset"), "compression": info.get("compression"),
             "feedback_rows": (info.get("feedback") or {}).get("rows"),
@@ -727,6 +729,37 @@ def _refit_metrics(model: Any, dataset: Dataset) -> dict[str, float | None]:
         raise InputError(f"the model cannot predict its training data ({type(err).__name__}: {err})") from err
 
 
+#: How a version's ``cv_score`` was estimated (``info["cv_basis"]``): the model is an ensemble, or one pipeline.
+CV_BASES = {
+    "ensemble": "ensemble, pooled out of fold",  # its score on the trials' pooled out-of-fold predictions
+    "ensemble_validation": "ensemble, on validation rows the search left out",
+    "pipeline": "the pipeline's validation score in the search",  # mean over folds, or holdout
+}
+
+
+def model_cv(
+    kb: KnowledgeBase, summary: Mapping[str, Any], search_id: str | None
+) -> tuple[float | None, str, dict[str, float | None]]:
+    """The search's final model's validation score, how it was estimated (a :data:`CV_BASES` key) and the
+    validation metrics of the pipeline it is (an ensemble's: its best member's, every metric of the kind).
+
+    An ensemble is scored by its own out-of-fold score, not its best member's; a pipeline that took the best
+    one's place (its refit failed the ensemble's check) by its own runs."""
+    best = summary.get("best") or {}
+    ensemble = summary.get("ensemble") or {}
+    if ensemble.get("used"):
+        members = _cv_metrics(kb, search_id, best.get("config_id"))
+        if (score := finite_or_none((ensemble.get("validation") or {}).get("score"))) is not None:
+            return score, "ensemble_validation", members
+        if (score := finite_or_none(ensemble.get("score"))) is not None:
+            return score, "ensemble", members
+    config_id = (summary.get("model") or {}).get("config_id") or best.get("config_id")
+    cv = _cv_metrics(kb, search_id, config_id)
+    if config_id == best.get("config_id") or summary.get("metric") not in cv:
+        return finite_or_none(best.get("score")), "pipeline", cv
+    return cv[summary["metric"]], "pipeline", cv
+
+
 def _cv_metrics(kb: KnowledgeBase, search_id: str | None, config_id: str | None) -> dict[str, float | None]:
     """The validation metrics of the search's best run (every metric of the kind), from the KB."""
     if not search_id or not config_id:
@@ -752,4 +785,4 @@ def data_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()[:20]
 
 
-__all__ = ["MAX_BATCH_ROWS", "LogSettings", "ModelRegistry", "PredictionBatch", "SchemaError", "check_name"]
+__all__ = ["CV_BASES", "MAX_BATCH_ROWS", "LogSettings", "ModelRegistry", "PredictionBatch", "SchemaError", "check_name"]

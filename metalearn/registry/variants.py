@@ -135,7 +135,8 @@ def compress(
                     "gain it must bring in one of them: not registered; keep the original")
             info = {"compression": {"method": method, "from_version": base.version, "rows": rows_from,
                                     "original": original, "variant": report, "compare": versus, **detail},
-                    "search": base.info.get("search"), "cv_score": base.info.get("cv_score")}
+                    "search": base.info.get("search"), "cv_score": base.info.get("cv_score"),
+                    "cv_basis": base.info.get("cv_basis")}
             rec = registry.register(name, variant, data, variant=METHODS[method], search_id=base.search_id,
                                     parent_version=base.version, info=info, signature=signature,
                                     cv_metrics=(base.info.get("metrics") or {}).get("cv"))

@@ -60,7 +60,12 @@ class ModelVersionOut(BaseModel):
     aliases: list[str]
     flags: dict[str, dict[str, Any]] = Field(description="Drift flag -> the check that raised it.")
     artifact: ArtifactOut
-    cv_score: float | None = None
+    cv_score: float | None = Field(default=None, description="The model's validation score in its search (see cv_basis).")
+    cv_basis: str | None = Field(
+        default=None,
+        description="How cv_score was estimated: ensemble (its pooled out-of-fold score), ensemble_validation "
+        "(on validation rows the search left out) or pipeline (its validation score: the mean over folds).",
+    )
     metrics: dict[str, Any] | None = Field(default=None, description="cv: the search's validation metrics; refit: on the training data.")
     model: dict[str, Any] | None = Field(default=None, description="Pipeline or ensemble (members, weights).")
     signature: dict[str, Any] | None = Field(
