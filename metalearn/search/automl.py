@@ -127,7 +127,7 @@ def optimize(
     pool = OOFPool.for_task(dataset.task) if (settings.ensemble or settings.calibrate) and refit else None
     result = run_search(
         dataset, store, settings, recommendations=recs, on_trial=on_trial, should_stop=should_stop, search_id=search_id,
-        oof_pool=pool, deadline=deadline,
+        oof_pool=pool, deadline=deadline, on_status=status,
     )
     t = lap("search", t)
     model = None

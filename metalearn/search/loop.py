@@ -318,6 +318,7 @@ def run_search(
     source: str = "search",
     deadline: Deadline | None = None,
     oof_pool: OOFPool | None = None,  # receives the full-budget trials' out-of-fold predictions (ensemble)
+    on_status: Callable[[str], None] | None = None,  # a line of progress (the resumed trials evaluated again)
 ) -> SearchResult:
     """Run a (warm-started) search on ``dataset``, writing every trial to ``kb``.
 
@@ -464,6 +465,10 @@ def run_search(
             record = ConfigurationRecord.create(space.name, space.version, values)
             if record.config_id not in stored_ids:
                 kb.put_configuration(record)
+            return eval_args(values, budget)
+
+        def eval_args(values: dict[str, Any], budget: float | None) -> tuple[Any, ...]:
+            """The arguments of :func:`evaluate_config` for an evaluation starting now."""
             limit = deadline.trial_limit(settings.trial_time_limit, refit_share)
             # boosted fits stop at the configured trial limit (and are scored), not at one the job's deadline
             # shortened: there a cut trial's few rounds and its understated refit estimate cost more than the
@@ -512,6 +517,43 @@ def run_search(
                     _search_reserve(deadline, best.config_id, best.values, refit_seconds, oof_pool, dataset, settings)
                 )
             return trial
+
+        def revisit_resumed(resumed: list[tuple[dict[str, Any], RunRecord]], n_revisit: int) -> None:
+            """Evaluate the ``n_revisit`` best full-budget ``resumed`` runs again for ``oof_pool`` (while the
+            time limit allows: each needs its earlier run's seconds, with a margin)."""
+            assert oof_pool is not None
+            sign = 1.0 if metric.greater_is_better else -1.0
+            ranked = sorted((vr for vr in resumed if vr[1].ok and full_budget(vr[1].budget)),
+                            key=lambda vr: (-sign * vr[1].score, vr[1].created_at))[:n_revisit]
+            if not ranked:
+                return
+            if on_status is not None:
+                on_status(f"evaluating the {len(ranked)} best resumed pipeline(s) again for their out-of-fold "
+                          "predictions (the KB keeps their scores, not their predictions)")
+            t0, done = time.monotonic(), 0
+            for values, r in ranked:
+                if should_stop is not None and should_stop():
+                    raise CancelledError(f"search {search_id} was cancelled")
+                if deadline.bounded and deadline.search_left() < 1.5 * (r.fit_seconds + r.predict_seconds) + 0.5:
+                    break
+                result = evaluate_config(*eval_args(values, None))
+                if not (result.ok and result.oof is not None):
+                    continue
+                done += 1
+                if result.n_train_rows:
+                    refit_seconds[r.config_id] = refit_estimate(
+                        result.fit_seconds, result.n_folds, result.n_train_rows, dataset.n_rows
+                    )
+                oof_pool.offer(Candidate(r.config_id, values, float(result.score), result.oof,
+                                         result.fit_seconds, result.n_folds, refit_seconds.get(r.config_id)))
+            deadline.note(
+                f"{done} of the {len(ranked)} best resumed pipelines evaluated again for their out-of-fold predictions "
+                f"(the ensemble's and the calibration's candidates) in {time.monotonic() - t0:.1f} s"
+            )
+            if deadline.bounded and best.config_id in refit_seconds:
+                deadline.keep(
+                    _search_reserve(deadline, best.config_id, best.values, refit_seconds, oof_pool, dataset, settings)
+                )
 
         def outclassed(values: dict[str, Any], budget: float | None) -> float | None:
             """A recommendation's imputed cost when a time-limited search skips it (see :func:`_outclassed`)."""
@@ -578,6 +620,12 @@ def run_search(
                         outcome = failed_result(dataset, protocol, budget, outcome)
                     tell(token, store_result(values, origin, sources, outcome, t0))
                     fill()
+
+        # 3. the KB keeps the resumed trials' scores, not their out-of-fold predictions: the best few are
+        # evaluated again (not counted as trials) so that the ensemble and the calibration can use them, before
+        # the new trials, which a time limit may end (a resumed best pipeline otherwise left no ensemble at all)
+        if oof_pool is not None and told:
+            revisit_resumed(told[:], n_revisit=REVISIT_FOR_ENSEMBLE if settings.ensemble else 1)
 
         # more than one trial at a time (a single trial to run, or one worker, is the sequential loop)
         n_workers = max(1, min(settings.workers, remaining))
@@ -795,6 +843,12 @@ def _random_loop(space, settings, warm, evaluate, out_of_budget, seen, outclasse
         seen.add(eid)
         evaluate(values, "random", None, ())
 
+
+#: a resumed search evaluates its this many best resumed runs again for their out-of-fold predictions when an
+#: ensemble is wanted (only the best one for a calibration): the KB keeps scores, not predictions, and a resumed best
+#: pipeline without them left no ensemble at all (README main job run twice: an 11-pipeline ensemble, then one
+#: pipeline)
+REVISIT_FOR_ENSEMBLE = 8
 
 #: a time-limited search skips a recommendation whose model family already scored, on this dataset at the
 #: same fidelity, a cost (``1 - score`` for a greater-is-better metric, else the score) over this many times
