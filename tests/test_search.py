@@ -419,6 +419,27 @@ def test_resume_tells_stored_trials_instead_of_rerunning() -> None:
     assert kb.list_runs(search_id=other.search_id)[0].protocol != runs_before[0].protocol
 
 
+def test_a_search_by_another_metric_resumes_the_stored_runs_by_that_metric() -> None:
+    """Runs store every metric of their kind; a search by accuracy after a log-loss one resumed the log losses
+    as accuracies (and kept the pipeline of the largest log loss)."""
+    from dataclasses import replace as with_fields
+
+    iris = load_dataset("sklearn:iris")
+    kb = open_kb(":memory:")
+    registered(kb, iris)
+    first = run_search(iris, kb, fast(n_trials=3))
+    assert first.metric == "log_loss"
+    by_accuracy = iris.with_task(with_fields(iris.task, metric="accuracy"))
+    second = run_search(by_accuracy, kb, fast(n_trials=3))
+    assert second.n_resumed == 3 and second.n_new == 0 and second.metric == "accuracy"
+    stored = {r.config_id: r.metrics for r in kb.list_runs(dataset_id=iris.dataset_id)}
+    assert [t.score for t in second.trials] == [stored[t.config_id]["accuracy"] for t in second.trials]
+    assert second.best_score == max(m["accuracy"] for m in stored.values())
+    third = run_search(by_accuracy, kb, fast(n_trials=4))  # a new trial is scored by accuracy too
+    assert third.n_new == 1 and 0.0 <= third.trials[-1].score <= 1.0
+    assert third.trials[-1].score == kb.list_runs(search_id=third.search_id)[0].metrics["accuracy"]
+
+
 def test_a_timeout_under_a_shorter_trial_limit_is_tried_again_not_resumed() -> None:
     """A first search with a tiny trial limit times out on every trial; a second with a longer limit used to
     resume those timeouts (0 new trials, "no configuration succeeded") and never evaluate them again."""

@@ -306,6 +306,22 @@ def previous_runs(
     return out
 
 
+def scored_by(run: RunRecord, metric: str, to_cost: Callable[[float], float]) -> RunRecord | None:
+    """``run`` as a run of a search by ``metric`` (``to_cost``: that metric's cost); None when it lacks it.
+
+    Every run stores all the metrics of its kind (``metrics``), while ``score`` and ``cost`` are its search's
+    main metric: a search by another metric on the same data resumed them as its own (``--metric accuracy``
+    after a log-loss search took the log losses for accuracies and kept the worst pipeline)."""
+    if run.metric == metric:
+        return run
+    if run.status != "ok":
+        return replace(run, metric=metric)
+    value = run.metrics.get(metric)
+    if value is None or not math.isfinite(value):
+        return None
+    return replace(run, metric=metric, score=float(value), cost=to_cost(float(value)))
+
+
 def run_search(
     dataset: Dataset,
     kb: KnowledgeBase,
@@ -411,8 +427,11 @@ def run_search(
             prev = previous_runs(kb, dataset.dataset_id, space, protocol, low_budgets=multi_fidelity)
             configs = kb.get_configurations({r.config_id for r in prev})
             told_keys: set[tuple[str, float | None]] = set()  # one run per (configuration, budget)
-            for r in sorted(prev, key=lambda r: (r.created_at, r.run_id)):
-                if timed_out_under(r, settings.trial_time_limit):  # tried again, not resumed
+            for stored_run in sorted(prev, key=lambda r: (r.created_at, r.run_id)):
+                if timed_out_under(stored_run, settings.trial_time_limit):  # tried again, not resumed
+                    continue
+                r = scored_by(stored_run, task.metric, metric.to_cost)  # None: it lacks this search's metric
+                if r is None:
                     continue
                 try:
                     values = space.validate(configs[r.config_id].values)
@@ -498,7 +517,8 @@ def run_search(
                 search_id=search_id,
             )
             kb.add_runs([run], replace_failed=True)  # a timeout tried again with a longer limit is replaced
-            stored = kb.get_run(run.run_id)  # an identical evaluation may exist: the stored one is the truth
+            # an identical evaluation may exist: the stored one is the truth (as scored by this search's metric)
+            stored = scored_by(kb.get_run(run.run_id), task.metric, metric.to_cost) or run
             if result.ok and full_budget(result.budget) and result.n_train_rows:
                 refit_seconds[config_id] = refit_estimate(
                     result.fit_seconds, result.n_folds, result.n_train_rows, dataset.n_rows
