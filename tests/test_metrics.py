@@ -18,6 +18,7 @@ from metalearn.data.errors import InputError
 from metalearn.data.metrics import (
     METRICS,
     check_metric,
+    check_task_metric,
     compute_metrics,
     get_metric,
     metric_names,
@@ -151,6 +152,29 @@ def test_unknown_and_wrong_kind_metrics() -> None:
         get_metric("t0:roc_auc", B)  # per-target names are for multitask only
     with pytest.raises(InputError):
         get_metric("t0:roc_auc_macro", TaskKind.MULTITASK)  # not a single-target metric
+
+
+def test_a_multitask_metric_of_one_target_is_checked_against_that_target() -> None:
+    """``t7:accuracy`` on 3 targets, ``t1:r2`` on a binary target and ``t2:accuracy`` on a numeric one were
+    accepted: a search of them crashed every trial, an evaluation gave a null score with exit 0."""
+    kinds = (TaskKind.MULTICLASS, B, R)
+
+    def task(metric: str) -> Task:
+        return Task(TaskKind.MULTITASK, ("religion", "red", "area"), kinds, metric=metric)
+
+    assert task("t1:roc_auc").metric == "t1:roc_auc"
+    assert task("red:roc_auc").metric == "t1:roc_auc"  # by the target's name, stored by its position
+    assert task("area:rmse").metric == "t2:rmse" and task("").metric == DEFAULT_METRIC[TaskKind.MULTITASK]
+    with pytest.raises(InputError, match=r"'t7:accuracy' names no target of this task \(t0 = 'religion', t1 = 'red'"):
+        task("t7:accuracy")
+    with pytest.raises(InputError, match=r"target 'red' \(t1\) is binary, so its metrics are roc_auc, .*give t1:"):
+        task("t1:r2")
+    with pytest.raises(InputError, match="target 'area' \\(t2\\) is regression, so its metrics are rmse"):
+        task("t2:accuracy")
+    with pytest.raises(InputError, match="names no target"):
+        task("blue:accuracy")
+    assert task("t0:accuracy").kind_report() == ["'religion' (t0): multiclass", "'red' (t1): binary", "'area' (t2): regression"]
+    assert check_task_metric(task("t0:accuracy"), "red:f1") == "t1:f1"
 
 
 def test_to_cost_and_regret() -> None:

@@ -213,6 +213,30 @@ def check_metric(kind: TaskKind | str, name: str) -> str:
     return get_metric(name, kind).name
 
 
+def check_task_metric(task: Task, name: str) -> str:
+    """``name`` as a metric of ``task``, raising :class:`InputError` otherwise. A multitask task also takes one
+    target's metric, ``t<i>:<metric>`` or ``<target name>:<metric>`` (given back as ``t<i>:<metric>``, the
+    form its runs store), of a metric that applies to that target's kind."""
+    if task.kind is not MX or ":" not in name:
+        return check_metric(task.kind, name)
+    target, _, base = name.rpartition(":")
+    positional = re.fullmatch(r"t(\d+)", target)
+    index = int(positional.group(1)) if positional else task.targets.index(target) if target in task.targets else -1
+    named = ", ".join(f"t{i} = {t!r}" for i, t in enumerate(task.targets))
+    if not 0 <= index < task.n_targets:
+        raise InputError(
+            f"metric {name!r} names no target of this task ({named}): give t<i>:<metric> or <target>:<metric>"
+        )
+    kind = task.target_kinds[index]
+    m = METRICS.get(base)
+    if m is None or kind not in m.kinds:
+        raise InputError(
+            f"metric {name!r}: target {task.targets[index]!r} (t{index}) is {kind}, so its metrics are "
+            f"{', '.join(metric_names(kind))}: give t{index}:<one of them>"
+        )
+    return f"t{index}:{base}"
+
+
 def to_cost(metric_name: str, score: float) -> float:
     """Lower-is-better value of ``score``: ``-score`` for greater-is-better metrics, else ``score``.
     NaN stays NaN."""

@@ -107,6 +107,10 @@ class Task:
             raise TaskKindError("multitarget targets must all be continuous; use multitask for mixed targets")
         if not self.metric:
             object.__setattr__(self, "metric", DEFAULT_METRIC[kind])
+        elif kind is TaskKind.MULTITASK and ":" in self.metric:  # one target's metric: checked against it
+            from metalearn.data.metrics import check_task_metric
+
+            object.__setattr__(self, "metric", check_task_metric(self, self.metric))
         reasons = tuple(str(r) for r in self.kind_reasons)
         if reasons and len(reasons) != len(targets):
             raise TaskKindError(
@@ -133,9 +137,11 @@ class Task:
     def kind_report(self) -> list[str]:
         """One line per target: ``"'name': kind - reason"`` (the reason omitted when unknown)."""
         reasons = self.kind_reasons or ("",) * len(self.targets)
+        # a multitask task's per-target metrics are named t<i>:<metric>
+        index = [f" (t{i})" if self.kind is TaskKind.MULTITASK else "" for i in range(len(self.targets))]
         return [
-            f"{t!r}: {k}" + (f" - {r}" if r else "")
-            for t, k, r in zip(self.targets, self.target_kinds, reasons, strict=True)
+            f"{t!r}{i}: {k}" + (f" - {r}" if r else "")
+            for t, i, k, r in zip(self.targets, index, self.target_kinds, reasons, strict=True)
         ]
 
     def to_dict(self) -> dict[str, object]:

@@ -77,7 +77,7 @@ import pandas as pd
 from scipy import stats
 
 from metalearn.data.errors import DataError, InputError
-from metalearn.data.metrics import get_metric, score
+from metalearn.data.metrics import check_task_metric, get_metric, score
 from metalearn.data.numbers import finite_or_none, json_safe
 from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task, TaskKind
@@ -841,8 +841,7 @@ def _task(task: Task | Mapping[str, Any] | str, y: pd.DataFrame, metric: str | N
             f"the task has {t.n_targets} target(s) but y_true has {y.shape[1]} column(s); give one column per target"
         )
     if metric is not None:
-        get_metric(metric, t.kind)
-        t = Task(kind=t.kind, targets=t.targets, target_kinds=t.target_kinds, metric=metric)
+        t = Task(kind=t.kind, targets=t.targets, target_kinds=t.target_kinds, metric=check_task_metric(t, metric))
     return t
 
 

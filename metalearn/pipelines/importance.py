@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from metalearn.data.errors import InputError
-from metalearn.data.metrics import check_metric, get_metric, score
+from metalearn.data.metrics import check_task_metric, get_metric, score
 from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task
 
@@ -58,7 +58,7 @@ def permutation_importance(
     important first, with :data:`COLUMNS`; ``attrs`` holds ``metric``, ``base_score`` (unshuffled),
     ``rows`` and ``shuffle_sets``. :class:`InputError` for bad arguments or data the metric is undefined on.
     """
-    name = check_metric(task.kind, metric or task.metric)
+    name = check_task_metric(task, metric or task.metric)
     if n_repeats < 1:
         raise InputError(f"n_repeats must be at least 1, got {n_repeats}: the number of shuffles of each feature")
     if max_rows is not None and max_rows < 2:

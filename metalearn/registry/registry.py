@@ -507,12 +507,12 @@ class ModelRegistry:
         (:func:`metalearn.pipelines.importance.permutation_importance`, in the version's metric or ``metric``).
         Nothing is logged or stored. :class:`InputError` names a missing target column, rows without labels or
         a metric of another kind; the features are checked as :meth:`predict` checks them."""
-        from metalearn.data.metrics import check_metric
+        from metalearn.data.metrics import check_task_metric
         from metalearn.pipelines.importance import permutation_importance
 
         record = self.resolve(name, version)
         task = self.task(record)
-        chosen = check_metric(task.kind, metric or record.metric)
+        chosen = check_task_metric(task, metric or record.metric)
         targets = [str(t) for t in task.targets]
         if not isinstance(frame, pd.DataFrame):
             raise SchemaError(f"the labelled data must be a table with named columns, got {type(frame).__name__}")
