@@ -88,6 +88,25 @@ def test_default_scoring_works_in_cross_validation_and_grid_search() -> None:
     assert est.task_.kind is TaskKind.MULTITASK and 0.0 < est.score(X, np.column_stack([y, X["a"] * 2])) <= 1.0
 
 
+def test_several_targets_are_matched_by_name_and_their_labels_checked() -> None:
+    """evaluate() matched named target columns by position (reordered: a mean score of -3e6 instead of 0.49),
+    scored a class the model never saw, and score() raised on text classes of a multitask model."""
+    X, y = _blobs()
+    Y = pd.DataFrame({"cls": np.array(["north", "south", "east"])[y % 3], "num": X["a"] * 2 + 1, "flag": y % 2})
+    est = MetaLearnEstimator(**TINY).fit(X, Y)
+    assert est.task_.kind is TaskKind.MULTITASK
+    metrics = est.evaluate(X, Y)
+    assert est.evaluate(X, Y[["num", "flag", "cls"]]) == metrics  # by name, whatever the order
+    assert est.evaluate(X, Y.to_numpy()) == metrics  # an array: by position
+    assert 0.0 < est.score(X, Y) <= 1.0 and est.score(X, Y[["flag", "num", "cls"]]) == est.score(X, Y)
+    with pytest.raises(InputError, match=r"y's columns \['cls', 'NUM', 'flag'\] are not the fitted targets \['cls', 'num', 'flag'\]"):
+        est.evaluate(X, Y.rename(columns={"num": "NUM"}))
+    unseen = Y.assign(cls=Y["cls"].where(Y.index > 0, "west"))
+    with pytest.raises(InputError, match="'west' is not a class of 'cls' the model was trained on"):
+        est.evaluate(X, unseen)
+    assert est.score(X, unseen) <= est.score(X, Y)  # scikit-learn's score counts it as a wrong prediction
+
+
 def test_default_fits_write_no_kb_file_and_search_every_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import DataConversionWarning
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import r2_score
 from sklearn.utils import ClassifierTags, RegressorTags, Tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -88,7 +88,7 @@ def _targets(y: Any, taken: set[str]) -> pd.DataFrame:
             name = getattr(y, "name", None)
             frame = pd.DataFrame({str(name) if name is not None else "target": values})
         elif values.ndim == 2:
-            frame = pd.DataFrame(values).add_prefix("y")
+            frame = pd.DataFrame(values, columns=_target_names(values.shape[1]))
         else:
             raise InputError(f"y must be one target column or a 2-D table of targets, got {values.ndim} dimensions")
     renamed = []
@@ -98,6 +98,11 @@ def _targets(y: Any, taken: set[str]) -> pd.DataFrame:
         renamed.append(name)
     frame.columns = renamed
     return frame.reset_index(drop=True)
+
+
+def _target_names(n: int) -> list[str]:
+    """The names :func:`_targets` gives the columns of a 2-D array ``y`` of ``n`` targets."""
+    return [f"y{i}" for i in range(n)]
 
 
 def _labels_given(Y: pd.DataFrame, classes: Sequence[Any]) -> list[dict[Any, Any] | None]:
@@ -263,8 +268,10 @@ class _SearchEstimator(BaseEstimator):
         pred = self._prediction(X)
         return compute_metrics(self.task_, self._labels(y, pred.n_rows), pred)
 
-    def _labels(self, y: Any, n_rows: int) -> pd.DataFrame:
-        """``y`` as the fitted task's target columns, checked against ``n_rows`` rows."""
+    def _labels(self, y: Any, n_rows: int, check_classes: bool = True) -> pd.DataFrame:
+        """``y`` as the fitted task's target columns (matched by name when they are named), checked against
+        ``n_rows`` rows and, with ``check_classes``, the classes the model was trained on (``score`` counts an
+        unknown class as a wrong prediction, as scikit-learn does)."""
         y = y if isinstance(y, pd.Series | pd.DataFrame) else np.asarray(y)
         Y = _targets(y, set(self._columns))
         if Y.shape[1] != self.task_.n_targets:
@@ -273,9 +280,22 @@ class _SearchEstimator(BaseEstimator):
         if len(Y) != n_rows:
             raise InputError(f"X has {n_rows} rows but y has {len(Y)}; pass one target row per sample")
         signature = getattr(self, "signature_", None)
-        if signature is not None:  # the labels as given in fit -> the classes the model predicts (by position)
-            Y.columns = [t.name for t in signature.targets]
-            Y = signature.labels_as_trained(Y)
+        if signature is None:
+            return Y
+        fitted = [t.name for t in signature.targets]
+        if isinstance(y, pd.DataFrame) and list(Y.columns) != fitted and Y.shape[1] > 1:
+            # named target columns are matched by name (by position they were scored against other targets)
+            if set(Y.columns) == set(fitted):
+                Y = Y[fitted]
+            elif fitted != _target_names(len(fitted)) and not all(isinstance(c, int | np.integer) for c in y.columns):
+                raise InputError(f"y's columns {list(map(str, y.columns))} are not the fitted targets {fitted}: "
+                                 "name them as in fit (or pass an array, matched by position)")
+        Y.columns = fitted  # the labels as given in fit -> the classes the model predicts
+        Y = signature.labels_as_trained(Y)
+        for t in fitted if check_classes else ():
+            problem = next((m for v in pd.unique(Y[t].dropna()) if (m := signature.label_problem(t, v))), None)
+            if problem is not None:
+                raise InputError(f"y: {problem}")
         return Y
 
     def feature_importance(
@@ -491,13 +511,14 @@ class MetaLearnEstimator(_SearchEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of a class target, R² of a numeric one; the mean over the targets for several."""
-        pred = self.predict(X)
-        Y = np.asarray(y)
-        if Y.ndim == 1:
-            Y, pred = Y[:, None], np.asarray(pred)[:, None]
+        pred = self._prediction(X)
+        Y = self._labels(y, pred.n_rows, check_classes=False)
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         scores = [
-            accuracy_score(Y[:, i], pred[:, i], sample_weight=sample_weight) if k is not TaskKind.REGRESSION
-            else r2_score(Y[:, i], pred[:, i], sample_weight=sample_weight)
+            float(np.average(Y.iloc[:, i].to_numpy() == np.asarray(pred.values[i]), weights=weights))
+            if k is not TaskKind.REGRESSION
+            else r2_score(Y.iloc[:, i].to_numpy(dtype=float), np.asarray(pred.values[i], dtype=float),
+                          sample_weight=weights)
             for i, k in enumerate(self.task_.target_kinds)
         ]
         return float(np.mean(scores))
