@@ -212,6 +212,7 @@ def _files(d: Path) -> None:
     df.to_csv(d / "ok.csv", index=False)
     pd.DataFrame({"prediction_id": ["x"], "label": [1]}).to_csv(d / "nolabel.csv", index=False)
     pd.DataFrame({"prediction_id": ["nope-1", "nope-2"], "target": [1, 0]}).to_csv(d / "unknown_ids.csv", index=False)
+    (d / "twice.csv").write_text("prediction_id,target,target\nnope-1,benign,benign\n")  # a target column twice
 
 
 BAD: list[tuple[str, list[str], tuple[str, ...]]] = [
@@ -236,6 +237,8 @@ BAD: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("delete-live", ["models", "delete", "bc", "1"], ("is live",)),
     ("feedback-no-target-column", ["models", "feedback", "bc", "{d}/nolabel.csv"], ("lacks column(s) 'target'",)),
     ("feedback-unknown-ids", ["models", "feedback", "bc", "{d}/unknown_ids.csv"], ("not in the prediction log",)),
+    # it said "unexpected ValueError: can only convert an array of size 1 to a Python scalar"
+    ("feedback-target-twice", ["models", "feedback", "bc", "{d}/twice.csv"], ("'twice.csv' repeats column(s) target",)),
     ("drift-unknown", ["models", "drift", "nope"], ("'nope'",)),
     ("drift-bad-threshold", ["models", "drift", "bc", "--threshold", "psi=-1"], ("psi",)),
     ("compress-bad-method", ["models", "compress", "bc", "--method", "zip"], ("zip",)),

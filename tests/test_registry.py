@@ -16,6 +16,7 @@ import pytest
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import ArtifactError, ConflictError, InputError, NotFoundError
 from metalearn.data.loading import load_sklearn
+from metalearn.data.task import Task, TaskKind
 from metalearn.data.validation import prepare_frame
 from metalearn.kb import DuckDBKnowledgeBase
 from metalearn.kb.shipped import open_default_kb
@@ -238,6 +239,8 @@ def test_log_retention_feedback_and_drift_flags(registry: ModelRegistry, searche
     assert registry.store.feedback("bc") == stored
     with pytest.raises(InputError, match="'maybe' is not a class of 'target'"):
         registry.evaluate("bc", pd.concat([ds.X, ds.y], axis=1).head(5).assign(target=["maybe"] + ["benign"] * 4))
+    with pytest.raises(SchemaError, match="the labelled data repeats column\\(s\\) target: give each column once"):
+        registry.evaluate("bc", pd.concat([ds.X, ds.y, ds.y], axis=1).head(5))  # it said "not a class of 'target'"
     registry.predict("bc", ds.X.head(100))  # the log keeps the newest 300 rows
     assert registry.store.counts("bc")["predictions"] == 300
 
@@ -461,3 +464,24 @@ def test_boolean_labels_score_against_a_model_trained_on_them(registry: ModelReg
     as_text = registry.evaluate("bcb", frame.assign(target=frame["target"].astype(str)), 1)
     assert as_bool["metrics"] == as_text["metrics"]
     assert as_bool["metrics"]["roc_auc"] > 0.95 and as_bool["metrics"]["accuracy"] > 0.9
+
+
+def test_feedback_labels_are_stored_as_the_classes_the_model_was_trained_on(registry: ModelRegistry) -> None:
+    """A 0/1 class sent as the text "1" was stored as text: a retraining on that feedback changed the target's
+    classes to '0' / '1' (or, mixed with integers, its kind to multiclass)."""
+    base = load_sklearn("breast_cancer")
+    codes = (base.y["target"] == "malignant").astype(int).to_frame("target")
+    ds = Dataset("bc01", base.X, codes, Task(TaskKind.BINARY, ("target",)), base.categorical, "test:bc01")
+    space = get_space(ds.task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        linear = space.build(space.family_default("linear"), ds.task, ds.categorical, seed=0).fit(ds.X, ds.y)
+    registry.log_settings = LogSettings(sample=1.0)
+    registry.promote("codes", registry.register("codes", linear, ds).version)
+    served = registry.predict("codes", ds.X.head(4))
+    registry.feedback("codes", [{"prediction_id": i, "label": label}
+                                for i, label in zip(served.prediction_ids, ["1", 0, "0", 1], strict=True)])
+    stored = [f.labels["target"] for _, f in registry.store.feedback("codes")]
+    assert stored == [1, 0, 0, 1] and all(type(v) is int for v in stored)
+    data, _ = feedback_data(registry, "codes", pd.concat([ds.X, ds.y], axis=1).head(20))
+    assert data.task.kind is TaskKind.BINARY and set(data.y["target"]) == {0, 1}

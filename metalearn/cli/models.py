@@ -601,6 +601,7 @@ def models_feedback(
     from metalearn.data.errors import InputError
     from metalearn.data.loading import load_frame_file
     from metalearn.kb.model_store import missing_model
+    from metalearn.pipelines.signature import check_unique_columns
     from metalearn.registry.registry import check_name
 
     check_name(name)
@@ -611,6 +612,7 @@ def models_feedback(
         sig = reg.signature(versions[-1])
         targets = [t.name for t in sig.targets]
         frame = load_frame_file(labels)
+        check_unique_columns(frame, repr(labels.name))
         missing = [c for c in ("prediction_id", *targets) if c not in frame.columns]
         if missing:
             raise InputError(

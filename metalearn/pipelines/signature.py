@@ -77,6 +77,15 @@ class TargetSpec:
         return {"name": self.name, "kind": self.kind, "classes": list(self.classes) if self.classes is not None else None}
 
 
+def check_unique_columns(frame: pd.DataFrame, what: str) -> None:
+    """Raise :class:`SchemaError` naming the columns ``frame`` (``what``) repeats (a target column given twice
+    was read as a table of two columns: "can only convert an array of size 1", or a class of itself)."""
+    given = [str(c) for c in frame.columns]
+    if len(set(given)) != len(given):
+        dup = sorted({c for c in given if given.count(c) > 1})
+        raise SchemaError(f"{what} repeats column(s) {Signature._shown(dup)}: give each column once")
+
+
 @dataclass(frozen=True)
 class Signature:
     columns: tuple[ColumnSpec, ...]
@@ -160,8 +169,16 @@ class Signature:
         for spec in self.targets:
             if spec.classes is None or spec.name not in out.columns:
                 continue
-            out[spec.name] = [v if (c := category_string(v)) is None else spec.trained.get(c, v) for v in out[spec.name]]
+            out[spec.name] = [self.label_as_trained(spec.name, v) for v in out[spec.name]]
         return out
+
+    def label_as_trained(self, target: str, value: Any) -> Any:
+        """One true label of ``target`` as :meth:`labels_as_trained` gives it (``1`` for ``"1"`` where the model
+        was trained on the integers)."""
+        spec = next((t for t in self.targets if t.name == target), None)
+        if spec is None or spec.classes is None or (c := category_string(value)) is None:
+            return value
+        return spec.trained.get(c, value)
 
     def label_problem(self, target: str, value: Any) -> str | None:
         """What is wrong with ``value`` as a true label of ``target`` (None: nothing): a missing value, a class
@@ -193,10 +210,8 @@ class Signature:
             raise SchemaError(f"{what} must be a table of rows with named columns, got {type(frame).__name__}")
         if len(frame) == 0:
             raise SchemaError(f"{what} has no rows: send at least one row with the columns {self._shown(self.inputs)}")
+        check_unique_columns(frame, what)
         given = [str(c) for c in frame.columns]
-        if len(set(given)) != len(given):
-            dup = sorted({c for c in given if given.count(c) > 1})
-            raise SchemaError(f"{what} repeats column(s) {self._shown(dup)}: give each column once")
         frame = frame.set_axis(given, axis=1)
         mistyped: list[str] = []
         if self.dates:

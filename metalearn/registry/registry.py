@@ -45,7 +45,7 @@ from metalearn.kb.model_store import (
 )
 from metalearn.pipelines.artifacts import read_artifact, write_artifact
 from metalearn.pipelines.models.adaptive import estimator_name
-from metalearn.pipelines.signature import SchemaError, Signature
+from metalearn.pipelines.signature import SchemaError, Signature, check_unique_columns
 
 #: model names: letters, digits, ``.``, ``_``, ``-``; they name directories and URL path segments
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -516,6 +516,7 @@ class ModelRegistry:
         targets = [str(t) for t in task.targets]
         if not isinstance(frame, pd.DataFrame):
             raise SchemaError(f"the labelled data must be a table with named columns, got {type(frame).__name__}")
+        check_unique_columns(frame, "the labelled data")
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
         missing = [t for t in targets if t not in frame.columns]
         if missing:
@@ -662,7 +663,10 @@ class ModelRegistry:
             problems = [m for k, v in labels.items() if (m := signature.label_problem(str(k), _plain(v)))]
             if problems:
                 raise InputError(f"feedback for prediction {pid}: {problems[0]}; nothing was stored")
-            records.append(FeedbackRecord(pid, name, p.version, {str(k): _plain(v) for k, v in labels.items()}))
+            # stored as the classes the model was trained on ("1" sent for the integer class 1 is stored as 1: a
+            # retraining on the feedback kept the text and changed the target's classes, or its kind)
+            records.append(FeedbackRecord(pid, name, p.version, {
+                str(k): _plain(signature.label_as_trained(str(k), _plain(v))) for k, v in labels.items()}))
         n = self.store.add_feedback(records)
         return {"name": name, "stored": n}
 
