@@ -347,8 +347,8 @@ def test_metafeatures_and_recommend_say_each_targets_kind_and_why(
         code, out, err = run_cli(capsys, *args)
         assert code == 0, err
         lines = (out + err).splitlines()
-        label = next(ln for ln in lines if ln.startswith("target 'label': binary - "))
-        amount = next(ln for ln in lines if ln.startswith("target 'amount': regression - "))
+        label = next(ln for ln in lines if ln.startswith("target 'label' (t0): binary - "))
+        amount = next(ln for ln in lines if ln.startswith("target 'amount' (t1): regression - "))
         assert "2 distinct label(s)" in label and "non-integer" in amount
         code, out, err = run_cli(capsys, *args, "--json")
         assert code == 0, err

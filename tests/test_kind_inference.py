@@ -102,12 +102,18 @@ def test_every_inferred_target_has_a_reason_and_reasons_do_not_change_equality()
     assert "category" in task.kind_reasons[0] or "labels" in task.kind_reasons[0]
     assert "non-integer" in task.kind_reasons[1] and "two distinct values" in task.kind_reasons[2]
     lines = task.kind_report()
-    assert lines[1].startswith("'x': regression - ")
+    assert lines[1].startswith("'x' (t1): regression - ")  # a multitask target's per-target metrics are t1:...
     plain = Task(task.kind, task.targets, task.target_kinds, task.metric)
-    assert plain == task and hash(plain) == hash(task) and plain.kind_report()[0] == "'cls': multiclass"
+    assert plain == task and hash(plain) == hash(task) and plain.kind_report()[0] == "'cls' (t0): multiclass"
     assert "kind_reasons" not in task.to_dict()
     given = infer_task(y[["x"]], kind="regression")
     assert given.kind_reasons == ("given as regression, checked against the data",)
+    # a kind the source documents is not said to be the user's (it read "given as multiclass" for sklearn:wine)
+    from metalearn.data.loading import load_dataset
+
+    assert load_dataset("sklearn:wine").task.kind_reasons == (
+        "scikit-learn's wine is documented as multiclass, checked against the data",)
+    assert load_dataset("sklearn:wine", kind="multiclass").task.kind_reasons[0].startswith("given as multiclass")
     with pytest.raises(Exception, match="kind reasons"):
         Task(K.REGRESSION, ("x",), kind_reasons=("a", "b"))
 

@@ -51,7 +51,7 @@ MlflowOpt = Annotated[
     str | None,
     typer.Option("--mlflow-uri", help="Also log each registered version to this MLflow tracking/model registry "
                  "(e.g. sqlite:///mlflow.db, http://host:5000; default: $METALEARN_MLFLOW_URI; needs "
-                 "pip install 'metalearn[mlflow]'). An MLflow failure is a warning: the version stays registered."),
+                 "pip install 'metalearn\\[mlflow]'). An MLflow failure is a warning: the version stays registered."),
 ]
 
 
@@ -713,7 +713,7 @@ def benchmark(
     write_kb: Annotated[bool, typer.Option("--write-kb", help="Also store the benchmark searches in the KB.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again on resume.")] = False,
     budgets: Annotated[str | None, typer.Option("--budgets", help="Wall-clock mode: seconds per run, comma-separated (e.g. 30,120); the product and each peer at equal wall-clock.")] = None,
-    peers: Annotated[str | None, typer.Option("--peers", help="With --budgets: flaml, autogluon (optional extras: pip install metalearn[peers]).")] = None,
+    peers: Annotated[str | None, typer.Option("--peers", help="With --budgets: flaml, autogluon (optional extras: pip install 'metalearn\\[peers]').")] = None,
     zero_shot: Annotated[bool, typer.Option("--zero-shot/--no-zero-shot", help="With --budgets: also the top-1 recommendation alone vs FLAML's zero-shot LightGBM.")] = True,
     json_out: JsonOpt = False,
 ) -> None:

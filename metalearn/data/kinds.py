@@ -304,12 +304,14 @@ def infer_task(
     y: pd.DataFrame | pd.Series,
     kind: str | TaskKind | None = None,
     metric: str | None = None,
+    kind_source: str = "given",
 ) -> Task:
     """The :class:`Task` the target column(s) ``y`` describe, optionally forcing ``kind``.
 
     ``metric`` is stored as given (the kind's default metric when None). The task's
     ``kind_reasons`` say why each target has its kind (the inference's reason, or that the kind was
-    given and checked).
+    given — ``kind_source`` says by whom: ``"given"`` by the user, or e.g. ``"listed by the corpus manifest"``
+    — and checked).
     """
     if isinstance(y, pd.Series):
         y = y.to_frame()
@@ -336,7 +338,7 @@ def infer_task(
         return Task(TaskKind.MULTITASK, targets, tuple(inferred), metric=metric, kind_reasons=tuple(reasons))
 
     want = _coerce_kind(kind)
-    given = f"given as {want}, checked against the data"
+    given = f"{kind_source} as {want}, checked against the data"
     if want in SINGLE_KINDS:
         if len(columns) != 1:
             raise TaskKindError(

@@ -717,6 +717,7 @@ class Corpus:
             name=name,
             origin=f"corpus:{name}",
             openml_id=e.openml_did,
+            kind_source="given" if kind is not None else "listed by the corpus manifest",
         )
 
 
@@ -775,7 +776,8 @@ def load_sklearn(
             frame[target_cols[0]] = pd.Categorical.from_codes(codes, categories=[str(v) for v in labels])
     targets = normalize_targets(target, frame.columns) if target is not None else target_cols
     use_kind = kind if kind is not None else (default_kind if target is None else None)
-    return prepare_frame(frame, targets, kind=use_kind, metric=metric, name=key, origin=f"sklearn:{key}")
+    return prepare_frame(frame, targets, kind=use_kind, metric=metric, name=key, origin=f"sklearn:{key}",
+                         kind_source="given" if kind is not None else f"scikit-learn's {key} is documented")
 
 
 # ------------------------------------------------------------------------------------------- specs

@@ -61,7 +61,7 @@ class OpenMLConfig:
             return "point the cache directory you gave (--openml-cache)"
         if self.cache_source == "env":
             return f"set {CACHE_ENV}"
-        return f"give --openml-cache or set {CACHE_ENV}"
+        return f"set {CACHE_ENV} (kb import-openml also takes --openml-cache)"
 
     @property
     def cache_dir(self) -> Path:

@@ -204,11 +204,13 @@ def prepare_frame(
     origin: str | None = None,
     openml_id: int | None = None,
     drop_empty_features: bool = False,
+    kind_source: str = "given",
 ) -> Dataset:
     """Validate ``df`` (features + target columns) and build the :class:`Dataset`.
 
     ``targets`` is one column name, a comma-separated list or a sequence of names; ``kind`` forces
-    the task kind (checked against the data); ``origin`` defaults to ``upload:NAME``.
+    the task kind (checked against the data; ``kind_source`` says who gave it, see
+    :func:`~metalearn.data.kinds.infer_task`); ``origin`` defaults to ``upload:NAME``.
     Feature columns without any value are an error unless ``drop_empty_features`` (then they are
     dropped with a logged warning; loaders of curated sources such as OpenML use it).
     """
@@ -248,7 +250,7 @@ def prepare_frame(
                 f"target {t!r} of {name!r} has {n_missing} missing value(s) in {len(y_raw)} rows; "
                 "drop those rows or fill the target in"
             )
-    task = infer_task(y_raw, kind=kind, metric=metric)
+    task = infer_task(y_raw, kind=kind, metric=metric, kind_source=kind_source)
     y = _convert_targets(y_raw, task, name)
 
     columns_out: dict[str, pd.Series] = {}
