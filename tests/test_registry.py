@@ -485,3 +485,17 @@ def test_feedback_labels_are_stored_as_the_classes_the_model_was_trained_on(regi
     assert stored == [1, 0, 0, 1] and all(type(v) is int for v in stored)
     data, _ = feedback_data(registry, "codes", pd.concat([ds.X, ds.y], axis=1).head(20))
     assert data.task.kind is TaskKind.BINARY and set(data.y["target"]) == {0, 1}
+
+
+def test_a_variant_whose_original_was_deleted_does_not_point_at_it(registry: ModelRegistry, searched: Any) -> None:
+    """Compressing a pruned variant said "compress its original, version 1" when version 1 was deleted."""
+    from metalearn.registry.variants import CompressionError, compressible_version
+
+    _, ds, outcome = searched
+    original = registry.register_outcome("bc", outcome, ds)
+    variant = registry.register("bc", outcome.model, ds, variant="pruned", parent_version=original.version)
+    with pytest.raises(CompressionError, match=f"compress its original, version {original.version}$"):
+        compressible_version(registry, "bc", variant.version)
+    registry.delete("bc", original.version)
+    with pytest.raises(CompressionError, match=f"its original, version {original.version}, was deleted: compress another"):
+        compressible_version(registry, "bc", variant.version)

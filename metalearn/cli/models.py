@@ -434,7 +434,9 @@ def models_evaluate(
                                               "beside the predictions served for them.")
     ] = False,
     version: VersionOpt = None,
-    metric: MetricOpt = None,
+    metric: Annotated[str | None, typer.Option(
+        "--metric", help="The metric reported as the score and ranking the features (default: the version's); "
+                         "every metric of the kind is printed.")] = None,
     importance: Annotated[
         bool, typer.Option("--importance", help="Also each feature's permutation importance on these rows.")
     ] = False,

@@ -72,7 +72,7 @@ def _suggest(name: str, available: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, list(available), n=3, cutoff=0.6)
     if not close:  # case-insensitive second chance
         lower = {a.lower(): a for a in available}
-        close = [lower[m] for m in difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.6)]
+        close = [lower[m] for m in difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.8)]
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 

@@ -99,7 +99,7 @@ def snapshot_info(directory: str | Path) -> dict[str, Any]:
     src = Path(directory).expanduser()
     if not src.is_dir():
         raise DataFileNotFoundError(
-            f"snapshot directory {src} does not exist: pass a directory written by export_snapshot"
+            f"snapshot directory {src} does not exist: pass a directory `metalearn kb export` wrote"
         )
     info_path = src / SNAPSHOT_FILE
     if not info_path.is_file():

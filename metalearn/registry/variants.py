@@ -42,9 +42,11 @@ def compressible_version(registry: ModelRegistry, name: str, version: int | None
     variant (:data:`FINAL_VARIANTS`)."""
     base = registry.working_version(name, version)
     if base.variant in FINAL_VARIANTS:
+        live = {v.version for v in registry.store.list_versions(name)}
+        original = (f"compress its original, version {base.parent_version}" if base.parent_version in live
+                    else f"its original, version {base.parent_version}, was deleted: compress another version")
         raise CompressionError(
-            f"model {name!r} version {base.version} is already a compressed ({base.variant}) variant: "
-            f"compress its original, version {base.parent_version}"
+            f"model {name!r} version {base.version} is already a compressed ({base.variant}) variant: {original}"
         )
     return base
 

@@ -131,6 +131,9 @@ class Executor:
                         threads_per_worker=1,
                         processes=True,
                         dashboard_address=None,
+                        # no dashboard, but the scheduler's HTTP server (health, metrics) still binds: a free
+                        # port, not 8787 (a busy 8787 printed a 4-line "Port 8787 is already in use" warning)
+                        scheduler_kwargs={"dashboard_address": ":0"},
                         memory_limit=0,
                     )
                 self._client = Client(self._cluster)

@@ -226,10 +226,12 @@ def sparse_validation(dataset: Dataset, protocol: EvalProtocol) -> str | None:
     if rare >= SPARSE_VALIDATION_ROWS:
         return None
     where = "holdout split" if holdout else f"fold of {resolved.n_folds}-fold cross-validation"
+    # a time limit small for the data is what moves a search to a holdout split or a subset of the rows
+    larger = " (or a larger time limit, for cross-validation on all rows)" if holdout or used < 1.0 else ""
     return (
         f"each trial was scored on about {rare:.0f} row(s) of class {str(counts.idxmin())!r} (its {where}, of "
         f"{int(counts.min())} in the data): the validation scores and the pipeline chosen are noisy; more rows of "
-        "that class (or a larger --time-limit, for cross-validation on all rows) make them reliable"
+        f"that class{larger} make them reliable"
     )
 
 

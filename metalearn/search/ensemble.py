@@ -1138,8 +1138,8 @@ def ensemble_lines(block: Mapping[str, Any] | None) -> list[str]:
         gain = block.get("gain")
         sign = "" if gain is None else f", gain {gain:+.4g}"
         scores = (f"out-of-fold {block.get('metric', '')} {num(block['score'])} vs best single "
-                  f"{num(block.get('best_single'))}{sign} (scored on the trials' pooled out-of-fold predictions, "
-                  "not as the mean of fold scores)")
+                  f"{num(block.get('best_single'))}{sign}; both on the trials' pooled out-of-fold "
+                  "predictions, not a mean of fold scores")
     members = ", ".join(f"{m['config_id']} ({m['family']}) {m['weight']:.2f}" for m in block.get("members", []))
     first = [str(block["best_refit"])] if block.get("best_refit") else []
     if val := block.get("validation"):  # weights chosen again on rows the search never used (final_validation.py)
