@@ -121,3 +121,24 @@ def test_own_dask_workers_drop_the_heartbeat_noise_of_their_shutdown_only() -> N
         after = client.run(_heartbeat_filtered)
     assert len(before) == 2 and all(v == (True, True) for v in before.values())
     assert all(v == (False, True) for v in after.values())
+
+
+def test_own_dask_workers_leave_port_8787_alone() -> None:
+    """The scheduler's HTTP server took 8787 (no dashboard is used): a busy 8787 printed Dask's 4-line "Port 8787
+    is already in use" warning in optimize's and retrain's output."""
+    import socket
+    import warnings
+
+    from metalearn.runtime.executors import Executor
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+    except OSError:
+        pass  # busy already: the same case
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Executor(2, pool="dask") as ex:
+            assert ex._client.submit(sum, [1, 2]).result() == 3
+    holder.close()
+    assert not [w for w in caught if "8787" in str(w.message)]

@@ -1092,7 +1092,9 @@ def test_a_binary_search_scored_on_a_handful_of_the_rare_class_is_warned_of() ->
     warning = sparse_validation(rare, holdout)
     assert warning is not None and warning.startswith("each trial was scored on about 7 row(s) of class '1' (its "
                                                       "holdout split, of 20 in the data)")
-    assert "fold of 5-fold cross-validation" in (sparse_validation(rare, EvalProtocol(mode="cv")) or "")
+    assert "a larger time limit" in warning  # the holdout: what a small time limit for the data does
+    on_folds = sparse_validation(rare, EvalProtocol(mode="cv")) or ""
+    assert "fold of 5-fold cross-validation" in on_folds and "time limit" not in on_folds  # every row, every fold
     y[:200] = 1
     assert sparse_validation(prepare_frame(X.assign(y=y), "y", name="common"), holdout) is None
     assert sparse_validation(load_dataset("sklearn:iris"), holdout) is None  # binary only

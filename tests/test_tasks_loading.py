@@ -239,6 +239,10 @@ def test_bad_frames_give_clear_errors(corpus_dir: Path) -> None:
         prepare_frame(df, "targt", name="hepatitis")
     msg = one_line(err)
     assert "'targt'" in msg and "did you mean 'target'" in msg and "available columns" in msg
+    from metalearn.data.validation import _suggest
+
+    assert _suggest("Target", ["target", "Age"]) == " (did you mean 'target'?)"  # another case
+    assert _suggest("target", ["Age", "sex"]) == ""  # it suggested 'Age' for 'target'
 
     dup = pd.concat([df, df.iloc[:, [0]]], axis=1)
     with pytest.raises(DataError) as err:
