@@ -318,6 +318,8 @@ def test_cli_import_openml_offline_imports_nothing_and_says_so(
     assert code != 0 and "Traceback" not in err
     assert "nothing imported" in err and "unreachable" in err
     assert "--openml-cache" in err and "METALEARN_OPENML_CACHE" not in err
+    assert err.count("unreachable") == 1  # the task's line says why; the error said it once more
     assert kb_stats(kb) == before and before["datasets"] == 0
     code, out, err = run_cli(capsys, *argv, "--json")  # the report is printed, the exit code still says it
     assert code != 0 and '"runs_added": 0' in out and kb_stats(kb) == before
+    assert err.count("unreachable") == 1 and "nothing imported" in err  # the error alone says why

@@ -689,9 +689,10 @@ def kb_import_openml(
             console.print(f"  not translated ({n}): {escape(reason)}", highlight=False)
     if report.imported_tasks == 0:  # every task was skipped: nothing was written
         first = next(iter(report.tasks.items()))
+        why = (f"task {first[0]}: {first[1].removeprefix('skipped: ')}" if json_out  # else printed above
+               else "each task's reason is above")
         raise NotFoundError(
-            f"nothing imported from {len(report.tasks)} OpenML task(s) and nothing written to the KB "
-            f"(task {first[0]}: {first[1].removeprefix('skipped: ')})"
+            f"nothing imported from {len(report.tasks)} OpenML task(s) and nothing written to the KB ({why})"
         )
 
 
