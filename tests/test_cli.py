@@ -94,7 +94,7 @@ BAD_INPUTS: list[tuple[str, str, Callable[[Path], object] | None, list[str], tup
     ("unknown-target", "data.csv", _write_csv(_frame()), ["-t", "nope"], ("'nope'", "not found", "'y'")),
     ("empty-csv", "empty.csv", _write_text(""), ["-t", "y"], ("empty.csv", "empty")),
     ("header-only", "header.csv", _write_text("a,b,y\n"), ["-t", "y"], ("no rows",)),
-    ("single-class", "single.csv", _write_csv(_frame(y=["x"] * 20)), ["-t", "y"], ("single class", "'x'")),
+    ("single-class", "single.csv", _write_csv(_frame(y=["x"] * 20)), ["-t", "y"], ("single value", "'x'", "at least two classes")),
     ("inf-values", "inf.csv", _write_csv(_frame(b=_inf_b())), ["-t", "y"], ("infinite", "'b'")),
     ("all-nan-column", "nan.csv", _write_csv(_frame(b=[np.nan] * 20)), ["-t", "y"], ("no values", "'b'")),
     ("duplicate-columns", "dup.csv",

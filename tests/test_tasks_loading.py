@@ -268,7 +268,7 @@ def test_bad_frames_give_clear_errors(corpus_dir: Path) -> None:
     one_class = df[df[target] == df[target].iloc[0]]
     with pytest.raises(DataError) as err:
         prepare_frame(one_class, target, name="one_class")
-    assert "single class" in one_line(err)
+    assert "single value" in one_line(err) and "drop this target" in one_line(err)
 
     inf = df.copy()
     col = str(df.columns[2])

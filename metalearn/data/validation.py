@@ -187,8 +187,8 @@ def _convert_targets(y: pd.DataFrame, task: Task, dataset: str) -> pd.DataFrame:
             classes = out.dropna().unique()
             if len(classes) < 2:
                 raise DataError(
-                    f"target {col!r} of {dataset!r} has a single class ({str(classes[0])!r}); "
-                    "a classification task needs at least two classes"
+                    f"target {col!r} of {dataset!r} has a single value ({str(classes[0])!r}), so there is nothing to "
+                    "learn: give rows of at least two classes, or drop this target"
                 )
             out = out.cat.remove_unused_categories()
         cols[col] = out

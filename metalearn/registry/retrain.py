@@ -57,8 +57,8 @@ def check_retrain_targets(
     if list(targets) != list(task.targets):
         raise InputError(
             f"model {record.name!r} predicts {list(task.targets)} but {what}'s target(s) are "
-            f"{list(targets)}: pass --target {','.join(task.targets)} (a model of other targets is a new model: "
-            "search it with optimize --register ANOTHER_NAME)"
+            f"{list(targets)}: give the target(s) {', '.join(task.targets)} (a model of other targets is a new "
+            "model: search it and register it under another name)"
         )
 
 
