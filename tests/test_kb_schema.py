@@ -296,6 +296,12 @@ def test_a_file_held_by_another_process(tmp_path: Path) -> None:
                 DuckDBKnowledgeBase(path, read_only=read_only)
             text = one_line(err)
             assert f"PID {proc.pid}" in text and "metalearn serve" in text and "--kb" in text
+        # serve says so in one line before the server starts (an 88-line startup traceback, exit 3)
+        served = subprocess.run([sys.executable, "-m", "metalearn.cli", "serve", "--kb", str(path), "--port", "0"],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert served.returncode == 2 and served.stderr.strip().splitlines() == [
+            next(ln for ln in served.stderr.splitlines() if ln.startswith("error: kb file"))]
+        assert "locked by another metalearn process" in served.stderr and "Traceback" not in served.stderr
     finally:
         proc.kill()
         proc.wait(30)

@@ -34,18 +34,19 @@ def serve(
     """
     import uvicorn
 
+    from metalearn.kb.shipped import open_default_kb
+    from metalearn.service.settings import Settings
+
     if kb:
         os.environ["METALEARN_KB"] = kb
+    # create (and seed) the KB file once, so every worker can open it read-only; before the server starts, so a KB
+    # another process holds is the one-line error every command gives (it was an 88-line traceback, exit 3)
+    open_default_kb(kb, read_only=Settings().kb_read_only and workers == 1).close()
     if workers > 1:
-        from metalearn.kb.shipped import open_default_kb
-
-        # create (and seed) the KB file once, so every worker can open it read-only
-        open_default_kb(kb).close()
         os.environ["METALEARN_KB_READ_ONLY"] = "1"
         console.print(
             f"{workers} workers share the KB read-only: searches are disabled (use --workers 1 for them)"
         )
-    from metalearn.service.settings import Settings
 
     if not Settings().api_keys and not Settings().allow_anonymous_writes:
         console.print("no METALEARN_API_KEYS set: uploads and searches will be refused (reads work)")
