@@ -118,3 +118,28 @@ def test_sigkill_during_promote_and_rollback_leaves_one_live_version(tmp_path: P
         assert registry.predict("bc", ds.X.head(2), log=False).version == rows[0][0]  # and it serves
     finally:
         kb.close()
+
+
+def test_sigterm_ends_a_search_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM (timeout, systemd, docker stop) killed the CLI at once: its search stayed `running`, nothing said
+    how to go on. It now ends it as Ctrl-C does: recorded `cancelled` with its trials, and the resume hint."""
+    kb_path = tmp_path / "kb.duckdb"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metalearn.cli", "optimize", "sklearn:breast_cancer", "--trials", "500", "--workers",
+         "1", "--no-warm-start", "--kb", str(kb_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:  # off a terminal: a status line every 10 s or so
+        lines.append(line)
+        if "/500 trials" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(lines) + out
+    assert "interrupted; run the same command again to resume" in out and "Traceback" not in out
+    with DuckDBKnowledgeBase(kb_path, read_only=True) as kb:
+        (search,) = kb.list_searches()
+        assert search.status == "cancelled" and search.n_trials >= 1
+        assert search.error.startswith("terminated (SIGTERM); run the same command again to resume")
+        assert len(kb.list_runs(search_id=search.search_id)) == search.n_trials

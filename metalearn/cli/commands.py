@@ -810,7 +810,34 @@ def _print_peer_summary(summary: dict[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------------------- main
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM (``timeout``, systemd, docker / Kubernetes stop) ends a command as Ctrl-C does: the search or build
+    records itself ``cancelled`` and says how to resume (it died at once, its search left ``running``). ``serve``
+    keeps uvicorn's own handling, which replaces this one when the server starts."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    return signal.signal(signal.SIGTERM, interrupt)  # the handler before, put back when the command ends
+
+
 def main(argv: list[str] | None = None) -> None:
+    import signal
+
+    previous = _terminate_as_interrupt()
+    try:
+        _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None = None) -> None:
     from metalearn.cli.errors import exit_code
     from metalearn.data.errors import MetaLearnError
 

@@ -688,8 +688,9 @@ def run_search(
             )  # fmt: skip
     except CancelledError as exc:
         status, error, stopped_by = "cancelled", str(exc), "cancelled"
-    except KeyboardInterrupt:
-        status, error = "cancelled", "interrupted by the user; run the same command again to resume"
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM in the CLI ("terminated (SIGTERM)")
+        why = str(exc) or "interrupted by the user"
+        status, error = "cancelled", f"{why}; run the same command again to resume"
         raise
     except Exception as exc:  # a search-level failure (not a trial failure) is recorded, then raised
         status, error = "failed", f"{type(exc).__name__}: {exc}"
