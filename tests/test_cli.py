@@ -572,3 +572,33 @@ def test_kb_evaluate_refuses_what_it_cannot_evaluate(capsys: pytest.CaptureFixtu
                        (["--kind", "multitask"], "holds no multitask datasets with runs")):
         code, _out, err = run_cli(capsys, "kb", "evaluate", *argv, "--kb", kb_path)
         assert code == 2 and err.startswith("error: ") and says in err and "unexpected" not in err, err
+
+
+def test_kb_info_counts_a_search_whose_process_is_gone_as_interrupted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """kb info opens the KB read-only, so it never records a killed search as interrupted: it showed it running."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from metalearn.kb.owners import current_owner
+    from metalearn.kb.records import DatasetRecord, SearchRecord
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    started = round(psutil.Process(proc.pid).create_time() * 1000)
+    proc.kill()
+    proc.wait(30)
+    path = empty_kb(tmp_path / "kb.duckdb")
+    with open_kb(path) as kb:
+        kb.put_dataset(DatasetRecord("d1", "d", "binary", 10, 2))
+        kb.put_search(SearchRecord("gone", "d1", "running", **{**current_owner(), "owner_pid": proc.pid,
+                                                               "owner_started": started}))
+        kb.put_search(SearchRecord("mine", "d1", "running", **current_owner()))  # alive: this process
+    code, out, err = run_cli(capsys, "kb", "info", "--json", "--kb", path)
+    assert code == 0, err
+    assert json.loads(out)["searches_by_status"] == {"interrupted": 1, "running": 1}
+    assert kb_stats(path)["searches_by_status"] == {"running": 2}  # read-only: nothing written
+    code, out, err = run_cli(capsys, "kb", "info", "--kb", path)
+    assert "1 search(es) counted as interrupted: their process is gone" in out

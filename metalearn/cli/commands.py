@@ -497,9 +497,19 @@ def leaderboard(
 @kb_app.command("info")
 def kb_info(kb: KbOpt = None, json_out: JsonOpt = False) -> None:
     """Counts of datasets (by kind), configurations, runs and searches."""
+    from metalearn.kb.owners import owner_gone
+
     store = _open_kb(kb, read_only=True)
     stats = store.stats()
     stats["path"] = str(getattr(store, "path", kb or ""))
+    # read-only, the KB is not changed: a search whose process is gone still reads running until a read-write open
+    # records it interrupted, so it is counted as that here
+    by_status: dict[str, int] = dict(stats["searches_by_status"])  # type: ignore[call-overload]
+    gone = [r for r in store.list_searches() if r.status in ("pending", "running") and owner_gone(r)]
+    for r in gone:
+        by_status[r.status] -= 1
+        by_status["interrupted"] = by_status.get("interrupted", 0) + 1
+    stats["searches_by_status"] = {k: v for k, v in sorted(by_status.items()) if v}
     if json_out:
         _json(stats)
         return
@@ -513,6 +523,9 @@ def kb_info(kb: KbOpt = None, json_out: JsonOpt = False) -> None:
         elif key != "path":
             table.add_row(key, str(value))
     out.print(table)
+    if gone:
+        out.print(f"{len(gone)} search(es) counted as interrupted: their process is gone (the KB records it on its "
+                  "next read-write open)")
 
 
 @kb_app.command("export")
