@@ -591,6 +591,12 @@ def test_compress_job_and_mlflow_sync(kb_path: Path, tmp_path: Path, breast_canc
         assert again.get(created.headers["Location"]).json() == job
         assert again.get(f"/models/{NAME}/jobs").json() == [job]
         assert_error(again.delete(created.headers["Location"], headers=AUTH), 409, "already finished")
+        # the same compression again (a killed one run again) does not register the same variant twice
+        versions = [v["version"] for v in again.get(f"/models/{NAME}").json()["versions"]]
+        twice = _wait(again, again.post(url, json={"version": 4, "methods": ["onnx"]}, headers=AUTH).headers["Location"])
+        (onnx,) = [r for r in (twice.get("result") or {}).get("variants", []) if r["method"] == "onnx"] or [twice]
+        assert "version 5 is already the onnx variant of version 4" in str(onnx), twice
+        assert [v["version"] for v in again.get(f"/models/{NAME}").json()["versions"]] == versions
 
 
 def test_a_job_a_stopped_server_left_running_is_interrupted(kb_path: Path) -> None:

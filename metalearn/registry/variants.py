@@ -102,7 +102,14 @@ def compress(
         fingerprint=base.dataset_id or "",
         dates=signature.dates,
     )
+    # a variant of this version made earlier (a compression killed after some variants, run again) is not made twice
+    made = {v.variant: v.version for v in registry.store.list_versions(name) if v.parent_version == base.version}
     for method in methods:
+        if METHODS[method] in made:
+            rows.append({"method": method, "version": None, "error": (
+                f"version {made[METHODS[method]]} is already the {method} variant of version {base.version}: "
+                "delete it first to make it again")})
+            continue
         status(f"making the {method} variant")
         variant: Any
         try:
