@@ -159,3 +159,24 @@ def test_a_damaged_packed_forest_is_refused(tmp_path: Path) -> None:
         load_model_file(path, written["sha256"])
     with pytest.raises(ArtifactError, match=r"not a readable skops model .*write the model again"):
         load_model_file(path)  # no hash to check: the damage itself is named
+
+
+def test_a_model_file_that_cannot_be_written_is_named_and_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk said "unexpected OSError: [Errno 28] No space left on device" and left .model.skops.PID.tmp."""
+    import errno
+
+    ds = load_sklearn("iris")
+    space = get_space(ds.task)
+    model = space.build(space.validate({"model": "linear"}, fill_defaults=True), ds.task, ds.categorical).fit(ds.X, ds.y)
+
+    def full(self: Path, data: bytes) -> int:
+        with open(self, "wb") as f:
+            f.write(data[:100])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(ArtifactError, match=r"cannot write the model file .*model.skops \(No space left on device; "):
+        write_artifact(model, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

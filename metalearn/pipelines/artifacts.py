@@ -18,6 +18,7 @@ forest's file again but takes longer than the write itself (zlib's quickest leve
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterator
@@ -317,11 +318,19 @@ def write_artifact(model: Any, directory: Path) -> dict[str, Any]:
             f"the model cannot be saved in the safe skops format ({type(err).__name__}: {str(err)[:200]})"
         ) from err
     types = trusted_types(data)
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / MODEL_FILE
     tmp = directory / f".{MODEL_FILE}.{os.getpid()}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as err:  # a full disk, no permission: named, and no temporary file left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ArtifactError(
+            f"cannot write the model file {path} ({err.strerror or err}; {len(data) / 2**20:.1f} MiB): free space "
+            "there or write elsewhere"
+        ) from err
     return {
         "file": MODEL_FILE,
         "format": FORMAT,
