@@ -106,7 +106,7 @@ class Interrupt:
         self.current: str | None = None
         self.closed = False
 
-    def phase(self, name: str, total: int, done: int = 0) -> None:
+    def phase(self, name: str, total: int, done: int = 0, note: str = "") -> None:
         self.current = name
         self.phases[name] = total
         self.advances[name] = done  # finished earlier: the phase starts there
@@ -115,7 +115,7 @@ class Interrupt:
     def advance(self, **fields: Any) -> None:
         assert self.current is not None, "advance before phase"
         self.advances[self.current] += 1
-        if self.current == self.target and self.advances[self.current] >= self.after:
+        if self.current == self.target and self.advances[self.current] - self.earlier[self.current] >= self.after:
             raise KeyboardInterrupt
 
     def close(self) -> None:
@@ -184,7 +184,10 @@ def test_build_registers_explores_and_fills_a_dense_matrix(reference: dict[str, 
     assert prog.closed and list(prog.phases) == ["meta-features", "exploration", "performance matrix"]
     assert prog.phases["meta-features"] == prog.advances["meta-features"] == len(DATASETS)
     assert prog.phases["exploration"] == prog.advances["exploration"] == len(DATASETS)
+    # the matrix's cells: those the exploration evaluated count as done already, the others are its runs
     assert prog.advances["performance matrix"] == prog.phases["performance matrix"] == sum(
+        c["datasets"] * c["configs"] for c in reference["report"].by_kind.values())
+    assert prog.phases["performance matrix"] - prog.earlier["performance matrix"] == sum(
         1 for r in runs.values() if r.source == SOURCE_MATRIX
     )
 

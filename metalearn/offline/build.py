@@ -297,7 +297,10 @@ def build_kb(
 
         # 2. explore each dataset with a short, replayable SMAC search (not when extending)
         if settings.n_explore > 0 and not extension:
-            prog.phase("exploration", len(registered))
+            resumed = any(known_runs(did) for dids in by_kind.values() for did in dids)
+            prog.phase("exploration", len(registered), note=(
+                " (a resumed build replays each dataset's exploration: the runs stored earlier are told, not run "
+                "again)" if resumed else ""))
             jobs = [
                 (registered[did][0], known_runs(did), settings.n_explore, protocol, settings.trial_time_limit,
                  settings.memory_limit_mb, settings.seed)
@@ -336,8 +339,9 @@ def build_kb(
                         if cfg.config_id not in have[did]:
                             grid_jobs.append((registered[did][0], cfg, protocol, settings.trial_time_limit,
                                               settings.memory_limit_mb, run_source))
+        n_matrix = sum(len(commons[kind]) * len(by_kind[kind]) for kind in by_kind)
         prog.phase("family extension" if settings.families else "size portfolio" if settings.portfolio
-                   else "performance matrix", len(grid_jobs))
+                   else "performance matrix", n_matrix, done=n_matrix - len(grid_jobs))
         batch: list[tuple[RunRecord, ConfigurationRecord]] = []
         last = time.monotonic()
         for args, res in ex.map_unordered(_evaluate_task, grid_jobs):
