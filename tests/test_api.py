@@ -623,15 +623,19 @@ def test_a_search_running_when_the_server_stops_ends_interrupted_not_cancelled(k
     asked for. It is interrupted, with the advice to submit it again (as at the next start)."""
     with TestClient(create_app(make_settings(kb_copy))) as c:
         r = _upload(c, "/searches", small_csv(200), targets=["y"], n_trials="200", trial_time_limit="20",
-                    optimizer="random", warm_start="false", n_folds="2")  # fmt: skip
+                    optimizer="random", warm_start="false", n_folds="2", register="qa-model")  # fmt: skip
         assert r.status_code == 202, r.text
         search_id = r.json()["search_id"]
         deadline = time.monotonic() + 60
-        while c.get(f"/searches/{search_id}").json()["n_trials"] < 1 and time.monotonic() < deadline:
+        while (running := c.get(f"/searches/{search_id}").json())["n_trials"] < 1 and time.monotonic() < deadline:
             time.sleep(0.2)
     with TestClient(create_app(make_settings(kb_copy))) as c:
         body = c.get(f"/searches/{search_id}").json()
     assert body["status"] == "interrupted" and "server stopped" in body["error"] and 1 <= body["n_trials"] < 200, body
+    # the next server answers with what the request said (it gave the KB's dataset name, no start, no model name)
+    assert body["dataset_name"] == running["dataset_name"] and body["model"] == {"name": "qa-model", "version": None, "mlflow": None}
+    assert body["started_at"] is not None and body["started_at"].startswith(str(running["started_at"])[:19])
+    assert "request" not in body["settings"] and body["settings"]["n_trials"] == 200
 
 
 # ------------------------------------------------------------------------------ a real uvicorn server

@@ -48,7 +48,7 @@ import numpy as np
 from ConfigSpace import Configuration, ConfigurationSpace
 
 from metalearn.data.dataset import Dataset
-from metalearn.data.errors import CancelledError, InputError
+from metalearn.data.errors import CancelledError, InputError, NotFoundError
 from metalearn.data.metrics import get_metric
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
@@ -356,11 +356,15 @@ def run_search(
     space = get_space(task)
     metric = get_metric(task.metric, task.kind)  # a metric of another kind (or none) writes nothing
     search_id = search_id or uuid.uuid4().hex[:16]
+    try:  # what its submitter recorded beside the settings (the service: its request) is kept
+        submitted = dict(kb.get_search(search_id).settings)
+    except NotFoundError:
+        submitted = {}
     record = SearchRecord(
         search_id=search_id,
         dataset_id=dataset.dataset_id,
         status="running",
-        settings=settings.to_dict(),
+        settings={**submitted, **settings.to_dict()},
         **current_owner(),  # so that a KB opened after this process is killed marks the search interrupted
     )
     kb.put_search(record)

@@ -17,7 +17,7 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -41,6 +41,8 @@ from metalearn.service.settings import Settings
 log = logging.getLogger("metalearn.api.searches")
 
 FINISHED = ("done", "failed", "cancelled", "interrupted")
+#: the key of a search record's settings holding what the request said (see SearchManager._settings)
+REQUEST_KEY = "request"
 
 #: the error of a search the server stopped while it ran (at shutdown, or found unfinished at the next start)
 SERVER_STOPPED = "the server stopped while this search ran; submit it again to resume from its trials"
@@ -293,15 +295,24 @@ class SearchManager:
                 fields["incumbent_config_id"] = base.incumbent_config_id
                 fields["incumbent_score"] = base.incumbent_score
             fields["n_trials"] = max(int(fields["n_trials"] or 0), base.n_trials)  # type: ignore[call-overload]
-            return replace(base, **fields)  # type: ignore[arg-type]
+            return replace(base, settings=self._settings(job, base.settings), **fields)  # type: ignore[arg-type]
         return SearchRecord(
             search_id=job.search_id,
             dataset_id=job.dataset_id,
-            settings=job.settings.to_dict(),
+            settings=self._settings(job),
             created_at=job.created_at,
             **current_owner(),
             **fields,  # type: ignore[arg-type]
         )
+
+    @staticmethod
+    def _settings(job: SearchJob, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The record's settings: the search's, and under ``REQUEST_KEY`` what the request said that the KB keeps
+        nowhere else (the dataset's name as uploaded, the model name to register, the start), so that a later
+        server run answers for the search as this one did."""
+        request = {"dataset_name": job.dataset_name, "register": job.register,
+                   "started_at": job.started_at.isoformat() if job.started_at else None}
+        return {**(base if base is not None else job.settings.to_dict()), REQUEST_KEY: request}
 
     def _persist(self, job: SearchJob) -> None:
         try:
@@ -442,10 +453,15 @@ class SearchManager:
                 "score": finite_or_none(rec.incumbent_score),
                 "values": values,
             }
+        given = rec.settings.get(REQUEST_KEY)
+        request: dict[str, Any] = given if isinstance(given, dict) else {}
+        registered = self._registered_by(rec.search_id) if with_trials else None
+        if registered is None and request.get("register") and with_trials:  # asked for, never registered
+            registered = {"name": request["register"], "version": None, "mlflow": None}
         out: dict[str, Any] = {
             "search_id": rec.search_id,
             "dataset_id": rec.dataset_id,
-            "dataset_name": name,
+            "dataset_name": request.get("dataset_name") or name,
             "kind": kind,
             "metric": None,
             "status": rec.status,
@@ -455,9 +471,9 @@ class SearchManager:
             "error": rec.error,
             "created_at": rec.created_at,
             "updated_at": rec.updated_at,
-            "started_at": None,
+            "started_at": request.get("started_at"),
             "finished_at": rec.updated_at if rec.status in FINISHED else None,
-            "model": self._registered_by(rec.search_id) if with_trials else None,
+            "model": registered,
         }
         if with_trials:
             runs = self.kb.list_runs(search_id=rec.search_id)
@@ -493,7 +509,7 @@ class SearchManager:
                         "sources": [],
                     }
                 )
-            out["settings"] = dict(rec.settings)
+            out["settings"] = {k: v for k, v in rec.settings.items() if k != REQUEST_KEY}
             out["trials"] = trials
             out["trajectory"] = [t["best_score"] for t in trials]
         return out
@@ -501,7 +517,7 @@ class SearchManager:
     def _registered_by(self, search_id: str) -> dict[str, Any] | None:
         """The model version a search of an earlier server run registered (None when it registered none)."""
         v = self._registered_version(search_id)
-        return None if v is None else {"name": v.name, "version": v.version}
+        return None if v is None else {"name": v.name, "version": v.version, "mlflow": None}
 
     def _registered_version(self, search_id: str) -> ModelVersionRecord | None:
         """The model version the search registered its final model as (None: none, or no registry)."""
