@@ -243,6 +243,9 @@ def test_bad_frames_give_clear_errors(corpus_dir: Path) -> None:
 
     assert _suggest("Target", ["target", "Age"]) == " (did you mean 'target'?)"  # another case
     assert _suggest("target", ["Age", "sex"]) == ""  # it suggested 'Age' for 'target'
+    with pytest.raises(TargetError) as err:  # a Python user is told the keyword, not only the CLI's flag
+        prepare_frame(df, [], name="hepatitis")
+    assert "--target NAME (target= in Python and over HTTP)" in one_line(err)
 
     dup = pd.concat([df, df.iloc[:, [0]]], axis=1)
     with pytest.raises(DataError) as err:

@@ -343,5 +343,5 @@ def test_a_budget_too_small_for_any_trial_says_so() -> None:
     outcome = optimize(load_dataset("sklearn:iris"), open_kb(":memory:"), SearchSettings(time_limit=0.05, workers=1))
     assert outcome.model is None and not outcome.result.trials
     assert outcome.summary["model"]["missing_reason"] == (
-        "the time limit ended the search before a trial could run (0.05 s for the whole job): give a larger --time-limit"
+        "the time limit ended the search before a trial could run (0.05 s for the whole job): give a larger --time-limit (time_limit= in Python and over HTTP)"
     )

@@ -18,6 +18,14 @@ from typing import TypeVar
 _V = TypeVar("_V")
 
 
+def option(name: str, value: str = "") -> str:
+    """How a message names a setting every interface has: the CLI's flag, and the keyword the Python API and the
+    service's fields take (``option("target", "NAME")`` -> ``--target NAME (target= in Python and over HTTP)``),
+    so that an error cites what the user at hand can type."""
+    flag = f"--{name.replace('_', '-')}" + (f" {value}" if value else "")
+    return f"{flag} ({name}= in Python and over HTTP)"
+
+
 def most_specific(table: Mapping[type[BaseException], _V], exc: BaseException, default: _V) -> _V:
     """``table``'s value for the most specific class of ``exc`` (the first along its MRO), else ``default``."""
     for cls in type(exc).__mro__:

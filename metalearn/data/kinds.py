@@ -45,7 +45,7 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn.utils.multiclass import type_of_target
 
-from metalearn.data.errors import TargetError, TaskKindError
+from metalearn.data.errors import TargetError, TaskKindError, option
 from metalearn.data.task import SINGLE_KINDS, Task, TaskKind
 
 #: An integer-valued numeric target with more distinct values than this is regression unless it looks
@@ -230,7 +230,7 @@ def _check_single(kind: TaskKind, s: pd.Series) -> TaskKind:
             example = ", ".join(repr(str(v)) for v in _non_null(s).unique()[:3])
             raise TaskKindError(
                 f"{_label(s)} holds labels ({example}...), not numbers, so it cannot be a regression "
-                "target; use --kind binary or multiclass, or convert the column to numbers"
+                f"target; use {option('kind', 'binary')} or multiclass, or convert the column to numbers"
             )
         return TaskKind.REGRESSION
     n_classes = int(_non_null(s).nunique())
@@ -238,7 +238,7 @@ def _check_single(kind: TaskKind, s: pd.Series) -> TaskKind:
         if n_classes > 2:
             raise TaskKindError(
                 f"{_label(s)} has {n_classes} distinct values, so it cannot be a binary target; "
-                "use --kind multiclass (or regression for a numeric target)"
+                f"use {option('kind', 'multiclass')} (or regression for a numeric target)"
             )
         return TaskKind.BINARY
     # multiclass: class-like columns or integer-valued numbers; not continuous values
@@ -247,7 +247,7 @@ def _check_single(kind: TaskKind, s: pd.Series) -> TaskKind:
         if values is not None and not np.all(np.mod(values[np.isfinite(values)], 1.0) == 0.0):
             raise TaskKindError(
                 f"{_label(s)} holds non-integer numbers, so it cannot be a multiclass target; "
-                "use --kind regression, or bin the values into classes first"
+                f"use {option('kind', 'regression')}, or bin the values into classes first"
             )
     return TaskKind.MULTICLASS
 
@@ -318,7 +318,7 @@ def infer_task(
     if not isinstance(y, pd.DataFrame):
         raise TargetError(f"targets must be a pandas DataFrame, got {type(y).__name__}")
     if y.shape[1] == 0:
-        raise TargetError("no target column given; pass --target NAME")
+        raise TargetError(f"no target column given; pass {option('target', 'NAME')}")
     targets = tuple(str(c) for c in y.columns)
     columns = [y.iloc[:, i] for i in range(y.shape[1])]
     explained = [explain_target_kind(s) for s in columns]
@@ -343,13 +343,13 @@ def infer_task(
         if len(columns) != 1:
             raise TaskKindError(
                 f"a {want} task has exactly one target but {len(columns)} were given ({list(targets)}); "
-                "use --kind multilabel, multitarget or multitask for several targets"
+                f"use {option('kind', 'multilabel')}, multitarget or multitask for several targets"
             )
         return Task(_check_single(want, columns[0]), targets, metric=metric, kind_reasons=(given,))
     if len(columns) < 2:
         raise TaskKindError(
             f"a {want} task needs at least two target columns, got {list(targets)}; "
-            f"use --kind {inferred[0]} for one target"
+            f"use {option('kind', str(inferred[0]))} for one target"
         )
     if want is TaskKind.MULTILABEL:
         bad = [str(s.name) for s in columns if not _is_zero_one(s)]
@@ -365,7 +365,7 @@ def infer_task(
         bad = [str(s.name) for s in columns if _numeric_values(s) is None]
         if bad:
             raise TaskKindError(
-                f"multitarget targets must all be numeric, but {bad} hold labels; use --kind multitask"
+                f"multitarget targets must all be numeric, but {bad} hold labels; use {option('kind', 'multitask')}"
             )
         return Task(TaskKind.MULTITARGET, targets, metric=metric, kind_reasons=(given,) * len(columns))
     why = tuple(f"{given} (multitask); this target: {r}" for r in reasons)

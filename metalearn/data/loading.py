@@ -32,6 +32,7 @@ from metalearn.data.errors import (
     NotFoundError,
     TargetError,
     TaskKindError,
+    option,
 )
 from metalearn.data.task import TaskKind
 from metalearn.data.validation import normalize_targets, prepare_frame
@@ -817,7 +818,7 @@ def load_dataset(
         from metalearn.data.openml_io import load_openml_task
 
         if target is not None:
-            raise TargetError("an OpenML task fixes its target; drop --target or load openml:DID instead")
+            raise TargetError("an OpenML task fixes its target; give no target, or load openml:DID instead")
         dataset, _splits = load_openml_task(_int_id(rest, "openml-task:TID"))
         if kind is not None or metric is not None:
             from metalearn.data.kinds import infer_task
@@ -831,5 +832,5 @@ def load_dataset(
             "openml-task:TID, corpus:NAME or a path to a data file"
         )
     if target is None:
-        raise TargetError(f"loading the file {text!r} needs a target column; pass --target NAME")
+        raise TargetError(f"loading the file {text!r} needs a target column; pass {option('target', 'NAME')}")
     return load_file(path, target, kind=kind, metric=metric)

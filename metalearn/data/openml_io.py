@@ -33,6 +33,7 @@ from metalearn.data.errors import (
     NotFoundError,
     OpenMLUnavailableError,
     TargetError,
+    option,
 )
 from metalearn.data.task import TaskKind
 from metalearn.data.validation import normalize_targets, prepare_frame
@@ -219,7 +220,7 @@ def load_openml_dataset(
     if target is None:
         default = ds.default_target_attribute
         if not default:
-            raise TargetError(f"OpenML dataset {did} ({ds.name}) has no default target; pass --target NAME")
+            raise TargetError(f"OpenML dataset {did} ({ds.name}) has no default target; pass {option('target', 'NAME')}")
         targets = normalize_targets(str(default))
     else:
         targets = normalize_targets(target)

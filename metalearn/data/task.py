@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from metalearn.data.errors import TaskKindError
+from metalearn.data.errors import TaskKindError, option
 
 
 class TaskKind(StrEnum):
@@ -70,7 +70,7 @@ class Task:
         targets = tuple(self.targets)
         object.__setattr__(self, "targets", targets)
         if not targets:
-            raise TaskKindError("a task needs at least one target column; pass --target NAME")
+            raise TaskKindError(f"a task needs at least one target column; pass {option('target', 'NAME')}")
         if len(set(targets)) != len(targets):
             raise TaskKindError(f"target columns repeat: {list(targets)}; name each target once")
         tk = tuple(TaskKind(k) for k in self.target_kinds)

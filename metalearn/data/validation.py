@@ -31,7 +31,7 @@ import pandas as pd
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.datetimes import date_columns, parse_dates
-from metalearn.data.errors import DataError, TargetError
+from metalearn.data.errors import DataError, TargetError, option
 from metalearn.data.kinds import infer_task, is_class_dtype
 from metalearn.data.numbers import FEATURE_LIMIT, out_of_range
 from metalearn.data.task import Task, TaskKind
@@ -53,7 +53,7 @@ def normalize_targets(targets: str | Sequence[str] | None, columns: Iterable[obj
     """``targets`` as a non-empty list of unique column names; a string names several separated by commas,
     unless it is one of ``columns`` as it stands (a column named ``"price, usd"``)."""
     if targets is None:
-        raise TargetError("no target column given; pass --target NAME (several: --target a,b)")
+        raise TargetError(f"no target column given; pass {option('target', 'NAME')}, several as a list")
     if isinstance(targets, str):
         whole = targets in {str(c) for c in columns}
         names = [t.strip() for t in targets.split(",")] if "," in targets and not whole else [targets]
@@ -61,7 +61,7 @@ def normalize_targets(targets: str | Sequence[str] | None, columns: Iterable[obj
         names = [str(t) for t in targets]
     names = [t for t in names if t != ""]
     if not names:
-        raise TargetError("no target column given; pass --target NAME (several: --target a,b)")
+        raise TargetError(f"no target column given; pass {option('target', 'NAME')}, several as a list")
     dup = sorted({t for t in names if names.count(t) > 1})
     if dup:
         raise TargetError(f"target columns repeat: {_names(dup)}; name each target once")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.datetimes import restore_dates
-from metalearn.data.errors import InputError
+from metalearn.data.errors import InputError, option
 from metalearn.data.task import TaskKind
 from metalearn.kb.model_store import ModelVersionRecord
 from metalearn.pipelines.signature import Signature
@@ -70,7 +70,7 @@ def check_retrain_data(registry: ModelRegistry, record: ModelVersionRecord, data
     if str(dataset.task.kind) != str(task.kind):
         raise InputError(
             f"model {record.name!r} is a {task.kind} model but the new data was read as {dataset.task.kind}: "
-            f"pass --kind {task.kind}"
+            f"pass {option('kind', str(task.kind))}"
         )
     # the classes too: a client reads one probability column per class (version 7 of a 0/1 model answered 0.0 / 3.7);
     # of a binary or multiclass model only: a multi-label label may be constant in new rows, as in training

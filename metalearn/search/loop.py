@@ -48,7 +48,7 @@ import numpy as np
 from ConfigSpace import Configuration, ConfigurationSpace
 
 from metalearn.data.dataset import Dataset
-from metalearn.data.errors import CancelledError, InputError, NotFoundError
+from metalearn.data.errors import CancelledError, InputError, NotFoundError, option
 from metalearn.data.metrics import get_metric
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
@@ -685,7 +685,7 @@ def run_search(
         if best.config_id is None:  # nothing came of it: recorded as failed, saying why (it read "done")
             status, error = "failed", (
                 f"the time limit ended the search before a trial could run ({settings.time_limit:g} s for the whole "
-                "job): give a larger --time-limit"
+                f"job): give a larger {option('time_limit')}"
                 if not trials and stopped_by == "time_limit" else
                 f"no configuration succeeded{' at full budget' if multi_fidelity else ''} in {len(trials)} trials "
                 f"({n_failed} failed)"
