@@ -175,6 +175,8 @@ def test_a_multitask_metric_of_one_target_is_checked_against_that_target() -> No
         task("blue:accuracy")
     assert task("t0:accuracy").kind_report() == ["'religion' (t0): multiclass", "'red' (t1): binary", "'area' (t2): regression"]
     assert check_task_metric(task("t0:accuracy"), "red:f1") == "t1:f1"
+    assert task("").target_keys() == {"t0": "religion", "t1": "red", "t2": "area"}  # shown beside t<i>: metrics
+    assert Task(TaskKind.MULTITARGET, ("a", "b")).target_keys() == {}
 
 
 def test_to_cost_and_regret() -> None:

@@ -485,6 +485,8 @@ def models_evaluate(
     where = result.get("source") or f"{result['rows']} labelled rows"
     _say(f"model {name} version {result['version']} on {where}{skipped}: {result['metric']} {_fmt(result['score'])}")
     _say("  " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["metrics"].items()))
+    if result.get("targets"):  # a multitask model's per-target metrics are keyed t<i>:
+        _say("  (" + ", ".join(f"{k} = {t!r}" for k, t in result["targets"].items()) + ")")
     served = result.get("served")
     if served is not None:
         by = ", ".join(f"version {v}: {n}" for v, n in served["versions"].items())

@@ -222,7 +222,7 @@ def check_task_metric(task: Task, name: str) -> str:
     target, _, base = name.rpartition(":")
     positional = re.fullmatch(r"t(\d+)", target)
     index = int(positional.group(1)) if positional else task.targets.index(target) if target in task.targets else -1
-    named = ", ".join(f"t{i} = {t!r}" for i, t in enumerate(task.targets))
+    named = ", ".join(f"{k} = {t!r}" for k, t in task.target_keys().items())
     if not 0 <= index < task.n_targets:
         raise InputError(
             f"metric {name!r} names no target of this task ({named}): give t<i>:<metric> or <target>:<metric>"

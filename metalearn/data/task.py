@@ -134,6 +134,13 @@ class Task:
     def n_targets(self) -> int:
         return len(self.targets)
 
+    def target_keys(self) -> dict[str, str]:
+        """A multitask task's per-target metric prefixes -> target names (``{"t0": "religion", ...}``: its runs
+        store ``t0:accuracy``); empty for other kinds."""
+        if self.kind is not TaskKind.MULTITASK:
+            return {}
+        return {f"t{i}": t for i, t in enumerate(self.targets)}
+
     def kind_report(self) -> list[str]:
         """One line per target: ``"'name': kind - reason"`` (the reason omitted when unknown)."""
         reasons = self.kind_reasons or ("",) * len(self.targets)

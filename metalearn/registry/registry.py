@@ -542,7 +542,8 @@ class ModelRegistry:
         metrics = {k: finite_or_none(v) for k, v in compute_metrics(task, y, pred).items()}
         out: dict[str, Any] = {
             "name": record.name, "version": record.version, "metric": chosen, "score": metrics.get(chosen),
-            "greater_is_better": get_metric(chosen).greater_is_better, "metrics": metrics, "rows": len(X),
+            "greater_is_better": get_metric(chosen).greater_is_better, "metrics": metrics,
+            "targets": task.target_keys(), "rows": len(X),
             "unlabelled_rows": int((~labelled).sum()), "warnings": warnings, "importance": None,
         }
         if importance:

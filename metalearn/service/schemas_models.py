@@ -263,6 +263,8 @@ class EvaluateOut(BaseModel):
     greater_is_better: bool
     score: float | None = Field(description="The metric on the labelled rows (null when undefined on them).")
     metrics: dict[str, float | None] = Field(description="Every metric of the model's kind.")
+    targets: dict[str, str] = Field(
+        default_factory=dict, description="A multitask model's metric prefixes -> its targets (t0 -> the first).")
     rows: int = Field(description="Labelled rows scored.")
     unlabelled_rows: int = Field(description="Rows without any target value, skipped.")
     warnings: list[str]
