@@ -126,16 +126,15 @@ def test_own_dask_workers_drop_the_heartbeat_noise_of_their_shutdown_only() -> N
 def test_own_dask_workers_leave_port_8787_alone() -> None:
     """The scheduler's HTTP server took 8787 (no dashboard is used): a busy 8787 printed Dask's 4-line "Port 8787
     is already in use" warning in optimize's and retrain's output."""
+    import contextlib
     import socket
     import warnings
 
     from metalearn.runtime.executors import Executor
 
     holder = socket.socket()
-    try:
+    with contextlib.suppress(OSError):  # busy already: the same case
         holder.bind(("127.0.0.1", 8787))
-    except OSError:
-        pass  # busy already: the same case
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with Executor(2, pool="dask") as ex:
