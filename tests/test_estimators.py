@@ -5,6 +5,7 @@ effect: by default a fit writes no KB file and a second fit on the same data sea
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,21 @@ def test_repeated_feature_names_are_refused_by_name() -> None:
     X = pd.DataFrame(np.random.default_rng(0).normal(size=(60, 2)), columns=["a", "a"])
     with pytest.raises(InputError, match="X repeats column\\(s\\) 'a': give each column a name of its own"):
         MetaLearnClassifier(**SMALL).fit(X, np.r_[np.zeros(30), np.ones(30)])  # it was narwhals' DuplicateError
+
+
+def test_bad_targets_are_one_line_metalearn_errors_in_every_estimator() -> None:
+    """MetaLearnClassifier gave scikit-learn's "Unknown label type: unknown ... continuous values" for a missing
+    text label or labels of mixed types, "Input y contains NaN" for a missing number; MetaLearnRegressor
+    "Input y contains infinity"; MetaLearnEstimator already named the target and the fix."""
+    X, y = _blobs(30)
+    text = pd.Series(np.array(["no", "yes"])[y % 2]).where(lambda s: s.index % 10 > 0)
+    for estimator, labels, words in (
+        (MetaLearnClassifier(**TINY), text, "has 3 missing value(s) in 30 rows; drop those rows or fill the target in"),
+        (MetaLearnClassifier(**TINY), pd.Series(y, dtype="Int64").where(lambda s: s.index > 0), "1 missing value(s)"),
+        (MetaLearnClassifier(**TINY), pd.Series([1, "0"] * 15, dtype=object), "labels mix types (int, str)"),
+        (MetaLearnRegressor(**TINY), pd.Series(np.r_[np.inf, np.arange(29.0)]), "holds 1 infinite value(s)"),
+        (MetaLearnEstimator(**TINY), text, "has 3 missing value(s)"),
+    ):
+        with pytest.raises(InputError, match=re.escape(words)) as err:
+            estimator.fit(X, labels)
+        assert "\n" not in str(err.value)

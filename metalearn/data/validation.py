@@ -148,6 +148,21 @@ def numbers_as_categories(name: str, s: pd.Series) -> str | None:
     return None
 
 
+def check_target_values(y: pd.DataFrame, name: str) -> None:
+    """Raise :class:`TargetError` for a target column with missing or infinite values (``name``: the data's)."""
+    for t in y.columns:
+        n_missing = int(y[t].isna().sum())
+        if n_missing:
+            raise TargetError(
+                f"target {t!r} of {name!r} has {n_missing} missing value(s) in {len(y)} rows; "
+                "drop those rows or fill the target in"
+            )
+        if pd.api.types.is_numeric_dtype(y[t].dtype) and not pd.api.types.is_bool_dtype(y[t].dtype):
+            n_inf = int(np.isinf(y[t].to_numpy(dtype=np.float64, na_value=np.nan)).sum())
+            if n_inf:
+                raise TargetError(f"target {t!r} of {name!r} holds {n_inf} infinite value(s); drop or fix those rows")
+
+
 def _class_target(s: pd.Series) -> pd.Series:
     """A class target as ``category``; integral numbers become int64 labels (0.0 -> 0)."""
     if isinstance(s.dtype, pd.CategoricalDtype) and pd.api.types.is_numeric_dtype(s.cat.categories.dtype):
@@ -243,13 +258,7 @@ def prepare_frame(
 
     frame = df.set_axis(columns, axis=1).reset_index(drop=True)
     y_raw = frame[target_names]
-    for t in target_names:
-        n_missing = int(y_raw[t].isna().sum())
-        if n_missing:
-            raise TargetError(
-                f"target {t!r} of {name!r} has {n_missing} missing value(s) in {len(y_raw)} rows; "
-                "drop those rows or fill the target in"
-            )
+    check_target_values(y_raw, name)
     task = infer_task(y_raw, kind=kind, metric=metric, kind_source=kind_source)
     y = _convert_targets(y_raw, task, name)
 

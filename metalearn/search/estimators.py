@@ -168,7 +168,7 @@ class _SearchEstimator(BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> Any:
         """Search on ``(X, y)`` (``n_trials`` trials; unset, until ``time_limit``), then refit the final model."""
-        from metalearn.data.validation import prepare_frame
+        from metalearn.data.validation import check_target_values, prepare_frame
 
         if y is None:
             raise InputError(f"{type(self).__name__} requires y to be passed, but the target y is None")
@@ -185,6 +185,7 @@ class _SearchEstimator(BaseEstimator):
         Y = _targets(y, set(features.columns))
         if len(features) != len(Y):
             raise InputError(f"X has {len(features)} rows but y has {len(Y)}; pass one target row per sample")
+        check_target_values(Y, "y")  # before scikit-learn's label checks ("Unknown label type" for a missing label)
         kind = self._kind_of(Y)
         frame = pd.concat([features, Y], axis=1)
         ds = prepare_frame(frame, list(Y.columns), kind=kind, metric=self.metric, name="estimator-fit",
@@ -405,6 +406,11 @@ class MetaLearnClassifier(ClassifierMixin, _SearchEstimator):
 
     def _kind_of(self, Y: pd.DataFrame) -> str | None:
         y = Y.iloc[:, 0] if Y.shape[1] == 1 else Y
+        mixed = [str(c) for c in Y.columns if len({type(v).__name__ for v in Y[c].dropna()}) > 1]
+        if mixed and all(Y[c].dtype == object for c in mixed):
+            kinds = sorted({type(v).__name__ for c in mixed for v in Y[c].dropna()})
+            raise InputError(f"y's labels mix types ({', '.join(kinds)}): give every label as the same type "
+                             "(all text, or all numbers)")
         check_classification_targets(y)  # "Unknown label type" for continuous values
         target_type = type_of_target(y)
         if Y.shape[1] > 1:
