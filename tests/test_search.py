@@ -1078,6 +1078,20 @@ def test_the_smac_surrogate_grows_the_trees_of_smacs_default_without_its_leaf_bo
     assert spearmanr(ranks[0], ranks[1])[0] > spearmanr(ranks[1], ranks[2])[0] > 0.9
 
 
+def test_rows_repeated_across_folds_are_warned_of() -> None:
+    """Rows repeated 4 times: copies in different folds gave CV ROC AUC 1.000 and chose a worse pipeline, silently."""
+    from metalearn.search.automl import duplicated_rows
+
+    iris = load_dataset("sklearn:iris")
+    assert duplicated_rows(iris) is None  # 1 repeated row of 150: under the 5 %
+    frame = pd.concat([iris.X, iris.y], axis=1)
+    repeated = prepare_frame(pd.concat([frame] * 4, ignore_index=True), "target", name="repeated")
+    assert duplicated_rows(repeated) == (
+        "451 of 600 rows (75%) repeat another row exactly: their copies fall in different folds, so the validation "
+        "scores are optimistic and favour pipelines that memorise rows; drop the repeats unless they are real, "
+        "independent observations")
+
+
 def test_a_binary_search_scored_on_a_handful_of_the_rare_class_is_warned_of() -> None:
     """1,000 rows with 20 positives: a holdout of a third scores each trial on ~7 of them (a QA run reported ROC AUC
     0.78 on pure noise that way); with 200 positives, or cross-validation over enough of them, no warning."""

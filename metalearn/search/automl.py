@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import MetaLearnError
 from metalearn.data.metrics import check_metric
@@ -185,7 +187,8 @@ def optimize(
         summary["model"]["config_id"] = None if (ensemble or {}).get("used") else model_id
     summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
     summary["calibration"] = calibration  # None: no model, or neither ensemble nor calibrate asked
-    summary["warnings"] = [w for w in (sparse_validation(dataset, settings.protocol), unresumed(result)) if w]
+    summary["warnings"] = [w for w in (sparse_validation(dataset, settings.protocol), duplicated_rows(dataset),
+                                       unresumed(result)) if w]
     if path is not None:
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return OptimizeOutcome(result=result, model=model, summary=summary, out_dir=path)
@@ -202,6 +205,23 @@ def unresumed(result: SearchResult) -> str | None:
         f"({result.n_resumed + result.n_new} used) is smaller than what earlier searches ran{better}; raise the "
         "trial budget (--trials, n_trials) to use them"
     )
+
+
+#: this share of rows or more repeating another row exactly (features and targets) is warned of
+DUPLICATED_SHARE = 0.05
+
+
+def duplicated_rows(dataset: Dataset) -> str | None:
+    """A warning when at least :data:`DUPLICATED_SHARE` of the rows repeat another row exactly: the copies of a
+    row fall in different folds, so the validation scores are optimistic and favour pipelines that memorise rows
+    (a QA run on rows repeated 4 times: CV ROC AUC 1.000 and a worse pipeline chosen, 0.861 on held-out rows
+    against 0.881). None otherwise."""
+    n = int(pd.concat([dataset.X, dataset.y], axis=1).duplicated().sum())
+    if n < max(2, DUPLICATED_SHARE * dataset.n_rows):
+        return None
+    return (f"{n} of {dataset.n_rows} rows ({n / dataset.n_rows:.0%}) repeat another row exactly: their copies fall "
+            "in different folds, so the validation scores are optimistic and favour pipelines that memorise rows; "
+            "drop the repeats unless they are real, independent observations")
 
 
 #: fewer rows of a binary target's rarer class than this in what scores a trial (a fold, or the holdout) is warned of
