@@ -221,3 +221,17 @@ def test_bad_targets_are_one_line_metalearn_errors_in_every_estimator() -> None:
         with pytest.raises(InputError, match=re.escape(words)) as err:
             estimator.fit(X, labels)
         assert "\n" not in str(err.value)
+
+
+def test_a_date_column_with_typos_and_an_identifier_column_are_noted_at_fit() -> None:
+    """Two typos among 90 dates made the column categories, one per row, and an id column was used as a feature:
+    both silently (every prediction then warned of unseen categories)."""
+    X, y = _blobs()
+    dates = pd.Series(pd.date_range("2020-01-01", periods=len(X)).strftime("%Y-%m-%d"))
+    dates[3], dates[9] = "unknown", "2021-13-45"
+    with pytest.warns(UserWarning) as caught:
+        MetaLearnClassifier(**TINY).fit(X.assign(day=dates, patient=[f"p{i}" for i in range(len(X))]), y)
+    said = [str(w.message) for w in caught]
+    assert any(m.startswith("column 'day': 2 of 90 values are not dates (e.g. 'unknown', '2021-13-45')") for m in said)
+    assert any(m.startswith("column 'patient' has a distinct value in 90 of 90 rows (an identifier") for m in said)
+    assert not any("column 'day' has a distinct value" in m for m in said)  # one note per column

@@ -67,6 +67,19 @@ def parse_dates(s: pd.Series) -> pd.Series | None:
     return parsed if parsed.notna().sum() == s.notna().sum() else None
 
 
+def not_dates(s: pd.Series, share: float) -> list[str]:
+    """The distinct values of text column ``s`` that are not dates when at least ``share`` of them are (a few typos,
+    "unknown"), which keeps it from being a date column; empty otherwise."""
+    if not _is_text(s) or isinstance(s.dtype, pd.CategoricalDtype):
+        return []
+    values = pd.Series(pd.unique(s.dropna())).astype(str).str.strip()
+    values = values[values != ""]
+    if len(values) < 3 or values.head(200).map(lambda v: bool(_ISO.match(v))).mean() < share:  # cheap test first
+        return []
+    dated = _wall_clock(values).notna() & values.map(lambda v: bool(_ISO.match(v)))
+    return [str(v) for v in values[~dated]] if share <= dated.mean() < 1.0 else []
+
+
 def _wall_clock(s: pd.Series) -> pd.Series:
     """Text or timestamps as timestamps without a zone, at the wall-clock time they state (a zone or
     offset is dropped, not converted: the calendar parts are those of the written time); what does not

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from metalearn.data.dataset import Dataset
-from metalearn.data.datetimes import date_columns, parse_dates
+from metalearn.data.datetimes import date_columns, not_dates, parse_dates
 from metalearn.data.errors import DataError, TargetError, option
 from metalearn.data.kinds import infer_task, is_class_dtype
 from metalearn.data.numbers import FEATURE_LIMIT, out_of_range
@@ -146,6 +146,35 @@ def numbers_as_categories(name: str, s: pd.Series) -> str | None:
             "categories; write them with decimal points to use it as numbers"
         )
     return None
+
+
+def dates_as_categories(name: str, s: pd.Series) -> str | None:
+    """A note when text column ``s``, used as categories, holds ISO dates nearly everywhere; None otherwise."""
+    bad = not_dates(s, MOSTLY_NUMBERS)
+    if not bad:
+        return None
+    n_rows = int(s.astype("string").str.strip().isin(set(bad)).sum())
+    return (
+        f"column {name!r}: {n_rows} of {len(s)} values are not dates (e.g. {_names(bad, 3)}), so it is used as "
+        "categories, not as dates; write them as dates (2024-03-01), or leave them empty (missing), to use it as dates"
+    )
+
+
+#: a category column with a distinct value in at least this share of its rows (and 20 rows or more) is noted
+IDENTIFIER_SHARE = 0.95
+
+
+def identifier_like(name: str, s: pd.Series) -> str | None:
+    """A note when category column ``s`` has a distinct value in nearly every row (an id, free text): a category seen
+    once teaches nothing about new rows, whose values are all unseen; None otherwise."""
+    known = s.dropna()
+    if len(known) < 20 or known.nunique() < IDENTIFIER_SHARE * len(known):
+        return None
+    return (
+        f"column {name!r} has a distinct value in {known.nunique()} of {len(known)} rows (an identifier or free "
+        "text?): as categories it cannot generalise, and new rows' values will all be unseen; drop it unless it means "
+        "something"
+    )
 
 
 def check_target_values(y: pd.DataFrame, name: str) -> None:
@@ -269,10 +298,13 @@ def prepare_frame(
         dt = parse_dates(frame[c])
         if dt is None:
             columns_out[c] = _feature_column(c, frame[c], name)
-            if isinstance(columns_out[c].dtype, pd.CategoricalDtype) and not isinstance(
-                frame[c].dtype, pd.CategoricalDtype
-            ) and not pd.api.types.is_bool_dtype(frame[c].dtype):
-                note = numbers_as_categories(c, frame[c])
+            if isinstance(columns_out[c].dtype, pd.CategoricalDtype):
+                text = not isinstance(frame[c].dtype, pd.CategoricalDtype) and not pd.api.types.is_bool_dtype(
+                    frame[c].dtype)
+                note = (  # the first that applies
+                    (text and (numbers_as_categories(c, frame[c]) or dates_as_categories(c, frame[c])))
+                    or identifier_like(c, frame[c])
+                )
                 if note:
                     notes.append(note)
             continue

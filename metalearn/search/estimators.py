@@ -190,6 +190,8 @@ class _SearchEstimator(BaseEstimator):
         frame = pd.concat([features, Y], axis=1)
         ds = prepare_frame(frame, list(Y.columns), kind=kind, metric=self.metric, name="estimator-fit",
                            origin=f"python:{type(self).__name__}")
+        for note in ds.notes:  # what the loading did that a user may not expect (a date column with typos, an id)
+            warnings.warn(note, UserWarning, stacklevel=2)
         settings = SearchSettings.from_params(**{name: getattr(self, name) for name in _DEFAULTS})
         if self.kb is None:  # a private in-memory KB, seeded only when the search starts from it
             from metalearn.kb.shipped import open_default_kb
