@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from metalearn.data.errors import InputError, MetaLearnError
-from metalearn.metalearning.context import RecommendContext
+from metalearn.metalearning.context import PRIOR_STRENGTH, RecommendContext
 from metalearn.metalearning.distances import fit_scaling, metafeature_distances
 from metalearn.metalearning.explain import Recommendation, Source
 from metalearn.metalearning.matrix import (
@@ -375,7 +375,7 @@ def test_surrogate_prediction_is_weighted_mean_shrunk_to_global_mean(cluster_kb)
     w = np.exp(-(dist - d1) / (1.0 * (dn - d1)))
     R = kb.regret
     mu = np.nanmean(R)
-    g = (np.nansum(R, axis=0) + mu) / (R.shape[0] + 1)
+    g = (np.nansum(R, axis=0) + PRIOR_STRENGTH * mu) / (R.shape[0] + PRIOR_STRENGTH)
     pred = (w @ R + g) / (w.sum() + 1)
     got = {r.config_id: r.expected_regret for r in recommend("surrogate", q, mf, runs, k=4)}
     for j, c in enumerate(kb.config_ids):
