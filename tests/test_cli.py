@@ -569,7 +569,7 @@ def test_kb_evaluate_refuses_what_it_cannot_evaluate(capsys: pytest.CaptureFixtu
     kb_path = tmp_path / "kb.duckdb"
     for argv, says in ((["--kind", "bogus"], "--kind 'bogus' is not a task kind; use one of binary"),
                        (["--strategies", ""], "--strategies is empty"),
-                       (["--kind", "multitask"], "holds no multitask datasets with runs")):
+                       (["--kind", "multitask"], "holds no two multitask datasets with runs")):
         code, _out, err = run_cli(capsys, "kb", "evaluate", *argv, "--kb", kb_path)
         assert code == 2 and err.startswith("error: ") and says in err and "unexpected" not in err, err
 

@@ -270,7 +270,7 @@ def recommend(
     kind: KindOpt = None,
     metric: MetricOpt = None,
     k: Annotated[int, typer.Option("--k", min=1, max=200, help="How many configurations.")] = 10,
-    strategy: Annotated[str | None, typer.Option(help="Recommender strategy (default: the best in LOO evaluation).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Recommender strategy (default: hybrid, the best first pick in the shipped KB's leave-one-dataset-out evaluation; kb evaluate compares them on yours).")] = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -568,7 +568,8 @@ def kb_evaluate(
         report = evaluate_strategies(store, kind=kind, strategies=names)
     if not report["kinds"]:
         raise InputError(
-            f"the knowledge base holds no {kind + ' ' if kind else ''}datasets with runs to evaluate the recommenders on"
+            f"the knowledge base holds no two {kind + ' ' if kind else ''}datasets with runs of shared configurations "
+            "to evaluate the recommenders on (leaving one out needs another to recommend from): build or search more"
         )
     if json_out:
         _json(report)

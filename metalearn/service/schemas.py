@@ -15,7 +15,16 @@ import typing
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, create_model, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    create_model,
+    field_validator,
+)
 
 from metalearn.data.numbers import finite_or_none, json_safe
 from metalearn.data.task import Task, TaskKind
@@ -114,6 +123,10 @@ class ConfigurationOut(record_model(ConfigurationRecord)):  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------------------------- recommendations
+#: the largest meta-feature magnitude a query may hold (the extractor's values are far smaller: counts are logs)
+METAFEATURE_LIMIT = 1e12
+
+
 class RecommendationRequest(BaseModel):
     """A query: the meta-feature vector of a dataset (as returned by ``POST /metafeatures``) and its kind."""
 
@@ -129,7 +142,7 @@ class RecommendationRequest(BaseModel):
     strategy: str | None = Field(
         default=None, description="Recommender strategy (default: the service's best)."
     )
-    k: int = Field(default=10, ge=1, le=100, description="How many configurations to return.")
+    k: StrictInt = Field(default=10, ge=1, le=100, description="How many configurations to return.")
     exclude_dataset_ids: list[str] = Field(
         default_factory=list, max_length=MAX_EXCLUDE, description="KB datasets not to use as evidence."
     )
@@ -140,6 +153,12 @@ class RecommendationRequest(BaseModel):
         bad = [name for name, x in v.items() if x is not None and math.isinf(x)]
         if bad:
             raise ValueError(f"meta-feature values must be finite numbers or null; infinite: {bad[:5]}")
+        huge = [name for name, x in v.items() if x is not None and abs(x) > METAFEATURE_LIMIT]
+        if huge:  # 1e308 overflowed the distances: an empty answer that blamed the search space
+            raise ValueError(
+                f"meta-feature values beyond ±{METAFEATURE_LIMIT:g}, which no extractor gives (counts are "
+                f"log-scaled): {huge[:5]}; send the vector POST /metafeatures returns"
+            )
         return v
 
     @field_validator("strategy")
