@@ -113,6 +113,9 @@ def test_the_registry_takes_dates_as_given_and_a_retrain_on_other_dates(tmp_path
             registry.predict("shop", raw.drop(columns="label").head(2).assign(when=["2024-01-01", "someday"]))
         with pytest.raises(SchemaError, match=r"missing column\(s\) when; send the columns when, x, shop"):
             registry.predict("shop", raw.drop(columns=["label", "when"]))
+        # dates sent as numbers (seconds since 1970): mistyped, not "missing column(s) when"
+        with pytest.raises(SchemaError, match=r"^[^;]*mistyped column\(s\) when \(dates expected, got 1700000000\)"):
+            registry.predict("shop", raw.drop(columns="label").head(2).assign(when=[1700000000, 1700000001]))
         # new data from one month: fewer parts vary (no month), which the new version keeps as it finds
         march = prepare_frame(_weekly("2024-03-01", 31, 5), "label", name="weekly-march")
         assert dict(march.dates)["when"] == ("day", "dayofweek", "dayofyear")

@@ -214,12 +214,22 @@ class Signature:
         given = [str(c) for c in frame.columns]
         frame = frame.set_axis(given, axis=1)
         mistyped: list[str] = []
+        numbers_for_dates: set[str] = set()
         if self.dates:
+            # a date column sent as numbers (not the model's own converted columns, which come with their parts)
+            for src, kept in self.dates:
+                if src in frame.columns and kept and pd.api.types.is_numeric_dtype(frame[src].dtype) and any(
+                        part_name(src, p) not in frame.columns for p in kept):
+                    numbers_for_dates.add(src)
+                    example = frame[src].dropna()
+                    first = example.iloc[0].item() if len(example) else None
+                    mistyped.append(f"{src} (dates expected, got {first!r})")
             frame, not_dates = apply_date_columns(frame, self.dates)
             mistyped += [f"{name} (dates expected, got {values[0]!r})" for name, values in not_dates.items()]
             given = list(frame.columns)
         given_set = set(given)
         missing = list(dict.fromkeys(self._source_of.get(c, c) for c in self._name_tuple if c not in given_set))
+        missing = [c for c in missing if c not in numbers_for_dates]  # said as mistyped
         extra = [c for c in given if c not in self._name_set]
         problems = []
         if missing:
