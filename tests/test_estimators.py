@@ -235,3 +235,21 @@ def test_a_date_column_with_typos_and_an_identifier_column_are_noted_at_fit() ->
     assert any(m.startswith("column 'day': 2 of 90 values are not dates (e.g. 'unknown', '2021-13-45')") for m in said)
     assert any(m.startswith("column 'patient' has a distinct value in 90 of 90 rows (an identifier") for m in said)
     assert not any("column 'day' has a distinct value" in m for m in said)  # one note per column
+
+
+def test_importance_and_explanations_warn_of_an_unseen_category_once() -> None:
+    """feature_importance warned "column colour: 1 category not seen in training" once per shuffle (6 times)."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"num": rng.normal(size=120), "colour": rng.choice(["red", "blue"], 120)})
+    y = (X["num"] > 0).astype(int)
+    clf = MetaLearnClassifier(**SMALL).fit(X, y)
+    rows = X.head(20).assign(colour=["green"] + ["red"] * 19)
+    for call in (lambda: clf.feature_importance(rows, y.head(20), n_repeats=3),
+                 lambda: clf.explain(rows.head(2), n_permutations=2, background=4)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        assert [str(w.message) for w in caught if "not seen in training" in str(w.message)] == [
+            "column colour: 1 category not seen in training (green), predicted as an unknown category"], caught

@@ -26,7 +26,7 @@ defaults and help texts are listed in each class's docstring).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +323,7 @@ class _SearchEstimator(BaseEstimator):
         frame = self._checked_frame(X)
         Y = self._labels(y, len(frame))
         return permutation_importance(
-            self._predict_frame, self.task_, frame, Y,
+            self._quiet_predictor(frame), self.task_, frame, Y,
             metric=metric or self.task_.metric, n_repeats=n_repeats, max_rows=max_rows, time_limit=time_limit,
             seed=seed,
         )
@@ -339,7 +339,7 @@ class _SearchEstimator(BaseEstimator):
 
         check_is_fitted(self, "model_")
         frame = self._checked_frame(X)
-        found = shapley_values(self._predict_frame, self.task_, frame, self.background_, n_permutations=n_permutations,
+        found = shapley_values(self._quiet_predictor(frame), self.task_, frame, self.background_, n_permutations=n_permutations,
                                max_background=background, seed=seed)
         lines = []
         for i, e in enumerate(found):
@@ -353,6 +353,18 @@ class _SearchEstimator(BaseEstimator):
     def _prediction(self, X: Any) -> Any:
         check_is_fitted(self, "model_")
         return self._predict_frame(self._checked_frame(X))
+
+    def _quiet_predictor(self, frame: pd.DataFrame) -> Callable[[pd.DataFrame], Any]:
+        """:meth:`_predict_frame` for the many predictions of shuffled or mixed copies of ``frame`` (importance,
+        explanations): ``frame``'s own warnings (an unseen category) are given once, here, not once per copy."""
+        self._model_input(frame)
+
+        def predict(rows: pd.DataFrame) -> Any:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return self._predict_frame(rows)
+
+        return predict
 
     def _predict_frame(self, frame: pd.DataFrame) -> Any:
         """The model's prediction of a checked frame of the fitted columns (dates turned into their numbers)."""
