@@ -253,3 +253,14 @@ def test_importance_and_explanations_warn_of_an_unseen_category_once() -> None:
             call()
         assert [str(w.message) for w in caught if "not seen in training" in str(w.message)] == [
             "column colour: 1 category not seen in training (green), predicted as an unknown category"], caught
+
+
+def test_a_fit_passes_on_no_deprecation_warning_of_smacs_own_configspace_calls() -> None:
+    """SMAC 2.4 calls ConfigSpace's get_dictionary: "Please use dict(config)" reached the user on every fit."""
+    import warnings
+
+    X, y = _blobs()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MetaLearnClassifier(n_trials=3, n_folds=2).fit(X, y)
+    assert not [w for w in caught if "Please use `dict" in str(w.message)]

@@ -994,18 +994,20 @@ def _smac_loop(
             n_init = settings.n_initial
             initial = facade_cls.get_initial_design(scenario, n_configs=n_init) if n_init else None
         model = surrogate_model(cs, settings.seed, log_y=not settings.multi_fidelity)
-        smac = facade_cls(
-            scenario,
-            target_function=None,
-            model=model,
-            initial_design=initial,
-            acquisition_maximizer=ordered_acquisition_maximizer(facade_cls, scenario),
-            intensifier=facade_cls.get_intensifier(scenario, max_config_calls=1)
-            if facade_cls is HPO
-            else resumable_intensifier(facade_cls, scenario),
-            overwrite=True,
-            logging_level=40,
-        )
+        with warnings.catch_warnings():  # SMAC 2.4's own ConfigSpace call: "Please use dict(config)", on every fit
+            warnings.filterwarnings("ignore", message="Please use `dict", category=DeprecationWarning)
+            smac = facade_cls(
+                scenario,
+                target_function=None,
+                model=model,
+                initial_design=initial,
+                acquisition_maximizer=ordered_acquisition_maximizer(facade_cls, scenario),
+                intensifier=facade_cls.get_intensifier(scenario, max_config_calls=1)
+                if facade_cls is HPO
+                else resumable_intensifier(facade_cls, scenario),
+                overwrite=True,
+                logging_level=40,
+            )
         # the models scored so far: (effective id, budget) -> what SMAC was told of them
         scored: dict[tuple[str, float | None], Any] = {}
         for values, run in told:
