@@ -102,8 +102,10 @@ def compress(
         fingerprint=base.dataset_id or "",
         dates=signature.dates,
     )
-    # a variant of this version made earlier (a compression killed after some variants, run again) is not made twice
-    made = {v.variant: v.version for v in registry.store.list_versions(name) if v.parent_version == base.version}
+    # an ONNX or pruned variant of this version made earlier (a compression killed after some variants, run again) is
+    # not made twice: they are conversions of the same model (a distilled student may differ: one is made each time)
+    made = {v.variant: v.version for v in registry.store.list_versions(name)
+            if v.parent_version == base.version and v.variant in FINAL_VARIANTS}
     for method in methods:
         if METHODS[method] in made:
             rows.append({"method": method, "version": None, "error": (

@@ -21,7 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictFloat,
-    StrictInt,
+    WithJsonSchema,
     create_model,
     field_validator,
 )
@@ -127,13 +127,19 @@ class ConfigurationOut(record_model(ConfigurationRecord)):  # type: ignore[misc]
 METAFEATURE_LIMIT = 1e12
 
 
+#: a meta-feature value: a number within ±METAFEATURE_LIMIT (the schema says so; the validator says what was wrong)
+_MetaFeatureValue = Annotated[
+    StrictFloat, WithJsonSchema({"type": "number", "minimum": -METAFEATURE_LIMIT, "maximum": METAFEATURE_LIMIT})
+]
+
+
 class RecommendationRequest(BaseModel):
     """A query: the meta-feature vector of a dataset (as returned by ``POST /metafeatures``) and its kind."""
 
     model_config = ConfigDict(extra="forbid")
 
     # strict: a string or a boolean is not silently read as a number (the schema says number or null)
-    metafeatures: dict[str, StrictFloat | None] = Field(
+    metafeatures: dict[str, _MetaFeatureValue | None] = Field(
         ...,
         description="Meta-feature name -> value; null (or absent) for values that could not be computed.",
         max_length=MAX_METAFEATURES,
@@ -142,7 +148,7 @@ class RecommendationRequest(BaseModel):
     strategy: str | None = Field(
         default=None, description="Recommender strategy (default: the service's best)."
     )
-    k: StrictInt = Field(default=10, ge=1, le=100, description="How many configurations to return.")
+    k: int = Field(default=10, ge=1, le=100, description="How many configurations to return.")
     exclude_dataset_ids: list[str] = Field(
         default_factory=list, max_length=MAX_EXCLUDE, description="KB datasets not to use as evidence."
     )
@@ -159,6 +165,14 @@ class RecommendationRequest(BaseModel):
                 f"meta-feature values beyond ±{METAFEATURE_LIMIT:g}, which no extractor gives (counts are "
                 f"log-scaled): {huge[:5]}; send the vector POST /metafeatures returns"
             )
+        return v
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _whole_number(cls, v: Any) -> Any:
+        """A JSON number (40.0 is one); not ``true`` (read as 1) or ``"5"``."""
+        if isinstance(v, bool | str):
+            raise ValueError(f"k must be a whole number, got {v!r}")
         return v
 
     @field_validator("strategy")
