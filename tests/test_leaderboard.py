@@ -56,7 +56,9 @@ def test_test_scores_of_the_final_models_pipelines(fitted: MetaLearnClassifier) 
     model = fitted.model_
     members = dict(zip(getattr(model, "config_ids", ()), getattr(model, "members", ()), strict=True))
     for cid, value in held.set_index("config_id")["score_test"].items():
-        if cid in members:  # a member's own score, unscaled
+        if len(members) == 1:  # one pipeline with its calibration is the model: the model's score (a thresholded
+            assert value == pytest.approx(board.attrs["score_test"])  # one's F1 read 0.167 against its 0.533)
+        elif cid in members:  # a member's own score, unscaled
             own = score(fitted.task_, y.iloc[::3].to_frame(), members[cid].predict_task(X.iloc[::3]))
             assert value == pytest.approx(own)
     assert list(fitted.leaderboard().columns) == list(COLUMNS)  # without data: no test column
@@ -108,3 +110,17 @@ def test_the_leaderboard_command(
     (tmp_path / "bad.json").write_text("{")
     code, out, err = run_cli(capsys, "leaderboard", tmp_path / "bad.json")
     assert code == 2 and "is not JSON" in err and not out
+
+
+def test_a_thresholded_single_pipeline_shows_the_models_own_test_score() -> None:
+    """With a label metric the one pipeline is wrapped with a decision threshold: its row showed the bare pipeline's
+    test score (F1 0.167) beside the model's own (0.533)."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    clf = MetaLearnClassifier(n_trials=2, n_folds=2, metric="f1", ensemble=False, warm_start=False, seed=0)
+    clf.fit(X.iloc[::2], y.iloc[::2])
+    board = clf.leaderboard(X.iloc[1::2], y.iloc[1::2])
+    held = board.dropna(subset=["score_test"])
+    assert len(held) == 1 and held["score_test"].iloc[0] == pytest.approx(board.attrs["score_test"])
+    assert board.attrs["score_test"] == pytest.approx(clf.evaluate(X.iloc[1::2], y.iloc[1::2])["f1"])

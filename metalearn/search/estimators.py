@@ -250,9 +250,12 @@ class _SearchEstimator(BaseEstimator):
         members = getattr(self.model_, "members", None)
         pipelines = (dict(zip(self.model_.config_ids, members, strict=True)) if members is not None
                      else {str((self.search_.get("model") or {}).get("config_id")): self.model_})
-        tests = {cid: float(score(self.task_, Y, m.predict_task(rows))) for cid, m in pipelines.items()}
+        own = float(score(self.task_, Y, self.model_.predict_task(rows)))
+        # one pipeline wrapped with its calibration (a decision threshold, a temperature) is the model: its score
+        tests = ({cid: own for cid in pipelines} if len(pipelines) == 1 else
+                 {cid: float(score(self.task_, Y, m.predict_task(rows))) for cid, m in pipelines.items()})
         board["score_test"] = board["config_id"].map(tests).astype(float)
-        board.attrs["score_test"] = float(score(self.task_, Y, self.model_.predict_task(rows)))
+        board.attrs["score_test"] = own
         return board
 
     def _checked_frame(self, X: Any) -> pd.DataFrame:
