@@ -1104,7 +1104,7 @@ def test_a_binary_search_scored_on_a_handful_of_the_rare_class_is_warned_of() ->
     rare = prepare_frame(X.assign(y=y), "y", name="rare")
     holdout = EvalProtocol(mode="holdout")
     warning = sparse_validation(rare, holdout)
-    assert warning is not None and warning.startswith("each trial was scored on about 7 row(s) of class '1' (its "
+    assert warning is not None and warning.startswith("each trial was scored on about 6.6 row(s) of class '1' (its "
                                                       "holdout split, of 20 in the data)")
     assert "a larger time limit" in warning  # the holdout: what a small time limit for the data does
     on_folds = sparse_validation(rare, EvalProtocol(mode="cv")) or ""
@@ -1112,6 +1112,11 @@ def test_a_binary_search_scored_on_a_handful_of_the_rare_class_is_warned_of() ->
     y[:200] = 1
     assert sparse_validation(prepare_frame(X.assign(y=y), "y", name="common"), holdout) is None
     assert sparse_validation(load_dataset("sklearn:iris"), holdout) is None  # binary only
+    # 19 positives in 2 folds: 9.5 each, under the 10 (it said "about 10 row(s)"); 2 in 3 folds: "about 0.67"
+    y[:] = 0
+    y[:19] = 1
+    assert "about 9.5 row(s)" in (sparse_validation(prepare_frame(X.assign(y=y), "y", name="n19"),
+                                                    EvalProtocol(mode="cv", n_folds=2)) or "")
 
 
 def test_a_searchs_configurations_do_not_become_other_datasets_first_picks() -> None:

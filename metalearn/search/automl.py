@@ -249,7 +249,7 @@ def sparse_validation(dataset: Dataset, protocol: EvalProtocol) -> str | None:
     # a time limit small for the data is what moves a search to a holdout split or a subset of the rows
     larger = " (or a larger time limit, for cross-validation on all rows)" if holdout or used < 1.0 else ""
     return (
-        f"each trial was scored on about {rare:.0f} row(s) of class {str(counts.idxmin())!r} (its {where}, of "
+        f"each trial was scored on about {rare:.2g} row(s) of class {str(counts.idxmin())!r} (its {where}, of "
         f"{int(counts.min())} in the data): the validation scores and the pipeline chosen are noisy; more rows of "
         f"that class{larger} make them reliable"
     )
