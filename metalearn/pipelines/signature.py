@@ -169,21 +169,31 @@ class Signature:
         for spec in self.targets:
             if spec.classes is None or spec.name not in out.columns:
                 continue
-            out[spec.name] = [self.label_as_trained(spec.name, v) for v in out[spec.name]]
+            out[spec.name] = [_as_trained(spec, v) for v in out[spec.name]]
         return out
 
     def label_as_trained(self, target: str, value: Any) -> Any:
         """One true label of ``target`` as :meth:`labels_as_trained` gives it (``1`` for ``"1"`` where the model
         was trained on the integers)."""
-        spec = next((t for t in self.targets if t.name == target), None)
-        if spec is None or spec.classes is None or (c := category_string(value)) is None:
-            return value
-        return spec.trained.get(c, value)
+        spec = self._target_specs.get(target)
+        return value if spec is None else _as_trained(spec, value)
+
+    @functools.cached_property
+    def _target_specs(self) -> dict[str, TargetSpec]:
+        return {t.name: t for t in self.targets}
+
+    def labels_problem(self, y: pd.DataFrame) -> str | None:
+        """The first :meth:`label_problem` among the distinct labels of each target column of ``y`` (None: none)."""
+        for t in y.columns:
+            for v in pd.unique(y[t].dropna()):
+                if (problem := self.label_problem(str(t), _plain(v))) is not None:
+                    return problem
+        return None
 
     def label_problem(self, target: str, value: Any) -> str | None:
         """What is wrong with ``value`` as a true label of ``target`` (None: nothing): a missing value, a class
         the model was not trained on, or a regression label that is not a finite number."""
-        spec = next((t for t in self.targets if t.name == target), None)
+        spec = self._target_specs.get(target)
         if spec is None:
             return f"{target!r} is not a target of the model (its targets: {self._shown([t.name for t in self.targets])})"
         if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -306,6 +316,13 @@ class Signature:
     def _shown(names: Sequence[str], k: int = 5) -> str:
         head = ", ".join(str(n) for n in names[:k])
         return head + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _as_trained(spec: TargetSpec, value: Any) -> Any:
+    """A true label of target ``spec`` as the class the model was trained on (unchanged when none matches)."""
+    if spec.classes is None or (c := category_string(value)) is None:
+        return value
+    return spec.trained.get(c, value)
 
 
 def _as_float(value: Any) -> float | None:

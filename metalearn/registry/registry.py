@@ -530,11 +530,8 @@ class ModelRegistry:
         frame = frame.loc[labelled].reset_index(drop=True)
         signature = self.signature(record)
         y = signature.labels_as_trained(frame[targets])
-        for t in targets:
-            values = y[t].dropna()
-            problem = next((m for v in pd.unique(values) if (m := signature.label_problem(t, _plain(v)))), None)
-            if problem is not None:
-                raise InputError(f"the labelled data: {problem}")
+        if (problem := signature.labels_problem(y)) is not None:
+            raise InputError(f"the labelled data: {problem}")
         X, warnings = signature.validate(frame.drop(columns=targets), "the labelled data")
         model = self.load(record)
         t0 = time.perf_counter()

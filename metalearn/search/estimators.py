@@ -298,10 +298,8 @@ class _SearchEstimator(BaseEstimator):
                                  "name them as in fit (or pass an array, matched by position)")
         Y.columns = fitted  # the labels as given in fit -> the classes the model predicts
         Y = signature.labels_as_trained(Y)
-        for t in fitted if check_classes else ():
-            problem = next((m for v in pd.unique(Y[t].dropna()) if (m := signature.label_problem(t, v))), None)
-            if problem is not None:
-                raise InputError(f"y: {problem}")
+        if check_classes and (problem := signature.labels_problem(Y)) is not None:
+            raise InputError(f"y: {problem}")
         return Y
 
     def feature_importance(
