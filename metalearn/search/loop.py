@@ -523,24 +523,31 @@ def run_search(
             kb.add_runs([run], replace_failed=True)  # a timeout tried again with a longer limit is replaced
             # an identical evaluation may exist: the stored one is the truth (as scored by this search's metric)
             stored = scored_by(kb.get_run(run.run_id), task.metric, metric.to_cost) or run
+            # in memory, for the ensemble; a local proposal only when it beat the best so far: the others are
+            # near-copies of a better pool member and crowd out the diverse candidates ensembles gain from
+            # (120 s multiclass: out-of-fold ensemble gains 0.0104 -> 0.0008 on solar_flare_2 with them)
+            measured(config_id, values, result, pooled=origin != "local" or best.beaten_by(float(result.score)))
+            trial = finish_trial(values, config_id, origin, stored, time.monotonic() - t0, sources, result.cut_note)
+            keep_reserve()
+            return trial
+
+        def measured(config_id: str, values: dict[str, Any], result: EvalResult, pooled: bool = True) -> None:
+            """A finished full-budget evaluation's refit estimate, and (``pooled``) its out-of-fold predictions
+            offered to ``oof_pool``."""
             if result.ok and full_budget(result.budget) and result.n_train_rows:
                 refit_seconds[config_id] = refit_estimate(
                     result.fit_seconds, result.n_folds, result.n_train_rows, dataset.n_rows
                 )
-            # in memory, for the ensemble; a local proposal only when it beat the best so far: the others are
-            # near-copies of a better pool member and crowd out the diverse candidates ensembles gain from
-            # (120 s multiclass: out-of-fold ensemble gains 0.0104 -> 0.0008 on solar_flare_2 with them)
-            if oof_pool is not None and result.ok and result.oof is not None and (
-                origin != "local" or best.beaten_by(float(result.score))
-            ):
+            if oof_pool is not None and pooled and result.ok and result.oof is not None:
                 oof_pool.offer(Candidate(config_id, values, float(result.score), result.oof,
                                          result.fit_seconds, result.n_folds, refit_seconds.get(config_id)))
-            trial = finish_trial(values, config_id, origin, stored, time.monotonic() - t0, sources, result.cut_note)
-            if deadline.bounded and best.config_id in refit_seconds:  # the best one's refit, the ensemble's
+
+        def keep_reserve() -> None:
+            """Keep the time the best pipeline's refit and the ensemble's other refits need (a time limit only)."""
+            if deadline.bounded and best.config_id in refit_seconds:
                 deadline.keep(
                     _search_reserve(deadline, best.config_id, best.values, refit_seconds, oof_pool, dataset, settings)
                 )
-            return trial
 
         def revisit_resumed(resumed: list[tuple[dict[str, Any], RunRecord]], n_revisit: int) -> None:
             """Evaluate the ``n_revisit`` best full-budget ``resumed`` runs again for ``oof_pool`` (while the
@@ -561,23 +568,13 @@ def run_search(
                 if deadline.bounded and deadline.search_left() < 1.5 * (r.fit_seconds + r.predict_seconds) + 0.5:
                     break
                 result = evaluate_config(*eval_args(values, None))
-                if not (result.ok and result.oof is not None):
-                    continue
-                done += 1
-                if result.n_train_rows:
-                    refit_seconds[r.config_id] = refit_estimate(
-                        result.fit_seconds, result.n_folds, result.n_train_rows, dataset.n_rows
-                    )
-                oof_pool.offer(Candidate(r.config_id, values, float(result.score), result.oof,
-                                         result.fit_seconds, result.n_folds, refit_seconds.get(r.config_id)))
+                measured(r.config_id, values, result)
+                done += int(result.ok and result.oof is not None)
             deadline.note(
                 f"{done} of the {len(ranked)} best resumed pipelines evaluated again for their out-of-fold predictions "
                 f"(the ensemble's and the calibration's candidates) in {time.monotonic() - t0:.1f} s"
             )
-            if deadline.bounded and best.config_id in refit_seconds:
-                deadline.keep(
-                    _search_reserve(deadline, best.config_id, best.values, refit_seconds, oof_pool, dataset, settings)
-                )
+            keep_reserve()
 
         def outclassed(values: dict[str, Any], budget: float | None) -> float | None:
             """A recommendation's imputed cost when a time-limited search skips it (see :func:`_outclassed`)."""
