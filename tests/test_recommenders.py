@@ -259,6 +259,27 @@ def test_knn_query_equal_to_kb_dataset_gets_its_best_config_first(cluster_kb) ->
         assert d in recs[0].explanation
 
 
+def test_a_configuration_that_failed_on_a_source_is_explained_as_failed_not_as_its_worst_score() -> None:
+    # "bad" timed out on a1 (the query's nearest dataset): its regret there is 1 in the matrix, and the
+    # explanations said "a1 (regret 1.000 ...)" as if it had been scored the worst
+    costs = {d: dict(row) for d, row in CLUSTER_COSTS.items()}
+    rows = [(d, c, v) for d, row in costs.items() for c, v in row.items() if (d, c) != ("a1", "bad")]
+    runs = make_runs([*rows, ("a1", "bad", np.nan, "timeout")])
+    for strategy in ("surrogate", "hybrid", "knn", "zeroshot"):
+        recs = recommend(strategy, CLUSTER_MF.loc["a1"], CLUSTER_MF, runs, k=4)
+        bad = next(r for r in recs if r.config_id == "bad")
+        on_a1 = [s for s in bad.sources if s.dataset_id == "a1"]
+        if strategy in ("surrogate", "knn"):  # cites a1, the nearest dataset that evaluated it
+            assert on_a1 and on_a1[0].failed and on_a1[0].regret_there == 1.0
+        else:
+            assert not on_a1 or on_a1[0].failed
+        if on_a1:
+            assert "failed there" in bad.explanation and "a1 (regret 1.000" not in bad.explanation
+            assert "best on a1" not in bad.explanation  # a portfolio pick is not "best" where it failed
+        scored = [s for r in recs for s in r.sources if (s.dataset_id, r.config_id) != ("a1", "bad")]
+        assert scored and not any(s.failed for s in scored)
+
+
 def test_knn_skips_duplicates_like_auto_sklearn(cluster_kb) -> None:
     mf, runs = cluster_kb
     # neighbours of b2: b2, b1/b3 (best: tree, duplicates), then a2 (best: lin)

@@ -42,6 +42,8 @@ class SourceInfo:
     name: str
     distance: float | None
     regret: float | None
+    #: every run of the configuration there failed (timed out, crashed, out of memory): counted as regret 1
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class RecommendedConfig:
                     "name": s.name,
                     "distance": finite_or_none(s.distance),
                     "regret": finite_or_none(s.regret),
+                    "failed": s.failed,
                 }
                 for s in self.sources
             ],
@@ -335,6 +338,7 @@ class Advisor:
                     data.names.get(s.dataset_id, s.dataset_id),
                     finite_or_none(s.distance),
                     finite_or_none(s.regret_there),
+                    s.failed,
                 )
                 for s in r.sources
             )

@@ -17,11 +17,14 @@ __all__ = ["Recommendation", "Source", "format_sources", "top_sources", "with_su
 
 @dataclass(frozen=True)
 class Source:
-    """A KB dataset a recommendation came from: its distance to the query and the config's regret there."""
+    """A KB dataset a recommendation came from: its distance to the query and the config's regret there
+    (``failed``: every run of the config there failed — timed out, crashed, ran out of memory — which
+    the regret matrix counts as the worst, regret 1)."""
 
     dataset_id: str
     distance: float
     regret_there: float
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,21 @@ def format_sources(sources: Sequence[Source], names: Mapping[str, str] | None = 
     parts = []
     for s in sources:
         d = "" if math.isnan(s.distance) or math.isinf(s.distance) else f" d={s.distance:.3f}"
-        parts.append(f"{names.get(s.dataset_id, s.dataset_id)} (regret {s.regret_there:.3f}{d})")
+        there = "failed there: regret 1" if s.failed else f"regret {s.regret_there:.3f}"
+        parts.append(f"{names.get(s.dataset_id, s.dataset_id)} ({there}{d})")
     return ", ".join(parts)
+
+
+def failed_there(ctx: RecommendContext, row: int, col: int) -> bool:
+    """Whether every run of configuration ``col`` on KB dataset ``row`` failed (its cost is +inf: the
+    regret matrix counts it as the worst, regret 1)."""
+    costs = ctx.matrix.costs
+    return costs is not None and bool(np.isposinf(costs[row, col]))
+
+
+def regret_text(reg: float, failed: bool) -> str:
+    """``regret there`` as an explanation says it: ``1.000 (failed there)`` for a failed configuration."""
+    return f"{reg:.3f} (every run failed there)" if failed else f"{reg:.3f}"
 
 
 def top_sources(
@@ -73,6 +89,7 @@ def top_sources(
             dataset_id=ctx.matrix.dataset_ids[rows[i]],
             distance=float(dist[rows[i]]) if dist is not None else float("nan"),
             regret_there=float(ctx.matrix.regret[rows[i], col]),
+            failed=failed_there(ctx, rows[i], col),
         )
         for i in cand
     )

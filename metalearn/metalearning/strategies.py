@@ -54,7 +54,15 @@ from metalearn.data.errors import InputError
 from metalearn.data.metrics import get_metric
 from metalearn.metalearning.context import RecommendContext, ranked_configs, row_keys
 from metalearn.metalearning.distances import DistanceFit, Metric, check_metric, query_distances
-from metalearn.metalearning.explain import Recommendation, Source, format_sources, top_sources, with_suffix
+from metalearn.metalearning.explain import (
+    Recommendation,
+    Source,
+    failed_there,
+    format_sources,
+    regret_text,
+    top_sources,
+    with_suffix,
+)
 from metalearn.metalearning.matrix import RegretMatrix, prepare_matrix
 
 __all__ = [
@@ -223,7 +231,7 @@ def _neighbour_lists(
                 continue
             chosen.add(j)
             reg = float(ctx.matrix.regret[row, j])
-            src = Source(ctx.matrix.dataset_ids[row], float(dist[row]), reg)
+            src = Source(ctx.matrix.dataset_ids[row], float(dist[row]), reg, failed_there(ctx, row, j))
             nth = "best" if r == 0 else f"#{r + 1} best"
             recs.append(
                 Recommendation(
@@ -234,7 +242,7 @@ def _neighbour_lists(
                     sources=(src,),
                     explanation=(
                         f"{nth} config of KB dataset {ctx.name(src.dataset_id)}, neighbour #{n_th} "
-                        f"(meta-feature distance {src.distance:.3f}, regret there {reg:.3f})"
+                        f"(meta-feature distance {src.distance:.3f}, regret there {regret_text(reg, src.failed)})"
                     ),
                 )
             )
@@ -300,8 +308,9 @@ def _portfolio_recs(
     for rank, (j, value, gain) in enumerate(zip(picks, values, gains, strict=True), start=1):
         col = int(cols[j])
         sources = top_sources(ctx, rows, col, gain * w, dist)
-        if not sources:  # no improvement anywhere: cite where it did best
-            evaluated = ~np.isnan(R[:, j])
+        if not sources:  # no improvement anywhere: cite where it did best (never where it failed)
+            failed = np.array([failed_there(ctx, int(r), col) for r in rows], dtype=bool)
+            evaluated = ~np.isnan(R[:, j]) & ~failed
             score = np.where(evaluated, w * (1.0 - np.nan_to_num(R[:, j], nan=1.0)) + 1e-12, 0.0)
             sources = top_sources(ctx, rows, col, score, dist)
         where = f"; best on {format_sources(sources, ctx.names)}" if sources else ""
@@ -575,7 +584,7 @@ def _neighbour_lists_by_dataset(ctx: RecommendContext, dist: np.ndarray, k: int)
                 continue
             chosen.add(int(j))
             reg = float(ctx.matrix.regret[row, j])
-            src = Source(ctx.matrix.dataset_ids[row], float(dist[row]), reg)
+            src = Source(ctx.matrix.dataset_ids[row], float(dist[row]), reg, failed_there(ctx, int(row), int(j)))
             recs.append(
                 Recommendation(
                     rank=len(recs) + 1,
@@ -584,7 +593,7 @@ def _neighbour_lists_by_dataset(ctx: RecommendContext, dist: np.ndarray, k: int)
                     expected_regret=reg,
                     sources=(src,),
                     explanation=(
-                        f"zero-shot: regret {reg:.3f} on KB dataset {ctx.name(src.dataset_id)}, nearest #{n_th} "
+                        f"zero-shot: regret {regret_text(reg, src.failed)} on KB dataset {ctx.name(src.dataset_id)}, nearest #{n_th} "
                         f"on size/shape meta-features (distance {src.distance:.3f})"
                     ),
                 )

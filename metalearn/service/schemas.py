@@ -193,6 +193,7 @@ class SourceOut(BaseModel):
     name: str
     distance: float | None = None
     regret: float | None = None
+    failed: bool = False  # every run of the configuration there failed (timeout, crash, memout): regret 1
 
 
 class RecommendedConfigOut(BaseModel):
