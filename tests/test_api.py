@@ -350,6 +350,9 @@ def test_metafeatures_upload_then_recommend(client: TestClient) -> None:
     names = client.get("/metafeatures").json()
     assert names["version"] == out["version"]
     assert set(out["metafeatures"]) == set(names["names"])
+    # each null is explained: a binary dataset has no numeric target for the regression block
+    assert set(out["not_computable"]) == {k for k, v in out["metafeatures"].items() if v is None}
+    assert out["not_computable"]["reg.target_skewness"].endswith("defined for a numeric target")
     # the vector from /metafeatures is exactly what /recommendations takes
     r = client.post(
         "/recommendations", json={"metafeatures": out["metafeatures"], "kind": out["kind"], "k": 4}

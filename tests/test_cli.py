@@ -206,6 +206,16 @@ def test_metafeatures_json_is_a_fixed_length_vector(capsys: pytest.CaptureFixtur
         assert list(doc["metafeatures"]) == list(metafeature_names())
         assert all(v is None or isinstance(v, int | float) for v in doc["metafeatures"].values())
         vectors[name] = doc["metafeatures"]
+        # every missing value is listed with why: the other kinds' groups for what the data lacks
+        missing = doc["not_computable"]
+        assert set(missing) == {k for k, v in doc["metafeatures"].items() if v is None or v != v}
+        if name == "iris":  # no numeric target: the regression block is not defined for it
+            assert missing["reg.lm_linear_r2"].endswith("defined for a numeric target")
+            assert missing["label.cardinality"] == "defined for 0/1 (binary or multi-label) targets"
+            assert not any(k.startswith("mfe.") for k in missing)  # pymfe's measures need a class target: it has one
+        else:  # no class target: pymfe's measures, not the regression block
+            assert missing["mfe.one_nn.mean"] == "pymfe's measures: defined for a class target"
+            assert not any(k.startswith("reg.") for k in missing)
     # values describe the data: iris is 150 x 4 multiclass, diabetes 442 x 10 regression
     assert vectors["iris"]["log_n_rows"] == pytest.approx(np.log(150))
     assert vectors["iris"]["log_n_features"] == pytest.approx(np.log(4))
@@ -214,6 +224,12 @@ def test_metafeatures_json_is_a_fixed_length_vector(capsys: pytest.CaptureFixtur
     # deterministic for a seed
     code, out, _ = run_cli(capsys, "metafeatures", "sklearn:iris", "--json")
     assert code == 0 and json.loads(out)["metafeatures"] == vectors["iris"]
+    # the table's last line says how many have no value and why, per group (it said "(28 not computable)")
+    code, out, err = run_cli(capsys, "metafeatures", "sklearn:iris")
+    text = " ".join((out + err).split())
+    n_missing = sum(v is None or v != v for v in vectors["iris"].values())
+    assert code == 0 and f"{n_missing} not computable" in text
+    assert "16 regression meta-features: defined for a numeric target (reg.target_skewness" in text
 
 
 def test_kb_info_export_import_round_trip(capsys: pytest.CaptureFixture[str], kb_copy: Path, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from metalearn.metalearning.metafeatures import (
     extract_metafeatures,
     metafeature_names,
     metafeature_record,
+    not_computable,
     signed_log,
 )
 
@@ -216,6 +217,21 @@ def test_multitarget_target_features(extracted) -> None:
     assert (Y >= 0).all()  # cv is defined for ratio-scale (non-negative) targets
     assert v["label.target_cv_mean"] == pytest.approx(signed_log(cvs.mean()))
     assert math.isnan(v["label.cardinality"])
+
+
+def test_every_missing_meta_feature_says_why(extracted) -> None:
+    for kind, (ds, values) in extracted.items():
+        missing = not_computable(values, ds.task)
+        assert set(missing) == {k for k, v in values.items() if math.isnan(v)}, kind
+        for name, why in missing.items():
+            if name.startswith("reg.") and kind in ("regression", "multitarget"):
+                assert why == "not computable on this data", (kind, name)  # it has a numeric target
+        if kind == "multilabel":  # 0/1 targets: the numeric targets' statistics are not defined
+            assert missing["label.target_skewness_mean"] == "defined for numeric targets"
+            assert "label.cardinality" not in missing
+        if kind == "multitarget":  # numeric targets: no class target for pymfe's measures
+            assert missing["mfe.one_nn.mean"] == "pymfe's measures: defined for a class target"
+            assert "label.target_skewness_mean" not in missing
 
 
 def test_multitask_from_promoted_feature(load_corpus) -> None:

@@ -162,7 +162,7 @@ def metafeatures(
     Some features are stored log-scaled (``log_n_*``: natural log; heavy-tailed ones: sign(x)*log1p(|x|));
     the table says which and shows their raw value, --json lists them under "transforms" and "raw".
     """
-    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION
+    from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, not_computable
 
     ds = _load(data, target, kind, None)
     if not json_out:
@@ -171,6 +171,7 @@ def metafeatures(
         values, seconds, cached = _metafeatures_of(ds, seed, kb)
     transforms = {k: t for k in values if (t := _transform_of(k))}
     raw = {k: _raw_value(transforms[k], values[k]) for k in transforms}
+    missing = not_computable(values, ds.task)
     if json_out:
         _json(
             {
@@ -184,6 +185,7 @@ def metafeatures(
                 "metafeatures": values,
                 "transforms": transforms,
                 "raw": raw,
+                "not_computable": missing,
             }
         )
         return
@@ -199,9 +201,25 @@ def metafeatures(
     for k, v in values.items():
         table.add_row(escape(k), _fmt(v), transforms.get(k, ""), _fmt(raw[k]) if k in raw else "")
     out.print(table)
-    n_nan = sum(1 for v in values.values() if isinstance(v, float) and math.isnan(v))
     where = "read from the knowledge base" if cached else f"in {seconds:.2f} s"
-    console.print(f"{len(values)} meta-features ({n_nan} not computable) {where}")
+    console.print(f"{len(values)} meta-features {where}" + _not_computable_text(missing))
+
+
+
+def _not_computable_text(missing: dict[str, str]) -> str:
+    """``; 28 not computable: 16 ... (why), 12 ... (why)``: the meta-features without a value grouped by
+    why (:func:`~metalearn.metalearning.metafeatures.not_computable`), with a few names each."""
+    if not missing:
+        return ""
+    groups: dict[str, list[str]] = {}
+    for name, why in missing.items():
+        groups.setdefault(why, []).append(name)
+    parts = []
+    for why, names in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        parts.append(f"{len(names)} {why} ({shown})")
+    return (f"; {len(missing)} not computable (NaN: the recommenders drop a meta-feature most KB datasets of "
+            "the kind lack, and fill a missing value with the KB's median): " + "; ".join(parts))
 
 
 def _metafeatures_of(ds: Any, seed: int, kb: str | None) -> tuple[dict[str, float], float, bool]:

@@ -102,7 +102,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -112,7 +112,7 @@ from scipy import stats
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import DataError, InputError, NotFoundError
-from metalearn.data.task import TaskKind
+from metalearn.data.task import Task, TaskKind
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.records import MetaFeatureRecord, dataset_record
 
@@ -126,6 +126,7 @@ __all__ = [
     "extract_metafeatures",
     "metafeature_names",
     "metafeature_record",
+    "not_computable",
     "signed_log",
 ]
 
@@ -309,6 +310,35 @@ def metafeature_names() -> tuple[str, ...]:
     if len(set(names)) != len(names) or not set(names) >= SIGNED_LOG_FEATURES:  # pragma: no cover
         raise RuntimeError("meta-feature schema is inconsistent (repeated or unknown names)")
     return names
+
+
+#: Why a group of meta-features has no value for a task lacking the targets they describe: (prefix or
+#: name, the target kinds the group needs, the reason). A NaN of a task that has such targets is "not
+#: computable on this data" (e.g. a statistic of a constant column, a pymfe measure that failed).
+_NEEDS: tuple[tuple[str, frozenset[TaskKind], str], ...] = (
+    ("reg.", frozenset({TaskKind.REGRESSION}), "regression meta-features: defined for a numeric target"),
+    ("label.target_", frozenset({TaskKind.REGRESSION}), "defined for numeric targets"),
+    ("label.", frozenset({TaskKind.BINARY}), "defined for 0/1 (binary or multi-label) targets"),
+    ("mfe.", frozenset({TaskKind.BINARY, TaskKind.MULTICLASS}), "pymfe's measures: defined for a class target"),
+    ("n_classes", frozenset({TaskKind.BINARY, TaskKind.MULTICLASS}), "defined for a class target"),
+    ("minority_class_ratio", frozenset({TaskKind.BINARY, TaskKind.MULTICLASS}), "defined for a class target"),
+)
+
+
+def not_computable(values: Mapping[str, float], task: Task) -> dict[str, str]:
+    """Each meta-feature of ``values`` without a value (NaN), with why: the targets its group describes,
+    when ``task`` has none of them (a multiclass dataset has no numeric target for ``reg.*``), else
+    "not computable on this data". The recommenders of a kind compare datasets on the meta-features that
+    kind's KB datasets have (a column mostly missing there is dropped, a missing value filled with the
+    KB's median: :mod:`metalearn.metalearning.distances`)."""
+    kinds = set(task.target_kinds)
+    out: dict[str, str] = {}
+    for name, v in values.items():
+        if not (isinstance(v, float) and math.isnan(v)):
+            continue
+        need = next(((k, why) for prefix, k, why in _NEEDS if name.startswith(prefix)), None)
+        out[name] = need[1] if need is not None and not (need[0] & kinds) else "not computable on this data"
+    return out
 
 
 def signed_log(x: float) -> float:

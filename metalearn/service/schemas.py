@@ -271,6 +271,11 @@ class MetaFeaturesOut(BaseModel):
     target_kinds: list[TargetKindOut] | None = Field(
         default=None, description="The kind of every target and why (inferred, or given and checked)."
     )
+    not_computable: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each meta-feature without a value (null above) and why: the targets its group is defined "
+        "for when the dataset has none, else 'not computable on this data'.",
+    )
 
 
 # ------------------------------------------------------------------------------------------- searches

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_names
+from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, metafeature_names, not_computable
 from metalearn.service.deps import KBDep, ReadAccess, SettingsDep, WriteAccess
 from metalearn.service.extraction import metafeatures_for
 from metalearn.service.routers.recommendations import ERRORS
@@ -55,4 +55,5 @@ async def extract(
         cached=mf.cached,
         metafeatures={k: finite_or_none(v) for k, v in mf.values.items()},
         target_kinds=TargetKindOut.of(dataset.task),
+        not_computable=not_computable(mf.values, dataset.task),
     )
