@@ -12,7 +12,7 @@ import pytest
 import skops.io as sio
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestRegressor
 
-from metalearn.data.errors import ArtifactError
+from metalearn.data.errors import ArtifactError, DataError
 from metalearn.data.loading import load_sklearn
 from metalearn.pipelines.artifacts import (
     PackedTrees,
@@ -180,3 +180,23 @@ def test_a_model_file_that_cannot_be_written_is_named_and_leaves_no_temporary_fi
     with pytest.raises(ArtifactError, match=r"cannot write the model file .*model.skops \(No space left on device; "):
         write_artifact(model, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_model_read_back_refuses_text_in_a_numeric_column_instead_of_reading_it_as_missing(tmp_path: Path) -> None:
+    # load_model_file gives the model itself, without the registry's / estimators' schema check: "abc" in a
+    # column fitted on numbers was coerced to NaN, imputed, and predicted silently
+    ds = load_sklearn("breast_cancer")
+    space = get_space(ds.task)
+    values = space.validate({"model": "linear"}, fill_defaults=True)
+    written = write_artifact(space.build(values, ds.task, ds.categorical, seed=0).fit(ds.X, ds.y), tmp_path)
+    loaded = load_model_file(tmp_path / written["file"], written["sha256"])
+    rows = ds.X.head(4).astype(object)
+    expected = loaded.predict(ds.X.head(4))
+    rows.iloc[0, 2] = " "  # blank text is a missing value, as in the registry's check
+    rows.iloc[1, 2] = "12.5"  # numbers as text are numbers
+    assert loaded.predict(rows).shape == expected.shape
+    rows.iloc[2, 2], rows.iloc[3, 2] = "abc", "abc"
+    col = str(ds.X.columns[2])
+    with pytest.raises(DataError, match=rf"feature column '{col}' holds 2 value\(s\) that are not numbers \('abc'\)") as err:
+        loaded.predict(rows)
+    assert "\n" not in str(err.value)

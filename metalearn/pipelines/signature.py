@@ -31,7 +31,7 @@ from metalearn.data.dataset import Dataset
 from metalearn.data.datetimes import DateColumns, apply_date_columns, part_name
 from metalearn.data.errors import InputError
 from metalearn.data.numbers import FEATURE_LIMIT, out_of_range
-from metalearn.pipelines.models.preprocessing import canonical_category_strings, category_string
+from metalearn.pipelines.models.preprocessing import canonical_category_strings, category_string, numbers_of
 
 #: categories kept per categorical column (beyond this, a column's unseen-value check is skipped)
 MAX_CATEGORIES = 1000
@@ -357,10 +357,5 @@ def _plain(v: Any) -> Any:
 
 def _numeric(s: pd.Series) -> tuple[pd.Series, list[Any]]:
     """``s`` as float64 and the values that are not numbers (null / NaN / "" are missing, fine)."""
-    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
-        return s.astype("float64").reset_index(drop=True), []
-    obj = s.astype(object).where(s.notna(), None)
-    blank = obj.map(lambda v: v is None or (isinstance(v, str) and v.strip() == ""))
-    values = pd.to_numeric(obj.where(~blank, None), errors="coerce")
-    bad = obj[values.isna() & ~blank].tolist()
-    return values.astype("float64").reset_index(drop=True), bad
+    values, bad = numbers_of(s)
+    return values.reset_index(drop=True), bad

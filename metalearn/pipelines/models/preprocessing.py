@@ -150,6 +150,18 @@ def canonical_category_strings(values: np.ndarray) -> np.ndarray:
     return lookup[codes]  # code -1 picks the trailing NaN
 
 
+def numbers_of(s: pd.Series) -> tuple[pd.Series, list[Any]]:
+    """``s`` as float64 (its index kept) and the values that are not numbers (null / NaN / blank text are
+    missing, fine)."""
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        return s.astype("float64"), []
+    obj = s.astype(object).where(s.notna(), None)
+    blank = obj.map(lambda v: v is None or (isinstance(v, str) and v.strip() == ""))
+    values = pd.to_numeric(obj.where(~blank, None), errors="coerce")
+    bad = obj[values.isna() & ~blank].tolist()
+    return values.astype("float64"), bad
+
+
 def _non_numeric(s: pd.Series) -> bool:
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype):
@@ -226,10 +238,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             block = X if every else X.iloc[:, self.numeric_idx_]
             num = block.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)  # written to below: never a view of X
         else:
-            num = np.column_stack([
-                pd.to_numeric(X.iloc[:, j], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-                for j in self.numeric_idx_
-            ])
+            num = np.column_stack([self._numbers(X, int(j)) for j in self.numeric_idx_])
         num[~np.isfinite(num)] = np.nan
         if len(self.categorical_idx_):
             block = X.iloc[:, self.categorical_idx_].to_numpy(dtype=object)
@@ -237,6 +246,19 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         else:
             cat = np.empty((len(X), 0), dtype=object)
         return num, cat
+
+    @staticmethod
+    def _numbers(X: pd.DataFrame, j: int) -> np.ndarray:
+        """Column ``j`` of ``X`` (a numeric column of the training data) as float64; a value that is not a
+        number ("abc" in a column fitted on numbers) is refused, not read as missing."""
+        values, bad = numbers_of(X.iloc[:, j])
+        if bad:
+            shown = ", ".join(repr(v) for v in list(dict.fromkeys(map(str, bad)))[:3])
+            raise DataError(
+                f"feature column {str(X.columns[j])!r} holds {len(bad)} value(s) that are not numbers "
+                f"({shown}) where the model was fitted on numbers; fix them, or leave them empty for missing"
+            )
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
     # -- sklearn API -------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> TabularPreprocessor:
