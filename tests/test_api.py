@@ -375,6 +375,17 @@ def test_metafeatures_upload_then_recommend(client: TestClient) -> None:
     )  # fmt: skip
     assert r3.status_code == 200, r3.text
     assert r3.json()["dataset_id"] == out["dataset_id"]
+    # another metric of the kind ranks by it (the KB runs record every metric), in both variants
+    body = {"metafeatures": out["metafeatures"], "kind": out["kind"], "k": 4}
+    by_acc = client.post("/recommendations", json={**body, "metric": "accuracy"})
+    assert by_acc.status_code == 200, by_acc.text
+    recs = by_acc.json()["recommendations"]
+    assert {x["ranked_by"] for x in recs} == {"accuracy"} and {x["score_metric"] for x in recs} == {"accuracy"}
+    assert {x["ranked_by"] for x in r.json()["recommendations"]} == {"roc_auc"}
+    r4 = _upload(client, "/recommendations/upload", breast_cancer_csv(), filename="bc.csv", k="4", metric="accuracy")
+    assert r4.status_code == 200, r4.text
+    assert [x["config_id"] for x in r4.json()["recommendations"]] == [x["config_id"] for x in recs]
+    assert_error(client.post("/recommendations", json={**body, "metric": "rmse"}), 422, "rmse")
 
 
 def test_upload_bad_input(client: TestClient) -> None:

@@ -635,6 +635,29 @@ def test_runs_frame(kb: KnowledgeBase) -> None:
     assert kb.runs_frame()["run_id"].iloc[-1] == run_id_for(ds[2].dataset_id, cs[0].config_id, "late")
 
 
+def test_runs_frame_scored_by_another_metric(kb: KnowledgeBase) -> None:
+    ds, cs = seed(kb)
+    runs = [
+        run(ds[0], cs[0], score=0.9, metrics={"roc_auc": 0.9, "log_loss": 0.3}),
+        run(ds[0], cs[1], score=0.8, metrics={"roc_auc": 0.8, "log_loss": 0.5}),
+        run(ds[0], cs[2], score=0.7, metrics={"roc_auc": 0.7}),  # did not record log loss
+        run(ds[0], cs[3], protocol="crashed", status="timeout", score=math.nan, metrics={}, error="x"),
+    ]
+    kb.add_runs(runs)
+    by_loss = kb.runs_frame(kind="binary", ok_only=False, metric="log_loss").set_index("config_id")
+    assert list(by_loss.columns) == [c for c in RUNS_FRAME_COLUMNS if c != "config_id"]
+    assert set(by_loss.index) == {cs[0].config_id, cs[1].config_id, cs[3].config_id}  # the one without it dropped
+    assert (by_loss["metric"] == "log_loss").all()
+    assert by_loss.loc[cs[1].config_id, "score"] == 0.5 and by_loss.loc[cs[1].config_id, "cost"] == 0.5
+    assert by_loss.loc[cs[3].config_id, "status"] == "timeout" and math.isnan(by_loss.loc[cs[3].config_id, "cost"])
+    # a greater-is-better metric's cost is its negation
+    by_acc = kb.runs_frame(kind="binary", metric="accuracy")
+    assert len(by_acc) == 0  # these runs recorded no accuracy
+    by_auc = kb.runs_frame(kind="binary", metric="roc_auc").set_index("config_id")
+    assert by_auc.loc[cs[0].config_id, "cost"] == -0.9 and len(by_auc) == 3
+    assert kb.runs_frame(kind="binary", metric=None)["metric"].eq("roc_auc").all()  # the stored scores
+
+
 def test_metafeature_frame(kb: KnowledgeBase) -> None:
     empty = kb.metafeature_frame("v1")
     assert empty.shape == (0, 0) and empty.index.name == "dataset_id"

@@ -398,3 +398,44 @@ def test_loo_on_real_matrix_beats_random(real_kb: tuple[pd.DataFrame, pd.DataFra
     best = best_strategy(table)
     print(f"best strategy (mean over ks): {best}; DEFAULT_STRATEGY = {DEFAULT_STRATEGY}")
     assert best in STRATEGIES
+
+
+def test_a_query_by_another_metric_ranks_the_kb_by_that_metric() -> None:
+    """`recommend --metric accuracy` ranked by the stored ROC AUC regrets and gave no expected score: now the
+    KB runs are scored by the asked metric (every run records all its kind's metrics), on the shipped KB."""
+    from metalearn.data.task import Task
+    from metalearn.kb import InMemoryKnowledgeBase
+    from metalearn.kb.shipped import shipped_snapshot
+    from metalearn.kb.snapshot import import_snapshot
+    from metalearn.metalearning.advisor import Advisor
+    from metalearn.metalearning.matrix import prepare_matrix
+    from metalearn.metalearning.strategies import recommend_from_matrix
+
+    snap = shipped_snapshot()
+    if snap is None:
+        pytest.skip("this install has no shipped KB snapshot (metalearn/kb/shipped_snapshot)")
+    kb = InMemoryKnowledgeBase()
+    import_snapshot(kb, snap)
+    advisor = Advisor(kb)
+    mf = advisor.kind_data("binary").metafeatures
+    differ = 0
+    for dataset_id in mf.index[:12]:
+        query = mf.loc[dataset_id]
+        by_auc = advisor.recommend(query, Task("binary", ("y",)), "surrogate", k=5, exclude_ids={dataset_id})
+        by_acc = advisor.recommend(query, Task("binary", ("y",), metric="accuracy"), "surrogate", k=5,
+                                   exclude_ids={dataset_id})  # fmt: skip
+        assert {r.ranked_by for r in by_auc} == {"roc_auc"} and {r.ranked_by for r in by_acc} == {"accuracy"}
+        assert all(r.score_metric == "accuracy" and 0.0 < r.expected_score < 1.0 for r in by_acc)  # type: ignore[operator]
+        differ += [r.config_id for r in by_acc] != [r.config_id for r in by_auc]
+        # the ranking is the strategy's on the KB runs scored by accuracy
+        runs = kb.runs_frame(kind="binary", space=advisor.prepared("binary").space.name, ok_only=False,
+                             metric="accuracy")  # fmt: skip
+        matrix = prepare_matrix(mf, runs).with_configs(advisor.prepared("binary", metric="accuracy").configs.keys())
+        expected = recommend_from_matrix("surrogate", query, matrix, k=5, exclude={dataset_id})
+        assert [r.config_id for r in by_acc] == [r.config_id for r in expected]
+    print(f"\n{differ} of 12 binary queries ranked differently by accuracy")
+    assert differ >= 6, differ  # accuracy and ROC AUC rank configurations differently on most queries
+    # the kind's default metric, a kind without the metric, or a multitask task: the stored scores
+    assert Advisor.ranking_metric(Task("binary", ("y",), metric="roc_auc")) is None
+    assert Advisor.ranking_metric("binary") is None and Advisor.ranking_metric("binary", "f1") == "f1"
+    assert Advisor.ranking_metric("regression", "accuracy") is None

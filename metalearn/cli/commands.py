@@ -322,7 +322,8 @@ def recommend(
     table = Table(
         title=f"top {len(recs)} configurations for {ds.name} ({advisor.resolve_strategy(strategy)})",
         caption="expected regret/score: predicted for this dataset from the similar KB datasets that evaluated "
-        "the configuration (regret 0 = the best observed there, 1 = the worst); the rank is the strategy's "
+        "the configuration (regret by " + (recs[0].ranked_by if recs and recs[0].ranked_by else "their stored metric")
+        + ": 0 = the best observed there, 1 = the worst); the rank is the strategy's "
         "order, which for portfolio strategies is what a configuration adds to those before it",
     )
     for col in ("#", "model", "expected regret", "expected score", "from", "config_id"):

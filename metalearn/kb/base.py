@@ -145,9 +145,15 @@ class KnowledgeBase(abc.ABC):
     ) -> list[RunRecord]: ...
 
     @abc.abstractmethod
-    def runs_frame(self, kind: str | None = None, space: str | None = None, ok_only: bool = True) -> pd.DataFrame:
+    def runs_frame(
+        self, kind: str | None = None, space: str | None = None, ok_only: bool = True, metric: str | None = None
+    ) -> pd.DataFrame:
         """Columns: run_id, dataset_id, config_id, space, space_version, protocol, status, metric, score,
-        cost, fit_seconds, budget, source. Filtered by the dataset kind and the configuration's space."""
+        cost, fit_seconds, budget, source. Filtered by the dataset kind and the configuration's space.
+
+        With ``metric`` (one of the kind's metrics, which every run records), ``metric``, ``score`` and
+        ``cost`` are that metric's: each ok run's value of it (:func:`metalearn.kb.schema.rescored`); an ok
+        run that did not record it is left out, a failed run stays (NaN score and cost)."""
 
     # -- searches --------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -622,10 +622,12 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         return self._records("runs", f"{where} ORDER BY created_at, run_id{page}", params + page_params)
 
     def runs_frame(
-        self, kind: str | None = None, space: str | None = None, ok_only: bool = True
+        self, kind: str | None = None, space: str | None = None, ok_only: bool = True, metric: str | None = None
     ) -> pd.DataFrame:
-        sql = f"SELECT {_RUNS_FRAME_SELECT} FROM runs r JOIN configurations c ON c.config_id = r.config_id"
-        conds, params = [], []
+        value = ", list_extract(map_extract(r.metrics, ?), 1) AS metric_value" if metric is not None else ""
+        sql = f"SELECT {_RUNS_FRAME_SELECT}{value} FROM runs r JOIN configurations c ON c.config_id = r.config_id"
+        conds: list[str] = []
+        params: list[Any] = [] if metric is None else [metric]
         if kind is not None:
             sql += " JOIN datasets d ON d.dataset_id = r.dataset_id"
             conds.append("d.kind = ?")
@@ -638,7 +640,11 @@ class DuckDBKnowledgeBase(KnowledgeBase):
         if conds:
             sql += " WHERE " + " AND ".join(conds)
         sql += " ORDER BY r.created_at, r.run_id"
-        return schema.runs_frame_from_arrow(self._arrow(sql, params, "reading runs"))
+        tbl = self._arrow(sql, params, "reading runs")
+        if metric is None:
+            return schema.runs_frame_from_arrow(tbl)
+        values = tbl.column("metric_value").to_numpy(zero_copy_only=False).astype(float)
+        return schema.rescored(schema.runs_frame_from_arrow(tbl), values, metric)
 
     # -- searches --------------------------------------------------------------------------------
     def put_search(self, record: SearchRecord) -> None:

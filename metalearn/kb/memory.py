@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -250,7 +251,7 @@ class InMemoryKnowledgeBase(KnowledgeBase):
         return _page(items, limit, offset)
 
     def runs_frame(
-        self, kind: str | None = None, space: str | None = None, ok_only: bool = True
+        self, kind: str | None = None, space: str | None = None, ok_only: bool = True, metric: str | None = None
     ) -> pd.DataFrame:
         with self._lock:
             runs = [
@@ -269,7 +270,10 @@ class InMemoryKnowledgeBase(KnowledgeBase):
             for (table, name), f in zip(schema.RUNS_FRAME_SOURCES, schema.RUNS_FRAME_SCHEMA, strict=True)
         ]
         tbl = pa.Table.from_arrays(arrays, schema=schema.RUNS_FRAME_SCHEMA)
-        return schema.runs_frame_from_arrow(tbl)
+        if metric is None:
+            return schema.runs_frame_from_arrow(tbl)
+        values = np.array([r.metrics.get(metric, np.nan) for r in runs], dtype=float)
+        return schema.rescored(schema.runs_frame_from_arrow(tbl), values, metric)
 
     # -- searches --------------------------------------------------------------------------------
     def put_search(self, record: SearchRecord) -> None:

@@ -834,6 +834,25 @@ def runs_frame_from_arrow(tbl: pa.Table) -> pd.DataFrame:
     return frame
 
 
+def rescored(frame: pd.DataFrame, values: np.ndarray, metric: str) -> pd.DataFrame:
+    """A ``runs_frame`` (``frame``) scored by ``metric``: ``values`` holds each run's value of it (NaN where
+    the run did not record it). Ok runs with a value get it as ``score`` and its cost (lower is better) as
+    ``cost``; ok runs without one are dropped; failed runs stay (NaN score and cost). Every run kept is
+    labelled ``metric``."""
+    from metalearn.data.metrics import get_metric
+
+    m = get_metric(metric)
+    ok = (frame["status"].to_numpy(dtype=object) == "ok") & ~np.isnan(frame["score"].to_numpy(dtype=float))
+    keep = ~ok | ~np.isnan(values)
+    out = frame.copy()
+    out.loc[ok, "score"] = values[ok]
+    out.loc[ok, "cost"] = values[ok] if not m.greater_is_better else -values[ok]
+    out["metric"] = metric  # failed runs too: a dataset's runs of one metric are read together
+    out = out[keep]
+    out.index = pd.RangeIndex(len(out))
+    return out
+
+
 def metafeature_frame_from_long(tbl: pa.Table) -> pd.DataFrame:
     """Long (dataset_id, name, value) rows -> one row per dataset, one float64 column per name, both sorted."""
     long = tbl.select(["dataset_id", "name", "value"]).to_pandas()

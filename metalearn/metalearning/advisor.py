@@ -26,8 +26,9 @@ import pandas as pd
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import InputError
+from metalearn.data.metrics import metric_names
 from metalearn.data.numbers import finite_or_none
-from metalearn.data.task import Task, TaskKind
+from metalearn.data.task import DEFAULT_METRIC, Task, TaskKind
 from metalearn.kb.base import KnowledgeBase
 from metalearn.metalearning import strategies as rec
 from metalearn.metalearning.context import RecommendContext
@@ -66,6 +67,9 @@ class RecommendedConfig:
     score_metric: str = ""
     #: composed per target for a multitask dataset (:mod:`metalearn.metalearning.composed`)
     composed: bool = False
+    #: the metric of the KB runs' regrets: the task's when it is another of its kind's metrics (every run
+    #: records them all), else the kind's default (:meth:`Advisor.ranking_metric`)
+    ranked_by: str = ""
 
     @property
     def summary(self) -> str:
@@ -93,6 +97,7 @@ class RecommendedConfig:
             "expected_score": finite_or_none(self.expected_score),
             "score_metric": self.score_metric or None,
             "composed": self.composed,
+            "ranked_by": self.ranked_by or None,
             "explanation": self.explanation,
             "sources": [
                 {
@@ -191,49 +196,77 @@ class Advisor:
             self._frames.clear()
             self._prepared.clear()
 
-    def kind_data(self, kind: TaskKind | str, check: bool = True) -> _KindData:
-        """The KB frames of ``kind`` (cached; with ``check``, re-read when the KB changed)."""
+    def kind_data(self, kind: TaskKind | str, check: bool = True, metric: str | None = None) -> _KindData:
+        """The KB frames of ``kind`` (cached; with ``check``, re-read when the KB changed); with ``metric``,
+        the runs scored by that metric of the kind (every run records all of them), not the stored one."""
         kind = str(TaskKind(kind))
+        key = kind if metric is None else f"{kind}|{metric}"
         sig = self._signature() if check else None
         with self._lock:
-            cached = self._frames.get(kind)
+            cached = self._frames.get(key)
             if cached is not None and (not check or cached.signature == sig):
                 return cached
         space = get_space(TaskKind(kind))
         # every version's runs: a configuration of an earlier version is a candidate when it is still
         # valid in the current space (see _Prepared.build), so a space bump keeps the KB warm-starting
-        runs = self.kb.runs_frame(kind=kind, space=space.name, ok_only=False)
+        runs = self.kb.runs_frame(kind=kind, space=space.name, ok_only=False, metric=metric)
         mf = self.kb.metafeature_frame(self.mf_version, kind=kind)
         names = {d.dataset_id: d.name for d in self.kb.list_datasets(kind=kind)}
         data = _KindData(signature=sig or self._signature(), metafeatures=mf, runs=runs, names=names)
         with self._lock:
-            self._frames[kind] = data
+            self._frames[key] = data
         return data
 
-    def prepared(self, kind: TaskKind | str, check: bool = False) -> _Prepared:
-        """The frames of ``kind`` and everything built from them (cached together).
+    def prepared(self, kind: TaskKind | str, check: bool = False, metric: str | None = None) -> _Prepared:
+        """The frames of ``kind`` (scored by ``metric``: :meth:`kind_data`) and everything built from them
+        (cached together).
 
         With ``check=False`` (a service's request path) a cached entry is returned as it is, never
         rebuilt: only :meth:`warm` (run in the background) replaces it, once the new one is ready.
         """
         kind = str(TaskKind(kind))
+        key = kind if metric is None else f"{kind}|{metric}"
         if not check:
-            entry = self._prepared.get(kind)
+            entry = self._prepared.get(key)
             if entry is not None:
                 return entry
-        data = self.kind_data(kind, check=check)
+        data = self.kind_data(kind, check=check, metric=metric)
         with self._lock:
-            entry = self._prepared.get(kind)
+            entry = self._prepared.get(key)
         if entry is not None and entry.data is data:
             return entry
         entry = _Prepared.build(data, self.kb, TaskKind(kind))
         with self._lock:
-            self._prepared[kind] = entry
+            self._prepared[key] = entry
         return entry
 
+    @staticmethod
+    def ranking_metric(task: Task | TaskKind | str, metric: str | None = None) -> str | None:
+        """The metric to rank the KB's configurations by: ``metric``, else ``task``'s own, when it is another
+        of the metrics every run of its kind records (a search by accuracy starts from what was most
+        accurate), else None (each KB dataset's stored main metric: the kind's default)."""
+        kind = task.kind if isinstance(task, Task) else TaskKind(task)
+        name = metric or (task.metric if isinstance(task, Task) else None)
+        if kind is TaskKind.MULTITASK or not name:  # multitask: composed per target (metalearning.composed)
+            return None
+        if name == DEFAULT_METRIC[kind] or name not in metric_names(kind):
+            return None
+        return name
+
+    def is_prepared(self, kind: TaskKind | str, metric: str | None = None) -> bool:
+        """Whether :meth:`prepared` has ``kind``'s state for ``metric`` at hand (a query costs milliseconds)."""
+        kind = str(TaskKind(kind))
+        return (kind if metric is None else f"{kind}|{metric}") in self._prepared
+
     def warm(self, kind: TaskKind | str, check: bool = True) -> None:
-        """Load (or reload, if the KB changed) the frames and matrix of ``kind`` — off the request path."""
+        """Load (or reload, if the KB changed) the frames and matrix of ``kind`` — off the request path —,
+        and those of the other metrics a query asked for before (:meth:`ranking_metric`)."""
         self.prepared(kind, check=check)
+        kind = str(TaskKind(kind))
+        with self._lock:
+            metrics = [key.split("|", 1)[1] for key in self._prepared if key.startswith(kind + "|")]
+        for metric in metrics:
+            self.prepared(kind, check=check, metric=metric)
 
     def recommend(
         self,
@@ -244,7 +277,8 @@ class Advisor:
         exclude_ids: Iterable[str] = (),
         check_fresh: bool = True,
     ) -> list[RecommendedConfig]:
-        """Ranked configurations for a dataset described by ``metafeatures``.
+        """Ranked configurations for a dataset described by ``metafeatures``, by their regret in ``task``'s
+        metric when it is another of its kind's metrics (:meth:`ranking_metric`; else the stored scores').
 
         ``exclude_ids`` removes KB datasets (the query itself, or every near-duplicate in a benchmark).
         Only configurations valid in the current search space (of any version) are candidates. An empty
@@ -300,13 +334,19 @@ class Advisor:
         k: int = 10,
         exclude_ids: Iterable[str] = (),
         check_fresh: bool = True,
+        metric: str | None = None,
     ) -> tuple[list[RecommendedConfig], int]:
-        """:meth:`recommend`, and how many of the KB's meta-features the query gives a finite value."""
+        """:meth:`recommend`, and how many of the KB's meta-features the query gives a finite value
+        (``metric``: the one to rank by when ``task`` is only a kind; :meth:`ranking_metric`)."""
         kind = task.kind if isinstance(task, Task) else TaskKind(task)
         name = self.resolve_strategy(strategy)
         if not 1 <= int(k) <= 1000:
             raise InputError(f"k must be between 1 and 1000, got {k}")
-        entry = self.prepared(kind, check=check_fresh)
+        ranked_by = self.ranking_metric(task, metric)
+        entry = self.prepared(kind, check=check_fresh, metric=ranked_by)
+        if ranked_by is not None and entry.matrix.n_datasets == 0:  # no KB run recorded it: the stored scores
+            ranked_by = None
+            entry = self.prepared(kind, check=check_fresh)
         data = entry.data
         if data.runs.empty or data.metafeatures.empty:
             return [], 0
@@ -355,6 +395,7 @@ class Advisor:
                     space_version=space.version,
                     expected_score=finite_or_none(r.expected_score),
                     score_metric=r.score_metric,
+                    ranked_by=ranked_by or DEFAULT_METRIC[kind],
                 )
             )
         return out, n_known

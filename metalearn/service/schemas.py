@@ -152,6 +152,12 @@ class RecommendationRequest(BaseModel):
     exclude_dataset_ids: list[str] = Field(
         default_factory=list, max_length=MAX_EXCLUDE, description="KB datasets not to use as evidence."
     )
+    metric: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The metric to rank by (default: the kind's); another of the kind's metrics ranks the KB's "
+        "configurations by their regret in it (every KB run records all its kind's metrics).",
+    )
 
     @field_validator("metafeatures")
     @classmethod
@@ -214,6 +220,11 @@ class RecommendedConfigOut(BaseModel):
     score_metric: str | None = Field(default=None, description="The metric of expected_score.")
     composed: bool = Field(
         default=False, description="Composed per target for a multitask dataset (the KB has no multitask runs)."
+    )
+    ranked_by: str | None = Field(
+        default=None,
+        description="The metric of the KB runs' regrets: the request's metric when it is another of its kind's "
+        "metrics (every run records them all), else the kind's default.",
     )
     explanation: str
     sources: list[SourceOut]

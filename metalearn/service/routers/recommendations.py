@@ -55,11 +55,13 @@ def compute_recommendations(
     exclude: Iterable[str],
     dataset_id: str | None = None,
     dataset: Dataset | None = None,
+    metric: str | None = None,
 ) -> RecommendationResponse:
     name = check_strategy(strategy)
     recs, n_used = advisor.recommend_with_count(
-        metafeatures, kind, strategy=name, k=k, exclude_ids=exclude, check_fresh=False
-    )
+        metafeatures, kind, strategy=name, k=k, exclude_ids=exclude, check_fresh=False,
+        metric=dataset.task.metric if dataset is not None else metric,
+    )  # fmt: skip
     if not recs and dataset is not None:  # an upload: a multitask warm start composed per target
         recs = advisor.recommend_dataset(dataset, metafeatures, name, k, exclude, check_fresh=False)
     return RecommendationResponse.model_validate(
@@ -96,11 +98,23 @@ async def recommend(body: RecommendationRequest, advisor: AdvisorDep) -> Recomme
     Each recommendation explains itself: the strategy's reasoning, its expected normalised regret and
     the KB datasets it came from (with their meta-feature distance and the configuration's regret there).
     """
+    if body.metric is not None:
+        try:
+            check_metric(body.kind, body.metric)
+        except InputError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+    ranked_by = Advisor.ranking_metric(body.kind, body.metric)
+    if ranked_by is not None and not advisor.is_prepared(body.kind, ranked_by):
+        # another metric's first query reads the KB's runs scored by it (seconds): off the event loop
+        return await run_in_threadpool(
+            compute_recommendations, advisor, body.metafeatures, body.kind, body.strategy, body.k,
+            body.exclude_dataset_ids, None, None, body.metric,
+        )  # fmt: skip
     # Computed inline on the event loop on purpose: it is a few milliseconds of CPU-bound work on
     # in-memory arrays (the advisor never touches the KB here), and a thread-pool hop per request
     # costs more than it saves under load (GIL hand-offs between the loop and the worker).
     return compute_recommendations(
-        advisor, body.metafeatures, body.kind, body.strategy, body.k, body.exclude_dataset_ids
+        advisor, body.metafeatures, body.kind, body.strategy, body.k, body.exclude_dataset_ids, metric=body.metric
     )
 
 
