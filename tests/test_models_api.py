@@ -425,10 +425,31 @@ def test_prediction_log_is_buffered_sampled_and_flushed_at_shutdown(kb_path: Pat
     with TestClient(create_app(_settings(kb_path, prediction_log_sample=0.0))) as c:  # nothing logged
         r = predict(c, rows)
         assert r.status_code == 200
+        assert not any(p["logged"] for p in r.json()["predictions"])
         pid = r.json()["predictions"][0]["prediction_id"]
         assert_error(c.post(f"/models/{NAME}/feedback", json={"feedback": [{"prediction_id": pid, "label": "benign"}]},
-                            headers=AUTH), 404)
+                            headers=AUTH), 404, "only those predict marked logged", "keeps 0%")
         assert c.get(f"/models/{NAME}").json()["log"]["predictions"] == 90
+
+    # half of the predictions logged: the answer says which (feedback for all 30 ids was refused as if they were
+    # not predict's), and feedback for the logged ones is stored
+    with TestClient(create_app(_settings(kb_path, prediction_log_sample=0.5))) as c:
+        r = predict(c, rows)
+        assert r.status_code == 200
+        answer = r.json()["predictions"]
+        logged = [p["prediction_id"] for p in answer if p["logged"]]
+        assert 0 < len(logged) < len(answer)
+        everything = [{"prediction_id": p["prediction_id"], "label": "benign"} for p in answer]
+        assert_error(c.post(f"/models/{NAME}/feedback", json={"feedback": everything}, headers=AUTH), 404,
+                     f"{len(answer) - len(logged)} prediction id(s)", "marked logged", "keeps 50%")
+        ok = c.post(f"/models/{NAME}/feedback", json={"feedback": [{"prediction_id": i, "label": "benign"} for i in logged]},
+                    headers=AUTH)  # fmt: skip
+        assert ok.status_code == 200, ok.text
+    kb = open_kb(kb_path)
+    try:
+        assert kb.models.counts(NAME)["predictions"] == 90 + len(logged)
+    finally:
+        kb.close()
 
 
 # ------------------------------------------------------------------------------------------ concurrency

@@ -119,6 +119,8 @@ class PredictionBatch:
     prediction: Prediction
     seconds: float
     targets: list[str] = field(default_factory=list)
+    #: per row: whether the prediction log keeps it (``LogSettings.sample``), so feedback can name it
+    logged: list[bool] = field(default_factory=list)
 
     def frame(self) -> pd.DataFrame:
         """One row per input row: ``prediction_id``, each target's value, and ``<target>:proba:<class>``
@@ -491,6 +493,8 @@ class ModelRegistry:
         batch = PredictionBatch(name, record.version, ids, rows, warnings, pred, seconds, list(task.targets))
         if log:
             logged = self._log_records(batch, X)
+            kept = {r.prediction_id for r in logged}
+            batch.logged = [i in kept for i in ids]
             if logged:
                 if on_logged is not None:
                     on_logged(logged)
@@ -637,9 +641,12 @@ class ModelRegistry:
         logged = self.store.get_predictions(ids)
         missing = [i for i in ids if i not in logged]
         if missing:
+            sampled = self.log_settings.sample < 1.0
             raise NotFoundError(
                 f"{len(missing)} prediction id(s) are not in the prediction log (e.g. {missing[0]!r}): send ids "
-                "returned by predict for this model, within the log's retention; nothing was stored"
+                "returned by predict for this model, within the log's retention"
+                + (f", and only those predict marked logged (the log keeps {self.log_settings.sample:.0%} of the "
+                   "predictions)" if sampled else "") + "; nothing was stored"
             )
         records = []
         versions: dict[int, ModelVersionRecord] = {}

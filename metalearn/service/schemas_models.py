@@ -141,6 +141,11 @@ class PredictRequest(BaseModel):
 
 class PredictionOut(BaseModel):
     prediction_id: str = Field(description="Id of the prediction, for feedback.")
+    logged: bool = Field(
+        default=True,
+        description="Whether the prediction log keeps it (the server's prediction_log_sample): feedback can only "
+        "name a logged prediction.",
+    )
     predictions: dict[str, Any] = Field(description="Target -> predicted value.")
     probabilities: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Class targets: target -> class -> probability."

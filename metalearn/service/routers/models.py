@@ -456,7 +456,9 @@ async def predict(
             "name": batch.name,
             "version": batch.version,
             "predictions": [
-                {"prediction_id": pid, **row} for pid, row in zip(batch.prediction_ids, batch.rows, strict=True)
+                {"prediction_id": pid, "logged": logged, **row}
+                for pid, logged, row in zip(batch.prediction_ids, batch.logged or [False] * len(batch.rows),
+                                            batch.rows, strict=True)
             ],
             "warnings": batch.warnings,
             "seconds": batch.seconds,
