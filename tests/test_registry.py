@@ -316,6 +316,12 @@ def test_retrain_starts_from_the_version_and_is_not_promoted(registry: ModelRegi
     best = (base.info["search"]["best"] or {})["config_id"]
     trials = rec.info["search"]
     assert trials["n_trials"] == 2 and any(r.config_id == best for r in first)
+    assert rec.info["search"]["warnings"] == [] and registry.version_dict(rec)["warnings"] == []
+    # again on the same rows with a smaller budget: the search's warning (earlier runs it did not resume) is kept
+    # with the version, which `models retrain` prints (it was lost: a worse version registered without a word)
+    again = retrain(registry, "bc", new_data, SearchSettings(n_trials=1, seed=1, ensemble=False))
+    assert any("not resumed" in w for w in registry.version_dict(again)["warnings"]), again.info["search"]
+    registry.store.delete_version("bc", again.version)
     with pytest.raises(SchemaError, match="missing column"):
         retrain(registry, "bc", Dataset("x", new_data.X.iloc[:, 1:], new_data.y, new_data.task,
                                         new_data.categorical[1:], "test"), SearchSettings(n_trials=1))

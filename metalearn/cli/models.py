@@ -748,6 +748,8 @@ def models_retrain(
     if json_out:
         _json(doc)
         return
+    for warning in doc["warnings"]:  # the search's (a better earlier run it did not resume, repeated rows ...)
+        _note(f"warning: {warning}")
     parent = f" from version {record.parent_version}" if record.parent_version is not None else ""
     _say(f"retrained {name}{parent} on {ds.name} ({ds.n_rows} rows): {record.metric} "
          f"{_fmt(doc.get('cv_score'))} (cross-validated) in {doc['seconds']:.1f} s")

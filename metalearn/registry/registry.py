@@ -282,7 +282,9 @@ class ModelRegistry:
                        "strategy": (summary.get("warm_start") or {}).get("strategy"),
                        "best": best, "seconds": summary.get("seconds"), "stopped_by": summary.get("stopped_by"),
                        # the pipeline the model is (None: an ensemble), for the search's leaderboard
-                       "model_config_id": (summary.get("model") or {}).get("config_id")},
+                       "model_config_id": (summary.get("model") or {}).get("config_id"),
+                       # what the search warned of (e.g. a better earlier run it did not resume)
+                       "warnings": list(summary.get("warnings") or [])},
             "ensemble": summary.get("ensemble"),
             "calibration": summary.get("calibration"),
             "cv_score": cv_score,
@@ -337,6 +339,7 @@ class ModelRegistry:
             "signature": info.get("signature"), "libraries": info.get("libraries"),
             "dataset": info.get("dataset"), "compression": info.get("compression"),
             "feedback_rows": (info.get("feedback") or {}).get("rows"),
+            "warnings": (info.get("search") or {}).get("warnings") or [],
         }
 
     def resolve(self, name: str, version: int | None = None, alias: str = "live") -> ModelVersionRecord:

@@ -77,6 +77,10 @@ class ModelVersionOut(BaseModel):
     feedback_rows: int | None = Field(
         default=None, description="A retraining's labelled predictions of the prediction log among its training rows."
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the search that made it warned of (e.g. a better earlier run it did not resume).",
+    )
 
 
 class ModelEventOut(BaseModel):
