@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import cross_val_predict, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -250,6 +250,28 @@ def test_concept_drift_binary() -> None:
         training_score=ts,
     )
     assert few["status"] == "insufficient_data" and not few["drifted"]
+
+
+def test_one_wrong_row_of_a_near_perfect_log_loss_is_not_concept_drift() -> None:
+    # QA: penguins, log loss 0.017 at training, 104 clean held-out rows with one misclassified row read 0.049:
+    # "189% worse", flagged. Worse by the threshold is not enough: the window must be significantly worse.
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=100.0)).fit(X, y)
+    proba = model.predict_proba(X)
+    clean = -np.mean(np.log(np.clip(proba[np.arange(len(y)), y.to_numpy()], 1e-15, 1)))
+    wrong = y.copy()
+    i = int(np.argmax(proba[np.arange(len(y)), y.to_numpy()]))  # a confident, right row now labelled wrong
+    wrong.iloc[i] = (int(y.iloc[i]) + 1) % 3
+    pred = Prediction([model.predict(X)], [proba], [model.classes_])
+    one = concept_drift(wrong, pred, task="multiclass", training_score=float(clean), window=150)
+    assert one["relative_degradation"] > 0.05 and one["p_value"] > 0.05, one["reason"]  # worse, but noise
+    assert not one["drifted"] and "within the noise of 150 rows" in one["reason"], one["reason"]
+    shuffled = pd.Series(np.random.default_rng(0).permutation(y.to_numpy()))
+    bad = concept_drift(shuffled, pred, task="multiclass", training_score=float(clean), window=150)
+    assert bad["drifted"] and bad["p_value"] == 0.0, bad["reason"]
+    strict = concept_drift(wrong, pred, task="multiclass", training_score=float(clean), window=150,
+                           thresholds={"concept_pvalue": 1.0})  # fmt: skip
+    assert strict["drifted"]  # the significance test is a threshold like the others
 
 
 def test_concept_drift_regression() -> None:
