@@ -309,8 +309,18 @@ def test_evaluate_scores_labelled_rows_and_ranks_the_features_without_changing_t
     assert len(features) == 31 and result["importance"]["shuffle_sets"] == 3  # site + 30 measurements
     assert [f["importance"] for f in features] == sorted((f["importance"] for f in features), reverse=True)
     assert features[0]["importance"] > 0 and all(f["n"] == 3 for f in features)
+    assert not any("trained on" in w for w in result["warnings"])  # held-out rows: no in-sample warning
     code, out, err = run_cli(capsys, "models", "evaluate", "bc", reg / "test.csv", "--kb", kb_path)
     assert code == 0 and "on 264 labelled rows (5 without a label skipped): roc_auc" in out and "importance" not in out
+    # the version's own training file (bc.csv): the score is in-sample, and it says so (it read as a held-out score)
+    code, out, err = run_cli(capsys, "models", "evaluate", "bc", reg / "bc.csv", "--json", "--kb", kb_path)
+    assert code == 0, err
+    seen = [w for w in json.loads(out)["warnings"] if "trained on" in w]
+    assert seen and seen[0].startswith("300 of the 300 training rows kept with version 1 are among these rows"), seen
+    mixed = pd.concat([breast_cancer_frame(569).iloc[300:340], breast_cancer_frame(20)], ignore_index=True)
+    mixed.to_csv(reg / "mixed.csv", index=False)  # 20 training rows of 300 (7 %): below the 10 % share
+    code, out, err = run_cli(capsys, "models", "evaluate", "bc", reg / "mixed.csv", "--json", "--kb", kb_path)
+    assert code == 0 and not any("trained on" in w for w in json.loads(out)["warnings"]), out
 
     # bad input: one line, nothing changed
     breast_cancer_frame(50).drop(columns="target").to_csv(reg / "unlabelled.csv", index=False)

@@ -540,6 +540,8 @@ class ModelRegistry:
         if (problem := signature.labels_problem(y)) is not None:
             raise InputError(f"the labelled data: {problem}")
         X, warnings = signature.validate(frame.drop(columns=targets), "the labelled data")
+        if (seen := self._training_rows_among(record, X)) is not None:
+            warnings = [*warnings, seen]
         model = self.load(record)
         t0 = time.perf_counter()
         pred = model.predict_task(X)
@@ -560,6 +562,29 @@ class ModelRegistry:
             }
         out["seconds"] = time.perf_counter() - t0
         return out
+
+    #: share of the training rows kept with a version found among evaluated rows from which a score is called
+    #: in-sample (a few may repeat by chance in real data)
+    IN_SAMPLE_SHARE = 0.1
+
+    def _training_rows_among(self, record: ModelVersionRecord, X: pd.DataFrame) -> str | None:
+        """A warning when at least :attr:`IN_SAMPLE_SHARE` of the training rows kept with the version (its
+        reference sample) are among the rows ``X`` (checked against the schema): the score is then partly
+        in-sample (evaluating a version on its own training file read as a held-out score). None otherwise,
+        and when the version keeps no reference sample."""
+        try:
+            ref, _ = self.signature(record).validate(self.reference(record), "the version's reference sample")
+        except (ArtifactError, InputError):
+            return None
+        if not len(ref) or not len(X):
+            return None
+        given = set(pd.util.hash_pandas_object(X.reset_index(drop=True), index=False).tolist())
+        found = int(sum(h in given for h in pd.util.hash_pandas_object(ref.reset_index(drop=True), index=False)))
+        if found < max(1, self.IN_SAMPLE_SHARE * len(ref)):
+            return None
+        return (f"{found} of the {len(ref)} training rows kept with version {record.version} are among these rows: "
+                "the data holds rows the version was trained on, so the score is partly in-sample (optimistic); "
+                "evaluate on rows it did not train on")
 
     def explain(self, name: str, frame: pd.DataFrame, version: int | None = None, *, n_permutations: int = 8,
                 background: int = 16, top: int | None = None, seed: int = 0) -> dict[str, Any]:
