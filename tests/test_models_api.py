@@ -522,6 +522,28 @@ def test_drift_and_metrics(client: TestClient, breast_cancer: Any) -> None:
     assert metric_value(client, 'metalearn_model_drift_metafeature_distance{model="bc",version="1"}') is not None
 
 
+def test_metrics_show_the_registry_s_drift_flags_whoever_checked(kb_path: Path) -> None:
+    # a flag raised by `metalearn models drift` (the CLI) or an earlier server run was missing from /metrics: the
+    # gauge was set only by this process's GET /drift, so an alert on it missed the flagged versions
+    from metalearn.kb import open_kb
+    from metalearn.kb.model_store import FlagRecord
+
+    kb = open_kb(kb_path)
+    try:
+        kb.models.set_flag(FlagRecord(NAME, 2, "concept_drift", {"check": "cli"}))
+    finally:
+        kb.close()
+    with TestClient(create_app(_settings(kb_path))) as c:
+        assert promote(c, 1).status_code == 200
+        assert metric_value(c, f'metalearn_model_drift_flag{{flag="concept_drift",model="{NAME}",version="2"}}') == 1
+        assert metric_value(c, f'metalearn_model_drift_flag{{flag="data_drift",model="{NAME}",version="2"}}') == 0
+        # the live version is shown without flags; an unflagged version without an alias is not
+        assert metric_value(c, f'metalearn_model_drift_flag{{flag="concept_drift",model="{NAME}",version="1"}}') == 0
+        assert "metalearn_model_drift_flag{" in c.get("/metrics").text
+        r = c.delete(f"/models/{NAME}/versions/2", headers=AUTH)
+        assert r.status_code == 200, r.text
+
+
 def test_retrain_and_search_register_bad_inputs(client: TestClient, breast_cancer: Any) -> None:
     frame = pd.concat([breast_cancer.X, breast_cancer.y], axis=1).head(80)
     files = {"file": ("new.csv", frame.to_csv(index=False).encode(), "text/csv")}

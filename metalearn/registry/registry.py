@@ -37,6 +37,7 @@ from metalearn.data.prediction import Prediction
 from metalearn.data.task import Task
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.model_store import (
+    FLAGS,
     FeedbackRecord,
     ModelStore,
     ModelVersionRecord,
@@ -304,6 +305,16 @@ class ModelRegistry:
             out.append({"name": name, "versions": len(versions), "latest": versions[-1].version if versions else None,
                         "aliases": aliases, "kind": versions[-1].kind if versions else None,
                         "flags": sorted({f"{f.flag}@{f.version}" for f in flags})})
+        return out
+
+    def drift_flags(self) -> list[tuple[str, int, str, bool]]:
+        """(model, version, flag, raised) for every drift flag of each model's live / candidate versions and of
+        every flagged version: the registry's state, whoever ran the checks (for the service's metrics)."""
+        out = []
+        for name in self.store.list_models():
+            raised = {(f.version, f.flag) for f in self.store.flags(name)}
+            versions = sorted({v for v, _ in raised} | set(self.store.aliases(name).values()))
+            out += [(name, v, flag, (v, flag) in raised) for v in versions for flag in FLAGS]
         return out
 
     def show(self, name: str) -> dict[str, Any]:

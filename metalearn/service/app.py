@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None, *, kb: KnowledgeBase | None = N
             if stale_jobs:
                 log.warning("marked %d model jobs of a previous server run as interrupted", stale_jobs)
         metrics.watch_kb(store.stats)
+        metrics.watch_flags(registry.drift_flags)
         app.state.kb = store
         app.state.advisor = advisor
         app.state.searches = manager

@@ -12,7 +12,8 @@
   is empty when no version was resolved; ``model`` is ``<unknown>`` for a name the registry does not hold);
 * ``metalearn_model_drift_share{model,version}``, ``metalearn_model_drift_metafeature_distance{model,version}``,
   ``metalearn_model_concept_drift_change{model,version}`` (relative degradation of the score on feedback) and ``metalearn_model_drift_flag{model,version,flag}``
-  (0/1) — the latest drift check of a version (set when ``GET /models/{name}/drift`` runs);
+  (0/1) — the latest drift check of a version (the gauges set when ``GET /models/{name}/drift`` runs; the flags
+  read from the registry at scrape time: live versions and flagged ones, whoever checked them);
 * ``metalearn_prediction_log_dropped_total`` — logged predictions dropped because the log buffer was full;
 * ``metalearn_kb_*`` — KB sizes (``metalearn_kb_runs``, ``metalearn_kb_datasets_by_kind{group}`` ...), read
   from ``kb.stats()`` when scraped (cached for a few seconds).
@@ -39,24 +40,62 @@ LATENCY_BUCKETS = (
 UNMATCHED_ROUTE = "<unmatched>"
 
 
-class KBCollector(Collector):
-    """KB size gauges computed at scrape time from ``stats()`` (cached ``ttl`` seconds)."""
+class _Cached:
+    """``read()`` at scrape time, cached ``ttl`` seconds; a failed read serves the last value (or ``empty``)."""
 
-    def __init__(self, stats: Callable[[], dict[str, Any]], ttl: float = 5.0) -> None:
-        self._stats = stats
+    def __init__(self, read: Callable[[], Any], empty: Any, ttl: float = 5.0) -> None:
+        self._read = read
+        self._empty = empty
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._cached: tuple[float, Any] | None = None
 
-    def _current(self) -> dict[str, Any]:
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cached = None
+
+    def _current(self) -> Any:
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] > self._ttl:
                 try:
-                    self._cached = (now, self._stats())
+                    self._cached = (now, self._read())
                 except Exception:  # a scrape must never fail because the KB is busy
-                    return self._cached[1] if self._cached else {}
+                    return self._cached[1] if self._cached else self._empty
             return self._cached[1]
+
+
+class FlagsCollector(_Cached, Collector):
+    """``metalearn_model_drift_flag{model,version,flag}`` (0/1) from the registry's flags at scrape time."""
+
+    def __init__(self, flags: Callable[[], list[tuple[str, int, str, bool]]], ttl: float = 5.0) -> None:
+        super().__init__(flags, [], ttl)
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "metalearn_model_drift_flag",
+            "1 when the version carries the drift flag (as the registry keeps it, whoever checked), else 0",
+            labels=["model", "version", "flag"],
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        """The family without reading the registry (registering a collector describes it: a read then would be
+        cached and served stale)."""
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        g = self._family()
+        for name, version, flag, raised in self._current():
+            g.add_metric([name, str(version), flag], 1.0 if raised else 0.0)
+        yield g
+
+
+class KBCollector(_Cached, Collector):
+    """KB size gauges computed at scrape time from ``stats()`` (cached ``ttl`` seconds)."""
+
+    def __init__(self, stats: Callable[[], dict[str, Any]], ttl: float = 5.0) -> None:
+        super().__init__(stats, {}, ttl)
 
     def collect(self) -> Iterator[Metric]:
         """``metalearn_kb_<key>`` for every count in ``stats()``; a dict of counts becomes one gauge
@@ -158,18 +197,13 @@ class ServiceMetrics:
             ["model", "version"],
             registry=self.registry,
         )
-        self.drift_flag = Gauge(
-            "metalearn_model_drift_flag",
-            "1 when the version carries the drift flag after the latest drift check, else 0",
-            ["model", "version", "flag"],
-            registry=self.registry,
-        )
         self.log_dropped = Counter(
             "metalearn_prediction_log_dropped",
             "Logged predictions dropped because the prediction log buffer was full",
             registry=self.registry,
         )
         self._kb_collector: KBCollector | None = None
+        self._flags_collector: FlagsCollector | None = None
 
     def watch_kb(self, stats: Callable[[], dict[str, Any]]) -> None:
         if self._kb_collector is not None:
@@ -177,9 +211,17 @@ class ServiceMetrics:
         self._kb_collector = KBCollector(stats)
         self.registry.register(self._kb_collector)
 
+    def watch_flags(self, flags: Callable[[], list[tuple[str, int, str, bool]]]) -> None:
+        """``metalearn_model_drift_flag`` from ``flags()`` at scrape time: (model, version, flag, raised) as the
+        registry keeps them, whoever checked (the CLI, another server run), not only this process's checks."""
+        if self._flags_collector is not None:
+            self.registry.unregister(self._flags_collector)
+        self._flags_collector = FlagsCollector(flags)
+        self.registry.register(self._flags_collector)
+
     def observe_drift(self, name: str, version: int, report: dict[str, Any], flags: tuple[str, ...]) -> None:
-        """Set the drift gauges of ``name`` ``version`` from a ``check_drift`` report (``flags``: every flag
-        a version may carry; each gauge is 1 when the report lists it)."""
+        """Set the drift gauges of ``name`` ``version`` from a ``check_drift`` report (the flags it set or cleared
+        are read from the registry at the next scrape)."""
         v = str(version)
         data = report.get("data") or {}
         concept = report.get("concept") or {}
@@ -190,9 +232,8 @@ class ServiceMetrics:
         ):
             if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
                 gauge.labels(name, v).set(float(value))
-        raised = set(report.get("flags") or ())
-        for flag in flags:
-            self.drift_flag.labels(name, v, flag).set(1.0 if flag in raised else 0.0)
+        if self._flags_collector is not None:
+            self._flags_collector.invalidate()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
