@@ -251,6 +251,15 @@ def test_predict_json_and_upload(client: TestClient, breast_cancer: Any) -> None
             [p["probabilities"] for p in body["predictions"]]
         )
 
+    # a key absent from some rows is a missing value, and the answer says so (it was imputed silently)
+    holey = [dict(r) for r in rows[:3]]
+    col = next(iter(holey[1]))
+    del holey[1][col]
+    r = predict(client, holey)
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"][0].startswith(f"1 of 3 row(s) (row 1) lack the key(s) '{col}' the other rows give")
+    assert r.json()["predictions"][0]["probabilities"]["target"] == pytest.approx(body["predictions"][0]["probabilities"]["target"])
+
     # a version by query or in the body
     assert predict(client, rows[:2], version=2).json()["version"] == 2
     r = client.post(f"/models/{NAME}/predict", json={"rows": rows[:2], "version": 3}, headers=AUTH)

@@ -295,9 +295,21 @@ def _frame_of(rows: list[dict[str, Any]]) -> pd.DataFrame:
         names.update(dict.fromkeys(row))
     columns = list(names)
     cells = np.empty((len(rows), len(columns)), dtype=object)
+    lacking: list[int] = []
     for i, row in enumerate(rows):
         cells[i] = [row.get(c) for c in columns]
-    return pd.DataFrame(cells, columns=columns, dtype=object)  # no per-column type inference: the schema check converts
+        if len(row) < len(columns):
+            lacking.append(i)
+    frame = pd.DataFrame(cells, columns=columns, dtype=object)  # no per-column type inference: the schema check converts
+    if lacking:  # documented (an absent key is a missing value), but a client bug as often: say so
+        absent = [c for c in columns if any(c not in rows[i] for i in lacking)]
+        shown = ", ".join(map(str, lacking[:5])) + (", ..." if len(lacking) > 5 else "")
+        frame.attrs["warnings"] = [
+            f"{len(lacking)} of {len(rows)} row(s) (row {shown}) lack the key(s) "
+            f"{', '.join(map(repr, absent[:5]))}{', ...' if len(absent) > 5 else ''} the other rows give: read as missing "
+            "values (imputed); send null to mean missing, or every key in every row"
+        ]
+    return frame
 
 
 def _upload_rows(file: UploadFile, settings: Settings) -> pd.DataFrame:
@@ -367,7 +379,9 @@ def _predict(
         assert no_live is not None
         raise no_live
     resolved.append(record.version)
-    return registry.predict(name, frame, record.version, on_logged=on_logged)
+    batch = registry.predict(name, frame, record.version, on_logged=on_logged)
+    batch.warnings = [*frame.attrs.get("warnings", []), *batch.warnings]
+    return batch
 
 
 def _predict_json(
