@@ -166,6 +166,20 @@ def test_logged_numbers_match_training_categories(cancer: pd.DataFrame) -> None:
     assert f["unseen_share"] == 0.0 and not f["drifted"], f["reason"]
 
 
+def test_missing_categories_are_missing_values_not_unseen_categories(cancer: pd.DataFrame) -> None:
+    ref, cur = _halves(cancer)
+    cur = cur.copy()
+    cur["size class"] = pd.Categorical([None] * len(cur), categories=cancer["size class"].cat.categories)
+    f = _feature(data_drift(ref, cur), "size class")
+    # it read "(100% unseen categories)", beside missing_current 1.0
+    assert f["drifted"] and f["unseen_share"] == 0.0 and f["missing_current"] == 1.0
+    assert "(missing 0% -> 100%)" in f["reason"] and "unseen" not in f["reason"], f["reason"]
+    half = cur.copy()
+    half["size class"] = pd.Categorical(np.where(np.arange(len(cur)) % 2, "never seen", None))  # half new, half missing
+    g = _feature(data_drift(ref, half), "size class")
+    assert g["unseen_share"] == pytest.approx(0.5, abs=0.01) and "missing 0% -> 50%" in g["reason"], g["reason"]
+
+
 # --------------------------------------------------------------------------------------------
 # data drift on a corpus dataset (mixed numeric / categorical columns)
 

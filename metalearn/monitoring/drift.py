@@ -387,8 +387,10 @@ def _categorical_feature(ref: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
     k = len(uniques)
     ref_all = np.bincount(codes[: len(ref)], minlength=k).astype(float)
     cur_all = np.bincount(codes[len(ref) :], minlength=k).astype(float)
-    seen = ref_all > 0
-    # the reference's categories, then one bucket for every category it never saw
+    # missing values are a bucket of their own, never an "unseen category" (a column the reference had
+    # complete, now all missing, read "100% unseen categories")
+    seen = (ref_all > 0) | (np.asarray(uniques, dtype=object) == _MISSING)
+    # the reference's categories (and missing values), then one bucket for every category it never saw
     cr = np.append(ref_all[seen], 0.0)
     cc = np.append(cur_all[seen], cur_all[~seen].sum())
     psi = _psi(_shares(cr), _shares(cc))
@@ -659,7 +661,7 @@ def data_drift(
             p_txt = "n/a" if p is None else _fmt_p(p)
             if drifted:
                 reason = f"PSI {psi:.3g} >= {th.psi:g} and {test_name} p={p_txt} < {_fmt_p(a)}"
-                if miss_r != miss_c and info["missing_p_value"] is not None:
+                if miss_r != miss_c and (info["missing_p_value"] is not None or abs(miss_c - miss_r) >= 0.01):
                     reason += f" (missing {miss_r:.0%} -> {miss_c:.0%})"
                 if info.get("unseen_share"):
                     reason += f" ({info['unseen_share']:.0%} unseen categories)"
