@@ -385,7 +385,7 @@ def test_metafeatures_upload_then_recommend(client: TestClient) -> None:
     r4 = _upload(client, "/recommendations/upload", breast_cancer_csv(), filename="bc.csv", k="4", metric="accuracy")
     assert r4.status_code == 200, r4.text
     assert [x["config_id"] for x in r4.json()["recommendations"]] == [x["config_id"] for x in recs]
-    assert_error(client.post("/recommendations", json={**body, "metric": "rmse"}), 422, "rmse")
+    assert_error(client.post("/recommendations", json={**body, "metric": "rmse"}), 400, "rmse", "not valid for a binary")
 
 
 def test_upload_bad_input(client: TestClient) -> None:

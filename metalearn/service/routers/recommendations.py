@@ -98,11 +98,8 @@ async def recommend(body: RecommendationRequest, advisor: AdvisorDep) -> Recomme
     Each recommendation explains itself: the strategy's reasoning, its expected normalised regret and
     the KB datasets it came from (with their meta-feature distance and the configuration's regret there).
     """
-    if body.metric is not None:
-        try:
-            check_metric(body.kind, body.metric)
-        except InputError as exc:
-            raise HTTPException(422, detail=str(exc)) from None
+    if body.metric is not None:  # a metric of another kind: 400, as the schema takes any name
+        check_metric(body.kind, body.metric)
     ranked_by = Advisor.ranking_metric(body.kind, body.metric)
     if ranked_by is not None and not advisor.is_prepared(body.kind, ranked_by):
         # another metric's first query reads the KB's runs scored by it (seconds): off the event loop
