@@ -81,6 +81,23 @@ def test_new_rows_get_the_training_parts_and_non_dates_are_reported() -> None:
     assert back["when"].dt.strftime("%Y-%m-%d").tolist() == _weekly("2023-01-01", 60, 0)["when"].tolist()
 
 
+def test_a_date_column_with_no_date_in_the_rows_is_missing_not_mistyped(tmp_path: Path) -> None:
+    # one row with an empty date, as a CSV reads it (a float column of NaN): it was refused as "mistyped column(s)
+    # when (dates expected, got None)", while the same row beside a dated one, or as JSON null, was predicted
+    import io
+
+    signature = Signature.of(prepare_frame(_weekly("2023-01-01", 60, 0), "label", name="weekly"))
+    alone = pd.read_csv(io.StringIO("when,x,shop\n,0.5,a\n"))
+    assert alone["when"].dtype == np.float64
+    X, _ = signature.validate(alone)
+    assert X[[c for c in X.columns if c.startswith("when")]].isna().all(axis=None)
+    both = pd.read_csv(io.StringIO("when,x,shop\n,0.5,a\n2025-07-06,0.5,a\n"))
+    Y, _ = signature.validate(both)
+    assert Y.iloc[:1].equals(X) and Y[part_name("when", "dayofweek")].iloc[1] == 6.0
+    with pytest.raises(SchemaError, match=r"when \(dates expected, got 3.0\)"):  # a number is still not a date
+        signature.validate(pd.DataFrame({"when": [3.0], "x": [0.5], "shop": ["a"]}))
+
+
 def test_the_estimator_generalises_a_weekly_pattern_to_later_dates() -> None:
     """Trained on 2023, tested on 2024: every test date is new, so only the calendar parts can tell a
     weekend (as categories the dates carry nothing: the majority class, 5 days of 7)."""

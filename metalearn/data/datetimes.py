@@ -122,7 +122,11 @@ def apply_date_columns(
     bad: dict[str, list[object]] = {}
     for name in frame.columns:
         s = frame[name]
-        if name not in spec or (pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)):
+        numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+        # an all-missing column read as numbers (an empty CSV column) is a date column without dates, unless its
+        # parts come with it (the model's own converted columns)
+        converted = numeric and (s.notna().any() or all(part_name(name, p) in frame.columns for p in spec.get(name, ())))
+        if name not in spec or converted:
             columns[name] = s
             continue
         dt = _wall_clock(s)

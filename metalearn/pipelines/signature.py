@@ -229,7 +229,7 @@ class Signature:
             # a date column sent as numbers (not the model's own converted columns, which come with their parts)
             for src, kept in self.dates:
                 if src in frame.columns and kept and pd.api.types.is_numeric_dtype(frame[src].dtype) and any(
-                        part_name(src, p) not in frame.columns for p in kept):
+                        part_name(src, p) not in frame.columns for p in kept) and frame[src].notna().any():
                     numbers_for_dates.add(src)
                     example = frame[src].dropna()
                     first = example.iloc[0].item() if len(example) else None
