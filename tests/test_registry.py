@@ -355,6 +355,14 @@ def test_multi_output_kinds_predict_every_target(tmp_path: Path, load_corpus: An
         for r in batch.rows:
             for t in labels:
                 assert sum(r["probabilities"][t].values()) == pytest.approx(1.0)
+        # labelled rows, one label missing on 10 of them: those are skipped (every metric read NaN, no word)
+        rows = pd.concat([emotions.X, emotions.y], axis=1).head(120).copy()
+        first = emotions.task.targets[0]
+        rows[first] = rows[first].astype(object)
+        rows.loc[rows.index[:10], first] = None
+        result = registry.evaluate("emo", rows)
+        assert result["rows"] == 110 and result["unlabelled_rows"] == 10
+        assert all(v is not None for v in result["metrics"].values()), result["metrics"]
     finally:
         kb.close()
 

@@ -481,7 +481,8 @@ def models_evaluate(
         return
     for w in result["warnings"]:
         _note(f"warning: {w}")
-    skipped = f" ({result['unlabelled_rows']} without a label skipped)" if result["unlabelled_rows"] else ""
+    every = " of every target" if len(result.get("targets") or {}) > 1 else ""
+    skipped = f" ({result['unlabelled_rows']} without a label{every} skipped)" if result["unlabelled_rows"] else ""
     where = result.get("source") or f"{result['rows']} labelled rows"
     _say(f"model {name} version {result['version']} on {where}{skipped}: {result['metric']} {_fmt(result['score'])}")
     _say("  " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["metrics"].items()))

@@ -542,9 +542,11 @@ class ModelRegistry:
                 f"the data has no column {', '.join(map(repr, missing))}: evaluating model {name!r} needs the true "
                 f"value of each of its targets ({', '.join(map(repr, targets))}) beside the features"
             )
-        labelled = frame[targets].notna().any(axis=1).to_numpy()
+        # a row is scored with every target labelled (a multi-output row missing one label made every metric NaN)
+        labelled = frame[targets].notna().all(axis=1).to_numpy()
         if not labelled.any():
-            raise InputError(f"no row of the data has a value in {', '.join(map(repr, targets))}: send labelled rows")
+            raise InputError(f"no row of the data has a value in {', '.join(map(repr, targets))}"
+                             + (" each" if len(targets) > 1 else "") + ": send labelled rows")
         frame = frame.loc[labelled].reset_index(drop=True)
         signature = self.signature(record)
         y = signature.labels_as_trained(frame[targets])

@@ -275,7 +275,7 @@ class EvaluateOut(BaseModel):
     targets: dict[str, str] = Field(
         default_factory=dict, description="A multitask model's metric prefixes -> its targets (t0 -> the first).")
     rows: int = Field(description="Labelled rows scored.")
-    unlabelled_rows: int = Field(description="Rows without any target value, skipped.")
+    unlabelled_rows: int = Field(description="Rows without a value of every target, skipped.")
     warnings: list[str]
     importance: ImportanceOut | None = None
     seconds: float
