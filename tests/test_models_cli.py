@@ -397,7 +397,7 @@ def test_every_models_command_and_predict_take_kb() -> None:
 # ------------------------------------------------------------------------------------------ the whole path
 @pytest.mark.corpus
 def test_from_search_to_production_and_back(
-    capsys: pytest.CaptureFixture[str], load_corpus: Any, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], load_corpus: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ds = load_corpus("saheart")  # 462 rows, 9 numeric features, binary
     frame = pd.concat([ds.X, ds.y], axis=1).sample(frac=1.0, random_state=0).reset_index(drop=True)
@@ -439,6 +439,15 @@ def test_from_search_to_production_and_back(
     drift = json.loads(cli("models", "drift", "heart", "--json"))
     assert drift["data"]["drifted"] is True and drift["data"]["share_drifted"] >= 0.3
     assert "data_drift" in drift["flags"]
+    # the service's thresholds apply to the CLI too (it ignored them: a flag flipped with whichever checked last);
+    # a check that did not run says so ("no", beside the flag it kept)
+    monkeypatch.setenv("METALEARN_DRIFT_THRESHOLDS", '{"min_rows": 100000}')
+    out = cli("models", "drift", "heart")
+    assert "data drift: not tested - insufficient data" in out, out
+    assert "flags: data_drift (a check that did not test keeps the flag it raised before)" in out
+    monkeypatch.setenv("METALEARN_DRIFT_THRESHOLDS", "{psi: 1")
+    assert_one_line_error(*run_cli(capsys, "models", "drift", "heart", "--kb", kb_path), "METALEARN_DRIFT_THRESHOLDS is not JSON")
+    monkeypatch.delenv("METALEARN_DRIFT_THRESHOLDS")
 
     # wrong labels for the first batch: the model scores badly on them -> concept drift
     labels = pd.DataFrame({"prediction_id": first["prediction_id"], "target": 1 - new["target"].to_numpy()})

@@ -403,7 +403,7 @@ def models_drift(
     versions are flagged (`models show`)."""
     from metalearn.registry.monitor import check_drift, drift_report_html
 
-    thresholds = _thresholds(threshold or [])
+    thresholds = {**(_env_thresholds() or {}), **(_thresholds(threshold or []) or {})} or None
     if report is not None:  # before the check sets or clears flags
         check_output(report, "--report")
     with _registry(kb) as reg:
@@ -557,6 +557,27 @@ def _explained_output(outputs: Mapping[str, Any]) -> tuple[str, Mapping[str, Any
     return label, outputs[label]
 
 
+def _env_thresholds() -> dict[str, Any] | None:
+    """``METALEARN_DRIFT_THRESHOLDS`` (JSON, as the service reads it), which ``--threshold`` overrides: the CLI
+    and the server judge a version alike (the CLI ignored it, so a flag flipped with whichever checked last)."""
+    import json
+    import os
+
+    from metalearn.data.errors import InputError
+
+    text = os.environ.get("METALEARN_DRIFT_THRESHOLDS", "").strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"METALEARN_DRIFT_THRESHOLDS is not JSON ({exc}): give an object such as "
+                         '{"psi": 0.2, "drifted_share": 0.3}') from None
+    if not isinstance(value, dict):
+        raise InputError('METALEARN_DRIFT_THRESHOLDS must be a JSON object of name -> value, e.g. {"psi": 0.2}')
+    return value
+
+
 def _thresholds(pairs: Sequence[str]) -> dict[str, Any] | None:
     """``--threshold KEY=VALUE`` options as a mapping (the drift checks validate names and values)."""
     from metalearn.data.errors import InputError
@@ -577,20 +598,30 @@ def _thresholds(pairs: Sequence[str]) -> dict[str, Any] | None:
     return out or None
 
 
+def _verdict(check: Mapping[str, Any]) -> str:
+    """YES / no / not tested (too few rows, or a metric undefined on the latest window: "no" said it passed)."""
+    if check.get("drifted"):
+        return "YES"
+    untested = check.get("status") not in (None, "ok") or ("latest_score" in check and check.get("latest_score") is None)
+    return "not tested" if untested else "no"
+
+
 def _print_drift(name: str, result: Mapping[str, Any]) -> None:
     data = result.get("data") or {}
     _say(f"model {name} version {result.get('version')}: drift check at {_when(result.get('checked_at'))}")
-    _say(f"data drift: {'YES' if data.get('drifted') else 'no'} - {data.get('reason') or data.get('status') or ''}")
+    _say(f"data drift: {_verdict(data)} - {data.get('reason') or data.get('status') or ''}")
     for f in [f for f in data.get("features") or [] if f.get("drifted")][:20]:
         _say(f"  {f.get('name')} ({f.get('kind')}): {f.get('reason')}")
     concept = result.get("concept")
+    verdicts = [_verdict(data)]
     if concept is None:
         _say("concept drift: not checked (no labelled feedback: `metalearn models feedback NAME LABELS.csv`)")
     else:
-        _say(f"concept drift: {'YES' if concept.get('drifted') else 'no'} - "
-             f"{concept.get('reason') or concept.get('status') or ''}")
+        verdicts.append(_verdict(concept))
+        _say(f"concept drift: {verdicts[-1]} - {concept.get('reason') or concept.get('status') or ''}")
     flags = result.get("flags") or []
-    _say("flags: " + (", ".join(str(f) for f in flags) if flags else "none"))
+    kept = " (a check that did not test keeps the flag it raised before)" if flags and "not tested" in verdicts else ""
+    _say("flags: " + (", ".join(str(f) for f in flags) if flags else "none") + kept)
 
 
 @models_app.command("feedback")
