@@ -153,7 +153,7 @@ def reference(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 @pytest.mark.parametrize(
     ("field", "value", "flag"),
     [("n_configs", 0, "--configs"), ("n_explore", -1, "--explore"), ("max_rows", 10, "--max-rows"),
-     ("workers", 0, "--workers")],
+     ("workers", 0, "--workers"), ("trial_time_limit", 0, "--trial-time-limit"), ("trial_time_limit", -3, "--trial-time-limit")],
 )
 def test_build_settings_reject_bad_values(field: str, value: int, flag: str) -> None:
     kwargs: dict[str, Any] = {field: value}

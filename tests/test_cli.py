@@ -259,6 +259,23 @@ def test_kb_info_export_import_round_trip(capsys: pytest.CaptureFixture[str], kb
     code, out, err = run_cli(capsys, "kb", "import", tmp_path / "nowhere", "--kb", fresh)
     assert code != 0 and "Traceback" not in out + err and err.startswith("error: ") and "nowhere" in err
     assert kb_stats(fresh) == kb_stats(kb_copy)
+    # into a --kb file that does not exist yet: a restore, the snapshot alone (it was seeded with the shipped KB
+    # first, whose datasets then kept the snapshot's out)
+    code, out, err = run_cli(capsys, "kb", "import", snap, "--kb", tmp_path / "restored.duckdb")
+    assert code == 0, err
+    assert kb_stats(tmp_path / "restored.duckdb") == kb_stats(kb_copy)
+
+
+def test_kb_build_refuses_an_empty_dataset_list_and_unknown_kinds(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "built.duckdb"
+    for argv, words in (
+        (["--datasets", ""], ("--datasets is empty",)),  # an unset shell variable meant all 263 datasets
+        (["--datasets", " , "], ("--datasets is empty",)),
+        (["--kinds", "bogus"], ("--kinds", "'bogus' is not a task kind", "multiclass")),
+        (["--datasets", "haberman", "--trial-time-limit", "0"], ("--trial-time-limit must be a positive",)),
+    ):
+        _assert_one_line_error(*run_cli(capsys, "kb", "build", "--kb", target, *argv), words)
+        assert not target.exists()  # refused before the file is made
 
 
 def test_recommend_uses_the_other_datasets_of_the_kb(capsys: pytest.CaptureFixture[str], kb_copy: Path) -> None:

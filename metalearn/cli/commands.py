@@ -561,7 +561,9 @@ def kb_import(directory: Annotated[Path, typer.Argument(help="A snapshot directo
     """Import a parquet snapshot into the KB (existing records are kept; all or nothing)."""
     from metalearn.kb.snapshot import import_snapshot
 
-    counts = import_snapshot(_open_kb(kb), directory)
+    # an explicit --kb file is the snapshot's: a new one starts empty (a restore), as `kb build --kb` does; it was
+    # seeded with the shipped KB first, so the snapshot's datasets were skipped as already there
+    counts = import_snapshot(_open_kb(kb, seed_from_shipped=kb is None), directory)
     out.print(f"imported {counts} from {directory}")
 
 
@@ -635,21 +637,29 @@ def kb_build(
     Resumable: kill it at any point and run the same command again. A --kb file is the build's own: a new
     one starts empty (not seeded with the shipped KB, as the per-user default KB is).
     """
+    from metalearn.data.errors import InputError
+    from metalearn.data.task import TaskKind
     from metalearn.offline.build import BuildSettings, build_kb, resolve_sources
     from metalearn.runtime.progress import BuildProgress
 
-    sources, missing = resolve_sources(
-        corpus=corpus, suite=suite,
-        names=[d.strip() for d in datasets.split(",") if d.strip()] if datasets else None,
-        kinds=[k.strip() for k in kinds.split(",") if k.strip()] if kinds else None,
-    )
-    if missing:
-        console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
-                      + (" ..." if len(missing) > 20 else ""))
     settings = BuildSettings(n_configs=configs, n_explore=explore, max_rows=max_rows, n_folds=folds,
                              trial_time_limit=trial_time_limit, seed=seed, workers=workers, scheduler=scheduler,
                              families=tuple(f.strip() for f in families.split(",") if f.strip()) if families else (),
                              portfolio=portfolio, min_rows=min_rows)
+    names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets is not None else None
+    if names == []:  # an unset shell variable: it meant every corpus dataset, a build of many hours
+        raise InputError("--datasets is empty: name one or more datasets (comma-separated), or leave it out for all")
+    kind_names = [k.strip() for k in kinds.split(",") if k.strip()] if kinds is not None else None
+    if kind_names == []:
+        raise InputError("--kinds is empty: name one or more task kinds (comma-separated), or leave it out for all")
+    bad_kinds = [k for k in kind_names or () if k not in {t.value for t in TaskKind}]
+    if bad_kinds:
+        raise InputError(f"--kinds: {', '.join(map(repr, bad_kinds))} is not a task kind; use some of "
+                         f"{', '.join(t.value for t in TaskKind)}")
+    sources, missing = resolve_sources(corpus=corpus, suite=suite, names=names, kinds=kind_names)
+    if missing:
+        console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
+                      + (" ..." if len(missing) > 20 else ""))
     # an explicit --kb file is the build's own: a new one starts empty, an existing one is not topped up from
     # the shipped snapshot (it holds what its builds put in); the per-user default KB is seeded as everywhere
     store = _open_kb(kb, seed_from_shipped=kb is None)

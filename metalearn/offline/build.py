@@ -105,6 +105,9 @@ class BuildSettings:
             raise InputError(f"--max-rows must be >= 50, got {self.max_rows}")
         if self.workers < 1:
             raise InputError(f"--workers must be >= 1, got {self.workers}")
+        if self.trial_time_limit is not None and not (math.isfinite(self.trial_time_limit) and self.trial_time_limit > 0):
+            raise InputError(f"--trial-time-limit must be a positive number of seconds, got {self.trial_time_limit:g} "
+                             "(every evaluation was skipped, and the build ended with 0 evaluations, exit 0)")
         if self.portfolio < 0 or self.min_rows < 0:
             raise InputError(f"--portfolio and --min-rows must be >= 0, got {self.portfolio} and {self.min_rows}")
         if self.portfolio and self.families:
