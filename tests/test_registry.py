@@ -513,3 +513,26 @@ def test_a_variant_whose_original_was_deleted_does_not_point_at_it(registry: Mod
     registry.delete("bc", original.version)
     with pytest.raises(CompressionError, match=f"its original, version {original.version}, was deleted: compress another"):
         compressible_version(registry, "bc", variant.version)
+
+
+def test_a_boolean_column_takes_json_s_1_and_true_text_as_true() -> None:
+    # a boolean column (categories False / True): JSON's 1 / 0 and the text "true" / "false" were unseen categories,
+    # predicted otherwise than True / False (QA: sick 0.2715 vs 0.2788), with only a warning
+    from metalearn.pipelines.signature import Signature
+
+    rng = np.random.default_rng(0)
+    flag = rng.integers(0, 2, 200).astype(bool)
+    frame = pd.DataFrame({"x": rng.normal(size=200), "flag": flag,
+                          "y": np.where(flag ^ (rng.random(200) < 0.1), "yes", "no")})
+    ds = prepare_frame(frame, ["y"], name="flags")
+    signature = Signature.of(ds)
+    space = get_space(ds.task)
+    model = space.build(space.validate({"model": "linear"}, fill_defaults=True), ds.task, ds.categorical, seed=0)
+    model.fit(ds.X, ds.y)
+    rows = pd.DataFrame({"x": [0.3] * 8, "flag": [True, 1, "true", "1", False, 0, "FALSE", "0"]}, dtype=object)
+    X, warnings_ = signature.validate(rows)
+    assert warnings_ == [] and X["flag"].tolist() == [True] * 4 + [False] * 4
+    proba = model.predict_task(X).probas[0]
+    assert np.allclose(proba[:4], proba[0]) and np.allclose(proba[4:], proba[4]) and not np.allclose(proba[0], proba[4])
+    X, warnings_ = signature.validate(pd.DataFrame({"x": [0.3, 0.3], "flag": ["maybe", None]}, dtype=object))
+    assert X["flag"].tolist()[0] == "maybe" and "not seen in training (maybe)" in warnings_[0]

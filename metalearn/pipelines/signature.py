@@ -283,6 +283,9 @@ class Signature:
             cells = frame[[c.name for c in categorical]].to_numpy(dtype=object)
             for j, spec in enumerate(categorical):
                 col = cells[:, j]
+                if spec.categories and spec.category_set <= _BOOLEAN_CATEGORIES:  # a boolean column: JSON's 1 / "true"
+                    col = np.array([_as_boolean(v) for v in col] + [None], dtype=object)[:-1]
+                    cells[:, j] = col
                 out[spec.name] = col
                 if spec.categories is None:
                     continue
@@ -316,6 +319,21 @@ class Signature:
     def _shown(names: Sequence[str], k: int = 5) -> str:
         head = ", ".join(str(n) for n in names[:k])
         return head + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+#: the categories of a boolean training column
+_BOOLEAN_CATEGORIES = frozenset({"True", "False"})
+_TRUTH = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _as_boolean(value: Any) -> Any:
+    """A value of a boolean column as the bool it means (``1``, ``"true"``, ``"1"`` -> True; ``0``, ``"false"``,
+    ``"0"`` -> False), read as the category "True" / "False" (they were unseen categories: another prediction);
+    anything else as it is (missing stays missing, another value stays unseen)."""
+    key = category_string(value)
+    if key is None:
+        return value
+    return _TRUTH.get(key.strip().lower(), value)
 
 
 def _as_trained(spec: TargetSpec, value: Any) -> Any:
