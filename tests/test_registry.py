@@ -332,6 +332,11 @@ def test_retrain_starts_from_the_version_and_is_not_promoted(registry: ModelRegi
     with pytest.raises(InputError, match="predicts the classes 'benign', 'malignant' of 'target', the new data holds "
                                          "'bad', 'benign': a version keeps its model's classes"):
         retrain(registry, "bc", other, SearchSettings(n_trials=1))
+    # another dataset altogether (other columns, other classes): refused for its columns, the first thing to fix
+    iris = load_sklearn("iris")
+    two = pd.concat([iris.X, iris.y], axis=1).iloc[:100]
+    with pytest.raises(SchemaError, match="missing column"):
+        retrain(registry, "bc", prepare_frame(two, ["target"], name="iris-2"), SearchSettings(n_trials=1))
     assert len(registry.store.list_versions("bc")) == 2
 
 

@@ -72,6 +72,9 @@ def check_retrain_data(registry: ModelRegistry, record: ModelVersionRecord, data
             f"model {record.name!r} is a {task.kind} model but the new data was read as {dataset.task.kind}: "
             f"pass {option('kind', str(task.kind))}"
         )
+    # the feature columns first (as the columns were given: a date column may keep other calendar parts on the
+    # new data): data of another dataset was refused for its classes, not for its wholly different columns
+    signature.validate(restore_dates(dataset.X, dataset.dates), what="the new data")
     # the classes too: a client reads one probability column per class (version 7 of a 0/1 model answered 0.0 / 3.7);
     # of a binary or multiclass model only: a multi-label label may be constant in new rows, as in training
     if task.kind in (TaskKind.BINARY, TaskKind.MULTICLASS):
@@ -83,8 +86,6 @@ def check_retrain_data(registry: ModelRegistry, record: ModelVersionRecord, data
                 "(clients read one probability per class); give data with rows of every class and no other, or "
                 "search a model of these classes under another name (optimize --register NAME)"
             )
-    # as the columns were given: a date column may keep other calendar parts on the new data
-    signature.validate(restore_dates(dataset.X, dataset.dates), what="the new data")
 
 
 def feedback_data(registry: ModelRegistry, name: str, frame: pd.DataFrame | None = None, *,
