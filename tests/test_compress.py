@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -215,3 +217,166 @@ def test_corpus_regression_and_ensemble(load_corpus) -> None:
     assert onnx.check["max_rel_value_diff"] <= F32
     pruned = prune_ensemble(ens, Xv, yv, train.task, max_members=2)
     assert len(pruned.members) == 2
+
+
+# -- pruning without held-out rows, calibration, inherited CV scores, validation labels ---------------
+def _registry(path: object) -> object:
+    """A registry on an empty KB file ``path`` (the caller closes ``registry.kb``)."""
+    from metalearn.kb import open_kb
+    from metalearn.registry.registry import ModelRegistry
+
+    return ModelRegistry(open_kb(path))
+
+
+@pytest.fixture(scope="module")
+def swd(load_corpus) -> tuple[Dataset, pd.DataFrame, pd.DataFrame, dict[str, object]]:
+    """1028_SWD as a multiclass task (log loss), 75/25, with a linear, a LightGBM and an extra-trees model; the
+    extra trees memorise the training rows (in-sample log loss 0.69, held-out 3.98: the others' 0.82 / 0.94)."""
+    from conftest import corpus_path
+
+    load_corpus("1028_SWD")  # skips without the corpus; its loader infers regression: load with the kind given
+    ds = load_dataset("corpus:1028_SWD", kind="multiclass", corpus=str(corpus_path()))
+    train, Xv, yv = _split(ds, 0.75)
+    return train, Xv, yv, {f: _fit(train, f) for f in ("linear", "lgbm", "et")}
+
+
+def _swd_ensemble(swd: tuple[Dataset, pd.DataFrame, pd.DataFrame, dict[str, object]]) -> EnsembleModel:
+    """As a search's ensemble selection weighs them: the memorising extra trees were picked once (0.004, "0.00")."""
+    train, _, _, models = swd
+    return EnsembleModel(train.task, [models["linear"], models["lgbm"], models["et"]], [0.55, 0.446, 0.004],
+                         ("linear", "lgbm", "et"), temperature=0.9, biases=[0.02, -0.01, -0.01, 0.0])
+
+
+def test_prune_by_weights_keeps_the_heaviest_members_never_a_negligible_one(swd) -> None:
+    from metalearn.registry.compress import NEGLIGIBLE_WEIGHT, prune_by_weights
+
+    train, Xv, yv, models = swd
+    ens = _swd_ensemble(swd)
+    pruned = prune_by_weights(ens)
+    assert pruned.config_ids == ("linear", "lgbm") and pytest.approx(sum(pruned.weights)) == 1.0
+    assert (pruned.temperature, pruned.biases) == (ens.temperature, ens.biases)  # several members: kept
+    # held out, it scores like the full ensemble (in-sample scoring kept the extra trees alone: 3.98 vs 0.94)
+    full = score(train.task, yv, ens.predict_task(Xv))
+    assert score(train.task, yv, pruned.predict_task(Xv)) <= full * 1.005
+    assert prune_by_weights(ens, max_members=1).config_ids == ("linear",)
+    # a member under NEGLIGIBLE_WEIGHT is never kept, even when max_members leaves room for it
+    assert prune_by_weights(ens, max_members=3).config_ids == ("linear", "lgbm") and NEGLIGIBLE_WEIGHT > 0.004
+    even = EnsembleModel(train.task, [models["linear"], models["lgbm"]], [0.5, 0.5], ("linear", "lgbm"))
+    with pytest.raises(CompressionError, match="nothing to drop; give held-out labelled rows \\(--data\\)"):
+        prune_by_weights(even)
+
+
+def test_a_pruned_single_member_drops_the_ensembles_calibration(swd) -> None:
+    """The temperature and class biases were fit to the whole ensemble's out-of-fold probabilities: a single member
+    left kept them, though they were never fit to its own."""
+    train, Xv, yv, models = swd
+    ens = _swd_ensemble(swd)
+
+    def alone(one: EnsembleModel) -> None:
+        assert len(one.members) == 1 and (one.temperature, one.biases) == (1.0, None)
+        member = models[one.config_ids[0]]
+        _assert_same(member.predict_task(Xv), one.predict_task(Xv), tol=1e-12)  # the pipeline as the search scored it
+
+    alone(prune_ensemble(ens, Xv, yv, train.task, max_members=1))
+    two = prune_ensemble(ens, Xv, yv, train.task, max_members=2)
+    assert (two.temperature, two.biases) == (ens.temperature, ens.biases)
+    from metalearn.registry.compress import prune_by_weights
+
+    alone(prune_by_weights(ens, max_members=1))
+
+
+def test_compress_prune_without_data_does_not_favour_a_memorising_member(swd, tmp_path, capsys) -> None:
+    """QA: on 1028_SWD `models compress --method prune` kept one member of weight 0.00 chosen on the training rows
+    ("log_loss loss -10.41 % (meets the target ...)"), 7.8 % worse held out. The variant also carried its parent's
+    cv_basis as its own."""
+    from conftest import run_cli
+
+    train, Xv, yv, _ = swd
+    kb_path = tmp_path / "kb.duckdb"
+    reg: Any = _registry(kb_path)
+    try:
+        base = reg.register("swd", _swd_ensemble(swd), train, info={"cv_score": 0.93, "cv_basis": "ensemble"})
+    finally:
+        reg.kb.close()
+    code, out, err = run_cli(capsys, "models", "compress", "swd", "--method", "prune", "--json", "--kb", kb_path)
+    assert code == 0, err
+    report = json.loads(out)
+    row = report["variants"][1]
+    assert row.get("error") is None, row
+    reg = _registry(kb_path)
+    try:
+        rec = reg.store.get_version("swd", row["version"])
+        pruned = reg.load(rec)
+        assert pruned.config_ids == ("linear", "lgbm")
+        full = score(train.task, yv, reg.load(base).predict_task(Xv))
+        assert score(train.task, yv, pruned.predict_task(Xv)) <= full * 1.005  # held out
+        assert report["in_sample"] is True and row["members"] == 2 and "weights" in row["chosen_by"]
+        # its CV score is version 1's, and says so
+        shown = reg.version_dict(rec)
+        assert (shown["cv_score"], shown["cv_basis"]) == (0.93, "inherited")
+        assert shown["compression"]["cv_inherited"] == {"version": base.version, "basis": "ensemble"}
+        assert shown["compression"]["in_sample"] is True and "kept" in shown["compression"]["calibration"]
+        reg.delete("swd", rec.version)
+    finally:
+        reg.kb.close()
+    # the verdict line says its rows are the training rows
+    code, out, err = run_cli(capsys, "models", "compress", "swd", "--method", "prune", "--kb", kb_path)
+    assert code == 0, err
+    verdict = next(line for line in out.splitlines() if line.startswith("prune (version"))
+    assert "% in-sample" in verdict and ("meets the target" not in verdict or "meets the target in-sample" in verdict)
+    assert "kept 2 of 3 members, chosen by ensemble weights" in out
+
+
+def test_a_variant_of_a_variant_names_the_version_cross_validated(breast_cancer, cancer_models, tmp_path) -> None:
+    """An ONNX variant of a distilled variant of version 1 carries version 1's CV score: it named version 2."""
+    from metalearn.registry.variants import compress
+
+    train, _, _ = breast_cancer
+    reg: Any = _registry(tmp_path / "kb.duckdb")
+    try:
+        base = reg.register("bc", cancer_models["linear"], train, info={"cv_score": 0.99, "cv_basis": "pipeline"})
+        # a distilled variant as an earlier release registered it: the parent's cv_basis, no cv_inherited
+        student = reg.register("bc", cancer_models["lgbm"], train, variant="distilled", parent_version=base.version,
+                               info={"cv_score": 0.99, "cv_basis": "pipeline"})
+        row = compress(reg, "bc", student.version, methods=("onnx",), batch_rows=1000)["variants"][1]
+        assert row.get("error") is None, row
+        onnx = reg.version_dict(reg.store.get_version("bc", row["version"]))
+        assert onnx["parent_version"] == student.version and onnx["cv_basis"] == "inherited"
+        assert onnx["compression"]["cv_inherited"] == {"version": base.version, "basis": "pipeline"}
+        from metalearn.registry.variants import cv_origin
+
+        assert cv_origin(reg, student) == {"version": base.version, "basis": "pipeline"}
+        reg.delete("bc", student.version)  # a deleted link of the chain is still followed
+        assert cv_origin(reg, reg.store.get_version("bc", row["version"]))["version"] == base.version
+    finally:
+        reg.kb.close()
+
+
+@pytest.mark.parametrize(("file", "expected"), [
+    ("maybe.csv", "'maybe' is not a class of 'target' the model was trained on (benign, malignant)"),
+    ("one.csv", "holds one class of 'target' (benign): a score needs rows of both classes"),
+])
+def test_compress_checks_the_validation_labels_against_the_model(
+    breast_cancer, cancer_models, tmp_path, capsys, file: str, expected: str
+) -> None:
+    """A label the model does not know said "use --kind multiclass" (compress has no --kind); rows of one class
+    said "nothing to learn" (nothing is learnt from them)."""
+    from conftest import run_cli
+
+    train, Xv, yv = breast_cancer
+    kb_path = tmp_path / "kb.duckdb"
+    reg: Any = _registry(kb_path)
+    try:
+        ens = EnsembleModel(train.task, [cancer_models["linear"], cancer_models["lgbm"]], [0.6, 0.4])
+        reg.register("bc", ens, train)
+    finally:
+        reg.kb.close()
+    rows = pd.concat([Xv, yv], axis=1)
+    maybe = rows.assign(target=["maybe", *list(yv["target"].astype(str))[1:]])
+    maybe.to_csv(tmp_path / "maybe.csv", index=False)
+    one = rows[yv["target"].astype(str) == "benign"]
+    one.to_csv(tmp_path / "one.csv", index=False)
+    code, out, err = run_cli(capsys, "models", "compress", "bc", "--data", tmp_path / file, "-t", "target",
+                             "--method", "prune", "--kb", kb_path)
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("note: ")]
+    assert code != 0 and out == "" and len(lines) == 1 and expected in lines[0], err

@@ -191,7 +191,7 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
         _say(f"  version {v['version']}{held}{' (deleted)' if v['deleted'] else ''}: {v['variant']}, "
              f"created {_when(v['created_at'])}, cv {metric} {_fmt(v.get('cv_score'))}"
              + (f" ({CV_BASES[v['cv_basis']]})" if v.get("cv_basis") in CV_BASES else "")
-             + (f" (version {v.get('parent_version')}'s: not cross-validated itself)" if v["variant"] in compressed else "")
+             + (f" (version {_cv_source(v)}'s: not cross-validated itself)" if v["variant"] in compressed else "")
              + f", refit {metric} {_fmt(refit)}, "
              f"artifact {_size(artifact.get('bytes'))} {artifact.get('format', '')}, "
              f"parent {_fmt(v.get('parent_version'))}, {what or '-'}{flagged}")
@@ -323,7 +323,7 @@ def models_compress(
     10,000-row batch, validation score."""
     from metalearn.registry.registry import check_name
     from metalearn.registry.retrain import check_retrain_targets
-    from metalearn.registry.variants import compress
+    from metalearn.registry.variants import check_validation_labels, compress
 
     check_name(name)
     mlflow_target = _mlflow_target(mlflow_uri)
@@ -335,7 +335,11 @@ def models_compress(
             task = reg.task(base)
             if target:  # before the data is read as the model's kind, which another target may not have
                 check_retrain_targets(reg, base, list(target), "the validation data")
-            validation = _load(data, list(target) if target else list(task.targets), str(task.kind), None)
+            targets = list(target) if target else [str(t) for t in task.targets]
+            frame, _spec_targets = _data_table(data)
+            if all(t in frame.columns for t in targets):  # its labels against the model's (a missing column: below)
+                check_validation_labels(reg.signature(base), frame[targets])
+            validation = _load(data, targets, str(task.kind), None)
         result = compress(reg, name, version, methods=methods, validation=validation,
                           on_status=None if json_out else lambda text: _note(f"{name}: {text}"))
         made = [int(r["version"]) for r in result.get("variants") or []
@@ -347,6 +351,12 @@ def models_compress(
         return
     _print_variants(name, result)
     _say_mlflow(result)
+
+
+def _cv_source(v: Mapping[str, Any]) -> Any:
+    """The version a compressed variant's CV score was measured on (its chain's start; the parent for a variant
+    registered before the chain was recorded)."""
+    return ((v.get("compression") or {}).get("cv_inherited") or {}).get("version", v.get("parent_version"))
 
 
 def _print_variants(name: str, result: Mapping[str, Any]) -> None:
@@ -366,6 +376,7 @@ def _print_variants(name: str, result: Mapping[str, Any]) -> None:
                           _fmt(r.get("p50_ms"), 3), _fmt(r.get("p99_ms"), 3), _fmt(r.get("rows_per_s"), 3),
                           _fmt(r.get("score")))
     out.print(table)
+    in_sample = bool(result.get("in_sample"))
     for r in rows:
         cmp = r.get("compare") or {}
         if r.get("error"):
@@ -373,8 +384,13 @@ def _print_variants(name: str, result: Mapping[str, Any]) -> None:
         elif cmp:
             _say(f"{r.get('method')} (version {r.get('version')}) vs original: {cmp['size_ratio']:.2f}x smaller, "
                  f"{cmp['speedup_p50']:.2f}x faster (p50), {cmp['throughput_ratio']:.2f}x rows/s, "
-                 f"{metric} loss {100 * cmp['score_loss']:.2f} %"
-                 + (" (meets the target: 2x at < 0.5 % loss)" if cmp.get("meets_target") else ""))
+                 f"{metric} loss {100 * cmp['score_loss']:.2f} %" + (" in-sample" if in_sample else "")
+                 + ((" (meets the target in-sample: 2x at < 0.5 % loss on the training rows; check it on held-out "
+                     "rows with --data)" if in_sample else " (meets the target: 2x at < 0.5 % loss)")
+                    if cmp.get("meets_target") else ""))
+            if r.get("chosen_by"):
+                _say(f"  kept {r.get('members')} of {r.get('of')} members, chosen by {r['chosen_by']}; "
+                     f"calibration: {r.get('calibration')}")
     made = [str(r["version"]) for r in rows if r.get("method") != "original" and r.get("version") is not None]
     if made:
         _say(f"registered {name} version(s) {', '.join(made)} (not live: metalearn models promote {name} VERSION)")

@@ -9,7 +9,12 @@ report that says what a variant costs and gains.
   when it differs by more than float32 rounding. Graphs take float32 inputs; a member that is not
   exact enough in float32 is converted again with float64 inputs where the converter allows it.
 - :func:`prune_ensemble`: an ensemble with fewer members (greedy backward elimination on a
-  validation set, weights renormalised).
+  validation set, weights renormalised); :func:`prune_by_weights`: the same without validation rows,
+  keeping the members of largest ensemble weight (the weights were fit on the search's out-of-fold
+  predictions: scored on the training rows instead, a member that memorises them looks best). A pruned
+  ensemble of one member drops the ensemble's temperature and class biases (fit to the whole ensemble's
+  out-of-fold probabilities, not to that member's: it predicts as the search scored it); several members
+  keep them, and every pruned ensemble keeps its decision threshold or class weights.
 - :func:`variant_report` / :func:`compare`: artifact size, single-row latency, batch throughput and
   validation score of a model, and the ratios between two reports.
 
@@ -55,11 +60,14 @@ from metalearn.search.ensemble import EnsembleModel, combine_predictions
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "NEGLIGIBLE_WEIGHT",
     "PRUNE_TOLERANCE",
+    "PRUNE_WEIGHT_KEPT",
     "OnnxTaskModel",
     "artifact_bytes",
     "compare",
     "compare_predictions",
+    "prune_by_weights",
     "prune_ensemble",
     "to_onnx",
     "variant_report",
@@ -75,6 +83,10 @@ BOOSTER_OPSET = 15
 DEFAULT_TOLERANCE = 1e-3
 #: Largest relative loss of validation score :func:`prune_ensemble` accepts by default.
 PRUNE_TOLERANCE = 0.002
+#: :func:`prune_by_weights` keeps the members of largest weight until they carry this share of the ensemble's weight
+PRUNE_WEIGHT_KEPT = 0.95
+#: a member of a smaller weight than this (printed 0.00) is never kept by :func:`prune_by_weights`
+NEGLIGIBLE_WEIGHT = 0.005
 
 _TASK_MODELS = (ClassificationModel, RegressionModel, MultiLabelModel, MultiTargetModel, MultiTaskModel)
 _CONSTANT = (DummyClassifier, DummyRegressor)
@@ -456,8 +468,11 @@ def prune_ensemble(
     renormalised). With ``max_members`` the ensemble is pruned to that many members; without it,
     members are dropped as long as the score stays within ``tolerance`` (relative, in the metric's
     worse direction) of the full ensemble's. At least one member is dropped when the ensemble has more
-    than ``max_members`` or when a removal is within tolerance; the result keeps at least one member.
-    Score the result on other rows than ``X_val`` for an unbiased estimate.
+    than ``max_members`` or when a removal is within tolerance; the result keeps at least one member
+    (one member alone drops the ensemble's temperature and class biases, see the module docstring).
+    ``(X_val, y_val)`` must be held-out rows: on the training rows the members that memorise them look best
+    (:func:`prune_by_weights` prunes without them). Score the result on other rows than ``X_val`` for an
+    unbiased estimate.
     """
     if not isinstance(model, EnsembleModel):
         raise CompressionError(
@@ -475,11 +490,11 @@ def prune_ensemble(
     preds = [m.predict_task(X_val) for m in model.members]
     weights = np.asarray(model.weights, dtype=np.float64)
 
-    temperature, threshold = getattr(model, "temperature", 1.0), getattr(model, "threshold", None)
-    class_weights, biases = getattr(model, "class_weights", None), getattr(model, "biases", None)
+    threshold, class_weights = getattr(model, "threshold", None), getattr(model, "class_weights", None)
 
     def value(keep: Sequence[int]) -> float:
         pred = combine_predictions(model.task, [preds[i] for i in keep], weights[list(keep)].tolist())
+        temperature, biases = _calibration(model, len(keep))
         return float(score(task, y, finish_prediction(pred, temperature, threshold, class_weights, biases)))
 
     keep = list(range(n))
@@ -496,9 +511,62 @@ def prune_ensemble(
         keep.remove(drop)
     if len(keep) == n:
         return model
+    return _pruned(model, keep)
+
+
+def _calibration(model: EnsembleModel, n_kept: int) -> tuple[float, tuple[float, ...] | None]:
+    """The temperature and class biases of ``model`` pruned to ``n_kept`` members: the ensemble's, unless one
+    member is left (they were fit to the whole ensemble's out-of-fold probabilities, not to its)."""
+    if n_kept == 1:
+        return 1.0, None
+    return getattr(model, "temperature", 1.0), getattr(model, "biases", None)
+
+
+def _pruned(model: EnsembleModel, keep: Sequence[int]) -> EnsembleModel:
+    keep = sorted(keep)
+    weights = np.asarray(model.weights, dtype=np.float64)
     ids = tuple(model.config_ids[i] for i in keep) if model.config_ids else ()
+    temperature, biases = _calibration(model, len(keep))
     return EnsembleModel(model.task, [model.members[i] for i in keep], weights[keep].tolist(), ids, temperature,
-                         threshold, class_weights, biases)
+                         getattr(model, "threshold", None), getattr(model, "class_weights", None), biases)
+
+
+def prune_by_weights(model: EnsembleModel, max_members: int | None = None, *,
+                     kept_share: float = PRUNE_WEIGHT_KEPT) -> EnsembleModel:
+    """An ensemble with fewer members chosen by their ensemble weights, for when no held-out rows are at hand.
+
+    The weights were fit by the search on out-of-fold predictions: they are the honest measure of what a
+    member brings, where a score on the training rows favours the members that memorise them. The members
+    of largest weight are kept (the first of equal weights first) until they carry ``kept_share`` of the
+    weight, or ``max_members`` of them with ``max_members``; a member of less than :data:`NEGLIGIBLE_WEIGHT`
+    is never kept. Their weights are renormalised; a single member left drops the ensemble's temperature and
+    class biases (see the module docstring). :class:`CompressionError` when no member can be dropped so.
+    """
+    if not isinstance(model, EnsembleModel):
+        raise CompressionError(
+            f"only an ensemble can be pruned, got {type(model).__name__}; keep the original version"
+        )
+    n = len(model.members)
+    if n < 2:
+        raise CompressionError("the ensemble has a single member: nothing to prune; keep the original version")
+    if max_members is not None and max_members < 1:
+        raise CompressionError(f"max_members must be at least 1, got {max_members}")
+    weights = np.asarray(model.weights, dtype=np.float64)
+    weights = weights / weights.sum()
+    order = sorted(range(n), key=lambda i: (-weights[i], i))
+    keep: list[int] = []
+    for i in order:
+        if keep and (weights[i] < NEGLIGIBLE_WEIGHT or (max_members is not None and len(keep) >= max_members)
+                     or (max_members is None and float(weights[keep].sum()) >= kept_share - 1e-12)):
+            break
+        keep.append(i)
+    if len(keep) == n:
+        raise CompressionError(
+            f"without validation rows members are dropped by ensemble weight, at most {100 * (1 - kept_share):g} % "
+            f"of it, and the lightest member weighs {float(weights.min()):.3f}: nothing to drop; give held-out "
+            "labelled rows (--data) to prune by score, or keep the original version"
+        )
+    return _pruned(model, keep)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -7,7 +7,12 @@ chooses knowingly.
 
 The rows are a validation set the user gives, else the sample of the training data kept with the version
 (then the score is in-sample: it shows what the variant loses against the original, not how either
-generalises).
+generalises). Pruning scores members on the validation rows given; without them it keeps the members of largest
+ensemble weight (:func:`~metalearn.registry.compress.prune_by_weights`): on the training rows the members that
+memorise them would look best.
+
+A variant is not cross-validated: its ``cv_score`` is that of the version its chain of variants starts from, and it
+says so (``cv_basis`` ``"inherited"``; ``compression.cv_inherited``: that version and how its score was estimated).
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
+
 from metalearn.data.dataset import Dataset
-from metalearn.data.errors import CompressionError, InputError
+from metalearn.data.errors import CompressionError, InputError, NotFoundError
 from metalearn.kb.model_store import ModelVersionRecord
-from metalearn.registry.compress import compare, prune_ensemble, to_onnx, variant_report
+from metalearn.pipelines.signature import Signature
+from metalearn.registry.compress import compare, prune_by_weights, prune_ensemble, to_onnx, variant_report
 from metalearn.registry.distill import augmented_rows, distill
 from metalearn.registry.registry import ModelRegistry, check_name
 
@@ -34,6 +42,41 @@ DISTILL_TOLERANCE = 0.02
 DISTILL_MIN_GAIN = 1.2
 #: rows the ONNX variant is checked on against the original
 CHECK_ROWS = 1000
+#: the ``cv_basis`` of a variant: its ``cv_score`` is the one of the version ``compression.cv_inherited`` names
+INHERITED = "inherited"
+
+
+def cv_origin(registry: ModelRegistry, record: ModelVersionRecord) -> dict[str, Any]:
+    """The version whose cross-validation score ``record`` carries: ``record`` itself, or, for a compressed variant,
+    the first version up its chain of parents that is not one (``{"version", "basis"}``: its number and its
+    ``cv_basis``). A parent deleted is still read; a chain whose start is unknown ends at the last version known."""
+    compressed = set(METHODS.values())
+    seen = {record.version}
+    while record.variant in compressed and record.parent_version is not None and record.parent_version not in seen:
+        try:
+            record = registry.store.get_version(record.name, record.parent_version)
+        except NotFoundError:
+            break
+        seen.add(record.version)
+    return {"version": record.version, "basis": record.info.get("cv_basis")}
+
+
+def check_validation_labels(signature: Signature, y: pd.DataFrame, what: str = "the validation data") -> pd.DataFrame:
+    """The labels ``y`` of validation rows in the form the model was trained on (:meth:`Signature.labels_as_trained`).
+    :class:`InputError` for a label the model does not know (:meth:`Signature.labels_problem`), or a class target
+    whose rows hold one class (a score needs at least two)."""
+    labels = signature.labels_as_trained(y)
+    if (problem := signature.labels_problem(labels)) is not None:
+        raise InputError(f"{what}: {problem}")
+    for spec in signature.targets:
+        if spec.classes is None or spec.name not in labels.columns:
+            continue
+        present = pd.unique(labels[spec.name].dropna())
+        if len(present) < 2:
+            held = f"one class of {spec.name!r} ({present[0]})" if len(present) else f"no label of {spec.name!r}"
+            both = "both classes" if len(spec.classes) == 2 else "at least two classes"
+            raise InputError(f"{what} holds {held}: a score needs rows of {both}; give validation rows of {both}")
+    return labels
 
 
 def compressible_version(registry: ModelRegistry, name: str, version: int | None = None) -> ModelVersionRecord:
@@ -80,9 +123,9 @@ def compress(
     signature = registry.signature(base)
     if validation is not None:
         X_val, _ = signature.validate(validation.X, what="the validation data")
-        y_val = validation.y
-        if list(y_val.columns) != list(task.targets):
+        if list(validation.y.columns) != list(task.targets):
             raise InputError(f"the validation data must have the target(s) {list(task.targets)}")
+        y_val = check_validation_labels(signature, validation.y)
         rows_from = f"the validation data ({len(X_val)} rows)"
 
     # the training sample kept with the version: a variant is registered with it (its reference for drift checks
@@ -104,6 +147,7 @@ def compress(
     )
     # an ONNX or pruned variant of this version made earlier (a compression killed after some variants, run again) is
     # not made twice: they are conversions of the same model (a distilled student may differ: one is made each time)
+    inherited = cv_origin(registry, base)  # the version a variant's cv_score was measured on
     made = {v.variant: v.version for v in registry.store.list_versions(name)
             if v.parent_version == base.version and v.variant in FINAL_VARIANTS}
     for method in methods:
@@ -126,10 +170,20 @@ def compress(
             else:
                 if not hasattr(model, "members"):
                     raise CompressionError(f"version {base.version} is a single pipeline, not an ensemble: nothing to prune")
-                variant = prune_ensemble(model, X_val, y_val, task)
-                if variant is model:
-                    raise CompressionError("no member can be dropped without losing validation score")
-                detail = {"members": len(variant.members), "of": len(model.members)}
+                if validation is None:  # the training rows would favour the members that memorise them
+                    variant = prune_by_weights(model)
+                    chosen_by = "ensemble weights (fit on the search's out-of-fold predictions)"
+                else:
+                    variant = prune_ensemble(model, X_val, y_val, task)
+                    if variant is model:
+                        raise CompressionError("no member can be dropped without losing validation score")
+                    chosen_by = f"score on {rows_from}"
+                scaled = getattr(model, "temperature", 1.0) != 1.0 or getattr(model, "biases", None) is not None
+                detail = {"members": len(variant.members), "of": len(model.members), "chosen_by": chosen_by,
+                          "kept_config_ids": list(variant.config_ids),
+                          "calibration": ("none" if not scaled else "kept (the ensemble's temperature / class biases)"
+                                          if len(variant.members) > 1 else "dropped (the ensemble's temperature / "
+                                          "class biases were fit to its out-of-fold probabilities, not to one member's)")}
             report = variant_report(variant, X_val, y_val, task, batch_rows=batch_rows)
             versus = compare(original, report)
             if method == "distill" and versus["score_loss"] > distill_tolerance:
@@ -145,14 +199,17 @@ def compress(
                     f"{versus['speedup_p50']:.2f}x faster (one row) than the original, under the {distill_min_gain:g}x "
                     "gain it must bring in one of them: not registered; keep the original")
             info = {"compression": {"method": method, "from_version": base.version, "rows": rows_from,
+                                    "in_sample": validation is None, "cv_inherited": inherited,
                                     "original": original, "variant": report, "compare": versus, **detail},
-                    "search": base.info.get("search"), "cv_score": base.info.get("cv_score"),
-                    "cv_basis": base.info.get("cv_basis")}
+                    "search": base.info.get("search"), "cv_score": base.info.get("cv_score"), "cv_basis": INHERITED}
             rec = registry.register(name, variant, data, variant=METHODS[method], search_id=base.search_id,
                                     parent_version=base.version, info=info, signature=signature,
                                     cv_metrics=(base.info.get("metrics") or {}).get("cv"))
             named = {"student": detail["student"]} if method == "distill" else {}
+            if method == "prune":
+                named = {k: detail[k] for k in ("members", "of", "chosen_by", "calibration")}
             rows.append({"method": method, "version": rec.version, **named, **report, "compare": versus})
         except CompressionError as err:
             rows.append({"method": method, "version": None, "error": str(err)})
-    return {"name": name, "base_version": base.version, "rows_from": rows_from, "variants": rows}
+    return {"name": name, "base_version": base.version, "rows_from": rows_from, "in_sample": validation is None,
+            "variants": rows}

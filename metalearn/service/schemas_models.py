@@ -64,7 +64,8 @@ class ModelVersionOut(BaseModel):
     cv_basis: str | None = Field(
         default=None,
         description="How cv_score was estimated: ensemble (its pooled out-of-fold score), ensemble_validation "
-        "(on validation rows the search left out) or pipeline (its validation score: the mean over folds).",
+        "(on validation rows the search left out), pipeline (its validation score: the mean over folds), or "
+        "inherited (a compressed variant: the score of the version compression.cv_inherited names).",
     )
     metrics: dict[str, Any] | None = Field(default=None, description="cv: the search's validation metrics; refit: on the training data.")
     model: dict[str, Any] | None = Field(default=None, description="Pipeline or ensemble (members, weights).")
