@@ -541,3 +541,15 @@ def test_a_boolean_column_takes_json_s_1_and_true_text_as_true() -> None:
     assert np.allclose(proba[:4], proba[0]) and np.allclose(proba[4:], proba[4]) and not np.allclose(proba[0], proba[4])
     X, warnings_ = signature.validate(pd.DataFrame({"x": [0.3, 0.3], "flag": ["maybe", None]}, dtype=object))
     assert X["flag"].tolist()[0] == "maybe" and "not seen in training (maybe)" in warnings_[0]
+
+
+def test_a_model_whose_best_pipeline_was_resumed_keeps_its_cv_metrics(registry: ModelRegistry, searched: Any) -> None:
+    # a search that resumed the earlier search's runs (its best among them) registered a version with metrics.cv {}:
+    # its own runs hold no run of that configuration
+    _, ds, _ = searched
+    again = optimize(ds, registry.kb, SearchSettings(n_trials=4, seed=0, ensemble=False))
+    assert again.result.n_resumed == 4 and again.result.n_new == 0
+    rec = registry.register_outcome("bc-resumed", again, ds)
+    cv = rec.info["metrics"]["cv"]
+    assert set(cv) == {"roc_auc", "log_loss", "accuracy", "balanced_accuracy", "f1"}
+    assert cv["roc_auc"] == pytest.approx(again.summary["best"]["score"])

@@ -811,10 +811,17 @@ def model_cv(
 
 
 def _cv_metrics(kb: KnowledgeBase, search_id: str | None, config_id: str | None) -> dict[str, float | None]:
-    """The validation metrics of the search's best run (every metric of the kind), from the KB."""
+    """The validation metrics of the search's best run (every metric of the kind), from the KB: the search's own
+    run of ``config_id``, else (a run the search resumed) an earlier search's run of it on the same data."""
     if not search_id or not config_id:
         return {}
     runs = [r for r in kb.list_runs(search_id=search_id, config_id=config_id) if r.ok]
+    if not runs:  # resumed: stored by the search that ran it (the version's metrics.cv read {})
+        try:
+            dataset_id = kb.get_search(search_id).dataset_id
+        except NotFoundError:
+            return {}
+        runs = [r for r in kb.list_runs(dataset_id=dataset_id, config_id=config_id) if r.ok]
     if not runs:
         return {}
     best = max(runs, key=lambda r: (r.budget is None or r.budget >= 1.0, r.created_at))
