@@ -657,6 +657,37 @@ def test_a_search_running_when_the_server_stops_ends_interrupted_not_cancelled(k
     assert "request" not in body["settings"] and body["settings"]["n_trials"] == 200
 
 
+def test_a_restarted_server_shows_a_search_s_resumed_trials_origins_and_warnings(kb_copy: Path) -> None:
+    """QA: after a restart a search's status listed only the runs stored under its own id (not the ones it resumed,
+    an earlier search's), every origin read "search", and its leaderboard's weights summed to 0.11; a smaller trial
+    budget left better earlier runs out without a word over HTTP."""
+    finished = {"done", "failed", "cancelled"}
+    opts = dict(trial_time_limit="20", n_folds="2", n_warm="2")
+    with TestClient(create_app(make_settings(kb_copy))) as c:
+        first = _upload(c, "/searches", small_csv(120, seed=3), targets=["y"], n_trials="4", **opts)
+        assert _wait(c, first.json()["search_id"], finished)["status"] == "done"
+        r = _upload(c, "/searches", small_csv(120, seed=3), targets=["y"], n_trials="6", register="resumed-m", **opts)
+        sid = r.json()["search_id"]
+        body = _wait(c, sid, finished)
+        assert body["status"] == "done" and body["model"]["version"] == 1, body
+        board = c.get(f"/searches/{sid}/leaderboard").json()
+        small = _upload(c, "/searches", small_csv(120, seed=3), targets=["y"], n_trials="2", **opts)
+        fewer = _wait(c, small.json()["search_id"], finished)
+    assert sum(t["origin"] == "resumed" for t in body["trials"]) == 4 and len(body["trials"]) == 6
+    assert any("not resumed" in w for w in fewer["warnings"]), fewer["warnings"]
+    with TestClient(create_app(make_settings(kb_copy))) as c:
+        again = c.get(f"/searches/{sid}").json()
+        board_again = c.get(f"/searches/{sid}/leaderboard").json()
+        fewer_again = c.get(f"/searches/{small.json()['search_id']}").json()
+    keys = ("number", "config_id", "origin", "status", "score", "best_score")
+    assert [{k: t[k] for k in keys} for t in again["trials"]] == [{k: t[k] for k in keys} for t in body["trials"]]
+    assert again["trajectory"] == body["trajectory"] and again["metric"] == body["metric"] == "roc_auc"
+    assert board_again["rows"] == board["rows"]
+    weights = sum(row["weight"] for row in board_again["rows"])
+    assert weights == pytest.approx(1.0)  # the registered model: an ensemble's members, or its one pipeline
+    assert fewer_again["warnings"] == fewer["warnings"]
+
+
 # ------------------------------------------------------------------------------ a real uvicorn server
 @pytest.fixture()
 def live_server(kb_copy: Path) -> Iterator[str]:

@@ -358,6 +358,10 @@ class SearchSummaryOut(BaseModel):
         default=None,
         description="The model version the search registered its final model as (searches started with 'register').",
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the search warned of (e.g. earlier runs of the data it did not resume, one of them better).",
+    )
 
 
 class SearchOut(SearchSummaryOut):

@@ -83,6 +83,7 @@ class SearchJob:
     updated_at: datetime = field(default_factory=utcnow)
     cancel: threading.Event = field(default_factory=threading.Event)
     stopping: bool = False  # the cancel is the server's shutdown, not a request: the search ends interrupted
+    warnings: list[str] = field(default_factory=list)  # the search's (e.g. earlier runs it did not resume)
     future: Future[None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -124,6 +125,7 @@ class SearchJob:
                 if self.register is not None
                 else None
             ),
+            "warnings": list(self.warnings),
         }
         if with_trials:
             out["settings"] = self.settings.to_dict()
@@ -310,8 +312,14 @@ class SearchManager:
         """The record's settings: the search's, and under ``REQUEST_KEY`` what the request said that the KB keeps
         nowhere else (the dataset's name as uploaded, the model name to register, the start), so that a later
         server run answers for the search as this one did."""
+        with job.lock:
+            trials = [trial_dict(t) for t in job.trials]
+            warnings = list(job.warnings)
+        # and what it showed: its trials as they ran (the KB's runs of the search lack the ones it resumed, which
+        # are an earlier search's, and every trial's origin), the metric and the warnings
         request = {"dataset_name": job.dataset_name, "register": job.register,
-                   "started_at": job.started_at.isoformat() if job.started_at else None}
+                   "started_at": job.started_at.isoformat() if job.started_at else None,
+                   "metric": job.metric, "trials": trials, "warnings": warnings}
         return {**(base if base is not None else job.settings.to_dict()), REQUEST_KEY: request}
 
     def _persist(self, job: SearchJob) -> None:
@@ -360,6 +368,8 @@ class SearchManager:
                 search_id=job.search_id,
             )
             status = outcome.result.status if outcome.result.status in FINISHED else "done"
+            with job.lock:
+                job.warnings = [str(w) for w in outcome.summary.get("warnings") or []]
             if status == "cancelled":
                 status, error = ("interrupted", SERVER_STOPPED) if job.stopping else (status, "cancelled by request")
             elif status == "failed":  # no trial succeeded: nothing to register
@@ -474,8 +484,15 @@ class SearchManager:
             "started_at": request.get("started_at"),
             "finished_at": rec.updated_at if rec.status in FINISHED else None,
             "model": registered,
+            "warnings": [str(w) for w in request.get("warnings") or []],
         }
-        if with_trials:
+        shown = request.get("trials")
+        if with_trials and isinstance(shown, list) and (shown or not rec.n_trials):  # as this server showed them
+            out["metric"] = request.get("metric")
+            out["settings"] = {k: v for k, v in rec.settings.items() if k != REQUEST_KEY}
+            out["trials"] = [dict(t) for t in shown if isinstance(t, dict)]
+            out["trajectory"] = [t.get("best_score") for t in out["trials"]]
+        elif with_trials:  # a search of an earlier release, or one whose server was killed before it stored them
             runs = self.kb.list_runs(search_id=rec.search_id)
             runs.sort(key=lambda r: (r.created_at, r.run_id))
             trials: list[dict[str, Any]] = []
