@@ -612,6 +612,8 @@ def test_search_cancel_and_bad_input(client: TestClient) -> None:
     assert_error(_upload(client, "/searches", small_csv(), targets=["y"], optimizer="grid"), 422)
     assert_error(_upload(client, "/searches", small_csv(), targets=["y"], strategy="nope"), 422, "strategy")
     assert_error(_upload(client, "/searches", small_csv(), targets=["y"], trial_time_limit="-1"), 422)
+    for value in ("nan", "inf"):  # it said "less than or equal to 10000000"
+        assert_error(_upload(client, "/searches", small_csv(), targets=["y"], time_limit=value), 422, "finite number")
     assert_error(_upload(client, "/searches", b"x;y\n\x00\x00", targets=["y"]), 400)
     assert_error(_upload(client, "/searches", small_csv(), targets=["missing"]), 400, "not found")
     assert len(client.get("/searches").json()["items"]) == 2 + 4  # + the seeding searches

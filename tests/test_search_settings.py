@@ -5,6 +5,7 @@ defaults, help, bounds), and SearchSettings' own checks are the bounds the decla
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,32 @@ def test_setting_errors_name_their_parameter() -> None:
         with pytest.raises(SettingError) as info:
             SearchSettings.from_params(**values)
         assert info.value.param == name
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [({"ensemble": "no"}, "ensemble must be True or False, got 'no'"),  # accepted, and true: the ensemble was on
+     ({"seed": "a"}, "seed must be an integer, got 'a'"),
+     ({"time_limit": "10"}, "time_limit must be positive seconds (a finite number), got '10'"),  # a bare TypeError
+     ({"time_limit": float("inf")}, "time_limit must be positive seconds (a finite number), got inf"),
+     ({"trial_time_limit": float("nan")}, "trial_time_limit must be positive seconds (a finite number)"),
+     ({"min_budget": "x"}, "min_budget must be in (0, 1)"),
+     ({"calibrate": 1}, "calibrate must be True or False, got 1"),
+     ({"scheduler": 8786}, "scheduler must be a string or None")],
+)
+def test_each_field_is_checked_against_its_declared_type(values: dict[str, Any], says: str) -> None:
+    with pytest.raises(SettingError, match=re.escape(says)) as info:
+        SearchSettings(**values)
+    assert info.value.param == next(iter(values)) and "\n" not in str(info.value)
+
+
+def test_settings_from_to_dict_are_refused_for_their_protocol_text_and_numpy_numbers_are_fine() -> None:
+    import numpy as np
+
+    with pytest.raises(SettingError, match=r"protocol must be an EvalProtocol.*from_params"):
+        SearchSettings(**SearchSettings().to_dict())  # the protocol was kept as its text, silently
+    s = SearchSettings(seed=np.int64(3), n_trials=np.int32(4), time_limit=np.float64(5.0), ensemble=np.bool_(False))
+    assert (s.seed, s.n_trials, s.time_limit) == (3, 4, 5.0) and not s.ensemble
 
 
 def test_from_params_seeds_the_protocol() -> None:

@@ -14,6 +14,9 @@ evaluation protocol and the recommender strategies are imported when a ``SearchS
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -72,9 +75,11 @@ class Param:
         return self.default if own is _SAME else own
 
     def form_bounds(self) -> dict[str, Any]:
-        """Keyword bounds for a FastAPI/pydantic field (``ge``, ``gt``, ``le``, ``max_length``)."""
+        """Keyword bounds for a FastAPI/pydantic field (``ge``, ``gt``, ``le``, ``max_length``; a number of seconds,
+        bounded by ``gt``, is finite: nan was refused as "less than or equal to 10000000")."""
         ge = self.ge if self.ge is not None else self.api_ge
-        bounds = {"ge": ge, "gt": self.gt, "le": self.api_le, "max_length": self.max_length}
+        bounds = {"ge": ge, "gt": self.gt, "le": self.api_le, "max_length": self.max_length,
+                  "allow_inf_nan": False if self.gt is not None else None}
         return {k: v for k, v in bounds.items() if v is not None}
 
 
@@ -107,8 +112,30 @@ def machine_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _is_bool(value: Any) -> bool:
+    """True or False (a numpy bool too)."""
+    return isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"))
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer (a numpy one too), not a bool."""
+    return isinstance(value, numbers.Integral) and not _is_bool(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not _is_bool(value) and math.isfinite(value)
+
+
+#: a field's annotation -> (its check, what it says it expects)
+_TYPE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "bool": (_is_bool, "True or False"),
+    "int": (_is_int, "an integer"),
+    "int | None": (_is_int, "an integer or None"),
+    "float": (_is_number, "a finite number"),
+    "float | None": (_is_number, "a finite number or None"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "str | None": (lambda v: isinstance(v, str), "a string or None"),
+}
 
 
 class SettingError(InputError):
@@ -197,10 +224,11 @@ class SearchSettings:
 
         if self.n_trials is not None and (not _is_int(self.n_trials) or self.n_trials < 1):
             fail("n_trials", f"n_trials must be a positive integer, got {self.n_trials!r}")
-        if self.time_limit is not None and not self.time_limit > 0:
-            fail("time_limit", f"time_limit must be positive seconds, got {self.time_limit!r}")
-        if self.trial_time_limit is not None and not self.trial_time_limit > 0:
-            fail("trial_time_limit", f"trial_time_limit must be positive seconds, got {self.trial_time_limit!r}")
+        if self.time_limit is not None and not (_is_number(self.time_limit) and self.time_limit > 0):
+            fail("time_limit", f"time_limit must be positive seconds (a finite number), got {self.time_limit!r}")
+        if self.trial_time_limit is not None and not (_is_number(self.trial_time_limit) and self.trial_time_limit > 0):
+            fail("trial_time_limit",
+                 f"trial_time_limit must be positive seconds (a finite number), got {self.trial_time_limit!r}")
         if self.memory_limit_mb is not None and not _is_int(self.memory_limit_mb):
             fail("memory_limit_mb", f"memory_limit_mb must be an integer number of MB, got {self.memory_limit_mb!r}")
         if self.memory_limit_mb is not None and self.memory_limit_mb < 128:
@@ -216,12 +244,23 @@ class SearchSettings:
                 fail("strategy", f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not 0 < self.min_budget < 1:
+        if not (_is_number(self.min_budget) and 0 < self.min_budget < 1):
             fail("min_budget", f"min_budget must be in (0, 1), got {self.min_budget}")
         if not _is_int(self.ensemble_size) or self.ensemble_size < 1:
             fail("ensemble_size", f"ensemble_size must be a positive integer, got {self.ensemble_size!r}")
         if self.optimizer == "random" and self.multi_fidelity:
             fail("multi_fidelity", "multi_fidelity needs optimizer='smac'")
+        # the other fields' types, from their annotations: ensemble="no" was accepted (and true), seed="a" too
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = _TYPE_CHECKS.get(str(f.type))
+            if expected is not None and not (value is None and "None" in str(f.type)) and not expected[0](value):
+                fail(f.name, f"{f.name} must be {expected[1]}, got {value!r}")
+        from metalearn.search.evaluation import EvalProtocol
+
+        if not isinstance(self.protocol, EvalProtocol):
+            fail("protocol", f"protocol must be an EvalProtocol, got {self.protocol!r}; build settings from "
+                             "parameters with SearchSettings.from_params(n_folds=..., ...)")
 
     @property
     def trial_budget(self) -> int:
