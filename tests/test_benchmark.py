@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from metalearn.benchmark.cells import CellResult
 from metalearn.benchmark.datasets import (
     DatasetInfo,
     leakage_exclusions,
@@ -23,7 +24,7 @@ from metalearn.benchmark.datasets import (
 from metalearn.benchmark.report import compare_summaries, compute_summary, mean_ci, regret_curve
 from metalearn.benchmark.runner import recompute_report, run_benchmark
 from metalearn.benchmark.settings import FLAML_HINT, BenchmarkSettings, parse_strategies
-from metalearn.benchmark.store import ResultStore, load_frames
+from metalearn.benchmark.store import ResultStore, cell_row, load_frames
 from metalearn.data.errors import InputError
 from metalearn.kb import open_kb
 from metalearn.offline.build import BuildSettings, DatasetSource, build_kb
@@ -722,3 +723,205 @@ def test_budget_mode_autogluon(kb_path: Path, corpus_dir: Path, tmp_path: Path) 
     assert sorted(cells.index) == ["autogluon@5", "product@5"] and outcome.n_failed == 0
     ag = cells.loc["autogluon@5"]
     assert math.isfinite(ag["test_score"]) and ag["search_seconds"] > 0 and ag["n_trials"] >= 1
+
+
+# ------------------------------------------------------------------------------------------ QA fixes
+def test_write_kb_resume_never_recommends_the_held_out_dataset(
+    kb_path: Path, corpus_dir: Path, tmp_path: Path
+) -> None:
+    """--write-kb stores haberman's training part in the KB; a resume must exclude it (recomputed
+    exclusions, and the dataset's own ids always), and refuses another KB."""
+    import shutil
+
+    from metalearn.benchmark.cells import recommend
+    from metalearn.metalearning.advisor import Advisor
+
+    kbw = tmp_path / "kbw.duckdb"
+    shutil.copy(kb_path, kbw)
+    out = tmp_path / "w1"
+    sources = [DatasetSource("corpus:haberman", str(corpus_dir))]
+    kb = open_kb(kbw)
+    try:
+        first = run_benchmark(sources, kb, out, _settings(strategies=("warm",), write_kb=True, n_trials=2))
+        assert first.n_failed == 0
+        info = ResultStore(out, read_only=True)
+        try:
+            stored = info.datasets()["haberman"]
+        finally:
+            info.close()
+        names = {d.dataset_id: d.name for d in kb.list_datasets()}
+        assert names.get(stored.train_id) == "haberman"  # the training part is in the KB now
+        # the dataset's own ids are hidden even when nothing else is excluded
+        bare = DatasetInfo(**{**stored.__dict__, "excluded": ()})
+        recs = recommend(Advisor(kb), bare, "knn", 4)
+        assert recs and all("haberman" not in r.sources for r in recs)
+        # the resume recomputes the exclusions against the KB as it is now
+        resume = _settings(strategies=("warm", "knn"), write_kb=True, n_trials=2)
+        second = run_benchmark(sources, kb, out, resume)
+        assert second.n_run == 1
+    finally:
+        kb.close()
+    frames = load_frames(out)
+    excluded = json.loads(frames["datasets"].iloc[0]["excluded"])
+    assert {(e["dataset_id"], e["reason"]) for e in excluded} >= {
+        (stored.dataset_id, "fingerprint"),
+        (stored.train_id, "training-part fingerprint"),
+    }
+    cells = frames["cells"].set_index("strategy")
+    knn = json.loads(cells.loc["knn"]["recommendations"])
+    assert knn and all("haberman" not in r["sources"] for r in knn)
+    report = (out / "report.md").read_text()
+    assert "- haberman: 2 excluded — haberman (fingerprint), haberman (training-part fingerprint)" in report
+    # a resume with another KB is refused in one line
+    other = open_kb(kb_path, read_only=True)
+    try:
+        with pytest.raises(InputError, match=r"resume it with --kb .*kbw\.duckdb") as exc:
+            run_benchmark(sources, other, out, _settings(strategies=("warm",), write_kb=True, n_trials=2))
+    finally:
+        other.close()
+    assert "\n" not in str(exc.value)
+
+
+def test_peer_means_per_kind_are_over_common_datasets(tmp_path: Path) -> None:
+    """The product failed on haberman: every system's per-kind mean is over bupa alone (the datasets
+    where all have a score), the win rate counts the failure as a loss, over the same instances."""
+    settings = _budget_settings()
+    store = ResultStore(tmp_path)
+    try:
+        store.set_meta("settings", settings.to_dict())
+        store.set_meta("datasets", ["bupa", "haberman"])
+        for key in ("bupa", "haberman"):
+            row = (key, f"corpus:{key}", key, "binary", "roc_auc", True, 300, 6, 300, 225, 75)
+            store.put_dataset(DatasetInfo(*row, f"id-{key}", f"train-{key}", None, {}, 0.0))
+        scores = {("bupa", "product@5"): 0.8, ("bupa", "flaml@5"): 0.7, ("haberman", "flaml@5"): 0.6}
+        for key in ("bupa", "haberman"):
+            for strat in ("product@5", "flaml@5"):
+                score = scores.get((key, strat))
+                res = CellResult(key, strat, 0, budget_seconds=5.0, search_seconds=5.0)
+                if score is None:
+                    res.status, res.error = "failed", "RuntimeError: boom"
+                else:
+                    res.test_score, res.test_metrics = score, {"roc_auc": score}
+                    res.incumbent = {"config_id": strat, "values": {}}
+                store.put_rows(cell_row(res), [])
+    finally:
+        store.close()
+    summary = recompute_report(tmp_path)
+    binary = summary["per_budget"]["5"]["per_kind"]["binary"]
+    assert binary["mean"] == {"product": pytest.approx(0.8), "flaml": pytest.approx(0.7)}
+    assert binary["n_common"] == 1 and binary["common"] == ["bupa"] and binary["n_datasets"] == 2
+    assert binary["n"] == {"product": 1, "flaml": 2}
+    assert binary["win_rate"]["flaml"] == {"wins": 1.0, "n": 2, "rate": 0.5}
+    report = (tmp_path / "report.md").read_text()
+    assert "| binary | roc_auc | 1 / 2 | 0.8000 | 0.7000 |" in report
+
+
+def test_an_empty_datasets_list_is_a_one_line_error(
+    kb_path: Path, corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``--datasets ""`` (an unset shell variable) is an error, not every corpus dataset."""
+    from metalearn.benchmark import runner
+    from metalearn.cli.commands import main
+
+    def never(*_a: Any, **_k: Any) -> None:
+        pytest.fail("--datasets '' ran the benchmark on every corpus dataset")
+
+    monkeypatch.setattr(runner, "run_benchmark", never)
+    base = ["benchmark", "--corpus", str(corpus_dir), "--kb", str(kb_path), "--out", str(tmp_path / "x")]
+    for blank in ("", " , "):
+        with pytest.raises(SystemExit) as exc:
+            main([*base, "--datasets", blank])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and f"--datasets {blank!r} names no dataset" in err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+    from metalearn.benchmark.settings import parse_dataset_names
+
+    assert parse_dataset_names(None) is None and parse_dataset_names(" iris, ,bupa") == ["iris", "bupa"]
+
+
+def test_out_that_is_a_file_is_a_one_line_error(
+    kb_path: Path, corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from metalearn.cli.commands import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory")
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--corpus", str(corpus_dir), "--kb", str(kb_path), "--datasets", "biomed",
+              "--strategies", "cold", "--trials", "2", "--max-rows", "200", "--out", str(afile)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "unexpected" not in err and exc.value.code == 2
+    assert f"--out {afile} is a file, not a directory" in err and len(err.strip().splitlines()) == 1
+    assert afile.read_text() == "not a directory"
+
+
+def test_a_cell_without_a_successful_trial_is_failed_and_retried(
+    kb_path: Path, corpus_dir: Path, tmp_path: Path
+) -> None:
+    sources = [DatasetSource("corpus:biomed", str(corpus_dir))]
+    settings = _settings(strategies=("cold",), n_trials=2, trial_time_limit=0.01)
+    kb = open_kb(kb_path, read_only=True)
+    try:
+        first = run_benchmark(sources, kb, tmp_path, settings)
+        cell = load_frames(tmp_path)["cells"].iloc[0]
+        assert cell["status"] == "failed" and cell["error"].startswith("no trial succeeded (2 of 2")
+        assert first.n_failed == 1
+        assert run_benchmark(sources, kb, tmp_path, settings).n_run == 0  # not retried without the flag
+        # a cell an older release stored as done is failed too, and retried with --retry-failed
+        store = ResultStore(tmp_path)
+        store.con.execute("UPDATE cells SET status = 'done', error = 'no trial succeeded'")
+        store.close()
+        again = run_benchmark(sources, kb, tmp_path, _settings(
+            strategies=("cold",), n_trials=2, trial_time_limit=0.01, retry_failed=True))  # fmt: skip
+        assert again.n_run == 1 and again.n_failed == 1
+    finally:
+        kb.close()
+
+
+def test_ctrl_c_inside_a_duckdb_query_is_an_interrupt(
+    kb_path: Path, corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Ctrl-C that lands in a DuckDB query of the benchmark makes DuckDB raise RuntimeError("Query
+    interrupted") (its Python client's message for a SIGINT during a query; a real SIGINT reaches the
+    query only when DuckDB next checks for signals, hence raised here directly): the command ends as
+    interrupted (exit 130) and says how to resume, not "unexpected RuntimeError"."""
+    import threading
+
+    import duckdb
+
+    from metalearn.cli.commands import main
+
+    def interrupted_query(self: ResultStore) -> dict:
+        self.con.execute("SELECT 1").fetchall()
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(ResultStore, "finished", interrupted_query)
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--corpus", str(corpus_dir), "--datasets", "biomed", "--strategies", "cold",
+              "--trials", "2", "--max-rows", "200", "--kb", str(kb_path), "--out", str(tmp_path / "o")])  # fmt: skip
+    captured = capsys.readouterr()
+    assert exc.value.code == 130
+    assert "interrupted; run the same command again" in captured.out + captured.err
+    assert "unexpected" not in captured.out + captured.err
+    # an interrupted connection (a real one) counts as an interrupt too; other errors do not
+    from metalearn.benchmark.runner import is_query_interrupt
+
+    con = duckdb.connect()
+    done = threading.Event()
+
+    def keep_interrupting() -> None:
+        while not done.wait(0.2):
+            con.interrupt()
+
+    threading.Thread(target=keep_interrupting, daemon=True).start()
+    try:
+        with pytest.raises(duckdb.Error) as real:
+            con.execute("SELECT count(*) FROM range(1000000000000000) t(a) WHERE a % 7 = 3").fetchall()
+    finally:
+        done.set()
+        con.close()
+    assert is_query_interrupt(real.value) and is_query_interrupt(RuntimeError("Query interrupted"))
+    assert not is_query_interrupt(RuntimeError("something else"))

@@ -18,6 +18,7 @@ from metalearn.kb.base import TABLES
 from metalearn.offline.build import DatasetSource
 
 __all__ = [
+    "NO_TRIAL_SUCCEEDED",
     "CellJob",
     "CellResult",
     "Rec",
@@ -74,6 +75,10 @@ class CellResult:
     recommendations: list[dict[str, Any]] = field(default_factory=list)
     trials: list[dict[str, Any]] = field(default_factory=list)
     kb_tables: dict[str, pd.DataFrame] | None = None  # the scratch KB, for write_kb
+
+
+#: the error of a search cell none of whose trials succeeded
+NO_TRIAL_SUCCEEDED = "no trial succeeded"
 
 
 def one_line(exc: BaseException) -> str:
@@ -167,8 +172,9 @@ def _run_search_cell(job: CellJob, spec: StrategySpec, prep: Prepared, res: Cell
         except Exception as exc:  # the trajectory stands; the missing test score ranks last
             res.error = f"refit of the incumbent failed: {one_line(exc)}"
         res.refit_seconds = time.monotonic() - t1
-    else:
-        res.error = "no trial succeeded"
+    else:  # nothing to refit or score: a failed cell (--retry-failed runs it again)
+        res.status = "failed"
+        res.error = f"{NO_TRIAL_SUCCEEDED} ({res.n_failed_trials} of {res.n_trials} trials failed)"
     if s.write_kb:
         res.kb_tables = {t: scratch.dump_table(t) for t in TABLES}
 
@@ -271,7 +277,9 @@ def class_prediction(proba: np.ndarray, classes: Any, prep: Prepared) -> Any:
 
 
 def recommend(advisor: Any, info: DatasetInfo, recommender: str, k: int) -> tuple[Rec, ...]:
-    excl = {e["dataset_id"] for e in info.excluded}
+    # the dataset and its training part always (what --write-kb stores), whatever else is excluded
+    excl = {e["dataset_id"] for e in info.excluded} | {info.dataset_id, info.train_id}
+    excl.discard("")
     recs = advisor.recommend(
         info.metafeatures, info.kind, strategy=recommender, k=k, exclude_ids=excl, check_fresh=False
     )

@@ -193,7 +193,7 @@ class Excluded:
 
     dataset_id: str
     name: str
-    reason: str  # "fingerprint", "openml id", "name", "near-duplicate"
+    reason: str  # "fingerprint", "training-part fingerprint", "openml id", "name", "near-duplicate"
     distance: float | None = None
 
 
@@ -234,8 +234,10 @@ def leakage_exclusions(
     for r in records:
         dist = distances.get(r.dataset_id)
         reason = None
-        if r.dataset_id in (info.dataset_id, info.train_id):
+        if r.dataset_id == info.dataset_id:
             reason = "fingerprint"
+        elif r.dataset_id == info.train_id:  # its training part, as a --write-kb benchmark stored it
+            reason = "training-part fingerprint"
         elif (
             info.openml_id is not None and r.openml_id is not None and int(r.openml_id) == int(info.openml_id)
         ):

@@ -5,11 +5,14 @@ win rate against each peer, time used / budget, and a plot — computed from the
 Definitions, per budget:
 
 * **test score**: the task metric of the system's final model on the held-out test part (mean over
-  seeds); per kind, the mean over the kind's datasets (each kind has one default metric: binary ROC
-  AUC, multiclass log loss, regression RMSE; R² is reported for regression as well);
-* **win rate** of the product against a peer: over the (dataset, seed) instances where either ran, the
-  fraction the product's test score is better (a tie counts one half; a failed cell or a missing
-  score loses against any score);
+  seeds); per kind, the mean over the kind's *common* datasets: those where every system with a score
+  on the kind has one (a failed cell drops its dataset from every system's mean, so all the means of a
+  row are over the same datasets; the "datasets" column says how many of the kind's datasets that is).
+  Each kind has one default metric: binary ROC AUC, multiclass log loss, regression RMSE; R² is
+  reported for regression as well;
+* **win rate** of the product against a peer: over the (dataset, seed) instances of the datasets where
+  both ran, the fraction the product's test score is better (a tie counts one half; a failed cell or a
+  missing score loses against any score, so both systems are compared on the same instances);
 * **time used / budget**: the wall-clock seconds from the start of the system's call until its final
   model was ready, divided by the budget (mean and max over the budget's cells);
 * **calibration**: the product's cells whose final model is temperature-scaled
@@ -137,35 +140,43 @@ def compute_peer_summary(
         out: dict[str, Any] = {}
         for kind in kinds:
             sel = [d for d in table if d["kind"] == kind]
+            shown = [n for n in names if any(n in d["test"] for d in sel)]
+            common = common_datasets(sel, "test", shown)
             block: dict[str, Any] = {
                 "metrics": sorted({d["metric"] for d in sel}),
                 "n_datasets": len(sel),
-                "mean": {n: _mean([d["test"].get(n, math.nan) for d in sel]) for n in names
-                         if any(n in d["test"] for d in sel)},
-                "n": {n: sum(1 for d in sel if math.isfinite(d["test"].get(n, math.nan))) for n in names
-                      if any(n in d["test"] for d in sel)},
-            }  # fmt: skip
+                "n_common": len(common),
+                "common": [d["dataset"] for d in common],
+                "mean": {n: _mean([d["test"][n] for d in common]) for n in shown},
+                "n": {n: sum(1 for d in sel if math.isfinite(d["test"].get(n, math.nan))) for n in shown},
+            }
             extra = EXTRA_METRIC.get(kind)
             if extra:
+                common_extra = common_datasets(sel, "extra", shown)
                 block["extra_metric"] = extra
-                block["extra_mean"] = {
-                    n: _mean([d["extra"].get(n, math.nan) for d in sel]) for n in block["mean"]
-                }
+                block["n_common_extra"] = len(common_extra)
+                block["extra_mean"] = {n: _mean([d["extra"][n] for d in common_extra]) for n in shown}
             if versus is not None:
                 block["win_rate"] = win_rates(sel, versus[0], versus[1], strats)
             out[kind] = block
         return out
 
+    def common_datasets(sel: list[dict[str, Any]], field: str, shown: list[str]) -> list[dict[str, Any]]:
+        """The datasets of ``sel`` where every system of ``shown`` that has a score on any of them has
+        one (a system without any score, e.g. one that cannot handle the kind, does not count)."""
+        scored = [n for n in shown if any(math.isfinite(d[field].get(n, math.nan)) for d in sel)]
+        return [d for d in sel if all(math.isfinite(d[field].get(n, math.nan)) for n in scored)]
+
     def win_rates(
         table: list[dict[str, Any]], me: str, others: list[str], strats: dict[str, str]
     ) -> dict[str, Any]:
-        """``me`` against each of ``others`` over the (dataset, seed) instances where the other ran."""
+        """``me`` against each of ``others`` over the (dataset, seed) instances where both ran."""
         wins: dict[str, Any] = {}
         for other in others:
             w, n = 0.0, 0
             for d in table:
-                if not has(d["dataset"], strats[other]):
-                    continue  # the peer does not run on this kind
+                if not (has(d["dataset"], strats[other]) and has(d["dataset"], strats[me])):
+                    continue  # the peer does not run on this kind (or neither system ran here yet)
                 for sd in seeds:
                     a, b = score(d["dataset"], strats[me], sd), score(d["dataset"], strats[other], sd)
                     w += _better(a, b, d["greater_is_better"])
@@ -202,8 +213,8 @@ def compute_peer_summary(
                 if r is None or r["status"] != "done":
                     continue
                 inc = r.get("incumbent")
-                inc = json.loads(inc) if isinstance(inc, str) and inc else (inc if isinstance(inc, dict) else {})
-                cal = inc.get("calibration") or {}
+                inc = json.loads(inc) if isinstance(inc, str) and inc else inc
+                cal = (inc.get("calibration") if isinstance(inc, dict) else None) or {}  # ("null": none)
                 if cal.get("used") and cal.get("test_score_unscaled") is not None:
                     out.append({"dataset": key, "seed": sd, "temperature": float(cal["temperature"]),
                                 "unscaled": float(cal["test_score_unscaled"]), "scaled": float(r["test_score"]),
@@ -264,17 +275,23 @@ def _rate(w: dict[str, Any] | None) -> str:
     return f"{w['rate'] * 100:.0f} % ({w['wins']:g}/{w['n']})"
 
 
+def _common(n_common: int | None, n_datasets: int) -> str:
+    """``common / all`` datasets of a kind (all alone for a summary written before ``n_common`` existed)."""
+    return str(n_datasets) if n_common is None else f"{n_common} / {n_datasets}"
+
+
 def _score_sections(block: dict[str, Any], kinds: list[str], with_wins: bool) -> list[str]:
     names = block["systems"]
     lines = ["#### Mean test score per kind", ""]
     rows = []
     for kind in kinds:
         k = block["per_kind"].get(kind, {})
-        rows.append([kind, ", ".join(k.get("metrics", [])), str(k.get("n_datasets", 0)),
+        rows.append([kind, ", ".join(k.get("metrics", [])), _common(k.get("n_common"), k.get("n_datasets", 0)),
                      *[_f(k.get("mean", {}).get(n), 4) for n in names]])  # fmt: skip
         if k.get("extra_metric"):
-            rows.append([kind, k["extra_metric"], str(k.get("n_datasets", 0)),
+            rows.append([kind, k["extra_metric"], _common(k.get("n_common_extra"), k.get("n_datasets", 0)),
                          *[_f(k.get("extra_mean", {}).get(n), 4) for n in names]])  # fmt: skip
+    lines += ["Means over the datasets where every system of the row has a score (datasets: common / all).", ""]
     lines += _table(["kind", "metric", "datasets", *names], rows)
     opponents = sorted({o for k in block["per_kind"].values() for o in k.get("win_rate", {})},
                        key=lambda o: names.index(o) if o in names else 99)  # fmt: skip

@@ -65,7 +65,7 @@ from metalearn.offline.build import DatasetSource
 from metalearn.runtime.executors import BrokenProcessPool, Executor
 from metalearn.runtime.progress import NullProgress, RichProgress
 
-__all__ = ["BenchmarkOutcome", "recompute_report", "run_benchmark"]
+__all__ = ["BenchmarkOutcome", "is_query_interrupt", "recompute_report", "run_benchmark"]
 
 CellRows = tuple[dict[str, Any], list[dict[str, Any]]]  # a stored cell's row and its trial rows
 
@@ -83,6 +83,19 @@ class BenchmarkOutcome:
     report_path: Path
 
 
+def is_query_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB's answer to Ctrl-C (SIGINT) during a query — ``RuntimeError("Query
+    interrupted")`` — or to an interrupted connection (``duckdb.InterruptException``): an interrupt, not
+    an error."""
+    if isinstance(exc, RuntimeError) and str(exc).strip() == "Query interrupted":
+        return True
+    try:
+        import duckdb
+    except ImportError:  # pragma: no cover - duckdb is a dependency
+        return False
+    return isinstance(exc, duckdb.InterruptException)
+
+
 def _check_resume(store: ResultStore, settings: BenchmarkSettings) -> None:
     stored = store.get_meta("comparable")
     current = json.loads(dumps(settings.comparable()))
@@ -94,6 +107,29 @@ def _check_resume(store: ResultStore, settings: BenchmarkSettings) -> None:
             "use the same settings to resume, or another --out directory"
         )
     store.set_meta("comparable", current)
+
+
+def _kb_identity(kb: KnowledgeBase | None) -> str | None:
+    """The resolved path of a KB file (None for no KB or an in-memory one: nothing to compare)."""
+    path = getattr(kb, "path", None)
+    if path is None or str(path) == ":memory:":
+        return None
+    return str(Path(path).resolve())
+
+
+def _check_resume_kb(store: ResultStore, kb: KnowledgeBase | None) -> None:
+    """A benchmark resumes with the KB it started with: its recommendations and leakage exclusions come
+    from that KB (a resume that read another one would mix cells of two KBs in one report)."""
+    current = _kb_identity(kb)
+    if current is None:
+        return
+    stored = store.get_meta("kb")
+    if stored is not None and stored != current:
+        raise InputError(
+            f"{store.out_dir} holds a benchmark run with the KB {stored}, not {current}; "
+            f"resume it with --kb {stored}, or use another --out directory"
+        )
+    store.set_meta("kb", current)
 
 
 def run_benchmark(
@@ -121,6 +157,7 @@ def run_benchmark(
     advisor = Advisor(kb) if kb is not None else None
     try:
         _check_resume(store, settings)
+        _check_resume_kb(store, kb)
         store.set_meta("settings", settings.to_dict())
         store.set_meta("missing", list(missing))
         keys = [dataset_key(s) for s in sources]
@@ -154,7 +191,8 @@ def run_benchmark(
             if info.status == "ok":
                 infos[key] = info
 
-        # 2. leakage exclusions against the product KB (stored once per dataset)
+        # 2. leakage exclusions against the product KB, computed again on every run: the KB may have
+        # changed since (--write-kb adds each benchmarked dataset's training part to it)
         kinds = sorted({i.kind for i in infos.values()})
         views = (
             kind_views(kb, advisor, kinds)
@@ -162,7 +200,7 @@ def run_benchmark(
             else {k: KindView([], pd.DataFrame()) for k in kinds}
         )
         for key, info in list(infos.items()):
-            if key in keys and not info.excluded and kb is not None:
+            if key in keys and kb is not None:
                 view = views[info.kind]
                 excl = leakage_exclusions(info, view.records, view.metafeatures, settings.dup_distance)
                 info = replace(info, excluded=tuple(asdict(e) for e in excl))
@@ -253,9 +291,11 @@ def run_benchmark(
 
         store.export_parquet()
         frames = _frames_after_run(store, infos, new_cells)
-    except BaseException:  # Ctrl-C (the cells ignore it) or an error: stop the running cells now
+    except BaseException as exc:  # Ctrl-C (the cells ignore it) or an error: stop the running cells now
         if executor is not None:
             executor.terminate()
+        if is_query_interrupt(exc):  # Ctrl-C that landed in a DuckDB query (results or KB)
+            raise KeyboardInterrupt(str(exc)) from exc
         raise
     finally:
         if executor is not None:

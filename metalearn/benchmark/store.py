@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from metalearn.benchmark.cells import CellResult
+from metalearn.benchmark.cells import NO_TRIAL_SUCCEEDED, CellResult
 from metalearn.benchmark.datasets import DatasetInfo
 from metalearn.data.errors import InputError, NotFoundError
 from metalearn.data.numbers import json_safe
@@ -183,7 +183,16 @@ class ResultStore:
                 f"no benchmark results at {str(path)!r}; run metalearn benchmark --out {out_dir} first"
             )
         if not read_only:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            if self.out_dir.exists() and not self.out_dir.is_dir():
+                raise InputError(
+                    f"--out {out_dir} is a file, not a directory; give --out a new directory or a benchmark's"
+                )
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InputError(
+                    f"cannot create the --out directory {out_dir} ({exc.strerror or exc}); give --out another path"
+                ) from None
         try:
             self.con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
@@ -195,6 +204,11 @@ class ResultStore:
             for table, cols in _TABLE_COLS.items():
                 spec = ", ".join(f"{n} {t}" for n, t in cols)
                 self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({spec})")
+            # results of older releases stored a cell without any successful trial as done
+            self.con.execute(
+                "UPDATE cells SET status = 'failed' WHERE status = 'done' AND starts_with(error, ?)",
+                [NO_TRIAL_SUCCEEDED],
+            )
 
     def close(self) -> None:
         self.con.close()

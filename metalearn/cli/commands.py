@@ -767,10 +767,16 @@ def benchmark(
     compares the product with --peers at equal wall-clock instead (final test scores, win rates, time used).
     """
     from metalearn.benchmark.datasets import resolve_benchmark_sources
-    from metalearn.benchmark.runner import run_benchmark
-    from metalearn.benchmark.settings import BenchmarkSettings, parse_budgets, parse_peers
+    from metalearn.benchmark.runner import is_query_interrupt, run_benchmark
+    from metalearn.benchmark.settings import (
+        BenchmarkSettings,
+        parse_budgets,
+        parse_dataset_names,
+        parse_peers,
+    )
     from metalearn.runtime.progress import RichProgress
 
+    names = parse_dataset_names(datasets)  # "" (an unset shell variable) is an error, not every dataset
     settings = BenchmarkSettings(
         strategies=tuple(s for s in strategies.split(",")), n_trials=trials, seeds=tuple(range(seeds)),
         time_limit=time_limit, trial_time_limit=trial_time_limit, max_rows=max_rows, n_folds=folds,
@@ -779,14 +785,18 @@ def benchmark(
     )
     if settings.budget_mode:
         _check_peers(settings.peers)
-    names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
     sources, missing = resolve_benchmark_sources(suite=suite, corpus=corpus, names=names)
     if missing:
         console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
                       + (" ..." if len(missing) > 20 else ""))
-    store = _open_kb(kb, read_only=not write_kb, current=True)  # a KB seeded by an older release: updated first
-    with RichProgress(console, enabled=not json_out or console.is_terminal) as progress:
-        outcome = run_benchmark(sources, store, out_dir, settings, progress=progress, missing=missing)
+    try:
+        store = _open_kb(kb, read_only=not write_kb, current=True)  # a KB seeded by an older release: updated first
+        with RichProgress(console, enabled=not json_out or console.is_terminal) as progress:
+            outcome = run_benchmark(sources, store, out_dir, settings, progress=progress, missing=missing)
+    except Exception as exc:  # Ctrl-C inside a DuckDB query arrives as RuntimeError("Query interrupted")
+        if is_query_interrupt(exc):
+            raise KeyboardInterrupt(str(exc)) from exc
+        raise
     if json_out:
         _json(outcome.summary)
         return
