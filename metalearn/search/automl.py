@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from metalearn.data.dataset import Dataset
@@ -188,10 +189,46 @@ def optimize(
     summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
     summary["calibration"] = calibration  # None: no model, or neither ensemble nor calibrate asked
     summary["warnings"] = [w for w in (sparse_validation(dataset, settings.protocol), duplicated_rows(dataset),
-                                       unresumed(result)) if w]
+                                       unresumed(result), no_better_than_constant(dataset, result)) if w]
     if path is not None:
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return OptimizeOutcome(result=result, model=model, summary=summary, out_dir=path)
+
+
+def no_better_than_constant(dataset: Dataset, result: SearchResult) -> str | None:
+    """A warning when the best pipeline's validation score is no better than a constant prediction's on the data
+    (the mean of a regression target, the class frequencies of a class one: their score on all rows, a little
+    better than out of sample): the search found no signal in its time — every pipeline that fits slowly timed out
+    on a wide table and a linear one was kept at an RMSE of 6.5 where the mean gives 5.1, without a word.
+    Single-target kinds; None otherwise."""
+    from metalearn.data.metrics import get_metric, score
+
+    kind = dataset.task.kind
+    best = finite_or_none(result.best_score)
+    if kind not in (TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.REGRESSION) or best is None:
+        return None
+    y = dataset.y.iloc[:, 0]
+    n = len(y)
+    if kind is TaskKind.REGRESSION:
+        values = pd.to_numeric(y, errors="coerce").to_numpy(dtype=float)
+        constant = Prediction([np.full(n, np.nanmean(values))], [None], [None])
+        what = "the mean"
+    else:
+        freq = y.value_counts(normalize=True, sort=False)
+        classes = freq.index.to_numpy(dtype=object)
+        proba = np.tile(freq.to_numpy(dtype=float), (n, 1))
+        constant = Prediction([np.full(n, classes[int(np.argmax(proba[0]))], dtype=object)], [proba], [classes])
+        what = "the class frequencies"
+    try:
+        value = finite_or_none(score(dataset.task, dataset.y, constant))
+    except MetaLearnError:
+        return None
+    metric = get_metric(dataset.task.metric)
+    if value is None or (best > value + 1e-9 if metric.greater_is_better else best < value - 1e-9):
+        return None
+    return (f"the best pipeline's validation {dataset.task.metric} {best:.4g} is no better than a constant prediction's "
+            f"({what}: {value:.4g} on all rows): the pipelines found no signal ({result.n_new - result.n_failed} of "
+            f"{result.n_new} new trial(s) succeeded); give the search more time (--time-limit) or check the features")
 
 
 def unresumed(result: SearchResult) -> str | None:
