@@ -235,6 +235,11 @@ def test_a_date_column_with_typos_and_an_identifier_column_are_noted_at_fit() ->
     assert any(m.startswith("column 'day': 2 of 90 values are not dates (e.g. 'unknown', '2021-13-45')") for m in said)
     assert any(m.startswith("column 'patient' has a distinct value in 90 of 90 rows (an identifier") for m in said)
     assert not any("column 'day' has a distinct value" in m for m in said)  # one note per column
+    # a constant column (a QA run's passed without a word)
+    with pytest.warns(UserWarning) as caught:
+        MetaLearnClassifier(**TINY).fit(X.assign(site="a", version=2.0), y)
+    assert any(str(w.message).startswith("2 feature column(s) hold one value in every row ('site', 'version')")
+               for w in caught), [str(w.message) for w in caught]
 
 
 def test_importance_and_explanations_warn_of_an_unseen_category_once() -> None:

@@ -317,6 +317,10 @@ def prepare_frame(
             )
         columns_out.update(made)
         dates.append((c, parts))
+    constant = [c for c, col in columns_out.items() if col.nunique(dropna=True) == 1]
+    if constant:  # a QA run's constant column passed without a word
+        notes.append(f"{len(constant)} feature column(s) hold one value in every row ({_names(constant)}): they teach "
+                     "the models nothing; drop them")
     X = pd.DataFrame(columns_out).reset_index(drop=True)
     categorical = tuple(isinstance(X[c].dtype, pd.CategoricalDtype) for c in X.columns)
 
