@@ -200,3 +200,28 @@ def test_a_model_read_back_refuses_text_in_a_numeric_column_instead_of_reading_i
     with pytest.raises(DataError, match=rf"feature column '{col}' holds 2 value\(s\) that are not numbers \('abc'\)") as err:
         loaded.predict(rows)
     assert "\n" not in str(err.value)
+
+
+def test_a_multi_label_pipeline_read_back_gives_its_probabilities_per_label(tmp_path: Path) -> None:
+    # QA: a multi-label model from load_model_file had no predict_proba (a single-target one has it; the ensembles
+    # give a list per target)
+    import pandas as pd
+
+    from metalearn.data.validation import prepare_frame
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(200, 4)), columns=["a", "b", "c", "d"])
+    frame["l1"] = (frame["a"] > 0).astype(int)
+    frame["l2"] = (frame["b"] + frame["c"] > 0).astype(int)
+    ds = prepare_frame(frame, ["l1", "l2"], name="labels")
+    assert str(ds.task.kind) == "multilabel"
+    space = get_space(ds.task)
+    values = space.validate({"model": "linear", "ml_strategy": "binary_relevance"}, fill_defaults=True)
+    written = write_artifact(space.build(values, ds.task, ds.categorical, seed=0).fit(ds.X, ds.y), tmp_path)
+    loaded = load_model_file(tmp_path / written["file"], written["sha256"])
+    proba = loaded.predict_proba(ds.X.head(50))
+    assert isinstance(proba, list) and len(proba) == 2
+    for j, p in enumerate(proba):
+        assert p.shape == (50, 2) and np.allclose(p.sum(axis=1), 1.0)
+        truth = ds.y.iloc[:50, j].to_numpy()
+        assert np.mean((p[:, 1] > 0.5) == (truth == 1)) > 0.8  # the second column is label 1's

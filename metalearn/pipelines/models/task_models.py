@@ -216,6 +216,15 @@ class _TaskModelBase(BaseEstimator):
     def predict_task(self, X: pd.DataFrame) -> Prediction:  # pragma: no cover - overridden
         raise NotImplementedError
 
+
+class _PerTargetProba(_TaskModelBase):
+    """``predict_proba`` of a multi-output model with class targets: one array per target (columns in the order
+    of its ``classes_``), None for a regression target — as the ensembles give it (a multi-label pipeline read back
+    with ``load_model_file`` had none)."""
+
+    def predict_proba(self, X: pd.DataFrame) -> list[np.ndarray | None]:
+        return list(self.predict_task(X).probas)
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted values, one column per target (a 1-d array for single-target models)."""
         pred = self.predict_task(X)
@@ -344,7 +353,7 @@ class _ClassifierChainModel(BaseEstimator):
         return out
 
 
-class MultiLabelModel(_TaskModelBase):
+class MultiLabelModel(_PerTargetProba):
     """Several binary labels. ``strategy``: ``native`` (one multi-output estimator), ``binary_relevance``
     (one estimator per label) or ``chain`` (a classifier chain in column order)."""
 
@@ -511,7 +520,7 @@ class MultiTargetModel(_TaskModelBase):
 # ---------------------------------------------------------------------------------------------------
 # multitask (mixed target kinds)
 # ---------------------------------------------------------------------------------------------------
-class MultiTaskModel(_TaskModelBase):
+class MultiTaskModel(_PerTargetProba):
     """Targets of mixed kinds (``target_kinds``: binary / multiclass / regression per target).
 
     ``strategy="independent"``: one model per target on the shared preprocessing (``classifier`` for
