@@ -216,6 +216,13 @@ class _TaskModelBase(BaseEstimator):
     def predict_task(self, X: pd.DataFrame) -> Prediction:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted values, one column per target (a 1-d array for single-target models)."""
+        pred = self.predict_task(X)
+        if pred.n_targets == 1:
+            return pred.values[0]
+        return np.column_stack(pred.values)
+
 
 class _PerTargetProba(_TaskModelBase):
     """``predict_proba`` of a multi-output model with class targets: one array per target (columns in the order
@@ -224,13 +231,6 @@ class _PerTargetProba(_TaskModelBase):
 
     def predict_proba(self, X: pd.DataFrame) -> list[np.ndarray | None]:
         return list(self.predict_task(X).probas)
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Predicted values, one column per target (a 1-d array for single-target models)."""
-        pred = self.predict_task(X)
-        if pred.n_targets == 1:
-            return pred.values[0]
-        return np.column_stack(pred.values)
 
 
 # ---------------------------------------------------------------------------------------------------
