@@ -141,3 +141,65 @@ def test_own_dask_workers_leave_port_8787_alone() -> None:
             assert ex._client.submit(sum, [1, 2]).result() == 3
     holder.close()
     assert not [w for w in caught if "8787" in str(w.message)]
+
+
+OWNER_SCRIPT = """
+import time
+from metalearn.runtime.executors import Executor
+
+def work(x):
+    time.sleep(120)
+    return x
+
+if __name__ == "__main__":
+    with Executor(2, pool="process") as ex:
+        for _ in ex.map_unordered(work, [(0,), (1,)]):
+            pass
+"""
+
+
+def test_process_pool_workers_exit_when_their_owner_is_killed(tmp_path: Any) -> None:
+    """QA: `kill -9` of `benchmark --workers 2` left its two workers (350 MB each) idle for good, re-parented to
+    PID 1; a worker now exits within about a second of its owner's death."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER_SCRIPT)
+    owner = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
+
+    def workers() -> list[int]:
+        out = subprocess.run(["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True, check=True).stdout
+        rows = [line.split(None, 2) for line in out.splitlines()[1:]]
+        return [int(p) for p, pp, args in (r for r in rows if len(r) == 3)
+                if int(pp) == owner.pid and "spawn_main" in args]
+
+    found: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(found := workers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(found) == 2, found
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while (alive := [p for p in found if _alive(p)]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive, f"workers {alive} outlived their owner"
+    finally:
+        owner.kill()
+        for p in found:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie is not running: its parent has not reaped it yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
