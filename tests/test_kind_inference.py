@@ -160,3 +160,13 @@ def test_corpus_kinds_inferred_from_the_stored_targets(corpus_dir: Path) -> None
     assert set(wrong) <= AMBIGUOUS, {k: v for k, v in wrong.items() if k not in AMBIGUOUS}
     assert not FIXED & set(wrong)
     assert json.dumps(sorted(wrong))  # listed for the report
+
+
+def test_a_multilabel_request_of_non_0_1_targets_names_the_option_in_every_interface() -> None:
+    # the message named only the CLI's --kind, also to a service or Python caller
+    from metalearn.data.errors import TaskKindError
+
+    rng = np.random.default_rng(0)
+    y = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40)})
+    with pytest.raises(TaskKindError, match=r"--kind multitarget \(kind= in Python and over HTTP\)"):
+        infer_task(y, kind="multilabel")

@@ -358,7 +358,7 @@ def infer_task(
                           and not _is_zero_one(s) and s.nunique() > 2 for s in columns)  # fmt: skip
             raise TaskKindError(
                 f"multilabel targets must hold only 0/1 values, but {bad} do not; recode them to 0/1 or use "
-                + ("--kind multitarget (numbers to predict)" if numeric else "--kind multitask")
+                + (f"{option('kind', 'multitarget')} (numbers to predict)" if numeric else option("kind", "multitask"))
             )
         return Task(TaskKind.MULTILABEL, targets, metric=metric, kind_reasons=(given,) * len(columns))
     if want is TaskKind.MULTITARGET:
