@@ -219,7 +219,7 @@ class ServiceMetrics:
         self._flags_collector = FlagsCollector(flags)
         self.registry.register(self._flags_collector)
 
-    def observe_drift(self, name: str, version: int, report: dict[str, Any], flags: tuple[str, ...]) -> None:
+    def observe_drift(self, name: str, version: int, report: dict[str, Any]) -> None:
         """Set the drift gauges of ``name`` ``version`` from a ``check_drift`` report (the flags it set or cleared
         are read from the registry at the next scrape)."""
         v = str(version)

@@ -28,7 +28,7 @@ from metalearn.data.errors import ConflictError, InputError, MetaLearnError, Not
 from metalearn.data.loading import ReadLimits, encoding_hint
 from metalearn.data.metrics import check_metric
 from metalearn.data.task import TaskKind
-from metalearn.kb.model_store import FLAGS, ModelVersionRecord, missing_model
+from metalearn.kb.model_store import ModelVersionRecord, missing_model
 from metalearn.registry.mlflow_sync import mirror_alias
 from metalearn.registry.registry import ModelRegistry, PredictionBatch, check_name
 from metalearn.search.settings import SearchSettings
@@ -602,7 +602,7 @@ def drift(
     labelled feedback against the training score. Updates the ``metalearn_model_drift_*`` gauges."""
     writer.flush()  # the latest predictions count
     report = json_safe(_drift_report(registry, name, version, settings))
-    metrics.observe_drift(name, int(report["version"]), report, FLAGS)
+    metrics.observe_drift(name, int(report["version"]), report)
     return DriftOut.model_validate(report)
 
 
