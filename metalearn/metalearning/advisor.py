@@ -165,8 +165,9 @@ class Advisor:
     def __init__(self, kb: KnowledgeBase, mf_version: str = EXTRACTOR_VERSION) -> None:
         self.kb = kb
         self.mf_version = mf_version
-        self._frames: dict[str, _KindData] = {}
-        self._prepared: dict[str, _Prepared] = {}
+        # keyed by (kind, metric): metric None for the stored scores, else the metric a query ranks by
+        self._frames: dict[tuple[str, str | None], _KindData] = {}
+        self._prepared: dict[tuple[str, str | None], _Prepared] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -200,7 +201,7 @@ class Advisor:
         """The KB frames of ``kind`` (cached; with ``check``, re-read when the KB changed); with ``metric``,
         the runs scored by that metric of the kind (every run records all of them), not the stored one."""
         kind = str(TaskKind(kind))
-        key = kind if metric is None else f"{kind}|{metric}"
+        key = (kind, metric)
         sig = self._signature() if check else None
         with self._lock:
             cached = self._frames.get(key)
@@ -225,7 +226,7 @@ class Advisor:
         rebuilt: only :meth:`warm` (run in the background) replaces it, once the new one is ready.
         """
         kind = str(TaskKind(kind))
-        key = kind if metric is None else f"{kind}|{metric}"
+        key = (kind, metric)
         if not check:
             entry = self._prepared.get(key)
             if entry is not None:
@@ -255,8 +256,7 @@ class Advisor:
 
     def is_prepared(self, kind: TaskKind | str, metric: str | None = None) -> bool:
         """Whether :meth:`prepared` has ``kind``'s state for ``metric`` at hand (a query costs milliseconds)."""
-        kind = str(TaskKind(kind))
-        return (kind if metric is None else f"{kind}|{metric}") in self._prepared
+        return (str(TaskKind(kind)), metric) in self._prepared
 
     def warm(self, kind: TaskKind | str, check: bool = True) -> None:
         """Load (or reload, if the KB changed) the frames and matrix of ``kind`` — off the request path —,
@@ -264,7 +264,7 @@ class Advisor:
         self.prepared(kind, check=check)
         kind = str(TaskKind(kind))
         with self._lock:
-            metrics = [key.split("|", 1)[1] for key in self._prepared if key.startswith(kind + "|")]
+            metrics = [m for k, m in self._prepared if k == kind and m is not None]
         for metric in metrics:
             self.prepared(kind, check=check, metric=metric)
 
