@@ -907,7 +907,7 @@ def test_ctrl_c_inside_a_duckdb_query_is_an_interrupt(
     assert "interrupted; run the same command again" in captured.out + captured.err
     assert "unexpected" not in captured.out + captured.err
     # an interrupted connection (a real one) counts as an interrupt too; other errors do not
-    from metalearn.benchmark.runner import is_query_interrupt
+    from metalearn.kb.duckdb_store import is_query_interrupt
 
     con = duckdb.connect()
     done = threading.Event()

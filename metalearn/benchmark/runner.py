@@ -65,7 +65,7 @@ from metalearn.offline.build import DatasetSource
 from metalearn.runtime.executors import BrokenProcessPool, Executor
 from metalearn.runtime.progress import NullProgress, RichProgress
 
-__all__ = ["BenchmarkOutcome", "is_query_interrupt", "recompute_report", "run_benchmark"]
+__all__ = ["BenchmarkOutcome", "recompute_report", "run_benchmark"]
 
 CellRows = tuple[dict[str, Any], list[dict[str, Any]]]  # a stored cell's row and its trial rows
 
@@ -81,19 +81,6 @@ class BenchmarkOutcome:
     missing: list[str]  # suite datasets not found
     seconds: float
     report_path: Path
-
-
-def is_query_interrupt(exc: BaseException) -> bool:
-    """Whether ``exc`` is DuckDB's answer to Ctrl-C (SIGINT) during a query — ``RuntimeError("Query
-    interrupted")`` — or to an interrupted connection (``duckdb.InterruptException``): an interrupt, not
-    an error."""
-    if isinstance(exc, RuntimeError) and str(exc).strip() == "Query interrupted":
-        return True
-    try:
-        import duckdb
-    except ImportError:  # pragma: no cover - duckdb is a dependency
-        return False
-    return isinstance(exc, duckdb.InterruptException)
 
 
 def _check_resume(store: ResultStore, settings: BenchmarkSettings) -> None:
@@ -291,11 +278,9 @@ def run_benchmark(
 
         store.export_parquet()
         frames = _frames_after_run(store, infos, new_cells)
-    except BaseException as exc:  # Ctrl-C (the cells ignore it) or an error: stop the running cells now
+    except BaseException:  # Ctrl-C (the cells ignore it) or an error: stop the running cells now
         if executor is not None:
             executor.terminate()
-        if is_query_interrupt(exc):  # Ctrl-C that landed in a DuckDB query (results or KB)
-            raise KeyboardInterrupt(str(exc)) from exc
         raise
     finally:
         if executor is not None:

@@ -767,7 +767,7 @@ def benchmark(
     compares the product with --peers at equal wall-clock instead (final test scores, win rates, time used).
     """
     from metalearn.benchmark.datasets import resolve_benchmark_sources
-    from metalearn.benchmark.runner import is_query_interrupt, run_benchmark
+    from metalearn.benchmark.runner import run_benchmark
     from metalearn.benchmark.settings import (
         BenchmarkSettings,
         parse_budgets,
@@ -789,14 +789,9 @@ def benchmark(
     if missing:
         console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
                       + (" ..." if len(missing) > 20 else ""))
-    try:
-        store = _open_kb(kb, read_only=not write_kb, current=True)  # a KB seeded by an older release: updated first
-        with RichProgress(console, enabled=not json_out or console.is_terminal) as progress:
-            outcome = run_benchmark(sources, store, out_dir, settings, progress=progress, missing=missing)
-    except Exception as exc:  # Ctrl-C inside a DuckDB query arrives as RuntimeError("Query interrupted")
-        if is_query_interrupt(exc):
-            raise KeyboardInterrupt(str(exc)) from exc
-        raise
+    store = _open_kb(kb, read_only=not write_kb, current=True)  # a KB seeded by an older release: updated first
+    with RichProgress(console, enabled=not json_out or console.is_terminal) as progress:
+        outcome = run_benchmark(sources, store, out_dir, settings, progress=progress, missing=missing)
     if json_out:
         _json(outcome.summary)
         return
@@ -890,6 +885,10 @@ def main(argv: list[str] | None = None) -> None:
             signal.signal(signal.SIGTERM, previous)
 
 
+#: what a command ends with when interrupted (Ctrl-C, SIGTERM, or Ctrl-C inside a DuckDB query), exit code 130
+INTERRUPTED = "interrupted; run the same command again to resume where it stopped"
+
+
 def _main(argv: list[str] | None = None) -> None:
     from metalearn.cli.errors import exit_code
     from metalearn.data.errors import MetaLearnError
@@ -907,11 +906,16 @@ def _main(argv: list[str] | None = None) -> None:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exit_code(exc))
     except (typer.Abort, KeyboardInterrupt):
-        console.print("interrupted; run the same command again to resume where it stopped")
+        console.print(INTERRUPTED)
         sys.exit(130)
     except SystemExit:
         raise
     except Exception as exc:  # click usage errors and unexpected failures: one line, no traceback
+        from metalearn.kb.duckdb_store import is_query_interrupt
+
+        if is_query_interrupt(exc):  # Ctrl-C that landed in a DuckDB query: RuntimeError("Query interrupted")
+            console.print(INTERRUPTED)
+            sys.exit(130)
         if isinstance(exc, _usage_errors()) and hasattr(exc, "format_message"):
             ctx = getattr(exc, "ctx", None)  # one line, as every other error (click's own is three)
             where = f" (`{ctx.command_path} --help` lists the options)" if ctx is not None else ""
@@ -927,7 +931,7 @@ def _main(argv: list[str] | None = None) -> None:
     # without standalone mode, typer turns Ctrl-C (and an explicit typer.Exit) into a returned exit code
     if isinstance(code, int) and not isinstance(code, bool) and code != 0:
         if code == 130:
-            console.print("interrupted; run the same command again to resume where it stopped")
+            console.print(INTERRUPTED)
         sys.exit(code)
 
 

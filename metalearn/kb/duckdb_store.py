@@ -66,6 +66,15 @@ def _is_duckdb_file(path: Path) -> bool:
     return head[8:12] == _DUCKDB_MAGIC
 
 
+def is_query_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB's answer to Ctrl-C (SIGINT) during a query — ``RuntimeError("Query
+    interrupted")`` — or to an interrupted connection (``duckdb.InterruptException``): an interrupt, not
+    an error (the CLI ends such a command as interrupted, whichever command's query it landed in)."""
+    if isinstance(exc, RuntimeError) and str(exc).strip() == "Query interrupted":
+        return True
+    return isinstance(exc, duckdb.InterruptException)
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
