@@ -833,12 +833,13 @@ def test_an_empty_datasets_list_is_a_one_line_error(
         with pytest.raises(SystemExit) as exc:
             main([*base, "--datasets", blank])
         err = capsys.readouterr().err
-        assert exc.value.code == 2 and f"--datasets {blank!r} names no dataset" in err
+        assert exc.value.code == 2 and "--datasets is empty: name one or more datasets" in err
         assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
-    from metalearn.benchmark.settings import parse_dataset_names
+    from metalearn.cli.errors import comma_names
 
-    assert parse_dataset_names(None) is None and parse_dataset_names(" iris, ,bupa") == ["iris", "bupa"]
+    assert comma_names(None, "--datasets", "datasets") is None
+    assert comma_names(" iris, ,bupa", "--datasets", "datasets") == ["iris", "bupa"]
 
 
 def test_out_that_is_a_file_is_a_one_line_error(

@@ -26,7 +26,6 @@ __all__ = [
     "all_strategies",
     "budget_strategy",
     "parse_budgets",
-    "parse_dataset_names",
     "parse_peers",
     "parse_strategies",
     "peer_systems",
@@ -109,19 +108,6 @@ def parse_strategies(text: str | Sequence[str] | None) -> tuple[str, ...]:
         if s not in out:
             out.append(s)
     return tuple(out)
-
-
-def parse_dataset_names(text: str | None) -> list[str] | None:
-    """``--datasets "a, b"`` -> ``["a", "b"]``; None (the option not given) -> None, i.e. every dataset.
-    An empty or blank list (e.g. an unset shell variable) is an error, not "every dataset"."""
-    if text is None:
-        return None
-    names = [d.strip() for d in text.split(",") if d.strip()]
-    if not names:
-        raise InputError(
-            f"--datasets {text!r} names no dataset; give comma-separated names, or leave --datasets out for all"
-        )
-    return names
 
 
 def parse_budgets(text: str | Sequence[float] | None) -> tuple[float, ...]:

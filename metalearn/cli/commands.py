@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from metalearn.cli.errors import comma_names
 from metalearn.registry import REGISTER_HELP
 from metalearn.search.settings import PARAMS, defaults
 
@@ -581,9 +582,7 @@ def kb_evaluate(
 
     if kind is not None and kind not in {k.value for k in TaskKind}:
         raise InputError(f"--kind {kind!r} is not a task kind; use one of {', '.join(k.value for k in TaskKind)}")
-    names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies is not None else None
-    if names == []:
-        raise InputError("--strategies is empty: name one or more strategies (comma-separated), or leave it out for all")
+    names = comma_names(strategies, "--strategies", "strategies")
     store = _open_kb(kb, read_only=True, current=True)
     with console.status("leave-one-dataset-out evaluation"):
         report = evaluate_strategies(store, kind=kind, strategies=names)
@@ -646,12 +645,8 @@ def kb_build(
                              trial_time_limit=trial_time_limit, seed=seed, workers=workers, scheduler=scheduler,
                              families=tuple(f.strip() for f in families.split(",") if f.strip()) if families else (),
                              portfolio=portfolio, min_rows=min_rows)
-    names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets is not None else None
-    if names == []:  # an unset shell variable: it meant every corpus dataset, a build of many hours
-        raise InputError("--datasets is empty: name one or more datasets (comma-separated), or leave it out for all")
-    kind_names = [k.strip() for k in kinds.split(",") if k.strip()] if kinds is not None else None
-    if kind_names == []:
-        raise InputError("--kinds is empty: name one or more task kinds (comma-separated), or leave it out for all")
+    names = comma_names(datasets, "--datasets", "datasets")
+    kind_names = comma_names(kinds, "--kinds", "task kinds")
     bad_kinds = [k for k in kind_names or () if k not in {t.value for t in TaskKind}]
     if bad_kinds:
         raise InputError(f"--kinds: {', '.join(map(repr, bad_kinds))} is not a task kind; use some of "
@@ -768,15 +763,10 @@ def benchmark(
     """
     from metalearn.benchmark.datasets import resolve_benchmark_sources
     from metalearn.benchmark.runner import run_benchmark
-    from metalearn.benchmark.settings import (
-        BenchmarkSettings,
-        parse_budgets,
-        parse_dataset_names,
-        parse_peers,
-    )
+    from metalearn.benchmark.settings import BenchmarkSettings, parse_budgets, parse_peers
     from metalearn.runtime.progress import RichProgress
 
-    names = parse_dataset_names(datasets)  # "" (an unset shell variable) is an error, not every dataset
+    names = comma_names(datasets, "--datasets", "datasets")
     settings = BenchmarkSettings(
         strategies=tuple(s for s in strategies.split(",")), n_trials=trials, seeds=tuple(range(seeds)),
         time_limit=time_limit, trial_time_limit=trial_time_limit, max_rows=max_rows, n_folds=folds,

@@ -1,5 +1,6 @@
-"""The exit code of each of the product's errors, for :func:`metalearn.cli.commands.main`, and the checks of
-output paths that every command makes before its work (so that a path it cannot write fails first).
+"""The exit code of each of the product's errors, for :func:`metalearn.cli.commands.main`, the checks of
+output paths that every command makes before its work (so that a path it cannot write fails first), and the
+reading of comma-separated name options.
 
 The most specific class of an error that has an entry in :data:`EXIT_CODES` decides (its MRO is
 walked); every deliberate error is a usage or input problem today, so all of them exit with 2.
@@ -49,3 +50,15 @@ def check_output(path: Path, option: str, *, directory: bool = False) -> None:
         (path if directory else path.parent).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"{option} {str(path)!r}: cannot make its directory ({err.strerror})") from None
+
+
+def comma_names(text: str | None, option: str, noun: str) -> list[str] | None:
+    """A comma-separated option (``--datasets "a, b"``) as its names; None when not given (every one). An empty or
+    blank list, e.g. an unset shell variable, is an :class:`InputError`, not "every one" (``--datasets ""`` ran a
+    benchmark or a build on all 263 corpus datasets)."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise InputError(f"{option} is empty: name one or more {noun} (comma-separated), or leave it out for all")
+    return names
