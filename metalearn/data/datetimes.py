@@ -109,6 +109,19 @@ def date_columns(source: str, dt: pd.Series) -> tuple[dict[str, pd.Series], tupl
     return {name: whole[name] for name in (source, *(part_name(source, p) for p in kept))}, kept
 
 
+def date_column_form(frame: pd.DataFrame, name: str, parts: Sequence[str]) -> str:
+    """How new rows give date column ``name`` (kept as the calendar ``parts``): ``"converted"`` — numbers with
+    their parts beside them, the model's own converted columns —, ``"numbers"`` — numbers alone, which are not
+    dates (mistyped) —, or ``"dates"`` — dates or text to read as dates; an all-missing column read as numbers
+    (an empty CSV column) is a date column without dates, not numbers."""
+    s = frame[name]
+    if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        return "dates"
+    if all(part_name(name, p) in frame.columns for p in parts):
+        return "converted"
+    return "numbers" if s.notna().any() else "dates"
+
+
 def apply_date_columns(
     frame: pd.DataFrame, dates: DateColumns | Mapping[str, Sequence[str]]
 ) -> tuple[pd.DataFrame, dict[str, list[object]]]:
@@ -122,11 +135,7 @@ def apply_date_columns(
     bad: dict[str, list[object]] = {}
     for name in frame.columns:
         s = frame[name]
-        numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
-        # an all-missing column read as numbers (an empty CSV column) is a date column without dates, unless its
-        # parts come with it (the model's own converted columns)
-        converted = numeric and (s.notna().any() or all(part_name(name, p) in frame.columns for p in spec.get(name, ())))
-        if name not in spec or converted:
+        if name not in spec or date_column_form(frame, name, spec[name]) != "dates":
             columns[name] = s
             continue
         dt = _wall_clock(s)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from metalearn.data.dataset import Dataset
-from metalearn.data.datetimes import DateColumns, apply_date_columns, part_name
+from metalearn.data.datetimes import DateColumns, apply_date_columns, date_column_form, part_name
 from metalearn.data.errors import InputError
 from metalearn.data.numbers import FEATURE_LIMIT, out_of_range
 from metalearn.pipelines.models.preprocessing import canonical_category_strings, category_string, numbers_of
@@ -228,12 +228,9 @@ class Signature:
         if self.dates:
             # a date column sent as numbers (not the model's own converted columns, which come with their parts)
             for src, kept in self.dates:
-                if src in frame.columns and kept and pd.api.types.is_numeric_dtype(frame[src].dtype) and any(
-                        part_name(src, p) not in frame.columns for p in kept) and frame[src].notna().any():
+                if src in frame.columns and date_column_form(frame, src, kept) == "numbers":
                     numbers_for_dates.add(src)
-                    example = frame[src].dropna()
-                    first = example.iloc[0].item() if len(example) else None
-                    mistyped.append(f"{src} (dates expected, got {first!r})")
+                    mistyped.append(f"{src} (dates expected, got {frame[src].dropna().iloc[0].item()!r})")
             frame, not_dates = apply_date_columns(frame, self.dates)
             mistyped += [f"{name} (dates expected, got {values[0]!r})" for name, values in not_dates.items()]
             given = list(frame.columns)
