@@ -854,7 +854,7 @@ def test_out_that_is_a_file_is_a_one_line_error(
               "--strategies", "cold", "--trials", "2", "--max-rows", "200", "--out", str(afile)])  # fmt: skip
     err = capsys.readouterr().err
     assert "unexpected" not in err and exc.value.code == 2
-    assert f"--out {afile} is a file, not a directory" in err and len(err.strip().splitlines()) == 1
+    assert f"--out {str(afile)!r} is a file: give a directory" in err and len(err.strip().splitlines()) == 1
     assert afile.read_text() == "not a directory"
 
 

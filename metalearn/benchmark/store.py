@@ -183,16 +183,7 @@ class ResultStore:
                 f"no benchmark results at {str(path)!r}; run metalearn benchmark --out {out_dir} first"
             )
         if not read_only:
-            if self.out_dir.exists() and not self.out_dir.is_dir():
-                raise InputError(
-                    f"--out {out_dir} is a file, not a directory; give --out a new directory or a benchmark's"
-                )
-            try:
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise InputError(
-                    f"cannot create the --out directory {out_dir} ({exc.strerror or exc}); give --out another path"
-                ) from None
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:

@@ -779,6 +779,9 @@ def benchmark(
     if missing:
         console.print(f"{len(missing)} suite datasets not found locally, skipped: {', '.join(missing[:20])}"
                       + (" ..." if len(missing) > 20 else ""))
+    from metalearn.cli.errors import check_output
+
+    check_output(out_dir, "--out", directory=True)  # a file there, or no right to write, before anything runs
     store = _open_kb(kb, read_only=not write_kb, current=True)  # a KB seeded by an older release: updated first
     with RichProgress(console, enabled=not json_out or console.is_terminal) as progress:
         outcome = run_benchmark(sources, store, out_dir, settings, progress=progress, missing=missing)
