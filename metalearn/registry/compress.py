@@ -474,17 +474,7 @@ def prune_ensemble(
     (:func:`prune_by_weights` prunes without them). Score the result on other rows than ``X_val`` for an
     unbiased estimate.
     """
-    if not isinstance(model, EnsembleModel):
-        raise CompressionError(
-            f"only an ensemble can be pruned, got {type(model).__name__}; keep the original version"
-        )
-    n = len(model.members)
-    if n < 2:
-        raise CompressionError(
-            "the ensemble has a single member: nothing to prune; keep the original version"
-        )
-    if max_members is not None and max_members < 1:
-        raise CompressionError(f"max_members must be at least 1, got {max_members}")
+    n = _prunable(model, max_members)
     y = y_val.to_frame() if isinstance(y_val, pd.Series) else y_val
     greater = get_metric(task.metric, task.kind).greater_is_better
     preds = [m.predict_task(X_val) for m in model.members]
@@ -512,6 +502,20 @@ def prune_ensemble(
     if len(keep) == n:
         return model
     return _pruned(model, keep)
+
+
+def _prunable(model: Any, max_members: int | None) -> int:
+    """How many members ``model`` has, when it is an ensemble of at least two and ``max_members`` (if given) is
+    positive; :class:`CompressionError` otherwise (for :func:`prune_ensemble` and :func:`prune_by_weights`)."""
+    if not isinstance(model, EnsembleModel):
+        raise CompressionError(
+            f"only an ensemble can be pruned, got {type(model).__name__}; keep the original version"
+        )
+    if len(model.members) < 2:
+        raise CompressionError("the ensemble has a single member: nothing to prune; keep the original version")
+    if max_members is not None and max_members < 1:
+        raise CompressionError(f"max_members must be at least 1, got {max_members}")
+    return len(model.members)
 
 
 def _calibration(model: EnsembleModel, n_kept: int) -> tuple[float, tuple[float, ...] | None]:
@@ -542,15 +546,7 @@ def prune_by_weights(model: EnsembleModel, max_members: int | None = None, *,
     is never kept. Their weights are renormalised; a single member left drops the ensemble's temperature and
     class biases (see the module docstring). :class:`CompressionError` when no member can be dropped so.
     """
-    if not isinstance(model, EnsembleModel):
-        raise CompressionError(
-            f"only an ensemble can be pruned, got {type(model).__name__}; keep the original version"
-        )
-    n = len(model.members)
-    if n < 2:
-        raise CompressionError("the ensemble has a single member: nothing to prune; keep the original version")
-    if max_members is not None and max_members < 1:
-        raise CompressionError(f"max_members must be at least 1, got {max_members}")
+    n = _prunable(model, max_members)
     weights = np.asarray(model.weights, dtype=np.float64)
     weights = weights / weights.sum()
     order = sorted(range(n), key=lambda i: (-weights[i], i))
