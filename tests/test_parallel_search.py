@@ -203,3 +203,32 @@ def _alive(pid: int) -> bool:
             return f.read().split(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_parallel_search_sends_its_dataset_to_the_workers_once(tmp_path: Any) -> None:
+    """Every trial sent a 12 MB table in its own task graph (distributed warned "Sending large graph" for each):
+    the dataset is scattered to the workers once, and each trial gets it from there."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(1_200, 1_300)), columns=[f"f{i}" for i in range(1_300)])
+    X["y"] = X["f0"] * 2 + rng.normal(size=1_200)
+    wide = load_dataset(_written(X, tmp_path / "wide.parquet"), target=["y"])
+    assert X.memory_usage().sum() > 10e6  # distributed's "large graph" threshold is 10 MB
+    kb = open_kb(":memory:")
+    kb.put_dataset(dataset_record(wide))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = run_search(wide, kb, fast(workers=2, n_trials=3, optimizer="random",
+                                           protocol=EvalProtocol(mode="holdout")))
+    assert len(result.trials) == 3 and result.best_config_id is not None
+    assert all(t.status == "ok" for t in result.trials), [(t.status, t.error) for t in result.trials]
+    assert not [w for w in seen if "large graph" in str(w.message)], [str(w.message)[:80] for w in seen]
+
+
+def _written(frame: Any, path: Any) -> str:
+    frame.to_parquet(path)
+    return str(path)

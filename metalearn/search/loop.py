@@ -629,11 +629,12 @@ def run_search(
                     if proposal is None:
                         return
                     key = next(keys)
-                    args = job(proposal[0], proposal[2])
+                    _data, *args = job(proposal[0], proposal[2])
                     running[key] = (proposal, time.monotonic())
-                    queue.append((key, *args))
+                    queue.append((key, shared, *args))
 
             with Executor(n_workers, pool="dask", scheduler=settings.scheduler) as executor:
+                shared = executor.share(dataset)  # sent to the workers once, not with every trial
                 fill()
                 for (key, *_args), outcome in executor.map_unordered(_evaluate_job, queue):
                     (values, origin, budget, sources, token), t0 = running.pop(key)
