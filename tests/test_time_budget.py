@@ -345,3 +345,40 @@ def test_a_budget_too_small_for_any_trial_says_so() -> None:
     assert outcome.summary["model"]["missing_reason"] == (
         "the time limit ended the search before a trial could run (0.05 s for the whole job): give a larger --time-limit (time_limit= in Python and over HTTP)"
     )
+
+
+def test_the_final_fit_leaves_room_for_writing_a_large_forest() -> None:
+    """A full-depth extra-trees forest's file grows with its rows (34,297 rows of uci_protein: a 240 MB file,
+    4-7 s to write at a 10 s budget, 1.5 x the budget): the final fit takes the rows whose refit *and* writes
+    fit; with no file written, or time for both, all of them; a boosted model's file does not grow with rows."""
+    from metalearn.search.automl import final_rows
+    from metalearn.search.ensemble import write_estimate
+
+    forest = {"model": "et", "et:n_estimators": 100.0, "et:min_samples_leaf": 1, "et:bootstrap": "false"}
+    n = 30_000
+    write = write_estimate(forest, n)
+    assert write > 1.0  # hundreds of trees of ~60,000 nodes each
+    refit = 5.0
+    assert final_rows(n, refit, refit + 0.5 * write, forest, writes=0) == n  # nothing written: the refit fits
+    assert final_rows(n, refit, refit + 2.5 * write, forest, writes=2) == n  # both fit
+    rows = final_rows(n, refit, refit + 0.5 * write, forest, writes=1)
+    assert MIN_REFIT_ROWS < rows < n
+    cost = write_estimate(forest, rows) + refit * (rows / n) ** REFIT_ROWS_EXPONENT
+    assert cost <= refit + 0.5 * write < write_estimate(forest, rows + n // 100) + refit * ((rows + n // 100) / n) ** REFIT_ROWS_EXPONENT
+    assert final_rows(n, refit, 0.1, forest, writes=1) == MIN_REFIT_ROWS  # nothing fits: the fewest rows
+    boosted = {"model": "lightgbm"}
+    assert final_rows(n, refit, refit + 0.1, boosted, writes=1) == n  # a fixed-size file, and the refit fits
+
+
+def test_the_search_keeps_time_for_writing_its_best_pipeline() -> None:
+    """The reserve of a search whose job writes model files holds the best pipeline's share of them."""
+    from metalearn.search.ensemble import write_estimate
+    from metalearn.search.loop import _search_reserve
+
+    iris = load_dataset("sklearn:iris")
+    forest = {"model": "rf", "rf:n_estimators": 100.0, "rf:min_samples_leaf": 1, "rf:bootstrap": "true"}
+    settings = SearchSettings(ensemble=False)
+    kept = {w: _search_reserve(Deadline(30.0, writes=w), "best", forest, {"best": 1.0}, None, iris, settings)
+            for w in (0, 1, 2)}
+    one = write_estimate(forest, iris.n_rows)
+    assert kept[1] == pytest.approx(kept[0] + one) and kept[2] == pytest.approx(kept[0] + 2 * one)

@@ -25,10 +25,12 @@ from metalearn.metalearning.metafeatures import ensure_metafeatures
 from metalearn.pipelines.spaces import get_space
 from metalearn.search.deadline import (
     FINAL_FIT_FLOOR_SHARE,
+    MIN_REFIT_ROWS,
     RESERVE_MARGIN_SHARE,
     Deadline,
     budget_protocol,
     refit_rows,
+    rows_growth,
 )
 from metalearn.search.ensemble import (
     EnsembleModel,
@@ -38,6 +40,7 @@ from metalearn.search.ensemble import (
     family_of,
     model_oof,
     plan_ensemble,
+    write_estimate,
 )
 from metalearn.search.evaluation import EvalProtocol, fit_final
 from metalearn.search.final_validation import final_validation, revalidate
@@ -94,7 +97,8 @@ def optimize(
     timings = {"before": time.monotonic() - t0}
     check_metric(dataset.task.kind, dataset.task.metric)  # a bad metric writes nothing
     settings = settings or SearchSettings()
-    deadline = Deadline(settings.time_limit, t0)  # the whole job's budget, handed down to each part
+    # the whole job's budget, handed down to each part; the model files are written within it
+    deadline = Deadline(settings.time_limit, t0, writes=(out_dir is not None) + copies)
     settings = _budgeted(settings, dataset, deadline)
 
     def lap(name: str, since: float) -> float:
@@ -156,7 +160,7 @@ def optimize(
         model, ensemble = build_ensemble(
             fit_data, get_space(dataset.task), pool, result.best_config_id, model, size=settings.ensemble_size,
             time_left=deadline.final_left if deadline.bounded else None, on_status=status, plan=plan,
-            writes=(out_dir is not None) + copies,  # the model files are written within the budget too
+            writes=deadline.writes,
         )
         if val_data is not None and ensemble.get("used") and isinstance(model, EnsembleModel):
             status("choosing the ensemble's weights on the validation rows")
@@ -342,12 +346,13 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     seconds = None
     if deadline.bounded:
         seconds = deadline.final_left() - RESERVE_MARGIN_SHARE * float(deadline.limit or 0.0)
-        rows = refit_rows(dataset.n_rows, result.best_refit_seconds, seconds)
+        rows = final_rows(dataset.n_rows, result.best_refit_seconds, seconds, result.best_values, deadline.writes)
         if rows < dataset.n_rows:
             data = dataset.subsample(rows, seed=seed)
+            written = f" and written (~{deadline.writes * write_estimate(result.best_values, dataset.n_rows):.0f} s)" if deadline.writes else ""
             deadline.note(
                 f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
-                f"(~{result.best_refit_seconds:.0f} s expected) did not fit in the {max(seconds, 0.0):.0f} s left"
+                f"(~{result.best_refit_seconds or 0.0:.0f} s expected){written} did not fit in the {max(seconds, 0.0):.0f} s left"
             )
     if seconds is not None and result.best_refit_seconds is not None:
         # the best pipeline's own refit first: members whose refits do not fit beside it are left out of the
@@ -368,6 +373,23 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
             "it keeps the rounds it had"
         )
     return model
+
+
+def final_rows(n_rows: int, refit: float | None, seconds: float, values: dict[str, Any], writes: int = 0) -> int:
+    """How many of ``n_rows`` rows the final fit of ``values`` can afford in ``seconds`` when it is also written
+    into ``writes`` model files: :func:`~metalearn.search.deadline.refit_rows` for the refit (expected to take
+    ``refit`` seconds on all rows) and a forest's file grows with its trees' nodes, hence with the rows
+    (:func:`~metalearn.search.ensemble.write_estimate`): the most rows whose refit and writes fit."""
+    if not writes:
+        return refit_rows(n_rows, refit, seconds)
+    cost = lambda rows: writes * write_estimate(values, rows) + (refit or 0.0) * rows_growth(rows, n_rows)  # noqa: E731
+    if cost(n_rows) <= seconds:
+        return n_rows
+    low, high = min(n_rows, MIN_REFIT_ROWS), n_rows  # the fewest rows a final fit takes; and all of them
+    while high - low > max(1, n_rows // 200):
+        middle = (low + high) // 2
+        low, high = (middle, high) if cost(middle) <= seconds else (low, middle)
+    return low
 
 
 def _validates(dataset: Dataset, settings: SearchSettings, plan: EnsemblePlan | None) -> bool:

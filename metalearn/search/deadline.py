@@ -89,6 +89,9 @@ class Deadline:
     limit: float | None
     started: float = field(default_factory=time.monotonic)
     reserve: float = 0.0  # seconds kept for after the search (refit, ensemble)
+    #: the model files the job writes within its budget (``optimize --out``, a registry version's copy): the
+    #: search keeps time for writing its best pipeline into each, and the final refit leaves room for them
+    writes: int = 0
     notes: list[str] = field(default_factory=list)  # what the budget made the job do (for the summary)
 
     @property
