@@ -635,3 +635,56 @@ def test_kb_info_counts_a_search_whose_process_is_gone_as_interrupted(
     assert kb_stats(path)["searches_by_status"] == {"running": 2}  # read-only: nothing written
     code, out, err = run_cli(capsys, "kb", "info", "--kb", path)
     assert "1 search(es) counted as interrupted: their process is gone" in out
+
+
+def test_timestamps_in_json_are_utc_as_the_http_apis_and_human_lines_say_utc(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """QA: `models show --json` printed the KB's naive UTC times as "2026-12-06T15:40:00.123456", the zone unknown,
+    while GET /models/NAME gave "...Z"; the table printed "created 2026-12-06 15:40:00". Under a local zone far from
+    UTC, so that treating a naive time as local would show."""
+    import time as clock
+    from datetime import UTC, datetime
+
+    from fastapi.testclient import TestClient
+
+    from metalearn.service.app import create_app
+    from metalearn.service.settings import Settings
+
+    path = empty_kb(tmp_path / "kb.duckdb")
+    code, _out, err = run_cli(capsys, "optimize", "sklearn:diabetes", "--trials", "1", "--folds", "2", "--no-warm-start",
+                              "--no-ensemble", "--workers", "1", "--register", "diab", "--kb", path, "--json")
+    assert code == 0, err
+    with open_kb(path, read_only=True) as kb:
+        stored = kb.models.get_version("diab", 1).created_at  # naive, UTC
+    assert stored.tzinfo is None
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "America/Los_Angeles"
+    clock.tzset()
+    try:
+        code, out, err = run_cli(capsys, "models", "show", "diab", "--json", "--kb", path)
+        assert code == 0, err
+        shown = json.loads(out)
+        code, text, err = run_cli(capsys, "models", "show", "diab", "--kb", path)
+        assert code == 0, err
+        code, drift, err = run_cli(capsys, "models", "drift", "diab", "--version", "1", "--kb", path)
+        assert code == 0, err
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        clock.tzset()
+    created = shown["versions"][0]["created_at"]
+    assert datetime.fromisoformat(created).tzinfo is UTC and created.endswith("Z")
+    assert datetime.fromisoformat(created) == stored.replace(tzinfo=UTC)  # the stored instant, not shifted
+    assert all(datetime.fromisoformat(e["at"]).tzinfo is UTC for e in shown["events"])
+    assert f"created {stored:%Y-%m-%d %H:%M:%S} UTC, " in text
+    assert f"  #1 {shown['events'][0]['at'][:19].replace('T', ' ')} UTC register version 1" in text
+    assert re.search(r"^model diab version 1: drift check at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$", drift, re.M), drift
+    settings = Settings(_env_file=None, kb=str(path), api_keys=["k"], advisor_refresh_seconds=0,  # type: ignore[call-arg]
+                        search_workers=1)
+    with TestClient(create_app(settings)) as client:
+        served = client.get("/models/diab").json()
+    assert served["versions"][0]["created_at"] == created  # the CLI and the HTTP API print the same text
+    assert [e["at"] for e in served["events"]] == [e["at"] for e in shown["events"]]

@@ -37,6 +37,7 @@ from metalearn.cli.commands import (
     _print_kind_report,
     _search_option,
     _search_settings,
+    _utc,
     app,
     console,
     out,
@@ -97,8 +98,15 @@ def _registry(kb: str | None, read_only: bool = False) -> Iterator[ModelRegistry
 
 
 def _when(x: Any) -> str:
+    """A timestamp (a datetime, naive ones UTC as the KB stores them, or ISO-8601 text) as
+    ``2026-12-06 15:40:00 UTC``; anything else as it is."""
+    if isinstance(x, str):
+        try:
+            x = datetime.fromisoformat(x)
+        except ValueError:
+            return x
     if isinstance(x, datetime):
-        return x.strftime("%Y-%m-%d %H:%M:%S")
+        return _utc(x).strftime("%Y-%m-%d %H:%M:%S UTC")
     return "-" if x is None else str(x)
 
 

@@ -23,6 +23,7 @@ from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.shipped import open_default_kb
 from metalearn.metalearning.metafeatures import ensure_metafeatures
 from metalearn.pipelines.spaces import get_space
+from metalearn.search.data_warnings import mostly_missing, target_outliers
 from metalearn.search.deadline import (
     FINAL_FIT_FLOOR_SHARE,
     MIN_REFIT_ROWS,
@@ -193,6 +194,7 @@ def optimize(
     summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
     summary["calibration"] = calibration  # None: no model, or neither ensemble nor calibrate asked
     summary["warnings"] = [w for w in (sparse_validation(dataset, settings.protocol), duplicated_rows(dataset),
+                                       target_outliers(dataset), mostly_missing(dataset),
                                        unresumed(result), no_better_than_constant(dataset, result)) if w]
     if path is not None:
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
