@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -247,3 +248,66 @@ def test_writing_a_model_pauses_the_garbage_collector_and_restores_it(tmp_path: 
         gc.enable()
     a, b = (load_model_file(tmp_path / d / "model.skops") for d in ("a", "b"))
     assert np.array_equal(a.predict_task(ds.X).probas[0], b.predict_task(ds.X).probas[0])
+
+
+@pytest.mark.corpus
+def test_a_model_file_written_with_its_schema_checks_rows_as_metalearn_predict_does(load_corpus: Any, tmp_path: Path) -> None:
+    """A model read back with load_model_file checked only that numeric columns hold numbers: a missing or an extra
+    column reached the pipeline. Written with its training schema (the file of optimize --out), it checks the rows
+    as the registry's predict does — the same one-line errors naming the column, the same warnings — and predicts as
+    the model; a file without a schema (an older release's) gives the model with the check it had."""
+    from metalearn.kb import open_kb
+    from metalearn.pipelines.artifacts import SignedModel
+    from metalearn.pipelines.signature import REGISTRY_HINT, SchemaError, Signature
+    from metalearn.registry.registry import ModelRegistry
+
+    ds = load_corpus("cleve")  # numeric and categorical columns
+    space = get_space(ds.task)
+    values = space.validate({"model": "rf", "rf:n_estimators": 20}, fill_defaults=True)
+    model = space.build(values, ds.task, ds.categorical, seed=0).fit(ds.X, ds.y)
+    written = write_artifact(model, tmp_path / "run", Signature.of(ds))
+    loaded = load_model_file(tmp_path / "run" / written["file"], written["sha256"])
+    assert isinstance(loaded, SignedModel) and loaded.signature == Signature.of(ds)
+    assert np.array_equal(loaded.predict_task(ds.X).probas[0], model.predict_task(ds.X).probas[0])
+    assert np.array_equal(loaded.predict_proba(ds.X), model.predict_proba(ds.X))
+    assert np.array_equal(loaded.classes_, model.classes_)  # the model's attributes
+    assert _fitted_forests(loaded) and PACKED in written["trusted_types"]
+
+    rows = ds.X.head(30).reset_index(drop=True)
+    numeric = next(c for c, cat in zip(ds.X.columns, ds.categorical, strict=True) if not cat)
+    category = next(c for c, cat in zip(ds.X.columns, ds.categorical, strict=True) if cat)
+    bad = {
+        "missing column(s) " + numeric: rows.drop(columns=[numeric]),
+        "unknown column(s) extra": rows.assign(extra=1.0),
+        f"mistyped column(s) {numeric} (numbers expected, got 'abc')": rows.astype({numeric: object}).assign(**{numeric: "abc"}),
+    }
+    unseen = rows.astype({category: object})
+    unseen.loc[0, category] = "zzz"
+    kb = open_kb(tmp_path / "kb.duckdb")
+    try:
+        registry = ModelRegistry(kb)
+        record = registry.register("cleve", loaded, ds)
+        assert type(registry.load(record)) is type(model)  # the registry keeps the model: its version's schema checks
+        for problem, frame in bad.items():
+            with pytest.raises(SchemaError) as served:
+                registry.predict("cleve", frame, record.version, log=False)
+            with pytest.raises(SchemaError) as read_back:
+                loaded.predict(frame)
+            said = str(read_back.value)
+            assert problem in said and "\n" not in said, said
+            assert said == str(served.value).replace(REGISTRY_HINT, SignedModel.HINT)
+        batch = registry.predict("cleve", unseen, record.version, log=False)
+        with pytest.warns(UserWarning, match="not seen in training") as caught:
+            got = loaded.predict_task(unseen)
+        assert [str(w.message) for w in caught if "not seen" in str(w.message)] == batch.warnings
+        assert np.array_equal(got.probas[0], batch.prediction.probas[0])
+    finally:
+        kb.close()
+
+    write_artifact(model, tmp_path / "old")  # as optimize --out wrote it before: the model alone
+    old = load_model_file(tmp_path / "old" / "model.skops")
+    assert type(old) is type(model)
+    with pytest.raises(DataError, match="fitted on 13 feature columns but got 14"):  # counted, not named
+        old.predict(rows.assign(extra=1.0))
+    with pytest.raises(DataError, match=rf"feature column '{numeric}' holds 30 value\(s\) that are not numbers"):
+        old.predict(bad[f"mistyped column(s) {numeric} (numbers expected, got 'abc')"])

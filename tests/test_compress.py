@@ -380,3 +380,66 @@ def test_compress_checks_the_validation_labels_against_the_model(
                              "--method", "prune", "--kb", kb_path)
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("note: ")]
     assert code != 0 and out == "" and len(lines) == 1 and expected in lines[0], err
+
+
+def test_compress_reads_its_validation_file_once_and_makes_the_same_variant(swd, tmp_path, capsys, monkeypatch) -> None:
+    """`models compress --data FILE` read the file twice: once to check its labels against the model's classes, then
+    again as the model's kind. Read once, it still refuses a label the model does not know and a file without the
+    target (the loader's words), and makes the variant that the file read as the model's kind makes."""
+    from conftest import run_cli
+
+    import metalearn.data.loading as loading
+    from metalearn.registry.variants import compress
+
+    train, Xv, yv, _ = swd
+    rows = pd.concat([Xv, yv], axis=1)
+    rows.to_csv(tmp_path / "valid.csv", index=False)
+    rows.assign(target=[7, *list(yv["target"])[1:]]).to_csv(tmp_path / "seven.csv", index=False)
+    Xv.to_csv(tmp_path / "nolabel.csv", index=False)
+    reads: list[str] = []
+    read = loading.load_frame_file
+
+    def counted(path: Any, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        reads.append(str(path))
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(loading, "load_frame_file", counted)
+    kb_path = tmp_path / "kb.duckdb"
+    reg: Any = _registry(kb_path)
+    try:
+        reg.register("swd", _swd_ensemble(swd), train)
+    finally:
+        reg.kb.close()
+
+    def cli(file: str) -> tuple[int, str, str]:
+        reads.clear()
+        return run_cli(capsys, "models", "compress", "swd", "--data", tmp_path / file, "--method", "prune", "--json",
+                       "--kb", kb_path)
+
+    for file, expected in (("seven.csv", "7 is not a class of 'target' the model was trained on (2, 3, 4, 5)"),
+                           ("nolabel.csv", "target column 'target' not found in 'nolabel'; available columns: ")):
+        code, out, err = cli(file)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == 2 and out == "" and len(lines) == 1 and expected in lines[0], err
+        assert reads == [str(tmp_path / file)]
+    code, out, err = cli("valid.csv")
+    assert code == 0, err
+    assert reads == [str(tmp_path / "valid.csv")]
+    report = json.loads(out)
+    assert report["rows_from"] == f"the validation data ({len(Xv)} rows)" and report["in_sample"] is False
+    made = report["variants"][1]
+    assert made.get("error") is None and made["version"] == 2, made
+    # the variant the file read by the loader as the model's kind makes (as the command did before)
+    other: Any = _registry(tmp_path / "other.duckdb")
+    try:
+        other.register("swd", _swd_ensemble(swd), train)
+        validation = load_dataset(str(tmp_path / "valid.csv"), target="target", kind="multiclass")
+        direct = compress(other, "swd", methods=["prune"], validation=validation)["variants"][1]
+    finally:
+        other.kb.close()
+    reg = _registry(kb_path)
+    try:
+        assert reg.load(reg.store.get_version("swd", 2)).config_ids == ("linear", "lgbm")
+    finally:
+        reg.kb.close()
+    assert (made["members"], made["score"], made["chosen_by"]) == (direct["members"], direct["score"], direct["chosen_by"])

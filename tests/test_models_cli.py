@@ -381,6 +381,64 @@ def test_a_variant_shows_its_parents_cv_score_as_its_parents(capsys: pytest.Capt
     assert "(version 1's: not cross-validated itself)" in variant and "not cross-validated" not in original
 
 
+# ------------------------------------------------------------------------------------------ drift thresholds
+@pytest.mark.parametrize(("value", "expected"), [
+    ("{psi: 1", "METALEARN_DRIFT_THRESHOLDS is not JSON (Expecting property name enclosed in double quotes"),
+    ("[0.2]", 'METALEARN_DRIFT_THRESHOLDS must be a JSON object of name -> value such as {"psi": 0.2}, got [0.2]'),
+    ('{"psx": 0.2}', "METALEARN_DRIFT_THRESHOLDS: unknown drift threshold(s) 'psx'; valid names: "),
+    ('{"min_rows": 2.5}', "METALEARN_DRIFT_THRESHOLDS: drift threshold min_rows must be an integer >= 2, got 2.5"),
+])
+def test_the_cli_and_the_service_refuse_a_bad_drift_thresholds_variable_alike(
+    capsys: pytest.CaptureFixture[str], reg: Path, monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    """The CLI parsed METALEARN_DRIFT_THRESHOLDS itself beside the service's settings: bad JSON was one line from
+    `models drift` and a pydantic report of several lines ("Input should be a valid dictionary") from `serve`, and
+    an unknown name or a bad value did not say where it came from. One parse now: the same line from both."""
+    from metalearn.data.errors import InputError
+    from metalearn.service.settings import Settings
+
+    kb_path = reg / "kb.duckdb"
+    before = registry_state(kb_path)
+    monkeypatch.setenv("METALEARN_KB", str(kb_path))  # (serve sets it: restored after the test)
+    monkeypatch.setenv("METALEARN_DRIFT_THRESHOLDS", value)
+    code, out, err = run_cli(capsys, "models", "drift", "bc", "--kb", kb_path)
+    assert_one_line_error(code, out, err, expected)
+    with pytest.raises(InputError) as served:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert err.strip() == f"error: {served.value}"
+    code, out, err_serve = run_cli(capsys, "serve", "--kb", kb_path)  # stops at start-up
+    assert_one_line_error(code, out, err_serve, expected)
+    assert err_serve == err
+    assert registry_state(kb_path) == before
+
+
+def test_the_cli_and_the_service_use_a_good_drift_thresholds_variable(
+    capsys: pytest.CaptureFixture[str], reg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from metalearn.service.app import create_app
+    from metalearn.service.settings import Settings
+
+    kb_path = reg / "kb.duckdb"
+    monkeypatch.setenv("METALEARN_DRIFT_THRESHOLDS", ' {"psi": 0.35, "min_rows": 7, "correction": "none"} ')
+
+    def cli(*options: str) -> dict[str, Any]:
+        code, out, err = run_cli(capsys, "models", "drift", "bc", *options, "--json", "--kb", kb_path)
+        assert code == 0, err
+        return json.loads(out)["data"]["thresholds"]
+
+    used = cli()
+    assert (used["psi"], used["min_rows"], used["correction"], used["drifted_share"]) == (0.35, 7, "none", 0.3)
+    assert cli("--threshold", "psi=0.5") == {**used, "psi": 0.5}  # an option overrides the variable
+    settings = Settings(_env_file=None, kb=str(kb_path))  # type: ignore[call-arg]
+    assert settings.drift_thresholds == {"psi": 0.35, "min_rows": 7, "correction": "none"}
+    with TestClient(create_app(settings)) as client:
+        r = client.get("/models/bc/drift")
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["thresholds"] == used
+
+
 def test_every_models_command_and_predict_take_kb() -> None:
     import typer.main
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 from rich.markup import escape
@@ -331,7 +331,7 @@ def models_compress(
     10,000-row batch, validation score."""
     from metalearn.registry.registry import check_name
     from metalearn.registry.retrain import check_retrain_targets
-    from metalearn.registry.variants import check_validation_labels, compress
+    from metalearn.registry.variants import compress, validation_data
 
     check_name(name)
     mlflow_target = _mlflow_target(mlflow_uri)
@@ -340,14 +340,10 @@ def models_compress(
         validation = None
         if data is not None:
             base = reg.working_version(name, version)
-            task = reg.task(base)
-            if target:  # before the data is read as the model's kind, which another target may not have
+            if target:  # before the data is read
                 check_retrain_targets(reg, base, list(target), "the validation data")
-            targets = list(target) if target else [str(t) for t in task.targets]
-            frame, _spec_targets = _data_table(data)
-            if all(t in frame.columns for t in targets):  # its labels against the model's (a missing column: below)
-                check_validation_labels(reg.signature(base), frame[targets])
-            validation = _load(data, targets, str(task.kind), None)
+            table = _data_table(data)  # read once: its labels are checked, then its rows taken as the model's kind
+            validation = validation_data(reg, base, table.frame, target, name=table.name, origin=table.origin)
         result = compress(reg, name, version, methods=methods, validation=validation,
                           on_status=None if json_out else lambda text: _note(f"{name}: {text}"))
         made = [int(r["version"]) for r in result.get("variants") or []
@@ -425,9 +421,12 @@ def models_drift(
     Data drift: the logged inputs against the training data (PSI + KS / chi-square per feature, and the
     meta-feature distance); concept drift: the metric on the labelled feedback against training. Drifted
     versions are flagged (`models show`)."""
+    from metalearn.monitoring.drift import env_thresholds
     from metalearn.registry.monitor import check_drift, drift_report_html
 
-    thresholds = {**(_env_thresholds() or {}), **(_thresholds(threshold or []) or {})} or None
+    # METALEARN_DRIFT_THRESHOLDS read and checked as the service reads it (a flag flipped with whichever checked
+    # last while the CLI ignored it), --threshold overriding it
+    thresholds = {**(env_thresholds() or {}), **(_thresholds(threshold or []) or {})} or None
     if report is not None:  # before the check sets or clears flags
         check_output(report, "--report")
     with _registry(kb) as reg:
@@ -498,8 +497,7 @@ def models_evaluate(
 
             result = evaluate_on_feedback(reg, name, record.version, **options)
         else:
-            frame, _spec_targets = _data_table(data)
-            result = reg.evaluate(name, frame, record.version, **options)
+            result = reg.evaluate(name, _data_table(data).frame, record.version, **options)
     if json_out:
         _json(result)
         return
@@ -579,27 +577,6 @@ def _explained_output(outputs: Mapping[str, Any]) -> tuple[str, Mapping[str, Any
     """The output a row's explanation shows: the value, or the most probable class's probability."""
     label = max(outputs, key=lambda k: outputs[k]["prediction"])
     return label, outputs[label]
-
-
-def _env_thresholds() -> dict[str, Any] | None:
-    """``METALEARN_DRIFT_THRESHOLDS`` (JSON, as the service reads it), which ``--threshold`` overrides: the CLI
-    and the server judge a version alike (the CLI ignored it, so a flag flipped with whichever checked last)."""
-    import json
-    import os
-
-    from metalearn.data.errors import InputError
-
-    text = os.environ.get("METALEARN_DRIFT_THRESHOLDS", "").strip()
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InputError(f"METALEARN_DRIFT_THRESHOLDS is not JSON ({exc}): give an object such as "
-                         '{"psi": 0.2, "drifted_share": 0.3}') from None
-    if not isinstance(value, dict):
-        raise InputError('METALEARN_DRIFT_THRESHOLDS must be a JSON object of name -> value, e.g. {"psi": 0.2}')
-    return value
 
 
 def _thresholds(pairs: Sequence[str]) -> dict[str, Any] | None:
@@ -788,7 +765,7 @@ def models_retrain(
             check_retrain_targets(reg, base, list(target))
         used: list[str] = []
         if feedback:  # the labelled log in the model's task, after the file's rows (read as a table)
-            ds, used = feedback_data(reg, name, None if data is None else _data_table(data)[0], version=version)
+            ds, used = feedback_data(reg, name, None if data is None else _data_table(data).frame, version=version)
         else:  # the same loader and options as optimize; the target(s) and kind default to the model's
             assert data is not None
             ds = _load(data, list(target) if target else list(task.targets), kind or str(task.kind), metric)
@@ -891,20 +868,30 @@ def predict(
 def _read_rows(data: str, targets: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
     """The rows of ``data`` (a file, or a dataset spec: its features) and the target columns dropped (a
     spec's own, a file's those of ``targets`` it has)."""
-    frame, spec_targets = _data_table(data)
-    dropped = spec_targets if spec_targets is not None else [t for t in targets if t in frame.columns]
-    return frame.drop(columns=dropped), dropped
+    table = _data_table(data)
+    dropped = table.targets if table.targets is not None else [t for t in targets if t in table.frame.columns]
+    return table.frame.drop(columns=dropped), dropped
 
 
-def _data_table(data: str) -> tuple[pd.DataFrame, list[str] | None]:
-    """The table of ``data`` — a file's rows, or a dataset spec's features and targets — and the spec's target
-    columns (None for a file)."""
+class _DataTable(NamedTuple):
+    """The table of a DATA argument — a file's rows, or a dataset spec's features and targets — read once."""
+
+    frame: pd.DataFrame
+    targets: list[str] | None  # the spec's target columns (None for a file)
+    name: str  # what the loaders call it in their messages: the spec's dataset name, the file's name without ending
+    origin: str  # ``file:PATH``, or the spec's origin
+
+
+def _data_table(data: str) -> _DataTable:
+    """The :class:`_DataTable` of ``data``."""
     import pandas as pd
 
-    from metalearn.data.loading import load_frame_file
+    from metalearn.data.loading import _stem, load_frame_file
 
     scheme, sep, _rest = data.strip().partition(":")
     if sep and scheme.lower() in _SPECS:
         ds = _load(data, None, None, None)
-        return pd.concat([ds.X, ds.y], axis=1).reset_index(drop=True), [str(t) for t in ds.task.targets]
-    return load_frame_file(data), None
+        return _DataTable(pd.concat([ds.X, ds.y], axis=1).reset_index(drop=True), [str(t) for t in ds.task.targets],
+                          ds.name, ds.origin)
+    path = Path(data.strip()).expanduser()  # named as load_dataset names a file
+    return _DataTable(load_frame_file(data), None, _stem(path), f"file:{path}")

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -219,6 +220,38 @@ class DriftThresholds:
 
 
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(DriftThresholds)}
+
+#: the environment variable of the drift checks' thresholds (a JSON object of name -> value), read alike by the
+#: service's settings and by ``metalearn models drift`` (whose ``--threshold`` options override it)
+THRESHOLDS_ENV = "METALEARN_DRIFT_THRESHOLDS"
+
+
+def thresholds_setting(value: str | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The thresholds :data:`THRESHOLDS_ENV` sets — its JSON text, or the mapping it was read into — as a mapping of
+    name -> value that :class:`DriftThresholds` accepts (None: unset or blank). :class:`InputError` naming the
+    variable for text that is not JSON, JSON that is not an object, an unknown name or a bad value."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InputError(f"{THRESHOLDS_ENV} is not JSON ({exc}): give an object such as "
+                             '{"psi": 0.2, "drifted_share": 0.3}') from None
+    if not isinstance(value, Mapping):
+        got = json.dumps(value, default=str)[:80]
+        raise InputError(f"{THRESHOLDS_ENV} must be a JSON object of name -> value such as " + '{"psi": 0.2}'
+                         + f", got {got}")
+    try:
+        DriftThresholds.from_dict(value)
+    except InputError as exc:
+        raise InputError(f"{THRESHOLDS_ENV}: {exc}") from None
+    return dict(value)
+
+
+def env_thresholds(environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """:func:`thresholds_setting` of :data:`THRESHOLDS_ENV` in ``environ`` (default: this process's environment)."""
+    return thresholds_setting((os.environ if environ is None else environ).get(THRESHOLDS_ENV))
 
 
 def _thresholds(t: DriftThresholds | Mapping[str, Any] | None) -> DriftThresholds:

@@ -14,6 +14,12 @@ whose JSON schema repeats every tree estimator's parameters: smaller files, writ
 times faster (``benchmarks/model_files.py``). A forest is unpacked when the file is loaded: the model read
 back predicts exactly as the one written. The zip entries are stored, not deflated: deflating halves a
 forest's file again but takes longer than the write itself (zlib's quickest level: ~230 MB/s).
+
+A model file written with its training schema (``write_artifact(model, directory, signature)``: the file of
+``optimize --out``) holds a :class:`SignedModel`, the model beside the schema, and :func:`load_model_file` gives it
+back: its rows are checked as ``metalearn predict`` checks them (:meth:`~metalearn.pipelines.signature.Signature.validate`).
+A file written without one (the registry's, whose schema is the version's; an ``optimize --out`` file of an older
+release) holds the model alone, which checks only that numeric columns hold numbers.
 """
 
 from __future__ import annotations
@@ -22,14 +28,19 @@ import contextlib
 import gc
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from metalearn.data.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from metalearn.pipelines.signature import Signature
 
 #: The modules whose types a registered model may hold (the libraries the search's pipelines use).
 TRUSTED_MODULES: tuple[str, ...] = (
@@ -214,6 +225,62 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+class SignedModel:
+    """A fitted model and the training schema its rows are checked against (see the module docstring).
+
+    ``predict_task``, ``predict`` and ``predict_proba`` check the rows with
+    :meth:`~metalearn.pipelines.signature.Signature.validate` — a missing, extra or mistyped column is a
+    :class:`~metalearn.pipelines.signature.SchemaError` naming it, as ``metalearn predict`` says it; an unseen
+    category, a target column sent along, a ``UserWarning`` — and give the model the checked rows (the training
+    order and types, date columns turned into its numbers); every other attribute is the model's. The file holds
+    the schema as :meth:`~metalearn.pipelines.signature.Signature.to_dict` writes it (plain values)."""
+
+    #: where the error of rows that do not fit says the schema is
+    HINT = "the loaded model's `.signature.to_dict()` shows its schema"
+
+    def __init__(self, model: Any, signature: Signature) -> None:
+        self.model = model
+        self.signature = signature
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model": self.model, "schema": self.signature.to_dict()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from metalearn.pipelines.signature import Signature
+
+        self.model = state["model"]
+        self.signature = Signature.from_dict(state["schema"])
+
+    def __getattr__(self, name: str) -> Any:
+        model = self.__dict__.get("model")  # (not set while skops or copy builds the object)
+        if model is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(model, name)
+
+    def checked(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` checked against the training schema, as the model takes it; its notes as warnings."""
+        import warnings
+
+        rows, notes = self.signature.validate(X, hint=self.HINT)
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=3)
+        return rows
+
+    def predict_task(self, X: pd.DataFrame) -> Any:
+        return self.model.predict_task(self.checked(X))
+
+    def predict(self, X: pd.DataFrame) -> Any:
+        return self.model.predict(self.checked(X))
+
+    @property
+    def predict_proba(self) -> Callable[[pd.DataFrame], Any]:
+        proba = self.model.predict_proba  # (a model without probabilities: no attribute, as the model itself)
+        return lambda X: proba(self.checked(X))
+
+    def __repr__(self) -> str:
+        return f"SignedModel({self.model!r}, inputs={self.signature.inputs!r})"
+
+
 def forests(model: Any) -> Iterator[Any]:
     """Every random / extra-trees forest inside ``model`` (through the attributes of the trusted
     libraries' objects, lists, tuples and dicts), each once."""
@@ -321,11 +388,15 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def write_artifact(model: Any, directory: Path) -> dict[str, Any]:
+def write_artifact(model: Any, directory: Path, signature: Signature | None = None) -> dict[str, Any]:
     """Write ``model`` into ``directory`` (created); returns file name, format, sha256, bytes, trusted types.
+    With ``signature`` (its training schema) the file holds a :class:`SignedModel`, which checks the rows it is
+    given against it.
 
     The file is written to a temporary name and renamed, so a crash never leaves half a model under the
     final name."""
+    if signature is not None:
+        model = SignedModel(model, signature)
     try:
         with _no_gc():
             data = dumps_model(model)
@@ -399,7 +470,8 @@ def _loaded(data: bytes, trusted: list[str], what: str) -> Any:
 def load_model_file(path: str | Path, sha256: str | None = None) -> Any:
     """A model written by ``optimize(out_dir=...)`` / ``metalearn optimize --out`` (``model.skops``): loaded
     when it names only types of the trusted libraries (and, given ``sha256``, when its hash matches, e.g. the
-    ``model.sha256`` of the ``summary.json`` beside it)."""
+    ``model.sha256`` of the ``summary.json`` beside it). A file written with its training schema gives a
+    :class:`SignedModel`, which checks its rows against the schema; an older one the model alone."""
 
     path = Path(path)
     try:

@@ -44,7 +44,7 @@ from metalearn.kb.model_store import (
     PredictionRecord,
     missing_model,
 )
-from metalearn.pipelines.artifacts import read_artifact, write_artifact
+from metalearn.pipelines.artifacts import SignedModel, read_artifact, write_artifact
 from metalearn.pipelines.models.adaptive import estimator_name
 from metalearn.pipelines.signature import SchemaError, Signature, check_unique_columns
 
@@ -218,6 +218,8 @@ class ModelRegistry:
         check_name(name)
         if model is None or not hasattr(model, "predict_task"):
             raise InputError(f"only a fitted metalearn model can be registered, got {type(model).__name__}")
+        if isinstance(model, SignedModel):  # a model file's: the version's own signature checks the inputs
+            model = model.model
         task = dataset.task
         self.check_compatible(name, task)
         metric = get_metric(task.metric, task.kind)

@@ -79,6 +79,24 @@ def check_validation_labels(signature: Signature, y: pd.DataFrame, what: str = "
     return labels
 
 
+def validation_data(
+    registry: ModelRegistry, record: ModelVersionRecord, frame: pd.DataFrame, targets: Sequence[str] | None = None,
+    *, name: str = "the validation data", origin: str | None = None,
+) -> Dataset:
+    """Labelled rows to measure the variants of ``record`` on (:func:`compress`'s ``validation``): ``frame`` — the
+    features and the labels of ``targets`` (default: the version's), read once — as a dataset of the version's kind
+    (``name`` and ``origin`` as its reader calls it). The labels are checked against the model's first
+    (:func:`check_validation_labels`): a class the model does not know is named as such, not as data of another
+    kind; a missing target column is :func:`~metalearn.data.validation.prepare_frame`'s error."""
+    from metalearn.data.validation import prepare_frame
+
+    task = registry.task(record)
+    names = [str(t) for t in targets] if targets else [str(t) for t in task.targets]
+    if all(t in frame.columns for t in names):
+        check_validation_labels(registry.signature(record), frame[names])
+    return prepare_frame(frame, names, kind=task.kind, name=name, origin=origin)
+
+
 def compressible_version(registry: ModelRegistry, name: str, version: int | None = None) -> ModelVersionRecord:
     """The version to compress: ``version``, else the live one, else the latest (:class:`NotFoundError`
     for an unknown model or a deleted version); :class:`CompressionError` when it is an ONNX or pruned

@@ -181,8 +181,10 @@ def optimize(
         path.mkdir(parents=True, exist_ok=True)
         if model is not None:  # skops, never pickle: load it with metalearn.load_model_file
             from metalearn.pipelines.artifacts import write_artifact
+            from metalearn.pipelines.signature import Signature
 
-            written = write_artifact(model, path)
+            # with the training schema: the model read back checks its rows as `metalearn predict` does
+            written = write_artifact(model, path, Signature.of(dataset))
     lap("write", t)
     summary = _summary(dataset, result, strategy, recs, time.monotonic() - t0)
     summary["timings"] = {name: round(seconds, 3) for name, seconds in timings.items()}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from metalearn.data.errors import MetaLearnError
 
 MIB = 1024 * 1024
 
@@ -123,11 +125,23 @@ class Settings(BaseSettings):
     prediction_log_flush_rows: int = Field(
         default=1000, ge=1, description="Buffered logged rows that trigger a write before the interval is up."
     )
-    drift_thresholds: dict[str, float | int | str] | None = Field(
+    drift_thresholds: Annotated[dict[str, float | int | str] | None, NoDecode] = Field(
         default=None,
         description='Thresholds of the drift checks (JSON in the env, e.g. {"drifted_share": 0.3, "psi": 0.2}; '
-        "names as metalearn.monitoring.drift.DriftThresholds); default: the monitor's own.",
+        "names as metalearn.monitoring.drift.DriftThresholds, read as `metalearn models drift` reads them); "
+        "default: the monitor's own.",
     )
+
+    def __init__(self, **values: Any) -> None:
+        """A setting the product checks itself (:func:`_check_thresholds`) fails with its own one-line error,
+        as the CLI gives it, not inside pydantic's several-line report."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            own = [e["ctx"]["error"] for e in exc.errors() if isinstance((e.get("ctx") or {}).get("error"), MetaLearnError)]
+            if not own:
+                raise
+            raise own[0] from None
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -140,14 +154,14 @@ class Settings(BaseSettings):
             return [k for k in value if str(k.get_secret_value() if isinstance(k, SecretStr) else k).strip()]
         return value
 
-    @field_validator("drift_thresholds")
+    @field_validator("drift_thresholds", mode="before")
     @classmethod
-    def _check_thresholds(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:  # a bad name or value stops the server at start-up, naming it
-            from metalearn.monitoring.drift import DriftThresholds
+    def _check_thresholds(cls, value: Any) -> dict[str, Any] | None:
+        # METALEARN_DRIFT_THRESHOLDS's text (or a mapping given in Python) read and checked as the CLI reads it: bad
+        # JSON, a non-object, a bad name or value stops the server at start-up, naming it
+        from metalearn.monitoring.drift import thresholds_setting
 
-            DriftThresholds.from_dict(value)
-        return value
+        return thresholds_setting(value)
 
     def key_values(self) -> list[str]:
         """The configured API keys as plain strings."""
