@@ -142,6 +142,22 @@ def test_a_small_budget_for_the_data_switches_to_holdout_then_a_subset() -> None
     assert budget_protocol(p, 40_000, 24.0)[0].key == sub.key
 
 
+def test_wide_rows_count_as_more_rows_for_cross_validation_but_not_for_a_subset() -> None:
+    """A row of many columns costs a fit as several rows do: 600 rows in 5 folds fit in 24 s (3,000 of 3,600
+    fold-rows) at up to WIDE_COLUMNS columns, 3 folds at 1.5 x as many, one holdout split at 4 x; a holdout on
+    all rows is not cut to a subset for the columns (fewer rows of the same columns lose more)."""
+    from metalearn.search.deadline import WIDE_COLUMNS
+
+    p = EvalProtocol()
+    assert budget_protocol(p, 600, 24.0, n_columns=WIDE_COLUMNS) == (p, "")
+    three, note = budget_protocol(p, 600, 24.0, n_columns=int(1.5 * WIDE_COLUMNS))
+    assert (three.resolve(600).mode, three.n_folds) == ("cv", MIN_FOLDS)
+    assert f"600 rows of {int(1.5 * WIDE_COLUMNS)} columns" in note
+    split, note = budget_protocol(p, 600, 24.0, n_columns=4 * WIDE_COLUMNS)
+    assert split.resolve(600).mode == "holdout" and split.max_rows is None and "holdout validation" in note
+    assert budget_protocol(p, 600, 24.0, n_columns=40 * WIDE_COLUMNS)[0].max_rows is None  # no subset for width
+
+
 # ----------------------------------------------------------------------------------- the search
 def _iris_kb() -> tuple[Any, Any]:
     iris = load_dataset("sklearn:iris")

@@ -325,7 +325,7 @@ def _budgeted(settings: SearchSettings, dataset: Dataset, deadline: Deadline) ->
     from metalearn.search.deadline import INITIAL_RESERVE
 
     seconds = deadline.limit * (1.0 - METAFEATURE_SHARE - INITIAL_RESERVE)  # budgeted, not measured: stable
-    protocol, note = budget_protocol(settings.protocol, dataset.n_rows, seconds, settings.workers)
+    protocol, note = budget_protocol(settings.protocol, dataset.n_rows, seconds, settings.workers, dataset.X.shape[1])
     if not note:
         return settings
     deadline.note(note)

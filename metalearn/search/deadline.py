@@ -43,6 +43,13 @@ INITIAL_RESERVE = 0.1
 #: pipeline fits ~1,300 rows/s here): above it, a budgeted
 #: search switches to a holdout split, and then to a data subset (see :func:`budget_protocol`)
 ROWS_PER_SECOND = 150.0
+#: the fold-rows a search can afford count a row of more than this many feature columns as that many times
+#: more rows, when it chooses between cross-validation and a holdout split (a fit's time grows with the columns):
+#: on a 3,000-row, 1,210-column regression (Friedman's function of 5 columns, the others noise) 5-fold CV at 120 s
+#: ran 7 trials, the best a CatBoost cut short (test RMSE 2.21; a default HistGradientBoosting: 1.43), a holdout
+#: split ran 33 (1.43). Not when it chooses a data subset: fewer rows of the same columns lost more (at 30 s, a
+#: holdout on 1,500 rows: 2.77, on all 3,000: 2.31). Above the widest dataset of the wall-clock benchmark (168)
+WIDE_COLUMNS = 200
 #: the final refit takes a subset of at least this many rows when one on all rows would not fit in the time left
 #: (a 30 s search on a 7,400-row dataset measured its only CatBoost trial on a 4,000-row subset and then
 #: spent 31 s refitting it on all rows: 1.31 x the budget)
@@ -201,13 +208,16 @@ def refit_factor(protocol: Any, n_rows: int) -> float:
     return REFIT_SAFETY * rows_growth(n_rows, train) / n_fits
 
 
-def budget_protocol(protocol: Any, n_rows: int, seconds: float | None, workers: int = 1) -> tuple[Any, str]:
+def budget_protocol(
+    protocol: Any, n_rows: int, seconds: float | None, workers: int = 1, n_columns: int = 0
+) -> tuple[Any, str]:
     """The evaluation protocol a search of ``seconds`` can afford on ``n_rows`` rows, and why it changed.
 
     With little time per row a cross-validation first keeps :data:`MIN_FOLDS` folds (a selection among
     many trials on one noisy holdout split overfits it: on a 7,400-row binary dataset the best holdout
-    score was 0.06 ROC AUC above its test score), then becomes one holdout split, and when even that is
-    too much, a stratified subset of rows (``max_rows``): what the protocol's key records, so such runs
+    score was 0.06 ROC AUC above its test score), then becomes one holdout split — a row of ``n_columns``
+    feature columns counting ``n_columns /`` :data:`WIDE_COLUMNS` rows when there are more — and when even that
+    is too much, a stratified subset of rows (``max_rows``): what the protocol's key records, so such runs
     never mix with full ones in the KB. ``workers`` trials run at once (at most the machine's cores count).
     ``seconds`` None (no limit) changes nothing. Give it the *budgeted* seconds (not the time measured
     left), so that the same settings give the same protocol and resume."""
@@ -221,14 +231,16 @@ def budget_protocol(protocol: Any, n_rows: int, seconds: float | None, workers: 
     affordable = ROWS_PER_SECOND * seconds * parallel
     resolved = protocol.resolve(n_rows)
     rows = min(n_rows, resolved.max_rows or n_rows)
+    wide = max(1.0, n_columns / WIDE_COLUMNS)  # a wide row costs as much as this many rows
+    shape = f"{n_rows} rows" + (f" of {n_columns} columns" if wide > 1.0 else "")
     note = ""
-    if resolved.mode == "cv" and rows * resolved.n_folds > affordable:
-        if resolved.n_folds > MIN_FOLDS and rows * MIN_FOLDS <= affordable:
+    if resolved.mode == "cv" and rows * wide * resolved.n_folds > affordable:
+        if resolved.n_folds > MIN_FOLDS and rows * wide * MIN_FOLDS <= affordable:
             protocol = replace(protocol, n_folds=MIN_FOLDS)
-            note = f"{MIN_FOLDS}-fold CV instead of {resolved.n_folds}-fold ({n_rows} rows, {seconds:.0f} s for the search)"
+            note = f"{MIN_FOLDS}-fold CV instead of {resolved.n_folds}-fold ({shape}, {seconds:.0f} s for the search)"
         else:
             protocol = replace(protocol, mode="holdout")
-            note = f"holdout validation instead of {resolved.n_folds}-fold CV ({n_rows} rows, {seconds:.0f} s for the search)"
+            note = f"holdout validation instead of {resolved.n_folds}-fold CV ({shape}, {seconds:.0f} s for the search)"
     train_share = 1.0 - float(protocol.holdout_fraction)
     if protocol.resolve(n_rows).mode == "holdout" and rows * train_share > affordable:
         max_rows = max(500, int(affordable / train_share) // 500 * 500)  # rounded: a stable protocol key
