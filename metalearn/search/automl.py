@@ -247,8 +247,8 @@ def unresumed(result: SearchResult) -> str | None:
               if result.unresumed_best is not None else "")  # fmt: skip
     return (
         f"{result.n_unresumed} earlier run(s) of these data were not resumed: the trial budget "
-        f"({result.n_resumed + result.n_new} used) is smaller than what earlier searches ran{better}; raise the "
-        "trial budget (--trials, n_trials) to use them"
+        f"({result.n_resumed + result.n_new} used) is smaller than what earlier searches ran (the best "
+        f"{result.n_resumed} were resumed){better}; raise the trial budget (--trials, n_trials) to use them all"
     )
 
 

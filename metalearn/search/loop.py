@@ -448,7 +448,8 @@ def run_search(
                 told_keys.add((cid, fidelity(r.budget)))
                 seen.update((r.config_id, cid, _effective_id(space, values)))
                 told.append((values, r))
-        earlier, told = told, _first_trials(told, settings.trial_budget, keep_full=multi_fidelity)
+        earlier, told = told, _first_trials(told, settings.trial_budget, keep_full=multi_fidelity,
+                                            greater=metric.greater_is_better)
         n_unresumed = len(earlier) - len(told)  # the budget is smaller than what earlier searches ran
         if n_unresumed:
             kept = {r.run_id for _, r in told}
@@ -794,16 +795,23 @@ def timed_out_under(run: RunRecord, limit: float | None) -> bool:
 
 
 def _first_trials(
-    told: list[tuple[dict[str, Any], RunRecord]], n: int, *, keep_full: bool
+    told: list[tuple[dict[str, Any], RunRecord]], n: int, *, keep_full: bool, greater: bool = True
 ) -> list[tuple[dict[str, Any], RunRecord]]:
-    """The first ``n`` earlier runs (oldest first) a search resumes from. With ``keep_full`` (a
-    multi-fidelity search) the full-budget runs are kept before any low-budget one, so the incumbent an
-    earlier search reached at full budget is not cut off by the low-budget runs that led to it."""
-    if len(told) <= n or not keep_full:
-        return told[:n]
-    full = [i for i, (_, r) in enumerate(told) if full_budget(r.budget)]
-    low = [i for i, (_, r) in enumerate(told) if not full_budget(r.budget)]
-    keep = set(full[:n]) | set(low[: max(0, n - len(full))])
+    """The earlier runs (oldest first) a search with a trial budget of ``n`` resumes from: all of them when they
+    fit in it, else the ``n`` best (successful ones first, by score: ``greater`` is better, or smaller; until stop
+    55 the oldest, so a smaller budget lost the best model an earlier search had found). With ``keep_full`` (a
+    multi-fidelity search) the full-budget runs come before any low-budget one, so the incumbent an earlier search
+    reached at full budget is not cut off by the low-budget runs that led to it."""
+    if len(told) <= n:
+        return told
+    sign = 1.0 if greater else -1.0
+
+    def rank(i: int) -> tuple[bool, bool, float, int]:
+        r = told[i][1]
+        good = r.ok and not math.isnan(r.score)
+        return (keep_full and not full_budget(r.budget), not good, -sign * r.score if good else 0.0, i)
+
+    keep = set(sorted(range(len(told)), key=rank)[:n])
     return [t for i, t in enumerate(told) if i in keep]
 
 
