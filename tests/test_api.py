@@ -814,7 +814,7 @@ def test_schemathesis_finds_no_server_error(kb_copy: Path) -> None:
 
 # ---------------------------------------------------------------------------------- settings, restart
 def test_settings_from_env_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from pydantic import ValidationError
+    from metalearn.data.errors import InputError
 
     monkeypatch.setenv("METALEARN_API_KEYS", "alpha, beta ,,gamma")
     monkeypatch.setenv("METALEARN_PROTECT_READS", "1")
@@ -827,7 +827,7 @@ def test_settings_from_env_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path:
     s = Settings(_env_file=env)  # type: ignore[call-arg]
     assert s.max_rows == 123 and s.search_workers == 3 and s.kb == "/tmp/x.duckdb"
     monkeypatch.setenv("METALEARN_SEARCH_WORKERS", "0")
-    with pytest.raises(ValidationError):
+    with pytest.raises(InputError, match="METALEARN_SEARCH_WORKERS='0' is too small"):  # (tests/test_service_settings.py)
         Settings(_env_file=None)  # type: ignore[call-arg]
 
 

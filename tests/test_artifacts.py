@@ -300,6 +300,11 @@ def test_a_model_file_written_with_its_schema_checks_rows_as_metalearn_predict_d
         with pytest.warns(UserWarning, match="not seen in training") as caught:
             got = loaded.predict_task(unseen)
         assert [str(w.message) for w in caught if "not seen" in str(w.message)] == batch.warnings
+        assert {w.filename for w in caught if "not seen" in str(w.message)} == {__file__}  # the user's call
+        for call in (loaded.predict, loaded.predict_proba, loaded.checked):
+            with pytest.warns(UserWarning, match="not seen in training") as caught:
+                call(unseen)
+            assert {w.filename for w in caught if "not seen" in str(w.message)} == {__file__}
         assert np.array_equal(got.probas[0], batch.prediction.probas[0])
     finally:
         kb.close()

@@ -195,8 +195,12 @@ def test_predict_checks_rows_against_the_training_schema() -> None:
     clf = MetaLearnClassifier(**SMALL).fit(X, y)
     with pytest.raises(SchemaError, match=r"mistyped column\(s\) num \(numbers expected, got 'abc'\)"):
         clf.predict(X.head(3).assign(num=["abc", 1.0, 2.0]))
-    with pytest.warns(UserWarning, match="column colour: 1 category not seen in training"):
-        assert len(clf.predict(X.head(3).assign(colour=["green", "red", "red"]))) == 3
+    unseen = X.head(3).assign(colour=["green", "red", "red"])
+    for call in (clf.predict, clf.predict_proba, lambda rows: clf.leaderboard(rows, y.head(3))):
+        with pytest.warns(UserWarning, match="column colour: 1 category not seen in training") as caught:
+            assert len(call(unseen)) >= 1
+        # at the user's call (here), not inside the estimator (it was its _prediction, three calls deep)
+        assert {w.filename for w in caught if "not seen" in str(w.message)} == {__file__}
 
 
 def test_repeated_feature_names_are_refused_by_name() -> None:

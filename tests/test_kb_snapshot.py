@@ -401,3 +401,48 @@ def test_a_kb_seeded_by_an_older_release_receives_the_newer_shipped_records(
     for name, n_datasets in (("empty", 0), ("few", 1)):
         with open_default_kb(tmp_path / f"{name}.duckdb") as kb:
             assert kb.stats()["configurations"] == 0 and kb.stats()["datasets"] == n_datasets
+
+
+# ------------------------------------------------------------------------------------------ created_at
+def test_export_writes_created_at_as_aware_utc_text_with_z(tmp_path: Path) -> None:
+    """snapshot.json's created_at was naive ("2026-12-02T22:50:23.323675"): UTC, but nothing said so."""
+    from datetime import UTC
+
+    kb = InMemoryKnowledgeBase()
+    fill(kb, n_datasets=2, n_configs=2)
+    before = datetime.now(UTC)
+    export_snapshot(kb, tmp_path / "snap")
+    written = json.loads((tmp_path / "snap" / "snapshot.json").read_text())["created_at"]
+    assert written.endswith("Z") and "+" not in written, written
+    when = datetime.fromisoformat(written)
+    assert when.tzinfo is not None and when.utcoffset() == timedelta(0)
+    assert before <= when <= datetime.now(UTC)
+    assert snapshot_info(tmp_path / "snap")["created_at"] == written
+
+
+def test_a_snapshot_with_a_naive_created_at_still_reads_and_imports(tmp_path: Path) -> None:
+    """Snapshots exported before (the shipped one among them) have a naive created_at, which was UTC: read as such."""
+    kb = InMemoryKnowledgeBase()
+    fill(kb, n_datasets=2, n_configs=2)
+    counts = export_snapshot(kb, tmp_path / "snap")
+    path = tmp_path / "snap" / "snapshot.json"
+    info = json.loads(path.read_text())
+    for given, read in (("2026-12-02T22:50:23.323675", "2026-12-02T22:50:23.323675Z"),
+                        ("2026-12-02T23:50:23+01:00", "2026-12-02T22:50:23Z")):
+        path.write_text(json.dumps({**info, "created_at": given}))
+        assert snapshot_info(tmp_path / "snap")["created_at"] == read
+    assert import_snapshot(InMemoryKnowledgeBase(), tmp_path / "snap") == counts
+    path.write_text(json.dumps({**info, "created_at": "yesterday"}))
+    with pytest.raises(FileFormatError, match=r"has created_at 'yesterday', not an ISO-8601 timestamp such as '20\d\d-"
+                                              r".*Z': export the snapshot again$"):
+        snapshot_info(tmp_path / "snap")
+
+
+def test_the_shipped_snapshot_with_its_naive_created_at_still_loads() -> None:
+    from metalearn.kb.shipped import SHIPPED_SNAPSHOT
+
+    written = json.loads((SHIPPED_SNAPSHOT / "snapshot.json").read_text())
+    info = snapshot_info(SHIPPED_SNAPSHOT)
+    assert info["created_at"] == written["created_at"] + ("" if written["created_at"].endswith("Z") else "Z")
+    fresh = InMemoryKnowledgeBase()
+    assert import_snapshot(fresh, SHIPPED_SNAPSHOT) == info["counts"]

@@ -578,3 +578,24 @@ def test_numbers_with_a_few_text_values_or_decimal_commas_are_noted() -> None:
         "categories; write them with decimal points to use it as numbers",
     )
     assert prepare_frame(df.drop(columns=["mostly", "commas"]), "y").notes == ()
+
+
+def test_a_data_file_is_named_by_its_file_name_without_the_data_ending(tmp_path: Path) -> None:
+    """The naming is public (``data_file_stem``): ``metalearn models`` names a data file's table with it (it imported
+    the private ``_stem``), and the loaders name the dataset (and an ARFF file's relation) with it."""
+    import ast
+
+    import metalearn
+    from metalearn.data.loading import data_file_stem
+
+    assert [data_file_stem(Path(p)) for p in ("d/train.csv.gz", "a.b.parquet", "X.ARFF.gz", "t.tsv", ".csv", "notes")] == [
+        "train", "a.b", "X", "t", ".csv", "notes"]
+    path = tmp_path / "sales.2024.csv.gz"
+    pd.DataFrame({"x": np.arange(40.0), "target": np.arange(40) % 2}).to_csv(path, index=False)
+    assert load_dataset(str(path), target="target").name == "sales.2024"
+    private = [f"{file.relative_to(Path(metalearn.__file__).parent)}: {alias.name}"
+               for file in Path(metalearn.__file__).parent.rglob("*.py")
+               for node in ast.walk(ast.parse(file.read_text()))
+               if isinstance(node, ast.ImportFrom) and node.module == "metalearn.data.loading"
+               for alias in node.names if alias.name.startswith("_")]
+    assert not private, private

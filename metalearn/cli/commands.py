@@ -11,7 +11,7 @@ import math
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -121,23 +121,13 @@ def _open_kb(path: str | None, read_only: bool = False, seed_from_shipped: bool 
     return open_default_kb(path, read_only=read_only, seed_from_shipped=seed_from_shipped, current=current)
 
 
-def _utc(when: datetime) -> datetime:
-    """``when`` in UTC, aware: the KB stores naive UTC datetimes (``metalearn.kb.records.utcnow``)."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _utc_text(when: datetime) -> str:
-    """An aware UTC timestamp as RFC 3339 / ISO-8601 text with ``Z``, as the HTTP API gives it
-    (``2026-12-06T15:40:00.123456Z``; ``datetime.fromisoformat`` reads it back as UTC)."""
-    return _utc(when).isoformat().replace("+00:00", "Z")
-
-
 def _json(obj: Any) -> None:
     from metalearn.data.numbers import json_safe
+    from metalearn.kb.records import utc_text
 
     def default(o: Any) -> Any:
-        if isinstance(o, datetime):  # before .item: a pandas Timestamp is a datetime
-            return _utc_text(o)
+        if isinstance(o, datetime):  # before .item: a pandas Timestamp is a datetime; UTC text with "Z", as the API's
+            return utc_text(o)
         if hasattr(o, "item"):
             return o.item()
         if hasattr(o, "isoformat"):

@@ -37,7 +37,6 @@ from metalearn.cli.commands import (
     _print_kind_report,
     _search_option,
     _search_settings,
-    _utc,
     app,
     console,
     out,
@@ -106,7 +105,9 @@ def _when(x: Any) -> str:
         except ValueError:
             return x
     if isinstance(x, datetime):
-        return _utc(x).strftime("%Y-%m-%d %H:%M:%S UTC")
+        from metalearn.kb.records import as_utc
+
+        return as_utc(x).strftime("%Y-%m-%d %H:%M:%S UTC")
     return "-" if x is None else str(x)
 
 
@@ -886,7 +887,7 @@ def _data_table(data: str) -> _DataTable:
     """The :class:`_DataTable` of ``data``."""
     import pandas as pd
 
-    from metalearn.data.loading import _stem, load_frame_file
+    from metalearn.data.loading import data_file_stem, load_frame_file
 
     scheme, sep, _rest = data.strip().partition(":")
     if sep and scheme.lower() in _SPECS:
@@ -894,4 +895,4 @@ def _data_table(data: str) -> _DataTable:
         return _DataTable(pd.concat([ds.X, ds.y], axis=1).reset_index(drop=True), [str(t) for t in ds.task.targets],
                           ds.name, ds.origin)
     path = Path(data.strip()).expanduser()  # named as load_dataset names a file
-    return _DataTable(load_frame_file(data), None, _stem(path), f"file:{path}")
+    return _DataTable(load_frame_file(data), None, data_file_stem(path), f"file:{path}")

@@ -39,16 +39,18 @@ def serve(
 
     if kb:
         os.environ["METALEARN_KB"] = kb
+    # the METALEARN_* settings, read once before anything starts: a bad one stops here with its one-line error
+    settings = Settings()
     # create (and seed) the KB file once, so every worker can open it read-only; before the server starts, so a KB
     # another process holds is the one-line error every command gives (it was an 88-line traceback, exit 3)
-    open_default_kb(kb, read_only=Settings().kb_read_only and workers == 1).close()
+    open_default_kb(kb, read_only=settings.kb_read_only and workers == 1).close()
     if workers > 1:
         os.environ["METALEARN_KB_READ_ONLY"] = "1"
         console.print(
             f"{workers} workers share the KB read-only: searches are disabled (use --workers 1 for them)"
         )
 
-    if not Settings().api_keys and not Settings().allow_anonymous_writes:
+    if not settings.api_keys and not settings.allow_anonymous_writes:
         console.print("no METALEARN_API_KEYS set: uploads and searches will be refused (reads work)")
     uvicorn.run(
         "metalearn.service.app:create_app",

@@ -68,7 +68,9 @@ def _format_of(path: Path) -> str:
     )
 
 
-def _stem(path: Path) -> str:
+def data_file_stem(path: Path) -> str:
+    """A data file's name without its data ending (``train.csv.gz`` -> ``train``, ``a.b.parquet`` -> ``a.b``): the
+    name its dataset gets when none is given."""
     name = path.name
     lower = name.lower()
     for suffix in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True):
@@ -510,7 +512,7 @@ def write_frame_file(df: pd.DataFrame, path: str | Path, relation: str | None = 
                 attributes.append((str(col), "STRING"))
                 data[str(col)] = [None if pd.isna(v) else str(v) for v in s.astype(object)]
         rows = [list(r) for r in zip(*data.values(), strict=True)] if data else []
-        text = arff.dumps({"relation": relation or _stem(path), "attributes": attributes, "data": rows})
+        text = arff.dumps({"relation": relation or data_file_stem(path), "attributes": attributes, "data": rows})
         payload = text.encode("utf-8")
         path.write_bytes(gzip.compress(payload) if path.name.lower().endswith(".gz") else payload)
     return path
@@ -541,7 +543,7 @@ def load_file(
             if c not in targets and not isinstance(df[c].dtype, pd.CategoricalDtype):
                 df[c] = _integral_labels(df[c])
     return prepare_frame(
-        df, targets, kind=kind, metric=metric, name=name or _stem(path), origin=f"file:{path}"
+        df, targets, kind=kind, metric=metric, name=name or data_file_stem(path), origin=f"file:{path}"
     )
 
 

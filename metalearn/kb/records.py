@@ -58,6 +58,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def as_utc(when: datetime) -> datetime:
+    """``when`` in UTC, aware; a naive datetime is taken as UTC (the KB stores naive UTC datetimes: :func:`utcnow`)."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def utc_text(when: datetime) -> str:
+    """``when`` (naive: UTC) as RFC 3339 / ISO-8601 text in UTC with ``Z``, as the HTTP API and the CLI's JSON give
+    timestamps (``2026-12-06T15:40:00.123456Z``); :func:`utc_from_text` reads it back."""
+    return as_utc(when).isoformat().replace("+00:00", "Z")
+
+
+def utc_from_text(text: str) -> datetime:
+    """ISO-8601 text as an aware UTC datetime: :func:`utc_text`'s ``...Z`` (or any offset), and naive text, as
+    metalearn wrote it before, taken as UTC; ``ValueError`` (``TypeError`` for a non-string) otherwise."""
+    return as_utc(datetime.fromisoformat(text))
+
+
 def canonical_json(obj: Any) -> str:
     """Canonical JSON: sorted keys, no whitespace, floats as repr (so equal configs hash equally)."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from metalearn.data.errors import (
 )
 from metalearn.kb import schema
 from metalearn.kb.base import TABLES, KnowledgeBase
+from metalearn.kb.records import utc_from_text, utc_text, utcnow
 
 SNAPSHOT_FILE = "snapshot.json"
 SNAPSHOT_FORMAT = "metalearn-kb-snapshot"
@@ -84,7 +84,7 @@ def export_snapshot(kb: KnowledgeBase, directory: str | Path) -> dict[str, int]:
         "format": SNAPSHOT_FORMAT,
         "schema_version": kb.schema_version,
         "counts": counts,
-        "created_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
+        "created_at": utc_text(utcnow()),  # aware, "...Z" (naive before: snapshot_info reads both)
         "metalearn_version": _metalearn_version(),
         "tables": {t: f"{t}.parquet" for t in TABLES},
     }
@@ -128,6 +128,14 @@ def snapshot_info(directory: str | Path) -> dict[str, Any]:
         raise FileFormatError(
             f"{info_path} lacks row counts for the tables {', '.join(TABLES)}: export it again"
         )
+    if "created_at" in info:  # UTC with "Z", whether written so or naive (UTC) as exports before wrote it
+        try:
+            info["created_at"] = utc_text(utc_from_text(info["created_at"]))
+        except (TypeError, ValueError):
+            raise FileFormatError(
+                f"{info_path} has created_at {info['created_at']!r}, not an ISO-8601 timestamp such as "
+                f"{utc_text(utcnow())!r}: export the snapshot again"
+            ) from None
     return info
 
 

@@ -269,12 +269,9 @@ class SignedModel:
 
     def checked(self, X: pd.DataFrame) -> pd.DataFrame:
         """``X`` checked against the training schema, as the model takes it; its notes as warnings."""
-        import warnings
+        from metalearn.pipelines.signature import checked_rows
 
-        rows, notes = self.signature.validate(X, hint=self.HINT)
-        for note in notes:
-            warnings.warn(note, UserWarning, stacklevel=3)
-        return rows
+        return checked_rows(self.signature, X, hint=self.HINT)
 
     def predict_task(self, X: pd.DataFrame) -> Any:
         return self.model.predict_task(self.checked(X))

@@ -20,6 +20,8 @@ Rules of :meth:`Signature.validate`:
 from __future__ import annotations
 
 import functools
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -321,6 +323,25 @@ class Signature:
 #: the categories of a boolean training column
 _BOOLEAN_CATEGORIES = frozenset({"True", "False"})
 _TRUTH = {"true": True, "1": True, "false": False, "0": False}
+
+
+def checked_rows(signature: Signature, X: Any, what: str = "the input", hint: str = REGISTRY_HINT) -> pd.DataFrame:
+    """``X`` checked against ``signature`` (:meth:`Signature.validate`: a :class:`SchemaError` when it does not fit),
+    as the model takes it; its notes (an unseen category...) warnings (``UserWarning``) pointing at the user's call.
+
+    For the models that check their rows with it (:class:`~metalearn.pipelines.artifacts.SignedModel`, the
+    estimators of :mod:`metalearn.search.estimators`): the warning's location is the first frame outside this module
+    and the caller's, so that it is the line that called the model's ``predict`` (or ``leaderboard``,
+    ``explain``...), however many of the model's own methods lie between."""
+    rows, notes = signature.validate(X, what, hint=hint)
+    if notes:
+        frame, level = sys._getframe(1), 2  # (level 1: this function)
+        own = {__name__, frame.f_globals.get("__name__")}
+        while frame.f_back is not None and frame.f_globals.get("__name__") in own:
+            frame, level = frame.f_back, level + 1
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=level)
+    return rows
 
 
 def _as_boolean(value: Any) -> Any:

@@ -44,7 +44,7 @@ from metalearn.data.datetimes import apply_date_columns
 from metalearn.data.errors import InputError, SearchError
 from metalearn.data.task import SINGLE_KINDS, TaskKind
 from metalearn.pipelines.models.preprocessing import category_string
-from metalearn.pipelines.signature import Signature
+from metalearn.pipelines.signature import Signature, checked_rows
 from metalearn.search.automl import optimize
 from metalearn.search.settings import SearchSettings, defaults, params
 
@@ -378,10 +378,7 @@ class _SearchEstimator(BaseEstimator):
         model's input: the training order and types, date columns turned into the numbers the model was fit on."""
         signature = getattr(self, "signature_", None)
         if signature is not None:
-            checked, notes = signature.validate(frame, "X", hint="as fit was given them")
-            for note in notes:
-                warnings.warn(note, UserWarning, stacklevel=3)
-            return checked
+            return checked_rows(signature, frame, "X", hint="as fit was given them")
         # fitted before stop 52 (unpickled): the date columns alone, as then
         frame, not_dates = apply_date_columns(frame, getattr(self, "dates_", ()))
         if not_dates:

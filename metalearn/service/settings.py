@@ -7,12 +7,14 @@ Every field can be set as ``METALEARN_<FIELD>`` (case-insensitive), e.g. ``METAL
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from metalearn.data.errors import MetaLearnError
+from metalearn.data.errors import InputError, MetaLearnError
 
 MIB = 1024 * 1024
 
@@ -133,15 +135,18 @@ class Settings(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
-        """A setting the product checks itself (:func:`_check_thresholds`) fails with its own one-line error,
-        as the CLI gives it, not inside pydantic's several-line report."""
+        """A bad setting fails with one line naming it (``METALEARN_MAX_ROWS='abc' is not an integer: give a whole
+        number >= 10 such as 1000000``; the keyword instead when it was given in Python), not pydantic's report of
+        several lines; a setting the product checks itself (:func:`_check_thresholds`) with its own error."""
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            own = [e["ctx"]["error"] for e in exc.errors() if isinstance((e.get("ctx") or {}).get("error"), MetaLearnError)]
-            if not own:
-                raise
-            raise own[0] from None
+            said = [_setting_problem(e, given_in_python=str(e["loc"][0]) in values if e["loc"] else False)
+                    for e in exc.errors()]
+            own = [e for e in said if isinstance(e, MetaLearnError)]
+            if len(said) == 1 and own:
+                raise own[0] from None
+            raise InputError("; ".join(str(e) for e in said)) from None
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -171,3 +176,57 @@ class Settings(BaseSettings):
     def docs_protected(self) -> bool:
         """Whether the API docs and schema need a key (``protect_docs``, else ``protect_reads``)."""
         return self.protect_reads if self.protect_docs is None else self.protect_docs
+
+
+#: what a pydantic error of a setting's value says is wrong with it
+_PROBLEMS = {
+    "int_parsing": "is not an integer",
+    "int_type": "is not an integer",
+    "int_from_float": "is not a whole number",
+    "float_parsing": "is not a number",
+    "float_type": "is not a number",
+    "finite_number": "is not a finite number",
+    "bool_parsing": "is not true or false",
+    "bool_type": "is not true or false",
+    "greater_than": "is too small",
+    "greater_than_equal": "is too small",
+    "less_than": "is too large",
+    "less_than_equal": "is too large",
+}
+
+
+def _setting_problem(error: Any, *, given_in_python: bool) -> MetaLearnError | str:
+    """One pydantic error of :class:`Settings` as a line naming the setting as the user gave it (the environment
+    variable, or the keyword given in Python), the bad value and what it takes; the product's own error (raised
+    by a validator) as it is."""
+    own = (error.get("ctx") or {}).get("error")
+    if isinstance(own, MetaLearnError):
+        return own
+    name = str(error["loc"][0]) if error["loc"] else ""
+    field = Settings.model_fields.get(name)
+    if field is None:  # (not a field's value: pydantic's words)
+        return f"settings: {error['msg']}"
+    given = name if given_in_python else f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
+    problem = _PROBLEMS.get(error["type"], f"is not valid ({error['msg'][:1].lower()}{error['msg'][1:]})")
+    return f"{given}={error['input']!r} {problem}: give {_expected(field)}"
+
+
+def _expected(field: FieldInfo) -> str:
+    """What a setting takes, from its type, bounds and default: ``a whole number from 1 to 64 such as 1``."""
+    kinds = [field.annotation]
+    if isinstance(field.annotation, UnionType):  # an optional setting: what it takes when given
+        kinds = [t for t in get_args(field.annotation) if t is not type(None)]
+    kind = kinds[0] if len(kinds) == 1 else None
+    if kind is bool:
+        return "true or false (or 1/0, yes/no, on/off)"
+    if kind not in (int, float):
+        return f"a valid value ({field.description.rstrip('.')})" if field.description else "a valid value"
+    bounds = {k: getattr(m, k) for m in field.metadata for k in ("ge", "gt", "le", "lt") if getattr(m, k, None) is not None}
+    low = f">= {bounds['ge']}" if "ge" in bounds else f"> {bounds['gt']}" if "gt" in bounds else ""
+    high = f"<= {bounds['le']}" if "le" in bounds else f"< {bounds['lt']}" if "lt" in bounds else ""
+    if "ge" in bounds and "le" in bounds:
+        limits = f" from {bounds['ge']} to {bounds['le']}"
+    else:
+        limits = "".join(f" {b}" for b in (low, high) if b)
+    example = f" such as {field.default}" if isinstance(field.default, int | float) else ""
+    return ("a whole number" if kind is int else "a number") + limits + example
