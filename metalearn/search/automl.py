@@ -353,7 +353,8 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
         rows = final_rows(dataset.n_rows, result.best_refit_seconds, seconds, result.best_values, deadline.writes)
         if rows < dataset.n_rows:
             data = dataset.subsample(rows, seed=seed)
-            written = f" and written (~{deadline.writes * write_estimate(result.best_values, dataset.n_rows):.0f} s)" if deadline.writes else ""
+            write = deadline.writes * write_estimate(result.best_values, dataset.n_rows, grown=False)
+            written = f" and written (~{write:.0f} s)" if deadline.writes else ""
             deadline.note(
                 f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
                 f"(~{result.best_refit_seconds or 0.0:.0f} s expected){written} did not fit in the {max(seconds, 0.0):.0f} s left"
@@ -364,8 +365,10 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
         # 1.5 s of boosting (test ROC AUC 0.728 -> 0.703)
         keep = min(keep, max(0.0, seconds - result.best_refit_seconds))
     # its final fit's extra work (a boosted model early-stopped on 90 % of the rows fit again on all of them,
-    # a forest grown to more trees) only in what the ensemble's other members' refits leave
-    extra = None if seconds is None else seconds - max(keep, 0.0)
+    # a forest grown to more trees) only in what the ensemble's other members' refits leave, and the model files'
+    # writes of its configured trees and of a forest's extra ones
+    extra = None if seconds is None else seconds - max(keep, 0.0) - deadline.writes * write_estimate(
+        result.best_values, data.n_rows)
     # the boosting rounds' clock bound: that time too, never under a share of the budget (never a one-round model)
     bounded = None if extra is None else max(extra, FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0))
     with fit_deadline(bounded) as bound:
@@ -383,10 +386,11 @@ def final_rows(n_rows: int, refit: float | None, seconds: float, values: dict[st
     """How many of ``n_rows`` rows the final fit of ``values`` can afford in ``seconds`` when it is also written
     into ``writes`` model files: :func:`~metalearn.search.deadline.refit_rows` for the refit (expected to take
     ``refit`` seconds on all rows) and a forest's file grows with its trees' nodes, hence with the rows
-    (:func:`~metalearn.search.ensemble.write_estimate`): the most rows whose refit and writes fit."""
+    (:func:`~metalearn.search.ensemble.write_estimate` of its configured trees: it grows more only in the time
+    left then): the most rows whose refit and writes fit."""
     if not writes:
         return refit_rows(n_rows, refit, seconds)
-    cost = lambda rows: writes * write_estimate(values, rows) + (refit or 0.0) * rows_growth(rows, n_rows)  # noqa: E731
+    cost = lambda rows: writes * write_estimate(values, rows, grown=False) + (refit or 0.0) * rows_growth(rows, n_rows)  # noqa: E731
     if cost(n_rows) <= seconds:
         return n_rows
     low, high = min(n_rows, MIN_REFIT_ROWS), n_rows  # the fewest rows a final fit takes; and all of them

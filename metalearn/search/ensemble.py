@@ -754,16 +754,16 @@ def tree_nodes_bound(values: Mapping[str, Any], n_rows: int) -> float:
     return 2.0 * leaves - 1.0
 
 
-def write_estimate(values: Mapping[str, Any], n_rows: int) -> float:
+def write_estimate(values: Mapping[str, Any], n_rows: int, grown: bool = True) -> float:
     """Seconds writing the final fit of ``values`` on ``n_rows`` rows into a model file likely takes, before it
     is fit (a forest grown to its final size, :func:`~metalearn.pipelines.spaces.components.forest_growth_factor`,
-    its trees as large as :func:`tree_nodes_bound` allows)."""
+    unless not ``grown``: its configured trees; its trees as large as :func:`tree_nodes_bound` allows)."""
     from metalearn.pipelines.spaces.components import forest_growth_factor
 
     family = str(values.get("model"))
     trees = 0.0
     if family in ("rf", "et"):
-        trees = forest_growth_factor(values) * float(values.get(f"{family}:n_estimators") or 0.0)
+        trees = (forest_growth_factor(values) if grown else 1.0) * float(values.get(f"{family}:n_estimators") or 0.0)
     return WRITE_SECONDS_PER_MEMBER + trees * (WRITE_SECONDS_PER_TREE + WRITE_SECONDS_PER_NODE * tree_nodes_bound(values, n_rows))
 
 
