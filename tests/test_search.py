@@ -391,6 +391,10 @@ def test_resume_tells_stored_trials_instead_of_rerunning() -> None:
     assert kb.list_runs(dataset_id=iris.dataset_id) == runs_before
     assert kb.list_runs(search_id=second.search_id) == []
     assert kb.get_search(second.search_id).n_trials == 3
+    # its best pipeline's refit is estimated from the stored fit times (a time limit's final fit had none)
+    stored = {r.config_id: r for r in runs_before}
+    assert second.best_refit_seconds is not None and second.best_refit_seconds > 0
+    assert first.best_refit_seconds is not None and stored[second.best_config_id].fit_seconds > 0
 
     third = run_search(iris, kb, fast(n_trials=5))
     check_search(kb, iris, third, n_trials=5)

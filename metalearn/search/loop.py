@@ -458,6 +458,9 @@ def run_search(
             better = [sign * r.score for _, r in earlier if r.run_id not in kept and r.ok and sign * r.score > top]
             unresumed_best = sign * max(better) if better else None
         for values, r in told:
+            if r.ok and full_budget(r.budget) and r.fit_seconds > 0:  # its refit, from its earlier fits (a time
+                # limit's final fit of a resumed best pipeline had no estimate: all rows of uci_protein, 1.7 x 10 s)
+                refit_seconds[r.config_id] = r.fit_seconds * refit_share
             finish_trial(values, r.config_id, "resumed", r, r.fit_seconds + r.predict_seconds, ())
 
         # 2. warm start: recommended configurations not evaluated yet
