@@ -383,6 +383,14 @@ def test_the_final_fit_leaves_room_for_writing_a_large_forest() -> None:
     more = rows + n // 100
     assert cost <= refit + 0.5 * write < write_estimate(forest, more, grown=False) + refit * (more / n) ** REFIT_ROWS_EXPONENT
     assert final_rows(n, refit, 0.1, forest, writes=1) == MIN_REFIT_ROWS  # nothing fits: the fewest rows
+    # a classifier chain of random forests on 53 labels is 53 forests (enron at 30 s: 4.5 s to write, 1.15 x the budget)
+    from metalearn.search.ensemble import WRITE_SECONDS_PER_MEMBER, models_per_fit
+
+    chain = {**forest, "ml_strategy": "chain"}
+    assert models_per_fit(chain, 53) == 53 and models_per_fit({**forest, "ml_strategy": "native"}, 53) == 1
+    assert write_estimate(chain, n, n_targets=53) - WRITE_SECONDS_PER_MEMBER == pytest.approx(
+        53 * (write_estimate(forest, n) - WRITE_SECONDS_PER_MEMBER))
+    assert final_rows(n, refit, refit + 2.5 * write, chain, writes=1, n_targets=53) < n  # one forest's time: too little
     boosted = {"model": "lightgbm"}
     assert final_rows(n, refit, refit + 0.1, boosted, writes=1) == n  # a fixed-size file, and the refit fits
 

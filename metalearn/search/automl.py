@@ -350,10 +350,12 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     seconds = None
     if deadline.bounded:
         seconds = deadline.final_left() - RESERVE_MARGIN_SHARE * float(deadline.limit or 0.0)
-        rows = final_rows(dataset.n_rows, result.best_refit_seconds, seconds, result.best_values, deadline.writes)
+        rows = final_rows(dataset.n_rows, result.best_refit_seconds, seconds, result.best_values, deadline.writes,
+                          len(dataset.task.targets))
         if rows < dataset.n_rows:
             data = dataset.subsample(rows, seed=seed)
-            write = deadline.writes * write_estimate(result.best_values, dataset.n_rows, grown=False)
+            write = deadline.writes * write_estimate(result.best_values, dataset.n_rows, grown=False,
+                                                     n_targets=len(dataset.task.targets))
             written = f" and written (~{write:.0f} s)" if deadline.writes else ""
             deadline.note(
                 f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
@@ -368,7 +370,7 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     # a forest grown to more trees) only in what the ensemble's other members' refits leave, and the model files'
     # writes of its configured trees and of a forest's extra ones
     extra = None if seconds is None else seconds - max(keep, 0.0) - deadline.writes * write_estimate(
-        result.best_values, data.n_rows)
+        result.best_values, data.n_rows, n_targets=len(dataset.task.targets))
     # the boosting rounds' clock bound: that time too, never under a share of the budget (never a one-round model)
     bounded = None if extra is None else max(extra, FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0))
     with fit_deadline(bounded) as bound:
@@ -382,7 +384,9 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     return model
 
 
-def final_rows(n_rows: int, refit: float | None, seconds: float, values: dict[str, Any], writes: int = 0) -> int:
+def final_rows(
+    n_rows: int, refit: float | None, seconds: float, values: dict[str, Any], writes: int = 0, n_targets: int = 1
+) -> int:
     """How many of ``n_rows`` rows the final fit of ``values`` can afford in ``seconds`` when it is also written
     into ``writes`` model files: :func:`~metalearn.search.deadline.refit_rows` for the refit (expected to take
     ``refit`` seconds on all rows) and a forest's file grows with its trees' nodes, hence with the rows
@@ -390,7 +394,9 @@ def final_rows(n_rows: int, refit: float | None, seconds: float, values: dict[st
     left then): the most rows whose refit and writes fit."""
     if not writes:
         return refit_rows(n_rows, refit, seconds)
-    cost = lambda rows: writes * write_estimate(values, rows, grown=False) + (refit or 0.0) * rows_growth(rows, n_rows)  # noqa: E731
+    def cost(rows: int) -> float:
+        return writes * write_estimate(values, rows, grown=False, n_targets=n_targets) + (refit or 0.0) * rows_growth(rows, n_rows)
+
     if cost(n_rows) <= seconds:
         return n_rows
     low, high = min(n_rows, MIN_REFIT_ROWS), n_rows  # the fewest rows a final fit takes; and all of them

@@ -754,16 +754,29 @@ def tree_nodes_bound(values: Mapping[str, Any], n_rows: int) -> float:
     return 2.0 * leaves - 1.0
 
 
-def write_estimate(values: Mapping[str, Any], n_rows: int, grown: bool = True) -> float:
-    """Seconds writing the final fit of ``values`` on ``n_rows`` rows into a model file likely takes, before it
-    is fit (a forest grown to its final size, :func:`~metalearn.pipelines.spaces.components.forest_growth_factor`,
-    unless not ``grown``: its configured trees; its trees as large as :func:`tree_nodes_bound` allows)."""
+#: the multi-output strategies that fit one model per target (``ml_strategy``, ``mt_strategy``, ``mtl_strategy``)
+PER_TARGET_STRATEGIES = frozenset({"binary_relevance", "chain", "per_target", "independent"})
+
+
+def models_per_fit(values: Mapping[str, Any], n_targets: int = 1) -> int:
+    """How many models of its family a fit of ``values`` makes: one per target under a per-target strategy
+    (:data:`PER_TARGET_STRATEGIES`: a classifier chain of random forests on 53 labels is 53 forests), else one."""
+    strategies = {str(values.get(k)) for k in ("ml_strategy", "mt_strategy", "mtl_strategy")}
+    return max(1, int(n_targets)) if strategies & PER_TARGET_STRATEGIES else 1
+
+
+def write_estimate(values: Mapping[str, Any], n_rows: int, grown: bool = True, n_targets: int = 1) -> float:
+    """Seconds writing the final fit of ``values`` on ``n_rows`` rows (of ``n_targets`` targets) into a model file
+    likely takes, before it is fit (a forest grown to its final size,
+    :func:`~metalearn.pipelines.spaces.components.forest_growth_factor`, unless not ``grown``: its configured trees;
+    its trees as large as :func:`tree_nodes_bound` allows; a forest per target: :func:`models_per_fit`)."""
     from metalearn.pipelines.spaces.components import forest_growth_factor
 
     family = str(values.get("model"))
     trees = 0.0
     if family in ("rf", "et"):
         trees = (forest_growth_factor(values) if grown else 1.0) * float(values.get(f"{family}:n_estimators") or 0.0)
+        trees *= models_per_fit(values, n_targets)
     return WRITE_SECONDS_PER_MEMBER + trees * (WRITE_SECONDS_PER_TREE + WRITE_SECONDS_PER_NODE * tree_nodes_bound(values, n_rows))
 
 
@@ -921,7 +934,7 @@ def build_ensemble(
 
     def cost(c: Candidate) -> float:
         """Seconds a member takes: its refit, and its share of the model files written."""
-        return _refit_estimate(c) + writes * write_estimate(c.values, dataset.n_rows)
+        return _refit_estimate(c) + writes * write_estimate(c.values, dataset.n_rows, n_targets=len(dataset.task.targets))
 
     def others(sel: Selection) -> list[Candidate]:
         """The members of ``sel`` to refit (all but the best pipeline), heaviest first."""

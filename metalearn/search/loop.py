@@ -1170,7 +1170,7 @@ def _search_reserve(
     best = refit + min(extra, FINAL_EXTRA_SHARE * float(deadline.limit or 0.0) if deadline.bounded else extra)
     if best_values and deadline.writes:  # and writing it: a full-depth forest on 34,297 rows took 4-7 s to write
         # (its configured trees: the final fit grows a forest only when the growth's fit and writes fit, see refit_best)
-        best += deadline.writes * write_estimate(best_values, dataset.n_rows, grown=False)
+        best += deadline.writes * write_estimate(best_values, dataset.n_rows, grown=False, n_targets=len(dataset.task.targets))
     others = [refit_seconds[c.config_id] for c in (pool.candidates() if pool is not None else ())
               if c.config_id != best_id and c.config_id in refit_seconds]
     reserve = search_reserve(best, others, deadline.limit)
