@@ -607,8 +607,8 @@ def select_ensemble(
 
 class EnsembleModel:
     """A weighted average of fitted task models (see :func:`combine_predictions`), itself a task model:
-    ``fit`` refits every member, ``predict_task`` combines their predictions; ``predict`` and
-    ``predict_proba`` as the single-pipeline models. ``config_ids``/``weights`` say what it holds;
+    ``fit`` refits every member, ``predict_task`` combines their predictions; ``predict``, ``predict_proba`` and
+    ``classes_`` as the single-pipeline models. ``config_ids``/``weights`` say what it holds;
     ``temperature`` (1.0: none) and ``biases`` (a single class target's class biases, None: none) scale its class
     probabilities, ``threshold`` (None: none) is the decision
     threshold of a binary target's labels (or of every label of a multi-label model) and ``class_weights`` (None: none) weight a multiclass target's
@@ -656,6 +656,19 @@ class EnsembleModel:
         sets = [set(getattr(m, "constant_targets_", None) or []) for m in self.members]
         common = set.intersection(*sets) if sets else set()
         return [t for t in self.task.targets if t in common]
+
+    @property
+    def classes_(self) -> np.ndarray | list[np.ndarray | None]:
+        """The classes in the order of ``predict_proba``'s columns, as a single pipeline's
+        (:func:`~metalearn.pipelines.models.task_models.classes_of`): a class target's are the union of its members'
+        (:func:`combine_predictions`); a list per target for a multi-output task (None for a regression target);
+        no attribute for a regression or multi-target regression ensemble."""
+        from metalearn.pipelines.models.task_models import classes_of, target_classes
+
+        kinds = self.task.target_kinds
+        members = [target_classes(m) for m in self.members] if any(k is not TaskKind.REGRESSION for k in kinds) else []
+        return classes_of([None if k is TaskKind.REGRESSION else union_classes([c[t] for c in members])
+                           for t, k in enumerate(kinds)])
 
     def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> EnsembleModel:
         for m in self.members:
@@ -734,10 +747,13 @@ def _fitting_selection(
 #: packed) takes per member pipeline, per tree of a random / extra-trees forest and per node of those trees. Least
 #: squares over the final models of 30 s searches on the 6 datasets of ``benchmarks/time_budget.py``
 #: (``benchmarks/model_files.py``, stop 48: 3-27 members, up to 5,247 trees and 3.8 million nodes, written in
-#: 0.04-0.78 s) gave 0.0166 s, 0.062 ms and 0.16 us, the largest write 1.36 x its fit: these are about 1.5 x that
+#: 0.04-0.78 s) gave 0.0166 s, 0.062 ms and 0.16 us, the largest write 1.36 x its fit: these are about 1.5 x that.
+#: The per-node cost doubled in stop 55: a job's first write of a 100-tree forest of 4.2-5.9 million nodes right
+#: after its refit took 2.2-3.4 s (0.52-0.57 us a node; the same file 1.4-1.5 s in a process that wrote nothing
+#: before: a fresh process's first large buffers are slow to map on these machines)
 WRITE_SECONDS_PER_MEMBER = 0.025
 WRITE_SECONDS_PER_TREE = 0.0001
-WRITE_SECONDS_PER_NODE = 0.00000025
+WRITE_SECONDS_PER_NODE = 0.0000005
 #: the share of distinct rows in a bootstrap sample (1 - 1/e): a tree's leaves are at most those rows
 BOOTSTRAP_DISTINCT = 0.632
 
