@@ -391,6 +391,41 @@ def test_metafeatures_and_recommend_say_each_targets_kind_and_why(
         assert all(t["reason"] for t in doc["targets"])
 
 
+@pytest.mark.corpus
+def test_many_targets_of_one_kind_and_reason_are_reported_on_one_line(
+    capsys: pytest.CaptureFixture[str], load_corpus: Any, tmp_path: Path
+) -> None:
+    """QA: the 53 labels of the multi-label corpus dataset enron took 53 "target ..." lines before anything else.
+    Targets sharing their kind and reason are one line where there are many of them; a few keep a line each (a
+    numeric target beside enron's labels, whose multitask metric prefix t<i> each name still carries); --json
+    lists every target."""
+    ds = load_corpus("enron")
+    labels = list(ds.task.targets)
+    assert len(labels) == 53
+    kb = tmp_path / "kb.duckdb"  # (read only: metafeatures never creates it)
+    code, out, err = run_cli(capsys, "metafeatures", "corpus:enron", "--kb", kb)
+    assert code == 0, err
+    report = [ln for ln in (out + err).splitlines() if ln.startswith(("target ", "53 targets"))]
+    assert report == ["53 targets ('A.A1', 'A.A2', 'A.A3', ... and 50 more): binary - listed by the corpus manifest "
+                      "as multilabel, checked against the data"]
+    code, out, err = run_cli(capsys, "metafeatures", "corpus:enron", "--kb", kb, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [t["name"] for t in doc["targets"]] == labels and all(t["kind"] == "binary" for t in doc["targets"])
+
+    data = ds.X.iloc[:, :40].copy()
+    data["words"] = ds.X.sum(axis=1) / 10.0 + 0.5  # a numeric target first, the labels after it: multitask
+    data = data.join(ds.y.astype(int))
+    data.to_csv(tmp_path / "enron.csv", index=False)
+    targets = [a for name in ["words", *labels] for a in ("-t", name)]
+    code, out, err = run_cli(capsys, "metafeatures", tmp_path / "enron.csv", *targets, "--kb", kb)
+    assert code == 0, err
+    lines = err.splitlines()  # (the report is on stderr, the table on stdout)
+    assert lines[0] == "target 'words' (t0): regression - numbers with non-integer values", lines[:3]
+    assert lines[1] == "53 targets ('A.A1' (t1), 'A.A2' (t2), 'A.A3' (t3), ... and 50 more): binary - two distinct values (0, 1)"
+    assert not [ln for ln in lines[2:] if ln.startswith("target ")]
+
+
 def test_metafeatures_labels_log_scaled_values_and_shows_them_raw(capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 5: transformed values are labelled, with their raw value beside them."""
     from metalearn.metalearning.metafeatures import SIGNED_LOG_FEATURES

@@ -340,6 +340,27 @@ def check_ensemble(ds: Dataset, outcome: Any) -> None:
     assert not math.isnan(metrics[ds.task.metric])
     pred = outcome.model.predict(ds.X.iloc[:7])
     assert len(pred) == 7
+    check_classes(outcome.model, ds.X)
+
+
+def check_classes(model: Any, X: pd.DataFrame) -> None:
+    """``model.classes_`` orders ``predict_proba``'s columns: the most probable column of each row, through it, is
+    the label ``predict`` gives. One class target: its array; several targets: a list (None for a regression
+    target, whose predict_proba entry is None too); no class target: no attribute, as a scikit-learn regressor."""
+    labels = np.asarray(model.predict(X), dtype=object).reshape(len(X), -1)
+    if all(c is None for c in model.predict_task(X.iloc[:3]).classes):
+        assert not hasattr(model, "classes_")
+        return
+    single = labels.shape[1] == 1
+    per_target = [model.classes_] if single else model.classes_
+    probas = [model.predict_proba(X)] if single else model.predict_proba(X)
+    assert isinstance(per_target, list) and len(per_target) == len(probas) == labels.shape[1]
+    for classes, proba, values in zip(per_target, probas, labels.T, strict=True):
+        if classes is None:
+            assert proba is None
+            continue
+        assert isinstance(classes, np.ndarray) and proba.shape == (len(X), len(classes))
+        assert list(classes[np.argmax(proba, axis=1)]) == list(values)
 
 
 @pytest.mark.parametrize("spec", ["sklearn:breast_cancer", "sklearn:iris", "sklearn:diabetes", "sklearn:linnerud"])
@@ -408,6 +429,37 @@ def test_cli_prints_the_ensemble(tmp_path: Path, capsys: pytest.CaptureFixture[s
     if block["used"]:
         assert "ensemble members" in out and all(m["config_id"] in out for m in block["members"])
     assert "ensemble" not in cli(*base, "--no-ensemble")
+
+
+@pytest.mark.parametrize("name", ["cleve", "ecoli"])
+def test_an_ensemble_read_back_orders_its_probability_columns_by_its_classes(
+    name: str, load_corpus: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA: the model of ``metalearn optimize data.csv -t y --out DIR`` read back with ``load_model_file`` had no
+    ``classes_`` when it was an ensemble (only ``m.signature.targets[0].classes`` said the order of predict_proba's
+    columns). A binary target given as text whose sorted order is not its codes' (cleve: "sick" / "healthy") and a
+    multiclass one with gaps in its labels (ecoli: 0, 1, 4, 5, 7)."""
+    from conftest import run_cli
+
+    from metalearn import load_model_file
+
+    ds = load_corpus(name)
+    data = ds.X.copy()
+    data["y"] = ds.y.iloc[:, 0].astype(int).map({0: "sick", 1: "healthy"}) if name == "cleve" else ds.y.iloc[:, 0]
+    data.to_csv(tmp_path / "data.csv", index=False)
+    code, _, err = run_cli(capsys, "optimize", tmp_path / "data.csv", "-t", "y", "--trials", 6, "--folds", 3,
+                           "--seed", 0, "--kb", tmp_path / "kb.duckdb", "--out", tmp_path / "run")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    model = load_model_file(tmp_path / "run" / "model.skops", summary["model"]["sha256"])
+    assert isinstance(model.model, EnsembleModel) and len(model.model.members) > 1  # (an ensemble wins on both)
+    labels = sorted(set(data["y"].astype(str)))
+    assert [str(c) for c in model.classes_] == labels == [str(c) for c in model.signature.targets[0].classes]
+    check_classes(model.model, ds.X)
+    X = data.drop(columns="y").iloc[::3]
+    proba = model.predict_proba(X)
+    assert list(model.classes_[np.argmax(proba, axis=1)]) == list(model.predict(X))  # through the schema check too
+    assert all(list(m.classes_) == list(model.classes_) for m in model.model.members)  # as each pipeline's
 
 
 def _three_thirds_pool(timing: dict[str, dict[str, float]]) -> tuple[Any, Any, OOFPool]:

@@ -689,3 +689,49 @@ def test_a_multitask_models_regression_target_stays_near_its_training_range() ->
     np.testing.assert_allclose(got.values[0][0], 1.5, atol=0.05)
     np.testing.assert_allclose(got.values[0][1:], [3.0 * x.max() + pad, 3.0 * x.min() - pad])
     assert list(got.values[1][1:]) == ["hi", "lo"]
+
+
+def test_a_diverged_regressor_chain_link_passes_on_bounded_predictions(load) -> None:
+    """osales (12 targets, missing values): a poly-kernel SVR chain at C = 14,178 (as a search trial had it)
+    diverges — its first link predicts ~1e41 for a standardised target, the next ~1e130 from that, the third
+    overflows to NaN — and predicting failed with "Input X contains NaN". Each link now passes on the model's
+    own bounded prediction, so the chain predicts finite values near every target's training range; a chain whose
+    links stay in range predicts as scikit-learn's."""
+    from sklearn.multioutput import RegressorChain
+
+    from metalearn.data.splits import cv_splits
+    from metalearn.pipelines.models.task_models import PREDICTION_MARGIN
+
+    ds = load("osales")
+    space = get_space(ds.task)
+    values = space.validate({
+        "model": "svm", "mt_strategy": "chain", "scaling": "none", "svm:kernel": "poly", "svm:C": 14178.0,
+        "svm:gamma": 0.0858, "svm:degree": 3, "svm:coef0": -0.918, "svm:epsilon": 0.00112,
+    }, fill_defaults=True)
+    train, test = cv_splits(ds, 5, 0)[0]
+    model = space.build(values, ds.task, ds.categorical).fit(ds.X.iloc[train], ds.y.iloc[train])
+    chain = model.estimator_
+    assert isinstance(chain, RegressorChain)  # (the registry's compression and model descriptions unwrap it as one)
+    assert len(chain.estimators_) == ds.task.n_targets
+    Xt = np.asarray(model.preprocessor_.transform(ds.X.iloc[test]), dtype=np.float64)
+    first = np.asarray(chain.estimators_[0].predict(Xt))
+    assert np.abs(first).max() > 1e20  # the configuration still diverges: the bounds are what keep it finite
+    linked = chain.predict(Xt)
+    assert np.isfinite(linked).all()
+    lo, hi = chain.link_bounds_[:, 0], chain.link_bounds_[:, 1]
+    assert np.all(linked >= lo[np.argsort(chain.order_)]) and np.all(linked <= hi[np.argsort(chain.order_)])
+    pred = model.predict_task(ds.X.iloc[test])
+    check_prediction(pred, ds, test, ds.y.iloc[train])
+    for j, col in enumerate(ds.task.targets):
+        y = ds.y[col].iloc[train].dropna()
+        pad = PREDICTION_MARGIN * float(y.max() - y.min())
+        assert float(y.min()) - pad - 1e-9 <= pred.values[j].min() and pred.values[j].max() <= float(y.max()) + pad + 1e-9
+    # links whose predictions stay in their targets' range (k-NN averages training targets) are left alone: the
+    # chain predicts exactly as scikit-learn's RegressorChain of the same fitted links
+    values = space.validate({"model": "knn", "mt_strategy": "chain"}, fill_defaults=True)
+    model = space.build(values, ds.task, ds.categorical).fit(ds.X.iloc[train], ds.y.iloc[train])
+    Xt = np.asarray(model.preprocessor_.transform(ds.X.iloc[test]), dtype=np.float64)
+    plain = RegressorChain.__new__(RegressorChain)
+    plain.__dict__.update(model.estimator_.__dict__)
+    np.testing.assert_array_equal(model.estimator_.predict(Xt), plain.predict(Xt))
+

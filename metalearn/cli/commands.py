@@ -275,10 +275,42 @@ def _target_kinds(task: Any) -> list[dict[str, str]]:
             for name, k, reason in zip(task.targets, task.target_kinds, reasons, strict=True)]
 
 
+#: targets of the same kind and reason the kind report prints on one line when there are at least this many
+#: (a multi-label dataset's 53 labels took 53 lines before anything else); fewer get a line each
+KIND_GROUP_AT = 5
+#: the target names such a line shows before "... and N more"
+KIND_GROUP_SHOWN = 3
+
+
+def _kind_report_lines(task: Any) -> list[str]:
+    """The kind report's lines: a target's line (:meth:`~metalearn.data.task.Task.kind_report`), or, where at least
+    :data:`KIND_GROUP_AT` targets share their kind and reason, one line for them at the first one's place
+    (``53 targets ('A.A1', 'A.A2', 'A.A3', ... and 50 more): binary - reason``). ``--json`` lists every target."""
+    lines = task.kind_report()
+    kinds = _target_kinds(task)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, t in enumerate(kinds):
+        groups.setdefault((t["kind"], t["reason"]), []).append(i)
+    keys = list(task.target_keys())  # a multitask target's metric prefix (t0, ...) beside its name, as kind_report
+    out: list[str] = []
+    for i, t in enumerate(kinds):
+        members = groups[(t["kind"], t["reason"])]
+        if len(members) < KIND_GROUP_AT:
+            out.append(f"target {lines[i]}")
+        elif members[0] == i:
+            shown = ", ".join(f"{kinds[j]['name']!r}" + (f" ({keys[j]})" if keys else "")
+                              for j in members[:KIND_GROUP_SHOWN])
+            more = len(members) - KIND_GROUP_SHOWN
+            out.append(f"{len(members)} targets ({shown}, ... and {more} more): {t['kind']}"
+                       + (f" - {t['reason']}" if t["reason"] else ""))
+    return out
+
+
 def _print_kind_report(ds: Any) -> None:
-    """Each target's kind and why, and what became of each date column."""
-    for line in ds.task.kind_report():
-        console.print(f"target {line}", markup=False, highlight=False, soft_wrap=True)
+    """Each target's kind and why (targets of a shared kind and reason grouped: :func:`_kind_report_lines`), and
+    what became of each date column."""
+    for line in _kind_report_lines(ds.task):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     for source, parts in ds.dates:
         made = f"the days since 1970-01-01 and {', '.join(parts)}" if parts else "the days since 1970-01-01"
         console.print(f"date column {source!r}: used as {made}", markup=False, highlight=False, soft_wrap=True)

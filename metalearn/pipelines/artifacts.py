@@ -242,7 +242,8 @@ class SignedModel:
     :meth:`~metalearn.pipelines.signature.Signature.validate` — a missing, extra or mistyped column is a
     :class:`~metalearn.pipelines.signature.SchemaError` naming it, as ``metalearn predict`` says it; an unseen
     category, a target column sent along, a ``UserWarning`` — and give the model the checked rows (the training
-    order and types, date columns turned into its numbers); every other attribute is the model's. The file holds
+    order and types, date columns turned into its numbers); every other attribute is the model's (``classes_``: the
+    order of ``predict_proba``'s columns, see :mod:`metalearn.pipelines.models.task_models`). The file holds
     the schema as :meth:`~metalearn.pipelines.signature.Signature.to_dict` writes it (plain values)."""
 
     #: where the error of rows that do not fit says the schema is

@@ -7,6 +7,12 @@ in ``classes`` and the matching probability columns. A class target with a singl
 data gets a constant model; classes absent from the training data are simply not in ``classes``.
 Rows whose target is missing are ignored for that target.
 
+``classes_`` (scikit-learn's name) is what :func:`classes_of` makes of the targets' classes, the shape of
+``predict_proba``: a single class target's classes in the order of its probability columns
+(:class:`ClassificationModel`); one entry per target for a multi-output model with a class target (a list, as
+scikit-learn's ``MultiOutputClassifier`` has: :class:`MultiLabelModel`, :class:`MultiTaskModel`, None for a
+regression target); none for a regressor. A post-hoc ensemble's is the same (``EnsembleModel.classes_``).
+
 A multilabel label or a multitarget column that is constant in the training data (a rare label absent
 from a split) is not given to the estimator: the model predicts the constant for it (probability 1.0
 for the seen label, 0.0 for the other), as scikit-learn's multi-output wrappers do, and lists its
@@ -212,6 +218,24 @@ def _within(out: np.ndarray, bounds: Any) -> np.ndarray:
     return np.clip(out, b[..., 0], b[..., 1])
 
 
+def classes_of(per_target: Sequence[np.ndarray | None]) -> np.ndarray | list[np.ndarray | None]:
+    """A task model's ``classes_`` from its targets' classes in order (None for a regression target), shaped as
+    its ``predict_proba``: one class target's classes (the order of its probability columns), a list per target
+    for several targets (None for a regression target); AttributeError when no target is a class target (a
+    regressor has no ``classes_``, as in scikit-learn). :func:`target_classes` reads it back."""
+    if all(c is None for c in per_target):
+        raise AttributeError("classes_: the model predicts no class target (a regressor has no classes)")
+    first = per_target[0]
+    return first if len(per_target) == 1 and first is not None else list(per_target)
+
+
+def target_classes(model: Any) -> list[np.ndarray | None]:
+    """Each target's classes (None for a regression target) of a fitted model with a class target: its
+    ``classes_`` (:func:`classes_of`) one entry per target."""
+    classes = model.classes_
+    return list(classes) if isinstance(classes, list) else [classes]
+
+
 class _TaskModelBase(BaseEstimator):
     def predict_task(self, X: pd.DataFrame) -> Prediction:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -237,7 +261,8 @@ class _PerTargetProba(_TaskModelBase):
 # single target
 # ---------------------------------------------------------------------------------------------------
 class ClassificationModel(_TaskModelBase):
-    """One class target (binary or multiclass)."""
+    """One class target (binary or multiclass); ``classes_``: its classes seen in training, sorted (the order of
+    ``predict_proba``'s columns)."""
 
     def __init__(self, preprocessor: Any = None, estimator: Any = None) -> None:
         self.preprocessor = preprocessor
@@ -355,7 +380,8 @@ class _ClassifierChainModel(BaseEstimator):
 
 class MultiLabelModel(_PerTargetProba):
     """Several binary labels. ``strategy``: ``native`` (one multi-output estimator), ``binary_relevance``
-    (one estimator per label) or ``chain`` (a classifier chain in column order)."""
+    (one estimator per label) or ``chain`` (a classifier chain in column order). ``classes_``: each label's two
+    classes, a list (the order of the columns of its ``predict_proba`` array)."""
 
     def __init__(self, preprocessor: Any = None, estimator: Any = None, strategy: str = "native") -> None:
         self.preprocessor = preprocessor
@@ -449,9 +475,42 @@ class MultiLabelModel(_PerTargetProba):
 # ---------------------------------------------------------------------------------------------------
 # multitarget regression
 # ---------------------------------------------------------------------------------------------------
+class BoundedRegressorChain(RegressorChain):
+    """scikit-learn's :class:`~sklearn.multioutput.RegressorChain` (fit on the true targets, link ``j`` predicting
+    from the features plus links ``0..j-1``), whose links pass on what the model itself would predict for their
+    target: a non-finite prediction becomes 0 (the standardised target's mean) and every prediction is kept
+    within :func:`prediction_bounds` of the link's training target (``link_bounds_``, in chain order).
+
+    Each link was fit on true targets, which lie within that range; an unbounded link feeds the next one
+    inputs it never saw, and a diverged one compounds: on ``osales`` a poly-kernel SVR at C = 14,178 (stopped by
+    its iteration cap) predicted 9e41 for a standardised target, the next link 2e130 from it, and the third
+    overflowed to NaN, which the fourth refused ("Input X contains NaN") and the trial lost every target. The
+    chain's outputs are bounded the same way, so a diverged link now scores as badly as it predicts."""
+
+    def fit(self, X: Any, Y: Any, **fit_params: Any) -> BoundedRegressorChain:
+        super().fit(X, Y, **fit_params)
+        Y = np.asarray(Y, dtype=np.float64)
+        self.link_bounds_ = np.array([prediction_bounds(Y[:, j]) for j in self.order_])
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "estimators_")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[-1]} features, but the chain was fit on {self.n_features_in_}")
+        chain = np.zeros((X.shape[0], len(self.estimators_)))
+        for j, est in enumerate(self.estimators_):
+            out = np.asarray(est.predict(np.hstack([X, chain[:, :j]])), dtype=np.float64).ravel()
+            chain[:, j] = _within(np.where(np.isfinite(out), out, 0.0), self.link_bounds_[j])
+        Y = np.empty_like(chain)
+        Y[:, np.asarray(self.order_)] = chain
+        return Y
+
+
 class MultiTargetModel(_TaskModelBase):
     """Several regression targets (standardised internally). ``strategy``: ``native`` (one multi-output
-    regressor), ``per_target`` (one regressor per target) or ``chain`` (a regressor chain in column order)."""
+    regressor), ``per_target`` (one regressor per target) or ``chain`` (a :class:`BoundedRegressorChain` in
+    column order)."""
 
     def __init__(self, preprocessor: Any = None, estimator: Any = None, strategy: str = "native") -> None:
         self.preprocessor = preprocessor
@@ -494,7 +553,7 @@ class MultiTargetModel(_TaskModelBase):
                 elif self.strategy == "per_target":
                     est = MultiOutputRegressor(split_budget(estimator, len(varying)))
                 else:
-                    est = RegressorChain(split_budget(estimator, len(varying)))
+                    est = BoundedRegressorChain(split_budget(estimator, len(varying)))
                 self.estimator_ = est.fit(Xt, Ys[:, varying])
         self.n_targets_ = Y.shape[1]
         return self
@@ -525,7 +584,8 @@ class MultiTaskModel(_PerTargetProba):
 
     ``strategy="independent"``: one model per target on the shared preprocessing (``classifier`` for
     class targets, ``regressor`` for regression targets). ``strategy="shared"``: one
-    :class:`SharedTrunkMLP` (``shared``) trained jointly on every target.
+    :class:`SharedTrunkMLP` (``shared``) trained jointly on every target. ``classes_``: each target's classes,
+    a list (None for a regression target; the order of the columns of its ``predict_proba`` array).
     """
 
     def __init__(
@@ -642,10 +702,13 @@ __all__ = [
     "ML_STRATEGIES",
     "MTL_STRATEGIES",
     "MT_STRATEGIES",
+    "BoundedRegressorChain",
     "ClassificationModel",
     "MultiLabelModel",
     "MultiTargetModel",
     "MultiTaskModel",
     "RegressionModel",
     "SharedTrunkMLP",
+    "classes_of",
+    "target_classes",
 ]
