@@ -348,14 +348,13 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     assert result.best_values is not None
     data = dataset
     seconds = None
+    n_targets = len(dataset.task.targets)
     if deadline.bounded:
         seconds = deadline.final_left() - RESERVE_MARGIN_SHARE * float(deadline.limit or 0.0)
-        rows = final_rows(dataset.n_rows, result.best_refit_seconds, seconds, result.best_values, deadline.writes,
-                          len(dataset.task.targets))
+        rows = final_rows(dataset.n_rows, result.best_refit_seconds, seconds, result.best_values, deadline.writes, n_targets)
         if rows < dataset.n_rows:
             data = dataset.subsample(rows, seed=seed)
-            write = deadline.writes * write_estimate(result.best_values, dataset.n_rows, grown=False,
-                                                     n_targets=len(dataset.task.targets))
+            write = deadline.writes * write_estimate(result.best_values, dataset.n_rows, grown=False, n_targets=n_targets)
             written = f" and written (~{write:.0f} s)" if deadline.writes else ""
             deadline.note(
                 f"the final model was fit on {data.n_rows} of {dataset.n_rows} rows: a refit on all rows "
@@ -370,7 +369,7 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     # a forest grown to more trees) only in what the ensemble's other members' refits leave, and the model files'
     # writes of its configured trees and of a forest's extra ones
     extra = None if seconds is None else seconds - max(keep, 0.0) - deadline.writes * write_estimate(
-        result.best_values, data.n_rows, n_targets=len(dataset.task.targets))
+        result.best_values, data.n_rows, n_targets=n_targets)
     # the boosting rounds' clock bound: that time too, never under a share of the budget (never a one-round model)
     bounded = None if extra is None else max(extra, FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0))
     with fit_deadline(bounded) as bound:
@@ -394,6 +393,7 @@ def final_rows(
     left then): the most rows whose refit and writes fit."""
     if not writes:
         return refit_rows(n_rows, refit, seconds)
+
     def cost(rows: int) -> float:
         return writes * write_estimate(values, rows, grown=False, n_targets=n_targets) + (refit or 0.0) * rows_growth(rows, n_rows)
 
