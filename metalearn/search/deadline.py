@@ -47,7 +47,7 @@ ROWS_PER_SECOND = 150.0
 #: more rows, when it chooses between cross-validation and a holdout split (a fit's time grows with the columns):
 #: on a 3,000-row, 1,210-column regression (Friedman's function of 5 columns, the others noise) 5-fold CV at 120 s
 #: ran 7 trials, the best a CatBoost cut short (test RMSE 2.21; a default HistGradientBoosting: 1.43), a holdout
-#: split ran 33 (1.43). Not when it chooses a data subset: fewer rows of the same columns lost more (at 30 s, a
+#: split ran 20-33 (1.36-1.43, two runs). Not when it chooses a data subset: fewer rows of the same columns lost more (at 30 s, a
 #: holdout on 1,500 rows: 2.77, on all 3,000: 2.31). Above the widest dataset of the wall-clock benchmark (168)
 WIDE_COLUMNS = 200
 #: the final refit takes a subset of at least this many rows when one on all rows would not fit in the time left
