@@ -100,6 +100,7 @@ def test_onnx_matches_the_original(breast_cancer, cancer_models, family: str) ->
     _assert_same(model.predict_task(Xv), onnx.predict_task(Xv))
     _assert_same(model.predict_task(Xv.iloc[:1]), onnx.predict_task(Xv.iloc[:1]))  # one row
     assert np.array_equal(onnx.predict(Xv), model.predict(Xv))
+    assert np.array_equal(onnx.classes_, model.classes_)  # the order of predict_proba's columns
 
 
 def test_ensemble_onnx_round_trips_through_skops(breast_cancer, cancer_models) -> None:
@@ -110,6 +111,7 @@ def test_ensemble_onnx_round_trips_through_skops(breast_cancer, cancer_models) -
     onnx = to_onnx(ens, Xv)
     assert onnx.is_ensemble and onnx.check["n_graphs"] == 4 and onnx.temperature == 0.7
     _assert_same(ens.predict_task(Xv), onnx.predict_task(Xv))
+    assert np.array_equal(onnx.classes_, ens.classes_)
     data = sio.dumps(onnx)
     untrusted = sio.get_untrusted_types(data=data)
     assert all(t.startswith(TRUSTED_PREFIXES) for t in untrusted), untrusted

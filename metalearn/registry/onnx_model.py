@@ -279,6 +279,15 @@ class OnnxTaskModel:
             return sorted(common) if len(self.members) == 1 else []
         return [t for t in self.task.targets if t in common]
 
+    @property
+    def classes_(self) -> np.ndarray | list[np.ndarray | None]:
+        """The original's ``classes_`` (the order of ``predict_proba``'s columns; none for a regression)."""
+        if self.task is None:
+            return self.members[0].classes_  # type: ignore[no-any-return]
+        from metalearn.search.ensemble import ensemble_classes
+
+        return ensemble_classes(self.task, self.members)
+
     def predict_task(self, X: pd.DataFrame) -> Prediction:
         if self.task is None:
             return predict_onnx_task(self.members[0], X)

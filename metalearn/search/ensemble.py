@@ -605,6 +605,18 @@ def select_ensemble(
 # the refit ensemble
 
 
+def ensemble_classes(task: Task, members: Sequence[Any]) -> np.ndarray | list[np.ndarray | None]:
+    """``classes_`` of an ensemble of ``members`` for ``task`` (:class:`EnsembleModel`, its ONNX variant): a class
+    target's are the union of its members' (:func:`combine_predictions`), shaped as a single pipeline's
+    (:func:`~metalearn.pipelines.models.task_models.classes_of`); AttributeError for a regression task."""
+    from metalearn.pipelines.models.task_models import classes_of, target_classes
+
+    kinds = task.target_kinds
+    per_member = [target_classes(m) for m in members] if any(k is not TaskKind.REGRESSION for k in kinds) else []
+    return classes_of([None if k is TaskKind.REGRESSION else union_classes([c[t] for c in per_member])
+                       for t, k in enumerate(kinds)])
+
+
 class EnsembleModel:
     """A weighted average of fitted task models (see :func:`combine_predictions`), itself a task model:
     ``fit`` refits every member, ``predict_task`` combines their predictions; ``predict``, ``predict_proba`` and
@@ -663,12 +675,7 @@ class EnsembleModel:
         (:func:`~metalearn.pipelines.models.task_models.classes_of`): a class target's are the union of its members'
         (:func:`combine_predictions`); a list per target for a multi-output task (None for a regression target);
         no attribute for a regression or multi-target regression ensemble."""
-        from metalearn.pipelines.models.task_models import classes_of, target_classes
-
-        kinds = self.task.target_kinds
-        members = [target_classes(m) for m in self.members] if any(k is not TaskKind.REGRESSION for k in kinds) else []
-        return classes_of([None if k is TaskKind.REGRESSION else union_classes([c[t] for c in members])
-                           for t, k in enumerate(kinds)])
+        return ensemble_classes(self.task, self.members)
 
     def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> EnsembleModel:
         for m in self.members:
