@@ -777,14 +777,14 @@ def tree_nodes_bound(values: Mapping[str, Any], n_rows: int) -> float:
     return 2.0 * leaves - 1.0
 
 
-#: the multi-output strategies that fit one model per target (``ml_strategy``, ``mt_strategy``, ``mtl_strategy``)
-PER_TARGET_STRATEGIES = frozenset({"binary_relevance", "chain", "per_target", "independent"})
-
-
 def models_per_fit(values: Mapping[str, Any], n_targets: int = 1) -> int:
     """How many models of its family a fit of ``values`` makes: one per target under a per-target strategy
-    (:data:`PER_TARGET_STRATEGIES`: a classifier chain of random forests on 53 labels is 53 forests), else one."""
-    strategies = {str(values.get(k)) for k in ("ml_strategy", "mt_strategy", "mtl_strategy")}
+    (:data:`~metalearn.pipelines.models.task_models.PER_TARGET_STRATEGIES`: a classifier chain of random forests
+    on 53 labels is 53 forests), else one."""
+    from metalearn.pipelines.models.task_models import PER_TARGET_STRATEGIES
+    from metalearn.pipelines.spaces.by_kind import STRUCTURE_CHOICES
+
+    strategies = {str(values.get(k)) for k in STRUCTURE_CHOICES if k != "model"}
     return max(1, int(n_targets)) if strategies & PER_TARGET_STRATEGIES else 1
 
 

@@ -12,7 +12,7 @@ import math
 import operator
 import types
 import typing
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -28,7 +28,7 @@ from pydantic import (
 
 from metalearn.data.numbers import finite_or_none, json_safe
 from metalearn.data.task import Task, TaskKind
-from metalearn.kb.records import ConfigurationRecord, DatasetRecord, RunRecord
+from metalearn.kb.records import ConfigurationRecord, DatasetRecord, RunRecord, as_utc
 
 T = TypeVar("T")
 
@@ -42,12 +42,8 @@ MAX_EXCLUDE = 10_000
 __all__ = ["finite_or_none", "json_safe"]  # routers take the shared NaN helpers from here too
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-#: A timestamp in a response: the KB's naive UTC datetimes travel as RFC 3339 date-times with ``Z``.
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+#: A timestamp in a response: the KB's naive UTC datetimes travel as RFC 3339 date-times with ``Z`` (as_utc).
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 # ------------------------------------------------------------------------------------------ generic

@@ -43,6 +43,9 @@ from metalearn.runtime.threads import limited
 ML_STRATEGIES = ("native", "binary_relevance", "chain")
 MT_STRATEGIES = ("native", "per_target", "chain")
 MTL_STRATEGIES = ("independent", "shared")
+#: the strategies that fit one model per target: all but one multi-output estimator (``native``) and the
+#: multitask shared-trunk network (``shared``)
+PER_TARGET_STRATEGIES = frozenset(ML_STRATEGIES + MT_STRATEGIES + MTL_STRATEGIES) - {"native", "shared"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -702,6 +705,7 @@ __all__ = [
     "ML_STRATEGIES",
     "MTL_STRATEGIES",
     "MT_STRATEGIES",
+    "PER_TARGET_STRATEGIES",
     "BoundedRegressorChain",
     "ClassificationModel",
     "MultiLabelModel",
