@@ -135,14 +135,40 @@ def forest_tree_seconds(
     )
 
 
+#: Seconds of one tree, per gradient-boosting library: ``a * rows * columns * (1 + log2(leaves)) + b *
+#: columns * leaves + c`` (histograms over the rows, split finding over the bins of every node, a fixed
+#: cost), ``(a, b, c)`` fitted to the measurements of ``benchmarks/round_cost.py`` (one thread, 2,000-30,000
+#: rows, 10-1,000 columns, three tree sizes per library; every measurement within 2 x of its fit).
+#: scikit-learn's ``HistGradientBoosting*`` (``hgb``) measured as LightGBM does. The model this replaced
+#: (``3e-9 * rows * columns * (1 + leaves / 16) + 2.5e-6 * columns * leaves + 2e-3``, times 1.6 for XGBoost
+#: and 2 for CatBoost) predicted 2-5 x the measured rounds (up to 27 x for deep XGBoost classification
+#: trees), so the nominal per-fit budget cut boosted fits to a third of the rounds it had time for.
+TREE_COST = {
+    "lightgbm": (5.1e-10, 2.4e-6, 5e-5),
+    "hgb": (5.1e-10, 2.4e-6, 5e-5),
+    "xgboost": (6.1e-10, 1.9e-6, 5e-5),
+    "catboost": (8.4e-10, 2.1e-6, 1.1e-4),
+}
+#: The estimate's margin over those measurements (made on an idle machine; parallel trials share the
+#: memory bandwidth, and a fit also predicts its early-stopping rows every round).
+ROUND_COST_MARGIN = 1.5
+
+
 def boosting_round_seconds(
-    n_rows: int, n_features: int, max_leaf_nodes: int, trees_per_round: int, min_samples_leaf: int = 20
+    n_rows: int,
+    n_features: int,
+    max_leaf_nodes: int,
+    trees_per_round: int,
+    min_samples_leaf: float = 20,
+    library: str = "hgb",
 ) -> float:
-    """Estimated seconds of one histogram-gradient-boosting round: histograms (rows x features), split
-    finding (features x bins per node, for the nodes the rows allow) and a fixed per-tree overhead."""
-    leaves = max(2, min(max_leaf_nodes, n_rows // max(2, 2 * min_samples_leaf)))
-    per_tree = 3e-9 * n_rows * n_features * (1.0 + leaves / 16.0) + 2.5e-6 * n_features * leaves + 2e-3
-    return per_tree * trees_per_round
+    """Estimated seconds of one gradient-boosting round of ``library`` (a key of :data:`TREE_COST`):
+    ``trees_per_round`` trees of at most ``max_leaf_nodes`` leaves, and no more than the rows allow with
+    ``min_samples_leaf`` rows a leaf (:data:`ROUND_COST_MARGIN` included)."""
+    a, b, c = TREE_COST[library]
+    leaves = max(2, min(int(max_leaf_nodes), int(n_rows // max(2.0, 2.0 * min_samples_leaf))))
+    per_tree = a * n_rows * n_features * (1.0 + math.log2(leaves)) + b * n_features * leaves + c
+    return ROUND_COST_MARGIN * per_tree * trees_per_round
 
 
 def svm_row_cap(n_features: int, n_fits: int, budget: float) -> int:

@@ -147,9 +147,10 @@ MULTI_OUTPUT_LIBRARIES = ("xgboost", "catboost")
 MIN_EARLY_STOPPING_ROWS = 100
 VALIDATION_FRACTION = 0.1
 EARLY_STOPPING_ROUNDS = 20
-#: Relative cost of one round against a LightGBM round with the same leaves (symmetric CatBoost trees
-#: are cheap per leaf but ordered boosting costs more per row).
-_ROUND_COST = {"lightgbm": 1.0, "xgboost": 1.6, "catboost": 2.0}
+#: Rows a leaf of an XGBoost *classification* tree holds at least, per unit of ``min_child_weight``: a
+#: row's hessian p (1 - p) is at most 1/4, and far less once the trees separate the classes (at depth 10
+#: on 2,000 rows a classification round measured 1.2 ms, a regression round 21 ms on 10 columns).
+XGB_CLASS_ROWS_PER_WEIGHT = 20
 
 
 class _BoostedTrees(BaseEstimator):
@@ -191,17 +192,18 @@ class _BoostedTrees(BaseEstimator):
             k = np.unique(y).size
             trees = 1 if k <= 2 else k
         p = dict(self.params or {})
-        if self.library == "catboost":
-            leaves = 2 ** int(p.get("depth", 6))
-            min_leaf = 1
-        elif self.library == "xgboost" and int(p.get("max_depth", 0)) > 0:
-            leaves = 2 ** int(p["max_depth"])
-            min_leaf = 1
+        if self.library == "catboost":  # symmetric trees: every level splits every node
+            leaves, min_leaf = 2 ** int(p.get("depth", 6)), 1.0
+        elif self.library == "xgboost":
+            depth = int(p.get("max_depth", 0))
+            leaves = 2**depth if depth > 0 else int(p.get("max_leaves", 31))
+            min_leaf = max(1.0, float(p.get("min_child_weight", 1.0)))
+            if self._classifier:
+                min_leaf *= XGB_CLASS_ROWS_PER_WEIGHT
         else:
-            leaves = int(p.get("num_leaves", p.get("max_leaves", 31)))
-            min_leaf = int(p.get("min_child_samples", 1))
-        per_round = boosting_round_seconds(n_rows, n_features, leaves, trees, min_leaf)
-        return per_round * _ROUND_COST.get(self.library, 1.0)
+            leaves = int(p.get("num_leaves", 31))
+            min_leaf = max(1.0, float(p.get("min_child_samples", 20)))
+        return boosting_round_seconds(n_rows, n_features, leaves, trees, min_leaf, self.library)
 
     # -- fitting -----------------------------------------------------------------------------------
     def _split(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any, Any]:
