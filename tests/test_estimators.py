@@ -185,6 +185,29 @@ def test_boolean_labels_come_back_as_booleans_and_score() -> None:
     assert floats.classes_.dtype.kind == "f" and floats.predict(X[:2]).dtype.kind == "f"
 
 
+def test_classes_are_the_fitted_models_own_with_string_labels_and_a_rare_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit read ``classes_`` off a prediction of the first training row (a whole prediction, through the schema
+    check of predict); it is now the fitted model's ``classes_``: string labels as given, a class of 3 rows in 120
+    included whether or not the model ever predicts it, in predict_proba's column order — and fit predicts nothing."""
+    from metalearn.search import estimators
+
+    def no_prediction(self: Any, frame: pd.DataFrame) -> pd.DataFrame:
+        raise AssertionError("fit predicted rows to find classes_")
+
+    rng = np.random.default_rng(0)
+    y = np.array(["cat"] * 57 + ["dog"] * 60 + ["emu"] * 3, dtype=object)
+    X = pd.DataFrame({"a": (y == "dog") * 2.0 + rng.normal(size=len(y)), "b": rng.normal(size=len(y))})
+    with monkeypatch.context() as patched:
+        patched.setattr(estimators._SearchEstimator, "_model_input", no_prediction)
+        clf = MetaLearnClassifier(**SMALL).fit(X, y)
+    assert list(clf.classes_) == ["cat", "dog", "emu"] and list(clf.model_.classes_) == list(clf.classes_)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(y), 3) and set(clf.predict(X)) <= {"cat", "dog", "emu"}
+    labels = pd.DataFrame({"k": y, "v": X["a"] * 3.0})  # a class target next to a regression target: no classes_
+    est = MetaLearnEstimator(kind="multitask", **SMALL).fit(X, labels)
+    assert not hasattr(est, "classes_") and est.predict(X).shape == (len(y), 2)
+
+
 def test_predict_checks_rows_against_the_training_schema() -> None:
     """As the registry checks a registered model's rows: text in a numeric column was read as missing."""
     from metalearn.pipelines.signature import SchemaError

@@ -44,6 +44,7 @@ from metalearn.data.datetimes import apply_date_columns
 from metalearn.data.errors import InputError, SearchError
 from metalearn.data.task import SINGLE_KINDS, TaskKind
 from metalearn.pipelines.models.preprocessing import category_string
+from metalearn.pipelines.models.task_models import target_classes
 from metalearn.pipelines.signature import Signature, checked_rows
 from metalearn.search.automl import optimize
 from metalearn.search.settings import SearchSettings, defaults, params
@@ -219,7 +220,9 @@ class _SearchEstimator(BaseEstimator):
         # the rows explanations start from (explain): a sample of the training features
         self.background_ = features.iloc[np.sort(np.random.default_rng(self.seed).choice(
             len(features), min(len(features), BACKGROUND_ROWS), replace=False))].reset_index(drop=True)
-        classes = outcome.model.predict_task(self._model_input(features.iloc[:1])).classes
+        # the fitted model's own classes (each class target's, in predict_proba's order), never a prediction's
+        has_classes = any(k is not TaskKind.REGRESSION for k in ds.task.target_kinds)
+        classes: list[Any] = target_classes(outcome.model) if has_classes else [None] * ds.task.n_targets
         self.labels_given_ = _labels_given(Y, classes)
         classes = [c if back is None else np.asarray([back[k] for k in c])
                    for c, back in zip(classes, self.labels_given_, strict=True)]  # fmt: skip
