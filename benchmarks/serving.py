@@ -47,7 +47,9 @@ KEY = "serving-benchmark-key"
 
 
 def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    from metalearn.runtime.progress import clock
+
+    print(f"[{clock()}] {msg}", flush=True)
 
 
 def forest_trees(obj: Any, depth: int = 0) -> int | None:

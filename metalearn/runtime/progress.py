@@ -18,6 +18,13 @@ from rich.progress import (
 )
 
 
+def clock(now: float | None = None) -> str:
+    """The clock time that starts a progress line, in UTC and marked so (``18:14:05Z``): a log read on another
+    machine, or next to the KB's UTC timestamps, shows the same time. ``now``: seconds since the epoch (default:
+    now)."""
+    return time.strftime("%H:%M:%SZ", time.gmtime(now))
+
+
 def _fmt(x: float) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
 
@@ -69,7 +76,7 @@ class SearchProgress:
     def _line(self, text: str) -> None:
         with self._lock:
             self.console.print(
-                f"[{time.strftime('%H:%M:%S')}] {self._title}: {text}", markup=False, highlight=False, soft_wrap=True
+                f"[{clock()}] {self._title}: {text}", markup=False, highlight=False, soft_wrap=True
             )
             self._last_line = time.monotonic()
 
@@ -200,7 +207,7 @@ class BuildProgress:
         if self._task is None or time.monotonic() - self._last_line < quiet:
             return
         t = self._progress.tasks[-1]
-        self._print(f"[{time.strftime('%H:%M:%S')}] {t.description}: {t.completed:.0f}/{t.total:.0f} (still running, "
+        self._print(f"[{clock()}] {t.description}: {t.completed:.0f}/{t.total:.0f} (still running, "
                     f"{time.monotonic() - self._last_line:.0f} s since the last line)")
 
     def __enter__(self) -> BuildProgress:
@@ -223,7 +230,7 @@ class BuildProgress:
         self._phase_done0 = done
         if self._log:
             extra = f" ({done} done already)" if done else ""  # by an earlier run, or an earlier phase
-            self._print(f"[{time.strftime('%H:%M:%S')}] phase {name}: {total - done} to do{extra}{note}")
+            self._print(f"[{clock()}] phase {name}: {total - done} to do{extra}{note}")
 
     def advance(self, failures: int | None = None, text: str = "") -> None:
         """One more item done; ``failures`` so far and/or a ``text`` about the last item."""
@@ -237,7 +244,7 @@ class BuildProgress:
             eta = (t.total - t.completed) / rate if rate > 0 and t.total else float("nan")
             tail = f" failures={failures or 0}" if text == "" else f" | {text}"
             self._print(
-                f"[{time.strftime('%H:%M:%S')}] {t.description}: {t.completed:.0f}/{t.total:.0f}"
+                f"[{clock()}] {t.description}: {t.completed:.0f}/{t.total:.0f}"
                 f" ({rate * 3600:.0f}/h, eta {eta / 60:.0f} min){tail}"
             )
 
