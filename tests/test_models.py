@@ -691,6 +691,35 @@ def test_a_multitask_models_regression_target_stays_near_its_training_range() ->
     assert list(got.values[1][1:]) == ["hi", "lo"]
 
 
+@pytest.mark.parametrize("strategy", ["per_target", "chain"])
+def test_a_poly_kernel_svr_on_unscaled_osales_features_fits_and_scores(load, strategy: str) -> None:
+    """osales (a feature up to 1.7e7): a degree-4 poly-kernel SVR on unscaled features (``scaling: none``) has kernel
+    values of ~4e53, beyond the float32 libsvm caches them in, and every such trial crashed with "The dual coefficients
+    or intercepts are not finite". A poly-kernel SVM's unscaled features are now standardised: the trial scores,
+    and its predictions stay finite and near the targets."""
+    from metalearn.data.splits import cv_splits
+    from metalearn.search.evaluation import EvalProtocol, evaluate_config
+
+    ds = load("osales")
+    space = get_space(ds.task)
+    values = space.validate({
+        "model": "svm", "mt_strategy": strategy, "scaling": "none", "svm:kernel": "poly", "svm:C": 1.0,
+        "svm:gamma": 0.0858, "svm:degree": 4, "svm:coef0": -0.918, "svm:epsilon": 0.1,
+    }, fill_defaults=True)
+    train, test = cv_splits(ds, 5, 0)[0]
+    model = space.build(values, ds.task, ds.categorical).fit(ds.X.iloc[train], ds.y.iloc[train])
+    Xt = np.asarray(model.preprocessor_.transform(ds.X.iloc[train]), dtype=np.float64)
+    assert np.abs(Xt).max() < 100  # standardised: no feature of 1.7e7 reaches the kernel
+    pred = model.predict_task(ds.X.iloc[test])
+    check_prediction(pred, ds, test, ds.y.iloc[train])
+    result = evaluate_config(ds, space, values, EvalProtocol(n_folds=2))
+    assert result.status == "ok" and math.isfinite(result.score), result.error
+    # the other scalings are the configuration's own (the poly SVR fit on them before)
+    for scaling in ("standard", "robust", "quantile"):
+        pre = space.build({**values, "scaling": scaling}, ds.task, ds.categorical).preprocessor
+        assert pre.get_params()["tabular__scaling"] == scaling
+
+
 def test_a_diverged_regressor_chain_link_passes_on_bounded_predictions(load) -> None:
     """osales (12 targets, missing values): a poly-kernel SVR chain at C = 14,178 (as a search trial had it)
     diverges — its first link predicts ~1e41 for a standardised target, the next ~1e130 from that, the third
@@ -709,7 +738,10 @@ def test_a_diverged_regressor_chain_link_passes_on_bounded_predictions(load) -> 
         "svm:gamma": 0.0858, "svm:degree": 3, "svm:coef0": -0.918, "svm:epsilon": 0.00112,
     }, fill_defaults=True)
     train, test = cv_splits(ds, 5, 0)[0]
-    model = space.build(values, ds.task, ds.categorical).fit(ds.X.iloc[train], ds.y.iloc[train])
+    model = space.build(values, ds.task, ds.categorical)
+    # unscaled features, as the trial had them (a poly SVM's are now standardised: the test below): what diverges
+    model.preprocessor.set_params(tabular__scaling="none")
+    model.fit(ds.X.iloc[train], ds.y.iloc[train])
     chain = model.estimator_
     assert isinstance(chain, RegressorChain)  # (the registry's compression and model descriptions unwrap it as one)
     assert len(chain.estimators_) == ds.task.n_targets

@@ -88,6 +88,13 @@ DEFAULT_FAMILY = "rf"
 
 #: Kernel SVMs train on at most this many rows (stratified subsample): libsvm is quadratic in rows.
 SVM_MAX_ROWS = 2000
+#: The scaling a poly-kernel SVM's features get when the configuration leaves them unscaled (``scaling: none``).
+#: A poly kernel grows as ``(gamma * x.x')^degree`` and libsvm caches its values as float32: on osales (a feature
+#: up to 1.7e7, ||x||^2 up to 2.9e14) a degree-4 kernel reaches ~4e53, beyond float32's 3.4e38, and every such SVR
+#: failed ("The dual coefficients or intercepts are not finite"); at degree 3 it fit but diverged (predictions of
+#: 9e41 for a standardised target). Standardised features keep the kernel's values small (each within
+#: ``sqrt(SVM_MAX_ROWS)`` standard deviations).
+POLY_KERNEL_SCALING = "standard"
 SVM_MAX_ITER = 200_000
 LINEAR_MAX_ITER = 300
 SAGA_MAX_ITER = 100
@@ -360,10 +367,14 @@ def _r(x: float) -> int:
 def build_preprocessor(
     values: Mapping[str, Any], categorical: Sequence[bool], target_kinds: Sequence[str], seed: int
 ) -> Pipeline:
-    """Tabular preprocessing + the optional feature preprocessor of a configuration."""
+    """Tabular preprocessing + the optional feature preprocessor of a configuration (boosting families encode
+    categories natively; a poly-kernel SVM's unscaled features are standardised: :data:`POLY_KERNEL_SCALING`)."""
     encoding = str(values["encoding"])
     if values.get("model") in NATIVE_CATEGORICAL:
         encoding = NATIVE_ENCODING
+    scaling = str(values["scaling"])
+    if scaling == "none" and values.get("model") == "svm" and values.get("svm:kernel") == "poly":
+        scaling = POLY_KERNEL_SCALING
     steps: list[tuple[str, Any]] = [
         (
             "tabular",
@@ -373,7 +384,7 @@ def build_preprocessor(
                 encoding=encoding,
                 min_frequency=float(values.get("encoding:min_frequency", 0.01)),
                 max_categories=MAX_ONEHOT_CATEGORIES,
-                scaling=str(values["scaling"]),
+                scaling=scaling,
                 random_state=seed,
             ),
         )
