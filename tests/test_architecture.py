@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import pkgutil
 import tomllib
 from pathlib import Path
@@ -85,3 +86,40 @@ def test_the_distribution_installs_only_the_metalearn_namespace() -> None:
 def test_each_layer_says_what_it_holds_and_may_import(layer: str) -> None:
     doc = importlib.import_module(layer).__doc__ or ""
     assert "May import" in doc, f"{layer}.__init__ docstring must say what the layer may import"
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A leading underscore says "this module's own": a module that imports another's ``_name`` (``from
+    metalearn.benchmark.report import _f``, a name inside a multi-line import block) or reads ``module._name`` of
+    a metalearn module it imported depends on what that module may change at will. Names used across modules
+    are public (renamed, documented)."""
+    violations = []
+    for path in sorted((ROOT / "metalearn").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        tree = ast.parse(path.read_text())
+        modules: set[str] = set()  # local names bound to a metalearn module
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                source = (f"{base}.{node.module}" if node.module else base) if node.level else node.module or ""
+                if not source.startswith("metalearn"):
+                    continue
+                for a in node.names:
+                    if a.name.startswith("_") and not a.name.startswith("__"):
+                        violations.append(f"{module}:{node.lineno} imports {source}.{a.name}")
+                    elif _is_module(f"{source}.{a.name}"):
+                        modules.add(a.asname or a.name)
+            elif isinstance(node, ast.Import):
+                modules.update(a.asname or a.name.split(".")[0] for a in node.names if a.name.startswith("metalearn"))
+        violations += [f"{module}:{node.lineno} reads {node.value.id}.{node.attr}" for node in ast.walk(tree)
+                       if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                       and node.value.id in modules and node.attr.startswith("_") and not node.attr.startswith("__")]
+    assert violations == []

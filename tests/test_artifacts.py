@@ -228,6 +228,30 @@ def test_a_multi_label_pipeline_read_back_gives_its_probabilities_per_label(tmp_
         assert np.mean((p[:, 1] > 0.5) == (truth == 1)) > 0.8  # the second column is label 1's
 
 
+def test_a_classifier_chain_written_under_its_former_private_name_still_loads() -> None:
+    """The chain class of multi-label models was ``_ClassifierChainModel`` until the registry's compression needed
+    it (now ``ClassifierChainModel``): files written before name the old type, and still load and predict."""
+    from sklearn.linear_model import LogisticRegression
+
+    from metalearn.pipelines.models.task_models import ClassifierChainModel
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    chain = ClassifierChainModel(LogisticRegression()).fit(X, (X[:, :2] > 0).astype(int))
+    old, new = b'"ClassifierChainModel"', b'"_ClassifierChainModel"'
+    written, renamed = dumps_model(chain), io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(written)) as zin, zipfile.ZipFile(renamed, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            zout.writestr(item, data.replace(old, new) if item.filename == "schema.json" else data)
+    data = renamed.getvalue()
+    assert "metalearn.pipelines.models.task_models._ClassifierChainModel" in trusted_types(data)
+    loaded = loads_model(data, trusted_types(data))
+    assert isinstance(loaded, ClassifierChainModel)
+    for (p, c), (q, d) in zip(loaded.predict_probas(X), chain.predict_probas(X), strict=True):
+        assert np.array_equal(p, q) and np.array_equal(c, d)
+
+
 def test_writing_a_model_pauses_the_garbage_collector_and_restores_it(tmp_path: Path) -> None:
     # the cyclic collector's full passes walked every object alive while skops made a forest's state (a 5.9-million-node
     # forest took 5.1 s to write right after a search, 1.4 s on its own): off for the write, as it was after

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metalearn.benchmark.report import _f, _table, failure_lines, failure_lists
+from metalearn.benchmark.report import failure_lines, failure_lists, format_cell, markdown_table
 from metalearn.benchmark.settings import (
     FLAML_ZEROSHOT,
     PEERS,
@@ -287,12 +287,12 @@ def _score_sections(block: dict[str, Any], kinds: list[str], with_wins: bool) ->
     for kind in kinds:
         k = block["per_kind"].get(kind, {})
         rows.append([kind, ", ".join(k.get("metrics", [])), _common(k.get("n_common"), k.get("n_datasets", 0)),
-                     *[_f(k.get("mean", {}).get(n), 4) for n in names]])  # fmt: skip
+                     *[format_cell(k.get("mean", {}).get(n), 4) for n in names]])  # fmt: skip
         if k.get("extra_metric"):
             rows.append([kind, k["extra_metric"], _common(k.get("n_common_extra"), k.get("n_datasets", 0)),
-                         *[_f(k.get("extra_mean", {}).get(n), 4) for n in names]])  # fmt: skip
+                         *[format_cell(k.get("extra_mean", {}).get(n), 4) for n in names]])  # fmt: skip
     lines += ["Means over the datasets where every system of the row has a score (datasets: common / all).", ""]
-    lines += _table(["kind", "metric", "datasets", *names], rows)
+    lines += markdown_table(["kind", "metric", "datasets", *names], rows)
     opponents = sorted({o for k in block["per_kind"].values() for o in k.get("win_rate", {})},
                        key=lambda o: names.index(o) if o in names else 99)  # fmt: skip
     if with_wins and opponents:
@@ -302,30 +302,30 @@ def _score_sections(block: dict[str, Any], kinds: list[str], with_wins: bool) ->
                 for kind in kinds]  # fmt: skip
         if "overall_win_rate" in block:
             rows.append(["all", *[_rate(block["overall_win_rate"].get(o)) for o in opponents]])
-        lines += _table(["kind", *[f"vs {o}" for o in opponents]], rows)
+        lines += markdown_table(["kind", *[f"vs {o}" for o in opponents]], rows)
     lines += ["", "#### Time used (start of the call until the final model is ready)", ""]
-    rows = [[n, _f(t.get("mean_ratio"), 2), _f(t.get("max_ratio"), 2), _f(t["mean_seconds"], 1),
-             _f(t["max_seconds"], 1), _f(t["mean_trials"], 1), str(t["cells"])]
+    rows = [[n, format_cell(t.get("mean_ratio"), 2), format_cell(t.get("max_ratio"), 2), format_cell(t["mean_seconds"], 1),
+             format_cell(t["max_seconds"], 1), format_cell(t["mean_trials"], 1), str(t["cells"])]
             for n, t in block["time"].items()]  # fmt: skip
-    lines += _table(["system", "mean used/budget", "max used/budget", "mean s", "max s", "models/trials", "cells"],
+    lines += markdown_table(["system", "mean used/budget", "max used/budget", "mean s", "max s", "models/trials", "cells"],
                     rows)  # fmt: skip
     cal = block.get("calibration") or {}
     if cal.get("n"):
         lines += ["", "#### Calibration (the product's temperature-scaled models, test score without and with it)", "",
                   f"Scaled {cal['n']} models: better on {cal['better']}, equal on {cal['equal']}, worse on "
-                  f"{cal['worse']}; mean {_f(cal['mean_unscaled'], 4)} -> {_f(cal['mean_scaled'], 4)}.", ""]
-        lines += _table(["dataset", "seed", "temperature", "unscaled", "scaled"],
-                        [[c["dataset"], str(c["seed"]), _f(c["temperature"], 3), _f(c["unscaled"], 4),
-                          _f(c["scaled"], 4)] for c in cal["cells"]])
+                  f"{cal['worse']}; mean {format_cell(cal['mean_unscaled'], 4)} -> {format_cell(cal['mean_scaled'], 4)}.", ""]
+        lines += markdown_table(["dataset", "seed", "temperature", "unscaled", "scaled"],
+                        [[c["dataset"], str(c["seed"]), format_cell(c["temperature"], 3), format_cell(c["unscaled"], 4),
+                          format_cell(c["scaled"], 4)] for c in cal["cells"]])
     lines += ["", "#### Per dataset (test score, mean over seeds)", ""]
-    rows = [[d["dataset"], d["kind"], d["metric"], str(d["n_rows_used"]), *[_f(d["test"].get(n), 4) for n in names]]
+    rows = [[d["dataset"], d["kind"], d["metric"], str(d["n_rows_used"]), *[format_cell(d["test"].get(n), 4) for n in names]]
             for d in block["per_dataset"]]  # fmt: skip
-    lines += _table(["dataset", "kind", "metric", "rows", *names], rows)
+    lines += markdown_table(["dataset", "kind", "metric", "rows", *names], rows)
     extra = [d for d in block["per_dataset"] if d.get("extra_metric")]
     if extra:
         lines += ["", "Regression R² on the test part:", ""]
-        rows = [[d["dataset"], *[_f(d["extra"].get(n), 4) for n in names]] for d in extra]
-        lines += _table(["dataset", *names], rows)
+        rows = [[d["dataset"], *[format_cell(d["extra"].get(n), 4) for n in names]] for d in extra]
+        lines += markdown_table(["dataset", *names], rows)
     return lines
 
 

@@ -40,6 +40,8 @@ __all__ = [
     "BUDGETS",
     "compare_summaries",
     "compute_summary",
+    "format_cell",
+    "markdown_table",
     "mean_ci",
     "regret_curve",
     "render_markdown",
@@ -430,7 +432,9 @@ def failure_lines(summary: dict[str, Any]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ rendering
-def _f(x: Any, digits: int = 3) -> str:
+def format_cell(x: Any, digits: int = 3) -> str:
+    """A value for a Markdown report's table cell: a float with ``digits`` decimals, ``-`` for None, NaN or infinity,
+    anything else as its text."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
     if isinstance(x, float):
@@ -446,10 +450,11 @@ def _mci(stat: dict[str, Any] | None, digits: int = 3) -> str:
     if not stat or stat.get("mean") is None:
         return "-"
     ci = stat.get("ci")
-    return f"{_f(stat['mean'], digits)} ± {_f(ci, digits)}" if ci is not None else _f(stat["mean"], digits)
+    return f"{format_cell(stat['mean'], digits)} ± {format_cell(ci, digits)}" if ci is not None else format_cell(stat["mean"], digits)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table of ``header`` and ``rows`` (cells already text)."""
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return out
@@ -465,7 +470,7 @@ def _budget_table(block: dict[str, Any], budgets: list[int], digits: int = 3) ->
         ]
         for s in table
     ]
-    return _table(["strategy", *[f"{b} trials" for b in budgets], "n"], rows)
+    return markdown_table(["strategy", *[f"{b} trials" for b in budgets], "n"], rows)
 
 
 def render_markdown(summary: dict[str, Any], plots: dict[str, list[str]] | None = None) -> str:
@@ -504,10 +509,10 @@ def render_markdown(summary: dict[str, Any], plots: dict[str, list[str]] | None 
         lines += _budget_table(s["rank"].get(kind, {}), budgets, digits=2)
     lines += ["", "## Time to reach within 1 % of the best observed score", ""]
     rows = [
-        [k, _f(v["reached"] * 100, 0) + " %", _mci(v["seconds"], 1), _mci(v["trials"], 1), str(v["n"])]
+        [k, format_cell(v["reached"] * 100, 0) + " %", _mci(v["seconds"], 1), _mci(v["trials"], 1), str(v["n"])]
         for k, v in s["time_to_1pct"].items()
     ]
-    lines += _table(["strategy", "reached", "seconds (if reached)", "trials (if reached)", "cells"], rows)
+    lines += markdown_table(["strategy", "reached", "seconds (if reached)", "trials (if reached)", "cells"], rows)
     lines += ["", "## Final test score of the refit incumbent", ""]
     rows = [
         [
@@ -515,13 +520,13 @@ def render_markdown(summary: dict[str, Any], plots: dict[str, list[str]] | None 
             _mci(v["rank"], 2),
             str(v["cells"]),
             str(v["failed"]),
-            _f(v["mean_trials"], 1),
-            _f(v["mean_search_seconds"], 1),
-            _f(v["mean_recommended"], 1),
+            format_cell(v["mean_trials"], 1),
+            format_cell(v["mean_search_seconds"], 1),
+            format_cell(v["mean_recommended"], 1),
         ]
         for k, v in s["test"].items()
     ]
-    lines += _table(
+    lines += markdown_table(
         ["strategy", "mean test rank", "cells", "failed", "trials", "search s", "recommended"], rows
     )
     lines += [
@@ -542,11 +547,11 @@ def render_markdown(summary: dict[str, Any], plots: dict[str, list[str]] | None 
                 d["metric"],
                 f"{d['n_rows_used']}/{d['n_rows']}",
                 str(d["n_excluded"]),
-                _f(d["best_cv"], 4),
-                *[_f(d["test"].get(k), 4) for k in strats],
+                format_cell(d["best_cv"], 4),
+                *[format_cell(d["test"].get(k), 4) for k in strats],
             ]
         )
-    lines += _table(["dataset", "kind", "metric", "rows used", "excluded", "best CV", *strats], rows)
+    lines += markdown_table(["dataset", "kind", "metric", "rows used", "excluded", "best CV", *strats], rows)
     excl = [d for d in s["per_dataset"] if d["excluded"]]
     if excl:
         lines += ["", "### Leakage exclusions", ""]

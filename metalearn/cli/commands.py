@@ -57,7 +57,7 @@ MlflowOpt = Annotated[
 ]
 
 
-def _mlflow_target(explicit: str | None) -> str | None:
+def resolve_mlflow_target(explicit: str | None) -> str | None:
     """The MLflow URI to sync with (the flag, else $METALEARN_MLFLOW_URI), checked before any work: a URI
     without mlflow installed is refused in one line."""
     from metalearn.registry.mlflow_sync import mlflow_uri, require_mlflow
@@ -75,10 +75,11 @@ DataArg = Annotated[
     typer.Argument(help="A CSV/parquet/ARFF file, or sklearn:NAME, openml:DID, openml-task:TID, corpus:NAME."),
 ]
 
-_SEARCH_DEFAULTS = defaults("cli")
+#: the defaults of the search parameters as the CLI's ``optimize`` / ``models retrain`` options give them
+SEARCH_DEFAULTS = defaults("cli")
 
 
-def _search_option(name: str) -> Any:
+def search_option(name: str) -> Any:
     """The ``optimize`` option of search parameter ``name``: its flag and help as
     :mod:`metalearn.search.settings` declares them (SearchSettings validates the value)."""
     param = PARAMS[name]
@@ -86,7 +87,7 @@ def _search_option(name: str) -> Any:
     return typer.Option(param.cli, help=param.help + low)
 
 
-def _search_settings(**values: Any) -> Any:
+def search_settings(**values: Any) -> Any:
     """``SearchSettings`` from the ``optimize`` options; an invalid value is a usage error naming its flag."""
     from metalearn.search.settings import SearchSettings, SettingError
 
@@ -99,7 +100,9 @@ def _search_settings(**values: Any) -> Any:
         raise typer.BadParameter(str(exc), param_hint=list(param.flags)) from None
 
 
-def _load(data: str, target: list[str] | None, kind: str | None, metric: str | None, corpus: str | None = None):
+def load_data(data: str, target: list[str] | None, kind: str | None, metric: str | None, corpus: str | None = None):
+    """The dataset a command's ``DATA`` argument names (:func:`metalearn.data.loading.load_dataset`), its ``--target``
+    options one target name or several."""
     from metalearn.data.loading import load_dataset
 
     tgt: Any = None
@@ -108,7 +111,7 @@ def _load(data: str, target: list[str] | None, kind: str | None, metric: str | N
     return load_dataset(data, target=tgt, kind=kind, metric=metric, corpus=corpus)
 
 
-def _check_metric(ds: Any) -> None:
+def check_dataset_metric(ds: Any) -> None:
     """Refuse (InputError) a metric that is not one of the task kind's, before anything is written."""
     from metalearn.data.metrics import check_metric
 
@@ -121,7 +124,9 @@ def _open_kb(path: str | None, read_only: bool = False, seed_from_shipped: bool 
     return open_default_kb(path, read_only=read_only, seed_from_shipped=seed_from_shipped, current=current)
 
 
-def _json(obj: Any) -> None:
+def print_json(obj: Any) -> None:
+    """Write ``obj`` to stdout as the ``--json`` output: indented JSON, datetimes as UTC text ending in ``Z``, numpy
+    scalars as numbers, NaN / infinity as null."""
     from metalearn.data.numbers import json_safe
     from metalearn.kb.records import utc_text
 
@@ -139,7 +144,9 @@ def _json(obj: Any) -> None:
     sys.stdout.write(json.dumps(json_safe(json.loads(json.dumps(obj, default=default))), indent=2) + "\n")
 
 
-def _fmt(x: Any, digits: int = 4) -> str:
+def format_number(x: Any, digits: int = 4) -> str:
+    """A value for a table cell: a float to ``digits`` significant digits (``nan`` for NaN), None as ``-``, anything
+    else as its text."""
     if x is None:
         return "-"
     if isinstance(x, float):
@@ -169,16 +176,16 @@ def metafeatures(
     """
     from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, not_computable
 
-    ds = _load(data, target, kind, None)
+    ds = load_data(data, target, kind, None)
     if not json_out:
-        _print_kind_report(ds)
+        print_kind_report(ds)
     with console.status(f"extracting meta-features of {ds.name} ({ds.n_rows} x {ds.n_features})"):
         values, seconds, cached = _metafeatures_of(ds, seed, kb)
     transforms = {k: t for k in values if (t := _transform_of(k))}
     raw = {k: _raw_value(transforms[k], values[k]) for k in transforms}
     missing = not_computable(values, ds.task)
     if json_out:
-        _json(
+        print_json(
             {
                 "dataset": ds.name,
                 "dataset_id": ds.dataset_id,
@@ -204,7 +211,7 @@ def metafeatures(
     table.add_column("transform")
     table.add_column("raw", justify="right")
     for k, v in values.items():
-        table.add_row(escape(k), _fmt(v), transforms.get(k, ""), _fmt(raw[k]) if k in raw else "")
+        table.add_row(escape(k), format_number(v), transforms.get(k, ""), format_number(raw[k]) if k in raw else "")
     out.print(table)
     where = "read from the knowledge base" if cached else f"in {seconds:.2f} s"
     console.print(f"{len(values)} meta-features {where}" + _not_computable_text(missing))
@@ -306,7 +313,7 @@ def _kind_report_lines(task: Any) -> list[str]:
     return out
 
 
-def _print_kind_report(ds: Any) -> None:
+def print_kind_report(ds: Any) -> None:
     """Each target's kind and why (targets of a shared kind and reason grouped: :func:`_kind_report_lines`), and
     what became of each date column."""
     for line in _kind_report_lines(ds.task):
@@ -333,10 +340,10 @@ def recommend(
     from metalearn.metalearning.advisor import Advisor
     from metalearn.metalearning.metafeatures import metafeature_record
 
-    ds = _load(data, target, kind, metric)
-    _check_metric(ds)
+    ds = load_data(data, target, kind, metric)
+    check_dataset_metric(ds)
     if not json_out:
-        _print_kind_report(ds)
+        print_kind_report(ds)
     store = _open_kb(kb, read_only=True)
     with console.status("extracting meta-features"):
         mf = metafeature_record(ds)
@@ -345,7 +352,7 @@ def recommend(
     composed = any(r.composed for r in recs)
     reason = None if recs else advisor.no_recommendation_reason(ds.task.kind, {ds.dataset_id})
     if json_out:
-        _json({"dataset": ds.name, "kind": str(ds.task.kind), "targets": _target_kinds(ds.task),
+        print_json({"dataset": ds.name, "kind": str(ds.task.kind), "targets": _target_kinds(ds.task),
                "strategy": advisor.resolve_strategy(strategy),
                "composed": composed, "reason": reason, "recommendations": [r.to_dict() for r in recs]})
         return
@@ -366,8 +373,8 @@ def recommend(
     for col in ("#", "model", "expected regret", "expected score", "from", "config_id"):
         table.add_column(col)
     for r in recs:
-        score = "-" if r.expected_score is None else f"{r.score_metric} {_fmt(r.expected_score, 3)}"
-        table.add_row(str(r.rank), r.summary, _fmt(r.expected_regret, 3), score, r.source_text, r.config_id)
+        score = "-" if r.expected_score is None else f"{r.score_metric} {format_number(r.expected_score, 3)}"
+        table.add_row(str(r.rank), r.summary, format_number(r.expected_regret, 3), score, r.source_text, r.config_id)
     out.print(table)
 
 
@@ -378,20 +385,20 @@ def optimize(
     kind: KindOpt = None,
     metric: MetricOpt = None,
     # the search parameters: flags, help and defaults from metalearn.search.settings
-    n_trials: Annotated[int | None, _search_option("n_trials")] = _SEARCH_DEFAULTS["n_trials"],
-    time_limit: Annotated[float | None, _search_option("time_limit")] = _SEARCH_DEFAULTS["time_limit"],
-    trial_time_limit: Annotated[float, _search_option("trial_time_limit")] = _SEARCH_DEFAULTS["trial_time_limit"],
-    warm_start: Annotated[bool, _search_option("warm_start")] = _SEARCH_DEFAULTS["warm_start"],
-    strategy: Annotated[str | None, _search_option("strategy")] = _SEARCH_DEFAULTS["strategy"],
-    n_warm: Annotated[int, _search_option("n_warm")] = _SEARCH_DEFAULTS["n_warm"],
-    optimizer: Annotated[str, _search_option("optimizer")] = _SEARCH_DEFAULTS["optimizer"],
-    multi_fidelity: Annotated[bool, _search_option("multi_fidelity")] = _SEARCH_DEFAULTS["multi_fidelity"],
-    ensemble: Annotated[bool, _search_option("ensemble")] = _SEARCH_DEFAULTS["ensemble"],
-    calibrate: Annotated[bool, _search_option("calibrate")] = _SEARCH_DEFAULTS["calibrate"],
-    seed: Annotated[int, _search_option("seed")] = _SEARCH_DEFAULTS["seed"],
-    n_folds: Annotated[int, _search_option("n_folds")] = _SEARCH_DEFAULTS["n_folds"],
-    workers: Annotated[int, _search_option("workers")] = _SEARCH_DEFAULTS["workers"],
-    scheduler: Annotated[str | None, _search_option("scheduler")] = _SEARCH_DEFAULTS["scheduler"],
+    n_trials: Annotated[int | None, search_option("n_trials")] = SEARCH_DEFAULTS["n_trials"],
+    time_limit: Annotated[float | None, search_option("time_limit")] = SEARCH_DEFAULTS["time_limit"],
+    trial_time_limit: Annotated[float, search_option("trial_time_limit")] = SEARCH_DEFAULTS["trial_time_limit"],
+    warm_start: Annotated[bool, search_option("warm_start")] = SEARCH_DEFAULTS["warm_start"],
+    strategy: Annotated[str | None, search_option("strategy")] = SEARCH_DEFAULTS["strategy"],
+    n_warm: Annotated[int, search_option("n_warm")] = SEARCH_DEFAULTS["n_warm"],
+    optimizer: Annotated[str, search_option("optimizer")] = SEARCH_DEFAULTS["optimizer"],
+    multi_fidelity: Annotated[bool, search_option("multi_fidelity")] = SEARCH_DEFAULTS["multi_fidelity"],
+    ensemble: Annotated[bool, search_option("ensemble")] = SEARCH_DEFAULTS["ensemble"],
+    calibrate: Annotated[bool, search_option("calibrate")] = SEARCH_DEFAULTS["calibrate"],
+    seed: Annotated[int, search_option("seed")] = SEARCH_DEFAULTS["seed"],
+    n_folds: Annotated[int, search_option("n_folds")] = SEARCH_DEFAULTS["n_folds"],
+    workers: Annotated[int, search_option("workers")] = SEARCH_DEFAULTS["workers"],
+    scheduler: Annotated[str | None, search_option("scheduler")] = SEARCH_DEFAULTS["scheduler"],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for the refit model and summary.json.")] = None,
     register: Annotated[
         str | None,
@@ -418,9 +425,9 @@ def optimize(
         from metalearn.cli.errors import check_output
 
         check_output(out_dir, "--out", directory=True)
-    mlflow_target = _mlflow_target(mlflow_uri) if register is not None else None
+    mlflow_target = resolve_mlflow_target(mlflow_uri) if register is not None else None
 
-    settings = _search_settings(
+    settings = search_settings(
         n_trials=n_trials,
         time_limit=time_limit,
         trial_time_limit=trial_time_limit,
@@ -436,15 +443,15 @@ def optimize(
         workers=workers,
         scheduler=scheduler,
     )
-    ds = _load(data, target, kind, metric)
-    _check_metric(ds)  # before the KB is opened (or created) and the dataset written
+    ds = load_data(data, target, kind, metric)
+    check_dataset_metric(ds)  # before the KB is opened (or created) and the dataset written
     store = _open_kb(kb)
     if register is not None:  # a name taken by a model of other targets: refused before the search
         from metalearn.registry.registry import ModelRegistry
 
         ModelRegistry(store).check_compatible(register, ds.task)
     if not json_out:
-        _print_kind_report(ds)
+        print_kind_report(ds)
     with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
         outcome = run_optimize(ds, kb=store, settings=settings, out_dir=out_dir, on_trial=progress.update,
                                on_status=progress.status, started=started, copies=int(register is not None))
@@ -463,7 +470,7 @@ def optimize(
             registered["mlflow"] = log_version(mlflow_target, registry, record)
         summary["registered"] = registered
     if json_out:
-        _json(summary)
+        print_json(summary)
     else:
         res = outcome.result
         # plain text, never wrapped at the console's width (the configuration is JSON)
@@ -472,7 +479,7 @@ def optimize(
             out.print(text, markup=False, highlight=False, soft_wrap=True)
 
         say(
-            f"best {res.metric} = {_fmt(res.best_score)} after {len(res.trials)} trials "
+            f"best {res.metric} = {format_number(res.best_score)} after {len(res.trials)} trials "
             f"({res.n_resumed} resumed from the KB, {res.n_new} new, {res.n_failed} failed) "
             f"in {summary['seconds']:.1f} s"
         )
@@ -537,7 +544,7 @@ def leaderboard(
     frame = board(summary)
     if json_out:
         shown = frame if top is None else frame.head(top)
-        _json({"metric": frame.attrs["metric"], "greater_is_better": frame.attrs["greater_is_better"],
+        print_json({"metric": frame.attrs["metric"], "greater_is_better": frame.attrs["greater_is_better"],
                "pipelines": len(frame), "leaderboard": shown.to_dict(orient="records")})
         return
     if frame.empty:  # (a header and no row said nothing)
@@ -567,7 +574,7 @@ def kb_info(kb: KbOpt = None, json_out: JsonOpt = False) -> None:
         by_status["interrupted"] = by_status.get("interrupted", 0) + 1
     stats["searches_by_status"] = {k: v for k, v in sorted(by_status.items()) if v}
     if json_out:
-        _json(stats)
+        print_json(stats)
         return
     table = Table(title=f"knowledge base {stats['path']}")
     table.add_column("what")
@@ -628,7 +635,7 @@ def kb_evaluate(
             "to evaluate the recommenders on (leaving one out needs another to recommend from): build or search more"
         )
     if json_out:
-        _json(report)
+        print_json(report)
         return
     for kind_name, block in report["kinds"].items():
         table = Table(title=f"{kind_name}: mean normalised regret of the best of the top-k ({block['n_datasets']} datasets)")
@@ -637,7 +644,7 @@ def kb_evaluate(
         for kk in ks:
             table.add_column(f"k={kk}", justify="right")
         for strat, row in block["table"].items():
-            table.add_row(strat, *[_fmt(row.get(str(kk)), 3) for kk in ks])
+            table.add_row(strat, *[format_number(row.get(str(kk)), 3) for kk in ks])
         out.print(table)
     by_kind = ", ".join(f"{k}: {v}" for k, v in report.get("best_by_kind", {}).items())
     out.print(f"best strategy overall: [bold]{report['best']}[/bold]" + (f" (per kind: {by_kind})" if by_kind else ""))
@@ -697,7 +704,7 @@ def kb_build(
     with BuildProgress(console, enabled=not json_out or console.is_terminal) as progress:
         report = build_kb(store, sources, settings, progress=progress)
     if json_out:
-        _json(report.to_dict())
+        print_json(report.to_dict())
         return
     out.print(f"{report.datasets} datasets, {report.evaluations_done} evaluations in the KB "
               f"({report.evaluations_new} new, {report.failures} failed) in {report.seconds:.0f} s")
@@ -755,7 +762,7 @@ def kb_import_openml(
     report = import_openml_runs(store, ids, measure=measure, limit=limit, keep_foreign=foreign,
                                 cache_dir=openml_cache, server=server, on_task=on_task)
     if json_out:
-        _json(report.to_dict())
+        print_json(report.to_dict())
     else:
         out.print(f"{report.evaluations} evaluations: {report.translated} in the search space, {report.foreign} "
                   f"kept verbatim, {report.skipped} skipped; {report.runs_added} runs added")
@@ -822,7 +829,7 @@ def benchmark(
     with RichProgress(console, enabled=not json_out or console.is_terminal) as progress:
         outcome = run_benchmark(sources, store, out_dir, settings, progress=progress, missing=missing)
     if json_out:
-        _json(outcome.summary)
+        print_json(outcome.summary)
         return
     summary = outcome.summary
     if settings.budget_mode:
@@ -840,7 +847,7 @@ def benchmark(
     for strat in summary["strategies"]:
         row = summary["regret"]["overall"]["table"].get(strat, {})
         test_rank = summary["test"].get(strat, {}).get("rank", {}).get("mean")
-        table.add_row(strat, *[_fmt(row.get(str(b), {}).get("mean"), 3) for b in budgets], _fmt(test_rank, 3))
+        table.add_row(strat, *[format_number(row.get(str(b), {}).get("mean"), 3) for b in budgets], format_number(test_rank, 3))
     out.print(table)
     out.print(f"{outcome.n_run} cells run now, {outcome.n_cells - outcome.n_run} finished earlier, "
               f"{outcome.n_failed} failed; {len(outcome.failed_datasets)} datasets failed to load; "
@@ -872,9 +879,9 @@ def _print_peer_summary(summary: dict[str, Any]) -> None:
         for col in ("kind", "metric", *names):
             table.add_column(col, justify="left" if col in ("kind", "metric") else "right")
         for kind, k in block["per_kind"].items():
-            table.add_row(kind, ", ".join(k.get("metrics", [])), *[_fmt(k["mean"].get(n), 4) for n in names])
+            table.add_row(kind, ", ".join(k.get("metrics", [])), *[format_number(k["mean"].get(n), 4) for n in names])
             if k.get("extra_metric"):
-                table.add_row(kind, k["extra_metric"], *[_fmt(k["extra_mean"].get(n), 4) for n in names])
+                table.add_row(kind, k["extra_metric"], *[format_number(k["extra_mean"].get(n), 4) for n in names])
         out.print(table)
         for kind, k in [*block["per_kind"].items(), ("all", {"win_rate": block.get("overall_win_rate", {})})]:
             wins = ", ".join(f"vs {o} {w['rate'] * 100:.0f} % ({w['wins']:g}/{w['n']})"

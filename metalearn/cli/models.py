@@ -23,23 +23,23 @@ from rich.markup import escape
 from rich.table import Table
 
 from metalearn.cli.commands import (
-    _SEARCH_DEFAULTS,
+    SEARCH_DEFAULTS,
     DataArg,
     JsonOpt,
     KbOpt,
     MetricOpt,
     MlflowOpt,
-    _check_metric,
-    _fmt,
-    _json,
-    _load,
-    _mlflow_target,
-    _print_kind_report,
-    _search_option,
-    _search_settings,
     app,
+    check_dataset_metric,
     console,
+    format_number,
+    load_data,
     out,
+    print_json,
+    print_kind_report,
+    resolve_mlflow_target,
+    search_option,
+    search_settings,
 )
 from metalearn.cli.errors import check_output
 
@@ -140,7 +140,7 @@ def models_list(kb: KbOpt = None, json_out: JsonOpt = False) -> None:
         with _registry(kb, read_only=True) as reg:
             models = reg.list_models()
     if json_out:
-        _json({"models": models})
+        print_json({"models": models})
         return
     if not models:
         _say("no registered models (register one with `metalearn optimize DATA --register NAME`)")
@@ -168,7 +168,7 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
     with _registry(kb, read_only=True) as reg:
         doc = reg.show(name)
     if json_out:
-        _json(doc)
+        print_json(doc)
         return
     aliases = doc["aliases"]
     _say(f"model {name}: " + (", ".join(f"{a} -> version {v}" for a, v in sorted(aliases.items()))
@@ -198,12 +198,12 @@ def models_show(name: NameArg, kb: KbOpt = None, json_out: JsonOpt = False) -> N
         held = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
         flagged = f"; flagged {', '.join(v['flags'])}" if v["flags"] else ""
         _say(f"  version {v['version']}{held}{' (deleted)' if v['deleted'] else ''}: {v['variant']}, "
-             f"created {_when(v['created_at'])}, cv {metric} {_fmt(v.get('cv_score'))}"
+             f"created {_when(v['created_at'])}, cv {metric} {format_number(v.get('cv_score'))}"
              + (f" ({CV_BASES[v['cv_basis']]})" if v.get("cv_basis") in CV_BASES else "")
              + (f" (version {_cv_source(v)}'s: not cross-validated itself)" if v["variant"] in compressed else "")
-             + f", refit {metric} {_fmt(refit)}, "
+             + f", refit {metric} {format_number(refit)}, "
              f"artifact {_size(artifact.get('bytes'))} {artifact.get('format', '')}, "
-             f"parent {_fmt(v.get('parent_version'))}, {what or '-'}{flagged}")
+             f"parent {format_number(v.get('parent_version'))}, {what or '-'}{flagged}")
     _say("history:")
     for e in doc["events"]:
         detail = ", ".join(f"{k}={val}" for k, val in (e.get("detail") or {}).items()
@@ -226,12 +226,12 @@ def models_promote(
 ) -> None:
     """Point an alias (default: live) at a version; the version's artifact is loaded and checked first.
     With --mlflow-uri the MLflow registered model's alias moves too."""
-    target = _mlflow_target(mlflow_uri)
+    target = resolve_mlflow_target(mlflow_uri)
     with _registry(kb) as reg:
         result = reg.promote(name, version, alias=alias)
     _sync_alias(target, result)
     if json_out:
-        _json(result)
+        print_json(result)
         return
     before = result["previous_version"]
     if before == version:  # no change, no event: a rollback now would go further back
@@ -275,12 +275,12 @@ def models_rollback(name: NameArg, alias: AliasOpt = "live", mlflow_uri: MlflowO
                     json_out: JsonOpt = False) -> None:
     """Point an alias (default: live) back at the version it pointed at before the current one.
     With --mlflow-uri the MLflow registered model's alias moves too."""
-    target = _mlflow_target(mlflow_uri)
+    target = resolve_mlflow_target(mlflow_uri)
     with _registry(kb) as reg:
         result = reg.rollback(name, alias=alias)
     _sync_alias(target, result)
     if json_out:
-        _json(result)
+        print_json(result)
         return
     _say(f"{name}: {alias} -> version {result['version']} (rolled back from version {result['previous_version']})")
     _say_mlflow(result)
@@ -298,7 +298,7 @@ def models_delete(
         removed = reg.delete(name, version)
         where = reg.root / name / str(version)
     if json_out:
-        _json({"name": name, "version": version, "deleted": True, "aliases_removed": removed, "files": str(where)})
+        print_json({"name": name, "version": version, "deleted": True, "aliases_removed": removed, "files": str(where)})
         return
     aliases = f"; the alias{'es' if len(removed) > 1 else ''} it held ({', '.join(removed)}) went with it" if removed else ""
     _say(f"{name}: version {version} deleted{aliases} (its files stay in {where} until removed by hand)")
@@ -335,7 +335,7 @@ def models_compress(
     from metalearn.registry.variants import compress, validation_data
 
     check_name(name)
-    mlflow_target = _mlflow_target(mlflow_uri)
+    mlflow_target = resolve_mlflow_target(mlflow_uri)
     methods = None if method is None else [m.strip() for m in method.split(",") if m.strip()]
     with _registry(kb) as reg:
         validation = None
@@ -352,7 +352,7 @@ def models_compress(
         if mlflow_target is not None:
             result = {**result, "mlflow": _log_versions(mlflow_target, reg, name, made)}
     if json_out:
-        _json(result)
+        print_json(result)
         return
     _print_variants(name, result)
     _say_mlflow(result)
@@ -377,9 +377,9 @@ def _print_variants(name: str, result: Mapping[str, Any]) -> None:
     for r in rows:
         if not r.get("error"):
             label = f"{r.get('method')} ({r['student']})" if r.get("student") else str(r.get("method"))
-            table.add_row(escape(label), _fmt(r.get("version")), _size(r.get("size_bytes")),
-                          _fmt(r.get("p50_ms"), 3), _fmt(r.get("p99_ms"), 3), _fmt(r.get("rows_per_s"), 3),
-                          _fmt(r.get("score")))
+            table.add_row(escape(label), format_number(r.get("version")), _size(r.get("size_bytes")),
+                          format_number(r.get("p50_ms"), 3), format_number(r.get("p99_ms"), 3), format_number(r.get("rows_per_s"), 3),
+                          format_number(r.get("score")))
     out.print(table)
     in_sample = bool(result.get("in_sample"))
     for r in rows:
@@ -438,7 +438,7 @@ def models_drift(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(html, encoding="utf-8")
     if json_out:
-        _json({**result, **({"report": str(report)} if report is not None else {})})
+        print_json({**result, **({"report": str(report)} if report is not None else {})})
         return
     _print_drift(name, result)
     if report is not None:
@@ -500,21 +500,21 @@ def models_evaluate(
         else:
             result = reg.evaluate(name, _data_table(data).frame, record.version, **options)
     if json_out:
-        _json(result)
+        print_json(result)
         return
     for w in result["warnings"]:
         _note(f"warning: {w}")
     every = " of every target" if len(result.get("targets") or {}) > 1 else ""
     skipped = f" ({result['unlabelled_rows']} without a label{every} skipped)" if result["unlabelled_rows"] else ""
     where = result.get("source") or f"{result['rows']} labelled rows"
-    _say(f"model {name} version {result['version']} on {where}{skipped}: {result['metric']} {_fmt(result['score'])}")
-    _say("  " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["metrics"].items()))
+    _say(f"model {name} version {result['version']} on {where}{skipped}: {result['metric']} {format_number(result['score'])}")
+    _say("  " + ", ".join(f"{k} {format_number(v)}" for k, v in result["metrics"].items()))
     if result.get("targets"):  # a multitask model's per-target metrics are keyed t<i>:
         _say("  (" + ", ".join(f"{k} = {t!r}" for k, t in result["targets"].items()) + ")")
     served = result.get("served")
     if served is not None:
         by = ", ".join(f"version {v}: {n}" for v, n in served["versions"].items())
-        _say(f"the predictions served for them ({by}): {result['metric']} {_fmt(served['score'])}")
+        _say(f"the predictions served for them ({by}): {result['metric']} {format_number(served['score'])}")
     imp = result["importance"]
     if imp is not None:
         better = "higher" if result["greater_is_better"] else "lower"
@@ -522,8 +522,8 @@ def models_evaluate(
              f"{imp['rows']} rows, {imp['shuffle_sets']} shuffles):")
         _say(f"  {'feature':<32} {'importance':>11} {'stddev':>9} {'p_value':>8}")
         for f in imp["features"][:top]:
-            _say(f"  {str(f['feature'])[:32]:<32} {_fmt(f['importance'], 5):>11} {_fmt(f['stddev'], 5):>9} "
-                 f"{_fmt(f['p_value'], 3):>8}")
+            _say(f"  {str(f['feature'])[:32]:<32} {format_number(f['importance'], 5):>11} {format_number(f['stddev'], 5):>9} "
+                 f"{format_number(f['p_value'], 3):>8}")
         if len(imp["features"]) > top:
             _say(f"  ... {len(imp['features']) - top} more features (--top, or --json for all)")
 
@@ -556,7 +556,7 @@ def models_explain(
         result = reg.explain(name, frame.head(min(rows, MAX_EXPLAIN_ROWS)), record.version,
                              n_permutations=permutations, background=background, top=None if json_out else top)
     if json_out:
-        _json(result)
+        print_json(result)
         return
     for w in result["warnings"]:
         _note(f"warning: {w}")
@@ -566,8 +566,8 @@ def models_explain(
         for target, outputs in row.items():
             label, block = _explained_output(outputs)
             what = f"{target}" if label == "value" else f"{target} = {label}: probability"
-            _say(f"row {i}: {what} {_fmt(block['prediction'])} (mean on the {result['background_rows']} background "
-                 f"rows {_fmt(block['base'])})")
+            _say(f"row {i}: {what} {format_number(block['prediction'])} (mean on the {result['background_rows']} background "
+                 f"rows {format_number(block['base'])})")
             for c in block["contributions"]:
                 _say(f"  {c['value']:+.4g}  {c['feature']}")
             if block["others"]:
@@ -668,7 +668,7 @@ def models_feedback(
         result = reg.feedback(name, items)
         counts = reg.store.counts(name)
     if json_out:
-        _json({**result, "skipped_rows": int((~complete).sum()), "ignored_columns": ignored})
+        print_json({**result, "skipped_rows": int((~complete).sum()), "ignored_columns": ignored})
         return
     if ignored:
         _note(f"note: column(s) {', '.join(ignored[:8])}{' ...' if len(ignored) > 8 else ''} ignored")
@@ -716,20 +716,20 @@ def models_retrain(
     version: Annotated[
         int | None, typer.Option("--version", min=1, help="Retrain from this version (default: the live one, else the latest).")
     ] = None,
-    n_trials: Annotated[int | None, _search_option("n_trials")] = _SEARCH_DEFAULTS["n_trials"],
-    time_limit: Annotated[float | None, _search_option("time_limit")] = _SEARCH_DEFAULTS["time_limit"],
-    trial_time_limit: Annotated[float, _search_option("trial_time_limit")] = _SEARCH_DEFAULTS["trial_time_limit"],
-    warm_start: Annotated[bool, _search_option("warm_start")] = _SEARCH_DEFAULTS["warm_start"],
-    strategy: Annotated[str | None, _search_option("strategy")] = _SEARCH_DEFAULTS["strategy"],
-    n_warm: Annotated[int, _search_option("n_warm")] = _SEARCH_DEFAULTS["n_warm"],
-    optimizer: Annotated[str, _search_option("optimizer")] = _SEARCH_DEFAULTS["optimizer"],
-    multi_fidelity: Annotated[bool, _search_option("multi_fidelity")] = _SEARCH_DEFAULTS["multi_fidelity"],
-    ensemble: Annotated[bool, _search_option("ensemble")] = _SEARCH_DEFAULTS["ensemble"],
-    calibrate: Annotated[bool, _search_option("calibrate")] = _SEARCH_DEFAULTS["calibrate"],
-    seed: Annotated[int, _search_option("seed")] = _SEARCH_DEFAULTS["seed"],
-    n_folds: Annotated[int, _search_option("n_folds")] = _SEARCH_DEFAULTS["n_folds"],
-    workers: Annotated[int, _search_option("workers")] = _SEARCH_DEFAULTS["workers"],
-    scheduler: Annotated[str | None, _search_option("scheduler")] = _SEARCH_DEFAULTS["scheduler"],
+    n_trials: Annotated[int | None, search_option("n_trials")] = SEARCH_DEFAULTS["n_trials"],
+    time_limit: Annotated[float | None, search_option("time_limit")] = SEARCH_DEFAULTS["time_limit"],
+    trial_time_limit: Annotated[float, search_option("trial_time_limit")] = SEARCH_DEFAULTS["trial_time_limit"],
+    warm_start: Annotated[bool, search_option("warm_start")] = SEARCH_DEFAULTS["warm_start"],
+    strategy: Annotated[str | None, search_option("strategy")] = SEARCH_DEFAULTS["strategy"],
+    n_warm: Annotated[int, search_option("n_warm")] = SEARCH_DEFAULTS["n_warm"],
+    optimizer: Annotated[str, search_option("optimizer")] = SEARCH_DEFAULTS["optimizer"],
+    multi_fidelity: Annotated[bool, search_option("multi_fidelity")] = SEARCH_DEFAULTS["multi_fidelity"],
+    ensemble: Annotated[bool, search_option("ensemble")] = SEARCH_DEFAULTS["ensemble"],
+    calibrate: Annotated[bool, search_option("calibrate")] = SEARCH_DEFAULTS["calibrate"],
+    seed: Annotated[int, search_option("seed")] = SEARCH_DEFAULTS["seed"],
+    n_folds: Annotated[int, search_option("n_folds")] = SEARCH_DEFAULTS["n_folds"],
+    workers: Annotated[int, search_option("workers")] = SEARCH_DEFAULTS["workers"],
+    scheduler: Annotated[str | None, search_option("scheduler")] = SEARCH_DEFAULTS["scheduler"],
     mlflow_uri: MlflowOpt = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,
@@ -752,8 +752,8 @@ def models_retrain(
     if feedback and (target or kind):
         raise InputError("--feedback retrains on the model's own targets and kind: drop --target / --kind (a --data "
                          "file must hold the model's target columns)")
-    mlflow_target = _mlflow_target(mlflow_uri)
-    settings = _search_settings(
+    mlflow_target = resolve_mlflow_target(mlflow_uri)
+    settings = search_settings(
         n_trials=n_trials, time_limit=time_limit, trial_time_limit=trial_time_limit, warm_start=warm_start,
         strategy=strategy, n_warm=n_warm, optimizer=optimizer, multi_fidelity=multi_fidelity, ensemble=ensemble,
         calibrate=calibrate, seed=seed, n_folds=n_folds, workers=workers, scheduler=scheduler,
@@ -769,10 +769,10 @@ def models_retrain(
             ds, used = feedback_data(reg, name, None if data is None else _data_table(data).frame, version=version)
         else:  # the same loader and options as optimize; the target(s) and kind default to the model's
             assert data is not None
-            ds = _load(data, list(target) if target else list(task.targets), kind or str(task.kind), metric)
-        _check_metric(ds)
+            ds = load_data(data, list(target) if target else list(task.targets), kind or str(task.kind), metric)
+        check_dataset_metric(ds)
         if not json_out:
-            _print_kind_report(ds)
+            print_kind_report(ds)
         with SearchProgress(console, ds, settings, enabled=not json_out or console.is_terminal) as progress:
             record = retrain(reg, name, ds, settings, version=version, on_status=progress.status,
                              on_trial=progress.update, feedback=used)
@@ -780,13 +780,13 @@ def models_retrain(
         if mlflow_target is not None:
             doc["mlflow"] = _log_versions(mlflow_target, reg, name, [record.version])[0]
     if json_out:
-        _json(doc)
+        print_json(doc)
         return
     for warning in doc["warnings"]:  # the search's (a better earlier run it did not resume, repeated rows ...)
         _note(f"warning: {warning}")
     parent = f" from version {record.parent_version}" if record.parent_version is not None else ""
     _say(f"retrained {name}{parent} on {ds.name} ({ds.n_rows} rows): {record.metric} "
-         f"{_fmt(doc.get('cv_score'))} (cross-validated) in {doc['seconds']:.1f} s")
+         f"{format_number(doc.get('cv_score'))} (cross-validated) in {doc['seconds']:.1f} s")
     _say(f"registered {name} version {record.version} (not live: metalearn models promote {name} {record.version})")
     _say_mlflow(doc)
 
@@ -851,7 +851,7 @@ def predict(
     if json_out:
         if out_file is None:
             info["predictions"] = result.to_dict(orient="records")
-        _json(info)
+        print_json(info)
         return
     if ignored:
         _note(f"note: target column(s) {', '.join(map(repr, ignored))} in the data ignored (the model predicts them)")
@@ -891,7 +891,7 @@ def _data_table(data: str) -> _DataTable:
 
     scheme, sep, _rest = data.strip().partition(":")
     if sep and scheme.lower() in _SPECS:
-        ds = _load(data, None, None, None)
+        ds = load_data(data, None, None, None)
         return _DataTable(pd.concat([ds.X, ds.y], axis=1).reset_index(drop=True), [str(t) for t in ds.task.targets],
                           ds.name, ds.origin)
     path = Path(data.strip()).expanduser()  # named as load_dataset names a file

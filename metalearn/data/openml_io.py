@@ -106,7 +106,9 @@ def configure_openml(cache_dir: str | Path | None = None, server: str | None = N
 # ------------------------------------------------------------------------------- error translation
 
 
-def _is_network_error(err: BaseException) -> bool:
+def is_network_error(err: BaseException) -> bool:
+    """Whether an openml-python failure ``err`` is the network's (a host that does not resolve, a refused
+    connection, a timeout) rather than the server's answer or a bad cache."""
     import requests
     import urllib3
 
@@ -129,12 +131,12 @@ def _short(err: BaseException) -> str:
     return (text[:160] + "...") if len(text) > 160 else text or type(err).__name__
 
 
-def _translate(err: BaseException, what: str, cfg: OpenMLConfig) -> BaseException:
+def translate_openml_error(err: BaseException, what: str, cfg: OpenMLConfig) -> BaseException:
     """A metalearn error for an openml-python failure while fetching ``what`` (e.g. 'dataset 31')."""
     from openml.exceptions import OpenMLPrivateDatasetError, OpenMLServerException
 
     host = urlparse(cfg.server).netloc or cfg.server
-    if _is_network_error(err):
+    if is_network_error(err):
         return OpenMLUnavailableError(
             f"OpenML {what} is not in the cache at {str(cfg.cache_dir)!r} and {host} is unreachable "
             f"({_short(err)}); connect to the internet or {cfg.how_to_change_cache} to a cache that holds it"
@@ -198,7 +200,7 @@ def _fetch_dataset(did: int, cfg: OpenMLConfig) -> Any:
                 did, download_data=True, download_qualities=False, download_features_meta_data=False
             )
     except Exception as err:
-        raise _translate(err, f"dataset {did}", cfg) from None
+        raise translate_openml_error(err, f"dataset {did}", cfg) from None
 
 
 def load_openml_dataset(
@@ -227,7 +229,7 @@ def load_openml_dataset(
     try:
         frame, _, _, _ = ds.get_data(target=None)
     except Exception as err:
-        raise _translate(err, f"dataset {did} data", cfg) from None
+        raise translate_openml_error(err, f"dataset {did} data", cfg) from None
     return prepare_frame(
         frame,
         targets,
@@ -311,7 +313,7 @@ def get_openml_task_info(
         with _preserve(folder):
             task = task_functions._get_task_description(tid)
     except Exception as err:
-        raise _translate(err, f"task {tid}", cfg) from None
+        raise translate_openml_error(err, f"task {tid}", cfg) from None
     if not isinstance(task, OpenMLSupervisedTask):
         raise InputError(
             f"OpenML task {tid} is a {task.task_type} task; metalearn handles supervised classification "
@@ -324,7 +326,7 @@ def get_openml_task_info(
                 splits = _convert_split(tid, task.download_split())
         except Exception as err:  # splits are optional: a task without cached splits still loads
             log.warning(
-                "splits of OpenML task %d unavailable: %s", tid, _translate(err, f"task {tid} splits", cfg)
+                "splits of OpenML task %d unavailable: %s", tid, translate_openml_error(err, f"task {tid} splits", cfg)
             )
     # classification: binary or multiclass is decided from the data; other supervised types: None
     kind = TaskKind.REGRESSION if task.task_type_id is TaskType.SUPERVISED_REGRESSION else None

@@ -167,7 +167,7 @@ def _suite_from_openml(name: str, study_ids: tuple[int, ...]) -> Suite:
     """Fetch a suite definition with openml-python (needs network or a cache holding it)."""
     import openml
 
-    from metalearn.data.openml_io import PRODUCTION_SERVER, SERVER_ENV, _is_network_error, configure_openml
+    from metalearn.data.openml_io import PRODUCTION_SERVER, SERVER_ENV, configure_openml, is_network_error
 
     cfg = configure_openml(server=os.environ.get(SERVER_ENV) or PRODUCTION_SERVER)
     entries: list[SuiteEntry] = []
@@ -194,7 +194,7 @@ def _suite_from_openml(name: str, study_ids: tuple[int, ...]) -> Suite:
                     )
                 )
     except Exception as err:
-        if _is_network_error(err):
+        if is_network_error(err):
             raise OpenMLUnavailableError(
                 f"suite {name!r} has no local definition file and {cfg.server} is unreachable; "
                 f"place the suite CSVs in a directory and set {SUITES_ENV} to it"

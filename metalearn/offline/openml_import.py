@@ -126,7 +126,7 @@ class ImportReport:
 
 # ------------------------------------------------------------------------------------ fetching
 def _openml_call(what: str, fn: Callable[[], Any], cache_dir: str | Path | None, server: str | None) -> Any:
-    from metalearn.data.openml_io import _translate, configure_openml
+    from metalearn.data.openml_io import configure_openml, translate_openml_error
 
     cfg = configure_openml(cache_dir, server)
     try:
@@ -134,7 +134,7 @@ def _openml_call(what: str, fn: Callable[[], Any], cache_dir: str | Path | None,
     except MetaLearnError:
         raise
     except Exception as err:
-        raise _translate(err, what, cfg) from None
+        raise translate_openml_error(err, what, cfg) from None
 
 
 def fetch_evaluations(
@@ -301,7 +301,7 @@ def translate_setup(
     space's validation (never clipped)."""
     kind = TaskKind(kind)
     try:
-        values = _translate(flow_name, parameters, kind)
+        values = translate_openml_error(flow_name, parameters, kind)
         return Translation(get_space(kind).validate(values, fill_defaults=True))
     except _Untranslatable as why:
         return Translation(None, str(why))
@@ -309,7 +309,7 @@ def translate_setup(
         return Translation(None, f"outside the search space: {str(err).split(';')[0]}")
 
 
-def _translate(flow_name: str, parameters: Sequence[OpenMLParameter], kind: TaskKind) -> dict[str, Any]:
+def translate_openml_error(flow_name: str, parameters: Sequence[OpenMLParameter], kind: TaskKind) -> dict[str, Any]:
     _need(str(flow_name).startswith("sklearn."), f"not a scikit-learn flow ({_component(flow_name)})")
     _need(kind in (TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.REGRESSION), f"no OpenML flows for {kind}")
     classification = kind is not TaskKind.REGRESSION

@@ -48,11 +48,11 @@ from metalearn.pipelines.models.boosting import BoostedTreesClassifier, BoostedT
 from metalearn.pipelines.models.shared_mlp import SharedTrunkMLP
 from metalearn.pipelines.models.task_models import (
     ClassificationModel,
+    ClassifierChainModel,
     MultiLabelModel,
     MultiTargetModel,
     MultiTaskModel,
     RegressionModel,
-    _ClassifierChainModel,
 )
 from metalearn.registry.onnx_model import OnnxEstimator, OnnxTaskModel
 from metalearn.search.calibration import finish_prediction
@@ -283,7 +283,7 @@ def _convert_member(model: Any, dtype: str, where: str, log: list[str]) -> Any:
     est = model.estimator_
     if isinstance(est, list):  # binary relevance
         out.estimator_ = [_convert_leaf(e, dtype, f"{where} label {j}", log) for j, e in enumerate(est)]
-    elif isinstance(est, _ClassifierChainModel):
+    elif isinstance(est, ClassifierChainModel):
         chain = copy.copy(est)
         chain.estimators_ = [
             _convert_leaf(e, dtype, f"{where} chain link {j}", log) for j, e in enumerate(est.estimators_)

@@ -355,7 +355,7 @@ def _label_classes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return classes, codes
 
 
-class _ClassifierChainModel(BaseEstimator):
+class ClassifierChainModel(BaseEstimator):
     """A classifier chain over label codes: label ``j`` is predicted from the features plus labels
     ``0..j-1`` (true labels when fitting, predicted labels when predicting). Constant labels get a
     constant model."""
@@ -363,7 +363,7 @@ class _ClassifierChainModel(BaseEstimator):
     def __init__(self, estimator: Any = None) -> None:
         self.estimator = estimator
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> _ClassifierChainModel:
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> ClassifierChainModel:
         self.estimators_ = []
         Z = np.asarray(X, dtype=np.float64)
         for j in range(Y.shape[1]):
@@ -379,6 +379,10 @@ class _ClassifierChainModel(BaseEstimator):
             out.append((proba, est.classes_))
             Z = np.column_stack([Z, np.asarray(est.classes_)[np.argmax(proba, axis=1)]])
         return out
+
+
+#: the class's name before it was public: model files written then name it
+_ClassifierChainModel = ClassifierChainModel
 
 
 class MultiLabelModel(_PerTargetProba):
@@ -428,7 +432,7 @@ class MultiLabelModel(_PerTargetProba):
                 base = split_budget(estimator, Cv.shape[1])
                 self.estimator_ = [fit_classifier(base, Xt, Cv[:, j]) for j in range(Cv.shape[1])]
             else:
-                self.estimator_ = _ClassifierChainModel(split_budget(estimator, Cv.shape[1])).fit(Xt, Cv)
+                self.estimator_ = ClassifierChainModel(split_budget(estimator, Cv.shape[1])).fit(Xt, Cv)
         return self
 
     def _raw_probas(self, Xt: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -708,6 +712,7 @@ __all__ = [
     "PER_TARGET_STRATEGIES",
     "BoundedRegressorChain",
     "ClassificationModel",
+    "ClassifierChainModel",
     "MultiLabelModel",
     "MultiTargetModel",
     "MultiTaskModel",

@@ -44,7 +44,7 @@ from metalearn.service.deps import (
 )
 from metalearn.service.errors import http_status
 from metalearn.service.metrics import ServiceMetrics
-from metalearn.service.routers.searches import _DEFAULTS, _form, _server_trials
+from metalearn.service.routers.searches import API_DEFAULTS, search_form, server_trials
 from metalearn.service.schemas import Message, Page, json_safe
 from metalearn.service.schemas_models import (
     MODEL_NAME_PATTERN,
@@ -680,13 +680,13 @@ async def retrain(
                                "alone); the new version records them and /evaluate/feedback leaves them out.")
     ] = False,
     kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
-    n_trials: Annotated[int | None, _form("n_trials")] = _DEFAULTS["n_trials"],
-    time_limit: Annotated[float | None, _form("time_limit")] = _DEFAULTS["time_limit"],
-    trial_time_limit: Annotated[float, _form("trial_time_limit")] = _DEFAULTS["trial_time_limit"],
-    seed: Annotated[int, _form("seed")] = _DEFAULTS["seed"],
-    n_folds: Annotated[int, _form("n_folds")] = _DEFAULTS["n_folds"],
-    ensemble: Annotated[bool, _form("ensemble")] = _DEFAULTS["ensemble"],
-    calibrate: Annotated[bool, _form("calibrate")] = _DEFAULTS["calibrate"],
+    n_trials: Annotated[int | None, search_form("n_trials")] = API_DEFAULTS["n_trials"],
+    time_limit: Annotated[float | None, search_form("time_limit")] = API_DEFAULTS["time_limit"],
+    trial_time_limit: Annotated[float, search_form("trial_time_limit")] = API_DEFAULTS["trial_time_limit"],
+    seed: Annotated[int, search_form("seed")] = API_DEFAULTS["seed"],
+    n_folds: Annotated[int, search_form("n_folds")] = API_DEFAULTS["n_folds"],
+    ensemble: Annotated[bool, search_form("ensemble")] = API_DEFAULTS["ensemble"],
+    calibrate: Annotated[bool, search_form("calibrate")] = API_DEFAULTS["calibrate"],
     if_drifted: Annotated[
         bool, Query(description="Refuse (409) unless the live version carries a drift flag.")
     ] = False,
@@ -695,7 +695,7 @@ async def retrain(
     its model as the next version (variant ``retrain``); promote it when it is better. Answers 202 with a
     job to poll (``GET /models/{name}/jobs/{job_id}``)."""
     live = await run_in_threadpool(_retrain_base, registry, name, if_drifted)
-    n_trials = _server_trials(n_trials, time_limit, settings)
+    n_trials = server_trials(n_trials, time_limit, settings)
     if time_limit is not None and time_limit > settings.max_search_seconds:
         raise HTTPException(
             422,

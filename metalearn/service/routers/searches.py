@@ -32,17 +32,18 @@ router = APIRouter(prefix="/searches", tags=["searches"])
 SearchId = Annotated[str, Path(pattern=ID_PATTERN, description="Search id.")]
 StatusFilter = Literal["pending", "running", "done", "failed", "cancelled", "interrupted"]
 
-_DEFAULTS = defaults("api")
+#: the defaults of the search parameters as the API's forms give them (``POST /searches``, a model's retrain)
+API_DEFAULTS = defaults("api")
 
 
-def _form(name: str) -> Any:
+def search_form(name: str) -> Any:
     """The form field of search parameter ``name``: its help and bounds as metalearn.search.settings
     declares them (validation itself is SearchSettings')."""
     param = PARAMS[name]
     return Form(description=param.help, **param.form_bounds())
 
 
-def _server_trials(n_trials: int | None, time_limit: float | None, settings: Any) -> int | None:
+def server_trials(n_trials: int | None, time_limit: float | None, settings: Any) -> int | None:
     """The trial budget a search on this server gets: ``n_trials`` when it is within the server's
     ``max_search_trials`` (else a 422); unset, the search's own default (no bound under a time limit),
     capped at ``max_search_trials``."""
@@ -75,19 +76,19 @@ async def create_search(
     kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
     metric: Annotated[str | None, Form(max_length=64, description="Metric to optimise.")] = None,
     # the search parameters: help, bounds and defaults from metalearn.search.settings
-    n_trials: Annotated[int | None, _form("n_trials")] = _DEFAULTS["n_trials"],
-    time_limit: Annotated[float | None, _form("time_limit")] = _DEFAULTS["time_limit"],
-    trial_time_limit: Annotated[float, _form("trial_time_limit")] = _DEFAULTS["trial_time_limit"],
-    seed: Annotated[int, _form("seed")] = _DEFAULTS["seed"],
-    warm_start: Annotated[bool, _form("warm_start")] = _DEFAULTS["warm_start"],
-    strategy: Annotated[str | None, _form("strategy")] = _DEFAULTS["strategy"],
-    n_warm: Annotated[int, _form("n_warm")] = _DEFAULTS["n_warm"],
-    optimizer: Annotated[Literal["smac", "random"], _form("optimizer")] = _DEFAULTS["optimizer"],
-    n_folds: Annotated[int, _form("n_folds")] = _DEFAULTS["n_folds"],
-    multi_fidelity: Annotated[bool, _form("multi_fidelity")] = _DEFAULTS["multi_fidelity"],
-    ensemble: Annotated[bool, _form("ensemble")] = _DEFAULTS["ensemble"],
-    calibrate: Annotated[bool, _form("calibrate")] = _DEFAULTS["calibrate"],
-    workers: Annotated[int, _form("workers")] = _DEFAULTS["workers"],
+    n_trials: Annotated[int | None, search_form("n_trials")] = API_DEFAULTS["n_trials"],
+    time_limit: Annotated[float | None, search_form("time_limit")] = API_DEFAULTS["time_limit"],
+    trial_time_limit: Annotated[float, search_form("trial_time_limit")] = API_DEFAULTS["trial_time_limit"],
+    seed: Annotated[int, search_form("seed")] = API_DEFAULTS["seed"],
+    warm_start: Annotated[bool, search_form("warm_start")] = API_DEFAULTS["warm_start"],
+    strategy: Annotated[str | None, search_form("strategy")] = API_DEFAULTS["strategy"],
+    n_warm: Annotated[int, search_form("n_warm")] = API_DEFAULTS["n_warm"],
+    optimizer: Annotated[Literal["smac", "random"], search_form("optimizer")] = API_DEFAULTS["optimizer"],
+    n_folds: Annotated[int, search_form("n_folds")] = API_DEFAULTS["n_folds"],
+    multi_fidelity: Annotated[bool, search_form("multi_fidelity")] = API_DEFAULTS["multi_fidelity"],
+    ensemble: Annotated[bool, search_form("ensemble")] = API_DEFAULTS["ensemble"],
+    calibrate: Annotated[bool, search_form("calibrate")] = API_DEFAULTS["calibrate"],
+    workers: Annotated[int, search_form("workers")] = API_DEFAULTS["workers"],
     register_as: Annotated[
         str | None,
         Form(
@@ -103,7 +104,7 @@ async def create_search(
             "this server opened its knowledge base read-only, so it cannot run searches; "
             "start it with --workers 1 and without METALEARN_KB_READ_ONLY"
         )
-    n_trials = _server_trials(n_trials, time_limit, settings)
+    n_trials = server_trials(n_trials, time_limit, settings)
     if time_limit is not None and time_limit > settings.max_search_seconds:
         raise HTTPException(
             422,
