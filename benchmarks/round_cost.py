@@ -8,7 +8,7 @@ boosting at three tree sizes each, one thread, no early stopping) on synthetic d
 the difference per round (the one-off binning and set-up cancel out), then prints it beside
 ``round_seconds``'s estimate and their ratio::
 
-    python benchmarks/round_cost.py                 # all shapes, ~15 min on one core
+    python benchmarks/round_cost.py                 # all shapes, ~13 min on one core
     python benchmarks/round_cost.py --quick          # three shapes
     python benchmarks/round_cost.py --libraries hgb --json out.json
 

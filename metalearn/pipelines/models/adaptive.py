@@ -137,7 +137,7 @@ def forest_tree_seconds(
 
 #: Seconds of one tree, per gradient-boosting library: ``a * rows * columns * (1 + log2(leaves)) + b *
 #: columns * leaves + c`` (histograms over the rows, split finding over the bins of every node, a fixed
-#: cost), ``(a, b, c)`` fitted to the measurements of ``benchmarks/round_cost.py`` (one thread, 2,000-30,000
+#: cost), ``(a, b, c)`` fitted to the measurements of ``benchmarks/round_cost.py`` (one thread, 1,800-30,000
 #: rows, 10-1,000 columns, three tree sizes per library; every measurement within 2 x of its fit).
 #: scikit-learn's ``HistGradientBoosting*`` (``hgb``) measured as LightGBM does. The model this replaced
 #: (``3e-9 * rows * columns * (1 + leaves / 16) + 2.5e-6 * columns * leaves + 2e-3``, times 1.6 for XGBoost

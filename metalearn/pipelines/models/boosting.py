@@ -148,8 +148,8 @@ MIN_EARLY_STOPPING_ROWS = 100
 VALIDATION_FRACTION = 0.1
 EARLY_STOPPING_ROUNDS = 20
 #: Rows a leaf of an XGBoost *classification* tree holds at least, per unit of ``min_child_weight``: a
-#: row's hessian p (1 - p) is at most 1/4, and far less once the trees separate the classes (at depth 10
-#: on 2,000 rows a classification round measured 1.2 ms, a regression round 21 ms on 10 columns).
+#: row's hessian p (1 - p) is at most 1/4, and far less once the trees separate the classes (depth 10 on
+#: 1,800 x 1,000 binary data: 150 ms a round measured, 4.1 s estimated as 1,024-leaf trees before stop 56).
 XGB_CLASS_ROWS_PER_WEIGHT = 20
 
 
