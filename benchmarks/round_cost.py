@@ -92,13 +92,13 @@ def measure(library: str, X: np.ndarray, y: np.ndarray, task: str, size: int) ->
         times.append(time.perf_counter() - started)
     # below ~5 ms for the extra rounds, timer noise and the libraries' own bookkeeping dominate: not measured
     measured = (times[1] - times[0]) / (ROUNDS[1] - ROUNDS[0]) if times[1] - times[0] > MIN_SECONDS else math.nan
-    if library == "hgb":
-        from metalearn.pipelines.models.adaptive import boosting_round_seconds
+    model = estimator(library, task, 1, size)
+    if library == "hgb":  # the estimate adapted_params caps its rounds with
+        from metalearn.pipelines.models.adaptive import hist_boosting_round_seconds
 
-        k = np.unique(y).size if task != "regression" else 1
-        estimated = boosting_round_seconds(X.shape[0], X.shape[1], size, 1 if k <= 2 else k, 20)
+        estimated = hist_boosting_round_seconds(model, X.shape[0], X.shape[1], y)
     else:
-        estimated = float(estimator(library, task, 1, size).round_seconds(X.shape[0], X.shape[1], y))
+        estimated = float(model.round_seconds(X.shape[0], X.shape[1], y))
     return measured, estimated
 
 

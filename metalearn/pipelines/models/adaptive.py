@@ -171,6 +171,17 @@ def boosting_round_seconds(
     return ROUND_COST_MARGIN * per_tree * trees_per_round
 
 
+def hist_boosting_round_seconds(estimator: Any, n_rows: int, n_features: int, y: np.ndarray) -> float:
+    """Estimated seconds of one round of a scikit-learn ``HistGradientBoosting*`` ``estimator`` on ``(n_rows,
+    n_features)`` data for ``y`` (a tree per class of a multiclass target): :func:`boosting_round_seconds`."""
+    k = 1
+    if is_classifier(estimator):
+        k = np.unique(y).size
+        k = 1 if k <= 2 else k
+    leaves = estimator.max_leaf_nodes or 31
+    return boosting_round_seconds(n_rows, n_features, leaves, k, int(estimator.min_samples_leaf))
+
+
 def svm_row_cap(n_features: int, n_fits: int, budget: float) -> int:
     """Rows a kernel SVM can train on within ``budget`` (libsvm is roughly quadratic in rows)."""
     return int(max(MIN_SVM_ROWS, math.sqrt(budget / (1e-9 * max(1, n_features) * max(1, n_fits)))))
@@ -242,17 +253,11 @@ def adapted_params(
         cap = math.floor(budget / max(forest_tree_seconds(n, m, n_outputs, is_classifier(estimator)), 1e-9))
         params["n_estimators"] = int(min(estimator.n_estimators, max(MIN_TREES, cap)))
     elif isinstance(estimator, _BOOSTING):
-        k = 1
-        if is_classifier(estimator):
-            k = np.unique(y).size
-            k = 1 if k <= 2 else k
-            if estimator.early_stopping is True and not stratified_split_feasible(
-                y, estimator.validation_fraction
-            ):
-                params["early_stopping"] = False
-        leaves = estimator.max_leaf_nodes or 31
-        per_round = boosting_round_seconds(n, p, leaves, k, int(estimator.min_samples_leaf))
-        cap = math.floor(budget / max(per_round, 1e-9))
+        if is_classifier(estimator) and estimator.early_stopping is True and not stratified_split_feasible(
+            y, estimator.validation_fraction
+        ):
+            params["early_stopping"] = False
+        cap = math.floor(budget / max(hist_boosting_round_seconds(estimator, n, p, y), 1e-9))
         params["max_iter"] = int(min(estimator.max_iter, max(MIN_BOOSTING_ROUNDS, cap)))
     elif hasattr(estimator, "round_seconds"):  # LightGBM / XGBoost / CatBoost (models.boosting)
         cap = math.floor(budget / max(float(estimator.round_seconds(n, p, y)), 1e-9))
