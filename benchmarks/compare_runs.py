@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from metalearn.benchmark.peer_report import win_share
+
 PEERS = ("flaml", "autogluon")
 
 
@@ -41,14 +43,6 @@ def _peer_scores(directory: Path | None, budget: int) -> dict[str, pd.Series]:
     cells = pd.read_parquet(directory / "cells.parquet")
     cells = cells[cells.status == "done"]
     return {p: cells[cells.strategy == f"{p}@{budget}"].set_index("dataset").test_score for p in PEERS}
-
-
-def _win(score: float, other: float, greater: bool) -> float:
-    if not np.isfinite(other):
-        return np.nan
-    if score == other:
-        return 0.5
-    return float(score > other if greater else score < other)
 
 
 def table(before: list[Path], after: list[Path], peers: list[Path] | None) -> pd.DataFrame:
@@ -78,8 +72,8 @@ def report(t: pd.DataFrame) -> None:
     print()
     for kind, part in t.groupby("kind"):
         greater = bool(part.greater.iloc[0])
-        better = int(sum((part.after > part.before) if greater else (part.after < part.before)))
-        equal = int(sum(part.after == part.before))
+        verdicts = [win_share(a, b, greater) for a, b in zip(part.after, part.before, strict=True)]
+        better, equal = verdicts.count(1.0), verdicts.count(0.5)
         line = (f"{kind} ({part.metric.iloc[0]}, {len(part)} cells): mean before {part.before.mean():.5g}, "
                 f"after {part.after.mean():.5g}; after better / equal / worse {better} / {equal} / "
                 f"{len(part) - better - equal}")
@@ -87,8 +81,8 @@ def report(t: pd.DataFrame) -> None:
             common = part[part[p].notna()]
             if common.empty:
                 continue
-            wins_b = np.nanmean([_win(s, o, greater) for s, o in zip(common.before, common[p], strict=True)])
-            wins_a = np.nanmean([_win(s, o, greater) for s, o in zip(common.after, common[p], strict=True)])
+            wins_b = np.mean([win_share(s, o, greater) for s, o in zip(common.before, common[p], strict=True)])
+            wins_a = np.mean([win_share(s, o, greater) for s, o in zip(common.after, common[p], strict=True)])
             line += (f"; {p} {common[p].mean():.5g} on {len(common)} (wins before {wins_b:.0%}, after "
                      f"{wins_a:.0%})")
         print(line)

@@ -47,7 +47,7 @@ from metalearn.benchmark.settings import (
 )
 from metalearn.data.numbers import json_safe
 
-__all__ = ["compute_peer_summary", "render_peer_markdown", "write_peer_plots", "write_peer_report"]
+__all__ = ["compute_peer_summary", "render_peer_markdown", "win_share", "write_peer_plots", "write_peer_report"]
 
 #: a second metric reported per kind (besides the task's own)
 EXTRA_METRIC = {"regression": "r2"}
@@ -60,8 +60,8 @@ def _mean(values: Sequence[float]) -> float:
     return float(arr.mean()) if arr.size else math.nan
 
 
-def _better(a: float, b: float, greater: bool) -> float:
-    """1 when ``a`` beats ``b`` (NaN loses), 0.5 on a tie, else 0."""
+def win_share(a: float, b: float, greater: bool) -> float:
+    """A win rate's share of one comparison: 1 when ``a`` beats ``b`` (NaN loses), 0.5 on a tie, else 0."""
     fa, fb = math.isfinite(a), math.isfinite(b)
     if not fa or not fb:
         return 0.5 if fa == fb else (1.0 if fa else 0.0)
@@ -179,7 +179,7 @@ def compute_peer_summary(
                     continue  # the peer does not run on this kind (or neither system ran here yet)
                 for sd in seeds:
                     a, b = score(d["dataset"], strats[me], sd), score(d["dataset"], strats[other], sd)
-                    w += _better(a, b, d["greater_is_better"])
+                    w += win_share(a, b, d["greater_is_better"])
                     n += 1
             if n:
                 wins[other] = {"wins": w, "n": n, "rate": w / n}
@@ -219,7 +219,7 @@ def compute_peer_summary(
                     out.append({"dataset": key, "seed": sd, "temperature": float(cal["temperature"]),
                                 "unscaled": float(cal["test_score_unscaled"]), "scaled": float(r["test_score"]),
                                 "greater_is_better": bool(info[key]["greater_is_better"])})
-        verdicts = [_better(round(c["scaled"], 4), round(c["unscaled"], 4), c["greater_is_better"]) for c in out]
+        verdicts = [win_share(round(c["scaled"], 4), round(c["unscaled"], 4), c["greater_is_better"]) for c in out]
         return {"n": len(out), "better": verdicts.count(1.0), "equal": verdicts.count(0.5),
                 "worse": verdicts.count(0.0), "mean_unscaled": _mean([c["unscaled"] for c in out]),
                 "mean_scaled": _mean([c["scaled"] for c in out]), "cells": out}
