@@ -6,11 +6,15 @@ Every command prints a one-line ``error: ...`` (and exits non-zero) for bad inpu
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +26,7 @@ from rich.table import Table
 
 from metalearn.cli.errors import comma_names
 from metalearn.registry import REGISTER_HELP
-from metalearn.search.settings import PARAMS, defaults
+from metalearn.search.settings import PARAMS, SearchSettings, defaults, params
 
 app = typer.Typer(
     name="metalearn",
@@ -98,6 +102,43 @@ def search_settings(**values: Any) -> Any:
         if param is None or not param.flags:
             raise
         raise typer.BadParameter(str(exc), param_hint=list(param.flags)) from None
+
+
+def _option_type(name: str) -> Any:
+    """The type of search parameter ``name``'s option: its ``SearchSettings`` field's annotation (text, as
+    settings.py postpones annotations, and of builtin types for every option: ``typing.get_type_hints`` would
+    need the names other fields import for type checking only), and for ``n_folds`` (not a field) its default's."""
+    text = {f.name: f.type for f in fields(SearchSettings)}.get(name)
+    if not isinstance(text, str):
+        return type(PARAMS[name].default)
+    return eval(text, {"__builtins__": {}}, {t.__name__: t for t in (bool, int, float, str)})
+
+
+def with_search_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the search parameters' options in place of its keyword-only ``settings`` parameter.
+
+    One option a parameter the CLI exposes (:func:`~metalearn.search.settings.params`, in their declared
+    order), with :func:`search_option`'s flag and help and :data:`SEARCH_DEFAULTS`' default; the command gets
+    them as ``settings``, a ``SearchSettings`` made by :func:`search_settings` (a bad value is a usage error
+    naming its flag, raised before the command runs). Typer reads the signature set here."""
+    signature = inspect.signature(command, eval_str=True)  # Typer needs the annotations, not their text
+    own = list(signature.parameters.values())
+    at = [p.name for p in own].index("settings")
+    options = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=SEARCH_DEFAULTS[name],
+                          annotation=Annotated[_option_type(name), search_option(name)])
+        for name in params("cli")
+    ]
+    signature = signature.replace(parameters=[*own[:at], *options, *own[at + 1:]])
+
+    @functools.wraps(command)
+    def with_settings(**values: Any) -> None:
+        settings = search_settings(**{name: values.pop(name) for name in params("cli")})
+        command(**values, settings=settings)
+
+    with_settings.__signature__ = signature  # type: ignore[attr-defined]
+    with_settings.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    return with_settings
 
 
 def load_data(data: str, target: list[str] | None, kind: str | None, metric: str | None, corpus: str | None = None):
@@ -379,26 +420,14 @@ def recommend(
 
 
 @app.command()
+@with_search_options
 def optimize(
     data: DataArg,
     target: TargetOpt = None,
     kind: KindOpt = None,
     metric: MetricOpt = None,
-    # the search parameters: flags, help and defaults from metalearn.search.settings
-    n_trials: Annotated[int | None, search_option("n_trials")] = SEARCH_DEFAULTS["n_trials"],
-    time_limit: Annotated[float | None, search_option("time_limit")] = SEARCH_DEFAULTS["time_limit"],
-    trial_time_limit: Annotated[float, search_option("trial_time_limit")] = SEARCH_DEFAULTS["trial_time_limit"],
-    warm_start: Annotated[bool, search_option("warm_start")] = SEARCH_DEFAULTS["warm_start"],
-    strategy: Annotated[str | None, search_option("strategy")] = SEARCH_DEFAULTS["strategy"],
-    n_warm: Annotated[int, search_option("n_warm")] = SEARCH_DEFAULTS["n_warm"],
-    optimizer: Annotated[str, search_option("optimizer")] = SEARCH_DEFAULTS["optimizer"],
-    multi_fidelity: Annotated[bool, search_option("multi_fidelity")] = SEARCH_DEFAULTS["multi_fidelity"],
-    ensemble: Annotated[bool, search_option("ensemble")] = SEARCH_DEFAULTS["ensemble"],
-    calibrate: Annotated[bool, search_option("calibrate")] = SEARCH_DEFAULTS["calibrate"],
-    seed: Annotated[int, search_option("seed")] = SEARCH_DEFAULTS["seed"],
-    n_folds: Annotated[int, search_option("n_folds")] = SEARCH_DEFAULTS["n_folds"],
-    workers: Annotated[int, search_option("workers")] = SEARCH_DEFAULTS["workers"],
-    scheduler: Annotated[str | None, search_option("scheduler")] = SEARCH_DEFAULTS["scheduler"],
+    *,
+    settings: SearchSettings,  # the search parameters' options (with_search_options)
     out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for the refit model and summary.json.")] = None,
     register: Annotated[
         str | None,
@@ -427,22 +456,6 @@ def optimize(
         check_output(out_dir, "--out", directory=True)
     mlflow_target = resolve_mlflow_target(mlflow_uri) if register is not None else None
 
-    settings = search_settings(
-        n_trials=n_trials,
-        time_limit=time_limit,
-        trial_time_limit=trial_time_limit,
-        warm_start=warm_start,
-        strategy=strategy,
-        n_warm=n_warm,
-        optimizer=optimizer,
-        multi_fidelity=multi_fidelity,
-        ensemble=ensemble,
-        calibrate=calibrate,
-        seed=seed,
-        n_folds=n_folds,
-        workers=workers,
-        scheduler=scheduler,
-    )
     ds = load_data(data, target, kind, metric)
     check_dataset_metric(ds)  # before the KB is opened (or created) and the dataset written
     store = _open_kb(kb)

@@ -23,7 +23,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from metalearn.cli.commands import (
-    SEARCH_DEFAULTS,
     DataArg,
     JsonOpt,
     KbOpt,
@@ -38,10 +37,10 @@ from metalearn.cli.commands import (
     print_json,
     print_kind_report,
     resolve_mlflow_target,
-    search_option,
-    search_settings,
+    with_search_options,
 )
 from metalearn.cli.errors import check_output
+from metalearn.search.settings import SearchSettings  # at run time: with_search_options evaluates it
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -699,6 +698,7 @@ def _label(value: Any, classes: Sequence[Any] | None) -> Any:
 
 # ------------------------------------------------------------------------------------------ retrain
 @models_app.command("retrain")
+@with_search_options
 def models_retrain(
     name: NameArg,
     data: Annotated[str | None, typer.Option("--data", help="New training data: a CSV/parquet/ARFF file, or "
@@ -716,20 +716,8 @@ def models_retrain(
     version: Annotated[
         int | None, typer.Option("--version", min=1, help="Retrain from this version (default: the live one, else the latest).")
     ] = None,
-    n_trials: Annotated[int | None, search_option("n_trials")] = SEARCH_DEFAULTS["n_trials"],
-    time_limit: Annotated[float | None, search_option("time_limit")] = SEARCH_DEFAULTS["time_limit"],
-    trial_time_limit: Annotated[float, search_option("trial_time_limit")] = SEARCH_DEFAULTS["trial_time_limit"],
-    warm_start: Annotated[bool, search_option("warm_start")] = SEARCH_DEFAULTS["warm_start"],
-    strategy: Annotated[str | None, search_option("strategy")] = SEARCH_DEFAULTS["strategy"],
-    n_warm: Annotated[int, search_option("n_warm")] = SEARCH_DEFAULTS["n_warm"],
-    optimizer: Annotated[str, search_option("optimizer")] = SEARCH_DEFAULTS["optimizer"],
-    multi_fidelity: Annotated[bool, search_option("multi_fidelity")] = SEARCH_DEFAULTS["multi_fidelity"],
-    ensemble: Annotated[bool, search_option("ensemble")] = SEARCH_DEFAULTS["ensemble"],
-    calibrate: Annotated[bool, search_option("calibrate")] = SEARCH_DEFAULTS["calibrate"],
-    seed: Annotated[int, search_option("seed")] = SEARCH_DEFAULTS["seed"],
-    n_folds: Annotated[int, search_option("n_folds")] = SEARCH_DEFAULTS["n_folds"],
-    workers: Annotated[int, search_option("workers")] = SEARCH_DEFAULTS["workers"],
-    scheduler: Annotated[str | None, search_option("scheduler")] = SEARCH_DEFAULTS["scheduler"],
+    *,
+    settings: SearchSettings,  # optimize's search options (with_search_options)
     mlflow_uri: MlflowOpt = None,
     kb: KbOpt = None,
     json_out: JsonOpt = False,
@@ -753,11 +741,6 @@ def models_retrain(
         raise InputError("--feedback retrains on the model's own targets and kind: drop --target / --kind (a --data "
                          "file must hold the model's target columns)")
     mlflow_target = resolve_mlflow_target(mlflow_uri)
-    settings = search_settings(
-        n_trials=n_trials, time_limit=time_limit, trial_time_limit=trial_time_limit, warm_start=warm_start,
-        strategy=strategy, n_warm=n_warm, optimizer=optimizer, multi_fidelity=multi_fidelity, ensemble=ensemble,
-        calibrate=calibrate, seed=seed, n_folds=n_folds, workers=workers, scheduler=scheduler,
-    )
     started = time.monotonic()
     with _registry(kb) as reg:
         base = reg.working_version(name, version)
