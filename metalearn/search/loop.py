@@ -499,8 +499,10 @@ def run_search(
             limit = deadline.trial_limit(settings.trial_time_limit, refit_share)
             # boosted fits stop at the configured trial limit (and are scored), not at one the job's deadline
             # shortened: there a cut trial's few rounds and its understated refit estimate cost more than the
-            # trial gives (30 s, 3 splits: binary 0.9202 -> 0.9195, multiclass 0.1247 -> 0.1271)
-            bound = limit is not None and limit == settings.trial_time_limit
+            # trial gives (30 s, 3 splits: binary 0.9202 -> 0.9195, multiclass 0.1247 -> 0.1271) -- unless no
+            # trial has scored yet: then a cut model beats none (a 30 s search on 1,800 x 1,000 binary data lost
+            # its first CatBoost trial, killed at its 7.6 s limit, scored 0.80 when cut)
+            bound = limit is not None and (limit == settings.trial_time_limit or best.config_id is None)
             return (dataset, space, values, protocol, limit, settings.memory_limit_mb, budget, oof_pool is not None,
                     bound)
 
