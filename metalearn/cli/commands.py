@@ -14,7 +14,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -104,16 +103,6 @@ def search_settings(**values: Any) -> Any:
         raise typer.BadParameter(str(exc), param_hint=list(param.flags)) from None
 
 
-def _option_type(name: str) -> Any:
-    """The type of search parameter ``name``'s option: its ``SearchSettings`` field's annotation (text, as
-    settings.py postpones annotations, and of builtin types for every option: ``typing.get_type_hints`` would
-    need the names other fields import for type checking only), and for ``n_folds`` (not a field) its default's."""
-    text = {f.name: f.type for f in fields(SearchSettings)}.get(name)
-    if not isinstance(text, str):
-        return type(PARAMS[name].default)
-    return eval(text, {"__builtins__": {}}, {t.__name__: t for t in (bool, int, float, str)})
-
-
 def with_search_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give a command the search parameters' options in place of its keyword-only ``settings`` parameter.
 
@@ -126,7 +115,7 @@ def with_search_options(command: Callable[..., None]) -> Callable[..., None]:
     at = [p.name for p in own].index("settings")
     options = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=SEARCH_DEFAULTS[name],
-                          annotation=Annotated[_option_type(name), search_option(name)])
+                          annotation=Annotated[PARAMS[name].annotation("cli"), search_option(name)])
         for name in params("cli")
     ]
     signature = signature.replace(parameters=[*own[:at], *options, *own[at + 1:]])

@@ -40,8 +40,9 @@ _SAME: Any = object()  # an interface's default is SearchSettings' default
 class Param:
     """One search parameter, as the interfaces expose it.
 
-    ``ge``/``gt`` are the lower bounds ``SearchSettings`` checks, restated for the HTTP form's schema
-    (a test keeps them in step); ``api_ge``/``api_le``/``max_length`` are limits of the HTTP API only.
+    ``ge``/``gt`` are the lower bounds ``SearchSettings`` checks and ``choices`` the only values it accepts,
+    restated for the HTTP form's schema (a test keeps them in step); ``api_ge``/``api_le``/``max_length``
+    are limits of the HTTP API only.
     ``api_default``/``estimator_default``/``cli_default`` are set where that interface deliberately starts
     from another value than ``SearchSettings`` (a server's shorter trials, a quicker estimator fit, the
     command line's parallel trials on every core).
@@ -53,6 +54,7 @@ class Param:
     estimator: bool = False  # a parameter of the scikit-learn estimators (metalearn.search.estimators)
     ge: float | None = None
     gt: float | None = None
+    choices: tuple[str, ...] | None = None
     api_ge: float | None = None
     api_le: float | None = None
     max_length: int | None = None
@@ -61,6 +63,7 @@ class Param:
     cli_default: Any = _SAME
     name: str = ""  # filled in from the field
     default: Any = None  # SearchSettings' default, filled in from the field
+    value_type: type | None = None  # bool, int, float or str: filled in from the field's annotation
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -73,6 +76,12 @@ class Param:
     def default_for(self, surface: Surface) -> Any:
         own = {"cli": self.cli_default, "api": self.api_default, "estimator": self.estimator_default}[surface]
         return self.default if own is _SAME else own
+
+    def annotation(self, surface: Surface) -> Any:
+        """The type ``surface`` declares the parameter with: its values' type (a ``Literal`` of its ``choices``
+        when it has them), optional where that surface's default is None (a form or a command line cannot send a null: leaving the parameter out gives it)."""
+        kind: Any = Literal[self.choices] if self.choices is not None else self.value_type
+        return kind if self.default_for(surface) is not None else kind | None
 
     def form_bounds(self) -> dict[str, Any]:
         """Keyword bounds for a FastAPI/pydantic field (``ge``, ``gt``, ``le``, ``max_length``; a number of seconds,
@@ -184,7 +193,7 @@ class SearchSettings:
         "space, Perrone et al. 2019). Off (the default): the whole space; on the wall-clock benchmark at 30 s "
         "and 120 s it changed the final models within one split's noise."))
     optimizer: str = field(default="smac", metadata=_param(
-        "The optimizer: smac or random.", cli="--optimizer", api=True))
+        "The optimizer: smac or random.", cli="--optimizer", api=True, choices=OPTIMIZERS))
     multi_fidelity: bool = field(default=False, metadata=_param(
         "SMAC Hyperband on data subsets.", cli="--multi-fidelity", api=True))
     min_budget: float = field(default=0.1, metadata=_param(
@@ -289,16 +298,21 @@ class SearchSettings:
         return d
 
 
+_VALUE_TYPES: dict[str, type] = {t.__name__: t for t in (bool, int, float, str)}
+
+
 def _declared() -> dict[str, Param]:
     out: dict[str, Param] = {}
     for f in fields(SearchSettings):
         if "param" in f.metadata:
             default = f.default if f.default is not MISSING else None
-            out[f.name] = replace(f.metadata["param"], name=f.name, default=default)
+            # the annotations are text (postponed): "int | None" -> int
+            value_type = _VALUE_TYPES.get(str(f.type).removesuffix(" | None"))
+            out[f.name] = replace(f.metadata["param"], name=f.name, default=default, value_type=value_type)
     # the protocol's folds: EvalProtocol's default (a test keeps them equal; importing it here is heavy)
     out["n_folds"] = Param(
         "Cross-validation folds (holdout for large data).", cli="--folds", api=True, estimator=True,
-        ge=2, api_le=20, name="n_folds", default=5,
+        ge=2, api_le=20, name="n_folds", default=5, value_type=int,
     )
     return out
 

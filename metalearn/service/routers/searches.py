@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -11,7 +14,7 @@ from metalearn.data.errors import InputError
 from metalearn.data.metrics import check_metric
 from metalearn.data.task import TaskKind
 from metalearn.registry import REGISTER_HELP
-from metalearn.search.settings import PARAMS, SearchSettings, defaults, trial_budget
+from metalearn.search.settings import PARAMS, SearchSettings, defaults, params, trial_budget
 from metalearn.service.deps import PageDep, ReadAccess, SearchesDep, SettingsDep, WriteAccess
 from metalearn.service.routers.recommendations import ERRORS
 from metalearn.service.schemas import (
@@ -43,6 +46,38 @@ def search_form(name: str) -> Any:
     return Form(description=param.help, **param.form_bounds())
 
 
+Result = TypeVar("Result")
+
+
+def with_search_form(endpoint: Callable[..., Awaitable[Result]]) -> Callable[..., Awaitable[Result]]:
+    """Give an endpoint the search parameters' form fields in place of its keyword-only ``search`` parameter.
+
+    One field a parameter the API exposes (:func:`~metalearn.search.settings.params`, in their declared order):
+    of its declared type (``Param.annotation``), with :func:`search_form`'s help and bounds and :data:`API_DEFAULTS`' default.
+    The endpoint gets the values sent as ``search``, one mapping by name, and validates them itself (its
+    server's limits, then ``SearchSettings.from_params``). FastAPI reads the signature set here (annotations
+    evaluated), so the form, its 422 errors and the OpenAPI schema are those of the same parameters written
+    out in the endpoint in that order."""
+    names = tuple(params("api"))
+    signature = inspect.signature(endpoint, eval_str=True)  # FastAPI takes the annotations as they are
+    own = list(signature.parameters.values())
+    at = [p.name for p in own].index("search")
+    form = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=API_DEFAULTS[name],
+                              annotation=Annotated[PARAMS[name].annotation("api"), search_form(name)]) for name in names]
+    signature = signature.replace(parameters=[*own[:at], *form, *own[at + 1:]])
+
+    @functools.wraps(endpoint)
+    async def with_search(**values: Any) -> Result:
+        search = {name: values.pop(name) for name in names}
+        return await endpoint(**values, search=search)
+
+    with_search.__signature__ = signature  # type: ignore[attr-defined]
+    with_search.__annotations__ = {
+        **{p.name: p.annotation for p in signature.parameters.values()}, "return": signature.return_annotation
+    }
+    return with_search
+
+
 def server_trials(n_trials: int | None, time_limit: float | None, settings: Any) -> int | None:
     """The trial budget a search on this server gets: ``n_trials`` when it is within the server's
     ``max_search_trials`` (else a 422); unset, the search's own default (no bound under a time limit),
@@ -66,6 +101,7 @@ def server_trials(n_trials: int | None, time_limit: float | None, settings: Any)
     responses={**ERRORS, 429: {"model": Message, "description": "Too many pending searches"}},
     summary="Start a warm-started search on an uploaded dataset",
 )
+@with_search_form
 async def create_search(
     request: Request,
     response: Response,
@@ -75,20 +111,8 @@ async def create_search(
     target: TargetsField,
     kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
     metric: Annotated[str | None, Form(max_length=64, description="Metric to optimise.")] = None,
-    # the search parameters: help, bounds and defaults from metalearn.search.settings
-    n_trials: Annotated[int | None, search_form("n_trials")] = API_DEFAULTS["n_trials"],
-    time_limit: Annotated[float | None, search_form("time_limit")] = API_DEFAULTS["time_limit"],
-    trial_time_limit: Annotated[float, search_form("trial_time_limit")] = API_DEFAULTS["trial_time_limit"],
-    seed: Annotated[int, search_form("seed")] = API_DEFAULTS["seed"],
-    warm_start: Annotated[bool, search_form("warm_start")] = API_DEFAULTS["warm_start"],
-    strategy: Annotated[str | None, search_form("strategy")] = API_DEFAULTS["strategy"],
-    n_warm: Annotated[int, search_form("n_warm")] = API_DEFAULTS["n_warm"],
-    optimizer: Annotated[Literal["smac", "random"], search_form("optimizer")] = API_DEFAULTS["optimizer"],
-    n_folds: Annotated[int, search_form("n_folds")] = API_DEFAULTS["n_folds"],
-    multi_fidelity: Annotated[bool, search_form("multi_fidelity")] = API_DEFAULTS["multi_fidelity"],
-    ensemble: Annotated[bool, search_form("ensemble")] = API_DEFAULTS["ensemble"],
-    calibrate: Annotated[bool, search_form("calibrate")] = API_DEFAULTS["calibrate"],
-    workers: Annotated[int, search_form("workers")] = API_DEFAULTS["workers"],
+    *,
+    search: Mapping[str, Any],  # the search parameters' form fields (with_search_form)
     register_as: Annotated[
         str | None,
         Form(
@@ -104,28 +128,15 @@ async def create_search(
             "this server opened its knowledge base read-only, so it cannot run searches; "
             "start it with --workers 1 and without METALEARN_KB_READ_ONLY"
         )
-    n_trials = server_trials(n_trials, time_limit, settings)
+    time_limit = search["time_limit"]
+    n_trials = server_trials(search["n_trials"], time_limit, settings)
     if time_limit is not None and time_limit > settings.max_search_seconds:
         raise HTTPException(
             422,
             detail=f"time_limit must be at most {settings.max_search_seconds:g} s on this server, got {time_limit:g}",
         )
     try:  # SearchSettings validates; its error is a 422 like the form's own
-        search_settings = SearchSettings.from_params(
-            n_trials=n_trials,
-            time_limit=time_limit,
-            trial_time_limit=trial_time_limit,
-            seed=seed,
-            warm_start=warm_start,
-            strategy=strategy,
-            n_warm=n_warm,
-            optimizer=optimizer,
-            n_folds=n_folds,
-            multi_fidelity=multi_fidelity,
-            ensemble=ensemble,
-            calibrate=calibrate,
-            workers=workers,
-        )
+        search_settings = SearchSettings.from_params(**{**search, "n_trials": n_trials})
     except InputError as exc:
         raise HTTPException(422, detail=str(exc)) from None
     dataset = await run_in_threadpool(read_upload, file, target, settings, kind, metric or None)
