@@ -35,7 +35,7 @@ from metalearn.metalearning.metafeatures import EXTRACTOR_VERSION, ensure_metafe
 from metalearn.pipelines.spaces import get_space
 from metalearn.search.automl import MetaLearnEstimator, optimize
 from metalearn.search.ensemble import OOFPool
-from metalearn.search.evaluation import EvalProtocol, test_score
+from metalearn.search.evaluation import EvalProtocol, evaluate_config, test_score
 from metalearn.search.loop import SearchResult, SearchSettings, run_search, surrogate_model
 
 #: 3-fold CV on at most 150 rows: every trial takes about a second.
@@ -1120,18 +1120,33 @@ def test_the_smac_surrogate_grows_the_trees_of_smacs_default_without_its_leaf_bo
     assert spearmanr(ranks[0], ranks[1])[0] > spearmanr(ranks[1], ranks[2])[0] > 0.9
 
 
-def test_rows_repeated_across_folds_are_warned_of() -> None:
-    """Rows repeated 4 times: copies in different folds gave CV ROC AUC 1.000 and chose a worse pipeline, silently."""
+def test_repeated_rows_are_said_and_kept_in_one_fold_on_request() -> None:
+    """Rows repeated 4 times: copies in different folds gave CV ROC AUC 1.000 and chose a worse pipeline, silently.
+    The search warns of them and names ``group_repeats``; with it each row's copies are in one fold, so a
+    1-nearest-neighbour model (it memorises rows) scores on the repeated data about what it scores on the
+    distinct rows, not the perfect score its copies give it."""
     from metalearn.search.automl import duplicated_rows
 
     iris = load_dataset("sklearn:iris")
     assert duplicated_rows(iris) is None  # 1 repeated row of 150: under the 5 %
     frame = pd.concat([iris.X, iris.y], axis=1)
     repeated = prepare_frame(pd.concat([frame] * 4, ignore_index=True), "target", name="repeated")
-    assert duplicated_rows(repeated) == (
+    grouped = EvalProtocol(n_folds=5, group_repeats=True)
+    assert duplicated_rows(repeated, EvalProtocol(n_folds=5)) == (
         "451 of 600 rows (75%) repeat another row exactly: their copies fall in different folds, so the validation "
-        "scores are optimistic and favour pipelines that memorise rows; drop the repeats unless they are real, "
-        "independent observations")
+        "scores are optimistic and favour pipelines that memorise rows; if they are copies (by mistake, "
+        "oversampling), keep each row's in one fold with --group-repeats (group_repeats=True); drop the repeats "
+        "unless they are real, independent observations")
+    assert duplicated_rows(repeated, grouped).startswith(
+        "451 of 600 rows (75%) repeat another row exactly: each row's copies are kept in one validation fold")
+    space = get_space(repeated.task)
+    memoriser = space.validate({"model": "knn", "knn:n_neighbors": 1.0}, fill_defaults=True)
+    on_distinct = evaluate_config(iris, space, memoriser, EvalProtocol(n_folds=5)).metrics["accuracy"]
+    on_copies = evaluate_config(repeated, space, memoriser, EvalProtocol(n_folds=5))
+    on_grouped = evaluate_config(repeated, space, memoriser, grouped)
+    assert on_copies.metrics["accuracy"] > 0.99  # each test row's copy is in training: memorised
+    assert abs(on_grouped.metrics["accuracy"] - on_distinct) < 0.04, (on_grouped.metrics, on_distinct)
+    assert on_grouped.protocol_key == "cv5-s0-grouped" and on_copies.protocol_key == "cv5-s0"
 
 
 def test_a_best_pipeline_no_better_than_a_constant_prediction_is_warned_of() -> None:

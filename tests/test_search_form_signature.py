@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from test_api import AUTH, make_settings, small_csv
 
 from metalearn.kb import open_kb
-from metalearn.search.settings import OPTIMIZERS, SearchSettings, params
+from metalearn.search.settings import OPTIMIZERS, PROTOCOL_PARAMS, SearchSettings, params
 from metalearn.service.app import create_app
 from metalearn.service.routers.models import retrain
 from metalearn.service.routers.searches import API_DEFAULTS, create_search, with_search_form
@@ -46,7 +46,7 @@ def _optional(kind: Any) -> tuple[Any, bool]:
 
 
 def test_the_declared_api_parameters_are_fields_of_the_form_and_the_folds() -> None:
-    assert list(params("api")) == [*API_FIELDS, "n_folds"]
+    assert list(params("api")) == [*API_FIELDS, *PROTOCOL_PARAMS]
 
 
 def test_the_endpoint_signature_holds_every_api_parameter_in_declared_order() -> None:
@@ -164,7 +164,7 @@ def test_a_bad_search_parameter_is_the_same_422_and_starts_nothing(client: TestC
 def test_the_values_sent_reach_the_search_settings(client: TestClient) -> None:
     sent = {"n_trials": "2", "time_limit": "600", "trial_time_limit": "15", "seed": "7", "warm_start": "false",
             "strategy": "knn", "n_warm": "2", "optimizer": "random", "multi_fidelity": "false", "ensemble": "false",
-            "calibrate": "false", "workers": "1", "n_folds": "3"}
+            "calibrate": "false", "workers": "1", "n_folds": "3", "group_repeats": "true"}
     assert set(sent) == set(params("api"))
     given = _post(client, small_csv(), **sent)
     unset = _post(client, small_csv(seed=1))  # waits for the one worker
@@ -174,7 +174,7 @@ def test_the_values_sent_reach_the_search_settings(client: TestClient) -> None:
         (given, SearchSettings.from_params(n_trials=2, time_limit=600.0, trial_time_limit=15.0, seed=7,
                                            warm_start=False, strategy="knn", n_warm=2, optimizer="random",
                                            multi_fidelity=False, ensemble=False, calibrate=False, workers=1,
-                                           n_folds=3)),
+                                           n_folds=3, group_repeats=True)),
         (unset, defaults),
     ]
     for r, settings in expected:

@@ -23,7 +23,7 @@ from metalearn.cli import app
 from metalearn.cli.commands import SEARCH_DEFAULTS, optimize, with_search_options
 from metalearn.cli.models import models_retrain
 from metalearn.kb import open_kb
-from metalearn.search.settings import PARAMS, SearchSettings, params
+from metalearn.search.settings import PARAMS, PROTOCOL_PARAMS, SearchSettings, params
 
 #: the fields of SearchSettings that declare a CLI flag, in declaration order, then n_folds (the protocol's folds)
 CLI_FIELDS = [f.name for f in fields(SearchSettings) if "param" in f.metadata and f.metadata["param"].cli]
@@ -38,7 +38,7 @@ def _click_command(path: str) -> Any:
 
 
 def test_the_declared_cli_parameters_are_fields_with_a_flag_and_the_folds() -> None:
-    assert list(params("cli")) == [*CLI_FIELDS, "n_folds"]
+    assert list(params("cli")) == [*CLI_FIELDS, *PROTOCOL_PARAMS]
 
 
 @pytest.mark.parametrize("path", list(COMMANDS))

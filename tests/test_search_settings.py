@@ -21,6 +21,7 @@ from metalearn.search.evaluation import EvalProtocol
 from metalearn.search.settings import (
     OPTIMIZERS,
     PARAMS,
+    PROTOCOL_PARAMS,
     UNBOUNDED_TRIALS,
     UNTIMED_TRIALS,
     Param,
@@ -42,11 +43,12 @@ def test_one_class_wherever_it_is_imported_from() -> None:
 
 def test_every_field_is_declared_with_searchsettings_own_default() -> None:
     declared = {f.name: f for f in fields(SearchSettings) if f.name != "protocol"}
-    assert set(PARAMS) == {*declared, "n_folds"}
+    assert set(PARAMS) == {*declared, *PROTOCOL_PARAMS}
     for name, f in declared.items():
         assert PARAMS[name].name == name and PARAMS[name].default == f.default, name
         assert PARAMS[name].help.endswith("."), name
     assert PARAMS["n_folds"].default == EvalProtocol().n_folds  # restated there to keep the CLI start-up light
+    assert PARAMS["group_repeats"].default == EvalProtocol().group_repeats
     assert SearchSettings.from_params() == SearchSettings()
     for surface in SURFACES:  # every interface's defaults make valid settings
         SearchSettings.from_params(**defaults(surface))

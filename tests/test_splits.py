@@ -9,7 +9,7 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from metalearn.data.errors import DataError, InputError
-from metalearn.data.splits import cv_splits, holdout_split, make_splitter, plan_splits
+from metalearn.data.splits import cv_splits, duplicate_groups, holdout_split, make_splitter, plan_splits
 from metalearn.data.task import Task, TaskKind
 
 B, MC, R = TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.REGRESSION
@@ -191,3 +191,43 @@ def test_holdout_split(load) -> None:
     reg = load("uci_housing")
     tr, te = holdout_split(reg.task, reg.y, 0.2, seed=0)
     assert len(te) == round(0.2 * reg.n_rows)
+
+
+def _repeated(ds, copies: int, extra: int):  # the rows ``copies`` times, the first ``extra`` once more, shuffled
+    from metalearn.data.validation import prepare_frame
+
+    frame = pd.concat([ds.X, ds.y], axis=1)
+    rows = pd.concat([frame] * copies + [frame.iloc[:extra]], ignore_index=True)
+    rows = rows.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    return prepare_frame(rows, list(ds.y.columns), name=f"{ds.name}_repeated")
+
+
+def test_repeated_rows_keep_their_copies_in_one_fold_on_request(load) -> None:
+    """``group_repeats`` with at least 5 % of the rows repeating another: every copy of a row in the same fold
+    (CV, stratified or not, and a holdout split), the folds still a partition and still stratified."""
+    for name in ("sonar", "1030_ERA"):
+        ds = _repeated(load(name), 2, 20)
+        groups = duplicate_groups(ds.X, ds.y)
+        assert groups is not None and np.unique(groups).size == pd.concat([ds.X, ds.y], axis=1).drop_duplicates().shape[0]
+        assert any(set(groups[tr]) & set(groups[te]) for tr, te in cv_splits(ds, 5, seed=0))  # not asked: apart
+        folds = cv_splits(ds, 5, seed=0, group_repeats=True)
+        assert_partition(folds, ds.n_rows)
+        for tr, te in folds:
+            assert not set(groups[tr]) & set(groups[te])
+        tr, te = holdout_split(ds.task, ds.y, 0.33, seed=0, groups=groups)
+        assert not set(groups[tr]) & set(groups[te]) and abs(len(te) / ds.n_rows - 0.33) < 0.05
+        if ds.task.kind is B:
+            y = ds.y.iloc[:, 0].astype(str).to_numpy()
+            share = (y == y[0]).mean()
+            assert all(abs((y[te] == y[0]).mean() - share) < 0.08 for _, te in folds)
+
+
+def test_a_few_repeated_rows_leave_the_folds_as_they_were(load) -> None:
+    """Under 5 % of the rows repeating another, grouped folds are the ungrouped ones."""
+    ds = load("sonar")
+    few = _repeated(ds, 1, 5)  # 5 of 213 rows repeat another
+    assert duplicate_groups(few.X, few.y) is None
+    expected = StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(np.zeros(few.n_rows),
+                                                                                few.y.iloc[:, 0].astype(str))
+    grouped = cv_splits(few, 5, seed=0, group_repeats=True)
+    assert [te.tolist() for _, te in grouped] == [sorted(te.tolist()) for _, te in expected]

@@ -6,6 +6,11 @@
 - multilabel: iterative stratification (``MultilabelStratifiedKFold``).
 - regression / multitarget: shuffled K-fold.
 - multitask: stratified on the first classification target if there is one, else shuffled K-fold.
+- repeated rows (``group_repeats``, off by default): when at least :data:`DUPLICATED_SHARE` of the rows repeat
+  another row exactly (features and targets), every copy of a row lands in the same fold
+  (:func:`duplicate_groups`; ``StratifiedGroupKFold`` / shuffled ``GroupKFold``, and the same for a holdout
+  split), except for multi-label targets (no grouped iterative stratification): otherwise a row's copies
+  score each other and the validation rewards pipelines that memorise rows.
 
 :func:`plan_splits` tells how a dataset will be split (strategy, number of folds, reason for any
 reduction); :func:`cv_splits` returns the folds; :func:`holdout_split` a single train/test split.
@@ -15,22 +20,65 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from metalearn.data.dataset import Dataset
 from metalearn.data.errors import DataError, InputError
 from metalearn.data.task import Task, TaskKind
 
-__all__ = ["SplitPlan", "cv_splits", "holdout_split", "make_splitter", "plan_splits", "stratification_labels"]
+__all__ = [
+    "DUPLICATED_SHARE",
+    "SplitPlan",
+    "cv_splits",
+    "duplicate_groups",
+    "holdout_split",
+    "make_splitter",
+    "plan_splits",
+    "stratification_labels",
+]
 
 log = logging.getLogger(__name__)
 
 Fold = tuple[np.ndarray, np.ndarray]
+
+#: at least this share of the rows repeating another row exactly (features and targets) is a search's warning,
+#: and with ``group_repeats`` keeps each row's copies in one fold
+DUPLICATED_SHARE = 0.05
+
+
+#: the groups of the last frames asked for (a search asks again for every trial of the same data; hashing
+#: 50,000 x 100 cells takes about 0.5 s): (id(X), id(y)) -> (a weak reference to each, the groups)
+_GROUPS: dict[tuple[int, int], tuple[weakref.ref[pd.DataFrame], weakref.ref[pd.DataFrame], np.ndarray | None]] = {}
+
+
+def duplicate_groups(X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray | None:
+    """One group id per row, shared by the rows that are equal in every feature and target, when at least
+    :data:`DUPLICATED_SHARE` of the rows repeat another; None otherwise (the folds ignore a few repeats).
+    Remembered for the same two frame objects (the data is not changed in place)."""
+    key = (id(X), id(y))
+    hit = _GROUPS.get(key)
+    if hit is not None and hit[0]() is X and hit[1]() is y:
+        return hit[2]
+    groups = _duplicate_groups(X, y)
+    if len(_GROUPS) >= 8:
+        _GROUPS.clear()
+    _GROUPS[key] = (weakref.ref(X), weakref.ref(y), groups)
+    return groups
+
+
+def _duplicate_groups(X: pd.DataFrame, y: pd.DataFrame) -> np.ndarray | None:
+    frame = pd.concat([X.reset_index(drop=True), y.reset_index(drop=True)], axis=1, ignore_index=True)
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()  # equal rows (missing values too): equal
+    distinct, groups = np.unique(hashes, return_inverse=True)
+    if len(frame) - distinct.size < max(2, DUPLICATED_SHARE * len(frame)):
+        return None
+    return groups.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -140,22 +188,38 @@ def _unpack(data: Dataset | tuple[Any, Any, Task]) -> tuple[int, pd.DataFrame, T
     return len(y_df), y_df, task
 
 
-def cv_splits(data: Dataset | tuple[Any, Any, Task], n_splits: int = 5, seed: int = 0) -> list[Fold]:
+def cv_splits(
+    data: Dataset | tuple[Any, Any, Task], n_splits: int = 5, seed: int = 0, *, group_repeats: bool = False
+) -> list[Fold]:
     """K folds ``[(train_idx, test_idx), ...]`` (positional int arrays, sorted) for a dataset or an
-    ``(X, y, task)`` tuple. Deterministic for a seed; the number of folds may be reduced (logged)."""
+    ``(X, y, task)`` tuple. Deterministic for a seed; the number of folds may be reduced (logged).
+    ``group_repeats``: each row's exact copies in one fold (see :func:`duplicate_groups`)."""
     n, y, task = _unpack(data)
     plan = plan_splits(task, y, n_splits)
     if plan.reason:
         log.info("cv_splits: %s", plan.reason)
-    return _split_with_plan(plan, task, y, n, seed)
+    groups = None
+    if group_repeats and plan.strategy != "multilabel":
+        groups = duplicate_groups(data.X if isinstance(data, Dataset) else pd.DataFrame(data[0]), y)
+    if groups is not None and np.unique(groups).size < plan.n_splits:
+        groups = None  # fewer distinct rows than folds: the copies cannot all stay together
+    return _split_with_plan(plan, task, y, n, seed, groups)
 
 
-def _split_with_plan(plan: SplitPlan, task: Task, y: pd.DataFrame, n: int, seed: int) -> list[Fold]:
+def _split_with_plan(
+    plan: SplitPlan, task: Task, y: pd.DataFrame, n: int, seed: int, groups: np.ndarray | None = None
+) -> list[Fold]:
     dummy = np.zeros((n, 1))
     k = plan.n_splits
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*least populated class.*")
-        if plan.strategy == "multilabel":
+        if groups is not None:  # each row's copies in one fold (see duplicate_groups)
+            if plan.strategy == "stratified":
+                grouped: Any = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+                folds = grouped.split(dummy, stratification_labels(task, y), groups)
+            else:
+                folds = GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(dummy, groups=groups)
+        elif plan.strategy == "multilabel":
             from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
             splitter: Any = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
@@ -194,9 +258,13 @@ def _exact_size(tr: np.ndarray, te: np.ndarray, n_test: int, seed: int) -> Fold:
     return np.sort(tr).astype(np.int64), np.sort(te).astype(np.int64)
 
 
-def holdout_split(task: Task, y: pd.DataFrame, test_size: float = 0.33, seed: int = 0) -> Fold:
+def holdout_split(
+    task: Task, y: pd.DataFrame, test_size: float = 0.33, seed: int = 0, groups: np.ndarray | None = None
+) -> Fold:
     """One ``(train_idx, test_idx)`` split with about ``test_size`` of the rows in test, stratified
-    like :func:`cv_splits` (iteratively for multilabel). Deterministic for a seed."""
+    like :func:`cv_splits` (iteratively for multilabel). Deterministic for a seed. ``groups``
+    (:func:`duplicate_groups`; not for multilabel): rows of a group land on one side, the test side then
+    one of ``round(1 / test_size)`` grouped folds."""
     if not (isinstance(test_size, float | int) and 0.0 < float(test_size) < 1.0):
         raise InputError(f"test_size must be a fraction in (0, 1), got {test_size!r}")
     if not isinstance(y, pd.DataFrame):
@@ -206,6 +274,10 @@ def holdout_split(task: Task, y: pd.DataFrame, test_size: float = 0.33, seed: in
         raise DataError(f"a holdout split needs at least 2 rows, got {n}; use a larger dataset")
     n_test = min(n - 1, max(1, round(n * float(test_size))))
     idx = np.arange(n)
+    k = max(2, round(1.0 / float(test_size)))
+    if groups is not None and task.kind is not TaskKind.MULTILABEL and np.unique(groups).size >= k:
+        plan = replace(plan_splits(task, y, k), n_splits=k)  # the test side's size: one fold of k
+        return _split_with_plan(plan, task, y, n, seed, groups)[0]
     if task.kind is TaskKind.MULTILABEL:
         from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 

@@ -18,6 +18,7 @@ from metalearn.data.errors import MetaLearnError
 from metalearn.data.metrics import check_metric
 from metalearn.data.numbers import finite_or_none
 from metalearn.data.prediction import Prediction
+from metalearn.data.splits import duplicate_groups
 from metalearn.data.task import TaskKind
 from metalearn.kb.base import KnowledgeBase
 from metalearn.kb.shipped import open_default_kb
@@ -195,9 +196,10 @@ def optimize(
         summary["model"]["config_id"] = None if (ensemble or {}).get("used") else model_id
     summary["ensemble"] = ensemble  # None: not asked (ensemble=False, refit=False) or no model
     summary["calibration"] = calibration  # None: no model, or neither ensemble nor calibrate asked
-    summary["warnings"] = [w for w in (sparse_validation(dataset, settings.protocol), duplicated_rows(dataset),
-                                       target_outliers(dataset), mostly_missing(dataset),
-                                       unresumed(result), no_better_than_constant(dataset, result)) if w]
+    summary["warnings"] = [w for w in (sparse_validation(dataset, settings.protocol),
+                                       duplicated_rows(dataset, settings.protocol), target_outliers(dataset),
+                                       mostly_missing(dataset), unresumed(result),
+                                       no_better_than_constant(dataset, result)) if w]
     if path is not None:
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return OptimizeOutcome(result=result, model=model, summary=summary, out_dir=path)
@@ -252,21 +254,26 @@ def unresumed(result: SearchResult) -> str | None:
     )
 
 
-#: this share of rows or more repeating another row exactly (features and targets) is warned of
-DUPLICATED_SHARE = 0.05
-
-
-def duplicated_rows(dataset: Dataset) -> str | None:
-    """A warning when at least :data:`DUPLICATED_SHARE` of the rows repeat another row exactly: the copies of a
-    row fall in different folds, so the validation scores are optimistic and favour pipelines that memorise rows
-    (a QA run on rows repeated 4 times: CV ROC AUC 1.000 and a worse pipeline chosen, 0.861 on held-out rows
-    against 0.881). None otherwise."""
-    n = int(pd.concat([dataset.X, dataset.y], axis=1).duplicated().sum())
-    if n < max(2, DUPLICATED_SHARE * dataset.n_rows):
+def duplicated_rows(dataset: Dataset, protocol: EvalProtocol | None = None) -> str | None:
+    """A warning when at least :data:`~metalearn.data.splits.DUPLICATED_SHARE` of the rows repeat another row
+    exactly. Unless ``protocol.group_repeats`` (since stop 57) the copies of a row fall in different folds, so the
+    validation scores are optimistic and favour pipelines that memorise rows (a QA run on rows repeated 4 times:
+    CV ROC AUC 1.000 and a worse pipeline chosen, 0.861 on held-out rows against 0.881). None otherwise."""
+    groups = duplicate_groups(dataset.X, dataset.y)
+    if groups is None:
         return None
-    return (f"{n} of {dataset.n_rows} rows ({n / dataset.n_rows:.0%}) repeat another row exactly: their copies fall "
-            "in different folds, so the validation scores are optimistic and favour pipelines that memorise rows; "
-            "drop the repeats unless they are real, independent observations")
+    n = len(groups) - int(np.unique(groups).size)
+    grouped = protocol is not None and protocol.group_repeats and dataset.task.kind is not TaskKind.MULTILABEL
+    if grouped:
+        where = "each row's copies are kept in one validation fold (group_repeats)"
+    else:
+        where = ("their copies fall in different folds, so the validation scores are optimistic and favour pipelines "
+                 "that memorise rows")
+        where += ("" if dataset.task.kind is TaskKind.MULTILABEL else
+                  "; if they are copies (by mistake, oversampling), keep each row's in one fold with --group-repeats "
+                  "(group_repeats=True)")
+    return (f"{n} of {dataset.n_rows} rows ({n / dataset.n_rows:.0%}) repeat another row exactly: {where}; drop "
+            "the repeats unless they are real, independent observations")
 
 
 #: fewer rows of a binary target's rarer class than this in what scores a trial (a fold, or the holdout) is warned of

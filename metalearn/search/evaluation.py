@@ -32,7 +32,7 @@ from metalearn.data.dataset import Dataset
 from metalearn.data.errors import ConfigurationError, InputError, MetaLearnError, SearchError
 from metalearn.data.metrics import check_metric, compute_metrics, get_metric
 from metalearn.data.prediction import Prediction
-from metalearn.data.splits import cv_splits, holdout_split, plan_splits
+from metalearn.data.splits import cv_splits, duplicate_groups, holdout_split, plan_splits
 from metalearn.data.task import Task, TaskKind
 from metalearn.kb.records import RunRecord, run_id_for
 from metalearn.pipelines.models.adaptive import final_fit
@@ -80,6 +80,13 @@ class EvalProtocol:
     dataset's full size); ``"cv"``/``"holdout"`` force one. ``max_rows`` caps the rows used
     (stratified subsample, ``None`` = all). ``seed`` fixes the splits and subsamples.
 
+    ``group_repeats`` keeps each row's exact copies in one fold (or on one side of the holdout split) when at
+    least :data:`~metalearn.data.splits.DUPLICATED_SHARE` of the rows repeat another
+    (:func:`~metalearn.data.splits.duplicate_groups`; not for multi-label targets): for rows repeated by
+    mistake or by oversampling, whose copies in different folds score each other and make the validation
+    reward pipelines that memorise rows. Off by default: equal rows of data with few distinct values (1027_ESL:
+    263 distinct of 488) are real, independent observations. Its key ends in ``-grouped``.
+
     ``key`` is a short stable string identifying the protocol for any dataset (the default one is
     ``cv5-s0-holdout0.33-over20000``; a forced mode gives ``cv5-s0`` or ``holdout0.33-s0-sub20000``);
     store it as ``RunRecord.protocol``. :meth:`key_for` gives the key of the protocol as resolved
@@ -93,6 +100,7 @@ class EvalProtocol:
     max_rows: int | None = None
     seed: int = 0
     mode: str = "auto"
+    group_repeats: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "cv", "holdout"):
@@ -111,6 +119,8 @@ class EvalProtocol:
             raise InputError(f"max_rows must be an integer >= 10 or None, got {self.max_rows!r}")
         if not _is_int(self.seed):
             raise InputError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.group_repeats, bool):
+            raise InputError(f"group_repeats must be true or false, got {self.group_repeats!r}")
 
     def uses_holdout(self, n_rows: int) -> bool:
         if self.mode != "auto":
@@ -122,12 +132,13 @@ class EvalProtocol:
         mode = "holdout" if self.uses_holdout(n_rows) else "cv"
         max_rows = self.max_rows if self.max_rows is not None and n_rows > self.max_rows else None
         return EvalProtocol(
-            self.n_folds, self.holdout_threshold, self.holdout_fraction, max_rows, self.seed, mode
+            self.n_folds, self.holdout_threshold, self.holdout_fraction, max_rows, self.seed, mode, self.group_repeats
         )
 
     @property
     def key(self) -> str:
         sub = f"-sub{self.max_rows}" if self.max_rows is not None else ""
+        sub += "-grouped" if self.group_repeats else ""
         if self.mode == "cv":
             return f"cv{self.n_folds}-s{self.seed}{sub}"
         if self.mode == "holdout":
@@ -423,11 +434,12 @@ def evaluate_config(
     data = dataset if subsample is None else dataset.take_rows(subsample)
     notes = ""
     if resolved.mode == "holdout":
-        folds = [holdout_split(task, data.y, resolved.holdout_fraction, resolved.seed)]
+        groups = duplicate_groups(data.X, data.y) if resolved.group_repeats else None
+        folds = [holdout_split(task, data.y, resolved.holdout_fraction, resolved.seed, groups)]
     else:
         plan = plan_splits(task, data.y, resolved.n_folds)
         notes = plan.reason
-        folds = cv_splits(data, resolved.n_folds, resolved.seed)
+        folds = cv_splits(data, resolved.n_folds, resolved.seed, group_repeats=resolved.group_repeats)
     if budget is not None and budget < 1.0:
         folds = [
             (_budget_rows(task, data.y, tr, budget, resolved.seed + i), te)

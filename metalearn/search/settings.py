@@ -2,8 +2,9 @@
 
 Every field of :class:`SearchSettings` carries a :class:`Param` in its dataclass metadata: its help text,
 its ``metalearn optimize`` flag, the bounds the HTTP form declares, and whether ``POST /searches`` and
-:mod:`metalearn.search.estimators`' scikit-learn estimators expose it. ``n_folds`` (the protocol's folds, which
-every interface offers) is the one parameter that is not a field. The CLI, the API form and the estimator
+:mod:`metalearn.search.estimators`' scikit-learn estimators expose it. The evaluation protocol's parameters
+(:data:`PROTOCOL_PARAMS`: ``n_folds``, which every interface offers, and ``group_repeats``, the CLI's and the API's)
+are the ones that are not fields. The CLI, the API form and the estimator
 take their help texts and defaults from :func:`params`/:func:`defaults` and leave validation to
 ``SearchSettings`` (its :class:`SettingError` names the parameter, so each interface can report it in
 its own error format); ``tests/test_search_settings.py`` fails when one of them drifts from this module.
@@ -283,14 +284,17 @@ class SearchSettings:
         return self.trial_budget < UNBOUNDED_TRIALS
 
     @classmethod
-    def from_params(cls, *, n_folds: int | None = None, **values: Any) -> SearchSettings:
-        """Settings from the parameters as the interfaces name them: the fields, and ``n_folds`` (the
-        protocol's folds, seeded with ``seed``) instead of a ``protocol``."""
+    def from_params(
+        cls, *, n_folds: int | None = None, group_repeats: bool | None = None, **values: Any
+    ) -> SearchSettings:
+        """Settings from the parameters as the interfaces name them: the fields, and ``n_folds`` and
+        ``group_repeats`` (the protocol's folds, seeded with ``seed``) instead of a ``protocol``."""
         from metalearn.search.evaluation import EvalProtocol
 
         n_folds = PARAMS["n_folds"].default if n_folds is None else n_folds
+        group_repeats = PARAMS["group_repeats"].default if group_repeats is None else group_repeats
         seed = values.get("seed", PARAMS["seed"].default)
-        return cls(**values, protocol=EvalProtocol(n_folds=n_folds, seed=seed))
+        return cls(**values, protocol=EvalProtocol(n_folds=n_folds, seed=seed, group_repeats=group_repeats))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -314,11 +318,19 @@ def _declared() -> dict[str, Param]:
         "Cross-validation folds (holdout for large data).", cli="--folds", api=True, estimator=True,
         ge=2, api_le=20, name="n_folds", default=5, value_type=int,
     )
+    out["group_repeats"] = Param(
+        "Keep each row's exact copies (features and targets) in one validation fold when at least 5 % of the rows "
+        "repeat another: for rows repeated by mistake or oversampling, whose copies in different folds make the "
+        "validation reward pipelines that memorise rows. Off: repeats are taken as independent observations.",
+        cli="--group-repeats/--no-group-repeats", api=True, name="group_repeats", default=False, value_type=bool,
+    )
     return out
 
 
-#: every search parameter by name (the SearchSettings fields with a Param, and ``n_folds``)
+#: every search parameter by name (the SearchSettings fields with a Param, and the protocol's)
 PARAMS: dict[str, Param] = _declared()
+#: the parameters of the evaluation protocol (``SearchSettings.protocol``), not fields: ``from_params`` takes them
+PROTOCOL_PARAMS = ("n_folds", "group_repeats")
 
 
 def params(surface: Surface) -> dict[str, Param]:
