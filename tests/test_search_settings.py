@@ -49,6 +49,9 @@ def test_every_field_is_declared_with_searchsettings_own_default() -> None:
         assert PARAMS[name].help.endswith("."), name
     assert PARAMS["n_folds"].default == EvalProtocol().n_folds  # restated there to keep the CLI start-up light
     assert PARAMS["group_repeats"].default == EvalProtocol().group_repeats
+    from metalearn.data.splits import DUPLICATED_SHARE
+
+    assert f"{DUPLICATED_SHARE:.0%}".replace("%", " %") in PARAMS["group_repeats"].help  # "5 %", restated
     assert SearchSettings.from_params() == SearchSettings()
     for surface in SURFACES:  # every interface's defaults make valid settings
         SearchSettings.from_params(**defaults(surface))

@@ -80,7 +80,8 @@ class Param:
 
     def annotation(self, surface: Surface) -> Any:
         """The type ``surface`` declares the parameter with: its values' type (a ``Literal`` of its ``choices``
-        when it has them), optional where that surface's default is None (a form or a command line cannot send a null: leaving the parameter out gives it)."""
+        when it has them), optional where that surface's default is None (a form or a command line cannot send
+        a null: leaving the parameter out gives it)."""
         kind: Any = Literal[self.choices] if self.choices is not None else self.value_type
         return kind if self.default_for(surface) is not None else kind | None
 
@@ -318,6 +319,8 @@ def _declared() -> dict[str, Param]:
         "Cross-validation folds (holdout for large data).", cli="--folds", api=True, estimator=True,
         ge=2, api_le=20, name="n_folds", default=5, value_type=int,
     )
+    # the protocol's grouping of repeated rows; its 5 % is metalearn.data.splits.DUPLICATED_SHARE (a test keeps
+    # them equal; importing it here is heavy)
     out["group_repeats"] = Param(
         "Keep each row's exact copies (features and targets) in one validation fold when at least 5 % of the rows "
         "repeat another: for rows repeated by mistake or oversampling, whose copies in different folds make the "
