@@ -140,6 +140,7 @@ class _SearchEstimator(BaseEstimator):
         seed: int = _DEFAULTS["seed"],
         ensemble: bool = _DEFAULTS["ensemble"],
         calibrate: bool = _DEFAULTS["calibrate"],
+        group_repeats: bool = _DEFAULTS["group_repeats"],
     ) -> None:
         self.metric = metric
         self.n_trials = n_trials
@@ -154,6 +155,7 @@ class _SearchEstimator(BaseEstimator):
         self.seed = seed
         self.ensemble = ensemble
         self.calibrate = calibrate
+        self.group_repeats = group_repeats
 
     # the task kind of ``Y`` (None: inferred from the data)
     def _kind_of(self, Y: pd.DataFrame) -> str | None:
@@ -492,11 +494,12 @@ class MetaLearnEstimator(_SearchEstimator):
         seed: int = _DEFAULTS["seed"],
         ensemble: bool = _DEFAULTS["ensemble"],
         calibrate: bool = _DEFAULTS["calibrate"],
+        group_repeats: bool = _DEFAULTS["group_repeats"],
     ) -> None:
         super().__init__(metric=metric, n_trials=n_trials, time_limit=time_limit,
                          trial_time_limit=trial_time_limit, warm_start=warm_start, strategy=strategy,
                          n_warm=n_warm, resume=resume, n_folds=n_folds, kb=kb, seed=seed, ensemble=ensemble,
-                         calibrate=calibrate)
+                         calibrate=calibrate, group_repeats=group_repeats)
         self.kind = kind
 
     def _kind_of(self, Y: pd.DataFrame) -> str | None:

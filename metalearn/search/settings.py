@@ -3,8 +3,8 @@
 Every field of :class:`SearchSettings` carries a :class:`Param` in its dataclass metadata: its help text,
 its ``metalearn optimize`` flag, the bounds the HTTP form declares, and whether ``POST /searches`` and
 :mod:`metalearn.search.estimators`' scikit-learn estimators expose it. The evaluation protocol's parameters
-(:data:`PROTOCOL_PARAMS`: ``n_folds``, which every interface offers, and ``group_repeats``, the CLI's and the API's)
-are the ones that are not fields. The CLI, the API form and the estimator
+(:data:`PROTOCOL_PARAMS`: ``n_folds`` and ``group_repeats``, which every interface offers) are the ones that are
+not fields. The CLI, the API form and the estimator
 take their help texts and defaults from :func:`params`/:func:`defaults` and leave validation to
 ``SearchSettings`` (its :class:`SettingError` names the parameter, so each interface can report it in
 its own error format); ``tests/test_search_settings.py`` fails when one of them drifts from this module.
@@ -325,7 +325,8 @@ def _declared() -> dict[str, Param]:
         "Keep each row's exact copies (features and targets) in one validation fold when at least 5 % of the rows "
         "repeat another: for rows repeated by mistake or oversampling, whose copies in different folds make the "
         "validation reward pipelines that memorise rows. Off: repeats are taken as independent observations.",
-        cli="--group-repeats/--no-group-repeats", api=True, name="group_repeats", default=False, value_type=bool,
+        cli="--group-repeats/--no-group-repeats", api=True, estimator=True, name="group_repeats", default=False,
+        value_type=bool,
     )
     return out
 
