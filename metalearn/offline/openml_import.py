@@ -301,7 +301,7 @@ def translate_setup(
     space's validation (never clipped)."""
     kind = TaskKind(kind)
     try:
-        values = translate_openml_error(flow_name, parameters, kind)
+        values = _flow_values(flow_name, parameters, kind)
         return Translation(get_space(kind).validate(values, fill_defaults=True))
     except _Untranslatable as why:
         return Translation(None, str(why))
@@ -309,7 +309,7 @@ def translate_setup(
         return Translation(None, f"outside the search space: {str(err).split(';')[0]}")
 
 
-def translate_openml_error(flow_name: str, parameters: Sequence[OpenMLParameter], kind: TaskKind) -> dict[str, Any]:
+def _flow_values(flow_name: str, parameters: Sequence[OpenMLParameter], kind: TaskKind) -> dict[str, Any]:
     _need(str(flow_name).startswith("sklearn."), f"not a scikit-learn flow ({_component(flow_name)})")
     _need(kind in (TaskKind.BINARY, TaskKind.MULTICLASS, TaskKind.REGRESSION), f"no OpenML flows for {kind}")
     classification = kind is not TaskKind.REGRESSION
