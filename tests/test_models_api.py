@@ -745,11 +745,15 @@ def test_whole_path_on_a_corpus_dataset(load_corpus: Any, tmp_path: Path) -> Non
         # 5. retrain on the new data (only when drifted): a new version, not live
         r = c.post(f"/models/{name}/retrain", params={"if_drifted": True},
                    files={"file": ("new.parquet", _parquet(later), "application/octet-stream")},
-                   data={"target": "target", "n_trials": "2", "n_folds": "3"}, headers=AUTH)
+                   data={"target": "target", "n_trials": "2", "n_folds": "3", "optimizer": "random", "n_warm": "3"},
+                   headers=AUTH)
         assert r.status_code == 202, r.text
         assert r.headers["location"].endswith(f"/models/{name}/jobs/{r.json()['job_id']}")
         job = _wait(c, f"/models/{name}/jobs/{r.json()['job_id']}")
         assert job["status"] == "done" and job["version"] == 2 and job["parent_version"] == 1, job
+        # every search field of POST /searches reaches the retraining's settings (until stop 58 only 7 of them did)
+        assert {k: job["settings"][k] for k in ("n_trials", "optimizer", "n_warm")} == {
+            "n_trials": 2, "optimizer": "random", "n_warm": 3}, job["settings"]
         v2 = c.get(f"/models/{name}/versions/2").json()
         assert v2["variant"] == "retrain" and v2["parent_version"] == 1 and v2["aliases"] == []
         assert predict(c, rows_of(X_later.head(3)), name=name).json()["version"] == 1

@@ -31,7 +31,6 @@ from metalearn.data.task import TaskKind
 from metalearn.kb.model_store import ModelVersionRecord, missing_model
 from metalearn.registry.mlflow_sync import mirror_alias
 from metalearn.registry.registry import ModelRegistry, PredictionBatch, check_name
-from metalearn.search.settings import SearchSettings
 from metalearn.service.deps import (
     MetricsDep,
     ModelJobsDep,
@@ -44,7 +43,7 @@ from metalearn.service.deps import (
 )
 from metalearn.service.errors import http_status
 from metalearn.service.metrics import ServiceMetrics
-from metalearn.service.routers.searches import API_DEFAULTS, search_form, server_trials
+from metalearn.service.routers.searches import server_search_settings, with_search_form
 from metalearn.service.schemas import Message, Page, json_safe
 from metalearn.service.schemas_models import (
     MODEL_NAME_PATTERN,
@@ -664,6 +663,7 @@ def _retrain_base(registry: ModelRegistry, name: str, if_drifted: bool) -> Model
     response_model=ModelJobCreated,
     status_code=202,
 )
+@with_search_form
 async def retrain(
     name: ModelName,
     request: Request,
@@ -680,13 +680,8 @@ async def retrain(
                                "alone); the new version records them and /evaluate/feedback leaves them out.")
     ] = False,
     kind: Annotated[TaskKind | None, Form(description="Task kind (inferred when absent).")] = None,
-    n_trials: Annotated[int | None, search_form("n_trials")] = API_DEFAULTS["n_trials"],
-    time_limit: Annotated[float | None, search_form("time_limit")] = API_DEFAULTS["time_limit"],
-    trial_time_limit: Annotated[float, search_form("trial_time_limit")] = API_DEFAULTS["trial_time_limit"],
-    seed: Annotated[int, search_form("seed")] = API_DEFAULTS["seed"],
-    n_folds: Annotated[int, search_form("n_folds")] = API_DEFAULTS["n_folds"],
-    ensemble: Annotated[bool, search_form("ensemble")] = API_DEFAULTS["ensemble"],
-    calibrate: Annotated[bool, search_form("calibrate")] = API_DEFAULTS["calibrate"],
+    *,
+    search: Mapping[str, Any],  # the search parameters' form fields, as POST /searches has them (with_search_form)
     if_drifted: Annotated[
         bool, Query(description="Refuse (409) unless the live version carries a drift flag.")
     ] = False,
@@ -695,24 +690,7 @@ async def retrain(
     its model as the next version (variant ``retrain``); promote it when it is better. Answers 202 with a
     job to poll (``GET /models/{name}/jobs/{job_id}``)."""
     live = await run_in_threadpool(_retrain_base, registry, name, if_drifted)
-    n_trials = server_trials(n_trials, time_limit, settings)
-    if time_limit is not None and time_limit > settings.max_search_seconds:
-        raise HTTPException(
-            422,
-            detail=f"time_limit must be at most {settings.max_search_seconds:g} s on this server, got {time_limit:g}",
-        )
-    try:
-        search_settings = SearchSettings.from_params(
-            n_trials=n_trials,
-            time_limit=time_limit,
-            trial_time_limit=trial_time_limit,
-            seed=seed,
-            n_folds=n_folds,
-            ensemble=ensemble,
-            calibrate=calibrate,
-        )
-    except InputError as exc:
-        raise HTTPException(422, detail=str(exc)) from None
+    search_settings = server_search_settings(search, settings)
     from metalearn.registry.retrain import check_retrain_data, check_retrain_targets, feedback_data
 
     used: list[str] = []

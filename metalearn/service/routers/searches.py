@@ -93,6 +93,23 @@ def server_trials(n_trials: int | None, time_limit: float | None, settings: Any)
     return None if unset <= settings.max_search_trials else int(settings.max_search_trials)
 
 
+def server_search_settings(search: Mapping[str, Any], settings: Any) -> SearchSettings:
+    """The settings of a search (``POST /searches``, a model's retrain) from its form's values (:func:`with_search_form`):
+    the trial budget within this server's limit (:func:`server_trials`), the time limit within its
+    ``max_search_seconds``, then ``SearchSettings``' own validation; each a 422 naming the value."""
+    time_limit = search["time_limit"]
+    n_trials = server_trials(search["n_trials"], time_limit, settings)
+    if time_limit is not None and time_limit > settings.max_search_seconds:
+        raise HTTPException(
+            422,
+            detail=f"time_limit must be at most {settings.max_search_seconds:g} s on this server, got {time_limit:g}",
+        )
+    try:  # SearchSettings validates; its error is a 422 like the form's own
+        return SearchSettings.from_params(**{**search, "n_trials": n_trials})
+    except InputError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
+
+
 @router.post(
     "",
     status_code=202,
@@ -128,17 +145,7 @@ async def create_search(
             "this server opened its knowledge base read-only, so it cannot run searches; "
             "start it with --workers 1 and without METALEARN_KB_READ_ONLY"
         )
-    time_limit = search["time_limit"]
-    n_trials = server_trials(search["n_trials"], time_limit, settings)
-    if time_limit is not None and time_limit > settings.max_search_seconds:
-        raise HTTPException(
-            422,
-            detail=f"time_limit must be at most {settings.max_search_seconds:g} s on this server, got {time_limit:g}",
-        )
-    try:  # SearchSettings validates; its error is a 422 like the form's own
-        search_settings = SearchSettings.from_params(**{**search, "n_trials": n_trials})
-    except InputError as exc:
-        raise HTTPException(422, detail=str(exc)) from None
+    search_settings = server_search_settings(search, settings)
     dataset = await run_in_threadpool(read_upload, file, target, settings, kind, metric or None)
     try:  # a metric of another kind (or none) is refused before the dataset and the search are stored
         check_metric(dataset.task.kind, dataset.task.metric)
