@@ -9,13 +9,14 @@ cells of the same splits and budget (a change of the product's code does not cha
                 benchmarks/results/peers_30s_v24_split2
 
 Prints per dataset and split the test score before and after (and the peers'), then per kind the mean test score
-of each run and each peer over the same cells, the after run's better / equal / worse cells, the win rates
-against each peer (ties count one half) and the time used / budget.
+of each run and each peer over the same cells (for regression also their mean R²), the after run's better / equal /
+worse cells, the win rates against each peer (ties count one half) and the time used / budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -37,19 +38,24 @@ def _kinds(directory: Path) -> pd.DataFrame:
     return pd.read_parquet(directory / "datasets.parquet").set_index("name")[["kind", "metric", "greater_is_better"]]
 
 
-def _peer_scores(directory: Path | None, budget: int) -> dict[str, pd.Series]:
+def _r2(cells: pd.DataFrame) -> pd.Series:
+    """Each cell's test R² (NaN where its metrics hold none: not a regression)."""
+    return cells.test_metrics.map(lambda m: float(json.loads(m).get("r2", np.nan)) if isinstance(m, str) else np.nan)
+
+
+def _peer_scores(directory: Path | None, budget: int) -> dict[str, pd.DataFrame]:
     if directory is None:
         return {}
     cells = pd.read_parquet(directory / "cells.parquet")
-    cells = cells[cells.status == "done"]
-    return {p: cells[cells.strategy == f"{p}@{budget}"].set_index("dataset").test_score for p in PEERS}
+    cells = cells[cells.status == "done"].assign(r2=_r2)
+    return {p: cells[cells.strategy == f"{p}@{budget}"].set_index("dataset")[["test_score", "r2"]] for p in PEERS}
 
 
 def table(before: list[Path], after: list[Path], peers: list[Path] | None) -> pd.DataFrame:
     """One row per (split, dataset) both runs scored."""
     rows = []
     for split, (b_dir, a_dir) in enumerate(zip(before, after, strict=True)):
-        b, a, kinds = _product(b_dir), _product(a_dir), _kinds(a_dir)
+        b, a, kinds = _product(b_dir).assign(r2=_r2), _product(a_dir).assign(r2=_r2), _kinds(a_dir)
         budget = int(a.budget_seconds.iloc[0])
         peer = _peer_scores(peers[split] if peers else None, budget)
         for name in sorted(set(a.index) & set(b.index)):
@@ -57,9 +63,11 @@ def table(before: list[Path], after: list[Path], peers: list[Path] | None) -> pd
             row = {"split": split, "dataset": name, "kind": kind.kind, "metric": kind.metric,
                    "greater": bool(kind.greater_is_better), "before": float(b.test_score[name]),
                    "after": float(a.test_score[name]), "used_before": float(b.search_seconds[name] / budget),
-                   "used_after": float(a.search_seconds[name] / budget)}
+                   "used_after": float(a.search_seconds[name] / budget), "r2_before": float(b.r2[name]),
+                   "r2_after": float(a.r2[name])}
             for p, scores in peer.items():
-                row[p] = float(scores.get(name, np.nan))
+                row[p] = float(scores.test_score.get(name, np.nan))
+                row[f"r2_{p}"] = float(scores.r2.get(name, np.nan))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -86,6 +94,13 @@ def report(t: pd.DataFrame) -> None:
             line += (f"; {p} {common[p].mean():.5g} on {len(common)} (wins before {wins_b:.0%}, after "
                      f"{wins_a:.0%})")
         print(line)
+        if kind == "regression":  # the same cells' mean R², which weighs every dataset alike
+            r2 = f"  R² mean before {part.r2_before.mean():.4f}, after {part.r2_after.mean():.4f}"
+            for p in peers:
+                common = part[part[p].notna()]
+                if not common.empty:
+                    r2 += f"; {p} {common[f'r2_{p}'].mean():.4f} (after on those {common.r2_after.mean():.4f})"
+            print(r2)
     print(f"time used / budget: before mean {t.used_before.mean():.2f} max {t.used_before.max():.2f}; "
           f"after mean {t.used_after.mean():.2f} max {t.used_after.max():.2f}")
 
