@@ -757,10 +757,13 @@ def _fitting_selection(
 #: 0.04-0.78 s) gave 0.0166 s, 0.062 ms and 0.16 us, the largest write 1.36 x its fit: these are about 1.5 x that.
 #: The per-node cost doubled in stop 55: a job's first write of a 100-tree forest of 4.2-5.9 million nodes right
 #: after its refit took 2.2-3.4 s (0.52-0.57 us a node; the same file 1.4-1.5 s in a process that wrote nothing
-#: before: a fresh process's first large buffers are slow to map on these machines)
+#: before: a fresh process's first large buffers are slow to map on these machines). Stop 58 measured 0.65-0.72 us a
+#: node in four such jobs (``metalearn optimize --time-limit 10`` on 34,298 rows of uci_protein, an extra-trees
+#: forest of 100 trees and 5.2-5.8 million nodes written in 3.3-4.2 s), and the estimate became 0.75 us: those jobs
+#: used 1.17 / 1.14 of their budget with 0.5 us and 1.00 / 1.06 with 0.75 us
 WRITE_SECONDS_PER_MEMBER = 0.025
 WRITE_SECONDS_PER_TREE = 0.0001
-WRITE_SECONDS_PER_NODE = 0.0000005
+WRITE_SECONDS_PER_NODE = 0.00000075
 #: the share of distinct rows in a bootstrap sample (1 - 1/e): a tree's leaves are at most those rows
 BOOTSTRAP_DISTINCT = 0.632
 
