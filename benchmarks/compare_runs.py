@@ -31,7 +31,7 @@ PEERS = ("flaml", "autogluon")
 def _product(directory: Path) -> pd.DataFrame:
     cells = pd.read_parquet(directory / "cells.parquet")
     cells = cells[cells.strategy.str.startswith("product@") & (cells.status == "done")]
-    return cells.set_index("dataset")
+    return cells.assign(r2=_r2).set_index("dataset")
 
 
 def _kinds(directory: Path) -> pd.DataFrame:
@@ -55,7 +55,7 @@ def table(before: list[Path], after: list[Path], peers: list[Path] | None) -> pd
     """One row per (split, dataset) both runs scored."""
     rows = []
     for split, (b_dir, a_dir) in enumerate(zip(before, after, strict=True)):
-        b, a, kinds = _product(b_dir).assign(r2=_r2), _product(a_dir).assign(r2=_r2), _kinds(a_dir)
+        b, a, kinds = _product(b_dir), _product(a_dir), _kinds(a_dir)
         budget = int(a.budget_seconds.iloc[0])
         peer = _peer_scores(peers[split] if peers else None, budget)
         for name in sorted(set(a.index) & set(b.index)):

@@ -54,8 +54,8 @@ def with_search_form(endpoint: Callable[..., Awaitable[Result]]) -> Callable[...
 
     One field a parameter the API exposes (:func:`~metalearn.search.settings.params`, in their declared order):
     of its declared type (``Param.annotation``), with :func:`search_form`'s help and bounds and :data:`API_DEFAULTS`' default.
-    The endpoint gets the values sent as ``search``, one mapping by name, and validates them itself (its
-    server's limits, then ``SearchSettings.from_params``). FastAPI reads the signature set here (annotations
+    The endpoint gets the values sent as ``search``, one mapping by name, and validates them itself
+    (:func:`server_search_settings`: its server's limits, then ``SearchSettings.from_params``). FastAPI reads the signature set here (annotations
     evaluated), so the form, its 422 errors and the OpenAPI schema are those of the same parameters written
     out in the endpoint in that order."""
     names = tuple(params("api"))
