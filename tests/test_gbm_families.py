@@ -349,6 +349,69 @@ def test_an_all_rows_refit_cut_by_the_clock_keeps_the_early_stopped_model(
     assert np.array_equal(model.predict_task(X).probas[0], plain.predict_task(X).probas[0])
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_final_fit_takes_its_rounds_from_the_trials_and_fits_once(datasets, family: str, monkeypatch) -> None:
+    """A cross-validated trial reports its folds' early-stopped rounds per training row; ``fit_final`` given
+    them fits that many rounds per row on all rows in one fit (no early stopping, no second fit)."""
+    import math
+
+    from metalearn.pipelines.models import boosting
+    from metalearn.pipelines.models.boosting import fitted_rounds
+    from metalearn.search.evaluation import fit_final
+
+    ds = datasets["binary"]
+    space = get_space("binary")
+    values = _early_stopping_values(space, family)
+    r = evaluate_config(ds, space, values, protocol=EvalProtocol(n_folds=3))
+    assert r.ok and r.rounds_per_row is not None
+    # the folds' own rounds: each fold's model fit on its training rows, as the trial fits it
+    from metalearn.data.splits import cv_splits
+
+    folds = [
+        fitted_rounds(space.build(values, ds.task, ds.categorical).fit(ds.X.iloc[tr], ds.y.iloc[tr]))
+        for tr, _ in cv_splits(ds, 3, EvalProtocol(n_folds=3).resolve(ds.n_rows).seed)
+    ]
+    assert all(f is not None and f[0] < 2000 and f[1] < ds.n_rows for f in folds)
+    assert r.rounds_per_row == pytest.approx(sum(f[0] for f in folds) / sum(f[1] for f in folds))
+    once = boosting._BoostedTrees._fit_once
+    calls: list[int] = []
+
+    def counted(self: Any, X: Any, y: Any) -> None:
+        calls.append(X.shape[0])
+        once(self, X, y)
+
+    monkeypatch.setattr(boosting._BoostedTrees, "_fit_once", counted)
+    model = fit_final(ds, space, values, rounds_per_row=r.rounds_per_row)
+    b = _boosters(model)[0]
+    assert calls == [ds.n_rows]  # one fit, on every row
+    assert b.rounds_from_trials_ and b.refit_all_rows_ and not b.early_stopped_ and b.n_train_rows_ == ds.n_rows
+    assert b.n_rounds_ == _library_rounds(b) == math.ceil(r.rounds_per_row * ds.n_rows)
+    assert fitted_rounds(model) is None  # not an early-stopped fit: it reports no rounds of its own
+    calls.clear()
+    plain = _boosters(fit_final(ds, space, values))[0]  # without the trials' rounds: early stopping, then a refit
+    assert len(calls) == 2 and not plain.rounds_from_trials_ and plain.refit_all_rows_
+
+
+def test_trial_rounds_need_every_fold_and_a_model_with_one_boosted_fit(datasets) -> None:
+    """Rounds per row come only from trials whose every fold early-stopped one boosted fit: not from a
+    forest, a fold without early stopping, or a model of one boosted fit per label."""
+    from metalearn.pipelines.models.boosting import fitted_rounds, trial_rounds
+
+    assert trial_rounds([(100, 400), (300, 400)]) == pytest.approx(0.5)
+    assert trial_rounds([(100, 400), None]) is None and trial_rounds([]) is None
+    ds = datasets["binary"]
+    space = get_space("binary")
+    forest = space.validate({"model": "rf"}, fill_defaults=True)
+    assert evaluate_config(ds, space, forest, protocol=EvalProtocol(n_folds=3)).rounds_per_row is None
+    few = ds.take_rows(np.arange(60))  # too few rows to early-stop on
+    values = _early_stopping_values(space, FAMILIES[0])
+    assert evaluate_config(few, space, values, protocol=EvalProtocol(n_folds=3)).rounds_per_row is None
+    ml = datasets["multilabel"]
+    per_label = _values("multilabel", next(f for f in FAMILIES if f not in NATIVE_MULTILABEL))
+    model = get_space("multilabel").build(per_label, ml.task, ml.categorical).fit(ml.X, ml.y)
+    assert len(_boosters(model)) > 1 and fitted_rounds(model) is None
+
+
 def test_a_time_limited_trial_imports_its_boosting_library_in_the_searching_process() -> None:
     """A time-limited trial runs in a forked child: its boosting library is imported once in the process
     that forks (inherited by every later child), not in each child; an inline trial changes nothing there."""

@@ -165,7 +165,7 @@ def _run_search_cell(job: CellJob, spec: StrategySpec, prep: Prepared, res: Cell
         res.incumbent = {"config_id": result.best_config_id, "values": result.best_values}
         t1 = time.monotonic()
         try:
-            model = fit_final(train, get_space(train.task), result.best_values)
+            model = fit_final(train, get_space(train.task), result.best_values, rounds_per_row=result.best_rounds_per_row)
             metrics = test_score(model, prep.X_test, prep.y_test, train.task)
             res.test_metrics = {k: float(v) for k, v in metrics.items()}
             res.test_score = float(metrics.get(train.task.metric, math.nan))

@@ -380,7 +380,9 @@ def refit_best(dataset: Dataset, result: SearchResult, deadline: Deadline, seed:
     # the boosting rounds' clock bound: that time too, never under a share of the budget (never a one-round model)
     bounded = None if extra is None else max(extra, FINAL_FIT_FLOOR_SHARE * float(deadline.limit or 0.0))
     with fit_deadline(bounded) as bound:
-        model = fit_final(data, get_space(dataset.task), result.best_values, extra_within=extra)
+        model = fit_final(
+            data, get_space(dataset.task), result.best_values, extra_within=extra, rounds_per_row=result.best_rounds_per_row
+        )
     if bound is not None and bound.hit:
         kept_for = f" ({keep:.1f} s of the {seconds:.1f} s left kept for the ensemble's other members)" if keep > 0 else ""
         deadline.note(

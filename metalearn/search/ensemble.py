@@ -203,7 +203,8 @@ class Candidate:
     over folds), predictions, and fit time (seconds, all folds) for the refit-time estimate;
     ``refit_seconds`` is that estimate when the search made it (scaled to all rows, see
     :func:`~metalearn.search.deadline.refit_estimate`: a trial on a data subset or one holdout split fits
-    far fewer rows than the refit)."""
+    far fewer rows than the refit); ``rounds_per_row`` its trial's early-stopped boosting rounds per training
+    row, which its refit takes (``EvalResult.rounds_per_row``; None: its refit early-stops)."""
 
     config_id: str
     values: dict[str, Any]
@@ -212,6 +213,7 @@ class Candidate:
     fit_seconds: float = 0.0
     n_folds: int = 1
     refit_seconds: float | None = None
+    rounds_per_row: float | None = None
 
 
 class OOFPool:
@@ -1004,7 +1006,7 @@ def build_ensemble(
             # its boosting refit on all rows only with the time the later members' refits leave
             within = None if time_left is None else time_left() - sum(map(cost, todo[i + 1:]))
             with fit_deadline(None if time_left is None else max(time_left(), 0.0)) as bound:
-                member = fit_final(dataset, space, c.values, extra_within=within)
+                member = fit_final(dataset, space, c.values, extra_within=within, rounds_per_row=c.rounds_per_row)
         except MetaLearnError as exc:
             return skip(f"member {c.config_id} failed to refit ({exc}): the single pipeline is kept")
         cut = bound is not None and bound.hit
@@ -1066,7 +1068,7 @@ def _replace_best(
             continue
         try:
             with fit_deadline(None if time_left is None else max(time_left(), 0.0)) as bound:
-                model = fit_final(dataset, space, c.values)
+                model = fit_final(dataset, space, c.values, rounds_per_row=c.rounds_per_row)
         except MetaLearnError:
             passed_over.append(f"{c.config_id}: its refit failed")
             continue

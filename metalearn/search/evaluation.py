@@ -36,7 +36,13 @@ from metalearn.data.splits import cv_splits, duplicate_groups, holdout_split, pl
 from metalearn.data.task import Task, TaskKind
 from metalearn.kb.records import RunRecord, run_id_for
 from metalearn.pipelines.models.adaptive import final_fit
-from metalearn.pipelines.models.boosting import fit_deadline, preload
+from metalearn.pipelines.models.boosting import (
+    final_rounds,
+    fit_deadline,
+    fitted_rounds,
+    preload,
+    trial_rounds,
+)
 from metalearn.pipelines.spaces.base import SearchSpace, TaskModel
 from metalearn.pipelines.spaces.components import boosting_libraries
 from metalearn.search.sandbox import Emit, error_text, run_in_child, run_inline, status_of
@@ -187,6 +193,9 @@ class EvalResult:
     notes: str = ""
     # the part of ``notes`` saying the boosted fits were stopped at the time limit ("" when they were not)
     cut_note: str = ""
+    # a full-budget trial's early-stopped boosting rounds per training row (boosting.trial_rounds: every fold's
+    # one boosted fit early-stopped, none was cut), for the final fit (fit_final's rounds_per_row); never stored
+    rounds_per_row: float | None = None
     # the out-of-fold predictions (metalearn.search.ensemble.OutOfFold) when asked for; never stored
     oof: Any = field(default=None, repr=False, compare=False)
 
@@ -293,7 +302,8 @@ def _check_prediction(pred: Any, task: Task, n: int) -> None:
 
 def _execute(trial: _Trial, emit: Emit, catch: tuple[type[BaseException], ...]) -> None:
     """Run every fold; emit ("fold", i, metrics, fit_s, predict_s) per fold (plus the fold's prediction
-    with ``keep_predictions``), ("cut", i) before it when its boosted fits stopped at ``fit_within``,
+    with ``keep_predictions``), ("cut", i) before it when its boosted fits stopped at ``fit_within``, else
+    ("rounds", i, rounds, rows) when its one boosted fit early-stopped (:func:`fitted_rounds`),
     then ("done",) or ("error", status, text) at the first failure."""
     ds = trial.dataset
     k = len(trial.folds)
@@ -323,6 +333,8 @@ def _execute(trial: _Trial, emit: Emit, catch: tuple[type[BaseException], ...]) 
             return
         if bound is not None and bound.hit:
             emit(("cut", i))
+        elif (rounds := fitted_rounds(model)) is not None:
+            emit(("rounds", i, *rounds))
         emit(("fold", i, metrics, t1 - t0, t2 - t1, *((pred,) if trial.keep_predictions else ())))
     emit(("done",))
 
@@ -468,6 +480,11 @@ def evaluate_config(
         "wall_seconds": time.monotonic() - started,
         "notes": "; ".join(n for n in (notes, cut_note) if n),
         "cut_note": cut_note,
+        "rounds_per_row": (
+            trial_rounds([out.rounds.get(f[0]) for f in out.folds])
+            if full_budget(budget) and not out.cut and len(out.folds) == len(folds)
+            else None
+        ),
     }
     if out.timed_out:
         text = (
@@ -525,14 +542,21 @@ def evaluate_config(
 
 
 def fit_final(
-    dataset: Dataset, space: SearchSpace, values: Mapping[str, Any], *, extra_within: float | None = None
+    dataset: Dataset,
+    space: SearchSpace,
+    values: Mapping[str, Any],
+    *,
+    extra_within: float | None = None,
+    rounds_per_row: float | None = None,
 ) -> TaskModel:
     """Fit the configuration on all rows of ``dataset`` (in this process, no limits).
 
     It is a final fit (:func:`~metalearn.pipelines.models.adaptive.final_fit`): a boosted-tree model that
     early-stopped on a validation part of the rows is fitted again on all of them with the rounds early
     stopping chose, and a random / extra-trees forest grows to 300 trees, each when expected to end
-    within ``extra_within`` seconds (None: always).
+    within ``extra_within`` seconds (None: always). With ``rounds_per_row`` (the trials' early-stopped rounds,
+    ``EvalResult.rounds_per_row``) a boosted-tree model fits that many rounds per row on all rows at once
+    instead (:func:`~metalearn.pipelines.models.boosting.final_rounds`).
 
     Raises ``ConfigurationError`` for an invalid configuration and ``SearchError`` when the model
     fails to fit.
@@ -540,7 +564,7 @@ def fit_final(
     clean = space.validate(values)
     model = space.build(clean, dataset.task, dataset.categorical)
     try:
-        with warnings.catch_warnings(), final_fit(extra_within):
+        with warnings.catch_warnings(), final_fit(extra_within), final_rounds(rounds_per_row):
             warnings.simplefilter("ignore")
             model.fit(dataset.X, dataset.y)
     except MetaLearnError:

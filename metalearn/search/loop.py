@@ -131,6 +131,9 @@ class SearchResult:
     # seconds a refit of the best configuration on all rows is expected to take (from its trials' measured
     # fits; None when unknown, e.g. only resumed or lower-budget trials)
     best_refit_seconds: float | None = None
+    # the best configuration's trials' early-stopped boosting rounds per training row (``EvalResult.rounds_per_row``)
+    # for its final fit (``fit_final``); None when unknown (not boosted, a trial cut or resumed, a lower budget)
+    best_rounds_per_row: float | None = None
     # SMAC's proposals skipped without a fit because they cannot fit their data (a boosted model of too few
     # steps, see ``SearchSpace.underfit_reason``); they are not trials and are not stored
     n_skipped: int = 0
@@ -424,6 +427,7 @@ def run_search(
     n_pruned = 0
     n_unresumed, unresumed_best = 0, None
     refit_seconds: dict[str, float] = {}  # config id -> its expected refit on all rows (from measured fits)
+    rounds_per_row: dict[str, float] = {}  # config id -> its trial's early-stopped boosting rounds per row
     refit_share = refit_factor(protocol, dataset.n_rows)  # a trial's refit, per second of the trial
     try:  # preparing the search (resume, warm start) can fail too: that is recorded like the rest
         # 1. resume: runs of earlier searches on the same data are told, not re-run
@@ -544,9 +548,12 @@ def run_search(
                 refit_seconds[config_id] = refit_estimate(
                     result.fit_seconds, result.n_folds, result.n_train_rows, dataset.n_rows
                 )
+                if result.rounds_per_row is not None:
+                    rounds_per_row[config_id] = result.rounds_per_row
             if oof_pool is not None and pooled and result.ok and result.oof is not None:
                 oof_pool.offer(Candidate(config_id, values, float(result.score), result.oof,
-                                         result.fit_seconds, result.n_folds, refit_seconds.get(config_id)))
+                                         result.fit_seconds, result.n_folds, refit_seconds.get(config_id),
+                                         rounds_per_row.get(config_id)))
 
         def keep_reserve() -> None:
             """Keep the time the best pipeline's refit and the ensemble's other refits need (a time limit only)."""
@@ -742,6 +749,7 @@ def run_search(
         error=error,
         stopped_by=stopped_by,
         best_refit_seconds=refit_seconds.get(best.config_id) if best.config_id is not None else None,
+        best_rounds_per_row=rounds_per_row.get(best.config_id) if best.config_id is not None else None,
         n_skipped=n_skipped,
         n_duplicates=n_duplicates,
         n_cut=sum(1 for t in trials if t.note),

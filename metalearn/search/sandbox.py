@@ -3,7 +3,7 @@
 A trial is a *work* function ``work(emit, catch)``: it reports its progress by calling ``emit`` with
 ``("fold", i, metrics, fit_seconds, predict_seconds)`` per completed fold (optionally with the fold's
 validation predictions as a sixth item; before it ``("cut", i)`` when the fold's fits were stopped at a
-clock bound), then once with a final
+clock bound, and ``("rounds", i, rounds, rows)`` when its boosted fit early-stopped), then once with a final
 ``("done",)`` or ``("error", status, text)``, and catches the exceptions of ``catch`` itself (turning
 them into the final ``error`` message). :func:`run_inline` runs it in the calling process;
 :func:`run_in_child` runs it in a forked child where BLAS/OpenMP threads are limited to 1,
@@ -89,7 +89,8 @@ class Outcome:
     """The messages of one trial: its completed ``folds`` (index, metrics, fit and predict seconds),
     the folds' validation ``predictions`` by fold index (when the trial sent them), its ``final`` message
     (None when it never sent one), whether it ``timed_out``, the child's ``exitcode`` (negative: the
-    signal that killed it; None inline), and the folds whose fits were ``cut`` at a clock bound."""
+    signal that killed it; None inline), the folds whose fits were ``cut`` at a clock bound, and the
+    early-stopped boosting ``rounds`` and training rows of the folds that sent them."""
 
     folds: list[tuple[int, dict[str, float], float, float]] = field(default_factory=list)
     final: tuple[Any, ...] | None = None
@@ -97,6 +98,7 @@ class Outcome:
     exitcode: int | None = None
     predictions: dict[int, Any] = field(default_factory=dict)
     cut: list[int] = field(default_factory=list)
+    rounds: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def emit(self, msg: tuple[Any, ...]) -> None:
         if msg[0] == "fold":
@@ -105,6 +107,8 @@ class Outcome:
                 self.predictions[int(msg[1])] = msg[5]
         elif msg[0] == "cut":
             self.cut.append(int(msg[1]))
+        elif msg[0] == "rounds":
+            self.rounds[int(msg[1])] = (int(msg[2]), int(msg[3]))
         else:
             self.final = msg
 
