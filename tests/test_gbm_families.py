@@ -364,6 +364,9 @@ def test_the_final_fit_takes_its_rounds_from_the_trials_and_fits_once(datasets, 
     values = _early_stopping_values(space, family)
     r = evaluate_config(ds, space, values, protocol=EvalProtocol(n_folds=3))
     assert r.ok and r.rounds_per_row is not None
+    # a time-limited trial runs in a forked child, which sends its folds' rounds back: the same
+    limited = evaluate_config(ds, space, values, protocol=EvalProtocol(n_folds=3), time_limit=120)
+    assert limited.rounds_per_row == pytest.approx(r.rounds_per_row)
     # the folds' own rounds: each fold's model fit on its training rows, as the trial fits it
     from metalearn.data.splits import cv_splits
 

@@ -617,6 +617,23 @@ def test_a_boosted_recommendation_too_slow_for_its_limit_is_scored_and_noted() -
     assert stored[t_slow.config_id].status == "ok" and stored[t_slow.config_id].score == t_slow.score
 
 
+def test_the_final_boosted_fit_takes_the_best_trials_rounds() -> None:
+    """A search whose best trial is an early-stopped LightGBM keeps that trial's rounds per training row
+    (``best_rounds_per_row``, the trial's own), and its final model fits them on all rows, once."""
+    ds = load_dataset("sklearn:breast_cancer")
+    space = get_space(ds.task)
+    boosted = space.validate({"model": "lgbm", "lgbm:n_estimators": 2000.0, "lgbm:learning_rate": 0.2},
+                             fill_defaults=True)
+    protocol = EvalProtocol(n_folds=3)
+    settings = fast(warm_start=True, n_trials=1, protocol=protocol, ensemble=False)
+    outcome = optimize(ds, open_kb(":memory:"), settings, seed_configs=[Rec("lgbm", boosted, 1)])
+    alone = evaluate_config(ds, space, boosted, protocol=protocol)
+    assert outcome.result.best_rounds_per_row == pytest.approx(alone.rounds_per_row)
+    booster = outcome.model.estimator_.estimator_
+    assert booster.rounds_from_trials_ and booster.n_train_rows_ == ds.n_rows
+    assert booster.n_rounds_ == math.ceil(alone.rounds_per_row * ds.n_rows) < 2000
+
+
 def test_a_first_trial_whose_limit_the_deadline_shortened_is_cut_not_killed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Until a trial has scored, a time-limited search bounds the boosted fits of a trial whose limit the job's
     deadline shortened too (a cut model beats none: on 1,800 x 1,000 binary data at 30 s the first CatBoost

@@ -278,7 +278,7 @@ def test_a_final_boosting_refit_stops_adding_rounds_when_the_budget_is_over() ->
     values = get_space("multiclass").validate(
         {"model": "catboost", "catboost:n_estimators": 2000.0}, fill_defaults=True
     )
-    result = SimpleNamespace(best_values=values, best_refit_seconds=None)  # no estimate: all rows
+    result = SimpleNamespace(best_values=values, best_refit_seconds=None, best_rounds_per_row=None)  # no estimate: all rows
     over = Deadline(2.0, started=time.monotonic() - 2.0)  # over; the floor: 5 % of 2 s
     t0 = time.monotonic()
     model = refit_best(digits, result, over)  # type: ignore[arg-type]
@@ -287,7 +287,7 @@ def test_a_final_boosting_refit_stops_adding_rounds_when_the_budget_is_over() ->
     pred = model.predict_task(digits.X)
     assert pred.n_rows == digits.n_rows and set(pred.classes[0]) == set(digits.y.iloc[:, 0])
     roomy = Deadline(600.0)
-    refit_best(digits, SimpleNamespace(best_values=values, best_refit_seconds=None), roomy)  # type: ignore[arg-type]
+    refit_best(digits, SimpleNamespace(best_values=values, best_refit_seconds=None, best_rounds_per_row=None), roomy)  # type: ignore[arg-type]
     assert roomy.notes == []
 
 
@@ -306,7 +306,7 @@ def test_the_final_boosting_refit_leaves_the_time_kept_for_the_ensembles_other_m
          "catboost:early_stopping_rounds": 150.0},
         fill_defaults=True,
     )
-    result = SimpleNamespace(best_values=values, best_refit_seconds=None)
+    result = SimpleNamespace(best_values=values, best_refit_seconds=None, best_rounds_per_row=None)
     deadline = Deadline(2.0)
     t0 = time.monotonic()
     model = refit_best(digits, result, deadline, keep=1.9)  # type: ignore[arg-type]
@@ -335,7 +335,7 @@ def test_the_best_pipelines_own_refit_comes_before_the_ensembles_other_members()
          "catboost:early_stopping_rounds": 150.0},
         fill_defaults=True,
     )
-    result = SimpleNamespace(best_values=values, best_refit_seconds=1.5)
+    result = SimpleNamespace(best_values=values, best_refit_seconds=1.5, best_rounds_per_row=None)
     deadline = Deadline(4.0)
     t0 = time.monotonic()
     refit_best(digits, result, deadline, keep=3.9)  # type: ignore[arg-type]

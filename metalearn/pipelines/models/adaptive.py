@@ -77,7 +77,8 @@ def final_fit(seconds: float | None = None) -> Iterator[None]:
       again on all of them with the rounds early stopping chose (see
       :class:`~metalearn.pipelines.models.boosting.BoostedTreesClassifier`; ``refit_all_rows_``). Measured
       on the boosted top-1 configurations of 29 held-out corpus datasets on two splits (58 fits): the test
-      score 1.8 % better on average, better on 34 and worse on 24;
+      score 1.8 % better on average, better on 34 and worse on 24. Given the search's trials' rounds
+      (:func:`~metalearn.pipelines.models.boosting.final_rounds`) it fits on all rows once, with those;
     - a random / extra-trees forest of fewer than :data:`FINAL_FOREST_TREES` trees grows to that many
       (:class:`Adaptive`; ``forest_grown_``). Measured with the default random-forest and extra-trees
       configurations on the 31 held-out corpus datasets of the peers benchmark on two splits
