@@ -46,21 +46,10 @@ def _split(run: Path) -> tuple[int, float, int | None]:
 
 def _boosters(model: object) -> list:
     """The fitted boosted-trees estimators inside a model."""
+    from metalearn.pipelines.artifacts import parts
     from metalearn.pipelines.models.boosting import BoostedTreesClassifier, BoostedTreesRegressor
 
-    found, todo, seen = [], [model], set()
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, BoostedTreesClassifier | BoostedTreesRegressor):
-            found.append(obj)
-        elif isinstance(obj, list | tuple):
-            todo.extend(obj)
-        elif hasattr(obj, "__dict__"):
-            todo.extend(v for k, v in vars(obj).items() if k.endswith("_"))
-    return found
+    return [b for b in parts(model, (BoostedTreesClassifier, BoostedTreesRegressor)) if hasattr(b, "model_")]
 
 
 def main(argv: list[str] | None = None) -> int:

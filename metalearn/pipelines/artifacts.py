@@ -289,11 +289,10 @@ class SignedModel:
         return f"SignedModel({self.model!r}, inputs={self.signature.inputs!r})"
 
 
-def forests(model: Any) -> Iterator[Any]:
-    """Every random / extra-trees forest inside ``model`` (through the attributes of the trusted
-    libraries' objects, lists, tuples and dicts), each once."""
-    from sklearn.ensemble._forest import BaseForest
-
+def parts(model: Any, kind: type | tuple[type, ...]) -> Iterator[Any]:
+    """Every object of type ``kind`` inside ``model`` (through the attributes of the trusted libraries'
+    objects, lists, tuples and dicts; not inside a found one), each once: fitted ones and the unfitted
+    templates they were cloned from alike."""
     seen: set[int] = set()
     stack = [model]
     while stack:
@@ -301,7 +300,7 @@ def forests(model: Any) -> Iterator[Any]:
         if obj is None or id(obj) in seen or isinstance(obj, str | bytes | bytearray | int | float | np.ndarray):
             continue
         seen.add(id(obj))
-        if isinstance(obj, BaseForest):
+        if isinstance(obj, kind):
             yield obj
         elif isinstance(obj, list | tuple):
             stack.extend(obj)
@@ -309,6 +308,13 @@ def forests(model: Any) -> Iterator[Any]:
             stack.extend(obj.values())
         elif type(obj).__module__.startswith(TRUSTED_MODULES) and hasattr(obj, "__dict__"):
             stack.extend(vars(obj).values())
+
+
+def forests(model: Any) -> Iterator[Any]:
+    """Every random / extra-trees forest inside ``model``, each once (:func:`parts`)."""
+    from sklearn.ensemble._forest import BaseForest
+
+    return parts(model, BaseForest)
 
 
 def forest_size(model: Any) -> tuple[int, int]:

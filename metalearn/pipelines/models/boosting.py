@@ -33,6 +33,7 @@ float matrix of the task models' preprocessing:
 from __future__ import annotations
 
 import importlib
+import itertools
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -134,24 +135,13 @@ def fitted_rounds(model: Any) -> tuple[int, int] | None:
     """``(rounds, training rows)`` of the one boosted fit inside a fitted ``model`` (a task model, an
     :class:`~metalearn.pipelines.models.adaptive.Adaptive`, a wrapper) when it early-stopped and was not
     fitted again; None when there is none or more than one (a model per output or per class)."""
-    found: list[_BoostedTrees] = []
-    todo, seen = [model], set()
-    while todo and len(found) < 2:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, _BoostedTrees):
-            found.append(obj)
-            continue
-        if isinstance(obj, list | tuple):
-            todo.extend(obj)
-        elif isinstance(obj, BaseEstimator):
-            todo.extend(v for k, v in vars(obj).items() if k.endswith("_") and isinstance(v, BaseEstimator | list))
+    from metalearn.pipelines.artifacts import parts
+
+    found = list(itertools.islice((b for b in parts(model, _BoostedTrees) if hasattr(b, "model_")), 2))
     if len(found) != 1:
         return None
     fit = found[0]
-    if not getattr(fit, "early_stopped_", False) or getattr(fit, "refit_all_rows_", False):
+    if not fit.early_stopped_ or fit.refit_all_rows_:
         return None
     return int(fit.n_rounds_), int(fit.n_train_rows_)
 
